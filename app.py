@@ -1,0 +1,18 @@
+"""Entry point. `python app.py` runs the service (embedded PostgreSQL and demo data when no DATABASE_URL);
+`python app.py <command>` runs a CLI command; `litestar run` and uvicorn import `app` from here."""
+
+import sys
+
+from telehealth.asgi import create_app
+
+app = create_app()
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        from telehealth.cli import main_cli
+
+        main_cli()
+    else:
+        from telehealth.cli import run_demo_server
+
+        run_demo_server()

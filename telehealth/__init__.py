@@ -1,0 +1,1 @@
+"""Coordination service for at-home ketamine programs."""

@@ -1,0 +1,45 @@
+"""Route guards: plain functions Litestar runs before a handler. Object-level checks live in authz.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
+from telehealth.lib.errors import Forbidden, NotAuthenticated
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn | None:
+    return connection.scope.get("user")  # type: ignore[return-value]
+
+
+def requires_sign_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Signed in, and for staff (or anyone enrolled) the second factor done in this session."""
+    user = current_user(connection)
+    if user is None:
+        raise NotAuthenticated("auth.required", "Sign in to continue.")
+    if user.must_enrol_two_factor:
+        raise Forbidden("auth.two_factor_enrolment_required", "Set up two-factor sign-in to continue.")
+    if not user.two_factor_done:
+        raise Forbidden("auth.two_factor_required", "Enter your two-factor code to continue.")
+
+
+def requires_password_step(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Signed in with a password, second factor possibly pending (the two-factor pages themselves)."""
+    if current_user(connection) is None:
+        raise NotAuthenticated("auth.required", "Sign in to continue.")
+
+
+def requires_role(*roles: Role):  # noqa: ANN201  (a guard factory)
+    allowed = frozenset(roles)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        requires_sign_in(connection, handler)
+        user = current_user(connection)
+        if user is None or user.role not in allowed:
+            raise Forbidden("auth.role_forbidden", "Your role cannot open this page.")
+
+    return guard

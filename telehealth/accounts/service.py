@@ -1,0 +1,310 @@
+"""Account rules: creating accounts, signing in (rate limit, lockout), email verification, password reset.
+
+Sessions live in `sessions.py`, two-factor in `two_factor.py`, who-may-see-whom in `authz.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from telehealth.accounts.models import AccountToken, LoginAttempt, Patient, UserAccount
+from telehealth.accounts.roles import Role
+from telehealth.accounts.security import (
+    hash_password,
+    hash_token,
+    new_token,
+    password_needs_rehash,
+    password_problem,
+    verify_password,
+)
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
+from telehealth.notifications.service import queue_email
+from telehealth.settings import Settings
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+INVALID_CREDENTIALS = "That email and password do not match an account."
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def email_problem(email: str) -> str | None:
+    if len(email) > 254:
+        return "must be at most 254 characters"
+    if not EMAIL_PATTERN.match(email.strip()):
+        return "is not a valid email address"
+    return None
+
+
+async def find_user_by_email(session: AsyncSession, email: str) -> UserAccount | None:
+    result = await session.execute(select(UserAccount).where(UserAccount.email == normalize_email(email)))
+    return result.scalar_one_or_none()
+
+
+async def create_account(
+    session: AsyncSession,
+    *,
+    email: str,
+    full_name: str,
+    role: Role,
+    password: str,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+    email_verified: bool = False,
+) -> UserAccount:
+    """Create an account (and the patient record for a patient). Queues the verification email unless
+    the address is already known to be verified."""
+    fields: dict[str, str] = {}
+    if problem := email_problem(email):
+        fields["email"] = problem
+    if not full_name.strip():
+        fields["full_name"] = "is required"
+    if problem := password_problem(password, email=email):
+        fields["password"] = problem
+    if fields:
+        raise InvalidInput("account.invalid", "Some details need another look.", fields=fields)
+    if await find_user_by_email(session, email) is not None:
+        raise Conflict("account.email_taken", "An account with this email already exists.", fields={"email": "is taken"})
+    user = UserAccount(
+        email=normalize_email(email),
+        full_name=full_name.strip(),
+        role=role.value,
+        password_hash=hash_password(password),
+        email_verified_at=now if email_verified else None,
+        created_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    if role is Role.PATIENT:
+        session.add(Patient(user_id=user.id, created_at=now))
+    await record_audit_event(
+        session, actor=actor, action="account.create", resource_type="user_account", resource_id=user.id, now=now
+    )
+    if not email_verified:
+        await send_email_verification(session, user=user, now=now, settings=settings)
+    return user
+
+
+# --- signing in ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignInAttempt:
+    email: str
+    password: str
+    ip: str
+    user_agent: str | None
+
+
+async def check_password_sign_in(
+    session: AsyncSession, attempt: SignInAttempt, *, now: datetime, settings: Settings
+) -> UserAccount:
+    """Check an email and password. Answers the user, or raises a refusal that keeps its evidence
+    (attempt row, failure counter, lock, audit), so the request commits them even though it fails."""
+    window_start = now - timedelta(minutes=15)
+    recent = await session.scalar(
+        select(func.count()).select_from(LoginAttempt).where(
+            LoginAttempt.ip == attempt.ip, LoginAttempt.attempted_at >= window_start
+        )
+    )
+    actor = Actor.anonymous(attempt.ip, attempt.user_agent)
+    if (recent or 0) >= settings.login_attempts_per_ip_per_15_min:
+        await record_audit_event(
+            session, actor=actor, action="auth.sign_in", resource_type="user_account", now=now,
+            outcome="denied", reason="rate_limited",
+        )  # fmt: skip
+        raise TooManyRequests(
+            "auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.",
+            keep_evidence=True,
+        )  # fmt: skip
+    login_attempt = LoginAttempt(ip=attempt.ip, attempted_at=now, succeeded=False)
+    session.add(login_attempt)
+
+    # Row lock: concurrent wrong passwords all count, and the lock is set exactly once.
+    user = (
+        await session.execute(
+            select(UserAccount).where(UserAccount.email == normalize_email(attempt.email)).with_for_update()
+        )
+    ).scalar_one_or_none()
+    password_ok = verify_password(user.password_hash if user else None, attempt.password)
+
+    if user is None or not user.is_active:
+        await record_audit_event(
+            session, actor=actor, action="auth.sign_in", resource_type="user_account", now=now,
+            outcome="failure", reason="unknown_account" if user is None else "inactive",
+        )  # fmt: skip
+        raise NotAuthenticated("auth.invalid_credentials", INVALID_CREDENTIALS, keep_evidence=True)
+
+    actor = Actor(user.id, user.role, attempt.ip, attempt.user_agent)
+    if user.locked_until is not None and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        await record_audit_event(
+            session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
+            now=now, outcome="denied", reason="locked",
+        )  # fmt: skip
+        raise Forbidden(
+            "auth.account_locked",
+            f"Sign-in is paused for this account after too many failed attempts. Try again in {minutes} "
+            "minutes, or reset your password.",
+            keep_evidence=True,
+        )
+
+    if not password_ok:
+        user.failed_login_count += 1
+        reason = "wrong_password"
+        if user.failed_login_count >= settings.login_lock_after_failures:
+            user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
+            user.failed_login_count = 0
+            reason = "wrong_password_locked"
+            await _queue_account_locked_email(session, user=user, now=now, settings=settings)
+        await record_audit_event(
+            session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
+            now=now, outcome="failure", reason=reason,
+        )  # fmt: skip
+        raise NotAuthenticated("auth.invalid_credentials", INVALID_CREDENTIALS, keep_evidence=True)
+
+    user.failed_login_count = 0
+    user.locked_until = None
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(attempt.password)
+    login_attempt.succeeded = True
+    await record_audit_event(
+        session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id, now=now
+    )
+    return user
+
+
+async def _queue_account_locked_email(
+    session: AsyncSession, *, user: UserAccount, now: datetime, settings: Settings
+) -> None:
+    await queue_email(
+        session,
+        to=user.email,
+        template="account_locked",
+        context={
+            "recipient_name": user.full_name,
+            "locked_minutes": settings.login_lock_minutes,
+            "reset_url": f"{settings.public_base_url}/password/forgot",
+        },
+        now=now,
+    )
+
+
+# --- single-use tokens: email verification and password reset -----------------------------------------
+
+
+async def _issue_token(
+    session: AsyncSession, *, user: UserAccount, purpose: str, valid_for: timedelta, now: datetime
+) -> str:
+    raw, digest = new_token()
+    session.add(AccountToken(user_id=user.id, purpose=purpose, token_hash=digest, created_at=now, expires_at=now + valid_for))
+    return raw
+
+
+async def _spend_token(session: AsyncSession, *, raw: str, purpose: str, now: datetime) -> UserAccount:
+    """Mark a token used (compare-and-swap: it works once even if two requests race) and answer its user."""
+    spent = await session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.token_hash == hash_token(raw),
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(AccountToken.user_id)
+    )
+    user_id = spent.scalar_one_or_none()
+    if user_id is None:
+        raise InvalidInput(
+            f"{purpose}.link_invalid",
+            "This link has expired or was already used. Ask for a new one.",
+            fields={"token": "is expired, used or unknown"},
+        )
+    user = await session.get(UserAccount, user_id)
+    assert user is not None  # the foreign key guarantees it
+    return user
+
+
+async def send_email_verification(session: AsyncSession, *, user: UserAccount, now: datetime, settings: Settings) -> None:
+    raw = await _issue_token(
+        session, user=user, purpose="verify_email", valid_for=timedelta(hours=settings.email_verification_valid_hours), now=now
+    )
+    await queue_email(
+        session,
+        to=user.email,
+        template="verify_email",
+        context={"recipient_name": user.full_name, "verify_url": f"{settings.public_base_url}/account/verify-email?token={raw}"},
+        now=now,
+    )
+
+
+async def verify_email(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> UserAccount:
+    user = await _spend_token(session, raw=token, purpose="verify_email", now=now)
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+    await record_audit_event(
+        session, actor=actor, action="account.verify_email", resource_type="user_account", resource_id=user.id, now=now
+    )
+    return user
+
+
+async def request_password_reset(
+    session: AsyncSession, *, email: str, actor: Actor, now: datetime, settings: Settings
+) -> None:
+    """Email a reset link if the account exists. Answers the same either way (no way to probe for accounts)."""
+    user = await find_user_by_email(session, email)
+    await record_audit_event(
+        session, actor=actor, action="auth.password_reset_requested", resource_type="user_account",
+        resource_id=user.id if user else None, now=now, outcome="success" if user else "failure",
+        reason=None if user else "unknown_account",
+    )  # fmt: skip
+    if user is None or not user.is_active:
+        return
+    raw = await _issue_token(
+        session, user=user, purpose="reset_password", valid_for=timedelta(minutes=settings.password_reset_valid_minutes), now=now
+    )
+    await queue_email(
+        session,
+        to=user.email,
+        template="password_reset",
+        context={
+            "recipient_name": user.full_name,
+            "reset_url": f"{settings.public_base_url}/password/reset?token={raw}",
+            "valid_minutes": settings.password_reset_valid_minutes,
+        },
+        now=now,
+    )
+
+
+async def reset_password(session: AsyncSession, *, token: str, new_password: str, actor: Actor, now: datetime) -> UserAccount:
+    """Spend a reset token, set the new password, end every session of the account and lift any lock."""
+    from telehealth.accounts.sessions import revoke_all_sessions
+
+    user = await _spend_token(session, raw=token, purpose="reset_password", now=now)
+    if problem := password_problem(new_password, email=user.email):
+        raise InvalidInput("account.invalid", "Choose another password.", fields={"password": problem})
+    user.password_hash = hash_password(new_password)
+    user.failed_login_count = 0
+    user.locked_until = None
+    if user.email_verified_at is None:
+        user.email_verified_at = now  # the reset link reached the inbox: the address works
+    await revoke_all_sessions(session, user_id=user.id, now=now)
+    await record_audit_event(
+        session, actor=Actor(user.id, user.role, actor.ip, actor.user_agent), action="auth.password_reset",
+        resource_type="user_account", resource_id=user.id, now=now,
+    )  # fmt: skip
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> UserAccount | None:
+    return await session.get(UserAccount, user_id)

@@ -1,0 +1,123 @@
+"""create_app(): settings -> plugins, middleware, routes, lifespan (database, worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.logging.config import LoggingConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from telehealth.accounts.middleware import SessionAuthMiddleware
+from telehealth.cli import TelehealthCLIPlugin
+from telehealth.db.engine import make_engine, make_session_factory
+from telehealth.db.migrate import upgrade_database
+from telehealth.lib.clock import Clock, SystemClock
+from telehealth.lib.dependencies import APP_DEPENDENCIES
+from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
+from telehealth.lib.security_headers import SecurityHeadersMiddleware
+from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
+from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
+from telehealth.routes import ROUTE_HANDLERS
+from telehealth.settings import PROJECT_ROOT, Settings, get_settings
+from telehealth.templating import configure_template_engine
+
+logger = logging.getLogger("telehealth")
+STRIPE_WEBHOOK_PATH = "/api/v1/billing/stripe/webhook"
+
+
+def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
+    """The configured DATABASE_URL, or the embedded server started on demand."""
+    if settings.database_url:
+        return settings.database_url, None
+    from telehealth.db.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(settings.embedded_data_dir)
+
+
+def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
+    if settings.smtp_url:
+        return SmtpMailer(settings.smtp_url)
+    return DatabaseMailbox(app_state_factory)  # type: ignore[arg-type]
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None, mailer: Mailer | None = None) -> Litestar:
+    settings = settings or get_settings()
+    settings.validate()
+    clock = clock or SystemClock()
+    import_job_modules()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        url, embedded_server = resolve_database_url(settings)
+        engine = make_engine(url)
+        factory = make_session_factory(engine)
+        app.state.engine = engine
+        app.state.session_factory = factory
+        app.state.embedded_server = embedded_server
+        app.state.mailer = mailer or make_mailer(settings, factory)
+        if settings.auto_migrate if settings.database_url else True:
+            try:
+                await upgrade_database(engine)
+            except Exception:  # e.g. the database is still starting: /ready reports it, the worker retries
+                logger.exception("could not apply migrations at start; /ready will say so")
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.run_worker_in_process:
+            context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer})
+            worker_task = asyncio.create_task(run_worker(context, stop), name="in-process-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                with suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(worker_task, timeout=10)
+            await engine.dispose()
+
+    app = Litestar(
+        route_handlers=[
+            *ROUTE_HANDLERS,
+            create_static_files_router(path="/static", directories=[PROJECT_ROOT / "telehealth" / "static"]),
+        ],
+        dependencies=APP_DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[SecurityHeadersMiddleware(hsts=settings.uses_tls), SessionAuthMiddleware()],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=settings.uses_tls,
+            cookie_samesite="lax",
+            exclude=[STRIPE_WEBHOOK_PATH, "/health", "/ready"],
+        ),
+        template_config=TemplateConfig(
+            directory=PROJECT_ROOT / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=lambda engine: configure_template_engine(engine, settings),
+        ),
+        openapi_config=OpenAPIConfig(
+            title=f"{settings.clinic_name} API",
+            version="1",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+        ),
+        logging_config=LoggingConfig(
+            root={"level": "INFO", "handlers": ["queue_listener"]},
+            loggers={"alembic": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+            log_exceptions="debug",
+        ),
+        request_max_body_size=settings.max_request_body_bytes,
+        lifespan=[lifespan],
+        plugins=[TelehealthCLIPlugin()],
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    return app

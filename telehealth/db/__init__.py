@@ -1,0 +1,1 @@
+"""Database plumbing: engine and sessions, types, the embedded server, migrations."""

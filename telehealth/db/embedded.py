@@ -1,0 +1,33 @@
+"""The embedded PostgreSQL (pgserver) used when no DATABASE_URL is given: `python app.py` on a bare machine."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+MIN_FREE_BYTES = 200 * 1024 * 1024
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded server could not start; the message says why and what to do."""
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Start (or reuse) a PostgreSQL 16 server in `data_dir`; answer its URL and the server handle."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(data_dir).free
+    if free < MIN_FREE_BYTES:
+        raise EmbeddedDatabaseError(
+            f"only {free // (1024 * 1024)} MB free under {data_dir}; the embedded database needs at least "
+            f"{MIN_FREE_BYTES // (1024 * 1024)} MB. Free some space or set DATABASE_URL to another server."
+        )
+    import pgserver  # imported late: a deployment with DATABASE_URL never loads it
+
+    try:
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises plain exceptions with the server log in them
+        raise EmbeddedDatabaseError(f"the embedded PostgreSQL in {data_dir} did not start: {exc}") from exc
+    server.psql("SELECT 1")
+    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path
+    return uri, server

@@ -1,0 +1,9 @@
+"""Imports every table so SQLModel.metadata is complete (Alembic, tests, the app)."""
+
+from telehealth.accounts import models as accounts_models
+from telehealth.audit import models as audit_models
+from telehealth.clinicians import models as clinicians_models
+from telehealth.notifications import models as notifications_models
+from telehealth.outbox import models as outbox_models
+
+ALL_MODEL_MODULES = (accounts_models, audit_models, clinicians_models, notifications_models, outbox_models)

@@ -1,0 +1,81 @@
+"""The demo clinic: one account per role, a prescriber licensed and DEA-registered in four states, a
+therapist on the demo patient's care team. Idempotent: running it again changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
+from telehealth.accounts.roles import STAFF_ROLES, Role
+from telehealth.accounts.security import new_totp_secret, totp_uri
+from telehealth.accounts.service import create_account, find_user_by_email
+from telehealth.audit.service import Actor
+from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.settings import Settings
+
+DEMO_PASSWORD = "demo-password-2026"
+DEMO_ACCOUNTS: dict[Role, tuple[str, str]] = {
+    Role.PATIENT: ("patient@demo.example", "Alex Rivera"),
+    Role.PRESCRIBER: ("prescriber@demo.example", "Dr. Morgan Lee"),
+    Role.THERAPIST: ("therapist@demo.example", "Sam Okafor, LCSW"),
+    Role.PHARMACIST: ("pharmacist@demo.example", "Jordan Patel, PharmD"),
+    Role.COORDINATOR: ("coordinator@demo.example", "Casey Nguyen"),
+}
+SERVED_STATES = ("NY", "NJ", "MA", "CA")
+
+
+@dataclass(frozen=True)
+class DemoSignIn:
+    role: Role
+    email: str
+    password: str
+    otpauth_uri: str | None
+
+
+async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings) -> list[DemoSignIn]:
+    actor = Actor.system()
+    users: dict[Role, UserAccount] = {}
+    for role, (email, name) in DEMO_ACCOUNTS.items():
+        user = await find_user_by_email(session, email)
+        if user is None:
+            user = await create_account(
+                session, email=email, full_name=name, role=role, password=DEMO_PASSWORD, actor=actor, now=now,
+                settings=settings, email_verified=True,
+            )  # fmt: skip
+        if role in STAFF_ROLES and user.totp_confirmed_at is None:
+            user.totp_secret = new_totp_secret()
+            user.totp_confirmed_at = now
+        users[role] = user
+    await session.flush()
+
+    today = now.date()
+    prescriber, therapist = users[Role.PRESCRIBER], users[Role.THERAPIST]
+    for clinician, zone in ((prescriber, "America/New_York"), (therapist, "America/Chicago")):
+        if await session.get(ClinicianProfile, clinician.id) is None:
+            session.add(ClinicianProfile(user_id=clinician.id, npi="1234567893" if clinician is prescriber else None, timezone=zone, created_at=now))
+    if not (await session.execute(select(StateLicense).where(StateLicense.clinician_id == prescriber.id))).first():
+        for index, state in enumerate(SERVED_STATES):
+            # California's credentials expire within 30 days, so the expiry warnings have something to show.
+            expires = today + timedelta(days=20) if state == "CA" else date(today.year + 2, 6, 30)
+            session.add(StateLicense(clinician_id=prescriber.id, state=state, number=f"{state}-MD-{40210 + index}", license_type="MD", expires_on=expires))
+            session.add(DeaRegistration(clinician_id=prescriber.id, state=state, number=f"BL{1234560 + index}", schedules="II,IIN,III,IIIN,IV,V", expires_on=expires))
+        for index, state in enumerate(SERVED_STATES[:3]):
+            session.add(StateLicense(clinician_id=therapist.id, state=state, number=f"{state}-LCSW-{7700 + index}", license_type="LCSW", expires_on=date(today.year + 2, 3, 31)))
+    patient = (await session.execute(select(Patient).where(Patient.user_id == users[Role.PATIENT].id))).scalar_one()
+    patient.state_of_residence = patient.state_of_residence or "NY"
+    if await session.get(CareTeamMember, (patient.id, therapist.id)) is None:
+        session.add(CareTeamMember(patient_id=patient.id, clinician_id=therapist.id, added_at=now))
+    await session.flush()
+    return [
+        DemoSignIn(
+            role=role,
+            email=user.email,
+            password=DEMO_PASSWORD,
+            otpauth_uri=totp_uri(user.totp_secret, email=user.email, issuer=settings.clinic_name) if user.totp_secret else None,
+        )
+        for role, user in users.items()
+    ]

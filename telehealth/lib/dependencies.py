@@ -1,0 +1,61 @@
+"""App-wide dependencies every controller may ask for by name (NamedDependency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor
+from telehealth.db.engine import provide_db_session
+from telehealth.lib.clock import Clock
+from telehealth.lib.errors import NotAuthenticated
+from telehealth.settings import Settings
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def actor_for(request: Request[Any, Any, Any]) -> Actor:
+    user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
+    user_agent = request.headers.get("user-agent")
+    if user is None:
+        return Actor.anonymous(client_ip(request), user_agent)
+    return Actor(user.user_id, user.role.value, client_ip(request), user_agent)
+
+
+async def _db_session(state: State):  # noqa: ANN202  (an async generator dependency)
+    async for session in provide_db_session(state.session_factory):
+        yield session
+
+
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
+def _clock(state: State) -> Clock:
+    return state.clock
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    return actor_for(request)
+
+
+def _signed_in(request: Request[Any, Any, Any]) -> SignedIn:
+    user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
+    if user is None:
+        raise NotAuthenticated("auth.required", "Sign in to continue.")
+    return user
+
+
+APP_DEPENDENCIES = {
+    "db_session": Provide(_db_session),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "clock": Provide(_clock, sync_to_thread=False),
+    "actor": Provide(_actor, sync_to_thread=False),
+    "signed_in": Provide(_signed_in, sync_to_thread=False),
+}

@@ -1,0 +1,118 @@
+"""Every error becomes `{"code", "detail", "fields"}` for the API, or a calm page for a browser.
+
+Database outages answer 503 (the transaction was rolled back, nothing half-written); anything unexpected
+answers a generic 500 and is logged without request data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
+from litestar.response import Redirect, Template
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from telehealth.lib.errors import DomainError
+
+logger = logging.getLogger("telehealth.errors")
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, OSError)
+
+
+def wants_json(request: Request[Any, Any, Any]) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path.startswith("/schema") or "text/html" not in request.headers.get("accept", "")
+
+
+def error_response(
+    request: Request[Any, Any, Any], *, status: int, code: str, detail: str, fields: dict[str, str] | None = None
+) -> Response[Any]:
+    if wants_json(request):
+        return Response(
+            {"code": code, "detail": detail, "fields": fields or {}}, status_code=status, media_type=MediaType.JSON
+        )
+    if status == 401:
+        return Redirect(path=f"/sign-in?next={request.url.path}")
+    if code == "auth.two_factor_enrolment_required":
+        return Redirect(path="/account/two-factor")
+    if code == "auth.two_factor_required":
+        return Redirect(path="/sign-in/two-factor")
+    return Template(
+        template_name="system/error.html",
+        context={"status": status, "code": code, "detail": detail, "fields": fields or {}},
+        status_code=status,
+    )
+
+
+def _validation_fields(exc: ValidationException) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in exc.extra or []:
+        if isinstance(item, dict):
+            key = str(item.get("key") or item.get("source") or "body")
+            fields[key] = str(item.get("message", "is not valid"))
+    return fields
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return error_response(request, status=exc.status_code, code=exc.code, detail=exc.detail, fields=exc.fields)
+
+
+def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    fields = _validation_fields(exc)
+    detail = "Some fields are missing or not valid." if fields else (exc.detail or "The request body is not valid.")
+    return error_response(request, status=400, code="request.invalid", detail=detail, fields=fields)
+
+
+def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, PermissionDeniedException) and "CSRF" in (exc.detail or ""):
+        return error_response(
+            request, status=403, code="csrf.invalid",
+            detail="This form has expired or came from another site. Reload the page and try again.",
+        )  # fmt: skip
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(request, status=401, code="auth.required", detail="Sign in to continue.")
+    codes = {
+        400: "request.invalid", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+        413: "request.too_large", 415: "request.unsupported_media_type", 429: "rate_limited",
+    }  # fmt: skip
+    detail = exc.detail or "The request could not be handled."
+    if status == 413:
+        detail = "The request body is too large."
+    elif status == 404:
+        detail = "There is nothing at this address."
+    return error_response(request, status=status, code=codes.get(status, f"http.{status}"), detail=detail)
+
+
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    response = error_response(
+        request, status=503, code="service.unavailable",
+        detail="The service is briefly unavailable. Nothing was saved; please try again in a moment.",
+    )  # fmt: skip
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return handle_database_unavailable(request, exc)
+    if isinstance(exc, CONNECTION_ERRORS):
+        return handle_database_unavailable(request, exc)
+    # The traceback names code, never request bodies; no health data reaches the log.
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, status=500, code="server.error", detail="Something went wrong on our side. Nothing was saved.")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: handle_domain_error,
+    ValidationException: handle_validation_error,
+    HTTPException: handle_http_error,
+    OperationalError: handle_database_unavailable,
+    InterfaceError: handle_database_unavailable,
+    PoolTimeoutError: handle_database_unavailable,
+    Exception: handle_unexpected,
+}

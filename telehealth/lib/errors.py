@@ -1,0 +1,59 @@
+"""Errors that speak: each carries a machine code, a human sentence and, for bad input, the fields.
+
+Services raise these; `telehealth.lib.error_handlers` turns them into `{"code", "detail", "fields"}`.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 409
+
+    def __init__(
+        self, code: str, detail: str, *, fields: dict[str, str] | None = None, keep_evidence: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.fields = fields or {}
+        # A refusal that must leave a trace (a failed sign-in's counter, a denied read's audit row) sets
+        # this; the request's transaction then commits what the service wrote before refusing.
+        self.keep_evidence = keep_evidence
+
+
+class InvalidInput(DomainError):
+    """The request is well-formed but a value is not acceptable (names the field)."""
+
+    status_code = 422
+
+
+class RuleRefused(DomainError):
+    """A rule of the domain refuses the action (e.g. `plan.dose_above_cap`)."""
+
+    status_code = 422
+
+
+class Conflict(DomainError):
+    """The action lost a race or the record moved on (e.g. a stale status)."""
+
+    status_code = 409
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503

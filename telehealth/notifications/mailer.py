@@ -1,0 +1,67 @@
+"""Where mail goes: an SMTP server (aiosmtplib), or the database mailbox in development."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from telehealth.db.engine import transaction
+from telehealth.notifications.models import DevMailboxMessage
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class SmtpMailer:
+    """SMTP_URL: smtp://[user:pass@]host[:port][?starttls=true] or smtps://... (implicit TLS)."""
+
+    def __init__(self, url: str, *, timeout: float = 20.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise ValueError("SMTP_URL must look like smtp://host:port or smtps://user:pass@host:port")
+        query = parse_qs(parts.query)
+        self.hostname = parts.hostname
+        self.use_tls = parts.scheme == "smtps"
+        self.port = parts.port or (465 if self.use_tls else 25)
+        self.start_tls = query.get("starttls", ["false"])[0].lower() == "true"
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+
+    async def send(self, message: EmailMessage) -> None:
+        await aiosmtplib.send(
+            message,
+            hostname=self.hostname,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.use_tls,
+            start_tls=self.start_tls,
+            timeout=self.timeout,
+        )
+
+
+class DatabaseMailbox:
+    """Development default: keep each message in dev_mailbox_message, readable at /dev/mailbox."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self.session_factory = session_factory
+
+    async def send(self, message: EmailMessage) -> None:
+        text_part = message.get_body(preferencelist=("plain",))
+        html_part = message.get_body(preferencelist=("html",))
+        async with transaction(self.session_factory) as session:
+            session.add(
+                DevMailboxMessage(
+                    to_address=str(message["To"]),
+                    subject=str(message["Subject"]),
+                    body_text=text_part.get_content() if text_part else "",
+                    body_html=html_part.get_content() if html_part else "",
+                )
+            )

@@ -1,0 +1,44 @@
+"""The development mailbox: every email the app "sent" when no SMTP_URL is set. Never in production."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+from sqlalchemy import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from telehealth.lib.errors import NotFound
+from telehealth.notifications.models import DevMailboxMessage
+
+
+def _only_in_development(state: State) -> None:
+    if state.settings.is_production or state.settings.smtp_url:
+        raise NotFound("not_found", "There is nothing at this address.")
+
+
+class DevMailboxController(Controller):
+    path = "/dev/mailbox"
+    include_in_schema = False
+
+    @get("/")
+    async def mailbox(self, state: State, db_session: NamedDependency[AsyncSession]) -> Template:
+        _only_in_development(state)
+        messages = (
+            await db_session.execute(select(DevMailboxMessage).order_by(DevMailboxMessage.created_at.desc()).limit(200))
+        ).scalars().all()
+        return Template("notifications/mailbox.html", context={"messages": messages})
+
+    @get("/{message_id:uuid}")
+    async def message(
+        self, state: State, message_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Template:
+        _only_in_development(state)
+        message = await db_session.get(DevMailboxMessage, message_id)
+        if message is None:
+            raise NotFound("not_found", "There is no such message.")
+        return Template("notifications/message.html", context={"message": message})

@@ -1,0 +1,71 @@
+"""Render templates/email/<name>/{subject.txt,body.txt,body.html} into one message.
+
+Emails never carry health information (DOMAIN.md): they say who the clinic is and link to the portal.
+`EMAIL_TEMPLATES` lists every template with the context it needs, so a test renders each one and checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from telehealth.settings import PROJECT_ROOT, Settings
+
+EMAIL_TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
+
+# name -> the context keys it needs (beyond clinic_name and portal_url, which every email gets)
+EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "verify_email": ("recipient_name", "verify_url"),
+    "password_reset": ("recipient_name", "reset_url", "valid_minutes"),
+    "account_locked": ("recipient_name", "locked_minutes", "reset_url"),
+    "portal_update": ("recipient_name",),
+}
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    body_text: str
+    body_html: str
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(EMAIL_TEMPLATE_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,  # a missing value is a bug, never a blank in someone's inbox
+        keep_trailing_newline=True,
+    )
+
+
+def render_email(name: str, context: dict[str, Any], settings: Settings) -> RenderedEmail:
+    if name not in EMAIL_TEMPLATES:
+        raise ValueError(f"unknown email template {name!r}")
+    missing = [key for key in EMAIL_TEMPLATES[name] if key not in context]
+    if missing:
+        raise ValueError(f"email {name!r} needs {', '.join(missing)}")
+    full = {"clinic_name": settings.clinic_name, "portal_url": settings.public_base_url + "/", **context}
+    env = _environment()
+    subject = env.get_template(f"{name}/subject.txt").render(full).strip()
+    return RenderedEmail(
+        subject=" ".join(subject.split()),  # one line: a newline in a subject is a header injection
+        body_text=env.get_template(f"{name}/body.txt").render(full),
+        body_html=env.get_template(f"{name}/body.html").render(full),
+    )
+
+
+def build_message(rendered: RenderedEmail, *, to: str, settings: Settings) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Message-ID"] = make_msgid(domain="telehealth.local")
+    message.set_content(rendered.body_text)
+    message.add_alternative(rendered.body_html, subtype="html")
+    return message

@@ -1,0 +1,1 @@
+"""Role home pages: the place each role lands after signing in (later issues fill them)."""

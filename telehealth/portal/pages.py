@@ -1,0 +1,48 @@
+"""The landing page of each role. Each later issue adds its own sections to these pages."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.response import Redirect, Template
+
+from telehealth.accounts.guards import current_user, requires_role
+from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
+
+ROLE_HOME = {role: f"/{role.value}" for role in Role}
+
+
+def _home(template: str, signed_in: SignedIn) -> Template:
+    return Template(f"portal/{template}.html", context={"user": signed_in})
+
+
+class PortalPagesController(Controller):
+    include_in_schema = False
+
+    @get("/")
+    async def index(self, request: Request) -> Redirect:
+        user = current_user(request)
+        if user is None:
+            return Redirect(path="/sign-in")
+        return Redirect(path=ROLE_HOME[user.role])
+
+    @get("/patient", guards=[requires_role(Role.PATIENT)])
+    async def patient_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
+        return _home("patient", signed_in)
+
+    @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
+    async def prescriber_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
+        return _home("prescriber", signed_in)
+
+    @get("/therapist", guards=[requires_role(Role.THERAPIST)])
+    async def therapist_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
+        return _home("therapist", signed_in)
+
+    @get("/pharmacist", guards=[requires_role(Role.PHARMACIST)])
+    async def pharmacist_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
+        return _home("pharmacist", signed_in)
+
+    @get("/coordinator", guards=[requires_role(Role.COORDINATOR)])
+    async def coordinator_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
+        return _home("coordinator", signed_in)

@@ -1,0 +1,195 @@
+"""Every setting comes from the environment; one cached `get_settings()` serves the whole process.
+
+docs/operations.md lists each variable. Clinical thresholds are clinic settings (DOMAIN.md marks them
+*default*), so they live here rather than as constants in the services that apply them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _blood_pressure(name: str, default: tuple[int, int]) -> tuple[int, int]:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        systolic, diastolic = (int(part) for part in raw.split("/"))
+    except ValueError as exc:
+        raise SettingsError(f"{name} must look like 140/90, got {raw!r}") from exc
+    return systolic, diastolic
+
+
+@dataclass(frozen=True)
+class ClinicalThresholds:
+    """DOMAIN.md's clinic-adjustable numbers. Blood pressures are (systolic, diastolic) in mmHg."""
+
+    intake_bp_ineligible: tuple[int, int] = (160, 100)
+    bp_needs_review: tuple[int, int] = (140, 90)
+    bp_urgent: tuple[int, int] = (180, 120)
+    review_age_over: int = 65
+    max_dose_mg_per_session: int = 400
+    max_sessions_per_plan: int = 12
+    default_sessions_per_plan: int = 6
+    min_hours_between_sessions: int = 48
+    pdmp_check_valid_hours: int = 24
+    checkin_valid_minutes: int = 60
+    invitation_valid_days: int = 7
+
+    @classmethod
+    def from_env(cls) -> ClinicalThresholds:
+        base = cls()
+        return cls(
+            intake_bp_ineligible=_blood_pressure("INTAKE_BP_INELIGIBLE", base.intake_bp_ineligible),
+            bp_needs_review=_blood_pressure("BP_NEEDS_REVIEW", base.bp_needs_review),
+            bp_urgent=_blood_pressure("BP_URGENT", base.bp_urgent),
+            review_age_over=_int("REVIEW_AGE_OVER", base.review_age_over),
+            max_dose_mg_per_session=_int("MAX_DOSE_MG_PER_SESSION", base.max_dose_mg_per_session),
+            max_sessions_per_plan=_int("MAX_SESSIONS_PER_PLAN", base.max_sessions_per_plan),
+            default_sessions_per_plan=_int("DEFAULT_SESSIONS_PER_PLAN", base.default_sessions_per_plan),
+            min_hours_between_sessions=_int("MIN_HOURS_BETWEEN_SESSIONS", base.min_hours_between_sessions),
+            pdmp_check_valid_hours=_int("PDMP_CHECK_VALID_HOURS", base.pdmp_check_valid_hours),
+            checkin_valid_minutes=_int("CHECKIN_VALID_MINUTES", base.checkin_valid_minutes),
+            invitation_valid_days=_int("INVITATION_VALID_DAYS", base.invitation_valid_days),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    database_url: str | None = None
+    embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres"
+    auto_migrate: bool = True
+    seed_demo: bool = True
+    smtp_url: str | None = None
+    mail_from: str = "Care team <care@clinic.example>"
+    stripe_api_key: str = "sk_test_placeholder"
+    stripe_webhook_secret: str = "whsec_placeholder"
+    stripe_api_base: str | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    public_base_url: str = "http://127.0.0.1:8000"
+    clinic_name: str = "Evergreen Home Program"
+    clinic_timezone: str = "America/New_York"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_worker_in_process: bool = True
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    login_lock_after_failures: int = 10
+    login_lock_minutes: int = 15
+    login_attempts_per_ip_per_15_min: int = 50
+    password_reset_valid_minutes: int = 30
+    email_verification_valid_hours: int = 48
+    step_up_valid_minutes: int = 5
+    job_max_attempts: int = 8
+    job_lease_seconds: int = 120
+    max_request_body_bytes: int = 1_000_000
+    thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def clinic_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
+
+    def validate(self) -> None:
+        """Refuse settings that would be unsafe or cannot work; called at start."""
+        if self.environment not in {"development", "test", "production"}:
+            raise SettingsError("APP_ENV must be development, test or production")
+        try:
+            ZoneInfo(self.clinic_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"CLINIC_TIMEZONE {self.clinic_timezone!r} is not an IANA time zone") from exc
+        if self.is_production:
+            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+                raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
+            if not self.database_url:
+                raise SettingsError("DATABASE_URL is required in production (the embedded database is for demos)")
+            if not self.smtp_url:
+                raise SettingsError("SMTP_URL is required in production (the database mailbox is for development)")
+
+
+def load_settings() -> Settings:
+    """Read the environment now (tests call this after changing variables)."""
+    defaults = Settings()
+    settings = Settings(
+        environment=_env("APP_ENV", defaults.environment) or defaults.environment,
+        database_url=_env("DATABASE_URL"),
+        embedded_data_dir=Path(_env("EMBEDDED_DATA_DIR", str(defaults.embedded_data_dir)) or ""),
+        auto_migrate=_bool("AUTO_MIGRATE", defaults.auto_migrate),
+        seed_demo=_bool("SEED_DEMO", defaults.seed_demo),
+        smtp_url=_env("SMTP_URL"),
+        mail_from=_env("MAIL_FROM", defaults.mail_from) or defaults.mail_from,
+        stripe_api_key=_env("STRIPE_API_KEY", defaults.stripe_api_key) or defaults.stripe_api_key,
+        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET", defaults.stripe_webhook_secret)
+        or defaults.stripe_webhook_secret,
+        stripe_api_base=_env("STRIPE_API_BASE"),
+        secret_key=_env("SECRET_KEY", defaults.secret_key) or defaults.secret_key,
+        public_base_url=(_env("PUBLIC_BASE_URL", defaults.public_base_url) or "").rstrip("/"),
+        clinic_name=_env("CLINIC_NAME", defaults.clinic_name) or defaults.clinic_name,
+        clinic_timezone=_env("CLINIC_TIMEZONE", defaults.clinic_timezone) or defaults.clinic_timezone,
+        host=_env("HOST", defaults.host) or defaults.host,
+        port=_int("PORT", defaults.port),
+        run_worker_in_process=_bool("RUN_WORKER_IN_PROCESS", defaults.run_worker_in_process),
+        session_idle_minutes=_int("SESSION_IDLE_MINUTES", defaults.session_idle_minutes),
+        session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS", defaults.session_absolute_hours),
+        login_lock_after_failures=_int("LOGIN_LOCK_AFTER_FAILURES", defaults.login_lock_after_failures),
+        login_lock_minutes=_int("LOGIN_LOCK_MINUTES", defaults.login_lock_minutes),
+        login_attempts_per_ip_per_15_min=_int(
+            "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN", defaults.login_attempts_per_ip_per_15_min
+        ),
+        job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
+        job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
+        max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),
+        thresholds=ClinicalThresholds.from_env(),
+    )
+    settings.validate()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,25 @@
+"""Jinja2 globals and filters for pages: clinic name, role navigation, times in the viewer's zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from litestar.plugins.jinja import JinjaTemplateEngine
+
+from telehealth.lib.us_states import US_STATES
+from telehealth.settings import Settings
+
+
+def configure_template_engine(engine: JinjaTemplateEngine, settings: Settings) -> None:
+    env = engine.engine
+    env.globals["clinic_name"] = settings.clinic_name
+    env.globals["is_production"] = settings.is_production
+    env.globals["us_states"] = US_STATES
+
+    def local_time(value: datetime | None, zone: str | None = None, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
+        if value is None:
+            return ""
+        return value.astimezone(ZoneInfo(zone or settings.clinic_timezone)).strftime(fmt)
+
+    env.filters["local_time"] = local_time
