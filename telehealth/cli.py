@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from litestar.plugins import CLIPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.db.engine import make_engine, make_session_factory, transaction

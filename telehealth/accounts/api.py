@@ -6,8 +6,8 @@ import uuid
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
-from sqlmodel.ext.asyncio.session import AsyncSession
+from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts import service, two_factor
 from telehealth.accounts.authz import load_patient_for, patient_id_for_user
@@ -53,7 +53,7 @@ class AccountsApiController(Controller):
     async def sign_in(
         self,
         request: Request,
-        data: SignInRequest,
+        data: JSONBody[SignInRequest],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
@@ -120,7 +120,7 @@ class AccountsApiController(Controller):
     @post("/two-factor/confirm", status_code=200, guards=[requires_password_step])
     async def confirm_two_factor(
         self,
-        data: CodeRequest,
+        data: JSONBody[CodeRequest],
         signed_in: NamedDependency[SignedIn],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
@@ -135,7 +135,7 @@ class AccountsApiController(Controller):
     @post("/two-factor/verify", status_code=200, guards=[requires_password_step])
     async def verify_two_factor(
         self,
-        data: CodeRequest,
+        data: JSONBody[CodeRequest],
         signed_in: NamedDependency[SignedIn],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
@@ -150,7 +150,7 @@ class AccountsApiController(Controller):
     @post("/step-up", status_code=200, guards=[requires_sign_in])
     async def step_up(
         self,
-        data: CodeRequest,
+        data: JSONBody[CodeRequest],
         signed_in: NamedDependency[SignedIn],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
@@ -166,7 +166,7 @@ class AccountsApiController(Controller):
     @post("/password-reset", status_code=202)
     async def request_password_reset(
         self,
-        data: PasswordResetRequest,
+        data: JSONBody[PasswordResetRequest],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
@@ -178,7 +178,7 @@ class AccountsApiController(Controller):
     @post("/password-reset/confirm", status_code=200)
     async def confirm_password_reset(
         self,
-        data: PasswordResetConfirm,
+        data: JSONBody[PasswordResetConfirm],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
@@ -189,7 +189,7 @@ class AccountsApiController(Controller):
     @post("/verify-email", status_code=200)
     async def verify_email(
         self,
-        data: EmailVerification,
+        data: JSONBody[EmailVerification],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],

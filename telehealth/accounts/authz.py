@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, false, select, true
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import CareTeamMember, Patient
 from telehealth.accounts.roles import Role

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import AccountToken, LoginAttempt, Patient, UserAccount
 from telehealth.accounts.roles import Role

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
+from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def async_database_url(url: str) -> str:
@@ -44,9 +45,7 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
-async def provide_db_session(
-    session_factory: async_sessionmaker[AsyncSession],
-) -> AsyncGenerator[AsyncSession, None]:
+async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     """The request owns the transaction: services never commit; this commits after the handler succeeds.
 
     Litestar runs the code after `yield` once the response is built and before it is sent, so a failed
@@ -54,7 +53,7 @@ async def provide_db_session(
     """
     from telehealth.lib.errors import DomainError
 
-    async with session_factory() as session:
+    async with state.session_factory() as session:
         try:
             yield session
         except DomainError as refusal:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@runtime_checkable
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

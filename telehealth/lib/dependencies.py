@@ -28,11 +28,6 @@ def actor_for(request: Request[Any, Any, Any]) -> Actor:
     return Actor(user.user_id, user.role.value, client_ip(request), user_agent)
 
 
-async def _db_session(state: State):  # noqa: ANN202  (an async generator dependency)
-    async for session in provide_db_session(state.session_factory):
-        yield session
-
-
 def _settings(state: State) -> Settings:
     return state.settings
 
@@ -53,7 +48,7 @@ def _signed_in(request: Request[Any, Any, Any]) -> SignedIn:
 
 
 APP_DEPENDENCIES = {
-    "db_session": Provide(_db_session),
+    "db_session": Provide(provide_db_session),
     "settings": Provide(_settings, sync_to_thread=False),
     "clock": Provide(_clock, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),

@@ -68,6 +68,8 @@ def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationExce
 
 def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if status >= 500:
+        return handle_unexpected(request, exc)
     if isinstance(exc, PermissionDeniedException) and "CSRF" in (exc.detail or ""):
         return error_response(
             request, status=403, code="csrf.invalid",

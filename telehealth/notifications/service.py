@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.notifications.render import EMAIL_TEMPLATES
 from telehealth.outbox.service import enqueue_job

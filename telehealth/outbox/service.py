@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.outbox.models import Job
 from telehealth.outbox.states import JobStatus

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.lib.clock import Clock
 from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus

@@ -1,0 +1,132 @@
+"""Real parts for every test: a PostgreSQL database built by the migrations, a real SMTP server (aiosmtpd),
+the app served in-process, and an injectable clock.
+
+The database: the server at TEST_DATABASE_URL when set (CI sets it), else an embedded pgserver under
+.data/. Each run creates its own database there and drops it at the end; each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.db.engine import async_database_url, make_engine, make_session_factory
+from telehealth.db.migrate import upgrade_database
+from telehealth.lib.clock import FrozenClock
+from telehealth.settings import PROJECT_ROOT, Settings
+from tests.fakes.smtp import SmtpServer
+
+START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
+def _server_url() -> str:
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        return url
+    from telehealth.db.embedded import start_embedded_postgres
+
+    url, _server = start_embedded_postgres(PROJECT_ROOT / ".data" / "test-postgres")
+    return url
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server, another database name (works for host:port and ?host=/socket URLs)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(async_database_url(url)).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    server = _server_url()
+    name = f"telehealth_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_async_engine(async_database_url(server), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server, name)
+    engine = make_engine(url, pool_size=2)
+    await upgrade_database(engine)
+    await engine.dispose()
+    yield url
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url, pool_size=10)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_session_factory(engine)
+
+
+TABLES_TO_EMPTY = (
+    "audit_event, account_token, user_session, login_attempt, care_team_member, patient, state_license, "
+    "dea_registration, clinician_profile, user_account, job, dev_mailbox_message"
+)
+
+
+@pytest.fixture(autouse=True)
+async def empty_tables(request: pytest.FixtureRequest) -> None:
+    """Every database test starts from empty tables (tests never depend on order)."""
+    if "database_url" not in request.fixturenames and "engine" not in request.fixturenames:
+        return
+    engine: AsyncEngine = request.getfixturevalue("engine")
+    async with engine.begin() as connection:
+        # replica role skips the append-only trigger: only the test harness may empty the audit trail
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, smtp: SmtpServer) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        auto_migrate=False,
+        seed_demo=False,
+        smtp_url=smtp.url,
+        run_worker_in_process=False,
+        public_base_url="http://testserver.local",
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: FrozenClock) -> AsyncIterator[AsyncTestClient]:
+    from telehealth.asgi import create_app
+
+    app = create_app(settings, clock=clock)
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client
+
+
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    return replace(settings, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,96 @@
+"""Shared test steps: accounts in the database, signing in through the real endpoints, running the worker."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.roles import STAFF_ROLES, Role
+from telehealth.accounts.security import current_totp_code, new_totp_secret
+from telehealth.accounts.service import create_account
+from telehealth.audit.service import Actor
+from telehealth.db.engine import transaction
+from telehealth.lib.clock import Clock
+from telehealth.notifications.mailer import Mailer, SmtpMailer
+from telehealth.outbox.worker import WorkerContext, import_job_modules, run_due_jobs
+from telehealth.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Person:
+    user_id: object
+    email: str
+    role: Role
+    totp_secret: str | None
+    patient_id: object | None = None
+
+
+async def make_person(
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    role: Role,
+    email: str,
+    now: datetime,
+    settings: Settings,
+    enrol_two_factor: bool | None = None,
+) -> Person:
+    """An account with a verified email; staff get a confirmed TOTP secret unless told otherwise."""
+    enrol = role in STAFF_ROLES if enrol_two_factor is None else enrol_two_factor
+    async with transaction(factory) as session:
+        user = await create_account(
+            session, email=email, full_name=email.split("@")[0].title(), role=role, password=PASSWORD,
+            actor=Actor.system(), now=now, settings=settings, email_verified=True,
+        )  # fmt: skip
+        if enrol:
+            user.totp_secret = new_totp_secret()
+            user.totp_confirmed_at = now
+        await session.flush()
+        patient_id = None
+        if role is Role.PATIENT:
+            from sqlalchemy import select
+
+            patient_id = (await session.execute(select(Patient.id).where(Patient.user_id == user.id))).scalar_one()
+        return Person(user.id, user.email, role, user.totp_secret, patient_id)
+
+
+async def csrf_headers(client: AsyncTestClient) -> dict[str, str]:
+    if "csrftoken" not in client.cookies:
+        await client.get("/sign-in")
+    return {"x-csrftoken": client.cookies["csrftoken"]}
+
+
+async def sign_in(client: AsyncTestClient, person: Person, clock: Clock, *, password: str = PASSWORD) -> None:
+    """Password, then (for staff) the current TOTP code, through the real API."""
+    headers = await csrf_headers(client)
+    response = await client.post("/api/v1/auth/sign-in", json={"email": person.email, "password": password}, headers=headers)
+    assert response.status_code == 200, response.text
+    if person.totp_secret:
+        code = current_totp_code(person.totp_secret, at=clock.now())
+        response = await client.post("/api/v1/auth/two-factor/verify", json={"code": code}, headers=headers)
+        assert response.status_code == 200, response.text
+
+
+def worker_context(factory: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, mailer: Mailer | None = None) -> WorkerContext:
+    import_job_modules()
+    return WorkerContext(factory, settings, clock, services={"mailer": mailer or SmtpMailer(settings.smtp_url or "", timeout=5)})
+
+
+async def drain_jobs(context: WorkerContext) -> int:
+    total = 0
+    while claimed := await run_due_jobs(context):
+        total += claimed
+    return total
+
+
+def link_in(text: str, path: str) -> str:
+    match = re.search(rf"https?://\S+{re.escape(path)}\?token=([\w\-]+)", text)
+    assert match, f"no {path} link in: {text}"
+    return match.group(1)
