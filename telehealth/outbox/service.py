@@ -27,8 +27,9 @@ async def enqueue_job(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> bool:
     """Queue a job; answer False when a live job with the same dedupe key already exists."""
-    from telehealth.outbox.worker import JOB_HANDLERS  # the registry, to refuse a typo at enqueue time
+    from telehealth.outbox.worker import JOB_HANDLERS, import_job_modules  # refuse a typo at enqueue time
 
+    import_job_modules()
     if kind not in JOB_HANDLERS:
         raise ValueError(f"no job handler is registered for {kind!r}")
     statement = insert(Job).values(
