@@ -79,12 +79,8 @@ TABLES_TO_EMPTY = (
 )
 
 
-@pytest.fixture(autouse=True)
-async def empty_tables(request: pytest.FixtureRequest) -> None:
-    """Every database test starts from empty tables (tests never depend on order)."""
-    if "database_url" not in request.fixturenames and "engine" not in request.fixturenames:
-        return
-    engine: AsyncEngine = request.getfixturevalue("engine")
+async def empty_all_tables(engine: AsyncEngine) -> None:
+    """Start a test from empty tables (tests never depend on order). Integration and browser tests use it."""
     async with engine.begin() as connection:
         # replica role skips the append-only trigger: only the test harness may empty the audit trail
         await connection.execute(text("SET LOCAL session_replication_role = replica"))

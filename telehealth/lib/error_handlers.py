@@ -7,6 +7,7 @@ answers a generic 500 and is logged without request data.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -47,12 +48,30 @@ def error_response(
     )
 
 
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+_AT_PATH = re.compile(r"^(.*?)(?: - at `\$\.?([^`]*)`)?$")
+
+
+def _field_and_reason(key: str, message: str) -> tuple[str, str]:
+    """Turn msgspec's sentences into (field, reason): `Object missing required field `x`` -> (x, is required)."""
+    if match := _MISSING.search(message):
+        return match.group(1), "is required"
+    if match := _UNKNOWN.search(message):
+        return match.group(1), "is not a known field"
+    match = _AT_PATH.match(message)
+    if match and match.group(2):
+        return match.group(2), match.group(1).strip()
+    return key, message
+
+
 def _validation_fields(exc: ValidationException) -> dict[str, str]:
     fields: dict[str, str] = {}
     for item in exc.extra or []:
         if isinstance(item, dict):
             key = str(item.get("key") or item.get("source") or "body")
-            fields[key] = str(item.get("message", "is not valid"))
+            field, reason = _field_and_reason(key, str(item.get("message", "is not valid")))
+            fields[field] = reason
     return fields
 
 

@@ -1,0 +1,99 @@
+"""Health, readiness, database outages, migrations, OpenAPI and the development mailbox."""
+
+from __future__ import annotations
+
+from alembic import command
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from telehealth.asgi import create_app
+from telehealth.db.engine import make_engine
+from telehealth.db.migrate import alembic_config, schema_is_current, upgrade_database
+from tests.conftest import with_settings
+from tests.fakes.smtp import free_port
+from tests.helpers import csrf_headers
+
+DOWN_URL = "postgresql://postgres@127.0.0.1:{port}/nothing"
+
+
+async def test_health_and_ready(client):
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": "reachable", "migrations": "current"}
+
+
+async def test_database_down_ready_says_so_and_requests_answer_503(settings, clock):
+    down = with_settings(settings, database_url=DOWN_URL.format(port=free_port()))
+    async with AsyncTestClient(app=create_app(down, clock=clock)) as client:
+        assert (await client.get("/health")).status_code == 200
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["database"] == "unreachable"
+        response = await client.post(
+            "/api/v1/auth/sign-in", json={"email": "a@b.org", "password": "whatever"}, headers=await csrf_headers(client)
+        )
+        assert response.status_code == 503
+        assert response.json()["code"] == "service.unavailable"
+        assert response.headers["retry-after"] == "5"
+
+
+async def test_migrations_from_empty_and_alembic_check(database_url):
+    """A fresh database built by the migrations matches the models exactly (`alembic check` is clean),
+    and the downgrade path works."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from telehealth.db.engine import async_database_url
+
+    name = make_url(async_database_url(database_url)).database + "_m"
+    admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(async_database_url(database_url)).set(database=name).render_as_string(hide_password=False))
+    try:
+        assert not await schema_is_current(engine)
+        await upgrade_database(engine)
+        assert await schema_is_current(engine)
+
+        def check_then_round_trip(connection):
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.check(config)  # raises if the models and the migrations disagree
+            command.downgrade(config, "base")
+            command.upgrade(config, "head")
+
+        async with engine.begin() as connection:
+            await connection.run_sync(check_then_round_trip)
+        assert await schema_is_current(engine)
+    finally:
+        await engine.dispose()
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def test_openapi_schema_is_served(client):
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert "/api/v1/auth/sign-in" in schema["paths"]
+    assert "/api/v1/patients/{patient_id}" in schema["paths"]
+
+
+async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, session_factory):
+    from telehealth.db.engine import transaction
+    from telehealth.notifications.mailer import DatabaseMailbox
+    from telehealth.notifications.service import queue_email
+    from tests.helpers import drain_jobs, worker_context
+
+    async with transaction(session_factory) as session:
+        await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now())
+    await drain_jobs(worker_context(session_factory, settings, clock, mailer=DatabaseMailbox(session_factory)))
+    development = with_settings(settings, environment="development", smtp_url=None)
+    async with AsyncTestClient(app=create_app(development, clock=clock)) as client:
+        page = await client.get("/dev/mailbox/")
+        assert page.status_code == 200
+        assert "You have an update in your Evergreen Home Program portal" in page.text
+    production = with_settings(settings, environment="production", secret_key="x" * 40)
+    async with AsyncTestClient(app=create_app(production, clock=clock)) as client:
+        assert (await client.get("/dev/mailbox/")).status_code == 404

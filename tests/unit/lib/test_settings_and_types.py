@@ -1,0 +1,62 @@
+"""Settings refuse unsafe production values; UTC columns refuse naive datetimes; transition tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from telehealth.db.types import UTCDateTime
+from telehealth.lib.errors import Conflict
+from telehealth.lib.states import TransitionTable
+from telehealth.settings import DEFAULT_SECRET_KEY, Settings, SettingsError, load_settings
+
+
+def test_production_refuses_the_default_secret():
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        Settings(environment="production", secret_key=DEFAULT_SECRET_KEY, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
+
+
+def test_production_refuses_a_short_secret_and_missing_services():
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        Settings(environment="production", secret_key="short", database_url="postgresql://x/y", smtp_url="smtp://h").validate()
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        Settings(environment="production", secret_key="s" * 40, smtp_url="smtp://h").validate()
+    with pytest.raises(SettingsError, match="SMTP_URL"):
+        Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y").validate()
+    Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
+
+
+def test_settings_read_the_environment(monkeypatch):
+    monkeypatch.setenv("CLINIC_NAME", "Harbor Clinic")
+    monkeypatch.setenv("BP_NEEDS_REVIEW", "135/85")
+    monkeypatch.setenv("MAX_DOSE_MG_PER_SESSION", "300")
+    settings = load_settings()
+    assert settings.clinic_name == "Harbor Clinic"
+    assert settings.thresholds.bp_needs_review == (135, 85)
+    assert settings.thresholds.max_dose_mg_per_session == 300
+
+
+def test_bad_environment_values_name_the_variable(monkeypatch):
+    monkeypatch.setenv("BP_URGENT", "high")
+    with pytest.raises(SettingsError, match="BP_URGENT"):
+        load_settings()
+    monkeypatch.delenv("BP_URGENT")
+    monkeypatch.setenv("CLINIC_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(SettingsError, match="CLINIC_TIMEZONE"):
+        load_settings()
+
+
+def test_utc_column_refuses_naive_datetimes():
+    column = UTCDateTime()
+    with pytest.raises(ValueError, match="naive"):
+        column.process_bind_param(datetime(2026, 1, 1, 12, 0), None)
+    assert column.process_bind_param(datetime(2026, 1, 1, 12, 0, tzinfo=UTC), None).tzinfo is UTC
+
+
+def test_a_transition_outside_the_table_is_a_conflict():
+    table = TransitionTable("plan", {("draft", "signed"): "sign"})
+    assert table.action("draft", "signed") == "sign"
+    with pytest.raises(Conflict) as refused:
+        table.action("signed", "draft")
+    assert refused.value.code == "plan.invalid_transition"
