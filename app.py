@@ -1,4 +1,5 @@
-"""Entry point. `python app.py` runs the service (embedded PostgreSQL and demo data when no DATABASE_URL);
+"""Entry point. `python app.py` runs the service (embedded PostgreSQL when no DATABASE_URL; demo data unless
+SEED_DEMO=false);
 `python app.py <command>` runs a CLI command; `litestar run` and uvicorn import `app` from here."""
 
 import sys

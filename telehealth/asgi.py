@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         finally:
             stop.set()
             if worker_task is not None:
-                with suppress(asyncio.CancelledError):
+                with suppress(asyncio.CancelledError, TimeoutError):  # a job still sending is retried later
                     await asyncio.wait_for(worker_task, timeout=10)
             await engine.dispose()
 

@@ -105,7 +105,7 @@ def demo_totp_command() -> None:
 @click.command(name="create-staff", help="Create a staff account; they set up two-factor at first sign-in.")
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
-@click.option("--role", type=click.Choice([role.value for role in STAFF_ROLES]), required=True)
+@click.option("--role", type=click.Choice(sorted(role.value for role in STAFF_ROLES)), required=True)
 @click.password_option("--password", help="At least 12 characters.")
 def create_staff_command(email: str, full_name: str, role: str, password: str) -> None:
     from telehealth.accounts.service import create_account
@@ -180,7 +180,10 @@ def run_demo_server() -> None:
     settings = get_settings()
     if settings.seed_demo and not settings.is_production:
         echo_demo_sign_ins(_run_with_database(_seed), settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", proxy_headers=True)
+    # No access log: emailed links carry single-use tokens in their query strings.
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", proxy_headers=True, access_log=False
+    )
 
 
 @click.group()

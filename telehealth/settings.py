@@ -181,6 +181,9 @@ def load_settings() -> Settings:
         login_attempts_per_ip_per_15_min=_int(
             "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN", defaults.login_attempts_per_ip_per_15_min
         ),
+        password_reset_valid_minutes=_int("PASSWORD_RESET_VALID_MINUTES", defaults.password_reset_valid_minutes),
+        email_verification_valid_hours=_int("EMAIL_VERIFICATION_VALID_HOURS", defaults.email_verification_valid_hours),
+        step_up_valid_minutes=_int("STEP_UP_VALID_MINUTES", defaults.step_up_valid_minutes),
         job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
         job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),

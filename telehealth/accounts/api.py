@@ -173,7 +173,10 @@ class AccountsApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> Accepted:
         await service.request_password_reset(db_session, email=data.email, actor=actor, now=clock.now(), settings=settings)
-        return Accepted(detail="If an account uses this email, a reset link is on its way. It works once, for 30 minutes.")
+        return Accepted(
+            detail=f"If an account uses this email, a reset link is on its way. It works once, for "
+            f"{settings.password_reset_valid_minutes} minutes."
+        )
 
     @post("/password-reset/confirm", status_code=200)
     async def confirm_password_reset(

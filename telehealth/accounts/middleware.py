@@ -13,7 +13,7 @@ from telehealth.db.engine import transaction
 
 class SessionAuthMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/health$", "^/static/")
+    exclude_path_pattern = ("^/health$", "^/ready$", "^/static/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None

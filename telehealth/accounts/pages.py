@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -26,7 +27,7 @@ def _after_sign_in(user_needs_enrolment: bool, needs_code: bool, next_path: str)
     if user_needs_enrolment:
         return Redirect(path="/account/two-factor")
     if needs_code:
-        return Redirect(path=f"/sign-in/two-factor?next={next_path}")
+        return Redirect(path=f"/sign-in/two-factor?next={quote(next_path)}")
     return Redirect(path=next_path)
 
 

@@ -165,7 +165,7 @@ async def check_password_sign_in(
             user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
             user.failed_login_count = 0
             reason = "wrong_password_locked"
-            await _queue_account_locked_email(session, user=user, now=now, settings=settings)
+            await queue_account_locked_email(session, user=user, now=now, settings=settings)
         await record_audit_event(
             session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
             now=now, outcome="failure", reason=reason,
@@ -183,7 +183,7 @@ async def check_password_sign_in(
     return user
 
 
-async def _queue_account_locked_email(
+async def queue_account_locked_email(
     session: AsyncSession, *, user: UserAccount, now: datetime, settings: Settings
 ) -> None:
     await queue_email(

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
+from telehealth.accounts.service import queue_account_locked_email
 from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
@@ -42,6 +43,8 @@ async def _check_code(
     user, user_session = await _load(session, signed_in)
     if not user.totp_secret:
         raise Conflict("two_factor.not_enrolled", "Set up two-factor sign-in first.")
+    if user.locked_until is not None and user.locked_until > now:
+        raise Forbidden("auth.account_locked", "Sign-in is paused for this account after too many failed attempts.")
     step = matching_totp_step(user.totp_secret, code, at=now)
     if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
         user.failed_login_count += 1
@@ -49,6 +52,7 @@ async def _check_code(
             user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
             user.failed_login_count = 0
             user_session.revoked_at = now
+            await queue_account_locked_email(session, user=user, now=now, settings=settings)
         await record_audit_event(
             session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now,
             outcome="failure", reason="wrong_code" if step is None else "code_reused",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
             f"only {free // (1024 * 1024)} MB free under {data_dir}; the embedded database needs at least "
             f"{MIN_FREE_BYTES // (1024 * 1024)} MB. Free some space or set DATABASE_URL to another server."
         )
-    import pgserver  # imported late: a deployment with DATABASE_URL never loads it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver  # imported late: a deployment with DATABASE_URL never loads it
 
     try:
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells)
+            server = pgserver.get_server(data_dir, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises plain exceptions with the server log in them
         raise EmbeddedDatabaseError(f"the embedded PostgreSQL in {data_dir} did not start: {exc}") from exc
     server.psql("SELECT 1")

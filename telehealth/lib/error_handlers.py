@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import quote
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -36,7 +37,7 @@ def error_response(
             {"code": code, "detail": detail, "fields": fields or {}}, status_code=status, media_type=MediaType.JSON
         )
     if status == 401:
-        return Redirect(path=f"/sign-in?next={request.url.path}")
+        return Redirect(path=f"/sign-in?next={quote(request.url.path)}")
     if code == "auth.two_factor_enrolment_required":
         return Redirect(path="/account/two-factor")
     if code == "auth.two_factor_required":

@@ -109,6 +109,10 @@ async def _finish(context: WorkerContext, job: ClaimedJob, target: JobStatus, va
 async def run_claimed_job(context: WorkerContext, job: ClaimedJob) -> bool:
     """Run one claimed job; answer whether it succeeded."""
     handler = JOB_HANDLERS.get(job.kind)
+    max_attempts = min(job.max_attempts, context.settings.job_max_attempts)
+    if job.attempts > max_attempts:  # reclaimed after a lapsed lease on its last attempt: do not run again
+        await _finish(context, job, JobStatus.PARKED, {"last_error": "lease lapsed on the last attempt", "finished_at": context.clock.now()})
+        return False
     try:
         if handler is None:
             raise LookupError(f"no handler registered for job kind {job.kind!r}")
@@ -116,19 +120,23 @@ async def run_claimed_job(context: WorkerContext, job: ClaimedJob) -> bool:
     except Exception as exc:  # any failure is recorded on the job; the worker itself keeps going
         error = f"{type(exc).__name__}: {exc}"[:2000]
         now = context.clock.now()
-        if job.attempts >= job.max_attempts or handler is None:
-            logger.error("job parked", extra={"job_id": str(job.id), "kind": job.kind, "attempts": job.attempts})
+        if job.attempts >= max_attempts or handler is None:
+            logger.error("job %s (%s) parked after %d attempts", job.id, job.kind, job.attempts)
             await _finish(context, job, JobStatus.PARKED, {"last_error": error, "finished_at": now})
         else:
-            logger.warning("job failed; will retry", extra={"job_id": str(job.id), "kind": job.kind})
+            logger.warning("job %s (%s) failed on attempt %d; will retry", job.id, job.kind, job.attempts)
             await _finish(context, job, JobStatus.QUEUED, {"last_error": error, "run_at": now + retry_delay(job.attempts)})
         return False
-    await _finish(context, job, JobStatus.DONE, {"finished_at": context.clock.now()})
+    # A finished job keeps no payload: it held an address and a link, which need not outlive the send.
+    await _finish(context, job, JobStatus.DONE, {"finished_at": context.clock.now(), "payload": "{}"})
     return True
 
 
-async def run_due_jobs(context: WorkerContext, *, batch_size: int = 10) -> int:
-    """Claim and run one batch of due jobs; answer how many were claimed."""
+async def run_due_jobs(context: WorkerContext, *, batch_size: int = 1) -> int:
+    """Claim and run one batch of due jobs; answer how many were claimed.
+
+    The default batch is one job, so a lease never lapses while earlier jobs of the batch run slowly.
+    """
     jobs = await claim_due_jobs(context, limit=batch_size)
     for job in jobs:
         await run_claimed_job(context, job)

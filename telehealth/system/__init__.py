@@ -1,1 +1,1 @@
-"""Operations endpoints: liveness, readiness, the development mailbox."""
+"""Operations endpoints: liveness and readiness."""

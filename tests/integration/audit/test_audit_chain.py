@@ -28,6 +28,18 @@ async def test_an_intact_chain_verifies(session_factory, clock):
     assert report.intact and report.rows_checked == 5
 
 
+async def test_a_time_given_in_another_zone_still_verifies(session_factory, clock):
+    from zoneinfo import ZoneInfo
+
+    async with transaction(session_factory) as session:
+        await record_audit_event(
+            session, actor=Actor.system(), action="test.event", resource_type="thing",
+            now=clock.now().astimezone(ZoneInfo("America/Chicago")),
+        )  # fmt: skip
+    async with session_factory() as session:
+        assert (await verify_audit_chain(session)).intact
+
+
 async def test_update_and_delete_are_refused_by_the_database(session_factory, clock):
     await _write_events(session_factory, clock, 1)
     for statement in ("UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event", "TRUNCATE audit_event"):
