@@ -13,7 +13,8 @@ from telehealth.db.engine import transaction
 
 class SessionAuthMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/health$", "^/ready$", "^/static/")
+    # Liveness, readiness and static files never need to know who is asking.
+    should_bypass_for_scope = staticmethod(lambda scope: scope["path"] in {"/health", "/ready"} or scope["path"].startswith("/static/"))
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None

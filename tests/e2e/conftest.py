@@ -14,10 +14,11 @@ import httpx
 import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telehealth.lib.clock import SystemClock
 from telehealth.settings import Settings
-from tests.conftest import with_settings
+from tests.conftest import empty_all_tables, with_settings
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -33,6 +34,11 @@ class LiveServer:
 
 def find_chromium() -> str | None:
     return shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+
+
+@pytest.fixture(autouse=True)
+async def empty_tables(engine: AsyncEngine) -> None:
+    await empty_all_tables(engine)
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ async def test_pages_send_security_headers_and_load_nothing_from_elsewhere(page:
     sign_in_page = await page.goto("/sign-in")
     async with page.expect_response(f"{live_server.url}/patient") as portal:
         await submit_password(page, patient.email)
+    await page.wait_for_load_state("networkidle")  # sub-resources of /patient are requested after its response
     for response in (sign_in_page, await portal.value):
         assert response is not None and response.ok, response
         headers = await response.all_headers()
