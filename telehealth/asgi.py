@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager, suppress
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -23,6 +22,7 @@ from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import Clock, SystemClock
 from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
+from telehealth.lib.logging import logging_config
 from telehealth.lib.security_headers import SecurityHeadersMiddleware
 from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
 from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
@@ -41,6 +41,21 @@ def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
     from telehealth.db.embedded import start_embedded_postgres
 
     return start_embedded_postgres(settings.embedded_data_dir)
+
+
+async def migrate_when_reachable(engine: object, stop: asyncio.Event, *, max_delay: float = 30.0) -> None:
+    """Retry migrations with backoff until the database answers (a database that starts after the app)."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await upgrade_database(engine)  # type: ignore[arg-type]
+        except Exception:  # still unreachable: wait and try again
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(max_delay, delay * 2)
+        else:
+            logger.info("migrations applied after the database became reachable")
+            return
 
 
 def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
@@ -64,12 +79,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         app.state.session_factory = factory
         app.state.embedded_server = embedded_server
         app.state.mailer = mailer or make_mailer(settings, factory)
-        if settings.auto_migrate if settings.database_url else True:
+        stop = asyncio.Event()
+        background: list[asyncio.Task[None]] = []
+        if settings.auto_migrate or not settings.database_url:
             try:
                 await upgrade_database(engine)
-            except Exception:  # e.g. the database is still starting: /ready reports it, the worker retries
-                logger.exception("could not apply migrations at start; /ready will say so")
-        stop = asyncio.Event()
+            except Exception:  # the database may still be starting: /ready says so while we keep trying
+                logger.warning("could not apply migrations at start; retrying in the background")
+                background.append(asyncio.create_task(migrate_when_reachable(engine, stop), name="migrate-when-reachable"))
         worker_task = None
         if settings.run_worker_in_process:
             context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer})
@@ -78,6 +95,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             yield
         finally:
             stop.set()
+            for task in background:
+                task.cancel()
             if worker_task is not None:
                 with suppress(asyncio.CancelledError, TimeoutError):  # a job still sending is retried later
                     await asyncio.wait_for(worker_task, timeout=10)
@@ -108,11 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             path="/schema",
             render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         ),
-        logging_config=LoggingConfig(
-            root={"level": "INFO", "handlers": ["queue_listener"]},
-            loggers={"alembic": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
-            log_exceptions="debug",
-        ),
+        logging_config=logging_config(),
         request_max_body_size=settings.max_request_body_bytes,
         lifespan=[lifespan],
         plugins=[TelehealthCLIPlugin()],

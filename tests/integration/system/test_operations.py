@@ -97,3 +97,46 @@ async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, sessi
     production = with_settings(settings, environment="production", secret_key="x" * 40)
     async with AsyncTestClient(app=create_app(production, clock=clock)) as client:
         assert (await client.get("/dev/mailbox/")).status_code == 404
+
+
+async def test_a_database_that_starts_after_the_app_is_migrated_and_used(database_url, settings, clock):
+    """The app starts while PostgreSQL is unreachable: /ready says so, requests answer 503, and once the
+    database answers the app applies its migrations by itself and serves."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from telehealth.db.engine import async_database_url
+    from tests.fakes.tcp_proxy import PostgresProxy
+
+    name = make_url(async_database_url(database_url)).database + "_late"
+    admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    port = free_port()
+    proxy = PostgresProxy(make_url(async_database_url(database_url)).set(database=name).render_as_string(hide_password=False), port)
+    late = with_settings(settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/{name}", auto_migrate=True)
+    try:
+        async with AsyncTestClient(app=create_app(late, clock=clock)) as client:
+            assert (await client.get("/ready")).json()["database"] == "unreachable"
+            signing_in = await client.post(
+                "/api/v1/auth/sign-in", json={"email": "a@b.org", "password": "whatever"}, headers=await csrf_headers(client)
+            )
+            assert signing_in.status_code == 503
+            proxy.start()
+            for _ in range(100):  # the retry backs off 1 s, 2 s, 4 s ...; poll rather than time it
+                if (await client.get("/ready")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            assert (await client.get("/ready")).json() == {"status": "ready", "database": "reachable", "migrations": "current"}
+            signing_in = await client.post(
+                "/api/v1/auth/sign-in", json={"email": "a@b.org", "password": "whatever"}, headers=await csrf_headers(client)
+            )
+            assert signing_in.status_code == 401  # a real answer from a real database
+    finally:
+        proxy.stop()
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()

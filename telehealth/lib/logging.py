@@ -1,0 +1,49 @@
+"""Structured logs: one JSON object per line, with no request bodies and no health data.
+
+Messages name codes, kinds and opaque ids only; who did what to which record is in the audit trail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar.logging.config import LoggingConfig, default_handlers
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _json_handlers() -> dict[str, dict[str, Any]]:
+    """Litestar's own handler layout (it differs before and after Python 3.12), with our formatter."""
+    handlers = copy.deepcopy(default_handlers)
+    for handler in handlers.values():
+        if "formatter" in handler:
+            handler["formatter"] = "json"
+    return handlers
+
+
+def logging_config() -> LoggingConfig:
+    return LoggingConfig(
+        formatters={"json": {"()": JsonLineFormatter}},
+        handlers=_json_handlers(),
+        root={"level": "INFO", "handlers": ["queue_listener"]},
+        loggers={
+            name: {"level": "WARNING", "propagate": True}
+            for name in ("alembic", "httpx", "httpcore", "stripe", "pgserver", "mail.log")
+        },
+        log_exceptions="debug",
+    )
