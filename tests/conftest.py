@@ -75,7 +75,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 TABLES_TO_EMPTY = (
     "audit_event, account_token, user_session, login_attempt, care_team_member, patient, state_license, "
-    "dea_registration, clinician_profile, user_account, job, dev_mailbox_message"
+    "dea_registration, clinician_profile, user_account, job, periodic_task, dev_mailbox_message"
 )
 
 

@@ -43,3 +43,13 @@ class Job(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime = utc_timestamp(default_now=True)
     finished_at: datetime | None = utc_timestamp(nullable=True)
+
+
+class PeriodicTask(SQLModel, table=True):
+    """When each periodic job is next due. A compare-and-swap on next_run_at lets exactly one worker
+    enqueue each run, however many workers poll."""
+
+    __tablename__ = "periodic_task"
+
+    name: str = Field(max_length=80, primary_key=True)
+    next_run_at: datetime = utc_timestamp()

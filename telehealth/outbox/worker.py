@@ -23,6 +23,7 @@ from telehealth.settings import Settings
 
 logger = logging.getLogger("telehealth.worker")
 
+SCHEDULE_CHECK_SECONDS = 10.0
 JobHandler = Callable[["WorkerContext", dict[str, Any]], Awaitable[None]]
 JOB_HANDLERS: dict[str, JobHandler] = {}
 
@@ -145,9 +146,16 @@ async def run_due_jobs(context: WorkerContext, *, batch_size: int = 1) -> int:
 
 async def run_worker(context: WorkerContext, stop: asyncio.Event, *, poll_seconds: float = 1.0) -> None:
     """Loop until `stop` is set. Database outages are waited out with backoff, never fatal."""
+    from telehealth.outbox.schedule import enqueue_due_periodic_jobs
+
     failures = 0
+    next_schedule_check = 0.0
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         try:
+            if loop.time() >= next_schedule_check:
+                await enqueue_due_periodic_jobs(context)
+                next_schedule_check = loop.time() + SCHEDULE_CHECK_SECONDS
             claimed = await run_due_jobs(context)
             failures = 0
         except Exception:  # the database may be down or restarting: wait and try again
@@ -164,5 +172,7 @@ async def run_worker(context: WorkerContext, stop: asyncio.Event, *, poll_second
 
 def import_job_modules() -> None:
     """Import every area's jobs.py so their handlers are registered."""
+    import telehealth.accounts.jobs  # noqa: F401
     import telehealth.notifications.jobs  # noqa: F401
+    import telehealth.outbox.jobs  # noqa: F401
 

@@ -62,6 +62,8 @@ async def test_staff_without_two_factor_sets_it_up_at_first_sign_in(page: Page, 
     await expect(page).to_have_url(f"{live_server.url}/account/two-factor")
 
     secret = (await page.locator("#totp-secret").inner_text()).strip()
+    qr = page.get_by_alt_text("QR code that adds this account to an authenticator app")
+    assert await qr.evaluate("img => img.complete && img.naturalWidth > 0")  # drawn locally, shown in the page
     await page.get_by_label("6-digit code").fill(code_now(secret))
     await page.get_by_role("button", name="Turn on two-factor sign-in").click()
     await expect(page).to_have_url(f"{live_server.url}/coordinator")

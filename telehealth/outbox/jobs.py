@@ -1,0 +1,28 @@
+"""Housekeeping of the outbox itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+
+from telehealth.db.engine import transaction
+from telehealth.outbox.models import Job
+from telehealth.outbox.schedule import run_every
+from telehealth.outbox.states import JobStatus
+from telehealth.outbox.worker import WorkerContext, job_handler
+
+PRUNE_FINISHED_JOBS = "outbox.prune_finished"
+KEEP_FINISHED_JOBS = timedelta(days=7)
+
+
+@job_handler(PRUNE_FINISHED_JOBS)
+async def prune_finished_jobs(context: WorkerContext, payload: dict[str, Any]) -> None:
+    """Done jobs are kept a week for troubleshooting, then deleted. Parked jobs stay until an operator acts."""
+    cutoff = context.clock.now() - KEEP_FINISHED_JOBS
+    async with transaction(context.session_factory) as session:
+        await session.execute(delete(Job).where(Job.status == JobStatus.DONE, Job.finished_at < cutoff))
+
+
+run_every(PRUNE_FINISHED_JOBS, timedelta(hours=1))
