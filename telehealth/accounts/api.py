@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -114,8 +115,7 @@ class AccountsApiController(Controller):
     ) -> TwoFactorEnrolment:
         """Start enrolment: add the answered secret to an authenticator app, then confirm with a code."""
         uri = await two_factor.begin_enrolment(db_session, signed_in=signed_in, settings=settings)
-        secret = uri.split("secret=")[1].split("&")[0]
-        return TwoFactorEnrolment(otpauth_uri=uri, secret=secret)
+        return TwoFactorEnrolment(otpauth_uri=uri, secret=parse_qs(urlsplit(uri).query)["secret"][0])
 
     @post("/two-factor/confirm", status_code=200, guards=[requires_password_step])
     async def confirm_two_factor(
@@ -188,6 +188,17 @@ class AccountsApiController(Controller):
     ) -> Accepted:
         await service.reset_password(db_session, token=data.token, new_password=data.password, actor=actor, now=clock.now())
         return Accepted(detail="Your password is changed. Sign in with the new one.")
+
+    @post("/verify-email/resend", status_code=202, guards=[requires_sign_in])
+    async def resend_verification(
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Accepted:
+        await service.resend_email_verification(db_session, user_id=signed_in.user_id, now=clock.now(), settings=settings)
+        return Accepted(detail="A new confirmation link is on its way.")
 
     @post("/verify-email", status_code=200)
     async def verify_email(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import segno
 from litestar import Controller, Request, get, post
@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts import service, two_factor
-from telehealth.accounts.guards import current_user, requires_password_step
+from telehealth.accounts.guards import current_user, requires_password_step, requires_sign_in
 from telehealth.accounts.middleware import cleared_session_cookie, session_cookie
 from telehealth.accounts.sessions import SignedIn, end_session, start_session
 from telehealth.audit.service import Actor, record_audit_event
@@ -27,6 +27,10 @@ from telehealth.settings import Settings
 def qr_data_uri(otpauth_uri: str) -> str:
     """The setup link as a QR code, drawn here (no third-party service ever sees the secret)."""
     return segno.make(otpauth_uri, error="m").svg_data_uri(scale=5, border=2)
+
+
+def _secret_of(otpauth_uri: str) -> str:
+    return parse_qs(urlsplit(otpauth_uri).query)["secret"][0]
 
 
 def _after_sign_in(user_needs_enrolment: bool, needs_code: bool, next_path: str) -> Redirect:
@@ -110,8 +114,7 @@ class AccountPagesController(Controller):
         if signed_in.totp_enrolled:
             return Template("accounts/message.html", context={"title": "Two-factor sign-in", "message": "Two-factor sign-in is already set up for this account."})
         uri = await two_factor.begin_enrolment(db_session, signed_in=signed_in, settings=settings)
-        secret = uri.split("secret=")[1].split("&")[0]
-        return Template("accounts/two_factor_enrol.html", context={"otpauth_uri": uri, "secret": secret, "qr": qr_data_uri(uri)})
+        return Template("accounts/two_factor_enrol.html", context={"otpauth_uri": uri, "secret": _secret_of(uri), "qr": qr_data_uri(uri)})
 
     @post("/account/two-factor", guards=[requires_password_step])
     async def two_factor_confirm(
@@ -123,7 +126,7 @@ class AccountPagesController(Controller):
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
     ) -> Template | Redirect:
-        fields = await form_fields(request, "code", "secret", "otpauth_uri")
+        fields = await form_fields(request, "code")
         result = await attempt(
             db_session,
             two_factor.confirm_enrolment(
@@ -131,14 +134,10 @@ class AccountPagesController(Controller):
             ),
         )
         if isinstance(result, DomainError):
+            uri = await two_factor.begin_enrolment(db_session, signed_in=signed_in, settings=settings)
             return Template(
                 "accounts/two_factor_enrol.html",
-                context={
-                    "otpauth_uri": fields["otpauth_uri"],
-                    "secret": fields["secret"],
-                    "qr": qr_data_uri(fields["otpauth_uri"]) if fields["otpauth_uri"].startswith("otpauth://") else None,
-                    "error": result.detail,
-                },
+                context={"otpauth_uri": uri, "secret": _secret_of(uri), "qr": qr_data_uri(uri), "error": result.detail},
                 status_code=result.status_code,
             )
         return Redirect(path="/")
@@ -215,6 +214,20 @@ class AccountPagesController(Controller):
                 status_code=result.status_code,
             )
         return Template("accounts/message.html", context={"title": "Password changed", "message": "Your password is changed. Sign in with the new one.", "link": "/sign-in", "link_text": "Sign in"})
+
+    @post("/account/verify-email/resend", guards=[requires_sign_in])
+    async def resend_verification(
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:
+        result = await attempt(
+            db_session, service.resend_email_verification(db_session, user_id=signed_in.user_id, now=clock.now(), settings=settings)
+        )
+        message = result.detail if isinstance(result, DomainError) else "A new confirmation link is on its way to your inbox."
+        return Template("accounts/message.html", context={"title": "Confirm your email", "message": message, "link": "/", "link_text": "Back to my portal"})
 
     @get("/account/verify-email")
     async def verify_email_form(self, token: FromQuery[str] = "") -> Template:

@@ -235,6 +235,15 @@ async def _spend_token(session: AsyncSession, *, raw: str, purpose: str, now: da
     return user
 
 
+async def resend_email_verification(session: AsyncSession, *, user_id: uuid.UUID, now: datetime, settings: Settings) -> None:
+    """Send a fresh verification link (a click while one is still queued sends nothing more)."""
+    user = await session.get(UserAccount, user_id)
+    assert user is not None
+    if user.email_verified_at is not None:
+        raise Conflict("account.already_verified", "Your email address is already confirmed.")
+    await send_email_verification(session, user=user, now=now, settings=settings)
+
+
 async def send_email_verification(session: AsyncSession, *, user: UserAccount, now: datetime, settings: Settings) -> None:
     raw = await _issue_token(
         session, user=user, purpose="verify_email", valid_for=timedelta(hours=settings.email_verification_valid_hours), now=now
@@ -245,6 +254,7 @@ async def send_email_verification(session: AsyncSession, *, user: UserAccount, n
         template="verify_email",
         context={"recipient_name": user.full_name, "verify_url": f"{settings.public_base_url}/account/verify-email?token={raw}"},
         now=now,
+        dedupe_key=f"verify_email:{user.id}",
     )
 
 

@@ -29,11 +29,13 @@ async def _load(session: AsyncSession, signed_in: SignedIn) -> tuple[UserAccount
 
 
 async def begin_enrolment(session: AsyncSession, *, signed_in: SignedIn, settings: Settings) -> str:
-    """Create (or re-create, while unconfirmed) the secret; answer the otpauth:// URI for the app."""
+    """Create the secret once (reloading the page or a second tab shows the same one); answer the
+    otpauth:// URI for the authenticator app."""
     user, _ = await _load(session, signed_in)
     if user.totp_confirmed_at is not None:
         raise Conflict("two_factor.already_enrolled", "Two-factor sign-in is already set up for this account.")
-    user.totp_secret = new_totp_secret()
+    if not user.totp_secret:
+        user.totp_secret = new_totp_secret()
     return totp_uri(user.totp_secret, email=user.email, issuer=settings.clinic_name)
 
 

@@ -78,3 +78,29 @@ async def test_email_verification_link(client, session_factory, settings, clock,
     headers = await csrf_headers(client)
     assert (await client.post("/api/v1/auth/verify-email", json={"token": token}, headers=headers)).status_code == 200
     assert (await client.post("/api/v1/auth/verify-email", json={"token": token}, headers=headers)).status_code == 422
+
+
+async def test_resending_the_verification_link(client, session_factory, settings, clock, smtp):
+    from telehealth.accounts.service import create_account
+    from telehealth.audit.service import Actor
+    from telehealth.db.engine import transaction
+    from tests.helpers import Person
+
+    async with transaction(session_factory) as session:
+        user = await create_account(
+            session, email="new@example.org", full_name="New Person", role=Role.PATIENT, password="a long enough password",
+            actor=Actor.system(), now=clock.now(), settings=settings,
+        )  # fmt: skip
+    await sign_in(client, Person(user.id, "new@example.org", Role.PATIENT, None), clock, password="a long enough password")
+    headers = await csrf_headers(client)
+    for _ in range(3):  # the first link is still queued: repeated clicks add nothing
+        assert (await client.post("/api/v1/auth/verify-email/resend", headers=headers)).status_code == 202
+    await drain_jobs(worker_context(session_factory, settings, clock))
+    assert len(smtp.messages) == 1
+    assert (await client.post("/api/v1/auth/verify-email/resend", headers=headers)).status_code == 202
+    await drain_jobs(worker_context(session_factory, settings, clock))
+    token = link_in(smtp.text_of(smtp.messages[-1]), "/account/verify-email")
+    assert (await client.post("/api/v1/auth/verify-email", json={"token": token}, headers=headers)).status_code == 200
+    again = await client.post("/api/v1/auth/verify-email/resend", headers=headers)
+    assert again.status_code == 409
+    assert again.json()["code"] == "account.already_verified"

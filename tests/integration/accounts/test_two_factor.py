@@ -98,3 +98,14 @@ def test_step_up_is_needed_within_five_minutes(settings, clock):
             assert refusal.code == "auth.step_up_required"
         else:
             raise AssertionError("a stale step-up was accepted")
+
+
+async def test_reloading_enrolment_keeps_the_same_secret(client, session_factory, settings, clock):
+    pharmacist = await make_person(
+        session_factory, role=Role.PHARMACIST, email="ph@example.org", now=clock.now(), settings=settings, enrol_two_factor=False
+    )
+    _, headers = await _password_only(client, pharmacist)
+    first = (await client.post("/api/v1/auth/two-factor/enrol", headers=headers)).json()["secret"]
+    page = await client.get("/account/two-factor")
+    assert first in page.text  # a second tab shows the same key, so the first tab's app still works
+    assert "data:image/svg+xml" in page.text
