@@ -1,4 +1,4 @@
-"""Housekeeping of sign-in data: ended sessions, spent or expired links, old sign-in attempts."""
+"""Housekeeping of sign-in data: ended sessions, spent or expired links."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import delete, or_
 
-from telehealth.accounts.models import AccountToken, LoginAttempt, UserSession
+from telehealth.accounts.models import AccountToken, UserSession
 from telehealth.db.engine import transaction
 from telehealth.outbox.schedule import run_every
 from telehealth.outbox.worker import WorkerContext, job_handler
 
 PRUNE_SIGN_IN_DATA = "accounts.prune_sign_in_data"
-# Ended sessions and spent links are kept a day (support questions), attempts a day (the limit needs 15 min).
+# Ended sessions and spent links are kept a day, for support questions.
 GRACE = timedelta(days=1)
 
 
@@ -29,7 +29,6 @@ async def prune_sign_in_data(context: WorkerContext, payload: dict[str, Any]) ->
             )
         )
         await session.execute(delete(AccountToken).where(or_(AccountToken.expires_at < cutoff, AccountToken.used_at < cutoff)))
-        await session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < cutoff))
 
 
 run_every(PRUNE_SIGN_IN_DATA, timedelta(hours=1))

@@ -1,11 +1,11 @@
-"""Accounts, patient profiles, care teams, server-side sessions, single-use tokens, sign-in attempts."""
+"""Accounts, patient profiles, care teams, server-side sessions, single-use tokens."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, Index, String, Uuid
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Uuid
 from sqlmodel import Field
 
 from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
@@ -98,15 +98,3 @@ class AccountToken(SQLModel, table=True):
     created_at: datetime = utc_timestamp(default_now=True)
     expires_at: datetime = utc_timestamp()
     used_at: datetime | None = utc_timestamp(nullable=True)
-
-
-class LoginAttempt(SQLModel, table=True):
-    """Every password attempt, for the per-address rate limit (shared by all app processes)."""
-
-    __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_ip_attempted_at", "ip", "attempted_at"),)
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
-    ip: str = Field(sa_column=Column(String(64), nullable=False))
-    attempted_at: datetime = utc_timestamp(default_now=True)
-    succeeded: bool = False

@@ -10,10 +10,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import AccountToken, LoginAttempt, Patient, UserAccount
+from telehealth.accounts.models import AccountToken, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import (
     hash_password,
@@ -27,6 +27,7 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
+from telehealth.system.rate_limit import over_rate_limit
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 INVALID_CREDENTIALS = "That email and password do not match an account."
@@ -110,14 +111,11 @@ async def check_password_sign_in(
 ) -> UserAccount:
     """Check an email and password. Answers the user, or raises a refusal that keeps its evidence
     (attempt row, failure counter, lock, audit), so the request commits them even though it fails."""
-    window_start = now - timedelta(minutes=15)
-    recent = await session.scalar(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.ip == attempt.ip, LoginAttempt.attempted_at >= window_start
-        )
-    )
     actor = Actor.anonymous(attempt.ip, attempt.user_agent)
-    if (recent or 0) >= settings.login_attempts_per_ip_per_15_min:
+    if await over_rate_limit(
+        session, bucket="sign_in", key=attempt.ip, limit=settings.login_attempts_per_ip_per_15_min,
+        window=timedelta(minutes=15), now=now,
+    ):  # fmt: skip
         await record_audit_event(
             session, actor=actor, action="auth.sign_in", resource_type="user_account", now=now,
             outcome="denied", reason="rate_limited",
@@ -126,9 +124,6 @@ async def check_password_sign_in(
             "auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.",
             keep_evidence=True,
         )  # fmt: skip
-    login_attempt = LoginAttempt(ip=attempt.ip, attempted_at=now, succeeded=False)
-    session.add(login_attempt)
-
     # Row lock: concurrent wrong passwords all count, and the lock is set exactly once.
     user = (
         await session.execute(
@@ -176,7 +171,6 @@ async def check_password_sign_in(
     user.locked_until = None
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(attempt.password)
-    login_attempt.succeeded = True
     await record_audit_event(
         session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id, now=now
     )

@@ -175,4 +175,5 @@ def import_job_modules() -> None:
     import telehealth.accounts.jobs  # noqa: F401
     import telehealth.notifications.jobs  # noqa: F401
     import telehealth.outbox.jobs  # noqa: F401
+    import telehealth.system.jobs  # noqa: F401
 

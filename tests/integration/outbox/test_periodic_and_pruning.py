@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text
 
-from telehealth.accounts.models import AccountToken, LoginAttempt, UserSession
+from telehealth.accounts.models import AccountToken, UserSession
+from telehealth.system.models import RateLimitEvent
 from telehealth.accounts.roles import Role
 from telehealth.outbox.models import Job
 from telehealth.outbox.schedule import PERIODIC_JOBS, enqueue_due_periodic_jobs
@@ -45,8 +46,8 @@ async def test_housekeeping_deletes_old_sign_in_data_and_finished_jobs_only(sess
         user = await session.get(UserAccount, person.user_id)
         await start_session(session, user=user, ip="1.2.3.4", user_agent=None, now=long_ago, settings=settings)
         await start_session(session, user=user, ip="1.2.3.4", user_agent=None, now=clock.now(), settings=settings)
-        session.add(LoginAttempt(ip="1.2.3.4", attempted_at=long_ago))
-        session.add(LoginAttempt(ip="1.2.3.4", attempted_at=clock.now()))
+        session.add(RateLimitEvent(bucket="sign_in", key="1.2.3.4", occurred_at=long_ago))
+        session.add(RateLimitEvent(bucket="sign_in", key="1.2.3.4", occurred_at=clock.now()))
         session.add(AccountToken(user_id=user.id, purpose="reset_password", token_hash="a" * 64, created_at=long_ago, expires_at=long_ago))
         session.add(AccountToken(user_id=user.id, purpose="reset_password", token_hash="b" * 64, created_at=clock.now(), expires_at=clock.now() + timedelta(minutes=30)))
         await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=long_ago)
@@ -59,7 +60,9 @@ async def test_housekeeping_deletes_old_sign_in_data_and_finished_jobs_only(sess
     await drain_jobs(context)
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(UserSession)) == 1
-        assert await session.scalar(select(func.count()).select_from(LoginAttempt)) == 1
+        assert await session.scalar(select(func.count()).select_from(RateLimitEvent)) == 1
         assert (await session.execute(select(AccountToken.token_hash))).scalars().all() == ["b" * 64]
         kinds = (await session.execute(select(Job.kind, Job.status))).all()
-    assert sorted(kinds) == [("accounts.prune_sign_in_data", "done"), ("outbox.prune_finished", "done")]
+    assert sorted(kinds) == [
+        ("accounts.prune_sign_in_data", "done"), ("outbox.prune_finished", "done"), ("system.prune_rate_limit_events", "done")
+    ]

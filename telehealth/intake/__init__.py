@@ -1,0 +1,1 @@
+"""Intake: the questionnaires, the screening rules and (later) the multi-step intake form."""
