@@ -5,6 +5,8 @@ from telehealth.accounts.pages import AccountPagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.system.api import HealthController
+from telehealth.waitlist.api import InvitationApiController, WaitlistApiController
+from telehealth.waitlist.pages import WaitlistPagesController
 
 ROUTE_HANDLERS = [
     HealthController,  # /health, /ready
@@ -12,5 +14,8 @@ ROUTE_HANDLERS = [
     PatientRecordApiController,  # /api/v1/patients/{patient_id}
     AccountPagesController,  # /sign-in, /sign-out, /password/..., /account/...
     PortalPagesController,  # /, /patient, /prescriber, /therapist, /pharmacist, /coordinator
+    WaitlistApiController,  # /api/v1/waitlist, /api/v1/waitlist/invitations, /api/v1/waitlist/states
+    InvitationApiController,  # /api/v1/invitations/accept
+    WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
     DevMailboxController,  # /dev/mailbox (not in production)
 ]

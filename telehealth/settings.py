@@ -115,6 +115,7 @@ class Settings:
     login_lock_after_failures: int = 10
     login_lock_minutes: int = 15
     login_attempts_per_ip_per_15_min: int = 50
+    waitlist_joins_per_ip_per_hour: int = 20
     password_reset_valid_minutes: int = 30
     email_verification_valid_hours: int = 48
     step_up_valid_minutes: int = 5
@@ -184,6 +185,7 @@ def load_settings() -> Settings:
         password_reset_valid_minutes=_int("PASSWORD_RESET_VALID_MINUTES", defaults.password_reset_valid_minutes),
         email_verification_valid_hours=_int("EMAIL_VERIFICATION_VALID_HOURS", defaults.email_verification_valid_hours),
         step_up_valid_minutes=_int("STEP_UP_VALID_MINUTES", defaults.step_up_valid_minutes),
+        waitlist_joins_per_ip_per_hour=_int("WAITLIST_JOINS_PER_IP_PER_HOUR", defaults.waitlist_joins_per_ip_per_hour),
         job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
         job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),

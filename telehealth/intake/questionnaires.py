@@ -28,6 +28,13 @@ class Item:
     def values(self) -> tuple[int, ...]:
         return tuple(option.value for option in self.options)
 
+    def label_for(self, value: int) -> str:
+        """The label of the option with `value` (KeyError if there is none)."""
+        for option in self.options:
+            if option.value == value:
+                return option.label
+        raise KeyError(f"{self.key} has no option {value}")
+
 
 @dataclass(frozen=True)
 class Band:
@@ -65,7 +72,7 @@ class Questionnaire:
                 continue
             value = _as_int(answers[item.key])
             if value is None or value not in item.values:
-                fields[item.key] = "must be one of " + ", ".join(str(v) for v in item.values)
+                fields[item.key] = "must be one of " + ", ".join(str(v) for v in sorted(item.values))
                 continue
             cleaned[item.key] = value
         if fields:
@@ -185,7 +192,11 @@ CSSRS = Questionnaire(
     title="Suicide risk screen (C-SSRS)",
     instructions="Please answer each question about the past month, unless it asks about another time.",
     items=(
-        Item("cssrs_1", "Have you wished you were dead or wished you could go to sleep and not wake up?", YES_NO_OPTIONS),
+        Item(
+            "cssrs_1",
+            "Have you wished you were dead or wished you could go to sleep and not wake up?",
+            YES_NO_OPTIONS,
+        ),
         Item("cssrs_2", "Have you actually had any thoughts of killing yourself?", YES_NO_OPTIONS),
         Item("cssrs_3", "Have you been thinking about how you might do this?", YES_NO_OPTIONS),
         Item(

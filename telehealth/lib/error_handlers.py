@@ -82,8 +82,9 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
 
 def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     fields = _validation_fields(exc)
-    detail = "Some fields are missing or not valid." if fields else (exc.detail or "The request body is not valid.")
-    return error_response(request, status=400, code="request.invalid", detail=detail, fields=fields)
+    if fields:  # the body parsed, but named fields are wrong: 422, as for the services' own checks
+        return error_response(request, status=422, code="request.invalid", detail="Some fields are missing or not valid.", fields=fields)
+    return error_response(request, status=400, code="request.invalid", detail=exc.detail or "The request body is not valid.")
 
 
 def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

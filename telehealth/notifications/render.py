@@ -24,6 +24,10 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "password_reset": ("recipient_name", "reset_url", "valid_minutes"),
     "account_locked": ("recipient_name", "locked_minutes", "reset_url"),
     "portal_update": ("recipient_name",),
+    "waitlist_confirm": ("recipient_name", "link_url"),
+    "waitlist_already_joined": ("recipient_name", "link_url"),
+    "waitlist_invitation": ("recipient_name", "accept_url", "expires_on"),
+    "waitlist_invitation_expired": ("recipient_name", "link_url"),
 }
 
 

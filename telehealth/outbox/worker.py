@@ -176,4 +176,5 @@ def import_job_modules() -> None:
     import telehealth.notifications.jobs  # noqa: F401
     import telehealth.outbox.jobs  # noqa: F401
     import telehealth.system.jobs  # noqa: F401
+    import telehealth.waitlist.jobs  # noqa: F401
 

@@ -38,7 +38,6 @@ class WaitlistEntry(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=16)
     conditions: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text), nullable=True))
     consent_to_contact: bool = False
-    access_token_hash: str | None = Field(default=None, max_length=64, unique=True)  # the emailed link
     joined_at: datetime = utc_timestamp()
     confirmed_at: datetime | None = utc_timestamp(nullable=True)  # the queue order
     left_at: datetime | None = utc_timestamp(nullable=True)
@@ -69,3 +68,16 @@ class WaitlistInvitation(SQLModel, table=True):
     created_at: datetime = utc_timestamp()
     expires_at: datetime = utc_timestamp()
     accepted_at: datetime | None = utc_timestamp(nullable=True)
+
+
+class WaitlistLink(SQLModel, table=True):
+    """A private link to one entry's status page, one per email sent (each email's link keeps working).
+    Stored hashed; all of an entry's links are deleted when the person leaves."""
+
+    __tablename__ = "waitlist_link"
+
+    token_hash: str = Field(max_length=64, primary_key=True)
+    entry_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("waitlist_entry.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = utc_timestamp()

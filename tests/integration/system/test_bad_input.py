@@ -14,24 +14,24 @@ async def test_malformed_json(client):
 
 async def test_wrong_types_name_the_field(client):
     response = await client.post("/api/v1/auth/sign-in", json={"email": 42, "password": "x"}, headers=await csrf_headers(client))
-    assert response.status_code == 400
+    assert response.status_code == 422
     body = response.json()
     assert body["code"] == "request.invalid"
-    assert "email" in body["fields"] or "email" in body["detail"]
+    assert body["fields"] == {"email": "Expected `str`, got `int`"}
 
 
 async def test_missing_field_is_named(client):
     response = await client.post("/api/v1/auth/sign-in", json={"email": "a@b.org"}, headers=await csrf_headers(client))
-    assert response.status_code == 400
-    assert "password" in response.json()["fields"] or "password" in response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["fields"] == {"password": "is required"}
 
 
 async def test_unknown_fields_are_refused(client):
     response = await client.post(
         "/api/v1/auth/sign-in", json={"email": "a@b.org", "password": "x", "role": "coordinator"}, headers=await csrf_headers(client)
     )
-    assert response.status_code == 400
-    assert "role" in response.text
+    assert response.status_code == 422
+    assert response.json()["fields"] == {"role": "is not a known field"}
 
 
 async def test_oversize_body(client):
@@ -43,8 +43,8 @@ async def test_oversize_body(client):
 
 async def test_bad_totp_code_format(client):
     response = await client.post("/api/v1/auth/password-reset/confirm", json={"token": "short", "password": "p"}, headers=await csrf_headers(client))
-    assert response.status_code == 400
-    assert "token" in response.text
+    assert response.status_code == 422
+    assert "token" in response.json()["fields"]
 
 
 async def test_not_a_uuid_in_the_path_is_404_not_500(client):

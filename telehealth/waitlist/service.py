@@ -1,0 +1,303 @@
+"""Waiting-list rules: joining (double opt-in, silent duplicates), the emailed status link, position and
+estimate, leaving with erasure, rejoining, and the coordinator's view of every state's queue.
+
+Invitations (invite the next N, expiry, acceptance) are in `invitations.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, delete, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.security import hash_token, new_token
+from telehealth.accounts.service import email_problem, normalize_email
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.clinicians.service import is_state_served, served_states
+from telehealth.lib.errors import InvalidInput, NotFound, TooManyRequests
+from telehealth.lib.states import change_status
+from telehealth.lib.us_states import US_STATES
+from telehealth.notifications.service import queue_email
+from telehealth.settings import Settings
+from telehealth.system.rate_limit import over_rate_limit
+from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation, WaitlistLink
+from telehealth.waitlist.states import ENTRY_TRANSITIONS, EntryStatus, InvitationStatus
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+CONDITIONS_OF_INTEREST = {
+    "depression": "Depression",
+    "anxiety": "Anxiety",
+    "ptsd": "PTSD",
+    "ocd": "OCD",
+    "other": "Something else",
+}
+ESTIMATE_WINDOW = timedelta(days=28)  # the recent invitation rate behind the wait estimate
+LINK_INVALID = "This waiting-list link is not valid (it may be mistyped, or you have left the list)."
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    first_name: str
+    last_name: str
+    email: str
+    state: str
+    date_of_birth: date
+    consent_to_contact: bool
+    phone: str | None = None
+    conditions: tuple[str, ...] = ()
+
+
+def age_on(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def join_problems(request: JoinRequest, *, today: date) -> dict[str, str]:
+    """Every field that is not acceptable, with the reason."""
+    problems: dict[str, str] = {}
+    if not request.first_name.strip():
+        problems["first_name"] = "is required"
+    if not request.last_name.strip():
+        problems["last_name"] = "is required"
+    if problem := email_problem(request.email):
+        problems["email"] = problem
+    if request.state.upper() not in US_STATES:
+        problems["state"] = "must be a US state or DC, as two letters (e.g. NY)"
+    if request.date_of_birth > today:
+        problems["date_of_birth"] = "is in the future"
+    elif age_on(request.date_of_birth, today) < 18:
+        problems["date_of_birth"] = "must be at least 18 years ago: the program is for adults"
+    elif age_on(request.date_of_birth, today) > 120:
+        problems["date_of_birth"] = "is not plausible"
+    if request.phone and not E164.match(request.phone):
+        problems["phone"] = "must be in international format, e.g. +12125550123"
+    if unknown := [c for c in request.conditions if c not in CONDITIONS_OF_INTEREST]:
+        problems["conditions"] = f"has unknown choices: {', '.join(sorted(unknown))[:100]}"
+    if not request.consent_to_contact:
+        problems["consent_to_contact"] = "must be given so we can email you about your place"
+    return problems
+
+
+async def _issue_link(session: AsyncSession, *, entry_id: uuid.UUID, now: datetime, settings: Settings) -> str:
+    raw, digest = new_token()
+    session.add(WaitlistLink(token_hash=digest, entry_id=entry_id, created_at=now))
+    return f"{settings.public_base_url}/waitlist/entry?token={raw}"
+
+
+async def email_status_link(
+    session: AsyncSession, *, entry: WaitlistEntry, template: str, now: datetime, settings: Settings
+) -> None:
+    """Email a fresh private link to the entry's page (confirmation, already joined, invitation ended)."""
+    assert entry.email and entry.first_name
+    link_url = await _issue_link(session, entry_id=entry.id, now=now, settings=settings)
+    await queue_email(
+        session, to=entry.email, template=template, context={"recipient_name": entry.first_name, "link_url": link_url},
+        now=now, dedupe_key=f"waitlist:{template}:{entry.id}",
+    )  # fmt: skip
+
+
+async def join_waitlist(
+    session: AsyncSession, request: JoinRequest, *, actor: Actor, now: datetime, settings: Settings
+) -> None:
+    """Add a person (unconfirmed until they use the emailed link). A second join with the same email
+    changes nothing and answers the same; the address's owner gets a fresh link by email instead."""
+    if await over_rate_limit(
+        session, bucket="waitlist_join", key=actor.ip or "unknown", limit=settings.waitlist_joins_per_ip_per_hour,
+        window=timedelta(hours=1), now=now,
+    ):  # fmt: skip
+        raise TooManyRequests("waitlist.rate_limited", "Too many sign-ups from this network. Please try again in an hour.")
+    if problems := join_problems(request, today=now.astimezone(settings.clinic_zone).date()):
+        # keep_evidence: the attempt still counts toward the rate limit (bots send bad input too)
+        raise InvalidInput("waitlist.invalid", "Some details need another look.", fields=problems, keep_evidence=True)
+    inserted = await session.execute(
+        insert(WaitlistEntry)
+        .values(
+            id=uuid.uuid4(),
+            status=EntryStatus.UNCONFIRMED,
+            state=request.state.upper(),
+            first_name=request.first_name.strip(),
+            last_name=request.last_name.strip(),
+            email=normalize_email(request.email),
+            date_of_birth=request.date_of_birth,
+            phone=request.phone or None,
+            conditions=list(dict.fromkeys(request.conditions)) or None,
+            consent_to_contact=True,
+            joined_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["email"], index_where=text("email IS NOT NULL"))
+        .returning(WaitlistEntry.id)
+    )
+    new_id = inserted.scalar_one_or_none()
+    entry = (
+        await session.get(WaitlistEntry, new_id)
+        if new_id
+        else (await session.execute(select(WaitlistEntry).where(WaitlistEntry.email == normalize_email(request.email)))).scalar_one()
+    )
+    await record_audit_event(
+        session, actor=actor, action="waitlist_entry.join" if new_id else "waitlist_entry.join_again",
+        resource_type="waitlist_entry", resource_id=entry.id, now=now,
+    )  # fmt: skip
+    if new_id is not None:
+        await email_status_link(session, entry=entry, template="waitlist_confirm", now=now, settings=settings)
+        return
+    # Already on the list: tell the owner (at most a few times a day), never the person asking.
+    if not await over_rate_limit(
+        session, bucket="waitlist_reminder", key=str(entry.id), limit=3, window=timedelta(days=1), now=now
+    ):
+        template = "waitlist_confirm" if entry.status == EntryStatus.UNCONFIRMED else "waitlist_already_joined"
+        await email_status_link(session, entry=entry, template=template, now=now, settings=settings)
+
+
+async def entry_for_link(session: AsyncSession, token: str, *, for_update: bool = False) -> WaitlistEntry:
+    statement = (
+        select(WaitlistEntry)
+        .join(WaitlistLink, WaitlistLink.entry_id == WaitlistEntry.id)
+        .where(WaitlistLink.token_hash == hash_token(token))
+    )
+    entry = (await session.execute(statement.with_for_update(of=WaitlistEntry) if for_update else statement)).scalar_one_or_none()
+    if entry is None:
+        raise NotFound("waitlist.link_invalid", LINK_INVALID)
+    return entry
+
+
+async def confirm_place(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> WaitlistEntry:
+    """Double opt-in: the place counts from now. Using the link again changes nothing."""
+    entry = await entry_for_link(session, token, for_update=True)
+    if entry.status == EntryStatus.UNCONFIRMED:
+        await change_status(
+            session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=EntryStatus.UNCONFIRMED,
+            target=EntryStatus.WAITING, actor=actor, now=now, values={"confirmed_at": now},
+        )  # fmt: skip
+        await session.refresh(entry)
+    return entry
+
+
+async def rejoin(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> WaitlistEntry:
+    """After an invitation lapsed: back in the queue, counted from now."""
+    entry = await entry_for_link(session, token, for_update=True)
+    await change_status(
+        session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=entry.status, target=EntryStatus.WAITING,
+        actor=actor, now=now, values={"confirmed_at": now, "note": None},
+    )  # fmt: skip
+    await session.refresh(entry)
+    return entry
+
+
+async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> None:
+    """Leave and erase: every personal field goes, the row stays (state and status) so counts stay right.
+    A live invitation is revoked, every private link dies, and mail still queued to the address is dropped."""
+    entry = await entry_for_link(session, token, for_update=True)
+    if entry.status == EntryStatus.ENROLLED:
+        raise InvalidInput(
+            "waitlist.already_enrolled", "You already have an account; your records are kept in your portal.",
+            fields={"token": "belongs to someone who already enrolled"},
+        )  # fmt: skip
+    email = entry.email
+    await change_status(
+        session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=entry.status, target=EntryStatus.LEFT,
+        actor=actor, now=now,
+        values={
+            "first_name": None, "last_name": None, "email": None, "date_of_birth": None, "phone": None,
+            "conditions": None, "left_at": now, "note": None,
+        },
+    )  # fmt: skip
+    from telehealth.waitlist.invitations import revoke_live_invitation
+
+    await revoke_live_invitation(session, entry_id=entry.id, actor=actor, now=now)
+    await session.execute(delete(WaitlistLink).where(WaitlistLink.entry_id == entry.id))
+    if email:
+        await session.execute(
+            text("DELETE FROM job WHERE status = 'queued' AND kind = 'notifications.send_email' AND payload->>'to' = :to"),
+            {"to": email},
+        )
+
+
+@dataclass(frozen=True)
+class PlaceInQueue:
+    entry: WaitlistEntry
+    state_served: bool
+    position: int | None
+    people_waiting: int
+    estimated_wait_weeks: int | None
+    invitation_expires_at: datetime | None
+
+
+async def place_in_queue(session: AsyncSession, entry: WaitlistEntry, *, now: datetime, settings: Settings) -> PlaceInQueue:
+    """Where the person stands in their state's queue, and a wait estimate from the recent invitation rate."""
+    waiting_here = and_(WaitlistEntry.state == entry.state, WaitlistEntry.status == EntryStatus.WAITING)
+    people_waiting = await session.scalar(select(func.count()).select_from(WaitlistEntry).where(waiting_here)) or 0
+    position = None
+    if entry.status == EntryStatus.WAITING:
+        ahead = await session.scalar(
+            select(func.count())
+            .select_from(WaitlistEntry)
+            .where(waiting_here, tuple_(WaitlistEntry.confirmed_at, WaitlistEntry.id) < tuple_(entry.confirmed_at, entry.id))
+        )
+        position = (ahead or 0) + 1
+    estimate = None
+    if position is not None:
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(WaitlistInvitation)
+            .where(WaitlistInvitation.state == entry.state, WaitlistInvitation.created_at >= now - ESTIMATE_WINDOW)
+        )
+        per_week = (recent or 0) / (ESTIMATE_WINDOW.days / 7)
+        estimate = math.ceil(position / per_week) if per_week else None
+    expires_at = None
+    if entry.status == EntryStatus.INVITED:
+        expires_at = await session.scalar(
+            select(WaitlistInvitation.expires_at).where(
+                WaitlistInvitation.entry_id == entry.id, WaitlistInvitation.status == InvitationStatus.SENT
+            )
+        )
+    served = await is_state_served(session, state=entry.state, on=now.astimezone(settings.clinic_zone).date())
+    return PlaceInQueue(entry, served, position, people_waiting, estimate, expires_at)
+
+
+@dataclass(frozen=True)
+class StateQueueCounts:
+    state: str
+    served: bool
+    counts: dict[str, int]
+    invitations_out: int
+    oldest_waiting_since: datetime | None
+
+
+async def queues_by_state(session: AsyncSession, *, now: datetime, settings: Settings) -> list[StateQueueCounts]:
+    """The coordinator's overview: every state with anyone on the list, or served."""
+    counts: dict[str, dict[str, int]] = {}
+    for state, status, count in (
+        await session.execute(
+            select(WaitlistEntry.state, WaitlistEntry.status, func.count()).group_by(WaitlistEntry.state, WaitlistEntry.status)
+        )
+    ).all():
+        counts.setdefault(state, {})[status] = count
+    oldest = dict(
+        (
+            await session.execute(
+                select(WaitlistEntry.state, func.min(WaitlistEntry.confirmed_at))
+                .where(WaitlistEntry.status == EntryStatus.WAITING)
+                .group_by(WaitlistEntry.state)
+            )
+        ).all()
+    )
+    out = dict(
+        (
+            await session.execute(
+                select(WaitlistInvitation.state, func.count())
+                .where(WaitlistInvitation.status == InvitationStatus.SENT)
+                .group_by(WaitlistInvitation.state)
+            )
+        ).all()
+    )
+    served = await served_states(session, on=now.astimezone(settings.clinic_zone).date())
+    return [
+        StateQueueCounts(state, state in served, counts.get(state, {}), out.get(state, 0), oldest.get(state))
+        for state in sorted(set(counts) | served)
+    ]
+
