@@ -6,6 +6,7 @@ from datetime import date
 
 from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
@@ -22,14 +23,11 @@ def _holds_schedule_iii(schedules: ColumnElement[str]) -> ColumnElement[bool]:
 def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: date) -> ColumnElement[bool]:
     """SQL: the user_account row is an active prescriber with an unexpired license AND an unexpired
     DEA registration covering Schedule III in `state` on the date `on`."""
-    license_ok = exists().where(
-        StateLicense.clinician_id == UserAccount.id, StateLicense.state == state, StateLicense.expires_on >= on
-    )
+    # Aliases: callers may select from state_license themselves (served_states does).
+    license, dea = aliased(StateLicense), aliased(DeaRegistration)
+    license_ok = exists().where(license.clinician_id == UserAccount.id, license.state == state, license.expires_on >= on)
     dea_ok = exists().where(
-        DeaRegistration.clinician_id == UserAccount.id,
-        DeaRegistration.state == state,
-        DeaRegistration.expires_on >= on,
-        _holds_schedule_iii(DeaRegistration.schedules),
+        dea.clinician_id == UserAccount.id, dea.state == state, dea.expires_on >= on, _holds_schedule_iii(dea.schedules)
     )
     return and_(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True), license_ok, dea_ok)
 

@@ -43,3 +43,10 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return default
+
+
+async def form_list(request: Request[Any, Any, Any], name: str, *, max_items: int = 20, max_length: int = 100) -> list[str]:
+    """Every value of a repeated form field (checkboxes), or an empty list when none was ticked."""
+    form = await request.form()
+    values = form.getall(name) if name in form else []
+    return [value[:max_length] for value in values if isinstance(value, str)][:max_items]

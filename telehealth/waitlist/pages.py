@@ -19,7 +19,7 @@ from telehealth.audit.service import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
 from telehealth.lib.errors import DomainError
-from telehealth.lib.forms import attempt, form_fields
+from telehealth.lib.forms import attempt, form_fields, form_list
 from telehealth.settings import Settings
 from telehealth.waitlist import invitations, service
 from telehealth.waitlist.api import JOINED
@@ -61,7 +61,7 @@ class WaitlistPagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Template:
         values = await form_fields(request, *JOIN_FIELDS, max_length=254)
-        conditions = [c for c in (await request.form()).getall("conditions") if isinstance(c, str)][:10]
+        conditions = await form_list(request, "conditions", max_items=10)
         if values["website"]:  # the honeypot: people never see this field, form-filling bots do
             return Template("accounts/message.html", context={"title": "Check your email", "message": JOINED})
         try:
