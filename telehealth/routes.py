@@ -2,6 +2,8 @@
 
 from telehealth.accounts.api import AccountsApiController, PatientRecordApiController
 from telehealth.accounts.pages import AccountPagesController
+from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
+from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.system.api import HealthController
@@ -17,5 +19,8 @@ ROUTE_HANDLERS = [
     WaitlistApiController,  # /api/v1/waitlist, /api/v1/waitlist/invitations, /api/v1/waitlist/states
     InvitationApiController,  # /api/v1/invitations/accept
     WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
+    IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
+    StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
+    IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
     DevMailboxController,  # /dev/mailbox (not in production)
 ]

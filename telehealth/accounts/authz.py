@@ -67,3 +67,11 @@ async def load_patient_for(
 
 async def patient_id_for_user(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
     return await session.scalar(select(Patient.id).where(Patient.user_id == user_id))
+
+
+async def own_patient_record(session: AsyncSession, *, viewer: SignedIn) -> Patient:
+    """The signed-in patient's own record (for the patient's own pages and API)."""
+    patient = (await session.execute(select(Patient).where(Patient.user_id == viewer.user_id))).scalar_one_or_none()
+    if patient is None:
+        raise NotFound("patient.not_found", "This account has no patient record.")
+    return patient

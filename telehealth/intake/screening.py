@@ -13,6 +13,7 @@ from datetime import date
 from enum import StrEnum
 
 from telehealth.intake.questionnaires import CSSRS, PHQ9
+from telehealth.lib.dates import age_on
 from telehealth.settings import ClinicalThresholds
 
 
@@ -102,13 +103,6 @@ class ScreeningResult:
     @property
     def crisis_reasons(self) -> tuple[Reason, ...]:
         return tuple(reason for reason in self.reasons if reason.crisis)
-
-
-def age_on(date_of_birth: date, on: date) -> int:
-    """Whole years of age on `on`. The birthday counts from its own day; someone born on 29 February
-    turns a year older on 1 March in common years (the later reading, so the under-18 rule errs safe)."""
-    had_birthday = (on.month, on.day) >= (date_of_birth.month, date_of_birth.day)
-    return on.year - date_of_birth.year - (0 if had_birthday else 1)
 
 
 def screen_intake(data: ScreeningInput, thresholds: ClinicalThresholds) -> ScreeningResult:
@@ -299,19 +293,27 @@ def _blood_pressure_rules(data: ScreeningInput, thresholds: ClinicalThresholds) 
 
 
 def _suicide_risk_rules(data: ScreeningInput) -> list[Reason]:
+    return suicide_risk_reasons(phq9=data.phq9, cssrs=data.cssrs)
+
+
+def suicide_risk_reasons(*, phq9: Mapping[str, int] | None, cssrs: Mapping[str, int] | None) -> list[Reason]:
+    """The PHQ-9 item 9 and C-SSRS rules alone, for validated answers. The intake calls this as soon as
+    either questionnaire is saved, so a crisis answer is acted on at once, not at submission."""
     reasons = []
-    item9 = data.phq9["phq9_9"]
-    item9_evidence = f"PHQ-9 item 9 = {item9} ({PHQ9.items[8].label_for(item9)})"
-    if item9 > 0:
-        reasons.append(_reason("phq9.item9_positive", item9_evidence))
-    if item9 == 3:
-        reasons.append(_reason("crisis.phq9_item9_nearly_every_day", item9_evidence))
-    if positive := [key for key, value in data.cssrs.items() if value == 1]:
-        reasons.append(_reason("cssrs.positive", "C-SSRS yes to: " + ", ".join(positive)))
-    if intent_or_plan := [key for key in ("cssrs_4", "cssrs_5") if data.cssrs[key] == 1]:
-        reasons.append(_reason("crisis.cssrs_intent_or_plan", "C-SSRS yes to: " + ", ".join(intent_or_plan)))
-    # Not in DOMAIN.md's list, but clinicians treat suicidal behavior within the past 3 months as high risk
-    # (the C-SSRS triage puts it with intent and plan), so it is a crisis too.
-    if data.cssrs["cssrs_6_recent"] == 1:
-        reasons.append(_reason("crisis.cssrs_recent_behavior", "C-SSRS yes to: cssrs_6_recent"))
+    if phq9 is not None:
+        item9 = phq9["phq9_9"]
+        item9_evidence = f"PHQ-9 item 9 = {item9} ({PHQ9.items[8].label_for(item9)})"
+        if item9 > 0:
+            reasons.append(_reason("phq9.item9_positive", item9_evidence))
+        if item9 == 3:
+            reasons.append(_reason("crisis.phq9_item9_nearly_every_day", item9_evidence))
+    if cssrs is not None:
+        if positive := [key for key, value in cssrs.items() if value == 1]:
+            reasons.append(_reason("cssrs.positive", "C-SSRS yes to: " + ", ".join(positive)))
+        if intent_or_plan := [key for key in ("cssrs_4", "cssrs_5") if cssrs[key] == 1]:
+            reasons.append(_reason("crisis.cssrs_intent_or_plan", "C-SSRS yes to: " + ", ".join(intent_or_plan)))
+        # Not in DOMAIN.md's list, but clinicians treat suicidal behavior within the past 3 months as high
+        # risk (the C-SSRS triage puts it with intent and plan), so it is a crisis too.
+        if cssrs["cssrs_6_recent"] == 1:
+            reasons.append(_reason("crisis.cssrs_recent_behavior", "C-SSRS yes to: cssrs_6_recent"))
     return reasons

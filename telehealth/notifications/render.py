@@ -28,6 +28,7 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "waitlist_already_joined": ("recipient_name", "link_url"),
     "waitlist_invitation": ("recipient_name", "accept_url", "expires_on"),
     "waitlist_invitation_expired": ("recipient_name", "link_url"),
+    "staff_escalation": ("recipient_name",),
 }
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import current_user, requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
+from telehealth.intake import service as intake_service
+from telehealth.intake.results import patient_result
+from telehealth.lib.clock import Clock
 
 ROLE_HOME = {role: f"/{role.value}" for role in Role}
 
@@ -28,8 +33,17 @@ class PortalPagesController(Controller):
         return Redirect(path=ROLE_HOME[user.role])
 
     @get("/patient", guards=[requires_role(Role.PATIENT)])
-    async def patient_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
-        return _home("patient", signed_in)
+    async def patient_home(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        progress = await intake_service.intake_progress(db_session, patient=patient, now=clock.now())
+        decision = await intake_service.latest_decision(db_session, patient_id=patient.id)
+        return Template(
+            "portal/patient.html",
+            context={"user": signed_in, "intake_status": progress.intake.status, "any_step_done": any(progress.done.values()),
+                     "result": patient_result(decision) if decision else None},
+        )  # fmt: skip
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
     async def prescriber_home(self, signed_in: NamedDependency[SignedIn]) -> Template:

@@ -20,6 +20,7 @@ from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.clinicians.service import is_state_served, served_states
+from telehealth.lib.dates import age_on
 from telehealth.lib.errors import InvalidInput, NotFound, TooManyRequests
 from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
@@ -51,10 +52,6 @@ class JoinRequest:
     consent_to_contact: bool
     phone: str | None = None
     conditions: tuple[str, ...] = ()
-
-
-def age_on(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 def join_problems(request: JoinRequest, *, today: date) -> dict[str, str]:

@@ -8,12 +8,12 @@ from datetime import date
 
 import pytest
 
+from telehealth.lib.dates import age_on
 from telehealth.intake.screening import (
     CONDITIONS,
     MEDICATION_CLASSES,
     Outcome,
     ScreeningInput,
-    age_on,
     screen_intake,
 )
 from telehealth.lib.errors import InvalidInput

@@ -1,0 +1,102 @@
+"""Escalations: a crisis answer opens one at once, alerts coordinators and prescribers (an email with no
+details, and the escalation on their dashboards), and blocks self-booking until a clinician records contact."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.roles import Role
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.intake.models import Escalation
+from telehealth.intake.states import ESCALATION_TRANSITIONS, EscalationStatus
+from telehealth.lib.errors import InvalidInput, NotFound
+from telehealth.lib.states import change_status
+from telehealth.notifications.service import queue_email
+from telehealth.settings import Settings
+
+ALERTED_ROLES = (Role.COORDINATOR, Role.PRESCRIBER)
+CONTACT_RECORDING_ROLES = frozenset({Role.PRESCRIBER, Role.THERAPIST})  # clinicians
+
+
+async def open_crisis_escalation(
+    session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime, settings: Settings
+) -> bool:
+    """Open a crisis escalation unless one is already open for this patient; answer whether it is new."""
+    inserted = await session.execute(
+        insert(Escalation)
+        .values(id=uuid.uuid4(), patient_id=patient_id, kind="crisis", status=EscalationStatus.OPEN, rule_ids=",".join(rule_ids)[:300], opened_at=now)
+        .on_conflict_do_nothing(index_elements=["patient_id", "kind"], index_where=Escalation.status == EscalationStatus.OPEN)
+        .returning(Escalation.id)
+    )
+    escalation_id = inserted.scalar_one_or_none()
+    if escalation_id is None:
+        return False
+    await record_audit_event(
+        session, actor=actor, action="escalation.open", resource_type="escalation", resource_id=escalation_id,
+        patient_id=patient_id, reason="crisis", now=now,
+    )  # fmt: skip
+    staff = (
+        await session.execute(
+            select(UserAccount).where(UserAccount.role.in_([role.value for role in ALERTED_ROLES]), UserAccount.is_active.is_(True))
+        )
+    ).scalars().all()
+    for member in staff:
+        await queue_email(
+            session, to=member.email, template="staff_escalation", context={"recipient_name": member.full_name},
+            now=now, dedupe_key=f"escalation:{escalation_id}:{member.id}",
+        )  # fmt: skip
+    return True
+
+
+async def has_open_crisis(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
+    """The self-booking gate: True while a crisis escalation waits for a clinician's contact."""
+    return bool(
+        await session.scalar(
+            select(Escalation.id).where(Escalation.patient_id == patient_id, Escalation.kind == "crisis", Escalation.status == EscalationStatus.OPEN)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class OpenEscalation:
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    patient_name: str
+    kind: str
+    opened_at: datetime
+
+
+async def open_escalations(session: AsyncSession) -> list[OpenEscalation]:
+    rows = await session.execute(
+        select(Escalation.id, Escalation.patient_id, UserAccount.full_name, Escalation.kind, Escalation.opened_at)
+        .join(Patient, Patient.id == Escalation.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(Escalation.status == EscalationStatus.OPEN)
+        .order_by(Escalation.opened_at)
+    )
+    return [OpenEscalation(*row) for row in rows.all()]
+
+
+async def record_contact(
+    session: AsyncSession, *, escalation_id: uuid.UUID, clinician_role: Role, note: str, actor: Actor, now: datetime
+) -> None:
+    """A clinician spoke with the patient: the escalation closes and self-booking opens again."""
+    if clinician_role not in CONTACT_RECORDING_ROLES:
+        raise InvalidInput("escalation.clinician_only", "Only a clinician can record contact.", fields={"role": "must be a clinician"})
+    if not note.strip():
+        raise InvalidInput("escalation.note_required", "Say how and when you reached the patient.", fields={"note": "is required"})
+    escalation = await session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise NotFound("escalation.not_found", "There is no such escalation.")
+    await change_status(
+        session, Escalation, escalation.id, table=ESCALATION_TRANSITIONS, source=EscalationStatus.OPEN,
+        target=EscalationStatus.CONTACT_RECORDED, actor=actor, now=now, patient_id=escalation.patient_id,
+        values={"contact_recorded_at": now, "contact_recorded_by": actor.user_id, "contact_note": note.strip()[:4000]},
+    )  # fmt: skip
