@@ -144,7 +144,8 @@ async def sign_consent(
 
 async def consents_to_sign(session: AsyncSession, *, patient_id: uuid.UUID) -> list[ConsentDocument]:
     """Documents whose current version this patient has not signed (a new version asks again)."""
-    signed = set((await session.execute(select(ConsentSignature.document, ConsentSignature.version).where(ConsentSignature.patient_id == patient_id))).tuples())
+    rows = await session.execute(select(ConsentSignature.document, ConsentSignature.version).where(ConsentSignature.patient_id == patient_id))
+    signed = {(document, version) for document, version in rows.all()}
     return [doc for doc in CONSENT_DOCUMENTS.values() if (doc.key, doc.version) not in signed]
 
 
