@@ -12,10 +12,16 @@ from telehealth.accounts.guards import current_user, requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.intake import service as intake_service
+from telehealth.intake.escalations import open_escalations
 from telehealth.intake.results import patient_result
 from telehealth.lib.clock import Clock
 
 ROLE_HOME = {role: f"/{role.value}" for role in Role}
+
+
+async def _staff_home(template: str, signed_in: SignedIn, db_session: AsyncSession) -> Template:
+    waiting = len(await open_escalations(db_session))
+    return Template(f"portal/{template}.html", context={"user": signed_in, "open_escalations": waiting})
 
 
 def _home(template: str, signed_in: SignedIn) -> Template:
@@ -46,17 +52,17 @@ class PortalPagesController(Controller):
         )  # fmt: skip
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
-    async def prescriber_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
-        return _home("prescriber", signed_in)
+    async def prescriber_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        return await _staff_home("prescriber", signed_in, db_session)
 
     @get("/therapist", guards=[requires_role(Role.THERAPIST)])
-    async def therapist_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
-        return _home("therapist", signed_in)
+    async def therapist_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        return await _staff_home("therapist", signed_in, db_session)
 
     @get("/pharmacist", guards=[requires_role(Role.PHARMACIST)])
     async def pharmacist_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
         return _home("pharmacist", signed_in)
 
     @get("/coordinator", guards=[requires_role(Role.COORDINATOR)])
-    async def coordinator_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
-        return _home("coordinator", signed_in)
+    async def coordinator_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        return await _staff_home("coordinator", signed_in, db_session)

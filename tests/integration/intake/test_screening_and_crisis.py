@@ -92,3 +92,13 @@ async def test_the_care_team_reads_the_intake_and_each_read_is_audited(client, s
     async with session_factory() as session:
         reads = (await session.execute(select(AuditEvent.actor_role, AuditEvent.outcome).where(AuditEvent.action == "patient.record.intake.read"))).all()
     assert reads == [("prescriber", "success"), ("prescriber", "success"), ("therapist", "denied")]
+
+
+async def test_an_open_escalation_shows_on_the_staff_dashboards(client, session_factory, settings, clock):
+    await new_patient(client, session_factory, settings, clock)
+    await save(client, "cssrs", CLEAN["cssrs"] | {"cssrs_4": 1})
+    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
+    client.cookies.clear()
+    await sign_in(client, coordinator, clock)
+    home = await client.get("/coordinator")
+    assert "1 escalation waiting" in home.text
