@@ -16,6 +16,8 @@ from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.settings import Settings
+from telehealth.waitlist.models import WaitlistEntry
+from telehealth.waitlist.states import EntryStatus
 
 DEMO_PASSWORD = "demo-password-2026"
 DEMO_ACCOUNTS: dict[Role, tuple[str, str]] = {
@@ -69,6 +71,7 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     patient.state_of_residence = patient.state_of_residence or "NY"
     if await session.get(CareTeamMember, (patient.id, therapist.id)) is None:
         session.add(CareTeamMember(patient_id=patient.id, clinician_id=therapist.id, added_at=now))
+    await _seed_waiting_list(session, now=now)
     await session.flush()
     return [
         DemoSignIn(
@@ -79,3 +82,21 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
         )
         for role, user in users.items()
     ]
+
+
+DEMO_WAITING = (("Jamie", "NY"), ("Priya", "NY"), ("Luis", "NY"), ("Mei", "NJ"), ("Tom", "CA"), ("Ada", "TX"))
+
+
+async def _seed_waiting_list(session: AsyncSession, *, now: datetime) -> None:
+    """A few confirmed people on the list, so the coordinator's queues have something to show."""
+    if (await session.execute(select(WaitlistEntry.id).limit(1))).first():
+        return
+    for index, (first_name, state) in enumerate(DEMO_WAITING):
+        joined = now - timedelta(days=30 - index)
+        session.add(
+            WaitlistEntry(
+                status=EntryStatus.WAITING, state=state, first_name=first_name, last_name="Demo",
+                email=f"{first_name.lower()}.waiting@demo.example", date_of_birth=date(1980 + index, 1, 15),
+                consent_to_contact=True, joined_at=joined, confirmed_at=joined + timedelta(minutes=10),
+            )  # fmt: skip
+        )

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from telehealth.accounts.models import CareTeamMember, UserAccount
 from telehealth.clinicians.models import DeaRegistration, StateLicense
 from telehealth.db.engine import transaction
-from telehealth.demo import SERVED_STATES, seed_demo
+from telehealth.demo import DEMO_WAITING, SERVED_STATES, seed_demo
+from telehealth.waitlist.models import WaitlistEntry
 
 
 async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock):
@@ -27,6 +28,9 @@ async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock)
             (await session.execute(select(StateLicense.state).where(StateLicense.license_type == "MD"))).scalars()
         )
     assert dea_states == prescriber_license_states == set(SERVED_STATES)
+    async with session_factory() as session:
+        waiting = await session.scalar(select(func.count()).select_from(WaitlistEntry).where(WaitlistEntry.status == "waiting"))
+    assert waiting == len(DEMO_WAITING)  # seeded once, not twice
     assert len(SERVED_STATES) >= 3
 
 
