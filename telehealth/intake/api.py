@@ -30,18 +30,10 @@ from telehealth.intake.schemas import (
     StepSavedBody,
     StepState,
 )
-from telehealth.intake.sections import SECTIONS, STEPS
-from telehealth.intake.questionnaires import QUESTIONNAIRES
+from telehealth.intake.sections import STEPS, step_title
 from telehealth.lib.clock import Clock
+from telehealth.lib.errors import NotFound
 from telehealth.settings import Settings
-
-
-def step_title(step: str) -> str:
-    if step in SECTIONS:
-        return SECTIONS[step].title
-    if step in QUESTIONNAIRES:
-        return QUESTIONNAIRES[step].title
-    return "Consents"
 
 
 async def overview(db_session: AsyncSession, signed_in: SignedIn, now: datetime) -> IntakeOverview:
@@ -60,10 +52,10 @@ async def overview(db_session: AsyncSession, signed_in: SignedIn, now: datetime)
     )
 
 
-async def open_escalation_bodies(db_session: AsyncSession) -> list[EscalationBody]:
+async def open_escalation_bodies(db_session: AsyncSession, signed_in: SignedIn, actor: Actor, now: datetime) -> list[EscalationBody]:
     return [
         EscalationBody(id=e.id, patient_id=e.patient_id, patient_name=e.patient_name, kind=e.kind, opened_at=e.opened_at)
-        for e in await escalations.open_escalations(db_session)
+        for e in await escalations.open_escalations(db_session, viewer=signed_in, actor=actor, now=now)
     ]
 
 
@@ -141,7 +133,9 @@ class StaffIntakeApiController(Controller):
     ) -> StaffIntakeView:
         """A patient's intake answers and screening reasons, for their care team. Every view is audited."""
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="intake.read")
-        intake = await service.current_intake(db_session, patient_id=patient.id, now=clock.now())
+        intake = await service.latest_intake(db_session, patient_id=patient.id)
+        if intake is None:
+            raise NotFound("intake.not_started", "This patient has not started an intake yet.")
         decision = await service.latest_decision(db_session, patient_id=patient.id)
         return StaffIntakeView(
             patient_id=patient.id,
@@ -157,9 +151,15 @@ class StaffIntakeApiController(Controller):
         )
 
     @get("/api/v1/escalations", guards=[requires_role(Role.PRESCRIBER, Role.COORDINATOR, Role.THERAPIST)])
-    async def open_escalations(self, db_session: NamedDependency[AsyncSession]) -> list[EscalationBody]:
-        """Crisis escalations waiting for a clinician to record contact, oldest first."""
-        return await open_escalation_bodies(db_session)
+    async def open_escalations(
+        self,
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> list[EscalationBody]:
+        """Crisis escalations of the patients you may see, waiting for a clinician's contact, oldest first."""
+        return await open_escalation_bodies(db_session, signed_in, actor, clock.now())
 
     @post("/api/v1/escalations/{escalation_id:uuid}/contact", status_code=200, guards=[requires_role(Role.PRESCRIBER, Role.THERAPIST)])
     async def record_contact(
@@ -173,6 +173,6 @@ class StaffIntakeApiController(Controller):
     ) -> list[EscalationBody]:
         """Record that a clinician reached the patient: the escalation closes and booking opens again."""
         await escalations.record_contact(
-            db_session, escalation_id=escalation_id, clinician_role=signed_in.role, note=data.note, actor=actor, now=clock.now()
+            db_session, escalation_id=escalation_id, viewer=signed_in, note=data.note, actor=actor, now=clock.now()
         )
-        return await open_escalation_bodies(db_session)
+        return await open_escalation_bodies(db_session, signed_in, actor, clock.now())

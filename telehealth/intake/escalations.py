@@ -7,12 +7,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.authz import load_patient_for, visible_patients_clause
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.intake.models import Escalation
 from telehealth.intake.states import ESCALATION_TRANSITIONS, EscalationStatus
@@ -73,28 +75,44 @@ class OpenEscalation:
     opened_at: datetime
 
 
-async def open_escalations(session: AsyncSession) -> list[OpenEscalation]:
+async def count_open_escalations(session: AsyncSession, *, viewer: SignedIn) -> int:
+    """How many open escalations this viewer may see (for dashboards: a number, no names)."""
+    return await session.scalar(
+        select(func.count())
+        .select_from(Escalation)
+        .join(Patient, Patient.id == Escalation.patient_id)
+        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer))
+    ) or 0
+
+
+async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Actor, now: datetime) -> list[OpenEscalation]:
+    """The open escalations of the patients this viewer may see, oldest first; the listing is audited
+    because it names patients."""
     rows = await session.execute(
         select(Escalation.id, Escalation.patient_id, UserAccount.full_name, Escalation.kind, Escalation.opened_at)
         .join(Patient, Patient.id == Escalation.patient_id)
         .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Escalation.status == EscalationStatus.OPEN)
+        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer))
         .order_by(Escalation.opened_at)
     )
-    return [OpenEscalation(*row) for row in rows.all()]
+    escalations = [OpenEscalation(*row) for row in rows.all()]
+    await record_audit_event(session, actor=actor, action="escalation.list", resource_type="escalation", now=now, reason=f"{len(escalations)} shown")
+    return escalations
 
 
 async def record_contact(
-    session: AsyncSession, *, escalation_id: uuid.UUID, clinician_role: Role, note: str, actor: Actor, now: datetime
+    session: AsyncSession, *, escalation_id: uuid.UUID, viewer: SignedIn, note: str, actor: Actor, now: datetime
 ) -> None:
-    """A clinician spoke with the patient: the escalation closes and self-booking opens again."""
-    if clinician_role not in CONTACT_RECORDING_ROLES:
+    """A clinician of the patient's care team spoke with them: the escalation closes and self-booking
+    opens again."""
+    if viewer.role not in CONTACT_RECORDING_ROLES:
         raise InvalidInput("escalation.clinician_only", "Only a clinician can record contact.", fields={"role": "must be a clinician"})
     if not note.strip():
         raise InvalidInput("escalation.note_required", "Say how and when you reached the patient.", fields={"note": "is required"})
     escalation = await session.get(Escalation, escalation_id)
     if escalation is None:
         raise NotFound("escalation.not_found", "There is no such escalation.")
+    await load_patient_for(session, viewer=viewer, patient_id=escalation.patient_id, actor=actor, now=now, purpose="escalation.record_contact")
     await change_status(
         session, Escalation, escalation.id, table=ESCALATION_TRANSITIONS, source=EscalationStatus.OPEN,
         target=EscalationStatus.CONTACT_RECORDED, actor=actor, now=now, patient_id=escalation.patient_id,

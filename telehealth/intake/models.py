@@ -32,6 +32,9 @@ class Intake(SQLModel, table=True):
     status: str = Field(default=IntakeStatus.IN_PROGRESS, max_length=20)
     started_at: datetime = utc_timestamp()
     submitted_at: datetime | None = utc_timestamp(nullable=True)
+    # Every suicide-risk finding seen while the patient answered, kept even if the answer is changed
+    # before submission: a prescriber must still see it.
+    risk_reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]"))
 
 
 class IntakeSection(SQLModel, table=True):

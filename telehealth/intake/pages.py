@@ -22,7 +22,7 @@ from telehealth.intake import escalations, service
 from telehealth.intake.consents import CONSENT_DOCUMENTS
 from telehealth.intake.questionnaires import QUESTIONNAIRES
 from telehealth.intake.results import CRISIS_RESOURCES, patient_result
-from telehealth.intake.sections import CONSENTS_STEP, SECTIONS, STEPS
+from telehealth.intake.sections import CONSENTS_STEP, SECTIONS, STEPS, step_title
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, NotFound
 from telehealth.lib.forms import attempt, form_fields, form_list
@@ -64,7 +64,7 @@ class IntakePagesController(Controller):
         progress = await service.intake_progress(db_session, patient=patient, now=clock.now())
         if progress.intake.status == "submitted":
             return Redirect(path="/intake/result")
-        titles = {step: (SECTIONS[step].title if step in SECTIONS else QUESTIONNAIRES[step].title if step in QUESTIONNAIRES else "Consents") for step in STEPS}
+        titles = {step: step_title(step) for step in STEPS}
         return Template("intake/overview.html", context={"progress": progress, "steps": STEPS, "titles": titles})
 
     @get("/intake/result", guards=PATIENT_ONLY)
@@ -146,7 +146,9 @@ class IntakePagesController(Controller):
     ) -> Template:
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="intake.read")
         user = await db_session.get(UserAccount, patient.user_id)
-        intake = await service.current_intake(db_session, patient_id=patient.id, now=clock.now())
+        intake = await service.latest_intake(db_session, patient_id=patient.id)
+        if intake is None:
+            raise NotFound("intake.not_started", "This patient has not started an intake yet.")
         return Template(
             "intake/staff_view.html",
             context={
@@ -158,11 +160,11 @@ class IntakePagesController(Controller):
         )  # fmt: skip
 
     @get("/escalations", guards=CARE_TEAM)
-    async def escalations_queue(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        return Template(
-            "intake/escalations.html",
-            context={"escalations": await escalations.open_escalations(db_session), "may_record": signed_in.role in escalations.CONTACT_RECORDING_ROLES},
-        )
+    async def escalations_queue(
+        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
+        listed = await escalations.open_escalations(db_session, viewer=signed_in, actor=actor, now=clock.now())
+        return Template("intake/escalations.html", context={"escalations": listed, "may_record": signed_in.role in escalations.CONTACT_RECORDING_ROLES})
 
     @post("/escalations/{escalation_id:uuid}/contact", guards=[requires_role(Role.PRESCRIBER, Role.THERAPIST)])
     async def record_contact(
@@ -175,11 +177,8 @@ class IntakePagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Redirect | Template:
         note = (await form_fields(request, "note", max_length=4000))["note"]
-        done = await attempt(db_session, escalations.record_contact(db_session, escalation_id=escalation_id, clinician_role=signed_in.role, note=note, actor=actor, now=clock.now()))
+        done = await attempt(db_session, escalations.record_contact(db_session, escalation_id=escalation_id, viewer=signed_in, note=note, actor=actor, now=clock.now()))
         if isinstance(done, DomainError):
-            return Template(
-                "intake/escalations.html",
-                context={"escalations": await escalations.open_escalations(db_session), "may_record": True, "error": done.detail},
-                status_code=done.status_code,
-            )
+            listed = await escalations.open_escalations(db_session, viewer=signed_in, actor=actor, now=clock.now())
+            return Template("intake/escalations.html", context={"escalations": listed, "may_record": True, "error": done.detail}, status_code=done.status_code)
         return Redirect(path="/escalations")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from telehealth.lib.errors import InvalidInput
+from telehealth.lib.validation import parse_whole_number
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Questionnaire:
             if item.key not in answers or _is_blank(answers[item.key]):
                 fields[item.key] = "is required"
                 continue
-            value = _as_int(answers[item.key])
+            value = parse_whole_number(answers[item.key])
             if value is None or value not in item.values:
                 fields[item.key] = "must be one of " + ", ".join(str(v) for v in sorted(item.values))
                 continue
@@ -98,19 +99,6 @@ class Questionnaire:
 
 def _is_blank(raw: object) -> bool:
     return raw is None or (isinstance(raw, str) and not raw.strip())
-
-
-def _as_int(raw: object) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str):
-        text = raw.strip()
-        # isascii() too: str.isdigit() accepts "²" and other digits int() would choke on or misread.
-        if text.isascii() and text.isdigit():
-            return int(text)
-    return None
 
 
 FREQUENCY_OPTIONS = (

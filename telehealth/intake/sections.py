@@ -13,8 +13,8 @@ from typing import Any, Literal
 from telehealth.intake.screening import CONDITIONS, MEDICATION_CLASSES
 from telehealth.lib.errors import InvalidInput
 from telehealth.lib.us_states import US_STATES
+from telehealth.lib.validation import E164_PHONE, has_control_characters, parse_whole_number
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 POSTAL_CODE = re.compile(r"^\d{5}(-\d{4})?$")
 US_TIME_ZONES = {
     "America/New_York": "Eastern", "America/Chicago": "Central", "America/Denver": "Mountain",
@@ -70,7 +70,9 @@ def _blank(value: Any) -> bool:
 
 def _clean(field: FormField, value: Any) -> Any:
     if field.kind == "checklist":
-        chosen = [value] if isinstance(value, str) else list(value or [])
+        chosen = [value] if isinstance(value, str) else value or []
+        if not isinstance(chosen, list) or not all(isinstance(item, str) for item in chosen):
+            raise ValueError("must be a list of choices")
         allowed = {key for key, _ in field.options}
         if unknown := [item for item in chosen if item not in allowed]:
             raise ValueError(f"has unknown choices: {', '.join(map(str, unknown))[:80]}")
@@ -86,14 +88,17 @@ def _clean(field: FormField, value: Any) -> Any:
             return False
         raise ValueError("must be yes or no")
     if field.kind == "number":
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise ValueError("must be a whole number") from None
+        number = parse_whole_number(value)
+        if number is None:
+            raise ValueError("must be a whole number")
         if not field.minimum <= number <= field.maximum:  # type: ignore[operator]
             raise ValueError(f"must be between {field.minimum} and {field.maximum}")
         return number
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    text = value.strip()
+    if has_control_characters(text if field.kind != "textarea" else text.replace("\n", "")):
+        raise ValueError("contains characters that are not allowed")
     if len(text) > field.max_length:
         raise ValueError(f"must be at most {field.max_length} characters")
     if field.kind == "date":
@@ -101,7 +106,7 @@ def _clean(field: FormField, value: Any) -> Any:
             return date.fromisoformat(text).isoformat()
         except ValueError:
             raise ValueError("must be a date (YYYY-MM-DD)") from None
-    if field.kind == "phone" and not E164.match(text):
+    if field.kind == "phone" and not E164_PHONE.match(text):
         raise ValueError("must be in international format, e.g. +12125550123")
     if field.kind == "postal_code" and not POSTAL_CODE.match(text):
         raise ValueError("must be a 5-digit ZIP code")
@@ -117,8 +122,8 @@ SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
         Section("demographics", "About you", "Your legal name and details, as on your photo ID.", (
-            FormField("first_name", "Legal first name", "text", max_length=100),
-            FormField("last_name", "Legal last name", "text", max_length=100),
+            FormField("first_name", "Legal first name", "text", max_length=99),
+            FormField("last_name", "Legal last name", "text", max_length=99),
             FormField("date_of_birth", "Date of birth", "date"),
             FormField("phone", "Mobile phone", "phone", hint="International format, e.g. +12125550123"),
             FormField("timezone", "Your time zone", "choice", options=tuple(US_TIME_ZONES.items())),
@@ -162,5 +167,15 @@ SECTIONS: dict[str, Section] = {
 }  # fmt: skip
 
 QUESTIONNAIRE_STEPS = ("phq9", "gad7", "cssrs")
+
+
+def step_title(step: str) -> str:
+    from telehealth.intake.questionnaires import QUESTIONNAIRES
+
+    if step in SECTIONS:
+        return SECTIONS[step].title
+    if step in QUESTIONNAIRES:
+        return QUESTIONNAIRES[step].title
+    return "Consents"
 CONSENTS_STEP = "consents"
 STEPS: tuple[str, ...] = (*SECTIONS, *QUESTIONNAIRE_STEPS, CONSENTS_STEP)

@@ -22,26 +22,35 @@ from telehealth.intake.consents import CONSENT_DOCUMENTS, ConsentDocument
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
 from telehealth.intake.questionnaires import QUESTIONNAIRES
-from telehealth.intake.screening import ScreeningInput, screen_intake, suicide_risk_reasons
+from telehealth.intake.screening import Reason, ScreeningInput, screen_intake, suicide_risk_reasons
 from telehealth.intake.sections import CONSENTS_STEP, QUESTIONNAIRE_STEPS, SECTIONS, STEPS
 from telehealth.intake.states import INTAKE_TRANSITIONS, IntakeStatus
+from telehealth.lib.dates import age_on
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
 from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 
 
-async def current_intake(session: AsyncSession, *, patient_id: uuid.UUID, now: datetime) -> Intake:
-    """The patient's intake in progress, started on first use; or, once submitted, the latest one."""
+async def latest_intake(session: AsyncSession, *, patient_id: uuid.UUID, for_update: bool = False) -> Intake | None:
+    """The patient's newest intake, or None (reads only)."""
     latest = select(Intake).where(Intake.patient_id == patient_id).order_by(Intake.started_at.desc()).limit(1)
-    if (intake := (await session.execute(latest)).scalar_one_or_none()) is not None:
+    return (await session.execute(latest.with_for_update() if for_update else latest)).scalar_one_or_none()
+
+
+async def current_intake(session: AsyncSession, *, patient_id: uuid.UUID, now: datetime, for_update: bool = False) -> Intake:
+    """The patient's intake in progress, started on first use; or, once submitted, the latest one.
+    `for_update` locks it, so a save and a submission of the same intake take turns."""
+    if (intake := await latest_intake(session, patient_id=patient_id, for_update=for_update)) is not None:
         return intake
     await session.execute(
         insert(Intake)
         .values(id=uuid.uuid4(), patient_id=patient_id, status=IntakeStatus.IN_PROGRESS, started_at=now)
         .on_conflict_do_nothing(index_elements=["patient_id"], index_where=text("status = 'in_progress'"))  # two tabs: one intake
     )
-    return (await session.execute(latest)).scalar_one()
+    intake = await latest_intake(session, patient_id=patient_id, for_update=for_update)
+    assert intake is not None
+    return intake
 
 
 async def saved_answers(session: AsyncSession, intake_id: uuid.UUID) -> dict[str, dict[str, Any]]:
@@ -59,12 +68,14 @@ async def save_step(
     session: AsyncSession, *, patient: Patient, step: str, answers: Mapping[str, Any], actor: Actor, now: datetime, settings: Settings
 ) -> StepSaved:
     """Validate and save one step (saving again replaces it). A crisis answer opens an escalation now."""
-    intake = await current_intake(session, patient_id=patient.id, now=now)
+    intake = await current_intake(session, patient_id=patient.id, now=now, for_update=True)
     if intake.status != IntakeStatus.IN_PROGRESS:
         raise Conflict("intake.already_submitted", "Your intake is already submitted; your care team has it.")
     crisis = False
     if step in SECTIONS:
         cleaned: dict[str, Any] = SECTIONS[step].validate(answers)
+        if step == "demographics":
+            _check_date_of_birth(cleaned["date_of_birth"], today=now.astimezone(settings.clinic_zone).date())
         if step == "address" and cleaned["state"] != patient.state_of_residence:
             served = US_STATES.get(patient.state_of_residence or "", "the state you gave when you joined")
             raise InvalidInput(
@@ -78,6 +89,9 @@ async def save_step(
         checked = questionnaire.validate(answers)
         cleaned = {"version": questionnaire.version, "answers": checked}
         risk = suicide_risk_reasons(phq9=checked if step == "phq9" else None, cssrs=checked if step == "cssrs" else None)
+        if risk:
+            seen = {(r["rule_id"], r["evidence"]) for r in intake.risk_reasons}
+            intake.risk_reasons = [*intake.risk_reasons, *(_reason_dict(r) for r in risk if (r.rule_id, r.evidence) not in seen)]
         if crisis_reasons := [reason for reason in risk if reason.crisis]:
             crisis = True
             await open_crisis_escalation(
@@ -95,6 +109,19 @@ async def save_step(
         patient_id=patient.id, reason=step, now=now,
     )  # fmt: skip
     return StepSaved(step, crisis)
+
+
+def _check_date_of_birth(value: str, *, today: date) -> None:
+    born = date.fromisoformat(value)
+    if born > today:
+        raise InvalidInput("intake.demographics.invalid", "Some answers need another look.", fields={"date_of_birth": "is in the future"})
+    if age_on(born, today) > 120:
+        raise InvalidInput("intake.demographics.invalid", "Some answers need another look.", fields={"date_of_birth": "is not plausible"})
+
+
+def _reason_dict(reason: Reason) -> dict[str, Any]:
+    return {"rule_id": reason.rule_id, "outcome": reason.outcome.value, "clinician_text": reason.clinician_text,
+            "patient_text": reason.patient_text, "evidence": reason.evidence, "crisis": reason.crisis}  # fmt: skip
 
 
 def _normalized(name: str) -> str:
@@ -169,6 +196,7 @@ async def intake_progress(session: AsyncSession, *, patient: Patient, now: datet
 
 async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor, now: datetime, settings: Settings) -> ScreeningDecision:
     """Submit a complete intake: store the questionnaire scores, screen it, and keep the decision."""
+    await current_intake(session, patient_id=patient.id, now=now, for_update=True)  # a double click waits its turn
     progress = await intake_progress(session, patient=patient, now=now)
     intake = progress.intake
     if intake.status != IntakeStatus.IN_PROGRESS:
@@ -203,13 +231,18 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
                 score=score, band=questionnaire.band(score).label if questionnaire.bands else None, answered_at=now,
             )  # fmt: skip
         )
+    reasons = [_reason_dict(r) for r in result.reasons]
+    # Risk answers seen earlier but changed before submission still go to the prescriber.
+    final_rules = {r.rule_id for r in result.reasons}
+    earlier = [{**r, "evidence": f"{r['evidence']} (answered earlier, changed before submission)"}
+               for r in intake.risk_reasons if r["rule_id"] not in final_rules]  # fmt: skip
+    reasons += list({r["rule_id"]: r for r in earlier}.values())
+    outcome = result.outcome.value
+    if earlier and outcome == "eligible":
+        outcome = "needs_review"
+    crisis = result.crisis or any(r["crisis"] for r in earlier)
     decision = ScreeningDecision(
-        intake_id=intake.id, patient_id=patient.id, outcome=result.outcome.value, crisis=result.crisis, screened_at=now,
-        reasons=[
-            {"rule_id": r.rule_id, "outcome": r.outcome.value, "clinician_text": r.clinician_text, "patient_text": r.patient_text,
-             "evidence": r.evidence, "crisis": r.crisis}
-            for r in result.reasons
-        ],
+        intake_id=intake.id, patient_id=patient.id, outcome=outcome, crisis=crisis, screened_at=now, reasons=reasons
     )  # fmt: skip
     session.add(decision)
     patient.timezone = saved["demographics"]["timezone"]
@@ -217,9 +250,9 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
         session, Intake, intake.id, table=INTAKE_TRANSITIONS, source=IntakeStatus.IN_PROGRESS, target=IntakeStatus.SUBMITTED,
         actor=actor, now=now, patient_id=patient.id, values={"submitted_at": now},
     )  # fmt: skip
-    if result.crisis:
+    if crisis:
         await open_crisis_escalation(
-            session, patient_id=patient.id, rule_ids=[r.rule_id for r in result.crisis_reasons], actor=actor, now=now, settings=settings
+            session, patient_id=patient.id, rule_ids=[r["rule_id"] for r in reasons if r["crisis"]], actor=actor, now=now, settings=settings
         )
     await session.flush()
     return decision

@@ -14,7 +14,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect, Template
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from telehealth.lib.errors import DomainError
@@ -120,6 +120,15 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
     return response
 
 
+def handle_unstorable_value(request: Request[Any, Any, Any], exc: DataError) -> Response[Any]:
+    """A value PostgreSQL refuses (too long for its column, a NUL character): the input's fault, not ours.
+    The services check the fields they know; this is the net under them, so it is never a 500."""
+    return error_response(
+        request, status=422, code="request.unstorable_value",
+        detail="A value is too long or contains characters that cannot be stored. Nothing was saved.",
+    )  # fmt: skip
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return handle_database_unavailable(request, exc)
@@ -134,6 +143,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: handle_domain_error,
     ValidationException: handle_validation_error,
     HTTPException: handle_http_error,
+    DataError: handle_unstorable_value,
     OperationalError: handle_database_unavailable,
     InterfaceError: handle_database_unavailable,
     PoolTimeoutError: handle_database_unavailable,

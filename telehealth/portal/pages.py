@@ -12,7 +12,7 @@ from telehealth.accounts.guards import current_user, requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.intake import service as intake_service
-from telehealth.intake.escalations import open_escalations
+from telehealth.intake.escalations import count_open_escalations
 from telehealth.intake.results import patient_result
 from telehealth.lib.clock import Clock
 
@@ -20,7 +20,7 @@ ROLE_HOME = {role: f"/{role.value}" for role in Role}
 
 
 async def _staff_home(template: str, signed_in: SignedIn, db_session: AsyncSession) -> Template:
-    waiting = len(await open_escalations(db_session))
+    waiting = await count_open_escalations(db_session, viewer=signed_in)
     return Template(f"portal/{template}.html", context={"user": signed_in, "open_escalations": waiting})
 
 

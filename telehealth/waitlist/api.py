@@ -103,10 +103,15 @@ class WaitlistApiController(Controller):
 
     @post("/leave", status_code=200)
     async def leave(
-        self, data: JSONBody[EntryToken], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+        self,
+        data: JSONBody[EntryToken],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
     ) -> Accepted:
         """Leave the list: personal details are erased at once."""
-        await service.leave_waitlist(db_session, token=data.token, actor=actor, now=clock.now())
+        await service.leave_waitlist(db_session, token=data.token, actor=actor, now=clock.now(), settings=settings)
         return Accepted(detail="You have left the waiting list and your details are erased.")
 
     @post("/invitations", status_code=201, guards=[requires_role(Role.COORDINATOR)])

@@ -18,6 +18,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import create_account
 from telehealth.audit.service import Actor, record_audit_event
+from telehealth.clinicians.service import is_state_served
 from telehealth.lib.errors import InvalidInput
 from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
@@ -40,6 +41,11 @@ async def invite_next(
         raise InvalidInput("waitlist.invalid", "Choose a US state.", fields={"state": "must be a US state or DC"})
     if not 1 <= count <= 500:
         raise InvalidInput("waitlist.invalid", "Invite between 1 and 500 people at a time.", fields={"count": "must be 1 to 500"})
+    if not await is_state_served(session, state=state, on=now.astimezone(settings.clinic_zone).date()):
+        raise InvalidInput(
+            "waitlist.state_not_served", f"No prescriber can see patients in {US_STATES[state]} yet, so nobody there can be invited.",
+            fields={"state": "is not served yet"},
+        )  # fmt: skip
     entries = (
         await session.execute(
             select(WaitlistEntry)
@@ -81,15 +87,23 @@ async def invite_next(
     return invitation_ids
 
 
-async def revoke_live_invitation(session: AsyncSession, *, entry_id: uuid.UUID, actor: Actor, now: datetime) -> None:
-    live = await session.scalar(
-        select(WaitlistInvitation.id).where(WaitlistInvitation.entry_id == entry_id, WaitlistInvitation.status == InvitationStatus.SENT)
+async def lock_live_invitation(session: AsyncSession, *, entry_id: uuid.UUID) -> WaitlistInvitation | None:
+    """Lock an entry's live invitation. Locks are always taken invitation first, then entry (as the
+    expiry sweep and acceptance do), so a leave racing them waits instead of deadlocking."""
+    return await session.scalar(
+        select(WaitlistInvitation)
+        .where(WaitlistInvitation.entry_id == entry_id, WaitlistInvitation.status == InvitationStatus.SENT)
+        .with_for_update()
     )
-    if live is not None:
-        await change_status(
-            session, WaitlistInvitation, live, table=INVITATION_TRANSITIONS, source=InvitationStatus.SENT,
-            target=InvitationStatus.REVOKED, actor=actor, now=now, values={"token_hash": None},
-        )  # fmt: skip
+
+
+async def revoke_invitation(session: AsyncSession, *, invitation: WaitlistInvitation, actor: Actor, now: datetime, settings: Settings) -> None:
+    """Withdraw a live invitation (its holder left the list); the place goes to the next person."""
+    await change_status(
+        session, WaitlistInvitation, invitation.id, table=INVITATION_TRANSITIONS, source=InvitationStatus.SENT,
+        target=InvitationStatus.REVOKED, actor=actor, now=now, values={"token_hash": None},
+    )  # fmt: skip
+    await invite_in_place_of(session, state=invitation.state, actor=Actor.system(), now=now, settings=settings)
 
 
 async def expire_due_invitations(session: AsyncSession, *, now: datetime, settings: Settings, limit: int = 200) -> int:
@@ -121,8 +135,14 @@ async def expire_due_invitations(session: AsyncSession, *, now: datetime, settin
             )  # fmt: skip
             await session.refresh(entry)
             await email_status_link(session, entry=entry, template="waitlist_invitation_expired", now=now, settings=settings)
-        await invite_next(session, state=invitation.state, count=1, actor=system, now=now, settings=settings)
+        await invite_in_place_of(session, state=invitation.state, actor=system, now=now, settings=settings)
     return len(due)
+
+
+async def invite_in_place_of(session: AsyncSession, *, state: str, actor: Actor, now: datetime, settings: Settings) -> None:
+    """A place freed by an expired or withdrawn invitation goes to the next person, if the state is still served."""
+    if await is_state_served(session, state=state, on=now.astimezone(settings.clinic_zone).date()):
+        await invite_next(session, state=state, count=1, actor=actor, now=now, settings=settings)
 
 
 async def accept_invitation(

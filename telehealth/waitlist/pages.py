@@ -20,6 +20,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields, form_list
+from telehealth.lib.validation import parse_whole_number
 from telehealth.settings import Settings
 from telehealth.waitlist import invitations, service
 from telehealth.waitlist.api import JOINED
@@ -113,10 +114,15 @@ class WaitlistPagesController(Controller):
 
     @post("/waitlist/entry/leave")
     async def leave(
-        self, request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+        self,
+        request: Request,
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
     ) -> Template:
         token = (await form_fields(request, "token"))["token"]
-        await service.leave_waitlist(db_session, token=token, actor=actor, now=clock.now())
+        await service.leave_waitlist(db_session, token=token, actor=actor, now=clock.now(), settings=settings)
         return Template(
             "accounts/message.html",
             context={"title": "You have left the list", "message": "Your details are erased. You are welcome to join again at any time.", "link": "/waitlist", "link_text": "Join again"},
@@ -182,7 +188,7 @@ class WaitlistPagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Redirect | Template:
         fields = await form_fields(request, "state", "count")
-        count = int(fields["count"]) if fields["count"].isdigit() else 0
+        count = parse_whole_number(fields["count"]) or 0
         ids = await attempt(db_session, invitations.invite_next(db_session, state=fields["state"], count=count, actor=actor, now=clock.now(), settings=settings))
         if isinstance(ids, DomainError):
             rows = await service.queues_by_state(db_session, now=clock.now(), settings=settings)

@@ -7,7 +7,6 @@ Invitations (invite the next N, expiry, acceptance) are in `invitations.py`.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,6 +20,7 @@ from telehealth.accounts.service import email_problem, normalize_email
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.clinicians.service import is_state_served, served_states
 from telehealth.lib.dates import age_on
+from telehealth.lib.validation import E164_PHONE, has_control_characters
 from telehealth.lib.errors import InvalidInput, NotFound, TooManyRequests
 from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
@@ -30,7 +30,6 @@ from telehealth.system.rate_limit import over_rate_limit
 from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation, WaitlistLink
 from telehealth.waitlist.states import ENTRY_TRANSITIONS, EntryStatus, InvitationStatus
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 CONDITIONS_OF_INTEREST = {
     "depression": "Depression",
     "anxiety": "Anxiety",
@@ -57,10 +56,14 @@ class JoinRequest:
 def join_problems(request: JoinRequest, *, today: date) -> dict[str, str]:
     """Every field that is not acceptable, with the reason."""
     problems: dict[str, str] = {}
-    if not request.first_name.strip():
-        problems["first_name"] = "is required"
-    if not request.last_name.strip():
-        problems["last_name"] = "is required"
+    for field in ("first_name", "last_name"):
+        value = getattr(request, field).strip()
+        if not value:
+            problems[field] = "is required"
+        elif len(value) > 99:  # first and last together fit the account's 200-character name
+            problems[field] = "must be at most 99 characters"
+        elif has_control_characters(value):
+            problems[field] = "contains characters that are not allowed"
     if problem := email_problem(request.email):
         problems["email"] = problem
     if request.state.upper() not in US_STATES:
@@ -71,7 +74,7 @@ def join_problems(request: JoinRequest, *, today: date) -> dict[str, str]:
         problems["date_of_birth"] = "must be at least 18 years ago: the program is for adults"
     elif age_on(request.date_of_birth, today) > 120:
         problems["date_of_birth"] = "is not plausible"
-    if request.phone and not E164.match(request.phone):
+    if request.phone and not E164_PHONE.match(request.phone):
         problems["phone"] = "must be in international format, e.g. +12125550123"
     if unknown := [c for c in request.conditions if c not in CONDITIONS_OF_INTEREST]:
         problems["conditions"] = f"has unknown choices: {', '.join(sorted(unknown))[:100]}"
@@ -133,8 +136,10 @@ async def join_waitlist(
     entry = (
         await session.get(WaitlistEntry, new_id)
         if new_id
-        else (await session.execute(select(WaitlistEntry).where(WaitlistEntry.email == normalize_email(request.email)))).scalar_one()
+        else (await session.execute(select(WaitlistEntry).where(WaitlistEntry.email == normalize_email(request.email)))).scalar_one_or_none()
     )
+    if entry is None:  # the other entry was erased between our insert and our read: join afresh
+        return await join_waitlist(session, request, actor=actor, now=now, settings=settings)
     await record_audit_event(
         session, actor=actor, action="waitlist_entry.join" if new_id else "waitlist_entry.join_again",
         resource_type="waitlist_entry", resource_id=entry.id, now=now,
@@ -185,10 +190,16 @@ async def rejoin(session: AsyncSession, *, token: str, actor: Actor, now: dateti
     return entry
 
 
-async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> None:
+async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now: datetime, settings: Settings) -> None:
     """Leave and erase: every personal field goes, the row stays (state and status) so counts stay right.
-    A live invitation is revoked, every private link dies, and mail still queued to the address is dropped."""
-    entry = await entry_for_link(session, token, for_update=True)
+    A live invitation is revoked (its place goes to the next person), every private link dies, and mail
+    still queued to the address is dropped."""
+    from telehealth.waitlist.invitations import lock_live_invitation, revoke_invitation
+
+    found = await entry_for_link(session, token)
+    live_invitation = await lock_live_invitation(session, entry_id=found.id)  # invitation first, then entry
+    entry = await session.get(WaitlistEntry, found.id, with_for_update=True, populate_existing=True)
+    assert entry is not None
     if entry.status == EntryStatus.ENROLLED:
         raise InvalidInput(
             "waitlist.already_enrolled", "You already have an account; your records are kept in your portal.",
@@ -203,9 +214,8 @@ async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now
             "conditions": None, "left_at": now, "note": None,
         },
     )  # fmt: skip
-    from telehealth.waitlist.invitations import revoke_live_invitation
-
-    await revoke_live_invitation(session, entry_id=entry.id, actor=actor, now=now)
+    if live_invitation is not None:
+        await revoke_invitation(session, invitation=live_invitation, actor=actor, now=now, settings=settings)
     await session.execute(delete(WaitlistLink).where(WaitlistLink.entry_id == entry.id))
     if email:
         await session.execute(

@@ -16,6 +16,7 @@ from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
 from tests.helpers import PASSWORD, drain_jobs, link_in, make_person, worker_context
 from tests.integration.intake.helpers import CLEAN
+from tests.integration.waitlist.helpers import credential_prescriber
 
 pytestmark = pytest.mark.browser
 
@@ -71,6 +72,7 @@ async def coordinator_invites_from_new_york(browser: Browser, live_server: LiveS
 
 
 async def test_join_confirm_invite_create_account_complete_intake(page: Page, browser: Browser, live_server: LiveServer, session_factory, smtp):
+    await credential_prescriber(session_factory, live_server.settings, SystemClock())  # New York is served
     await page.goto("/waitlist")
     await page.get_by_label("First name").fill("Robin")
     await page.get_by_label("Last name").fill("Example")

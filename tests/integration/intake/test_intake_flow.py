@@ -76,6 +76,12 @@ async def test_answers_outside_plausible_ranges_are_refused(client, session_fact
     assert partial.json()["fields"]["phq9_9"] == "is required"
     stray = await save(client, "pregnancy", CLEAN["pregnancy"] | {"smoker": "no"})
     assert stray.json()["fields"] == {"smoker": "is not a question on this step"}
+    odd_types = await save(client, "medications", {"classes": 5, "other": ["x"]})
+    assert odd_types.json()["fields"] == {"classes": "must be a list of choices", "other": "must be text"}
+    nul = await save(client, "emergency_contact", CLEAN["emergency_contact"] | {"name": "Sam\u0000"})
+    assert nul.json()["fields"] == {"name": "contains characters that are not allowed"}
+    future = await save(client, "demographics", CLEAN["demographics"] | {"date_of_birth": "2099-01-01"})
+    assert (future.status_code, future.json()["fields"]) == (422, {"date_of_birth": "is in the future"})
 
 
 async def test_a_consent_needs_the_full_legal_name(client, session_factory, settings, clock):

@@ -52,6 +52,12 @@ async def test_a_crisis_answer_is_acted_on_the_moment_it_is_saved(client, sessio
     assert [(e["patient_id"], e["kind"]) for e in queue] == [(str(patient.patient_id), "crisis")]
     not_a_clinician = await client.post(f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "called"}, headers=await csrf_headers(client))
     assert not_a_clinician.status_code == 403
+    outsider = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
+    client.cookies.clear()
+    await sign_in(client, outsider, clock)
+    assert (await client.get("/api/v1/escalations")).json() == []  # not on this patient's care team
+    blocked = await client.post(f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "called"}, headers=await csrf_headers(client))
+    assert blocked.status_code == 404
     client.cookies.clear()
     await sign_in(client, prescriber, clock)
     recorded = await client.post(f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "Phoned the patient at 15:10; safe, plan made."}, headers=await csrf_headers(client))
@@ -102,3 +108,42 @@ async def test_an_open_escalation_shows_on_the_staff_dashboards(client, session_
     await sign_in(client, coordinator, clock)
     home = await client.get("/coordinator")
     assert "1 escalation waiting" in home.text
+
+
+async def test_a_risk_answer_changed_before_submission_still_reaches_the_prescriber(client, session_factory, settings, clock):
+    await new_patient(client, session_factory, settings, clock)
+    await save(client, "phq9", CLEAN["phq9"] | {"phq9_9": 3})
+    await complete_intake(client)  # saves phq9 again with item 9 = 0
+    result = (await submit(client)).json()
+    assert (result["outcome"], result["crisis"]) == ("needs_review", True)
+    async with session_factory() as session:
+        from telehealth.intake.models import ScreeningDecision
+
+        decision = (await session.execute(select(ScreeningDecision))).scalar_one()
+    earlier = {r["rule_id"]: r["evidence"] for r in decision.reasons}
+    assert earlier["crisis.phq9_item9_nearly_every_day"].endswith("(answered earlier, changed before submission)")
+    assert "phq9.item9_positive" in earlier
+
+
+async def test_a_double_submission_screens_once(client, session_factory, settings, clock):
+    import asyncio
+
+    from telehealth.accounts.models import Patient
+    from telehealth.audit.service import Actor
+    from telehealth.db.engine import transaction
+    from telehealth.intake.service import submit_intake
+    from telehealth.lib.errors import Conflict
+
+    patient = await new_patient(client, session_factory, settings, clock)
+    await complete_intake(client)
+
+    async def submit_once():
+        try:
+            async with transaction(session_factory) as session:
+                record = await session.get(Patient, patient.patient_id)
+                await submit_intake(session, patient=record, actor=Actor.system(), now=clock.now(), settings=settings)
+                return "submitted"
+        except Conflict as refusal:
+            return refusal.code
+
+    assert sorted(await asyncio.gather(submit_once(), submit_once())) == ["intake.already_submitted", "submitted"]

@@ -14,12 +14,13 @@ from telehealth.outbox.schedule import enqueue_due_periodic_jobs
 from telehealth.waitlist.invitations import invite_next
 from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation
 from tests.helpers import csrf_headers, drain_jobs, make_person, sign_in, worker_context
-from tests.integration.waitlist.helpers import join_and_confirm, mail_links, person, status
+from tests.integration.waitlist.helpers import credential_prescriber, join_and_confirm, mail_links, person, status
 
 PASSWORD = "my new long password"
 
 
 async def _queue(client, session_factory, settings, clock, smtp, count, state="NY"):
+    await credential_prescriber(session_factory, settings, clock, states=(state,))  # only served states invite
     tokens = []
     for i in range(count):
         clock.advance(timedelta(seconds=1))
@@ -114,3 +115,23 @@ async def test_an_expired_invitation_link_creates_nothing(client, session_factor
     assert late.status_code == 422
     page = await client.get(f"/invitations/accept?token={accept}", headers={"accept": "text/html"})
     assert page.status_code == 404 and "expired or was already used" in page.text
+
+
+async def test_nobody_is_invited_in_a_state_no_prescriber_serves(client, session_factory, settings, clock, smtp):
+    await join_and_confirm(client, session_factory, settings, clock, smtp, person(0, state="VT"))
+    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
+    await sign_in(client, coordinator, clock)
+    refused = await client.post("/api/v1/waitlist/invitations", json={"state": "VT", "count": 1}, headers=await csrf_headers(client))
+    assert refused.status_code == 422
+    assert (refused.json()["code"], refused.json()["fields"]) == ("waitlist.state_not_served", {"state": "is not served yet"})
+
+
+async def test_leaving_with_an_invitation_passes_the_place_on(client, session_factory, settings, clock, smtp):
+    tokens = await _queue(client, session_factory, settings, clock, smtp, 2)
+    async with transaction(session_factory) as session:
+        await invite_next(session, state="NY", count=1, actor=Actor.system(), now=clock.now(), settings=settings)
+    assert (await client.post("/api/v1/waitlist/leave", json={"token": tokens[0]}, headers=await csrf_headers(client))).status_code == 200
+    assert (await status(client, tokens[1]))["status"] == "invited"
+    async with session_factory() as session:
+        statuses = sorted((await session.execute(select(WaitlistInvitation.status))).scalars())
+    assert statuses == ["revoked", "sent"]

@@ -56,6 +56,8 @@ async def test_bad_input_names_each_field(client, clock):
     assert (await join(client, person(date_of_birth=eighteen_today.isoformat(), state="DC"))).status_code == 202
     typo = await join(client, {**person(index=2), "date_of_birth": "1985-13-40"})
     assert typo.status_code == 422 and "date_of_birth" in typo.json()["fields"]
+    long_name = await join(client, person(index=4, first_name="x" * 100, last_name="bad\u0000name"))
+    assert long_name.json()["fields"] == {"first_name": "must be at most 99 characters", "last_name": "contains characters that are not allowed"}
     unknown = await join(client, {**person(index=3), "favourite_colour": "green"})
     assert unknown.json()["fields"] == {"favourite_colour": "is not a known field"}
 

@@ -42,6 +42,7 @@ async def test_the_estimate_comes_from_the_recent_invitation_rate(client, sessio
     from telehealth.db.engine import transaction
     from telehealth.waitlist.invitations import invite_next
 
+    await credential_prescriber(session_factory, settings, clock)
     tokens = []
     for i in range(13):
         clock.advance(timedelta(seconds=1))  # distinct confirmation times: a clear queue order

@@ -1,0 +1,24 @@
+"""`python -m benchmarks <name>`: run one benchmark (from the project root)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from benchmarks import waitlist
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    waitlist.add_arguments(
+        benchmarks.add_parser("waitlist", help="join, position lookup and invite-next with 1,000,000 entries", description=waitlist.__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    return asyncio.run(waitlist.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The app served by uvicorn in a subprocess, as in production (one process, no access log, no worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from telehealth.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_environment(database_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        APP_ENV="development",
+        SEED_DEMO="false",
+        AUTO_MIGRATE="false",
+        RUN_WORKER_IN_PROCESS="false",
+        WAITLIST_JOINS_PER_IP_PER_HOUR="100000000",
+    )
+    return env
+
+
+@asynccontextmanager
+async def running_server(database_url: str, *, workers: int = 1, ready_timeout: float = 60.0) -> AsyncIterator[str]:
+    """Start `uvicorn app:app` from the project root, wait for /ready, yield the base URL, stop it."""
+    port = free_port()
+    log_path = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
+    command = [
+        sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=server_environment(database_url), stdout=log, stderr=log)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    if (await client.get("/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"/ready did not answer 200 within {ready_timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+                await asyncio.sleep(0.2)
+        yield base_url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait, 5)
+        errors = log_path.read_text(errors="replace").strip()
+        if errors:
+            print(f"(uvicorn's log, {log_path}):\n{errors[-2000:]}", file=sys.stderr)
+        else:
+            log_path.unlink(missing_ok=True)
