@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,9 +38,16 @@ def server_environment(database_url: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    pid: int
+    dsn: str  # the database it serves
+
+
 @asynccontextmanager
-async def running_server(database_url: str, *, workers: int = 1, ready_timeout: float = 60.0) -> AsyncIterator[str]:
-    """Start `uvicorn app:app` from the project root, wait for /ready, yield the base URL, stop it."""
+async def running_server(database_url: str, *, workers: int = 1, ready_timeout: float = 60.0) -> AsyncIterator[Server]:
+    """Start `uvicorn app:app` from the project root, wait for /ready, yield where it listens, stop it."""
     port = free_port()
     log_path = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
     command = [
@@ -63,7 +71,7 @@ async def running_server(database_url: str, *, workers: int = 1, ready_timeout: 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"/ready did not answer 200 within {ready_timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
                 await asyncio.sleep(0.2)
-        yield base_url
+        yield Server(base_url, process.pid, database_url)
     finally:
         if process.poll() is None:
             process.terminate()

@@ -9,7 +9,8 @@ The data:
   4% left (personal fields erased), 0.5% invited and 0.5% lapsed (the oldest part of each queue);
 - one invitation per invited entry (sent in the last 6 days, still live) and per lapsed entry (sent 8-28
   days ago, expired), so the wait estimate (invitations of the last 28 days) has a rate to work with;
-- one coordinator account, created with the app's create_account, who sends the benchmark's invitations.
+- a coordinator, who sends the benchmark's invitations, and three prescribers licensed in every state (so
+  every queue is served), created with the app's create_account.
 
 The database's COMMENT records what was loaded; a later run reuses the data when it matches.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -28,11 +29,14 @@ from benchmarks.census import cumulative_bounds
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
+from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.db.migrate import upgrade_database
+from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 
 COORDINATOR_EMAIL = "bench-coordinator@example.com"
+PRESCRIBERS = 3
 DATA_VERSION = 1  # bump when the generated data changes shape
 
 
@@ -82,19 +86,42 @@ async def migrate(url: str) -> None:
         await engine.dispose()
 
 
-async def coordinator_id(url: str, settings: Settings) -> uuid.UUID:
-    """The benchmark's coordinator (created on first use with the app's own service)."""
+async def ensure_staff(url: str, settings: Settings) -> uuid.UUID:
+    """The benchmark's clinic, created on first use with the app's own create_account: a coordinator (who
+    sends the invitations) and PRESCRIBERS prescribers licensed, with a Schedule III DEA registration, in
+    every state, so every queue is served (invite_next refuses unserved states). Answers the coordinator's id."""
     engine = make_engine(url, pool_size=1)
+    now = datetime.now(UTC)
+    expires = date(now.year + 2, 6, 30)
     try:
         async with transaction(make_session_factory(engine)) as session:
-            user = await find_user_by_email(session, COORDINATOR_EMAIL)
-            if user is None:
-                user = await create_account(
+            coordinator = await find_user_by_email(session, COORDINATOR_EMAIL)
+            if coordinator is None:
+                coordinator = await create_account(
                     session, email=COORDINATOR_EMAIL, full_name="Benchmark Coordinator", role=Role.COORDINATOR,
-                    password="benchmark-coordinator-password", actor=Actor.system(), now=datetime.now(UTC),
-                    settings=settings, email_verified=True,
+                    password="benchmark-coordinator-password", actor=Actor.system(), now=now, settings=settings,
+                    email_verified=True,
                 )  # fmt: skip
-            return user.id
+            for number in range(1, PRESCRIBERS + 1):
+                email = f"bench-prescriber-{number}@example.com"
+                if await find_user_by_email(session, email) is not None:
+                    continue
+                prescriber = await create_account(
+                    session, email=email, full_name=f"Benchmark Prescriber {number}", role=Role.PRESCRIBER,
+                    password="benchmark-prescriber-password", actor=Actor.system(), now=now, settings=settings,
+                    email_verified=True,
+                )  # fmt: skip
+                session.add(ClinicianProfile(user_id=prescriber.id, npi=None, created_at=now))
+                for index, state in enumerate(US_STATES):
+                    session.add(StateLicense(
+                        clinician_id=prescriber.id, state=state, number=f"{state}-MD-{number}{index:03d}",
+                        license_type="MD", expires_on=expires,
+                    ))  # fmt: skip
+                    session.add(DeaRegistration(
+                        clinician_id=prescriber.id, state=state, number=f"BB{number}{index:06d}"[:9],
+                        schedules="II,IIN,III,IIIN,IV,V", expires_on=expires,
+                    ))  # fmt: skip
+            return coordinator.id
     finally:
         await engine.dispose()
 
@@ -175,12 +202,13 @@ async def load(admin_url: str, name: str, *, entries: int, seed: float, settings
     started = time.perf_counter()
     await recreate_database(admin_url, name)
     await migrate(url)
-    coordinator = await coordinator_id(url, settings)
+    coordinator = await ensure_staff(url, settings)
     timings["create_and_migrate"] = time.perf_counter() - started
     codes, bounds = cumulative_bounds()
     connection = await asyncpg.connect(plain_dsn(url))
     try:
-        await connection.execute("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'")
+        # Commits stay synchronous: VACUUM cannot mark a page all-visible while the commit of its rows is
+        # not yet flushed (synchronous_commit = off), and the position count relies on all-visible pages.
         await connection.fetchval("SELECT setseed($1)", seed)
         step = time.perf_counter()
         batch = 250_000  # several statements, so progress shows and no one statement runs for minutes
@@ -193,13 +221,28 @@ async def load(admin_url: str, name: str, *, entries: int, seed: float, settings
         await connection.execute(INVITATIONS_SQL, coordinator)
         timings["invitations"] = time.perf_counter() - step
         step = time.perf_counter()
-        # VACUUM as well as ANALYZE: it sets the visibility map that a long-running table has from autovacuum,
-        # so the index-only scans behind the position count behave as in steady state.
-        await connection.execute("VACUUM (ANALYZE) waitlist_entry")
-        await connection.execute("VACUUM (ANALYZE) waitlist_invitation")
         await connection.execute("ANALYZE")
-        timings["vacuum_analyze"] = time.perf_counter() - step
+        timings["analyze"] = time.perf_counter() - step
         await connection.execute(f"COMMENT ON DATABASE \"{name}\" IS '{json.dumps(load_marker(entries, seed))}'")
     finally:
         await connection.close()
     return timings
+
+
+async def vacuum_analyze(dsn: str) -> dict[str, int]:
+    """VACUUM (ANALYZE) the waiting-list tables, as autovacuum would have by the time a table this size had
+    settled: it also sets the visibility map, which the index-only scans behind the position count need.
+    Run before every measurement, so each run starts from the same state. Answers the heap pages and how
+    many are all-visible."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        for table in ("waitlist_entry", "waitlist_invitation", "waitlist_link", "rate_limit_event", "audit_event", "job"):
+            await connection.execute(f"VACUUM (ANALYZE) {table}")
+        return await visibility(connection)
+    finally:
+        await connection.close()
+
+
+async def visibility(connection: asyncpg.Connection) -> dict[str, int]:
+    row = await connection.fetchrow("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'waitlist_entry'")
+    return {"heap_pages": row["relpages"], "all_visible_pages": row["relallvisible"]}
