@@ -1,4 +1,5 @@
-"""audit_event: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and hash-chained."""
+"""audit_event: append-only (a trigger refuses DELETE, TRUNCATE and any UPDATE but the one-time sealing)
+and hash-chained by the sealer (`audit.service.seal_audit_chain`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from telehealth.db.base import SQLModel, utc_timestamp
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
 
-    # Sequential on purpose: the chain is walked in id order. Never shown in a URL.
+    # Sequential on purpose, never shown in a URL.
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
+    # Set once by the sealer, in the order events committed; the chain is walked in this order.
+    chain_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
     occurred_at: datetime = utc_timestamp(index=True)
     actor_user_id: uuid.UUID | None = Field(default=None, index=True)
     actor_role: str = Field(max_length=20)  # a Role, or "system" / "anonymous" / "sitter"
@@ -27,5 +30,5 @@ class AuditEvent(SQLModel, table=True):
     user_agent: str | None = Field(default=None, max_length=400)
     outcome: str = Field(max_length=20)  # success, failure, denied
     reason: str | None = Field(default=None, max_length=80)  # a machine code, never free text
-    prev_hash: str = Field(max_length=64)
-    row_hash: str = Field(max_length=64, unique=True)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    row_hash: str | None = Field(default=None, max_length=64, unique=True)

@@ -1,8 +1,10 @@
-"""Writing and verifying the audit trail.
+"""Writing, sealing and verifying the audit trail.
 
-Each row carries the SHA-256 of its own content plus the previous row's hash. Writers take a
-transaction-scoped advisory lock so the chain stays a line: the next writer reads the newest hash only
-after the previous writer has committed or rolled back.
+Writers only INSERT (no lock: requests never wait on each other to audit). A sealer, one at a time under
+an advisory lock, gives committed events a `chain_seq` in order and the SHA-256 of their content plus the
+previous event's hash. Editing or deleting a sealed event breaks the chain, and the database refuses both
+anyway (a trigger allows only the one-time sealing UPDATE). Events wait seconds for their seal (the
+worker seals every few seconds; `verify-audit` seals what is pending first).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.audit.models import AuditEvent
 
-AUDIT_CHAIN_LOCK_KEY = 7_461_002
+AUDIT_SEAL_LOCK_KEY = 7_461_002
 GENESIS_HASH = "0" * 64
 
 
@@ -47,8 +49,10 @@ def _field(value: object) -> str:
     return str(value).replace("|", "/")
 
 
-def compute_row_hash(event: AuditEvent) -> str:
+def compute_row_hash(event: AuditEvent, *, chain_seq: int, prev_hash: str) -> str:
     parts = (
+        chain_seq,
+        event.id,
         event.occurred_at,
         event.actor_user_id,
         event.actor_role,
@@ -60,7 +64,7 @@ def compute_row_hash(event: AuditEvent) -> str:
         event.user_agent,
         event.outcome,
         event.reason,
-        event.prev_hash,
+        prev_hash,
     )
     return hashlib.sha256("|".join(_field(part) for part in parts).encode()).hexdigest()
 
@@ -78,9 +82,6 @@ async def record_audit_event(
     reason: str | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change it records)."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK_KEY})
-    newest = await session.execute(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev_hash = newest.scalar_one_or_none() or GENESIS_HASH
     event = AuditEvent(
         occurred_at=now,
         actor_user_id=actor.user_id,
@@ -93,45 +94,68 @@ async def record_audit_event(
         user_agent=(actor.user_agent or "")[:400] or None,
         outcome=outcome,
         reason=reason,
-        prev_hash=prev_hash,
-        row_hash="",
     )
-    event.row_hash = compute_row_hash(event)
     session.add(event)
     await session.flush()
     return event
 
 
+async def seal_audit_chain(session: AsyncSession, *, batch_size: int = 2000) -> int:
+    """Seal committed, unsealed events onto the end of the chain; answer how many were sealed."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_SEAL_LOCK_KEY})
+    last = (
+        await session.execute(
+            select(AuditEvent.chain_seq, AuditEvent.row_hash).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq.desc()).limit(1)
+        )
+    ).first()
+    seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+    pending = (
+        await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_(None)).order_by(AuditEvent.id).limit(batch_size))
+    ).scalars().all()
+    for event in pending:
+        seq += 1
+        row_hash = compute_row_hash(event, chain_seq=seq, prev_hash=prev_hash)
+        await session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.id == event.id, AuditEvent.chain_seq.is_(None))
+            .values(chain_seq=seq, prev_hash=prev_hash, row_hash=row_hash)
+            .execution_options(synchronize_session=False)
+        )
+        prev_hash = row_hash
+    return len(pending)
+
+
 @dataclass(frozen=True)
 class ChainReport:
     rows_checked: int
-    first_broken_id: int | None
+    first_broken_seq: int | None
     problem: str | None
+    awaiting_seal: int = 0
 
     @property
     def intact(self) -> bool:
-        return self.first_broken_id is None
+        return self.first_broken_seq is None
 
 
 async def verify_audit_chain(session: AsyncSession, *, batch_size: int = 5000) -> ChainReport:
-    """Walk the chain in id order; report the first row whose content or link does not match."""
-    expected_prev = GENESIS_HASH
-    checked = 0
-    last_id = 0
+    """Walk the sealed chain in order; report the first event whose place, link or content is wrong."""
+    awaiting = await session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.chain_seq.is_(None))) or 0
+    expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     while True:
         rows = (
             await session.execute(
-                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
+                select(AuditEvent).where(AuditEvent.chain_seq >= expected_seq).order_by(AuditEvent.chain_seq).limit(batch_size)
             )
         ).scalars().all()
         if not rows:
-            return ChainReport(rows_checked=checked, first_broken_id=None, problem=None)
+            return ChainReport(checked, None, None, awaiting)
         for event in rows:
             checked += 1
+            if event.chain_seq != expected_seq:
+                return ChainReport(checked, expected_seq, f"event {expected_seq} of the chain is missing", awaiting)
             if event.prev_hash != expected_prev:
-                return ChainReport(checked, event.id, "its prev_hash does not match the row before it")
-            if compute_row_hash(event) != event.row_hash:
-                return ChainReport(checked, event.id, "its content does not match its row_hash")
-            expected_prev = event.row_hash
-            last_id = event.id or last_id
+                return ChainReport(checked, event.chain_seq, "its prev_hash does not match the event before it", awaiting)
+            if compute_row_hash(event, chain_seq=expected_seq, prev_hash=expected_prev) != event.row_hash:
+                return ChainReport(checked, event.chain_seq, "its content does not match its row_hash", awaiting)
+            expected_prev, expected_seq = event.row_hash or "", expected_seq + 1
         session.expunge_all()

@@ -173,6 +173,7 @@ async def run_worker(context: WorkerContext, stop: asyncio.Event, *, poll_second
 def import_job_modules() -> None:
     """Import every area's jobs.py so their handlers are registered."""
     import telehealth.accounts.jobs  # noqa: F401
+    import telehealth.audit.jobs  # noqa: F401
     import telehealth.notifications.jobs  # noqa: F401
     import telehealth.outbox.jobs  # noqa: F401
     import telehealth.system.jobs  # noqa: F401

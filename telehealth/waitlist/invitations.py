@@ -24,7 +24,7 @@ from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
-from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation
+from telehealth.waitlist.models import IS_LIVE_INVITATION, IS_WAITING, WaitlistEntry, WaitlistInvitation
 from telehealth.waitlist.service import email_status_link
 from telehealth.waitlist.states import ENTRY_TRANSITIONS, INVITATION_TRANSITIONS, EntryStatus, InvitationStatus
 
@@ -49,7 +49,7 @@ async def invite_next(
     entries = (
         await session.execute(
             select(WaitlistEntry)
-            .where(WaitlistEntry.state == state, WaitlistEntry.status == EntryStatus.WAITING)
+            .where(WaitlistEntry.state == state, IS_WAITING)
             .order_by(WaitlistEntry.confirmed_at, WaitlistEntry.id)
             .limit(count)
             .with_for_update(skip_locked=True)
@@ -113,7 +113,7 @@ async def expire_due_invitations(session: AsyncSession, *, now: datetime, settin
     due = (
         await session.execute(
             select(WaitlistInvitation)
-            .where(WaitlistInvitation.status == InvitationStatus.SENT, WaitlistInvitation.expires_at <= now)
+            .where(IS_LIVE_INVITATION, WaitlistInvitation.expires_at <= now)
             .order_by(WaitlistInvitation.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -12,6 +12,9 @@ from sqlmodel import Field
 from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 from telehealth.waitlist.states import EntryStatus, InvitationStatus
 
+# Literal (not bound) statuses, so even a cached generic plan can use the partial indexes below.
+IS_WAITING = text("waitlist_entry.status = 'waiting'")
+IS_LIVE_INVITATION = text("waitlist_invitation.status = 'sent'")
 ENTRY_STATUSES = ", ".join(f"'{status.value}'" for status in EntryStatus)
 INVITATION_STATUSES = ", ".join(f"'{status.value}'" for status in InvitationStatus)
 

@@ -27,7 +27,7 @@ from telehealth.lib.us_states import US_STATES
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 from telehealth.system.rate_limit import over_rate_limit
-from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation, WaitlistLink
+from telehealth.waitlist.models import IS_WAITING, WaitlistEntry, WaitlistInvitation, WaitlistLink
 from telehealth.waitlist.states import ENTRY_TRANSITIONS, EntryStatus, InvitationStatus
 
 CONDITIONS_OF_INTEREST = {
@@ -236,7 +236,7 @@ class PlaceInQueue:
 
 async def place_in_queue(session: AsyncSession, entry: WaitlistEntry, *, now: datetime, settings: Settings) -> PlaceInQueue:
     """Where the person stands in their state's queue, and a wait estimate from the recent invitation rate."""
-    waiting_here = and_(WaitlistEntry.state == entry.state, WaitlistEntry.status == EntryStatus.WAITING)
+    waiting_here = and_(WaitlistEntry.state == entry.state, IS_WAITING)
     people_waiting = await session.scalar(select(func.count()).select_from(WaitlistEntry).where(waiting_here)) or 0
     position = None
     if entry.status == EntryStatus.WAITING:
