@@ -1,4 +1,4 @@
-"""How busy the audit trail's advisory lock is during a phase: sampled from pg_locks every few ms."""
+"""How busy the audit sealing lock is during a phase (requests no longer take it; the sealer does): sampled from pg_locks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from telehealth.audit.service import AUDIT_CHAIN_LOCK_KEY
+from telehealth.audit.service import AUDIT_SEAL_LOCK_KEY as AUDIT_CHAIN_LOCK_KEY
 
 # A one-bigint advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32 bits, objsubid = 1.
 SAMPLE = f"""
