@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts import service, two_factor
 from telehealth.accounts.authz import load_patient_for, patient_id_for_user
 from telehealth.accounts.guards import requires_password_step, requires_sign_in
-from telehealth.accounts.middleware import cleared_session_cookie, session_cookie
+from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.schemas import (
     Accepted,
@@ -27,7 +27,7 @@ from telehealth.accounts.schemas import (
     StepUpResult,
     TwoFactorEnrolment,
 )
-from telehealth.accounts.sessions import SignedIn, end_session, start_session
+from telehealth.accounts.sessions import SignedIn, end_session
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
@@ -63,9 +63,7 @@ class AccountsApiController(Controller):
         now = clock.now()
         attempt = service.SignInAttempt(data.email, data.password, client_ip(request), request.headers.get("user-agent"))
         user = await service.check_password_sign_in(db_session, attempt, now=now, settings=settings)
-        raw = await start_session(
-            db_session, user=user, ip=attempt.ip, user_agent=attempt.user_agent, now=now, settings=settings
-        )
+        cookie = await sign_in_cookie(db_session, user=user, request=request, now=now, settings=settings)
         me = Me(
             id=user.id,
             email=user.email,
@@ -75,7 +73,6 @@ class AccountsApiController(Controller):
             two_factor=_two_factor_state(user, verified=False),  # type: ignore[arg-type]
             patient_id=await patient_id_for_user(db_session, user.id),
         )
-        cookie = session_cookie(raw, secure=settings.uses_tls, max_age=settings.session_absolute_hours * 3600)
         return Response(me, cookies=[cookie])
 
     @post("/sign-out", status_code=200, guards=[requires_password_step])

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from litestar import Request
 from litestar.datastructures import Cookie
+from sqlalchemy.ext.asyncio import AsyncSession
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.enums import ScopeType
 
-from telehealth.accounts.sessions import SESSION_COOKIE, resolve_session
+from telehealth.accounts.models import UserAccount
+from telehealth.accounts.sessions import SESSION_COOKIE, resolve_session, start_session
 from telehealth.db.engine import transaction
+from telehealth.settings import Settings
 
 
 class SessionAuthMiddleware(ASGIMiddleware):
@@ -36,6 +43,19 @@ def _cookie(scope: Scope, name: str) -> str | None:
                 if cookie_name == name and cookie_value:
                     return cookie_value
     return None
+
+
+async def sign_in_cookie(
+    session: AsyncSession, *, user: UserAccount, request: Request[Any, Any, Any], now: datetime, settings: Settings
+) -> Cookie:
+    """Start a server-side session for `user` and answer the cookie that carries it (every way of
+    signing in ends here: the sign-in API and page, and accepting an invitation)."""
+    from telehealth.lib.dependencies import client_ip
+
+    raw = await start_session(
+        session, user=user, ip=client_ip(request), user_agent=request.headers.get("user-agent"), now=now, settings=settings
+    )
+    return session_cookie(raw, secure=settings.uses_tls, max_age=settings.session_absolute_hours * 3600)
 
 
 def session_cookie(raw_token: str, *, secure: bool, max_age: int) -> Cookie:

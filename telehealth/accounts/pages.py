@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts import service, two_factor
 from telehealth.accounts.guards import current_user, requires_password_step, requires_sign_in
-from telehealth.accounts.middleware import cleared_session_cookie, session_cookie
-from telehealth.accounts.sessions import SignedIn, end_session, start_session
+from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
+from telehealth.accounts.sessions import SignedIn, end_session
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
@@ -69,13 +69,13 @@ class AccountPagesController(Controller):
                 context={"next": next_path, "email": fields["email"], "error": user.detail},
                 status_code=user.status_code,
             )
-        raw = await start_session(db_session, user=user, ip=sign_in.ip, user_agent=sign_in.user_agent, now=now, settings=settings)
+        cookie = await sign_in_cookie(db_session, user=user, request=request, now=now, settings=settings)
         from telehealth.accounts.roles import TWO_FACTOR_REQUIRED_ROLES, Role
 
         enrolled = user.totp_confirmed_at is not None
         needs = Role(user.role) in TWO_FACTOR_REQUIRED_ROLES or enrolled
         response = _after_sign_in(needs and not enrolled, needs and enrolled, next_path)
-        response.set_cookie(session_cookie(raw, secure=settings.uses_tls, max_age=settings.session_absolute_hours * 3600))
+        response.set_cookie(cookie)
         return response
 
     @get("/sign-in/two-factor", guards=[requires_password_step])

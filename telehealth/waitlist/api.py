@@ -8,12 +8,10 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
-from telehealth.accounts.middleware import session_cookie
+from telehealth.accounts.middleware import sign_in_cookie
 from telehealth.accounts.roles import Role
-from telehealth.accounts.sessions import start_session
 from telehealth.audit.service import Actor
 from telehealth.lib.clock import Clock
-from telehealth.lib.dependencies import client_ip
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 from telehealth.waitlist import invitations, service
@@ -163,6 +161,5 @@ class InvitationApiController(Controller):
         user = await invitations.accept_invitation(
             db_session, token=data.token, password=data.password, accept_terms=data.accept_terms, actor=actor, now=now, settings=settings
         )
-        raw = await start_session(db_session, user=user, ip=client_ip(request), user_agent=request.headers.get("user-agent"), now=now, settings=settings)
-        cookie = session_cookie(raw, secure=settings.uses_tls, max_age=settings.session_absolute_hours * 3600)
+        cookie = await sign_in_cookie(db_session, user=user, request=request, now=now, settings=settings)
         return Response(Accepted(detail="Your account is ready."), cookies=[cookie], status_code=201)

@@ -12,12 +12,10 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
-from telehealth.accounts.middleware import session_cookie
+from telehealth.accounts.middleware import sign_in_cookie
 from telehealth.accounts.roles import Role
-from telehealth.accounts.sessions import start_session
 from telehealth.audit.service import Actor
 from telehealth.lib.clock import Clock
-from telehealth.lib.dependencies import client_ip
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields, form_list
 from telehealth.lib.validation import parse_whole_number
@@ -161,9 +159,8 @@ class WaitlistPagesController(Controller):
                 context={"token": fields["token"], "error": user.detail, "fields": user.fields},
                 status_code=user.status_code,
             )
-        raw = await start_session(db_session, user=user, ip=client_ip(request), user_agent=request.headers.get("user-agent"), now=now, settings=settings)
         response = Redirect(path="/patient")
-        response.set_cookie(session_cookie(raw, secure=settings.uses_tls, max_age=settings.session_absolute_hours * 3600))
+        response.set_cookie(await sign_in_cookie(db_session, user=user, request=request, now=now, settings=settings))
         return response
 
     @get("/terms")
