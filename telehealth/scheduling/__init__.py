@@ -1,0 +1,1 @@
+"""Scheduling: availability, slots, appointments that cannot double-book, video rooms, invites, reminders."""

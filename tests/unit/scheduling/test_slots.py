@@ -1,0 +1,84 @@
+"""Slot computation: hours in the clinician's zone across DST, buffers, notice, horizon, limits, overrides."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, open_slots
+
+NEW_YORK = ZoneInfo("America/New_York")
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+NINE_TO_NOON = (TimeRange(time(9), time(12)),)
+CONSULT = TypeSettings(duration=timedelta(minutes=45), step=timedelta(minutes=15), minimum_notice=timedelta(0), horizon=timedelta(days=400))
+
+
+def every_day(ranges=NINE_TO_NOON, **kwargs) -> Availability:
+    return Availability(zone=NEW_YORK, weekly={weekday: ranges for weekday in range(7)}, **kwargs)
+
+
+def slots_on(day: date, availability: Availability, settings: TypeSettings = CONSULT, busy=(), now=None) -> list[datetime]:
+    start = datetime.combine(day, time(0), tzinfo=availability.zone).astimezone(UTC)
+    return open_slots(availability, settings, busy, window_start=start, window_end=start + timedelta(days=1), now=now or start - timedelta(days=1))
+
+
+def local(slots: list[datetime], zone=NEW_YORK) -> list[str]:
+    return [s.astimezone(zone).strftime("%H:%M") for s in slots]
+
+
+def test_nine_to_noon_in_fifteen_minute_steps():
+    assert local(slots_on(date(2027, 1, 12), every_day())) == [
+        "09:00", "09:15", "09:30", "09:45", "10:00", "10:15", "10:30", "10:45", "11:00", "11:15"
+    ]  # fmt: skip
+
+
+def test_nine_stays_nine_local_across_both_us_transitions():
+    before_spring, after_spring = date(2027, 3, 13), date(2027, 3, 15)  # DST starts 2027-03-14
+    before_fall, after_fall = date(2027, 11, 6), date(2027, 11, 8)  # DST ends 2027-11-07
+    firsts = {day: slots_on(day, every_day())[0] for day in (before_spring, after_spring, before_fall, after_fall)}
+    assert {day: s.astimezone(NEW_YORK).strftime("%H:%M") for day, s in firsts.items()} == dict.fromkeys(firsts, "09:00")
+    assert firsts[before_spring].astimezone(UTC).hour == 14 and firsts[after_spring].astimezone(UTC).hour == 13
+    assert firsts[before_fall].astimezone(UTC).hour == 13 and firsts[after_fall].astimezone(UTC).hour == 14
+
+
+def test_the_spring_gap_is_skipped_and_the_fall_hour_not_doubled():
+    night = (TimeRange(time(1, 0), time(4, 0)),)
+    spring = slots_on(date(2027, 3, 14), every_day(night), TypeSettings(duration=timedelta(minutes=30), step=timedelta(minutes=30), minimum_notice=timedelta(0)))
+    assert local(spring) == ["01:00", "01:30", "03:00", "03:30"]  # 02:00-03:00 does not exist that night
+    fall = slots_on(date(2027, 11, 7), every_day(night), TypeSettings(duration=timedelta(minutes=30), step=timedelta(minutes=30), minimum_notice=timedelta(0)))
+    assert len(fall) == len(set(fall))
+    assert (fall[-1] + timedelta(minutes=30) - fall[0]) == timedelta(hours=4)  # 01:00 to 04:00 spans 4 real hours
+
+
+def test_a_patient_in_another_zone_sees_the_same_instants_in_their_time():
+    slots = slots_on(date(2027, 1, 12), every_day())
+    assert local(slots, LOS_ANGELES)[0] == "06:00"
+
+
+def test_busy_times_and_both_buffers_are_respected():
+    settings = TypeSettings(duration=timedelta(minutes=45), buffer_before=timedelta(minutes=15), buffer_after=timedelta(minutes=15), minimum_notice=timedelta(0))
+    day = date(2027, 1, 12)
+    ten = datetime(2027, 1, 12, 10, 0, tzinfo=NEW_YORK)
+    busy = [Busy(ten - timedelta(minutes=15), ten + timedelta(minutes=45 + 15))]  # an existing 10:00 consult with its buffers
+    # Buffers add up, as the database's exclusion constraint counts them: 09:00 would end its after-buffer
+    # at 10:00, inside the 10:00 consult's before-buffer; 11:00 would start its before-buffer at 10:45.
+    assert local(slots_on(day, every_day(), settings, busy)) == ["11:15"]
+
+
+def test_minimum_notice_and_horizon():
+    day = date(2027, 1, 12)
+    now = datetime(2027, 1, 11, 22, 0, tzinfo=NEW_YORK)
+    twelve_hours = TypeSettings(duration=timedelta(minutes=45), minimum_notice=timedelta(hours=12))
+    assert local(slots_on(day, every_day(), twelve_hours, now=now))[0] == "10:00"  # 22:00 + 12 h
+    short_horizon = TypeSettings(duration=timedelta(minutes=45), minimum_notice=timedelta(0), horizon=timedelta(hours=12, minutes=30))
+    assert local(slots_on(day, every_day(), short_horizon, now=now)) == ["09:00", "09:15", "09:30", "09:45", "10:00", "10:15"]
+
+
+def test_day_off_extra_hours_and_daily_limit():
+    day = date(2027, 1, 12)
+    assert slots_on(day, every_day(days_off=frozenset({day}))) == []
+    extra = every_day(extra={day: (TimeRange(time(14), time(15)),)})
+    assert local(slots_on(day, extra))[-2:] == ["14:00", "14:15"]
+    start = datetime.combine(day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
+    limited = TypeSettings(duration=timedelta(minutes=45), minimum_notice=timedelta(0), max_per_day=3)
+    assert open_slots(every_day(), limited, [], window_start=start, window_end=start + timedelta(days=1), now=start, booked_per_day={day: 3}) == []
