@@ -95,7 +95,7 @@ class ClinicalThresholds:
 class Settings:
     environment: str = "development"
     database_url: str | None = None
-    embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres"
+    embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres-18"
     auto_migrate: bool = True
     seed_demo: bool = True
     smtp_url: str | None = None

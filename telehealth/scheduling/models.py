@@ -1,0 +1,117 @@
+"""Clinician hours (weekly, in their zone), date overrides, per-type settings, and appointments.
+
+Two exclusion constraints make double booking impossible, whatever the application does:
+one clinician's busy ranges (with buffers) never overlap, and one patient's appointments never overlap,
+among appointments that occupy time (held or booked).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Uuid, text
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
+from sqlmodel import Field
+
+from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
+
+OCCUPYING_SQL = "status IN ('held', 'booked')"
+
+
+def _clinician_fk(primary_key: bool = False) -> Field:  # type: ignore[valid-type]
+    return Field(
+        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=not primary_key, primary_key=primary_key)
+    )
+
+
+class WeeklyHours(SQLModel, table=True):
+    __tablename__ = "weekly_hours"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_valid"),
+        CheckConstraint("starts_at_local < ends_at_local", name="range_valid"),
+    )
+
+    id: uuid.UUID = uuid_primary_key()
+    clinician_id: uuid.UUID = _clinician_fk()
+    weekday: int  # Monday 0 .. Sunday 6
+    starts_at_local: time
+    ends_at_local: time
+
+
+class DateOverride(SQLModel, table=True):
+    """A day off, or extra hours on one date (local to the clinician)."""
+
+    __tablename__ = "date_override"
+    __table_args__ = (
+        CheckConstraint("kind IN ('off', 'extra')", name="kind_known"),
+        CheckConstraint(
+            "(kind = 'off' AND starts_at_local IS NULL AND ends_at_local IS NULL) OR "
+            "(kind = 'extra' AND starts_at_local < ends_at_local)",
+            name="hours_match_kind",
+        ),
+    )
+
+    id: uuid.UUID = uuid_primary_key()
+    clinician_id: uuid.UUID = _clinician_fk()
+    on_date: date
+    kind: str = Field(max_length=10)
+    starts_at_local: time | None = None
+    ends_at_local: time | None = None
+
+
+class AppointmentTypeSettings(SQLModel, table=True):
+    """A clinician's settings for one appointment type; missing rows take the clinic defaults."""
+
+    __tablename__ = "appointment_type_settings"
+
+    clinician_id: uuid.UUID = _clinician_fk(primary_key=True)
+    appointment_type: str = Field(max_length=20, primary_key=True)
+    duration_minutes: int
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    minimum_notice_minutes: int = 720
+    horizon_days: int = 30
+    max_per_day: int | None = None
+    step_minutes: int = 15
+
+
+class Appointment(SQLModel, table=True):
+    __tablename__ = "appointment"
+    __table_args__ = (
+        CheckConstraint("appointment_type IN ('consult', 'reassessment', 'integration')", name="type_known"),
+        CheckConstraint("status IN ('held', 'booked', 'completed', 'cancelled', 'no_show', 'expired')", name="status_known"),
+        CheckConstraint("starts_at < ends_at AND busy_from <= starts_at AND busy_until >= ends_at", name="times_valid"),
+        CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="held_expires"),
+        ExcludeConstraint(
+            (Column("clinician_id"), "="),
+            (text("tstzrange(busy_from, busy_until, '[)')"), "&&"),
+            using="gist",
+            where=text(OCCUPYING_SQL),
+            name="ex_appointment_clinician_busy",
+        ),
+        ExcludeConstraint(
+            (Column("patient_id"), "="),
+            (text("tstzrange(starts_at, ends_at, '[)')"), "&&"),
+            using="gist",
+            where=text(OCCUPYING_SQL),
+            name="ex_appointment_patient_busy",
+        ),
+        Index("ix_appointment_hold_expiry", "hold_expires_at", postgresql_where=text("status = 'held'")),
+        Index("ix_appointment_clinician_starts_at", "clinician_id", "starts_at"),
+    )
+
+    id: uuid.UUID = uuid_primary_key()
+    appointment_type: str = Field(max_length=20)
+    clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="RESTRICT"), nullable=False))
+    patient_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="CASCADE"), nullable=False, index=True))
+    status: str = Field(max_length=20)
+    starts_at: datetime = utc_timestamp()
+    ends_at: datetime = utc_timestamp()
+    busy_from: datetime = utc_timestamp()  # starts_at minus the buffer before
+    busy_until: datetime = utc_timestamp()  # ends_at plus the buffer after
+    hold_expires_at: datetime | None = utc_timestamp(nullable=True)
+    room_token: str = Field(max_length=64, unique=True)  # the video room: unguessable, never the id
+    ics_sequence: int = 0  # raised on every reschedule (RFC 5545 SEQUENCE)
+    created_at: datetime = utc_timestamp()
+    cancelled_at: datetime | None = utc_timestamp(nullable=True)
