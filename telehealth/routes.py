@@ -6,6 +6,7 @@ from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
+from telehealth.scheduling.api import SchedulingApiController
 from telehealth.system.api import HealthController
 from telehealth.waitlist.api import InvitationApiController, WaitlistApiController
 from telehealth.waitlist.pages import WaitlistPagesController
@@ -22,5 +23,6 @@ ROUTE_HANDLERS = [
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
+    SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     DevMailboxController,  # /dev/mailbox (not in production)
 ]

@@ -30,11 +30,17 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
 
 
 def error_response(
-    request: Request[Any, Any, Any], *, status: int, code: str, detail: str, fields: dict[str, str] | None = None
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    fields: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Response[Any]:
     if wants_json(request):
         return Response(
-            {"code": code, "detail": detail, "fields": fields or {}}, status_code=status, media_type=MediaType.JSON
+            {**(extra or {}), "code": code, "detail": detail, "fields": fields or {}}, status_code=status, media_type=MediaType.JSON
         )
     if status == 401:
         return Redirect(path=f"/sign-in?next={quote(request.url.path)}")
@@ -77,7 +83,7 @@ def _validation_fields(exc: ValidationException) -> dict[str, str]:
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    return error_response(request, status=exc.status_code, code=exc.code, detail=exc.detail, fields=exc.fields)
+    return error_response(request, status=exc.status_code, code=exc.code, detail=exc.detail, fields=exc.fields, extra=exc.extra)
 
 
 def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

@@ -10,12 +10,19 @@ class DomainError(Exception):
     status_code = 409
 
     def __init__(
-        self, code: str, detail: str, *, fields: dict[str, str] | None = None, keep_evidence: bool = False
+        self,
+        code: str,
+        detail: str,
+        *,
+        fields: dict[str, str] | None = None,
+        keep_evidence: bool = False,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.fields = fields or {}
+        self.extra = extra or {}  # more for the client, e.g. the slots still free after losing a race
         # A refusal that must leave a trace (a failed sign-in's counter, a denied read's audit row) sets
         # this; the request's transaction then commits what the service wrote before refusing.
         self.keep_evidence = keep_evidence

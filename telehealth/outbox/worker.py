@@ -176,6 +176,7 @@ def import_job_modules() -> None:
     import telehealth.audit.jobs  # noqa: F401
     import telehealth.notifications.jobs  # noqa: F401
     import telehealth.outbox.jobs  # noqa: F401
+    import telehealth.scheduling.jobs  # noqa: F401
     import telehealth.system.jobs  # noqa: F401
     import telehealth.waitlist.jobs  # noqa: F401
 

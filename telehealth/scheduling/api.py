@@ -1,0 +1,158 @@
+"""JSON API: open slots and booking for patients; hours, overrides and settings for clinicians."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.authz import own_patient_record
+from telehealth.accounts.guards import requires_role
+from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor
+from telehealth.lib.clock import Clock
+from telehealth.lib.errors import InvalidInput
+from telehealth.scheduling import availability, service
+from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.schemas import (
+    AppointmentBody,
+    BookAppointment,
+    OverrideBody,
+    SlotBody,
+    TypeSettingsBody,
+    WeeklyHoursBody,
+)
+from telehealth.scheduling.states import AppointmentType
+
+PATIENT = [requires_role(Role.PATIENT)]
+CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
+
+
+def appointment_body(appointment: Appointment) -> AppointmentBody:
+    return AppointmentBody(
+        id=appointment.id, type=appointment.appointment_type, status=appointment.status, clinician_id=appointment.clinician_id,
+        starts_at=appointment.starts_at, ends_at=appointment.ends_at, hold_expires_at=appointment.hold_expires_at,
+    )  # fmt: skip
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidInput("request.invalid", "Times need a UTC offset, e.g. 2027-01-12T14:00:00Z.", fields={field: "must include a UTC offset"})
+    return value
+
+
+class SchedulingApiController(Controller):
+    tags = ["scheduling"]
+
+    @get("/api/v1/slots", guards=PATIENT)
+    async def slots(
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        type: FromQuery[AppointmentType],  # noqa: A002  (the public parameter name)
+        from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        to: FromQuery[datetime | None] = None,
+        clinician_id: FromQuery[uuid.UUID | None] = None,
+    ) -> list[SlotBody]:
+        """Open start times for you, from clinicians licensed (and for consults DEA-registered) in your state
+        on the appointment date; shown in your time zone too. Default window: the next 14 days."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        now = clock.now()
+        start = _aware(from_, "from") if from_ else now
+        end = _aware(to, "to") if to else start + timedelta(days=14)
+        found = await service.find_slots(
+            db_session, patient=patient, appointment_type=type, window_start=start, window_end=end, now=now, clinician_id=clinician_id
+        )
+        zone = ZoneInfo(patient.timezone)
+        return [
+            SlotBody(clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at, starts_at_local=s.starts_at.astimezone(zone).isoformat())
+            for s in found
+        ]
+
+    @post("/api/v1/appointments", status_code=201, guards=PATIENT)
+    async def book(
+        self,
+        data: JSONBody[BookAppointment],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> AppointmentBody:
+        """Book (or hold for 15 minutes) one open slot. A slot someone else just took answers 409 with fresh slots."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        appointment = await service.book_appointment(
+            db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=AppointmentType(data.type),
+            starts_at=_aware(data.starts_at, "starts_at"), hold=data.hold, actor=actor, now=clock.now(),
+        )  # fmt: skip
+        return appointment_body(appointment)
+
+    @get("/api/v1/appointments", guards=PATIENT)
+    async def mine(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> list[AppointmentBody]:
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        return [appointment_body(a) for a in await service.patient_appointments(db_session, patient=patient, since=clock.now() - timedelta(days=1))]
+
+    @post("/api/v1/appointments/{appointment_id:uuid}/cancel", status_code=200, guards=PATIENT)
+    async def cancel(
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> AppointmentBody:
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        return appointment_body(await service.cancel_by_patient(db_session, patient=patient, appointment_id=appointment_id, actor=actor, now=clock.now()))
+
+    @put("/api/v1/availability/weekly", guards=CLINICIAN)
+    async def weekly(
+        self,
+        data: JSONBody[WeeklyHoursBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> dict[str, int]:
+        """Replace your weekly hours (in your own time zone)."""
+        ranges = [availability.WeeklyRange(r.weekday, r.start, r.end) for r in data.ranges]
+        await availability.replace_weekly_hours(db_session, clinician_id=signed_in.user_id, ranges=ranges, actor=actor, now=clock.now())
+        return {"ranges": len(ranges)}
+
+    @post("/api/v1/availability/overrides", status_code=201, guards=CLINICIAN)
+    async def override(
+        self,
+        data: JSONBody[OverrideBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> dict[str, str]:
+        """A day off, or extra hours on one date."""
+        await availability.add_date_override(
+            db_session, clinician_id=signed_in.user_id, on_date=data.on_date, kind=data.kind, start=data.start, end=data.end, actor=actor, now=clock.now()
+        )
+        return {"on_date": data.on_date.isoformat(), "kind": data.kind}
+
+    @put("/api/v1/availability/settings/{appointment_type:str}", guards=CLINICIAN)
+    async def type_settings(
+        self,
+        appointment_type: FromPath[AppointmentType],
+        data: JSONBody[TypeSettingsBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> dict[str, str]:
+        """Duration, buffers, notice, horizon, daily limit and alignment for one appointment type."""
+        values = {name: getattr(data, name) for name in TypeSettingsBody.__struct_fields__}
+        await availability.save_type_settings(
+            db_session, clinician_id=signed_in.user_id, appointment_type=appointment_type, values=values, actor=actor, now=clock.now()
+        )
+        return {"appointment_type": appointment_type.value}

@@ -1,0 +1,290 @@
+"""Scheduling rules: who may see a patient (licensure on the appointment date), open slots, booking that
+cannot double-book, holds that lapse, cancelling.
+
+The database decides races: an INSERT that overlaps an occupying appointment of the same clinician (with
+buffers) or of the same patient fails on an exclusion constraint and answers 409 with fresh slots.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.roles import Role
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.intake.escalations import has_open_crisis
+from telehealth.intake.service import latest_decision
+from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
+from telehealth.lib.states import change_status
+from telehealth.scheduling.models import Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
+from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, open_slots
+from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, OCCUPYING, AppointmentStatus, AppointmentType
+
+HOLD_FOR = timedelta(minutes=15)
+DEFAULT_DURATIONS = {AppointmentType.CONSULT: 45, AppointmentType.REASSESSMENT: 30, AppointmentType.INTEGRATION: 50}
+CLINICIAN_ROLE = {
+    AppointmentType.CONSULT: Role.PRESCRIBER,
+    AppointmentType.REASSESSMENT: Role.PRESCRIBER,
+    AppointmentType.INTEGRATION: Role.THERAPIST,
+}
+MAX_WINDOW = timedelta(days=31)
+
+
+def type_settings(row: AppointmentTypeSettings | None, appointment_type: AppointmentType) -> TypeSettings:
+    """A clinician's settings for a type, or the clinic defaults (duration by type, 10 min after, 12 h notice,
+    30-day horizon, 15-min alignment)."""
+    if row is None:
+        return TypeSettings(duration=timedelta(minutes=DEFAULT_DURATIONS[appointment_type]), buffer_after=timedelta(minutes=10))
+    return TypeSettings(
+        duration=timedelta(minutes=row.duration_minutes),
+        buffer_before=timedelta(minutes=row.buffer_before_minutes),
+        buffer_after=timedelta(minutes=row.buffer_after_minutes),
+        minimum_notice=timedelta(minutes=row.minimum_notice_minutes),
+        horizon=timedelta(days=row.horizon_days),
+        max_per_day=row.max_per_day,
+        step=timedelta(minutes=row.step_minutes),
+    )
+
+
+async def credentials_valid_through(
+    session: AsyncSession, *, appointment_type: AppointmentType, state: str, on_or_after: date
+) -> dict[uuid.UUID, date]:
+    """Clinicians who may see a patient of `state` for this type, with the last date they may (prescribers:
+    the earlier of license and Schedule III DEA expiry; therapists: their license's)."""
+    role = CLINICIAN_ROLE[appointment_type]
+    license = aliased(StateLicense)
+    columns = [UserAccount.id, func.max(license.expires_on)]
+    query = (
+        select(*columns)
+        .join(license, and_(license.clinician_id == UserAccount.id, license.state == state, license.expires_on >= on_or_after))
+        .where(UserAccount.role == role.value, UserAccount.is_active.is_(True))
+        .group_by(UserAccount.id)
+    )
+    valid = {clinician_id: expires for clinician_id, expires in (await session.execute(query)).all()}
+    if role is Role.PRESCRIBER:
+        dea = (
+            await session.execute(
+                select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on))
+                .where(DeaRegistration.state == state, DeaRegistration.expires_on >= on_or_after,
+                       ("," + DeaRegistration.schedules + ",").contains(",III,"))  # fmt: skip
+                .group_by(DeaRegistration.clinician_id)
+            )
+        ).all()
+        dea_until = dict(dea)
+        valid = {cid: min(expires, dea_until[cid]) for cid, expires in valid.items() if cid in dea_until}
+    return valid
+
+
+async def _availability(session: AsyncSession, clinician_id: uuid.UUID) -> Availability:
+    profile = await session.get(ClinicianProfile, clinician_id)
+    zone = ZoneInfo(profile.timezone if profile else "America/New_York")
+    weekly: dict[int, list[TimeRange]] = {}
+    for row in (await session.execute(select(WeeklyHours).where(WeeklyHours.clinician_id == clinician_id))).scalars():
+        weekly.setdefault(row.weekday, []).append(TimeRange(row.starts_at_local, row.ends_at_local))
+    days_off, extra = set(), {}
+    for row in (await session.execute(select(DateOverride).where(DateOverride.clinician_id == clinician_id))).scalars():
+        if row.kind == "off":
+            days_off.add(row.on_date)
+        else:
+            extra.setdefault(row.on_date, []).append(TimeRange(row.starts_at_local, row.ends_at_local))  # type: ignore[arg-type]
+    return Availability(
+        zone=zone, weekly={k: tuple(v) for k, v in weekly.items()}, days_off=frozenset(days_off), extra={k: tuple(v) for k, v in extra.items()}
+    )
+
+
+async def clinician_slots(
+    session: AsyncSession, *, clinician_id: uuid.UUID, appointment_type: AppointmentType, window_start: datetime,
+    window_end: datetime, now: datetime, valid_through: date, ignore: uuid.UUID | None = None,
+) -> list[datetime]:  # fmt: skip
+    """One clinician's open starts for a type in a window, none after their credentials lapse."""
+    availability = await _availability(session, clinician_id)
+    settings = type_settings(
+        await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type
+    )
+    occupying = (
+        await session.execute(
+            select(Appointment).where(
+                Appointment.clinician_id == clinician_id,
+                Appointment.status.in_([s.value for s in OCCUPYING]),
+                Appointment.busy_until > window_start - timedelta(days=1),
+                Appointment.busy_from < window_end + timedelta(days=1),
+            )
+        )
+    ).scalars().all()
+    live = [a for a in occupying if a.id != ignore and not (a.status == AppointmentStatus.HELD and a.hold_expires_at and a.hold_expires_at <= now)]
+    per_day: dict[date, int] = {}
+    for appointment in live:
+        if appointment.appointment_type == appointment_type.value:
+            local_day = appointment.starts_at.astimezone(availability.zone).date()
+            per_day[local_day] = per_day.get(local_day, 0) + 1
+    slots = open_slots(
+        availability, settings, [Busy(a.busy_from, a.busy_until) for a in live],
+        window_start=window_start, window_end=window_end, now=now, booked_per_day=per_day,
+    )  # fmt: skip
+    return [slot for slot in slots if slot.astimezone(availability.zone).date() <= valid_through]
+
+
+@dataclass(frozen=True)
+class Slot:
+    clinician_id: uuid.UUID
+    clinician_name: str
+    starts_at: datetime
+
+
+async def find_slots(
+    session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType, window_start: datetime,
+    window_end: datetime, now: datetime, clinician_id: uuid.UUID | None = None,
+) -> list[Slot]:  # fmt: skip
+    """Open starts from every clinician who may see this patient (or one of them), soonest first."""
+    if window_end <= window_start or window_end - window_start > MAX_WINDOW:
+        raise InvalidInput("slots.window_invalid", "Ask for a window of up to 31 days.", fields={"to": "must be after from, within 31 days"})
+    if not patient.state_of_residence:
+        raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
+    valid = await credentials_valid_through(
+        session, appointment_type=appointment_type, state=patient.state_of_residence, on_or_after=window_start.date()
+    )
+    if clinician_id is not None:
+        valid = {cid: until for cid, until in valid.items() if cid == clinician_id}
+    names = dict((await session.execute(select(UserAccount.id, UserAccount.full_name).where(UserAccount.id.in_(list(valid))))).all())
+    found = []
+    for cid, until in valid.items():
+        for start in await clinician_slots(
+            session, clinician_id=cid, appointment_type=appointment_type, window_start=window_start,
+            window_end=window_end, now=now, valid_through=until,
+        ):  # fmt: skip
+            found.append(Slot(cid, names[cid], start))
+    return sorted(found, key=lambda slot: (slot.starts_at, slot.clinician_name))
+
+
+async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType) -> None:
+    """The patient-side gates: screening allows it and no crisis waits for a clinician's contact."""
+    if await has_open_crisis(session, patient_id=patient.id):
+        raise RuleRefused(
+            "booking.crisis_contact_pending",
+            "Before booking, a clinician needs to speak with you. We will call you soon; if you need help now, call or text 988.",
+        )
+    if appointment_type is AppointmentType.CONSULT:
+        decision = await latest_decision(session, patient_id=patient.id)
+        if decision is None or decision.outcome not in ("eligible", "needs_review"):
+            raise RuleRefused("booking.screening_required", "Booking opens once your intake is complete and screening allows it.")
+    elif appointment_type is AppointmentType.REASSESSMENT:
+        raise RuleRefused("booking.reassessment_needs_plan", "A reassessment is booked once you have a treatment plan.")
+    else:
+        decision = await latest_decision(session, patient_id=patient.id)
+        if decision is None or decision.outcome == "ineligible":
+            raise RuleRefused("booking.not_enrolled", "Integration sessions are for patients enrolled in the program.")
+
+
+async def book_appointment(
+    session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType,
+    starts_at: datetime, hold: bool, actor: Actor, now: datetime,
+) -> Appointment:  # fmt: skip
+    """Hold (15 min) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
+    await _may_book(session, patient=patient, appointment_type=appointment_type)
+    day_start = starts_at - timedelta(hours=14)
+    offered = await find_slots(
+        session, patient=patient, appointment_type=appointment_type, window_start=day_start,
+        window_end=day_start + timedelta(days=1, hours=4), now=now, clinician_id=clinician_id,
+    )  # fmt: skip
+    if starts_at not in {slot.starts_at for slot in offered}:
+        raise _slot_taken(offered)
+    settings = type_settings(await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type)
+    ends_at = starts_at + settings.duration
+    busy_from, busy_until = starts_at - settings.buffer_before, ends_at + settings.buffer_after
+    # Lapsed holds in the way give their time back now, not only when the sweep comes by.
+    await session.execute(
+        update(Appointment)
+        .where(
+            Appointment.status == AppointmentStatus.HELD, Appointment.hold_expires_at <= now,
+            (Appointment.clinician_id == clinician_id) | (Appointment.patient_id == patient.id),
+            Appointment.busy_from < busy_until, Appointment.busy_until > busy_from,
+        )
+        .values(status=AppointmentStatus.EXPIRED)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    appointment = Appointment(
+        appointment_type=appointment_type.value, clinician_id=clinician_id, patient_id=patient.id,
+        status=AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED, starts_at=starts_at, ends_at=ends_at,
+        busy_from=busy_from, busy_until=busy_until, hold_expires_at=now + HOLD_FOR if hold else None,
+        room_token=secrets.token_urlsafe(24), created_at=now,
+    )  # fmt: skip
+    try:
+        async with session.begin_nested():
+            session.add(appointment)
+            await session.flush()
+    except IntegrityError as error:
+        if getattr(error.orig, "sqlstate", None) != "23P01":  # exclusion_violation
+            raise
+        constraint = str(error.orig)
+        if "ex_appointment_patient_busy" in constraint:
+            raise Conflict("appointment.patient_overlap", "You already have an appointment at that time.") from None
+        fresh = await find_slots(
+            session, patient=patient, appointment_type=appointment_type, window_start=day_start,
+            window_end=day_start + timedelta(days=1, hours=4), now=now, clinician_id=clinician_id,
+        )  # fmt: skip
+        raise _slot_taken(fresh) from None
+    await record_audit_event(
+        session, actor=actor, action=f"appointment.{'hold' if hold else 'book'}", resource_type="appointment",
+        resource_id=appointment.id, patient_id=patient.id, now=now,
+    )  # fmt: skip
+    return appointment
+
+
+def _slot_taken(fresh: list[Slot]) -> Conflict:
+    return Conflict(
+        "appointment.slot_taken",
+        "That time was just taken or is no longer open. Here are the times still free.",
+        extra={"slots": [{"clinician_id": str(s.clinician_id), "starts_at": s.starts_at.isoformat()} for s in fresh[:20]]},
+    )
+
+
+async def expire_lapsed_holds(session: AsyncSession, *, now: datetime) -> int:
+    """Holds past their time lapse (the time is offered again); answers how many."""
+    due = (
+        await session.execute(
+            select(Appointment.id, Appointment.patient_id)
+            .where(Appointment.status == AppointmentStatus.HELD, Appointment.hold_expires_at <= now)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for appointment_id, patient_id in due:
+        await change_status(
+            session, Appointment, appointment_id, table=APPOINTMENT_TRANSITIONS, source=AppointmentStatus.HELD,
+            target=AppointmentStatus.EXPIRED, actor=Actor.system(), now=now, patient_id=patient_id,
+        )  # fmt: skip
+    return len(due)
+
+
+async def patient_appointment(session: AsyncSession, *, patient: Patient, appointment_id: uuid.UUID) -> Appointment:
+    appointment = await session.get(Appointment, appointment_id)
+    if appointment is None or appointment.patient_id != patient.id:
+        raise NotFound("appointment.not_found", "No appointment with this id is yours.")
+    return appointment
+
+
+async def cancel_by_patient(session: AsyncSession, *, patient: Patient, appointment_id: uuid.UUID, actor: Actor, now: datetime) -> Appointment:
+    """Cancel one's own held or booked appointment (fees inside 24 h are the billing issue's)."""
+    appointment = await patient_appointment(session, patient=patient, appointment_id=appointment_id)
+    await change_status(
+        session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status,
+        target=AppointmentStatus.CANCELLED, actor=actor, now=now, patient_id=patient.id, values={"cancelled_at": now},
+    )  # fmt: skip
+    await session.refresh(appointment)
+    return appointment
+
+
+async def patient_appointments(session: AsyncSession, *, patient: Patient, since: datetime) -> list[Appointment]:
+    rows = await session.execute(
+        select(Appointment).where(Appointment.patient_id == patient.id, Appointment.ends_at >= since).order_by(Appointment.starts_at)
+    )
+    return list(rows.scalars())

@@ -1,0 +1,32 @@
+"""Clinicians edit their own hours, overrides and settings; slots follow."""
+
+from __future__ import annotations
+
+from tests.helpers import csrf_headers, sign_in
+from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
+
+
+async def test_hours_overrides_and_settings_shape_the_slots(client, session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    patient = await screened_patient(session_factory, settings, clock)
+    await sign_in(client, prescriber, clock)
+    headers = await csrf_headers(client)
+    overlapping = await client.put("/api/v1/availability/weekly", json={"ranges": [
+        {"weekday": 1, "start": "09:00:00", "end": "12:00:00"}, {"weekday": 1, "start": "11:00:00", "end": "13:00:00"}]}, headers=headers)  # fmt: skip
+    assert overlapping.status_code == 422 and overlapping.json()["fields"] == {"weekday 1": "has overlapping ranges"}
+    week = {"ranges": [{"weekday": 1, "start": "09:00:00", "end": "10:00:00"}, {"weekday": 1, "start": "14:00:00", "end": "15:00:00"}]}
+    assert (await client.put("/api/v1/availability/weekly", json=week, headers=headers)).status_code == 200
+    hourly = {"duration_minutes": 60, "step_minutes": 60, "buffer_after_minutes": 0}
+    assert (await client.put("/api/v1/availability/settings/consult", json=hourly, headers=headers)).status_code == 200
+    bad = await client.put("/api/v1/availability/settings/consult", json={"duration_minutes": 5}, headers=headers)
+    assert bad.json()["fields"] == {"duration_minutes": "must be between 10 and 240"}
+    extra = {"on_date": "2026-11-25", "kind": "extra", "start": "18:00:00", "end": "19:00:00"}
+    assert (await client.post("/api/v1/availability/overrides", json=extra, headers=headers)).status_code == 201
+    day_off = {"on_date": "2026-12-01", "kind": "off"}
+    assert (await client.post("/api/v1/availability/overrides", json=day_off, headers=headers)).status_code == 201
+    client.cookies.clear()
+    await sign_in(client, patient, clock)
+    slots = (await client.get("/api/v1/slots", params={"type": "consult", "from": "2026-11-24T00:00:00Z", "to": "2026-12-02T00:00:00Z"})).json()
+    local = sorted(s["starts_at_local"] for s in slots)
+    # Tuesdays 09:00 and 14:00 New York; Wednesday 25th's extra hour 18:00; Tuesday 1 Dec is a day off
+    assert local == ["2026-11-24T09:00:00-05:00", "2026-11-24T14:00:00-05:00", "2026-11-25T18:00:00-05:00"]

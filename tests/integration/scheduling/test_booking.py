@@ -1,0 +1,168 @@
+"""Slots and booking: licensure on the date, no double booking under a real race, holds that lapse."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from telehealth.accounts.models import Patient
+from telehealth.audit.service import Actor
+from telehealth.db.engine import make_engine, make_session_factory, transaction
+from telehealth.lib.errors import Conflict
+from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.service import book_appointment
+from telehealth.scheduling.states import AppointmentType
+from tests.helpers import csrf_headers, sign_in
+from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
+
+# The frozen clock is Monday 23 Nov 2026 15:00 UTC (10:00 in New York); slots need 12 h notice.
+TUESDAY_TEN_NY = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+async def _slots(client, **params):
+    query = {"type": "consult", "from": "2026-11-24T00:00:00Z", "to": "2026-11-25T00:00:00Z"} | params
+    response = await client.get("/api/v1/slots", params=query)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_slots_come_from_credentialed_clinicians_shown_in_the_patient_zone(client, session_factory, settings, clock):
+    await prescriber_with_hours(session_factory, settings, clock)
+    await prescriber_with_hours(session_factory, settings, clock, email="nj@example.org", state="NJ")  # not licensed in NY
+    patient = await screened_patient(session_factory, settings, clock, zone="America/Los_Angeles")
+    await sign_in(client, patient, clock)
+    slots = await _slots(client)
+    assert {s["clinician_name"] for s in slots} == {"Rx"}
+    first = slots[0]
+    assert first["starts_at"] == "2026-11-24T14:00:00Z"  # 09:00 in New York
+    assert first["starts_at_local"] == "2026-11-24T06:00:00-08:00"  # the patient's own zone
+
+
+async def test_no_slots_after_the_dea_registration_lapses(client, session_factory, settings, clock):
+    await prescriber_with_hours(session_factory, settings, clock, dea_expires=date(2026, 11, 25))
+    patient = await screened_patient(session_factory, settings, clock)
+    await sign_in(client, patient, clock)
+    slots = await _slots(client, to="2026-11-28T00:00:00Z")
+    days = sorted({s["starts_at"][:10] for s in slots})
+    assert days == ["2026-11-24", "2026-11-25"]  # valid today and through its expiry date, not after
+
+
+async def test_booking_takes_the_slot_and_cancelling_gives_it_back(client, session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    patient = await screened_patient(session_factory, settings, clock)
+    await sign_in(client, patient, clock)
+    body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
+    booked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    assert booked.status_code == 201, booked.text
+    assert (booked.json()["status"], booked.json()["ends_at"]) == ("booked", "2026-11-24T15:45:00Z")
+    starts = {s["starts_at"] for s in await _slots(client)}
+    assert "2026-11-24T15:00:00Z" not in starts and "2026-11-24T15:45:00Z" not in starts  # 10-min buffer after
+    assert "2026-11-24T14:00:00Z" in starts and "2026-11-24T16:00:00Z" in starts
+    again = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    assert again.status_code == 409 and again.json()["code"] == "appointment.slot_taken" and again.json()["slots"]
+    cancelled = await client.post(f"/api/v1/appointments/{booked.json()['id']}/cancel", headers=await csrf_headers(client))
+    assert cancelled.json()["status"] == "cancelled"
+    assert "2026-11-24T15:00:00Z" in {s["starts_at"] for s in await _slots(client)}
+
+
+async def test_fifty_concurrent_bookings_of_one_slot_give_exactly_one(database_url, session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    patients = [await screened_patient(session_factory, settings, clock, email=f"p{i}@example.org") for i in range(50)]
+    engine = make_engine(database_url, pool_size=50)  # fifty separate connections
+    factory = make_session_factory(engine)
+
+    async def attempt(person) -> str:
+        try:
+            async with transaction(factory) as session:
+                record = await session.get(Patient, person.patient_id)
+                await book_appointment(
+                    session, patient=record, clinician_id=prescriber.user_id, appointment_type=AppointmentType.CONSULT,
+                    starts_at=TUESDAY_TEN_NY, hold=False, actor=Actor.system(), now=clock.now(),
+                )  # fmt: skip
+            return "booked"
+        except Conflict as refusal:
+            return refusal.code
+
+    try:
+        outcomes = await asyncio.gather(*(attempt(p) for p in patients))
+    finally:
+        await engine.dispose()
+    assert outcomes.count("booked") == 1
+    assert outcomes.count("appointment.slot_taken") == 49
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Appointment)) == 1
+
+
+async def test_the_database_refuses_overlap_of_different_lengths_whatever_the_code_does(session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    first = await screened_patient(session_factory, settings, clock, email="a@example.org")
+    second = await screened_patient(session_factory, settings, clock, email="b@example.org")
+    insert = text(
+        "INSERT INTO appointment (id, appointment_type, clinician_id, patient_id, status, starts_at, ends_at, busy_from, busy_until, "
+        "room_token, ics_sequence, created_at) VALUES (gen_random_uuid(), :type, :clinician, :patient, 'booked', :start, :end, :start, :end, "
+        "md5(random()::text), 0, now())"
+    )
+    async with transaction(session_factory) as session:
+        await session.execute(insert, {"type": "consult", "clinician": prescriber.user_id, "patient": first.patient_id,
+                                       "start": TUESDAY_TEN_NY, "end": TUESDAY_TEN_NY + timedelta(minutes=45)})  # fmt: skip
+    with pytest.raises(IntegrityError, match="ex_appointment_clinician_busy"):
+        async with transaction(session_factory) as session:
+            await session.execute(insert, {"type": "integration", "clinician": prescriber.user_id, "patient": second.patient_id,
+                                           "start": TUESDAY_TEN_NY + timedelta(minutes=30), "end": TUESDAY_TEN_NY + timedelta(minutes=80)})  # fmt: skip
+    async with transaction(session_factory) as session:  # back to back is fine: ranges are half-open
+        await session.execute(insert, {"type": "consult", "clinician": prescriber.user_id, "patient": second.patient_id,
+                                       "start": TUESDAY_TEN_NY + timedelta(minutes=45), "end": TUESDAY_TEN_NY + timedelta(minutes=90)})  # fmt: skip
+
+
+async def test_a_patient_cannot_hold_two_overlapping_appointments(client, session_factory, settings, clock):
+    first = await prescriber_with_hours(session_factory, settings, clock)
+    second = await prescriber_with_hours(session_factory, settings, clock, email="rx2@example.org")
+    patient = await screened_patient(session_factory, settings, clock)
+    await sign_in(client, patient, clock)
+    body = {"type": "consult", "starts_at": "2026-11-24T15:00:00Z"}
+    assert (await client.post("/api/v1/appointments", json=body | {"clinician_id": str(first.user_id)}, headers=await csrf_headers(client))).status_code == 201
+    clash = await client.post("/api/v1/appointments", json=body | {"clinician_id": str(second.user_id)}, headers=await csrf_headers(client))
+    assert (clash.status_code, clash.json()["code"]) == (409, "appointment.patient_overlap")
+
+
+async def test_a_hold_lapses_after_fifteen_minutes_and_the_time_comes_back(client, session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    holder = await screened_patient(session_factory, settings, clock, email="holder@example.org")
+    other = await screened_patient(session_factory, settings, clock, email="other@example.org")
+    await sign_in(client, holder, clock)
+    body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z", "hold": True}
+    held = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    assert (held.json()["status"], held.json()["hold_expires_at"]) == ("held", "2026-11-23T15:15:00Z")
+    client.cookies.clear()
+    await sign_in(client, other, clock)
+    assert "2026-11-24T15:00:00Z" not in {s["starts_at"] for s in await _slots(client)}
+    clock.advance(timedelta(minutes=15))
+    assert "2026-11-24T15:00:00Z" in {s["starts_at"] for s in await _slots(client)}
+    taken = await client.post("/api/v1/appointments", json=body | {"hold": False}, headers=await csrf_headers(client))
+    assert taken.status_code == 201
+    async with session_factory() as session:
+        statuses = sorted((await session.execute(select(Appointment.status))).scalars())
+    assert statuses == ["booked", "expired"]
+
+
+async def test_booking_needs_screening_and_no_open_crisis(client, session_factory, settings, clock):
+    from telehealth.intake.escalations import open_crisis_escalation
+
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    unscreened = await screened_patient(session_factory, settings, clock, email="new@example.org", outcome=None)
+    await sign_in(client, unscreened, clock)
+    body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
+    refused = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    assert (refused.status_code, refused.json()["code"]) == (422, "booking.screening_required")
+    in_crisis = await screened_patient(session_factory, settings, clock, email="crisis@example.org", outcome="needs_review")
+    async with transaction(session_factory) as session:
+        await open_crisis_escalation(session, patient_id=in_crisis.patient_id, rule_ids=["crisis.cssrs_intent_or_plan"], actor=Actor.system(), now=clock.now(), settings=settings)
+    client.cookies.clear()
+    await sign_in(client, in_crisis, clock)
+    blocked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    assert (blocked.status_code, blocked.json()["code"]) == (422, "booking.crisis_contact_pending")
+    assert "988" in blocked.json()["detail"]
