@@ -7,6 +7,7 @@ from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.scheduling.api import SchedulingApiController
+from telehealth.scheduling.pages import VideoPagesController
 from telehealth.system.api import HealthController
 from telehealth.waitlist.api import InvitationApiController, WaitlistApiController
 from telehealth.waitlist.pages import WaitlistPagesController
@@ -24,5 +25,6 @@ ROUTE_HANDLERS = [
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
+    VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     DevMailboxController,  # /dev/mailbox (not in production)
 ]

@@ -116,6 +116,8 @@ class Settings:
     login_lock_minutes: int = 15
     login_attempts_per_ip_per_15_min: int = 50
     waitlist_joins_per_ip_per_hour: int = 20
+    late_cancel_fee_cents: int = 5000
+    video_room_url_template: str = "{public_base_url}/rooms/{room_token}"
     password_reset_valid_minutes: int = 30
     email_verification_valid_hours: int = 48
     step_up_valid_minutes: int = 5
@@ -186,6 +188,8 @@ def load_settings() -> Settings:
         email_verification_valid_hours=_int("EMAIL_VERIFICATION_VALID_HOURS", defaults.email_verification_valid_hours),
         step_up_valid_minutes=_int("STEP_UP_VALID_MINUTES", defaults.step_up_valid_minutes),
         waitlist_joins_per_ip_per_hour=_int("WAITLIST_JOINS_PER_IP_PER_HOUR", defaults.waitlist_joins_per_ip_per_hour),
+        late_cancel_fee_cents=_int("LATE_CANCEL_FEE_CENTS", defaults.late_cancel_fee_cents),
+        video_room_url_template=_env("VIDEO_ROOM_URL_TEMPLATE", defaults.video_room_url_template) or defaults.video_room_url_template,
         job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
         job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),

@@ -29,6 +29,9 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "waitlist_invitation": ("recipient_name", "accept_url", "expires_on"),
     "waitlist_invitation_expired": ("recipient_name", "link_url"),
     "staff_escalation": ("recipient_name",),
+    "appointment_confirmed": ("recipient_name", "when_local"),
+    "appointment_cancelled": ("recipient_name", "when_local"),
+    "appointment_reminder": ("recipient_name", "when_local"),
 }
 
 
@@ -65,7 +68,9 @@ def render_email(name: str, context: dict[str, Any], settings: Settings) -> Rend
     )
 
 
-def build_message(rendered: RenderedEmail, *, to: str, settings: Settings) -> EmailMessage:
+def build_message(
+    rendered: RenderedEmail, *, to: str, settings: Settings, attachments: list[dict[str, str]] | None = None
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
@@ -73,4 +78,7 @@ def build_message(rendered: RenderedEmail, *, to: str, settings: Settings) -> Em
     message["Message-ID"] = make_msgid(domain="telehealth.local")
     message.set_content(rendered.body_text)
     message.add_alternative(rendered.body_html, subtype="html")
+    for attachment in attachments or []:
+        maintype, _, subtype = attachment["content_type"].partition("/")
+        message.add_attachment(attachment["content"].encode(), maintype=maintype, subtype=subtype, filename=attachment["filename"])
     return message

@@ -22,14 +22,16 @@ async def queue_email(
     context: dict[str, Any],
     now: datetime,
     dedupe_key: str | None = None,
+    attachments: list[dict[str, str]] | None = None,
 ) -> bool:
-    """Queue one email in the caller's transaction. The context holds names and links, never health data."""
+    """Queue one email in the caller's transaction. The context holds names and links, never health data;
+    attachments are {"filename", "content_type", "content"} (text, e.g. a calendar invite)."""
     if template not in EMAIL_TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     return await enqueue_job(
         session,
         kind=SEND_EMAIL_JOB,
-        payload={"to": to, "template": template, "context": context},
+        payload={"to": to, "template": template, "context": context, "attachments": attachments or []},
         now=now,
         dedupe_key=dedupe_key,
     )

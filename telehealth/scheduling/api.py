@@ -14,25 +14,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
+from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import InvalidInput
-from telehealth.scheduling import availability, service
+from telehealth.scheduling import availability, changes, service
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.schemas import (
     AppointmentBody,
     BookAppointment,
+    CancelBody,
     OverrideBody,
+    RescheduleBody,
     SlotBody,
     TypeSettingsBody,
     WeeklyHoursBody,
 )
 from telehealth.scheduling.states import AppointmentType
+from telehealth.settings import Settings
 
 PATIENT = [requires_role(Role.PATIENT)]
 CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
+PARTICIPANTS = [requires_role(Role.PATIENT, Role.PRESCRIBER, Role.THERAPIST)]
+
+
+async def _patient_or_none(db_session: AsyncSession, signed_in: SignedIn) -> Patient | None:
+    return await own_patient_record(db_session, viewer=signed_in) if signed_in.role is Role.PATIENT else None
 
 
 def appointment_body(appointment: Appointment) -> AppointmentBody:
@@ -84,13 +93,14 @@ class SchedulingApiController(Controller):
         signed_in: NamedDependency[SignedIn],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
     ) -> AppointmentBody:
         """Book (or hold for 15 minutes) one open slot. A slot someone else just took answers 409 with fresh slots."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment = await service.book_appointment(
             db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=AppointmentType(data.type),
-            starts_at=_aware(data.starts_at, "starts_at"), hold=data.hold, actor=actor, now=clock.now(),
+            starts_at=_aware(data.starts_at, "starts_at"), hold=data.hold, actor=actor, now=clock.now(), settings=settings,
         )  # fmt: skip
         return appointment_body(appointment)
 
@@ -99,8 +109,47 @@ class SchedulingApiController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in)
         return [appointment_body(a) for a in await service.patient_appointments(db_session, patient=patient, since=clock.now() - timedelta(days=1))]
 
-    @post("/api/v1/appointments/{appointment_id:uuid}/cancel", status_code=200, guards=PATIENT)
+    @post("/api/v1/appointments/{appointment_id:uuid}/cancel", status_code=200, guards=PARTICIPANTS)
     async def cancel(
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        data: JSONBody[CancelBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> AppointmentBody:
+        """Cancel: free for patients until 24 h before, then only with `accept_late_fee`; clinicians any time."""
+        patient = await _patient_or_none(db_session, signed_in)
+        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
+        by_patient = signed_in.role is Role.PATIENT
+        return appointment_body(
+            await changes.cancel(db_session, appointment, by_patient=by_patient, accept_late_fee=data.accept_late_fee, actor=actor, now=clock.now(), settings=settings)
+        )
+
+    @post("/api/v1/appointments/{appointment_id:uuid}/reschedule", status_code=200, guards=PARTICIPANTS)
+    async def reschedule(
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        data: JSONBody[RescheduleBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> AppointmentBody:
+        """Move the appointment to another open time of the same clinician (same rules as cancelling)."""
+        patient = await _patient_or_none(db_session, signed_in)
+        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
+        moved = await changes.reschedule(
+            db_session, appointment, new_start=_aware(data.starts_at, "starts_at"), by_patient=signed_in.role is Role.PATIENT,
+            accept_late_fee=data.accept_late_fee, actor=actor, now=clock.now(), settings=settings,
+        )  # fmt: skip
+        return appointment_body(moved)
+
+    @post("/api/v1/appointments/{appointment_id:uuid}/no-show", status_code=200, guards=CLINICIAN)
+    async def no_show(
         self,
         appointment_id: FromPath[uuid.UUID],
         signed_in: NamedDependency[SignedIn],
@@ -108,8 +157,8 @@ class SchedulingApiController(Controller):
         db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
     ) -> AppointmentBody:
-        patient = await own_patient_record(db_session, viewer=signed_in)
-        return appointment_body(await service.cancel_by_patient(db_session, patient=patient, appointment_id=appointment_id, actor=actor, now=clock.now()))
+        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=None)
+        return appointment_body(await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now()))
 
     @put("/api/v1/availability/weekly", guards=CLINICIAN)
     async def weekly(

@@ -37,6 +37,15 @@ class AppointmentBody(ResponseBody):
     hold_expires_at: datetime | None
 
 
+class CancelBody(RequestBody):
+    accept_late_fee: bool = False
+
+
+class RescheduleBody(RequestBody):
+    starts_at: datetime
+    accept_late_fee: bool = False
+
+
 class WeeklyRangeBody(RequestBody):
     weekday: Annotated[int, msgspec.Meta(ge=0, le=6)]
     start: time

@@ -27,8 +27,10 @@ from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
+from telehealth.scheduling.notices import tell_patient
 from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, open_slots
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, OCCUPYING, AppointmentStatus, AppointmentType
+from telehealth.settings import Settings
 
 HOLD_FOR = timedelta(minutes=15)
 DEFAULT_DURATIONS = {AppointmentType.CONSULT: 45, AppointmentType.REASSESSMENT: 30, AppointmentType.INTEGRATION: 50}
@@ -108,9 +110,7 @@ async def clinician_slots(
 ) -> list[datetime]:  # fmt: skip
     """One clinician's open starts for a type in a window, none after their credentials lapse."""
     availability = await _availability(session, clinician_id)
-    settings = type_settings(
-        await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type
-    )
+    timing = type_settings(await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type)
     occupying = (
         await session.execute(
             select(Appointment).where(
@@ -128,7 +128,7 @@ async def clinician_slots(
             local_day = appointment.starts_at.astimezone(availability.zone).date()
             per_day[local_day] = per_day.get(local_day, 0) + 1
     slots = open_slots(
-        availability, settings, [Busy(a.busy_from, a.busy_until) for a in live],
+        availability, timing, [Busy(a.busy_from, a.busy_until) for a in live],
         window_start=window_start, window_end=window_end, now=now, booked_per_day=per_day,
     )  # fmt: skip
     return [slot for slot in slots if slot.astimezone(availability.zone).date() <= valid_through]
@@ -187,7 +187,7 @@ async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type
 
 async def book_appointment(
     session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType,
-    starts_at: datetime, hold: bool, actor: Actor, now: datetime,
+    starts_at: datetime, hold: bool, actor: Actor, now: datetime, settings: Settings,
 ) -> Appointment:  # fmt: skip
     """Hold (15 min) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
     await _may_book(session, patient=patient, appointment_type=appointment_type)
@@ -198,9 +198,9 @@ async def book_appointment(
     )  # fmt: skip
     if starts_at not in {slot.starts_at for slot in offered}:
         raise _slot_taken(offered)
-    settings = type_settings(await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type)
-    ends_at = starts_at + settings.duration
-    busy_from, busy_until = starts_at - settings.buffer_before, ends_at + settings.buffer_after
+    timing = type_settings(await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type)
+    ends_at = starts_at + timing.duration
+    busy_from, busy_until = starts_at - timing.buffer_before, ends_at + timing.buffer_after
     # Lapsed holds in the way give their time back now, not only when the sweep comes by.
     await session.execute(
         update(Appointment)
@@ -237,6 +237,8 @@ async def book_appointment(
         session, actor=actor, action=f"appointment.{'hold' if hold else 'book'}", resource_type="appointment",
         resource_id=appointment.id, patient_id=patient.id, now=now,
     )  # fmt: skip
+    if not hold:  # a hold is told about when it is confirmed (by payment, in billing)
+        await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
 
 
@@ -269,17 +271,6 @@ async def patient_appointment(session: AsyncSession, *, patient: Patient, appoin
     appointment = await session.get(Appointment, appointment_id)
     if appointment is None or appointment.patient_id != patient.id:
         raise NotFound("appointment.not_found", "No appointment with this id is yours.")
-    return appointment
-
-
-async def cancel_by_patient(session: AsyncSession, *, patient: Patient, appointment_id: uuid.UUID, actor: Actor, now: datetime) -> Appointment:
-    """Cancel one's own held or booked appointment (fees inside 24 h are the billing issue's)."""
-    appointment = await patient_appointment(session, patient=patient, appointment_id=appointment_id)
-    await change_status(
-        session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status,
-        target=AppointmentStatus.CANCELLED, actor=actor, now=now, patient_id=patient.id, values={"cancelled_at": now},
-    )  # fmt: skip
-    await session.refresh(appointment)
     return appointment
 
 

@@ -64,7 +64,7 @@ async def test_booking_takes_the_slot_and_cancelling_gives_it_back(client, sessi
     assert "2026-11-24T14:00:00Z" in starts and "2026-11-24T16:00:00Z" in starts
     again = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert again.status_code == 409 and again.json()["code"] == "appointment.slot_taken" and again.json()["slots"]
-    cancelled = await client.post(f"/api/v1/appointments/{booked.json()['id']}/cancel", headers=await csrf_headers(client))
+    cancelled = await client.post(f"/api/v1/appointments/{booked.json()['id']}/cancel", json={}, headers=await csrf_headers(client))
     assert cancelled.json()["status"] == "cancelled"
     assert "2026-11-24T15:00:00Z" in {s["starts_at"] for s in await _slots(client)}
 
@@ -81,7 +81,7 @@ async def test_fifty_concurrent_bookings_of_one_slot_give_exactly_one(database_u
                 record = await session.get(Patient, person.patient_id)
                 await book_appointment(
                     session, patient=record, clinician_id=prescriber.user_id, appointment_type=AppointmentType.CONSULT,
-                    starts_at=TUESDAY_TEN_NY, hold=False, actor=Actor.system(), now=clock.now(),
+                    starts_at=TUESDAY_TEN_NY, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
                 )  # fmt: skip
             return "booked"
         except Conflict as refusal:

@@ -24,6 +24,7 @@ SAMPLE = {
     "link_url": "https://clinic.example/waitlist/entry?token=abc",
     "accept_url": "https://clinic.example/invitations/accept?token=abc",
     "expires_on": "Sunday 29 November 2026",
+    "when_local": "Tuesday 24 November 2026 at 10:00 EST",
 }
 
 

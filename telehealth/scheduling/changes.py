@@ -1,0 +1,137 @@
+"""Changing appointments: patients reschedule or cancel (free until 24 h before; inside that, only after
+they accept the late fee shown in dollars), clinicians cancel or reschedule any time without a fee and
+mark no-shows after the start; and who may join the video room when."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
+from telehealth.lib.states import change_status
+from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
+from telehealth.scheduling.notices import tell_patient
+from telehealth.scheduling.service import clinician_slots, credentials_valid_through, type_settings
+from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus, AppointmentType
+from telehealth.settings import Settings
+
+FREE_CHANGE_UNTIL = timedelta(hours=24)
+JOIN_OPENS_BEFORE = timedelta(minutes=10)
+JOIN_CLOSES_AFTER_END = timedelta(minutes=30)
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents // 100}.{cents % 100:02d}"
+
+
+def _late_fee_check(appointment: Appointment, *, by_patient: bool, accept_late_fee: bool, now: datetime, settings: Settings) -> None:
+    if by_patient and appointment.status == AppointmentStatus.BOOKED and appointment.starts_at - now < FREE_CHANGE_UNTIL and not accept_late_fee:
+        fee = settings.late_cancel_fee_cents
+        raise RuleRefused(
+            "appointment.late_fee_applies",
+            f"Changing less than 24 hours before the start costs the late-cancellation fee of {_dollars(fee)}. "
+            "Confirm to go ahead, or keep your appointment.",
+            extra={"late_fee_cents": fee},
+        )
+
+
+async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, viewer: SignedIn, patient: Patient | None) -> Appointment:
+    """The appointment, locked, if it is the viewer's own (as its patient or as its clinician)."""
+    appointment = await session.get(Appointment, appointment_id, with_for_update=True)
+    own = appointment is not None and (
+        (patient is not None and appointment.patient_id == patient.id) or appointment.clinician_id == viewer.user_id
+    )
+    if not own:
+        raise NotFound("appointment.not_found", "No appointment with this id is yours.")
+    return appointment  # type: ignore[return-value]
+
+
+async def cancel(
+    session: AsyncSession, appointment: Appointment, *, by_patient: bool, accept_late_fee: bool, actor: Actor, now: datetime, settings: Settings
+) -> Appointment:
+    _late_fee_check(appointment, by_patient=by_patient, accept_late_fee=accept_late_fee, now=now, settings=settings)
+    was_booked = appointment.status == AppointmentStatus.BOOKED
+    await change_status(
+        session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.CANCELLED,
+        actor=actor, now=now, patient_id=appointment.patient_id, values={"cancelled_at": now},
+    )  # fmt: skip
+    await session.refresh(appointment)
+    if was_booked:
+        await tell_patient(session, appointment, now=now, settings=settings, cancelled=True)
+    return appointment
+
+
+async def reschedule(
+    session: AsyncSession, appointment: Appointment, *, new_start: datetime, by_patient: bool, accept_late_fee: bool,
+    actor: Actor, now: datetime, settings: Settings,
+) -> Appointment:  # fmt: skip
+    """Move the same appointment (its history stays); the invite's SEQUENCE goes up, reminders follow."""
+    if appointment.status != AppointmentStatus.BOOKED:
+        raise Conflict("appointment.not_booked", "Only a booked appointment can be moved.")
+    _late_fee_check(appointment, by_patient=by_patient, accept_late_fee=accept_late_fee, now=now, settings=settings)
+    kind = AppointmentType(appointment.appointment_type)
+    patient = await session.get(Patient, appointment.patient_id)
+    assert patient is not None and patient.state_of_residence
+    valid = await credentials_valid_through(session, appointment_type=kind, state=patient.state_of_residence, on_or_after=new_start.date())
+    if appointment.clinician_id not in valid:
+        raise Conflict("appointment.slot_unavailable", "That clinician cannot see you on that date.")
+    day_start = new_start - timedelta(hours=14)
+    offered = await clinician_slots(
+        session, clinician_id=appointment.clinician_id, appointment_type=kind, window_start=day_start,
+        window_end=day_start + timedelta(days=1, hours=4), now=now, valid_through=valid[appointment.clinician_id], ignore=appointment.id,
+    )  # fmt: skip
+    if new_start not in offered:
+        raise Conflict("appointment.slot_unavailable", "That time is not open. Choose another.", extra={"slots": [s.isoformat() for s in offered[:20]]})
+    settings_row = type_settings(await session.get(AppointmentTypeSettings, (appointment.clinician_id, kind.value)), kind)
+    new_end = new_start + settings_row.duration
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                update(Appointment).where(Appointment.id == appointment.id)
+                .values(starts_at=new_start, ends_at=new_end, busy_from=new_start - settings_row.buffer_before,
+                        busy_until=new_end + settings_row.buffer_after, ics_sequence=Appointment.ics_sequence + 1)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+    except IntegrityError as error:
+        if getattr(error.orig, "sqlstate", None) != "23P01":
+            raise
+        raise Conflict("appointment.slot_taken", "That time was just taken. Choose another.") from None
+    await record_audit_event(
+        session, actor=actor, action="appointment.reschedule", resource_type="appointment", resource_id=appointment.id,
+        patient_id=appointment.patient_id, now=now,
+    )  # fmt: skip
+    await session.refresh(appointment)
+    await tell_patient(session, appointment, now=now, settings=settings)
+    return appointment
+
+
+async def mark_no_show(session: AsyncSession, appointment: Appointment, *, viewer: SignedIn, actor: Actor, now: datetime) -> Appointment:
+    if appointment.clinician_id != viewer.user_id:
+        raise Forbidden("appointment.clinician_only", "Only the appointment's clinician can mark a no-show.")
+    if now < appointment.starts_at:
+        raise RuleRefused("appointment.not_started", "A no-show can be marked only after the start time.")
+    await change_status(
+        session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.NO_SHOW,
+        actor=actor, now=now, patient_id=appointment.patient_id,
+    )  # fmt: skip
+    await session.refresh(appointment)
+    return appointment
+
+
+def join_url(appointment: Appointment, *, viewer: SignedIn, patient: Patient | None, now: datetime, settings: Settings) -> str:
+    """The video room, for the appointment's patient and clinician only, 10 min before to 30 min after."""
+    participant = appointment.clinician_id == viewer.user_id or (patient is not None and appointment.patient_id == patient.id)
+    if not participant or appointment.status != AppointmentStatus.BOOKED:
+        raise NotFound("appointment.not_found", "No appointment with this id is yours.")
+    if now < appointment.starts_at - JOIN_OPENS_BEFORE:
+        raise RuleRefused("appointment.join_not_open", "The room opens 10 minutes before the start.")
+    if now > appointment.ends_at + JOIN_CLOSES_AFTER_END:
+        raise RuleRefused("appointment.join_closed", "This appointment has ended.")
+    return settings.video_room_url_template.format(public_base_url=settings.public_base_url, room_token=appointment.room_token)
