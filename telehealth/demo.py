@@ -4,7 +4,7 @@ therapist on the demo patient's care team. Idempotent: running it again changes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from telehealth.accounts.security import new_totp_secret, totp_uri
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.scheduling.models import WeeklyHours
 from telehealth.settings import Settings
 from telehealth.waitlist.models import WaitlistEntry
 from telehealth.waitlist.states import EntryStatus
@@ -72,6 +73,7 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     if await session.get(CareTeamMember, (patient.id, therapist.id)) is None:
         session.add(CareTeamMember(patient_id=patient.id, clinician_id=therapist.id, added_at=now))
     await _seed_waiting_list(session, now=now)
+    await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
     await session.flush()
     return [
         DemoSignIn(
@@ -100,3 +102,13 @@ async def _seed_waiting_list(session: AsyncSession, *, now: datetime) -> None:
                 consent_to_contact=True, joined_at=joined, confirmed_at=joined + timedelta(minutes=10),
             )  # fmt: skip
         )
+
+
+async def _seed_hours(session: AsyncSession, *, prescriber_id: object, therapist_id: object) -> None:
+    """Weekday hours in each clinician's own zone, so the demo has slots to book."""
+    if (await session.execute(select(WeeklyHours.id).where(WeeklyHours.clinician_id == prescriber_id).limit(1))).first():
+        return
+    for weekday in range(5):
+        session.add(WeeklyHours(clinician_id=prescriber_id, weekday=weekday, starts_at_local=time(9), ends_at_local=time(12)))
+        session.add(WeeklyHours(clinician_id=prescriber_id, weekday=weekday, starts_at_local=time(13), ends_at_local=time(17)))
+        session.add(WeeklyHours(clinician_id=therapist_id, weekday=weekday, starts_at_local=time(10), ends_at_local=time(18)))

@@ -11,6 +11,7 @@ from telehealth.accounts.models import CareTeamMember, UserAccount
 from telehealth.clinicians.models import DeaRegistration, StateLicense
 from telehealth.db.engine import transaction
 from telehealth.demo import DEMO_WAITING, SERVED_STATES, seed_demo
+from telehealth.scheduling.models import WeeklyHours
 from telehealth.waitlist.models import WaitlistEntry
 
 
@@ -31,6 +32,8 @@ async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock)
     async with session_factory() as session:
         waiting = await session.scalar(select(func.count()).select_from(WaitlistEntry).where(WaitlistEntry.status == "waiting"))
     assert waiting == len(DEMO_WAITING)  # seeded once, not twice
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(WeeklyHours)) == 15
     assert len(SERVED_STATES) >= 3
 
 
