@@ -12,9 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import own_patient_record
+from telehealth.accounts.authz import load_patient_for, own_patient_record
 from telehealth.accounts.guards import requires_role
-from telehealth.accounts.models import Patient
+from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
@@ -26,6 +26,7 @@ from telehealth.scheduling.schemas import (
     AppointmentBody,
     BookAppointment,
     CancelBody,
+    FollowUpBody,
     OverrideBody,
     RescheduleBody,
     SlotBody,
@@ -159,6 +160,25 @@ class SchedulingApiController(Controller):
     ) -> AppointmentBody:
         appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=None)
         return appointment_body(await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now()))
+
+    @post("/api/v1/follow-ups", status_code=201, guards=[requires_role(Role.THERAPIST)])
+    async def follow_up(
+        self,
+        data: JSONBody[FollowUpBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> AppointmentBody:
+        """Book an integration session for one of your own patients, from your own hours."""
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=data.patient_id, actor=actor, now=clock.now(), purpose="follow_up.book")
+        therapist = await db_session.get(UserAccount, signed_in.user_id)
+        assert therapist is not None
+        appointment = await service.book_follow_up(
+            db_session, therapist=therapist, patient=patient, starts_at=_aware(data.starts_at, "starts_at"), actor=actor, now=clock.now(), settings=settings
+        )
+        return appointment_body(appointment)
 
     @put("/api/v1/availability/weekly", guards=CLINICIAN)
     async def weekly(

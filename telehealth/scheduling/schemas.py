@@ -37,6 +37,11 @@ class AppointmentBody(ResponseBody):
     hold_expires_at: datetime | None
 
 
+class FollowUpBody(RequestBody):
+    patient_id: uuid.UUID
+    starts_at: datetime
+
+
 class CancelBody(RequestBody):
     accept_late_fee: bool = False
 

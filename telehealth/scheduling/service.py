@@ -279,3 +279,29 @@ async def patient_appointments(session: AsyncSession, *, patient: Patient, since
         select(Appointment).where(Appointment.patient_id == patient.id, Appointment.ends_at >= since).order_by(Appointment.starts_at)
     )
     return list(rows.scalars())
+
+
+async def book_follow_up(
+    session: AsyncSession, *, therapist: UserAccount, patient: Patient, starts_at: datetime, actor: Actor, now: datetime, settings: Settings
+) -> Appointment:
+    """A therapist books an integration session for one of their own patients, from their own hours.
+    (The caller has checked the care team with `load_patient_for`.)"""
+    if therapist.role != Role.THERAPIST.value:
+        raise RuleRefused("booking.therapist_only", "Only therapists book integration follow-ups.")
+    return await book_appointment(
+        session, patient=patient, clinician_id=therapist.id, appointment_type=AppointmentType.INTEGRATION,
+        starts_at=starts_at, hold=False, actor=actor, now=now, settings=settings,
+    )  # fmt: skip
+
+
+async def clinician_calendar(session: AsyncSession, *, clinician_id: uuid.UUID, start: datetime, end: datetime) -> list[tuple[Appointment, str]]:
+    """A clinician's held and booked appointments in a window, with each patient's name."""
+    rows = await session.execute(
+        select(Appointment, UserAccount.full_name)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(Appointment.clinician_id == clinician_id, Appointment.status.in_([s.value for s in OCCUPYING]),
+               Appointment.starts_at < end, Appointment.ends_at > start)
+        .order_by(Appointment.starts_at)
+    )  # fmt: skip
+    return [(appointment, name) for appointment, name in rows.all()]

@@ -141,3 +141,30 @@ async def test_a_no_show_is_marked_by_the_clinician_after_the_start(client, sess
     await sign_in(client, prescriber, clock)
     marked = await client.post(f"/api/v1/appointments/{appointment_id}/no-show", headers=await csrf_headers(client))
     assert marked.json()["status"] == "no_show"
+
+
+async def test_a_therapist_books_a_follow_up_for_their_own_patient_only(client, session_factory, settings, clock):
+    from datetime import date, time
+
+    from telehealth.accounts.models import CareTeamMember
+    from telehealth.accounts.roles import Role
+    from telehealth.clinicians.models import ClinicianProfile, StateLicense
+    from telehealth.db.engine import transaction
+    from telehealth.scheduling.models import WeeklyHours
+    from tests.helpers import make_person
+
+    therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
+    own = await screened_patient(session_factory, settings, clock, email="own@example.org")
+    other = await screened_patient(session_factory, settings, clock, email="other@example.org")
+    async with transaction(session_factory) as session:
+        session.add(ClinicianProfile(user_id=therapist.user_id, timezone="America/Chicago", created_at=clock.now()))
+        session.add(StateLicense(clinician_id=therapist.user_id, state="NY", number="T1", license_type="LCSW", expires_on=date(2030, 1, 1)))
+        session.add(WeeklyHours(clinician_id=therapist.user_id, weekday=1, starts_at_local=time(9), ends_at_local=time(12)))
+        session.add(CareTeamMember(patient_id=own.patient_id, clinician_id=therapist.user_id, added_at=clock.now()))
+    await sign_in(client, therapist, clock)
+    body = {"patient_id": str(own.patient_id), "starts_at": "2026-11-24T15:00:00Z"}  # Tuesday 09:00 Chicago
+    booked = await client.post("/api/v1/follow-ups", json=body, headers=await csrf_headers(client))
+    assert booked.status_code == 201, booked.text
+    assert (booked.json()["type"], booked.json()["ends_at"]) == ("integration", "2026-11-24T15:50:00Z")
+    stranger = await client.post("/api/v1/follow-ups", json=body | {"patient_id": str(other.patient_id)}, headers=await csrf_headers(client))
+    assert stranger.status_code == 404
