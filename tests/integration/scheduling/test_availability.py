@@ -30,3 +30,22 @@ async def test_hours_overrides_and_settings_shape_the_slots(client, session_fact
     local = sorted(s["starts_at_local"] for s in slots)
     # Tuesdays 09:00 and 14:00 New York; Wednesday 25th's extra hour 18:00; Tuesday 1 Dec is a day off
     assert local == ["2026-11-24T09:00:00-05:00", "2026-11-24T14:00:00-05:00", "2026-11-25T18:00:00-05:00"]
+
+
+async def test_a_clinician_edits_hours_on_the_page_and_sees_the_calendar(client, session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    patient = await screened_patient(session_factory, settings, clock)
+    await sign_in(client, patient, clock)
+    body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
+    assert (await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))).status_code == 201
+    client.cookies.clear()
+    await sign_in(client, prescriber, clock)
+    calendar = await client.get("/clinician/calendar")
+    assert calendar.status_code == 200 and "10:00–10:45 · Pat" in calendar.text
+    page = await client.get("/clinician/hours")
+    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    bad = await client.post("/clinician/hours", data={"lines": "Funday 9-10", "_csrf_token": token})
+    assert bad.status_code == 422 and "Line 1 should look like" in bad.text
+    saved = await client.post("/clinician/hours", data={"lines": "Tuesday 08:00-09:00\nwednesday 13:00-14:00", "_csrf_token": token}, follow_redirects=False)
+    assert saved.status_code in (302, 303)
+    assert "Tuesday 08:00-09:00\nWednesday 13:00-14:00" in (await client.get("/clinician/hours")).text

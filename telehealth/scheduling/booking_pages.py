@@ -1,0 +1,173 @@
+"""HTML pages for appointments: patients book, reschedule and cancel (with the late fee shown before they
+confirm); clinicians see their calendar and edit their weekly hours."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time, timedelta
+from itertools import groupby
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.authz import own_patient_record
+from telehealth.accounts.guards import requires_role
+from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor
+from telehealth.clinicians.models import ClinicianProfile
+from telehealth.lib.clock import Clock
+from telehealth.lib.errors import DomainError
+from telehealth.lib.forms import attempt, form_fields
+from telehealth.scheduling import availability, changes, service
+from telehealth.scheduling.models import WeeklyHours
+from telehealth.scheduling.states import AppointmentType
+from telehealth.settings import Settings
+
+PATIENT = [requires_role(Role.PATIENT)]
+CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _by_day(slots: list[service.Slot], zone: ZoneInfo) -> list[tuple[str, list[service.Slot]]]:
+    def day(slot: service.Slot) -> str:
+        return slot.starts_at.astimezone(zone).strftime("%A %d %B")
+
+    return [(label, list(group)) for label, group in groupby(slots, key=day)]
+
+
+async def _slot_page(
+    db_session: AsyncSession, signed_in: SignedIn, *, now: datetime, clinician_id: uuid.UUID | None = None,
+    appointment_id: uuid.UUID | None = None, error: str | None = None, status_code: int = 200,
+) -> Template:  # fmt: skip
+    patient = await own_patient_record(db_session, viewer=signed_in)
+    zone = ZoneInfo(patient.timezone)
+    slots = await service.find_slots(
+        db_session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
+        window_end=now + timedelta(days=14), now=now, clinician_id=clinician_id,
+    )  # fmt: skip
+    if appointment_id is not None:  # rescheduling keeps the clinician; their own current slot is not offered
+        slots = [slot for slot in slots if slot.clinician_id == clinician_id]
+    return Template(
+        "scheduling/book.html",
+        context={"days": _by_day(slots[:200], zone), "zone": patient.timezone, "appointment_id": appointment_id, "error": error},
+        status_code=status_code,
+    )
+
+
+class BookingPagesController(Controller):
+    include_in_schema = False
+
+    @get("/appointments", guards=PATIENT)
+    async def mine(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], done: FromQuery[str | None] = None) -> Template:
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        appointments = [a for a in await service.patient_appointments(db_session, patient=patient, since=clock.now()) if a.status in ("held", "booked")]
+        return Template("scheduling/mine.html", context={"appointments": appointments, "zone": patient.timezone, "done": done})
+
+    @get("/appointments/book", guards=PATIENT)
+    async def book_form(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+        return await _slot_page(db_session, signed_in, now=clock.now())
+
+    @post("/appointments/book", guards=PATIENT)
+    async def book(
+        self,
+        request: Request,
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
+        fields = await form_fields(request, "clinician_id", "starts_at")
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        try:
+            clinician_id, starts_at = uuid.UUID(fields["clinician_id"]), datetime.fromisoformat(fields["starts_at"])
+        except ValueError:
+            return await _slot_page(db_session, signed_in, now=clock.now(), error="Choose one of the times below.", status_code=422)
+        booked = await attempt(db_session, service.book_appointment(
+            db_session, patient=patient, clinician_id=clinician_id, appointment_type=AppointmentType.CONSULT,
+            starts_at=starts_at, hold=False, actor=actor, now=clock.now(), settings=settings,
+        ))  # fmt: skip
+        if isinstance(booked, DomainError):
+            return await _slot_page(db_session, signed_in, now=clock.now(), error=booked.detail, status_code=booked.status_code)
+        return Redirect(path="/appointments?done=booked")
+
+    @get("/appointments/{appointment_id:uuid}/reschedule", guards=PATIENT)
+    async def reschedule_form(
+        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        appointment = await service.patient_appointment(db_session, patient=patient, appointment_id=appointment_id)
+        return await _slot_page(db_session, signed_in, now=clock.now(), clinician_id=appointment.clinician_id, appointment_id=appointment.id)
+
+    @post("/appointments/{appointment_id:uuid}/change", guards=PATIENT)
+    async def change(
+        self,
+        request: Request,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
+        """Cancel (no starts_at) or move (starts_at); inside 24 h the page asks to accept the fee first."""
+        fields = await form_fields(request, "starts_at", "accept_late_fee")
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
+        accept = fields["accept_late_fee"] == "yes"
+        if fields["starts_at"]:
+            try:
+                new_start = datetime.fromisoformat(fields["starts_at"])
+            except ValueError:
+                new_start = clock.now()  # refused below as not open
+            work = changes.reschedule(db_session, appointment, new_start=new_start, by_patient=True, accept_late_fee=accept, actor=actor, now=clock.now(), settings=settings)
+        else:
+            work = changes.cancel(db_session, appointment, by_patient=True, accept_late_fee=accept, actor=actor, now=clock.now(), settings=settings)
+        result = await attempt(db_session, work)
+        if isinstance(result, DomainError):
+            if result.code == "appointment.late_fee_applies":
+                return Template("scheduling/confirm_fee.html", context={"appointment_id": appointment_id, "starts_at": fields["starts_at"], "detail": result.detail})
+            return await _slot_page(db_session, signed_in, now=clock.now(), clinician_id=appointment.clinician_id, appointment_id=appointment_id,
+                                    error=result.detail, status_code=result.status_code)  # fmt: skip
+        return Redirect(path=f"/appointments?done={'moved' if fields['starts_at'] else 'cancelled'}")
+
+    @get("/clinician/calendar", guards=CLINICIAN)
+    async def calendar(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], days: FromQuery[int] = 7) -> Template:
+        profile = await db_session.get(ClinicianProfile, signed_in.user_id)
+        zone = profile.timezone if profile else "America/New_York"
+        start = clock.now().astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        entries = await service.clinician_calendar(db_session, clinician_id=signed_in.user_id, start=start, end=start + timedelta(days=max(1, min(days, 31))))
+        grouped = [(label, list(group)) for label, group in groupby(entries, key=lambda e: e[0].starts_at.astimezone(ZoneInfo(zone)).strftime("%A %d %B"))]
+        return Template("scheduling/calendar.html", context={"days": grouped, "zone": zone})
+
+    @get("/clinician/hours", guards=CLINICIAN)
+    async def hours_form(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        rows = (await db_session.execute(select(WeeklyHours).where(WeeklyHours.clinician_id == signed_in.user_id).order_by(WeeklyHours.weekday, WeeklyHours.starts_at_local))).scalars().all()
+        lines = "\n".join(f"{WEEKDAYS[r.weekday]} {r.starts_at_local:%H:%M}-{r.ends_at_local:%H:%M}" for r in rows)
+        return Template("scheduling/hours.html", context={"lines": lines})
+
+    @post("/clinician/hours", guards=CLINICIAN)
+    async def save_hours(
+        self, request: Request, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template | Redirect:
+        lines = (await form_fields(request, "lines", max_length=4000))["lines"]
+        ranges, problems = [], []
+        for number, line in enumerate(filter(None, (raw.strip() for raw in lines.splitlines())), start=1):
+            try:
+                day, span = line.split(maxsplit=1)
+                start, end = (time.fromisoformat(part.strip()) for part in span.split("-"))
+                ranges.append(availability.WeeklyRange(WEEKDAYS.index(day.capitalize()), start, end))
+            except ValueError:
+                problems.append(f"Line {number} should look like: Monday 09:00-12:00")
+        if problems:
+            return Template("scheduling/hours.html", context={"lines": lines, "error": " ".join(problems)}, status_code=422)
+        saved = await attempt(db_session, availability.replace_weekly_hours(db_session, clinician_id=signed_in.user_id, ranges=ranges, actor=actor, now=clock.now()))
+        if isinstance(saved, DomainError):
+            return Template("scheduling/hours.html", context={"lines": lines, "error": f"{saved.detail} {'; '.join(f'{k} {v}' for k, v in saved.fields.items())}"}, status_code=422)
+        return Redirect(path="/clinician/hours")
