@@ -7,7 +7,7 @@ from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.scheduling.api import SchedulingApiController
-from telehealth.scheduling.booking_pages import BookingPagesController
+from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
 from telehealth.scheduling.pages import VideoPagesController
 from telehealth.system.api import HealthController
 from telehealth.waitlist.api import InvitationApiController, WaitlistApiController
@@ -28,5 +28,6 @@ ROUTE_HANDLERS = [
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours
+    FollowUpPagesController,  # /clinician/follow-ups, /clinician/follow-ups/{patient_id}
     DevMailboxController,  # /dev/mailbox (not in production)
 ]

@@ -4,8 +4,9 @@ confirm); clinicians see their calendar and edit their weekly hours."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import groupby
+from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
@@ -15,7 +16,8 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import own_patient_record
+from telehealth.accounts.authz import load_patient_for, own_patient_record, visible_patients_clause
+from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
@@ -25,7 +27,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.scheduling import availability, changes, service
-from telehealth.scheduling.models import WeeklyHours
+from telehealth.scheduling.models import DateOverride, WeeklyHours
 from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
 
@@ -58,6 +60,18 @@ async def _slot_page(
         context={"days": _by_day(slots[:200], zone), "zone": patient.timezone, "appointment_id": appointment_id, "error": error},
         status_code=status_code,
     )
+
+
+async def _hours_page(
+    db_session: AsyncSession, signed_in: SignedIn, *, today: date, lines: str | None = None, error: str | None = None, status_code: int = 200
+) -> Template:
+    if lines is None:
+        rows = (await db_session.execute(select(WeeklyHours).where(WeeklyHours.clinician_id == signed_in.user_id).order_by(WeeklyHours.weekday, WeeklyHours.starts_at_local))).scalars().all()
+        lines = "\n".join(f"{WEEKDAYS[r.weekday]} {r.starts_at_local:%H:%M}-{r.ends_at_local:%H:%M}" for r in rows)
+    overrides = (await db_session.execute(
+        select(DateOverride).where(DateOverride.clinician_id == signed_in.user_id, DateOverride.on_date >= today).order_by(DateOverride.on_date)
+    )).scalars().all()  # fmt: skip
+    return Template("scheduling/hours.html", context={"lines": lines, "overrides": overrides, "error": error}, status_code=status_code)
 
 
 class BookingPagesController(Controller):
@@ -147,10 +161,26 @@ class BookingPagesController(Controller):
         return Template("scheduling/calendar.html", context={"days": grouped, "zone": zone})
 
     @get("/clinician/hours", guards=CLINICIAN)
-    async def hours_form(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        rows = (await db_session.execute(select(WeeklyHours).where(WeeklyHours.clinician_id == signed_in.user_id).order_by(WeeklyHours.weekday, WeeklyHours.starts_at_local))).scalars().all()
-        lines = "\n".join(f"{WEEKDAYS[r.weekday]} {r.starts_at_local:%H:%M}-{r.ends_at_local:%H:%M}" for r in rows)
-        return Template("scheduling/hours.html", context={"lines": lines})
+    async def hours_form(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+        return await _hours_page(db_session, signed_in, today=clock.now().date())
+
+    @post("/clinician/overrides", guards=CLINICIAN)
+    async def add_override(
+        self, request: Request, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template | Redirect:
+        fields = await form_fields(request, "on_date", "kind", "start", "end")
+        try:
+            on_date = date.fromisoformat(fields["on_date"])
+            start = time.fromisoformat(fields["start"]) if fields["start"] else None
+            end = time.fromisoformat(fields["end"]) if fields["end"] else None
+        except ValueError:
+            return await _hours_page(db_session, signed_in, today=clock.now().date(), error="Give a date, and for extra hours a start and an end.", status_code=422)
+        added = await attempt(db_session, availability.add_date_override(
+            db_session, clinician_id=signed_in.user_id, on_date=on_date, kind=fields["kind"], start=start, end=end, actor=actor, now=clock.now()
+        ))  # fmt: skip
+        if isinstance(added, DomainError):
+            return await _hours_page(db_session, signed_in, today=clock.now().date(), error=added.detail, status_code=added.status_code)
+        return Redirect(path="/clinician/hours")
 
     @post("/clinician/hours", guards=CLINICIAN)
     async def save_hours(
@@ -166,8 +196,61 @@ class BookingPagesController(Controller):
             except ValueError:
                 problems.append(f"Line {number} should look like: Monday 09:00-12:00")
         if problems:
-            return Template("scheduling/hours.html", context={"lines": lines, "error": " ".join(problems)}, status_code=422)
+            return await _hours_page(db_session, signed_in, today=clock.now().date(), lines=lines, error=" ".join(problems), status_code=422)
         saved = await attempt(db_session, availability.replace_weekly_hours(db_session, clinician_id=signed_in.user_id, ranges=ranges, actor=actor, now=clock.now()))
         if isinstance(saved, DomainError):
-            return Template("scheduling/hours.html", context={"lines": lines, "error": f"{saved.detail} {'; '.join(f'{k} {v}' for k, v in saved.fields.items())}"}, status_code=422)
+            error = f"{saved.detail} {'; '.join(f'{k} {v}' for k, v in saved.fields.items())}"
+            return await _hours_page(db_session, signed_in, today=clock.now().date(), lines=lines, error=error, status_code=422)
         return Redirect(path="/clinician/hours")
+
+
+class FollowUpPagesController(Controller):
+    """Therapists book integration follow-ups for their own patients, from their own hours."""
+
+    include_in_schema = False
+    guards = [requires_role(Role.THERAPIST)]
+
+    @get("/clinician/follow-ups")
+    async def patients(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        rows = await db_session.execute(
+            select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
+            .where(visible_patients_clause(signed_in)).order_by(UserAccount.full_name)
+        )  # fmt: skip
+        return Template("scheduling/follow_up_patients.html", context={"patients": rows.all()})
+
+    @get("/clinician/follow-ups/{patient_id:uuid}")
+    async def slots(
+        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], error: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.slots")
+        profile = await db_session.get(ClinicianProfile, signed_in.user_id)
+        zone = ZoneInfo(profile.timezone if profile else "America/New_York")
+        found = await service.find_slots(
+            db_session, patient=patient, appointment_type=AppointmentType.INTEGRATION, window_start=clock.now(),
+            window_end=clock.now() + timedelta(days=14), now=clock.now(), clinician_id=signed_in.user_id,
+        )  # fmt: skip
+        user = await db_session.get(UserAccount, patient.user_id)
+        return Template(
+            "scheduling/follow_up_slots.html",
+            context={"days": _by_day(found[:200], zone), "zone": str(zone), "patient_id": patient.id, "patient_name": user.full_name if user else "", "error": error},
+        )
+
+    @post("/clinician/follow-ups/{patient_id:uuid}")
+    async def book(
+        self, request: Request, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Redirect:  # fmt: skip
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.book")
+        therapist = await db_session.get(UserAccount, signed_in.user_id)
+        assert therapist is not None
+        try:
+            starts_at = datetime.fromisoformat((await form_fields(request, "starts_at"))["starts_at"])
+        except ValueError:
+            return Redirect(path=f"/clinician/follow-ups/{patient_id}?error=Choose+one+of+the+times")
+        booked = await attempt(db_session, service.book_follow_up(
+            db_session, therapist=therapist, patient=patient, starts_at=starts_at, actor=actor, now=clock.now(), settings=settings
+        ))  # fmt: skip
+        if isinstance(booked, DomainError):
+            return Redirect(path=f"/clinician/follow-ups/{patient_id}?error={quote_plus(booked.detail)}")
+        return Redirect(path="/clinician/calendar")

@@ -47,3 +47,36 @@ async def test_book_reschedule_cancel_and_the_late_fee(page: Page, live_server: 
     await page.get_by_role("button", name="Accept the fee and go ahead").click()
     await expect(page.get_by_role("status")).to_contain_text("Your appointment is cancelled")
     await expect(page.get_by_text("You have no upcoming appointments.")).to_be_visible()
+
+
+async def test_a_therapist_books_a_follow_up_for_their_patient(page: Page, live_server: LiveServer, session_factory):
+    from datetime import date
+
+    from telehealth.accounts.models import CareTeamMember
+    from telehealth.accounts.roles import Role
+    from telehealth.accounts.security import current_totp_code
+    from telehealth.clinicians.models import ClinicianProfile, StateLicense
+    from telehealth.db.engine import transaction
+    from telehealth.scheduling.models import WeeklyHours
+    from tests.helpers import make_person
+
+    clock, settings = SystemClock(), live_server.settings
+    therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
+    patient = await screened_patient(session_factory, settings, clock)
+    async with transaction(session_factory) as session:
+        session.add(ClinicianProfile(user_id=therapist.user_id, timezone="America/Chicago", created_at=clock.now()))
+        session.add(StateLicense(clinician_id=therapist.user_id, state="NY", number="T1", license_type="LCSW", expires_on=date(2030, 1, 1)))
+        for weekday in range(7):
+            session.add(WeeklyHours(clinician_id=therapist.user_id, weekday=weekday, starts_at_local=time(0), ends_at_local=time(23, 45)))
+        session.add(CareTeamMember(patient_id=patient.patient_id, clinician_id=therapist.user_id, added_at=clock.now()))
+    await page.goto("/sign-in")
+    await page.get_by_label("Email", exact=True).fill(therapist.email)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_label("6-digit code").fill(current_totp_code(therapist.totp_secret, at=clock.now()))
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_role("link", name="Book a follow-up").click()
+    await page.get_by_role("link", name="Pat").click()
+    await page.locator("form.slot button").first.click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("My calendar")
+    await expect(page.get_by_text("integration")).to_be_visible()

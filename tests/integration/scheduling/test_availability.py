@@ -49,3 +49,15 @@ async def test_a_clinician_edits_hours_on_the_page_and_sees_the_calendar(client,
     saved = await client.post("/clinician/hours", data={"lines": "Tuesday 08:00-09:00\nwednesday 13:00-14:00", "_csrf_token": token}, follow_redirects=False)
     assert saved.status_code in (302, 303)
     assert "Tuesday 08:00-09:00\nWednesday 13:00-14:00" in (await client.get("/clinician/hours")).text
+
+
+async def test_a_clinician_adds_a_day_off_on_the_page(client, session_factory, settings, clock):
+    prescriber = await prescriber_with_hours(session_factory, settings, clock)
+    await sign_in(client, prescriber, clock)
+    page = await client.get("/clinician/hours")
+    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    refused = await client.post("/clinician/overrides", data={"on_date": "2026-11-30", "kind": "extra", "start": "15:00", "end": "14:00", "_csrf_token": token})
+    assert refused.status_code == 422 and "start before their end" in refused.text
+    added = await client.post("/clinician/overrides", data={"on_date": "2026-11-30", "kind": "off", "_csrf_token": token}, follow_redirects=False)
+    assert added.status_code in (302, 303)
+    assert "Monday 30 November 2026: day off" in (await client.get("/clinician/hours")).text
