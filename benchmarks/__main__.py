@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from benchmarks import waitlist
+from benchmarks import scheduling, waitlist
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +16,13 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks.add_parser("waitlist", help="join, position lookup and invite-next with 1,000,000 entries", description=waitlist.__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     )  # fmt: skip
+    scheduling.add_arguments(
+        benchmarks.add_parser("scheduling", help="14-day slot search over 200 prescribers; 50 clients racing to book 10 slots",
+                              description=scheduling.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    return asyncio.run(waitlist.run(args))
+    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run}
+    return asyncio.run(runners[args.benchmark](args))
 
 
 if __name__ == "__main__":

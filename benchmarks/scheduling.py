@@ -51,6 +51,7 @@ import asyncpg
 import httpx
 import msgspec
 from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import telehealth.scheduling.service as scheduling_service
 from benchmarks import scheduling_data as data
@@ -85,9 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="random.seed() for the data and the slot choices (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="slot searches in flight (default: %(default)s)")
     parser.add_argument("--searchers", type=int, default=8, help="patients (own sessions) who search, taking turns (default: %(default)s)")
-    parser.add_argument("--searches", type=int, default=40, help="measured slot searches with --concurrency in flight (default: %(default)s)")
-    parser.add_argument("--serial-searches", type=int, default=20, help="measured slot searches one at a time (default: %(default)s)")
-    parser.add_argument("--search-warmup", type=int, default=4, help="unmeasured searches before each search phase (default: %(default)s)")
+    parser.add_argument("--searches", type=int, default=64, help="measured slot searches with --concurrency in flight (default: %(default)s)")
+    parser.add_argument("--serial-searches", type=int, default=30, help="measured slot searches one at a time (default: %(default)s)")
+    parser.add_argument("--search-warmup", type=int, default=8, help="unmeasured searches before each search phase (default: %(default)s)")
     parser.add_argument("--profile-runs", type=int, default=3, help="in-process find_slots runs timed in parts (default: %(default)s)")
     parser.add_argument("--racers", type=int, default=50, help="patients booking at once in each race round (default: %(default)s)")
     parser.add_argument("--race-slots", type=int, default=10, help="open slots they race for (default: %(default)s)")
@@ -165,6 +166,13 @@ def plan_shape(plan: str) -> list[str]:
     return shape
 
 
+def shorten_lists(text: str) -> str:
+    """Long IN lists (200 ids) cut to their ends, for the report (the JSON keeps them whole)."""
+    text = re.sub(r"\(\$1::UUID, (?:\$\d+::UUID, )+(\$\d+::UUID)\)", r"($1::UUID, $2::UUID, ..., \1)", text)
+    text = re.sub(r"ARRAY\[\$1, (?:\$\d+, )+(\$\d+)\]", r"ARRAY[$1, $2, ..., \1]", text)
+    return re.sub(r"'\{([0-9a-f-]{36}),(?:[0-9a-f-]{36},)+([0-9a-f-]{36})\}'", r"'{\1, ..., \2}'", text)
+
+
 # ------------------------------------------------------------------------------------- statements, plans
 
 
@@ -203,7 +211,7 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         statements["busy appointments, per clinician (clinician_slots)"] = next(
             (statement, parameters)
             for statement, parameters in captured.statements
-            if "FROM appointment" in statement and parameters and parameters[0] == busiest
+            if re.search(r"FROM appointment\s+WHERE", statement) and parameters and parameters[0] == busiest
         )
         # A booking, followed up to the UPDATE that expires lapsed holds in the way; the next statement
         # (the savepoint before the INSERT) is refused, and the transaction rolled back.
@@ -236,14 +244,17 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
 
 
 class SearchBreakdown:
-    """Times one find_slots in parts: statement execution (SQLAlchemy's before/after cursor execute: the
-    driver, the round trip and PostgreSQL), the slot engine (open_slots, wrapped for the duration), the rest."""
+    """Times one find_slots in parts: its queries (time inside AsyncSession.execute/get: SQLAlchemy, the
+    driver, the round trip and PostgreSQL), of which statement execution (between SQLAlchemy's before and
+    after cursor execute: the driver, the round trip and PostgreSQL), the slot engine (open_slots), and the
+    rest. The methods are wrapped in this process only, for the duration."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine.sync_engine
         self.statements = 0
         self.sql_seconds = 0.0
         self.engine_seconds = 0.0
+        self.session_seconds = 0.0
         self._started = 0.0
 
     def _before(self, *args: Any) -> None:
@@ -266,9 +277,25 @@ class SearchBreakdown:
                 self.engine_seconds += time.perf_counter() - started
 
         scheduling_service.open_slots = timed
+        # Every query find_slots makes goes through AsyncSession.execute or AsyncSession.get.
+        self._session_methods = {name: getattr(AsyncSession, name) for name in ("execute", "get")}
+        for name, method in self._session_methods.items():
+            setattr(AsyncSession, name, self._timed_session_call(method))
         return self
 
+    def _timed_session_call(self, method: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self.session_seconds += time.perf_counter() - started
+
+        return timed
+
     def __exit__(self, *exc: object) -> None:
+        for name, method in self._session_methods.items():
+            setattr(AsyncSession, name, method)
         scheduling_service.open_slots = self._original
         event.remove(self.engine, "before_cursor_execute", self._before)
         event.remove(self.engine, "after_cursor_execute", self._after)
@@ -313,8 +340,10 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
             build = time.perf_counter() - started
             rows.append({
                 "find_slots wall": wall, "find_slots CPU (this process)": cpu, "statements": parts.statements,
-                "in statement execution": parts.sql_seconds, "slot engine (open_slots)": parts.engine_seconds,
-                "rest of find_slots (ORM, loops, sorting)": wall - parts.sql_seconds - parts.engine_seconds,
+                "queries: inside AsyncSession.execute/get (SQLAlchemy + asyncpg + round trip + PostgreSQL)": parts.session_seconds,
+                "of which statement execution (asyncpg + round trip + PostgreSQL)": parts.sql_seconds,
+                "slot engine (open_slots)": parts.engine_seconds,
+                "the rest of find_slots (Python around them: Busy, per-day counts, licence filter, Slot objects, sort)": wall - parts.session_seconds - parts.engine_seconds,
                 "response: SlotBody + JSON": build, "response bytes": len(body), "slots": len(found),
             })  # fmt: skip
         profile = cProfile.Profile()
@@ -635,7 +664,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     breakdown = report["breakdown"]
     lines += ["| part | value |", "|---|---:|"]
     for key, value in breakdown["median"].items():
-        lines.append(f"| {key} | {value * 1000:.1f} ms |" if isinstance(value, float) and "bytes" not in key else f"| {key} | {value:,.0f} |")
+        counts = key in {"statements", "response bytes", "slots"}
+        lines.append(f"| {key} | {value:,.0f} |" if counts else f"| {key} | {value * 1000:.1f} ms |")
     lines += ["", "cProfile, top functions by own time (one run):", "", "| function | calls | own ms | cumulative ms |", "|---|---:|---:|---:|"]
     for row in breakdown["cprofile_top_by_own_time"]:
         lines.append(f"| `{row['function']}` | {row['calls']:,} | {row['tottime_ms']} | {row['cumtime_ms']} |")
@@ -649,6 +679,9 @@ def markdown_report(report: dict[str, Any]) -> str:
             shown["note"] = "the generic plan has the same shape"
         if len(shown["parameters"]) > 8:
             shown["parameters"] = shown["parameters"][:3] + [f"... {len(plan['parameters'])} in all"]
+            for key in ("sql", "plan", "generic_plan"):
+                if key in shown:
+                    shown[key] = shorten_lists(shown[key])
         lines += _plan_lines(name, shown)
     return "\n".join(lines)
 
@@ -680,30 +713,30 @@ async def run(args: argparse.Namespace) -> int:
     used: list[datetime] = []
     log("starting uvicorn ...")
     with environment(SERVER_EXTRA_ENV):
-      async with running_server(url, workers=args.server_workers) as server:
-        log(f"signing in {len(dataset.search_emails)} searchers and {len(dataset.race_emails)} racers ...")
-        searchers = await sign_in_all(server.base_url, dataset.search_emails, connections=2)
-        racers = await sign_in_all(server.base_url, dataset.race_emails)
-        try:
-            log(f"slot search, one at a time ({args.serial_searches}) ...")
-            series.append(await measure_searches(
-                server, searchers, name="slot search, 14 days", requests=args.serial_searches, warmup=args.search_warmup,
-                concurrency=1, state=args.state, prescribers=prescribers,
-            ))  # fmt: skip
-            log(f"slot search, {args.concurrency} in flight ({args.searches}) ...")
-            series.append(await measure_searches(
-                server, searchers, name="slot search, 14 days", requests=args.searches, warmup=args.search_warmup,
-                concurrency=args.concurrency, state=args.state, prescribers=prescribers,
-            ))  # fmt: skip
-            log(f"booking race: {args.rounds} rounds of {len(racers)} clients on {args.race_slots} slots ...")
-            race_series, rounds = await measure_race(server, racers, dataset.race_emails, args, rng=rng, used=used)
-            series += race_series
-            if args.serial_bookings:
-                log(f"bookings one at a time ({args.serial_bookings}) ...")
-                series.append(await measure_serial_bookings(server, racers, count=args.serial_bookings, rng=rng, used=used))
-        finally:
-            for client in searchers + racers:
-                await client.aclose()
+        async with running_server(url, workers=args.server_workers) as server:
+            log(f"signing in {len(dataset.search_emails)} searchers and {len(dataset.race_emails)} racers ...")
+            searchers = await sign_in_all(server.base_url, dataset.search_emails, connections=2)
+            racers = await sign_in_all(server.base_url, dataset.race_emails)
+            try:
+                log(f"slot search, one at a time ({args.serial_searches}) ...")
+                series.append(await measure_searches(
+                    server, searchers, name="slot search, 14 days", requests=args.serial_searches, warmup=args.search_warmup,
+                    concurrency=1, state=args.state, prescribers=prescribers,
+                ))  # fmt: skip
+                log(f"slot search, {args.concurrency} in flight ({args.searches}) ...")
+                series.append(await measure_searches(
+                    server, searchers, name="slot search, 14 days", requests=args.searches, warmup=args.search_warmup,
+                    concurrency=args.concurrency, state=args.state, prescribers=prescribers,
+                ))  # fmt: skip
+                log(f"booking race: {args.rounds} rounds of {len(racers)} clients on {args.race_slots} slots ...")
+                race_series, rounds = await measure_race(server, racers, dataset.race_emails, args, rng=rng, used=used)
+                series += race_series
+                if args.serial_bookings:
+                    log(f"bookings one at a time ({args.serial_bookings}) ...")
+                    series.append(await measure_serial_bookings(server, racers, count=args.serial_bookings, rng=rng, used=used))
+            finally:
+                for client in searchers + racers:
+                    await client.aclose()
     connection = await asyncpg.connect(dsn)
     try:
         booked_total = await connection.fetchval("SELECT count(*) FROM appointment WHERE status = 'booked'")

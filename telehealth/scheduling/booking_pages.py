@@ -43,21 +43,25 @@ def _by_day(slots: list[service.Slot], zone: ZoneInfo) -> list[tuple[str, list[s
     return [(label, list(group)) for label, group in groupby(slots, key=day)]
 
 
+BOOKABLE = {"consult": AppointmentType.CONSULT, "integration": AppointmentType.INTEGRATION}
+
+
 async def _slot_page(
     db_session: AsyncSession, signed_in: SignedIn, *, now: datetime, clinician_id: uuid.UUID | None = None,
     appointment_id: uuid.UUID | None = None, error: str | None = None, status_code: int = 200,
+    kind: AppointmentType = AppointmentType.CONSULT,
 ) -> Template:  # fmt: skip
     patient = await own_patient_record(db_session, viewer=signed_in)
     zone = ZoneInfo(patient.timezone)
     slots = await service.find_slots(
-        db_session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
+        db_session, patient=patient, appointment_type=kind, window_start=now,
         window_end=now + timedelta(days=14), now=now, clinician_id=clinician_id,
     )  # fmt: skip
     if appointment_id is not None:  # rescheduling keeps the clinician; their own current slot is not offered
         slots = [slot for slot in slots if slot.clinician_id == clinician_id]
     return Template(
         "scheduling/book.html",
-        context={"days": _by_day(slots[:200], zone), "zone": patient.timezone, "appointment_id": appointment_id, "error": error},
+        context={"days": _by_day(slots[:200], zone), "zone": patient.timezone, "appointment_id": appointment_id, "error": error, "kind": kind.value},
         status_code=status_code,
     )
 
@@ -84,8 +88,10 @@ class BookingPagesController(Controller):
         return Template("scheduling/mine.html", context={"appointments": appointments, "zone": patient.timezone, "done": done})
 
     @get("/appointments/book", guards=PATIENT)
-    async def book_form(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
-        return await _slot_page(db_session, signed_in, now=clock.now())
+    async def book_form(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], type: FromQuery[str] = "consult"  # noqa: A002
+    ) -> Template:
+        return await _slot_page(db_session, signed_in, now=clock.now(), kind=BOOKABLE.get(type, AppointmentType.CONSULT))
 
     @post("/appointments/book", guards=PATIENT)
     async def book(
@@ -97,18 +103,19 @@ class BookingPagesController(Controller):
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
     ) -> Template | Redirect:
-        fields = await form_fields(request, "clinician_id", "starts_at")
+        fields = await form_fields(request, "clinician_id", "starts_at", "type")
+        kind = BOOKABLE.get(fields["type"], AppointmentType.CONSULT)
         patient = await own_patient_record(db_session, viewer=signed_in)
         try:
             clinician_id, starts_at = uuid.UUID(fields["clinician_id"]), datetime.fromisoformat(fields["starts_at"])
         except ValueError:
-            return await _slot_page(db_session, signed_in, now=clock.now(), error="Choose one of the times below.", status_code=422)
+            return await _slot_page(db_session, signed_in, now=clock.now(), error="Choose one of the times below.", status_code=422, kind=kind)
         booked = await attempt(db_session, service.book_appointment(
-            db_session, patient=patient, clinician_id=clinician_id, appointment_type=AppointmentType.CONSULT,
+            db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind,
             starts_at=starts_at, hold=False, actor=actor, now=clock.now(), settings=settings,
         ))  # fmt: skip
         if isinstance(booked, DomainError):
-            return await _slot_page(db_session, signed_in, now=clock.now(), error=booked.detail, status_code=booked.status_code)
+            return await _slot_page(db_session, signed_in, now=clock.now(), error=booked.detail, status_code=booked.status_code, kind=kind)
         return Redirect(path="/appointments?done=booked")
 
     @get("/appointments/{appointment_id:uuid}/reschedule", guards=PATIENT)
@@ -117,7 +124,10 @@ class BookingPagesController(Controller):
     ) -> Template:
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment = await service.patient_appointment(db_session, patient=patient, appointment_id=appointment_id)
-        return await _slot_page(db_session, signed_in, now=clock.now(), clinician_id=appointment.clinician_id, appointment_id=appointment.id)
+        return await _slot_page(
+            db_session, signed_in, now=clock.now(), clinician_id=appointment.clinician_id, appointment_id=appointment.id,
+            kind=AppointmentType(appointment.appointment_type),
+        )
 
     @post("/appointments/{appointment_id:uuid}/change", guards=PATIENT)
     async def change(

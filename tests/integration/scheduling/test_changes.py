@@ -168,3 +168,7 @@ async def test_a_therapist_books_a_follow_up_for_their_own_patient_only(client, 
     assert (booked.json()["type"], booked.json()["ends_at"]) == ("integration", "2026-11-24T15:50:00Z")
     stranger = await client.post("/api/v1/follow-ups", json=body | {"patient_id": str(other.patient_id)}, headers=await csrf_headers(client))
     assert stranger.status_code == 404
+    client.cookies.clear()
+    await sign_in(client, other, clock)  # patients book integration sessions themselves too
+    page = await client.get("/appointments/book", params={"type": "integration"})
+    assert "Book an integration session" in page.text and 'name="type" value="integration"' in page.text
