@@ -10,9 +10,9 @@ booking race on 10 slots.
    real), and eligible patients (submitted intake, screening decision `eligible`) living in the state.
    Every account shares one Argon2 hash computed once. Then VACUUM (ANALYZE).
 2. Query plans: the SQL find_slots sends (captured in-process) and the lapsed-hold UPDATE of
-   book_appointment (captured up to that statement, nothing written) under EXPLAIN (ANALYZE, BUFFERS),
-   with PostgreSQL's custom plan and the generic plan a cached prepared statement may switch to.
-3. Where a slot search's time goes, in-process: find_slots timed in its parts (statements, the Python
+   book_appointment (a whole booking captured, then rolled back) under EXPLAIN (ANALYZE, BUFFERS), with
+   PostgreSQL's custom plan and the generic plan a cached prepared statement may switch to.
+3. Where a slot search's time goes, in-process: find_slots timed in its parts (its queries, the Python
    slot engine open_slots, the rest), the response the API would build from it, and a cProfile.
 4. Over HTTP, against `uvicorn app:app` in a subprocess (server.py; LOGIN_ATTEMPTS_PER_IP_PER_15_MIN
    raised, as every client signs in from 127.0.0.1): patients sign in through POST /api/v1/auth/sign-in
@@ -20,7 +20,8 @@ booking race on 10 slots.
    GET /api/v1/slots?type=consult&from=<now>&to=<now + 14 days>, one at a time and with 8 in flight.
 5. The race: 50 signed-in patients, each its own client and session cookie, all release at once
    POST /api/v1/appointments for one of 10 open slots (5 per slot, 10 prescribers), for several rounds on
-   fresh slots. Afterwards exactly one booking per slot must exist and every other answer must be 409.
+   fresh slots. Afterwards exactly one booking per slot must exist, held by the client answered 201, and
+   every other answer must be 409 (anything else is an error and fails the run).
    Then bookings one at a time on free slots, for the uncontended cost.
 
 Progress goes to stderr; the Markdown report (the figures docs/benchmarks.md records) goes to stdout.
@@ -59,7 +60,7 @@ from benchmarks.cpu import CpuMeter, describe
 from benchmarks.machine import machine_facts
 from benchmarks.server import Server, running_server
 from benchmarks.stats import Series, percentile
-from benchmarks.waitlist import StatementLog, StopCapture, _ms, _plan_lines, csrf_client, log, query_plans, run_phase
+from benchmarks.waitlist import StatementLog, _ms, _plan_lines, csrf_client, log, query_plans, run_phase
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.audit.service import Actor
 from telehealth.db.engine import make_engine, make_session_factory
@@ -213,28 +214,27 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
             for statement, parameters in captured.statements
             if re.search(r"FROM appointment\s+WHERE", statement) and parameters and parameters[0] == busiest
         )
-        # A booking, followed up to the UPDATE that expires lapsed holds in the way; the next statement
-        # (the savepoint before the INSERT) is refused, and the transaction rolled back.
+        # A whole booking (book_appointment as the API calls it), rolled back: nothing is kept.
         slot = next(s for s in found if s.starts_at > now + timedelta(days=2))
         async with factory() as session:
-            with StatementLog(engine, stop_after="UPDATE appointment") as booking:
-                try:
-                    await book_appointment(
-                        session, patient=patient, clinician_id=slot.clinician_id, appointment_type=AppointmentType.CONSULT,
-                        starts_at=slot.starts_at, hold=False, actor=Actor.system(), now=now, settings=settings,
-                    )  # fmt: skip
-                except Exception as exc:  # StopCapture, possibly wrapped by SQLAlchemy
-                    if "StopCapture" not in repr(exc) and not isinstance(exc, StopCapture):
-                        raise
+            with StatementLog(engine) as booking:
+                await book_appointment(
+                    session, patient=patient, clinician_id=slot.clinician_id, appointment_type=AppointmentType.CONSULT,
+                    starts_at=slot.starts_at, hold=False, actor=Actor.system(), now=now, settings=settings,
+                )  # fmt: skip
             await session.rollback()
         statements["expire lapsed holds in the way (book_appointment)"] = booking.find("UPDATE appointment")
-        booking_statements = len(booking.statements) - 1
+        booking_tables = [
+            " ".join(statement.split()[:3]) if not statement.startswith("SELECT") else "SELECT FROM " + statement.split("FROM", 1)[1].split()[0]
+            for statement, _ in booking.statements
+        ]
     finally:
         await engine.dispose()
     facts = {
         "statements per search": len(captured.statements),
         "statements by table": dict(counts.most_common()),
-        "statements of a booking before its INSERT": booking_statements,
+        "statements of a booking (book_appointment, winner)": len(booking.statements),
+        "a booking's statements in order": booking_tables,
         "slots found": len(found),
     }
     return statements, facts
@@ -425,25 +425,47 @@ async def fresh_slots(client: httpx.AsyncClient) -> list[OpenSlot]:
     return [OpenSlot(s["clinician_id"], parse_time(s["starts_at"])) for s in response.json()]
 
 
-def choose_slots(offered: list[OpenSlot], count: int, *, used: list[datetime], rng: random.Random) -> list[OpenSlot]:
-    """`count` open slots of different prescribers, at least a day away (well clear of the 12-hour notice),
-    and an hour or more from every time used before: a patient who won earlier never overlaps a later slot."""
+def choose_slots(offered: list[OpenSlot], count: int, *, rng: random.Random) -> list[OpenSlot]:
+    """`count` open slots of different prescribers, at random, at least a day away (well clear of the
+    12-hour notice, so none closes while the round runs)."""
     soonest = datetime.now(UTC) + timedelta(days=1)
     candidates = [slot for slot in offered if slot.starts_at >= soonest]
     rng.shuffle(candidates)
     chosen: list[OpenSlot] = []
     clinicians: set[str] = set()
     for slot in candidates:
-        if slot.clinician_id in clinicians or any(abs(slot.starts_at - t) < timedelta(hours=1) for t in used):
-            continue
-        chosen.append(slot)
-        clinicians.add(slot.clinician_id)
-        if len(chosen) == count:
-            break
-    if len(chosen) < count:
-        raise RuntimeError(f"only {len(chosen)} fresh slots to race for")
-    used.extend(slot.starts_at for slot in chosen)
-    return chosen
+        if slot.clinician_id not in clinicians:
+            chosen.append(slot)
+            clinicians.add(slot.clinician_id)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError(f"only {len(chosen)} open slots to race for")
+
+
+def clear_of(start: datetime, booked: list[datetime]) -> bool:
+    """A consult at `start` does not overlap the patient's own booked consults (same length)."""
+    return all(abs(start - other) >= data.DURATION for other in booked)
+
+
+def assign(slots: list[OpenSlot], wins: list[list[datetime]], *, rng: random.Random) -> dict[int, int]:
+    """Client k -> the slot it tries: the clients shuffled, the same number per slot, and never a slot that
+    overlaps an appointment the client won before (that would be refused as the patient's own overlap)."""
+    per_slot = -(-len(wins) // len(slots))
+    for _ in range(100):
+        order = list(range(len(wins)))
+        rng.shuffle(order)
+        load = [0] * len(slots)
+        plan: dict[int, int] = {}
+        for k in order:
+            options = [j for j, slot in enumerate(slots) if load[j] < per_slot and clear_of(slot.starts_at, wins[k])]
+            if not options:
+                break
+            j = min(options, key=lambda j: (load[j], rng.random()))
+            plan[k] = j
+            load[j] += 1
+        else:
+            return plan
+    raise RuntimeError("could not give every client a slot clear of its own appointments")
 
 
 class LockProbe:
@@ -489,20 +511,17 @@ class LockProbe:
 
 
 async def race_round(
-    server: Server, clients: list[httpx.AsyncClient], emails: list[str], slots: list[OpenSlot], *, rng: random.Random, number: int
+    server: Server, clients: list[httpx.AsyncClient], emails: list[str], slots: list[OpenSlot], plan: dict[int, int], *, number: int
 ) -> dict[str, Any]:
-    """Every client books one slot (client k the slot k mod len(slots), the clients shuffled), all released
-    at the same moment; then the database is checked."""
-    order = list(range(len(clients)))
-    rng.shuffle(order)
+    """Every client books its slot of the plan, all released at the same moment; then the database is checked."""
     # Fresh keep-alive connections (uvicorn and httpx close idle ones after 5 s), and live sessions.
     warm = await asyncio.gather(*(client.get("/api/v1/appointments") for client in clients))
     if any(response.status_code != 200 for response in warm):
         raise RuntimeError(f"a racer's session is not usable: {[r.status_code for r in warm if r.status_code != 200][:3]}")
     go = asyncio.Event()
 
-    async def attempt(position: int, k: int) -> dict[str, Any]:
-        slot = slots[position % len(slots)]
+    async def attempt(k: int) -> dict[str, Any]:
+        slot = slots[plan[k]]
         body = {"type": "consult", "clinician_id": slot.clinician_id, "starts_at": iso(slot.starts_at)}
         await go.wait()
         started = time.perf_counter()
@@ -517,9 +536,9 @@ async def race_round(
             code = json.loads(text).get("code")
         except ValueError:
             pass
-        return {"racer": emails[k], "slot": slot, "status": status, "code": code, "seconds": elapsed, "text": text[:300]}
+        return {"client": k, "racer": emails[k], "slot": slot, "status": status, "code": code, "seconds": elapsed, "text": text[:300]}
 
-    tasks = [asyncio.create_task(attempt(position, k)) for position, k in enumerate(order)]
+    tasks = [asyncio.create_task(attempt(k)) for k in plan]
     await asyncio.sleep(0.05)  # every task is waiting at the gate
     meter = CpuMeter(server.pid)
     probe = LockProbe(server.dsn)
@@ -559,7 +578,9 @@ async def race_round(
     return {
         "round": number,
         "slots": [(s.clinician_id, s.starts_at.isoformat()) for s in slots],
-        "seconds": [o["seconds"] for o in outcomes],
+        "seconds": [o["seconds"] for o in outcomes if o["status"] in (201, 409)],
+        "error_answers": [f"{o['status']} {o['code']} after {o['seconds'] * 1000:.0f} ms" for o in outcomes if o["status"] not in (201, 409)],
+        "won": [(o["client"], o["slot"].starts_at) for o in outcomes if o["status"] == 201],
         "won_seconds": [o["seconds"] for o in outcomes if o["status"] == 201],
         "lost_seconds": [o["seconds"] for o in outcomes if o["status"] == 409],
         "statuses": dict(statuses),
@@ -573,12 +594,15 @@ async def race_round(
 
 
 async def measure_race(
-    server: Server, clients: list[httpx.AsyncClient], emails: list[str], args: argparse.Namespace, *, rng: random.Random, used: list[datetime]
-) -> tuple[list[Series], list[dict[str, Any]]]:
+    server: Server, clients: list[httpx.AsyncClient], emails: list[str], args: argparse.Namespace, *, rng: random.Random,
+    wins: list[list[datetime]],
+) -> tuple[list[Series], list[dict[str, Any]]]:  # fmt: skip
     rounds = []
     for number in range(1, args.rounds + 1):
-        slots = choose_slots(await fresh_slots(clients[0]), args.race_slots, used=used, rng=rng)
-        result = await race_round(server, clients, emails, slots, rng=rng, number=number)
+        slots = choose_slots(await fresh_slots(clients[0]), args.race_slots, rng=rng)
+        result = await race_round(server, clients, emails, slots, assign(slots, wins, rng=rng), number=number)
+        for k, start in result["won"]:
+            wins[k].append(start)
         log(
             f"  round {number}: {result['statuses']} in {result['wall'] * 1000:.0f} ms; booked rows {result['booked_rows']}"
             + (f"; PROBLEMS: {result['problems']}" if result["problems"] else "")
@@ -598,21 +622,27 @@ async def measure_race(
     every.notes["cpu"] = describe(cpu, len(every.seconds))
     every.notes["answers"] = dict(sum((Counter(r["statuses"]) for r in rounds), Counter()))
     every.notes["refusals"] = dict(sum((Counter(r["refusals"]) for r in rounds), Counter()))
+    if errors := [answer for r in rounds for answer in r["error_answers"]]:
+        every.notes["error answers (not in the latencies)"] = ", ".join(errors)
     return [every, won, lost], rounds
 
 
 async def measure_serial_bookings(
-    server: Server, clients: list[httpx.AsyncClient], *, count: int, rng: random.Random, used: list[datetime]
+    server: Server, clients: list[httpx.AsyncClient], *, count: int, rng: random.Random, wins: list[list[datetime]]
 ) -> Series:
-    """Uncontended bookings one at a time: client i books a free slot of its own (different prescribers)."""
-    slots = choose_slots(await fresh_slots(clients[0]), count, used=used, rng=rng)
+    """Uncontended bookings one at a time: `count` free slots of different prescribers, each booked by
+    another client for whom it overlaps nothing already won."""
+    slots = choose_slots(await fresh_slots(clients[0]), count, rng=rng)
+    who: list[int] = []
+    for slot in slots:
+        who.append(next(k for k in range(len(clients)) if k not in who and clear_of(slot.starts_at, wins[k])))
 
     async def send(i: int) -> tuple[bool, Any]:
         body = {"type": "consult", "clinician_id": slots[i].clinician_id, "starts_at": iso(slots[i].starts_at)}
-        response = await clients[i].post("/api/v1/appointments", json=body)
+        response = await clients[who[i]].post("/api/v1/appointments", json=body)
         return response.status_code == 201, response.status_code if response.status_code == 201 else response.text
 
-    await asyncio.gather(*(client.get("/api/v1/appointments") for client in clients[:count]))  # fresh connections
+    await asyncio.gather(*(clients[k].get("/api/v1/appointments") for k in who))  # fresh connections
     series, _ = await run_phase("booking, one at a time, uncontended", requests=count, concurrency=1, send=send, meter=CpuMeter(server.pid))
     series.notes["concurrency"] = 1
     return series
@@ -710,7 +740,7 @@ async def run(args: argparse.Namespace) -> int:
     prescribers = {str(cid) for cid in dataset.prescribers}
     series: list[Series] = []
     rounds: list[dict[str, Any]] = []
-    used: list[datetime] = []
+    wins: list[list[datetime]] = [[] for _ in dataset.race_emails]  # what each racer has booked so far
     log("starting uvicorn ...")
     with environment(SERVER_EXTRA_ENV):
         async with running_server(url, workers=args.server_workers) as server:
@@ -729,11 +759,11 @@ async def run(args: argparse.Namespace) -> int:
                     concurrency=args.concurrency, state=args.state, prescribers=prescribers,
                 ))  # fmt: skip
                 log(f"booking race: {args.rounds} rounds of {len(racers)} clients on {args.race_slots} slots ...")
-                race_series, rounds = await measure_race(server, racers, dataset.race_emails, args, rng=rng, used=used)
+                race_series, rounds = await measure_race(server, racers, dataset.race_emails, args, rng=rng, wins=wins)
                 series += race_series
                 if args.serial_bookings:
                     log(f"bookings one at a time ({args.serial_bookings}) ...")
-                    series.append(await measure_serial_bookings(server, racers, count=args.serial_bookings, rng=rng, used=used))
+                    series.append(await measure_serial_bookings(server, racers, count=args.serial_bookings, rng=rng, wins=wins))
             finally:
                 for client in searchers + racers:
                     await client.aclose()
@@ -763,7 +793,7 @@ async def run(args: argparse.Namespace) -> int:
         "dataset": dataset.facts,
         "load_timings": dataset.timings,
         "results": results,
-        "rounds": [{k: v for k, v in r.items() if k not in {"won_seconds", "lost_seconds"}} for r in rounds],
+        "rounds": [{k: v for k, v in r.items() if k not in {"won", "won_seconds", "lost_seconds"}} for r in rounds],
         "race_verified": {"every round one booking per slot and only 409s otherwise": all(not r["problems"] for r in rounds),
                           "booked appointments at the end": booked_total, "expected": expected_total},  # fmt: skip
         "targets": targets,
