@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
@@ -18,7 +17,7 @@ from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
 from telehealth.scheduling.notices import tell_patient
-from telehealth.scheduling.service import clinician_slots, credentials_valid_through, type_settings
+from telehealth.scheduling.service import clinician_slots, credentials_valid_through, type_settings, write_or_find_conflict
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 
@@ -91,18 +90,16 @@ async def reschedule(
         raise Conflict("appointment.slot_unavailable", "That time is not open. Choose another.", extra={"slots": [s.isoformat() for s in offered[:20]]})
     settings_row = type_settings(await session.get(AppointmentTypeSettings, (appointment.clinician_id, kind.value)), kind)
     new_end = new_start + settings_row.duration
-    try:
-        async with session.begin_nested():
-            await session.execute(
-                update(Appointment).where(Appointment.id == appointment.id)
-                .values(starts_at=new_start, ends_at=new_end, busy_from=new_start - settings_row.buffer_before,
-                        busy_until=new_end + settings_row.buffer_after, ics_sequence=Appointment.ics_sequence + 1)
-                .execution_options(synchronize_session=False)
-            )  # fmt: skip
-    except IntegrityError as error:
-        if getattr(error.orig, "sqlstate", None) != "23P01":
-            raise
-        raise Conflict("appointment.slot_taken", "That time was just taken. Choose another.") from None
+    async def move() -> None:
+        await session.execute(
+            update(Appointment).where(Appointment.id == appointment.id)
+            .values(starts_at=new_start, ends_at=new_end, busy_from=new_start - settings_row.buffer_before,
+                    busy_until=new_end + settings_row.buffer_after, ics_sequence=Appointment.ics_sequence + 1)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+
+    if await write_or_find_conflict(session, move) is not None:
+        raise Conflict("appointment.slot_taken", "That time was just taken. Choose another.")
     await record_audit_event(
         session, actor=actor, action="appointment.reschedule", resource_type="appointment", resource_id=appointment.id,
         patient_id=appointment.patient_id, now=now,

@@ -7,16 +7,19 @@ buffers) or of the same patient fails on an exclusion constraint and answers 409
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -218,14 +221,12 @@ async def book_appointment(
         busy_from=busy_from, busy_until=busy_until, hold_expires_at=now + HOLD_FOR if hold else None,
         room_token=secrets.token_urlsafe(24), created_at=now,
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(appointment)
-            await session.flush()
-    except IntegrityError as error:
-        if getattr(error.orig, "sqlstate", None) != "23P01":  # exclusion_violation
-            raise
-        constraint = str(error.orig)
+    async def insert() -> None:
+        make_transient(appointment)  # a retry after a deadlock adds the same row again
+        session.add(appointment)
+        await session.flush()
+
+    if (constraint := await write_or_find_conflict(session, insert)) is not None:
         if "ex_appointment_patient_busy" in constraint:
             raise Conflict("appointment.patient_overlap", "You already have an appointment at that time.") from None
         fresh = await find_slots(
@@ -240,6 +241,30 @@ async def book_appointment(
     if not hold:  # a hold is told about when it is confirmed (by payment, in billing)
         await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
+
+
+EXCLUSION_VIOLATION, DEADLOCK_DETECTED = "23P01", "40P01"
+
+
+async def write_or_find_conflict(session: AsyncSession, write: Callable[[], Awaitable[None]], *, attempts: int = 6) -> str | None:
+    """Run one INSERT or UPDATE of an appointment in a savepoint; answer None when it stored, or the message
+    naming the exclusion constraint it hit. Two writes that conflict on an exclusion constraint can also
+    deadlock on each other (PostgreSQL, execIndexing.c): the victim tries again and then meets the
+    winner's row as an ordinary conflict, so a race never answers 500."""
+    for attempt in range(attempts):
+        try:
+            async with session.begin_nested():
+                await write()
+            return None
+        except DBAPIError as error:
+            state = getattr(error.orig, "sqlstate", None)
+            if state == EXCLUSION_VIOLATION:
+                return str(error.orig)
+            if state == DEADLOCK_DETECTED and attempt + 1 < attempts:
+                await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: racers stop colliding
+                continue
+            raise
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _slot_taken(fresh: list[Slot]) -> Conflict:

@@ -166,3 +166,33 @@ async def test_booking_needs_screening_and_no_open_crisis(client, session_factor
     blocked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert (blocked.status_code, blocked.json()["code"]) == (422, "booking.crisis_contact_pending")
     assert "988" in blocked.json()["detail"]
+
+
+async def test_a_deadlock_between_racing_writes_is_retried_not_a_500(session_factory):
+    """PostgreSQL may resolve two conflicting exclusion-constraint writes as a deadlock (40P01) instead of
+    a violation; the loser must try again, and a violation still comes back as a conflict."""
+    from sqlalchemy.exc import DBAPIError
+
+    from telehealth.scheduling.service import write_or_find_conflict
+
+    class Orig(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__(f"sqlstate {sqlstate}")
+            self.sqlstate = sqlstate
+
+    calls = []
+
+    def failing_then(outcomes):
+        async def write() -> None:
+            calls.append(1)
+            state = outcomes.pop(0)
+            if state:
+                raise DBAPIError("INSERT ...", {}, Orig(state))
+        return write
+
+    async with session_factory() as session:
+        assert await write_or_find_conflict(session, failing_then(["40P01", "40P01", None])) is None
+        assert len(calls) == 3
+        assert "23P01" in await write_or_find_conflict(session, failing_then(["40P01", "23P01"]))
+        with pytest.raises(DBAPIError):
+            await write_or_find_conflict(session, failing_then(["40P01"] * 6))
