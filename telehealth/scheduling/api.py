@@ -71,9 +71,11 @@ class SchedulingApiController(Controller):
         from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
         to: FromQuery[datetime | None] = None,
         clinician_id: FromQuery[uuid.UUID | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=2000)] = 500,
     ) -> list[SlotBody]:
-        """Open start times for you, from clinicians licensed (and for consults DEA-registered) in your state
-        on the appointment date; shown in your time zone too. Default window: the next 14 days."""
+        """Open start times for you, soonest first, from clinicians licensed (and for consults DEA-registered)
+        in your state on the appointment date; shown in your time zone too. Default window: the next 14 days;
+        at most `limit` slots (the first available ones)."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         now = clock.now()
         start = _aware(from_, "from") if from_ else now
@@ -84,7 +86,7 @@ class SchedulingApiController(Controller):
         zone = ZoneInfo(patient.timezone)
         return [
             SlotBody(clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at, starts_at_local=s.starts_at.astimezone(zone).isoformat())
-            for s in found
+            for s in found[:limit]
         ]
 
     @post("/api/v1/appointments", status_code=201, guards=PATIENT)

@@ -8,6 +8,7 @@ gap) is skipped; an ambiguous one (the autumn repeat) takes its first occurrence
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -99,7 +100,9 @@ def open_slots(
     zone = availability.zone
     earliest = max(window_start, now + settings.minimum_notice)
     latest = min(window_end, now + settings.horizon)
-    busy = list(busy)
+    busy = sorted(busy, key=lambda b: b.start)
+    busy_starts = [b.start for b in busy]
+    longest = max((b.end - b.start for b in busy), default=timedelta(0))
     booked_per_day = booked_per_day or {}
     slots: set[datetime] = set()
     day = earliest.astimezone(zone).date()
@@ -111,7 +114,9 @@ def open_slots(
             if not earliest <= start < latest:
                 continue
             blocked_from, blocked_to = start - settings.buffer_before, start + settings.duration + settings.buffer_after
-            if any(b.overlaps(blocked_from, blocked_to) for b in busy):
+            # Only busy spans starting before blocked_to and after (blocked_from - longest span) can overlap.
+            low, high = bisect_left(busy_starts, blocked_from - longest), bisect_left(busy_starts, blocked_to)
+            if any(b.overlaps(blocked_from, blocked_to) for b in busy[low:high]):
                 continue
             slots.add(start)
         day += timedelta(days=1)
