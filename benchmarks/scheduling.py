@@ -208,12 +208,13 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         statements["clinicians licensed in the state (credentials_valid_through)"] = captured.find("FROM user_account JOIN state_license")
         statements["Schedule III DEA registrations in the state (credentials_valid_through)"] = captured.find("FROM dea_registration")
         statements["their names (find_slots)"] = captured.find("user_account.full_name", "FROM user_account")
-        statements["weekly hours, per clinician (_availability)"] = captured.find("FROM weekly_hours")
-        statements["busy appointments, per clinician (clinician_slots)"] = next(
+        statements["weekly hours, all clinicians at once (load_calendars)"] = captured.find("FROM weekly_hours")
+        statements["busy appointments, all clinicians at once (load_calendars)"] = next(
             (statement, parameters)
             for statement, parameters in captured.statements
-            if re.search(r"FROM appointment\s+WHERE", statement) and parameters and parameters[0] == busiest
+            if re.search(r"FROM appointment\s+WHERE", statement)
         )
+        del busiest  # the per-clinician query it picked the worst case for is gone
         # A whole booking (book_appointment as the API calls it), rolled back: nothing is kept.
         slot = next(s for s in found if s.starts_at > now + timedelta(days=2))
         async with factory() as session:
