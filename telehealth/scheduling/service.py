@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Row, and_, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient
@@ -96,7 +97,7 @@ class ClinicianCalendar:
 
     availability: Availability
     settings_row: AppointmentTypeSettings | None
-    occupying: list[Appointment]
+    occupying: list[Row[Any]]  # id, clinician_id, appointment_type, status, starts_at, busy_from, busy_until, hold_expires_at
 
 
 async def load_calendars(
@@ -132,14 +133,18 @@ async def load_calendars(
             )
         ).scalars()
     }
-    occupying: dict[uuid.UUID, list[Appointment]] = {cid: [] for cid in clinician_ids}
+    occupying: dict[uuid.UUID, list[Row[Any]]] = {cid: [] for cid in clinician_ids}
+    # Plain rows, not ORM objects: thousands of appointments load several times faster this way.
     rows = await session.execute(
-        select(Appointment).where(
+        select(
+            Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, Appointment.starts_at,
+            Appointment.busy_from, Appointment.busy_until, Appointment.hold_expires_at,
+        ).where(
             Appointment.clinician_id.in_(clinician_ids), Appointment.status.in_([s.value for s in OCCUPYING]),
             Appointment.busy_until > window_start - timedelta(days=1), Appointment.busy_from < window_end + timedelta(days=1),
         )
     )  # fmt: skip
-    for appointment in rows.scalars():
+    for appointment in rows.all():
         occupying[appointment.clinician_id].append(appointment)
     return {
         cid: ClinicianCalendar(
