@@ -81,12 +81,13 @@ class SchedulingApiController(Controller):
         start = _aware(from_, "from") if from_ else now
         end = _aware(to, "to") if to else start + timedelta(days=14)
         found = await service.find_slots(
-            db_session, patient=patient, appointment_type=type, window_start=start, window_end=end, now=now, clinician_id=clinician_id
-        )
+            db_session, patient=patient, appointment_type=type, window_start=start, window_end=end, now=now,
+            clinician_id=clinician_id, limit=limit,
+        )  # fmt: skip
         zone = ZoneInfo(patient.timezone)
         return [
             SlotBody(clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at, starts_at_local=s.starts_at.astimezone(zone).isoformat())
-            for s in found[:limit]
+            for s in found
         ]
 
     @post("/api/v1/appointments", status_code=201, guards=PATIENT)

@@ -55,7 +55,7 @@ async def _slot_page(
     zone = ZoneInfo(patient.timezone)
     slots = await service.find_slots(
         db_session, patient=patient, appointment_type=kind, window_start=now,
-        window_end=now + timedelta(days=14), now=now, clinician_id=clinician_id,
+        window_end=now + timedelta(days=14), now=now, clinician_id=clinician_id, limit=200,
     )  # fmt: skip
     if appointment_id is not None:  # rescheduling keeps the clinician; their own current slot is not offered
         slots = [slot for slot in slots if slot.clinician_id == clinician_id]

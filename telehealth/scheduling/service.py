@@ -204,9 +204,10 @@ class Slot:
 
 async def find_slots(
     session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType, window_start: datetime,
-    window_end: datetime, now: datetime, clinician_id: uuid.UUID | None = None,
+    window_end: datetime, now: datetime, clinician_id: uuid.UUID | None = None, limit: int | None = None,
 ) -> list[Slot]:  # fmt: skip
-    """Open starts from every clinician who may see this patient (or one of them), soonest first."""
+    """Open starts from every clinician who may see this patient (or one of them), soonest first; with a
+    `limit`, only the first that many (the window is walked a day at a time and stops once it has them)."""
     if window_end <= window_start or window_end - window_start > MAX_WINDOW:
         raise InvalidInput("slots.window_invalid", "Ask for a window of up to 31 days.", fields={"to": "must be after from, within 31 days"})
     if not patient.state_of_residence:
@@ -220,13 +221,20 @@ async def find_slots(
     calendars = await load_calendars(
         session, clinician_ids=list(valid), appointment_type=appointment_type, window_start=window_start, window_end=window_end
     )
-    found = []
-    for cid, until in valid.items():
-        for start in slots_from_calendar(
-            calendars[cid], appointment_type=appointment_type, window_start=window_start, window_end=window_end, now=now, valid_through=until
-        ):
-            found.append(Slot(cid, names[cid], start))
-    return sorted(found, key=lambda slot: (slot.starts_at, slot.clinician_name))
+    found: list[Slot] = []
+    chunk_start = window_start
+    while chunk_start < window_end and (limit is None or len(found) < limit):
+        chunk_end = min(window_end, chunk_start + timedelta(days=1)) if limit is not None else window_end
+        chunk = [
+            Slot(cid, names[cid], start)
+            for cid, until in valid.items()
+            for start in slots_from_calendar(
+                calendars[cid], appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end, now=now, valid_through=until
+            )
+        ]
+        found.extend(sorted(chunk, key=lambda slot: (slot.starts_at, slot.clinician_name)))
+        chunk_start = chunk_end
+    return found if limit is None else found[:limit]
 
 
 async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType) -> None:

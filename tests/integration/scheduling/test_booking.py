@@ -196,3 +196,15 @@ async def test_a_deadlock_between_racing_writes_is_retried_not_a_500(session_fac
         assert "23P01" in await write_or_find_conflict(session, failing_then(["40P01", "23P01"]))
         with pytest.raises(DBAPIError):
             await write_or_find_conflict(session, failing_then(["40P01"] * 6))
+
+
+async def test_a_limit_answers_the_first_available_slots_across_days(client, session_factory, settings, clock):
+    await prescriber_with_hours(session_factory, settings, clock)
+    await prescriber_with_hours(session_factory, settings, clock, email="rx2@example.org")
+    patient = await screened_patient(session_factory, settings, clock)
+    await sign_in(client, patient, clock)
+    everything = await _slots(client, to="2026-11-27T00:00:00Z", limit=2000)
+    first_forty = await _slots(client, to="2026-11-27T00:00:00Z", limit=40)
+    assert len(first_forty) == 40 and len(everything) > 40
+    assert [(s["starts_at"], s["clinician_id"]) for s in first_forty] == [(s["starts_at"], s["clinician_id"]) for s in everything[:40]]
+    assert first_forty[-1]["starts_at"][:10] == "2026-11-24"  # two clinicians' first day fill the first 40
