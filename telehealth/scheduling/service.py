@@ -218,13 +218,14 @@ async def find_slots(
     if clinician_id is not None:
         valid = {cid: until for cid, until in valid.items() if cid == clinician_id}
     names = dict((await session.execute(select(UserAccount.id, UserAccount.full_name).where(UserAccount.id.in_(list(valid))))).all())
-    calendars = await load_calendars(
-        session, clinician_ids=list(valid), appointment_type=appointment_type, window_start=window_start, window_end=window_end
-    )
     found: list[Slot] = []
     chunk_start = window_start
     while chunk_start < window_end and (limit is None or len(found) < limit):
         chunk_end = min(window_end, chunk_start + timedelta(days=1)) if limit is not None else window_end
+        # Each chunk loads only its own busy spans: a first-available search usually needs one day.
+        calendars = await load_calendars(
+            session, clinician_ids=list(valid), appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end
+        )
         chunk = [
             Slot(cid, names[cid], start)
             for cid, until in valid.items()
