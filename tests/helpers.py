@@ -94,3 +94,8 @@ def link_in(text: str, path: str) -> str:
     match = re.search(rf"https?://\S+{re.escape(path)}\?token=([\w\-]+)", text)
     assert match, f"no {path} link in: {text}"
     return match.group(1)
+
+
+def form_csrf_token(page_html: str) -> str:
+    """The CSRF token a rendered form carries (what a browser would post back)."""
+    return page_html.split('name="_csrf_token" value="')[1].split('"')[0]

@@ -15,6 +15,7 @@ from telehealth.accounts.authz import load_patient_for, patient_id_for_user
 from telehealth.accounts.guards import requires_password_step, requires_sign_in
 from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
 from telehealth.accounts.models import UserAccount
+from telehealth.accounts.roles import two_factor_step
 from telehealth.accounts.schemas import (
     Accepted,
     CodeRequest,
@@ -32,18 +33,6 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
 from telehealth.settings import Settings
-
-
-def _two_factor_state(user: UserAccount | SignedIn, *, verified: bool) -> str:
-    from telehealth.accounts.roles import TWO_FACTOR_REQUIRED_ROLES, Role
-
-    enrolled = user.totp_enrolled if isinstance(user, SignedIn) else user.totp_confirmed_at is not None
-    needed = Role(user.role) in TWO_FACTOR_REQUIRED_ROLES or enrolled
-    if not needed:
-        return "not_needed"
-    if not enrolled:
-        return "enrol"
-    return "done" if verified else "required"
 
 
 class AccountsApiController(Controller):
@@ -70,7 +59,7 @@ class AccountsApiController(Controller):
             full_name=user.full_name,
             role=user.role,
             email_verified=user.email_verified_at is not None,
-            two_factor=_two_factor_state(user, verified=False),  # type: ignore[arg-type]
+            two_factor=two_factor_step(user.role, enrolled=user.totp_confirmed_at is not None, verified=False),  # type: ignore[arg-type]
             patient_id=await patient_id_for_user(db_session, user.id),
         )
         return Response(me, cookies=[cookie])
@@ -99,7 +88,7 @@ class AccountsApiController(Controller):
             full_name=signed_in.full_name,
             role=signed_in.role.value,
             email_verified=signed_in.email_verified,
-            two_factor=_two_factor_state(signed_in, verified=signed_in.two_factor_verified),  # type: ignore[arg-type]
+            two_factor=signed_in.two_factor,  # type: ignore[arg-type]
             patient_id=await patient_id_for_user(db_session, signed_in.user_id),
         )
 

@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts import service, two_factor
+from telehealth.accounts.roles import two_factor_step
 from telehealth.accounts.guards import current_user, requires_password_step, requires_sign_in
 from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
 from telehealth.accounts.sessions import SignedIn, end_session
@@ -33,10 +34,10 @@ def _secret_of(otpauth_uri: str) -> str:
     return parse_qs(urlsplit(otpauth_uri).query)["secret"][0]
 
 
-def _after_sign_in(user_needs_enrolment: bool, needs_code: bool, next_path: str) -> Redirect:
-    if user_needs_enrolment:
+def _after_sign_in(two_factor: str, next_path: str) -> Redirect:
+    if two_factor == "enrol":
         return Redirect(path="/account/two-factor")
-    if needs_code:
+    if two_factor == "required":
         return Redirect(path=f"/sign-in/two-factor?next={quote(next_path)}")
     return Redirect(path=next_path)
 
@@ -70,11 +71,8 @@ class AccountPagesController(Controller):
                 status_code=user.status_code,
             )
         cookie = await sign_in_cookie(db_session, user=user, request=request, now=now, settings=settings)
-        from telehealth.accounts.roles import TWO_FACTOR_REQUIRED_ROLES, Role
-
-        enrolled = user.totp_confirmed_at is not None
-        needs = Role(user.role) in TWO_FACTOR_REQUIRED_ROLES or enrolled
-        response = _after_sign_in(needs and not enrolled, needs and enrolled, next_path)
+        step = two_factor_step(user.role, enrolled=user.totp_confirmed_at is not None, verified=False)
+        response = _after_sign_in(step, next_path)
         response.set_cookie(cookie)
         return response
 

@@ -14,3 +14,14 @@ class Role(StrEnum):
 STAFF_ROLES = frozenset({Role.PRESCRIBER, Role.THERAPIST, Role.PHARMACIST, Role.COORDINATOR})
 # Everyone who can see more than their own record signs in with a second factor.
 TWO_FACTOR_REQUIRED_ROLES = STAFF_ROLES
+
+
+def two_factor_step(role: str, *, enrolled: bool, verified: bool) -> str:
+    """Where an account stands with the second factor at sign-in: "not_needed", "enrol" (required but not
+    set up), "required" (set up, code not yet given in this session) or "done". Staff always need it; a
+    patient who chose to enrol needs it too."""
+    if Role(role) not in TWO_FACTOR_REQUIRED_ROLES and not enrolled:
+        return "not_needed"
+    if not enrolled:
+        return "enrol"
+    return "done" if verified else "required"

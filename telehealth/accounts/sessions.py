@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
-from telehealth.accounts.roles import STAFF_ROLES, TWO_FACTOR_REQUIRED_ROLES, Role
+from telehealth.accounts.roles import STAFF_ROLES, Role, two_factor_step
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.settings import Settings
 
@@ -41,16 +41,16 @@ class SignedIn:
     step_up_at: datetime | None
 
     @property
-    def needs_two_factor(self) -> bool:
-        return self.role in TWO_FACTOR_REQUIRED_ROLES or self.totp_enrolled
+    def two_factor(self) -> str:
+        return two_factor_step(self.role, enrolled=self.totp_enrolled, verified=self.two_factor_verified)
 
     @property
     def two_factor_done(self) -> bool:
-        return not self.needs_two_factor or self.two_factor_verified
+        return self.two_factor in ("not_needed", "done")
 
     @property
     def must_enrol_two_factor(self) -> bool:
-        return self.needs_two_factor and not self.totp_enrolled
+        return self.two_factor == "enrol"
 
     @property
     def is_staff(self) -> bool:

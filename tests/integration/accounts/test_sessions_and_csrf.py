@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from telehealth.accounts.roles import Role
 from telehealth.asgi import create_app
-from tests.helpers import PASSWORD, make_person, sign_in
+from tests.helpers import form_csrf_token, PASSWORD, make_person, sign_in
 
 
 async def test_idle_for_thirty_minutes_ends_the_session(client, session_factory, settings, clock):
@@ -62,7 +62,7 @@ async def test_the_sign_in_form_works_with_its_csrf_token(client, session_factor
     patient = await make_person(session_factory, role=Role.PATIENT, email="pat@example.org", now=clock.now(), settings=settings)
     page = await client.get("/sign-in")
     assert 'name="_csrf_token"' in page.text
-    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    token = form_csrf_token(page.text)
     response = await client.post(
         "/sign-in", data={"email": patient.email, "password": PASSWORD, "next": "/", "_csrf_token": token}, follow_redirects=False
     )

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from telehealth.accounts.roles import Role
 from telehealth.audit.models import AuditEvent
 from telehealth.intake.escalations import has_open_crisis
-from tests.helpers import csrf_headers, drain_jobs, make_person, sign_in, worker_context
+from tests.helpers import form_csrf_token, csrf_headers, drain_jobs, make_person, sign_in, worker_context
 from tests.integration.intake.helpers import CLEAN, complete_intake, new_patient, save, submit
 
 
@@ -69,7 +69,7 @@ async def test_a_crisis_answer_is_acted_on_the_moment_it_is_saved(client, sessio
 async def test_a_crisis_answer_on_the_page_shows_crisis_resources_next(client, session_factory, settings, clock):
     await new_patient(client, session_factory, settings, clock)
     page = await client.get("/intake/cssrs")
-    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    token = form_csrf_token(page.text)
     form = {key: str(value) for key, value in (CLEAN["cssrs"] | {"cssrs_5": 1}).items()} | {"_csrf_token": token}
     response = await client.post("/intake/cssrs", data=form)
     assert response.status_code == 200

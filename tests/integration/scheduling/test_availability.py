@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import csrf_headers, sign_in
+from tests.helpers import form_csrf_token, csrf_headers, sign_in
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 
@@ -43,7 +43,7 @@ async def test_a_clinician_edits_hours_on_the_page_and_sees_the_calendar(client,
     calendar = await client.get("/clinician/calendar")
     assert calendar.status_code == 200 and "10:00–10:45 · Pat" in calendar.text
     page = await client.get("/clinician/hours")
-    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    token = form_csrf_token(page.text)
     bad = await client.post("/clinician/hours", data={"lines": "Funday 9-10", "_csrf_token": token})
     assert bad.status_code == 422 and "Line 1 should look like" in bad.text
     saved = await client.post("/clinician/hours", data={"lines": "Tuesday 08:00-09:00\nwednesday 13:00-14:00", "_csrf_token": token}, follow_redirects=False)
@@ -55,7 +55,7 @@ async def test_a_clinician_adds_a_day_off_on_the_page(client, session_factory, s
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     await sign_in(client, prescriber, clock)
     page = await client.get("/clinician/hours")
-    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    token = form_csrf_token(page.text)
     refused = await client.post("/clinician/overrides", data={"on_date": "2026-11-30", "kind": "extra", "start": "15:00", "end": "14:00", "_csrf_token": token})
     assert refused.status_code == 422 and "start before their end" in refused.text
     added = await client.post("/clinician/overrides", data={"on_date": "2026-11-30", "kind": "off", "_csrf_token": token}, follow_redirects=False)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from telehealth.waitlist.models import WaitlistEntry
 from tests.conftest import with_settings
-from tests.helpers import csrf_headers
+from tests.helpers import form_csrf_token, csrf_headers
 from tests.integration.waitlist.helpers import join, join_and_confirm, mail_links, person, status
 
 
@@ -81,7 +81,7 @@ async def test_joining_is_rate_limited_per_address(settings, clock):
 
 async def test_the_honeypot_pretends_and_stores_nothing(client, session_factory):
     page = await client.get("/waitlist")
-    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    token = form_csrf_token(page.text)
     form = {**{k: str(v) for k, v in person().items()}, "consent_to_contact": "yes", "website": "http://spam.example", "_csrf_token": token}
     response = await client.post("/waitlist", data=form)
     assert response.status_code == 200 and "Check your email" in response.text
@@ -95,7 +95,7 @@ async def test_the_honeypot_pretends_and_stores_nothing(client, session_factory)
 
 async def test_the_join_page_shows_field_errors(client):
     page = await client.get("/waitlist")
-    token = page.text.split('name="_csrf_token" value="')[1].split('"')[0]
+    token = form_csrf_token(page.text)
     form = {**{k: str(v) for k, v in person(phone="12345").items()}, "consent_to_contact": "yes", "_csrf_token": token}
     response = await client.post("/waitlist", data=form)
     assert response.status_code == 422
