@@ -259,9 +259,9 @@ async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type
 
 async def book_appointment(
     session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType,
-    starts_at: datetime, hold: bool, actor: Actor, now: datetime, settings: Settings,
+    starts_at: datetime, hold: bool, actor: Actor, now: datetime, settings: Settings, hold_for: timedelta = HOLD_FOR,
 ) -> Appointment:  # fmt: skip
-    """Hold (15 min) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
+    """Hold (15 min unless `hold_for` says otherwise) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
     await _may_book(session, patient=patient, appointment_type=appointment_type)
     day_start = starts_at - timedelta(hours=14)
     offered = await find_slots(
@@ -287,7 +287,7 @@ async def book_appointment(
     appointment = Appointment(
         appointment_type=appointment_type.value, clinician_id=clinician_id, patient_id=patient.id,
         status=AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED, starts_at=starts_at, ends_at=ends_at,
-        busy_from=busy_from, busy_until=busy_until, hold_expires_at=now + HOLD_FOR if hold else None,
+        busy_from=busy_from, busy_until=busy_until, hold_expires_at=now + hold_for if hold else None,
         room_token=secrets.token_urlsafe(24), created_at=now,
     )  # fmt: skip
     async def insert() -> None:
