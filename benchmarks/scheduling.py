@@ -419,9 +419,14 @@ class OpenSlot:
     starts_at: datetime
 
 
-async def fresh_slots(client: httpx.AsyncClient) -> list[OpenSlot]:
-    now = datetime.now(UTC)
-    response = await client.get("/api/v1/slots", params={"type": "consult", "from": iso(now), "to": iso(now + timedelta(days=14))})
+async def fresh_slots(client: httpx.AsyncClient, *, days_ahead: int = 0) -> list[OpenSlot]:
+    """Up to 2,000 open slots from `days_ahead` days on (three days, so a weekend still finds a working day).
+    Each race round starts on another day: the API answers the soonest slots first, and 50 racers winning
+    slots of the same few hours round after round would soon have no slot clear of their own bookings."""
+    start = datetime.now(UTC) + timedelta(days=days_ahead)
+    response = await client.get(
+        "/api/v1/slots", params={"type": "consult", "from": iso(start), "to": iso(start + timedelta(days=3)), "limit": 2000}
+    )
     response.raise_for_status()
     return [OpenSlot(s["clinician_id"], parse_time(s["starts_at"])) for s in response.json()]
 
@@ -600,7 +605,7 @@ async def measure_race(
 ) -> tuple[list[Series], list[dict[str, Any]]]:  # fmt: skip
     rounds = []
     for number in range(1, args.rounds + 1):
-        slots = choose_slots(await fresh_slots(clients[0]), args.race_slots, rng=rng)
+        slots = choose_slots(await fresh_slots(clients[0], days_ahead=number), args.race_slots, rng=rng)
         result = await race_round(server, clients, emails, slots, assign(slots, wins, rng=rng), number=number)
         for k, start in result["won"]:
             wins[k].append(start)
@@ -629,11 +634,11 @@ async def measure_race(
 
 
 async def measure_serial_bookings(
-    server: Server, clients: list[httpx.AsyncClient], *, count: int, rng: random.Random, wins: list[list[datetime]]
+    server: Server, clients: list[httpx.AsyncClient], *, count: int, days_ahead: int, rng: random.Random, wins: list[list[datetime]]
 ) -> Series:
     """Uncontended bookings one at a time: `count` free slots of different prescribers, each booked by
     another client for whom it overlaps nothing already won."""
-    slots = choose_slots(await fresh_slots(clients[0]), count, rng=rng)
+    slots = choose_slots(await fresh_slots(clients[0], days_ahead=days_ahead), count, rng=rng)
     who: list[int] = []
     for slot in slots:
         who.append(next(k for k in range(len(clients)) if k not in who and clear_of(slot.starts_at, wins[k])))
@@ -764,7 +769,9 @@ async def run(args: argparse.Namespace) -> int:
                 series += race_series
                 if args.serial_bookings:
                     log(f"bookings one at a time ({args.serial_bookings}) ...")
-                    series.append(await measure_serial_bookings(server, racers, count=args.serial_bookings, rng=rng, wins=wins))
+                    series.append(await measure_serial_bookings(
+                        server, racers, count=args.serial_bookings, days_ahead=args.rounds + 1, rng=rng, wins=wins
+                    ))  # fmt: skip
             finally:
                 for client in searchers + racers:
                     await client.aclose()
