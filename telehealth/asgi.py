@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from telehealth.accounts.middleware import SessionAuthMiddleware
+from telehealth.billing.gateway import StripeGateway
 from telehealth.cli import TelehealthCLIPlugin
 from telehealth.db.engine import make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         app.state.session_factory = factory
         app.state.embedded_server = embedded_server
         app.state.mailer = mailer or make_mailer(settings, factory)
+        app.state.stripe = StripeGateway(settings)
         stop = asyncio.Event()
         background: list[asyncio.Task[None]] = []
         if settings.auto_migrate or not settings.database_url:
@@ -89,7 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                 background.append(asyncio.create_task(migrate_when_reachable(engine, stop), name="migrate-when-reachable"))
         worker_task = None
         if settings.run_worker_in_process:
-            context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer})
+            context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer, "stripe": app.state.stripe})
             worker_task = asyncio.create_task(run_worker(context, stop), name="in-process-worker")
         try:
             yield
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if worker_task is not None:
                 with suppress(asyncio.CancelledError, TimeoutError):  # a job still sending is retried later
                     await asyncio.wait_for(worker_task, timeout=10)
+            await app.state.stripe.close()
             await engine.dispose()
 
     app = Litestar(

@@ -2,6 +2,7 @@
 
 from telehealth.accounts.api import AccountsApiController, PatientRecordApiController
 from telehealth.accounts.pages import AccountPagesController
+from telehealth.billing.api import BillingApiController, StripeWebhookController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
@@ -25,6 +26,8 @@ ROUTE_HANDLERS = [
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
+    StripeWebhookController,  # /api/v1/billing/stripe/webhook (signed by Stripe; no session, no CSRF)
+    BillingApiController,  # /api/v1/billing/policy, /api/v1/billing/.../checkout, /statement, /payments/{id}/refunds, /daily-totals
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

@@ -117,6 +117,18 @@ class Settings:
     login_attempts_per_ip_per_15_min: int = 50
     waitlist_joins_per_ip_per_hour: int = 20
     late_cancel_fee_cents: int = 5000
+    # Fees (integer cents): the first values of the clinic's billing policy, which coordinators then change.
+    consult_fee_cents: int = 15000
+    program_fee_cents: int = 115800
+    integration_fee_cents: int = 7500
+    no_show_fee_cents: int = 7500
+    stripe_timeout_seconds: float = 10.0
+    stripe_max_network_retries: int = 2
+    # Superbill: CPT code per appointment type, and the clinic's details printed on it.
+    cpt_codes: str = "consult=90792,reassessment=99214,integration=90837"
+    clinic_address: str = "100 Main Street, Suite 200, Burlington, VT 05401"
+    clinic_phone: str = "+1 802 555 0100"
+    clinic_tax_id: str = "00-0000000"
     video_room_url_template: str = "{public_base_url}/rooms/{room_token}"
     password_reset_valid_minutes: int = 30
     email_verification_valid_hours: int = 48
@@ -133,6 +145,11 @@ class Settings:
     @property
     def uses_tls(self) -> bool:
         return self.public_base_url.startswith("https://")
+
+    @property
+    def cpt_code_by_type(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.cpt_codes.split(",") if "=" in item)
+        return {kind.strip(): code.strip() for kind, code in pairs}
 
     @property
     def clinic_zone(self) -> ZoneInfo:
@@ -153,6 +170,8 @@ class Settings:
                 raise SettingsError("DATABASE_URL is required in production (the embedded database is for demos)")
             if not self.smtp_url:
                 raise SettingsError("SMTP_URL is required in production (the database mailbox is for development)")
+            if self.stripe_api_key == "sk_test_placeholder" or self.stripe_webhook_secret == "whsec_placeholder":
+                raise SettingsError("STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET are required in production")
 
 
 def load_settings() -> Settings:
@@ -189,6 +208,16 @@ def load_settings() -> Settings:
         step_up_valid_minutes=_int("STEP_UP_VALID_MINUTES", defaults.step_up_valid_minutes),
         waitlist_joins_per_ip_per_hour=_int("WAITLIST_JOINS_PER_IP_PER_HOUR", defaults.waitlist_joins_per_ip_per_hour),
         late_cancel_fee_cents=_int("LATE_CANCEL_FEE_CENTS", defaults.late_cancel_fee_cents),
+        consult_fee_cents=_int("CONSULT_FEE_CENTS", defaults.consult_fee_cents),
+        program_fee_cents=_int("PROGRAM_FEE_CENTS", defaults.program_fee_cents),
+        integration_fee_cents=_int("INTEGRATION_FEE_CENTS", defaults.integration_fee_cents),
+        no_show_fee_cents=_int("NO_SHOW_FEE_CENTS", defaults.no_show_fee_cents),
+        stripe_timeout_seconds=float(_env("STRIPE_TIMEOUT_SECONDS", str(defaults.stripe_timeout_seconds)) or defaults.stripe_timeout_seconds),
+        stripe_max_network_retries=_int("STRIPE_MAX_NETWORK_RETRIES", defaults.stripe_max_network_retries),
+        cpt_codes=_env("CPT_CODES", defaults.cpt_codes) or defaults.cpt_codes,
+        clinic_address=_env("CLINIC_ADDRESS", defaults.clinic_address) or defaults.clinic_address,
+        clinic_phone=_env("CLINIC_PHONE", defaults.clinic_phone) or defaults.clinic_phone,
+        clinic_tax_id=_env("CLINIC_TAX_ID", defaults.clinic_tax_id) or defaults.clinic_tax_id,
         video_room_url_template=_env("VIDEO_ROOM_URL_TEMPLATE", defaults.video_room_url_template) or defaults.video_room_url_template,
         job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
         job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),

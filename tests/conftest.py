@@ -24,6 +24,7 @@ from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import FrozenClock
 from telehealth.settings import PROJECT_ROOT, Settings
 from tests.fakes.smtp import SmtpServer
+from tests.fakes.stripe_api import FakeStripe
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -78,7 +79,8 @@ TABLES_TO_EMPTY = (
     "dea_registration, clinician_profile, user_account, job, periodic_task, dev_mailbox_message, "
     "waitlist_invitation, waitlist_link, waitlist_entry, intake_section, questionnaire_response, consent_signature, "
     "appointment, weekly_hours, date_override, appointment_type_settings, "
-    "screening_decision, escalation, intake"
+    "screening_decision, escalation, intake, "
+    "ledger_entry, refund, payment, stripe_customer, stripe_event, billing_policy"
 )
 
 
@@ -105,8 +107,18 @@ def smtp() -> Iterator[SmtpServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def stripe_fake() -> Iterator[FakeStripe]:
+    """One local fake of Stripe's API for the run; the real `stripe` client talks to it over HTTP."""
+    import stripe
+
+    stripe.HTTPClient.INITIAL_DELAY = 0.01  # the client's retry back-off: keep retried calls fast in tests
+    with FakeStripe() as fake:
+        yield fake
+
+
 @pytest.fixture
-def settings(database_url: str, smtp: SmtpServer) -> Settings:
+def settings(database_url: str, smtp: SmtpServer, stripe_fake: FakeStripe) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
@@ -115,6 +127,10 @@ def settings(database_url: str, smtp: SmtpServer) -> Settings:
         smtp_url=smtp.url,
         run_worker_in_process=False,
         public_base_url="http://testserver.local",
+        stripe_api_key="sk_test_fake",
+        stripe_webhook_secret=stripe_fake.webhook_secret,
+        stripe_api_base=stripe_fake.base_url,
+        stripe_timeout_seconds=2.0,
     )
 
 

@@ -99,3 +99,42 @@ def link_in(text: str, path: str) -> str:
 def form_csrf_token(page_html: str) -> str:
     """The CSRF token a rendered form carries (what a browser would post back)."""
     return page_html.split('name="_csrf_token" value="')[1].split('"')[0]
+
+
+async def deliver_stripe_event(client, fake, event: dict, *, timestamp: int | None = None):
+    """Post one event to the app's webhook, signed the way Stripe signs it."""
+    import json
+    import time
+
+    from tests.fakes.stripe_api import sign_payload
+
+    payload = json.dumps(event)
+    signature = sign_payload(payload, fake.webhook_secret, int(time.time()) if timestamp is None else timestamp)
+    return await client.post(
+        "/api/v1/billing/stripe/webhook", content=payload, headers={"stripe-signature": signature, "content-type": "application/json"}
+    )
+
+
+async def pay_checkout(client, fake, checkout_url: str, *, deliver: bool = True) -> dict:
+    """What a patient does on Stripe's page, then Stripe's signed `checkout.session.completed` reaching us."""
+    import asyncio
+
+    session_id = checkout_url.rstrip("/").rsplit("/", 1)[-1]
+    await asyncio.to_thread(fake.complete_checkout, session_id)
+    event = next(e for e in reversed(fake.events) if e["type"] == "checkout.session.completed" and e["data"]["object"]["id"] == session_id)
+    if deliver:
+        response = await deliver_stripe_event(client, fake, event)
+        assert response.status_code == 200, response.text
+    return event
+
+
+async def book_paid(client, fake, body: dict) -> dict:
+    """Book an appointment through the API and pay for it when it costs something: the booked appointment."""
+    response = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    assert response.status_code == 201, response.text
+    booked = response.json()
+    if booked.get("checkout_url"):
+        await pay_checkout(client, fake, booked["checkout_url"])
+        mine = (await client.get("/api/v1/appointments")).json()
+        booked = next(a for a in mine if a["id"] == booked["id"])
+    return booked

@@ -36,6 +36,10 @@ def _clock(state: State) -> Clock:
     return state.clock
 
 
+def _stripe_gateway(state: State) -> Any:
+    return state.stripe
+
+
 def _actor(request: Request[Any, Any, Any]) -> Actor:
     return actor_for(request)
 
@@ -53,4 +57,5 @@ APP_DEPENDENCIES = {
     "clock": Provide(_clock, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
     "signed_in": Provide(_signed_in, sync_to_thread=False),
+    "stripe_gateway": Provide(_stripe_gateway, sync_to_thread=False),
 }

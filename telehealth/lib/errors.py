@@ -64,3 +64,9 @@ class TooManyRequests(DomainError):
 
 class ServiceUnavailable(DomainError):
     status_code = 503
+
+
+class BadRequest(DomainError):
+    """The request cannot be read at all (e.g. a webhook whose signature does not verify)."""
+
+    status_code = 400

@@ -32,6 +32,10 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "appointment_confirmed": ("recipient_name", "when_local"),
     "appointment_cancelled": ("recipient_name", "when_local"),
     "appointment_reminder": ("recipient_name", "when_local"),
+    "billing_payment_received": ("recipient_name", "amount"),
+    "billing_payment_due": ("recipient_name", "amount"),
+    "billing_refund_issued": ("recipient_name", "amount"),
+    "billing_time_released": ("recipient_name", "amount"),
 }
 
 

@@ -18,6 +18,9 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
+from telehealth.billing import service as billing
+from telehealth.billing.gateway import StripeGateway
+from telehealth.billing.models import Payment
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import InvalidInput
 from telehealth.scheduling import availability, changes, service
@@ -45,10 +48,12 @@ async def _patient_or_none(db_session: AsyncSession, signed_in: SignedIn) -> Pat
     return await own_patient_record(db_session, viewer=signed_in) if signed_in.role is Role.PATIENT else None
 
 
-def appointment_body(appointment: Appointment) -> AppointmentBody:
+def appointment_body(appointment: Appointment, payment: Payment | None = None) -> AppointmentBody:
     return AppointmentBody(
         id=appointment.id, type=appointment.appointment_type, status=appointment.status, clinician_id=appointment.clinician_id,
         starts_at=appointment.starts_at, ends_at=appointment.ends_at, hold_expires_at=appointment.hold_expires_at,
+        payment_id=payment.id if payment else None, checkout_url=payment.checkout_url if payment else None,
+        amount_cents=payment.amount_cents if payment else None,
     )  # fmt: skip
 
 
@@ -99,14 +104,27 @@ class SchedulingApiController(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
+        stripe_gateway: NamedDependency[StripeGateway],
     ) -> AppointmentBody:
-        """Book (or hold for 15 minutes) one open slot. A slot someone else just took answers 409 with fresh slots."""
+        """Book (or hold for 15 minutes) one open slot. A paid appointment (every consult) is held for 30 minutes
+        and answers a `checkout_url`: it becomes booked only when Stripe confirms the payment. Read the policy
+        at /api/v1/billing/policy first. A slot someone else just took answers 409 with fresh slots."""
         patient = await own_patient_record(db_session, viewer=signed_in)
+        kind, now = AppointmentType(data.type), clock.now()
+        policy = await billing.current_policy(db_session, settings)
+        paid = await billing.appointment_needs_payment(db_session, patient_id=patient.id, appointment_type=kind, policy=policy)
         appointment = await service.book_appointment(
-            db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=AppointmentType(data.type),
-            starts_at=_aware(data.starts_at, "starts_at"), hold=data.hold, actor=actor, now=clock.now(), settings=settings,
+            db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=kind, starts_at=_aware(data.starts_at, "starts_at"),
+            hold=data.hold or paid, actor=actor, now=now, settings=settings, hold_for=billing.CHECKOUT_HOLD if paid else service.HOLD_FOR,
         )  # fmt: skip
-        return appointment_body(appointment)
+        if not paid:
+            return appointment_body(appointment)
+        payment = await billing.checkout_for_held_appointment(
+            db_session, stripe_gateway, appointment_id=appointment.id, patient=patient, now=now, settings=settings,
+            save_payment_method=data.save_payment_method,
+        )  # fmt: skip
+        await db_session.refresh(appointment)
+        return appointment_body(appointment, payment=payment)
 
     @get("/api/v1/appointments", guards=PATIENT)
     async def mine(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> list[AppointmentBody]:
@@ -159,10 +177,11 @@ class SchedulingApiController(Controller):
         signed_in: NamedDependency[SignedIn],
         actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
     ) -> AppointmentBody:
         appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=None)
-        return appointment_body(await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now()))
+        return appointment_body(await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now(), settings=settings))
 
     @post("/api/v1/follow-ups", status_code=201, guards=[requires_role(Role.THERAPIST)])
     async def follow_up(

@@ -13,6 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
+from telehealth.billing.settlement import (
+    CancellationQuote,
+    cancellation_quote,
+    reschedule_quote,
+    settle_cancellation,
+    settle_no_show,
+    settle_reschedule,
+)
 from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
@@ -26,19 +34,13 @@ JOIN_OPENS_BEFORE = timedelta(minutes=10)
 JOIN_CLOSES_AFTER_END = timedelta(minutes=30)
 
 
-def _dollars(cents: int) -> str:
-    return f"${cents // 100}.{cents % 100:02d}"
-
-
-def _late_fee_check(appointment: Appointment, *, by_patient: bool, accept_late_fee: bool, now: datetime, settings: Settings) -> None:
-    if by_patient and appointment.status == AppointmentStatus.BOOKED and appointment.starts_at - now < FREE_CHANGE_UNTIL and not accept_late_fee:
-        fee = settings.late_cancel_fee_cents
+async def _confirm_cost(quote: CancellationQuote, *, accept_late_fee: bool) -> None:
+    """Inside the free window the patient reads what it costs, in dollars, and must accept it to go ahead."""
+    if quote.late and not accept_late_fee:
         raise RuleRefused(
-            "appointment.late_fee_applies",
-            f"Changing less than 24 hours before the start costs the late-cancellation fee of {_dollars(fee)}. "
-            "Confirm to go ahead, or keep your appointment.",
-            extra={"late_fee_cents": fee},
-        )
+            "appointment.late_fee_applies", f"{quote.sentence} Confirm to go ahead, or keep your appointment.",
+            extra={"late_fee_cents": quote.fee_cents, "refund_cents": quote.refund_cents},
+        )  # fmt: skip
 
 
 async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, viewer: SignedIn, patient: Patient | None) -> Appointment:
@@ -55,14 +57,15 @@ async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, v
 async def cancel(
     session: AsyncSession, appointment: Appointment, *, by_patient: bool, accept_late_fee: bool, actor: Actor, now: datetime, settings: Settings
 ) -> Appointment:
-    _late_fee_check(appointment, by_patient=by_patient, accept_late_fee=accept_late_fee, now=now, settings=settings)
-    was_booked = appointment.status == AppointmentStatus.BOOKED
+    await _confirm_cost(await cancellation_quote(session, appointment, by_patient=by_patient, now=now, settings=settings), accept_late_fee=accept_late_fee)
+    was = appointment.status
     await change_status(
         session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.CANCELLED,
         actor=actor, now=now, patient_id=appointment.patient_id, values={"cancelled_at": now},
     )  # fmt: skip
     await session.refresh(appointment)
-    if was_booked:
+    await settle_cancellation(session, appointment, was=was, by_patient=by_patient, actor=actor, now=now, settings=settings)
+    if was == AppointmentStatus.BOOKED:
         await tell_patient(session, appointment, now=now, settings=settings, cancelled=True)
     return appointment
 
@@ -74,7 +77,8 @@ async def reschedule(
     """Move the same appointment (its history stays); the invite's SEQUENCE goes up, reminders follow."""
     if appointment.status != AppointmentStatus.BOOKED:
         raise Conflict("appointment.not_booked", "Only a booked appointment can be moved.")
-    _late_fee_check(appointment, by_patient=by_patient, accept_late_fee=accept_late_fee, now=now, settings=settings)
+    quote = await reschedule_quote(session, appointment, by_patient=by_patient, now=now, settings=settings)
+    await _confirm_cost(quote, accept_late_fee=accept_late_fee)
     kind = AppointmentType(appointment.appointment_type)
     patient = await session.get(Patient, appointment.patient_id)
     assert patient is not None and patient.state_of_residence
@@ -105,11 +109,14 @@ async def reschedule(
         patient_id=appointment.patient_id, now=now,
     )  # fmt: skip
     await session.refresh(appointment)
+    await settle_reschedule(session, appointment, quote=quote, now=now, settings=settings)
     await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
 
 
-async def mark_no_show(session: AsyncSession, appointment: Appointment, *, viewer: SignedIn, actor: Actor, now: datetime) -> Appointment:
+async def mark_no_show(
+    session: AsyncSession, appointment: Appointment, *, viewer: SignedIn, actor: Actor, now: datetime, settings: Settings
+) -> Appointment:
     if appointment.clinician_id != viewer.user_id:
         raise Forbidden("appointment.clinician_only", "Only the appointment's clinician can mark a no-show.")
     if now < appointment.starts_at:
@@ -119,6 +126,7 @@ async def mark_no_show(session: AsyncSession, appointment: Appointment, *, viewe
         actor=actor, now=now, patient_id=appointment.patient_id,
     )  # fmt: skip
     await session.refresh(appointment)
+    await settle_no_show(session, appointment, now=now, settings=settings)
     return appointment
 
 

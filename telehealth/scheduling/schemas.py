@@ -25,6 +25,7 @@ class BookAppointment(RequestBody):
     clinician_id: uuid.UUID
     starts_at: datetime
     hold: bool = False
+    save_payment_method: bool = False  # the patient agrees that late-cancellation and no-show fees go on this card
 
 
 class AppointmentBody(ResponseBody):
@@ -35,6 +36,9 @@ class AppointmentBody(ResponseBody):
     starts_at: datetime
     ends_at: datetime
     hold_expires_at: datetime | None
+    payment_id: uuid.UUID | None = None
+    checkout_url: str | None = None  # pay here; the appointment is booked when Stripe confirms the payment
+    amount_cents: int | None = None
 
 
 class FollowUpBody(RequestBody):

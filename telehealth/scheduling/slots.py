@@ -8,11 +8,14 @@ gap) is skipped; an ambiguous one (the autumn repeat) takes its first occurrence
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
+
+MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ class Availability:
     extra: dict[date, tuple[TimeRange, ...]] | None = None  # additional hours on a date
 
 
-@dataclass(frozen=True)
-class Busy:
-    """An existing appointment: its own span, and how much it blocks around itself (its buffers)."""
+class Busy(NamedTuple):
+    """An existing appointment: its own span, and how much it blocks around itself (its buffers).
+    (A tuple: a search builds thousands of them.)"""
 
     start: datetime
     end: datetime
@@ -73,22 +76,51 @@ def _ranges_on(day: date, availability: Availability) -> tuple[TimeRange, ...]:
     return (*weekly, *((availability.extra or {}).get(day, ())))
 
 
-def _candidate_starts(day: date, ranges: Iterable[TimeRange], settings: TypeSettings, zone: ZoneInfo) -> Iterator[datetime]:
-    for hours in ranges:
-        opens = _local_instant(day, hours.start, zone)
-        closes = _day_end(day, zone) if hours.end == time.max else _local_instant(day, hours.end, zone)
-        if opens is None or closes is None:
+def _merged(busy: Iterable[tuple[datetime, datetime]]) -> tuple[list[datetime], list[datetime]]:
+    """Busy spans as disjoint sorted spans (starts, ends): overlapping or touching spans become one. A
+    candidate overlaps the union exactly when it overlaps one of the spans, and the ends come out sorted."""
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for start, end in sorted(busy):
+        if ends and start <= ends[-1]:
+            if end > ends[-1]:
+                ends[-1] = end
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _open_in_range(
+    opens: datetime, closes: datetime, settings: TypeSettings, earliest: datetime, latest: datetime,
+    busy_starts: list[datetime], busy_ends: list[datetime], found: list[datetime],
+) -> None:  # fmt: skip
+    """Append the open starts of one range of hours: every `step` from `opens`, the whole consult before
+    `closes`, in [earliest, latest), its span with both buffers clear of the busy spans. The candidates
+    ascend, so one pointer walks the busy spans, and a blocked candidate jumps past the span blocking it."""
+    step, duration, before, after = settings.step, settings.duration, settings.buffer_before, settings.buffer_after
+    start = opens
+    if start < earliest:
+        start += step * -((opens - earliest) // step)  # the first aligned start at or after `earliest`
+    last = min(closes - duration, latest - MICROSECOND)
+    i = bisect_right(busy_ends, start - before)  # the first span ending after the first candidate's span begins
+    count = len(busy_ends)
+    while start <= last:
+        blocked_from = start - before
+        while i < count and busy_ends[i] <= blocked_from:
+            i += 1
+        if i < count and busy_starts[i] < start + duration + after:
+            # Blocked by span i: the next candidate that can be clear starts its before-buffer at that span's end.
+            start += step * -((blocked_from - busy_ends[i]) // step)
             continue
-        start = opens
-        while start + settings.duration <= closes:
-            yield start
-            start += settings.step
+        found.append(start)
+        start += step
 
 
 def open_slots(
     availability: Availability,
     settings: TypeSettings,
-    busy: Iterable[Busy],
+    busy: Iterable[Busy | tuple[datetime, datetime]],
     *,
     window_start: datetime,
     window_end: datetime,
@@ -100,24 +132,25 @@ def open_slots(
     zone = availability.zone
     earliest = max(window_start, now + settings.minimum_notice)
     latest = min(window_end, now + settings.horizon)
-    busy = sorted(busy, key=lambda b: b.start)
-    busy_starts = [b.start for b in busy]
-    longest = max((b.end - b.start for b in busy), default=timedelta(0))
+    if earliest >= latest:
+        return []
+    busy_starts, busy_ends = _merged(busy)
     booked_per_day = booked_per_day or {}
-    slots: set[datetime] = set()
-    day = earliest.astimezone(zone).date()
-    while day <= latest.astimezone(zone).date():
+    found: list[datetime] = []
+    overlapping_ranges = False  # several ranges on one day may overlap: then sort and drop repeats at the end
+    day, last_day = earliest.astimezone(zone).date(), latest.astimezone(zone).date()
+    one_day = timedelta(days=1)
+    while day <= last_day:
         if settings.max_per_day is not None and booked_per_day.get(day, 0) >= settings.max_per_day:
-            day += timedelta(days=1)
+            day += one_day
             continue
-        for start in _candidate_starts(day, _ranges_on(day, availability), settings, zone):
-            if not earliest <= start < latest:
-                continue
-            blocked_from, blocked_to = start - settings.buffer_before, start + settings.duration + settings.buffer_after
-            # Only busy spans starting before blocked_to and after (blocked_from - longest span) can overlap.
-            low, high = bisect_left(busy_starts, blocked_from - longest), bisect_left(busy_starts, blocked_to)
-            if any(b.overlaps(blocked_from, blocked_to) for b in busy[low:high]):
-                continue
-            slots.add(start)
-        day += timedelta(days=1)
-    return sorted(slots)
+        ranges = _ranges_on(day, availability)
+        if len(ranges) > 1:
+            overlapping_ranges = True
+        for hours in ranges:
+            opens = _local_instant(day, hours.start, zone)
+            closes = _day_end(day, zone) if hours.end == time.max else _local_instant(day, hours.end, zone)
+            if opens is not None and closes is not None:
+                _open_in_range(opens, closes, settings, earliest, latest, busy_starts, busy_ends, found)
+        day += one_day
+    return sorted(set(found)) if overlapping_ranges else found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import form_csrf_token, csrf_headers, sign_in
+from tests.helpers import book_paid, form_csrf_token, csrf_headers, sign_in
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 
@@ -32,12 +32,12 @@ async def test_hours_overrides_and_settings_shape_the_slots(client, session_fact
     assert local == ["2026-11-24T09:00:00-05:00", "2026-11-24T14:00:00-05:00", "2026-11-25T18:00:00-05:00"]
 
 
-async def test_a_clinician_edits_hours_on_the_page_and_sees_the_calendar(client, session_factory, settings, clock):
+async def test_a_clinician_edits_hours_on_the_page_and_sees_the_calendar(client, session_factory, settings, clock, stripe_fake):
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patient = await screened_patient(session_factory, settings, clock)
     await sign_in(client, patient, clock)
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
-    assert (await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))).status_code == 201
+    assert (await book_paid(client, stripe_fake, body))["status"] == "booked"
     client.cookies.clear()
     await sign_in(client, prescriber, clock)
     calendar = await client.get("/clinician/calendar")

@@ -16,7 +16,7 @@ from telehealth.lib.errors import Conflict
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.service import book_appointment
 from telehealth.scheduling.states import AppointmentType
-from tests.helpers import csrf_headers, sign_in
+from tests.helpers import book_paid, csrf_headers, sign_in
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 # The frozen clock is Monday 23 Nov 2026 15:00 UTC (10:00 in New York); slots need 12 h notice.
@@ -51,20 +51,19 @@ async def test_no_slots_after_the_dea_registration_lapses(client, session_factor
     assert days == ["2026-11-24", "2026-11-25"]  # valid today and through its expiry date, not after
 
 
-async def test_booking_takes_the_slot_and_cancelling_gives_it_back(client, session_factory, settings, clock):
+async def test_booking_takes_the_slot_and_cancelling_gives_it_back(client, session_factory, settings, clock, stripe_fake):
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patient = await screened_patient(session_factory, settings, clock)
     await sign_in(client, patient, clock)
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
-    booked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
-    assert booked.status_code == 201, booked.text
-    assert (booked.json()["status"], booked.json()["ends_at"]) == ("booked", "2026-11-24T15:45:00Z")
+    booked = await book_paid(client, stripe_fake, body)
+    assert (booked["status"], booked["ends_at"]) == ("booked", "2026-11-24T15:45:00Z")
     starts = {s["starts_at"] for s in await _slots(client)}
     assert "2026-11-24T15:00:00Z" not in starts and "2026-11-24T15:45:00Z" not in starts  # 10-min buffer after
     assert "2026-11-24T14:00:00Z" in starts and "2026-11-24T16:00:00Z" in starts
     again = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert again.status_code == 409 and again.json()["code"] == "appointment.slot_taken" and again.json()["slots"]
-    cancelled = await client.post(f"/api/v1/appointments/{booked.json()['id']}/cancel", json={}, headers=await csrf_headers(client))
+    cancelled = await client.post(f"/api/v1/appointments/{booked['id']}/cancel", json={}, headers=await csrf_headers(client))
     assert cancelled.json()["status"] == "cancelled"
     assert "2026-11-24T15:00:00Z" in {s["starts_at"] for s in await _slots(client)}
 
@@ -129,24 +128,27 @@ async def test_a_patient_cannot_hold_two_overlapping_appointments(client, sessio
     assert (clash.status_code, clash.json()["code"]) == (409, "appointment.patient_overlap")
 
 
-async def test_a_hold_lapses_after_fifteen_minutes_and_the_time_comes_back(client, session_factory, settings, clock):
+async def test_a_paid_hold_lapses_after_thirty_minutes_and_the_time_comes_back(client, session_factory, settings, clock):
+    """A consult is held while the patient pays; Stripe Checkout lives at least 30 minutes, so the hold does too."""
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     holder = await screened_patient(session_factory, settings, clock, email="holder@example.org")
     other = await screened_patient(session_factory, settings, clock, email="other@example.org")
     await sign_in(client, holder, clock)
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z", "hold": True}
     held = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
-    assert (held.json()["status"], held.json()["hold_expires_at"]) == ("held", "2026-11-23T15:15:00Z")
+    assert (held.json()["status"], held.json()["hold_expires_at"]) == ("held", "2026-11-23T15:30:00Z")
     client.cookies.clear()
     await sign_in(client, other, clock)
     assert "2026-11-24T15:00:00Z" not in {s["starts_at"] for s in await _slots(client)}
-    clock.advance(timedelta(minutes=15))
+    clock.advance(timedelta(minutes=29))
+    assert "2026-11-24T15:00:00Z" not in {s["starts_at"] for s in await _slots(client)}
+    clock.advance(timedelta(minutes=1))
     assert "2026-11-24T15:00:00Z" in {s["starts_at"] for s in await _slots(client)}
     taken = await client.post("/api/v1/appointments", json=body | {"hold": False}, headers=await csrf_headers(client))
     assert taken.status_code == 201
     async with session_factory() as session:
         statuses = sorted((await session.execute(select(Appointment.status))).scalars())
-    assert statuses == ["booked", "expired"]
+    assert statuses == ["expired", "held"]  # the second patient now holds it while paying
 
 
 async def test_booking_needs_screening_and_no_open_crisis(client, session_factory, settings, clock):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from icalendar import Calendar
 
-from tests.helpers import csrf_headers, drain_jobs, sign_in, worker_context
+from tests.helpers import book_paid, csrf_headers, drain_jobs, sign_in, worker_context
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 TUESDAY_TEN = "2026-11-24T15:00:00Z"  # 10:00 New York; the frozen clock is Monday 15:00 UTC
@@ -14,9 +15,17 @@ TUESDAY_TEN = "2026-11-24T15:00:00Z"  # 10:00 New York; the frozen clock is Mond
 
 async def _book(client, prescriber, starts_at=TUESDAY_TEN):
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": starts_at}
-    response = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+    booked = await book_paid(client, STRIPE[0], body)
+    assert booked["status"] == "booked"
+    return booked["id"]
+
+
+STRIPE: list = []  # the session's fake Stripe, set by the autouse fixture below
+
+
+@pytest.fixture(autouse=True)
+def _stripe(stripe_fake):
+    STRIPE[:] = [stripe_fake]
 
 
 def _invites(smtp) -> list[Calendar]:
@@ -39,16 +48,16 @@ async def test_cancelling_is_free_until_24_hours_before_then_needs_the_fee_accep
     await _setup(client, session_factory, settings, clock)
     prescriber = (await client.get("/api/v1/slots", params={"type": "consult", "from": TUESDAY_TEN, "to": "2026-11-25T00:00:00Z"})).json()[0]
     clock.advance(timedelta(minutes=-1))  # 24 h and 1 min before
-    first = await client.post("/api/v1/appointments", json={"type": "consult", "clinician_id": prescriber["clinician_id"], "starts_at": TUESDAY_TEN}, headers=await csrf_headers(client))
+    first = await book_paid(client, STRIPE[0], {"type": "consult", "clinician_id": prescriber["clinician_id"], "starts_at": TUESDAY_TEN})
     clock.advance(timedelta(minutes=1))  # exactly 24 h before: still free
-    free = await client.post(f"/api/v1/appointments/{first.json()['id']}/cancel", json={}, headers=await csrf_headers(client))
+    free = await client.post(f"/api/v1/appointments/{first['id']}/cancel", json={}, headers=await csrf_headers(client))
     assert free.json()["status"] == "cancelled"
-    second = await client.post("/api/v1/appointments", json={"type": "consult", "clinician_id": prescriber["clinician_id"], "starts_at": TUESDAY_TEN}, headers=await csrf_headers(client))
+    second = await book_paid(client, STRIPE[0], {"type": "consult", "clinician_id": prescriber["clinician_id"], "starts_at": TUESDAY_TEN})
     clock.advance(timedelta(minutes=1))  # 23 h 59 min before: the fee applies
-    told = await client.post(f"/api/v1/appointments/{second.json()['id']}/cancel", json={}, headers=await csrf_headers(client))
+    told = await client.post(f"/api/v1/appointments/{second['id']}/cancel", json={}, headers=await csrf_headers(client))
     assert (told.status_code, told.json()["code"], told.json()["late_fee_cents"]) == (422, "appointment.late_fee_applies", 5000)
-    assert "$50.00" in told.json()["detail"]
-    accepted = await client.post(f"/api/v1/appointments/{second.json()['id']}/cancel", json={"accept_late_fee": True}, headers=await csrf_headers(client))
+    assert "$50.00" in told.json()["detail"] and "$100.00 back" in told.json()["detail"]
+    accepted = await client.post(f"/api/v1/appointments/{second['id']}/cancel", json={"accept_late_fee": True}, headers=await csrf_headers(client))
     assert accepted.json()["status"] == "cancelled"
 
 

@@ -82,3 +82,72 @@ def test_day_off_extra_hours_and_daily_limit():
     start = datetime.combine(day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
     limited = TypeSettings(duration=timedelta(minutes=45), minimum_notice=timedelta(0), max_per_day=3)
     assert open_slots(every_day(), limited, [], window_start=start, window_end=start + timedelta(days=1), now=start, booked_per_day={day: 3}) == []
+
+
+def _reference_open_slots(availability, settings, busy, *, window_start, window_end, now, booked_per_day=None):
+    """The rule written the plain way (every candidate against every busy span), to check the fast engine."""
+    earliest, latest = max(window_start, now + settings.minimum_notice), min(window_end, now + settings.horizon)
+    found = set()
+    day = earliest.astimezone(availability.zone).date()
+    while day <= latest.astimezone(availability.zone).date():
+        if settings.max_per_day is None or (booked_per_day or {}).get(day, 0) < settings.max_per_day:
+            ranges = () if day in availability.days_off else (*availability.weekly.get(day.weekday(), ()), *(availability.extra or {}).get(day, ()))
+            for hours in ranges:
+                opens = datetime.combine(day, hours.start, tzinfo=availability.zone)
+                if opens.astimezone(UTC).astimezone(availability.zone).time() != hours.start:
+                    continue  # in the spring gap
+                if hours.end == time.max:
+                    closes = datetime.combine(day + timedelta(days=1), time(0), tzinfo=availability.zone)
+                else:
+                    closes = datetime.combine(day, hours.end, tzinfo=availability.zone)
+                    if closes.astimezone(UTC).astimezone(availability.zone).time() != hours.end:
+                        continue
+                start = opens.astimezone(UTC)
+                while start + settings.duration <= closes.astimezone(UTC):
+                    span = (start - settings.buffer_before, start + settings.duration + settings.buffer_after)
+                    if earliest <= start < latest and not any(b.start < span[1] and span[0] < b.end for b in busy):
+                        found.add(start)
+                    start += settings.step
+        day += timedelta(days=1)
+    return sorted(found)
+
+
+def test_the_fast_engine_agrees_with_the_plain_rule_on_random_calendars():
+    import random
+
+    rng = random.Random(20261122)
+    zones = [NEW_YORK, LOS_ANGELES, ZoneInfo("Pacific/Honolulu"), ZoneInfo("Europe/London"), ZoneInfo("Australia/Lord_Howe")]
+    minutes = lambda n: timedelta(minutes=n)  # noqa: E731
+    for case in range(400):
+        zone = rng.choice(zones)
+        weekly = {}
+        for weekday in range(7):
+            ranges = []
+            for _ in range(rng.choice([0, 1, 1, 1, 2, 3])):
+                opens = rng.randrange(0, 23 * 60, 5)
+                closes = rng.choice([min(24 * 60, opens + rng.randrange(15, 10 * 60, 5)), 24 * 60])
+                ranges.append(TimeRange(time(opens // 60, opens % 60), time.max if closes == 24 * 60 else time(closes // 60, closes % 60)))
+            weekly[weekday] = tuple(ranges)
+        # Around both US transitions and ordinary weeks.
+        first_day = rng.choice([date(2027, 3, 12), date(2027, 11, 5), date(2027, 1, 11), date(2027, 10, 1)])
+        window_start = datetime.combine(first_day, time(rng.randrange(24)), tzinfo=UTC) + minutes(rng.randrange(0, 60, 7))
+        window_end = window_start + timedelta(hours=rng.randrange(1, 24 * 5))
+        days = [first_day + timedelta(days=n) for n in range(6)]
+        availability = Availability(
+            zone=zone, weekly=weekly, days_off=frozenset(rng.sample(days, rng.choice([0, 0, 1]))),
+            extra={rng.choice(days): (TimeRange(time(rng.randrange(0, 12)), time(rng.randrange(13, 23))),)} if rng.random() < 0.4 else None,
+        )  # fmt: skip
+        settings = TypeSettings(
+            duration=minutes(rng.choice([10, 30, 45, 50, 90])), buffer_before=minutes(rng.choice([0, 0, 5, 15])),
+            buffer_after=minutes(rng.choice([0, 10, 15])), minimum_notice=minutes(rng.choice([0, 60, 720])),
+            horizon=timedelta(hours=rng.choice([6, 48, 24 * 30])), max_per_day=rng.choice([None, None, 1, 3]),
+            step=minutes(rng.choice([5, 15, 20, 30, 60])),
+        )  # fmt: skip
+        busy = []
+        for _ in range(rng.randrange(0, 30)):
+            start = window_start + minutes(rng.randrange(-24 * 60, 5 * 24 * 60, rng.choice([1, 5, 15])))
+            busy.append(Busy(start, start + minutes(rng.randrange(1, 180))))
+        booked = {day: rng.randrange(0, 4) for day in days}
+        now = window_start - timedelta(hours=rng.randrange(0, 30))
+        arguments = dict(window_start=window_start, window_end=window_end, now=now, booked_per_day=booked)
+        assert open_slots(availability, settings, busy, **arguments) == _reference_open_slots(availability, settings, busy, **arguments), case

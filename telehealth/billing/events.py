@@ -1,0 +1,188 @@
+"""Stripe's webhooks: verified on the raw body, each event acted on exactly once, in any order.
+
+The event's id is stored in the same transaction as its effects: a repeat (or a concurrent twin, which waits
+on the primary key) finds it and does nothing. Handlers check states rather than trusting order: a refund
+that arrives before the payment's completion first completes the payment (a refund proves the charge).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import stripe
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.billing import service
+from telehealth.billing.gateway import StripeGateway
+from telehealth.billing.models import Payment, Refund, StripeEvent
+from telehealth.billing.states import PaymentStatus, RefundStatus
+from telehealth.lib.errors import BadRequest
+from telehealth.lib.states import change_status
+from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus
+from telehealth.settings import Settings
+
+SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's default: an older signed payload is a replay
+
+
+def verified_event(payload: bytes, signature: str | None, *, secret: str) -> dict[str, Any]:
+    """The event, if Stripe signed exactly these bytes within the tolerance; else a 400."""
+    if not signature:
+        raise BadRequest("webhook.signature_missing", "The Stripe-Signature header is missing.")
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
+        event = json.loads(text)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+        raise BadRequest("webhook.signature_invalid", "The signature does not match this payload, or it is too old.") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("data"), dict):
+        raise BadRequest("webhook.malformed", "This is not a Stripe event.")
+    return event
+
+
+async def apply_event(session: AsyncSession, gateway: StripeGateway, *, event: dict[str, Any], now: datetime, settings: Settings) -> str:
+    """Act on one verified event; answers what happened ("duplicate", "ignored", or the handler's outcome)."""
+    fresh = await session.execute(
+        insert(StripeEvent).values(id=event["id"], type=str(event.get("type", ""))[:100], received_at=now).on_conflict_do_nothing().returning(StripeEvent.id)
+    )
+    if fresh.scalar_one_or_none() is None:
+        return "duplicate"
+    handler = HANDLERS.get(str(event.get("type")))
+    if handler is None:
+        return "ignored"
+    return await handler(session, gateway, event["data"].get("object") or {}, now, settings)
+
+
+async def _payment_from_metadata(session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
+    reference = (obj.get("metadata") or {}).get("payment_id") or obj.get("client_reference_id")
+    try:
+        payment_id = uuid.UUID(str(reference))
+    except ValueError:
+        return None
+    return await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+
+
+async def _payment_for_intent(session: AsyncSession, gateway: StripeGateway, payment_intent_id: str | None) -> Payment | None:
+    """By the PaymentIntent we stored, or (an event that overtook the completion) by re-reading the intent
+    from Stripe for our payment id."""
+    if not payment_intent_id:
+        return None
+    found = (
+        await session.execute(select(Payment).where(Payment.stripe_payment_intent_id == payment_intent_id).with_for_update().execution_options(populate_existing=True))
+    ).scalar_one_or_none()  # fmt: skip
+    if found is not None:
+        return found
+    intent = await gateway.retrieve_payment_intent(payment_intent_id)
+    return await _payment_from_metadata(session, intent)
+
+
+async def _checkout_paid(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    payment = await _payment_from_metadata(session, obj)
+    if payment is None:
+        return "ignored"
+    if obj.get("payment_status") not in ("paid", "no_payment_required"):
+        if obj.get("payment_intent") and not payment.stripe_payment_intent_id:
+            payment.stripe_payment_intent_id = obj["payment_intent"]
+            session.add(payment)
+        return "awaiting_payment"  # a delayed method: async_payment_succeeded or _failed follows
+    return "paid" if await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings) else "already_paid"
+
+
+async def _checkout_async_succeeded(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    return await _checkout_paid(session, gateway, {**obj, "payment_status": "paid"}, now, settings)
+
+
+async def _lapse_hold(session: AsyncSession, payment: Payment, now: datetime) -> None:
+    if payment.appointment_id is None:
+        return
+    appointment = await session.get(Appointment, payment.appointment_id, with_for_update=True)
+    if appointment is not None and appointment.status == AppointmentStatus.HELD:
+        await change_status(
+            session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=AppointmentStatus.HELD,
+            target=AppointmentStatus.EXPIRED, actor=Actor.system(), now=now, patient_id=appointment.patient_id,
+        )  # fmt: skip
+
+
+async def _checkout_failed(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    payment = await _payment_from_metadata(session, obj)
+    if payment is None or payment.status != PaymentStatus.OPEN:
+        return "ignored"
+    await service.release_payment(session, payment, target=PaymentStatus.FAILED, now=now)
+    await _lapse_hold(session, payment, now)
+    return "failed"
+
+
+async def _checkout_expired(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    payment = await _payment_from_metadata(session, obj)
+    if payment is None or payment.status != PaymentStatus.OPEN or payment.stripe_checkout_session_id != obj.get("id"):
+        return "ignored"  # paid meanwhile, or an older session of a payment that has a newer one
+    if payment.appointment_id is None:
+        payment.checkout_url, payment.checkout_expires_at = None, None  # still due: the next click makes a new session
+        session.add(payment)
+        return "session_closed"
+    await service.release_payment(session, payment, target=PaymentStatus.EXPIRED, now=now)
+    await _lapse_hold(session, payment, now)
+    return "expired"
+
+
+async def _intent_failed(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    payment = await _payment_for_intent(session, gateway, obj.get("id"))
+    if payment is None:
+        return "ignored"
+    payment.failure_code = str(((obj.get("last_payment_error") or {}).get("code")) or "payment_failed")[:100]
+    session.add(payment)
+    return "noted"
+
+
+async def _charge_refunded(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    payment = await _payment_for_intent(session, gateway, obj.get("payment_intent"))
+    if payment is None:
+        return "ignored"
+    if payment.status in (PaymentStatus.OPEN, PaymentStatus.FAILED):
+        await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings)
+        await session.refresh(payment)
+    ours = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+            Refund.payment_id == payment.id, Refund.status.in_([RefundStatus.PENDING, RefundStatus.SUCCEEDED])
+        )
+    )  # fmt: skip
+    outside = int(obj.get("amount_refunded") or 0) - int(ours or 0)
+    if outside <= 0:
+        return "matched"  # our own refunds: their jobs record them
+    refund = await service.request_refund(session, payment, amount_cents=outside, reason="outside", actor=Actor.system(), now=now,
+                                          note="Refunded outside the portal (Stripe dashboard)", send=False)  # fmt: skip
+    assert refund is not None
+    await service.finish_refund(session, refund, stripe_refund_id=None, now=now)
+    return "recorded_outside_refund"
+
+
+async def _dispute_created(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+    payment = await _payment_for_intent(session, gateway, obj.get("payment_intent"))
+    if payment is None:
+        return "ignored"
+    if payment.disputed_at is None:
+        payment.disputed_at = now
+        session.add(payment)
+    await service.record_dispute(session, payment, amount_cents=int(obj.get("amount") or payment.amount_cents), now=now)
+    await record_audit_event(session, actor=Actor.system(), action="payment.dispute", resource_type="payment", resource_id=payment.id,
+                             patient_id=payment.patient_id, now=now, reason=str(obj.get("reason") or "")[:100] or None)  # fmt: skip
+    return "flagged"
+
+
+Handler = Callable[[AsyncSession, StripeGateway, dict[str, Any], datetime, Settings], Awaitable[str]]
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _checkout_paid,
+    "checkout.session.async_payment_succeeded": _checkout_async_succeeded,
+    "checkout.session.async_payment_failed": _checkout_failed,
+    "checkout.session.expired": _checkout_expired,
+    "payment_intent.payment_failed": _intent_failed,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+}
