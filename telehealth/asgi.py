@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from urllib.parse import urlsplit
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
@@ -24,7 +25,7 @@ from telehealth.lib.clock import Clock, SystemClock
 from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
-from telehealth.lib.security_headers import SecurityHeadersMiddleware
+from telehealth.lib.security_headers import STRIPE_CHECKOUT_ORIGIN, SecurityHeadersMiddleware
 from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
 from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
 from telehealth.routes import ROUTE_HANDLERS
@@ -57,6 +58,14 @@ async def migrate_when_reachable(engine: object, stop: asyncio.Event, *, max_del
         else:
             logger.info("migrations applied after the database became reachable")
             return
+
+
+def payment_page_origin(settings: Settings) -> str:
+    """Stripe's hosted checkout, or the origin of the Stripe stand-in configured by STRIPE_API_BASE."""
+    if settings.stripe_api_base:
+        parts = urlsplit(settings.stripe_api_base)
+        return f"{parts.scheme}://{parts.netloc}"
+    return STRIPE_CHECKOUT_ORIGIN
 
 
 def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
@@ -112,7 +121,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         ],
         dependencies=APP_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[SecurityHeadersMiddleware(hsts=settings.uses_tls), SessionAuthMiddleware()],
+        middleware=[SecurityHeadersMiddleware(hsts=settings.uses_tls, payment_page_origin=payment_page_origin(settings)), SessionAuthMiddleware()],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_secure=settings.uses_tls,

@@ -3,6 +3,7 @@
 from telehealth.accounts.api import AccountsApiController, PatientRecordApiController
 from telehealth.accounts.pages import AccountPagesController
 from telehealth.billing.api import BillingApiController, StripeWebhookController
+from telehealth.billing.pages import BillingPagesController, CoordinatorBillingPagesController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
@@ -28,6 +29,8 @@ ROUTE_HANDLERS = [
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
     StripeWebhookController,  # /api/v1/billing/stripe/webhook (signed by Stripe; no session, no CSRF)
     BillingApiController,  # /api/v1/billing/policy, /api/v1/billing/.../checkout, /statement, /payments/{id}/refunds, /daily-totals
+    BillingPagesController,  # /billing, /billing/.../pay, /billing/return, /billing/payments/{id}/receipt, /billing/superbill
+    CoordinatorBillingPagesController,  # /coordinator/billing
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

@@ -8,17 +8,27 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-)
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+
+def content_security_policy(payment_page_origin: str = STRIPE_CHECKOUT_ORIGIN) -> str:
+    """Everything from us only; forms may also lead to the payment processor's checkout page (a form
+    whose answer redirects there counts as a form action)."""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+        f"connect-src 'self'; form-action 'self' {payment_page_origin}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 class SecurityHeadersMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, *, hsts: bool) -> None:
+    def __init__(self, *, hsts: bool, payment_page_origin: str = STRIPE_CHECKOUT_ORIGIN) -> None:
         self.hsts = hsts
+        self.policy = content_security_policy(payment_page_origin)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         is_static = scope["path"].startswith("/static/")
@@ -26,7 +36,7 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
-                headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                headers["Content-Security-Policy"] = self.policy
                 headers["X-Frame-Options"] = "DENY"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["X-Content-Type-Options"] = "nosniff"

@@ -26,6 +26,8 @@ from telehealth.clinicians.models import ClinicianProfile
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
+from telehealth.billing import service as billing
+from telehealth.billing.settlement import cancellation_quote
 from telehealth.scheduling import availability, changes, service
 from telehealth.scheduling.models import DateOverride, WeeklyHours
 from telehealth.scheduling.states import AppointmentType
@@ -110,13 +112,28 @@ class BookingPagesController(Controller):
             clinician_id, starts_at = uuid.UUID(fields["clinician_id"]), datetime.fromisoformat(fields["starts_at"])
         except ValueError:
             return await _slot_page(db_session, signed_in, now=clock.now(), error="Choose one of the times below.", status_code=422, kind=kind)
+        policy = await billing.current_policy(db_session, settings)
+        paid = await billing.appointment_needs_payment(db_session, patient_id=patient.id, appointment_type=kind, policy=policy)
         booked = await attempt(db_session, service.book_appointment(
-            db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind,
-            starts_at=starts_at, hold=False, actor=actor, now=clock.now(), settings=settings,
+            db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind, starts_at=starts_at, hold=paid,
+            actor=actor, now=clock.now(), settings=settings, hold_for=billing.CHECKOUT_HOLD,
         ))  # fmt: skip
         if isinstance(booked, DomainError):
             return await _slot_page(db_session, signed_in, now=clock.now(), error=booked.detail, status_code=booked.status_code, kind=kind)
+        if paid:  # held while the patient reads the policy and pays; booked when Stripe confirms
+            return Redirect(path=f"/billing/appointments/{booked.id}/pay")
         return Redirect(path="/appointments?done=booked")
+
+    @get("/appointments/{appointment_id:uuid}/cancel", guards=PATIENT)
+    async def cancel_form(
+        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        """Before cancelling, the patient reads what happens to their money, in dollars."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        appointment = await service.patient_appointment(db_session, patient=patient, appointment_id=appointment_id)
+        quote = await cancellation_quote(db_session, appointment, by_patient=True, now=clock.now(), settings=settings)
+        return Template("scheduling/confirm_cancel.html", context={"appointment": appointment, "quote": quote, "zone": patient.timezone})
 
     @get("/appointments/{appointment_id:uuid}/reschedule", guards=PATIENT)
     async def reschedule_form(

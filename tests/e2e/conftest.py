@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telehealth.lib.clock import SystemClock
 from telehealth.settings import Settings
 from tests.conftest import empty_all_tables, with_settings
+from tests.fakes.stripe_api import FakeStripe
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -42,7 +43,7 @@ async def empty_tables(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+async def live_server(settings: Settings, stripe_fake: FakeStripe) -> AsyncIterator[LiveServer]:
     from telehealth.asgi import create_app
 
     # Bind the socket ourselves so the port is known (for public_base_url) and cannot be taken meanwhile.
@@ -56,10 +57,12 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     # Server.run() starts its own event loop; off the main thread it installs no signal handlers.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
     thread.start()
+    stripe_fake.webhook_url = f"{url}/api/v1/billing/stripe/webhook"  # the fake's pay page tells this server
     try:
         await _wait_for_health(url, thread)
         yield LiveServer(url, live_settings)
     finally:
+        stripe_fake.webhook_url = None
         server.should_exit = True
         await asyncio.to_thread(thread.join, 15)
         sock.close()
