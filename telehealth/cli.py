@@ -175,6 +175,19 @@ class TelehealthCLIPlugin(CLIPlugin):
             cli.add_command(command)
 
 
+def _with_local_stripe(settings: Settings) -> Settings:
+    """The demo has no Stripe account: it pays through the same local stand-in of Stripe's API the tests use
+    (its checkout page has a Pay button; no real money moves), which signs its webhooks to this server."""
+    from dataclasses import replace
+
+    from tests.fakes.stripe_api import FakeStripe
+
+    stand_in = FakeStripe(webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook", webhook_secret=settings.stripe_webhook_secret)
+    stand_in.start()
+    click.echo(f"Payments: a local stand-in of Stripe's API at {stand_in.base_url} (test checkout page, no real money).")
+    return replace(settings, stripe_api_base=stand_in.base_url)
+
+
 def run_demo_server() -> None:
     """`python app.py`: embedded PostgreSQL when no DATABASE_URL, migrations, demo data, then serve."""
     import uvicorn
@@ -182,6 +195,8 @@ def run_demo_server() -> None:
     from telehealth.asgi import create_app
 
     settings = get_settings()
+    if not settings.is_production and not settings.stripe_api_base and settings.stripe_api_key == "sk_test_placeholder":
+        settings = _with_local_stripe(settings)
     if settings.seed_demo and not settings.is_production:
         echo_demo_sign_ins(_run_with_database(_seed), settings)
     # No access log: emailed links carry single-use tokens in their query strings.

@@ -81,6 +81,24 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
     return policy
 
 
+async def _included_integration_sessions(session: AsyncSession, *, patient_id: uuid.UUID, policy: BillingPolicy) -> tuple[int, int]:
+    """(included sessions booked or held so far, how many the patient's paid programs include)."""
+    programs = await session.scalar(
+        select(func.count()).select_from(Payment).where(
+            Payment.patient_id == patient_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID
+        )
+    )  # fmt: skip
+    paid_separately = select(Payment.appointment_id).where(Payment.appointment_id.is_not(None), Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
+    used = await session.scalar(
+        select(func.count()).select_from(Appointment).where(
+            Appointment.patient_id == patient_id, Appointment.appointment_type == AppointmentType.INTEGRATION,
+            Appointment.status.in_([AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW]),
+            Appointment.id.not_in(paid_separately),
+        )
+    )  # fmt: skip
+    return used or 0, (programs or 0) * policy.included_integration_sessions
+
+
 async def appointment_needs_payment(session: AsyncSession, *, patient_id: uuid.UUID, appointment_type: AppointmentType, policy: BillingPolicy) -> bool:
     """Consults are paid; reassessments belong to the plan; integration sessions are paid once the ones
     included with each paid program are used."""
@@ -88,20 +106,8 @@ async def appointment_needs_payment(session: AsyncSession, *, patient_id: uuid.U
         return True
     if appointment_type is not AppointmentType.INTEGRATION:
         return False
-    programs = await session.scalar(
-        select(func.count()).select_from(Payment).where(
-            Payment.patient_id == patient_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID
-        )
-    )  # fmt: skip
-    paid_separately = select(Payment.appointment_id).where(Payment.appointment_id.is_not(None), Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
-    included_used = await session.scalar(
-        select(func.count()).select_from(Appointment).where(
-            Appointment.patient_id == patient_id, Appointment.appointment_type == AppointmentType.INTEGRATION,
-            Appointment.status.in_([AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW]),
-            Appointment.id.not_in(paid_separately),
-        )
-    )  # fmt: skip
-    return (included_used or 0) >= (programs or 0) * policy.included_integration_sessions
+    used, allowance = await _included_integration_sessions(session, patient_id=patient_id, policy=policy)
+    return used >= allowance
 
 
 async def open_payment(
@@ -441,3 +447,13 @@ async def daily_totals(session: AsyncSession, *, since: datetime, zone: str) -> 
 async def disputed_payments(session: AsyncSession) -> list[Payment]:
     rows = await session.execute(select(Payment).where(Payment.disputed_at.is_not(None)).order_by(Payment.disputed_at.desc()))
     return list(rows.scalars())
+
+
+async def bill_follow_up(session: AsyncSession, *, appointment: Appointment, now: datetime, settings: Settings) -> Payment | None:
+    """A session a therapist booked stays booked; if the program's included sessions are used up, the patient
+    finds it due on their billing page (and hears that a payment is due, nothing more)."""
+    policy = await current_policy(session, settings)
+    used, allowance = await _included_integration_sessions(session, patient_id=appointment.patient_id, policy=policy)
+    if used <= allowance:
+        return None  # this one is among the included sessions
+    return await payment_due(session, patient_id=appointment.patient_id, purpose=PaymentPurpose.INTEGRATION, now=now, settings=settings, appointment_id=appointment.id)

@@ -200,7 +200,8 @@ class SchedulingApiController(Controller):
         appointment = await service.book_follow_up(
             db_session, therapist=therapist, patient=patient, starts_at=_aware(data.starts_at, "starts_at"), actor=actor, now=clock.now(), settings=settings
         )
-        return appointment_body(appointment)
+        payment = await billing.bill_follow_up(db_session, appointment=appointment, now=clock.now(), settings=settings)
+        return appointment_body(appointment, payment=payment)
 
     @put("/api/v1/availability/weekly", guards=CLINICIAN)
     async def weekly(

@@ -280,4 +280,5 @@ class FollowUpPagesController(Controller):
         ))  # fmt: skip
         if isinstance(booked, DomainError):
             return Redirect(path=f"/clinician/follow-ups/{patient_id}?error={quote_plus(booked.detail)}")
+        await billing.bill_follow_up(db_session, appointment=booked, now=clock.now(), settings=settings)
         return Redirect(path="/clinician/calendar")

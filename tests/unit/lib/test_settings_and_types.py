@@ -24,7 +24,12 @@ def test_production_refuses_a_short_secret_and_missing_services():
         Settings(environment="production", secret_key="s" * 40, smtp_url="smtp://h").validate()
     with pytest.raises(SettingsError, match="SMTP_URL"):
         Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y").validate()
-    Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
+    with pytest.raises(SettingsError, match="STRIPE_API_KEY"):
+        Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
+    Settings(
+        environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
+        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x",
+    ).validate()  # fmt: skip
 
 
 def test_settings_read_the_environment(monkeypatch):

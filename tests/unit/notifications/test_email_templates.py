@@ -25,6 +25,7 @@ SAMPLE = {
     "accept_url": "https://clinic.example/invitations/accept?token=abc",
     "expires_on": "Sunday 29 November 2026",
     "when_local": "Tuesday 24 November 2026 at 10:00 EST",
+    "amount": "$150.00",
 }
 
 
