@@ -337,8 +337,9 @@ async def request_refund(
             actor=actor, now=now, patient_id=payment.patient_id,
         )  # fmt: skip
         await session.refresh(payment)
+    # The audit reason is a short machine code; a coordinator's free-text note stays on the refund row it names.
     await record_audit_event(session, actor=actor, action=f"refund.request.{reason}", resource_type="refund", resource_id=refund_id,
-                             patient_id=payment.patient_id, now=now, reason=note)  # fmt: skip
+                             patient_id=payment.patient_id, now=now)  # fmt: skip
     if send:
         await enqueue_job(session, kind=SEND_REFUND_JOB, payload={"refund_id": str(refund_id)}, now=now, dedupe_key=f"refund:{refund_id}")
     return await session.get(Refund, refund_id)
@@ -387,7 +388,7 @@ async def record_dispute(session: AsyncSession, payment: Payment, *, amount_cent
 async def manual_refund(
     session: AsyncSession, *, payment_id: uuid.UUID, amount_cents: int, note: str, actor: Actor, now: datetime
 ) -> Refund:
-    """A coordinator's refund, with the reason they give (kept here and in the audit trail, never sent to Stripe)."""
+    """A coordinator's refund, with the reason they give (kept on the refund, which the audit trail names; never sent to Stripe)."""
     if not note.strip():
         raise InvalidInput("request.invalid", "Say why you are refunding.", fields={"reason": "is required"})
     if amount_cents <= 0:
@@ -395,7 +396,11 @@ async def manual_refund(
     payment = await session.get(Payment, payment_id, with_for_update=True)
     if payment is None:
         raise NotFound("payment.not_found", "No payment with this id.")
-    if payment.status not in (PaymentStatus.PAID,):
+    if payment.status == PaymentStatus.REFUNDED:  # fully refunded: the amount asked for is over what is left ($0.00)
+        raise RuleRefused(
+            "refund.exceeds_balance", "Nothing of this payment is left to refund.", fields={"amount_cents": "must be at most 0"}
+        )
+    if payment.status != PaymentStatus.PAID:
         raise RuleRefused("refund.not_paid", "Only a paid payment with money left on it can be refunded.")
     refund = await request_refund(session, payment, amount_cents=amount_cents, reason="manual", actor=actor, now=now, note=note.strip())
     assert refund is not None
