@@ -75,8 +75,9 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
         update(BillingPolicy).where(BillingPolicy.id == 1).values(**values, updated_at=now, updated_by=actor.user_id)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
-    await record_audit_event(session, actor=actor, action="billing_policy.update", resource_type="billing_policy", resource_id=1, now=now,
-                             reason=",".join(f"{k}={v}" for k, v in sorted(values.items())))  # fmt: skip
+    for name, value in sorted(values.items()):  # one event per field: the audit reason holds at most 80 characters
+        await record_audit_event(session, actor=actor, action="billing_policy.update", resource_type="billing_policy", resource_id=1, now=now,
+                                 reason=f"{name}={value}")  # fmt: skip
     await session.refresh(policy)
     return policy
 
