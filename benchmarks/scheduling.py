@@ -236,9 +236,9 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
             )
         finally:
             await connection.close()
-        statements["clinicians licensed in the state (credentials_valid_through)"] = captured.find("FROM user_account JOIN state_license")
-        statements["Schedule III DEA registrations in the state (credentials_valid_through)"] = captured.find("FROM dea_registration")
-        statements["their names (find_slots)"] = captured.find("user_account.full_name", "FROM user_account")
+        statements["clinicians who may see the patient: license, Schedule III DEA, name, zone (_credentialed)"] = captured.find(
+            "FROM state_license", "FROM dea_registration"
+        )
         statements["weekly hours, all clinicians at once (load_calendars)"] = captured.find("FROM weekly_hours")
         statements["busy appointments, all clinicians at once (load_calendars)"] = next(
             (statement, parameters)

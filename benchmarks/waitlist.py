@@ -151,6 +151,8 @@ def _literal(value: Any) -> str:
         return str(value)
     if isinstance(value, datetime | date):
         return f"'{value.isoformat()}'"
+    if isinstance(value, list | tuple):  # an array parameter (`= ANY($1::UUID[])`), as an array literal
+        return "'{" + ",".join(str(item) for item in value) + "}'"
     return "'" + str(value).replace("'", "''") + "'"
 
 

@@ -8,19 +8,23 @@ buffers) or of the same patient fails on an exclusion constraint and answers 409
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from itertools import islice, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, make_transient
+from sqlalchemy.orm import make_transient
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -32,7 +36,7 @@ from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.notices import tell_patient
-from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, open_slots
+from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings, open_slots
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, OCCUPYING, AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 
@@ -62,33 +66,55 @@ def type_settings(row: AppointmentTypeSettings | None, appointment_type: Appoint
     )
 
 
+def _ids(column: Any, ids: list[uuid.UUID]) -> Any:
+    """`column = ANY($1::uuid[])`: one parameter, so the statement is compiled once, not once per list length."""
+    return column == any_(bindparam(None, ids, type_=ARRAY(Uuid())))
+
+
+def _plain(column: Any) -> Any:
+    """A UTC timestamp column read as it comes from asyncpg (already UTC), without UTCDateTime's per-value hook."""
+    return type_coerce(column, DateTime(timezone=True))
+
+
+async def _credentialed(
+    session: AsyncSession, *, appointment_type: AppointmentType, state: str, on_or_after: date, clinician_id: uuid.UUID | None = None
+) -> list[Row[Any]]:
+    """(id, valid_through, full_name, timezone) of every clinician who may see a patient of `state` for this
+    type (or of that one clinician): one statement."""
+    role = CLINICIAN_ROLE[appointment_type]
+    license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
+        StateLicense.state == state, StateLicense.expires_on >= on_or_after
+    )
+    if clinician_id is not None:
+        license = license.where(StateLicense.clinician_id == clinician_id)
+    licensed = license.group_by(StateLicense.clinician_id).subquery("licensed")
+    valid_through: Any = licensed.c.until
+    query = select(UserAccount.id).join(licensed, licensed.c.clinician_id == UserAccount.id)
+    if role is Role.PRESCRIBER:
+        dea = select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on).label("until")).where(
+            DeaRegistration.state == state, DeaRegistration.expires_on >= on_or_after,
+            ("," + DeaRegistration.schedules + ",").contains(",III,"),
+        )  # fmt: skip
+        if clinician_id is not None:
+            dea = dea.where(DeaRegistration.clinician_id == clinician_id)
+        registered = dea.group_by(DeaRegistration.clinician_id).subquery("registered")
+        query = query.join(registered, registered.c.clinician_id == UserAccount.id)
+        valid_through = func.least(licensed.c.until, registered.c.until)
+    query = (
+        query.add_columns(valid_through.label("valid_through"), UserAccount.full_name, ClinicianProfile.timezone)
+        .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
+        .where(UserAccount.role == role.value, UserAccount.is_active.is_(True))
+    )
+    return list((await session.execute(query)).all())
+
+
 async def credentials_valid_through(
     session: AsyncSession, *, appointment_type: AppointmentType, state: str, on_or_after: date
 ) -> dict[uuid.UUID, date]:
     """Clinicians who may see a patient of `state` for this type, with the last date they may (prescribers:
     the earlier of license and Schedule III DEA expiry; therapists: their license's)."""
-    role = CLINICIAN_ROLE[appointment_type]
-    license = aliased(StateLicense)
-    columns = [UserAccount.id, func.max(license.expires_on)]
-    query = (
-        select(*columns)
-        .join(license, and_(license.clinician_id == UserAccount.id, license.state == state, license.expires_on >= on_or_after))
-        .where(UserAccount.role == role.value, UserAccount.is_active.is_(True))
-        .group_by(UserAccount.id)
-    )
-    valid = {clinician_id: expires for clinician_id, expires in (await session.execute(query)).all()}
-    if role is Role.PRESCRIBER:
-        dea = (
-            await session.execute(
-                select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on))
-                .where(DeaRegistration.state == state, DeaRegistration.expires_on >= on_or_after,
-                       ("," + DeaRegistration.schedules + ",").contains(",III,"))  # fmt: skip
-                .group_by(DeaRegistration.clinician_id)
-            )
-        ).all()
-        dea_until = dict(dea)
-        valid = {cid: min(expires, dea_until[cid]) for cid, expires in valid.items() if cid in dea_until}
-    return valid
+    rows = await _credentialed(session, appointment_type=appointment_type, state=state, on_or_after=on_or_after)
+    return {row.id: row.valid_through for row in rows}
 
 
 @dataclass
@@ -100,6 +126,82 @@ class ClinicianCalendar:
     occupying: list[Row[Any]]  # id, clinician_id, appointment_type, status, starts_at, busy_from, busy_until, hold_expires_at
 
 
+async def _load_hours(
+    session: AsyncSession, *, clinician_ids: list[uuid.UUID], appointment_type: AppointmentType, window_start: datetime,
+    window_end: datetime, zones: dict[uuid.UUID, str | None] | None = None,
+) -> dict[uuid.UUID, ClinicianCalendar]:  # fmt: skip
+    """Zones (unless given), weekly hours, the window's date overrides and the type's settings of every
+    clinician asked for, as calendars with nothing occupying yet."""
+    if zones is None:
+        zones = dict((await session.execute(select(ClinicianProfile.user_id, ClinicianProfile.timezone).where(_ids(ClinicianProfile.user_id, clinician_ids)))).all())
+    weekly: dict[uuid.UUID, dict[int, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
+    hours = select(WeeklyHours.clinician_id, WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local)
+    for cid, weekday, opens, closes in (await session.execute(hours.where(_ids(WeeklyHours.clinician_id, clinician_ids)))).all():
+        weekly[cid].setdefault(weekday, []).append(TimeRange(opens, closes))
+    days_off: dict[uuid.UUID, set[date]] = {cid: set() for cid in clinician_ids}
+    extra: dict[uuid.UUID, dict[date, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
+    overrides = select(DateOverride.clinician_id, DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local).where(
+        _ids(DateOverride.clinician_id, clinician_ids),
+        DateOverride.on_date >= (window_start - timedelta(days=1)).date(), DateOverride.on_date <= (window_end + timedelta(days=1)).date(),
+    )  # fmt: skip
+    for cid, on_date, kind, opens, closes in (await session.execute(overrides)).all():
+        if kind == "off":
+            days_off[cid].add(on_date)
+        else:
+            extra[cid].setdefault(on_date, []).append(TimeRange(opens, closes))
+    settings_query = select(AppointmentTypeSettings).where(
+        _ids(AppointmentTypeSettings.clinician_id, clinician_ids), AppointmentTypeSettings.appointment_type == appointment_type.value
+    )
+    settings_rows = {row.clinician_id: row for row in (await session.execute(settings_query)).scalars()}
+    return {
+        cid: ClinicianCalendar(
+            availability=Availability(
+                zone=_zone(zones.get(cid)),
+                weekly={day: tuple(ranges) for day, ranges in weekly[cid].items()},
+                days_off=frozenset(days_off[cid]),
+                extra={day: tuple(ranges) for day, ranges in extra[cid].items()},
+            ),
+            settings_row=settings_rows.get(cid),
+            occupying=[],
+        )
+        for cid in clinician_ids
+    }
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name or "America/New_York")
+
+
+def _reach(calendars: list[ClinicianCalendar], appointment_type: AppointmentType) -> timedelta:
+    """How far outside a window an appointment can still matter to a start inside it: its span with both
+    buffers; a whole day when a daily limit counts the appointments of the window's local days."""
+    timings = [type_settings(calendar.settings_row, appointment_type) for calendar in calendars]
+    if any(timing.max_per_day is not None for timing in timings):
+        return timedelta(days=1)
+    return max(timing.buffer_before + timing.duration + timing.buffer_after for timing in timings)
+
+
+async def _load_occupying(
+    session: AsyncSession, *, clinician_ids: list[uuid.UUID], window_start: datetime, window_end: datetime, reach: timedelta = timedelta(days=1)
+) -> dict[uuid.UUID, list[Row[Any]]]:
+    """The held and booked appointments of these clinicians that reach into the window (by `reach`; a day
+    unless the caller knows better), as plain rows: thousands load several times faster than ORM objects."""
+    rows = await session.execute(
+        select(
+            Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, _plain(Appointment.starts_at),
+            _plain(Appointment.busy_from), _plain(Appointment.busy_until), _plain(Appointment.hold_expires_at),
+        ).where(
+            _ids(Appointment.clinician_id, clinician_ids), Appointment.status.in_([s.value for s in OCCUPYING]),
+            Appointment.busy_until > window_start - reach, Appointment.busy_from < window_end + reach,
+        )
+    )  # fmt: skip
+    occupying: dict[uuid.UUID, list[Row[Any]]] = {}
+    for appointment in rows.all():
+        occupying.setdefault(appointment.clinician_id, []).append(appointment)
+    return occupying
+
+
 async def load_calendars(
     session: AsyncSession, *, clinician_ids: list[uuid.UUID], appointment_type: AppointmentType,
     window_start: datetime, window_end: datetime,
@@ -108,57 +210,11 @@ async def load_calendars(
     all, not five per clinician."""
     if not clinician_ids:
         return {}
-    zones = dict((await session.execute(select(ClinicianProfile.user_id, ClinicianProfile.timezone).where(ClinicianProfile.user_id.in_(clinician_ids)))).all())
-    weekly: dict[uuid.UUID, dict[int, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
-    for row in (await session.execute(select(WeeklyHours).where(WeeklyHours.clinician_id.in_(clinician_ids)))).scalars():
-        weekly[row.clinician_id].setdefault(row.weekday, []).append(TimeRange(row.starts_at_local, row.ends_at_local))
-    days_off: dict[uuid.UUID, set[date]] = {cid: set() for cid in clinician_ids}
-    extra: dict[uuid.UUID, dict[date, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
-    overrides = select(DateOverride).where(
-        DateOverride.clinician_id.in_(clinician_ids),
-        DateOverride.on_date >= (window_start - timedelta(days=1)).date(), DateOverride.on_date <= (window_end + timedelta(days=1)).date(),
-    )  # fmt: skip
-    for row in (await session.execute(overrides)).scalars():
-        if row.kind == "off":
-            days_off[row.clinician_id].add(row.on_date)
-        else:
-            extra[row.clinician_id].setdefault(row.on_date, []).append(TimeRange(row.starts_at_local, row.ends_at_local))  # type: ignore[arg-type]
-    settings_rows = {
-        row.clinician_id: row
-        for row in (
-            await session.execute(
-                select(AppointmentTypeSettings).where(
-                    AppointmentTypeSettings.clinician_id.in_(clinician_ids), AppointmentTypeSettings.appointment_type == appointment_type.value
-                )
-            )
-        ).scalars()
-    }
-    occupying: dict[uuid.UUID, list[Row[Any]]] = {cid: [] for cid in clinician_ids}
-    # Plain rows, not ORM objects: thousands of appointments load several times faster this way.
-    rows = await session.execute(
-        select(
-            Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, Appointment.starts_at,
-            Appointment.busy_from, Appointment.busy_until, Appointment.hold_expires_at,
-        ).where(
-            Appointment.clinician_id.in_(clinician_ids), Appointment.status.in_([s.value for s in OCCUPYING]),
-            Appointment.busy_until > window_start - timedelta(days=1), Appointment.busy_from < window_end + timedelta(days=1),
-        )
-    )  # fmt: skip
-    for appointment in rows.all():
-        occupying[appointment.clinician_id].append(appointment)
-    return {
-        cid: ClinicianCalendar(
-            availability=Availability(
-                zone=ZoneInfo(zones.get(cid, "America/New_York")),
-                weekly={day: tuple(ranges) for day, ranges in weekly[cid].items()},
-                days_off=frozenset(days_off[cid]),
-                extra={day: tuple(ranges) for day, ranges in extra[cid].items()},
-            ),
-            settings_row=settings_rows.get(cid),
-            occupying=occupying[cid],
-        )
-        for cid in clinician_ids
-    }
+    calendars = await _load_hours(session, clinician_ids=clinician_ids, appointment_type=appointment_type, window_start=window_start, window_end=window_end)
+    occupying = await _load_occupying(session, clinician_ids=clinician_ids, window_start=window_start, window_end=window_end)
+    for cid, calendar in calendars.items():
+        calendar.occupying = occupying.get(cid, [])
+    return calendars
 
 
 def slots_from_calendar(
@@ -168,17 +224,20 @@ def slots_from_calendar(
     """One clinician's open starts in a window, none after their credentials lapse (pure)."""
     timing = type_settings(calendar.settings_row, appointment_type)
     zone = calendar.availability.zone
-    live = [a for a in calendar.occupying if a.id != ignore and not (a.status == AppointmentStatus.HELD and a.hold_expires_at and a.hold_expires_at <= now)]
+    busy: list[tuple[datetime, datetime]] = []
     per_day: dict[date, int] = {}
-    for appointment in live:
-        if appointment.appointment_type == appointment_type.value:
+    for appointment in calendar.occupying:
+        if appointment.id == ignore or (appointment.status == AppointmentStatus.HELD and appointment.hold_expires_at and appointment.hold_expires_at <= now):
+            continue  # the appointment being moved, or a lapsed hold
+        busy.append((appointment.busy_from, appointment.busy_until))
+        if timing.max_per_day is not None and appointment.appointment_type == appointment_type.value:
             local_day = appointment.starts_at.astimezone(zone).date()
             per_day[local_day] = per_day.get(local_day, 0) + 1
-    slots = open_slots(
-        calendar.availability, timing, [Busy(a.busy_from, a.busy_until) for a in live],
-        window_start=window_start, window_end=window_end, now=now, booked_per_day=per_day,
+    # Nothing after the credentials lapse: the window ends at midnight (the clinician's) after valid_through.
+    lapse = datetime.combine(valid_through + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return open_slots(
+        calendar.availability, timing, busy, window_start=window_start, window_end=min(window_end, lapse), now=now, booked_per_day=per_day,
     )  # fmt: skip
-    return [slot for slot in slots if slot.astimezone(zone).date() <= valid_through]
 
 
 async def clinician_slots(
@@ -212,30 +271,38 @@ async def find_slots(
         raise InvalidInput("slots.window_invalid", "Ask for a window of up to 31 days.", fields={"to": "must be after from, within 31 days"})
     if not patient.state_of_residence:
         raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
-    valid = await credentials_valid_through(
-        session, appointment_type=appointment_type, state=patient.state_of_residence, on_or_after=window_start.date()
+    clinicians = await _credentialed(
+        session, appointment_type=appointment_type, state=patient.state_of_residence, on_or_after=window_start.date(), clinician_id=clinician_id
     )
-    if clinician_id is not None:
-        valid = {cid: until for cid, until in valid.items() if cid == clinician_id}
-    names = dict((await session.execute(select(UserAccount.id, UserAccount.full_name).where(UserAccount.id.in_(list(valid))))).all())
+    if not clinicians:
+        return []
+    ids = [row.id for row in clinicians]
+    # Hours, overrides and settings once for the window; busy spans a day at a time, only as far as needed.
+    calendars = await _load_hours(
+        session, clinician_ids=ids, appointment_type=appointment_type, window_start=window_start, window_end=window_end,
+        zones={row.id: row.timezone for row in clinicians},
+    )  # fmt: skip
+    reach = _reach(list(calendars.values()), appointment_type)
     found: list[Slot] = []
     chunk_start = window_start
     while chunk_start < window_end and (limit is None or len(found) < limit):
         chunk_end = min(window_end, chunk_start + timedelta(days=1)) if limit is not None else window_end
-        # Each chunk loads only its own busy spans: a first-available search usually needs one day.
-        calendars = await load_calendars(
-            session, clinician_ids=list(valid), appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end
-        )
-        chunk = [
-            Slot(cid, names[cid], start)
-            for cid, until in valid.items()
-            for start in slots_from_calendar(
-                calendars[cid], appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end, now=now, valid_through=until
+        occupying = await _load_occupying(session, clinician_ids=ids, window_start=chunk_start, window_end=chunk_end, reach=reach)
+        streams = []
+        for index, row in enumerate(clinicians):
+            calendar = calendars[row.id]
+            calendar.occupying = occupying.get(row.id, [])
+            starts = slots_from_calendar(
+                calendar, appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end, now=now, valid_through=row.valid_through
             )
-        ]
-        found.extend(sorted(chunk, key=lambda slot: (slot.starts_at, slot.clinician_name)))
+            if starts:
+                streams.append(zip(starts, repeat(row.full_name), repeat(index)))
+        # Soonest first (then by name): merge the clinicians' sorted starts, taking only as many as still wanted.
+        merged = heapq.merge(*streams)
+        wanted = merged if limit is None else islice(merged, limit - len(found))
+        found.extend(Slot(clinicians[index].id, name, start) for start, name, index in wanted)
         chunk_start = chunk_end
-    return found if limit is None else found[:limit]
+    return found
 
 
 async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType) -> None:
