@@ -22,7 +22,7 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.billing import service
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import Payment, Refund, StripeEvent
-from telehealth.billing.states import PaymentStatus, RefundStatus
+from telehealth.billing.states import PaymentPurpose, PaymentStatus, RefundStatus
 from telehealth.lib.errors import BadRequest
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment
@@ -110,10 +110,28 @@ async def _lapse_hold(session: AsyncSession, payment: Payment, now: datetime) ->
         )  # fmt: skip
 
 
+async def _pays_for_a_hold(session: AsyncSession, payment: Payment) -> bool:
+    """Whether this payment would have confirmed a held appointment (and lapses with its session). A fee, a
+    program, or a session already booked or attended stays due when a session for it closes unpaid."""
+    if payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION):
+        return False
+    appointment = await session.get(Appointment, payment.appointment_id)
+    return appointment is not None and appointment.status in (AppointmentStatus.HELD, AppointmentStatus.EXPIRED, AppointmentStatus.CANCELLED)
+
+
+def _keep_due(session: AsyncSession, payment: Payment) -> None:
+    payment.checkout_url, payment.checkout_expires_at = None, None  # still due: the next click makes a new session
+    session.add(payment)
+
+
 async def _checkout_failed(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
     payment = await _payment_from_metadata(session, obj)
-    if payment is None or payment.status != PaymentStatus.OPEN:
+    if payment is None or payment.status != PaymentStatus.OPEN or payment.stripe_checkout_session_id != obj.get("id"):
         return "ignored"
+    if not await _pays_for_a_hold(session, payment):
+        payment.failure_code = "async_payment_failed"
+        _keep_due(session, payment)
+        return "session_closed"
     await service.release_payment(session, payment, target=PaymentStatus.FAILED, now=now)
     await _lapse_hold(session, payment, now)
     return "failed"
@@ -123,9 +141,8 @@ async def _checkout_expired(session: AsyncSession, gateway: StripeGateway, obj: 
     payment = await _payment_from_metadata(session, obj)
     if payment is None or payment.status != PaymentStatus.OPEN or payment.stripe_checkout_session_id != obj.get("id"):
         return "ignored"  # paid meanwhile, or an older session of a payment that has a newer one
-    if payment.appointment_id is None:
-        payment.checkout_url, payment.checkout_expires_at = None, None  # still due: the next click makes a new session
-        session.add(payment)
+    if not await _pays_for_a_hold(session, payment):
+        _keep_due(session, payment)
         return "session_closed"
     await service.release_payment(session, payment, target=PaymentStatus.EXPIRED, now=now)
     await _lapse_hold(session, payment, now)

@@ -8,6 +8,7 @@ import json
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from telehealth.audit.models import AuditEvent
@@ -222,3 +223,43 @@ async def test_a_double_click_on_pay_makes_one_checkout_session(client, session_
     assert again.status_code == 409
     assert len(watch.created("checkout.session")) == 1
 
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: a payment made cancelled when the patient let the hold go cannot become paid (states.PAYMENT_TRANSITIONS has no "
+    "cancelled -> paid), so mark_paid answers already_paid and Stripe keeps the money with nothing recorded or refunded",
+)
+async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_is_refunded(client, session_factory, settings, clock, stripe_fake):
+    prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
+    watch = StripeWatch(stripe_fake)
+    held = await hold_consult(client, prescriber)
+    completed = await complete_on_stripe(stripe_fake, held["checkout_url"])  # paid in one tab...
+    let_go = await client.post(f"/api/v1/appointments/{held['id']}/cancel", json={}, headers=await csrf_headers(client))  # ...let go in another
+    assert let_go.json()["status"] == "cancelled"
+    await run_jobs(session_factory, settings, clock)  # Stripe refuses to expire a completed session
+    await deliver(client, stripe_fake, completed)
+    assert [(r.reason, r.amount_cents) for r in await rows(session_factory, Refund)] == [("hold_lapsed", 15000)]
+    await run_jobs(session_factory, settings, clock)
+    assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(completed["data"]["object"]["payment_intent"], 15000)]
+    assert await appointment_status(client, held["id"]) == "cancelled"
+
+
+async def test_a_delayed_payment_books_only_when_it_succeeds_and_a_failed_one_frees_the_slot(client, session_factory, settings, clock, stripe_fake):
+    prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
+    held = await hold_consult(client, prescriber)
+    paid_later = (await complete_on_stripe(stripe_fake, held["checkout_url"]))["data"]["object"]
+    await deliver(client, stripe_fake, stripe_fake.event("checkout.session.completed", {**paid_later, "payment_status": "unpaid"}), outcome="awaiting_payment")
+    assert await appointment_status(client, held["id"]) == "held" and (await statement(client))["ledger"] == []
+    await deliver(client, stripe_fake, stripe_fake.event("checkout.session.async_payment_succeeded", paid_later), outcome="paid")
+    assert await appointment_status(client, held["id"]) == "booked"
+
+    failing = await hold_consult(client, prescriber, "2026-11-25T15:00:00Z")
+    session = {**stripe_fake.objects[session_id_of(failing["checkout_url"])], "status": "complete", "payment_status": "unpaid"}
+    await deliver(client, stripe_fake, stripe_fake.event("checkout.session.completed", session), outcome="awaiting_payment")
+    await deliver(client, stripe_fake, stripe_fake.event("checkout.session.async_payment_failed", session), outcome="failed")
+    assert await appointment_status(client, failing["id"]) == "expired"
+    assert {p["id"]: p["status"] for p in (await statement(client))["payments"]}[failing["payment_id"]] == "failed"
+    offered = {s["starts_at"] for s in (await client.get("/api/v1/slots", params={**SLOTS, "to": "2026-11-26T00:00:00Z"})).json()}
+    assert "2026-11-25T15:00:00Z" in offered
+    assert len([line for line in (await statement(client))["ledger"] if line["kind"] == "charge"]) == 1

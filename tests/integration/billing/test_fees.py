@@ -95,3 +95,37 @@ async def test_fees_are_charged_to_the_card_the_patient_agreed_to_keep_and_a_dec
     subjects = _subjects(smtp, patient.email)
     assert sum(s.startswith("Payment received") for s in subjects) == 1  # the no-show fee
     assert sum(s.startswith(DUE_SUBJECT) for s in subjects) == 1  # the declined late fee
+
+
+async def test_an_amount_due_gets_a_new_checkout_session_after_the_last_one_expired(client, session_factory, settings, clock, stripe_fake):
+    from tests.helpers import deliver_stripe_event, pay_checkout
+
+    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    included = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:30:00Z"))
+    await _cancel_late(client, included)
+    await run_jobs(session_factory, settings, clock)
+    [fee] = await rows(session_factory, Payment, Payment.purpose == "late_cancel_fee")
+    watch = StripeWatch(stripe_fake)
+    url = f"/api/v1/billing/payments/{fee.id}/checkout"
+    first = (await client.post(url, json={}, headers=await csrf_headers(client))).json()
+    assert (first["amount_cents"], first["expires_at"]) == (5000, (clock.now() + timedelta(hours=23)).isoformat().replace("+00:00", "Z"))
+    assert (await client.post(url, json={}, headers=await csrf_headers(client))).json()["checkout_url"] == first["checkout_url"]
+    expired = {**stripe_fake.objects[first["checkout_url"].rsplit("/", 1)[-1]], "status": "expired"}
+    answer = await deliver_stripe_event(client, stripe_fake, stripe_fake.event("checkout.session.expired", expired))
+    assert answer.json()["outcome"] == "session_closed"
+    second = (await client.post(url, json={}, headers=await csrf_headers(client))).json()
+    assert second["checkout_url"] != first["checkout_url"] and second["payment_id"] == first["payment_id"]
+    # A delayed method that fails: the fee stays due too, with the failure noted.
+    failed = {**stripe_fake.objects[second["checkout_url"].rsplit("/", 1)[-1]], "status": "complete", "payment_status": "unpaid"}
+    answer = await deliver_stripe_event(client, stripe_fake, stripe_fake.event("checkout.session.async_payment_failed", failed))
+    assert answer.json()["outcome"] == "session_closed"
+    [fee] = await rows(session_factory, Payment, Payment.purpose == "late_cancel_fee")
+    assert (fee.status, fee.failure_code, fee.checkout_url) == ("open", "async_payment_failed", None)
+    third = (await client.post(url, json={}, headers=await csrf_headers(client))).json()
+    assert third["checkout_url"] not in (first["checkout_url"], second["checkout_url"])
+    keys = [r.headers["idempotency-key"] for r in watch.requests("/v1/checkout/sessions", "POST")]
+    assert keys == [f"checkout:{fee.id}:1", f"checkout:{fee.id}:2", f"checkout:{fee.id}:3"]
+    assert (await statement(client))["balance_due_cents"] == 5000  # still due until paid
+    await pay_checkout(client, stripe_fake, third["checkout_url"])
+    body = await statement(client)
+    assert body["balance_due_cents"] == 0 and [(line["kind"], line["amount_cents"]) for line in body["ledger"]] == [("charge", 5000)]

@@ -142,3 +142,18 @@ async def test_a_dispute_flags_the_payment_for_the_coordinator_and_shows_on_the_
     assert [(d["id"], d["disputed"]) for d in disputes] == [(held["payment_id"], True)]
     totals = (await client.get("/api/v1/billing/daily-totals")).json()
     assert [(t["charged_cents"], t["disputed_cents"]) for t in totals] == [(15000, 15000)]
+
+
+async def test_concurrent_coordinator_refunds_never_exceed_what_was_paid(client, session_factory, settings, clock, stripe_fake):
+    import asyncio
+
+    prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
+    held, _ = await book_and_pay(client, stripe_fake, prescriber)
+    await switch_to(client, await coordinator(session_factory, settings, clock), clock)
+    headers = await csrf_headers(client)
+    url = f"/api/v1/billing/payments/{held['payment_id']}/refunds"
+    answers = await asyncio.gather(*(client.post(url, json={"amount_cents": 6000, "reason": f"Goodwill {i}"}, headers=headers) for i in range(3)))
+    assert sorted(a.status_code for a in answers) == [201, 201, 422]
+    [payment] = await rows(session_factory, Payment)
+    assert (payment.status, payment.refunded_cents) == ("paid", 12000)
+    assert sum(r.amount_cents for r in await rows(session_factory, Refund)) == 12000
