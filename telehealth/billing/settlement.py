@@ -51,7 +51,7 @@ async def cancellation_quote(session: AsyncSession, appointment: Appointment, *,
         decision = rules.appointment_cancellation(
             payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy
         )
-        return CancellationQuote(decision.amount_cents, decision.kept_cents, late, decision.sentence)
+        return CancellationQuote(decision.amount_cents, decision.kept_cents, late and decision.kept_cents > 0, decision.sentence)  # nothing kept: nothing to accept
     if appointment.status == AppointmentStatus.HELD or not late:
         return CancellationQuote(0, 0, False, "Nothing is charged for this change.")
     fee = policy.late_cancel_fee_cents

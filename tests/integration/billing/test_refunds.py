@@ -157,3 +157,39 @@ async def test_concurrent_coordinator_refunds_never_exceed_what_was_paid(client,
     [payment] = await rows(session_factory, Payment)
     assert (payment.status, payment.refunded_cents) == ("paid", 12000)
     assert sum(r.amount_cents for r in await rows(session_factory, Refund)) == 12000
+
+
+async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_everything(client, session_factory, settings, clock, stripe_fake):
+    from telehealth.audit.service import Actor
+    from telehealth.billing import service
+    from telehealth.db.engine import transaction
+
+    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    async with transaction(session_factory) as session:
+        await service.update_policy(session, values={"late_cancel_fee_cents": 0}, actor=Actor.system(), now=clock.now(), settings=settings)
+    held, _ = await book_and_pay(client, stripe_fake, prescriber)
+    clock.advance(timedelta(hours=2))  # 22 h before
+    await switch_to(client, patient, clock)
+    cancelled = await _cancel(client, held["id"])
+    assert cancelled.status_code == 200, cancelled.text
+    [refund] = await rows(session_factory, Refund)
+    assert (refund.amount_cents, refund.reason) == (15000, "late_cancel")
+
+
+async def test_an_ineligible_patient_gets_the_consult_refunded_once(client, session_factory, settings, clock, stripe_fake):
+    import uuid
+
+    from telehealth.audit.service import Actor
+    from telehealth.billing.settlement import refund_consult_for_ineligibility
+    from telehealth.db.engine import transaction
+
+    prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
+    watch = StripeWatch(stripe_fake)
+    held, intent = await book_and_pay(client, stripe_fake, prescriber)
+    for expected in (15000, 0):
+        async with transaction(session_factory) as session:
+            refunded = await refund_consult_for_ineligibility(session, appointment_id=uuid.UUID(held["id"]), actor=Actor.system(), now=clock.now())
+        assert refunded == expected
+    await run_jobs(session_factory, settings, clock)
+    assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(intent, 15000)]
+    assert [(r.reason, r.status) for r in await rows(session_factory, Refund)] == [("ineligible", "succeeded")]
