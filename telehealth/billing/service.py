@@ -250,7 +250,7 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, payment_intent_i
         payment.stripe_payment_intent_id = payment_intent_id
         session.add(payment)
         await session.flush()
-    if payment.status not in (PaymentStatus.OPEN, PaymentStatus.FAILED):
+    if payment.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
         return False
     await change_status(
         session, Payment, payment.id, table=PAYMENT_TRANSITIONS, source=payment.status, target=PaymentStatus.PAID,

@@ -3,6 +3,7 @@
 Payment: open --complete--> paid --refund_fully--> refunded (--refund_failed--> paid)
          open --lapse--> expired        (Checkout expired, or the hold it paid for lapsed first)
          open --fail--> failed --complete--> paid   (a delayed method can still succeed)
+         expired | cancelled --complete_late--> paid   (then refunded in full: the time was released)
          open --cancel--> cancelled     (the patient let go of the held time before paying)
 Refund:  pending --succeed--> succeeded; pending --fail--> failed
 """
@@ -49,6 +50,10 @@ PAYMENT_TRANSITIONS = TransitionTable(
     {
         (PaymentStatus.OPEN, PaymentStatus.PAID): "complete",
         (PaymentStatus.FAILED, PaymentStatus.PAID): "complete",
+        # Stripe completed a session we had already let go (paid in one tab, released in another): the money
+        # arrived, so it is recorded, and the refund follows at once.
+        (PaymentStatus.EXPIRED, PaymentStatus.PAID): "complete_late",
+        (PaymentStatus.CANCELLED, PaymentStatus.PAID): "complete_late",
         (PaymentStatus.OPEN, PaymentStatus.EXPIRED): "lapse",
         (PaymentStatus.OPEN, PaymentStatus.FAILED): "fail",
         (PaymentStatus.OPEN, PaymentStatus.CANCELLED): "cancel",

@@ -225,11 +225,6 @@ async def test_a_double_click_on_pay_makes_one_checkout_session(client, session_
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a payment made cancelled when the patient let the hold go cannot become paid (states.PAYMENT_TRANSITIONS has no "
-    "cancelled -> paid), so mark_paid answers already_paid and Stripe keeps the money with nothing recorded or refunded",
-)
 async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_is_refunded(client, session_factory, settings, clock, stripe_fake):
     prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
