@@ -8,7 +8,6 @@ import json
 import time
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from telehealth.audit.models import AuditEvent
@@ -224,7 +223,6 @@ async def test_a_double_click_on_pay_makes_one_checkout_session(client, session_
     assert len(watch.created("checkout.session")) == 1
 
 
-
 async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_is_refunded(client, session_factory, settings, clock, stripe_fake):
     prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
@@ -238,6 +236,9 @@ async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_i
     await run_jobs(session_factory, settings, clock)
     assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(completed["data"]["object"]["payment_intent"], 15000)]
     assert await appointment_status(client, held["id"]) == "cancelled"
+    body = await statement(client)
+    assert [(p["status"], p["refunded_cents"]) for p in body["payments"]] == [("refunded", 15000)]
+    assert sorted((line["kind"], line["amount_cents"]) for line in body["ledger"]) == [("charge", 15000), ("refund", -15000)]
 
 
 async def test_a_delayed_payment_books_only_when_it_succeeds_and_a_failed_one_frees_the_slot(client, session_factory, settings, clock, stripe_fake):
