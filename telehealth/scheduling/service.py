@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient
+from sqlalchemy.orm import make_transient_to_detached
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -66,14 +67,45 @@ def type_settings(row: AppointmentTypeSettings | None, appointment_type: Appoint
     )
 
 
-def _ids(column: Any, ids: list[uuid.UUID]) -> Any:
-    """`column = ANY($1::uuid[])`: one parameter, so the statement is compiled once, not once per list length."""
-    return column == any_(bindparam(None, ids, type_=ARRAY(Uuid())))
+# The statements of the slot search and the slot check are built once, with bound parameters: building a
+# statement and its cache key on every call cost several times running it (credentials: 1.1 against 0.2 ms
+# of app CPU). Id lists go as one `= ANY($1::uuid[])` parameter.
+
+
+def _any_id(column: Any) -> Any:
+    return column == any_(bindparam("ids", type_=ARRAY(Uuid())))
 
 
 def _plain(column: Any) -> Any:
     """A UTC timestamp column read as it comes from asyncpg (already UTC), without UTCDateTime's per-value hook."""
     return type_coerce(column, DateTime(timezone=True))
+
+
+@lru_cache(maxsize=None)
+def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
+    license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
+        StateLicense.state == bindparam("state"), StateLicense.expires_on >= bindparam("on_or_after")
+    )
+    if one_clinician:
+        license = license.where(StateLicense.clinician_id == bindparam("clinician_id"))
+    licensed = license.group_by(StateLicense.clinician_id).subquery("licensed")
+    valid_through: Any = licensed.c.until
+    query = select(UserAccount.id).join(licensed, licensed.c.clinician_id == UserAccount.id)
+    if prescriber:
+        dea = select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on).label("until")).where(
+            DeaRegistration.state == bindparam("state"), DeaRegistration.expires_on >= bindparam("on_or_after"),
+            ("," + DeaRegistration.schedules + ",").contains(",III,"),
+        )  # fmt: skip
+        if one_clinician:
+            dea = dea.where(DeaRegistration.clinician_id == bindparam("clinician_id"))
+        registered = dea.group_by(DeaRegistration.clinician_id).subquery("registered")
+        query = query.join(registered, registered.c.clinician_id == UserAccount.id)
+        valid_through = func.least(licensed.c.until, registered.c.until)
+    return (
+        query.add_columns(valid_through.label("valid_through"), UserAccount.full_name, ClinicianProfile.timezone)
+        .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
+        .where(UserAccount.role == bindparam("role"), UserAccount.is_active.is_(True))
+    )
 
 
 async def _credentialed(
@@ -82,30 +114,11 @@ async def _credentialed(
     """(id, valid_through, full_name, timezone) of every clinician who may see a patient of `state` for this
     type (or of that one clinician): one statement."""
     role = CLINICIAN_ROLE[appointment_type]
-    license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
-        StateLicense.state == state, StateLicense.expires_on >= on_or_after
-    )
+    statement = _credentialed_statement(prescriber=role is Role.PRESCRIBER, one_clinician=clinician_id is not None)
+    parameters: dict[str, Any] = {"state": state, "on_or_after": on_or_after, "role": role.value}
     if clinician_id is not None:
-        license = license.where(StateLicense.clinician_id == clinician_id)
-    licensed = license.group_by(StateLicense.clinician_id).subquery("licensed")
-    valid_through: Any = licensed.c.until
-    query = select(UserAccount.id).join(licensed, licensed.c.clinician_id == UserAccount.id)
-    if role is Role.PRESCRIBER:
-        dea = select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on).label("until")).where(
-            DeaRegistration.state == state, DeaRegistration.expires_on >= on_or_after,
-            ("," + DeaRegistration.schedules + ",").contains(",III,"),
-        )  # fmt: skip
-        if clinician_id is not None:
-            dea = dea.where(DeaRegistration.clinician_id == clinician_id)
-        registered = dea.group_by(DeaRegistration.clinician_id).subquery("registered")
-        query = query.join(registered, registered.c.clinician_id == UserAccount.id)
-        valid_through = func.least(licensed.c.until, registered.c.until)
-    query = (
-        query.add_columns(valid_through.label("valid_through"), UserAccount.full_name, ClinicianProfile.timezone)
-        .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
-        .where(UserAccount.role == role.value, UserAccount.is_active.is_(True))
-    )
-    return list((await session.execute(query)).all())
+        parameters["clinician_id"] = clinician_id
+    return list((await session.execute(statement, parameters)).all())
 
 
 async def credentials_valid_through(
@@ -126,33 +139,39 @@ class ClinicianCalendar:
     occupying: list[Row[Any]]  # id, clinician_id, appointment_type, status, starts_at, busy_from, busy_until, hold_expires_at
 
 
+_ZONES = select(ClinicianProfile.user_id, ClinicianProfile.timezone).where(_any_id(ClinicianProfile.user_id))
+_WEEKLY_HOURS = select(WeeklyHours.clinician_id, WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local).where(
+    _any_id(WeeklyHours.clinician_id)
+)
+_DATE_OVERRIDES = select(
+    DateOverride.clinician_id, DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local
+).where(_any_id(DateOverride.clinician_id), DateOverride.on_date >= bindparam("first_day"), DateOverride.on_date <= bindparam("last_day"))
+_TYPE_SETTINGS = select(AppointmentTypeSettings).where(
+    _any_id(AppointmentTypeSettings.clinician_id), AppointmentTypeSettings.appointment_type == bindparam("appointment_type")
+)
+
+
 async def _load_hours(
     session: AsyncSession, *, clinician_ids: list[uuid.UUID], appointment_type: AppointmentType, window_start: datetime,
     window_end: datetime, zones: dict[uuid.UUID, str | None] | None = None,
 ) -> dict[uuid.UUID, ClinicianCalendar]:  # fmt: skip
     """Zones (unless given), weekly hours, the window's date overrides and the type's settings of every
     clinician asked for, as calendars with nothing occupying yet."""
+    ids = {"ids": clinician_ids}
     if zones is None:
-        zones = dict((await session.execute(select(ClinicianProfile.user_id, ClinicianProfile.timezone).where(_ids(ClinicianProfile.user_id, clinician_ids)))).all())
+        zones = dict((await session.execute(_ZONES, ids)).all())
     weekly: dict[uuid.UUID, dict[int, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
-    hours = select(WeeklyHours.clinician_id, WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local)
-    for cid, weekday, opens, closes in (await session.execute(hours.where(_ids(WeeklyHours.clinician_id, clinician_ids)))).all():
-        weekly[cid].setdefault(weekday, []).append(TimeRange(opens, closes))
+    for cid, weekday, opens, closes in (await session.execute(_WEEKLY_HOURS, ids)).all():
+        weekly[cid].setdefault(weekday, []).append(_time_range(opens, closes))
     days_off: dict[uuid.UUID, set[date]] = {cid: set() for cid in clinician_ids}
     extra: dict[uuid.UUID, dict[date, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
-    overrides = select(DateOverride.clinician_id, DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local).where(
-        _ids(DateOverride.clinician_id, clinician_ids),
-        DateOverride.on_date >= (window_start - timedelta(days=1)).date(), DateOverride.on_date <= (window_end + timedelta(days=1)).date(),
-    )  # fmt: skip
-    for cid, on_date, kind, opens, closes in (await session.execute(overrides)).all():
+    days = {"first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date()}
+    for cid, on_date, kind, opens, closes in (await session.execute(_DATE_OVERRIDES, ids | days)).all():
         if kind == "off":
             days_off[cid].add(on_date)
         else:
             extra[cid].setdefault(on_date, []).append(TimeRange(opens, closes))
-    settings_query = select(AppointmentTypeSettings).where(
-        _ids(AppointmentTypeSettings.clinician_id, clinician_ids), AppointmentTypeSettings.appointment_type == appointment_type.value
-    )
-    settings_rows = {row.clinician_id: row for row in (await session.execute(settings_query)).scalars()}
+    settings_rows = {row.clinician_id: row for row in (await session.execute(_TYPE_SETTINGS, ids | {"appointment_type": appointment_type.value})).scalars()}
     return {
         cid: ClinicianCalendar(
             availability=Availability(
@@ -166,6 +185,11 @@ async def _load_hours(
         )
         for cid in clinician_ids
     }
+
+
+@lru_cache(maxsize=256)
+def _time_range(opens: time, closes: time) -> TimeRange:
+    return TimeRange(opens, closes)  # most clinicians keep the same few hours
 
 
 @lru_cache(maxsize=64)
@@ -182,20 +206,21 @@ def _reach(calendars: list[ClinicianCalendar], appointment_type: AppointmentType
     return max(timing.buffer_before + timing.duration + timing.buffer_after for timing in timings)
 
 
+_OCCUPYING_SPANS = select(
+    Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, _plain(Appointment.starts_at),
+    _plain(Appointment.busy_from), _plain(Appointment.busy_until), _plain(Appointment.hold_expires_at),
+).where(
+    _any_id(Appointment.clinician_id), Appointment.status.in_([s.value for s in OCCUPYING]),
+    Appointment.busy_until > bindparam("after"), Appointment.busy_from < bindparam("before"),
+)  # fmt: skip
+
+
 async def _load_occupying(
     session: AsyncSession, *, clinician_ids: list[uuid.UUID], window_start: datetime, window_end: datetime, reach: timedelta = timedelta(days=1)
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     """The held and booked appointments of these clinicians that reach into the window (by `reach`; a day
     unless the caller knows better), as plain rows: thousands load several times faster than ORM objects."""
-    rows = await session.execute(
-        select(
-            Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, _plain(Appointment.starts_at),
-            _plain(Appointment.busy_from), _plain(Appointment.busy_until), _plain(Appointment.hold_expires_at),
-        ).where(
-            _ids(Appointment.clinician_id, clinician_ids), Appointment.status.in_([s.value for s in OCCUPYING]),
-            Appointment.busy_until > window_start - reach, Appointment.busy_from < window_end + reach,
-        )
-    )  # fmt: skip
+    rows = await session.execute(_OCCUPYING_SPANS, {"ids": clinician_ids, "after": window_start - reach, "before": window_end + reach})
     occupying: dict[uuid.UUID, list[Row[Any]]] = {}
     for appointment in rows.all():
         occupying.setdefault(appointment.clinician_id, []).append(appointment)
@@ -324,52 +349,112 @@ async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type
             raise RuleRefused("booking.not_enrolled", "Integration sessions are for patients enrolled in the program.")
 
 
+def _around(starts_at: datetime) -> tuple[datetime, datetime]:
+    """The window a booking checks and offers fresh slots from: the clinician's whole day around `starts_at`
+    wherever they are (14 hours before to 14 after)."""
+    window_start = starts_at - timedelta(hours=14)
+    return window_start, window_start + timedelta(days=1, hours=4)
+
+
+async def _clinician_around(
+    session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType, starts_at: datetime
+) -> tuple[Row[Any] | None, ClinicianCalendar | None]:
+    """One clinician's credentials for this patient and calendar around `starts_at` (five statements), or
+    (None, None) when they may not see the patient then."""
+    if not patient.state_of_residence:
+        raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
+    window_start, window_end = _around(starts_at)
+    rows = await _credentialed(
+        session, appointment_type=appointment_type, state=patient.state_of_residence, on_or_after=window_start.date(), clinician_id=clinician_id
+    )
+    if not rows:
+        return None, None
+    calendar = (
+        await _load_hours(
+            session, clinician_ids=[clinician_id], appointment_type=appointment_type, window_start=window_start, window_end=window_end,
+            zones={clinician_id: rows[0].timezone},
+        )  # fmt: skip
+    )[clinician_id]
+    await _reload_occupying(session, calendar, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at)
+    return rows[0], calendar
+
+
+async def _reload_occupying(
+    session: AsyncSession, calendar: ClinicianCalendar, *, clinician_id: uuid.UUID, appointment_type: AppointmentType, starts_at: datetime
+) -> None:
+    window_start, window_end = _around(starts_at)
+    reach = _reach([calendar], appointment_type)
+    calendar.occupying = (await _load_occupying(session, clinician_ids=[clinician_id], window_start=window_start, window_end=window_end, reach=reach)).get(
+        clinician_id, []
+    )
+
+
+def _offered_around(
+    credentials: Row[Any] | None, calendar: ClinicianCalendar | None, *, appointment_type: AppointmentType, starts_at: datetime, now: datetime
+) -> list[Slot]:
+    if credentials is None or calendar is None:
+        return []
+    window_start, window_end = _around(starts_at)
+    starts = slots_from_calendar(
+        calendar, appointment_type=appointment_type, window_start=window_start, window_end=window_end, now=now, valid_through=credentials.valid_through
+    )
+    return [Slot(credentials.id, credentials.full_name, start) for start in starts]
+
+
+_APPOINTMENT = Appointment.__table__  # Core statements on the table: no ORM bookkeeping for one row
+_EXPIRE_LAPSED_HOLDS_IN_THE_WAY = (
+    update(_APPOINTMENT)
+    .where(
+        _APPOINTMENT.c.status == AppointmentStatus.HELD.value, _APPOINTMENT.c.hold_expires_at <= bindparam("now"),
+        (_APPOINTMENT.c.clinician_id == bindparam("the_clinician")) | (_APPOINTMENT.c.patient_id == bindparam("the_patient")),
+        _APPOINTMENT.c.busy_from < bindparam("span_end"), _APPOINTMENT.c.busy_until > bindparam("span_start"),
+    )
+    .values(status=AppointmentStatus.EXPIRED.value)
+)  # fmt: skip
+_INSERT_UNLESS_TAKEN = pg_insert(_APPOINTMENT).on_conflict_do_nothing().returning(_APPOINTMENT.c.id)
+_PATIENT_BUSY = select(
+    select(_APPOINTMENT.c.id)
+    .where(
+        _APPOINTMENT.c.patient_id == bindparam("patient_id"), _APPOINTMENT.c.status.in_([s.value for s in OCCUPYING]),
+        _APPOINTMENT.c.starts_at < bindparam("span_end"), _APPOINTMENT.c.ends_at > bindparam("span_start"),
+    )
+    .exists()
+)  # fmt: skip
+
+
 async def book_appointment(
     session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType,
     starts_at: datetime, hold: bool, actor: Actor, now: datetime, settings: Settings, hold_for: timedelta = HOLD_FOR,
 ) -> Appointment:  # fmt: skip
     """Hold (15 min unless `hold_for` says otherwise) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
     await _may_book(session, patient=patient, appointment_type=appointment_type)
-    day_start = starts_at - timedelta(hours=14)
-    offered = await find_slots(
-        session, patient=patient, appointment_type=appointment_type, window_start=day_start,
-        window_end=day_start + timedelta(days=1, hours=4), now=now, clinician_id=clinician_id,
-    )  # fmt: skip
+    # The slot check needs only this clinician's day: their credentials, hours and busy spans around it.
+    credentials, calendar = await _clinician_around(session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at)
+    offered = _offered_around(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now)
     if starts_at not in {slot.starts_at for slot in offered}:
         raise _slot_taken(offered)
-    timing = type_settings(await session.get(AppointmentTypeSettings, (clinician_id, appointment_type.value)), appointment_type)
+    assert calendar is not None
+    timing = type_settings(calendar.settings_row, appointment_type)
     ends_at = starts_at + timing.duration
     busy_from, busy_until = starts_at - timing.buffer_before, ends_at + timing.buffer_after
     # Lapsed holds in the way give their time back now, not only when the sweep comes by.
     await session.execute(
-        update(Appointment)
-        .where(
-            Appointment.status == AppointmentStatus.HELD, Appointment.hold_expires_at <= now,
-            (Appointment.clinician_id == clinician_id) | (Appointment.patient_id == patient.id),
-            Appointment.busy_from < busy_until, Appointment.busy_until > busy_from,
-        )
-        .values(status=AppointmentStatus.EXPIRED)
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
+        _EXPIRE_LAPSED_HOLDS_IN_THE_WAY,
+        {"now": now, "the_clinician": clinician_id, "the_patient": patient.id, "span_start": busy_from, "span_end": busy_until},
+    )
     appointment = Appointment(
         appointment_type=appointment_type.value, clinician_id=clinician_id, patient_id=patient.id,
         status=AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED, starts_at=starts_at, ends_at=ends_at,
         busy_from=busy_from, busy_until=busy_until, hold_expires_at=now + hold_for if hold else None,
         room_token=secrets.token_urlsafe(24), created_at=now,
     )  # fmt: skip
-    async def insert() -> None:
-        make_transient(appointment)  # a retry after a deadlock adds the same row again
-        session.add(appointment)
-        await session.flush()
-
-    if (constraint := await write_or_find_conflict(session, insert)) is not None:
-        if "ex_appointment_patient_busy" in constraint:
-            raise Conflict("appointment.patient_overlap", "You already have an appointment at that time.") from None
-        fresh = await find_slots(
-            session, patient=patient, appointment_type=appointment_type, window_start=day_start,
-            window_end=day_start + timedelta(days=1, hours=4), now=now, clinician_id=clinician_id,
-        )  # fmt: skip
-        raise _slot_taken(fresh) from None
+    if not await _insert_unless_taken(session, appointment):
+        # Someone else's appointment took the time first (their transaction has ended: the INSERT waited for it).
+        await _reload_occupying(session, calendar, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at)
+        fresh = _offered_around(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now)
+        if starts_at in {slot.starts_at for slot in fresh} and await _patient_busy(session, patient_id=patient.id, starts_at=starts_at, ends_at=ends_at):
+            raise Conflict("appointment.patient_overlap", "You already have an appointment at that time.")
+        raise _slot_taken(fresh)
     await record_audit_event(
         session, actor=actor, action=f"appointment.{'hold' if hold else 'book'}", resource_type="appointment",
         resource_id=appointment.id, patient_id=patient.id, now=now,
@@ -377,6 +462,31 @@ async def book_appointment(
     if not hold:  # a hold is told about when it is confirmed (by payment, in billing)
         await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
+
+
+async def _insert_unless_taken(session: AsyncSession, appointment: Appointment) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: the exclusion constraints decide, as for any write, but as a
+    speculative insertion, which waits for a racing inserter's transaction to end instead of deadlocking
+    with it (two plain INSERTs of overlapping rows can, and each deadlock costs PostgreSQL's
+    deadlock_timeout, 1 s). A plain write racing it (a reschedule's UPDATE) can still deadlock with it, so
+    it runs in write_or_find_conflict's savepoint and retry. Answers whether the row was stored; then
+    `appointment` is in the session as that row."""
+    values = {column.key: getattr(appointment, column.key) for column in _APPOINTMENT.columns}
+    stored: list[uuid.UUID | None] = []
+
+    async def insert() -> None:
+        stored[:] = [await session.scalar(_INSERT_UNLESS_TAKEN, values)]
+
+    if await write_or_find_conflict(session, insert) is not None or not stored or stored[0] is None:
+        return False
+    make_transient_to_detached(appointment)  # the row as written: no SELECT to load it back
+    session.add(appointment)
+    return True
+
+
+async def _patient_busy(session: AsyncSession, *, patient_id: uuid.UUID, starts_at: datetime, ends_at: datetime) -> bool:
+    """Whether the patient holds or has booked another appointment overlapping [starts_at, ends_at)."""
+    return bool(await session.scalar(_PATIENT_BUSY, {"patient_id": patient_id, "span_start": starts_at, "span_end": ends_at}))
 
 
 EXCLUSION_VIOLATION, DEADLOCK_DETECTED = "23P01", "40P01"

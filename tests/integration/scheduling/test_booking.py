@@ -210,3 +210,77 @@ async def test_a_limit_answers_the_first_available_slots_across_days(client, ses
     assert len(first_forty) == 40 and len(everything) > 40
     assert [(s["starts_at"], s["clinician_id"]) for s in first_forty] == [(s["starts_at"], s["clinician_id"]) for s in everything[:40]]
     assert first_forty[-1]["starts_at"][:10] == "2026-11-24"  # two clinicians' first day fill the first 40
+
+
+async def test_racing_bookings_of_overlapping_times_never_overlap_and_never_fail(database_url, session_factory, settings, clock):
+    """Thirty patients race for six different but overlapping starts of one prescriber (10:00 to 11:15 every
+    15 minutes, each 45 min plus the 10-min buffer), while one of them also races itself on a second
+    prescriber: the booked ones never overlap, every other answer is a refusal that says why, and no
+    attempt fails (the writes are speculative inserts: racing writers wait for each other, never deadlock)."""
+    first = await prescriber_with_hours(session_factory, settings, clock)
+    second = await prescriber_with_hours(session_factory, settings, clock, email="rx2@example.org")
+    patients = [await screened_patient(session_factory, settings, clock, email=f"p{i}@example.org") for i in range(30)]
+    starts = [TUESDAY_TEN_NY + timedelta(minutes=15 * k) for k in range(6)]
+    engine = make_engine(database_url, pool_size=31)
+    factory = make_session_factory(engine)
+
+    async def attempt(person, clinician_id, starts_at) -> tuple[str, list]:
+        try:
+            async with transaction(factory) as session:
+                record = await session.get(Patient, person.patient_id)
+                await book_appointment(
+                    session, patient=record, clinician_id=clinician_id, appointment_type=AppointmentType.CONSULT,
+                    starts_at=starts_at, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
+                )  # fmt: skip
+            return "booked", []
+        except Conflict as refusal:
+            return refusal.code, refusal.extra.get("slots", [])
+
+    races = [attempt(person, first.user_id, starts[i % len(starts)]) for i, person in enumerate(patients)]
+    races.append(attempt(patients[0], second.user_id, starts[0]))  # the same patient, the same time, elsewhere
+    try:
+        outcomes = await asyncio.gather(*races)
+    finally:
+        await engine.dispose()
+    codes = [code for code, _ in outcomes]
+    assert set(codes) <= {"booked", "appointment.slot_taken", "appointment.patient_overlap"}, codes
+    async with session_factory() as session:
+        booked = (await session.execute(select(Appointment).where(Appointment.status == "booked").order_by(Appointment.starts_at))).scalars().all()
+    assert codes.count("booked") == len(booked) >= 2
+    mine = [a for a in booked if a.clinician_id == first.user_id]
+    assert all(a.busy_until <= b.busy_from for a, b in zip(mine, mine[1:], strict=False))  # with buffers, never overlapping
+    patient_zero = [a for a in booked if a.patient_id == patients[0].patient_id]
+    assert len(patient_zero) <= 1 and (len(patient_zero) == 1) == ("booked" in (codes[0], codes[-1]))
+    if codes[0] == "booked" and codes[-1] != "booked":
+        assert codes[-1] in ("appointment.patient_overlap", "appointment.slot_taken")
+    for code, fresh in outcomes:
+        if code == "appointment.slot_taken":  # fresh slots: that prescriber's, none overlapping what was booked
+            assert fresh and all(s["clinician_id"] in (str(first.user_id), str(second.user_id)) for s in fresh)
+            taken = {a.starts_at.isoformat() for a in booked}
+            assert not taken & {s["starts_at"] for s in fresh}
+
+
+async def test_a_patient_racing_themselves_on_two_prescribers_gets_one_and_is_told_why(database_url, session_factory, settings, clock):
+    first = await prescriber_with_hours(session_factory, settings, clock)
+    second = await prescriber_with_hours(session_factory, settings, clock, email="rx2@example.org")
+    patient = await screened_patient(session_factory, settings, clock)
+    engine = make_engine(database_url, pool_size=2)
+    factory = make_session_factory(engine)
+
+    async def attempt(clinician_id) -> str:
+        try:
+            async with transaction(factory) as session:
+                record = await session.get(Patient, patient.patient_id)
+                await book_appointment(
+                    session, patient=record, clinician_id=clinician_id, appointment_type=AppointmentType.CONSULT,
+                    starts_at=TUESDAY_TEN_NY, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
+                )  # fmt: skip
+            return "booked"
+        except Conflict as refusal:
+            return refusal.code
+
+    try:
+        outcomes = sorted(await asyncio.gather(attempt(first.user_id), attempt(second.user_id)))
+    finally:
+        await engine.dispose()
+    assert outcomes == ["appointment.patient_overlap", "booked"]
