@@ -4,10 +4,13 @@ from telehealth.accounts.api import AccountsApiController, PatientRecordApiContr
 from telehealth.accounts.pages import AccountPagesController
 from telehealth.billing.api import BillingApiController, StripeWebhookController
 from telehealth.billing.pages import BillingPagesController, CoordinatorBillingPagesController
+from telehealth.clinicians.api import ClinicianApiController
+from telehealth.clinicians.pages import ClinicianPagesController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
+from telehealth.prescribing.api import EncounterApiController, PatientShipmentsApiController, PharmacyApiController, PlanApiController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
 from telehealth.scheduling.pages import VideoPagesController
@@ -24,6 +27,8 @@ ROUTE_HANDLERS = [
     WaitlistApiController,  # /api/v1/waitlist, /api/v1/waitlist/invitations, /api/v1/waitlist/states
     InvitationApiController,  # /api/v1/invitations/accept
     WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
+    ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}]
+    ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove)
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
@@ -31,6 +36,10 @@ ROUTE_HANDLERS = [
     BillingApiController,  # /api/v1/billing/policy, /api/v1/billing/.../checkout, /statement, /payments/{id}/refunds, /daily-totals
     BillingPagesController,  # /billing, /billing/.../pay, /billing/return, /billing/payments/{id}/receipt, /billing/superbill
     CoordinatorBillingPagesController,  # /coordinator/billing
+    EncounterApiController,  # /api/v1/appointments/{id}/encounter, /api/v1/encounters/{id}[/acknowledgements|/decision|/plans]
+    PlanApiController,  # /api/v1/plans/{id}[/sign|/pause|/resume|/discontinue], /api/v1/batches/{id}/release
+    PharmacyApiController,  # /api/v1/pharmacy/queue, /api/v1/pharmacy/batches/{id}/accept|reject|fill|ship|deliver
+    PatientShipmentsApiController,  # /api/v1/my/shipments
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

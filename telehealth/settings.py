@@ -122,6 +122,8 @@ class Settings:
     program_fee_cents: int = 115800
     integration_fee_cents: int = 7500
     no_show_fee_cents: int = 7500
+    # The clinic's formulary for troche plans (mg per unit).
+    troche_strengths_mg: str = "50,100,150,200"
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
     # Superbill: CPT code per appointment type, and the clinic's details printed on it.
@@ -145,6 +147,10 @@ class Settings:
     @property
     def uses_tls(self) -> bool:
         return self.public_base_url.startswith("https://")
+
+    @property
+    def troche_strengths(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.troche_strengths_mg.split(",") if part.strip().isdigit())
 
     @property
     def cpt_code_by_type(self) -> dict[str, str]:
@@ -215,6 +221,7 @@ def load_settings() -> Settings:
         stripe_timeout_seconds=float(_env("STRIPE_TIMEOUT_SECONDS", str(defaults.stripe_timeout_seconds)) or defaults.stripe_timeout_seconds),
         stripe_max_network_retries=_int("STRIPE_MAX_NETWORK_RETRIES", defaults.stripe_max_network_retries),
         cpt_codes=_env("CPT_CODES", defaults.cpt_codes) or defaults.cpt_codes,
+        troche_strengths_mg=_env("TROCHE_STRENGTHS_MG", defaults.troche_strengths_mg) or defaults.troche_strengths_mg,
         clinic_address=_env("CLINIC_ADDRESS", defaults.clinic_address) or defaults.clinic_address,
         clinic_phone=_env("CLINIC_PHONE", defaults.clinic_phone) or defaults.clinic_phone,
         clinic_tax_id=_env("CLINIC_TAX_ID", defaults.clinic_tax_id) or defaults.clinic_tax_id,

@@ -80,7 +80,8 @@ TABLES_TO_EMPTY = (
     "waitlist_invitation, waitlist_link, waitlist_entry, intake_section, questionnaire_response, consent_signature, "
     "appointment, weekly_hours, date_override, appointment_type_settings, "
     "screening_decision, escalation, intake, "
-    "ledger_entry, refund, payment, stripe_customer, stripe_event, billing_policy"
+    "ledger_entry, refund, payment, stripe_customer, stripe_event, billing_policy, "
+    "plan_batch, troche_plan, flag_acknowledgement, encounter, pharmacy"
 )
 
 

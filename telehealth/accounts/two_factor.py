@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.service import queue_account_locked_email
-from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri
+from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput
@@ -114,3 +114,24 @@ def require_recent_step_up(signed_in: SignedIn, *, now: datetime, settings: Sett
             "auth.step_up_required",
             f"Enter a fresh two-factor code to continue (valid {settings.step_up_valid_minutes} minutes).",
         )
+
+
+async def confirm_signature(
+    session: AsyncSession, *, signed_in: SignedIn, password: str, code: str, actor: Actor, now: datetime, settings: Settings
+) -> None:
+    """Signing a controlled-substance prescription: the password and a current, never-used TOTP code,
+    re-entered on the signing request itself. Failures count toward the lock and are audited."""
+    if not signed_in.totp_enrolled:
+        raise Conflict("two_factor.not_enrolled", "Set up two-factor sign-in first.")
+    user, _ = await _load(session, signed_in)
+    if not verify_password(user.password_hash, password):
+        user.failed_login_count += 1
+        if user.failed_login_count >= settings.login_lock_after_failures:
+            user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
+            user.failed_login_count = 0
+        await record_audit_event(
+            session, actor=actor, action="auth.signing", resource_type="user_account", resource_id=user.id, now=now,
+            outcome="failure", reason="wrong_password",
+        )  # fmt: skip
+        raise InvalidInput("signing.wrong_password", "That password is not right.", fields={"password": "is not your password"}, keep_evidence=True)
+    await _check_code(session, signed_in=signed_in, code=code, actor=actor, now=now, settings=settings, action="auth.signing")

@@ -36,6 +36,8 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "billing_payment_due": ("recipient_name", "amount"),
     "billing_refund_issued": ("recipient_name", "amount"),
     "billing_time_released": ("recipient_name", "amount"),
+    "shipment_on_its_way": ("recipient_name",),
+    "credential_expiring": ("recipient_name",),
 }
 
 

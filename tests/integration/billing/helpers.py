@@ -152,3 +152,27 @@ async def dashboard(fake: FakeStripe) -> AsyncIterator[stripe.StripeClient]:
         yield stripe.StripeClient("sk_test_dashboard", http_client=http, base_addresses={"api": fake.base_url})  # type: ignore[arg-type]
     finally:
         await http.close_async()
+
+
+async def plan_row(session_factory, settings, clock, *, patient_id) -> uuid.UUID:
+    """A troche plan for a program fee to belong to (a prescriber, a consult, its encounter, the pharmacy)."""
+    from telehealth.accounts.roles import Role
+    from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
+    from tests.helpers import make_person
+
+    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email=f"rx-{uuid.uuid4().hex[:6]}@example.org", now=clock.now(), settings=settings)
+    patient = type("P", (), {"patient_id": patient_id})
+    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=clock.now() - timedelta(days=2),
+                                              appointment_type="consult", status="completed", minutes=45)  # fmt: skip
+    plan_id = uuid.uuid4()
+    async with transaction(session_factory) as session:
+        pharmacy = Pharmacy(name=f"Pharmacy {plan_id.hex[:6]}", phone="+18025550111", address="1 Mill St", created_at=clock.now())
+        encounter = Encounter(appointment_id=appointment_id, patient_id=patient_id, prescriber_id=prescriber.user_id, opened_at=clock.now())
+        session.add_all([pharmacy, encounter])
+        await session.flush()
+        session.add(TrochePlan(
+            id=plan_id, patient_id=patient_id, encounter_id=encounter.id, prescriber_id=prescriber.user_id, pharmacy_id=pharmacy.id,
+            status="draft", product="Ketamine HCl sublingual troche", strength_mg=100, sessions=1, doses_mg=[100], min_hours_between=48,
+            directions="As directed", shipment_sessions=[1], created_at=clock.now(), updated_at=clock.now(),
+        ))  # fmt: skip
+    return plan_id

@@ -17,6 +17,7 @@ from telehealth.billing.states import PaymentPurpose
 from telehealth.db.engine import transaction
 from tests.helpers import csrf_headers, pay_checkout
 from tests.integration.billing.helpers import (
+    plan_row,
     StripeWatch,
     coordinator,
     hold_consult,
@@ -89,7 +90,7 @@ async def test_bad_policy_values_are_refused_naming_the_field(client, session_fa
 
 
 async def _paid_program(session_factory, settings, clock, patient_id) -> uuid.UUID:
-    plan_id = uuid.uuid4()
+    plan_id = await plan_row(session_factory, settings, clock, patient_id=patient_id)
     async with transaction(session_factory) as session:
         payment = await service.payment_due(session, patient_id=patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
         assert (payment.status, payment.amount_cents) == ("open", 115800)
@@ -118,7 +119,7 @@ async def test_a_stopped_program_is_refunded_by_shipments_sent(client, session_f
 async def test_a_program_paid_on_the_billing_page_is_refunded_at_stripe_by_the_policy_in_force(client, session_factory, settings, clock, stripe_fake):
     _, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
-    plan_id = uuid.uuid4()
+    plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
         due = await service.payment_due(session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
         await service.update_policy(session, values={"program_refund_percent_after_first_shipment": 25}, actor=Actor.system(), now=clock.now(), settings=settings)

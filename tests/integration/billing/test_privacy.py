@@ -20,6 +20,7 @@ from telehealth.billing.states import PaymentPurpose
 from telehealth.db.engine import transaction
 from tests.helpers import csrf_headers, make_person, pay_checkout, sign_in
 from tests.integration.billing.helpers import (
+    plan_row,
     StripeWatch,
     book_and_pay,
     coordinator,
@@ -95,7 +96,7 @@ async def test_no_request_to_stripe_carries_identity_or_health_information(clien
     await pay_checkout(client, stripe_fake, due.json()["checkout_url"])
 
     # The program fee, paid on the billing page and refunded after one shipment.
-    plan_id = uuid.uuid4()
+    plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
         program = await service.payment_due(session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
     checkout = await client.post(f"/api/v1/billing/payments/{program.id}/checkout", json={}, headers=await csrf_headers(client))

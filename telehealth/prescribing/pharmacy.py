@@ -1,0 +1,191 @@
+"""The pharmacy's side: a queue showing only what filling needs (minimum necessary: who, born when, where
+to ship, the prescriber and DEA number, the medication lines), and each batch's steps. Batch 2 is released
+only after batch 1's sessions are reported, or by a prescriber's override with a reason; nothing ships
+before the program fee is paid."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.billing.models import Payment
+from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.clinicians.models import DeaRegistration
+from telehealth.intake.models import Intake, IntakeSection
+from telehealth.lib.errors import InvalidInput, NotFound, RuleRefused
+from telehealth.lib.states import change_status
+from telehealth.notifications.service import queue_email
+from telehealth.prescribing.models import Encounter, PlanBatch, TrochePlan
+from telehealth.prescribing.states import BATCH_TRANSITIONS, PLAN_TRANSITIONS, BatchStatus, PlanStatus
+
+QUEUE_STATUSES = (BatchStatus.QUEUED, BatchStatus.ACCEPTED, BatchStatus.FILLED, BatchStatus.SHIPPED)
+
+
+async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
+    """How many of the plan's sessions up to `through_session` the patient has reported. Dosing sessions and
+    their reports arrive with the dosing area; until then no session is reported, so only a prescriber's
+    override releases a later batch."""
+    return 0
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    batch: PlanBatch
+    patient_name: str
+    date_of_birth: str | None
+    ship_to: dict[str, str]
+    prescriber_name: str
+    prescriber_dea: str | None
+    product: str
+    strength_mg: int
+    directions: str
+
+
+async def _fill_details(session: AsyncSession, patient_id: uuid.UUID) -> tuple[str, str | None, dict[str, str]]:
+    """Name and date of birth as on the photo ID, and the shipping address: the intake's two sections, nothing else."""
+    intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == patient_id, Intake.status == "submitted").order_by(Intake.submitted_at.desc()).limit(1))
+    rows = {}
+    if intake_id is not None:
+        rows = {
+            row.section: row.answers
+            for row in (await session.execute(select(IntakeSection).where(IntakeSection.intake_id == intake_id, IntakeSection.section.in_(["demographics", "address"])))).scalars()
+        }  # fmt: skip
+    demographics, address = rows.get("demographics", {}), rows.get("address", {})
+    name = " ".join(part for part in (demographics.get("first_name"), demographics.get("last_name")) if part)
+    if not name:
+        name = await session.scalar(select(UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id)) or ""
+    ship_to = {key: str(address[key]) for key in ("line1", "line2", "city", "state", "postal_code") if address.get(key)}
+    return name, demographics.get("date_of_birth"), ship_to
+
+
+async def queue(session: AsyncSession, *, statuses: tuple[str, ...] = QUEUE_STATUSES) -> list[QueueItem]:
+    rows = await session.execute(
+        select(PlanBatch, TrochePlan, Encounter, UserAccount.full_name)
+        .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
+        .join(Encounter, Encounter.id == TrochePlan.encounter_id)
+        .join(UserAccount, UserAccount.id == TrochePlan.prescriber_id)
+        .where(PlanBatch.status.in_([str(s) for s in statuses]))
+        .order_by(PlanBatch.updated_at)
+    )  # fmt: skip
+    items = []
+    for batch, plan, encounter, prescriber_name in rows.all():
+        name, born, ship_to = await _fill_details(session, plan.patient_id)
+        dea = await session.scalar(select(DeaRegistration.number).where(DeaRegistration.clinician_id == plan.prescriber_id, DeaRegistration.state == encounter.location_state))
+        items.append(QueueItem(batch, name, born, ship_to, prescriber_name, dea, plan.product, plan.strength_mg, plan.directions))
+    return items
+
+
+async def _batch(session: AsyncSession, batch_id: uuid.UUID) -> tuple[PlanBatch, TrochePlan]:
+    batch = await session.get(PlanBatch, batch_id, with_for_update=True, populate_existing=True)
+    if batch is None:
+        raise NotFound("batch.not_found", "No batch with this id.")
+    plan = await session.get(TrochePlan, batch.plan_id)
+    assert plan is not None
+    return batch, plan
+
+
+async def _move(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, target: BatchStatus, *, actor: Actor, now: datetime, **values: Any) -> PlanBatch:
+    await change_status(
+        session, PlanBatch, batch.id, table=BATCH_TRANSITIONS, source=batch.status, target=target, actor=actor, now=now,
+        patient_id=plan.patient_id, values={"updated_at": now, **values},
+    )  # fmt: skip
+    await session.refresh(batch)
+    return batch
+
+
+async def accept(session: AsyncSession, *, batch_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
+    batch, plan = await _batch(session, batch_id)
+    return await _move(session, batch, plan, BatchStatus.ACCEPTED, actor=actor, now=now)
+
+
+async def reject(session: AsyncSession, *, batch_id: uuid.UUID, reason: str, actor: Actor, now: datetime) -> PlanBatch:
+    """The pharmacy cannot fill it; the reason goes back to the prescriber (shown on the plan)."""
+    if not reason.strip():
+        raise InvalidInput("request.invalid", "Give the reason for the prescriber.", fields={"reason": "is required"})
+    batch, plan = await _batch(session, batch_id)
+    return await _move(session, batch, plan, BatchStatus.REJECTED, actor=actor, now=now, rejected_reason=reason.strip()[:1000])
+
+
+async def fill(session: AsyncSession, *, batch_id: uuid.UUID, lot_number: str, beyond_use_date: date, units: int, actor: Actor, now: datetime) -> PlanBatch:
+    batch, plan = await _batch(session, batch_id)
+    problems = {}
+    if not lot_number.strip():
+        problems["lot_number"] = "is required"
+    if beyond_use_date <= now.date():
+        problems["beyond_use_date"] = "must be after today"
+    if units != batch.units:
+        problems["units"] = f"must be {batch.units}, the units this batch's doses need"
+    if problems:
+        raise InvalidInput("request.invalid", "Some fill details need another look.", fields=problems)
+    return await _move(session, batch, plan, BatchStatus.FILLED, actor=actor, now=now, lot_number=lot_number.strip(), beyond_use_date=beyond_use_date, units_filled=units)
+
+
+async def ship(
+    session: AsyncSession, *, batch_id: uuid.UUID, carrier: str, tracking_number: str, signature_required: bool, actor: Actor, now: datetime
+) -> PlanBatch:
+    batch, plan = await _batch(session, batch_id)
+    if not carrier.strip() or not tracking_number.strip():
+        raise InvalidInput("request.invalid", "Give the carrier and the tracking number.", fields={
+            name: "is required" for name, value in (("carrier", carrier), ("tracking_number", tracking_number)) if not value.strip()
+        })  # fmt: skip
+    if plan.status == PlanStatus.PAUSED:
+        raise RuleRefused("batch.plan_paused", "The plan is paused for a prescriber's review; hold the shipment.")
+    paid = await session.scalar(
+        select(Payment.id).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID)
+    )
+    if paid is None:
+        raise RuleRefused("batch.program_fee_unpaid", "The program fee is not paid yet; shipping waits for it.")
+    shipped = await _move(
+        session, batch, plan, BatchStatus.SHIPPED, actor=actor, now=now, carrier=carrier.strip(), tracking_number=tracking_number.strip(),
+        signature_required=signature_required, shipped_at=now,
+    )  # fmt: skip
+    user = (await session.execute(select(UserAccount.email, UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == plan.patient_id))).one()
+    await queue_email(session, to=user.email, template="shipment_on_its_way", context={"recipient_name": user.full_name}, now=now, dedupe_key=f"shipped:{batch.id}")
+    return shipped
+
+
+async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
+    """Delivered (signed for); the plan becomes active with its first delivery."""
+    batch, plan = await _batch(session, batch_id)
+    delivered = await _move(session, batch, plan, BatchStatus.DELIVERED, actor=actor, now=now, delivered_at=now)
+    if plan.status == PlanStatus.SENT_TO_PHARMACY:
+        await change_status(
+            session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.SENT_TO_PHARMACY, target=PlanStatus.ACTIVE,
+            actor=Actor.system(), now=now, patient_id=plan.patient_id, values={"updated_at": now},
+        )  # fmt: skip
+    return delivered
+
+
+async def release(session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: uuid.UUID, override_reason: str | None, actor: Actor, now: datetime) -> PlanBatch:
+    """Send a later batch to the pharmacy: the batch before it was delivered and its sessions reported, or
+    the plan's prescriber overrides with a reason (audited with it)."""
+    batch, plan = await _batch(session, batch_id)
+    if plan.prescriber_id != prescriber_id:
+        raise NotFound("batch.not_found", "No batch with this id is yours.")
+    if plan.status not in (PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE):
+        raise RuleRefused("batch.plan_not_live", "Only a batch of a live, unpaused plan can be released.")
+    previous = (await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))).scalar_one_or_none()
+    if previous is not None and previous.status != BatchStatus.DELIVERED:
+        raise RuleRefused("batch.previous_not_delivered", "The batch before this one has not been delivered yet.")
+    reported = await sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
+    if reported < batch.first_session - 1 and not (override_reason or "").strip():
+        raise RuleRefused(
+            "batch.sessions_not_reported",
+            f"Sessions 1 to {batch.first_session - 1} are not all reported yet ({reported} are). Release it anyway only with a reason.",
+            fields={"override_reason": "is required to release before the earlier sessions are reported"},
+        )  # fmt: skip
+    overridden = reported < batch.first_session - 1
+    released = await _move(
+        session, batch, plan, BatchStatus.QUEUED, actor=actor, now=now, release_override_reason=(override_reason or "").strip() if overridden else None
+    )
+    if overridden:
+        await record_audit_event(session, actor=actor, action="plan_batch.release_override", resource_type="plan_batch", resource_id=batch.id,
+                                 patient_id=plan.patient_id, now=now, reason="override")  # fmt: skip  (the reason itself is on the batch)
+    return released

@@ -1,0 +1,183 @@
+"""Troche plans: written as a draft in an encounter, signed with the password and a TOTP code on the signing
+request itself, then sent to the pharmacy in batches. Signing is a compare-and-swap; one live plan per
+patient is a unique index. A signed plan never changes: any change is a new plan."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.sessions import SignedIn
+from telehealth.accounts.two_factor import confirm_signature
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.billing.service import payment_due
+from telehealth.billing.settlement import refund_program
+from telehealth.billing.states import PaymentPurpose
+from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
+from telehealth.lib.states import change_status
+from telehealth.prescribing import encounters
+from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
+from telehealth.prescribing.rules import PlanContent, batches_for, check_plan, default_shipments
+from telehealth.prescribing.states import BATCH_TRANSITIONS, LIVE_PLAN, PLAN_TRANSITIONS, UNSHIPPED, BatchStatus, Decision, PlanStatus
+from telehealth.settings import Settings
+
+
+def content_of(plan: TrochePlan) -> PlanContent:
+    return PlanContent(
+        patient_id=str(plan.patient_id), encounter_id=str(plan.encounter_id), prescriber_id=str(plan.prescriber_id),
+        pharmacy_id=str(plan.pharmacy_id), product=plan.product, strength_mg=plan.strength_mg, doses_mg=tuple(plan.doses_mg),
+        min_hours_between=plan.min_hours_between, directions=plan.directions, shipment_sessions=tuple(plan.shipment_sessions),
+        refills=plan.refills,
+    )  # fmt: skip
+
+
+async def _one_pharmacy(session: AsyncSession, pharmacy_id: uuid.UUID | None) -> Pharmacy:
+    if pharmacy_id is not None:
+        found = await session.get(Pharmacy, pharmacy_id)
+        if found is None:
+            raise InvalidInput("request.invalid", "Choose one of the clinic's pharmacies.", fields={"pharmacy_id": "is not a known pharmacy"})
+        return found
+    rows = list((await session.execute(select(Pharmacy).order_by(Pharmacy.name).limit(2))).scalars())
+    if len(rows) != 1:
+        raise InvalidInput("request.invalid", "Choose the pharmacy.", fields={"pharmacy_id": "is required when the clinic has several (or none is set up)"})
+    return rows[0]
+
+
+async def live_plan(session: AsyncSession, *, patient_id: uuid.UUID) -> TrochePlan | None:
+    return (await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status.in_(list(LIVE_PLAN))))).scalar_one_or_none()
+
+
+async def write_plan(
+    session: AsyncSession, encounter: Encounter, *, product: str, strength_mg: int, doses_mg: list[int], min_hours_between: int,
+    directions: str, shipment_sessions: list[int] | None, pharmacy_id: uuid.UUID | None, refills: int, actor: Actor, now: datetime,
+    settings: Settings,
+) -> TrochePlan:  # fmt: skip
+    """A draft plan in an encounter decided `start_plan`; every cap is checked now and again at signing."""
+    if encounter.decision != Decision.START_PLAN:
+        raise RuleRefused("plan.no_start_decision", "Record the decision to start a plan in this encounter first.")
+    if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)) is not None:
+        raise blocker
+    if await live_plan(session, patient_id=encounter.patient_id) is not None:
+        raise RuleRefused("plan.one_active_plan", "This patient already has an active plan. Discontinue it, or let it complete, first.")
+    pharmacy = await _one_pharmacy(session, pharmacy_id)
+    content = PlanContent(
+        patient_id=str(encounter.patient_id), encounter_id=str(encounter.id), prescriber_id=str(encounter.prescriber_id),
+        pharmacy_id=str(pharmacy.id), product=product, strength_mg=strength_mg, doses_mg=tuple(doses_mg), min_hours_between=min_hours_between,
+        directions=directions.strip(), shipment_sessions=tuple(shipment_sessions or default_shipments(len(doses_mg))), refills=refills,
+    )  # fmt: skip
+    check_plan(content, thresholds=settings.thresholds, strengths=settings.troche_strengths)
+    plan = TrochePlan(
+        patient_id=encounter.patient_id, encounter_id=encounter.id, prescriber_id=encounter.prescriber_id, pharmacy_id=pharmacy.id,
+        status=PlanStatus.DRAFT.value, product=content.product, strength_mg=content.strength_mg, sessions=content.sessions,
+        doses_mg=list(content.doses_mg), min_hours_between=content.min_hours_between, directions=content.directions,
+        shipment_sessions=list(content.shipment_sessions), refills=0, created_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(plan)
+    await session.flush()
+    await record_audit_event(session, actor=actor, action="troche_plan.draft", resource_type="troche_plan", resource_id=plan.id,
+                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    return plan
+
+
+async def own_plan(session: AsyncSession, *, plan_id: uuid.UUID, signed_in: SignedIn, lock: bool = False) -> TrochePlan:
+    plan = await session.get(TrochePlan, plan_id, with_for_update=lock, populate_existing=True)
+    if plan is None or plan.prescriber_id != signed_in.user_id:
+        raise NotFound("plan.not_found", "No plan with this id is yours.")
+    return plan
+
+
+async def sign_plan(
+    session: AsyncSession, plan: TrochePlan, *, signed_in: SignedIn, password: str, code: str, actor: Actor, now: datetime, settings: Settings
+) -> TrochePlan:
+    """Sign: step-up on this very request, then every check again, then draft -> signed as a compare-and-swap
+    with the SHA-256 of the canonical content. Then the pharmacy queue gets batch 1 and the program fee is due."""
+    if plan.status != PlanStatus.DRAFT:
+        raise Conflict("plan.not_draft", "Only a draft can be signed; this plan is already signed or closed.")
+    await confirm_signature(session, signed_in=signed_in, password=password, code=code, actor=actor, now=now, settings=settings)
+    encounter = await session.get(Encounter, plan.encounter_id)
+    assert encounter is not None
+    if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)) is not None:
+        raise blocker
+    content = content_of(plan)
+    check_plan(content, thresholds=settings.thresholds, strengths=settings.troche_strengths)
+    try:
+        async with session.begin_nested():
+            await change_status(
+                session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.DRAFT, target=PlanStatus.SIGNED, actor=actor, now=now,
+                patient_id=plan.patient_id, values={"content_sha256": content.sha256(), "signed_at": now, "updated_at": now},
+            )  # fmt: skip
+    except IntegrityError as error:
+        if "uq_troche_plan_one_live_per_patient" in str(error.orig):
+            raise RuleRefused("plan.one_active_plan", "This patient already has an active plan.") from None
+        raise
+    for batch in batches_for(content):
+        session.add(PlanBatch(
+            plan_id=plan.id, sequence=batch.sequence, first_session=batch.first_session, last_session=batch.last_session, units=batch.units,
+            status=(BatchStatus.QUEUED if batch.sequence == 1 else BatchStatus.HELD).value, updated_at=now,
+        ))  # fmt: skip
+    await session.flush()
+    await change_status(
+        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.SIGNED, target=PlanStatus.SENT_TO_PHARMACY, actor=Actor.system(),
+        now=now, patient_id=plan.patient_id,
+    )  # fmt: skip
+    await payment_due(session, patient_id=plan.patient_id, purpose=PaymentPurpose.PROGRAM, now=now, settings=settings, plan_id=plan.id)
+    await session.refresh(plan)
+    return plan
+
+
+def verify_signature(plan: TrochePlan) -> bool:
+    """The stored hash still matches the plan's content (nothing changed after signing)."""
+    return plan.content_sha256 is not None and plan.content_sha256 == content_of(plan).sha256()
+
+
+async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime) -> TrochePlan:
+    if not reason.strip():
+        raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
+    await change_status(
+        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=PlanStatus.PAUSED, actor=actor, now=now,
+        patient_id=plan.patient_id, values={"status_reason": reason.strip(), "updated_at": now},
+    )  # fmt: skip
+    await session.refresh(plan)
+    return plan
+
+
+async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> TrochePlan:
+    delivered = await session.scalar(select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED))
+    target = PlanStatus.ACTIVE if delivered else PlanStatus.SENT_TO_PHARMACY
+    await change_status(
+        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=target, actor=actor, now=now,
+        patient_id=plan.patient_id, values={"status_reason": None, "updated_at": now},
+    )  # fmt: skip
+    await session.refresh(plan)
+    return plan
+
+
+async def discontinue_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime, settings: Settings) -> TrochePlan:
+    """Stop the plan: batches not shipped are cancelled (nothing more ships, no more sessions unlock) and the
+    program fee is refunded by how many shipments have left."""
+    if not reason.strip():
+        raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
+    await change_status(
+        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=PlanStatus.DISCONTINUED, actor=actor, now=now,
+        patient_id=plan.patient_id, values={"status_reason": reason.strip(), "updated_at": now},
+    )  # fmt: skip
+    batches = list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id).order_by(PlanBatch.sequence))).scalars())
+    for batch in batches:
+        if batch.status in UNSHIPPED:
+            await change_status(
+                session, PlanBatch, batch.id, table=BATCH_TRANSITIONS, source=batch.status, target=BatchStatus.CANCELLED, actor=actor, now=now,
+                patient_id=plan.patient_id, values={"updated_at": now},
+            )  # fmt: skip
+    shipped = sum(1 for batch in batches if batch.status in (BatchStatus.SHIPPED, BatchStatus.DELIVERED))
+    if plan.signed_at is not None:
+        await refund_program(session, plan_id=plan.id, shipments_sent=shipped, actor=actor, now=now, settings=settings)
+    await session.refresh(plan)
+    return plan
+
+
+async def batches_of(session: AsyncSession, *, plan_id: uuid.UUID) -> list[PlanBatch]:
+    return list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan_id).order_by(PlanBatch.sequence))).scalars())
