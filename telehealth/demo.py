@@ -15,6 +15,7 @@ from telehealth.accounts.security import new_totp_secret, totp_uri
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.prescribing.models import Pharmacy
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.settings import Settings
 from telehealth.waitlist.models import WaitlistEntry
@@ -72,6 +73,8 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     patient.state_of_residence = patient.state_of_residence or "NY"
     if await session.get(CareTeamMember, (patient.id, therapist.id)) is None:
         session.add(CareTeamMember(patient_id=patient.id, clinician_id=therapist.id, added_at=now))
+    if (await session.execute(select(Pharmacy).limit(1))).first() is None:
+        session.add(Pharmacy(name="Green Mountain Compounding (demo)", phone="+18025550111", address="1 Mill Street, Burlington, VT 05401", created_at=now))
     await _seed_waiting_list(session, now=now)
     await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
     await session.flush()
