@@ -23,6 +23,7 @@ from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.us_states import US_STATES
 from telehealth.prescribing.models import Encounter, FlagAcknowledgement, TrochePlan
+from telehealth.prescribing.reassessment import score_changes
 from telehealth.prescribing.states import Decision
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import AppointmentStatus
@@ -220,6 +221,11 @@ async def chart(session: AsyncSession, encounter: Encounter, *, signed_in: Signe
         "screening": {"outcome": screening.outcome, "reasons": screening.reasons} if screening else None,
         "flags": [{**reason, "acknowledgement": acknowledged.get(reason["rule_id"])} for reason in await review_flags(session, patient_id=patient.id)],
         "appointments": appointments, "plans": plans,
+        "score_changes": [
+            {"questionnaire": c.questionnaire, "baseline": c.baseline, "latest": c.latest, "change_percent": c.change_percent,
+             "response": c.response, "remission": c.remission}
+            for c in await score_changes(session, patient_id=patient.id)
+        ],
     }  # fmt: skip
 
 
