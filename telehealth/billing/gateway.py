@@ -79,7 +79,9 @@ class StripeGateway:
     async def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
         try:
             intent = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
-        except stripe.APIConnectionError as error:
+        except stripe.InvalidRequestError:
+            return {}  # not ours (or not there): the event is ignored rather than retried forever
+        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
             raise ServiceUnavailable("payments.unavailable", "Our payment processor did not answer; we will try again.") from error
         return intent.to_dict()
 

@@ -30,7 +30,7 @@ class RefundDecision:
 
 
 def appointment_cancellation(
-    paid_cents: int, *, by_patient: bool, starts_at: datetime, cancelled_at: datetime, policy: BillingPolicy
+    paid_cents: int, *, by_patient: bool, starts_at: datetime, cancelled_at: datetime, policy: BillingPolicy, late_fee_taken: bool = False
 ) -> RefundDecision:
     if not by_patient:
         return RefundDecision(paid_cents, "clinician_cancelled", 0, f"The clinic cancelled, so you get the full {dollars(paid_cents)} back.")
@@ -38,6 +38,11 @@ def appointment_cancellation(
         return RefundDecision(
             paid_cents, "patient_cancelled_early", 0,
             f"You are cancelling {policy.free_cancel_hours} hours or more ahead, so you get the full {dollars(paid_cents)} back.",
+        )  # fmt: skip
+    if late_fee_taken:
+        return RefundDecision(
+            paid_cents, "late_cancel_fee_already_charged", 0,
+            f"The late fee was already charged when you moved this appointment, so you get the full {dollars(paid_cents)} back.",
         )  # fmt: skip
     kept = min(paid_cents, policy.late_cancel_fee_cents)
     back = paid_cents - kept

@@ -36,10 +36,21 @@ async def _appointment_payment(session: AsyncSession, appointment_id: uuid.UUID)
         await session.execute(
             select(Payment).where(
                 Payment.appointment_id == appointment_id, Payment.purpose.in_([p.value for p in APPOINTMENT_PURPOSES]),
-                Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]),
-            ).with_for_update()
+                Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID, PaymentStatus.REFUNDED]),
+            ).order_by(Payment.created_at.desc()).limit(1).with_for_update()
         )
     ).scalar_one_or_none()  # fmt: skip
+
+
+async def _late_fee_taken(session: AsyncSession, appointment_id: uuid.UUID) -> bool:
+    """A late reschedule already charged the fee for this appointment: a late cancel does not take it again."""
+    found = await session.scalar(
+        select(Payment.id).where(
+            Payment.appointment_id == appointment_id, Payment.purpose == PaymentPurpose.LATE_CANCEL_FEE,
+            Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]),
+        )
+    )  # fmt: skip
+    return found is not None
 
 
 async def cancellation_quote(session: AsyncSession, appointment: Appointment, *, by_patient: bool, now: datetime, settings: Settings) -> CancellationQuote:
@@ -47,9 +58,10 @@ async def cancellation_quote(session: AsyncSession, appointment: Appointment, *,
     policy = await current_policy(session, settings)
     late = by_patient and appointment.status == AppointmentStatus.BOOKED and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
     payment = await _appointment_payment(session, appointment.id)
-    if payment is not None and payment.status == PaymentStatus.PAID:
+    if payment is not None and payment.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
         decision = rules.appointment_cancellation(
-            payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy
+            payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy,
+            late_fee_taken=await _late_fee_taken(session, appointment.id),
         )
         return CancellationQuote(decision.amount_cents, decision.kept_cents, late and decision.kept_cents > 0, decision.sentence)  # nothing kept: nothing to accept
     if appointment.status == AppointmentStatus.HELD or not late:
@@ -73,7 +85,8 @@ async def settle_cancellation(
         return
     if payment is not None:
         decision = rules.appointment_cancellation(
-            payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy
+            payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy,
+            late_fee_taken=await _late_fee_taken(session, appointment.id),
         )
         await request_refund(session, payment, amount_cents=decision.amount_cents, reason=decision.reason, actor=actor, now=now)
         return

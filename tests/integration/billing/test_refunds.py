@@ -193,3 +193,34 @@ async def test_an_ineligible_patient_gets_the_consult_refunded_once(client, sess
     await run_jobs(session_factory, settings, clock)
     assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(intent, 15000)]
     assert [(r.reason, r.status) for r in await rows(session_factory, Refund)] == [("ineligible", "succeeded")]
+
+
+async def test_a_late_fee_charged_for_a_late_move_is_not_kept_again_on_a_late_cancel(client, session_factory, settings, clock, stripe_fake):
+    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    held, _ = await book_and_pay(client, stripe_fake, prescriber)  # Tuesday 15:00 UTC, 24 h ahead
+    clock.advance(timedelta(hours=1))  # 23 h before: inside the free window
+    await switch_to(client, patient, clock)
+    moved = await client.post(f"/api/v1/appointments/{held['id']}/reschedule", json={"starts_at": "2026-11-24T14:00:00Z", "accept_late_fee": True},
+                              headers=await csrf_headers(client))  # fmt: skip
+    assert moved.status_code == 200, moved.text
+    assert len(await rows(session_factory, Payment, Payment.appointment_id == held["id"], Payment.purpose == "late_cancel_fee")) == 1
+    cancelled = await _cancel(client, held["id"])  # 22 h ahead: late, but the fee was already charged
+    assert cancelled.status_code == 200, cancelled.text
+    assert [(r.reason, r.amount_cents) for r in await rows(session_factory, Refund, Refund.payment_id == held["payment_id"])] == [
+        ("late_cancel_fee_already_charged", 15000)
+    ]
+    assert len(await rows(session_factory, Payment, Payment.appointment_id == held["id"], Payment.purpose == "late_cancel_fee")) == 1
+
+
+async def test_a_fully_refunded_visit_cancelled_late_costs_no_fee(client, session_factory, settings, clock, stripe_fake):
+    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    held, _ = await book_and_pay(client, stripe_fake, prescriber)
+    await switch_to(client, await coordinator(session_factory, settings, clock), clock)
+    refunded = await client.post(f"/api/v1/billing/payments/{held['payment_id']}/refunds", json={"amount_cents": 15000, "reason": "clinic goodwill"},
+                                 headers=await csrf_headers(client))  # fmt: skip
+    assert refunded.status_code == 201, refunded.text
+    clock.advance(timedelta(hours=1))  # 23 h before the start
+    await switch_to(client, patient, clock)
+    told = await _cancel(client, held["id"])
+    assert told.status_code == 200 and told.json()["status"] == "cancelled", told.text
+    assert await rows(session_factory, Payment, Payment.appointment_id == held["id"], Payment.purpose == "late_cancel_fee") == []
