@@ -20,10 +20,11 @@ from itertools import islice, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, select, type_coerce, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, literal_column, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import NullType
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -37,7 +38,7 @@ from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.notices import tell_patient
-from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings, open_slots
+from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings, open_slots, open_slots_sorted
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, OCCUPYING, AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 
@@ -140,9 +141,19 @@ class ClinicianCalendar:
 
 
 _ZONES = select(ClinicianProfile.user_id, ClinicianProfile.timezone).where(_any_id(ClinicianProfile.user_id))
-_WEEKLY_HOURS = select(WeeklyHours.clinician_id, WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local).where(
-    _any_id(WeeklyHours.clinician_id)
-)
+# A clinician's whole week as one text ("0 09:00:00 17:00:00,1 ..."): one row per clinician, and clinicians
+# who keep the same hours share one parsed week.
+_WEEKLY_HOURS = (
+    select(
+        WeeklyHours.clinician_id,
+        func.string_agg(
+            func.concat_ws(" ", WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local),
+            aggregate_order_by(literal_column("','"), WeeklyHours.weekday, WeeklyHours.starts_at_local),
+        ),
+    )
+    .where(_any_id(WeeklyHours.clinician_id))
+    .group_by(WeeklyHours.clinician_id)
+)  # fmt: skip
 _DATE_OVERRIDES = select(
     DateOverride.clinician_id, DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local
 ).where(_any_id(DateOverride.clinician_id), DateOverride.on_date >= bindparam("first_day"), DateOverride.on_date <= bindparam("last_day"))
@@ -160,9 +171,7 @@ async def _load_hours(
     ids = {"ids": clinician_ids}
     if zones is None:
         zones = dict((await session.execute(_ZONES, ids)).all())
-    weekly: dict[uuid.UUID, dict[int, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
-    for cid, weekday, opens, closes in (await session.execute(_WEEKLY_HOURS, ids)).all():
-        weekly[cid].setdefault(weekday, []).append(_time_range(opens, closes))
+    weekly = dict((await session.execute(_WEEKLY_HOURS, ids)).all())
     days_off: dict[uuid.UUID, set[date]] = {cid: set() for cid in clinician_ids}
     extra: dict[uuid.UUID, dict[date, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
     days = {"first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date()}
@@ -176,7 +185,7 @@ async def _load_hours(
         cid: ClinicianCalendar(
             availability=Availability(
                 zone=_zone(zones.get(cid)),
-                weekly={day: tuple(ranges) for day, ranges in weekly[cid].items()},
+                weekly=_week(weekly.get(cid)),
                 days_off=frozenset(days_off[cid]),
                 extra={day: tuple(ranges) for day, ranges in extra[cid].items()},
             ),
@@ -187,9 +196,14 @@ async def _load_hours(
     }
 
 
-@lru_cache(maxsize=256)
-def _time_range(opens: time, closes: time) -> TimeRange:
-    return TimeRange(opens, closes)  # most clinicians keep the same few hours
+@lru_cache(maxsize=1024)
+def _week(hours: str | None) -> dict[int, tuple[TimeRange, ...]]:
+    """A week of hours from its text, "weekday start end" items in order (shared: never change the answer)."""
+    week: dict[int, list[TimeRange]] = {}
+    for item in hours.split(",") if hours else ():
+        weekday, opens, closes = item.split(" ")
+        week.setdefault(int(weekday), []).append(TimeRange(time.fromisoformat(opens), time.fromisoformat(closes)))
+    return {weekday: tuple(ranges) for weekday, ranges in week.items()}
 
 
 @lru_cache(maxsize=64)
@@ -200,10 +214,10 @@ def _zone(name: str | None) -> ZoneInfo:
 def _reach(calendars: list[ClinicianCalendar], appointment_type: AppointmentType) -> timedelta:
     """How far outside a window an appointment can still matter to a start inside it: its span with both
     buffers; a whole day when a daily limit counts the appointments of the window's local days."""
-    timings = [type_settings(calendar.settings_row, appointment_type) for calendar in calendars]
+    timings = [_timing(calendar.settings_row, appointment_type) for calendar in calendars]
     if any(timing.max_per_day is not None for timing in timings):
         return timedelta(days=1)
-    return max(timing.buffer_before + timing.duration + timing.buffer_after for timing in timings)
+    return max((timing.buffer_before + timing.duration + timing.buffer_after for timing in timings), default=timedelta(0))
 
 
 _OCCUPYING_SPANS = select(
@@ -213,6 +227,32 @@ _OCCUPYING_SPANS = select(
     _any_id(Appointment.clinician_id), Appointment.status.in_([s.value for s in OCCUPYING]),
     Appointment.busy_until > bindparam("after"), Appointment.busy_from < bindparam("before"),
 )  # fmt: skip
+
+
+_BUSY_SPANS = (
+    select(
+        Appointment.clinician_id,
+        # Read as asyncpg decodes them (lists of UTC datetimes), without a per-item hook.
+        type_coerce(func.array_agg(aggregate_order_by(Appointment.busy_from, Appointment.busy_from)), NullType()),
+        type_coerce(func.array_agg(aggregate_order_by(Appointment.busy_until, Appointment.busy_from)), NullType()),
+    )
+    .where(
+        _any_id(Appointment.clinician_id), Appointment.status.in_([s.value for s in OCCUPYING]),
+        (Appointment.status == AppointmentStatus.BOOKED.value) | (Appointment.hold_expires_at > bindparam("now")),  # not a lapsed hold
+        Appointment.busy_until > bindparam("after"), Appointment.busy_from < bindparam("before"),
+    )
+    .group_by(Appointment.clinician_id)
+)  # fmt: skip
+
+
+async def _load_busy_spans(
+    session: AsyncSession, *, clinician_ids: list[uuid.UUID], window_start: datetime, window_end: datetime, reach: timedelta, now: datetime
+) -> dict[uuid.UUID, tuple[list[datetime], list[datetime]]]:
+    """The busy spans (starts, ends, sorted by start) of held and booked appointments reaching into the
+    window, lapsed holds left out, aggregated per clinician by the database: what the slot engine needs when
+    no daily limit counts appointments, in one row per clinician."""
+    rows = await session.execute(_BUSY_SPANS, {"ids": clinician_ids, "after": window_start - reach, "before": window_end + reach, "now": now})
+    return {cid: (starts, ends) for cid, starts, ends in rows.all()}
 
 
 async def _load_occupying(
@@ -247,7 +287,7 @@ def slots_from_calendar(
     now: datetime, valid_through: date, ignore: uuid.UUID | None = None,
 ) -> list[datetime]:  # fmt: skip
     """One clinician's open starts in a window, none after their credentials lapse (pure)."""
-    timing = type_settings(calendar.settings_row, appointment_type)
+    timing = _timing(calendar.settings_row, appointment_type)
     zone = calendar.availability.zone
     busy: list[tuple[datetime, datetime]] = []
     per_day: dict[date, int] = {}
@@ -258,11 +298,22 @@ def slots_from_calendar(
         if timing.max_per_day is not None and appointment.appointment_type == appointment_type.value:
             local_day = appointment.starts_at.astimezone(zone).date()
             per_day[local_day] = per_day.get(local_day, 0) + 1
-    # Nothing after the credentials lapse: the window ends at midnight (the clinician's) after valid_through.
-    lapse = datetime.combine(valid_through + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return open_slots(
-        calendar.availability, timing, busy, window_start=window_start, window_end=min(window_end, lapse), now=now, booked_per_day=per_day,
+        calendar.availability, timing, busy, window_start=window_start, window_end=min(window_end, _lapse(valid_through, zone)), now=now,
+        booked_per_day=per_day,
     )  # fmt: skip
+
+
+def _lapse(valid_through: date, zone: ZoneInfo) -> datetime:
+    """Nothing after the credentials lapse: midnight (the clinician's) after the last valid day."""
+    return datetime.combine(valid_through + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+
+
+_DEFAULT_TIMINGS = {kind: type_settings(None, kind) for kind in AppointmentType}
+
+
+def _timing(settings_row: AppointmentTypeSettings | None, appointment_type: AppointmentType) -> TypeSettings:
+    return _DEFAULT_TIMINGS[appointment_type] if settings_row is None else type_settings(settings_row, appointment_type)
 
 
 async def clinician_slots(
@@ -279,7 +330,7 @@ async def clinician_slots(
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Slot:
     clinician_id: uuid.UUID
     clinician_name: str
@@ -307,19 +358,30 @@ async def find_slots(
         session, clinician_ids=ids, appointment_type=appointment_type, window_start=window_start, window_end=window_end,
         zones={row.id: row.timezone for row in clinicians},
     )  # fmt: skip
-    reach = _reach(list(calendars.values()), appointment_type)
+    timings = {row.id: _timing(calendars[row.id].settings_row, appointment_type) for row in clinicians}
+    limited = [row.id for row in clinicians if timings[row.id].max_per_day is not None]  # daily limits count rows
+    reach = _reach([calendars[row.id] for row in clinicians if timings[row.id].max_per_day is None] or [], appointment_type)
     found: list[Slot] = []
     chunk_start = window_start
     while chunk_start < window_end and (limit is None or len(found) < limit):
         chunk_end = min(window_end, chunk_start + timedelta(days=1)) if limit is not None else window_end
-        occupying = await _load_occupying(session, clinician_ids=ids, window_start=chunk_start, window_end=chunk_end, reach=reach)
+        spans = await _load_busy_spans(session, clinician_ids=ids, window_start=chunk_start, window_end=chunk_end, reach=reach, now=now)
+        occupying = await _load_occupying(session, clinician_ids=limited, window_start=chunk_start, window_end=chunk_end) if limited else {}
         streams = []
         for index, row in enumerate(clinicians):
             calendar = calendars[row.id]
-            calendar.occupying = occupying.get(row.id, [])
-            starts = slots_from_calendar(
-                calendar, appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end, now=now, valid_through=row.valid_through
-            )
+            if timings[row.id].max_per_day is None:
+                busy_starts, busy_ends = spans.get(row.id, _NOTHING_BUSY)
+                starts = open_slots_sorted(
+                    calendar.availability, timings[row.id], busy_starts, busy_ends, window_start=chunk_start,
+                    window_end=min(chunk_end, _lapse(row.valid_through, calendar.availability.zone)), now=now,
+                )  # fmt: skip
+            else:
+                calendar.occupying = occupying.get(row.id, [])
+                starts = slots_from_calendar(
+                    calendar, appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end, now=now,
+                    valid_through=row.valid_through,
+                )  # fmt: skip
             if starts:
                 streams.append(zip(starts, repeat(row.full_name), repeat(index)))
         # Soonest first (then by name): merge the clinicians' sorted starts, taking only as many as still wanted.
@@ -328,6 +390,9 @@ async def find_slots(
         found.extend(Slot(clinicians[index].id, name, start) for start, name, index in wanted)
         chunk_start = chunk_end
     return found
+
+
+_NOTHING_BUSY: tuple[list[datetime], list[datetime]] = ([], [])
 
 
 async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType) -> None:

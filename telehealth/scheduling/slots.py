@@ -9,7 +9,7 @@ gap) is skipped; an ambiguous one (the autumn repeat) takes its first occurrence
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
@@ -76,12 +76,13 @@ def _ranges_on(day: date, availability: Availability) -> tuple[TimeRange, ...]:
     return (*weekly, *((availability.extra or {}).get(day, ())))
 
 
-def _merged(busy: Iterable[tuple[datetime, datetime]]) -> tuple[list[datetime], list[datetime]]:
-    """Busy spans as disjoint sorted spans (starts, ends): overlapping or touching spans become one. A
-    candidate overlaps the union exactly when it overlaps one of the spans, and the ends come out sorted."""
+def _merged(spans: Iterable[tuple[datetime, datetime]]) -> tuple[list[datetime], list[datetime]]:
+    """Busy spans sorted by start as disjoint sorted spans (starts, ends): overlapping or touching spans
+    become one. A candidate overlaps the union exactly when it overlaps one of the spans, and the ends come
+    out sorted."""
     starts: list[datetime] = []
     ends: list[datetime] = []
-    for start, end in sorted(busy):
+    for start, end in spans:
         if ends and start <= ends[-1]:
             if end > ends[-1]:
                 ends[-1] = end
@@ -129,12 +130,34 @@ def open_slots(
 ) -> list[datetime]:
     """Open start times (UTC, sorted) in [window_start, window_end): within hours, clear of busy times with
     both buffers, after the minimum notice, before the horizon, under the daily limit."""
+    return _open_slots(
+        availability, settings, lambda: _merged(sorted(busy)), window_start=window_start, window_end=window_end, now=now,
+        booked_per_day=booked_per_day,
+    )  # fmt: skip
+
+
+def open_slots_sorted(
+    availability: Availability, settings: TypeSettings, busy_starts: list[datetime], busy_ends: list[datetime], *,
+    window_start: datetime, window_end: datetime, now: datetime,
+) -> list[datetime]:  # fmt: skip
+    """open_slots for busy spans given as two lists sorted by start (as the database aggregates them), with
+    no daily limit to count."""
+    return _open_slots(
+        availability, settings, lambda: _merged(zip(busy_starts, busy_ends, strict=True)), window_start=window_start,
+        window_end=window_end, now=now, booked_per_day=None,
+    )  # fmt: skip
+
+
+def _open_slots(
+    availability: Availability, settings: TypeSettings, merged_busy: Callable[[], tuple[list[datetime], list[datetime]]], *,
+    window_start: datetime, window_end: datetime, now: datetime, booked_per_day: dict[date, int] | None,
+) -> list[datetime]:  # fmt: skip
     zone = availability.zone
     earliest = max(window_start, now + settings.minimum_notice)
     latest = min(window_end, now + settings.horizon)
     if earliest >= latest:
         return []
-    busy_starts, busy_ends = _merged(busy)
+    busy_starts, busy_ends = merged_busy()
     booked_per_day = booked_per_day or {}
     found: list[datetime] = []
     overlapping_ranges = False  # several ranges on one day may overlap: then sort and drop repeats at the end
