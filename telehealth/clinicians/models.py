@@ -34,6 +34,8 @@ class StateLicense(SQLModel, table=True):
     number: str = Field(max_length=40)
     license_type: str = Field(max_length=20)  # MD, DO, NP, PA, LPC, LCSW, PsyD ...
     expires_on: date
+    # The expiry the holder was last reminded of: a renewal changes expires_on, which re-arms the reminder.
+    reminded_for_expiry: date | None = None
 
 
 class DeaRegistration(SQLModel, table=True):
@@ -48,3 +50,4 @@ class DeaRegistration(SQLModel, table=True):
     number: str = Field(max_length=9)
     schedules: str = Field(max_length=40)  # e.g. "II,IIN,III,IIIN,IV,V"
     expires_on: date
+    reminded_for_expiry: date | None = None  # as on state_license

@@ -11,17 +11,20 @@ from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import current_user, requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
+from telehealth.clinicians.expiry import expiring_credentials
+from telehealth.clinicians.service import clinic_today
 from telehealth.intake import service as intake_service
 from telehealth.intake.escalations import count_open_escalations
 from telehealth.intake.results import patient_result
 from telehealth.lib.clock import Clock
+from telehealth.settings import Settings
 
 ROLE_HOME = {role: f"/{role.value}" for role in Role}
 
 
-async def _staff_home(template: str, signed_in: SignedIn, db_session: AsyncSession) -> Template:
+async def _staff_home(template: str, signed_in: SignedIn, db_session: AsyncSession, **more: object) -> Template:
     waiting = await count_open_escalations(db_session, viewer=signed_in)
-    return Template(f"portal/{template}.html", context={"user": signed_in, "open_escalations": waiting})
+    return Template(f"portal/{template}.html", context={"user": signed_in, "open_escalations": waiting, **more})
 
 
 def _home(template: str, signed_in: SignedIn) -> Template:
@@ -64,5 +67,9 @@ class PortalPagesController(Controller):
         return _home("pharmacist", signed_in)
 
     @get("/coordinator", guards=[requires_role(Role.COORDINATOR)])
-    async def coordinator_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        return await _staff_home("coordinator", signed_in, db_session)
+    async def coordinator_home(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        expiring = await expiring_credentials(db_session, today=clinic_today(clock.now(), settings))
+        return await _staff_home("coordinator", signed_in, db_session, expiring_credentials=expiring)

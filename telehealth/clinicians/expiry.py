@@ -1,0 +1,89 @@
+"""Credentials running out: the coordinator's list, and one email to the clinician per credential and expiry."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import literal, select, union_all, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import UserAccount
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.clinicians.checks import EXPIRY_WARNING_DAYS
+from telehealth.clinicians.models import DeaRegistration, StateLicense
+from telehealth.clinicians.service import clinic_today
+from telehealth.notifications.service import queue_email
+from telehealth.settings import Settings
+
+REMINDER_TEMPLATE = "credential_expiring"
+CREDENTIAL_TABLES = ((StateLicense, "license"), (DeaRegistration, "dea"))
+
+
+@dataclass(frozen=True)
+class ExpiringCredential:
+    clinician_id: uuid.UUID
+    clinician_name: str
+    kind: str  # license or dea
+    license_type: str | None  # for licenses
+    state: str
+    expires_on: date
+    expired: bool
+
+
+async def expiring_credentials(session: AsyncSession, *, today: date) -> list[ExpiringCredential]:
+    """Active clinicians' licenses and DEA registrations that lapsed or lapse within EXPIRY_WARNING_DAYS,
+    soonest first (a lapsed one stays listed until it is renewed or removed)."""
+    horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
+
+    def part(table: type[StateLicense] | type[DeaRegistration], kind: str, license_type: object) -> object:
+        return (
+            select(table.clinician_id, UserAccount.full_name, literal(kind).label("kind"), license_type, table.state, table.expires_on)
+            .join(UserAccount, UserAccount.id == table.clinician_id)
+            .where(UserAccount.is_active.is_(True), table.expires_on <= horizon)
+        )
+
+    both = union_all(
+        part(StateLicense, "license", StateLicense.license_type.label("license_type")),
+        part(DeaRegistration, "dea", literal(None).label("license_type")),
+    ).subquery()
+    rows = await session.execute(select(both).order_by(both.c.expires_on, both.c.full_name, both.c.kind, both.c.state))
+    return [
+        ExpiringCredential(row.clinician_id, row.full_name, row.kind, row.license_type, row.state, row.expires_on, row.expires_on < today)
+        for row in rows
+    ]
+
+
+async def remind_expiring_credentials(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
+    """Email each active clinician once per credential and expiry date that falls within EXPIRY_WARNING_DAYS.
+
+    The mark is a compare-and-swap on `reminded_for_expiry` (set to the expiry it reminded of), so a rerun,
+    a second worker or the next day sends nothing more, and a renewal (a new expiry) re-arms it. The email
+    is generic: the clinic, the person's name and a link; nothing about the credential or anyone's care.
+    """
+    today = clinic_today(now, settings)
+    horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
+    sent = 0
+    for table, kind in CREDENTIAL_TABLES:
+        marked = await session.execute(
+            update(table)
+            .where(
+                table.clinician_id == UserAccount.id, UserAccount.is_active.is_(True),
+                table.expires_on >= today, table.expires_on <= horizon, table.reminded_for_expiry.is_distinct_from(table.expires_on),
+            )
+            .values(reminded_for_expiry=table.expires_on)
+            .returning(table.id, table.clinician_id, table.state, table.expires_on, UserAccount.email, UserAccount.full_name)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        for row in marked.all():
+            await queue_email(
+                session, to=row.email, template=REMINDER_TEMPLATE, context={"recipient_name": row.full_name}, now=now,
+                dedupe_key=f"{REMINDER_TEMPLATE}:{row.id}:{row.expires_on.isoformat()}",
+            )  # fmt: skip
+            await record_audit_event(
+                session, actor=Actor.system(), action="clinician.credential_reminder", resource_type="clinician",
+                resource_id=row.clinician_id, now=now, reason=f"{kind} {row.state} {row.expires_on.isoformat()}",
+            )  # fmt: skip
+            sent += 1
+    return sent
