@@ -11,6 +11,7 @@ from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.prescribing.api import EncounterApiController, PatientShipmentsApiController, PharmacyApiController, PlanApiController
+from telehealth.prescribing.pages import EncounterPagesController, PharmacyPagesController, PlanPagesController, ShipmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
 from telehealth.scheduling.pages import VideoPagesController
@@ -40,6 +41,10 @@ ROUTE_HANDLERS = [
     PlanApiController,  # /api/v1/plans/{id}[/sign|/pause|/resume|/discontinue], /api/v1/batches/{id}/release
     PharmacyApiController,  # /api/v1/pharmacy/queue, /api/v1/pharmacy/batches/{id}/accept|reject|fill|ship|deliver
     PatientShipmentsApiController,  # /api/v1/my/shipments
+    EncounterPagesController,  # /appointments/{id}/encounter (POST, from the calendar), /encounters/{id}[/flags|/decision|/plans]
+    PlanPagesController,  # /plans/{id}[/sign|/pause|/resume|/discontinue], /plans/{id}/batches/{batch_id}/release
+    PharmacyPagesController,  # /pharmacy, /pharmacy/batches/{id}/accept|reject|fill|ship|deliver
+    ShipmentPagesController,  # /shipments (the patient's)
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

@@ -1,0 +1,485 @@
+"""HTML pages for prescribing: the prescriber's encounter (chart, checks, flag notes, decision, plan writer),
+the plan page (sign with password + code on the same form, pause, resume, discontinue, release a batch), the
+pharmacist's queue, and the patient's shipments. Each page calls the same service functions as api.py."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.authz import own_patient_record
+from telehealth.accounts.guards import requires_role
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor
+from telehealth.billing.models import Payment
+from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.clinicians.models import ClinicianProfile
+from telehealth.intake.sections import SECTIONS
+from telehealth.lib.clock import Clock
+from telehealth.lib.errors import DomainError, InvalidInput
+from telehealth.lib.forms import attempt, form_fields
+from telehealth.prescribing import encounters, pharmacy, plans
+from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
+from telehealth.prescribing.rules import PRODUCTS, batches_for
+from telehealth.prescribing.states import LIVE_PLAN, BatchStatus, Decision, PlanStatus
+from telehealth.scheduling.models import Appointment
+from telehealth.settings import Settings
+
+PRESCRIBER = [requires_role(Role.PRESCRIBER)]
+PHARMACIST = [requires_role(Role.PHARMACIST)]
+PATIENT = [requires_role(Role.PATIENT)]
+
+# What each service field is called on the forms, so a refusal names the field the way the page does.
+FIELD_LABELS = {
+    "identity_checked": "Identity checked", "identity_method": "How identity was checked", "location_state": "Where the patient is now",
+    "pdmp_checked_at": "PDMP checked at", "pdmp_state": "PDMP state", "pdmp_reference": "PDMP reference", "pdmp_summary": "PDMP summary",
+    "vitals_reviewed": "Vitals reviewed", "vitals_note": "Vitals note", "acknowledgements": "Screening flag notes", "rule_id": "Screening flag",
+    "note": "Note", "decision": "Decision", "reason": "Reason", "product": "Product", "strength_mg": "Strength", "doses_mg": "Dose per session",
+    "min_hours_between": "Minimum hours between sessions", "directions": "Directions", "shipment_sessions": "Sessions per shipment",
+    "pharmacy_id": "Pharmacy", "refills": "Refills", "password": "Password", "code": "6-digit code", "override_reason": "Reason to release now",
+    "lot_number": "Lot number", "beyond_use_date": "Beyond-use date", "units": "Units filled", "carrier": "Carrier", "tracking_number": "Tracking number",
+}  # fmt: skip
+PLAN_WORDS = {
+    "draft": "Draft (not signed)", "signed": "Signed", "sent_to_pharmacy": "Sent to pharmacy", "active": "Active", "paused": "Paused",
+    "completed": "Completed", "discontinued": "Discontinued",
+}  # fmt: skip
+BATCH_WORDS = {
+    "held": "Held until the earlier sessions are reported", "queued": "Waiting for the pharmacy", "accepted": "Accepted by the pharmacy",
+    "rejected": "Rejected by the pharmacy", "filled": "Filled, ready to ship", "shipped": "Shipped", "delivered": "Delivered", "cancelled": "Cancelled",
+}  # fmt: skip
+# The longest text each form field may carry (the columns' sizes); longer is refused by name, never cut.
+LIMITS = {
+    "identity_method": 200, "pdmp_reference": 100, "pdmp_summary": 2000, "vitals_note": 2000, "note": 2000, "reason": 1000, "directions": 1000,
+    "password": 200, "code": 10, "override_reason": 1000, "lot_number": 60, "carrier": 60, "tracking_number": 100,
+}  # fmt: skip
+
+
+def _refused(problems: dict[str, str], detail: str = "Some details need another look.") -> InvalidInput:
+    return InvalidInput("request.invalid", detail, fields=problems)
+
+
+def _check_lengths(fields: dict[str, str]) -> dict[str, str]:
+    return {name: f"must be at most {LIMITS[name]} characters" for name, value in fields.items() if name in LIMITS and len(value) > LIMITS[name]}
+
+
+def _whole_numbers(raw: str, *, most: int, largest: int) -> list[int] | None:
+    """'100, 150, 200' -> [100, 150, 200]; None when it is not a short list of whole numbers."""
+    parts = [part for part in re.split(r"[,\s]+", raw.strip()) if part]
+    if not parts or len(parts) > most or not all(part.isdigit() and int(part) <= largest for part in parts):
+        return None
+    return [int(part) for part in parts]
+
+
+def _refusal_context(refusal: DomainError | None) -> dict[str, Any]:
+    if refusal is None:
+        return {"error": None, "fields": {}, "error_fields": set()}
+    return {"error": refusal.detail, "fields": {FIELD_LABELS.get(k, k.replace("_", " ")): v for k, v in refusal.fields.items()}, "error_fields": set(refusal.fields)}
+
+
+async def _prescriber_zone(session: AsyncSession, user_id: uuid.UUID, settings: Settings) -> str:
+    return await session.scalar(select(ClinicianProfile.timezone).where(ClinicianProfile.user_id == user_id)) or settings.clinic_timezone
+
+
+async def _patient_name(session: AsyncSession, patient_id: uuid.UUID) -> str:
+    return await session.scalar(select(UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id)) or ""
+
+
+# --- The encounter -------------------------------------------------------------------------------------------
+
+
+def _record_values(fields: dict[str, str], zone: str) -> encounters.EncounterRecord:
+    problems = _check_lengths(fields)
+    checked_at = None
+    if fields["pdmp_checked_at"]:
+        try:
+            checked_at = datetime.fromisoformat(fields["pdmp_checked_at"])
+            checked_at = (checked_at.replace(tzinfo=ZoneInfo(zone)) if checked_at.tzinfo is None else checked_at).astimezone(UTC)
+        except ValueError:
+            problems["pdmp_checked_at"] = "must be a date and a time"
+    if problems:
+        raise _refused(problems)
+    yes_no = {"yes": True, "no": False}
+    return encounters.EncounterRecord(
+        identity_checked=yes_no.get(fields["identity_checked"]), identity_method=fields["identity_method"].strip() or None,
+        location_state=fields["location_state"] or None, pdmp_checked_at=checked_at, pdmp_state=fields["pdmp_state"] or None,
+        pdmp_reference=fields["pdmp_reference"].strip() or None, pdmp_summary=fields["pdmp_summary"].strip() or None,
+        vitals_reviewed=yes_no.get(fields["vitals_reviewed"]), vitals_note=fields["vitals_note"].strip() or None,
+    )  # fmt: skip
+
+
+def _plan_values(fields: dict[str, str]) -> dict[str, Any]:
+    problems = _check_lengths(fields)
+    doses = _whole_numbers(fields["doses_mg"], most=100, largest=100_000)
+    if doses is None:
+        problems["doses_mg"] = "list one dose in mg per session, separated by commas, e.g. 100, 150, 200"
+    shipments = _whole_numbers(fields["shipment_sessions"], most=100, largest=100) if fields["shipment_sessions"].strip() else None
+    if fields["shipment_sessions"].strip() and shipments is None:
+        problems["shipment_sessions"] = "list the sessions in each shipment, separated by commas, e.g. 3,3"
+    strength = int(fields["strength_mg"]) if fields["strength_mg"].isdigit() and len(fields["strength_mg"]) < 6 else None
+    if strength is None:
+        problems["strength_mg"] = "choose a strength"
+    hours = int(fields["min_hours_between"]) if fields["min_hours_between"].isdigit() and len(fields["min_hours_between"]) < 6 else None
+    if hours is None:
+        problems["min_hours_between"] = "must be a whole number of hours"
+    try:
+        pharmacy_id = uuid.UUID(fields["pharmacy_id"]) if fields["pharmacy_id"] else None
+    except ValueError:
+        problems["pharmacy_id"] = "choose one of the clinic's pharmacies"
+    if problems:
+        raise _refused(problems)
+    return {"product": fields["product"], "strength_mg": strength, "doses_mg": doses, "min_hours_between": hours, "directions": fields["directions"],
+            "shipment_sessions": shipments, "pharmacy_id": pharmacy_id}  # fmt: skip
+
+
+def _decision(raw: str) -> Decision:
+    try:
+        return Decision(raw)
+    except ValueError:
+        raise _refused({"decision": "choose start a plan, decline, or refer out"}, "Choose the decision.") from None
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def _encounter_page(
+    session: AsyncSession, encounter: Encounter, *, signed_in: SignedIn, actor: Actor, settings: Settings, now: datetime,
+    refusal: DomainError | None = None, form: str | None = None, values: dict[str, str] | None = None, done: str | None = None,
+) -> Template:  # fmt: skip
+    chart = await encounters.chart(session, encounter, signed_in=signed_in, actor=actor, now=now)
+    for row in chart["scores"]:
+        row["answered_at"] = _when(row["answered_at"])
+    for row in chart["appointments"]:
+        row["starts_at"] = _when(row["starts_at"])
+    own_plans = list((await session.execute(select(TrochePlan).where(TrochePlan.encounter_id == encounter.id).order_by(TrochePlan.created_at))).scalars())
+    signed = any(plan.signed_at is not None for plan in own_plans)
+    blocker = await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)
+    zone = await _prescriber_zone(session, signed_in.user_id, settings)
+    return Template(
+        "prescribing/encounter.html",
+        context={
+            "encounter": encounter, "appointment": await session.get(Appointment, encounter.appointment_id), "chart": chart, "sections": SECTIONS,
+            "zone": zone, "blocker": blocker if encounter.decision in (None, Decision.START_PLAN) and not signed else None,
+            "pdmp_local": encounter.pdmp_checked_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if encounter.pdmp_checked_at else "",
+            "now_local": now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M"), "plans": own_plans, "plan_words": PLAN_WORDS,
+            "may_write": encounter.decision == Decision.START_PLAN and not any(p.status in (PlanStatus.DRAFT, *LIVE_PLAN) for p in own_plans),
+            "products": PRODUCTS, "strengths": settings.troche_strengths,
+            "pharmacies": list((await session.execute(select(Pharmacy).order_by(Pharmacy.name))).scalars()),
+            "form": form, "values": values or {}, "done": done, **_refusal_context(refusal),
+        },
+        status_code=refusal.status_code if refusal else 200,
+    )  # fmt: skip
+
+
+class EncounterPagesController(Controller):
+    include_in_schema = False
+    guards = PRESCRIBER
+
+    @post("/appointments/{appointment_id:uuid}/encounter")
+    async def open(
+        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> Redirect:  # fmt: skip
+        """From the calendar: open (or reopen) the encounter of this consult or reassessment."""
+        encounter = await encounters.open_encounter(db_session, appointment_id=appointment_id, signed_in=signed_in, actor=actor, now=clock.now())
+        return Redirect(path=f"/encounters/{encounter.id}", status_code=303)
+
+    @get("/encounters/{encounter_id:uuid}")
+    async def show(
+        self, encounter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock], done: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        """The chart (the read is audited), the checks, the flag notes, the decision and the plan writer."""
+        encounter = await encounters.own_encounter(db_session, encounter_id=encounter_id, signed_in=signed_in)
+        return await _encounter_page(db_session, encounter, signed_in=signed_in, actor=actor, settings=settings, now=clock.now(), done=done)
+
+    async def _act(
+        self, session: AsyncSession, encounter_id: uuid.UUID, *, form: str, values: dict[str, str], signed_in: SignedIn, actor: Actor,
+        settings: Settings, clock: Clock, work: Callable[[Encounter], Awaitable[Any]],
+    ) -> Template | Redirect:  # fmt: skip
+        """Run one service call on the locked encounter; a refusal shows the page again with the message and the typed values."""
+        encounter = await encounters.own_encounter(session, encounter_id=encounter_id, signed_in=signed_in, lock=True)
+        result = await attempt(session, work(encounter))
+        if isinstance(result, DomainError):
+            await session.refresh(encounter)  # a rolled-back savepoint leaves its changes expired
+            return await _encounter_page(session, encounter, signed_in=signed_in, actor=actor, settings=settings, now=clock.now(),
+                                         refusal=result, form=form, values=values)  # fmt: skip
+        if isinstance(result, TrochePlan):
+            return Redirect(path=f"/plans/{result.id}", status_code=303)
+        return Redirect(path=f"/encounters/{encounter_id}?done={form}", status_code=303)
+
+    @post("/encounters/{encounter_id:uuid}")
+    async def record(
+        self, request: Request, encounter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """Identity, where the patient is now, the PDMP check (typed in the prescriber's zone, stored in UTC), vitals."""
+        fields = await form_fields(request, "identity_checked", "identity_method", "location_state", "pdmp_checked_at", "pdmp_state",
+                                   "pdmp_reference", "pdmp_summary", "vitals_reviewed", "vitals_note", max_length=4000)  # fmt: skip
+        zone = await _prescriber_zone(db_session, signed_in.user_id, settings)
+
+        async def work(encounter: Encounter) -> Encounter:
+            return await encounters.record(db_session, encounter, _record_values(fields, zone), actor=actor, now=clock.now())
+
+        return await self._act(db_session, encounter_id, form="record", values=fields, signed_in=signed_in, actor=actor, settings=settings, clock=clock, work=work)
+
+    @post("/encounters/{encounter_id:uuid}/flags")
+    async def acknowledge(
+        self, request: Request, encounter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        fields = await form_fields(request, "rule_id", "note", max_length=4000)
+
+        async def work(encounter: Encounter) -> None:
+            if problems := _check_lengths(fields):
+                raise _refused(problems)
+            await encounters.acknowledge_flag(db_session, encounter, rule_id=fields["rule_id"], note=fields["note"], actor=actor, now=clock.now())
+
+        return await self._act(db_session, encounter_id, form=f"flag:{fields['rule_id']}", values=fields, signed_in=signed_in, actor=actor,
+                               settings=settings, clock=clock, work=work)  # fmt: skip
+
+    @post("/encounters/{encounter_id:uuid}/decision")
+    async def decide(
+        self, request: Request, encounter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """Start a plan (only when nothing blocks prescribing), decline (refunds the consult) or refer out, with the reason."""
+        fields = await form_fields(request, "decision", "reason", max_length=4000)
+
+        async def work(encounter: Encounter) -> Encounter:
+            if problems := _check_lengths(fields):
+                raise _refused(problems)
+            return await encounters.decide(db_session, encounter, decision=_decision(fields["decision"]), reason=fields["reason"], actor=actor,
+                                           now=clock.now(), settings=settings)  # fmt: skip
+
+        return await self._act(db_session, encounter_id, form="decision", values=fields, signed_in=signed_in, actor=actor, settings=settings, clock=clock, work=work)
+
+    @post("/encounters/{encounter_id:uuid}/plans")
+    async def write(
+        self, request: Request, encounter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """A draft plan; its page shows the units per session and per shipment, computed from the doses and the strength."""
+        fields = await form_fields(request, "product", "strength_mg", "doses_mg", "min_hours_between", "directions", "shipment_sessions",
+                                   "pharmacy_id", max_length=4000)  # fmt: skip
+
+        async def work(encounter: Encounter) -> TrochePlan:
+            return await plans.write_plan(db_session, encounter, **_plan_values(fields), refills=0, actor=actor, now=clock.now(), settings=settings)
+
+        return await self._act(db_session, encounter_id, form="plan", values=fields, signed_in=signed_in, actor=actor, settings=settings, clock=clock, work=work)
+
+
+# --- The plan ------------------------------------------------------------------------------------------------
+
+
+async def _plan_page(
+    session: AsyncSession, plan: TrochePlan, *, settings: Settings, refusal: DomainError | None = None, form: str | None = None,
+    values: dict[str, str] | None = None, done: str | None = None,
+) -> Template:  # fmt: skip
+    batches = await plans.batches_of(session, plan_id=plan.id)
+    zone = await _prescriber_zone(session, plan.prescriber_id, settings)
+    return Template(
+        "prescribing/plan.html",
+        context={
+            "plan": plan, "patient_name": await _patient_name(session, plan.patient_id), "zone": zone, "pharmacy": await session.get(Pharmacy, plan.pharmacy_id),
+            "batches": batches, "planned": batches_for(plans.content_of(plan)), "units": [dose // plan.strength_mg for dose in plan.doses_mg],
+            "signature_ok": plans.verify_signature(plan), "plan_words": PLAN_WORDS, "batch_words": BATCH_WORDS, "live": plan.status in LIVE_PLAN,
+            "form": form, "values": values or {}, "done": done, **_refusal_context(refusal),
+        },
+        status_code=refusal.status_code if refusal else 200,
+    )  # fmt: skip
+
+
+class PlanPagesController(Controller):
+    include_in_schema = False
+    guards = PRESCRIBER
+
+    @get("/plans/{plan_id:uuid}")
+    async def show(
+        self, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], done: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in)
+        return await _plan_page(db_session, plan, settings=settings, done=done)
+
+    async def _act(
+        self, request: Request, session: AsyncSession, plan_id: uuid.UUID, *, form: str, names: tuple[str, ...], signed_in: SignedIn,
+        settings: Settings, work: Callable[[TrochePlan, dict[str, str]], Awaitable[Any]],
+    ) -> Template | Redirect:  # fmt: skip
+        fields = await form_fields(request, *names, max_length=4000)
+        plan = await plans.own_plan(session, plan_id=plan_id, signed_in=signed_in, lock=form != "sign")  # signing is its own compare-and-swap
+
+        async def checked() -> Any:
+            if problems := _check_lengths(fields):
+                raise _refused(problems)
+            return await work(plan, fields)
+
+        result = await attempt(session, checked())
+        if isinstance(result, DomainError):
+            await session.refresh(plan)
+            values = {name: value for name, value in fields.items() if name != "password"}  # never echo a password
+            return await _plan_page(session, plan, settings=settings, refusal=result, form=form, values=values)
+        return Redirect(path=f"/plans/{plan_id}?done={form}", status_code=303)
+
+    @post("/plans/{plan_id:uuid}/sign")
+    async def sign(
+        self, request: Request, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """The step-up is this request: the password and a fresh authenticator code typed on the signing form."""
+
+        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
+            return await plans.sign_plan(db_session, plan, signed_in=signed_in, password=fields["password"], code=fields["code"], actor=actor,
+                                         now=clock.now(), settings=settings)  # fmt: skip
+
+        return await self._act(request, db_session, plan_id, form="sign", names=("password", "code"), signed_in=signed_in, settings=settings, work=work)
+
+    @post("/plans/{plan_id:uuid}/pause")
+    async def pause(
+        self, request: Request, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
+            return await plans.pause_plan(db_session, plan, reason=fields["reason"], actor=actor, now=clock.now())
+
+        return await self._act(request, db_session, plan_id, form="pause", names=("reason",), signed_in=signed_in, settings=settings, work=work)
+
+    @post("/plans/{plan_id:uuid}/resume")
+    async def resume(
+        self, request: Request, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
+            return await plans.resume_plan(db_session, plan, actor=actor, now=clock.now())
+
+        return await self._act(request, db_session, plan_id, form="resume", names=(), signed_in=signed_in, settings=settings, work=work)
+
+    @post("/plans/{plan_id:uuid}/discontinue")
+    async def discontinue(
+        self, request: Request, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """Unshipped batches are cancelled and the program fee refunded by the policy."""
+
+        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
+            return await plans.discontinue_plan(db_session, plan, reason=fields["reason"], actor=actor, now=clock.now(), settings=settings)
+
+        return await self._act(request, db_session, plan_id, form="discontinue", names=("reason",), signed_in=signed_in, settings=settings, work=work)
+
+    @post("/plans/{plan_id:uuid}/batches/{batch_id:uuid}/release")
+    async def release(
+        self, request: Request, plan_id: FromPath[uuid.UUID], batch_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """Send a later batch to the pharmacy: after the earlier sessions are reported, or now with a reason (audited)."""
+
+        async def work(plan: TrochePlan, fields: dict[str, str]) -> Any:
+            return await pharmacy.release(db_session, batch_id=batch_id, prescriber_id=signed_in.user_id, override_reason=fields["override_reason"],
+                                          actor=actor, now=clock.now())  # fmt: skip
+
+        return await self._act(request, db_session, plan_id, form=f"release:{batch_id}", names=("override_reason",), signed_in=signed_in,
+                               settings=settings, work=work)  # fmt: skip
+
+
+# --- The pharmacy --------------------------------------------------------------------------------------------
+
+
+def _fill_values(fields: dict[str, str]) -> dict[str, Any]:
+    problems = _check_lengths(fields)
+    try:
+        beyond_use = date.fromisoformat(fields["beyond_use_date"])
+    except ValueError:
+        problems["beyond_use_date"] = "must be a date"
+    if not (fields["units"].isdigit() and len(fields["units"]) < 6):
+        problems["units"] = "must be a whole number"
+    if problems:
+        raise _refused(problems, "Some fill details need another look.")
+    return {"lot_number": fields["lot_number"], "beyond_use_date": beyond_use, "units": int(fields["units"])}
+
+
+BATCH_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "accept": lambda s, batch_id, fields, **kw: pharmacy.accept(s, batch_id=batch_id, **kw),
+    "reject": lambda s, batch_id, fields, **kw: pharmacy.reject(s, batch_id=batch_id, reason=fields["reason"], **kw),
+    "fill": lambda s, batch_id, fields, **kw: pharmacy.fill(s, batch_id=batch_id, **_fill_values(fields), **kw),
+    "ship": lambda s, batch_id, fields, **kw: pharmacy.ship(
+        s, batch_id=batch_id, carrier=fields["carrier"], tracking_number=fields["tracking_number"], signature_required=fields["signature_required"] == "yes", **kw
+    ),
+    "deliver": lambda s, batch_id, fields, **kw: pharmacy.deliver(s, batch_id=batch_id, **kw),
+}  # fmt: skip
+
+
+async def _queue_page(
+    session: AsyncSession, *, refusal: DomainError | None = None, batch_id: uuid.UUID | None = None, action: str | None = None,
+    values: dict[str, str] | None = None, done: str | None = None,
+) -> Template:  # fmt: skip
+    return Template(
+        "prescribing/pharmacy.html",
+        context={"items": await pharmacy.queue(session), "batch_words": BATCH_WORDS, "refused_batch": batch_id, "action": action, "values": values or {},
+                 "done": done, **_refusal_context(refusal)},  # fmt: skip
+        status_code=refusal.status_code if refusal else 200,
+    )
+
+
+class PharmacyPagesController(Controller):
+    include_in_schema = False
+    guards = PHARMACIST
+
+    @get("/pharmacy")
+    async def queue(self, db_session: NamedDependency[AsyncSession], done: FromQuery[str | None] = None) -> Template:
+        """Each batch with only what filling needs, and its next step."""
+        return await _queue_page(db_session, done=done)
+
+    @post("/pharmacy/batches/{batch_id:uuid}/{action:str}")
+    async def act(
+        self, request: Request, batch_id: FromPath[uuid.UUID], action: FromPath[str], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """accept, reject (reason), fill (lot, beyond-use date, units), ship (carrier, tracking, signature), deliver."""
+        step = BATCH_ACTIONS.get(action)
+        if step is None:
+            return await _queue_page(db_session, refusal=_refused({}, "That is not a step a batch can take."))
+        fields = await form_fields(request, "reason", "lot_number", "beyond_use_date", "units", "carrier", "tracking_number", "signature_required", max_length=4000)
+
+        async def work() -> Any:
+            if problems := _check_lengths(fields):
+                raise _refused(problems)
+            return await step(db_session, batch_id, fields, actor=actor, now=clock.now())
+
+        result = await attempt(db_session, work())
+        if isinstance(result, DomainError):
+            return await _queue_page(db_session, refusal=result, batch_id=batch_id, action=action, values=fields)
+        return Redirect(path=f"/pharmacy?done={action}", status_code=303)
+
+
+# --- The patient's shipments ---------------------------------------------------------------------------------
+
+
+class ShipmentPagesController(Controller):
+    include_in_schema = False
+    guards = PATIENT
+
+    @get("/shipments")
+    async def shipments(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        """The live plan's shipments: status and tracking, nothing of doses (as the JSON API)."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        plan = await plans.live_plan(db_session, patient_id=patient.id)
+        batches = [b for b in await plans.batches_of(db_session, plan_id=plan.id) if b.status != BatchStatus.CANCELLED] if plan else []
+        fee_due = None
+        if plan is not None:
+            fee_due = await db_session.scalar(
+                select(Payment.id).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN)
+            )  # fmt: skip
+        return Template("prescribing/shipments.html", context={"batches": batches, "fee_due": fee_due, "zone": patient.timezone})
