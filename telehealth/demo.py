@@ -40,6 +40,14 @@ class DemoSignIn:
     otpauth_uri: str | None
 
 
+def demo_dea_number(serial: int) -> str:
+    """A DEA number whose check digit is right (six digits, then the check), so the demo's credentials
+    pass the same validation the coordinator's page applies."""
+    digits = [int(d) for d in f"{serial:06d}"]
+    check = (digits[0] + digits[2] + digits[4] + 2 * (digits[1] + digits[3] + digits[5])) % 10
+    return f"BL{serial:06d}{check}"
+
+
 async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings) -> list[DemoSignIn]:
     actor = Actor.system()
     users: dict[Role, UserAccount] = {}
@@ -66,7 +74,7 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
             # California's credentials expire within 30 days, so the expiry warnings have something to show.
             expires = today + timedelta(days=20) if state == "CA" else date(today.year + 2, 6, 30)
             session.add(StateLicense(clinician_id=prescriber.id, state=state, number=f"{state}-MD-{40210 + index}", license_type="MD", expires_on=expires))
-            session.add(DeaRegistration(clinician_id=prescriber.id, state=state, number=f"BL{1234560 + index}", schedules="II,IIN,III,IIIN,IV,V", expires_on=expires))
+            session.add(DeaRegistration(clinician_id=prescriber.id, state=state, number=demo_dea_number(123450 + index), schedules="II,IIN,III,IIIN,IV,V", expires_on=expires))
         for index, state in enumerate(SERVED_STATES[:3]):
             session.add(StateLicense(clinician_id=therapist.id, state=state, number=f"{state}-LCSW-{7700 + index}", license_type="LCSW", expires_on=date(today.year + 2, 3, 31)))
     patient = (await session.execute(select(Patient).where(Patient.user_id == users[Role.PATIENT].id))).scalar_one()
