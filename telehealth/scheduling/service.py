@@ -196,6 +196,88 @@ async def _load_hours(
     }
 
 
+_SETTINGS_COLUMNS = (
+    "duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "minimum_notice_minutes", "horizon_days", "max_per_day", "step_minutes",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=None)
+def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
+    """The credentials statement with each clinician's calendar but its busy times: the week as one text,
+    the window's date overrides as one text ("2027-01-12 off,2027-01-13 extra 14:00:00 15:00:00") and the
+    type's settings, so the search and the booking check load all of it in one statement."""
+    week = (
+        select(
+            func.string_agg(
+                func.concat_ws(" ", WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local),
+                aggregate_order_by(literal_column("','"), WeeklyHours.weekday, WeeklyHours.starts_at_local),
+            )
+        )
+        .where(WeeklyHours.clinician_id == UserAccount.id)
+        .scalar_subquery()
+    )  # fmt: skip
+    overrides = (
+        select(
+            func.string_agg(
+                func.concat_ws(" ", DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local),
+                aggregate_order_by(literal_column("','"), DateOverride.on_date, DateOverride.starts_at_local),
+            )
+        )
+        .where(DateOverride.clinician_id == UserAccount.id, DateOverride.on_date >= bindparam("first_day"), DateOverride.on_date <= bindparam("last_day"))
+        .scalar_subquery()
+    )  # fmt: skip
+    settings = [getattr(AppointmentTypeSettings, name) for name in _SETTINGS_COLUMNS]
+    return (
+        _credentialed_statement(prescriber=prescriber, one_clinician=one_clinician)
+        .add_columns(week.label("week"), overrides.label("overrides"), *settings)
+        .outerjoin(
+            AppointmentTypeSettings,
+            (AppointmentTypeSettings.clinician_id == UserAccount.id) & (AppointmentTypeSettings.appointment_type == bindparam("appointment_type")),
+        )
+    )
+
+
+async def _credentialed_calendars(
+    session: AsyncSession, *, appointment_type: AppointmentType, state: str, window_start: datetime, window_end: datetime,
+    clinician_id: uuid.UUID | None = None,
+) -> list[tuple[Row[Any], ClinicianCalendar]]:  # fmt: skip
+    """Every clinician who may see a patient of `state` for this type from the window's first day (or that
+    one clinician), with their calendar (nothing occupying yet): one statement."""
+    role = CLINICIAN_ROLE[appointment_type]
+    statement = _calendars_statement(prescriber=role is Role.PRESCRIBER, one_clinician=clinician_id is not None)
+    parameters: dict[str, Any] = {
+        "state": state, "on_or_after": window_start.date(), "role": role.value, "appointment_type": appointment_type.value,
+        "first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date(),
+    }  # fmt: skip
+    if clinician_id is not None:
+        parameters["clinician_id"] = clinician_id
+    found = []
+    for row in (await session.execute(statement, parameters)).all():
+        settings_row = None
+        if row.duration_minutes is not None:  # the clinician has their own settings for this type
+            settings_row = AppointmentTypeSettings(
+                clinician_id=row.id, appointment_type=appointment_type.value, **{name: getattr(row, name) for name in _SETTINGS_COLUMNS}
+            )
+        found.append((row, ClinicianCalendar(availability=_availability(row.timezone, row.week, row.overrides), settings_row=settings_row, occupying=[])))
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _availability(zone: str | None, week: str | None, overrides: str | None) -> Availability:
+    """A clinician's hours from the texts of _calendars_statement (shared by clinicians with the same ones)."""
+    days_off: set[date] = set()
+    extra: dict[date, list[TimeRange]] = {}
+    for item in overrides.split(",") if overrides else ():
+        on_date, kind, *hours = item.split(" ")
+        if kind == "off":
+            days_off.add(date.fromisoformat(on_date))
+        else:
+            extra.setdefault(date.fromisoformat(on_date), []).append(TimeRange(time.fromisoformat(hours[0]), time.fromisoformat(hours[1])))
+    return Availability(
+        zone=_zone(zone), weekly=_week(week), days_off=frozenset(days_off), extra={day: tuple(ranges) for day, ranges in extra.items()}
+    )
+
+
 @lru_cache(maxsize=1024)
 def _week(hours: str | None) -> dict[int, tuple[TimeRange, ...]]:
     """A week of hours from its text, "weekday start end" items in order (shared: never change the answer)."""
@@ -347,17 +429,16 @@ async def find_slots(
         raise InvalidInput("slots.window_invalid", "Ask for a window of up to 31 days.", fields={"to": "must be after from, within 31 days"})
     if not patient.state_of_residence:
         raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
-    clinicians = await _credentialed(
-        session, appointment_type=appointment_type, state=patient.state_of_residence, on_or_after=window_start.date(), clinician_id=clinician_id
-    )
-    if not clinicians:
-        return []
-    ids = [row.id for row in clinicians]
-    # Hours, overrides and settings once for the window; busy spans a day at a time, only as far as needed.
-    calendars = await _load_hours(
-        session, clinician_ids=ids, appointment_type=appointment_type, window_start=window_start, window_end=window_end,
-        zones={row.id: row.timezone for row in clinicians},
+    # Credentials, hours, overrides and settings once for the window; busy spans a day at a time, only as far as needed.
+    loaded = await _credentialed_calendars(
+        session, appointment_type=appointment_type, state=patient.state_of_residence, window_start=window_start, window_end=window_end,
+        clinician_id=clinician_id,
     )  # fmt: skip
+    if not loaded:
+        return []
+    clinicians = [row for row, _ in loaded]
+    calendars = {row.id: calendar for row, calendar in loaded}
+    ids = [row.id for row in clinicians]
     timings = {row.id: _timing(calendars[row.id].settings_row, appointment_type) for row in clinicians}
     limited = [row.id for row in clinicians if timings[row.id].max_per_day is not None]  # daily limits count rows
     reach = _reach([calendars[row.id] for row in clinicians if timings[row.id].max_per_day is None] or [], appointment_type)
@@ -424,24 +505,20 @@ def _around(starts_at: datetime) -> tuple[datetime, datetime]:
 async def _clinician_around(
     session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType, starts_at: datetime
 ) -> tuple[Row[Any] | None, ClinicianCalendar | None]:
-    """One clinician's credentials for this patient and calendar around `starts_at` (five statements), or
+    """One clinician's credentials for this patient and calendar around `starts_at` (two statements), or
     (None, None) when they may not see the patient then."""
     if not patient.state_of_residence:
         raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
     window_start, window_end = _around(starts_at)
-    rows = await _credentialed(
-        session, appointment_type=appointment_type, state=patient.state_of_residence, on_or_after=window_start.date(), clinician_id=clinician_id
-    )
-    if not rows:
+    loaded = await _credentialed_calendars(
+        session, appointment_type=appointment_type, state=patient.state_of_residence, window_start=window_start, window_end=window_end,
+        clinician_id=clinician_id,
+    )  # fmt: skip
+    if not loaded:
         return None, None
-    calendar = (
-        await _load_hours(
-            session, clinician_ids=[clinician_id], appointment_type=appointment_type, window_start=window_start, window_end=window_end,
-            zones={clinician_id: rows[0].timezone},
-        )  # fmt: skip
-    )[clinician_id]
+    credentials, calendar = loaded[0]
     await _reload_occupying(session, calendar, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at)
-    return rows[0], calendar
+    return credentials, calendar
 
 
 async def _reload_occupying(
