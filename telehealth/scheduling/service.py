@@ -140,72 +140,15 @@ class ClinicianCalendar:
     occupying: list[Row[Any]]  # id, clinician_id, appointment_type, status, starts_at, busy_from, busy_until, hold_expires_at
 
 
-_ZONES = select(ClinicianProfile.user_id, ClinicianProfile.timezone).where(_any_id(ClinicianProfile.user_id))
-# A clinician's whole week as one text ("0 09:00:00 17:00:00,1 ..."): one row per clinician, and clinicians
-# who keep the same hours share one parsed week.
-_WEEKLY_HOURS = (
-    select(
-        WeeklyHours.clinician_id,
-        func.string_agg(
-            func.concat_ws(" ", WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local),
-            aggregate_order_by(literal_column("','"), WeeklyHours.weekday, WeeklyHours.starts_at_local),
-        ),
-    )
-    .where(_any_id(WeeklyHours.clinician_id))
-    .group_by(WeeklyHours.clinician_id)
-)  # fmt: skip
-_DATE_OVERRIDES = select(
-    DateOverride.clinician_id, DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local
-).where(_any_id(DateOverride.clinician_id), DateOverride.on_date >= bindparam("first_day"), DateOverride.on_date <= bindparam("last_day"))
-_TYPE_SETTINGS = select(AppointmentTypeSettings).where(
-    _any_id(AppointmentTypeSettings.clinician_id), AppointmentTypeSettings.appointment_type == bindparam("appointment_type")
-)
-
-
-async def _load_hours(
-    session: AsyncSession, *, clinician_ids: list[uuid.UUID], appointment_type: AppointmentType, window_start: datetime,
-    window_end: datetime, zones: dict[uuid.UUID, str | None] | None = None,
-) -> dict[uuid.UUID, ClinicianCalendar]:  # fmt: skip
-    """Zones (unless given), weekly hours, the window's date overrides and the type's settings of every
-    clinician asked for, as calendars with nothing occupying yet."""
-    ids = {"ids": clinician_ids}
-    if zones is None:
-        zones = dict((await session.execute(_ZONES, ids)).all())
-    weekly = dict((await session.execute(_WEEKLY_HOURS, ids)).all())
-    days_off: dict[uuid.UUID, set[date]] = {cid: set() for cid in clinician_ids}
-    extra: dict[uuid.UUID, dict[date, list[TimeRange]]] = {cid: {} for cid in clinician_ids}
-    days = {"first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date()}
-    for cid, on_date, kind, opens, closes in (await session.execute(_DATE_OVERRIDES, ids | days)).all():
-        if kind == "off":
-            days_off[cid].add(on_date)
-        else:
-            extra[cid].setdefault(on_date, []).append(TimeRange(opens, closes))
-    settings_rows = {row.clinician_id: row for row in (await session.execute(_TYPE_SETTINGS, ids | {"appointment_type": appointment_type.value})).scalars()}
-    return {
-        cid: ClinicianCalendar(
-            availability=Availability(
-                zone=_zone(zones.get(cid)),
-                weekly=_week(weekly.get(cid)),
-                days_off=frozenset(days_off[cid]),
-                extra={day: tuple(ranges) for day, ranges in extra[cid].items()},
-            ),
-            settings_row=settings_rows.get(cid),
-            occupying=[],
-        )
-        for cid in clinician_ids
-    }
-
-
 _SETTINGS_COLUMNS = (
     "duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "minimum_notice_minutes", "horizon_days", "max_per_day", "step_minutes",
 )  # fmt: skip
 
 
-@lru_cache(maxsize=None)
-def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
-    """The credentials statement with each clinician's calendar but its busy times: the week as one text,
-    the window's date overrides as one text ("2027-01-12 off,2027-01-13 extra 14:00:00 15:00:00") and the
-    type's settings, so the search and the booking check load all of it in one statement."""
+def _with_calendar(query: Any) -> Any:
+    """A select from user_account with each clinician's calendar but its busy times added: the week as one
+    text ("0 09:00:00 17:00:00,1 ..."), the window's date overrides as one text ("2027-01-12 off,2027-01-13
+    extra 14:00:00 15:00:00") and the type's settings; one row per clinician, whatever their hours."""
     week = (
         select(
             func.string_agg(
@@ -227,14 +170,37 @@ def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
         .scalar_subquery()
     )  # fmt: skip
     settings = [getattr(AppointmentTypeSettings, name) for name in _SETTINGS_COLUMNS]
-    return (
-        _credentialed_statement(prescriber=prescriber, one_clinician=one_clinician)
-        .add_columns(week.label("week"), overrides.label("overrides"), *settings)
-        .outerjoin(
-            AppointmentTypeSettings,
-            (AppointmentTypeSettings.clinician_id == UserAccount.id) & (AppointmentTypeSettings.appointment_type == bindparam("appointment_type")),
-        )
+    return query.add_columns(week.label("week"), overrides.label("overrides"), *settings).outerjoin(
+        AppointmentTypeSettings,
+        (AppointmentTypeSettings.clinician_id == UserAccount.id) & (AppointmentTypeSettings.appointment_type == bindparam("appointment_type")),
     )
+
+
+@lru_cache(maxsize=None)
+def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
+    return _with_calendar(_credentialed_statement(prescriber=prescriber, one_clinician=one_clinician))
+
+
+_CALENDARS_BY_ID = _with_calendar(
+    select(UserAccount.id, ClinicianProfile.timezone)
+    .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
+    .where(_any_id(UserAccount.id))
+)
+
+
+def _calendar_parameters(appointment_type: AppointmentType, window_start: datetime, window_end: datetime) -> dict[str, Any]:
+    return {
+        "appointment_type": appointment_type.value,
+        "first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date(),
+    }  # fmt: skip
+
+
+def _calendar_from(row: Row[Any], appointment_type: AppointmentType) -> ClinicianCalendar:
+    settings_row = None
+    if row.duration_minutes is not None:  # the clinician has their own settings for this type
+        values = {name: getattr(row, name) for name in _SETTINGS_COLUMNS}
+        settings_row = AppointmentTypeSettings(clinician_id=row.id, appointment_type=appointment_type.value, **values)
+    return ClinicianCalendar(availability=_availability(row.timezone, row.week, row.overrides), settings_row=settings_row, occupying=[])
 
 
 async def _credentialed_calendars(
@@ -245,21 +211,10 @@ async def _credentialed_calendars(
     one clinician), with their calendar (nothing occupying yet): one statement."""
     role = CLINICIAN_ROLE[appointment_type]
     statement = _calendars_statement(prescriber=role is Role.PRESCRIBER, one_clinician=clinician_id is not None)
-    parameters: dict[str, Any] = {
-        "state": state, "on_or_after": window_start.date(), "role": role.value, "appointment_type": appointment_type.value,
-        "first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date(),
-    }  # fmt: skip
+    parameters = {"state": state, "on_or_after": window_start.date(), "role": role.value} | _calendar_parameters(appointment_type, window_start, window_end)
     if clinician_id is not None:
         parameters["clinician_id"] = clinician_id
-    found = []
-    for row in (await session.execute(statement, parameters)).all():
-        settings_row = None
-        if row.duration_minutes is not None:  # the clinician has their own settings for this type
-            settings_row = AppointmentTypeSettings(
-                clinician_id=row.id, appointment_type=appointment_type.value, **{name: getattr(row, name) for name in _SETTINGS_COLUMNS}
-            )
-        found.append((row, ClinicianCalendar(availability=_availability(row.timezone, row.week, row.overrides), settings_row=settings_row, occupying=[])))
-    return found
+    return [(row, _calendar_from(row, appointment_type)) for row in (await session.execute(statement, parameters)).all()]
 
 
 @lru_cache(maxsize=1024)
@@ -353,12 +308,17 @@ async def load_calendars(
     session: AsyncSession, *, clinician_ids: list[uuid.UUID], appointment_type: AppointmentType,
     window_start: datetime, window_end: datetime,
 ) -> dict[uuid.UUID, ClinicianCalendar]:  # fmt: skip
-    """Hours, overrides, settings and occupying appointments of every clinician asked for: five queries in
+    """Hours, overrides, settings and occupying appointments of every clinician asked for: two statements in
     all, not five per clinician."""
     if not clinician_ids:
         return {}
-    calendars = await _load_hours(session, clinician_ids=clinician_ids, appointment_type=appointment_type, window_start=window_start, window_end=window_end)
-    occupying = await _load_occupying(session, clinician_ids=clinician_ids, window_start=window_start, window_end=window_end)
+    parameters = {"ids": clinician_ids} | _calendar_parameters(appointment_type, window_start, window_end)
+    calendars = {row.id: _calendar_from(row, appointment_type) for row in (await session.execute(_CALENDARS_BY_ID, parameters)).all()}
+    for cid in clinician_ids:  # no account row: no hours
+        calendars.setdefault(cid, ClinicianCalendar(availability=_availability(None, None, None), settings_row=None, occupying=[]))
+    occupying = await _load_occupying(
+        session, clinician_ids=clinician_ids, window_start=window_start, window_end=window_end, reach=_reach(list(calendars.values()), appointment_type)
+    )  # fmt: skip
     for cid, calendar in calendars.items():
         calendar.occupying = occupying.get(cid, [])
     return calendars
