@@ -131,7 +131,7 @@ async def credentials_valid_through(
     return {row.id: row.valid_through for row in rows}
 
 
-@dataclass
+@dataclass(slots=True)
 class ClinicianCalendar:
     """Everything the slot engine needs about one clinician, loaded for many clinicians in a few queries."""
 
@@ -346,6 +346,7 @@ def slots_from_calendar(
     )  # fmt: skip
 
 
+@lru_cache(maxsize=1024)
 def _lapse(valid_through: date, zone: ZoneInfo) -> datetime:
     """Nothing after the credentials lapse: midnight (the clinician's) after the last valid day."""
     return datetime.combine(valid_through + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -56,6 +57,7 @@ class Busy(NamedTuple):
         return self.start < end and start < self.end
 
 
+@lru_cache(maxsize=4096)  # clinicians share zones and hours: the same few instants every search
 def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime | None:
     """The instant of a local wall-clock time, or None when that time does not exist that day."""
     local = datetime.combine(day, at, tzinfo=zone)  # fold=0: the first of a repeated hour
@@ -65,6 +67,7 @@ def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime | None:
     return local.astimezone(UTC)
 
 
+@lru_cache(maxsize=1024)
 def _day_end(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
 
