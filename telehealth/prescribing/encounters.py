@@ -45,8 +45,8 @@ async def open_encounter(session: AsyncSession, *, appointment_id: uuid.UUID, si
             opened_at=now, vitals_reviewed=False,
         ).on_conflict_do_nothing().returning(Encounter.id)
     )  # fmt: skip
-    if inserted.scalar_one_or_none() is not None:
-        await record_audit_event(session, actor=actor, action="encounter.open", resource_type="encounter", resource_id=appointment.id,
+    if (encounter_id := inserted.scalar_one_or_none()) is not None:  # the encounter's own id, like every later event on it
+        await record_audit_event(session, actor=actor, action="encounter.open", resource_type="encounter", resource_id=encounter_id,
                                  patient_id=appointment.patient_id, now=now)  # fmt: skip
     return (await session.execute(select(Encounter).where(Encounter.appointment_id == appointment.id))).scalar_one()
 

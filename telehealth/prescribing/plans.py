@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.two_factor import confirm_signature
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.billing.service import payment_due
+from telehealth.billing.models import Payment
+from telehealth.billing.service import payment_due, release_payment
 from telehealth.billing.settlement import refund_program
-from telehealth.billing.states import PaymentPurpose
+from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.prescribing import encounters
@@ -157,8 +158,8 @@ async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, 
 
 
 async def discontinue_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime, settings: Settings) -> TrochePlan:
-    """Stop the plan: batches not shipped are cancelled (nothing more ships, no more sessions unlock) and the
-    program fee is refunded by how many shipments have left."""
+    """Stop the plan: batches not shipped are cancelled (nothing more ships, no more sessions unlock), the
+    program fee is refunded by how many shipments have left, or, not paid yet, is no longer due."""
     if not reason.strip():
         raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
     await change_status(
@@ -175,6 +176,12 @@ async def discontinue_plan(session: AsyncSession, plan: TrochePlan, *, reason: s
     shipped = sum(1 for batch in batches if batch.status in (BatchStatus.SHIPPED, BatchStatus.DELIVERED))
     if plan.signed_at is not None:
         await refund_program(session, plan_id=plan.id, shipments_sent=shipped, actor=actor, now=now, settings=settings)
+        # A fee not paid yet is no longer due: nothing more will ship (its Checkout Session is expired too).
+        unpaid = (await session.execute(
+            select(Payment).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN).with_for_update()
+        )).scalar_one_or_none()  # fmt: skip
+        if unpaid is not None:
+            await release_payment(session, unpaid, target=PaymentStatus.CANCELLED, now=now)
     await session.refresh(plan)
     return plan
 

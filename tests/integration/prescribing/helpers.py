@@ -65,3 +65,193 @@ async def sign(client, consult: Consult, plan_id: str, clock, *, code: str | Non
 
 async def pharmacist(session_factory, settings, clock) -> Person:
     return await make_person(session_factory, role=Role.PHARMACIST, email="pharm@example.org", now=clock.now(), settings=settings)
+
+
+# --- Steps the rule tests share -------------------------------------------------------------------------
+
+
+async def switch_to(client, person: Person, clock) -> None:
+    """Sign in as someone else; staff get a fresh TOTP step (a code is never accepted twice)."""
+    client.cookies.clear()
+    clock.advance(timedelta(seconds=30))
+    await sign_in(client, person, clock)
+
+
+async def draft(client, consult: Consult, **changes):
+    """POST a draft plan: PLAN with `changes` (the response, not asserted)."""
+    return await client.post(f"/api/v1/encounters/{consult.encounter_id}/plans", json={**PLAN, **changes}, headers=await csrf_headers(client))
+
+
+async def drafted(client, consult: Consult, **changes) -> dict:
+    response = await draft(client, consult, **changes)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def signed_plan(client, session_factory, settings, clock, stripe_fake, **changes) -> tuple[Consult, dict]:
+    """A consult, its encounter ready, and a plan signed (batch 1 queued, the rest held); the prescriber signed in."""
+    consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
+    await ready_to_prescribe(client, consult, clock)
+    plan = await drafted(client, consult, **changes)
+    signed = await sign(client, consult, plan["id"], clock)
+    assert signed.status_code == 200, signed.text
+    return consult, signed.json()
+
+
+async def pay_program_fee(client, consult: Consult, stripe_fake, clock) -> dict:
+    """The patient pays the program fee from the billing page (leaves the patient signed in): the payment."""
+    from tests.helpers import pay_checkout
+
+    await switch_to(client, consult.patient, clock)
+    statement = (await client.get("/api/v1/billing/statement")).json()
+    program = next(p for p in statement["payments"] if p["purpose"] == "program")
+    checkout = await client.post(f"/api/v1/billing/payments/{program['id']}/checkout", headers=await csrf_headers(client))
+    assert checkout.status_code == 200, checkout.text
+    await pay_checkout(client, stripe_fake, checkout.json()["checkout_url"])
+    return program
+
+
+async def pharmacy_step(client, batch_id: str, step: str, body: dict | None = None):
+    return await client.post(f"/api/v1/pharmacy/batches/{batch_id}/{step}", json=body or {}, headers=await csrf_headers(client))
+
+
+FILL = {"lot_number": "L-7", "beyond_use_date": "2027-02-01"}
+SHIP = {"carrier": "UPS", "tracking_number": "1Z999"}
+
+
+async def release(client, batch_id: str, override_reason: str | None = None):
+    body = {} if override_reason is None else {"override_reason": override_reason}
+    return await client.post(f"/api/v1/batches/{batch_id}/release", json=body, headers=await csrf_headers(client))
+
+
+def refusal(response) -> tuple[int, str, list[str]]:
+    """(status, code, the fields it names) of an error answer."""
+    body = response.json()
+    return response.status_code, body.get("code"), sorted(body.get("fields", {}))
+
+
+async def set_credentials(session_factory, prescriber: Person, *, license_expires=None, dea_expires=None, schedules=None) -> None:
+    """Change the prescriber's NY license or DEA registration in the database (what time or a registrar does)."""
+    from sqlalchemy import update
+
+    from telehealth.clinicians.models import DeaRegistration, StateLicense
+
+    async with transaction(session_factory) as session:
+        if license_expires is not None:
+            await session.execute(update(StateLicense).where(StateLicense.clinician_id == prescriber.user_id).values(expires_on=license_expires))
+        dea = {name: value for name, value in (("expires_on", dea_expires), ("schedules", schedules)) if value is not None}
+        if dea:
+            await session.execute(update(DeaRegistration).where(DeaRegistration.clinician_id == prescriber.user_id).values(**dea))
+
+
+def review_reason(rule_id: str) -> dict:
+    """One needs_review reason as screening stores it."""
+    from telehealth.intake.screening import MEDICATION_CLASSES, Outcome, Reason
+    from telehealth.intake.service import _reason_dict
+
+    key = rule_id.removeprefix("medication.")
+    return _reason_dict(Reason(rule_id=rule_id, outcome=Outcome.NEEDS_REVIEW, clinician_text=f"Takes {MEDICATION_CLASSES.get(key, key)}.",
+                               patient_text="A prescriber will review this.", evidence=f"reported: {key}"))  # fmt: skip
+
+
+async def rescreen(session_factory, clock, patient: Person, *, rule_ids: list[str]) -> None:
+    """A newer screening of the patient (a later intake) with these needs_review flags."""
+    from telehealth.intake.models import Intake, ScreeningDecision
+
+    async with transaction(session_factory) as session:
+        intake = Intake(id=uuid.uuid4(), patient_id=patient.patient_id, status="submitted", started_at=clock.now(), submitted_at=clock.now())
+        session.add(intake)
+        await session.flush()
+        session.add(ScreeningDecision(intake_id=intake.id, patient_id=patient.patient_id, outcome="needs_review", crisis=False,
+                                      reasons=[review_reason(r) for r in rule_ids], screened_at=clock.now()))  # fmt: skip
+
+
+async def audit_actions(session_factory, resource_id, *, outcome: str | None = None) -> list[str]:
+    """The audit trail's actions on one resource, in order."""
+    from sqlalchemy import select
+
+    from telehealth.audit.models import AuditEvent
+
+    query = select(AuditEvent.action).where(AuditEvent.resource_id == str(resource_id)).order_by(AuditEvent.id)
+    if outcome is not None:
+        query = query.where(AuditEvent.outcome == outcome)
+    async with session_factory() as session:
+        return list((await session.execute(query)).scalars())
+
+
+async def at_once(client, requests) -> list:
+    """Send prepared requests truly concurrently: the test client blocks its caller per request, so each goes
+    from its own thread into the app's one event loop (as separate browsers would)."""
+    import asyncio
+
+    transport = client._transport
+
+    def send(request):
+        response = transport.handle_request(request)
+        response.read()
+        return response
+
+    return await asyncio.gather(*(asyncio.to_thread(send, request) for request in requests))
+
+
+def request_as(client, cookies, method: str, url: str, **kwargs):
+    """A request carrying one saved browser's cookies (session and CSRF token)."""
+    saved = client.cookies
+    client.cookies = cookies
+    try:
+        return client.build_request(method, url, headers={"x-csrftoken": cookies["csrftoken"]}, **kwargs)
+    finally:
+        client.cookies = saved
+
+
+async def flag_screening(session_factory, patient: Person, *, rule_ids: list[str]) -> None:
+    """Put needs_review reasons on the patient's (latest) screening."""
+    from sqlalchemy import update
+
+    from telehealth.intake.models import ScreeningDecision
+
+    async with transaction(session_factory) as session:
+        await session.execute(
+            update(ScreeningDecision).where(ScreeningDecision.patient_id == patient.patient_id)
+            .values(outcome="needs_review", reasons=[review_reason(r) for r in rule_ids])
+        )  # fmt: skip
+
+
+def not_a_current_code(secret: str, at) -> str:
+    """Six digits that are none of the codes the signing check accepts at `at` (one step either side)."""
+    from telehealth.accounts.security import current_totp_code
+
+    accepted = {current_totp_code(secret, at=at + timedelta(seconds=30 * n)) for n in (-1, 0, 1, 2)}
+    return next(code for code in (f"{d}" * 6 for d in range(10)) if code not in accepted)
+
+
+async def record_encounter(client, consult: Consult, **values):
+    return await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json=values, headers=await csrf_headers(client))
+
+
+async def decide(client, consult: Consult, decision: str = "start_plan", reason: str | None = None):
+    body = {"decision": decision, **({"reason": reason} if reason is not None else {})}
+    return await client.post(f"/api/v1/encounters/{consult.encounter_id}/decision", json=body, headers=await csrf_headers(client))
+
+
+MEDICAL_HISTORY = {"conditions": ["seizure_disorder"], "notes": "Clonazepam since 2019"}
+
+
+async def intake_on_file(session_factory, clock, patient: Person) -> None:
+    """The sections a submitted intake holds: what fills a prescription, and what must never reach the pharmacy."""
+    from sqlalchemy import select
+
+    from telehealth.intake.models import Intake, IntakeSection
+
+    sections = {
+        "demographics": {"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1985-12-10", "phone": "+12125550100", "timezone": "America/New_York"},
+        "address": {"line1": "12 Hudson St", "line2": "Apt 4", "city": "New York", "state": "NY", "postal_code": "10013"},
+        "emergency_contact": {"name": "Charles Babbage", "relationship": "friend", "phone": "+12125550199"},
+        "medical_history": MEDICAL_HISTORY,
+        "medications": {"classes": ["benzodiazepines"], "other": "Clonazepam 0.5 mg"},
+        "vitals": {"bp_systolic": 128, "bp_diastolic": 82, "pulse": 70, "height_inches": 66, "weight_pounds": 150},
+    }
+    async with transaction(session_factory) as session:
+        intake_id = (await session.execute(select(Intake.id).where(Intake.patient_id == patient.patient_id))).scalar_one()
+        for name, answers in sections.items():
+            session.add(IntakeSection(intake_id=intake_id, section=name, answers=answers, saved_at=clock.now()))
