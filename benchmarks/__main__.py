@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from benchmarks import scheduling, waitlist
+from benchmarks import scheduling, waitlist, webhooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks.add_parser("scheduling", help="14-day slot search over 200 prescribers; 50 clients racing to book 10 slots",
                               description=scheduling.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )  # fmt: skip
+    webhooks.add_arguments(
+        benchmarks.add_parser("webhooks", help="1,000 signed Stripe webhook deliveries (30%% repeats, shuffled) from 20 clients",
+                              description=webhooks.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run}
+    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run, "webhooks": webhooks.run}
     return asyncio.run(runners[args.benchmark](args))
 
 
