@@ -184,6 +184,9 @@ async def _dispute_created(session: AsyncSession, gateway: StripeGateway, obj: d
     payment = await _payment_for_intent(session, gateway, obj.get("payment_intent"))
     if payment is None:
         return "ignored"
+    if payment.status in (PaymentStatus.OPEN, PaymentStatus.FAILED):  # a dispute proves the charge, like a refund
+        await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings)
+        await session.refresh(payment)
     if payment.disputed_at is None:
         payment.disputed_at = now
         session.add(payment)

@@ -252,6 +252,7 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, payment_intent_i
         await session.flush()
     if payment.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
         return False
+    let_go = payment.status in (PaymentStatus.CANCELLED, PaymentStatus.EXPIRED)
     await change_status(
         session, Payment, payment.id, table=PAYMENT_TRANSITIONS, source=payment.status, target=PaymentStatus.PAID,
         actor=Actor.system(), now=now, patient_id=payment.patient_id, values={"paid_at": now, "failure_code": None},
@@ -260,6 +261,10 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, payment_intent_i
     await _ledger(session, payment=payment, kind="charge", amount_cents=payment.amount_cents, label=STRIPE_PRODUCT_NAMES[PaymentPurpose(payment.purpose)], now=now)
     if payment.save_payment_method:
         await enqueue_job(session, kind=SAVE_PAYMENT_METHOD_JOB, payload={"payment_id": str(payment.id)}, now=now, dedupe_key=f"save-pm:{payment.id}")
+    if let_go and (payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION)):
+        # Paid for something we had already called off (a fee or program fee cancelled meanwhile): all of it goes back.
+        await request_refund(session, payment, amount_cents=payment.amount_cents, reason="paid_after_cancel", actor=Actor.system(), now=now)
+        return True
     if payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION):
         await email_patient(session, payment.patient_id, "billing_payment_received", amount=payment.amount_cents, now=now, key=f"paid:{payment.id}")
         return True

@@ -13,7 +13,7 @@ from telehealth.audit.service import Actor
 from telehealth.billing import service
 from telehealth.billing.models import Payment, Refund
 from telehealth.billing.settlement import refund_program
-from telehealth.billing.states import PaymentPurpose
+from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.db.engine import transaction
 from tests.helpers import csrf_headers, pay_checkout
 from tests.integration.billing.helpers import (
@@ -133,3 +133,18 @@ async def test_a_program_paid_on_the_billing_page_is_refunded_at_stripe_by_the_p
     assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(intent, 28950)]
     [line_items] = [r.params["line_items"] for r in watch.requests("/v1/checkout/sessions", "POST")]
     assert line_items[0]["price_data"]["product_data"]["name"] == "Program services"
+
+
+async def test_a_program_fee_paid_after_it_was_called_off_is_refunded_in_full(client, session_factory, settings, clock, stripe_fake):
+    from telehealth.billing.models import Refund
+
+    _, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
+    async with transaction(session_factory) as session:
+        due = await service.payment_due(session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
+        await service.release_payment(session, due, target=PaymentStatus.CANCELLED, now=clock.now())  # the plan was discontinued
+    async with transaction(session_factory) as session:
+        late = await session.get(Payment, due.id, with_for_update=True)
+        assert await service.mark_paid(session, late, payment_intent_id="pi_late", now=clock.now(), settings=settings)
+    [refund] = await rows(session_factory, Refund, Refund.payment_id == due.id)
+    assert (refund.reason, refund.amount_cents) == ("paid_after_cancel", 115800)

@@ -15,6 +15,8 @@ from tests.integration.billing.helpers import (
     StripeWatch,
     appointment_status,
     book_and_pay,
+    complete_on_stripe,
+    hold_consult,
     coordinator,
     deliver,
     prescriber_and_patient,
@@ -224,3 +226,17 @@ async def test_a_fully_refunded_visit_cancelled_late_costs_no_fee(client, sessio
     told = await _cancel(client, held["id"])
     assert told.status_code == 200 and told.json()["status"] == "cancelled", told.text
     assert await rows(session_factory, Payment, Payment.appointment_id == held["id"], Payment.purpose == "late_cancel_fee") == []
+
+
+async def test_a_dispute_that_overtakes_the_completion_completes_the_payment_first(client, session_factory, settings, clock, stripe_fake):
+    prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
+    held = await hold_consult(client, prescriber)
+    completed = await complete_on_stripe(stripe_fake, held["checkout_url"])  # the completion event is late
+    intent = completed["data"]["object"]["payment_intent"]
+    dispute = {"id": "dp_test_2", "object": "dispute", "amount": 15000, "currency": "usd", "charge": stripe_fake.objects[intent]["latest_charge"],
+               "payment_intent": intent, "reason": "fraudulent", "status": "needs_response"}  # fmt: skip
+    await deliver(client, stripe_fake, stripe_fake.event("charge.dispute.created", dispute), outcome="flagged")
+    assert sorted((line["kind"], line["amount_cents"]) for line in (await statement(client))["ledger"]) == [("charge", 15000), ("dispute", -15000)]
+    await deliver(client, stripe_fake, completed, outcome="already_paid")
+    assert await appointment_status(client, held["id"]) == "booked"
+    assert len((await statement(client))["ledger"]) == 2
