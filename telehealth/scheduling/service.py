@@ -20,7 +20,7 @@ from itertools import islice, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, literal_column, select, type_coerce, update
+from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, literal_column, select, text, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +36,7 @@ from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
-from telehealth.scheduling.models import Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
+from telehealth.scheduling.models import OCCUPYING_SQL, Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.notices import tell_patient
 from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings, open_slots, open_slots_sorted
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, OCCUPYING, AppointmentStatus, AppointmentType
@@ -257,13 +257,23 @@ def _reach(calendars: list[ClinicianCalendar], appointment_type: AppointmentType
     return max((timing.buffer_before + timing.duration + timing.buffer_after for timing in timings), default=timedelta(0))
 
 
+_UTC = DateTime(timezone=True)
+
+
+def _occupying_within() -> list[Any]:
+    """Held or booked appointments of the clinicians (`ids`) whose busy span overlaps [after, before): written
+    as the exclusion constraint's own index expression, with the statuses literal as in its WHERE, so
+    PostgreSQL can use ex_appointment_clinician_busy (only occupying rows, never the growing history)."""
+    return [
+        _any_id(Appointment.clinician_id), text(f"appointment.{OCCUPYING_SQL}"),
+        func.tstzrange(Appointment.busy_from, Appointment.busy_until, "[)").op("&&")(func.tstzrange(bindparam("after", type_=_UTC), bindparam("before", type_=_UTC), "[)")),
+    ]
+
+
 _OCCUPYING_SPANS = select(
     Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, _plain(Appointment.starts_at),
     _plain(Appointment.busy_from), _plain(Appointment.busy_until), _plain(Appointment.hold_expires_at),
-).where(
-    _any_id(Appointment.clinician_id), Appointment.status.in_([s.value for s in OCCUPYING]),
-    Appointment.busy_until > bindparam("after"), Appointment.busy_from < bindparam("before"),
-)  # fmt: skip
+).where(*_occupying_within())
 
 
 _BUSY_SPANS = (
@@ -274,9 +284,8 @@ _BUSY_SPANS = (
         type_coerce(func.array_agg(aggregate_order_by(Appointment.busy_until, Appointment.busy_from)), NullType()),
     )
     .where(
-        _any_id(Appointment.clinician_id), Appointment.status.in_([s.value for s in OCCUPYING]),
+        *_occupying_within(),
         (Appointment.status == AppointmentStatus.BOOKED.value) | (Appointment.hold_expires_at > bindparam("now")),  # not a lapsed hold
-        Appointment.busy_until > bindparam("after"), Appointment.busy_from < bindparam("before"),
     )
     .group_by(Appointment.clinician_id)
 )  # fmt: skip
@@ -449,7 +458,13 @@ async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type
         if decision is None or decision.outcome not in ("eligible", "needs_review"):
             raise RuleRefused("booking.screening_required", "Booking opens once your intake is complete and screening allows it.")
     elif appointment_type is AppointmentType.REASSESSMENT:
-        raise RuleRefused("booking.reassessment_needs_plan", "A reassessment is booked once you have a treatment plan.")
+        from telehealth.prescribing.reassessment import needs_reassessment  # prescribing builds on scheduling
+
+        if not await needs_reassessment(session, patient_id=patient.id):
+            raise RuleRefused(
+                "booking.reassessment_needs_plan",
+                "A reassessment is booked once your plan needs one: after its last session, or every 6 sessions.",
+            )
     else:
         decision = await latest_decision(session, patient_id=patient.id)
         if decision is None or decision.outcome == "ineligible":
