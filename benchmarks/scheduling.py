@@ -13,7 +13,8 @@ booking race on 10 slots.
    book_appointment (a whole booking captured, then rolled back) under EXPLAIN (ANALYZE, BUFFERS), with
    PostgreSQL's custom plan and the generic plan a cached prepared statement may switch to.
 3. Where a slot search's time goes, in-process: find_slots timed in its parts (its queries, the Python
-   slot engine open_slots, the rest), the response the API would build from it, and a cProfile.
+   slot engine, the rest), the response the API would build from it, and a cProfile; as the API calls it
+   (the first 500 slots).
 4. Over HTTP, against `uvicorn app:app` in a subprocess (server.py; LOGIN_ATTEMPTS_PER_IP_PER_15_MIN
    raised, as every client signs in from 127.0.0.1): patients sign in through POST /api/v1/auth/sign-in
    (after GET /sign-in for the csrftoken cookie, sent back as x-csrftoken), then
@@ -74,6 +75,7 @@ from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import PROJECT_ROOT, Settings
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+API_LIMIT = 500  # GET /api/v1/slots answers the first 500 slots unless asked for more
 SEARCH_TARGET_P95_MS = 50.0  # slot search over 14 days, p95, on a 2-core machine (the issue)
 BOOKING_TARGET_P99_MS = 250.0  # booking requests in the 50-client race, p99 (the issue)
 SERVER_EXTRA_ENV = {"LOGIN_ATTEMPTS_PER_IP_PER_15_MIN": "100000"}
@@ -224,30 +226,26 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
             with StatementLog(engine) as captured:
                 found = await find_slots(
                     session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
-                    window_end=now + timedelta(days=14), now=now,
+                    window_end=now + timedelta(days=14), now=now, limit=API_LIMIT,
                 )  # fmt: skip
             await session.rollback()
-        counts = Counter(statement.split("FROM", 1)[1].split()[0] for statement, _ in captured.statements if "FROM" in statement)
-        # The clinician with the most appointments in the window: the appointment select's worst case.
-        connection = await asyncpg.connect(data.plain_dsn(url))
-        try:
-            busiest = await connection.fetchval(
-                "SELECT clinician_id FROM appointment WHERE status = 'booked' GROUP BY clinician_id ORDER BY count(*) DESC LIMIT 1"
-            )
-        finally:
-            await connection.close()
-        statements["clinicians who may see the patient: license, Schedule III DEA, name, zone (_credentialed)"] = captured.find(
+        # The table each statement reads (its last FROM: the calendar statement has subqueries in its columns).
+        counts = Counter(statement.rsplit("FROM", 1)[1].split()[0] for statement, _ in captured.statements if "FROM" in statement)
+        statements["clinicians who may see the patient, with hours, overrides and settings (_credentialed_calendars)"] = captured.find(
             "FROM state_license", "FROM dea_registration"
         )
-        statements["weekly hours, all clinicians at once (load_calendars)"] = captured.find("FROM weekly_hours")
-        statements["busy appointments, all clinicians at once (load_calendars)"] = next(
-            (statement, parameters)
-            for statement, parameters in captured.statements
-            if re.search(r"FROM appointment\s+WHERE", statement)
-        )
-        del busiest  # the per-clinician query it picked the worst case for is gone
-        # A whole booking (book_appointment as the API calls it), rolled back: nothing is kept.
-        slot = next(s for s in found if s.starts_at > now + timedelta(days=2))
+        # The busy spans of the day that has the slots: the last day the search walked.
+        statements["busy spans of one day, every clinician, aggregated per clinician (_load_busy_spans)"] = [
+            (statement, parameters) for statement, parameters in captured.statements if re.search(r"FROM appointment\s+WHERE", statement)
+        ][-1]
+        # A whole booking (book_appointment as the API calls it) of a slot two days ahead, rolled back: nothing is kept.
+        async with factory() as session:
+            later = await find_slots(
+                session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now + timedelta(days=2),
+                window_end=now + timedelta(days=5), now=now, limit=1,
+            )  # fmt: skip
+            await session.rollback()
+        slot = later[0]
         async with factory() as session:
             with StatementLog(engine) as booking:
                 await book_appointment(
@@ -255,9 +253,12 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
                     starts_at=slot.starts_at, hold=False, actor=Actor.system(), now=now, settings=settings,
                 )  # fmt: skip
             await session.rollback()
+        statements["the booking's check: one clinician's credentials and calendar (_credentialed_calendars)"] = booking.find(
+            "FROM state_license", "FROM dea_registration"
+        )
         statements["expire lapsed holds in the way (book_appointment)"] = booking.find("UPDATE appointment")
         booking_tables = [
-            " ".join(statement.split()[:3]) if not statement.startswith("SELECT") else "SELECT FROM " + statement.split("FROM", 1)[1].split()[0]
+            " ".join(statement.split()[:3]) if not statement.startswith("SELECT") else "SELECT FROM " + statement.rsplit("FROM", 1)[1].split()[0]
             for statement, _ in booking.statements
         ]
     finally:
@@ -278,7 +279,8 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
 class SearchBreakdown:
     """Times one find_slots in parts: its queries (time inside AsyncSession.execute/get: SQLAlchemy, the
     driver, the round trip and PostgreSQL), of which statement execution (between SQLAlchemy's before and
-    after cursor execute: the driver, the round trip and PostgreSQL), the slot engine (open_slots), and the
+    after cursor execute: the driver, the round trip and PostgreSQL), the slot engine (open_slots and
+    open_slots_sorted), and the
     rest. The methods are wrapped in this process only, for the duration."""
 
     def __init__(self, engine: Any) -> None:
@@ -299,8 +301,17 @@ class SearchBreakdown:
     def __enter__(self) -> SearchBreakdown:
         event.listen(self.engine, "before_cursor_execute", self._before)
         event.listen(self.engine, "after_cursor_execute", self._after)
-        original = self._original = scheduling_service.open_slots
+        # The slot engine: open_slots (rows) and open_slots_sorted (spans aggregated by the database).
+        self._engines = {name: getattr(scheduling_service, name) for name in ("open_slots", "open_slots_sorted")}
+        for name, original in self._engines.items():
+            setattr(scheduling_service, name, self._timed_engine(original))
+        # Every query find_slots makes goes through AsyncSession.execute or AsyncSession.get.
+        self._session_methods = {name: getattr(AsyncSession, name) for name in ("execute", "get")}
+        for name, method in self._session_methods.items():
+            setattr(AsyncSession, name, self._timed_session_call(method))
+        return self
 
+    def _timed_engine(self, original: Any) -> Any:
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
@@ -308,12 +319,7 @@ class SearchBreakdown:
             finally:
                 self.engine_seconds += time.perf_counter() - started
 
-        scheduling_service.open_slots = timed
-        # Every query find_slots makes goes through AsyncSession.execute or AsyncSession.get.
-        self._session_methods = {name: getattr(AsyncSession, name) for name in ("execute", "get")}
-        for name, method in self._session_methods.items():
-            setattr(AsyncSession, name, self._timed_session_call(method))
-        return self
+        return timed
 
     def _timed_session_call(self, method: Any) -> Any:
         async def timed(*args: Any, **kwargs: Any) -> Any:
@@ -328,7 +334,8 @@ class SearchBreakdown:
     def __exit__(self, *exc: object) -> None:
         for name, method in self._session_methods.items():
             setattr(AsyncSession, name, method)
-        scheduling_service.open_slots = self._original
+        for name, original in self._engines.items():
+            setattr(scheduling_service, name, original)
         event.remove(self.engine, "before_cursor_execute", self._before)
         event.remove(self.engine, "after_cursor_execute", self._after)
 
@@ -356,7 +363,7 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
             async with factory() as session:
                 found = await find_slots(
                     session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
-                    window_end=now + timedelta(days=14), now=now,
+                    window_end=now + timedelta(days=14), now=now, limit=API_LIMIT,
                 )  # fmt: skip
                 await session.rollback()
             return found
@@ -374,8 +381,8 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
                 "find_slots wall": wall, "find_slots CPU (this process)": cpu, "statements": parts.statements,
                 "queries: inside AsyncSession.execute/get (SQLAlchemy + asyncpg + round trip + PostgreSQL)": parts.session_seconds,
                 "of which statement execution (asyncpg + round trip + PostgreSQL)": parts.sql_seconds,
-                "slot engine (open_slots)": parts.engine_seconds,
-                "the rest of find_slots (Python around them: Busy, per-day counts, licence filter, Slot objects, sort)": wall - parts.session_seconds - parts.engine_seconds,
+                "slot engine (open_slots, open_slots_sorted)": parts.engine_seconds,
+                "the rest of find_slots (Python around them: calendars, merging the clinicians' starts, Slot objects)": wall - parts.session_seconds - parts.engine_seconds,
                 "response: SlotBody + JSON": build, "response bytes": len(body), "slots": len(found),
             })  # fmt: skip
         profile = cProfile.Profile()
@@ -505,6 +512,15 @@ def assign(slots: list[OpenSlot], wins: list[list[datetime]], *, rng: random.Ran
     raise RuntimeError("could not give every client a slot clear of its own appointments")
 
 
+async def refreshed(client: httpx.AsyncClient) -> httpx.Response:
+    """GET /api/v1/appointments, once more if the server closed the idle keep-alive connection just as it was
+    reused (uvicorn closes idle ones after 5 s; the racers wait that long while the searches run)."""
+    try:
+        return await client.get("/api/v1/appointments")
+    except httpx.TransportError:
+        return await client.get("/api/v1/appointments")
+
+
 class LockProbe:
     """Samples, every 5 ms, the lock waits and the app's busy connections (pg_stat_activity)."""
 
@@ -552,7 +568,7 @@ async def race_round(
 ) -> dict[str, Any]:
     """Every client books its slot of the plan, all released at the same moment; then the database is checked."""
     # Fresh keep-alive connections (uvicorn and httpx close idle ones after 5 s), and live sessions.
-    warm = await asyncio.gather(*(client.get("/api/v1/appointments") for client in clients))
+    warm = await asyncio.gather(*(refreshed(client) for client in clients))
     if any(response.status_code != 200 for response in warm):
         raise RuntimeError(f"a racer's session is not usable: {[r.status_code for r in warm if r.status_code != 200][:3]}")
     go = asyncio.Event()
@@ -680,7 +696,7 @@ async def measure_serial_bookings(
         response = await clients[who[i]].post("/api/v1/appointments", json=body)
         return response.status_code == 201, response.status_code if response.status_code == 201 else response.text
 
-    await asyncio.gather(*(clients[k].get("/api/v1/appointments") for k in who))  # fresh connections
+    await asyncio.gather(*(refreshed(clients[k]) for k in who))  # fresh connections
     series, _ = await run_phase("booking, one at a time, uncontended", requests=count, concurrency=1, send=send, meter=CpuMeter(server.pid))
     series.notes["concurrency"] = 1
     return series

@@ -258,6 +258,7 @@ def _reach(calendars: list[ClinicianCalendar], appointment_type: AppointmentType
 
 
 _UTC = DateTime(timezone=True)
+_HALF_OPEN = literal_column("'[)'")  # literal, so even a generic plan matches the index expression
 
 
 def _occupying_within() -> list[Any]:
@@ -266,7 +267,9 @@ def _occupying_within() -> list[Any]:
     PostgreSQL can use ex_appointment_clinician_busy (only occupying rows, never the growing history)."""
     return [
         _any_id(Appointment.clinician_id), text(f"appointment.{OCCUPYING_SQL}"),
-        func.tstzrange(Appointment.busy_from, Appointment.busy_until, "[)").op("&&")(func.tstzrange(bindparam("after", type_=_UTC), bindparam("before", type_=_UTC), "[)")),
+        func.tstzrange(Appointment.busy_from, Appointment.busy_until, _HALF_OPEN).op("&&")(
+            func.tstzrange(bindparam("after", type_=_UTC), bindparam("before", type_=_UTC), _HALF_OPEN)
+        ),
     ]
 
 
