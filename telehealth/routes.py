@@ -11,7 +11,8 @@ from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.prescribing.api import EncounterApiController, PatientShipmentsApiController, PharmacyApiController, PlanApiController
-from telehealth.prescribing.pages import EncounterPagesController, PharmacyPagesController, PlanPagesController, ShipmentPagesController
+from telehealth.prescribing.pages import EncounterPagesController, PlanPagesController
+from telehealth.prescribing.pharmacy_pages import PharmacyPagesController, ShipmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
 from telehealth.scheduling.pages import VideoPagesController

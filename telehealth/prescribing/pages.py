@@ -1,13 +1,14 @@
 """HTML pages for prescribing: the prescriber's encounter (chart, checks, flag notes, decision, plan writer),
-the plan page (sign with password + code on the same form, pause, resume, discontinue, release a batch), the
-pharmacist's queue, and the patient's shipments. Each page calls the same service functions as api.py."""
+and the plan page (sign with password + code on the same form, pause, resume, discontinue, release a batch).
+The pharmacist's queue and the patient's shipments are in `pharmacy_pages.py`. Each page calls the same
+service functions as api.py."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,14 +19,11 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
-from telehealth.billing.models import Payment
-from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import ClinicianProfile
 from telehealth.intake.sections import SECTIONS
 from telehealth.lib.clock import Clock
@@ -34,7 +32,7 @@ from telehealth.lib.forms import attempt, form_fields
 from telehealth.prescribing import encounters, pharmacy, plans
 from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
 from telehealth.prescribing.rules import PRODUCTS, batches_for
-from telehealth.prescribing.states import LIVE_PLAN, BatchStatus, Decision, PlanStatus
+from telehealth.prescribing.states import LIVE_PLAN, Decision, PlanStatus
 from telehealth.scheduling.models import Appointment
 from telehealth.settings import Settings
 
@@ -392,94 +390,3 @@ class PlanPagesController(Controller):
 
         return await self._act(request, db_session, plan_id, form=f"release:{batch_id}", names=("override_reason",), signed_in=signed_in,
                                settings=settings, work=work)  # fmt: skip
-
-
-# --- The pharmacy --------------------------------------------------------------------------------------------
-
-
-def _fill_values(fields: dict[str, str]) -> dict[str, Any]:
-    problems = _check_lengths(fields)
-    try:
-        beyond_use = date.fromisoformat(fields["beyond_use_date"])
-    except ValueError:
-        problems["beyond_use_date"] = "must be a date"
-    if not (fields["units"].isdigit() and len(fields["units"]) < 6):
-        problems["units"] = "must be a whole number"
-    if problems:
-        raise _refused(problems, "Some fill details need another look.")
-    return {"lot_number": fields["lot_number"], "beyond_use_date": beyond_use, "units": int(fields["units"])}
-
-
-BATCH_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "accept": lambda s, batch_id, fields, **kw: pharmacy.accept(s, batch_id=batch_id, **kw),
-    "reject": lambda s, batch_id, fields, **kw: pharmacy.reject(s, batch_id=batch_id, reason=fields["reason"], **kw),
-    "fill": lambda s, batch_id, fields, **kw: pharmacy.fill(s, batch_id=batch_id, **_fill_values(fields), **kw),
-    "ship": lambda s, batch_id, fields, **kw: pharmacy.ship(
-        s, batch_id=batch_id, carrier=fields["carrier"], tracking_number=fields["tracking_number"], signature_required=fields["signature_required"] == "yes", **kw
-    ),
-    "deliver": lambda s, batch_id, fields, **kw: pharmacy.deliver(s, batch_id=batch_id, **kw),
-}  # fmt: skip
-
-
-async def _queue_page(
-    session: AsyncSession, *, refusal: DomainError | None = None, batch_id: uuid.UUID | None = None, action: str | None = None,
-    values: dict[str, str] | None = None, done: str | None = None,
-) -> Template:  # fmt: skip
-    return Template(
-        "prescribing/pharmacy.html",
-        context={"items": await pharmacy.queue(session), "batch_words": BATCH_WORDS, "refused_batch": batch_id, "action": action, "values": values or {},
-                 "done": done, **_refusal_context(refusal)},  # fmt: skip
-        status_code=refusal.status_code if refusal else 200,
-    )
-
-
-class PharmacyPagesController(Controller):
-    include_in_schema = False
-    guards = PHARMACIST
-
-    @get("/pharmacy")
-    async def queue(self, db_session: NamedDependency[AsyncSession], done: FromQuery[str | None] = None) -> Template:
-        """Each batch with only what filling needs, and its next step."""
-        return await _queue_page(db_session, done=done)
-
-    @post("/pharmacy/batches/{batch_id:uuid}/{action:str}")
-    async def act(
-        self, request: Request, batch_id: FromPath[uuid.UUID], action: FromPath[str], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
-        """accept, reject (reason), fill (lot, beyond-use date, units), ship (carrier, tracking, signature), deliver."""
-        step = BATCH_ACTIONS.get(action)
-        if step is None:
-            return await _queue_page(db_session, refusal=_refused({}, "That is not a step a batch can take."))
-        fields = await form_fields(request, "reason", "lot_number", "beyond_use_date", "units", "carrier", "tracking_number", "signature_required", max_length=4000)
-
-        async def work() -> Any:
-            if problems := _check_lengths(fields):
-                raise _refused(problems)
-            return await step(db_session, batch_id, fields, actor=actor, now=clock.now())
-
-        result = await attempt(db_session, work())
-        if isinstance(result, DomainError):
-            return await _queue_page(db_session, refusal=result, batch_id=batch_id, action=action, values=fields)
-        return Redirect(path=f"/pharmacy?done={action}", status_code=303)
-
-
-# --- The patient's shipments ---------------------------------------------------------------------------------
-
-
-class ShipmentPagesController(Controller):
-    include_in_schema = False
-    guards = PATIENT
-
-    @get("/shipments")
-    async def shipments(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        """The live plan's shipments: status and tracking, nothing of doses (as the JSON API)."""
-        patient = await own_patient_record(db_session, viewer=signed_in)
-        plan = await plans.live_plan(db_session, patient_id=patient.id)
-        batches = [b for b in await plans.batches_of(db_session, plan_id=plan.id) if b.status != BatchStatus.CANCELLED] if plan else []
-        fee_due = None
-        if plan is not None:
-            fee_due = await db_session.scalar(
-                select(Payment.id).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN)
-            )  # fmt: skip
-        return Template("prescribing/shipments.html", context={"batches": batches, "fee_due": fee_due, "zone": patient.timezone})
