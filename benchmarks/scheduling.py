@@ -258,9 +258,10 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         )
         statements["expire lapsed holds in the way (book_appointment)"] = booking.find("UPDATE appointment")
         booking_tables = [
-            " ".join(statement.split()[:3]) if not statement.startswith("SELECT") else "SELECT FROM " + statement.rsplit("FROM", 1)[1].split()[0]
+            "SELECT FROM " + statement.rsplit("FROM", 1)[1].split()[0] if statement.startswith("SELECT") and "FROM" in statement
+            else " ".join(statement.split()[:3]).split("(")[0]
             for statement, _ in booking.statements
-        ]
+        ]  # fmt: skip
     finally:
         await engine.dispose()
     facts = {
