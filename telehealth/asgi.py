@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -102,6 +103,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         if settings.run_worker_in_process:
             context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer, "stripe": app.state.stripe})
             worker_task = asyncio.create_task(run_worker(context, stop), name="in-process-worker")
+        # Everything built at start (routes, templates, the ORM's mappers) lives as long as the process; moving it
+        # out of the collector's generations makes a full collection ~5 ms instead of ~130 ms (docs/benchmarks.md).
+        gc.freeze()
         try:
             yield
         finally:

@@ -1,4 +1,7 @@
-"""Route guards: plain functions Litestar runs before a handler. Object-level checks live in authz.py."""
+"""Route guards Litestar runs before a handler. Object-level checks live in authz.py.
+
+They are `async def` although they never await: Litestar runs a plain function guard in a worker thread,
+a thread hop per request for a dictionary lookup."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn | N
     return connection.scope.get("user")  # type: ignore[return-value]
 
 
-def requires_sign_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def check_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn:
     """Signed in, and for staff (or anyone enrolled) the second factor done in this session."""
     user = current_user(connection)
     if user is None:
@@ -25,9 +28,14 @@ def requires_sign_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
         raise Forbidden("auth.two_factor_enrolment_required", "Set up two-factor sign-in to continue.")
     if not user.two_factor_done:
         raise Forbidden("auth.two_factor_required", "Enter your two-factor code to continue.")
+    return user
 
 
-def requires_password_step(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_sign_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    check_signed_in(connection)
+
+
+async def requires_password_step(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Signed in with a password, second factor possibly pending (the two-factor pages themselves)."""
     if current_user(connection) is None:
         raise NotAuthenticated("auth.required", "Sign in to continue.")
@@ -36,10 +44,9 @@ def requires_password_step(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
 def requires_role(*roles: Role):  # noqa: ANN201  (a guard factory)
     allowed = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-        requires_sign_in(connection, handler)
-        user = current_user(connection)
-        if user is None or user.role not in allowed:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        user = check_signed_in(connection)
+        if user.role not in allowed:
             raise Forbidden("auth.role_forbidden", "Your role cannot open this page.")
 
     return guard
