@@ -36,17 +36,13 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import pstats
 import random
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
@@ -63,7 +59,7 @@ import telehealth.scheduling.service as scheduling_service
 from benchmarks import scheduling_data as data
 from benchmarks.cpu import CpuMeter, describe
 from benchmarks.machine import machine_facts
-from benchmarks.server import Server, free_port, running_server
+from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series, percentile
 from benchmarks.waitlist import StatementLog, _ms, _plan_lines, csrf_client, log, query_plans, run_phase
 from telehealth.accounts.models import Patient, UserAccount
@@ -72,7 +68,7 @@ from telehealth.db.engine import make_engine, make_session_factory
 from telehealth.scheduling.schemas import SlotBody
 from telehealth.scheduling.service import book_appointment, find_slots
 from telehealth.scheduling.states import AppointmentType
-from telehealth.settings import PROJECT_ROOT, Settings
+from telehealth.settings import Settings
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 API_LIMIT = 500  # GET /api/v1/slots answers the first 500 slots unless asked for more
@@ -107,21 +103,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def environment(extra: dict[str, str]) -> Iterator[None]:
-    """Variables the server subprocess inherits (server_environment copies os.environ), restored after."""
-    saved = {name: os.environ.get(name) for name in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def iso(moment: datetime) -> str:
@@ -179,32 +160,6 @@ def shorten_lists(text: str) -> str:
     text = re.sub(r"\(\$1::UUID, (?:\$\d+::UUID, )+(\$\d+::UUID)\)", r"($1::UUID, $2::UUID, ..., \1)", text)
     text = re.sub(r"ARRAY\[\$1, (?:\$\d+, )+(\$\d+)\]", r"ARRAY[$1, $2, ..., \1]", text)
     return re.sub(r"'\{([0-9a-f-]{36}),(?:[0-9a-f-]{36},)+([0-9a-f-]{36})\}'", r"'{\1, ..., \2}'", text)
-
-
-@contextmanager
-def fake_stripe() -> Iterator[str]:
-    """The project's fake of Stripe's API (tests/fakes/stripe_api.py) in a subprocess of its own, so its CPU
-    is neither the app's nor the load generator's: a consult is paid, and booking one opens a Checkout
-    Session. Yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.stripe_api", "--port", str(port)], cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the fake Stripe API did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 # ------------------------------------------------------------------------------------- statements, plans
@@ -797,7 +752,7 @@ async def run(args: argparse.Namespace) -> int:
     rounds: list[dict[str, Any]] = []
     wins: list[list[datetime]] = [[] for _ in dataset.race_emails]  # what each racer has booked so far
     log("starting the fake Stripe API and uvicorn ...")
-    with fake_stripe() as stripe_base, environment(SERVER_EXTRA_ENV | {"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark"}):
+    with fake_stripe() as (stripe_base, _), environment(SERVER_EXTRA_ENV | {"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark"}):
         async with running_server(url, workers=args.server_workers) as server:
             log(f"signing in {len(dataset.search_emails)} searchers and {len(dataset.race_emails)} racers ...")
             searchers = await sign_in_all(server.base_url, dataset.search_emails, connections=2)

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +85,44 @@ async def running_server(database_url: str, *, workers: int = 1, ready_timeout: 
             print(f"(uvicorn's log, {log_path}):\n{errors[-2000:]}", file=sys.stderr)
         else:
             log_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def environment(extra: dict[str, str]) -> Iterator[None]:
+    """Variables the server subprocess inherits (server_environment copies os.environ), restored after."""
+    saved = {name: os.environ.get(name) for name in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def fake_stripe() -> Iterator[tuple[str, int]]:
+    """The project's fake of Stripe's API (`python -m tests.fakes.stripe_api --port N`, no webhook URL: it sends
+    no events) in a subprocess of its own, so its CPU is neither the app's nor the load generator's.
+    Yields its base URL and pid."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.stripe_api", "--port", str(port)], cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the fake Stripe API did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -45,13 +45,10 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +61,7 @@ import httpx
 from benchmarks import webhooks_data as data
 from benchmarks.cpu import CLOCK_TICKS, _descendants, _snapshot
 from benchmarks.machine import machine_facts
-from benchmarks.server import free_port, running_server
+from benchmarks.server import environment, fake_stripe, running_server
 from benchmarks.stats import Series
 from benchmarks.waitlist import _ms, log
 from benchmarks.waitlist_data import database_url, plain_dsn
@@ -103,46 +100,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def environment(extra: dict[str, str]) -> Iterator[None]:
-    """Variables the server subprocess inherits (server_environment copies os.environ), restored after."""
-    saved = {name: os.environ.get(name) for name in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
-def fake_stripe() -> Iterator[tuple[str, int]]:
-    """`python -m tests.fakes.stripe_api --port N` in a subprocess of its own (no webhook URL: it sends no
-    events), so its CPU is neither the app's nor the load generator's. Yields its base URL and pid."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.stripe_api", "--port", str(port)], cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the fake Stripe API did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 class CpuSplit:
