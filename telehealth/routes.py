@@ -10,9 +10,16 @@ from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.portal.pages import PortalPagesController
-from telehealth.prescribing.api import EncounterApiController, PatientShipmentsApiController, PharmacyApiController, PlanApiController
+from telehealth.prescribing.api import (
+    EncounterApiController,
+    PatientShipmentsApiController,
+    PharmacyApiController,
+    PlanApiController,
+    ReassessmentApiController,
+)
 from telehealth.prescribing.pages import EncounterPagesController, PlanPagesController
 from telehealth.prescribing.pharmacy_pages import PharmacyPagesController, ShipmentPagesController
+from telehealth.prescribing.reassessment_pages import ReassessmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
 from telehealth.scheduling.pages import VideoPagesController
@@ -46,6 +53,8 @@ ROUTE_HANDLERS = [
     PlanPagesController,  # /plans/{id}[/sign|/pause|/resume|/discontinue], /plans/{id}/batches/{batch_id}/release
     PharmacyPagesController,  # /pharmacy, /pharmacy/batches/{id}/accept|reject|fill|ship|deliver
     ShipmentPagesController,  # /shipments (the patient's)
+    ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)
+    ReassessmentPagesController,  # /reassessment (the same, as a page; then baseline vs now and the way to book)
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

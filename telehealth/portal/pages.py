@@ -17,6 +17,7 @@ from telehealth.intake import service as intake_service
 from telehealth.intake.escalations import count_open_escalations
 from telehealth.intake.results import patient_result
 from telehealth.lib.clock import Clock
+from telehealth.prescribing.reassessment import due_reassessment
 from telehealth.settings import Settings
 
 ROLE_HOME = {role: f"/{role.value}" for role in Role}
@@ -51,7 +52,8 @@ class PortalPagesController(Controller):
         return Template(
             "portal/patient.html",
             context={"user": signed_in, "intake_status": progress.intake.status, "any_step_done": any(progress.done.values()),
-                     "result": patient_result(decision) if decision else None},
+                     "result": patient_result(decision) if decision else None,
+                     "reassessment_due": await due_reassessment(db_session, patient_id=patient.id)},
         )  # fmt: skip
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
