@@ -45,7 +45,7 @@ def _by_day(slots: list[service.Slot], zone: ZoneInfo) -> list[tuple[str, list[s
     return [(label, list(group)) for label, group in groupby(slots, key=day)]
 
 
-BOOKABLE = {"consult": AppointmentType.CONSULT, "integration": AppointmentType.INTEGRATION}
+BOOKABLE = {"consult": AppointmentType.CONSULT, "integration": AppointmentType.INTEGRATION, "reassessment": AppointmentType.REASSESSMENT}
 
 
 async def _slot_page(
