@@ -81,7 +81,7 @@ TABLES_TO_EMPTY = (
     "appointment, weekly_hours, date_override, appointment_type_settings, "
     "screening_decision, escalation, intake, "
     "ledger_entry, refund, payment, stripe_customer, stripe_event, billing_policy, "
-    "plan_batch, troche_plan, flag_acknowledgement, encounter, pharmacy"
+    "reassessment_answer, plan_batch, troche_plan, flag_acknowledgement, encounter, pharmacy"
 )
 
 

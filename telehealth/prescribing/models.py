@@ -140,3 +140,15 @@ class PlanBatch(SQLModel, table=True):
     shipped_at: datetime | None = utc_timestamp(nullable=True)
     delivered_at: datetime | None = utc_timestamp(nullable=True)
     updated_at: datetime = utc_timestamp()
+
+
+class ReassessmentAnswer(SQLModel, table=True):
+    """A reassessment's questionnaires were answered: once per plan and checkpoint (the session count at
+    which it fell due), which the primary key makes certain."""
+
+    __tablename__ = "reassessment_answer"
+
+    plan_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("troche_plan.id", ondelete="CASCADE"), primary_key=True))
+    checkpoint: int = Field(primary_key=True)
+    patient_id: uuid.UUID = _fk("patient")
+    answered_at: datetime = utc_timestamp()

@@ -21,14 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.models import AuditEvent
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import QuestionnaireResponse
 from telehealth.intake.questionnaires import GAD7, PHQ9, QUESTIONNAIRES, Questionnaire, in_remission, response_rate
 from telehealth.intake.screening import Reason, suicide_risk_reasons
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
-from telehealth.prescribing.models import TrochePlan
+from telehealth.prescribing.models import ReassessmentAnswer, TrochePlan
 from telehealth.prescribing.pharmacy import sessions_reported
 from telehealth.prescribing.states import PlanStatus
 from telehealth.settings import Settings
@@ -36,7 +35,7 @@ from telehealth.settings import Settings
 REASSESS_EVERY_SESSIONS = 6
 REASSESSMENT_QUESTIONNAIRES: tuple[Questionnaire, ...] = (PHQ9, GAD7)
 BOOK_REASSESSMENT = "/appointments/book?type=reassessment"  # the visit that follows the questionnaires
-ANSWERED_ACTION = "reassessment.questionnaires.answer"  # the audit event that marks a checkpoint as answered
+ANSWERED_ACTION = "reassessment.questionnaires.answer"
 
 
 @dataclass(frozen=True)
@@ -97,10 +96,7 @@ async def due_reassessment(session: AsyncSession, *, patient_id: uuid.UUID, lock
     plan = (await session.execute(newest.with_for_update() if lock else newest)).scalar_one_or_none()
     if plan is None or (checkpoint := await _checkpoint(session, plan)) is None:
         return None
-    answered = await session.scalar(
-        select(AuditEvent.id).where(AuditEvent.patient_id == patient_id, AuditEvent.action == ANSWERED_ACTION, AuditEvent.resource_type == "troche_plan",
-                                    AuditEvent.resource_id == str(plan.id), AuditEvent.reason == f"checkpoint_{checkpoint}").limit(1)  # patient_id: indexed
-    )  # fmt: skip
+    answered = await session.get(ReassessmentAnswer, (plan.id, checkpoint))
     return DueReassessment(plan.id, checkpoint, answered is not None)
 
 
@@ -144,6 +140,7 @@ async def answer_reassessment(
             patient_id=patient.id, intake_id=None, questionnaire=questionnaire.key, version=questionnaire.version,
             answers=checked[questionnaire.key], score=score, band=questionnaire.band(score).label, answered_at=now,
         ))  # fmt: skip
+    session.add(ReassessmentAnswer(plan_id=due.plan_id, checkpoint=due.checkpoint, patient_id=patient.id, answered_at=now))
     await record_audit_event(
         session, actor=actor, action=ANSWERED_ACTION, resource_type="troche_plan", resource_id=due.plan_id,
         patient_id=patient.id, reason=f"checkpoint_{due.checkpoint}", now=now,
