@@ -63,7 +63,10 @@ async def write_plan(
     if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)) is not None:
         raise blocker
     if await live_plan(session, patient_id=encounter.patient_id) is not None:
-        raise RuleRefused("plan.one_active_plan", "This patient already has an active plan. Discontinue it, or let it complete, first.")
+        raise RuleRefused(
+            "plan.one_active_plan", "This patient already has an active plan. Discontinue it, or let it complete, first.",
+            fields={"patient": "already has an active plan"},
+        )  # fmt: skip
     pharmacy = await _one_pharmacy(session, pharmacy_id)
     content = PlanContent(
         patient_id=str(encounter.patient_id), encounter_id=str(encounter.id), prescriber_id=str(encounter.prescriber_id),
@@ -113,7 +116,7 @@ async def sign_plan(
             )  # fmt: skip
     except IntegrityError as error:
         if "uq_troche_plan_one_live_per_patient" in str(error.orig):
-            raise RuleRefused("plan.one_active_plan", "This patient already has an active plan.") from None
+            raise RuleRefused("plan.one_active_plan", "This patient already has an active plan.", fields={"patient": "already has an active plan"}) from None
         raise
     for batch in batches_for(content):
         session.add(PlanBatch(
