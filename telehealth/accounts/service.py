@@ -312,3 +312,15 @@ async def reset_password(session: AsyncSession, *, token: str, new_password: str
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> UserAccount | None:
     return await session.get(UserAccount, user_id)
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str
+    full_name: str
+
+
+async def patient_contact(session: AsyncSession, patient_id: uuid.UUID) -> Contact:
+    """The email and name of a patient's account: whom to write to, and how to greet them."""
+    row = (await session.execute(select(UserAccount.email, UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id))).one()
+    return Contact(row.email, row.full_name)

@@ -17,7 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.models import Patient
+from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.billing import policy as rules
 from telehealth.billing.gateway import StripeGateway
@@ -426,8 +427,8 @@ async def _ledger(
 
 
 async def email_patient(session: AsyncSession, patient_id: uuid.UUID, template: str, *, amount: int, now: datetime, key: str) -> None:
-    row = (await session.execute(select(UserAccount.email, UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id))).one()
-    await queue_email(session, to=row.email, template=template, context={"recipient_name": row.full_name, "amount": rules.dollars(amount)}, now=now, dedupe_key=key)
+    contact = await patient_contact(session, patient_id)
+    await queue_email(session, to=contact.email, template=template, context={"recipient_name": contact.full_name, "amount": rules.dollars(amount)}, now=now, dedupe_key=key)
 
 
 async def ledger_for(session: AsyncSession, *, patient_id: uuid.UUID) -> list[LedgerEntry]:

@@ -26,7 +26,7 @@ CLINICIAN_ROLES = (Role.PRESCRIBER.value, Role.THERAPIST.value)
 UNIQUE_VIOLATION = "23505"
 
 
-def _holds_schedule_iii(schedules: ColumnElement[str]) -> ColumnElement[bool]:
+def holds_schedule_iii(schedules: ColumnElement[str]) -> ColumnElement[bool]:
     # schedules is a comma list like "II,IIN,III,IIIN,IV,V": match the whole item, not "IIIN" for "III"
     return ("," + schedules + ",").contains("," + SCHEDULE_III + ",")
 
@@ -38,7 +38,7 @@ def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: date) -> Co
     license, dea = aliased(StateLicense), aliased(DeaRegistration)
     license_ok = exists().where(license.clinician_id == UserAccount.id, license.state == state, license.expires_on >= on)
     dea_ok = exists().where(
-        dea.clinician_id == UserAccount.id, dea.state == state, dea.expires_on >= on, _holds_schedule_iii(dea.schedules)
+        dea.clinician_id == UserAccount.id, dea.state == state, dea.expires_on >= on, holds_schedule_iii(dea.schedules)
     )
     return and_(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True), license_ok, dea_ok)
 

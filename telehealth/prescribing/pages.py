@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
-from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.service import patient_contact
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
@@ -92,7 +92,7 @@ async def _prescriber_zone(session: AsyncSession, user_id: uuid.UUID, settings: 
 
 
 async def _patient_name(session: AsyncSession, patient_id: uuid.UUID) -> str:
-    return await session.scalar(select(UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id)) or ""
+    return (await patient_contact(session, patient_id)).full_name
 
 
 # --- The encounter -------------------------------------------------------------------------------------------

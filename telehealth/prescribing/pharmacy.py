@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.models import UserAccount
+from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
@@ -60,7 +61,7 @@ async def _fill_details(session: AsyncSession, patient_id: uuid.UUID) -> tuple[s
     demographics, address = rows.get("demographics", {}), rows.get("address", {})
     name = " ".join(part for part in (demographics.get("first_name"), demographics.get("last_name")) if part)
     if not name:
-        name = await session.scalar(select(UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id)) or ""
+        name = (await patient_contact(session, patient_id)).full_name
     ship_to = {key: str(address[key]) for key in ("line1", "line2", "city", "state", "postal_code") if address.get(key)}
     return name, demographics.get("date_of_birth"), ship_to
 
@@ -146,7 +147,7 @@ async def ship(
         session, batch, plan, BatchStatus.SHIPPED, actor=actor, now=now, carrier=carrier.strip(), tracking_number=tracking_number.strip(),
         signature_required=signature_required, shipped_at=now,
     )  # fmt: skip
-    user = (await session.execute(select(UserAccount.email, UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == plan.patient_id))).one()
+    user = await patient_contact(session, plan.patient_id)
     await queue_email(session, to=user.email, template="shipment_on_its_way", context={"recipient_name": user.full_name}, now=now, dedupe_key=f"shipped:{batch.id}")
     return shipped
 

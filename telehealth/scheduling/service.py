@@ -32,6 +32,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.clinicians.service import holds_schedule_iii
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
@@ -95,7 +96,7 @@ def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
     if prescriber:
         dea = select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on).label("until")).where(
             DeaRegistration.state == bindparam("state"), DeaRegistration.expires_on >= bindparam("on_or_after"),
-            ("," + DeaRegistration.schedules + ",").contains(",III,"),
+            holds_schedule_iii(DeaRegistration.schedules),
         )  # fmt: skip
         if one_clinician:
             dea = dea.where(DeaRegistration.clinician_id == bindparam("clinician_id"))
