@@ -49,12 +49,7 @@ async def _check_code(
         raise Forbidden("auth.account_locked", "Sign-in is paused for this account after too many failed attempts.")
     step = matching_totp_step(user.totp_secret, code, at=now)
     if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
-        user.failed_login_count += 1
-        if user.failed_login_count >= settings.login_lock_after_failures:
-            user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
-            user.failed_login_count = 0
-            user_session.revoked_at = now
-            await queue_account_locked_email(session, user=user, now=now, settings=settings)
+        await _count_failure(session, user, user_session, now=now, settings=settings)
         await record_audit_event(
             session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now,
             outcome="failure", reason="wrong_code" if step is None else "code_reused",
@@ -66,6 +61,16 @@ async def _check_code(
         session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now
     )
     return user, user_session
+
+
+async def _count_failure(session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings) -> None:
+    """One more wrong secret: at the limit the account locks, this session ends and the owner hears of it."""
+    user.failed_login_count += 1
+    if user.failed_login_count >= settings.login_lock_after_failures:
+        user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
+        user.failed_login_count = 0
+        user_session.revoked_at = now
+        await queue_account_locked_email(session, user=user, now=now, settings=settings)
 
 
 async def confirm_enrolment(
@@ -123,12 +128,11 @@ async def confirm_signature(
     re-entered on the signing request itself. Failures count toward the lock and are audited."""
     if not signed_in.totp_enrolled:
         raise Conflict("two_factor.not_enrolled", "Set up two-factor sign-in first.")
-    user, _ = await _load(session, signed_in)
+    user, user_session = await _load(session, signed_in)
+    if user.locked_until is not None and user.locked_until > now:
+        raise Forbidden("auth.account_locked", "Sign-in is paused for this account after too many failed attempts.")
     if not verify_password(user.password_hash, password):
-        user.failed_login_count += 1
-        if user.failed_login_count >= settings.login_lock_after_failures:
-            user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
-            user.failed_login_count = 0
+        await _count_failure(session, user, user_session, now=now, settings=settings)
         await record_audit_event(
             session, actor=actor, action="auth.signing", resource_type="user_account", resource_id=user.id, now=now,
             outcome="failure", reason="wrong_password",

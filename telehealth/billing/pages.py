@@ -30,6 +30,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, NotFound
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
 
 PATIENT = [requires_role(Role.PATIENT)]
@@ -66,7 +67,9 @@ class BillingPagesController(Controller):
         appointment = await db_session.get(Appointment, appointment_id)
         if appointment is None or appointment.patient_id != patient.id:
             raise NotFound("appointment.not_found", "No appointment with this id is yours.")
-        purpose = PaymentPurpose.CONSULT if appointment.appointment_type == "consult" else PaymentPurpose.INTEGRATION
+        purpose = service.PURPOSE_BY_APPOINTMENT.get(AppointmentType(appointment.appointment_type))
+        if purpose is None:
+            return Template("billing/problem.html", context={"detail": "This appointment is part of your plan: there is nothing to pay."}, status_code=422)
         policy = await service.current_policy(db_session, settings)
         return Template("billing/pay.html", context={
             "action": f"/billing/appointments/{appointment_id}/pay", "amount": rules.dollars(rules.fee_for(purpose, policy)),

@@ -17,7 +17,7 @@ from telehealth.accounts.authz import load_patient_for
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.clinicians.service import prescriber_may_prescribe_in
+from telehealth.clinicians.service import clinic_today, prescriber_may_prescribe_in
 from telehealth.intake.models import Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
 from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
@@ -121,10 +121,14 @@ async def acknowledge_flag(session: AsyncSession, encounter: Encounter, *, rule_
         raise InvalidInput("request.invalid", "Write what you considered.", fields={"note": "is required"})
     if rule_id not in {reason["rule_id"] for reason in await review_flags(session, patient_id=encounter.patient_id)}:
         raise InvalidInput("request.invalid", "That flag is not on this patient's screening.", fields={"rule_id": "is not a needs_review flag of this patient"})
-    await session.execute(
-        insert(FlagAcknowledgement).values(encounter_id=encounter.id, rule_id=rule_id, note=note.strip(), acknowledged_by=actor.user_id, acknowledged_at=now)
-        .on_conflict_do_update(index_elements=["encounter_id", "rule_id"], set_={"note": note.strip(), "acknowledged_at": now})
-    )  # fmt: skip
+    statement = insert(FlagAcknowledgement).values(
+        encounter_id=encounter.id, rule_id=rule_id, note=note.strip(), acknowledged_by=actor.user_id, acknowledged_at=now
+    )
+    if encounter.decision is None:
+        await session.execute(statement.on_conflict_do_update(index_elements=["encounter_id", "rule_id"], set_={"note": note.strip(), "acknowledged_at": now}))
+    elif (await session.execute(statement.on_conflict_do_nothing().returning(FlagAcknowledgement.rule_id))).scalar_one_or_none() is None:
+        # After the decision a note that justified it stays as written; a flag that appeared since may still get one.
+        raise Conflict("encounter.decided", "This flag's note was part of the decision and cannot be changed now.")
     await record_audit_event(session, actor=actor, action="encounter.acknowledge_flag", resource_type="encounter", resource_id=encounter.id,
                              patient_id=encounter.patient_id, now=now, reason=rule_id[:80])  # fmt: skip
 
@@ -143,7 +147,7 @@ async def prescribing_blocker(session: AsyncSession, encounter: Encounter, *, no
     if not encounter.location_state:
         return RuleRefused("plan.location_missing", "Record the state the patient is in right now.", fields={"location_state": "is required"})
     allowed = await session.scalar(
-        select(UserAccount.id).where(UserAccount.id == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, now.date()))
+        select(UserAccount.id).where(UserAccount.id == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, clinic_today(now, settings)))
     )  # fmt: skip
     if allowed is None:
         return RuleRefused(

@@ -29,6 +29,7 @@ from telehealth.intake.sections import SECTIONS
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields
+from telehealth.lib.validation import parse_whole_number
 from telehealth.prescribing import encounters, pharmacy, plans
 from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
 from telehealth.prescribing.rules import PRODUCTS, batches_for
@@ -75,10 +76,16 @@ def _check_lengths(fields: dict[str, str]) -> dict[str, str]:
 
 def _whole_numbers(raw: str, *, most: int, largest: int) -> list[int] | None:
     """'100, 150, 200' -> [100, 150, 200]; None when it is not a short list of whole numbers."""
-    parts = [part for part in re.split(r"[,\s]+", raw.strip()) if part]
-    if not parts or len(parts) > most or not all(part.isdigit() and int(part) <= largest for part in parts):
+    numbers = [parse_whole_number(part) for part in re.split(r"[,\s]+", raw.strip()) if part]
+    if not numbers or len(numbers) > most or any(n is None or n > largest for n in numbers):
         return None
-    return [int(part) for part in parts]
+    return numbers  # type: ignore[return-value]
+
+
+def _bounded(raw: str, *, largest: int = 99_999) -> int | None:
+    """A whole number from a form field, small enough for its column; None otherwise (a field error)."""
+    number = parse_whole_number(raw)
+    return number if number is not None and number <= largest else None
 
 
 def _refusal_context(refusal: DomainError | None) -> dict[str, Any]:
@@ -126,10 +133,10 @@ def _plan_values(fields: dict[str, str]) -> dict[str, Any]:
     shipments = _whole_numbers(fields["shipment_sessions"], most=100, largest=100) if fields["shipment_sessions"].strip() else None
     if fields["shipment_sessions"].strip() and shipments is None:
         problems["shipment_sessions"] = "list the sessions in each shipment, separated by commas, e.g. 3,3"
-    strength = int(fields["strength_mg"]) if fields["strength_mg"].isdigit() and len(fields["strength_mg"]) < 6 else None
+    strength = _bounded(fields["strength_mg"])
     if strength is None:
         problems["strength_mg"] = "choose a strength"
-    hours = int(fields["min_hours_between"]) if fields["min_hours_between"].isdigit() and len(fields["min_hours_between"]) < 6 else None
+    hours = _bounded(fields["min_hours_between"])
     if hours is None:
         problems["min_hours_between"] = "must be a whole number of hours"
     try:
@@ -173,6 +180,7 @@ async def _encounter_page(
             "zone": zone, "blocker": blocker if encounter.decision in (None, Decision.START_PLAN) and not signed else None,
             "pdmp_local": encounter.pdmp_checked_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if encounter.pdmp_checked_at else "",
             "now_local": now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M"), "plans": own_plans, "plan_words": PLAN_WORDS,
+            # The page shows one draft at a time; the API may hold alternatives (only signing is exclusive).
             "may_write": encounter.decision == Decision.START_PLAN and not any(p.status in (PlanStatus.DRAFT, *LIVE_PLAN) for p in own_plans),
             "products": PRODUCTS, "strengths": settings.troche_strengths,
             "pharmacies": list((await session.execute(select(Pharmacy).order_by(Pharmacy.name))).scalars()),

@@ -19,6 +19,7 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import DeaRegistration
+from telehealth.clinicians.service import holds_schedule_iii
 from telehealth.intake.models import Intake, IntakeSection
 from telehealth.lib.errors import InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
@@ -78,7 +79,12 @@ async def queue(session: AsyncSession, *, statuses: tuple[str, ...] = QUEUE_STAT
     items = []
     for batch, plan, encounter, prescriber_name in rows.all():
         name, born, ship_to = await _fill_details(session, plan.patient_id)
-        dea = await session.scalar(select(DeaRegistration.number).where(DeaRegistration.clinician_id == plan.prescriber_id, DeaRegistration.state == encounter.location_state))
+        dea = await session.scalar(  # the registration the plan was signed under: that state, Schedule III, unexpired
+            select(DeaRegistration.number).where(
+                DeaRegistration.clinician_id == plan.prescriber_id, DeaRegistration.state == encounter.location_state,
+                holds_schedule_iii(DeaRegistration.schedules), DeaRegistration.expires_on >= (plan.signed_at or batch.updated_at).date(),
+            )
+        )  # fmt: skip
         items.append(QueueItem(batch, name, born, ship_to, prescriber_name, dea, plan.product, plan.strength_mg, plan.directions))
     return items
 

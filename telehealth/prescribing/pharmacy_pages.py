@@ -24,7 +24,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.prescribing import pharmacy, plans
-from telehealth.prescribing.pages import BATCH_WORDS, PATIENT, PHARMACIST, _check_lengths, _refusal_context, _refused
+from telehealth.prescribing.pages import BATCH_WORDS, PATIENT, PHARMACIST, _bounded, _check_lengths, _refusal_context, _refused
 from telehealth.prescribing.states import BatchStatus
 
 
@@ -37,11 +37,12 @@ def _fill_values(fields: dict[str, str]) -> dict[str, Any]:
         beyond_use = date.fromisoformat(fields["beyond_use_date"])
     except ValueError:
         problems["beyond_use_date"] = "must be a date"
-    if not (fields["units"].isdigit() and len(fields["units"]) < 6):
+    units = _bounded(fields["units"])
+    if units is None:
         problems["units"] = "must be a whole number"
     if problems:
         raise _refused(problems, "Some fill details need another look.")
-    return {"lot_number": fields["lot_number"], "beyond_use_date": beyond_use, "units": int(fields["units"])}
+    return {"lot_number": fields["lot_number"], "beyond_use_date": beyond_use, "units": units}
 
 
 BATCH_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
