@@ -6,6 +6,7 @@ from telehealth.billing.api import BillingApiController, StripeWebhookController
 from telehealth.billing.pages import BillingPagesController, CoordinatorBillingPagesController
 from telehealth.clinicians.api import ClinicianApiController
 from telehealth.clinicians.pages import ClinicianPagesController
+from telehealth.dosing.api import DosingApiController, PlanDosingApiController, SitterApiController, SitterLinkApiController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
@@ -55,6 +56,10 @@ ROUTE_HANDLERS = [
     ShipmentPagesController,  # /shipments (the patient's)
     ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)
     ReassessmentPagesController,  # /reassessment (the same, as a page; then baseline vs now and the way to book)
+    SitterApiController,  # /api/v1/my/sitters[/{id}/remove|/resend]
+    DosingApiController,  # /api/v1/my/dosing[/sessions[/{id}[/reschedule|/cancel|/check-in|/unlock|/report]]|/loss|/next-batch]
+    SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/presence|/end] (the token is the key)
+    PlanDosingApiController,  # /api/v1/plans/{id}/dosing, /api/v1/plans/{id}/review, /api/v1/plans/{id}/inventory-flags/{id}/resolve
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

@@ -72,6 +72,11 @@ class ClinicalThresholds:
     pdmp_check_valid_hours: int = 24
     checkin_valid_minutes: int = 60
     invitation_valid_days: int = 7
+    bp_recheck_after_minutes: int = 5
+    unlock_late_minutes: int = 120  # a session can still be unlocked this long after its time
+    presence_link_minutes_before: int = 60
+    report_reminder_hours: int = 24
+    report_alert_hours: int = 48
 
     @classmethod
     def from_env(cls) -> ClinicalThresholds:
@@ -88,6 +93,11 @@ class ClinicalThresholds:
             pdmp_check_valid_hours=_int("PDMP_CHECK_VALID_HOURS", base.pdmp_check_valid_hours),
             checkin_valid_minutes=_int("CHECKIN_VALID_MINUTES", base.checkin_valid_minutes),
             invitation_valid_days=_int("INVITATION_VALID_DAYS", base.invitation_valid_days),
+            bp_recheck_after_minutes=_int("BP_RECHECK_AFTER_MINUTES", base.bp_recheck_after_minutes),
+            unlock_late_minutes=_int("UNLOCK_LATE_MINUTES", base.unlock_late_minutes),
+            presence_link_minutes_before=_int("PRESENCE_LINK_MINUTES_BEFORE", base.presence_link_minutes_before),
+            report_reminder_hours=_int("REPORT_REMINDER_HOURS", base.report_reminder_hours),
+            report_alert_hours=_int("REPORT_ALERT_HOURS", base.report_alert_hours),
         )
 
 

@@ -58,6 +58,12 @@ class NotFound(DomainError):
     status_code = 404
 
 
+class Gone(DomainError):
+    """A link that worked once and no longer does (used, expired or withdrawn)."""
+
+    status_code = 410
+
+
 class TooManyRequests(DomainError):
     status_code = 429
 

@@ -176,6 +176,7 @@ def import_job_modules() -> None:
     import telehealth.audit.jobs  # noqa: F401
     import telehealth.billing.jobs  # noqa: F401
     import telehealth.clinicians.jobs  # noqa: F401
+    import telehealth.dosing.jobs  # noqa: F401
     import telehealth.notifications.jobs  # noqa: F401
     import telehealth.outbox.jobs  # noqa: F401
     import telehealth.scheduling.jobs  # noqa: F401

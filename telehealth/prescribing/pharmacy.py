@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
@@ -20,6 +20,8 @@ from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import DeaRegistration
 from telehealth.clinicians.service import holds_schedule_iii
+from telehealth.dosing.models import DosingSession
+from telehealth.dosing.states import SessionStatus
 from telehealth.intake.models import Intake, IntakeSection
 from telehealth.lib.errors import InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
@@ -31,10 +33,12 @@ QUEUE_STATUSES = (BatchStatus.QUEUED, BatchStatus.ACCEPTED, BatchStatus.FILLED, 
 
 
 async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
-    """How many of the plan's sessions up to `through_session` the patient has reported. Dosing sessions and
-    their reports arrive with the dosing area; until then no session is reported, so only a prescriber's
-    override releases a later batch."""
-    return 0
+    """How many of the plan's sessions up to `through_session` the patient has reported."""
+    return await session.scalar(
+        select(func.count()).select_from(DosingSession).where(
+            DosingSession.plan_id == plan_id, DosingSession.status == SessionStatus.REPORTED, DosingSession.number <= through_session
+        )
+    ) or 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,11 @@ async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, actor: Actor, n
             actor=Actor.system(), now=now, patient_id=plan.patient_id, values={"updated_at": now},
         )  # fmt: skip
     return delivered
+
+
+async def release_by_rule(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, *, now: datetime) -> PlanBatch:
+    """Release a batch whose earlier sessions are all reported (the caller checked): no override, no person."""
+    return await _move(session, batch, plan, BatchStatus.QUEUED, actor=Actor.system(), now=now)
 
 
 async def release(session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: uuid.UUID, override_reason: str | None, actor: Actor, now: datetime) -> PlanBatch:

@@ -18,6 +18,7 @@ from telehealth.billing.models import Payment
 from telehealth.billing.service import payment_due, release_payment
 from telehealth.billing.settlement import refund_program
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.dosing.models import SeriousEvent
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.prescribing import encounters
@@ -150,6 +151,13 @@ async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, ac
 
 
 async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> TrochePlan:
+    """Resume a paused plan; one paused by a serious adverse event resumes only through its review."""
+    unreviewed = await session.scalar(select(SeriousEvent.id).where(SeriousEvent.plan_id == plan.id, SeriousEvent.reviewed_at.is_(None)).limit(1))
+    if unreviewed is not None:
+        raise RuleRefused(
+            "plan.serious_event_unreviewed", "A serious adverse event paused this plan: review it (with a note) to resume or discontinue.",
+            fields={"review": "is required before the plan resumes"},
+        )  # fmt: skip
     delivered = await session.scalar(select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED))
     target = PlanStatus.ACTIVE if delivered else PlanStatus.SENT_TO_PHARMACY
     await change_status(

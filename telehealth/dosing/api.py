@@ -1,0 +1,385 @@
+"""JSON API of home dosing: the patient's sitters, sessions, check-in, unlock and report; the sitter's
+links (no account: the token is the key); the prescriber's view of a plan's sessions and the review that
+resumes or discontinues a paused plan."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.authz import own_patient_record
+from telehealth.accounts.guards import requires_role
+from telehealth.accounts.models import Patient
+from telehealth.accounts.security import hash_token
+from telehealth.accounts.roles import Role
+from telehealth.accounts.service import patient_contact
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor
+from telehealth.dosing import inventory, safety, sessions, sitters
+from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter, SitterLink
+from telehealth.dosing.schemas import (
+    AgreementRequest,
+    CheckInBody,
+    CheckInRequest,
+    DosingBody,
+    EndRequest,
+    FlagBody,
+    GateBody,
+    InventoryBody,
+    LossRequest,
+    NextBatchBody,
+    PlanDosingBody,
+    PresenceBody,
+    PresenceRequest,
+    PrescriberSessionBody,
+    ReportRequest,
+    RescheduleRequest,
+    ResolveRequest,
+    ReviewRequest,
+    ScheduleRequest,
+    SeriousEventBody,
+    SessionBody,
+    SitterBody,
+    SitterLinkBody,
+    SitterRequest,
+)
+from telehealth.dosing.states import LinkPurpose, SessionStatus
+from telehealth.intake.results import CRISIS_RESOURCES
+from telehealth.lib.clock import Clock
+from telehealth.lib.errors import RuleRefused
+from telehealth.prescribing import plans
+from telehealth.prescribing.api import plan_body
+from telehealth.prescribing.models import TrochePlan
+from telehealth.prescribing.schemas import PlanBody
+from telehealth.settings import Settings
+
+PATIENT = [requires_role(Role.PATIENT)]
+PRESCRIBER = [requires_role(Role.PRESCRIBER)]
+TIMER = timedelta(minutes=60)
+
+
+def sitter_body(sitter: Sitter) -> SitterBody:
+    return SitterBody(id=sitter.id, full_name=sitter.full_name, email=sitter.email, phone=sitter.phone, relationship=sitter.relationship,
+                      status=sitter.status, signed_at=sitter.signed_at)  # fmt: skip
+
+
+async def session_body(session: AsyncSession, row: DosingSession, plan: TrochePlan) -> SessionBody:
+    check_ins = await sessions.check_ins_of(session, dosing_session_id=row.id)
+    presence = await sessions.attestation(session, dosing_session_id=row.id, kind="presence")
+    opened = row.status in (SessionStatus.UNLOCKED, SessionStatus.REPORTED)
+    return SessionBody(
+        id=row.id, number=row.number, status=row.status, scheduled_at=row.scheduled_at, sitter_id=row.sitter_id, unlocked_at=row.unlocked_at,
+        shown_as=sessions.display_status(row, checked_in=bool(check_ins), sitter_present=presence is not None), held_reason=row.held_reason,
+        dose_mg=plan.doses_mg[row.number - 1] if opened else None, troches=sessions.units_for(plan, row.number) if opened else None,
+        timer_ends_at=row.unlocked_at + TIMER if row.unlocked_at else None, reported=row.status == SessionStatus.REPORTED,
+    )  # fmt: skip
+
+
+def inventory_body(counts: inventory.Inventory) -> InventoryBody:
+    return InventoryBody(delivered=counts.delivered, used=counts.used, lost=counts.lost, on_hand=counts.on_hand)
+
+
+def flag_body(flag: InventoryFlag) -> FlagBody:
+    return FlagBody(id=flag.id, kind=flag.kind, troches=flag.troches, detail=flag.detail, raised_at=flag.raised_at, resolved_at=flag.resolved_at,
+                    resolution_note=flag.resolution_note)  # fmt: skip
+
+
+async def _patient_plan(session: AsyncSession, patient: Patient) -> TrochePlan:
+    plan = await plans.live_plan(session, patient_id=patient.id)
+    if plan is None:
+        raise RuleRefused("dosing.no_plan", "You have no active plan.")
+    return plan
+
+
+async def _session_and_plan(session: AsyncSession, patient: Patient, dosing_session_id: uuid.UUID) -> SessionBody:
+    row = await sessions.own_session(session, patient=patient, dosing_session_id=dosing_session_id)
+    plan = await session.get(TrochePlan, row.plan_id)
+    assert plan is not None
+    return await session_body(session, row, plan)
+
+
+class SitterApiController(Controller):
+    path = "/api/v1/my/sitters"
+    tags = ["dosing"]
+    guards = PATIENT
+
+    @get("/")
+    async def list_sitters(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> list[SitterBody]:
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        return [sitter_body(s) for s in await sitters.patient_sitters(db_session, patient_id=patient.id)]
+
+    @post("/", status_code=201)
+    async def add(
+        self, data: JSONBody[SitterRequest], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SitterBody:  # fmt: skip
+        """Name a sitter: they are emailed their own link to read and sign the sitter agreement."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        return sitter_body(await sitters.add_sitter(
+            db_session, patient=patient, full_name=data.full_name, email=data.email, phone=data.phone, relationship=data.relationship,
+            actor=actor, now=clock.now(), settings=settings,
+        ))  # fmt: skip
+
+    @post("/{sitter_id:uuid}/remove", status_code=200)
+    async def remove(
+        self, sitter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SitterBody:  # fmt: skip
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        return sitter_body(await sitters.remove_sitter(db_session, patient=patient, sitter_id=sitter_id, actor=actor, now=clock.now(), settings=settings))
+
+    @post("/{sitter_id:uuid}/resend", status_code=200)
+    async def resend(
+        self, sitter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SitterBody:  # fmt: skip
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        return sitter_body(await sitters.resend_invitation(db_session, patient=patient, sitter_id=sitter_id, now=clock.now(), settings=settings))
+
+
+async def dosing_overview(session: AsyncSession, patient: Patient) -> DosingBody:
+    plan = await plans.live_plan(session, patient_id=patient.id)
+    if plan is None:
+        return DosingBody(plan_id=None, plan_status=None, sessions_in_plan=0, sessions=[], inventory=None, earliest_next=None)
+    last = await sessions.last_dose_at(session, plan_id=plan.id)
+    return DosingBody(
+        plan_id=plan.id, plan_status=plan.status, sessions_in_plan=plan.sessions,
+        sessions=[await session_body(session, row, plan) for row in await sessions.sessions_of(session, plan_id=plan.id)],
+        inventory=inventory_body(await inventory.inventory(session, plan_id=plan.id)),
+        earliest_next=last + timedelta(hours=plan.min_hours_between) if last else None,
+    )  # fmt: skip
+
+
+class DosingApiController(Controller):
+    path = "/api/v1/my/dosing"
+    tags = ["dosing"]
+    guards = PATIENT
+
+    @get("/")
+    async def overview(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> DosingBody:
+        """Your plan's sessions, their states, and the troches on hand."""
+        return await dosing_overview(db_session, await own_patient_record(db_session, viewer=signed_in))
+
+    @post("/sessions", status_code=201)
+    async def schedule(
+        self, data: JSONBody[ScheduleRequest], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SessionBody:  # fmt: skip
+        """Schedule the next session with a confirmed sitter (they get an invite)."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        row = await sessions.schedule_session(db_session, patient=patient, starts_at=data.starts_at, sitter_id=data.sitter_id, actor=actor, now=clock.now(), settings=settings)
+        return await _session_and_plan(db_session, patient, row.id)
+
+    @get("/sessions/{dosing_session_id:uuid}")
+    async def read(self, dosing_session_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> SessionBody:
+        return await _session_and_plan(db_session, await own_patient_record(db_session, viewer=signed_in), dosing_session_id)
+
+    @post("/sessions/{dosing_session_id:uuid}/reschedule", status_code=200)
+    async def reschedule(
+        self, dosing_session_id: FromPath[uuid.UUID], data: JSONBody[RescheduleRequest], signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SessionBody:  # fmt: skip
+        """Move the session, or give it another sitter: free, any time before the check-in."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        await sessions.reschedule_session(db_session, patient=patient, dosing_session_id=dosing_session_id, starts_at=data.starts_at,
+                                          sitter_id=data.sitter_id, actor=actor, now=clock.now(), settings=settings)  # fmt: skip
+        return await _session_and_plan(db_session, patient, dosing_session_id)
+
+    @post("/sessions/{dosing_session_id:uuid}/cancel", status_code=200)
+    async def cancel(
+        self, dosing_session_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SessionBody:  # fmt: skip
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        await sessions.cancel_session(db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings)
+        return await _session_and_plan(db_session, patient, dosing_session_id)
+
+    @post("/sessions/{dosing_session_id:uuid}/check-in", status_code=201)
+    async def check_in(
+        self, dosing_session_id: FromPath[uuid.UUID], data: JSONBody[CheckInRequest], signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> CheckInBody:  # fmt: skip
+        """Blood pressure, pulse, mood and the safety questions, in the hour before the session."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        answers = sessions.CheckInAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
+        outcome = await sessions.record_check_in(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor,
+                                                 now=clock.now(), settings=settings)  # fmt: skip
+        return CheckInBody(
+            attempt=outcome.check_in.attempt, checked_in_at=outcome.check_in.checked_in_at, held=outcome.held, urgent=outcome.urgent, crisis=outcome.crisis,
+            gates=[GateBody(code=g.code, detail=g.detail) for g in outcome.gates], recheck_from=outcome.recheck_from,
+            crisis_resources=CRISIS_RESOURCES if outcome.crisis else None,
+        )  # fmt: skip
+
+    @post("/sessions/{dosing_session_id:uuid}/unlock", status_code=200)
+    async def unlock(
+        self, dosing_session_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SessionBody:  # fmt: skip
+        """Unlock the dose when every gate holds; otherwise 422 with `gates`, each failed gate's code and sentence."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        await sessions.unlock_session(db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings)
+        return await _session_and_plan(db_session, patient, dosing_session_id)
+
+    @post("/sessions/{dosing_session_id:uuid}/report", status_code=201)
+    async def report(
+        self, dosing_session_id: FromPath[uuid.UUID], data: JSONBody[ReportRequest], signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SessionBody:  # fmt: skip
+        """How the session went: within 24 hours, please."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        answers = sessions.ReportAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
+        await sessions.file_report(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor, now=clock.now(), settings=settings)
+        return await _session_and_plan(db_session, patient, dosing_session_id)
+
+    @post("/loss", status_code=201)
+    async def loss(
+        self, data: JSONBody[LossRequest], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> FlagBody:  # fmt: skip
+        """Report troches lost, stolen or spoiled (your prescriber is told)."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        plan = await _patient_plan(db_session, patient)
+        return flag_body(await inventory.report_loss(db_session, plan, troches=data.troches, what_happened=data.what_happened, actor=actor, now=clock.now()))
+
+    @post("/next-batch", status_code=200)
+    async def next_batch(
+        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> NextBatchBody:
+        """Ask for the next shipment: sent when your earlier sessions are reported; early asks go to your prescriber."""
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        plan = await _patient_plan(db_session, patient)
+        batch, early = await inventory.request_next_batch(db_session, plan, actor=actor, now=clock.now())
+        detail = (
+            "Your prescriber has been asked: the sessions before this shipment are not all reported yet." if early
+            else "Your next shipment is on its way to the pharmacy." if batch is not None
+            else "Your prescriber will look at your request before the next shipment is sent."
+        )  # fmt: skip
+        return NextBatchBody(released=batch is not None, early=early, detail=detail)
+
+
+# --- The sitter's links: no account, the token is the key ---------------------------------------------
+
+
+async def sitter_link_body(session: AsyncSession, opened: sitters.OpenLink) -> SitterLinkBody:
+    contact = await patient_contact(session, opened.sitter.patient_id)
+    body = SitterLinkBody(purpose=opened.link.purpose, sitter_name=opened.sitter.full_name, patient_name=contact.full_name)
+    if opened.link.purpose == LinkPurpose.AGREEMENT:
+        body.agreement_title, body.agreement_version = sitters.SITTER_AGREEMENT.title, sitters.SITTER_AGREEMENT.version
+    elif (row := await session.get(DosingSession, opened.link.dosing_session_id)) is not None:
+        body.session_at, body.session_status = row.scheduled_at, row.status
+        body.timer_ends_at = row.unlocked_at + TIMER if row.unlocked_at else None
+    return body
+
+
+async def open_any_link(session: AsyncSession, token: str, now: datetime) -> sitters.OpenLink:
+    """Whatever the link is for (the page shows what it can do)."""
+    link = await session.get(SitterLink, hash_token(token))
+    purpose = LinkPurpose(link.purpose) if link is not None else LinkPurpose.AGREEMENT
+    return await sitters.open_link(session, token=token, purpose=purpose, now=now)
+
+
+class SitterLinkApiController(Controller):
+    path = "/api/v1/sitter-links/{token:str}"
+    tags = ["dosing"]
+
+    @get("/")
+    async def read(self, token: FromPath[str], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterLinkBody:
+        """What this link is for: the agreement, the presence before a session, or its end."""
+        return await sitter_link_body(db_session, await open_any_link(db_session, token, clock.now()))
+
+    @post("/agreement", status_code=200)
+    async def sign(
+        self, token: FromPath[str], data: JSONBody[AgreementRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> SitterBody:  # fmt: skip
+        return sitter_body(await sitters.sign_agreement(db_session, token=token, typed_name=data.typed_name, adult=data.adult, agreed=data.agreed,
+                                                        actor=actor, now=clock.now()))  # fmt: skip
+
+    @post("/decline", status_code=200)
+    async def decline(
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> SitterBody:  # fmt: skip
+        return sitter_body(await sitters.decline(db_session, token=token, actor=actor, now=clock.now(), settings=settings))
+
+    @post("/presence", status_code=200)
+    async def presence(
+        self, token: FromPath[str], data: JSONBody[PresenceRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> PresenceBody:  # fmt: skip
+        """Confirm you are with the patient for this session. Answers your next link: the timer and the end."""
+        next_token = await sessions.attest_presence(db_session, token=token, typed_name=data.typed_name, actor=actor, now=clock.now())
+        return PresenceBody(next_link=f"/sitter/{next_token}")
+
+    @post("/end", status_code=200)
+    async def end(
+        self, token: FromPath[str], data: JSONBody[EndRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> SitterLinkBody:  # fmt: skip
+        """How the session ended: the patient alert and safe, or what happened."""
+        await sessions.attest_end(db_session, token=token, typed_name=data.typed_name, outcome=data.outcome, event_description=data.event_description,
+                                  emergency_services_called=data.emergency_services_called, actor=actor, now=clock.now())  # fmt: skip
+        return SitterLinkBody(purpose="end", sitter_name=data.typed_name, patient_name="")
+
+
+# --- The prescriber's side ----------------------------------------------------------------------------
+
+
+def serious_event_body(event: SeriousEvent) -> SeriousEventBody:
+    return SeriousEventBody(id=event.id, source=event.source, reasons=list(event.reasons), occurred_at=event.occurred_at, reviewed_at=event.reviewed_at,
+                            review_note=event.review_note, review_decision=event.review_decision)  # fmt: skip
+
+
+async def plan_dosing_body(session: AsyncSession, plan: TrochePlan) -> PlanDosingBody:
+    rows = []
+    for row in await sessions.sessions_of(session, plan_id=plan.id):
+        report = await session.get(DosingReport, row.id)
+        end = await sessions.attestation(session, dosing_session_id=row.id, kind="end")
+        rows.append(PrescriberSessionBody(
+            session=await session_body(session, row, plan),
+            check_ins=[{k: v for k, v in c.model_dump().items() if k not in ("id", "dosing_session_id")} for c in await sessions.check_ins_of(session, dosing_session_id=row.id)],
+            report={k: v for k, v in report.model_dump().items() if k != "dosing_session_id"} if report else None,
+            sitter_present=await sessions.attestation(session, dosing_session_id=row.id, kind="presence") is not None,
+            sitter_end={"outcome": end.outcome, "event_description": end.event_description, "emergency_services_called": end.emergency_services_called,
+                        "attested_at": end.attested_at} if end else None,
+        ))  # fmt: skip
+    events = (await session.execute(select(SeriousEvent).where(SeriousEvent.plan_id == plan.id).order_by(SeriousEvent.occurred_at))).scalars()
+    flags = (await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan.id).order_by(InventoryFlag.raised_at))).scalars()
+    return PlanDosingBody(
+        plan_id=plan.id, plan_status=plan.status, sessions=rows, inventory=inventory_body(await inventory.inventory(session, plan_id=plan.id)),
+        serious_events=[serious_event_body(e) for e in events], inventory_flags=[flag_body(f) for f in flags],
+    )  # fmt: skip
+
+
+class PlanDosingApiController(Controller):
+    tags = ["dosing"]
+    guards = PRESCRIBER
+
+    @get("/api/v1/plans/{plan_id:uuid}/dosing")
+    async def read(self, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> PlanDosingBody:
+        """The plan's sessions: check-ins (BP), reports (side effects), sitter attestations, serious events and inventory."""
+        return await plan_dosing_body(db_session, await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in))
+
+    @post("/api/v1/plans/{plan_id:uuid}/review", status_code=200)
+    async def review(
+        self, plan_id: FromPath[uuid.UUID], data: JSONBody[ReviewRequest], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> PlanBody:  # fmt: skip
+        """Review the serious events that paused the plan, with a note, and resume or discontinue it."""
+        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
+        return await plan_body(db_session, await safety.review(db_session, plan, note=data.note, decision=data.decision, actor=actor, now=clock.now(), settings=settings))
+
+    @post("/api/v1/plans/{plan_id:uuid}/inventory-flags/{flag_id:uuid}/resolve", status_code=200)
+    async def resolve(
+        self, plan_id: FromPath[uuid.UUID], flag_id: FromPath[uuid.UUID], data: JSONBody[ResolveRequest], signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> FlagBody:  # fmt: skip
+        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
+        return flag_body(await inventory.resolve_flag(db_session, plan, flag_id=flag_id, note=data.note, actor=actor, now=clock.now()))
+

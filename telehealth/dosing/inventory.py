@@ -1,0 +1,156 @@
+"""Troches on hand, per plan: delivered minus reported used minus reported lost. Diversion control flags
+the prescriber when a loss is reported, the count falls below zero, a session used more than prescribed,
+or the next batch is asked for early; a batch whose earlier sessions are all reported is released by
+itself (the pharmacy rule) unless a flag is open."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
+from telehealth.dosing.safety import alert_care_team
+from telehealth.lib.errors import Conflict, InvalidInput, NotFound
+from telehealth.lib.validation import has_control_characters
+from telehealth.prescribing import pharmacy
+from telehealth.prescribing.models import PlanBatch, TrochePlan
+from telehealth.prescribing.states import BatchStatus, PlanStatus
+
+FLAG_WORDS = {
+    "loss_reported": "troches reported lost or stolen",
+    "count_below_zero": "more troches reported used than were delivered",
+    "more_than_prescribed": "a session used more troches than prescribed",
+    "early_batch_request": "the next batch was asked for before the earlier sessions were reported",
+}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    delivered: int
+    used: int
+    lost: int
+
+    @property
+    def on_hand(self) -> int:
+        return self.delivered - self.used - self.lost
+
+
+async def inventory(session: AsyncSession, *, plan_id: uuid.UUID) -> Inventory:
+    delivered = await session.scalar(
+        select(func.coalesce(func.sum(func.coalesce(PlanBatch.units_filled, PlanBatch.units)), 0)).where(
+            PlanBatch.plan_id == plan_id, PlanBatch.status == BatchStatus.DELIVERED
+        )
+    )
+    used = await session.scalar(
+        select(func.coalesce(func.sum(DosingReport.troches_used), 0))
+        .join(DosingSession, DosingSession.id == DosingReport.dosing_session_id)
+        .where(DosingSession.plan_id == plan_id)
+    )
+    lost = await session.scalar(
+        select(func.coalesce(func.sum(InventoryFlag.troches), 0)).where(InventoryFlag.plan_id == plan_id, InventoryFlag.kind == "loss_reported")
+    )
+    return Inventory(int(delivered or 0), int(used or 0), int(lost or 0))
+
+
+async def raise_flag(session: AsyncSession, plan: TrochePlan, *, kind: str, troches: int, now: datetime, detail: str | None = None) -> InventoryFlag:
+    flag = InventoryFlag(plan_id=plan.id, patient_id=plan.patient_id, kind=kind, troches=troches, detail=detail, raised_at=now)
+    session.add(flag)
+    await session.flush()
+    await record_audit_event(session, actor=Actor.system(), action="inventory_flag.raise", resource_type="inventory_flag", resource_id=flag.id,
+                             patient_id=plan.patient_id, now=now, reason=kind)  # fmt: skip
+    await alert_care_team(session, plan, template="care_team_update", key=f"inventory_flag:{flag.id}", now=now)
+    return flag
+
+
+async def open_flags(session: AsyncSession, *, plan_id: uuid.UUID) -> list[InventoryFlag]:
+    return list(
+        (await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan_id, InventoryFlag.resolved_at.is_(None)).order_by(InventoryFlag.raised_at))).scalars()
+    )
+
+
+async def check_after_report(session: AsyncSession, plan: TrochePlan, *, units_prescribed: int, troches_used: int, now: datetime) -> None:
+    """After a report: flag use beyond the prescription, and a count below zero."""
+    if troches_used > units_prescribed:
+        await raise_flag(session, plan, kind="more_than_prescribed", troches=troches_used - units_prescribed, now=now)
+    counts = await inventory(session, plan_id=plan.id)
+    if counts.on_hand < 0:
+        await raise_flag(session, plan, kind="count_below_zero", troches=-counts.on_hand, now=now)
+
+
+async def report_loss(session: AsyncSession, plan: TrochePlan, *, troches: int, what_happened: str, actor: Actor, now: datetime) -> InventoryFlag:
+    """The patient reports troches lost, stolen or spoiled: counted off what is on hand, and flagged."""
+    problems = {}
+    if not 1 <= troches <= 100:
+        problems["troches"] = "must be a whole number from 1 to 100"
+    if not what_happened.strip():
+        problems["what_happened"] = "is required"
+    elif len(what_happened) > 1000 or has_control_characters(what_happened):
+        problems["what_happened"] = "must be plain text of at most 1000 characters"
+    if problems:
+        raise InvalidInput("request.invalid", "The report of a loss is not complete.", fields=problems)
+    if plan.status in (PlanStatus.DRAFT, PlanStatus.COMPLETED, PlanStatus.DISCONTINUED):
+        raise Conflict("plan.not_live", "This plan is over.")
+    flag = await raise_flag(session, plan, kind="loss_reported", troches=troches, now=now, detail=what_happened.strip())
+    await record_audit_event(session, actor=actor, action="inventory.report_loss", resource_type="inventory_flag", resource_id=flag.id,
+                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    return flag
+
+
+async def _next_held_batch(session: AsyncSession, plan_id: uuid.UUID) -> PlanBatch | None:
+    return (
+        await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan_id, PlanBatch.status == BatchStatus.HELD).order_by(PlanBatch.sequence).limit(1))
+    ).scalar_one_or_none()
+
+
+async def release_if_reported(session: AsyncSession, plan: TrochePlan, *, now: datetime) -> PlanBatch | None:
+    """The pharmacy rule: the next batch goes to the pharmacy once the batch before it is delivered and its
+    sessions are all reported, unless a diversion flag waits for the prescriber."""
+    batch = await _next_held_batch(session, plan.id)
+    if batch is None or plan.status not in (PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE) or await open_flags(session, plan_id=plan.id):
+        return None
+    if await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1) < batch.first_session - 1:
+        return None
+    previous = await session.scalar(select(PlanBatch.status).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))
+    if previous is not None and previous != BatchStatus.DELIVERED:
+        return None
+    return await pharmacy.release_by_rule(session, batch, plan, now=now)
+
+
+async def request_next_batch(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> tuple[PlanBatch | None, bool]:
+    """The patient asks for the next batch: released when it is due, flagged to the prescriber when early.
+    Answers the batch (if released) and whether the request was early."""
+    batch = await _next_held_batch(session, plan.id)
+    if batch is None:
+        raise NotFound("batch.none_waiting", "Every batch of your plan has been sent already.")
+    await record_audit_event(session, actor=actor, action="inventory.request_next_batch", resource_type="plan_batch", resource_id=batch.id,
+                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    reported = await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
+    if reported < batch.first_session - 1:
+        await raise_flag(session, plan, kind="early_batch_request", troches=0, now=now,
+                         detail=f"{reported} of sessions 1 to {batch.first_session - 1} reported")  # fmt: skip
+        return None, True
+    return await release_if_reported(session, plan, now=now), False
+
+
+async def resolve_flag(session: AsyncSession, plan: TrochePlan, *, flag_id: uuid.UUID, note: str, actor: Actor, now: datetime) -> InventoryFlag:
+    if not note.strip():
+        raise InvalidInput("request.invalid", "Write what you found.", fields={"note": "is required"})
+    resolved = await session.execute(
+        update(InventoryFlag)
+        .where(InventoryFlag.id == flag_id, InventoryFlag.plan_id == plan.id, InventoryFlag.resolved_at.is_(None))
+        .values(resolved_at=now, resolved_by=actor.user_id, resolution_note=note.strip()[:2000])
+        .returning(InventoryFlag)
+    )
+    flag = resolved.scalar_one_or_none()
+    if flag is None:
+        raise NotFound("inventory_flag.not_found", "No open flag with this id on this plan.")
+    await record_audit_event(session, actor=actor, action="inventory_flag.resolve", resource_type="inventory_flag", resource_id=flag.id,
+                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    await release_if_reported(session, plan, now=now)
+    return flag
+

@@ -1,0 +1,222 @@
+"""Sitters: the patient names them, each signs the versioned sitter agreement through a link of their own
+(no account), or declines; the patient can remove one. Links are random tokens stored hashed, each for one
+sitter and one purpose, expiring, spent once, and withdrawn when the sitter leaves."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient
+from telehealth.accounts.security import hash_token, new_token
+from telehealth.accounts.service import email_problem, normalize_email, patient_contact
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.dosing.models import DosingSession, Sitter, SitterLink
+from telehealth.dosing.states import ACTIVE_SITTER, SITTER_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
+from telehealth.intake.consents import ConsentDocument
+from telehealth.lib.errors import Conflict, Gone, InvalidInput, NotFound
+from telehealth.lib.states import change_status
+from telehealth.lib.validation import has_control_characters
+from telehealth.notifications.service import queue_email
+from telehealth.settings import Settings
+
+SITTER_AGREEMENT = ConsentDocument("sitter_agreement", "Sitter agreement", "2026-1")
+AGREEMENT_LINK_VALID = timedelta(days=7)
+MAX_ACTIVE_SITTERS = 5
+
+
+def same_name(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+def _text(value: str, field: str, *, required: bool, longest: int) -> dict[str, str]:
+    if required and not value.strip():
+        return {field: "is required"}
+    if len(value) > longest:
+        return {field: f"must be at most {longest} characters"}
+    if has_control_characters(value):
+        return {field: "must be plain text"}
+    return {}
+
+
+async def issue_link(
+    session: AsyncSession, *, sitter_id: uuid.UUID, purpose: LinkPurpose, now: datetime, expires_at: datetime, dosing_session_id: uuid.UUID | None = None
+) -> str:
+    """A new link for one sitter and one purpose; the raw token goes into the email, only its hash is kept."""
+    raw, digest = new_token()
+    session.add(SitterLink(token_hash=digest, sitter_id=sitter_id, purpose=purpose, dosing_session_id=dosing_session_id, created_at=now, expires_at=expires_at))
+    await session.flush()
+    return raw
+
+
+@dataclass(frozen=True)
+class OpenLink:
+    link: SitterLink
+    sitter: Sitter
+
+
+async def open_link(session: AsyncSession, *, token: str, purpose: LinkPurpose, now: datetime) -> OpenLink:
+    """The link behind a token, if it may still do `purpose`: a link never acts for another purpose."""
+    link = await session.get(SitterLink, hash_token(token))
+    if link is None or link.purpose != purpose:
+        raise NotFound("sitter_link.not_found", "This link is not known. Use the newest link we emailed you.")
+    if link.revoked_at is not None or link.used_at is not None or link.expires_at <= now:
+        why = "was withdrawn" if link.revoked_at else "was already used" if link.used_at else "has expired"
+        raise Gone("sitter_link.gone", f"This link {why}. Ask the person who named you to send a new one.", fields={"token": why})
+    sitter = await session.get(Sitter, link.sitter_id)
+    assert sitter is not None  # the foreign key guarantees it
+    return OpenLink(link, sitter)
+
+
+async def spend_link(session: AsyncSession, *, token: str, purpose: LinkPurpose, now: datetime) -> OpenLink:
+    """Use a link once (compare-and-swap: two submits at once, one wins)."""
+    opened = await open_link(session, token=token, purpose=purpose, now=now)
+    spent = await session.execute(
+        update(SitterLink)
+        .where(SitterLink.token_hash == opened.link.token_hash, SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None))
+        .values(used_at=now)
+        .returning(SitterLink.token_hash)
+    )
+    if spent.scalar_one_or_none() is None:
+        raise Gone("sitter_link.gone", "This link was already used.", fields={"token": "was already used"})
+    return opened
+
+
+async def revoke_links(session: AsyncSession, *, now: datetime, sitter_id: uuid.UUID | None = None, dosing_session_id: uuid.UUID | None = None) -> None:
+    """Withdraw every unspent link of a sitter, or of a session."""
+    where = [SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None)]
+    where.append(SitterLink.sitter_id == sitter_id if sitter_id is not None else SitterLink.dosing_session_id == dosing_session_id)
+    await session.execute(update(SitterLink).where(*where).values(revoked_at=now))
+
+
+async def patient_sitters(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Sitter]:
+    return list((await session.execute(select(Sitter).where(Sitter.patient_id == patient_id).order_by(Sitter.created_at))).scalars())
+
+
+async def own_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID) -> Sitter:
+    sitter = await session.get(Sitter, sitter_id)
+    if sitter is None or sitter.patient_id != patient.id:
+        raise NotFound("sitter.not_found", "No sitter with this id is yours.")
+    return sitter
+
+
+async def _send_agreement_link(session: AsyncSession, sitter: Sitter, *, patient_name: str, now: datetime, settings: Settings) -> None:
+    raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.AGREEMENT, now=now, expires_at=now + AGREEMENT_LINK_VALID)
+    await queue_email(
+        session, to=sitter.email, template="sitter_invitation",
+        context={"recipient_name": sitter.full_name, "patient_name": patient_name, "link_url": f"{settings.public_base_url}/sitter/{raw}"},
+        now=now, dedupe_key=f"sitter_invitation:{sitter.id}:{raw[:12]}",
+    )  # fmt: skip
+
+
+async def add_sitter(
+    session: AsyncSession, *, patient: Patient, full_name: str, email: str, phone: str, relationship: str, actor: Actor, now: datetime, settings: Settings
+) -> Sitter:
+    """Name a sitter: they are emailed the agreement to sign. The patient can never be their own sitter."""
+    problems = (
+        _text(full_name, "full_name", required=True, longest=200) | _text(relationship, "relationship", required=True, longest=100)
+        | _text(phone, "phone", required=False, longest=40)
+    )  # fmt: skip
+    if problem := email_problem(email):
+        problems["email"] = problem
+    patient_user = await patient_contact(session, patient.id)
+    if "email" not in problems and normalize_email(email) == normalize_email(patient_user.email):
+        problems["email"] = "must be someone else's: you cannot be your own sitter"
+    if "full_name" not in problems and same_name(full_name, patient_user.full_name):
+        problems["full_name"] = "must be someone else's: you cannot be your own sitter"
+    if problems:
+        raise InvalidInput("request.invalid", "Some details of your sitter need another look.", fields=problems)
+    active = [s for s in await patient_sitters(session, patient_id=patient.id) if s.status in ACTIVE_SITTER]
+    if any(normalize_email(s.email) == normalize_email(email) for s in active):
+        raise Conflict("sitter.already_named", "You have already named this sitter.", fields={"email": "is already one of your sitters"})
+    if len(active) >= MAX_ACTIVE_SITTERS:
+        raise InvalidInput("sitter.too_many", f"You can name up to {MAX_ACTIVE_SITTERS} sitters. Remove one first.", fields={"email": "one sitter too many"})
+    sitter = Sitter(
+        patient_id=patient.id, status=SitterStatus.INVITED, full_name=" ".join(full_name.split()), email=normalize_email(email),
+        phone=phone.strip() or None, relationship=relationship.strip(), created_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(sitter)
+    await session.flush()
+    await record_audit_event(session, actor=actor, action="sitter.add", resource_type="sitter", resource_id=sitter.id, patient_id=patient.id, now=now)
+    await _send_agreement_link(session, sitter, patient_name=patient_user.full_name, now=now, settings=settings)
+    return sitter
+
+
+async def resend_invitation(session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID, now: datetime, settings: Settings) -> Sitter:
+    sitter = await own_sitter(session, patient=patient, sitter_id=sitter_id)
+    if sitter.status != SitterStatus.INVITED:
+        raise Conflict("sitter.not_invited", "Only a sitter who has not answered yet can be sent the agreement again.")
+    await revoke_links(session, now=now, sitter_id=sitter.id)
+    await _send_agreement_link(session, sitter, patient_name=(await patient_contact(session, patient.id)).full_name, now=now, settings=settings)
+    return sitter
+
+
+async def _sitter_leaves(session: AsyncSession, sitter: Sitter, target: SitterStatus, *, actor: Actor, now: datetime, settings: Settings) -> None:
+    """Decline or removal: their links stop working, and sessions they were to sit lose them (the patient is told)."""
+    await change_status(
+        session, Sitter, sitter.id, table=SITTER_TRANSITIONS, source=sitter.status, target=target, actor=actor, now=now,
+        patient_id=sitter.patient_id, values={"updated_at": now},
+    )  # fmt: skip
+    await revoke_links(session, now=now, sitter_id=sitter.id)
+    orphaned = await session.execute(
+        update(DosingSession)
+        .where(DosingSession.sitter_id == sitter.id, DosingSession.status == SessionStatus.SCHEDULED)
+        .values(sitter_id=None, updated_at=now)
+        .returning(DosingSession.id)
+    )
+    if orphaned.scalars().all() or target == SitterStatus.DECLINED:
+        contact = await patient_contact(session, sitter.patient_id)
+        await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
+                          now=now, dedupe_key=f"sitter_left:{sitter.id}")  # fmt: skip
+    await session.refresh(sitter)
+
+
+async def remove_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> Sitter:
+    sitter = await own_sitter(session, patient=patient, sitter_id=sitter_id)
+    if sitter.status not in ACTIVE_SITTER:
+        raise Conflict("sitter.already_gone", "This sitter has already declined or been removed.")
+    await _sitter_leaves(session, sitter, SitterStatus.REMOVED, actor=actor, now=now, settings=settings)
+    return sitter
+
+
+async def sign_agreement(
+    session: AsyncSession, *, token: str, typed_name: str, adult: bool, agreed: bool, actor: Actor, now: datetime
+) -> Sitter:
+    """The sitter confirms they are an adult who is not the patient, and signs the agreement by typing their name."""
+    opened = await open_link(session, token=token, purpose=LinkPurpose.AGREEMENT, now=now)
+    sitter = opened.sitter
+    problems = {}
+    if not adult:
+        problems["adult"] = "you must be 18 or older to be a sitter"
+    if not agreed:
+        problems["agreed"] = "read and accept the agreement to go on"
+    if not same_name(typed_name, sitter.full_name):
+        problems["typed_name"] = f"type your full name as the patient gave it: {sitter.full_name}"
+    elif same_name(typed_name, (await patient_contact(session, sitter.patient_id)).full_name):
+        problems["typed_name"] = "the patient cannot be their own sitter"
+    if problems:
+        raise InvalidInput("request.invalid", "The agreement is not signed yet.", fields=problems)
+    await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, now=now)
+    await change_status(
+        session, Sitter, sitter.id, table=SITTER_TRANSITIONS, source=SitterStatus.INVITED, target=SitterStatus.CONFIRMED, actor=actor, now=now,
+        patient_id=sitter.patient_id, values={
+            "adult_confirmed": True, "agreement_version": SITTER_AGREEMENT.version, "agreement_sha256": SITTER_AGREEMENT.sha256,
+            "typed_name": " ".join(typed_name.split()), "signed_at": now, "signed_ip": actor.ip, "signed_user_agent": (actor.user_agent or "")[:400] or None,
+            "updated_at": now,
+        },
+    )  # fmt: skip
+    contact = await patient_contact(session, sitter.patient_id)
+    await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
+                      now=now, dedupe_key=f"sitter_confirmed:{sitter.id}")  # fmt: skip
+    await session.refresh(sitter)
+    return sitter
+
+
+async def decline(session: AsyncSession, *, token: str, actor: Actor, now: datetime, settings: Settings) -> Sitter:
+    opened = await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, now=now)
+    await _sitter_leaves(session, opened.sitter, SitterStatus.DECLINED, actor=actor, now=now, settings=settings)
+    return opened.sitter
