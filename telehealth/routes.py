@@ -7,6 +7,8 @@ from telehealth.billing.pages import BillingPagesController, CoordinatorBillingP
 from telehealth.clinicians.api import ClinicianApiController
 from telehealth.clinicians.pages import ClinicianPagesController
 from telehealth.dosing.api import DosingApiController, PlanDosingApiController, SitterApiController, SitterLinkApiController
+from telehealth.dosing.pages import DosingPagesController, PlanDosingPagesController
+from telehealth.dosing.sitter_pages import SitterPagesController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.notifications.pages import DevMailboxController
@@ -60,6 +62,9 @@ ROUTE_HANDLERS = [
     DosingApiController,  # /api/v1/my/dosing[/sessions[/{id}[/reschedule|/cancel|/check-in|/unlock|/report]]|/loss|/next-batch]
     SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/presence|/end] (the token is the key)
     PlanDosingApiController,  # /api/v1/plans/{id}/dosing, /api/v1/plans/{id}/review, /api/v1/plans/{id}/inventory-flags/{id}/resolve
+    DosingPagesController,  # /dosing, /dosing/sessions[/{id}[/check-in|/unlock|/report|/reschedule|/cancel]], /dosing/sitters, /dosing/loss, /dosing/next-batch
+    SitterPagesController,  # /sitter/{token}[/agreement|/decline|/presence|/end] (the sitter's own link)
+    PlanDosingPagesController,  # /prescriber/dosing, /plans/{id}/dosing, /plans/{id}/review, /plans/{id}/inventory-flags/{id}/resolve
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours

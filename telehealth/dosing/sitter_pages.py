@@ -1,0 +1,97 @@
+"""The sitter's pages, reached only through their own links (no account, no sign-in): the agreement to
+sign or decline, the presence before a session, then the timer and how the session ended. Plain words,
+one task per page, readable on a phone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient
+from telehealth.accounts.service import patient_contact
+from telehealth.audit.service import Actor
+from telehealth.dosing import sessions, sitters
+from telehealth.dosing.api import TIMER, open_any_link
+from telehealth.dosing.models import DosingSession
+from telehealth.lib.clock import Clock
+from telehealth.lib.errors import DomainError
+from telehealth.lib.forms import attempt, form_fields
+from telehealth.settings import Settings
+
+
+async def _page(session: AsyncSession, token: str, *, now: datetime, error: DomainError | None = None, done: str | None = None,
+                values: dict[str, str] | None = None) -> Template:  # fmt: skip
+    opened = await attempt(session, open_any_link(session, token, now))
+    if isinstance(opened, DomainError):
+        return Template("dosing/sitter_gone.html", context={"detail": error.detail if error and done else opened.detail, "done": done},
+                        status_code=200 if done else opened.status_code)  # fmt: skip
+    contact = await patient_contact(session, opened.sitter.patient_id)
+    patient = await session.get(Patient, opened.sitter.patient_id)
+    context: dict[str, Any] = {
+        "token": token, "purpose": opened.link.purpose, "sitter": opened.sitter, "patient_name": contact.full_name, "zone": patient.timezone if patient else "UTC",
+        "agreement": sitters.SITTER_AGREEMENT, "error": error.detail if error else None,
+        "fields": {k.replace("_", " "): v for k, v in (error.fields if error else {}).items()}, "values": values or {}, "done": done, "now": now,
+    }  # fmt: skip
+    if opened.link.dosing_session_id is not None and (row := await session.get(DosingSession, opened.link.dosing_session_id)) is not None:
+        context |= {"row": row, "timer_ends_at": row.unlocked_at + TIMER if row.unlocked_at else None}
+    return Template("dosing/sitter.html", context=context, status_code=error.status_code if error else 200)
+
+
+class SitterPagesController(Controller):
+    include_in_schema = False
+
+    @get("/sitter/{token:str}")
+    async def show(self, token: FromPath[str], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+        return await _page(db_session, token, now=clock.now())
+
+    @post("/sitter/{token:str}/agreement")
+    async def sign(
+        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
+        fields = await form_fields(request, "typed_name", "adult", "agreed", max_length=200)
+        signed = await attempt(db_session, sitters.sign_agreement(
+            db_session, token=token, typed_name=fields["typed_name"], adult=fields["adult"] == "yes", agreed=fields["agreed"] == "yes", actor=actor, now=clock.now()
+        ))  # fmt: skip
+        if isinstance(signed, DomainError):
+            return await _page(db_session, token, now=clock.now(), error=signed, values=fields)
+        return Template("dosing/sitter_gone.html", context={"done": "signed", "detail": None, "sitter": signed})
+
+    @post("/sitter/{token:str}/decline")
+    async def decline(
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        declined = await attempt(db_session, sitters.decline(db_session, token=token, actor=actor, now=clock.now(), settings=settings))
+        if isinstance(declined, DomainError):
+            return await _page(db_session, token, now=clock.now(), error=declined)
+        return Template("dosing/sitter_gone.html", context={"done": "declined", "detail": None, "sitter": declined})
+
+    @post("/sitter/{token:str}/presence")
+    async def presence(
+        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template | Redirect:
+        fields = await form_fields(request, "typed_name", max_length=200)
+        next_token = await attempt(db_session, sessions.attest_presence(db_session, token=token, typed_name=fields["typed_name"], actor=actor, now=clock.now()))
+        if isinstance(next_token, DomainError):
+            return await _page(db_session, token, now=clock.now(), error=next_token, values=fields)
+        return Redirect(path=f"/sitter/{next_token}")
+
+    @post("/sitter/{token:str}/end")
+    async def end(
+        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
+        fields = await form_fields(request, "typed_name", "outcome", "event_description", "emergency_services_called", max_length=2000)
+        ended = await attempt(db_session, sessions.attest_end(
+            db_session, token=token, typed_name=fields["typed_name"], outcome=fields["outcome"], event_description=fields["event_description"],
+            emergency_services_called=fields["emergency_services_called"] == "yes", actor=actor, now=clock.now(),
+        ))  # fmt: skip
+        if isinstance(ended, DomainError):
+            return await _page(db_session, token, now=clock.now(), error=ended, values=fields)
+        return Template("dosing/sitter_gone.html", context={"done": "ended", "detail": None, "emergency": ended.emergency_services_called})
+
