@@ -1,5 +1,6 @@
 """The demo clinic: one account per role, a prescriber licensed and DEA-registered in four states, a
-therapist on the demo patient's care team. Idempotent: running it again changes nothing."""
+therapist on the demo patient's care team, and a second patient already in a home program
+(demo_home.py). Idempotent: running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from telehealth.accounts.security import new_totp_secret, totp_uri
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.demo_home import seed_home_program
 from telehealth.prescribing.models import Pharmacy
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.settings import Settings
@@ -86,7 +88,9 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     await _seed_waiting_list(session, now=now)
     await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
     await session.flush()
-    return [
+    home = await seed_home_program(session, prescriber=prescriber, password=DEMO_PASSWORD, now=now, settings=settings)
+    await session.flush()
+    return [DemoSignIn(role=Role.PATIENT, email=home.email, password=DEMO_PASSWORD, otpauth_uri=None)] + [
         DemoSignIn(
             role=role,
             email=user.email,

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from telehealth.accounts.models import CareTeamMember, UserAccount
 from telehealth.clinicians.models import DeaRegistration, StateLicense
 from telehealth.db.engine import transaction
+from telehealth.dosing.models import Sitter
+from telehealth.prescribing.models import TrochePlan
 from telehealth.demo import DEMO_WAITING, SERVED_STATES, seed_demo
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.waitlist.models import WaitlistEntry
@@ -22,7 +24,9 @@ async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock)
     assert {item.role.value for item in sign_ins} == {"patient", "prescriber", "therapist", "pharmacist", "coordinator"}
     assert all(item.otpauth_uri for item in sign_ins if item.role.value != "patient")
     async with session_factory() as session:
-        assert await session.scalar(select(func.count()).select_from(UserAccount)) == 5
+        assert await session.scalar(select(func.count()).select_from(UserAccount)) == 6  # two patients: one new, one in a home program
+        assert await session.scalar(select(func.count()).select_from(TrochePlan).where(TrochePlan.status == "active")) == 1
+        assert await session.scalar(select(func.count()).select_from(Sitter).where(Sitter.status == "confirmed")) == 1
         assert await session.scalar(select(func.count()).select_from(CareTeamMember)) == 1
         dea_states = set((await session.execute(select(DeaRegistration.state))).scalars())
         prescriber_license_states = set(
