@@ -26,6 +26,7 @@ SAMPLE = {
     "expires_on": "Sunday 29 November 2026",
     "when_local": "Tuesday 24 November 2026 at 10:00 EST",
     "amount": "$150.00",
+    "patient_name": "Jamie Lee",
 }
 
 

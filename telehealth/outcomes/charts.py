@@ -1,0 +1,78 @@
+"""Score charts as SVG drawn on the server (no script, no third-party asset): severity bands behind, the
+baseline, the response line (half the baseline) and the remission line, then the scores in time order.
+Pure: points in, markup out; every text is escaped. The page puts a table of the same numbers beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from telehealth.intake.questionnaires import REMISSION_BELOW, Questionnaire
+
+WIDTH, HEIGHT = 560, 240
+LEFT, RIGHT, TOP, BOTTOM = 44, 16, 16, 36
+BAND_FILLS = ("#eef6f1", "#f6f3e6", "#f8ebe0", "#f6e1e1", "#f1dada")
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    score: int
+
+
+def _y(score: float, top_score: int) -> float:
+    return TOP + (HEIGHT - TOP - BOTTOM) * (1 - score / top_score)
+
+
+def _x(index: int, count: int) -> float:
+    inner = WIDTH - LEFT - RIGHT
+    return LEFT + (inner / 2 if count == 1 else inner * index / (count - 1))
+
+
+def score_chart(questionnaire: Questionnaire, points: list[Point], *, zone: str, chart_id: str) -> str:
+    """An accessible SVG (role img, a title and a description saying the same as the chart)."""
+    top_score = questionnaire.bands[-1].high
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" role="img" '
+        f'aria-labelledby="{chart_id}-title {chart_id}-desc">',
+        f'<title id="{chart_id}-title">{escape(questionnaire.title)} scores over time</title>',
+        f'<desc id="{chart_id}-desc">{escape(describe(questionnaire, points))}</desc>',
+    ]
+    for index, band in enumerate(questionnaire.bands):
+        y_top, y_bottom = _y(band.high + 0.5 if band.high < top_score else top_score, top_score), _y(max(band.low - 0.5, 0), top_score)
+        parts.append(f'<rect x="{LEFT}" y="{y_top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{y_bottom - y_top:.1f}" fill="{BAND_FILLS[index % 5]}"/>')
+        parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y_top + 12:.1f}" text-anchor="end" class="band">{escape(band.label)}</text>')
+    for tick in range(0, top_score + 1, 5 if top_score > 15 else 3):
+        parts.append(f'<text x="{LEFT - 6}" y="{_y(tick, top_score) + 4:.1f}" text-anchor="end" class="tick">{tick}</text>')
+    if points:
+        baseline = points[0].score
+        lines = [("baseline", baseline, f"baseline {baseline}")]
+        if len(points) > 1 or baseline:
+            lines.append(("response", baseline / 2, "response: half the baseline"))
+        if questionnaire.key in REMISSION_BELOW:
+            lines.append(("remission", REMISSION_BELOW[questionnaire.key] - 0.5, f"remission: below {REMISSION_BELOW[questionnaire.key]}"))
+        for kind, score, label in lines:
+            y = _y(score, top_score)
+            parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="line-{kind}"/>')
+            parts.append(f'<text x="{LEFT + 4}" y="{y - 4:.1f}" class="line-label">{escape(label)}</text>')
+        coords = [(_x(i, len(points)), _y(p.score, top_score)) for i, p in enumerate(points)]
+        if len(coords) > 1:
+            parts.append('<polyline class="scores" fill="none" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')
+        for (x, y), point in zip(coords, points, strict=True):
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="score-dot"><title>{point.score} on {_day(point.at, zone)}</title></circle>')
+            parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 12}" text-anchor="middle" class="tick">{escape(_day(point.at, zone))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _day(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%d %b")
+
+
+def describe(questionnaire: Questionnaire, points: list[Point]) -> str:
+    if not points:
+        return f"No {questionnaire.title} answers yet."
+    scores = ", ".join(str(p.score) for p in points)
+    return f"{questionnaire.title} totals from first to latest: {scores} (highest possible {questionnaire.bands[-1].high})."
