@@ -1,0 +1,74 @@
+"""The record to take away: the patient's own (summary page and FHIR download) and, for transfer of care,
+one patient's record exported by a prescriber or coordinator (each export audited)."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.authz import load_patient_for, own_patient_record
+from telehealth.accounts.guards import requires_role
+from telehealth.accounts.models import Patient
+from telehealth.accounts.roles import Role
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.billing.policy import dollars
+from telehealth.export import fhir
+from telehealth.export.record import collect
+from telehealth.lib.clock import Clock
+from telehealth.settings import Settings
+
+TRANSFER_ROLES = [requires_role(Role.PRESCRIBER, Role.COORDINATOR)]
+
+
+async def _summary(session: AsyncSession, patient: Patient, *, own: bool) -> Template:
+    record = await collect(session, patient=patient)
+    return Template("export/summary.html", context={"record": record, "zone": patient.timezone, "own": own, "dollars": dollars})
+
+
+async def _download(session: AsyncSession, patient: Patient, *, settings: Settings, clock: Clock) -> Response[str]:
+    body = fhir.bundle(await collect(session, patient=patient), base_url=settings.public_base_url, now=clock.now())
+    return Response(body, media_type="application/fhir+json", headers={
+        "content-disposition": 'attachment; filename="my-record.fhir.json"', "cache-control": "no-store",
+    })  # fmt: skip
+
+
+class RecordPagesController(Controller):
+    include_in_schema = False
+
+    @get("/record", guards=[requires_role(Role.PATIENT)])
+    async def own_summary(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        """Your whole record in plain words (print it, or save it as a PDF from the print dialog)."""
+        return await _summary(db_session, await own_patient_record(db_session, viewer=signed_in), own=True)
+
+    @get("/record/fhir.json", guards=[requires_role(Role.PATIENT)])
+    async def own_fhir(
+        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Response[str]:  # fmt: skip
+        patient = await own_patient_record(db_session, viewer=signed_in)
+        await record_audit_event(db_session, actor=actor, action="patient.record.export", resource_type="patient", resource_id=patient.id,
+                                 patient_id=patient.id, now=clock.now(), reason="own")  # fmt: skip
+        return await _download(db_session, patient, settings=settings, clock=clock)
+
+    @get("/patients/{patient_id:uuid}/record", guards=TRANSFER_ROLES)
+    async def staff_summary(
+        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="summary")
+        return await _summary(db_session, patient, own=False)
+
+    @get("/patients/{patient_id:uuid}/record/fhir.json", guards=TRANSFER_ROLES)
+    async def staff_fhir(
+        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Response[str]:  # fmt: skip
+        """Transfer of care: one patient's record as FHIR (audited as patient.record.export)."""
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="export")
+        return await _download(db_session, patient, settings=settings, clock=clock)

@@ -1,0 +1,71 @@
+"""Everything the clinic holds about one patient, read once: the account, intake answers, consents,
+scores, appointments, plans, home sessions with their check-ins and reports, and payments."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.billing.models import Payment
+from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter
+from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse
+from telehealth.prescribing.models import TrochePlan
+from telehealth.scheduling.models import Appointment
+
+
+@dataclass
+class PatientRecord:
+    patient: Patient
+    account: UserAccount
+    intake_sections: list[IntakeSection]
+    consents: list[ConsentSignature]
+    responses: list[QuestionnaireResponse]
+    appointments: list[tuple[Appointment, str]]  # with the clinician's name
+    plans: list[tuple[TrochePlan, str]]  # with the prescriber's name
+    sessions: list[DosingSession]
+    check_ins: dict[uuid.UUID, list[CheckIn]] = field(default_factory=dict)
+    reports: dict[uuid.UUID, DosingReport] = field(default_factory=dict)
+    sitters: list[Sitter] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+
+    @property
+    def answers(self) -> dict[str, dict[str, Any]]:
+        return {section.section: section.answers for section in self.intake_sections}
+
+
+async def _all(session: AsyncSession, statement: Any) -> list[Any]:
+    return list((await session.execute(statement)).scalars())
+
+
+async def collect(session: AsyncSession, *, patient: Patient) -> PatientRecord:
+    account = await session.get(UserAccount, patient.user_id)
+    assert account is not None
+    intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == patient.id).order_by(Intake.started_at.desc()).limit(1))
+    sections = await _all(session, select(IntakeSection).where(IntakeSection.intake_id == intake_id).order_by(IntakeSection.section)) if intake_id else []
+    appointments = (await session.execute(
+        select(Appointment, UserAccount.full_name).join(UserAccount, UserAccount.id == Appointment.clinician_id)
+        .where(Appointment.patient_id == patient.id).order_by(Appointment.starts_at)
+    )).all()  # fmt: skip
+    plans = (await session.execute(
+        select(TrochePlan, UserAccount.full_name).join(UserAccount, UserAccount.id == TrochePlan.prescriber_id)
+        .where(TrochePlan.patient_id == patient.id, TrochePlan.status != "draft").order_by(TrochePlan.created_at)
+    )).all()  # fmt: skip
+    sessions = await _all(session, select(DosingSession).where(DosingSession.patient_id == patient.id).order_by(DosingSession.scheduled_at))
+    ids = [row.id for row in sessions]
+    check_ins: dict[uuid.UUID, list[CheckIn]] = {}
+    for check_in in await _all(session, select(CheckIn).where(CheckIn.dosing_session_id.in_(ids)).order_by(CheckIn.attempt)):
+        check_ins.setdefault(check_in.dosing_session_id, []).append(check_in)
+    reports = {r.dosing_session_id: r for r in await _all(session, select(DosingReport).where(DosingReport.dosing_session_id.in_(ids)))}
+    return PatientRecord(
+        patient=patient, account=account, intake_sections=sections,
+        consents=await _all(session, select(ConsentSignature).where(ConsentSignature.patient_id == patient.id).order_by(ConsentSignature.signed_at)),
+        responses=await _all(session, select(QuestionnaireResponse).where(QuestionnaireResponse.patient_id == patient.id).order_by(QuestionnaireResponse.answered_at)),
+        appointments=[(a, name) for a, name in appointments], plans=[(p, name) for p, name in plans], sessions=sessions, check_ins=check_ins,
+        reports=reports, sitters=await _all(session, select(Sitter).where(Sitter.patient_id == patient.id).order_by(Sitter.created_at)),
+        payments=await _all(session, select(Payment).where(Payment.patient_id == patient.id).order_by(Payment.created_at)),
+    )  # fmt: skip
