@@ -13,11 +13,9 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.clinicians.expiry import expiring_credentials
 from telehealth.clinicians.service import clinic_today
-from telehealth.intake import service as intake_service
 from telehealth.intake.escalations import count_open_escalations
-from telehealth.intake.results import patient_result
 from telehealth.lib.clock import Clock
-from telehealth.prescribing.reassessment import due_reassessment
+from telehealth.portal.journey import patient_journey
 from telehealth.settings import Settings
 
 ROLE_HOME = {role: f"/{role.value}" for role in Role}
@@ -47,14 +45,9 @@ class PortalPagesController(Controller):
         self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
     ) -> Template:
         patient = await own_patient_record(db_session, viewer=signed_in)
-        progress = await intake_service.intake_progress(db_session, patient=patient, now=clock.now())
-        decision = await intake_service.latest_decision(db_session, patient_id=patient.id)
-        return Template(
-            "portal/patient.html",
-            context={"user": signed_in, "intake_status": progress.intake.status, "any_step_done": any(progress.done.values()),
-                     "result": patient_result(decision) if decision else None,
-                     "reassessment_due": await due_reassessment(db_session, patient_id=patient.id)},
-        )  # fmt: skip
+        return Template("portal/patient.html", context={
+            "user": signed_in, "journey": await patient_journey(db_session, patient, now=clock.now()), "zone": patient.timezone, "now": clock.now(),
+        })  # fmt: skip
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
     async def prescriber_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:

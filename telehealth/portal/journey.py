@@ -1,0 +1,113 @@
+"""The patient's journey in one place: where they are (waiting list -> intake -> consult -> plan ->
+shipment -> sessions -> reassessment) and the one next step, always the most urgent thing first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient
+from telehealth.billing.models import Payment
+from telehealth.billing.states import PaymentStatus
+from telehealth.dosing.models import DosingSession, Sitter
+from telehealth.dosing.states import SessionStatus, SitterStatus
+from telehealth.intake.escalations import has_open_crisis
+from telehealth.intake.models import Intake, IntakeSection
+from telehealth.intake.service import latest_decision
+from telehealth.prescribing.models import PlanBatch, TrochePlan
+from telehealth.prescribing.reassessment import due_reassessment
+from telehealth.prescribing.states import BatchStatus, PlanStatus
+from telehealth.scheduling.models import Appointment
+
+STAGES = ("Waiting list", "Intake", "Consultation", "Plan", "Shipment", "Home sessions", "Reassessment")
+
+
+@dataclass(frozen=True)
+class NextStep:
+    text: str
+    action: str | None = None  # the button's words
+    href: str | None = None
+    urgent: bool = False
+
+
+@dataclass(frozen=True)
+class Journey:
+    reached: int  # index into STAGES of the stage in progress (all before it are done)
+    next_step: NextStep
+    upcoming_appointments: list[Appointment]
+    next_session: DosingSession | None
+
+    @property
+    def stages(self) -> list[tuple[str, str]]:
+        return [(name, "done" if i < self.reached else "current" if i == self.reached else "upcoming") for i, name in enumerate(STAGES)]
+
+
+async def _newest_plan(session: AsyncSession, patient_id: object) -> TrochePlan | None:
+    return (await session.execute(
+        select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status != PlanStatus.DRAFT).order_by(TrochePlan.created_at.desc()).limit(1)
+    )).scalar_one_or_none()  # fmt: skip
+
+
+async def patient_journey(session: AsyncSession, patient: Patient, *, now: datetime) -> Journey:
+    upcoming = list((await session.execute(
+        select(Appointment).where(Appointment.patient_id == patient.id, Appointment.status.in_(["held", "booked"]), Appointment.ends_at > now)
+        .order_by(Appointment.starts_at).limit(5)
+    )).scalars())  # fmt: skip
+    next_session = (await session.execute(
+        select(DosingSession).where(DosingSession.patient_id == patient.id, DosingSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
+        .order_by(DosingSession.scheduled_at).limit(1)
+    )).scalar_one_or_none()  # fmt: skip
+    reached, step = await _where(session, patient, now=now, upcoming=upcoming, next_session=next_session)
+    if await has_open_crisis(session, patient_id=patient.id):
+        step = NextStep("A clinician will contact you soon. If you are in danger now, call or text 988, or call 911.", urgent=True)
+    return Journey(reached, step, upcoming, next_session)
+
+
+async def _where(
+    session: AsyncSession, patient: Patient, *, now: datetime, upcoming: list[Appointment], next_session: DosingSession | None
+) -> tuple[int, NextStep]:
+    intake = (await session.execute(select(Intake).where(Intake.patient_id == patient.id).order_by(Intake.started_at.desc()).limit(1))).scalar_one_or_none()
+    if intake is None or intake.status != "submitted":
+        started = intake is not None and bool(await session.scalar(select(func.count()).select_from(IntakeSection).where(IntakeSection.intake_id == intake.id)))
+        return 1, NextStep("Tell us about yourself and your health: about 20 minutes, saved as you go.", "Continue my intake" if started else "Start my intake", "/intake")
+    decision = await latest_decision(session, patient_id=patient.id)
+    if decision is not None and decision.outcome == "ineligible":
+        return 1, NextStep("This program is not a safe fit for you right now. See why, and other kinds of care.", "See the details", "/intake/result")
+    plan = await _newest_plan(session, patient.id)
+    if plan is None:
+        consult = next((a for a in upcoming if a.appointment_type == "consult"), None)
+        if consult is not None:
+            return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
+        return 2, NextStep("Book a video consultation with a prescriber.", "Book a consultation", "/appointments/book")
+    due = await session.scalar(select(Payment.id).where(Payment.patient_id == patient.id, Payment.status == PaymentStatus.OPEN).limit(1))
+    if due is not None:
+        return 3, NextStep("A payment is due: your first shipment leaves once it is paid.", "Go to billing", "/billing")
+    reassessment = await due_reassessment(session, patient_id=patient.id)
+    if reassessment is not None and not reassessment.answered:
+        return 6, NextStep("Time for your reassessment: answer the mood and anxiety questionnaires again.", "Answer the questionnaires", "/reassessment")
+    if plan.status == PlanStatus.PAUSED:
+        return 5, NextStep("Your plan is paused until your prescriber reviews it. They will contact you.", "Message my care team", "/messages", urgent=True)
+    if plan.status in (PlanStatus.COMPLETED, PlanStatus.DISCONTINUED):
+        return 6, NextStep("Your plan has ended. See how your scores changed.", "See my scores", "/outcomes")
+    delivered = await session.scalar(
+        select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED)
+    )  # fmt: skip
+    if not delivered:
+        return 4, NextStep("Your prescription is with the pharmacy. Track your shipment.", "Track my shipment", "/shipments")
+    return 5, await _session_step(session, patient, plan, next_session, now=now)
+
+
+async def _session_step(session: AsyncSession, patient: Patient, plan: TrochePlan, next_session: DosingSession | None, *, now: datetime) -> NextStep:
+    if next_session is not None and next_session.status == SessionStatus.UNLOCKED:
+        return NextStep(f"Tell us how session {next_session.number} went.", "Report on my session", f"/dosing/sessions/{next_session.id}")
+    if next_session is not None:
+        opens = next_session.scheduled_at - timedelta(hours=1)
+        words = "Check in now" if now >= opens else "See my session"
+        return NextStep(f"Session {next_session.number} is scheduled. Check in during the hour before it.", words, f"/dosing/sessions/{next_session.id}")
+    confirmed = await session.scalar(select(Sitter.id).where(Sitter.patient_id == patient.id, Sitter.status == SitterStatus.CONFIRMED).limit(1))
+    if confirmed is None:
+        return NextStep("Name a sitter: an adult who stays with you during each session.", "Add a sitter", "/dosing#sitters")
+    return NextStep("Schedule your next home session.", "Schedule a session", "/dosing")
