@@ -1,0 +1,45 @@
+"""The patient's home page always leads with the one next step, and the tracker marks where they are:
+intake, then a consultation, then (with a plan) the shipment, a sitter, a session; a paused plan or an
+open crisis comes first, in words that do not wait for a reply."""
+
+from __future__ import annotations
+
+from telehealth.db.engine import transaction
+from telehealth.intake.escalations import open_crisis_escalation
+from telehealth.audit.service import Actor
+from tests.helpers import make_person, sign_in
+from tests.integration.dosing.helpers import active_plan, execute, patient_signed_in
+from telehealth.accounts.roles import Role
+
+
+def next_step(html: str) -> str:
+    return html.split('id="next-step"')[1].split("</section>")[0]
+
+
+def current_stage(html: str) -> str:
+    return html.split('aria-current="step">')[1].split("<")[0]
+
+
+async def test_the_next_step_follows_the_journey(client, session_factory, settings, clock):
+    fresh = await make_person(session_factory, role=Role.PATIENT, email="new@example.org", now=clock.now(), settings=settings)
+    await sign_in(client, fresh, clock)
+    home = (await client.get("/patient")).text
+    assert "Start my intake" in next_step(home) and current_stage(home) == "Intake"
+
+    client.cookies.clear()
+    in_program = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, in_program, clock)
+    home = (await client.get("/patient")).text
+    assert "Add a sitter" in next_step(home) and current_stage(home) == "Home sessions"
+
+    await execute(session_factory, "UPDATE plan_batch SET status = 'shipped', delivered_at = NULL WHERE plan_id = :p", p=in_program.plan_id)
+    home = (await client.get("/patient")).text
+    assert "Track my shipment" in next_step(home) and current_stage(home) == "Shipment"
+
+    await execute(session_factory, "UPDATE troche_plan SET status = 'paused' WHERE id = :p", p=in_program.plan_id)
+    assert "paused until your prescriber reviews it" in next_step((await client.get("/patient")).text)
+
+    async with transaction(session_factory) as session:
+        await open_crisis_escalation(session, patient_id=in_program.patient.patient_id, rule_ids=["test"], actor=Actor.system(), now=clock.now(), settings=settings)
+    step = next_step((await client.get("/patient")).text)
+    assert "988" in step and "crisis" in (await client.get("/patient")).text.split('id="next-step"')[0][-80:]
