@@ -15,6 +15,7 @@ from telehealth.clinicians.expiry import expiring_credentials
 from telehealth.clinicians.service import clinic_today
 from telehealth.intake.escalations import count_open_escalations
 from telehealth.lib.clock import Clock
+from telehealth.portal import dashboards
 from telehealth.portal.journey import patient_journey
 from telehealth.settings import Settings
 
@@ -24,10 +25,6 @@ ROLE_HOME = {role: f"/{role.value}" for role in Role}
 async def _staff_home(template: str, signed_in: SignedIn, db_session: AsyncSession, **more: object) -> Template:
     waiting = await count_open_escalations(db_session, viewer=signed_in)
     return Template(f"portal/{template}.html", context={"user": signed_in, "open_escalations": waiting, **more})
-
-
-def _home(template: str, signed_in: SignedIn) -> Template:
-    return Template(f"portal/{template}.html", context={"user": signed_in})
 
 
 class PortalPagesController(Controller):
@@ -50,16 +47,26 @@ class PortalPagesController(Controller):
         })  # fmt: skip
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
-    async def prescriber_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        return await _staff_home("prescriber", signed_in, db_session)
+    async def prescriber_home(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        today = clinic_today(clock.now(), settings)
+        expiring = [item for item in await expiring_credentials(db_session, today=today) if item.clinician_id == signed_in.user_id]
+        work = await dashboards.prescriber_home(db_session, signed_in, now=clock.now(), settings=settings)
+        return await _staff_home("prescriber", signed_in, db_session, expiring_credentials=expiring, **work)
 
     @get("/therapist", guards=[requires_role(Role.THERAPIST)])
-    async def therapist_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        return await _staff_home("therapist", signed_in, db_session)
+    async def therapist_home(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        work = await dashboards.therapist_home(db_session, signed_in, now=clock.now(), settings=settings)
+        return await _staff_home("therapist", signed_in, db_session, **work)
 
     @get("/pharmacist", guards=[requires_role(Role.PHARMACIST)])
-    async def pharmacist_home(self, signed_in: NamedDependency[SignedIn]) -> Template:
-        return _home("pharmacist", signed_in)
+    async def pharmacist_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
+        return Template("portal/pharmacist.html", context={"user": signed_in, **await dashboards.pharmacist_home(db_session)})
 
     @get("/coordinator", guards=[requires_role(Role.COORDINATOR)])
     async def coordinator_home(
@@ -67,4 +74,5 @@ class PortalPagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Template:  # fmt: skip
         expiring = await expiring_credentials(db_session, today=clinic_today(clock.now(), settings))
-        return await _staff_home("coordinator", signed_in, db_session, expiring_credentials=expiring)
+        work = await dashboards.coordinator_home(db_session, signed_in, now=clock.now(), settings=settings)
+        return await _staff_home("coordinator", signed_in, db_session, expiring_credentials=expiring, **work)

@@ -1,0 +1,124 @@
+"""What each staff home page shows at a glance: the work waiting for this person, soonest or most
+urgent first. Read-only; every item links to the page where it is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.sessions import SignedIn
+from telehealth.billing.models import Payment, Refund
+from telehealth.clinicians.models import ClinicianProfile
+from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent
+from telehealth.dosing.states import SessionStatus
+from telehealth.messages.service import unanswered
+from telehealth.prescribing.models import Encounter, PlanBatch, TrochePlan
+from telehealth.prescribing.states import Decision, PlanStatus
+from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.service import find_slots
+from telehealth.scheduling.states import AppointmentType
+from telehealth.settings import Settings
+from telehealth.waitlist.models import WaitlistEntry
+
+CAPACITY_DAYS = 14
+
+
+async def _zone(session: AsyncSession, user_id: object, settings: Settings) -> str:
+    return await session.scalar(select(ClinicianProfile.timezone).where(ClinicianProfile.user_id == user_id)) or settings.clinic_timezone
+
+
+async def _day_of(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings, types: tuple[str, ...], days: int = 1) -> list[tuple[Appointment, str]]:
+    """This clinician's booked appointments from the start of today (their zone) for `days` days."""
+    zone = ZoneInfo(await _zone(session, viewer.user_id, settings))
+    start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
+    rows = await session.execute(
+        select(Appointment, UserAccount.full_name).join(Patient, Patient.id == Appointment.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(Appointment.clinician_id == viewer.user_id, Appointment.status == "booked", Appointment.appointment_type.in_(types),
+               Appointment.starts_at >= start, Appointment.starts_at < start + timedelta(days=days))
+        .order_by(Appointment.starts_at)
+    )  # fmt: skip
+    return [(a, name) for a, name in rows.all()]
+
+
+async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
+    decided_without_plan = (
+        select(Encounter.id, Encounter.appointment_id, UserAccount.full_name)
+        .join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision == Decision.START_PLAN,
+               ~select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.status != PlanStatus.DRAFT).exists())
+        .order_by(Encounter.decided_at)
+    )  # fmt: skip
+    undecided = (
+        select(Encounter.id, UserAccount.full_name).join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision.is_(None)).order_by(Encounter.opened_at)
+    )  # fmt: skip
+    own_plans = select(TrochePlan.id).where(TrochePlan.prescriber_id == viewer.user_id)
+    return {
+        "zone": await _zone(session, viewer.user_id, settings),
+        "today": await _day_of(session, viewer, now=now, settings=settings, types=("consult", "reassessment")),
+        "plans_to_write": (await session.execute(decided_without_plan)).all(),
+        "encounters_open": (await session.execute(undecided)).all(),
+        "serious_events": await session.scalar(select(func.count()).select_from(SeriousEvent).where(SeriousEvent.plan_id.in_(own_plans), SeriousEvent.reviewed_at.is_(None))),
+        "inventory_flags": await session.scalar(select(func.count()).select_from(InventoryFlag).where(InventoryFlag.plan_id.in_(own_plans), InventoryFlag.resolved_at.is_(None))),
+        "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
+    }  # fmt: skip
+
+
+async def therapist_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
+    return {
+        "zone": await _zone(session, viewer.user_id, settings),
+        "week": await _day_of(session, viewer, now=now, settings=settings, types=("integration",), days=7),
+        "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
+    }
+
+
+async def pharmacist_home(session: AsyncSession) -> dict[str, Any]:
+    counts = dict((await session.execute(select(PlanBatch.status, func.count()).group_by(PlanBatch.status))).all())
+    return {"queue": [(status, counts.get(status, 0)) for status in ("queued", "accepted", "filled", "shipped")]}
+
+
+@dataclass(frozen=True)
+class StateLine:
+    state: str
+    waiting: int
+    open_consult_slots: int
+
+
+async def waitlist_capacity(session: AsyncSession, *, now: datetime) -> list[StateLine]:
+    """People waiting per state beside the consult starts open in the next 14 days from prescribers who
+    may see that state (a prescriber licensed in two states counts in both)."""
+    waiting = (await session.execute(
+        select(WaitlistEntry.state, func.count()).where(WaitlistEntry.status == "waiting").group_by(WaitlistEntry.state).order_by(WaitlistEntry.state)
+    )).all()  # fmt: skip
+    lines = []
+    for state, count in waiting:
+        probe = Patient(state_of_residence=state)  # never added to the session: find_slots reads only the state
+        slots = await find_slots(session, patient=probe, appointment_type=AppointmentType.CONSULT, window_start=now, window_end=now + timedelta(days=CAPACITY_DAYS), now=now)
+        lines.append(StateLine(state, count, len(slots)))
+    return lines
+
+
+async def coordinator_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
+    serious = (await session.execute(
+        select(SeriousEvent, UserAccount.full_name).join(Patient, Patient.id == SeriousEvent.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(SeriousEvent.reviewed_at.is_(None)).order_by(SeriousEvent.occurred_at)
+    )).all()  # fmt: skip
+    unfiled = (await session.execute(
+        select(DosingSession, UserAccount.full_name).join(Patient, Patient.id == DosingSession.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(DosingSession.status == SessionStatus.UNLOCKED, DosingSession.unlocked_at <= now - timedelta(hours=settings.thresholds.report_alert_hours),
+               ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists())
+        .order_by(DosingSession.unlocked_at)
+    )).all()  # fmt: skip
+    return {
+        "capacity": await waitlist_capacity(session, now=now), "serious_events": serious, "unfiled_reports": unfiled,
+        "no_shows": await session.scalar(select(func.count()).select_from(Appointment).where(Appointment.status == "no_show", Appointment.starts_at >= now - timedelta(days=14))),
+        "failed_refunds": await session.scalar(select(func.count()).select_from(Refund).where(Refund.status == "failed")),
+        "disputes": await session.scalar(select(func.count()).select_from(Payment).where(Payment.disputed_at.is_not(None), Payment.disputed_at >= now - timedelta(days=30))),
+        "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
+    }  # fmt: skip
