@@ -12,6 +12,7 @@ from telehealth.dosing.sitter_pages import SitterPagesController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.messages.pages import MessagePagesController
+from telehealth.notes.pages import NotePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.export.pages import RecordPagesController
 from telehealth.outcomes.pages import OutcomePagesController
@@ -69,6 +70,7 @@ ROUTE_HANDLERS = [
     SitterPagesController,  # /sitter/{token}[/agreement|/decline|/presence|/end] (the sitter's own link)
     PlanDosingPagesController,  # /prescriber/dosing, /plans/{id}/dosing, /plans/{id}/review, /plans/{id}/inventory-flags/{id}/resolve
     MessagePagesController,  # /messages, /messages/waiting, /patients/{id}/messages
+    NotePagesController,  # /patients/{id}/notes (the care team's clinical notes)
     RecordPagesController,  # /record[/fhir.json], /patients/{id}/record[/fhir.json] (transfer of care, audited)
     OutcomePagesController,  # /outcomes, /patients/{id}/outcomes, /coordinator/outcomes[.csv]
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...

@@ -7,6 +7,7 @@ from telehealth.clinicians import models as clinicians_models
 from telehealth.dosing import models as dosing_models
 from telehealth.intake import models as intake_models
 from telehealth.messages import models as messages_models
+from telehealth.notes import models as notes_models
 from telehealth.notifications import models as notifications_models
 from telehealth.outbox import models as outbox_models
 from telehealth.prescribing import models as prescribing_models
@@ -14,4 +15,4 @@ from telehealth.scheduling import models as scheduling_models
 from telehealth.system import models as system_models
 from telehealth.waitlist import models as waitlist_models
 
-ALL_MODEL_MODULES = (accounts_models, audit_models, billing_models, clinicians_models, dosing_models, intake_models, messages_models, notifications_models, outbox_models, prescribing_models, scheduling_models, system_models, waitlist_models)
+ALL_MODEL_MODULES = (accounts_models, audit_models, billing_models, clinicians_models, dosing_models, intake_models, messages_models, notes_models, notifications_models, outbox_models, prescribing_models, scheduling_models, system_models, waitlist_models)

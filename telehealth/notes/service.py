@@ -1,0 +1,40 @@
+"""Notes are read and written through `load_patient_for`, so only the care team reaches them (a therapist
+on the patient's care team, prescribers, coordinators to read); the pharmacist never sees a patient
+record and so never a note. Notes are append-only: a correction is a new note."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.sessions import SignedIn
+from telehealth.audit.service import Actor, record_audit_event
+from telehealth.lib.errors import InvalidInput
+from telehealth.lib.validation import has_control_characters
+from telehealth.notes.models import ClinicalNote
+
+MAX_NOTE = 8000
+
+
+async def notes_of(session: AsyncSession, *, patient: Patient) -> list[tuple[ClinicalNote, str, str]]:
+    rows = await session.execute(
+        select(ClinicalNote, UserAccount.full_name, UserAccount.role).join(UserAccount, UserAccount.id == ClinicalNote.author_user_id)
+        .where(ClinicalNote.patient_id == patient.id).order_by(ClinicalNote.written_at.desc())
+    )  # fmt: skip
+    return [(note, name, role) for note, name, role in rows.all()]
+
+
+async def write_note(session: AsyncSession, *, patient: Patient, author: SignedIn, body: str, actor: Actor, now: datetime) -> ClinicalNote:
+    text = body.strip()
+    if not text:
+        raise InvalidInput("request.invalid", "Write the note first.", fields={"body": "is required"})
+    if len(text) > MAX_NOTE or has_control_characters(text.replace("\n", " ").replace("\r", " ").replace("\t", " ")):
+        raise InvalidInput("request.invalid", f"A note is plain text of at most {MAX_NOTE} characters.", fields={"body": f"must be plain text of at most {MAX_NOTE} characters"})
+    note = ClinicalNote(patient_id=patient.id, author_user_id=author.user_id, body=text, written_at=now)
+    session.add(note)
+    await session.flush()
+    await record_audit_event(session, actor=actor, action="clinical_note.write", resource_type="clinical_note", resource_id=note.id, patient_id=patient.id, now=now)
+    return note
