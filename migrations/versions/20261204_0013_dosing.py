@@ -57,6 +57,8 @@ def upgrade() -> None:
     sa.Column('unlocked_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('held_reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('ics_sequence', sa.Integer(), nullable=False),
+    sa.Column('report_reminded_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('report_escalated_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('scheduled', 'unlocked', 'reported', 'held', 'cancelled')", name=op.f('ck_dosing_session_status_known')),

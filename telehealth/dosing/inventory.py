@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
-from telehealth.dosing.safety import alert_care_team
+from telehealth.dosing.alerts import alert_care_team
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
 from telehealth.lib.validation import has_control_characters
 from telehealth.prescribing import pharmacy

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient, UserAccount
@@ -64,6 +64,15 @@ async def send_presence_links(session: AsyncSession, *, now: datetime, settings:
     return len(due)
 
 
+async def _mark_once(session: AsyncSession, row: DosingSession, column: str, *, now: datetime) -> bool:
+    """Set `column` if it is still empty (compare-and-swap): True for the one run that set it. A dedupe key
+    alone stops a copy only while the first email is queued; once it is sent, the next run would send again."""
+    marked = await session.execute(
+        update(DosingSession).where(DosingSession.id == row.id, getattr(DosingSession, column).is_(None)).values({column: now}).returning(DosingSession.id)
+    )
+    return marked.scalar_one_or_none() is not None
+
+
 async def chase_reports(session: AsyncSession, *, now: datetime, settings: Settings) -> None:
     """Unlocked sessions with no report: remind the patient after 24 h, alert coordinators after 48 h."""
     thresholds = settings.thresholds
@@ -73,16 +82,19 @@ async def chase_reports(session: AsyncSession, *, now: datetime, settings: Setti
                 DosingSession.status == SessionStatus.UNLOCKED, DosingSession.unlocked_at <= now - timedelta(hours=thresholds.report_reminder_hours),
                 ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists(),
             )
+            .with_for_update(skip_locked=True)  # two runs at once: each session is chased by one of them
         )
     ).scalars().all()  # fmt: skip
     coordinators = (
         await session.execute(select(UserAccount).where(UserAccount.role == Role.COORDINATOR.value, UserAccount.is_active.is_(True)))
     ).scalars().all()
     for row in overdue:
-        contact = await patient_contact(session, row.patient_id)
-        await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
-                          now=now, dedupe_key=f"report_reminder:{row.id}")  # fmt: skip
-        if row.unlocked_at is not None and row.unlocked_at <= now - timedelta(hours=thresholds.report_alert_hours):
+        if await _mark_once(session, row, "report_reminded_at", now=now):
+            contact = await patient_contact(session, row.patient_id)
+            await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
+                              now=now, dedupe_key=f"report_reminder:{row.id}")  # fmt: skip
+        overdue_long = row.unlocked_at is not None and row.unlocked_at <= now - timedelta(hours=thresholds.report_alert_hours)
+        if overdue_long and await _mark_once(session, row, "report_escalated_at", now=now):
             for member in coordinators:
                 await queue_email(session, to=member.email, template="care_team_update", context={"recipient_name": member.full_name},
                                   now=now, dedupe_key=f"report_overdue:{row.id}:{member.id}")  # fmt: skip

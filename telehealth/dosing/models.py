@@ -93,6 +93,8 @@ class DosingSession(SQLModel, table=True):
     unlocked_at: datetime | None = utc_timestamp(nullable=True)
     held_reason: str | None = Field(default=None, max_length=40)
     ics_sequence: int = 0
+    report_reminded_at: datetime | None = utc_timestamp(nullable=True)  # the patient was reminded (once)
+    report_escalated_at: datetime | None = utc_timestamp(nullable=True)  # the coordinators were alerted (once)
     created_at: datetime = utc_timestamp()
     updated_at: datetime = utc_timestamp()
 

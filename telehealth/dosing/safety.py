@@ -10,12 +10,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import UserAccount
-from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor, record_audit_event
+from telehealth.dosing import progress
+from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.models import SeriousEvent
 from telehealth.lib.errors import Conflict, InvalidInput
-from telehealth.notifications.service import queue_email
 from telehealth.prescribing import plans
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.states import PlanStatus
@@ -31,21 +30,6 @@ REASON_WORDS = {
     "suicidal_thoughts": "suicidal thoughts",
     "blood_pressure_urgent": "blood pressure at or above the urgent threshold",
 }
-
-
-async def alert_care_team(session: AsyncSession, plan: TrochePlan, *, template: str, key: str, now: datetime) -> None:
-    """Email the plan's prescriber and every active coordinator, once per `key`; the email says only that
-    something waits in the portal."""
-    recipients = (
-        await session.execute(
-            select(UserAccount).where(
-                UserAccount.is_active.is_(True), (UserAccount.id == plan.prescriber_id) | (UserAccount.role == Role.COORDINATOR.value)
-            )
-        )
-    ).scalars()
-    for member in recipients:
-        await queue_email(session, to=member.email, template=template, context={"recipient_name": member.full_name},
-                          now=now, dedupe_key=f"{key}:{member.id}")  # fmt: skip
 
 
 async def record_serious_event(
@@ -95,5 +79,9 @@ async def review(
         await record_audit_event(session, actor=actor, action="serious_event.review", resource_type="serious_event", resource_id=event_id,
                                  patient_id=plan.patient_id, now=now, reason=decision)  # fmt: skip
     if decision == "resume":
-        return await plans.resume_plan(session, plan, actor=actor, now=now)
+        resumed = await plans.resume_plan(session, plan, actor=actor, now=now)
+        # A pause holds back what a report would have done (complete the plan, release the next batch):
+        # do it now, or the plan waits with nothing to take.
+        await progress.advance(session, resumed, now=now)
+        return resumed
     return await plans.discontinue_plan(session, plan, reason=note.strip(), actor=actor, now=now, settings=settings)

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.dosing import inventory
+from telehealth.dosing import inventory, progress
 from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
-from telehealth.dosing.safety import alert_care_team, record_serious_event
+from telehealth.dosing.alerts import alert_care_team
+from telehealth.dosing.safety import record_serious_event
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_crisis, open_crisis_escalation
@@ -30,7 +31,7 @@ from telehealth.lib.validation import has_control_characters
 from telehealth.notifications.service import queue_email
 from telehealth.prescribing.models import PlanBatch, TrochePlan
 from telehealth.prescribing.plans import live_plan
-from telehealth.prescribing.states import PLAN_TRANSITIONS, BatchStatus, PlanStatus
+from telehealth.prescribing.states import BatchStatus, PlanStatus
 from telehealth.scheduling.ics import calendar_invite
 from telehealth.settings import Settings
 
@@ -204,6 +205,12 @@ async def _open_for_change(session: AsyncSession, *, patient: Patient, dosing_se
         raise Conflict("dosing_session.not_scheduled", "Only a scheduled session can be moved or cancelled.")
     if await check_ins_of(session, dosing_session_id=row.id):
         raise Conflict("dosing_session.checked_in", "You have already checked in for this session.")
+    # A sitter's presence is for this time and this sitter. Moved, it used to carry over (opening a dose
+    # days later with nobody attesting) or, with another sitter, block theirs (one presence per session).
+    if await attestation(session, dosing_session_id=row.id, kind="presence") is not None:
+        raise Conflict(
+            "dosing_session.sitter_present", "Your sitter has already confirmed they are with you for this session: cancel it and schedule a new one.",
+        )  # fmt: skip
     return row
 
 
@@ -385,7 +392,9 @@ async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePl
 async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> DosingSession:
     """Open the dose when every gate holds, else answer every gate that failed. Idempotent and race-safe:
     the status moves by compare-and-swap, so two taps unlock once and both see it unlocked."""
-    row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id)
+    # FOR UPDATE: a second tap waits here, then reads the session unlocked and answers it. Without the lock
+    # it read the session still scheduled, then the first tap's unlock as "the last dose": gate.too_soon.
+    row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
     if row.status == SessionStatus.UNLOCKED:
         return row
     plan = await session.get(TrochePlan, row.plan_id)
@@ -482,11 +491,7 @@ async def file_report(
         await record_serious_event(session, plan, source="report", reasons=reasons, now=now, dosing_session_id=row.id)
     await inventory.check_after_report(session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used, now=now)
     await session.refresh(plan)
-    if row.number >= plan.sessions and plan.status == PlanStatus.ACTIVE:
-        await change_status(session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.ACTIVE, target=PlanStatus.COMPLETED,
-                            actor=Actor.system(), now=now, patient_id=patient.id, values={"updated_at": now})  # fmt: skip
-    else:
-        await inventory.release_if_reported(session, plan, now=now)
+    await progress.advance(session, plan, now=now)
     return report
 
 

@@ -161,3 +161,52 @@ async def count(session_factory, sql: str, **params) -> int:
 async def patient_signed_in(client, home: Home, clock) -> None:
     client.cookies.clear()
     await sign_in(client, home.patient, clock)
+
+
+# --- Added for the gate, sitter-link, report and inventory tests ----------------------------------------
+
+
+async def execute(session_factory, sql: str, **params) -> None:
+    """Change the database directly (what time, another process or an unreachable state would do)."""
+    async with transaction(session_factory) as session:
+        await session.execute(text(sql), params)
+
+
+async def prescriber_signed_in(client, home: Home, clock) -> None:
+    """Sign in as the plan's prescriber in a fresh 30-second step (a TOTP code is never accepted twice)."""
+    client.cookies.clear()
+    clock.advance(timedelta(seconds=30))
+    await sign_in(client, home.prescriber, clock)
+
+
+async def report(client, session_id: str, **changes):
+    return await post(client, f"/api/v1/my/dosing/sessions/{session_id}/report", {**GOOD_REPORT, **changes})
+
+
+async def unlocked_session(client, mail: Mail, *, starts_in=timedelta(minutes=30)) -> tuple[dict, dict, str]:
+    """ready_session, then the dose unlocked: (sitter, unlocked session, end-link token)."""
+    sitter, booked, end_token = await ready_session(client, mail, starts_in=starts_in)
+    unlocked = await unlock(client, booked["id"])
+    assert unlocked.status_code == 200, unlocked.text
+    return sitter, unlocked.json(), end_token
+
+
+async def coordinator(session_factory, settings, clock, email: str = "coord@example.org") -> Person:
+    return await make_person(session_factory, role=Role.COORDINATOR, email=email, now=clock.now(), settings=settings)
+
+
+def emails_to(mail: Mail, to: str) -> list:
+    return [message for message in mail.smtp.messages if message["To"] == to]
+
+
+async def next_unlocked(client, home: Home, mail: Mail, sitter_id: str, *, after=timedelta(hours=48)) -> dict:
+    """`after` later (the plan's interval by default): the next session scheduled, checked in, the sitter
+    present and the dose unlocked (the patient signs in again first: the idle session ended)."""
+    mail.clock.advance(after)
+    await patient_signed_in(client, home, mail.clock)
+    booked = await scheduled(client, sitter_id, mail.clock.now() + timedelta(minutes=30))
+    assert (await check_in(client, booked["id"])).status_code == 201
+    await sitter_present(client, mail)
+    unlocked = await unlock(client, booked["id"])
+    assert unlocked.status_code == 200, unlocked.text
+    return unlocked.json()

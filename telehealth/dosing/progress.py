@@ -1,0 +1,26 @@
+"""What a reported session moves forward: the last one completes the plan; otherwise the next batch may
+be due (the pharmacy rule). A paused plan moves nothing; its review calls this again on resuming."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telehealth.audit.service import Actor
+from telehealth.dosing import inventory
+from telehealth.lib.states import change_status
+from telehealth.prescribing.models import TrochePlan
+from telehealth.prescribing.pharmacy import sessions_reported
+from telehealth.prescribing.states import PLAN_TRANSITIONS, PlanStatus
+
+
+async def advance(session: AsyncSession, plan: TrochePlan, *, now: datetime) -> None:
+    if plan.status != PlanStatus.ACTIVE:
+        return
+    if await sessions_reported(session, plan_id=plan.id, through_session=plan.sessions) >= plan.sessions:
+        await change_status(session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.ACTIVE, target=PlanStatus.COMPLETED,
+                            actor=Actor.system(), now=now, patient_id=plan.patient_id, values={"updated_at": now})  # fmt: skip
+        await session.refresh(plan)
+        return
+    await inventory.release_if_reported(session, plan, now=now)
