@@ -64,10 +64,10 @@ ROUTE_HANDLERS = [
     ReassessmentPagesController,  # /reassessment (the same, as a page; then baseline vs now and the way to book)
     SitterApiController,  # /api/v1/my/sitters[/{id}/remove|/resend]
     DosingApiController,  # /api/v1/my/dosing[/sessions[/{id}[/reschedule|/cancel|/check-in|/unlock|/report]]|/loss|/next-batch]
-    SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/presence|/end] (the token is the key)
+    SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/excuse|/presence|/end] (the token is the key)
     PlanDosingApiController,  # /api/v1/plans/{id}/dosing, /api/v1/plans/{id}/review, /api/v1/plans/{id}/inventory-flags/{id}/resolve
     DosingPagesController,  # /dosing, /dosing/sessions[/{id}[/check-in|/unlock|/report|/reschedule|/cancel]], /dosing/sitters, /dosing/loss, /dosing/next-batch
-    SitterPagesController,  # /sitter/{token}[/agreement|/decline|/presence|/end] (the sitter's own link)
+    SitterPagesController,  # /sitter/{token}[/agreement|/decline|/excuse|/presence|/end] (the sitter's own link)
     PlanDosingPagesController,  # /prescriber/dosing, /plans/{id}/dosing, /plans/{id}/review, /plans/{id}/inventory-flags/{id}/resolve
     MessagePagesController,  # /messages, /messages/waiting, /patients/{id}/messages
     NotePagesController,  # /patients/{id}/notes (the care team's clinical notes)

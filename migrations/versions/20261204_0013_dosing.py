@@ -192,7 +192,7 @@ def upgrade() -> None:
     sa.Column('used_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', telehealth.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("purpose = 'agreement' OR dosing_session_id IS NOT NULL", name=op.f('ck_sitter_link_session_links_name_a_session')),
-    sa.CheckConstraint("purpose IN ('agreement', 'presence', 'end')", name=op.f('ck_sitter_link_purpose_known')),
+    sa.CheckConstraint("purpose IN ('agreement', 'presence', 'end', 'excuse')", name=op.f('ck_sitter_link_purpose_known')),
     sa.ForeignKeyConstraint(['dosing_session_id'], ['dosing_session.id'], name=op.f('fk_sitter_link_dosing_session_id_dosing_session'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sitter_id'], ['sitter.id'], name=op.f('fk_sitter_link_sitter_id_sitter'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_sitter_link'))

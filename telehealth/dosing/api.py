@@ -308,6 +308,14 @@ class SitterLinkApiController(Controller):
     ) -> SitterBody:  # fmt: skip
         return sitter_body(await sitters.decline(db_session, token=token, actor=actor, now=clock.now(), settings=settings))
 
+    @post("/excuse", status_code=200)
+    async def excuse(self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterLinkBody:
+        """You cannot come to this session: the patient is told, to find another sitter or move it."""
+        opened = await open_any_link(db_session, token, clock.now())
+        body = await sitter_link_body(db_session, opened)
+        await sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now())
+        return body
+
     @post("/presence", status_code=200)
     async def presence(
         self, token: FromPath[str], data: JSONBody[PresenceRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],

@@ -54,7 +54,7 @@ class SitterLink(SQLModel, table=True):
 
     __tablename__ = "sitter_link"
     __table_args__ = (
-        CheckConstraint("purpose IN ('agreement', 'presence', 'end')", name="purpose_known"),
+        CheckConstraint("purpose IN ('agreement', 'presence', 'end', 'excuse')", name="purpose_known"),
         CheckConstraint("purpose = 'agreement' OR dosing_session_id IS NOT NULL", name="session_links_name_a_session"),
     )
 

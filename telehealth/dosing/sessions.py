@@ -151,9 +151,13 @@ async def _tell_sitter(
         ends_at=dosing_session.scheduled_at + SITTER_STAYS, summary=f"With {contact.full_name} (sitter)",
         description="You will get your link to confirm you are there an hour before.", now=now, cancel=cancelled,
     )  # fmt: skip
+    context = {"recipient_name": sitter.full_name, "patient_name": contact.full_name, "when_local": _local(dosing_session.scheduled_at, patient.timezone)}
+    if not cancelled:  # with the invite, their way to say they cannot come
+        excuse = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.EXCUSE, now=now, expires_at=dosing_session.scheduled_at,
+                                  dosing_session_id=dosing_session.id)  # fmt: skip
+        context["link_url"] = f"{settings.public_base_url}/sitter/{excuse}"
     await queue_email(
-        session, to=sitter.email, template="sitter_session_cancelled" if cancelled else "sitter_session_scheduled",
-        context={"recipient_name": sitter.full_name, "patient_name": contact.full_name, "when_local": _local(dosing_session.scheduled_at, patient.timezone)},
+        session, to=sitter.email, template="sitter_session_cancelled" if cancelled else "sitter_session_scheduled", context=context,
         now=now, attachments=[{"filename": "session.ics", "content_type": "text/calendar", "content": invite}],
     )  # fmt: skip
 
@@ -372,6 +376,25 @@ async def attest_presence(session: AsyncSession, *, token: str, typed_name: str,
                              patient_id=row.patient_id, now=now)  # fmt: skip
     return await issue_link(session, sitter_id=opened.sitter.id, purpose=LinkPurpose.END, now=now, expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
                             dosing_session_id=row.id)  # fmt: skip
+
+
+async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> DosingSession:
+    """The sitter cannot come: the session loses its sitter (its other links stop working) and the patient
+    is told, to choose another sitter or move the session."""
+    opened = await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
+    row = await session.get(DosingSession, opened.link.dosing_session_id, with_for_update=True)
+    assert row is not None
+    if row.status != SessionStatus.SCHEDULED or row.sitter_id != opened.sitter.id:
+        raise Conflict("dosing_session.not_yours_to_sit", "This session no longer needs you: nothing more to do.")
+    row.sitter_id, row.updated_at = None, now
+    await session.flush()
+    await revoke_links(session, now=now, dosing_session_id=row.id)
+    await record_audit_event(session, actor=actor, action="dosing_session.sitter_excused", resource_type="dosing_session", resource_id=row.id,
+                             patient_id=row.patient_id, now=now)  # fmt: skip
+    contact = await patient_contact(session, row.patient_id)
+    await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
+                      now=now, dedupe_key=f"sitter_excused:{row.id}:{opened.sitter.id}")  # fmt: skip
+    return row
 
 
 async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePlan, *, now: datetime) -> UnlockFacts:

@@ -72,6 +72,13 @@ class SitterPagesController(Controller):
             return await _page(db_session, token, now=clock.now(), error=declined)
         return Template("dosing/sitter_gone.html", context={"done": "declined", "detail": None, "sitter": declined})
 
+    @post("/sitter/{token:str}/excuse")
+    async def excuse(self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+        excused = await attempt(db_session, sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now()))
+        if isinstance(excused, DomainError):
+            return await _page(db_session, token, now=clock.now(), error=excused)
+        return Template("dosing/sitter_gone.html", context={"done": "excused", "detail": None})
+
     @post("/sitter/{token:str}/presence")
     async def presence(
         self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]

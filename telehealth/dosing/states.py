@@ -33,6 +33,7 @@ class LinkPurpose(StrEnum):
     AGREEMENT = "agreement"  # read and sign (or decline) the sitter agreement
     PRESENCE = "presence"  # attest being with the patient before this session's dose
     END = "end"  # see the timer, then attest how the session ended
+    EXCUSE = "excuse"  # say they cannot come to this session (sent with the invite)
 
 
 # A session in one of these holds its number in the plan (a partial unique index enforces it).

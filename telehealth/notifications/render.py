@@ -39,7 +39,7 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "shipment_on_its_way": ("recipient_name",),
     "credential_expiring": ("recipient_name",),
     "sitter_invitation": ("recipient_name", "patient_name", "link_url"),
-    "sitter_session_scheduled": ("recipient_name", "patient_name", "when_local"),
+    "sitter_session_scheduled": ("recipient_name", "patient_name", "when_local", "link_url"),
     "sitter_session_cancelled": ("recipient_name", "patient_name", "when_local"),
     "sitter_presence_link": ("recipient_name", "patient_name", "when_local", "link_url"),
     "care_team_update": ("recipient_name",),

@@ -88,12 +88,15 @@ class Mail:
             await chase_reports(session, now=self.clock.now(), settings=self.settings)
         await run_jobs(self.session_factory, self.settings, self.clock)
 
-    async def sitter_link(self, to: str) -> str:
-        """The token of the /sitter/ link in the newest email to `to` that this delivery sent."""
+    async def sitter_link(self, to: str, *, invite: bool = False) -> str:
+        """The token of the /sitter/ link in the newest email to `to` that this delivery sent: the agreement or
+        presence link, or with `invite` the "I cannot come" link that comes with a session's invite."""
         already = len(self.smtp.messages)
         await self.deliver()
         for message in reversed(self.smtp.messages[already:]):
-            if message["To"] == to and (found := re.search(r"/sitter/([\w\-]+)", self.smtp.text_of(message))):
+            if message["To"] != to or str(message["Subject"]).startswith("Sitting with") != invite:
+                continue
+            if found := re.search(r"/sitter/([\w\-]+)", self.smtp.text_of(message)):
                 return found.group(1)
         raise AssertionError(f"no sitter link emailed to {to}")
 

@@ -22,6 +22,7 @@ from tests.integration.dosing.helpers import (
     check_in,
     confirmed_sitter,
     count,
+    emails_to,
     execute,
     gate_codes,
     patient_signed_in,
@@ -136,7 +137,8 @@ async def test_a_sitter_gets_no_presence_link_for_another_sitters_session(client
     await mail.deliver()
     to_a = [m for m in mail.smtp.messages[already:] if m["To"] == SITTER["email"]]
     assert to_a == []
-    to_b = [m for m in mail.smtp.messages[already:] if m["To"] == OTHER["email"] and "/sitter/" in mail.smtp.text_of(m)]
+    to_b = [m for m in mail.smtp.messages[already:] if m["To"] == OTHER["email"] and "/sitter/" in mail.smtp.text_of(m)
+            and not str(m["Subject"]).startswith("Sitting with")]  # the invite carries B's "I cannot come" link
     assert len(to_b) == 1
     token_b = re.search(r"/sitter/([\w\-]+)", mail.smtp.text_of(to_b[0])).group(1)
 
@@ -315,3 +317,24 @@ async def test_a_token_is_stored_only_as_its_sha256(client, session_factory, set
     assert stored == [hashlib.sha256(token.encode()).hexdigest()]
     assert token not in stored
     assert await count(session_factory, "SELECT count(*) FROM sitter_link WHERE token_hash LIKE :t", t=f"%{token[:16]}%") == 0
+
+
+async def test_a_sitter_who_cannot_come_says_so_from_the_invite_and_the_session_loses_them(client, session_factory, settings, clock, mail):
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    sitter = await confirmed_sitter(client, mail)
+    booked = await scheduled(client, sitter["id"], clock.now() + timedelta(days=2))
+    excuse = await mail.sitter_link(SITTER["email"], invite=True)
+    assert (await client.get(f"/api/v1/sitter-links/{excuse}")).json()["purpose"] == "excuse"
+    assert (await post(client, f"/api/v1/sitter-links/{excuse}/presence", {"typed_name": SITTER["full_name"]})).status_code == 404  # one purpose
+    excused = await post(client, f"/api/v1/sitter-links/{excuse}/excuse")
+    assert excused.status_code == 200, excused.text
+    assert (await post(client, f"/api/v1/sitter-links/{excuse}/excuse")).status_code == 410  # once
+    session = (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()
+    assert session["sitter_id"] is None and session["status"] == "scheduled"
+    await mail.deliver()
+    assert any("update in your" in str(m["Subject"]) for m in emails_to(mail, home.patient.email))
+    # The patient gives it to a sitter again (here the same one, who can now come): a fresh invite and link.
+    moved = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": session["scheduled_at"], "sitter_id": sitter["id"]})
+    assert moved.status_code == 200 and moved.json()["sitter_id"] == sitter["id"]
+    assert await mail.sitter_link(SITTER["email"], invite=True) != excuse
