@@ -31,6 +31,7 @@ from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
 from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
 from telehealth.routes import ROUTE_HANDLERS
 from telehealth.settings import PROJECT_ROOT, Settings, get_settings
+from telehealth.system.metrics import MetricsMiddleware, RequestMetrics
 from telehealth.templating import configure_template_engine
 
 logger = logging.getLogger("telehealth")
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             await app.state.stripe.close()
             await engine.dispose()
 
+    metrics = RequestMetrics()
     app = Litestar(
         route_handlers=[
             *ROUTE_HANDLERS,
@@ -125,7 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         ],
         dependencies=APP_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[SecurityHeadersMiddleware(hsts=settings.uses_tls, payment_page_origin=payment_page_origin(settings)), SessionAuthMiddleware()],
+        middleware=[MetricsMiddleware(metrics), SecurityHeadersMiddleware(hsts=settings.uses_tls, payment_page_origin=payment_page_origin(settings)), SessionAuthMiddleware()],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_secure=settings.uses_tls,
@@ -150,5 +152,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         debug=False,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.clock = clock
     return app

@@ -148,6 +148,7 @@ class Settings:
     job_max_attempts: int = 8
     job_lease_seconds: int = 120
     max_request_body_bytes: int = 1_000_000
+    metrics_token: str | None = None  # /metrics answers this bearer token; without one, only loopback clients
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
 
     @property
@@ -208,6 +209,7 @@ def load_settings() -> Settings:
         secret_key=_env("SECRET_KEY", defaults.secret_key) or defaults.secret_key,
         public_base_url=(_env("PUBLIC_BASE_URL", defaults.public_base_url) or "").rstrip("/"),
         clinic_name=_env("CLINIC_NAME", defaults.clinic_name) or defaults.clinic_name,
+        metrics_token=_env("METRICS_TOKEN"),
         clinic_timezone=_env("CLINIC_TIMEZONE", defaults.clinic_timezone) or defaults.clinic_timezone,
         host=_env("HOST", defaults.host) or defaults.host,
         port=_int("PORT", defaults.port),
