@@ -49,4 +49,5 @@ def requires_role(*roles: Role):  # noqa: ANN201  (a guard factory)
         if user.role not in allowed:
             raise Forbidden("auth.role_forbidden", "Your role cannot open this page.")
 
+    guard.allowed_roles = allowed  # type: ignore[attr-defined]  (read by the authorization matrix test)
     return guard
