@@ -21,7 +21,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
-from telehealth.dosing import inventory, safety, sessions, sitters
+from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter, SitterLink
 from telehealth.dosing.schemas import (
     AgreementRequest,
@@ -207,8 +207,8 @@ class DosingApiController(Controller):
     ) -> CheckInBody:  # fmt: skip
         """Blood pressure, pulse, mood and the safety questions, in the hour before the session."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        answers = sessions.CheckInAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
-        outcome = await sessions.record_check_in(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor,
+        answers = before_dose.CheckInAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
+        outcome = await before_dose.record_check_in(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor,
                                                  now=clock.now(), settings=settings)  # fmt: skip
         return CheckInBody(
             attempt=outcome.check_in.attempt, checked_in_at=outcome.check_in.checked_in_at, held=outcome.held, urgent=outcome.urgent, crisis=outcome.crisis,
@@ -223,7 +223,7 @@ class DosingApiController(Controller):
     ) -> SessionBody:  # fmt: skip
         """Unlock the dose when every gate holds; otherwise 422 with `gates`, each failed gate's code and sentence."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        await sessions.unlock_session(db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings)
+        await before_dose.unlock_session(db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings)
         return await _session_and_plan(db_session, patient, dosing_session_id)
 
     @post("/sessions/{dosing_session_id:uuid}/report", status_code=201)
@@ -233,8 +233,8 @@ class DosingApiController(Controller):
     ) -> SessionBody:  # fmt: skip
         """How the session went: within 24 hours, please."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        answers = sessions.ReportAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
-        await sessions.file_report(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor, now=clock.now(), settings=settings)
+        answers = after_dose.ReportAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
+        await after_dose.file_report(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor, now=clock.now(), settings=settings)
         return await _session_and_plan(db_session, patient, dosing_session_id)
 
     @post("/loss", status_code=201)
@@ -322,7 +322,7 @@ class SitterLinkApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> PresenceBody:  # fmt: skip
         """Confirm you are with the patient for this session. Answers your next link: the timer and the end."""
-        next_token = await sessions.attest_presence(db_session, token=token, typed_name=data.typed_name, actor=actor, now=clock.now())
+        next_token = await before_dose.attest_presence(db_session, token=token, typed_name=data.typed_name, actor=actor, now=clock.now())
         return PresenceBody(next_link=f"/sitter/{next_token}")
 
     @post("/end", status_code=200)
@@ -331,7 +331,7 @@ class SitterLinkApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> SitterLinkBody:  # fmt: skip
         """How the session ended: the patient alert and safe, or what happened."""
-        await sessions.attest_end(db_session, token=token, typed_name=data.typed_name, outcome=data.outcome, event_description=data.event_description,
+        await after_dose.attest_end(db_session, token=token, typed_name=data.typed_name, outcome=data.outcome, event_description=data.event_description,
                                   emergency_services_called=data.emergency_services_called, actor=actor, now=clock.now())  # fmt: skip
         return SitterLinkBody(purpose="end", sitter_name=data.typed_name, patient_name="")
 

@@ -24,7 +24,7 @@ from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.clinicians.models import ClinicianProfile
-from telehealth.dosing import inventory, safety, sessions, sitters
+from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
 from telehealth.dosing.api import TIMER, plan_dosing_body
 from telehealth.dosing.gates import Gate, unlock_gates
 from telehealth.dosing.models import DosingSession, InventoryFlag, SeriousEvent
@@ -125,7 +125,7 @@ async def _shown(session: AsyncSession, row: DosingSession) -> str:
 
 async def _session_page(
     session: AsyncSession, patient: Patient, dosing_session_id: uuid.UUID, *, now: datetime, settings: Settings, error: DomainError | None = None,
-    check_in: sessions.CheckInOutcome | None = None, values: dict[str, str] | None = None,
+    check_in: before_dose.CheckInOutcome | None = None, values: dict[str, str] | None = None,
 ) -> Template:  # fmt: skip
     row = await sessions.own_session(session, patient=patient, dosing_session_id=dosing_session_id)
     plan = await session.get(TrochePlan, row.plan_id)
@@ -137,7 +137,7 @@ async def _session_page(
     sitter = await session.get(sitters.Sitter, row.sitter_id) if row.sitter_id else None
     gates: list[Gate] = []
     if row.status == SessionStatus.SCHEDULED and check_ins:
-        gates = unlock_gates(await sessions.unlock_facts(session, row, plan, now=now), thresholds)
+        gates = unlock_gates(await before_dose.unlock_facts(session, row, plan, now=now), thresholds)
     context = {
         "row": row, "plan": plan, "zone": patient.timezone, "shown": SHOWN_AS.get(await _shown(session, row)), "check_ins": check_ins,
         "may_check_in": row.status == SessionStatus.SCHEDULED and window_opens <= now, "window_opens": window_opens,
@@ -150,7 +150,7 @@ async def _session_page(
     return Template("dosing/session.html", context=context, status_code=error.status_code if error else 200)
 
 
-def _check_in_answers(fields: dict[str, str]) -> sessions.CheckInAnswers:
+def _check_in_answers(fields: dict[str, str]) -> before_dose.CheckInAnswers:
     problems: dict[str, str] = {}
     numbers = {name: _whole(fields[name], name, problems) for name in ("systolic", "diastolic", "pulse", "mood", "phq9_item9")}
     for name in ("fasted_two_hours", "no_alcohol_or_sedatives"):
@@ -158,10 +158,10 @@ def _check_in_answers(fields: dict[str, str]) -> sessions.CheckInAnswers:
             problems[name] = "answer yes or no"
     if problems:
         raise InvalidInput("request.invalid", "Some check-in answers need another look.", fields=problems)
-    return sessions.CheckInAnswers(**numbers, fasted_two_hours=fields["fasted_two_hours"] == "yes", no_alcohol_or_sedatives=fields["no_alcohol_or_sedatives"] == "yes")  # type: ignore[arg-type]
+    return before_dose.CheckInAnswers(**numbers, fasted_two_hours=fields["fasted_two_hours"] == "yes", no_alcohol_or_sedatives=fields["no_alcohol_or_sedatives"] == "yes")  # type: ignore[arg-type]
 
 
-def _report_answers(fields: dict[str, str], ticked: list[str]) -> sessions.ReportAnswers:
+def _report_answers(fields: dict[str, str], ticked: list[str]) -> after_dose.ReportAnswers:
     problems: dict[str, str] = {}
     if fields["completed"] not in ("yes", "no"):
         problems["completed"] = "answer yes or no"
@@ -169,7 +169,7 @@ def _report_answers(fields: dict[str, str], ticked: list[str]) -> sessions.Repor
     dissociation = _whole(fields["dissociation"] or "0", "dissociation", problems)
     systolic = _whole(fields["systolic"], "systolic", problems, required=False)
     diastolic = _whole(fields["diastolic"], "diastolic", problems, required=False)
-    return sessions.ReportAnswers(
+    return after_dose.ReportAnswers(
         completed=fields["completed"] == "yes", troches_used=used or 0, dissociation=dissociation or 0, systolic=systolic, diastolic=diastolic,
         other_side_effects=fields["other_side_effects"], notes=fields["notes"], problems_found=problems,
         **{name: name in ticked for name, _ in SIDE_EFFECTS},
@@ -224,8 +224,8 @@ class DosingPagesController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in)
         fields = await form_fields(request, *CHECK_IN_FIELDS, max_length=10)
 
-        async def record() -> sessions.CheckInOutcome:
-            return await sessions.record_check_in(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=_check_in_answers(fields),
+        async def record() -> before_dose.CheckInOutcome:
+            return await before_dose.record_check_in(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=_check_in_answers(fields),
                                                   actor=actor, now=clock.now(), settings=settings)  # fmt: skip
 
         outcome = await attempt(db_session, record())
@@ -239,7 +239,7 @@ class DosingPagesController(Controller):
         db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> Template | Redirect:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
-        unlocked = await attempt(db_session, sessions.unlock_session(
+        unlocked = await attempt(db_session, before_dose.unlock_session(
             db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings
         ))  # fmt: skip
         if isinstance(unlocked, DomainError):
@@ -254,7 +254,7 @@ class DosingPagesController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in)
         fields = await form_fields(request, *REPORT_FIELDS, max_length=4000)
         ticked = await form_list(request, "side_effects")
-        filed = await attempt(db_session, sessions.file_report(
+        filed = await attempt(db_session, after_dose.file_report(
             db_session, patient=patient, dosing_session_id=dosing_session_id, answers=_report_answers(fields, ticked), actor=actor, now=clock.now(), settings=settings
         ))  # fmt: skip
         if isinstance(filed, DomainError):

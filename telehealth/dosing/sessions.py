@@ -1,12 +1,10 @@
-"""Dosing sessions: the patient schedules each dose of an active plan with a confirmed sitter, checks in
-within the hour before, and unlocks the dose only when every gate holds; the sitter attests presence and,
-afterwards, how it ended; the patient reports within 24 h. Serious events pause the plan; reports count
-toward releasing the next batch and, at the last session, complete the plan."""
+"""Dosing sessions, reading and calendar: the patient schedules each dose of an active plan with a
+confirmed sitter (who gets an invite and a link to say they cannot come), moves or cancels it. The dose
+itself is in before_dose.py (check-in, presence, unlock) and after_dose.py (report, end attestation)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,17 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.dosing import inventory, progress
-from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
-from telehealth.dosing.alerts import alert_care_team
-from telehealth.dosing.safety import record_serious_event
-from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_name, spend_link
+from telehealth.dosing.sitters import issue_link, revoke_links, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
-from telehealth.intake.escalations import has_open_crisis, open_crisis_escalation
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
-from telehealth.lib.validation import has_control_characters
 from telehealth.notifications.service import queue_email
 from telehealth.prescribing.models import PlanBatch, TrochePlan
 from telehealth.prescribing.plans import live_plan
@@ -37,8 +29,6 @@ from telehealth.settings import Settings
 
 SITTER_STAYS = timedelta(hours=3)  # the dose, about an hour, and two hours after: what the sitter's invite blocks
 SCHEDULE_HORIZON = timedelta(days=60)
-END_LINK_VALID_AFTER = timedelta(hours=26)  # the end attestation stays open a day after the session's time
-SERIOUS_REPORT_ANSWERS = ("emergency_services_called", "fainting", "chest_pain", "suicidal_thoughts")
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -252,132 +242,6 @@ async def cancel_session(session: AsyncSession, *, patient: Patient, dosing_sess
     return row
 
 
-# --- before the dose ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckInAnswers:
-    systolic: int
-    diastolic: int
-    pulse: int
-    mood: int
-    phq9_item9: int
-    fasted_two_hours: bool
-    no_alcohol_or_sedatives: bool
-
-    def problems(self) -> dict[str, str]:
-        limits = {"systolic": (50, 300), "diastolic": (20, 200), "pulse": (20, 250), "mood": (0, 10), "phq9_item9": (0, 3)}
-        return {name: f"must be from {low} to {high}" for name, (low, high) in limits.items() if not low <= getattr(self, name) <= high}
-
-
-@dataclass(frozen=True)
-class CheckInOutcome:
-    check_in: CheckIn
-    gates: list[Gate]
-    held: bool
-    urgent: bool
-    crisis: bool
-    recheck_from: datetime | None = None  # when the one blood-pressure re-check may be taken
-
-
-def _facts(check_in: CheckIn) -> CheckInFacts:
-    return CheckInFacts(check_in.checked_in_at, check_in.systolic, check_in.diastolic, check_in.phq9_item9, check_in.fasted_two_hours, check_in.no_alcohol_or_sedatives)
-
-
-async def _hold(session: AsyncSession, row: DosingSession, *, reason: str, now: datetime) -> None:
-    await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.SCHEDULED, target=SessionStatus.HELD,
-                        actor=Actor.system(), now=now, patient_id=row.patient_id, values={"held_reason": reason, "updated_at": now})  # fmt: skip
-    await revoke_links(session, now=now, dosing_session_id=row.id)
-
-
-def _attempt(earlier: list[CheckIn], *, now: datetime, settings: Settings) -> int:
-    """1 for the first check-in; 2 for the one re-check after a high (not urgent) blood pressure, or a fresh
-    check-in when the first has gone stale; anything else is refused."""
-    thresholds = settings.thresholds
-    if not earlier:
-        return 1
-    first = earlier[0]
-    if len(earlier) == 1:
-        high = pressure_level(first.systolic, first.diastolic, thresholds) is Pressure.HOLD
-        if high:
-            recheck_from = first.checked_in_at + timedelta(minutes=thresholds.bp_recheck_after_minutes)
-            if now < recheck_from:
-                raise RuleRefused(
-                    "check_in.recheck_too_soon", f"Rest, and measure again {thresholds.bp_recheck_after_minutes} minutes after the first reading.",
-                    fields={"systolic": "re-check after 5 minutes of rest"}, extra={"recheck_from": recheck_from.isoformat()},
-                )  # fmt: skip
-            return 2
-        if now - first.checked_in_at > timedelta(minutes=thresholds.checkin_valid_minutes):
-            return 2
-    raise Conflict("check_in.already_done", "You have already checked in for this session.")
-
-
-async def record_check_in(
-    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, answers: CheckInAnswers, actor: Actor, now: datetime, settings: Settings
-) -> CheckInOutcome:
-    """Record the check-in and act on it at once: a crisis answer or an urgent blood pressure holds the
-    session, pauses the plan and alerts the care team; alcohol, sedatives, not fasting, or a high blood
-    pressure on the re-check hold today's session."""
-    if problems := answers.problems():
-        raise InvalidInput("request.invalid", "Some check-in answers are out of range.", fields=problems)
-    row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
-    if row.status != SessionStatus.SCHEDULED:
-        raise Conflict("dosing_session.not_scheduled", f"This session is {row.status}: there is nothing to check in for.")
-    thresholds = settings.thresholds
-    if not row.scheduled_at - timedelta(minutes=thresholds.checkin_valid_minutes) <= now <= row.scheduled_at + timedelta(minutes=thresholds.unlock_late_minutes):
-        raise RuleRefused("check_in.outside_window", f"Check in during the {thresholds.checkin_valid_minutes} minutes before your session.")
-    attempt = _attempt(await check_ins_of(session, dosing_session_id=row.id), now=now, settings=settings)
-    check_in = CheckIn(dosing_session_id=row.id, attempt=attempt, checked_in_at=now, **answers.__dict__)
-    session.add(check_in)
-    await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.check_in", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=patient.id, now=now)  # fmt: skip
-    gates = check_in_gates(_facts(check_in), thresholds)
-    codes = {gate.code for gate in gates}
-    plan = await session.get(TrochePlan, row.plan_id)
-    assert plan is not None
-    urgent, crisis = "gate.blood_pressure_urgent" in codes, "gate.crisis" in codes
-    if crisis:
-        await open_crisis_escalation(session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9"], actor=actor, now=now, settings=settings)
-    if urgent or crisis:
-        reasons = [*(["blood_pressure_urgent"] if urgent else []), *(["suicidal_thoughts"] if crisis else [])]
-        await _hold(session, row, reason=reasons[0], now=now)
-        await record_serious_event(session, plan, source="check_in", reasons=reasons, now=now, dosing_session_id=row.id)
-        return CheckInOutcome(check_in, gates, held=True, urgent=urgent, crisis=crisis)
-    held_for = [code for code in ("gate.alcohol_or_sedatives", "gate.not_fasting") if code in codes]
-    if "gate.blood_pressure_high" in codes and attempt == 2:  # still high on the one re-check: not today
-        held_for.append("gate.blood_pressure_high")
-    if held_for:
-        await _hold(session, row, reason=held_for[0].removeprefix("gate."), now=now)
-        return CheckInOutcome(check_in, gates, held=True, urgent=False, crisis=False)
-    recheck_from = check_in.checked_in_at + timedelta(minutes=thresholds.bp_recheck_after_minutes) if gates else None
-    return CheckInOutcome(check_in, gates, held=False, urgent=False, crisis=False, recheck_from=recheck_from)
-
-
-async def attest_presence(session: AsyncSession, *, token: str, typed_name: str, actor: Actor, now: datetime) -> str:
-    """The sitter, through their one-time presence link, says they are with the patient. Answers the token
-    of their next link: the timer, then the end attestation."""
-    opened = await open_link(session, token=token, purpose=LinkPurpose.PRESENCE, now=now)
-    row = await session.get(DosingSession, opened.link.dosing_session_id, with_for_update=True)
-    assert row is not None
-    if row.sitter_id != opened.sitter.id or opened.sitter.status != SitterStatus.CONFIRMED:
-        raise Conflict("sitter_link.not_this_sitter", "This session now has another sitter: this link no longer applies.")
-    if row.status != SessionStatus.SCHEDULED:
-        raise Conflict("dosing_session.not_scheduled", "This session is no longer waiting for a sitter.")
-    if not same_name(typed_name, opened.sitter.full_name):
-        raise InvalidInput("request.invalid", "Type your full name to confirm.", fields={"typed_name": f"type it as given: {opened.sitter.full_name}"})
-    await spend_link(session, token=token, purpose=LinkPurpose.PRESENCE, now=now)
-    session.add(SitterAttestation(
-        dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="presence", typed_name=" ".join(typed_name.split()), attested_at=now,
-        ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
-    ))  # fmt: skip
-    await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.sitter_present", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=row.patient_id, now=now)  # fmt: skip
-    return await issue_link(session, sitter_id=opened.sitter.id, purpose=LinkPurpose.END, now=now, expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
-                            dosing_session_id=row.id)  # fmt: skip
-
-
 async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> DosingSession:
     """The sitter cannot come: the session loses its sitter (its other links stop working) and the patient
     is told, to choose another sitter or move the session."""
@@ -395,169 +259,3 @@ async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now:
     await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
                       now=now, dedupe_key=f"sitter_excused:{row.id}:{opened.sitter.id}")  # fmt: skip
     return row
-
-
-async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePlan, *, now: datetime) -> UnlockFacts:
-    batch = await batch_holding(session, plan_id=plan.id, number=row.number)
-    check_ins = await check_ins_of(session, dosing_session_id=row.id)
-    sitter = await session.get(Sitter, row.sitter_id) if row.sitter_id else None
-    presence = await attestation(session, dosing_session_id=row.id, kind="presence")
-    return UnlockFacts(
-        now=now, scheduled_at=row.scheduled_at, session_status=row.status, plan_status=plan.status,
-        batch_delivered=batch is not None and batch.status == BatchStatus.DELIVERED, last_dose_at=await last_dose_at(session, plan_id=plan.id),
-        min_hours_between=plan.min_hours_between, check_in=_facts(check_ins[-1]) if check_ins else None,
-        sitter_confirmed=sitter is not None and sitter.status == SitterStatus.CONFIRMED,
-        sitter_present=presence is not None and sitter is not None and presence.sitter_id == sitter.id,
-        crisis_open=await has_open_crisis(session, patient_id=row.patient_id),
-    )  # fmt: skip
-
-
-async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> DosingSession:
-    """Open the dose when every gate holds, else answer every gate that failed. Idempotent and race-safe:
-    the status moves by compare-and-swap, so two taps unlock once and both see it unlocked."""
-    # FOR UPDATE: a second tap waits here, then reads the session unlocked and answers it. Without the lock
-    # it read the session still scheduled, then the first tap's unlock as "the last dose": gate.too_soon.
-    row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
-    if row.status == SessionStatus.UNLOCKED:
-        return row
-    plan = await session.get(TrochePlan, row.plan_id)
-    assert plan is not None
-    if failed := unlock_gates(await unlock_facts(session, row, plan, now=now), settings.thresholds):
-        raise RuleRefused(
-            "dosing.unlock_refused", f"The dose stays locked: {len(failed)} check{'s' if len(failed) > 1 else ''} not met.",
-            fields={"gates": ", ".join(gate.code for gate in failed)},
-            extra={"gates": [{"code": gate.code, "detail": gate.detail} for gate in failed]},
-        )  # fmt: skip
-    try:
-        await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.SCHEDULED, target=SessionStatus.UNLOCKED,
-                            actor=actor, now=now, patient_id=patient.id, values={"unlocked_at": now, "updated_at": now})  # fmt: skip
-    except Conflict:
-        pass  # another tap won; below it reads the session as that tap left it
-    row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id)
-    if row.status != SessionStatus.UNLOCKED:
-        raise Conflict("dosing_session.status_changed", f"This session is {row.status} now.")
-    return row
-
-
-# --- after the dose -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportAnswers:
-    completed: bool
-    troches_used: int
-    nausea: bool = False
-    vomiting: bool = False
-    dizziness: bool = False
-    dissociation: int = 0
-    headache: bool = False
-    bladder_symptoms: bool = False
-    fainting: bool = False
-    chest_pain: bool = False
-    suicidal_thoughts: bool = False
-    emergency_services_called: bool = False
-    other_side_effects: str | None = None
-    systolic: int | None = None
-    diastolic: int | None = None
-    notes: str | None = None
-    problems_found: dict[str, str] = field(default_factory=dict)
-
-    def problems(self) -> dict[str, str]:
-        problems = dict(self.problems_found)
-        if not 0 <= self.troches_used <= 100:
-            problems["troches_used"] = "must be from 0 to 100"
-        if not 0 <= self.dissociation <= 10:
-            problems["dissociation"] = "must be from 0 to 10"
-        if (self.systolic is None) != (self.diastolic is None):
-            problems["systolic" if self.systolic is None else "diastolic"] = "give both numbers of the blood pressure, or neither"
-        elif self.systolic is not None and not (50 <= self.systolic <= 300 and 20 <= (self.diastolic or 0) <= 200):
-            problems["systolic"] = "is not a blood pressure we can record"
-        for name, longest in (("other_side_effects", 1000), ("notes", 4000)):
-            value = getattr(self, name) or ""
-            if len(value) > longest or has_control_characters(value.replace("\n", " ").replace("\r", " ")):
-                problems[name] = f"must be plain text of at most {longest} characters"
-        return problems
-
-
-def serious_reasons(answers: ReportAnswers, settings: Settings) -> list[str]:
-    reasons = [name for name in SERIOUS_REPORT_ANSWERS if getattr(answers, name)]
-    if answers.systolic is not None and answers.diastolic is not None and pressure_level(answers.systolic, answers.diastolic, settings.thresholds) is Pressure.URGENT:
-        reasons.append("blood_pressure_urgent")
-    return reasons
-
-
-async def file_report(
-    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, answers: ReportAnswers, actor: Actor, now: datetime, settings: Settings
-) -> DosingReport:
-    """The patient's report. A serious event pauses the plan; the count of troches is checked; the next
-    batch is released when due; the last session's report completes the plan."""
-    if problems := answers.problems():
-        raise InvalidInput("request.invalid", "Some answers of the report need another look.", fields=problems)
-    row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
-    if row.status == SessionStatus.REPORTED:
-        raise Conflict("dosing_session.already_reported", "This session is reported already.")
-    if row.status != SessionStatus.UNLOCKED:
-        raise RuleRefused("dosing_session.not_unlocked", "Only a session that was unlocked can be reported.")
-    plan = await session.get(TrochePlan, row.plan_id)
-    assert plan is not None
-    await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.UNLOCKED, target=SessionStatus.REPORTED,
-                        actor=actor, now=now, patient_id=patient.id, values={"updated_at": now})  # fmt: skip
-    values = {name: getattr(answers, name) for name in DosingReport.model_fields if name not in ("dosing_session_id", "reported_at")}
-    values["other_side_effects"] = (answers.other_side_effects or "").strip() or None
-    values["notes"] = (answers.notes or "").strip() or None
-    report = DosingReport(dosing_session_id=row.id, reported_at=now, **values)
-    session.add(report)
-    await session.flush()
-    if reasons := serious_reasons(answers, settings):
-        if answers.suicidal_thoughts:
-            await open_crisis_escalation(session, patient_id=patient.id, rule_ids=["dosing.report.suicidal_thoughts"], actor=actor, now=now, settings=settings)
-        await record_serious_event(session, plan, source="report", reasons=reasons, now=now, dosing_session_id=row.id)
-    await inventory.check_after_report(session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used, now=now)
-    await session.refresh(plan)
-    await progress.advance(session, plan, now=now)
-    return report
-
-
-OUTCOMES = ("alert_and_safe", "event")
-
-
-async def attest_end(
-    session: AsyncSession, *, token: str, typed_name: str, outcome: str, event_description: str, emergency_services_called: bool,
-    actor: Actor, now: datetime,
-) -> SitterAttestation:
-    """The sitter says how the session ended: the patient alert and safe, or an event (what, and whether
-    emergency services were called; a call pauses the plan)."""
-    opened = await open_link(session, token=token, purpose=LinkPurpose.END, now=now)
-    row = await session.get(DosingSession, opened.link.dosing_session_id)
-    assert row is not None
-    if row.status not in (SessionStatus.UNLOCKED, SessionStatus.REPORTED):
-        raise RuleRefused("dosing_session.not_unlocked", "The dose has not been unlocked yet: come back to this page after it.")
-    problems = {}
-    if outcome not in OUTCOMES:
-        problems["outcome"] = "choose: alert and safe, or something happened"
-    if outcome == "event" and not event_description.strip():
-        problems["event_description"] = "say what happened"
-    if len(event_description) > 2000 or has_control_characters(event_description.replace("\n", " ").replace("\r", " ")):
-        problems["event_description"] = "must be plain text of at most 2000 characters"
-    if not same_name(typed_name, opened.sitter.full_name):
-        problems["typed_name"] = f"type your full name as given: {opened.sitter.full_name}"
-    if problems:
-        raise InvalidInput("request.invalid", "The end of the session is not recorded yet.", fields=problems)
-    await spend_link(session, token=token, purpose=LinkPurpose.END, now=now)
-    ended = SitterAttestation(
-        dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="end", typed_name=" ".join(typed_name.split()), outcome=outcome,
-        event_description=event_description.strip() or None, emergency_services_called=emergency_services_called and outcome == "event",
-        attested_at=now, ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
-    )  # fmt: skip
-    session.add(ended)
-    await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.sitter_end", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=row.patient_id, now=now, reason=outcome)  # fmt: skip
-    plan = await session.get(TrochePlan, row.plan_id)
-    assert plan is not None
-    if ended.emergency_services_called:
-        await record_serious_event(session, plan, source="sitter", reasons=["emergency_services_called"], now=now, dosing_session_id=row.id)
-    elif outcome == "event":
-        # An event without a 911 call: the care team looks at it, the plan goes on.
-        await alert_care_team(session, plan, template="care_team_update", key=f"sitter_event:{row.id}", now=now)
-    return ended

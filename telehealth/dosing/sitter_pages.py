@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor
-from telehealth.dosing import sessions, sitters
+from telehealth.dosing import after_dose, before_dose, sessions, sitters
 from telehealth.dosing.api import TIMER, open_any_link
 from telehealth.dosing.models import DosingSession
 from telehealth.lib.clock import Clock
@@ -84,7 +84,7 @@ class SitterPagesController(Controller):
         self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
     ) -> Template | Redirect:
         fields = await form_fields(request, "typed_name", max_length=200)
-        next_token = await attempt(db_session, sessions.attest_presence(db_session, token=token, typed_name=fields["typed_name"], actor=actor, now=clock.now()))
+        next_token = await attempt(db_session, before_dose.attest_presence(db_session, token=token, typed_name=fields["typed_name"], actor=actor, now=clock.now()))
         if isinstance(next_token, DomainError):
             return await _page(db_session, token, now=clock.now(), error=next_token, values=fields)
         return Redirect(path=f"/sitter/{next_token}")
@@ -94,7 +94,7 @@ class SitterPagesController(Controller):
         self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
     ) -> Template:
         fields = await form_fields(request, "typed_name", "outcome", "event_description", "emergency_services_called", max_length=2000)
-        ended = await attempt(db_session, sessions.attest_end(
+        ended = await attempt(db_session, after_dose.attest_end(
             db_session, token=token, typed_name=fields["typed_name"], outcome=fields["outcome"], event_description=fields["event_description"],
             emergency_services_called=fields["emergency_services_called"] == "yes", actor=actor, now=clock.now(),
         ))  # fmt: skip

@@ -10,14 +10,10 @@ from datetime import timedelta
 from tests.integration.dosing.helpers import (
     GOOD_REPORT,
     active_plan,
-    check_in,
-    confirmed_sitter,
     count,
     patient_signed_in,
     post,
     ready_session,
-    scheduled,
-    sitter_present,
     unlock,
 )
 
