@@ -96,9 +96,10 @@ async def file_report(
     session.add(report)
     await session.flush()
     if reasons := serious_reasons(answers, settings):
-        if answers.suicidal_thoughts:
-            await open_crisis_escalation(session, patient_id=patient.id, rule_ids=["dosing.report.suicidal_thoughts"], actor=actor, now=now, settings=settings)
-        await record_serious_event(session, plan, source="report", reasons=reasons, now=now, dosing_session_id=row.id)
+        escalated = answers.suicidal_thoughts and await open_crisis_escalation(
+            session, patient_id=patient.id, rule_ids=["dosing.report.suicidal_thoughts"], actor=actor, now=now, settings=settings
+        )  # fmt: skip
+        await record_serious_event(session, plan, source="report", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated)
     await inventory.check_after_report(session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used, now=now)
     await session.refresh(plan)
     await progress.advance(session, plan, now=now)

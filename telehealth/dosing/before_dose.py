@@ -110,12 +110,13 @@ async def record_check_in(
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
     urgent, crisis = "gate.blood_pressure_urgent" in codes, "gate.crisis" in codes
-    if crisis:
-        await open_crisis_escalation(session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9"], actor=actor, now=now, settings=settings)
+    escalated = crisis and await open_crisis_escalation(
+        session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9"], actor=actor, now=now, settings=settings
+    )  # fmt: skip
     if urgent or crisis:
         reasons = [*(["blood_pressure_urgent"] if urgent else []), *(["suicidal_thoughts"] if crisis else [])]
         await _hold(session, row, reason=reasons[0], now=now)
-        await record_serious_event(session, plan, source="check_in", reasons=reasons, now=now, dosing_session_id=row.id)
+        await record_serious_event(session, plan, source="check_in", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated)
         return CheckInOutcome(check_in, gates, held=True, urgent=urgent, crisis=crisis)
     held_for = [code for code in ("gate.alcohol_or_sedatives", "gate.not_fasting") if code in codes]
     if "gate.blood_pressure_high" in codes and attempt == 2:  # still high on the one re-check: not today

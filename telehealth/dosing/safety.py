@@ -33,9 +33,11 @@ REASON_WORDS = {
 
 
 async def record_serious_event(
-    session: AsyncSession, plan: TrochePlan, *, source: str, reasons: list[str], now: datetime, dosing_session_id: uuid.UUID | None = None
+    session: AsyncSession, plan: TrochePlan, *, source: str, reasons: list[str], now: datetime, dosing_session_id: uuid.UUID | None = None,
+    alert: bool = True,
 ) -> SeriousEvent:
-    """Record it, pause the plan (if it is not paused or over already) and alert the care team."""
+    """Record it, pause the plan (if it is not paused or over already) and alert the care team (unless a
+    crisis escalation opened in the same moment has just alerted them: one email, not two)."""
     event = SeriousEvent(plan_id=plan.id, patient_id=plan.patient_id, dosing_session_id=dosing_session_id, source=source, reasons=reasons, occurred_at=now)
     session.add(event)
     await session.flush()
@@ -44,7 +46,8 @@ async def record_serious_event(
     await session.refresh(plan, with_for_update=True)  # the plan's status now, not when this request read it
     if plan.status in PAUSABLE:
         await plans.pause_plan(session, plan, reason="A serious adverse event was reported; a prescriber must review it.", actor=Actor.system(), now=now)
-    await alert_care_team(session, plan, template="staff_escalation", key=f"serious_event:{event.id}", now=now)
+    if alert:
+        await alert_care_team(session, plan, template="staff_escalation", key=f"serious_event:{event.id}", now=now)
     return event
 
 

@@ -260,6 +260,8 @@ async def test_a_crisis_answer_opens_the_escalation_and_holds_the_session(client
     assert await plan_status(session_factory, home.plan_id) == "paused"
     codes = gate_codes(await unlock(client, booked["id"]))
     assert "gate.session_held" in codes and "gate.crisis" in codes
+    await mail.deliver()  # the prescriber hears once, from the escalation, not again for the serious event
+    assert len(emails_to(mail, home.prescriber.email)) == 1
 
 
 async def test_a_good_check_in_answers_no_crisis_resources(client, session_factory, settings, clock, mail):
