@@ -22,7 +22,7 @@ from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionSt
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
 from telehealth.lib.states import change_status
-from telehealth.lib.validation import has_control_characters
+from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing.models import TrochePlan
 from telehealth.settings import Settings
 
@@ -60,9 +60,8 @@ class ReportAnswers:
         elif self.systolic is not None and not (50 <= self.systolic <= 300 and 20 <= (self.diastolic or 0) <= 200):
             problems["systolic"] = "is not a blood pressure we can record"
         for name, longest in (("other_side_effects", 1000), ("notes", 4000)):
-            value = getattr(self, name) or ""
-            if len(value) > longest or has_control_characters(value.replace("\n", " ").replace("\r", " ")):
-                problems[name] = f"must be plain text of at most {longest} characters"
+            if problem := plain_text_problem(getattr(self, name) or "", longest=longest):
+                problems[name] = problem
         return problems
 
 
@@ -125,8 +124,8 @@ async def attest_end(
         problems["outcome"] = "choose: alert and safe, or something happened"
     if outcome == "event" and not event_description.strip():
         problems["event_description"] = "say what happened"
-    if len(event_description) > 2000 or has_control_characters(event_description.replace("\n", " ").replace("\r", " ")):
-        problems["event_description"] = "must be plain text of at most 2000 characters"
+    if problem := plain_text_problem(event_description, longest=2000):
+        problems["event_description"] = problem
     if not same_name(typed_name, opened.sitter.full_name):
         problems["typed_name"] = f"type your full name as given: {opened.sitter.full_name}"
     if problems:

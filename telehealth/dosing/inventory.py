@@ -16,7 +16,7 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
-from telehealth.lib.validation import has_control_characters
+from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing import pharmacy
 from telehealth.prescribing.models import PlanBatch, TrochePlan
 from telehealth.prescribing.states import BatchStatus, PlanStatus
@@ -89,8 +89,8 @@ async def report_loss(session: AsyncSession, plan: TrochePlan, *, troches: int, 
         problems["troches"] = "must be a whole number from 1 to 100"
     if not what_happened.strip():
         problems["what_happened"] = "is required"
-    elif len(what_happened) > 1000 or has_control_characters(what_happened):
-        problems["what_happened"] = "must be plain text of at most 1000 characters"
+    elif problem := plain_text_problem(what_happened, longest=1000):
+        problems["what_happened"] = problem
     if problems:
         raise InvalidInput("request.invalid", "The report of a loss is not complete.", fields=problems)
     if plan.status in (PlanStatus.DRAFT, PlanStatus.COMPLETED, PlanStatus.DISCONTINUED):

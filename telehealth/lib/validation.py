@@ -13,6 +13,13 @@ def has_control_characters(text: str) -> bool:
     return bool(_CONTROL.search(text))
 
 
+def plain_text_problem(text: str, *, longest: int) -> str | None:
+    """Why free text (a message, a note, a report) cannot be stored, or None. Line breaks and tabs are fine."""
+    if len(text) > longest or has_control_characters(text):
+        return f"must be plain text of at most {longest} characters"
+    return None
+
+
 def parse_whole_number(raw: object) -> int | None:
     """An int, or a string of ASCII digits (as from a form); None for anything else, booleans included."""
     if isinstance(raw, bool):

@@ -18,7 +18,7 @@ from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import InvalidInput
-from telehealth.lib.validation import has_control_characters
+from telehealth.lib.validation import plain_text_problem
 from telehealth.messages.models import CareMessage
 from telehealth.notifications.service import queue_email
 from telehealth.prescribing.models import TrochePlan
@@ -56,8 +56,8 @@ async def send(session: AsyncSession, *, patient: Patient, author: SignedIn, bod
     text = body.strip()
     if not text:
         raise InvalidInput("request.invalid", "Write your message first.", fields={"body": "is required"})
-    if len(text) > MAX_BODY or has_control_characters(text.replace("\n", " ").replace("\r", " ").replace("\t", " ")):
-        raise InvalidInput("request.invalid", f"A message is plain text of at most {MAX_BODY} characters.", fields={"body": f"must be plain text of at most {MAX_BODY} characters"})
+    if problem := plain_text_problem(text, longest=MAX_BODY):
+        raise InvalidInput("request.invalid", f"A message is plain text of at most {MAX_BODY} characters.", fields={"body": problem})
     message = CareMessage(patient_id=patient.id, author_user_id=author.user_id, author_role=author.role.value, body=text, sent_at=now)
     session.add(message)
     await session.flush()

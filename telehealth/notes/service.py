@@ -13,7 +13,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import InvalidInput
-from telehealth.lib.validation import has_control_characters
+from telehealth.lib.validation import plain_text_problem
 from telehealth.notes.models import ClinicalNote
 
 MAX_NOTE = 8000
@@ -31,8 +31,8 @@ async def write_note(session: AsyncSession, *, patient: Patient, author: SignedI
     text = body.strip()
     if not text:
         raise InvalidInput("request.invalid", "Write the note first.", fields={"body": "is required"})
-    if len(text) > MAX_NOTE or has_control_characters(text.replace("\n", " ").replace("\r", " ").replace("\t", " ")):
-        raise InvalidInput("request.invalid", f"A note is plain text of at most {MAX_NOTE} characters.", fields={"body": f"must be plain text of at most {MAX_NOTE} characters"})
+    if problem := plain_text_problem(text, longest=MAX_NOTE):
+        raise InvalidInput("request.invalid", f"A note is plain text of at most {MAX_NOTE} characters.", fields={"body": problem})
     note = ClinicalNote(patient_id=patient.id, author_user_id=author.user_id, body=text, written_at=now)
     session.add(note)
     await session.flush()
