@@ -58,6 +58,11 @@ async def is_state_served(session: AsyncSession, *, state: str, on: date) -> boo
     return bool(await session.scalar(select(exists().where(prescriber_may_prescribe_in(state, on)))))
 
 
+async def clinician_zone(session: AsyncSession, user_id: uuid.UUID, settings: Settings) -> str:
+    """The zone a clinician keeps their hours in (their profile), or the clinic's."""
+    return await session.scalar(select(ClinicianProfile.timezone).where(ClinicianProfile.user_id == user_id)) or settings.clinic_timezone
+
+
 def clinic_today(now: datetime, settings: Settings) -> date:
     """Credential dates are calendar dates of the clinic."""
     return now.astimezone(settings.clinic_zone).date()

@@ -5,7 +5,7 @@ resumes or discontinues a paused plan."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -16,13 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
-from telehealth.accounts.security import hash_token
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
-from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter, SitterLink
+from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter
 from telehealth.dosing.schemas import (
     AgreementRequest,
     CheckInBody,
@@ -277,13 +276,6 @@ async def sitter_link_body(session: AsyncSession, opened: sitters.OpenLink) -> S
     return body
 
 
-async def open_any_link(session: AsyncSession, token: str, now: datetime) -> sitters.OpenLink:
-    """Whatever the link is for (the page shows what it can do)."""
-    link = await session.get(SitterLink, hash_token(token))
-    purpose = LinkPurpose(link.purpose) if link is not None else LinkPurpose.AGREEMENT
-    return await sitters.open_link(session, token=token, purpose=purpose, now=now)
-
-
 class SitterLinkApiController(Controller):
     path = "/api/v1/sitter-links/{token:str}"
     tags = ["dosing"]
@@ -291,7 +283,7 @@ class SitterLinkApiController(Controller):
     @get("/")
     async def read(self, token: FromPath[str], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterLinkBody:
         """What this link is for: the agreement, the presence before a session, or its end."""
-        return await sitter_link_body(db_session, await open_any_link(db_session, token, clock.now()))
+        return await sitter_link_body(db_session, await sitters.open_link(db_session, token=token, purpose=None, now=clock.now()))
 
     @post("/agreement", status_code=200)
     async def sign(
@@ -311,7 +303,7 @@ class SitterLinkApiController(Controller):
     @post("/excuse", status_code=200)
     async def excuse(self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterLinkBody:
         """You cannot come to this session: the patient is told, to find another sitter or move it."""
-        opened = await open_any_link(db_session, token, clock.now())
+        opened = await sitters.open_link(db_session, token=token, purpose=None, now=clock.now())
         body = await sitter_link_body(db_session, opened)
         await sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now())
         return body

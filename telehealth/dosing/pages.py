@@ -23,7 +23,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
-from telehealth.clinicians.models import ClinicianProfile
+from telehealth.clinicians.service import clinician_zone
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
 from telehealth.dosing.api import TIMER, plan_dosing_body
 from telehealth.dosing.gates import Gate, unlock_gates
@@ -370,10 +370,6 @@ async def _plan_page(session: AsyncSession, plan: TrochePlan, *, error: DomainEr
     return Template("dosing/plan.html", context=context, status_code=error.status_code if error else 200)
 
 
-async def _zone(session: AsyncSession, signed_in: SignedIn, settings: Settings) -> str:
-    return await session.scalar(select(ClinicianProfile.timezone).where(ClinicianProfile.user_id == signed_in.user_id)) or settings.clinic_timezone
-
-
 class PlanDosingPagesController(Controller):
     include_in_schema = False
     guards = PRESCRIBER
@@ -405,7 +401,7 @@ class PlanDosingPagesController(Controller):
         self, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
     ) -> Template:
         plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in)
-        return await _plan_page(db_session, plan, zone=await _zone(db_session, signed_in, settings))
+        return await _plan_page(db_session, plan, zone=await clinician_zone(db_session, signed_in.user_id, settings))
 
     @post("/plans/{plan_id:uuid}/review")
     async def review(
@@ -416,7 +412,7 @@ class PlanDosingPagesController(Controller):
         fields = await form_fields(request, "note", "decision", max_length=4000)
         reviewed = await attempt(db_session, safety.review(db_session, plan, note=fields["note"], decision=fields["decision"], actor=actor, now=clock.now(), settings=settings))
         if isinstance(reviewed, DomainError):
-            return await _plan_page(db_session, plan, error=reviewed, zone=await _zone(db_session, signed_in, settings))
+            return await _plan_page(db_session, plan, error=reviewed, zone=await clinician_zone(db_session, signed_in.user_id, settings))
         return Redirect(path=f"/plans/{plan_id}/dosing")
 
     @post("/plans/{plan_id:uuid}/inventory-flags/{flag_id:uuid}/resolve")
@@ -428,5 +424,5 @@ class PlanDosingPagesController(Controller):
         fields = await form_fields(request, "note", max_length=2000)
         resolved = await attempt(db_session, inventory.resolve_flag(db_session, plan, flag_id=flag_id, note=fields["note"], actor=actor, now=clock.now()))
         if isinstance(resolved, DomainError):
-            return await _plan_page(db_session, plan, error=resolved, zone=await _zone(db_session, signed_in, settings))
+            return await _plan_page(db_session, plan, error=resolved, zone=await clinician_zone(db_session, signed_in.user_id, settings))
         return Redirect(path=f"/plans/{plan_id}/dosing")

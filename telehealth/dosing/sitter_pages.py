@@ -17,7 +17,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor
 from telehealth.dosing import after_dose, before_dose, sessions, sitters
-from telehealth.dosing.api import TIMER, open_any_link
+from telehealth.dosing.api import TIMER
 from telehealth.dosing.models import DosingSession
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
@@ -27,7 +27,7 @@ from telehealth.settings import Settings
 
 async def _page(session: AsyncSession, token: str, *, now: datetime, error: DomainError | None = None, done: str | None = None,
                 values: dict[str, str] | None = None) -> Template:  # fmt: skip
-    opened = await attempt(session, open_any_link(session, token, now))
+    opened = await attempt(session, sitters.open_link(session, token=token, purpose=None, now=now))
     if isinstance(opened, DomainError):
         return Template("dosing/sitter_gone.html", context={"detail": error.detail if error and done else opened.detail, "done": done},
                         status_code=200 if done else opened.status_code)  # fmt: skip

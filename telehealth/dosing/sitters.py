@@ -59,10 +59,11 @@ class OpenLink:
     sitter: Sitter
 
 
-async def open_link(session: AsyncSession, *, token: str, purpose: LinkPurpose, now: datetime) -> OpenLink:
-    """The link behind a token, if it may still do `purpose`: a link never acts for another purpose."""
+async def open_link(session: AsyncSession, *, token: str, purpose: LinkPurpose | None, now: datetime) -> OpenLink:
+    """The link behind a token, if it may still do `purpose` (a link never acts for another purpose); with
+    no purpose, whatever it is for (to show the sitter what it can do)."""
     link = await session.get(SitterLink, hash_token(token))
-    if link is None or link.purpose != purpose:
+    if link is None or (purpose is not None and link.purpose != purpose):
         raise NotFound("sitter_link.not_found", "This link is not known. Use the newest link we emailed you.")
     if link.revoked_at is not None or link.used_at is not None or link.expires_at <= now:
         why = "was withdrawn" if link.revoked_at else "was already used" if link.used_at else "has expired"

@@ -20,7 +20,7 @@ from telehealth.audit.service import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
-from telehealth.notes.service import MAX_NOTE, notes_of, write_note
+from telehealth.notes.service import MAX_NOTE, NOTE_WRITERS, notes_of, write_note
 
 READERS = [requires_role(Role.PRESCRIBER, Role.THERAPIST, Role.COORDINATOR)]
 WRITERS = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
@@ -29,7 +29,7 @@ WRITERS = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
 async def _page(session: AsyncSession, patient: Patient, viewer: SignedIn, *, error: DomainError | None = None, draft: str = "") -> Template:
     return Template("notes/notes.html", context={
         "patient": patient, "patient_name": (await patient_contact(session, patient.id)).full_name, "notes": await notes_of(session, patient=patient),
-        "may_write": viewer.role in (Role.PRESCRIBER, Role.THERAPIST), "zone": patient.timezone, "draft": draft,
+        "may_write": viewer.role in NOTE_WRITERS, "zone": patient.timezone, "draft": draft,
         "error": error.detail if error else None, "fields": error.fields if error else {},
     }, status_code=error.status_code if error else 200)  # fmt: skip
 

@@ -10,13 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient, UserAccount
+from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.lib.errors import InvalidInput
+from telehealth.lib.errors import Forbidden, InvalidInput
 from telehealth.lib.validation import plain_text_problem
 from telehealth.notes.models import ClinicalNote
 
 MAX_NOTE = 8000
+NOTE_WRITERS = frozenset({Role.PRESCRIBER, Role.THERAPIST})  # coordinators read; nobody else reaches a note
 
 
 async def notes_of(session: AsyncSession, *, patient: Patient) -> list[tuple[ClinicalNote, str, str]]:
@@ -28,6 +30,8 @@ async def notes_of(session: AsyncSession, *, patient: Patient) -> list[tuple[Cli
 
 
 async def write_note(session: AsyncSession, *, patient: Patient, author: SignedIn, body: str, actor: Actor, now: datetime) -> ClinicalNote:
+    if author.role not in NOTE_WRITERS:
+        raise Forbidden("clinical_note.not_a_writer", "Only therapists and prescribers write clinical notes.")
     text = body.strip()
     if not text:
         raise InvalidInput("request.invalid", "Write the note first.", fields={"body": "is required"})

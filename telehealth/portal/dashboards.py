@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.billing.models import Payment, Refund
-from telehealth.clinicians.models import ClinicianProfile
+from telehealth.clinicians.service import clinician_zone
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent
 from telehealth.dosing.states import SessionStatus
 from telehealth.messages.service import unanswered
@@ -29,13 +29,9 @@ from telehealth.waitlist.models import WaitlistEntry
 CAPACITY_DAYS = 14
 
 
-async def _zone(session: AsyncSession, user_id: object, settings: Settings) -> str:
-    return await session.scalar(select(ClinicianProfile.timezone).where(ClinicianProfile.user_id == user_id)) or settings.clinic_timezone
-
-
 async def _day_of(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings, types: tuple[str, ...], days: int = 1) -> list[tuple[Appointment, str]]:
     """This clinician's booked appointments from the start of today (their zone) for `days` days."""
-    zone = ZoneInfo(await _zone(session, viewer.user_id, settings))
+    zone = ZoneInfo(await clinician_zone(session, viewer.user_id, settings))
     start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
     rows = await session.execute(
         select(Appointment, UserAccount.full_name).join(Patient, Patient.id == Appointment.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
@@ -60,7 +56,7 @@ async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datet
     )  # fmt: skip
     own_plans = select(TrochePlan.id).where(TrochePlan.prescriber_id == viewer.user_id)
     return {
-        "zone": await _zone(session, viewer.user_id, settings),
+        "zone": await clinician_zone(session, viewer.user_id, settings),
         "today": await _day_of(session, viewer, now=now, settings=settings, types=("consult", "reassessment")),
         "plans_to_write": (await session.execute(decided_without_plan)).all(),
         "encounters_open": (await session.execute(undecided)).all(),
@@ -72,7 +68,7 @@ async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datet
 
 async def therapist_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
     return {
-        "zone": await _zone(session, viewer.user_id, settings),
+        "zone": await clinician_zone(session, viewer.user_id, settings),
         "week": await _day_of(session, viewer, now=now, settings=settings, types=("integration",), days=7),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
     }

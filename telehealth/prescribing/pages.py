@@ -24,7 +24,7 @@ from telehealth.accounts.service import patient_contact
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
-from telehealth.clinicians.models import ClinicianProfile
+from telehealth.clinicians.service import clinician_zone
 from telehealth.intake.sections import SECTIONS
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
@@ -92,10 +92,6 @@ def _refusal_context(refusal: DomainError | None) -> dict[str, Any]:
     if refusal is None:
         return {"error": None, "fields": {}, "error_fields": set()}
     return {"error": refusal.detail, "fields": {FIELD_LABELS.get(k, k.replace("_", " ")): v for k, v in refusal.fields.items()}, "error_fields": set(refusal.fields)}
-
-
-async def _prescriber_zone(session: AsyncSession, user_id: uuid.UUID, settings: Settings) -> str:
-    return await session.scalar(select(ClinicianProfile.timezone).where(ClinicianProfile.user_id == user_id)) or settings.clinic_timezone
 
 
 async def _patient_name(session: AsyncSession, patient_id: uuid.UUID) -> str:
@@ -172,7 +168,7 @@ async def _encounter_page(
     own_plans = list((await session.execute(select(TrochePlan).where(TrochePlan.encounter_id == encounter.id).order_by(TrochePlan.created_at))).scalars())
     signed = any(plan.signed_at is not None for plan in own_plans)
     blocker = await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)
-    zone = await _prescriber_zone(session, signed_in.user_id, settings)
+    zone = await clinician_zone(session, signed_in.user_id, settings)
     return Template(
         "prescribing/encounter.html",
         context={
@@ -235,7 +231,7 @@ class EncounterPagesController(Controller):
         """Identity, where the patient is now, the PDMP check (typed in the prescriber's zone, stored in UTC), vitals."""
         fields = await form_fields(request, "identity_checked", "identity_method", "location_state", "pdmp_checked_at", "pdmp_state",
                                    "pdmp_reference", "pdmp_summary", "vitals_reviewed", "vitals_note", max_length=4000)  # fmt: skip
-        zone = await _prescriber_zone(db_session, signed_in.user_id, settings)
+        zone = await clinician_zone(db_session, signed_in.user_id, settings)
 
         async def work(encounter: Encounter) -> Encounter:
             return await encounters.record(db_session, encounter, _record_values(fields, zone), actor=actor, now=clock.now())
@@ -296,7 +292,7 @@ async def _plan_page(
     values: dict[str, str] | None = None, done: str | None = None,
 ) -> Template:  # fmt: skip
     batches = await plans.batches_of(session, plan_id=plan.id)
-    zone = await _prescriber_zone(session, plan.prescriber_id, settings)
+    zone = await clinician_zone(session, plan.prescriber_id, settings)
     return Template(
         "prescribing/plan.html",
         context={
