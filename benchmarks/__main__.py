@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from benchmarks import scheduling, waitlist, webhooks
+from benchmarks import scheduling, suite, waitlist, webhooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks.add_parser("webhooks", help="1,000 signed Stripe webhook deliveries (30%% repeats, shuffled) from 20 clients",
                               description=webhooks.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )  # fmt: skip
+    suite.add_arguments(
+        benchmarks.add_parser("suite", help="every scenario against the framework's and the database's ceilings; memory under load",
+                              description=suite.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run, "webhooks": webhooks.run}
+    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run, "webhooks": webhooks.run, "suite": suite.run}
     return asyncio.run(runners[args.benchmark](args))
 
 

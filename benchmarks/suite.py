@@ -1,0 +1,480 @@
+"""Every scenario against its two ceilings, in one run, written into docs/benchmarks.md.
+
+    python -m benchmarks suite [--soak-minutes 10] [--write docs/benchmarks.md]
+
+Two groups, each on its own benchmark database and `uvicorn app:app` subprocess (server.py: production
+settings, no access log, no in-process worker), the load generator being this process:
+
+1. Waiting list (waitlist_data.py, 1,000,000 entries): GET /health (the framework's ceiling), joins and
+   position lookups, with 8 in flight.
+2. Scheduling (scheduling_data.py: 200 prescribers in the state, 5,000 appointments; the fake Stripe API
+   in a subprocess): GET /health at 8 and 50 in flight, slot search, the patient's home page (the
+   dashboard), bookings of distinct free slots by 8 clients at once, the 50-client race for 10 slots, and
+   then a mixed load for --soak-minutes while the app process's resident memory is sampled.
+
+After each group's server has stopped, the statements of one request per pgbench client are captured for
+each scenario (ceilings.py) and pgbench replays them with the same number of connections for the
+database's ceiling. Each scenario's throughput is reported as a share of both ceilings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from benchmarks import scheduling, scheduling_data, waitlist, waitlist_data
+from benchmarks.ceilings import Captured, RequestCapture, database_copy, pgbench
+from benchmarks.cpu import describe
+from benchmarks.machine import machine_facts
+from benchmarks.phases import Check, drive, release_at_once, soak
+from benchmarks.rawhttp import Answer, request_bytes
+from benchmarks.server import Server, environment, fake_stripe, running_server
+from benchmarks.stats import Series
+from benchmarks.waitlist import csrf_client, log
+from telehealth.settings import PROJECT_ROOT, Settings
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BEGIN_MARK = "<!-- suite:begin (written by `python -m benchmarks suite`; edits between the marks are replaced) -->"
+END_MARK = "<!-- suite:end -->"
+TARGETS = {  # issue 9 and issue 4
+    "booking share of its database ceiling": 0.30,
+    "slot search p95 ms": 50.0,
+    "dashboard p95 ms": 30.0,
+    "memory per app process MB": 200.0,
+    "booking race p99 ms": 250.0,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)")
+    parser.add_argument("--entries", type=int, default=1_000_000, help="waiting-list entries (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, and pgbench connections (default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario and concurrency (default: %(default)s)")
+    parser.add_argument("--searches", type=int, default=200, help="measured slot searches (each answers ~1 MB; default: %(default)s)")
+    parser.add_argument("--bookings", type=int, default=200, help="measured bookings of distinct free slots (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
+    parser.add_argument("--pgbench-seconds", type=int, default=15, help="length of each pgbench run (default: %(default)s)")
+    parser.add_argument("--soak-minutes", type=float, default=10.0, help="mixed load while memory is sampled (0: skip; default: %(default)s)")
+    parser.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes, one per CPU here (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=42, help="random.seed() (default: %(default)s)")
+    parser.add_argument("--write", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"),
+                        help="the Markdown file whose suite section is replaced ('-': print only; default: %(default)s)")  # fmt: skip
+    parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
+
+
+# ------------------------------------------------------------------------------------------ the phases
+
+
+def scenario(series: Series, *, group: str, concurrency: int, ceiling: str | None) -> dict[str, Any]:
+    """A measured phase, with its group (for the framework ceiling) and the pgbench capture it is compared with."""
+    return series.summary() | {"group": group, "concurrency": concurrency, "capture": ceiling}
+
+
+def identity(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A signed-in (or only CSRF-holding) httpx client's cookies and CSRF header, for prepared raw requests."""
+    cookies = {name: value for name, value in client.cookies.items() if name in {"csrftoken", "th_session"}}
+    return {"cookies": cookies, "headers": {"x-csrftoken": cookies["csrftoken"]}}
+
+
+def status_is(*expected: int) -> Check:
+    return lambda answer: answer.status in expected
+
+
+def is_page(answer: Answer) -> bool:
+    return answer.status == 200 and b"<html" in answer.body[:500]
+
+
+def join_body(tag: str, i: int) -> dict[str, Any]:
+    return {
+        "first_name": "Bench", "last_name": f"Joiner {i}", "email": f"suite-{tag}-{i}@bench.example.com", "state": "CA",
+        "date_of_birth": "1984-06-15", "consent_to_contact": True, "phone": "+12125550123", "conditions": ["anxiety"],
+    }  # fmt: skip
+
+
+def join_request(base: str, who: dict[str, Any], tag: str, i: int) -> bytes:
+    address = f"10.{1 + (i >> 16) % 200}.{(i >> 8) & 255}.{i & 255}"  # many networks, as real sign-ups
+    headers = who["headers"] | {"x-forwarded-for": address}
+    return request_bytes(base, "POST", "/api/v1/waitlist/", json_body=join_body(tag, i), cookies=who["cookies"], headers=headers)
+
+
+def search_params() -> dict[str, str]:
+    now = datetime.now(UTC)
+    return {"type": "consult", "from": scheduling.iso(now), "to": scheduling.iso(now + timedelta(days=14))}
+
+
+def booking_body(slot: scheduling.OpenSlot) -> dict[str, str]:
+    return {"type": "consult", "clinician_id": slot.clinician_id, "starts_at": scheduling.iso(slot.starts_at)}
+
+
+def booking_plan(slots: list[scheduling.OpenSlot], wins: list[list[datetime]]) -> list[int]:
+    """For each slot, a client it overlaps nothing of (round robin), recording the win."""
+    who: list[int] = []
+    for number, slot in enumerate(slots):
+        for shift in range(len(wins)):
+            k = (number + shift) % len(wins)
+            if scheduling.clear_of(slot.starts_at, wins[k]):
+                who.append(k)
+                wins[k].append(slot.starts_at)
+                break
+        else:
+            raise RuntimeError("no client is free for a slot")
+    return who
+
+
+async def race(server: Server, racers: list[dict[str, Any]], search: httpx.AsyncClient, *, rounds: int, slots_per_round: int,
+               rng: random.Random, wins: list[list[datetime]]) -> tuple[Series, list[str]]:  # fmt: skip
+    """Every racer books one of the round's open slots, all released at once; then exactly one held or booked
+    appointment per slot must exist and every other answer must be 409."""
+    series = Series(f"booking, {len(racers)} clients racing for {slots_per_round} slots ({rounds} rounds)")
+    problems: list[str] = []
+    cpu: dict[str, float] = {}
+    for number in range(1, rounds + 1):
+        slots = scheduling.choose_slots(await scheduling.fresh_slots(search, days_ahead=number), slots_per_round, rng=rng)
+        plan = scheduling.assign(slots, wins, rng=rng)
+        order = sorted(plan)
+        requests = [request_bytes(server.base_url, "POST", "/api/v1/appointments", json_body=booking_body(slots[plan[k]]), **racers[k])
+                    for k in order]  # fmt: skip
+        outcomes, split, wall = await release_at_once(server, requests)
+        for key, value in split.items():
+            cpu[key] = cpu.get(key, 0.0) + value
+        statuses = Counter(status for status, _, _ in outcomes)
+        for k, (status, seconds, _) in zip(order, outcomes, strict=True):
+            if status in (201, 409):
+                series.seconds.append(seconds)
+            else:
+                series.errors += 1
+            if status == 201:
+                wins[k].append(slots[plan[k]].starts_at)
+        series.wall_seconds += wall
+        connection = await asyncpg.connect(server.dsn)
+        try:
+            taken = await connection.fetchval(
+                "SELECT count(*) FROM appointment WHERE status IN ('held', 'booked')"
+                " AND (clinician_id::text, starts_at) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
+                [s.clinician_id for s in slots], [s.starts_at for s in slots],
+            )  # fmt: skip
+        finally:
+            await connection.close()
+        if taken != len(slots) or statuses.get(201) != len(slots) or statuses.get(409) != len(racers) - len(slots):
+            problems.append(f"round {number}: answers {dict(statuses)}, {taken} held or booked rows for {len(slots)} slots")
+        log(f"  round {number}: {dict(statuses)} in {wall * 1000:.0f} ms; held or booked rows {taken}")
+    series.notes["cpu"] = describe(cpu, len(racers) * rounds)
+    series.notes["concurrency"] = len(racers)
+    return series, problems
+
+
+# ------------------------------------------------------------------------------------------- the groups
+
+
+async def waiting_list_group(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    name = "telehealth_bench_suite_waitlist"
+    url = waitlist_data.database_url(args.database_url, name)
+    dsn = waitlist_data.plain_dsn(url)
+    settings = Settings(environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False)
+    log(f"waiting list: loading {args.entries:,} entries ...")
+    timings = await waitlist_data.load(args.database_url, name, entries=args.entries, seed=0.42, settings=settings, log=log)
+    await waitlist_data.vacuum_analyze(dsn)
+    report["data"]["waiting list"] = await waitlist.dataset_facts(dsn) | {"load seconds": round(sum(timings.values()), 1)}
+    c, n, warm = args.concurrency, args.requests, args.warmup
+    tokens = await waitlist.make_links(dsn, state=None, count=n + warm + c)
+    rows, group = report["scenarios"], "waiting list"
+    async with running_server(url, workers=args.server_workers) as server:
+        base = server.base_url
+        anonymous = await csrf_client(base, 1)
+        who = identity(anonymous)
+        await anonymous.aclose()
+        tag = uuid.uuid4().hex[:8]
+        log("waiting list: /health, joins, lookups ...")
+        health = [request_bytes(base, "GET", "/health")] * (n + warm)
+        rows.append(scenario(await drive(server, "GET /health (framework ceiling)", health, concurrency=c, check=status_is(200), warmup=warm),
+                             group=group, concurrency=c, ceiling=None))  # fmt: skip
+        joins = [join_request(base, who, tag, i) for i in range(n + warm)]
+        rows.append(scenario(await drive(server, "waiting list: join", joins, concurrency=c, check=status_is(202), warmup=warm),
+                             group=group, concurrency=c, ceiling="join"))  # fmt: skip
+        lookups = [request_bytes(base, "POST", "/api/v1/waitlist/status", json_body={"token": token}, **who) for token in tokens[c:]]
+        rows.append(scenario(await drive(server, "waiting list: position lookup", lookups, concurrency=c, check=status_is(200), warmup=warm),
+                             group=group, concurrency=c, ceiling="position lookup"))  # fmt: skip
+    log("waiting list: capturing the statements and running pgbench ...")
+    async with database_copy(waitlist_data.plain_dsn(args.database_url), name) as copy:
+        capture = RequestCapture(replace(settings, database_url=waitlist_data.database_url(args.database_url, copy),
+                                         waitlist_joins_per_ip_per_hour=10**8))  # fmt: skip
+        async with capture.client() as client:
+
+            def join(i: int) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
+                async def call(client: httpx.AsyncClient) -> bool:
+                    return (await client.post("/api/v1/waitlist/", json=join_body(tag + "c", i))).status_code == 202
+
+                return call
+
+            def lookup(token: str) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
+                async def call(client: httpx.AsyncClient) -> bool:
+                    return (await client.post("/api/v1/waitlist/status", json={"token": token})).status_code == 200
+
+                return call
+
+            captures = [
+                await capture.capture("join", client, [join(i) for i in range(c)]),
+                await capture.capture("position lookup", client, [lookup(token) for token in tokens[:c]]),
+            ]
+    await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
+
+
+async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    name = "telehealth_bench_suite_scheduling"
+    url = scheduling_data.database_url(args.database_url, name)
+    dsn = scheduling_data.plain_dsn(url)
+    settings = Settings(environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False)
+    c, n, warm = args.concurrency, args.requests, args.warmup
+    log("scheduling: loading 200 prescribers and 5,000 appointments ...")
+    dataset = await scheduling_data.load(
+        args.database_url, name, state="CA", prescribers=200, other_prescribers=100, appointments=5000, background_patients=2000,
+        search_patients=c, race_patients=50, days=14, seed=args.seed, log=log,
+    )  # fmt: skip
+    report["data"]["scheduling"] = dataset.facts
+    rng = random.Random(args.seed)
+    rows, group = report["scenarios"], "scheduling"
+    wins: list[list[datetime]] = [[] for _ in dataset.race_emails]
+    stripe_env = scheduling.SERVER_EXTRA_ENV | {"STRIPE_API_KEY": "sk_test_benchmark"}
+    with fake_stripe() as (stripe_base, _), environment(stripe_env | {"STRIPE_API_BASE": stripe_base}):
+        async with running_server(url, workers=args.server_workers) as server:
+            base = server.base_url
+            signed_in = await scheduling.sign_in_all(base, dataset.search_emails + dataset.race_emails)
+            patients = [identity(client) for client in signed_in]
+            searchers, racers = patients[:c], patients[c:]
+            search_client = signed_in[0]
+            try:
+                log("scheduling: /health, slot search, dashboard ...")
+                for concurrency in (c, len(racers)):
+                    health = [request_bytes(base, "GET", "/health")] * (n + warm)
+                    rows.append(scenario(await drive(server, "GET /health (framework ceiling)", health, concurrency=concurrency,
+                                                     check=status_is(200), warmup=warm), group=group, concurrency=concurrency, ceiling=None))  # fmt: skip
+                for concurrency in (1, c):
+                    searches = [request_bytes(base, "GET", "/api/v1/slots", params=search_params(), **searchers[i % c])
+                                for i in range(args.searches + warm // 5)]  # fmt: skip
+                    rows.append(scenario(await drive(server, "slot search, 14 days", searches, concurrency=concurrency, check=status_is(200),
+                                                     warmup=warm // 5), group=group, concurrency=concurrency, ceiling="slot search"))  # fmt: skip
+                for concurrency in (1, c):
+                    homes = [request_bytes(base, "GET", "/patient", **searchers[i % c]) for i in range(n + warm)]
+                    rows.append(scenario(await drive(server, "patient dashboard (GET /patient)", homes, concurrency=concurrency, check=is_page,
+                                                     warmup=warm), group=group, concurrency=concurrency, ceiling="patient dashboard"))  # fmt: skip
+                log(f"scheduling: {args.bookings} bookings of distinct free slots, {c} at once ...")
+                slots = scheduling.choose_slots(await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 4), args.bookings, rng=rng)
+                who = booking_plan(slots, wins)
+                bookings = [request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
+                            for slot, k in zip(slots, who, strict=True)]  # fmt: skip
+                rows.append(scenario(await drive(server, "booking, distinct free slots", bookings, concurrency=c, check=status_is(201), warmup=0),
+                                     group=group, concurrency=c, ceiling="booking"))  # fmt: skip
+                log(f"scheduling: the race, {args.rounds} rounds of {len(racers)} clients on 10 slots ...")
+                race_series, report["race problems"] = await race(server, racers, search_client, rounds=args.rounds, slots_per_round=10,
+                                                                  rng=rng, wins=wins)  # fmt: skip
+                rows.append(scenario(race_series, group=group, concurrency=len(racers), ceiling="booking race"))
+                capture_slots = scheduling.choose_slots(await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 8), c, rng=rng)
+                if args.soak_minutes:
+                    log(f"soak: {args.soak_minutes:g} minutes of mixed load ...")
+                    tag = uuid.uuid4().hex[:8]
+                    kinds: list[Callable[[int], tuple[bytes, Check]]] = [
+                        lambda i: (request_bytes(base, "GET", "/api/v1/slots", params=search_params(), **searchers[i % c]), status_is(200)),
+                        lambda i: (request_bytes(base, "GET", "/patient", **searchers[i % c]), is_page),
+                        lambda i: (join_request(base, searchers[i % c], tag, i), status_is(202)),
+                        lambda i: (request_bytes(base, "GET", "/health"), status_is(200)),
+                        lambda i: (request_bytes(base, "GET", "/appointments", **searchers[i % c]), is_page),
+                    ]  # fmt: skip
+                    report["soak"] = await soak(server, lambda i: kinds[i % len(kinds)](i), minutes=args.soak_minutes, concurrency=c)
+            finally:
+                for client in signed_in:
+                    await client.aclose()
+        log("scheduling: capturing the statements and running pgbench ...")
+        async with database_copy(scheduling_data.plain_dsn(args.database_url), name) as copy:
+            capture = RequestCapture(replace(settings, database_url=scheduling_data.database_url(args.database_url, copy),
+                                             stripe_api_base=stripe_base, stripe_api_key="sk_test_benchmark"))  # fmt: skip
+            async with capture.client() as client:
+
+                def as_patient(who: dict[str, Any], method: str, path: str, expected: int, **more: Any) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
+                    async def call(client: httpx.AsyncClient) -> bool:
+                        client.cookies.set("th_session", who["cookies"]["th_session"])
+                        return (await client.request(method, path, **more)).status_code == expected
+
+                    return call
+
+                captures = [
+                    await capture.capture("slot search", client, [as_patient(who, "GET", "/api/v1/slots", 200, params=search_params()) for who in searchers]),
+                    await capture.capture("patient dashboard", client, [as_patient(who, "GET", "/patient", 200) for who in searchers]),
+                    await capture.capture("booking", client, [as_patient(who, "POST", "/api/v1/appointments", 201, json=booking_body(slot))
+                                                              for who, slot in zip(racers, capture_slots)]),
+                ]  # fmt: skip
+    await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
+
+
+async def database_ceilings(report: dict[str, Any], captures: list[Captured], *, dsn: str, group: str, args: argparse.Namespace) -> None:
+    for captured in captures:
+        log(f"  pgbench: {captured.name} ({captured.statements_per_request:.1f} statements per request), {args.concurrency} clients ...")
+        result = await pgbench(dsn, captured, clients=args.concurrency, seconds=args.pgbench_seconds)
+        report["ceilings"][captured.name] = result.as_dict() | {"group": group, "statements": captured.statements_per_request,
+                                                                "clients": args.concurrency}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- the report
+
+
+def ratios(report: dict[str, Any]) -> None:
+    """Each scenario's throughput over its group's framework ceiling at the same concurrency, and over its pgbench."""
+    framework = {(row["group"], row["concurrency"]): row["per_second"] for row in report["scenarios"] if row["capture"] is None}
+    for row in report["scenarios"]:
+        ceiling = framework.get((row["group"], row["concurrency"]))
+        row["framework_share"] = row["per_second"] / ceiling if ceiling and row["capture"] else None
+        database = report["ceilings"].get(row["capture"] or "")
+        same_connections = database and database["clients"] == row["concurrency"]
+        row["database_share"] = row["per_second"] / database["tps"] if same_connections else None
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = report["scenarios"]
+
+    def find(operation: str, concurrency: int) -> dict[str, Any]:
+        return next(row for row in rows if row["operation"].startswith(operation) and row["concurrency"] == concurrency)
+
+    c = report["arguments"]["concurrency"]
+    booking = find("booking, distinct", c)
+    out = [
+        {"what": f"booking throughput, {c} in flight, as a share of its database ceiling", "value": booking["database_share"],
+         "target": TARGETS["booking share of its database ceiling"], "unit": "share", "met": (booking["database_share"] or 0) >= 0.30},
+    ]  # fmt: skip
+    for operation, key in (("slot search", "slot search p95 ms"), ("patient dashboard", "dashboard p95 ms")):
+        for concurrency in (1, c):
+            row = find(operation, concurrency)
+            out.append({"what": f"{operation} p95, {concurrency} in flight", "value": row["p95_ms"], "target": TARGETS[key], "unit": "ms",
+                        "met": row["p95_ms"] < TARGETS[key] and not row["errors"]})  # fmt: skip
+    race = find("booking, 50 clients", 50)
+    out.append({"what": "booking race p99 (issue 4), 50 clients on 10 slots", "value": race["p99_ms"], "target": TARGETS["booking race p99 ms"],
+                "unit": "ms", "met": race["p99_ms"] < TARGETS["booking race p99 ms"] and not report["race problems"]})  # fmt: skip
+    if "soak" in report:
+        last = max(report["soak"]["rss_mb"][-1][1])
+        out.append({"what": f"resident memory of the largest app process after {report['soak']['minutes']:g} minutes of load", "value": last,
+                    "target": TARGETS["memory per app process MB"], "unit": "MB", "met": last < TARGETS["memory per app process MB"]})  # fmt: skip
+    return out
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "-"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "## The whole suite against its ceilings",
+        "",
+        f"Written by `{report['command']}` on {report['finished_at']} ({report['total_seconds'] / 60:.0f} minutes). "
+        "How it works: the docstrings of `benchmarks/suite.py` and `benchmarks/ceilings.py`; what the scenarios do is described "
+        "in the sections below. Milliseconds; \"per second\" is completed requests over the phase's wall time.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in report["machine"].items()],
+        "",
+        "### Targets",
+        "",
+        "| target | measured | wanted | met |",
+        "|---|---:|---:|---|",
+    ]
+    for target in report["targets"]:
+        shown = _share(target["value"]) if target["unit"] == "share" else f"{target['value']:.1f} {target['unit']}"
+        wanted = _share(target["target"]) + " or more" if target["unit"] == "share" else f"under {target['target']:g} {target['unit']}"
+        lines.append(f"| {target['what']} | {shown} | {wanted} | {'yes' if target['met'] else '**no**'} |")
+    lines += [
+        "",
+        "### Scenarios, the framework's ceiling and the database's",
+        "",
+        "\"of framework\": this throughput over GET /health's (same server, client and in-flight count: the whole "
+        "middleware stack, no database). \"of database\": over pgbench replaying this scenario's own statements with "
+        "the same number of connections (table below). A read-heavy scenario can show more than 100% of its database ceiling "
+        "when the app answers from fewer round trips than the replay's BEGIN and ROLLBACK add.",
+        "",
+        "| group | scenario | in flight | count | errors | p50 | p95 | p99 | per second | of framework | of database |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["scenarios"]:
+        lines.append(
+            f"| {row['group']} | {row['operation']} | {row['concurrency']} | {row['count']} | {row['errors']} | {row['p50_ms']:.1f} | "
+            f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['per_second']:.1f} | {_share(row['framework_share'])} | "
+            f"{_share(row['database_share'])} |"
+        )
+    lines += ["", "CPU per request (app server, PostgreSQL, load generator), from `/proc`:", ""]
+    lines += [f"- {row['group']}, {row['operation']}, {row['concurrency']} in flight: {row.get('cpu', '-')}" for row in report["scenarios"]]
+    lines += [
+        "",
+        "| pgbench ceiling | statements per transaction | connections | transactions per second | mean latency ms | failed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, ceiling in report["ceilings"].items():
+        lines.append(
+            f"| {name} | {ceiling['statements']:.0f} | {ceiling['clients']} | {ceiling['tps']:.0f} | {ceiling['latency_ms']:.2f} | {ceiling['failed']} |"
+        )
+    if "soak" in report:
+        soak_ = report["soak"]
+        lines += [
+            "",
+            f"### Memory under {soak_['minutes']:g} minutes of mixed load",
+            "",
+            f"{soak_['requests']:,} requests ({soak_['errors']} failed), {report['arguments']['concurrency']} in flight, taking turns: slot search, "
+            "the dashboard, a waiting-list join, GET /health and the appointments page. Resident memory (VmRSS) of each "
+            "uvicorn worker process:",
+            "",
+            "| minute | " + " | ".join(f"process {k + 1}, MB" for k in range(soak_["processes"])) + " |",
+            "|---:|" + "---:|" * soak_["processes"],
+            *[f"| {seconds / 60:.1f} | " + " | ".join(f"{mb:.0f}" for mb in sizes) + " |" for seconds, sizes in soak_["rss_mb"]],
+        ]
+    lines += ["", "Data: " + "; ".join(f"{group}: {json.dumps(facts, default=str)[:400]}" for group, facts in report["data"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace what lies between the suite's marks (or put it after the page's opening table)."""
+    text = path.read_text()
+    block = f"{BEGIN_MARK}\n{section}{END_MARK}"
+    if BEGIN_MARK in text and END_MARK in text:
+        before, rest = text.split(BEGIN_MARK, 1)
+        text = before + block + rest.split(END_MARK, 1)[1]
+    else:
+        head, _, tail = text.partition("\n## ")
+        text = f"{head}{block}\n\n## {tail}"
+    path.write_text(text)
+
+
+async def run(args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    report: dict[str, Any] = {
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+        "arguments": {k: v for k, v in vars(args).items() if k != "benchmark"},
+        "machine": await machine_facts(waitlist_data.plain_dsn(args.database_url)),
+        "data": {}, "scenarios": [], "ceilings": {}, "race problems": [],
+    }  # fmt: skip
+    report["machine"]["load average before the run"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
+    await waiting_list_group(args, report)
+    await scheduling_group(args, report)
+    ratios(report)
+    report["targets"] = targets(report)
+    report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report["total_seconds"] = time.perf_counter() - began
+    section = markdown(report)
+    print(section)
+    if args.write != "-":
+        write_section(Path(args.write), section)
+        log(f"wrote the suite's section of {args.write}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2, default=str))
+    errors = sum(row["errors"] for row in report["scenarios"]) + len(report["race problems"])
+    return 0 if not errors else 1
