@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soak-minutes", type=float, default=10.0, help="mixed load while memory is sampled (0: skip; default: %(default)s)")
     parser.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes, one per CPU here (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="random.seed() (default: %(default)s)")
+    parser.add_argument("--only", choices=["waiting-list", "scheduling"], help="run one group (then nothing is written)")
     parser.add_argument("--write", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"),
                         help="the Markdown file whose suite section is replaced ('-': print only; default: %(default)s)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
@@ -463,15 +464,17 @@ async def run(args: argparse.Namespace) -> int:
         "data": {}, "scenarios": [], "ceilings": {}, "race problems": [],
     }  # fmt: skip
     report["machine"]["load average before the run"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
-    await waiting_list_group(args, report)
-    await scheduling_group(args, report)
+    if args.only != "scheduling":
+        await waiting_list_group(args, report)
+    if args.only != "waiting-list":
+        await scheduling_group(args, report)
     ratios(report)
-    report["targets"] = targets(report)
+    report["targets"] = targets(report) if not args.only else []
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report["total_seconds"] = time.perf_counter() - began
     section = markdown(report)
     print(section)
-    if args.write != "-":
+    if args.write != "-" and not args.only:
         write_section(Path(args.write), section)
         log(f"wrote the suite's section of {args.write}")
     if args.json_path:
