@@ -40,6 +40,13 @@ def request_bytes(base_url: str, method: str, path: str, *, json_body: Any = Non
     return f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode() + body
 
 
+def raw_post(base_url: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """A POST of bytes exactly as given (a signed webhook payload must arrive byte for byte)."""
+    lines = {"host": urlsplit(base_url).netloc, **headers, "content-length": str(len(body))}
+    head = "".join(f"{name}: {value}\r\n" for name, value in lines.items())
+    return f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + body
+
+
 class Connection:
     """One keep-alive connection; reconnects when the server closed it while idle."""
 

@@ -2,15 +2,20 @@
 
     python -m benchmarks suite [--soak-minutes 10] [--write docs/benchmarks.md]
 
-Two groups, each on its own benchmark database and `uvicorn app:app` subprocess (server.py: production
+Three groups, each on its own benchmark database and `uvicorn app:app` subprocess (server.py: production
 settings, no access log, no in-process worker), the load generator being this process:
 
-1. Waiting list (waitlist_data.py, 1,000,000 entries): GET /health (the framework's ceiling), joins and
-   position lookups, with 8 in flight.
+1. Waiting list (waitlist_data.py, --entries, default 1,000,000): GET /health (the framework's ceiling),
+   joins and position lookups, with 8 in flight.
 2. Scheduling (scheduling_data.py: 200 prescribers in the state, 5,000 appointments; the fake Stripe API
    in a subprocess): GET /health at 8 and 50 in flight, slot search, the patient's home page (the
    dashboard), bookings of distinct free slots by 8 clients at once, the 50-client race for 10 slots, and
-   then a mixed load for --soak-minutes while the app process's resident memory is sampled.
+   then a mixed load for --soak-minutes while each app process's resident memory is sampled.
+3. Stripe webhooks (webhooks_data.py: payments made in the fake Stripe API): --events distinct signed
+   events plus 30% repeats, shuffled, 8 in flight.
+
+Requests go out through rawhttp.py (prepared bytes on keep-alive connections), so the load generator costs
+a fraction of a millisecond per request; uvicorn runs --server-workers processes (default 2, one per CPU).
 
 After each group's server has stopped, the statements of one request per pgbench client are captured for
 each scenario (ceilings.py) and pgbench replays them with the same number of connections for the
@@ -23,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import sys
 import time
 import uuid
@@ -36,16 +42,17 @@ from typing import Any
 import asyncpg
 import httpx
 
-from benchmarks import scheduling, scheduling_data, waitlist, waitlist_data
+from benchmarks import scheduling, scheduling_data, waitlist, waitlist_data, webhooks, webhooks_data
 from benchmarks.ceilings import Captured, RequestCapture, database_copy, pgbench
 from benchmarks.cpu import describe
 from benchmarks.machine import machine_facts
 from benchmarks.phases import Check, drive, release_at_once, soak
-from benchmarks.rawhttp import Answer, request_bytes
+from benchmarks.rawhttp import Answer, raw_post, request_bytes
 from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series
 from benchmarks.waitlist import csrf_client, log
 from telehealth.settings import PROJECT_ROOT, Settings
+from tests.fakes.stripe_api import sign_payload
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BEGIN_MARK = "<!-- suite:begin (written by `python -m benchmarks suite`; edits between the marks are replaced) -->"
@@ -66,13 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario and concurrency (default: %(default)s)")
     parser.add_argument("--searches", type=int, default=200, help="measured slot searches (each answers ~1 MB; default: %(default)s)")
     parser.add_argument("--bookings", type=int, default=200, help="measured bookings of distinct free slots (default: %(default)s)")
+    parser.add_argument("--events", type=int, default=1000, help="distinct Stripe events for the webhook deliveries (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
     parser.add_argument("--pgbench-seconds", type=int, default=15, help="length of each pgbench run (default: %(default)s)")
     parser.add_argument("--soak-minutes", type=float, default=10.0, help="mixed load while memory is sampled (0: skip; default: %(default)s)")
     parser.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes, one per CPU here (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="random.seed() (default: %(default)s)")
-    parser.add_argument("--only", choices=["waiting-list", "scheduling"], help="run one group (then nothing is written)")
+    parser.add_argument("--only", choices=["waiting-list", "scheduling", "webhooks"], help="run one group (then nothing is written)")
     parser.add_argument("--write", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"),
                         help="the Markdown file whose suite section is replaced ('-': print only; default: %(default)s)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
@@ -321,6 +329,58 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
     await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
 
 
+async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Signed Stripe deliveries, 30% of them repeats, shuffled; the events of `concurrency` payments are kept
+    back for the capture, so pgbench replays deliveries the benchmark database has never acted on."""
+    name = "telehealth_bench_suite_webhooks"
+    url = waitlist_data.database_url(args.database_url, name)
+    dsn = waitlist_data.plain_dsn(url)
+    settings = Settings(environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False)
+    c, rng, group = args.concurrency, random.Random(args.seed), "Stripe webhooks"
+    secret = f"whsec_benchmark_{secrets.token_hex(16)}"
+    with fake_stripe() as (stripe_base, _):
+        log(f"webhooks: {args.events} distinct events in the fake Stripe and the database ...")
+        dataset = await webhooks_data.load(
+            args.database_url, name, stripe_base, distinct_events=args.events, paid_share=0.70, refund_share=0.25, second_refund_share=0.30,
+            full_refund_share=0.40, dispute_share=0.06, amount_cents=webhooks_data.CONSULT_FEE_CENTS, prescribers=20, seed=args.seed, log=log,
+        )  # fmt: skip
+        report["data"]["webhooks"] = dataset.facts
+        kept = list(dict.fromkeys(event.payment for event in dataset.events))[:c]
+        kept_back = [next(e for e in dataset.events if e.payment == payment) for payment in sorted(kept)]
+        events = [event for event in dataset.events if event.payment not in kept]
+        sent = webhooks.deliveries(events, repeats=round(len(events) * 0.3), rng=rng)
+        warm = webhooks.warmup_events(args.warmup)
+
+        def signed(event: webhooks_data.Event) -> tuple[bytes, dict[str, str]]:
+            payload = json.dumps(event.body).encode()
+            return payload, {"stripe-signature": sign_payload(payload.decode(), secret, int(time.time())), "content-type": "application/json"}
+
+        with environment({"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark", "STRIPE_WEBHOOK_SECRET": secret}):
+            async with running_server(url, workers=args.server_workers) as server:
+                log(f"webhooks: {len(sent)} deliveries ({len(sent) - len(events)} repeats), {c} in flight ...")
+                requests = []
+                for event in [*warm, *(delivery.event for delivery in sent)]:
+                    payload, headers = signed(event)
+                    requests.append(raw_post(server.base_url, webhooks.WEBHOOK, payload, headers))
+                series = await drive(server, "Stripe webhook delivery", requests, concurrency=c, check=status_is(200), warmup=len(warm))
+                report["scenarios"].append(scenario(series, group=group, concurrency=c, ceiling="webhook delivery"))
+        log("webhooks: capturing the statements and running pgbench ...")
+        async with database_copy(waitlist_data.plain_dsn(args.database_url), name) as copy:
+            capture = RequestCapture(replace(settings, database_url=waitlist_data.database_url(args.database_url, copy), stripe_api_base=stripe_base,
+                                             stripe_api_key="sk_test_benchmark", stripe_webhook_secret=secret))  # fmt: skip
+            async with capture.client() as client:
+
+                def deliver(event: webhooks_data.Event) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
+                    async def call(client: httpx.AsyncClient) -> bool:
+                        payload, headers = signed(event)
+                        return (await client.post(webhooks.WEBHOOK, content=payload, headers=headers)).status_code == 200
+
+                    return call
+
+                captures = [await capture.capture("webhook delivery", client, [deliver(event) for event in kept_back])]
+    await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
+
+
 async def database_ceilings(report: dict[str, Any], captures: list[Captured], *, dsn: str, group: str, args: argparse.Namespace) -> None:
     for captured in captures:
         log(f"  pgbench: {captured.name} ({captured.statements_per_request:.1f} statements per request), {args.concurrency} clients ...")
@@ -333,10 +393,13 @@ async def database_ceilings(report: dict[str, Any], captures: list[Captured], *,
 
 
 def ratios(report: dict[str, Any]) -> None:
-    """Each scenario's throughput over its group's framework ceiling at the same concurrency, and over its pgbench."""
-    framework = {(row["group"], row["concurrency"]): row["per_second"] for row in report["scenarios"] if row["capture"] is None}
+    """Each scenario's throughput over the framework's ceiling at the same concurrency, and over its own pgbench."""
+    framework: dict[int, float] = {}  # the best GET /health throughput at each in-flight count, whichever group measured it
     for row in report["scenarios"]:
-        ceiling = framework.get((row["group"], row["concurrency"]))
+        if row["capture"] is None:
+            framework[row["concurrency"]] = max(framework.get(row["concurrency"], 0.0), row["per_second"])
+    for row in report["scenarios"]:
+        ceiling = framework.get(row["concurrency"])
         row["framework_share"] = row["per_second"] / ceiling if ceiling and row["capture"] else None
         database = report["ceilings"].get(row["capture"] or "")
         same_connections = database and database["clients"] == row["concurrency"]
@@ -464,10 +527,12 @@ async def run(args: argparse.Namespace) -> int:
         "data": {}, "scenarios": [], "ceilings": {}, "race problems": [],
     }  # fmt: skip
     report["machine"]["load average before the run"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
-    if args.only != "scheduling":
+    if args.only in (None, "waiting-list"):
         await waiting_list_group(args, report)
-    if args.only != "waiting-list":
+    if args.only in (None, "scheduling"):
         await scheduling_group(args, report)
+    if args.only in (None, "webhooks"):
+        await webhooks_group(args, report)
     ratios(report)
     report["targets"] = targets(report) if not args.only else []
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
