@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, and pgbench connections (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario and concurrency (default: %(default)s)")
     parser.add_argument("--searches", type=int, default=200, help="measured slot searches (each answers ~1 MB; default: %(default)s)")
-    parser.add_argument("--bookings", type=int, default=200, help="measured bookings of distinct free slots (default: %(default)s)")
+    parser.add_argument("--bookings", type=int, default=100, help="measured bookings of distinct free slots (default: %(default)s)")
     parser.add_argument("--events", type=int, default=1000, help="distinct Stripe events for the webhook deliveries (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
