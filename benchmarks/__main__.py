@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from benchmarks import scheduling, suite, waitlist, webhooks
+from benchmarks import growth, scheduling, suite, waitlist, webhooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks.add_parser("suite", help="every scenario against the framework's and the database's ceilings; memory under load",
                               description=suite.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )  # fmt: skip
+    growth.add_arguments(
+        benchmarks.add_parser("growth", help="waiting-list position and slot search at 1x, 10x and 100x data, in-process",
+                              description=growth.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run, "webhooks": webhooks.run, "suite": suite.run}
+    runners = {"waitlist": waitlist.run, "scheduling": scheduling.run, "webhooks": webhooks.run, "suite": suite.run, "growth": growth.run}
     return asyncio.run(runners[args.benchmark](args))
 
 
