@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -92,6 +93,7 @@ async def timed_calls(name: str, call: Callable[[], Awaitable[float]], args: arg
         if len(series.seconds) >= args.min_calls and time.perf_counter() - started > args.budget:
             break
     series.wall_seconds = time.perf_counter() - started
+    series.notes["load average after (1 min)"] = round(os.getloadavg()[0], 1)  # the machine is shared
     return series
 
 
@@ -311,6 +313,10 @@ def markdown_report(report: dict[str, Any]) -> str:
             r, f = row["results"], row["facts"]
             cells = " | ".join(f"{r[w]['p50_ms']:.2f} / {r[w]['p95_ms']:.2f}" for w in ("front", "middle", "back"))
             lines.append(f"| {row['scale']}x | {f['entries']:,} | {f['waiting_in_queue']:,} | {cells} | {r['back']['count']} | {_ratio(r['back']['p50_ms'], base['back'])} |")
+        lines += ["", "Load average (1 min) after each: " + "; ".join(
+            f"{row['scale']}x " + ", ".join(str(row["results"][w]["load average after (1 min)"]) for w in ("front", "middle", "back"))
+            for row in waitlist
+        ) + "."]  # fmt: skip
         lines += ["", "| scale | data | load / migrate, VACUUM (s) | sizes |", "|---|---|---|---|"]
         for row in waitlist:
             sizes = "; ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in row["facts"].items() if k not in ("entries", "data"))
@@ -329,11 +335,12 @@ def markdown_report(report: dict[str, Any]) -> str:
                 f"{s['past_appointments']:,} | {s['background_patients']:,} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['count']} | "
                 f"{_ratio(r['p50_ms'], base)} | {r['p50_ms'] / s['prescribers'] * 1000:.0f} µs |"
             )
-        lines += ["", "| variant | scale | load (s) | database | statements per search | slots / prescribers in the answer |", "|---|---|---:|---|---:|---|"]
+        lines += ["", "| variant | scale | load (s) | database | statements per search | slots / prescribers in the answer | load average after |",
+                  "|---|---|---:|---|---:|---|---:|"]  # fmt: skip
         for row in scheduling:
             r = row["result"]
             lines.append(f"| {row['variant']} | {row['scale']}x | {row['load seconds']:.0f} | {row['facts']['database size']} | "
-                         f"{row['statements per call']} | {r['slots per answer']} / {r['prescribers in the answer']} |")  # fmt: skip
+                         f"{row['statements per call']} | {r['slots per answer']} / {r['prescribers in the answer']} | {r['load average after (1 min)']} |")  # fmt: skip
     lines += ["", "### Query plans (EXPLAIN (ANALYZE, BUFFERS), second of two runs)", ""]
     for row in report.get("waitlist", []):
         lines += [f"#### Position, the back of the queue, {row['scale']}x", ""]
