@@ -22,6 +22,24 @@ from telehealth.lib.errors import DomainError
 logger = logging.getLogger("telehealth.errors")
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, OSError)
+# SQLSTATEs of a server that is away rather than of a bad statement: connection exceptions (08), shutting
+# down, crashed or still starting (57P01-57P03), too many connections (53300). asyncpg's errors for these
+# reach us as plain DBAPIError, not OperationalError.
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database could not be reached, so the request answers 503."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        for cause in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+            if isinstance(state, str) and state.startswith(UNAVAILABLE_SQLSTATES):
+                return True
+    return False
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -136,9 +154,7 @@ def handle_unstorable_value(request: Request[Any, Any, Any], exc: DataError) -> 
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return handle_database_unavailable(request, exc)
-    if isinstance(exc, CONNECTION_ERRORS):
+    if database_unavailable(exc):
         return handle_database_unavailable(request, exc)
     # The traceback names code, never request bodies; no health data reaches the log.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
