@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -26,6 +25,7 @@ from telehealth.lib.clock import Clock, SystemClock
 from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
+from telehealth.lib.openapi import JsonDocument, YamlDocument
 from telehealth.lib.security_headers import STRIPE_CHECKOUT_ORIGIN, SecurityHeadersMiddleware
 from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
 from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             title=f"{settings.clinic_name} API",
             version="1",
             path="/schema",
-            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+            render_plugins=[JsonDocument(), YamlDocument()],  # our error body in the documents
         ),
         logging_config=logging_config(),
         request_max_body_size=settings.max_request_body_bytes,
