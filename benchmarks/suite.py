@@ -445,6 +445,7 @@ def markdown(report: dict[str, Any]) -> str:
         "How it works: the docstrings of `benchmarks/suite.py` and `benchmarks/ceilings.py`; what the scenarios do is described "
         "in the sections below. Milliseconds; \"per second\" is completed requests over the phase's wall time.",
         "",
+        *[f"**Group {name} failed:** {reason}\n" for name, reason in report.get("failed groups", {}).items()],
         "| machine | |",
         "|---|---|",
         *[f"| {key} | {value} |" for key, value in report["machine"].items()],
@@ -527,22 +528,25 @@ async def run(args: argparse.Namespace) -> int:
         "data": {}, "scenarios": [], "ceilings": {}, "race problems": [],
     }  # fmt: skip
     report["machine"]["load average before the run"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
-    if args.only in (None, "waiting-list"):
-        await waiting_list_group(args, report)
-    if args.only in (None, "scheduling"):
-        await scheduling_group(args, report)
-    if args.only in (None, "webhooks"):
-        await webhooks_group(args, report)
+    report["failed groups"] = {}
+    groups = {"waiting-list": waiting_list_group, "scheduling": scheduling_group, "webhooks": webhooks_group}
+    for name, group in groups.items():
+        if args.only in (None, name):
+            try:
+                await group(args, report)
+            except Exception as error:  # the other groups still run; the report names the failure
+                log(f"{name}: FAILED: {error!r}")
+                report["failed groups"][name] = f"{type(error).__name__}: {str(error)[:300]}"
     ratios(report)
-    report["targets"] = targets(report) if not args.only else []
+    report["targets"] = targets(report) if not args.only and not report["failed groups"] else []
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report["total_seconds"] = time.perf_counter() - began
     section = markdown(report)
     print(section)
-    if args.write != "-" and not args.only:
+    if args.write != "-" and not args.only and not report["failed groups"]:
         write_section(Path(args.write), section)
         log(f"wrote the suite's section of {args.write}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2, default=str))
-    errors = sum(row["errors"] for row in report["scenarios"]) + len(report["race problems"])
+    errors = sum(row["errors"] for row in report["scenarios"]) + len(report["race problems"]) + len(report["failed groups"])
     return 0 if not errors else 1
