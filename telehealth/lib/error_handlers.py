@@ -138,7 +138,7 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
     logger.warning("database unavailable: %s", type(exc).__name__)
     response = error_response(
         request, status=503, code="service.unavailable",
-        detail="The service is briefly unavailable. Nothing was saved; please try again in a moment.",
+        detail="The service is briefly unavailable. Please try again in a moment.",  # a crash can cut off a COMMIT it already made
     )  # fmt: skip
     response.headers["Retry-After"] = "5"
     return response
