@@ -20,7 +20,7 @@ from itertools import islice, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, literal_column, select, text, type_coerce, update
+from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, literal_column, select, text, true, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
@@ -85,24 +85,40 @@ def _plain(column: Any) -> Any:
 
 @lru_cache(maxsize=None)
 def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
-    license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
-        StateLicense.state == bindparam("state"), StateLicense.expires_on >= bindparam("on_or_after")
-    )
-    if one_clinician:
-        license = license.where(StateLicense.clinician_id == bindparam("clinician_id"))
-    licensed = license.group_by(StateLicense.clinician_id).subquery("licensed")
-    valid_through: Any = licensed.c.until
-    query = select(UserAccount.id).join(licensed, licensed.c.clinician_id == UserAccount.id)
-    if prescriber:
-        dea = select(DeaRegistration.clinician_id, func.max(DeaRegistration.expires_on).label("until")).where(
-            DeaRegistration.state == bindparam("state"), DeaRegistration.expires_on >= bindparam("on_or_after"),
-            holds_schedule_iii(DeaRegistration.schedules),
-        )  # fmt: skip
+    if not prescriber:  # therapists: the state's licences, the latest per clinician
+        license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
+            StateLicense.state == bindparam("state"), StateLicense.expires_on >= bindparam("on_or_after")
+        )
         if one_clinician:
-            dea = dea.where(DeaRegistration.clinician_id == bindparam("clinician_id"))
-        registered = dea.group_by(DeaRegistration.clinician_id).subquery("registered")
-        query = query.join(registered, registered.c.clinician_id == UserAccount.id)
-        valid_through = func.least(licensed.c.until, registered.c.until)
+            license = license.where(StateLicense.clinician_id == bindparam("clinician_id"))
+        licensed = license.group_by(StateLicense.clinician_id).subquery("licensed")
+        query = select(UserAccount.id).join(licensed, licensed.c.clinician_id == UserAccount.id)
+        valid_through: Any = licensed.c.until
+    else:
+        # Prescribers start from their Schedule III DEA registration in the state (one per clinician and state,
+        # uq_dea_registration_clinician_id_state), and each one's latest licence there is one index probe
+        # (LATERAL). Joined to a GROUP BY of the licences instead, the generic plan PostgreSQL switches a
+        # prepared statement to (it guesses the LIKE keeps 3 rows) compared every registration with every
+        # licence: 35 s a search for 20,000 prescribers (docs/benchmarks.md, "Growth at 10x and 100x").
+        licensed = (
+            select(func.max(StateLicense.expires_on).label("until"))
+            .where(StateLicense.clinician_id == DeaRegistration.clinician_id, StateLicense.state == bindparam("state"),
+                   StateLicense.expires_on >= bindparam("on_or_after"))
+            .lateral("licensed")
+        )  # fmt: skip
+        query = (
+            select(UserAccount.id)
+            .select_from(DeaRegistration)
+            .join(UserAccount, UserAccount.id == DeaRegistration.clinician_id)
+            .join(licensed, true())
+            .where(
+                DeaRegistration.state == bindparam("state"), DeaRegistration.expires_on >= bindparam("on_or_after"),
+                holds_schedule_iii(DeaRegistration.schedules), licensed.c.until.is_not(None),
+            )  # fmt: skip
+        )
+        if one_clinician:
+            query = query.where(DeaRegistration.clinician_id == bindparam("clinician_id"))
+        valid_through = func.least(licensed.c.until, DeaRegistration.expires_on)
     return (
         query.add_columns(valid_through.label("valid_through"), UserAccount.full_name, ClinicianProfile.timezone)
         .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
