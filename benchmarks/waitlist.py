@@ -241,8 +241,9 @@ async def capture_statements(url: str, *, settings: Settings, coordinator: uuid.
             with StatementLog(engine) as captured:
                 place = await place_in_queue(session, back, now=datetime.now(UTC), settings=settings)
             await session.rollback()
+        # One statement since migration 0016: the state's waitlist_tally rows (the people waiting, those of the
+        # earlier days) and a count over the queue index within the entry's own day.
         statements["position (people ahead)"] = captured.find("count(", "FROM waitlist_entry", "<")
-        statements["people waiting in the state"] = captured.find("count(", "FROM waitlist_entry", without="<")
         statements["recent invitations (wait estimate)"] = captured.find("count(", "FROM waitlist_invitation")
         async with factory() as session:
             actor = Actor(coordinator, Role.COORDINATOR.value, "127.0.0.1", "benchmarks")

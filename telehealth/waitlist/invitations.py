@@ -119,7 +119,9 @@ async def expire_due_invitations(session: AsyncSession, *, now: datetime, settin
             .with_for_update(skip_locked=True)
         )
     ).scalars().all()
-    for invitation in due:
+    # State by state: each next person invited takes the lock of their state's oldest waitlist_tally day
+    # until commit, so two sweeps at once take those locks in one order and never deadlock on them.
+    for invitation in sorted(due, key=lambda invitation: (invitation.state, invitation.expires_at)):
         await change_status(
             session, WaitlistInvitation, invitation.id, table=INVITATION_TRANSITIONS, source=InvitationStatus.SENT,
             target=InvitationStatus.EXPIRED, actor=system, now=now, values={"token_hash": None},

@@ -10,8 +10,9 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, tuple_
+from sqlalchemy import delete, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.clinicians.service import is_state_served, served_states
+from telehealth.db.types import UTCDateTime
 from telehealth.lib.dates import age_on
 from telehealth.lib.validation import E164_PHONE, has_control_characters
 from telehealth.lib.errors import InvalidInput, NotFound, TooManyRequests
@@ -27,7 +29,7 @@ from telehealth.lib.us_states import US_STATES
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 from telehealth.system.rate_limit import over_rate_limit
-from telehealth.waitlist.models import IS_WAITING, WaitlistEntry, WaitlistInvitation, WaitlistLink
+from telehealth.waitlist.models import IS_WAITING, WaitlistEntry, WaitlistInvitation, WaitlistLink, WaitlistTally, tally_bucket
 from telehealth.waitlist.states import ENTRY_TRANSITIONS, EntryStatus, InvitationStatus
 
 CONDITIONS_OF_INTEREST = {
@@ -234,18 +236,38 @@ class PlaceInQueue:
     invitation_expires_at: datetime | None
 
 
+def _people_waiting(state: str) -> Any:
+    return select(func.coalesce(func.sum(WaitlistTally.waiting), 0)).where(WaitlistTally.state == state)
+
+
+def _people_waiting_and_ahead(entry: WaitlistEntry) -> Any:
+    """One statement (one snapshot): the people waiting in the entry's state, and those ahead of it: the
+    tally of the earlier days plus a count over the queue index inside the entry's own day."""
+    day = tally_bucket(literal(entry.confirmed_at, UTCDateTime))
+    ahead_within_day = (
+        select(func.count())
+        .select_from(WaitlistEntry)
+        .where(
+            WaitlistEntry.state == entry.state, IS_WAITING, WaitlistEntry.confirmed_at >= day,
+            tuple_(WaitlistEntry.confirmed_at, WaitlistEntry.id) < tuple_(entry.confirmed_at, entry.id),
+        )  # fmt: skip
+        .scalar_subquery()
+    )
+    earlier_days = func.coalesce(func.sum(WaitlistTally.waiting).filter(WaitlistTally.bucket_start < day), 0)
+    return select(func.coalesce(func.sum(WaitlistTally.waiting), 0), earlier_days + ahead_within_day).where(
+        WaitlistTally.state == entry.state
+    )
+
+
 async def place_in_queue(session: AsyncSession, entry: WaitlistEntry, *, now: datetime, settings: Settings) -> PlaceInQueue:
-    """Where the person stands in their state's queue, and a wait estimate from the recent invitation rate."""
-    waiting_here = and_(WaitlistEntry.state == entry.state, IS_WAITING)
-    people_waiting = await session.scalar(select(func.count()).select_from(WaitlistEntry).where(waiting_here)) or 0
+    """Where the person stands in their state's queue, and a wait estimate from the recent invitation rate.
+    Read from waitlist_tally (kept by the database), so it costs the same however long the queue is."""
     position = None
     if entry.status == EntryStatus.WAITING:
-        ahead = await session.scalar(
-            select(func.count())
-            .select_from(WaitlistEntry)
-            .where(waiting_here, tuple_(WaitlistEntry.confirmed_at, WaitlistEntry.id) < tuple_(entry.confirmed_at, entry.id))
-        )
-        position = (ahead or 0) + 1
+        people_waiting, ahead = (await session.execute(_people_waiting_and_ahead(entry))).one()
+        position = ahead + 1
+    else:
+        people_waiting = await session.scalar(_people_waiting(entry.state))
     estimate = None
     if position is not None:
         recent = await session.scalar(
