@@ -104,8 +104,10 @@ def statement_label(number: int, sql: str) -> str:
 
 
 async def plans_of(dsn: str, captured: StatementLog) -> dict[str, dict[str, Any]]:
+    """Each statement's custom plan and its generic plan (the one PostgreSQL may switch a prepared statement
+    to after five runs, which is what the app's cached statements then run)."""
     statements = {statement_label(i, sql): (sql, parameters) for i, (sql, parameters) in enumerate(captured.statements, 1)}
-    return await query_plans(dsn, statements, generic=False)
+    return await query_plans(dsn, statements, generic=True)
 
 
 async def database_size(dsn: str) -> str:
@@ -268,6 +270,8 @@ async def measure_scheduling(args: argparse.Namespace, scale: int, variant: str)
     plans = await plans_of(dsn, captured)
     for plan in plans.values():
         plan["sql"], plan["plan"] = shorten_lists(plan["sql"]), shorten_lists(plan["plan"])
+        if "generic_plan" in plan:
+            plan["generic_plan"] = shorten_lists(plan["generic_plan"])
         plan["parameters"] = [_short_list(value) for value in plan["parameters"]]
     facts = dataset.facts | {"database size": await database_size(dsn)}
     if not args.keep:
@@ -299,6 +303,8 @@ def _plans(lines: list[str], plans: dict[str, dict[str, Any]]) -> None:
     for label, plan in plans.items():
         lines += [f"##### {label}", "", "```sql", plan["sql"].strip(), f"-- parameters: {plan['parameters']}", "```", "",
                   "```", plan["plan"], "```", ""]  # fmt: skip
+        if generic := plan.get("generic_plan"):
+            lines += ["Generic plan (PREPARE, then EXECUTE under plan_cache_mode = force_generic_plan):", "", "```", generic, "```", ""]
 
 
 def markdown_report(report: dict[str, Any]) -> str:
