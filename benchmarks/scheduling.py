@@ -519,6 +519,20 @@ class LockProbe:
         }
 
 
+async def appointments_at(dsn: str, slots: list[OpenSlot]) -> list[asyncpg.Record]:
+    """Every appointment (any status) at these slots: clinician_id, starts_at, status and the patient's email."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetch(
+            "SELECT a.clinician_id::text AS clinician_id, a.starts_at, a.status, u.email FROM appointment a"
+            " JOIN patient p ON p.id = a.patient_id JOIN user_account u ON u.id = p.user_id"
+            " WHERE (a.clinician_id::text, a.starts_at) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
+            [s.clinician_id for s in slots], [s.starts_at for s in slots],
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+
 async def race_round(
     server: Server, clients: list[httpx.AsyncClient], emails: list[str], slots: list[OpenSlot], plan: dict[int, int], *, number: int
 ) -> dict[str, Any]:
@@ -560,16 +574,7 @@ async def race_round(
     cpu = meter.stop()
     locks = await probe.stop()
 
-    connection = await asyncpg.connect(server.dsn)
-    try:
-        rows = await connection.fetch(
-            "SELECT a.clinician_id::text AS clinician_id, a.starts_at, a.status, u.email FROM appointment a"
-            " JOIN patient p ON p.id = a.patient_id JOIN user_account u ON u.id = p.user_id"
-            " WHERE (a.clinician_id::text, a.starts_at) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
-            [s.clinician_id for s in slots], [s.starts_at for s in slots],
-        )  # fmt: skip
-    finally:
-        await connection.close()
+    rows = await appointments_at(server.dsn, slots)
     statuses = Counter(o["status"] for o in outcomes)
     codes = Counter(f"{o['status']} {o['code']}" for o in outcomes if o["status"] != 201)
     winners = {(o["slot"].clinician_id, o["slot"].starts_at): o["racer"] for o in outcomes if o["status"] == 201}

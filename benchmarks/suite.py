@@ -39,7 +39,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from benchmarks import scheduling, scheduling_data, waitlist, waitlist_data, webhooks, webhooks_data
@@ -170,15 +169,7 @@ async def race(server: Server, racers: list[dict[str, Any]], search: httpx.Async
             if status == 201:
                 wins[k].append(slots[plan[k]].starts_at)
         series.wall_seconds += wall
-        connection = await asyncpg.connect(server.dsn)
-        try:
-            taken = await connection.fetchval(
-                "SELECT count(*) FROM appointment WHERE status IN ('held', 'booked')"
-                " AND (clinician_id::text, starts_at) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
-                [s.clinician_id for s in slots], [s.starts_at for s in slots],
-            )  # fmt: skip
-        finally:
-            await connection.close()
+        taken = sum(1 for row in await scheduling.appointments_at(server.dsn, slots) if row["status"] in scheduling.OCCUPYING)
         if taken != len(slots) or statuses.get(201) != len(slots) or statuses.get(409) != len(racers) - len(slots):
             problems.append(f"round {number}: answers {dict(statuses)}, {taken} held or booked rows for {len(slots)} slots")
         log(f"  round {number}: {dict(statuses)} in {wall * 1000:.0f} ms; held or booked rows {taken}")
