@@ -19,7 +19,7 @@ from litestar.template.config import TemplateConfig
 from telehealth.accounts.middleware import SessionAuthMiddleware
 from telehealth.billing.gateway import StripeGateway
 from telehealth.cli import TelehealthCLIPlugin
-from telehealth.db.engine import make_engine, make_session_factory
+from telehealth.db.engine import make_autocommit_session_factory, make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import Clock, SystemClock
 from telehealth.lib.dependencies import APP_DEPENDENCIES
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         factory = make_session_factory(engine)
         app.state.engine = engine
         app.state.session_factory = factory
+        app.state.autocommit_session_factory = make_autocommit_session_factory(engine)
         app.state.embedded_server = embedded_server
         app.state.mailer = mailer or make_mailer(settings, factory)
         app.state.stripe = StripeGateway(settings)

@@ -14,7 +14,6 @@ from litestar.enums import ScopeType
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.sessions import SESSION_COOKIE, resolve_session, start_session
-from telehealth.db.engine import transaction
 from telehealth.settings import Settings
 
 
@@ -28,10 +27,11 @@ class SessionAuthMiddleware(ASGIMiddleware):
         raw = _cookie(scope, SESSION_COOKIE)
         if raw:
             state = scope["litestar_app"].state
-            async with transaction(state.session_factory) as session:
-                scope["user"] = await resolve_session(
-                    session, raw_token=raw, now=state.clock.now(), settings=state.settings
-                )
+            # One SELECT (and now and then one UPDATE touching the session), each committing by itself: no
+            # BEGIN and COMMIT round trips, and the connection goes back to the pool before the handler runs.
+            async with state.autocommit_session_factory() as session:
+                scope["user"] = await resolve_session(session, raw_token=raw, now=state.clock.now(), settings=state.settings)
+                await session.flush()
         await next_app(scope, receive, send)
 
 

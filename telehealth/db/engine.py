@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar.datastructures import State
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# A connection back in the pool for less than this was working a moment ago: it is used without a ping.
+IDLE_BEFORE_PING_SECONDS = 5.0
 
 
 def async_database_url(url: str) -> str:
@@ -18,19 +25,47 @@ def async_database_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+def make_engine(url: str, *, pool_size: int = 15) -> AsyncEngine:
+    """A fixed pool (no overflow): connections are kept, never opened and closed per burst, so each keeps
+    its prepared statements. A burst beyond `pool_size` waits up to 5 s for a connection (then 503)."""
+    engine = create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
-        max_overflow=5,
-        pool_pre_ping=True,  # a restarted PostgreSQL costs one retry, not a 500
+        max_overflow=0,
         pool_timeout=5,
         connect_args={"timeout": 5, "server_settings": {"application_name": "telehealth"}},
     )
+    event.listen(engine.sync_engine.pool, "connect", _note_idle_from)
+    event.listen(engine.sync_engine.pool, "checkin", _note_idle_from)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+    return engine
+
+
+def _note_idle_from(dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_from"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Ping a connection that has sat in the pool (a restarted PostgreSQL left it dead): the pool then
+    replaces it instead of a request failing. pool_pre_ping would ping every checkout, three round trips
+    (BEGIN, an empty query, ROLLBACK) on every request. A connection that died while busy fails its
+    request with 503, and SQLAlchemy then replaces every older connection of the pool."""
+    if time.monotonic() - record.info.get("idle_from", 0.0) < IDLE_BEFORE_PING_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:  # the pool retries the checkout with a new connection
+        raise DisconnectionError(str(error)) from error
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def make_autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every statement commits by itself, with no BEGIN or COMMIT around it: for a lookup
+    of one row (and at most one single-statement write) outside the request's transaction."""
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False)
 
 
 @asynccontextmanager
