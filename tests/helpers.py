@@ -133,8 +133,10 @@ async def book_paid(client, fake, body: dict) -> dict:
     response = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert response.status_code == 201, response.text
     booked = response.json()
-    if booked.get("checkout_url"):
-        await pay_checkout(client, fake, booked["checkout_url"])
+    if booked.get("payment_id"):  # held until paid: ask for the Checkout Session and pay it
+        checkout = await client.post(f"/api/v1/billing/appointments/{booked['id']}/checkout", json={}, headers=await csrf_headers(client))
+        assert checkout.status_code == 200, checkout.text
+        await pay_checkout(client, fake, checkout.json()["checkout_url"])
         mine = (await client.get("/api/v1/appointments")).json()
         booked = next(a for a in mine if a["id"] == booked["id"])
     return booked

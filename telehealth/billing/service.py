@@ -137,6 +137,23 @@ async def open_payment(
     return payment
 
 
+def payment_for_new_hold(
+    session: AsyncSession, *, appointment: Appointment, policy: BillingPolicy, now: datetime, save_payment_method: bool = False
+) -> Payment:
+    """The open payment of an appointment this transaction has just held (no other payment can exist for
+    it yet, so no lookup): written with the booking, while the Checkout Session waits until the patient
+    goes to pay (checkout_for_held_appointment). Booking never waits on Stripe, and a Stripe outage costs
+    the patient a retry of "pay", not the time they chose."""
+    purpose = PURPOSE_BY_APPOINTMENT[AppointmentType(appointment.appointment_type)]
+    payment = Payment(
+        id=uuid.uuid4(), patient_id=appointment.patient_id, purpose=purpose.value, status=PaymentStatus.OPEN.value,
+        amount_cents=rules.fee_for(purpose, policy), refunded_cents=0, currency="usd", appointment_id=appointment.id,
+        save_payment_method=save_payment_method, checkout_attempts=0, created_at=now,
+    )  # fmt: skip
+    session.add(payment)
+    return payment
+
+
 async def _stripe_customer(session: AsyncSession, gateway: StripeGateway, *, patient_id: uuid.UUID) -> StripeCustomer:
     found = await session.get(StripeCustomer, patient_id)
     if found is not None:
@@ -193,6 +210,8 @@ async def checkout_for_held_appointment(
     )  # fmt: skip
     if payment.status == PaymentStatus.PAID:
         raise Conflict("payment.already_paid", "This appointment is already paid.")
+    if save_payment_method and not payment.save_payment_method and not payment.checkout_url:
+        payment.save_payment_method = True  # asked for at "pay" rather than when booking: before any session exists
     expires_at = max(appointment.hold_expires_at or now, now + CHECKOUT_HOLD)
     if expires_at != appointment.hold_expires_at:
         appointment.hold_expires_at = expires_at

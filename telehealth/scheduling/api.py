@@ -19,7 +19,6 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.billing import service as billing
-from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import Payment
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import InvalidInput
@@ -104,11 +103,12 @@ class SchedulingApiController(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-        stripe_gateway: NamedDependency[StripeGateway],
     ) -> AppointmentBody:
         """Book (or hold for 15 minutes) one open slot. A paid appointment (every consult) is held for 30 minutes
-        and answers a `checkout_url`: it becomes booked only when Stripe confirms the payment. Read the policy
-        at /api/v1/billing/policy first. A slot someone else just took answers 409 with fresh slots."""
+        and answers its `payment_id` and `amount_cents`: POST /api/v1/billing/appointments/{id}/checkout then
+        answers the Stripe Checkout URL, and the appointment becomes booked only when Stripe confirms the
+        payment. Read the policy at /api/v1/billing/policy first. A slot someone else just took answers 409
+        with fresh slots."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         kind, now = AppointmentType(data.type), clock.now()
         policy = await billing.current_policy(db_session, settings)
@@ -119,11 +119,7 @@ class SchedulingApiController(Controller):
         )  # fmt: skip
         if not paid:
             return appointment_body(appointment)
-        payment = await billing.checkout_for_held_appointment(
-            db_session, stripe_gateway, appointment_id=appointment.id, patient=patient, now=now, settings=settings,
-            save_payment_method=data.save_payment_method,
-        )  # fmt: skip
-        await db_session.refresh(appointment)
+        payment = billing.payment_for_new_hold(db_session, appointment=appointment, policy=policy, now=now, save_payment_method=data.save_payment_method)
         return appointment_body(appointment, payment=payment)
 
     @get("/api/v1/appointments", guards=PATIENT)

@@ -37,7 +37,7 @@ class AppointmentBody(ResponseBody):
     ends_at: datetime
     hold_expires_at: datetime | None
     payment_id: uuid.UUID | None = None
-    checkout_url: str | None = None  # pay here; the appointment is booked when Stripe confirms the payment
+    checkout_url: str | None = None  # Stripe Checkout, once asked for (POST /api/v1/billing/appointments/{id}/checkout)
     amount_cents: int | None = None
 
 

@@ -43,13 +43,23 @@ async def coordinator(session_factory, settings, clock, *, email="co@example.org
 
 
 async def hold_consult(client, prescriber, starts_at: str = TUESDAY_TEN, **extra) -> dict:
-    """POST a consult booking: it answers held, with the Checkout Session's URL."""
+    """POST a consult booking (it answers held, with its payment but no Checkout Session yet), then ask for
+    the Checkout Session: the booking with the session's URL."""
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": starts_at, **extra}
     response = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert response.status_code == 201, response.text
     held = response.json()
-    assert held["status"] == "held" and held["checkout_url"], held
-    return held
+    assert held["status"] == "held" and held["payment_id"] and held["checkout_url"] is None, held
+    return held | {"checkout_url": await checkout_url_for(client, held)}
+
+
+async def checkout_url_for(client, held: dict) -> str:
+    """POST /api/v1/billing/appointments/{id}/checkout for a held appointment: the Stripe Checkout URL."""
+    url = f"/api/v1/billing/appointments/{held['id']}/checkout"
+    response = await client.post(url, json={}, headers=await csrf_headers(client))
+    assert response.status_code == 200, response.text
+    assert response.json()["payment_id"] == held["payment_id"], (response.json(), held)
+    return response.json()["checkout_url"]
 
 
 def session_id_of(checkout_url: str) -> str:

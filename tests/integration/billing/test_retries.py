@@ -38,7 +38,7 @@ async def test_a_checkout_session_whose_answer_times_out_is_made_once(session_fa
         assert await appointment_status(client, held["id"]) == "booked"
 
 
-async def test_a_checkout_session_stripe_never_answers_is_a_503_and_books_nothing(session_factory, settings, clock, stripe_fake):
+async def test_a_checkout_session_stripe_never_answers_is_a_503_and_the_hold_stays(session_factory, settings, clock, stripe_fake):
     from telehealth.asgi import create_app
 
     impatient = with_settings(settings, stripe_timeout_seconds=0.3, stripe_max_network_retries=1)
@@ -46,11 +46,17 @@ async def test_a_checkout_session_stripe_never_answers_is_a_503_and_books_nothin
         prescriber, _ = await prescriber_and_patient(client, session_factory, impatient, clock)
         stripe_fake.fail_next("/v1/checkout/sessions", times=2)
         body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
-        refused = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+        booked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+        assert booked.status_code == 201 and booked.json()["status"] == "held"  # booking never waits on Stripe
+        held = booked.json()
+        checkout = f"/api/v1/billing/appointments/{held['id']}/checkout"
+        refused = await client.post(checkout, json={}, headers=await csrf_headers(client))
         assert (refused.status_code, refused.json()["code"]) == (503, "payments.unavailable")
-        assert (await client.get("/api/v1/appointments")).json() == []  # the hold rolled back with the request
-        held = await hold_consult(client, prescriber)  # trying again works, and the time is still there
-        assert held["status"] == "held"
+        assert await appointment_status(client, held["id"]) == "held"  # the time is still the patient's
+        again = await client.post(checkout, json={}, headers=await csrf_headers(client))  # trying again works
+        assert again.status_code == 200 and again.json()["payment_id"] == held["payment_id"]
+        await pay(client, stripe_fake, held | {"checkout_url": again.json()["checkout_url"]})
+        assert await appointment_status(client, held["id"]) == "booked"
 
 
 async def test_a_refund_job_retried_after_a_timeout_or_an_error_refunds_once(client, session_factory, settings, clock, stripe_fake):
