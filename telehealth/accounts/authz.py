@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, false, select, true
+from sqlalchemy import ColumnElement, bindparam, exists, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import CareTeamMember, Patient
@@ -69,9 +69,12 @@ async def patient_id_for_user(session: AsyncSession, user_id: uuid.UUID) -> uuid
     return await session.scalar(select(Patient.id).where(Patient.user_id == user_id))
 
 
+_PATIENT_OF_USER = select(Patient).where(Patient.user_id == bindparam("user_id"))  # built once: nearly every patient request runs it
+
+
 async def own_patient_record(session: AsyncSession, *, viewer: SignedIn) -> Patient:
     """The signed-in patient's own record (for the patient's own pages and API)."""
-    patient = (await session.execute(select(Patient).where(Patient.user_id == viewer.user_id))).scalar_one_or_none()
+    patient = (await session.execute(_PATIENT_OF_USER, {"user_id": viewer.user_id})).scalar_one_or_none()
     if patient is None:
         raise NotFound("patient.not_found", "This account has no patient record.")
     return patient

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
@@ -77,15 +77,17 @@ async def start_session(
     return raw
 
 
+# Built once (every signed-in request runs it): building a statement costs more than the database's answer.
+_LIVE_SESSION = (
+    select(UserSession, UserAccount)
+    .join(UserAccount, UserAccount.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash"), UserSession.revoked_at.is_(None))
+)
+
+
 async def resolve_session(session: AsyncSession, *, raw_token: str, now: datetime, settings: Settings) -> SignedIn | None:
     """The live session for a cookie token, touched; None if unknown, revoked, idle too long or past 12 h."""
-    row = (
-        await session.execute(
-            select(UserSession, UserAccount)
-            .join(UserAccount, UserAccount.id == UserSession.user_id)
-            .where(UserSession.token_hash == hash_token(raw_token), UserSession.revoked_at.is_(None))
-        )
-    ).one_or_none()
+    row = (await session.execute(_LIVE_SESSION, {"token_hash": hash_token(raw_token)})).one_or_none()
     if row is None:
         return None
     user_session, user = row

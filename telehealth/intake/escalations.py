@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,13 +57,14 @@ async def open_crisis_escalation(
     return True
 
 
+_OPEN_CRISIS = select(Escalation.id).where(
+    Escalation.patient_id == bindparam("patient_id"), Escalation.kind == "crisis", Escalation.status == EscalationStatus.OPEN
+).limit(1)
+
+
 async def has_open_crisis(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
     """The self-booking gate: True while a crisis escalation waits for a clinician's contact."""
-    return bool(
-        await session.scalar(
-            select(Escalation.id).where(Escalation.patient_id == patient_id, Escalation.kind == "crisis", Escalation.status == EscalationStatus.OPEN)
-        )
-    )
+    return bool(await session.scalar(_OPEN_CRISIS, {"patient_id": patient_id}))
 
 
 @dataclass(frozen=True)

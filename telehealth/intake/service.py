@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -258,7 +258,10 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
     return decision
 
 
+_LATEST_DECISION = (
+    select(ScreeningDecision).where(ScreeningDecision.patient_id == bindparam("patient_id")).order_by(ScreeningDecision.screened_at.desc()).limit(1)
+)
+
+
 async def latest_decision(session: AsyncSession, *, patient_id: uuid.UUID) -> ScreeningDecision | None:
-    return await session.scalar(
-        select(ScreeningDecision).where(ScreeningDecision.patient_id == patient_id).order_by(ScreeningDecision.screened_at.desc()).limit(1)
-    )
+    return await session.scalar(_LATEST_DECISION, {"patient_id": patient_id})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
@@ -45,21 +45,34 @@ class Journey:
         return [(name, "done" if i < self.reached else "current" if i == self.reached else "upcoming") for i, name in enumerate(STAGES)]
 
 
+# The dashboard's statements, built once (every visit to the patient's home runs them; building one costs
+# more than PostgreSQL's answer to it). Parameters: patient_id, now, plan_id, intake_id.
+_PATIENT = bindparam("patient_id")
+_NEWEST_PLAN = (
+    select(TrochePlan).where(TrochePlan.patient_id == _PATIENT, TrochePlan.status != PlanStatus.DRAFT).order_by(TrochePlan.created_at.desc()).limit(1)
+)
+_UPCOMING = (
+    select(Appointment).where(Appointment.patient_id == _PATIENT, Appointment.status.in_(["held", "booked"]), Appointment.ends_at > bindparam("now"))
+    .order_by(Appointment.starts_at).limit(5)
+)  # fmt: skip
+_NEXT_SESSION = (
+    select(DosingSession).where(DosingSession.patient_id == _PATIENT, DosingSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
+    .order_by(DosingSession.scheduled_at).limit(1)
+)  # fmt: skip
+_LATEST_INTAKE = select(Intake).where(Intake.patient_id == _PATIENT).order_by(Intake.started_at.desc()).limit(1)
+_SECTIONS_SAVED = select(func.count()).select_from(IntakeSection).where(IntakeSection.intake_id == bindparam("intake_id"))
+_PAYMENT_DUE = select(Payment.id).where(Payment.patient_id == _PATIENT, Payment.status == PaymentStatus.OPEN).limit(1)
+_DELIVERED_BATCHES = select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == bindparam("plan_id"), PlanBatch.status == BatchStatus.DELIVERED)
+_CONFIRMED_SITTER = select(Sitter.id).where(Sitter.patient_id == _PATIENT, Sitter.status == SitterStatus.CONFIRMED).limit(1)
+
+
 async def _newest_plan(session: AsyncSession, patient_id: object) -> TrochePlan | None:
-    return (await session.execute(
-        select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status != PlanStatus.DRAFT).order_by(TrochePlan.created_at.desc()).limit(1)
-    )).scalar_one_or_none()  # fmt: skip
+    return (await session.execute(_NEWEST_PLAN, {"patient_id": patient_id})).scalar_one_or_none()
 
 
 async def patient_journey(session: AsyncSession, patient: Patient, *, now: datetime) -> Journey:
-    upcoming = list((await session.execute(
-        select(Appointment).where(Appointment.patient_id == patient.id, Appointment.status.in_(["held", "booked"]), Appointment.ends_at > now)
-        .order_by(Appointment.starts_at).limit(5)
-    )).scalars())  # fmt: skip
-    next_session = (await session.execute(
-        select(DosingSession).where(DosingSession.patient_id == patient.id, DosingSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
-        .order_by(DosingSession.scheduled_at).limit(1)
-    )).scalar_one_or_none()  # fmt: skip
+    upcoming = list((await session.execute(_UPCOMING, {"patient_id": patient.id, "now": now})).scalars())
+    next_session = (await session.execute(_NEXT_SESSION, {"patient_id": patient.id})).scalar_one_or_none()
     reached, step = await _where(session, patient, now=now, upcoming=upcoming, next_session=next_session)
     if await has_open_crisis(session, patient_id=patient.id):
         step = NextStep("A clinician will contact you soon. If you are in danger now, call or text 988, or call 911.", urgent=True)
@@ -69,9 +82,9 @@ async def patient_journey(session: AsyncSession, patient: Patient, *, now: datet
 async def _where(
     session: AsyncSession, patient: Patient, *, now: datetime, upcoming: list[Appointment], next_session: DosingSession | None
 ) -> tuple[int, NextStep]:
-    intake = (await session.execute(select(Intake).where(Intake.patient_id == patient.id).order_by(Intake.started_at.desc()).limit(1))).scalar_one_or_none()
+    intake = (await session.execute(_LATEST_INTAKE, {"patient_id": patient.id})).scalar_one_or_none()
     if intake is None or intake.status != "submitted":
-        started = intake is not None and bool(await session.scalar(select(func.count()).select_from(IntakeSection).where(IntakeSection.intake_id == intake.id)))
+        started = intake is not None and bool(await session.scalar(_SECTIONS_SAVED, {"intake_id": intake.id}))
         return 1, NextStep("Tell us about yourself and your health: about 20 minutes, saved as you go.", "Continue my intake" if started else "Start my intake", "/intake")
     decision = await latest_decision(session, patient_id=patient.id)
     if decision is not None and decision.outcome == "ineligible":
@@ -82,7 +95,7 @@ async def _where(
         if consult is not None:
             return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
         return 2, NextStep("Book a video consultation with a prescriber.", "Book a consultation", "/appointments/book")
-    due = await session.scalar(select(Payment.id).where(Payment.patient_id == patient.id, Payment.status == PaymentStatus.OPEN).limit(1))
+    due = await session.scalar(_PAYMENT_DUE, {"patient_id": patient.id})
     if due is not None:
         return 3, NextStep("A payment is due: your first shipment leaves once it is paid.", "Go to billing", "/billing")
     reassessment = await due_reassessment(session, patient_id=patient.id)
@@ -92,9 +105,7 @@ async def _where(
         return 5, NextStep("Your plan is paused until your prescriber reviews it. They will contact you.", "Message my care team", "/messages", urgent=True)
     if plan.status in (PlanStatus.COMPLETED, PlanStatus.DISCONTINUED):
         return 6, NextStep("Your plan has ended. See how your scores changed.", "See my scores", "/outcomes")
-    delivered = await session.scalar(
-        select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED)
-    )  # fmt: skip
+    delivered = await session.scalar(_DELIVERED_BATCHES, {"plan_id": plan.id})
     if not delivered:
         return 4, NextStep("Your prescription is with the pharmacy. Track your shipment.", "Track my shipment", "/shipments")
     return 5, await _session_step(session, patient, plan, next_session, now=now)
@@ -107,7 +118,7 @@ async def _session_step(session: AsyncSession, patient: Patient, plan: TrochePla
         opens = next_session.scheduled_at - timedelta(hours=1)
         words = "Check in now" if now >= opens else "See my session"
         return NextStep(f"Session {next_session.number} is scheduled. Check in during the hour before it.", words, f"/dosing/sessions/{next_session.id}")
-    confirmed = await session.scalar(select(Sitter.id).where(Sitter.patient_id == patient.id, Sitter.status == SitterStatus.CONFIRMED).limit(1))
+    confirmed = await session.scalar(_CONFIRMED_SITTER, {"patient_id": patient.id})
     if confirmed is None:
         return NextStep("Name a sitter: an adult who stays with you during each session.", "Add a sitter", "/dosing#sitters")
     return NextStep("Schedule your next home session.", "Schedule a session", "/dosing")
