@@ -39,7 +39,7 @@ from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import OCCUPYING_SQL, Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.notices import tell_patient
-from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings, open_slots, open_slots_sorted
+from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings, clear_of_busy, open_slots, open_slots_sorted
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, OCCUPYING, AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 
@@ -432,6 +432,11 @@ async def find_slots(
     timings = {row.id: _timing(calendars[row.id].settings_row, appointment_type) for row in clinicians}
     limited = [row.id for row in clinicians if timings[row.id].max_per_day is not None]  # daily limits count rows
     reach = _reach([calendars[row.id] for row in clinicians if timings[row.id].max_per_day is None] or [], appointment_type)
+    # Per clinician, what every chunk needs: their calendar, timing and the instant their credentials lapse.
+    plans = [
+        (index, row, calendars[row.id], timings[row.id], _lapse(row.valid_through, calendars[row.id].availability.zone))
+        for index, row in enumerate(clinicians)
+    ]  # fmt: skip
     found: list[Slot] = []
     chunk_start = window_start
     while chunk_start < window_end and (limit is None or len(found) < limit):
@@ -439,14 +444,14 @@ async def find_slots(
         spans = await _load_busy_spans(session, clinician_ids=ids, window_start=chunk_start, window_end=chunk_end, reach=reach, now=now)
         occupying = await _load_occupying(session, clinician_ids=limited, window_start=chunk_start, window_end=chunk_end) if limited else {}
         streams = []
-        for index, row in enumerate(clinicians):
-            calendar = calendars[row.id]
-            if timings[row.id].max_per_day is None:
-                busy_starts, busy_ends = spans.get(row.id, _NOTHING_BUSY)
-                starts = open_slots_sorted(
-                    calendar.availability, timings[row.id], busy_starts, busy_ends, window_start=chunk_start,
-                    window_end=min(chunk_end, _lapse(row.valid_through, calendar.availability.zone)), now=now,
-                )  # fmt: skip
+        unbooked: dict[tuple[int, int, datetime], list[datetime]] = {}  # per shared calendar and timing, see clear_of_busy
+        for index, row, calendar, timing, lapse in plans:
+            if timing.max_per_day is None:
+                until = min(chunk_end, lapse)
+                shared = (id(calendar.availability), id(timing), until)  # _availability and _DEFAULT_TIMINGS share objects
+                if shared not in unbooked:
+                    unbooked[shared] = open_slots_sorted(calendar.availability, timing, [], [], window_start=chunk_start, window_end=until, now=now)
+                starts = clear_of_busy(unbooked[shared], timing, *spans.get(row.id, _NOTHING_BUSY))
             else:
                 calendar.occupying = occupying.get(row.id, [])
                 starts = slots_from_calendar(

@@ -8,7 +8,7 @@ gap) is skipped; an ambiguous one (the autumn repeat) takes its first occurrence
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -149,6 +149,25 @@ def open_slots_sorted(
         availability, settings, lambda: _merged(zip(busy_starts, busy_ends, strict=True)), window_start=window_start,
         window_end=window_end, now=now, booked_per_day=None,
     )  # fmt: skip
+
+
+def clear_of_busy(candidates: list[datetime], settings: TypeSettings, busy_starts: list[datetime], busy_ends: list[datetime]) -> list[datetime]:
+    """The sorted `candidates` (open starts of a calendar with nothing booked) whose span, with both
+    buffers, is clear of the busy spans (sorted by start, overlapping or not). Clinicians who share hours,
+    zone and settings share their candidates, so a search computes them once per group and each
+    clinician only cuts out what is busy: a few bisections per appointment instead of a walk over every
+    candidate. Same answer as open_slots_sorted with the spans."""
+    if not busy_starts:
+        return candidates
+    reaches_back = settings.duration + settings.buffer_after  # a start this close before a span overlaps it
+    clear: list[datetime] = []
+    kept_from = 0
+    for start, end in zip(busy_starts, busy_ends, strict=True):
+        first_blocked = bisect_right(candidates, start - reaches_back, kept_from)
+        clear.extend(candidates[kept_from:first_blocked])
+        kept_from = max(kept_from, bisect_left(candidates, end + settings.buffer_before, first_blocked))
+    clear.extend(candidates[kept_from:])
+    return clear
 
 
 def _open_slots(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, open_slots, open_slots_sorted
+from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, clear_of_busy, open_slots, open_slots_sorted
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
@@ -156,3 +156,5 @@ def test_the_fast_engine_agrees_with_the_plain_rule_on_random_calendars():
             by_start = sorted(busy, key=lambda b: b.start)
             starts, ends = [b.start for b in by_start], [b.end for b in by_start]
             assert open_slots_sorted(availability, settings, starts, ends, window_start=window_start, window_end=window_end, now=now) == expected, case
+            unbooked = open_slots_sorted(availability, settings, [], [], window_start=window_start, window_end=window_end, now=now)
+            assert clear_of_busy(unbooked, settings, starts, ends) == expected, case
