@@ -10,7 +10,7 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _snapshot() -> dict[int, tuple[str, int, float]]:
+def process_table() -> dict[int, tuple[str, int, float]]:
     """pid -> (command name, parent pid, CPU seconds used so far)."""
     processes = {}
     for entry in Path("/proc").iterdir():
@@ -26,7 +26,7 @@ def _snapshot() -> dict[int, tuple[str, int, float]]:
     return processes
 
 
-def _descendants(root: int, processes: dict[int, tuple[str, int, float]]) -> set[int]:
+def descendants(root: int, processes: dict[int, tuple[str, int, float]]) -> set[int]:
     tree, grew = {root}, True
     while grew:
         grew = False
@@ -45,17 +45,17 @@ class CpuMeter:
         self.self_label = self_label
 
     def start(self) -> None:
-        self.before = _snapshot()
+        self.before = process_table()
         self.started = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
-        after = _snapshot()
+        after = process_table()
         wall = time.perf_counter() - self.started
 
         def used(pids: set[int]) -> float:
             return sum(after[pid][2] - (self.before[pid][2] if pid in self.before else 0.0) for pid in pids if pid in after)
 
-        server = _descendants(self.server_pid, after) if self.server_pid else set()
+        server = descendants(self.server_pid, after) if self.server_pid else set()
         postgres = {pid for pid, (name, _, _) in after.items() if name.startswith("postgres")}
         groups = {"app server": used(server), "PostgreSQL": used(postgres), self.self_label: used({os.getpid()})}
         groups = {name: seconds for name, seconds in groups.items() if name != "app server" or self.server_pid}

@@ -21,7 +21,9 @@ TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, ValueError)
 
 
 async def _connections(server: Server, count: int) -> list[Connection]:
-    connections = [Connection(server.base_url) for _ in range(count)]
+    """`count` keep-alive connections, spread over the app processes in turn (a load balancer's round robin)."""
+    urls = server.every_url
+    connections = [Connection(urls[i % len(urls)]) for i in range(count)]
     await asyncio.gather(*(connection.connect() for connection in connections))
     return connections
 
@@ -98,7 +100,8 @@ async def release_at_once(server: Server, requests: list[bytes]) -> tuple[list[t
 
 
 def app_processes(server: Server) -> list[int]:
-    """The uvicorn process, or its worker processes when it supervises several."""
+    """The app processes: the uvicorn, or the children of the shell that started several (or of a uvicorn
+    supervising workers)."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     workers = [int(pid) for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
     return workers or [server.pid]

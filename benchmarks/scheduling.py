@@ -681,7 +681,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"max {facts['appointments_per_prescriber']['max']}); appointment heap + indexes {facts['appointment_heap_and_indexes']}. "
         f"Rows: " + ", ".join(f"{table} {n:,}" for table, n in facts["rows"].items()) + "."
     )
-    lines += ["", f"Load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["load_timings"].items()) + f". Whole run: {report['total_seconds']:.0f} s."]
+    lines += ["", "Load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["load_timings"].items()) + f". Whole run: {report['total_seconds']:.0f} s."]
     lines += ["", "### Results (milliseconds)", ""]
     lines.append("| operation | count | errors | mean | p50 | p95 | p99 | max | per second | notes |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")

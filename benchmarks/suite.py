@@ -15,7 +15,9 @@ settings, no access log, no in-process worker), the load generator being this pr
    events plus 30% repeats, shuffled, 8 in flight.
 
 Requests go out through rawhttp.py (prepared bytes on keep-alive connections), so the load generator costs
-a fraction of a millisecond per request; uvicorn runs --server-workers processes (default 2, one per CPU).
+a fraction of a millisecond per request. The app runs as --server-workers uvicorn processes (default 2, one
+per CPU), each on its own port, and the load generator spreads its connections over them in turn, as a
+load balancer does (server.py says why not `uvicorn --workers`).
 
 After each group's server has stopped, the statements of one request per pgbench client are captured for
 each scenario (ceilings.py) and pgbench replays them with the same number of connections for the
@@ -77,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
     parser.add_argument("--pgbench-seconds", type=int, default=15, help="length of each pgbench run (default: %(default)s)")
     parser.add_argument("--soak-minutes", type=float, default=10.0, help="mixed load while memory is sampled (0: skip; default: %(default)s)")
-    parser.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes, one per CPU here (default: %(default)s)")
+    parser.add_argument("--server-workers", type=int, default=2, help="app processes (uvicorns on ports of their own), one per CPU here (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="random.seed() (default: %(default)s)")
     parser.add_argument("--only", choices=["waiting-list", "scheduling", "webhooks"], help="run one group (then nothing is written)")
     parser.add_argument("--write", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"),
@@ -196,7 +198,7 @@ async def waiting_list_group(args: argparse.Namespace, report: dict[str, Any]) -
     c, n, warm = args.concurrency, args.requests, args.warmup
     tokens = await waitlist.make_links(dsn, state=None, count=n + warm + c)
     rows, group = report["scenarios"], "waiting list"
-    async with running_server(url, workers=args.server_workers) as server:
+    async with running_server(url, workers=args.server_workers, separate_ports=True) as server:
         base = server.base_url
         anonymous = await csrf_client(base, 1)
         who = identity(anonymous)
@@ -254,7 +256,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
     wins: list[list[datetime]] = [[] for _ in dataset.race_emails]
     stripe_env = scheduling.SERVER_EXTRA_ENV | {"STRIPE_API_KEY": "sk_test_benchmark"}
     with fake_stripe() as (stripe_base, _), environment(stripe_env | {"STRIPE_API_BASE": stripe_base}):
-        async with running_server(url, workers=args.server_workers) as server:
+        async with running_server(url, workers=args.server_workers, separate_ports=True) as server:
             base = server.base_url
             signed_in = await scheduling.sign_in_all(base, dataset.search_emails + dataset.race_emails)
             patients = [identity(client) for client in signed_in]
@@ -350,7 +352,7 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
             return payload, {"stripe-signature": sign_payload(payload.decode(), secret, int(time.time())), "content-type": "application/json"}
 
         with environment({"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark", "STRIPE_WEBHOOK_SECRET": secret}):
-            async with running_server(url, workers=args.server_workers) as server:
+            async with running_server(url, workers=args.server_workers, separate_ports=True) as server:
                 log(f"webhooks: {len(sent)} deliveries ({len(sent) - len(events)} repeats), {c} in flight ...")
                 requests = []
                 for event in [*warm, *(delivery.event for delivery in sent)]:
@@ -490,7 +492,7 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"{soak_['requests']:,} requests ({soak_['errors']} failed), {report['arguments']['concurrency']} in flight, taking turns: slot search, "
             "the dashboard, a waiting-list join, GET /health and the appointments page. Resident memory (VmRSS) of each "
-            "uvicorn worker process:",
+            "app process:",
             "",
             "| minute | " + " | ".join(f"process {k + 1}, MB" for k in range(soak_["processes"])) + " |",
             "|---:|" + "---:|" * soak_["processes"],

@@ -59,7 +59,7 @@ import asyncpg
 import httpx
 
 from benchmarks import webhooks_data as data
-from benchmarks.cpu import CLOCK_TICKS, _descendants, _snapshot
+from benchmarks.cpu import CLOCK_TICKS, descendants, process_table
 from benchmarks.machine import machine_facts
 from benchmarks.server import environment, fake_stripe, running_server
 from benchmarks.stats import Series
@@ -113,19 +113,19 @@ class CpuSplit:
         self.server_pid, self.stripe_pid = server_pid, stripe_pid
 
     def start(self) -> None:
-        self.before = _snapshot()
+        self.before = process_table()
         self.steal_before = _steal()
         self.started = time.perf_counter()
 
     def stop(self, database_pids: set[int]) -> dict[str, float]:
-        after = _snapshot()
+        after = process_table()
         wall = time.perf_counter() - self.started
         steal = _steal() - self.steal_before
 
         def used(pids: set[int]) -> float:
             return sum(after[pid][2] - (self.before[pid][2] if pid in self.before else 0.0) for pid in pids if pid in after)
 
-        server = _descendants(self.server_pid, after)
+        server = descendants(self.server_pid, after)
         postgres = {pid for pid, (name, _, _) in after.items() if name.startswith("postgres")}
         ours = postgres & database_pids
         mine = server | postgres | {self.stripe_pid, os.getpid()}
@@ -179,10 +179,10 @@ async def quiet_machine(*, exclude: set[int], busy_below: float = 0.10, patience
     cpus = len(os.sched_getaffinity(0))
     deadline = time.monotonic() + patience
     while True:
-        before = _snapshot()
+        before = process_table()
         await asyncio.sleep(2.0)
-        after = _snapshot()
-        ours = set().union(*(_descendants(pid, after) for pid in exclude))
+        after = process_table()
+        ours = set().union(*(descendants(pid, after) for pid in exclude))
         other = sum(after[pid][2] - before.get(pid, ("", 0, 0.0))[2] for pid in after if pid not in ours) / cpus / 2.0
         if other < busy_below:
             return f"{other:.0%} of the CPUs busy with other work in the 2 s before measuring"
