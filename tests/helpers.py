@@ -133,7 +133,7 @@ async def book_paid(client, fake, body: dict) -> dict:
     response = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert response.status_code == 201, response.text
     booked = response.json()
-    if booked.get("payment_id"):  # held until paid: ask for the Checkout Session and pay it
+    if booked.get("amount_cents"):  # held until paid: ask for the Checkout Session and pay it
         checkout = await client.post(f"/api/v1/billing/appointments/{booked['id']}/checkout", json={}, headers=await csrf_headers(client))
         assert checkout.status_code == 200, checkout.text
         await pay_checkout(client, fake, checkout.json()["checkout_url"])

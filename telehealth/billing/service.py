@@ -28,6 +28,7 @@ from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.notifications.service import queue_email
 from telehealth.outbox.service import enqueue_job
+from telehealth.scheduling import service as scheduling
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
@@ -137,21 +138,23 @@ async def open_payment(
     return payment
 
 
-def payment_for_new_hold(
-    session: AsyncSession, *, appointment: Appointment, policy: BillingPolicy, now: datetime, save_payment_method: bool = False
-) -> Payment:
-    """The open payment of an appointment this transaction has just held (no other payment can exist for
-    it yet, so no lookup): written with the booking, while the Checkout Session waits until the patient
-    goes to pay (checkout_for_held_appointment). Booking never waits on Stripe, and a Stripe outage costs
-    the patient a retry of "pay", not the time they chose."""
-    purpose = PURPOSE_BY_APPOINTMENT[AppointmentType(appointment.appointment_type)]
-    payment = Payment(
-        id=uuid.uuid4(), patient_id=appointment.patient_id, purpose=purpose.value, status=PaymentStatus.OPEN.value,
-        amount_cents=rules.fee_for(purpose, policy), refunded_cents=0, currency="usd", appointment_id=appointment.id,
-        save_payment_method=save_payment_method, checkout_attempts=0, created_at=now,
+async def book_for_patient(
+    session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType, starts_at: datetime,
+    hold: bool, actor: Actor, now: datetime, settings: Settings,
+) -> tuple[Appointment, int | None]:  # fmt: skip
+    """A patient's own booking, from the pages or the API: one that costs something (every consult; an
+    integration session once the program's included ones are used) is held for CHECKOUT_HOLD and becomes
+    booked only when Stripe confirms the payment. Booking does not call Stripe: the payment and its
+    Checkout Session are made when the patient goes to pay (checkout_for_held_appointment), and a session
+    never opened leaves no payment behind when the hold lapses. Answers the appointment and its fee in
+    cents (None when free)."""
+    policy = await current_policy(session, settings)
+    paid = await appointment_needs_payment(session, patient_id=patient.id, appointment_type=appointment_type, policy=policy)
+    appointment = await scheduling.book_appointment(
+        session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at,
+        hold=hold or paid, actor=actor, now=now, settings=settings, hold_for=CHECKOUT_HOLD if paid else scheduling.HOLD_FOR,
     )  # fmt: skip
-    session.add(payment)
-    return payment
+    return appointment, rules.fee_for(PURPOSE_BY_APPOINTMENT[appointment_type], policy) if paid else None
 
 
 async def _stripe_customer(session: AsyncSession, gateway: StripeGateway, *, patient_id: uuid.UUID) -> StripeCustomer:
@@ -210,8 +213,6 @@ async def checkout_for_held_appointment(
     )  # fmt: skip
     if payment.status == PaymentStatus.PAID:
         raise Conflict("payment.already_paid", "This appointment is already paid.")
-    if save_payment_method and not payment.save_payment_method and not payment.checkout_url:
-        payment.save_payment_method = True  # asked for at "pay" rather than when booking: before any session exists
     expires_at = max(appointment.hold_expires_at or now, now + CHECKOUT_HOLD)
     if expires_at != appointment.hold_expires_at:
         appointment.hold_expires_at = expires_at

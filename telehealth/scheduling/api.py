@@ -47,12 +47,12 @@ async def _patient_or_none(db_session: AsyncSession, signed_in: SignedIn) -> Pat
     return await own_patient_record(db_session, viewer=signed_in) if signed_in.role is Role.PATIENT else None
 
 
-def appointment_body(appointment: Appointment, payment: Payment | None = None) -> AppointmentBody:
+def appointment_body(appointment: Appointment, payment: Payment | None = None, *, amount_cents: int | None = None) -> AppointmentBody:
     return AppointmentBody(
         id=appointment.id, type=appointment.appointment_type, status=appointment.status, clinician_id=appointment.clinician_id,
         starts_at=appointment.starts_at, ends_at=appointment.ends_at, hold_expires_at=appointment.hold_expires_at,
         payment_id=payment.id if payment else None, checkout_url=payment.checkout_url if payment else None,
-        amount_cents=payment.amount_cents if payment else None,
+        amount_cents=payment.amount_cents if payment else amount_cents,
     )  # fmt: skip
 
 
@@ -105,22 +105,16 @@ class SchedulingApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> AppointmentBody:
         """Book (or hold for 15 minutes) one open slot. A paid appointment (every consult) is held for 30 minutes
-        and answers its `payment_id` and `amount_cents`: POST /api/v1/billing/appointments/{id}/checkout then
-        answers the Stripe Checkout URL, and the appointment becomes booked only when Stripe confirms the
-        payment. Read the policy at /api/v1/billing/policy first. A slot someone else just took answers 409
-        with fresh slots."""
+        and answers its `amount_cents`: POST /api/v1/billing/appointments/{id}/checkout then answers the Stripe
+        Checkout URL (and `save_payment_method` there keeps the card for fees), and the appointment becomes
+        booked only when Stripe confirms the payment. Read the policy at /api/v1/billing/policy first. A slot
+        someone else just took answers 409 with fresh slots."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        kind, now = AppointmentType(data.type), clock.now()
-        policy = await billing.current_policy(db_session, settings)
-        paid = await billing.appointment_needs_payment(db_session, patient_id=patient.id, appointment_type=kind, policy=policy)
-        appointment = await service.book_appointment(
-            db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=kind, starts_at=_aware(data.starts_at, "starts_at"),
-            hold=data.hold or paid, actor=actor, now=now, settings=settings, hold_for=billing.CHECKOUT_HOLD if paid else service.HOLD_FOR,
+        appointment, fee = await billing.book_for_patient(
+            db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=AppointmentType(data.type),
+            starts_at=_aware(data.starts_at, "starts_at"), hold=data.hold, actor=actor, now=clock.now(), settings=settings,
         )  # fmt: skip
-        if not paid:
-            return appointment_body(appointment)
-        payment = billing.payment_for_new_hold(db_session, appointment=appointment, policy=policy, now=now, save_payment_method=data.save_payment_method)
-        return appointment_body(appointment, payment=payment)
+        return appointment_body(appointment, amount_cents=fee)
 
     @get("/api/v1/appointments", guards=PATIENT)
     async def mine(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> list[AppointmentBody]:

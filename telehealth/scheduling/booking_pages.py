@@ -112,16 +112,15 @@ class BookingPagesController(Controller):
             clinician_id, starts_at = uuid.UUID(fields["clinician_id"]), datetime.fromisoformat(fields["starts_at"])
         except ValueError:
             return await _slot_page(db_session, signed_in, now=clock.now(), error="Choose one of the times below.", status_code=422, kind=kind)
-        policy = await billing.current_policy(db_session, settings)
-        paid = await billing.appointment_needs_payment(db_session, patient_id=patient.id, appointment_type=kind, policy=policy)
-        booked = await attempt(db_session, service.book_appointment(
-            db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind, starts_at=starts_at, hold=paid,
-            actor=actor, now=clock.now(), settings=settings, hold_for=billing.CHECKOUT_HOLD,
+        booked = await attempt(db_session, billing.book_for_patient(
+            db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind, starts_at=starts_at, hold=False,
+            actor=actor, now=clock.now(), settings=settings,
         ))  # fmt: skip
         if isinstance(booked, DomainError):
             return await _slot_page(db_session, signed_in, now=clock.now(), error=booked.detail, status_code=booked.status_code, kind=kind)
-        if paid:  # held while the patient reads the policy and pays; booked when Stripe confirms
-            return Redirect(path=f"/billing/appointments/{booked.id}/pay")
+        appointment, fee = booked
+        if fee is not None:  # held while the patient reads the policy and pays; booked when Stripe confirms
+            return Redirect(path=f"/billing/appointments/{appointment.id}/pay")
         return Redirect(path="/appointments?done=booked")
 
     @get("/appointments/{appointment_id:uuid}/cancel", guards=PATIENT)

@@ -25,7 +25,6 @@ class BookAppointment(RequestBody):
     clinician_id: uuid.UUID
     starts_at: datetime
     hold: bool = False
-    save_payment_method: bool = False  # the patient agrees that late-cancellation and no-show fees go on this card
 
 
 class AppointmentBody(ResponseBody):

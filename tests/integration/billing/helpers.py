@@ -42,24 +42,25 @@ async def coordinator(session_factory, settings, clock, *, email="co@example.org
     return await make_person(session_factory, role=Role.COORDINATOR, email=email, now=clock.now(), settings=settings)
 
 
-async def hold_consult(client, prescriber, starts_at: str = TUESDAY_TEN, **extra) -> dict:
-    """POST a consult booking (it answers held, with its payment but no Checkout Session yet), then ask for
-    the Checkout Session: the booking with the session's URL."""
+async def hold_consult(client, prescriber, starts_at: str = TUESDAY_TEN, *, save_payment_method: bool = False, **extra) -> dict:
+    """POST a consult booking (it answers held, with its fee and no payment yet), then ask for the Checkout
+    Session: the booking with the payment's id and the session's URL."""
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": starts_at, **extra}
     response = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert response.status_code == 201, response.text
     held = response.json()
-    assert held["status"] == "held" and held["payment_id"] and held["checkout_url"] is None, held
-    return held | {"checkout_url": await checkout_url_for(client, held)}
+    assert held["status"] == "held" and held["amount_cents"] and held["checkout_url"] is None, held
+    checkout = await checkout_for(client, held, save_payment_method=save_payment_method)
+    assert checkout["amount_cents"] == held["amount_cents"], (checkout, held)
+    return held | {"payment_id": checkout["payment_id"], "checkout_url": checkout["checkout_url"]}
 
 
-async def checkout_url_for(client, held: dict) -> str:
-    """POST /api/v1/billing/appointments/{id}/checkout for a held appointment: the Stripe Checkout URL."""
+async def checkout_for(client, held: dict, *, save_payment_method: bool = False) -> dict:
+    """POST /api/v1/billing/appointments/{id}/checkout for a held appointment: its payment and Checkout URL."""
     url = f"/api/v1/billing/appointments/{held['id']}/checkout"
-    response = await client.post(url, json={}, headers=await csrf_headers(client))
+    response = await client.post(url, json={"save_payment_method": save_payment_method}, headers=await csrf_headers(client))
     assert response.status_code == 200, response.text
-    assert response.json()["payment_id"] == held["payment_id"], (response.json(), held)
-    return response.json()["checkout_url"]
+    return response.json()
 
 
 def session_id_of(checkout_url: str) -> str:

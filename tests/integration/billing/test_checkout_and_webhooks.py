@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from telehealth.audit.models import AuditEvent
 from telehealth.billing.models import Payment, Refund, StripeEvent
+from telehealth.db.engine import transaction
+from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.service import expire_lapsed_holds
 from tests.fakes.stripe_api import sign_payload
 from tests.helpers import csrf_headers, deliver_stripe_event, sign_in
 from tests.integration.billing.helpers import (
@@ -92,6 +96,25 @@ async def test_an_expired_checkout_frees_the_slot(client, session_factory, setti
     assert TUESDAY_TEN in await _offered(client)
     assert await _audits(session_factory, "payment.lapse", held["payment_id"]) == 1
     assert await _audits(session_factory, "appointment.lapse", held["id"]) == 1
+
+
+async def test_a_hold_never_taken_to_pay_lapses_and_leaves_nothing_due(client, session_factory, settings, clock, stripe_fake):
+    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    watch = StripeWatch(stripe_fake)
+    body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": TUESDAY_TEN}
+    booked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
+    held = booked.json()
+    assert (booked.status_code, held["status"], held["amount_cents"], held["payment_id"]) == (201, "held", 15000, None)
+    assert watch.requests() == []  # booking never called Stripe
+    clock.advance(timedelta(minutes=31))
+    async with transaction(session_factory) as session:  # the worker's sweep; no Checkout Session exists to expire it
+        assert await expire_lapsed_holds(session, now=clock.now()) == 1
+    [appointment] = await rows(session_factory, Appointment, Appointment.id == uuid.UUID(held["id"]))
+    assert appointment.status == "expired"
+    client.cookies.clear()
+    await sign_in(client, patient, clock)
+    assert TUESDAY_TEN in await _offered(client)
+    assert await rows(session_factory, Payment) == [] and (await statement(client))["balance_due_cents"] == 0
 
 
 async def test_a_payment_that_arrives_after_the_slot_was_released_is_refunded_in_full(client, session_factory, settings, clock, smtp, stripe_fake):
