@@ -89,8 +89,12 @@ class SchedulingApiController(Controller):
             clinician_id=clinician_id, limit=limit,
         )  # fmt: skip
         zone = ZoneInfo(patient.timezone)
+        local: dict[datetime, str] = {}  # many clinicians share each start: convert each instant once
         return [
-            SlotBody(clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at, starts_at_local=s.starts_at.astimezone(zone).isoformat())
+            SlotBody(
+                clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at,
+                starts_at_local=local.get(s.starts_at) or local.setdefault(s.starts_at, s.starts_at.astimezone(zone).isoformat()),
+            )
             for s in found
         ]
 

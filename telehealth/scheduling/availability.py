@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import InvalidInput
+from telehealth.scheduling.calendars import DEFAULT_DURATIONS
 from telehealth.scheduling.models import AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.states import AppointmentType
 
@@ -75,8 +76,6 @@ async def save_type_settings(
     if problems:
         raise InvalidInput("availability.invalid", "Some settings need another look.", fields=problems)
     row = {key: value for key, value in values.items() if value is not None or key == "max_per_day"}
-    from telehealth.scheduling.service import DEFAULT_DURATIONS
-
     first_time = {"duration_minutes": DEFAULT_DURATIONS[appointment_type], **row}
     await session.execute(
         insert(AppointmentTypeSettings)

@@ -25,7 +25,8 @@ from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
 from telehealth.scheduling.notices import tell_patient
-from telehealth.scheduling.service import clinician_slots, credentials_valid_through, type_settings, write_or_find_conflict
+from telehealth.scheduling.calendars import credentials_valid_through, type_settings
+from telehealth.scheduling.service import clinician_slots, write_or_find_conflict
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, time
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Uuid, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Uuid, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlmodel import Field
 
@@ -115,3 +115,17 @@ class Appointment(SQLModel, table=True):
     ics_sequence: int = 0  # raised on every reschedule (RFC 5545 SEQUENCE)
     created_at: datetime = utc_timestamp()
     cancelled_at: datetime | None = utc_timestamp(nullable=True)
+
+
+class CalendarVersion(SQLModel, table=True):
+    """One row, written only by triggers (migration 0017): n goes up in the transaction of every change to
+    what a slot search's roster is made of (hours, overrides, type settings, licences, DEA registrations, a
+    clinician's zone, name, role or activity), so app processes know when the roster they keep is out of
+    date (scheduling/roster.py). The token is new in every database the migration makes."""
+
+    __tablename__ = "calendar_version"
+    __table_args__ = (CheckConstraint("only_row", name="one_row"),)
+
+    only_row: bool = Field(sa_column=Column(Boolean, primary_key=True, server_default=text("true")))
+    token: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, server_default=text("gen_random_uuid()")))
+    n: int = Field(sa_column=Column(BigInteger, nullable=False, server_default=text("0")))

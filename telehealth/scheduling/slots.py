@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
+from itertools import chain, repeat
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 MICROSECOND = timedelta(microseconds=1)
+MINUTE = timedelta(minutes=1)
+Who = TypeVar("Who")  # what tells clinicians apart after their name (an id)
 
 
 @dataclass(frozen=True)
@@ -199,3 +202,24 @@ def _open_slots(
                 _open_in_range(opens, closes, settings, earliest, latest, busy_starts, busy_ends, found)
         day += one_day
     return sorted(set(found)) if overlapping_ranges else found
+
+
+def soonest(streams: list[tuple[list[datetime], str, Who]], wanted: int | None) -> list[tuple[datetime, str, Who]]:
+    """The `wanted` soonest (start, name, who) of the clinicians' sorted starts, ties by name, or all of them:
+    what merging the sorted lists answers. A bisection over the minutes between the first and the last start
+    finds a cutoff by which that many have come (counting with bisect in each list), so only the starts up to
+    it become tuples to sort: a few hundred of a state's thousands."""
+    if wanted is not None and sum(map(len, (starts for starts, _, _ in streams))) > wanted:
+        lists = [starts for starts, _, _ in streams if starts]
+        first = min(starts[0] for starts in lists)
+        low, high = 0, int((max(starts[-1] for starts in lists) - first) // MINUTE) + 1  # `high` minutes in, every start has come
+        while low < high:
+            middle = (low + high) // 2
+            if sum(map(bisect_right, lists, repeat(first + middle * MINUTE))) >= wanted:
+                high = middle
+            else:
+                low = middle + 1
+        cutoff = first + low * MINUTE
+        streams = [(starts[: bisect_right(starts, cutoff)], name, who) for starts, name, who in streams]
+    ordered = sorted(chain.from_iterable(zip(starts, repeat(name), repeat(who)) for starts, name, who in streams))
+    return ordered[:wanted]

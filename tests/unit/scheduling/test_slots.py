@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, clear_of_busy, open_slots, open_slots_sorted
+from telehealth.scheduling.slots import Availability, Busy, TimeRange, TypeSettings, clear_of_busy, open_slots, open_slots_sorted, soonest
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
@@ -158,3 +158,26 @@ def test_the_fast_engine_agrees_with_the_plain_rule_on_random_calendars():
             assert open_slots_sorted(availability, settings, starts, ends, window_start=window_start, window_end=window_end, now=now) == expected, case
             unbooked = open_slots_sorted(availability, settings, [], [], window_start=window_start, window_end=window_end, now=now)
             assert clear_of_busy(unbooked, settings, starts, ends) == expected, case
+
+
+def test_soonest_answers_what_merging_every_clinicians_starts_answers():
+    """soonest against heapq.merge on 500 random rosters: shared grids (many clinicians at one instant),
+    repeated names, empty lists, and `wanted` below, at and above the number of starts."""
+    import heapq
+    import random
+    from itertools import islice, repeat
+
+    rng = random.Random(11)
+    base = datetime(2027, 1, 12, 14, tzinfo=UTC)
+    for case in range(500):
+        streams = []
+        for who in range(rng.randrange(0, 25)):
+            grid = rng.choice([5, 15, 30])
+            offset = timedelta(seconds=rng.choice([0, 0, 17]))  # hours need not open on the minute
+            starts = sorted({base + offset + timedelta(minutes=grid * rng.randrange(0, 40)) for _ in range(rng.randrange(0, 12))})
+            streams.append((starts, rng.choice(["Ames", "Baker", "Cole"]), who))
+        total = sum(len(starts) for starts, _, _ in streams)
+        for wanted in (None, 1, rng.randrange(1, total + 2), total, total + 5):
+            merged = heapq.merge(*(zip(starts, repeat(name), repeat(who)) for starts, name, who in streams))
+            expected = list(merged if wanted is None else islice(merged, wanted))
+            assert soonest(streams, wanted) == expected, (case, wanted)
