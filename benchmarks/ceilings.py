@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -34,6 +34,7 @@ import httpx
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event
 
+from benchmarks.cpu import process_table
 from telehealth.asgi import create_app
 from telehealth.settings import Settings
 
@@ -164,9 +165,11 @@ class PgbenchResult:
     latency_ms: float
     transactions: int
     failed: int
+    postgres_cpu_ms: float | None = None  # PostgreSQL's CPU per transaction while pgbench ran (from /proc)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tps": self.transactions_per_second, "latency_ms": self.latency_ms, "transactions": self.transactions, "failed": self.failed}
+        return {"tps": self.transactions_per_second, "latency_ms": self.latency_ms, "transactions": self.transactions, "failed": self.failed,
+                "postgres_cpu_ms": self.postgres_cpu_ms}  # fmt: skip
 
 
 def run_pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> PgbenchResult:
@@ -195,4 +198,18 @@ def run_pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> 
 
 
 async def pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> PgbenchResult:
-    return await asyncio.to_thread(run_pgbench, dsn, captured, clients=clients, seconds=seconds)
+    """run_pgbench, with PostgreSQL's CPU per transaction: what the database spends on one replay, to set
+    beside what it spends on one of the app's requests (the suite's "database CPU" share)."""
+    before = _postgres_cpu()
+    seen: dict[int, float] = {}
+    run = asyncio.create_task(asyncio.to_thread(run_pgbench, dsn, captured, clients=clients, seconds=seconds))
+    while not run.done():  # pgbench's backends end with it: read their CPU while they live
+        seen.update(_postgres_cpu())
+        await asyncio.wait({run}, timeout=0.2)
+    result = run.result()
+    postgres_seconds = sum(cpu - before.get(pid, 0.0) for pid, cpu in seen.items())
+    return replace(result, postgres_cpu_ms=postgres_seconds / result.transactions * 1000 if result.transactions else None)
+
+
+def _postgres_cpu() -> dict[int, float]:
+    return {pid: cpu for pid, (name, _, cpu) in process_table().items() if name.startswith("postgres")}

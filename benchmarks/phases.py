@@ -63,7 +63,9 @@ async def drive(server: Server, name: str, requests: list[bytes], *, concurrency
         started = time.perf_counter()
         await _lanes(connections, requests[warmup:], check, series)
         series.wall_seconds = time.perf_counter() - started
-        series.notes["cpu"] = describe(meter.stop(), len(requests) - warmup)
+        used, measured = meter.stop(), len(requests) - warmup
+        series.notes["cpu"] = describe(used, measured)
+        series.notes["postgres_cpu_ms"] = used["PostgreSQL"] / measured * 1000 if measured else None
     finally:
         await asyncio.gather(*(connection.close() for connection in connections))
     series.notes["concurrency"] = concurrency

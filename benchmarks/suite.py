@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, and pgbench connections (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario and concurrency (default: %(default)s)")
     parser.add_argument("--searches", type=int, default=200, help="measured slot searches (each answers ~1 MB; default: %(default)s)")
-    parser.add_argument("--bookings", type=int, default=100, help="measured bookings of distinct free slots (default: %(default)s)")
+    parser.add_argument("--bookings", type=int, default=190, help="measured bookings of distinct free slots, one per prescriber (at most 200; default: %(default)s)")
     parser.add_argument("--events", type=int, default=1000, help="distinct Stripe events for the webhook deliveries (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
@@ -400,6 +400,11 @@ def ratios(report: dict[str, Any]) -> None:
         database = report["ceilings"].get(row["capture"] or "")
         same_connections = database and database["clients"] == row["concurrency"]
         row["database_share"] = row["per_second"] / database["tps"] if same_connections else None
+        # What the database spends on a replay over what it spends on one of the app's requests: the share of the
+        # database's ceiling the scenario reaches once the app has CPUs of its own (production: app instances on
+        # machines of their own, one PostgreSQL), where here both share two CPUs.
+        app_cpu, replay_cpu = row.get("postgres_cpu_ms"), database.get("postgres_cpu_ms") if database else None
+        row["database_cpu_share"] = replay_cpu / app_cpu if same_connections and app_cpu and replay_cpu else None
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -410,9 +415,12 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     c = report["arguments"]["concurrency"]
     booking = find("booking, distinct", c)
+    wanted = TARGETS["booking share of its database ceiling"]
     out = [
-        {"what": f"booking throughput, {c} in flight, as a share of its database ceiling", "value": booking["database_share"],
-         "target": TARGETS["booking share of its database ceiling"], "unit": "share", "met": (booking["database_share"] or 0) >= 0.30},
+        {"what": f"booking throughput, {c} in flight, as a share of its database ceiling (app and PostgreSQL on the same CPUs)",
+         "value": booking["database_share"], "target": wanted, "unit": "share", "met": (booking["database_share"] or 0) >= wanted},
+        {"what": "the same with the app on CPUs of its own: PostgreSQL CPU per replayed booking over per app booking",
+         "value": booking["database_cpu_share"], "target": wanted, "unit": "share", "met": (booking["database_cpu_share"] or 0) >= wanted},
     ]  # fmt: skip
     for operation, key in (("slot search", "slot search p95 ms"), ("patient dashboard", "dashboard p95 ms")):
         for concurrency in (1, c):
@@ -462,27 +470,30 @@ def markdown(report: dict[str, Any]) -> str:
         "\"of framework\": this throughput over GET /health's (same server, client and in-flight count: the whole "
         "middleware stack, no database). \"of database\": over pgbench replaying this scenario's own statements with "
         "the same number of connections (table below). A read-heavy scenario can show more than 100% of its database ceiling "
-        "when the app answers from fewer round trips than the replay's BEGIN and ROLLBACK add.",
+        "when the app answers from fewer round trips than the replay's BEGIN and ROLLBACK add. \"of database CPU\": "
+        "PostgreSQL's CPU per replayed transaction over its CPU per request of the app, the share of the database's ceiling "
+        "the scenario would reach with the app on CPUs of its own (here the app and PostgreSQL share the machine's).",
         "",
-        "| group | scenario | in flight | count | errors | p50 | p95 | p99 | per second | of framework | of database |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| group | scenario | in flight | count | errors | p50 | p95 | p99 | per second | of framework | of database | of database CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["scenarios"]:
         lines.append(
             f"| {row['group']} | {row['operation']} | {row['concurrency']} | {row['count']} | {row['errors']} | {row['p50_ms']:.1f} | "
             f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['per_second']:.1f} | {_share(row['framework_share'])} | "
-            f"{_share(row['database_share'])} |"
+            f"{_share(row['database_share'])} | {_share(row.get('database_cpu_share'))} |"
         )
     lines += ["", "CPU per request (app server, PostgreSQL, load generator), from `/proc`:", ""]
     lines += [f"- {row['group']}, {row['operation']}, {row['concurrency']} in flight: {row.get('cpu', '-')}" for row in report["scenarios"]]
     lines += [
         "",
-        "| pgbench ceiling | statements per transaction | connections | transactions per second | mean latency ms | failed |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| pgbench ceiling | statements per transaction | connections | transactions per second | mean latency ms | PostgreSQL CPU ms per transaction | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, ceiling in report["ceilings"].items():
+        cpu = f"{ceiling['postgres_cpu_ms']:.2f}" if ceiling.get("postgres_cpu_ms") else "-"
         lines.append(
-            f"| {name} | {ceiling['statements']:.0f} | {ceiling['clients']} | {ceiling['tps']:.0f} | {ceiling['latency_ms']:.2f} | {ceiling['failed']} |"
+            f"| {name} | {ceiling['statements']:.0f} | {ceiling['clients']} | {ceiling['tps']:.0f} | {ceiling['latency_ms']:.2f} | {cpu} | {ceiling['failed']} |"
         )
     if "soak" in report:
         soak_ = report["soak"]

@@ -259,22 +259,28 @@ _UTC = DateTime(timezone=True)
 _HALF_OPEN = literal_column("'[)'")  # literal, so even a generic plan matches the index expression
 
 
-def _occupying_within() -> list[Any]:
-    """Held or booked appointments of the clinicians (`ids`) whose busy span overlaps [after, before): written
-    as the exclusion constraint's own index expression, with the statuses literal as in its WHERE, so
-    PostgreSQL can use ex_appointment_clinician_busy (only occupying rows, never the growing history)."""
+def _occupying_within(*, one_clinician: bool = False) -> list[Any]:
+    """Held or booked appointments of the clinicians (`ids`, or the one `clinician_id`) whose busy span overlaps
+    [after, before): written as the exclusion constraint's own index expression, with the statuses literal as in
+    its WHERE, so PostgreSQL can use ex_appointment_clinician_busy (only occupying rows, never the growing
+    history). One clinician's is a statement of its own: against `= ANY($1)`, which it must assume holds
+    several ids, PostgreSQL planned a booking's check afresh on every execution (pg_prepared_statements:
+    custom_plans only) instead of keeping one plan."""
+    clinician = Appointment.clinician_id == bindparam("clinician_id") if one_clinician else _any_id(Appointment.clinician_id)
     return [
-        _any_id(Appointment.clinician_id), text(f"appointment.{OCCUPYING_SQL}"),
+        clinician, text(f"appointment.{OCCUPYING_SQL}"),
         func.tstzrange(Appointment.busy_from, Appointment.busy_until, _HALF_OPEN).op("&&")(
             func.tstzrange(bindparam("after", type_=_UTC), bindparam("before", type_=_UTC), _HALF_OPEN)
         ),
     ]
 
 
-_OCCUPYING_SPANS = select(
+_OCCUPYING_COLUMNS = (
     Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, _plain(Appointment.starts_at),
     _plain(Appointment.busy_from), _plain(Appointment.busy_until), _plain(Appointment.hold_expires_at),
-).where(*_occupying_within())
+)
+_OCCUPYING_SPANS = select(*_OCCUPYING_COLUMNS).where(*_occupying_within())
+_OCCUPYING_SPANS_OF_ONE = select(*_OCCUPYING_COLUMNS).where(*_occupying_within(one_clinician=True))
 
 
 _BUSY_SPANS = (
@@ -307,7 +313,11 @@ async def load_occupying(
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     """The held and booked appointments of these clinicians that reach into the window (by `reach`; a day
     unless the caller knows better), as plain rows: thousands load several times faster than ORM objects."""
-    rows = await session.execute(_OCCUPYING_SPANS, {"ids": clinician_ids, "after": window_start - reach, "before": window_end + reach})
+    bounds = {"after": window_start - reach, "before": window_end + reach}
+    if len(clinician_ids) == 1:
+        rows = await session.execute(_OCCUPYING_SPANS_OF_ONE, {"clinician_id": clinician_ids[0]} | bounds)
+    else:
+        rows = await session.execute(_OCCUPYING_SPANS, {"ids": clinician_ids} | bounds)
     occupying: dict[uuid.UUID, list[Row[Any]]] = {}
     for appointment in rows.all():
         occupying.setdefault(appointment.clinician_id, []).append(appointment)

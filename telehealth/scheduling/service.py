@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from itertools import chain
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,11 +81,11 @@ async def clinician_slots(
 
 
 class Slot(NamedTuple):
-    """One open start of one clinician (a tuple: a search makes hundreds)."""
+    """One open start of one clinician (a tuple: a search makes hundreds), in the order slots sort by."""
 
-    clinician_id: uuid.UUID
-    clinician_name: str
     starts_at: datetime
+    clinician_name: str
+    clinician_id: uuid.UUID
 
 
 async def find_slots(
@@ -123,7 +123,7 @@ async def find_slots(
                 )  # fmt: skip
             if starts:
                 streams.append((starts, offering.full_name, offering.clinician_id))
-        found.extend(Slot(cid, name, start) for start, name, cid in soonest(streams, wanted))
+        found.extend(map(Slot._make, soonest(streams, wanted)))
         chunk_start = chunk_end
     return found
 
@@ -250,14 +250,17 @@ def _offered_around(
     starts = slots_from_calendar(
         calendar, appointment_type=appointment_type, window_start=window_start, window_end=window_end, now=now, valid_through=credentials.valid_through
     )
-    return [Slot(credentials.id, credentials.full_name, start) for start in starts]
+    return [Slot(start, credentials.full_name, credentials.id) for start in starts]
 
 
 _APPOINTMENT = Appointment.__table__  # Core statements on the table: no ORM bookkeeping for one row
+# The status is literal so that even the plan PostgreSQL keeps for the prepared statement can use the partial
+# index ix_appointment_hold_expiry (WHERE status = 'held'); as a parameter, it planned the UPDATE afresh on
+# every booking.
 _EXPIRE_LAPSED_HOLDS_IN_THE_WAY = (
     update(_APPOINTMENT)
     .where(
-        _APPOINTMENT.c.status == AppointmentStatus.HELD.value, _APPOINTMENT.c.hold_expires_at <= bindparam("now"),
+        text("appointment.status = 'held'"), _APPOINTMENT.c.hold_expires_at <= bindparam("now"),
         (_APPOINTMENT.c.clinician_id == bindparam("the_clinician")) | (_APPOINTMENT.c.patient_id == bindparam("the_patient")),
         _APPOINTMENT.c.busy_from < bindparam("span_end"), _APPOINTMENT.c.busy_until > bindparam("span_start"),
     )
