@@ -66,6 +66,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.audit.service import Actor
 from telehealth.db.engine import make_engine, make_session_factory
 from telehealth.scheduling.schemas import SlotBody
+from telehealth.scheduling.roster import ROSTERS
 from telehealth.scheduling.service import book_appointment, find_slots
 from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
@@ -177,6 +178,7 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
     try:
         patient = await patient_record(factory, dataset.search_emails[0])
         now = datetime.now(UTC)
+        ROSTERS.clear()  # every statement of a search, the roster's too
         async with factory() as session:
             with StatementLog(engine) as captured:
                 found = await find_slots(
@@ -186,11 +188,11 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
             await session.rollback()
         # The table each statement reads (its last FROM: the calendar statement has subqueries in its columns).
         counts = Counter(statement.rsplit("FROM", 1)[1].split()[0] for statement, _ in captured.statements if "FROM" in statement)
-        statements["clinicians who may see the patient, with hours, overrides and settings (_credentialed_calendars)"] = captured.find(
+        statements["clinicians who may see the patient, with hours, overrides and settings (calendars.credentialed_calendars)"] = captured.find(
             "FROM state_license", "FROM dea_registration"
         )
         # The busy spans of the day that has the slots: the last day the search walked.
-        statements["busy spans of one day, every clinician, aggregated per clinician (_load_busy_spans)"] = [
+        statements["busy spans of the days read, every clinician, aggregated per clinician (calendars.load_busy_spans)"] = [
             (statement, parameters) for statement, parameters in captured.statements if re.search(r"FROM appointment\s+WHERE", statement)
         ][-1]
         # A whole booking (book_appointment as the API calls it) of a slot two days ahead, rolled back: nothing is kept.
@@ -208,7 +210,7 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
                     starts_at=slot.starts_at, hold=False, actor=Actor.system(), now=now, settings=settings,
                 )  # fmt: skip
             await session.rollback()
-        statements["the booking's check: one clinician's credentials and calendar (_credentialed_calendars)"] = booking.find(
+        statements["the booking's check: one clinician's credentials and calendar (calendars.credentialed_calendars)"] = booking.find(
             "FROM state_license", "FROM dea_registration"
         )
         statements["expire lapsed holds in the way (book_appointment)"] = booking.find("UPDATE appointment")
@@ -316,6 +318,7 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
 
         async def search() -> list[Any]:
             now = datetime.now(UTC)
+            ROSTERS.clear()  # cold: the first search after a calendar change, the roster read included
             async with factory() as session:
                 found = await find_slots(
                     session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
