@@ -27,6 +27,7 @@ from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings
 from telehealth.scheduling.states import AppointmentStatus, AppointmentType
 
 DEFAULT_DURATIONS = {AppointmentType.CONSULT: 45, AppointmentType.REASSESSMENT: 30, AppointmentType.INTEGRATION: 50}
+MAX_BUSY_SPAN = timedelta(days=1)  # models.MAX_BUSY_SPAN_SQL, held by a check constraint
 CLINICIAN_ROLE = {
     AppointmentType.CONSULT: Role.PRESCRIBER,
     AppointmentType.REASSESSMENT: Role.PRESCRIBER,
@@ -291,7 +292,11 @@ _BUSY_SPANS = (
         type_coerce(func.array_agg(aggregate_order_by(Appointment.busy_until, Appointment.busy_from)), NullType()),
     )
     .where(
-        *_occupying_within(),
+        # Overlapping [after, before), found by the start alone (no span lasts over MAX_BUSY_SPAN, a check
+        # constraint), so the btree ix_appointment_occupying_busy_from serves it, statuses literal as its WHERE.
+        _any_id(Appointment.clinician_id), text(f"appointment.{OCCUPYING_SQL}"),
+        Appointment.busy_from < bindparam("before", type_=_UTC), Appointment.busy_from > bindparam("earliest_start", type_=_UTC),
+        Appointment.busy_until > bindparam("after", type_=_UTC),
         (Appointment.status == AppointmentStatus.BOOKED.value) | (Appointment.hold_expires_at > bindparam("now")),  # not a lapsed hold
     )
     .group_by(Appointment.clinician_id)
@@ -304,7 +309,10 @@ async def load_busy_spans(
     """The busy spans (starts, ends, sorted by start) of held and booked appointments reaching into the
     window, lapsed holds left out, aggregated per clinician by the database: what the slot engine needs when
     no daily limit counts appointments, in one row per clinician."""
-    rows = await session.execute(_BUSY_SPANS, {"ids": clinician_ids, "after": window_start - reach, "before": window_end + reach, "now": now})
+    after = window_start - reach
+    rows = await session.execute(
+        _BUSY_SPANS, {"ids": clinician_ids, "after": after, "earliest_start": after - MAX_BUSY_SPAN, "before": window_end + reach, "now": now}
+    )
     return {cid: (starts, ends) for cid, starts, ends in rows.all()}
 
 

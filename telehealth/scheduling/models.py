@@ -17,6 +17,7 @@ from sqlmodel import Field
 from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 
 OCCUPYING_SQL = "status IN ('held', 'booked')"
+MAX_BUSY_SPAN_SQL = "1 day"  # no appointment with its buffers lasts longer (a check constraint)
 
 
 def _clinician_fk(primary_key: bool = False) -> Field:  # type: ignore[valid-type]
@@ -83,6 +84,9 @@ class Appointment(SQLModel, table=True):
         CheckConstraint("status IN ('held', 'booked', 'completed', 'cancelled', 'no_show', 'expired')", name="status_known"),
         CheckConstraint("starts_at < ends_at AND busy_from <= starts_at AND busy_until >= ends_at", name="times_valid"),
         CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="held_expires"),
+        # The longest busy span the settings allow is 8 hours (240 minutes and two buffers of 120); the bound
+        # lets a search find spans overlapping a window by their start alone (ix_..._busy_from, calendars.py).
+        CheckConstraint(f"busy_until - busy_from <= interval '{MAX_BUSY_SPAN_SQL}'", name="busy_within_a_day"),
         ExcludeConstraint(
             (Column("clinician_id"), "="),
             (text("tstzrange(busy_from, busy_until, '[)')"), "&&"),
@@ -99,6 +103,12 @@ class Appointment(SQLModel, table=True):
         ),
         Index("ix_appointment_hold_expiry", "hold_expires_at", postgresql_where=text("status = 'held'")),
         Index("ix_appointment_clinician_starts_at", "clinician_id", "starts_at"),
+        # A slot search's busy spans for hundreds of clinicians: one btree descent each, where the exclusion
+        # constraint's GiST index took several times as long for the same `clinician_id = ANY(...)`.
+        Index(
+            "ix_appointment_occupying_busy_from", "clinician_id", "busy_from", postgresql_include=["busy_until"],
+            postgresql_where=text(OCCUPYING_SQL),
+        ),
     )
 
     id: uuid.UUID = uuid_primary_key()

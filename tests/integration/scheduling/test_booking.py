@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -14,7 +14,7 @@ from telehealth.audit.service import Actor
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.lib.errors import Conflict
 from telehealth.scheduling.models import Appointment
-from telehealth.scheduling.service import book_appointment
+from telehealth.scheduling.service import book_appointment, find_slots
 from telehealth.scheduling.states import AppointmentType
 from tests.helpers import book_paid, csrf_headers, sign_in
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
@@ -284,3 +284,31 @@ async def test_a_patient_racing_themselves_on_two_prescribers_gets_one_and_is_to
     finally:
         await engine.dispose()
     assert outcomes == ["appointment.patient_overlap", "booked"]
+
+
+async def test_a_busy_span_that_began_before_the_window_still_blocks_it_and_none_lasts_over_a_day(session_factory, settings, clock):
+    """A search finds busy spans by their start (the btree index): a span that began hours before the
+    window and runs into it must still block, and the database refuses a span over a day, the bound the
+    search relies on."""
+    prescriber = await prescriber_with_hours(session_factory, settings, clock, hours=((time(6), time(18)),))
+    patient = await screened_patient(session_factory, settings, clock)
+    insert = text(
+        "INSERT INTO appointment (id, appointment_type, clinician_id, patient_id, status, starts_at, ends_at, busy_from, busy_until, "
+        "room_token, ics_sequence, created_at) VALUES (gen_random_uuid(), 'consult', :clinician, :patient, 'booked', :start, :end, :start, "
+        ":busy_until, md5(random()::text), 0, now())"
+    )
+    start = TUESDAY_TEN_NY - timedelta(hours=3)  # 07:00 New York, busy (buffers included) until 13:00
+    async with transaction(session_factory) as session:
+        await session.execute(insert, {"clinician": prescriber.user_id, "patient": patient.patient_id, "start": start,
+                                       "end": start + timedelta(minutes=45), "busy_until": start + timedelta(hours=6)})  # fmt: skip
+    async with session_factory() as session:
+        found = await find_slots(
+            session, patient=await session.get(Patient, patient.patient_id), appointment_type=AppointmentType.CONSULT,
+            window_start=TUESDAY_TEN_NY, window_end=TUESDAY_TEN_NY + timedelta(hours=8), now=clock.now(),
+        )  # fmt: skip
+    assert found and min(slot.starts_at for slot in found) == TUESDAY_TEN_NY + timedelta(hours=3)  # 13:00, not 10:00
+    with pytest.raises(IntegrityError, match="busy_within_a_day"):
+        async with transaction(session_factory) as session:
+            later = TUESDAY_TEN_NY + timedelta(days=2)
+            await session.execute(insert, {"clinician": prescriber.user_id, "patient": patient.patient_id, "start": later,
+                                           "end": later + timedelta(minutes=45), "busy_until": later + timedelta(hours=25)})  # fmt: skip
