@@ -205,8 +205,8 @@ async def explain(dsn: str, statement: str, parameters: tuple[Any, ...], *, gene
                 if generic:
                     await connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
                     await connection.execute(f"PREPARE bench_statement AS {statement}")
-                    arguments = ", ".join(_literal(value) for value in parameters)
-                    rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_statement({arguments})")
+                    arguments = f"({', '.join(_literal(value) for value in parameters)})" if parameters else ""  # EXECUTE x() is a syntax error
+                    rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_statement{arguments}")
                 else:
                     rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
                 plan = "\n".join(row[0] for row in rows)
