@@ -95,11 +95,11 @@ async def roster_for(
 ) -> Roster:  # fmt: skip
     """Who may see a patient of `state` for this type in the window (or that one clinician), with their
     calendars: from this process's rosters while the calendar version is unchanged, else one statement."""
-    token, n = (await session.execute(_CALENDAR_VERSION)).one()  # before the roster: see the module's note
-    version = (token, n)
+    row = (await session.execute(_CALENDAR_VERSION)).one_or_none()  # before the roster: see the module's note
+    version = (row.token, row.n) if row is not None else None  # no row (an operator deleted it): nothing is kept
     # The roster's statement depends on the window through its first and last dates only.
     key: RosterKey = (state, appointment_type, clinician_id, window_start.date(), window_end.date())
-    roster = ROSTERS.get(key, version)
+    roster = ROSTERS.get(key, version) if version is not None else None
     if roster is None:
         roster = _roster_from(
             await credentialed_calendars(
@@ -108,7 +108,8 @@ async def roster_for(
             ),
             appointment_type,
         )  # fmt: skip
-        ROSTERS.put(key, version, roster)
+        if version is not None:
+            ROSTERS.put(key, version, roster)
     return roster
 
 

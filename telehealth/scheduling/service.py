@@ -136,11 +136,11 @@ class _Unbooked:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self._days: dict[tuple[int, datetime], list[datetime]] = {}
+        self._days: dict[tuple[int, datetime, datetime], list[datetime]] = {}
         self._chunks: dict[tuple[int, datetime, datetime], list[datetime]] = {}
 
     def _day(self, offering: Offering, start: datetime, end: datetime) -> list[datetime]:
-        key = (offering.group, start)
+        key = (offering.group, start, end)
         if key not in self._days:
             until = min(end, offering.lapse)
             self._days[key] = open_slots_sorted(

@@ -105,3 +105,19 @@ async def test_every_kind_of_roster_change_moves_the_version(session_factory, se
         async with transaction(session_factory) as session:
             await session.execute(text(change), {"id": prescriber.user_id})
         assert await _version(session_factory) > before, change
+
+
+async def test_without_the_version_row_nothing_is_kept(engine, session_factory, settings, clock):
+    """An operator who deletes calendar_version loses the keeping, not the search."""
+    await prescriber_with_hours(session_factory, settings, clock, hours=((time(9), time(12)),))
+    patient = await screened_patient(session_factory, settings, clock)
+    async with transaction(session_factory) as session:
+        await session.execute(text("DELETE FROM calendar_version"))
+    try:
+        with RosterReads(engine) as reads:
+            assert "09:00" in await _local_hours(session_factory, patient.patient_id, clock)
+            assert "09:00" in await _local_hours(session_factory, patient.patient_id, clock)
+            assert reads.count == 2
+    finally:
+        async with transaction(session_factory) as session:
+            await session.execute(text("INSERT INTO calendar_version DEFAULT VALUES"))
