@@ -34,6 +34,9 @@ from telehealth.scheduling.states import AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 
 CHECKOUT_HOLD = timedelta(minutes=30)  # Stripe Checkout's shortest allowed expiry; a paid hold lasts this long
+# From the booking: room for a second Checkout Session when the first runs out, never more, so asking to pay
+# again and again cannot keep a time from everyone else.
+MAX_PAID_HOLD = timedelta(hours=1)
 STANDALONE_CHECKOUT_VALID = timedelta(hours=23)  # Checkout allows at most 24 h
 SEND_REFUND_JOB, COLLECT_FEE_JOB = "billing.send_refund", "billing.collect_fee"
 EXPIRE_CHECKOUT_JOB, SAVE_PAYMENT_METHOD_JOB = "billing.expire_checkout", "billing.save_payment_method"
@@ -174,7 +177,7 @@ async def checkout(
     """A Checkout Session for an open payment (locked by the caller); the same one again while it is live."""
     if payment.status != PaymentStatus.OPEN:
         raise Conflict("payment.not_open", "This payment is already settled.")
-    if payment.checkout_url and payment.checkout_expires_at and payment.checkout_expires_at > now + timedelta(minutes=1):
+    if _session_live(payment, now):
         return payment  # a second click finds the first click's session
     customer = await _stripe_customer(session, gateway, patient_id=payment.patient_id)
     attempt = payment.checkout_attempts + 1
@@ -193,11 +196,16 @@ async def checkout(
     return payment
 
 
+def _session_live(payment: Payment, now: datetime) -> bool:
+    return bool(payment.checkout_url and payment.checkout_expires_at and payment.checkout_expires_at > now + timedelta(minutes=1))
+
+
 async def checkout_for_held_appointment(
     session: AsyncSession, gateway: StripeGateway, *, appointment_id: uuid.UUID, patient: Patient, now: datetime, settings: Settings,
     save_payment_method: bool = False,
 ) -> Payment:  # fmt: skip
-    """Pay for a held appointment: the hold lasts as long as the Checkout Session (at least 30 minutes)."""
+    """Pay for a held appointment: the hold lasts as long as the Checkout Session (at least 30 minutes), and
+    a new session (the last ran out) extends it only up to MAX_PAID_HOLD from the booking."""
     appointment = await session.get(Appointment, appointment_id, with_for_update=True)
     if appointment is None or appointment.patient_id != patient.id:
         raise NotFound("appointment.not_found", "No appointment with this id is yours.")
@@ -213,7 +221,13 @@ async def checkout_for_held_appointment(
     )  # fmt: skip
     if payment.status == PaymentStatus.PAID:
         raise Conflict("payment.already_paid", "This appointment is already paid.")
+    if _session_live(payment, now):
+        return payment  # the hold already ends with this session: asking again extends nothing
     expires_at = max(appointment.hold_expires_at or now, now + CHECKOUT_HOLD)
+    if expires_at > appointment.created_at + MAX_PAID_HOLD:
+        raise Conflict(
+            "payment.hold_lapsed", "This time has been held for you for as long as we can. Please choose a time again."
+        )
     if expires_at != appointment.hold_expires_at:
         appointment.hold_expires_at = expires_at
         session.add(appointment)

@@ -130,7 +130,8 @@ async def insert_appointment(session_factory, *, patient, clinician, starts_at: 
             id=appointment_id, appointment_type=appointment_type, clinician_id=clinician.user_id, patient_id=patient.patient_id,
             status=status, starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes), busy_from=starts_at,
             busy_until=starts_at + timedelta(minutes=minutes), hold_expires_at=hold_expires_at, room_token=secrets.token_urlsafe(24),
-            created_at=starts_at - timedelta(days=3),
+            # A hold is made with its row (book_appointment), and paying can stretch it only so far from then.
+            created_at=hold_expires_at - timedelta(minutes=15) if status == "held" and hold_expires_at else starts_at - timedelta(days=3),
         ))  # fmt: skip
     return appointment_id
 

@@ -23,6 +23,7 @@ from tests.integration.billing.helpers import (
     TUESDAY_TEN_AT,
     StripeWatch,
     appointment_status,
+    checkout_for,
     complete_on_stripe,
     dashboard,
     deliver,
@@ -115,6 +116,33 @@ async def test_a_hold_never_taken_to_pay_lapses_and_leaves_nothing_due(client, s
     await sign_in(client, patient, clock)
     assert TUESDAY_TEN in await _offered(client)
     assert await rows(session_factory, Payment) == [] and (await statement(client))["balance_due_cents"] == 0
+
+
+async def test_asking_to_pay_again_holds_a_time_an_hour_at_most(client, session_factory, settings, clock, stripe_fake):
+    """Asking for the Checkout again finds the live session and extends nothing; once it runs out, one new
+    session may take the hold to an hour from the booking, never past it: a patient cannot keep a time from
+    everyone else by asking again and again."""
+    prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
+    booked_at = clock.now()
+    held = await hold_consult(client, prescriber)
+    appointment_id = uuid.UUID(held["id"])
+
+    async def hold_ends() -> object:
+        [appointment] = await rows(session_factory, Appointment, Appointment.id == appointment_id)
+        return appointment.hold_expires_at
+
+    assert await hold_ends() == booked_at + timedelta(minutes=30)
+    clock.advance(timedelta(minutes=20))
+    assert (await checkout_for(client, held))["checkout_url"] == held["checkout_url"]
+    assert await hold_ends() == booked_at + timedelta(minutes=30)  # not 20 + 30
+    clock.advance(timedelta(minutes=9, seconds=30))  # the session has half a minute left: a new one
+    renewed = await checkout_for(client, held)
+    assert renewed["checkout_url"] != held["checkout_url"]
+    assert await hold_ends() == booked_at + timedelta(minutes=59, seconds=30)
+    clock.advance(timedelta(minutes=29, seconds=30))  # that one runs out too: no third
+    refused = await client.post(f"/api/v1/billing/appointments/{appointment_id}/checkout", json={}, headers=await csrf_headers(client))
+    assert (refused.status_code, refused.json()["code"]) == (409, "payment.hold_lapsed")
+    assert await hold_ends() == booked_at + timedelta(minutes=59, seconds=30)
 
 
 async def test_a_payment_that_arrives_after_the_slot_was_released_is_refunded_in_full(client, session_factory, settings, clock, smtp, stripe_fake):
