@@ -22,12 +22,11 @@ from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.clinicians.service import holds_schedule_iii
-from telehealth.scheduling.models import OCCUPYING_SQL, Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
+from telehealth.scheduling.models import MAX_BUSY_SPAN, OCCUPYING_SQL, Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings
 from telehealth.scheduling.states import AppointmentStatus, AppointmentType
 
 DEFAULT_DURATIONS = {AppointmentType.CONSULT: 45, AppointmentType.REASSESSMENT: 30, AppointmentType.INTEGRATION: 50}
-MAX_BUSY_SPAN = timedelta(days=1)  # models.MAX_BUSY_SPAN_SQL, held by a check constraint
 CLINICIAN_ROLE = {
     AppointmentType.CONSULT: Role.PRESCRIBER,
     AppointmentType.REASSESSMENT: Role.PRESCRIBER,

@@ -8,7 +8,7 @@ among appointments that occupy time (held or booked).
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Uuid, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
@@ -17,7 +17,7 @@ from sqlmodel import Field
 from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 
 OCCUPYING_SQL = "status IN ('held', 'booked')"
-MAX_BUSY_SPAN_SQL = "1 day"  # no appointment with its buffers lasts longer (a check constraint)
+MAX_BUSY_SPAN = timedelta(days=1)  # no appointment with its buffers lasts longer (a check constraint; the settings allow 8 h)
 
 
 def _clinician_fk(primary_key: bool = False) -> Field:  # type: ignore[valid-type]
@@ -86,7 +86,7 @@ class Appointment(SQLModel, table=True):
         CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="held_expires"),
         # The longest busy span the settings allow is 8 hours (240 minutes and two buffers of 120); the bound
         # lets a search find spans overlapping a window by their start alone (ix_..._busy_from, calendars.py).
-        CheckConstraint(f"busy_until - busy_from <= interval '{MAX_BUSY_SPAN_SQL}'", name="busy_within_a_day"),
+        CheckConstraint(f"busy_until - busy_from <= interval '{MAX_BUSY_SPAN.days} day'", name="busy_within_a_day"),
         ExcludeConstraint(
             (Column("clinician_id"), "="),
             (text("tstzrange(busy_from, busy_until, '[)')"), "&&"),
