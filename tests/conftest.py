@@ -78,7 +78,7 @@ TABLES_TO_EMPTY = (
     "audit_event, account_token, user_session, rate_limit_event, care_team_member, patient, state_license, "
     "dea_registration, clinician_profile, user_account, job, periodic_task, dev_mailbox_message, "
     "waitlist_invitation, waitlist_link, waitlist_entry, waitlist_tally, intake_section, questionnaire_response, consent_signature, "
-    "appointment, weekly_hours, date_override, appointment_type_settings, "
+    "video_visit, visit_connection, appointment, weekly_hours, date_override, appointment_type_settings, "
     "screening_decision, escalation, intake, "
     "ledger_entry, refund, payment, stripe_customer, stripe_event, billing_policy, "
     "clinical_note, care_message, inventory_flag, serious_event, dosing_report, sitter_attestation, dosing_check_in, sitter_link, dosing_session, sitter, "

@@ -139,3 +139,44 @@ class CalendarVersion(SQLModel, table=True):
     only_row: bool = Field(sa_column=Column(Boolean, primary_key=True, server_default=text("true")))
     token: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, server_default=text("gen_random_uuid()")))
     n: int = Field(sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+
+
+class VideoVisit(SQLModel, table=True):
+    """The visit an appointment became. It *started* when both people were connected in the built-in room
+    (`both_connected`), or, with an external video service, when the clinician attested an audio-video visit
+    inside the join window (`clinician_attested`). Prescribing follows it (prescribing/encounters.py)."""
+
+    __tablename__ = "video_visit"
+    __table_args__ = (
+        CheckConstraint("modality IN ('audio_video')", name="modality_known"),
+        CheckConstraint("start_evidence IN ('both_connected', 'clinician_attested')", name="evidence_known"),
+        CheckConstraint("start_evidence <> 'clinician_attested' OR attested_by IS NOT NULL", name="attestation_has_author"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="ends_after_start"),
+    )
+
+    appointment_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("appointment.id", ondelete="CASCADE"), primary_key=True))
+    modality: str = Field(default="audio_video", max_length=20)
+    started_at: datetime = utc_timestamp()
+    start_evidence: str = Field(max_length=30)
+    attested_by: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="RESTRICT"), nullable=True)
+    )
+    ended_at: datetime | None = utc_timestamp(nullable=True)  # the last leave after the start (a rejoin moves it)
+
+
+class VisitConnection(SQLModel, table=True):
+    """One person's time in the built-in room: who joined and left, when. A process that died mid-call
+    leaves `left_at` empty; the visit's start never relies on these rows (see video_visit)."""
+
+    __tablename__ = "visit_connection"
+    __table_args__ = (
+        CheckConstraint("participant IN ('patient', 'clinician')", name="participant_known"),
+        CheckConstraint("left_at IS NULL OR left_at >= joined_at", name="leaves_after_join"),
+    )
+
+    id: uuid.UUID = uuid_primary_key()
+    appointment_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False))
+    participant: str = Field(max_length=20)
+    joined_at: datetime = utc_timestamp()
+    left_at: datetime | None = utc_timestamp(nullable=True)
