@@ -1,7 +1,7 @@
 """Real parts for every test: a PostgreSQL database built by the migrations, a real SMTP server (aiosmtpd),
 the app served in-process, and an injectable clock.
 
-The database: the server at TEST_DATABASE_URL when set (CI sets it), else an embedded PostgreSQL under
+The database: the server at TEST_DATABASE_URL when set, else (as in CI, like a newcomer) an embedded PostgreSQL under
 .data/. Each run creates its own database there and drops it at the end; each test starts from empty tables.
 """
 

