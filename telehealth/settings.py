@@ -46,6 +46,14 @@ def _bool(name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def served_base_url(host: str, port: int) -> str:
+    """Where `python app.py` answers on this machine: PUBLIC_BASE_URL's value when it is not set, so links
+    in emails, the banner and the demo's Stripe stand-in follow HOST and PORT."""
+    if host in {"", "0.0.0.0", "::"}:  # listening everywhere: this machine still answers on loopback
+        host = "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def _blood_pressure(name: str, default: tuple[int, int]) -> tuple[int, int]:
     raw = _env(name)
     if raw is None:
@@ -207,7 +215,9 @@ def load_settings() -> Settings:
         or defaults.stripe_webhook_secret,
         stripe_api_base=_env("STRIPE_API_BASE"),
         secret_key=_env("SECRET_KEY", defaults.secret_key) or defaults.secret_key,
-        public_base_url=(_env("PUBLIC_BASE_URL", defaults.public_base_url) or "").rstrip("/"),
+        public_base_url=(
+            _env("PUBLIC_BASE_URL") or served_base_url(_env("HOST", defaults.host) or defaults.host, _int("PORT", defaults.port))
+        ).rstrip("/"),
         clinic_name=_env("CLINIC_NAME", defaults.clinic_name) or defaults.clinic_name,
         metrics_token=_env("METRICS_TOKEN"),
         clinic_timezone=_env("CLINIC_TIMEZONE", defaults.clinic_timezone) or defaults.clinic_timezone,

@@ -65,3 +65,19 @@ def test_a_transition_outside_the_table_is_a_conflict():
     with pytest.raises(Conflict) as refused:
         table.action("signed", "draft")
     assert refused.value.code == "plan.invalid_transition"
+
+
+def test_public_base_url_follows_host_and_port_unless_set(monkeypatch):
+    for name in ("PUBLIC_BASE_URL", "HOST", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_settings().public_base_url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("PORT", "8100")  # `PORT=8100 python app.py`: links, banner and the demo's Stripe stand-in follow
+    assert load_settings().public_base_url == "http://127.0.0.1:8100"
+    monkeypatch.setenv("HOST", "0.0.0.0")  # listening everywhere: this machine still answers on loopback
+    assert load_settings().public_base_url == "http://127.0.0.1:8100"
+    monkeypatch.setenv("HOST", "192.0.2.7")
+    assert load_settings().public_base_url == "http://192.0.2.7:8100"
+    monkeypatch.setenv("HOST", "::1")
+    assert load_settings().public_base_url == "http://[::1]:8100"
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://care.example.org/")  # set: it wins (a proxy in front)
+    assert load_settings().public_base_url == "https://care.example.org"
