@@ -1,10 +1,14 @@
-"""Credentials running out: the coordinator's list, and one email to the clinician per credential and expiry."""
+"""Credentials running out: the coordinator's list, and an email to the clinician for each credential and
+expiry (one email a run for all of a clinician's credentials that came due together)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,15 +60,18 @@ async def expiring_credentials(session: AsyncSession, *, today: date) -> list[Ex
 
 
 async def remind_expiring_credentials(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
-    """Email each active clinician once per credential and expiry date that falls within EXPIRY_WARNING_DAYS.
+    """Remind each active clinician once per credential and expiry date that falls within EXPIRY_WARNING_DAYS:
+    one email per clinician and run, however many of their credentials came due (a state's license and DEA
+    registration often expire together, and two identical emails said nothing more than one).
 
     The mark is a compare-and-swap on `reminded_for_expiry` (set to the expiry it reminded of), so a rerun,
     a second worker or the next day sends nothing more, and a renewal (a new expiry) re-arms it. The email
-    is generic: the clinic, the person's name and a link; nothing about the credential or anyone's care.
+    is generic: the clinic, the person's name, how many credentials and a link; nothing about which one or
+    anyone's care. Answers the number of credentials reminded of.
     """
     today = clinic_today(now, settings)
     horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
-    sent = 0
+    due: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for table, kind in CREDENTIAL_TABLES:
         marked = await session.execute(
             update(table)
@@ -77,13 +84,16 @@ async def remind_expiring_credentials(session: AsyncSession, *, now: datetime, s
             .execution_options(synchronize_session=False)
         )  # fmt: skip
         for row in marked.all():
-            await queue_email(
-                session, to=row.email, template=REMINDER_TEMPLATE, context={"recipient_name": row.full_name}, now=now,
-                dedupe_key=f"{REMINDER_TEMPLATE}:{row.id}:{row.expires_on.isoformat()}",
-            )  # fmt: skip
+            due[row.clinician_id].append(row)
             await record_audit_event(
                 session, actor=Actor.system(), action="clinician.credential_reminder", resource_type="clinician",
                 resource_id=row.clinician_id, now=now, reason=f"{kind} {row.state} {row.expires_on.isoformat()}",
             )  # fmt: skip
-            sent += 1
-    return sent
+    for rows in due.values():
+        reminded = ",".join(sorted(f"{row.id}:{row.expires_on.isoformat()}" for row in rows))
+        await queue_email(
+            session, to=rows[0].email, template=REMINDER_TEMPLATE, now=now,
+            context={"recipient_name": rows[0].full_name, "credential_count": len(rows)},
+            dedupe_key=f"{REMINDER_TEMPLATE}:{rows[0].clinician_id}:{hashlib.sha256(reminded.encode()).hexdigest()[:32]}",
+        )  # fmt: skip
+    return sum(len(rows) for rows in due.values())

@@ -189,3 +189,23 @@ async def test_removing_the_dea_registration_closes_consult_slots(client, patien
     assert await _slot_days(patient_client) == []
     assert (await post(client, f"/api/v1/clinicians/{prescriber.user_id}/dea-registrations", DEA)).status_code == 201
     assert await _slot_days(patient_client)
+
+
+async def test_credentials_expiring_together_are_one_email(client, session_factory, settings, clock, smtp):
+    """The demo's prescriber has a state's license and DEA registration expiring on one day: one email at first
+    start saying two credentials, not two identical ones; a renewal later re-arms only the renewed one."""
+    rx = await clinician(session_factory, settings, clock)
+    await _credentials(session_factory, rx, license_expires=date(2026, 12, 10), dea_expires=date(2026, 12, 10))
+    context = worker_context(session_factory, settings, clock)
+
+    await _daily_run(context)
+    await _daily_run(context)
+    together = [m for m in smtp.messages if str(m["To"]) == "rx@example.org"]
+    assert [m["Subject"] for m in together] == ["2 credentials on file with Evergreen Home Program expire soon"]
+    assert "send the renewals to the coordinator" in smtp.text_of(together[0])
+
+    async with transaction(session_factory) as session:
+        await session.execute(update(StateLicense).where(StateLicense.clinician_id == rx.user_id).values(expires_on=date(2026, 12, 20)))
+    clock.advance(timedelta(days=1))
+    await _daily_run(context)
+    assert _reminders(smtp) == {"rx@example.org": 1}  # the renewed license alone: "A credential ... expires soon"
