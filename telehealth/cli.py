@@ -177,12 +177,16 @@ class TelehealthCLIPlugin(CLIPlugin):
 
 def _with_local_stripe(settings: Settings) -> Settings:
     """The demo has no Stripe account: it pays through the same local stand-in of Stripe's API the tests use
-    (its checkout page has a Pay button; no real money moves), which signs its webhooks to this server."""
+    (its checkout page has a Pay button; no real money moves), which signs its webhooks to this server. Its
+    state is kept next to the embedded database, so a patient who began paying can pay after a restart."""
     from dataclasses import replace
 
     from tests.fakes.stripe_api import FakeStripe
 
-    stand_in = FakeStripe(webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook", webhook_secret=settings.stripe_webhook_secret)
+    stand_in = FakeStripe(
+        webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook", webhook_secret=settings.stripe_webhook_secret,
+        state_path=settings.embedded_data_dir.parent / "stripe-stand-in.json",
+    )  # fmt: skip
     stand_in.start()
     click.echo(f"Payments: a local stand-in of Stripe's API at {stand_in.base_url} (test checkout page, no real money).")
     return replace(settings, stripe_api_base=stand_in.base_url)

@@ -11,6 +11,10 @@ Does not fake: API key checks (any Bearer or Basic key is accepted), Stripe-Vers
 window on a session's `expires_at`, event retries and most event types (only checkout.session.completed,
 checkout.session.expired and charge.refunded are sent, synchronously, before the API call answers).
 
+With `state_path` (the demo: `python app.py` keeps it in its data folder) the objects and idempotent answers
+are written to that JSON file after every change and read back at the next start, on the same port when it
+is free: customers, open Checkout Sessions, saved cards and charges to refund survive a restart of the demo.
+
 Run in the foreground: `python -m tests.fakes.stripe_api --port 12111 [--webhook-url URL] [--webhook-secret S]`.
 """
 
@@ -23,6 +27,7 @@ import hashlib
 import hmac
 import html
 import json
+import os
 import re
 import secrets
 import socket
@@ -30,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -80,6 +86,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class StripeError(Exception):
     """An error answer: `{"error": {...}}` with `status`."""
 
@@ -122,8 +137,13 @@ class _Trigger:
 
 
 class FakeStripe:
-    def __init__(self, port: int | None = None, *, webhook_url: str | None = None, webhook_secret: str = "whsec_test_fake") -> None:
-        self.port = port or _free_port()
+    def __init__(
+        self, port: int | None = None, *, webhook_url: str | None = None, webhook_secret: str = "whsec_test_fake",
+        state_path: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.state_path = state_path
+        saved = self._read_state()
+        self.port = port or (saved["port"] if saved and _port_is_free(saved["port"]) else _free_port())
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
@@ -151,6 +171,38 @@ class FakeStripe:
             ("POST", re.compile(r"/v1/refunds"), self._create_refund),
             ("GET", re.compile(r"/v1/charges/([^/]+)"), lambda params, id: self._get("charge", id)),
         ]
+        if saved:
+            self._restore(saved)
+
+    # -- state kept across restarts (state_path) ---------------------------------------------------------------
+
+    def _read_state(self) -> dict[str, Any] | None:
+        if self.state_path is None or not self.state_path.exists():
+            return None
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None  # unreadable: start empty rather than not at all
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.objects = saved["objects"]
+        self._payment_intent_data = saved["payment_intent_data"]
+        self._item_names = saved["item_names"]
+        self._idempotent = {key: tuple(answer) for key, answer in saved["idempotent"].items()}  # type: ignore[misc]
+        for obj in self.objects.values():  # the pay page moves with the port when the old one was taken
+            if obj["object"] == "checkout.session":
+                obj["url"] = f"{self.base_url}/pay/{obj['id']}"
+
+    def _save(self) -> None:
+        """Write the state (under the lock) to state_path, atomically: a crash leaves the old file or the new."""
+        if self.state_path is None:
+            return
+        state = {"port": self.port, "objects": self.objects, "payment_intent_data": self._payment_intent_data,
+                 "item_names": self._item_names, "idempotent": self._idempotent}  # fmt: skip
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.state_path.with_name(self.state_path.name + ".partial")
+        partial.write_text(json.dumps(state))
+        os.replace(partial, self.state_path)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -274,6 +326,7 @@ class FakeStripe:
             )
             session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
             self._emit("checkout.session.completed", session)
+            self._save()
             result = copy.deepcopy(session)
         self._deliver_pending()
         return result
@@ -440,6 +493,8 @@ class FakeStripe:
                 status, body = error.status, json.dumps(error.body)
             if key is not None:
                 self._idempotent[key] = (fingerprint, status, body)
+            if method == "POST":
+                self._save()
         self._deliver_pending()
         return status, body, {}, delay
 

@@ -234,3 +234,43 @@ def test_pay_page_shows_the_amount_and_redirects_to_success(fake: FakeStripe):
         assert paid.headers["location"] == f"http://app.test/billing/done?session={session_id}"
         assert "already paid" in browser.get(f"/pay/{session_id}").text
         assert fake.objects[session_id]["payment_status"] == "paid"
+
+
+async def test_with_a_state_file_a_restarted_fake_keeps_its_objects_and_port(tmp_path, monkeypatch):
+    """The demo's stand-in restarts with the demo: the customer, an open session (on the same pay page) and a
+    charge to refund are still there, and an idempotent request made before answers the same after."""
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.01)
+    state = tmp_path / "stripe-stand-in.json"
+
+    async def with_client(fake: FakeStripe, work):  # type: ignore[no-untyped-def]
+        http_client = stripe.HTTPXClient(timeout=5)
+        try:
+            return await work(stripe.StripeClient("sk_test_fake", http_client=http_client, base_addresses={"api": fake.base_url}))
+        finally:
+            await http_client.close_async()
+
+    with FakeStripe(state_path=state) as first:
+        async def begin(client: stripe.StripeClient):  # type: ignore[no-untyped-def]
+            customer = await client.v1.customers.create_async(params={"metadata": {"patient_ref": "p"}}, options={"idempotency_key": "customer:p"})
+            open_session = await client.v1.checkout.sessions.create_async(params={**CONSULT, "customer": customer.id})
+            paid_session = await client.v1.checkout.sessions.create_async(params={**CONSULT, "customer": customer.id})
+            return customer, open_session, paid_session
+
+        customer, open_session, paid_session = await with_client(first, begin)
+        paid = await asyncio.to_thread(first.complete_checkout, paid_session.id)
+        port = first.port
+
+    with FakeStripe(state_path=state) as second:
+        assert second.port == port and open_session.url == f"{second.base_url}/pay/{open_session.id}"
+
+        async def go_on(client: stripe.StripeClient):  # type: ignore[no-untyped-def]
+            again = await client.v1.customers.create_async(params={"metadata": {"patient_ref": "p"}}, options={"idempotency_key": "customer:p"})
+            still_open = await client.v1.checkout.sessions.retrieve_async(open_session.id)
+            another = await client.v1.checkout.sessions.create_async(params={**CONSULT, "customer": customer.id})  # the customer is known
+            refund = await client.v1.refunds.create_async(params={"payment_intent": paid["payment_intent"], "amount": 1000})
+            return again, still_open, another, refund
+
+        again, still_open, another, refund = await with_client(second, go_on)
+        assert again.id == customer.id and still_open.status == "open" and another.customer == customer.id
+        assert refund.status == "succeeded"
+        assert httpx.get(open_session.url).status_code == 200  # its pay page answers
