@@ -20,6 +20,7 @@ from telehealth.accounts.middleware import SessionAuthMiddleware
 from telehealth.billing.gateway import StripeGateway
 from telehealth.cli import TelehealthCLIPlugin
 from telehealth.db.engine import make_autocommit_session_factory, make_engine, make_session_factory
+from telehealth.db.embedded import stop_embedded_postgres
 from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import Clock, SystemClock
 from telehealth.lib.dependencies import APP_DEPENDENCIES
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                     await asyncio.wait_for(worker_task, timeout=10)
             await app.state.stripe.close()
             await engine.dispose()
+            stop_embedded_postgres(embedded_server)  # SIGTERM too: uvicorn's exit skips atexit handlers
 
     metrics = RequestMetrics()
     app = Litestar(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+from pathlib import Path
 
 import click
 from litestar.plugins import CLIPlugin
@@ -38,13 +41,24 @@ def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSess
     return asyncio.run(main())
 
 
+def app_command(command: str) -> str:
+    """How to run `command` on this machine: this interpreter and this app.py, as the person typed them
+    (`.venv/bin/python app.py demo-totp`); `litestar demo-totp` alone would need `--app app:app`."""
+    python, script = Path(sys.executable), Path(sys.argv[0]) if sys.argv and sys.argv[0].endswith("app.py") else Path("app.py")
+    try:
+        python = python.relative_to(Path.cwd())
+    except ValueError:
+        pass  # an interpreter outside this folder: its full path
+    return f"{python} {script} {command}"
+
+
 def echo_demo_sign_ins(sign_ins: list[Any], settings: Settings) -> None:
     click.echo(f"\n{settings.clinic_name}: demo sign-ins at {settings.public_base_url}/sign-in")
     for item in sign_ins:
         click.echo(f"  {item.role.value:<12} {item.email:<28} password: {item.password}")
         if item.otpauth_uri:
             click.echo(f"  {'':<12} two-factor: {item.otpauth_uri}")
-    click.echo("  Current two-factor codes for the demo staff: `litestar demo-totp` (or `python app.py demo-totp`).")
+    click.echo(f"  Current two-factor codes for the demo staff: `{app_command('demo-totp')}`.")
     if not settings.smtp_url:
         click.echo(f"  Mail sent by the app: {settings.public_base_url}/dev/mailbox/\n")
 

@@ -7,6 +7,8 @@ pgserver itself: pgserver's build lacks btree_gist, which the appointments' excl
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -37,12 +39,44 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells)
+            with embedded_postgres.PostgresServer._lock:  # the lock the package takes around that list
+                forget_dead_handles(data_dir)
             server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
     except Exception as exc:  # it raises plain exceptions with the server log in them
         raise EmbeddedDatabaseError(f"the embedded PostgreSQL in {data_dir} did not start: {exc}") from exc
     server.psql("SELECT 1")
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path
     return uri, server
+
+
+def stop_embedded_postgres(server: Any) -> None:
+    """Give up this process's handle: the server stops when no other live process holds one. Called when the
+    app shuts down (SIGTERM included: uvicorn exits by re-raising it, so atexit handlers never run)."""
+    if server is not None:
+        server.cleanup()  # idempotent: the package's own atexit handler then finds nothing to do
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def forget_dead_handles(data_dir: Path) -> None:
+    """Drop processes that died without letting go (SIGKILL, a crash) from the package's list of handles:
+    the server stops only when the last listed process lets go, so one dead entry kept it running forever."""
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _process_alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def embedded_bin_dir() -> Path | None:
