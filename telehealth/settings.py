@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +53,16 @@ def served_base_url(host: str, port: int) -> str:
     if host in {"", "0.0.0.0", "::"}:  # listening everywhere: this machine still answers on loopback
         host = "127.0.0.1"
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _date(name: str, default: date) -> date:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a date like 2026-12-31, got {raw!r}") from exc
 
 
 def _blood_pressure(name: str, default: tuple[int, int]) -> tuple[int, int]:
@@ -156,6 +167,8 @@ class Settings:
     job_max_attempts: int = 8
     job_lease_seconds: int = 120
     max_request_body_bytes: int = 1_000_000
+    # The last day an audio-video visit alone is a basis for prescribing (the DEA's telemedicine flexibilities).
+    telemedicine_flexibilities_until: date = date(2026, 12, 31)
     metrics_token: str | None = None  # /metrics answers this bearer token; without one, only loopback clients
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
 
@@ -251,6 +264,7 @@ def load_settings() -> Settings:
         job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
         job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),
+        telemedicine_flexibilities_until=_date("TELEMEDICINE_FLEXIBILITIES_UNTIL", defaults.telemedicine_flexibilities_until),
         thresholds=ClinicalThresholds.from_env(),
     )
     settings.validate()
