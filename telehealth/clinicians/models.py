@@ -51,3 +51,19 @@ class DeaRegistration(SQLModel, table=True):
     schedules: str = Field(max_length=40)  # e.g. "II,IIN,III,IIIN,IV,V"
     expires_on: date
     reminded_for_expiry: date | None = None  # as on state_license
+
+
+class SpecialRegistration(SQLModel, table=True):
+    """A prescriber's DEA telemedicine special registration in a state: after the telemedicine flexibilities
+    end it lets them prescribe to a patient there without an in-person evaluation (prescribing.basis)."""
+
+    __tablename__ = "special_registration"
+    __table_args__ = (UniqueConstraint("clinician_id", "state"),)
+
+    id: uuid.UUID = uuid_primary_key()
+    # No index of its own: the unique constraint's index starts with clinician_id.
+    clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False))
+    state: str = Field(max_length=2)
+    number: str = Field(max_length=40)
+    expires_on: date
+    reminded_for_expiry: date | None = None  # as on state_license

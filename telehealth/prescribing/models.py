@@ -15,6 +15,7 @@ from sqlmodel import Field
 from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 
 LIVE_PLAN_SQL = "status IN ('signed', 'sent_to_pharmacy', 'active', 'paused')"
+PRESCRIBING_BASES = ("telemedicine_flexibilities", "in_person_evaluation", "special_registration")
 
 
 def _fk(table: str, *, nullable: bool = False, index: bool = True, unique: bool = False, ondelete: str = "RESTRICT") -> Any:
@@ -84,6 +85,13 @@ class TrochePlan(SQLModel, table=True):
         CheckConstraint("refills = 0", name="no_refills"),
         CheckConstraint("sessions BETWEEN 1 AND 100 AND strength_mg > 0 AND min_hours_between > 0", name="numbers_valid"),
         CheckConstraint("status = 'draft' OR status = 'discontinued' OR (content_sha256 IS NOT NULL AND signed_at IS NOT NULL)", name="signed_has_hash"),
+        CheckConstraint(f"prescribing_basis IS NULL OR prescribing_basis IN {PRESCRIBING_BASES}", name="basis_known"),
+        # The basis names its record, and only its own: an evaluation for one, a special registration for the other.
+        CheckConstraint(
+            "(in_person_evaluation_id IS NOT NULL) = (prescribing_basis IS NOT DISTINCT FROM 'in_person_evaluation') AND "
+            "(special_registration_id IS NOT NULL) = (prescribing_basis IS NOT DISTINCT FROM 'special_registration')",
+            name="basis_cites_its_record",
+        ),
         # One active plan per patient, whatever the application does.
         Index("uq_troche_plan_one_live_per_patient", "patient_id", unique=True, postgresql_where=text(LIVE_PLAN_SQL)),
     )
@@ -104,9 +112,33 @@ class TrochePlan(SQLModel, table=True):
     refills: int = 0
     content_sha256: str | None = Field(default=None, max_length=64)
     signed_at: datetime | None = utc_timestamp(nullable=True)
+    # What made the signature lawful on its day (prescribing.basis), with the record it rests on. Not part of
+    # the signed content: it is why the prescriber could sign, not what they prescribed.
+    prescribing_basis: str | None = Field(default=None, max_length=30)
+    in_person_evaluation_id: uuid.UUID | None = _fk("in_person_evaluation", nullable=True, index=False)
+    special_registration_id: uuid.UUID | None = _fk("special_registration", nullable=True)
     status_reason: str | None = Field(default=None, max_length=2000)
     created_at: datetime = utc_timestamp()
     updated_at: datetime = utc_timestamp()
+
+
+class InPersonEvaluation(SQLModel, table=True):
+    """A prescriber examined the patient in person (date and place, and who recorded it): after the telemedicine
+    flexibilities end, the basis on which that prescriber may sign the patient's plans."""
+
+    __tablename__ = "in_person_evaluation"
+    __table_args__ = (
+        CheckConstraint("length(btrim(place)) > 0", name="place_given"),
+        Index("ix_in_person_evaluation_patient_prescriber", "patient_id", "prescriber_id"),
+    )
+
+    id: uuid.UUID = uuid_primary_key()
+    patient_id: uuid.UUID = _fk("patient", index=False)
+    prescriber_id: uuid.UUID = _fk("user_account", index=False)
+    evaluated_on: date
+    place: str = Field(max_length=300)
+    recorded_by: uuid.UUID = _fk("user_account", index=False)
+    recorded_at: datetime = utc_timestamp()
 
 
 class PlanBatch(SQLModel, table=True):
