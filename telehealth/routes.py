@@ -43,7 +43,7 @@ ROUTE_HANDLERS = [
     WaitlistApiController,  # /api/v1/waitlist, /api/v1/waitlist/invitations, /api/v1/waitlist/states
     InvitationApiController,  # /api/v1/invitations/accept
     WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
-    ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}]
+    ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}|/special-registrations/{id}]
     ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove)
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations

@@ -1,4 +1,5 @@
-"""JSON API of clinician credentials, for coordinators: profiles (NPI, zone), state licenses, DEA registrations."""
+"""JSON API of clinician credentials, for coordinators: profiles (NPI, zone), state licenses, DEA registrations,
+telemedicine special registrations."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor
-from telehealth.clinicians import service
+from telehealth.clinicians import service, special_registrations
 from telehealth.clinicians.checks import dea_warnings, expiry_status, schedule_list
-from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, SpecialRegistration, StateLicense
 from telehealth.clinicians.schemas import (
     ClinicianBody,
     CredentialWarning,
@@ -25,6 +26,8 @@ from telehealth.clinicians.schemas import (
     LicenseRequest,
     ProfileBody,
     ProfileUpdate,
+    SpecialRegistrationBody,
+    SpecialRegistrationRequest,
 )
 from telehealth.lib.clock import Clock
 from telehealth.lib.us_states import US_STATES
@@ -48,6 +51,13 @@ def dea_body(registration: DeaRegistration, *, today: date) -> DeaBody:
     )  # fmt: skip
 
 
+def special_registration_body(registration: SpecialRegistration, *, today: date) -> SpecialRegistrationBody:
+    return SpecialRegistrationBody(
+        id=registration.id, state=registration.state, state_name=US_STATES.get(registration.state, registration.state),
+        number=registration.number, expires_on=registration.expires_on, expiry_status=expiry_status(registration.expires_on, today=today),
+    )  # fmt: skip
+
+
 def clinician_body(entry: service.ClinicianCredentials, *, today: date) -> ClinicianBody:
     clinician, profile = entry.clinician, entry.profile
     return ClinicianBody(
@@ -55,6 +65,7 @@ def clinician_body(entry: service.ClinicianCredentials, *, today: date) -> Clini
         npi=profile.npi if profile else None, timezone=profile.timezone if profile else None,
         licenses=[license_body(license, today=today) for license in entry.licenses],
         dea_registrations=[dea_body(registration, today=today) for registration in entry.dea_registrations],
+        special_registrations=[special_registration_body(registration, today=today) for registration in entry.special_registrations],
     )  # fmt: skip
 
 
@@ -160,3 +171,39 @@ class ClinicianApiController(Controller):
         db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
     ) -> None:  # fmt: skip
         await service.remove_dea_registration(db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now())
+
+    @post("/{clinician_id:uuid}/special-registrations", status_code=201)
+    async def add_special_registration(
+        self, clinician_id: FromPath[uuid.UUID], data: JSONBody[SpecialRegistrationRequest], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> SpecialRegistrationBody:  # fmt: skip
+        """A prescriber's DEA telemedicine special registration in a state (one per state: a second answers 409
+        `clinician.special_registration_exists`). After the telemedicine flexibilities end it lets them sign
+        plans for patients in that state without an in-person evaluation."""
+        registration = await special_registrations.add_special_registration(
+            db_session, clinician_id=clinician_id, state=data.state, number=data.number, expires_on=data.expires_on,
+            actor=actor, now=clock.now(), settings=settings,
+        )  # fmt: skip
+        return special_registration_body(registration, today=service.clinic_today(clock.now(), settings))
+
+    @put("/{clinician_id:uuid}/special-registrations/{registration_id:uuid}")
+    async def change_special_registration(
+        self, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], data: JSONBody[SpecialRegistrationRequest],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> SpecialRegistrationBody:  # fmt: skip
+        registration = await special_registrations.update_special_registration(
+            db_session, clinician_id=clinician_id, registration_id=registration_id, state=data.state, number=data.number,
+            expires_on=data.expires_on, actor=actor, now=clock.now(), settings=settings,
+        )  # fmt: skip
+        return special_registration_body(registration, today=service.clinic_today(clock.now(), settings))
+
+    @delete("/{clinician_id:uuid}/special-registrations/{registration_id:uuid}", status_code=204)
+    async def remove_special_registration(
+        self, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> None:  # fmt: skip
+        """Remove one; a registration a signed plan rests on answers 409 `clinician.special_registration_cited`."""
+        await special_registrations.remove_special_registration(
+            db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now()
+        )

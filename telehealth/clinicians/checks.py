@@ -140,6 +140,28 @@ def checked_dea(*, state: str, number: str, schedules: list[str], expires_on: da
     return DeaDetails(state=state, number=number, schedules=stored, expires_on=expires_on)
 
 
+@dataclass(frozen=True)
+class SpecialRegistrationDetails:
+    state: str
+    number: str
+    expires_on: date
+
+
+def checked_special_registration(*, state: str, number: str, expires_on: date, today: date) -> SpecialRegistrationDetails:
+    """A telemedicine special registration as stored, or InvalidInput naming each bad field. The DEA has not
+    fixed the number's form yet (the rule is proposed), so any plain text is kept as written."""
+    state, number = state.strip().upper(), number.strip().upper()
+    _refuse_problems(
+        {
+            "state": _state_problem(state),
+            "number": "is required" if not number else "contains control characters" if has_control_characters(number) else None,
+            "expires_on": _expiry_problem(expires_on, today),
+        },
+        "Some special registration details need another look.",
+    )
+    return SpecialRegistrationDetails(state=state, number=number, expires_on=expires_on)
+
+
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones())

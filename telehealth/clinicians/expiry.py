@@ -16,20 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import UserAccount
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.clinicians.checks import EXPIRY_WARNING_DAYS
-from telehealth.clinicians.models import DeaRegistration, StateLicense
+from telehealth.clinicians.models import DeaRegistration, SpecialRegistration, StateLicense
 from telehealth.clinicians.service import clinic_today
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 
 REMINDER_TEMPLATE = "credential_expiring"
-CREDENTIAL_TABLES = ((StateLicense, "license"), (DeaRegistration, "dea"))
+CREDENTIAL_TABLES = ((StateLicense, "license"), (DeaRegistration, "dea"), (SpecialRegistration, "special"))
+Credential = type[StateLicense] | type[DeaRegistration] | type[SpecialRegistration]
 
 
 @dataclass(frozen=True)
 class ExpiringCredential:
     clinician_id: uuid.UUID
     clinician_name: str
-    kind: str  # license or dea
+    kind: str  # license, dea or special (a telemedicine special registration)
     license_type: str | None  # for licenses
     state: str
     expires_on: date
@@ -37,11 +38,11 @@ class ExpiringCredential:
 
 
 async def expiring_credentials(session: AsyncSession, *, today: date) -> list[ExpiringCredential]:
-    """Active clinicians' licenses and DEA registrations that lapsed or lapse within EXPIRY_WARNING_DAYS,
+    """Active clinicians' licenses, DEA and special registrations that lapsed or lapse within EXPIRY_WARNING_DAYS,
     soonest first (a lapsed one stays listed until it is renewed or removed)."""
     horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
 
-    def part(table: type[StateLicense] | type[DeaRegistration], kind: str, license_type: object) -> object:
+    def part(table: Credential, kind: str, license_type: object) -> object:
         return (
             select(table.clinician_id, UserAccount.full_name, literal(kind).label("kind"), license_type, table.state, table.expires_on)
             .join(UserAccount, UserAccount.id == table.clinician_id)
@@ -51,6 +52,7 @@ async def expiring_credentials(session: AsyncSession, *, today: date) -> list[Ex
     both = union_all(
         part(StateLicense, "license", StateLicense.license_type.label("license_type")),
         part(DeaRegistration, "dea", literal(None).label("license_type")),
+        part(SpecialRegistration, "special", literal(None).label("license_type")),
     ).subquery()
     rows = await session.execute(select(both).order_by(both.c.expires_on, both.c.full_name, both.c.kind, both.c.state))
     return [

@@ -1,5 +1,5 @@
-"""The coordinator's credentials page: every clinician's NPI, zone, licenses and DEA registrations with
-their expiry dates, and forms to add, renew and remove them (the same service calls as the JSON API)."""
+"""The coordinator's credentials page: every clinician's NPI, zone, licenses, DEA registrations and telemedicine
+special registrations with their expiry dates, and forms to add, renew and remove them (the same service calls as the JSON API)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor
-from telehealth.clinicians import service
+from telehealth.clinicians import service, special_registrations
 from telehealth.clinicians.checks import LICENSE_TYPES, PRACTITIONER_SCHEDULES, dea_warnings, expiry_status, schedule_list
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
@@ -27,6 +27,7 @@ from telehealth.settings import Settings
 PAGE = "/coordinator/clinicians"
 LICENSE_FIELDS = ("state", "number", "license_type", "expires_on")
 DEA_FIELDS = ("state", "number", "expires_on")
+SPECIAL_FIELDS = ("state", "number", "expires_on")
 DONE = {
     "profile": "Profile saved.",
     "license_added": "License added.",
@@ -35,6 +36,9 @@ DONE = {
     "dea_added": "DEA registration added.",
     "dea_saved": "DEA registration saved.",
     "dea_removed": "DEA registration removed.",
+    "special_added": "Special registration added.",
+    "special_saved": "Special registration saved.",
+    "special_removed": "Special registration removed.",
 }
 
 
@@ -185,4 +189,48 @@ class ClinicianPagesController(Controller):
             db_session,
             lambda: service.remove_dea_registration(db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now()),
             clinician_id=clinician_id, done="dea_removed", settings=settings, clock=clock,
+        )  # fmt: skip
+
+    @post("/{clinician_id:uuid}/special-registrations")
+    async def add_special(
+        self, request: Request, clinician_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Redirect | Template:  # fmt: skip
+        fields = await form_fields(request, *SPECIAL_FIELDS, max_length=100)
+
+        async def add() -> object:
+            return await special_registrations.add_special_registration(
+                db_session, clinician_id=clinician_id, state=fields["state"], number=fields["number"],
+                expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
+            )  # fmt: skip
+
+        return await _submit(db_session, add, clinician_id=clinician_id, done="special_added", settings=settings, clock=clock,
+                             values={"special": fields})  # fmt: skip
+
+    @post("/{clinician_id:uuid}/special-registrations/{registration_id:uuid}")
+    async def save_special(
+        self, request: Request, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Redirect | Template:  # fmt: skip
+        fields = await form_fields(request, *SPECIAL_FIELDS, max_length=100)
+
+        async def save() -> object:
+            return await special_registrations.update_special_registration(
+                db_session, clinician_id=clinician_id, registration_id=registration_id, state=fields["state"], number=fields["number"],
+                expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
+            )  # fmt: skip
+
+        return await _submit(db_session, save, clinician_id=clinician_id, done="special_saved", settings=settings, clock=clock)
+
+    @post("/{clinician_id:uuid}/special-registrations/{registration_id:uuid}/remove")
+    async def remove_special(
+        self, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Redirect | Template:  # fmt: skip
+        return await _submit(
+            db_session,
+            lambda: special_registrations.remove_special_registration(
+                db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now()
+            ),
+            clinician_id=clinician_id, done="special_removed", settings=settings, clock=clock,
         )  # fmt: skip

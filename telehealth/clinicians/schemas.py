@@ -34,6 +34,12 @@ class DeaRequest(RequestBody):
     expires_on: date
 
 
+class SpecialRegistrationRequest(RequestBody):
+    state: StateCode
+    number: Number
+    expires_on: date
+
+
 class CredentialWarning(ResponseBody):
     code: str
     detail: str
@@ -67,6 +73,18 @@ class DeaBody(ResponseBody):
     warnings: list[CredentialWarning]
 
 
+class SpecialRegistrationBody(ResponseBody):
+    """A DEA telemedicine special registration: after the telemedicine flexibilities end, a basis for
+    prescribing to patients in its state without an in-person evaluation."""
+
+    id: uuid.UUID
+    state: str
+    state_name: str
+    number: str
+    expires_on: date
+    expiry_status: str
+
+
 class ClinicianBody(ResponseBody):
     id: uuid.UUID
     full_name: str
@@ -77,3 +95,4 @@ class ClinicianBody(ResponseBody):
     timezone: str | None
     licenses: list[LicenseBody]
     dea_registrations: list[DeaBody]
+    special_registrations: list[SpecialRegistrationBody]

@@ -18,7 +18,7 @@ from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.clinicians.checks import SCHEDULE_III, DeaDetails, LicenseDetails, checked_dea, checked_license, checked_profile
-from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
+from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, SpecialRegistration, StateLicense
 from telehealth.lib.errors import Conflict, NotFound, RuleRefused
 from telehealth.settings import Settings
 
@@ -77,10 +77,11 @@ class ClinicianCredentials:
     profile: ClinicianProfile | None
     licenses: list[StateLicense]
     dea_registrations: list[DeaRegistration]
+    special_registrations: list[SpecialRegistration]
 
 
 async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uuid.UUID | None = None) -> list[ClinicianCredentials]:
-    """Every prescriber and therapist (or one) with profile, licenses and DEA registrations: three queries."""
+    """Every prescriber and therapist (or one) with profile, licenses, DEA and special registrations: five queries."""
     query = select(UserAccount).where(UserAccount.role.in_(CLINICIAN_ROLES)).order_by(UserAccount.role, UserAccount.full_name, UserAccount.id)
     if clinician_id is not None:
         query = query.where(UserAccount.id == clinician_id)
@@ -96,8 +97,12 @@ async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uu
     dea_query = select(DeaRegistration).where(DeaRegistration.clinician_id.in_(ids)).order_by(DeaRegistration.state)
     for registration in (await session.execute(dea_query)).scalars():
         registrations.setdefault(registration.clinician_id, []).append(registration)
+    special: dict[uuid.UUID, list[SpecialRegistration]] = {}
+    special_query = select(SpecialRegistration).where(SpecialRegistration.clinician_id.in_(ids)).order_by(SpecialRegistration.state)
+    for special_registration in (await session.execute(special_query)).scalars():
+        special.setdefault(special_registration.clinician_id, []).append(special_registration)
     return [
-        ClinicianCredentials(c, profiles.get(c.id), licenses.get(c.id, []), registrations.get(c.id, []))
+        ClinicianCredentials(c, profiles.get(c.id), licenses.get(c.id, []), registrations.get(c.id, []), special.get(c.id, []))
         for c in clinicians
     ]  # fmt: skip
 
