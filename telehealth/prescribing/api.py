@@ -73,6 +73,8 @@ async def plan_body(session: AsyncSession, plan: TrochePlan) -> PlanBody:
         doses_mg=list(plan.doses_mg), units_per_session=[dose // plan.strength_mg for dose in plan.doses_mg], min_hours_between=plan.min_hours_between,
         directions=plan.directions, shipment_sessions=list(plan.shipment_sessions), refills=plan.refills, content_sha256=plan.content_sha256,
         signed_at=plan.signed_at, status_reason=plan.status_reason, batches=[batch_body(b) for b in batches],
+        prescribing_basis=plan.prescribing_basis, in_person_evaluation_id=plan.in_person_evaluation_id,
+        special_registration_id=plan.special_registration_id,
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from telehealth.dosing.models import SeriousEvent
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.prescribing import encounters
+from telehealth.prescribing.basis import basis_for_signing
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
 from telehealth.prescribing.rules import PlanContent, batches_for, check_plan, default_shipments
 from telehealth.prescribing.states import BATCH_TRANSITIONS, LIVE_PLAN, PLAN_TRANSITIONS, UNSHIPPED, BatchStatus, Decision, PlanStatus
@@ -98,8 +99,9 @@ async def own_plan(session: AsyncSession, *, plan_id: uuid.UUID, signed_in: Sign
 async def sign_plan(
     session: AsyncSession, plan: TrochePlan, *, signed_in: SignedIn, password: str, code: str, actor: Actor, now: datetime, settings: Settings
 ) -> TrochePlan:
-    """Sign: step-up on this very request, then every check again, then draft -> signed as a compare-and-swap
-    with the SHA-256 of the canonical content. Then the pharmacy queue gets batch 1 and the program fee is due."""
+    """Sign: step-up on this very request, then every check again and the prescribing basis of the day (stored
+    on the plan), then draft -> signed as a compare-and-swap with the SHA-256 of the canonical content. Then
+    the pharmacy queue gets batch 1 and the program fee is due."""
     if plan.status != PlanStatus.DRAFT:
         raise Conflict("plan.not_draft", "Only a draft can be signed; this plan is already signed or closed.")
     await confirm_signature(session, signed_in=signed_in, password=password, code=code, actor=actor, now=now, settings=settings)
@@ -109,16 +111,25 @@ async def sign_plan(
         raise blocker
     content = content_of(plan)
     check_plan(content, thresholds=settings.thresholds, strengths=settings.troche_strengths)
+    assert encounter.location_state is not None  # the blocker refuses without it
+    patient = await encounters.patient_of(session, encounter)
+    # The law of the day where the patient is; the record it rests on stays locked until this transaction ends.
+    basis = await basis_for_signing(
+        session, patient=patient, prescriber_id=plan.prescriber_id, location_state=encounter.location_state, now=now, settings=settings
+    )
     try:
         async with session.begin_nested():
             await change_status(
                 session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.DRAFT, target=PlanStatus.SIGNED, actor=actor, now=now,
-                patient_id=plan.patient_id, values={"content_sha256": content.sha256(), "signed_at": now, "updated_at": now},
+                patient_id=plan.patient_id,
+                values={"content_sha256": content.sha256(), "signed_at": now, "updated_at": now, **basis.plan_values()},
             )  # fmt: skip
     except IntegrityError as error:
         if "uq_troche_plan_one_live_per_patient" in str(error.orig):
             raise RuleRefused("plan.one_active_plan", "This patient already has an active plan.", fields={"patient": "already has an active plan"}) from None
         raise
+    await record_audit_event(session, actor=actor, action="troche_plan.basis", resource_type="troche_plan", resource_id=plan.id,
+                             patient_id=plan.patient_id, now=now, reason=basis.audit_reason())  # fmt: skip
     for batch in batches_for(content):
         session.add(PlanBatch(
             plan_id=plan.id, sequence=batch.sequence, first_session=batch.first_session, last_session=batch.last_session, units=batch.units,

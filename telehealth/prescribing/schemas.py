@@ -112,6 +112,11 @@ class PlanBody(ResponseBody):
     signed_at: datetime | None
     status_reason: str | None
     batches: list[BatchBody]
+    # What made the signature lawful on its day: telemedicine_flexibilities, in_person_evaluation (with its id)
+    # or special_registration (with its id); None until signed.
+    prescribing_basis: str | None = None
+    in_person_evaluation_id: uuid.UUID | None = None
+    special_registration_id: uuid.UUID | None = None
 
 
 class FillRequest(RequestBody):

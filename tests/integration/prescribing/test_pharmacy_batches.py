@@ -91,7 +91,7 @@ async def test_batches_go_in_order_ship_only_once_paid_and_every_step_is_audited
     for secret in ("etamine", "troche", "Troche", " mg", "1Z999", "L-7", "UPS", "dose"):
         assert secret not in body and secret not in shipped_mail["Subject"], secret
 
-    assert await audit_actions(session_factory, plan["id"]) == ["troche_plan.draft", "troche_plan.sign", "troche_plan.send", "troche_plan.activate"]
+    assert await audit_actions(session_factory, plan["id"]) == ["troche_plan.draft", "troche_plan.sign", "troche_plan.basis", "troche_plan.send", "troche_plan.activate"]
     assert await audit_actions(session_factory, first) == ["plan_batch.accept", "plan_batch.fill", "plan_batch.ship", "plan_batch.deliver"]
     assert await audit_actions(session_factory, second) == ["plan_batch.release", "plan_batch.release_override"]
     encounter_trail = await audit_actions(session_factory, consult.encounter_id)
