@@ -25,6 +25,7 @@ from telehealth.prescribing.api import (
     ReassessmentApiController,
 )
 from telehealth.prescribing.basis_api import EvaluationApiController
+from telehealth.prescribing.basis_pages import BasisPagesController
 from telehealth.prescribing.pages import EncounterPagesController, PlanPagesController
 from telehealth.prescribing.pharmacy_pages import PharmacyPagesController, ShipmentPagesController
 from telehealth.prescribing.reassessment_pages import ReassessmentPagesController
@@ -64,6 +65,7 @@ ROUTE_HANDLERS = [
     ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)
     ReassessmentPagesController,  # /reassessment (the same, as a page; then baseline vs now and the way to book)
     EvaluationApiController,  # /api/v1/patients/{id}/in-person-evaluations (the prescribing basis after the flexibilities end)
+    BasisPagesController,  # /patients/{id}/in-person-evaluations, /coordinator/prescribing-basis[.csv] (patients without a basis after the date)
     SitterApiController,  # /api/v1/my/sitters[/{id}/remove|/resend]
     DosingApiController,  # /api/v1/my/dosing[/sessions[/{id}[/reschedule|/cancel|/check-in|/unlock|/report]]|/loss|/next-batch]
     SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/excuse|/presence|/end] (the token is the key)

@@ -17,6 +17,7 @@ from telehealth.intake.escalations import count_open_escalations
 from telehealth.lib.clock import Clock
 from telehealth.portal import dashboards
 from telehealth.portal.journey import patient_journey
+from telehealth.prescribing.cliff import home_summary
 from telehealth.settings import Settings
 
 ROLE_HOME = {role: f"/{role.value}" for role in Role}
@@ -54,7 +55,8 @@ class PortalPagesController(Controller):
         today = clinic_today(clock.now(), settings)
         expiring = [item for item in await expiring_credentials(db_session, today=today) if item.clinician_id == signed_in.user_id]
         work = await dashboards.prescriber_home(db_session, signed_in, now=clock.now(), settings=settings)
-        return await _staff_home("prescriber", signed_in, db_session, expiring_credentials=expiring, **work)
+        cliff = await home_summary(db_session, now=clock.now(), settings=settings, prescriber_id=signed_in.user_id)
+        return await _staff_home("prescriber", signed_in, db_session, expiring_credentials=expiring, basis_cliff=cliff, **work)
 
     @get("/therapist", guards=[requires_role(Role.THERAPIST)])
     async def therapist_home(
@@ -75,4 +77,5 @@ class PortalPagesController(Controller):
     ) -> Template:  # fmt: skip
         expiring = await expiring_credentials(db_session, today=clinic_today(clock.now(), settings))
         work = await dashboards.coordinator_home(db_session, signed_in, now=clock.now(), settings=settings)
-        return await _staff_home("coordinator", signed_in, db_session, expiring_credentials=expiring, **work)
+        cliff = await home_summary(db_session, now=clock.now(), settings=settings)
+        return await _staff_home("coordinator", signed_in, db_session, expiring_credentials=expiring, basis_cliff=cliff, **work)
