@@ -135,7 +135,7 @@ async def test_the_cliff_is_counted_on_the_homes_and_listed_by_state_with_what_e
     prescriber_home = await client.get("/prescriber", headers=HTML)
     assert "1 active patient needs a new plan or renewal after 31 Dec 2026" in prescriber_home.text
     assert f'href="/patients/{consult.patient.patient_id}/in-person-evaluations"' in prescriber_home.text
-    assert (await record(client, consult.patient.patient_id, {"evaluated_on": "2026-11-24", "place": "Clinic"})).status_code == 201
+    assert (await record(client, consult.patient.patient_id, {"evaluated_on": "2026-11-23", "place": "Clinic"})).status_code == 201
     assert "Every active patient of yours has a basis" in (await client.get("/prescriber", headers=HTML)).text
     await switch_to(client, co, clock)
     assert [row[0] for row in csv_rows((await client.get("/coordinator/prescribing-basis.csv")).text)] == ["patient", "Dana"]
