@@ -42,7 +42,7 @@ RECENTLY_COMPLETED_DAYS = 90
 LIVE = (PlanStatus.SIGNED, PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE, PlanStatus.PAUSED)
 WHY_WORDS = {
     "consult": "consult booked", "reassessment": "reassessment booked", "plan_to_sign": "seen, plan not signed yet",
-    "live_plan": "current plan (renewal)", "plan_completed": "plan completed recently (renewal)", "awaiting_plan": "screened, no consult yet",
+    "live_plan": "current plan, to renew", "plan_completed": "plan completed recently, to renew", "awaiting_plan": "screened, no consult yet",
 }  # fmt: skip
 
 
