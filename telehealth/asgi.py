@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from litestar import Litestar
+from litestar.channels import ChannelsPlugin
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.openapi.config import OpenAPIConfig
@@ -19,7 +22,8 @@ from litestar.template.config import TemplateConfig
 from telehealth.accounts.middleware import SessionAuthMiddleware
 from telehealth.billing.gateway import StripeGateway
 from telehealth.cli import TelehealthCLIPlugin
-from telehealth.db.engine import make_autocommit_session_factory, make_engine, make_session_factory
+from telehealth.db.channels import PostgresChannelsBackend, driver_dsn
+from telehealth.db.engine import async_database_url, make_autocommit_session_factory, make_engine, make_session_factory
 from telehealth.db.embedded import stop_embedded_postgres
 from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import Clock, SystemClock
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         engine = make_engine(url)
         factory = make_session_factory(engine)
         app.state.engine = engine
+        app.state.database_dsn = driver_dsn(async_database_url(url))
         app.state.session_factory = factory
         app.state.autocommit_session_factory = make_autocommit_session_factory(engine)
         app.state.embedded_server = embedded_server
@@ -123,6 +128,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             stop_embedded_postgres(embedded_server)  # SIGTERM too: uvicorn's exit skips atexit handlers
 
     metrics = RequestMetrics()
+    # Entered after `lifespan` (plugins append theirs), so the database is known when it starts listening.
+    channels = ChannelsPlugin(
+        backend=PostgresChannelsBackend(connect=lambda: asyncpg.connect(app.state.database_dsn), engine=lambda: app.state.engine),
+        arbitrary_channels_allowed=True,
+    )
     app = Litestar(
         route_handlers=[
             *ROUTE_HANDLERS,
@@ -151,7 +161,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         logging_config=logging_config(),
         request_max_body_size=settings.max_request_body_bytes,
         lifespan=[lifespan],
-        plugins=[TelehealthCLIPlugin()],
+        plugins=[TelehealthCLIPlugin(), channels],
         debug=False,
     )
     app.state.settings = settings

@@ -18,7 +18,7 @@ from telehealth.dosing.sitters import SITTER_AGREEMENT
 from telehealth.dosing.states import SitterStatus
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
 from telehealth.prescribing.plans import content_of
-from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.models import Appointment, VideoVisit, VisitConnection
 from telehealth.settings import Settings
 
 HOME_PATIENT = ("home@demo.example", "Taylor Brooks")
@@ -43,6 +43,14 @@ async def seed_home_program(session: AsyncSession, *, prescriber: UserAccount, p
     )  # fmt: skip
     pharmacy = (await session.execute(select(Pharmacy).limit(1))).scalar_one()
     session.add(appointment)
+    await session.flush()
+    session.add_all([  # the consult's video visit: the encounter below followed its start
+        VisitConnection(appointment_id=appointment.id, user_id=prescriber.id, participant="clinician", joined_at=consult_at - timedelta(minutes=2),
+                        left_at=consult_at + timedelta(minutes=44)),
+        VisitConnection(appointment_id=appointment.id, user_id=user.id, participant="patient", joined_at=consult_at,
+                        left_at=consult_at + timedelta(minutes=44)),
+        VideoVisit(appointment_id=appointment.id, started_at=consult_at, start_evidence="both_connected", ended_at=consult_at + timedelta(minutes=44)),
+    ])  # fmt: skip
     await session.flush()
     encounter = Encounter(
         appointment_id=appointment.id, patient_id=patient.id, prescriber_id=prescriber.id, opened_at=consult_at, identity_checked=True,

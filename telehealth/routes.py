@@ -32,6 +32,7 @@ from telehealth.prescribing.reassessment_pages import ReassessmentPagesControlle
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
 from telehealth.scheduling.pages import VideoPagesController
+from telehealth.scheduling.video_room import VideoRoomSocketController
 from telehealth.system.api import HealthController
 from telehealth.waitlist.api import InvitationApiController, WaitlistApiController
 from telehealth.waitlist.pages import WaitlistPagesController
@@ -78,7 +79,8 @@ ROUTE_HANDLERS = [
     RecordPagesController,  # /record[/fhir.json], /patients/{id}/record[/fhir.json] (transfer of care, audited)
     OutcomePagesController,  # /outcomes, /patients/{id}/outcomes, /coordinator/outcomes[.csv]
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
-    VideoPagesController,  # /appointments/{id}/join, /rooms/{room_token}
+    VideoPagesController,  # /appointments/{id}/join, /appointments/{id}/visit/attest, /rooms/{room_token}
+    VideoRoomSocketController,  # /rooms/{room_token}/signal (WebSocket: the room's signalling)
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours
     FollowUpPagesController,  # /clinician/follow-ups, /clinician/follow-ups/{patient_id}
     DevMailboxController,  # /dev/mailbox (not in production)

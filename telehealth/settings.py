@@ -161,6 +161,10 @@ class Settings:
     clinic_phone: str = "+1 802 555 0100"
     clinic_tax_id: str = "00-0000000"
     video_room_url_template: str = "{public_base_url}/rooms/{room_token}"
+    # The built-in room's ICE servers: STUN/TURN URLs, comma-separated. TURN credentials are made per visit
+    # from VIDEO_TURN_SECRET (coturn's use-auth-secret), so no long-lived password reaches a browser.
+    video_ice_urls: str = ""
+    video_turn_secret: str | None = None
     password_reset_valid_minutes: int = 30
     email_verification_valid_hours: int = 48
     step_up_valid_minutes: int = 5
@@ -190,6 +194,15 @@ class Settings:
         return {kind.strip(): code.strip() for kind, code in pairs}
 
     @property
+    def video_room_is_built_in(self) -> bool:
+        """The built-in room (which records who joined when) rather than an external video service."""
+        return self.video_room_url_template.startswith("{public_base_url}/rooms/")
+
+    @property
+    def video_ice_url_list(self) -> tuple[str, ...]:
+        return tuple(url.strip() for url in self.video_ice_urls.split(",") if url.strip())
+
+    @property
     def clinic_zone(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
 
@@ -201,6 +214,11 @@ class Settings:
             ZoneInfo(self.clinic_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SettingsError(f"CLINIC_TIMEZONE {self.clinic_timezone!r} is not an IANA time zone") from exc
+        for url in self.video_ice_url_list:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise SettingsError(f"VIDEO_ICE_URLS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
+            if url.startswith("turn") and not self.video_turn_secret:
+                raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
         if self.is_production:
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
@@ -261,6 +279,8 @@ def load_settings() -> Settings:
         clinic_phone=_env("CLINIC_PHONE", defaults.clinic_phone) or defaults.clinic_phone,
         clinic_tax_id=_env("CLINIC_TAX_ID", defaults.clinic_tax_id) or defaults.clinic_tax_id,
         video_room_url_template=_env("VIDEO_ROOM_URL_TEMPLATE", defaults.video_room_url_template) or defaults.video_room_url_template,
+        video_ice_urls=_env("VIDEO_ICE_URLS", defaults.video_ice_urls) or defaults.video_ice_urls,
+        video_turn_secret=_env("VIDEO_TURN_SECRET"),
         job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
         job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),

@@ -140,3 +140,18 @@ async def book_paid(client, fake, body: dict) -> dict:
         mine = (await client.get("/api/v1/appointments")).json()
         booked = next(a for a in mine if a["id"] == booked["id"])
     return booked
+
+
+async def visit_took_place(factory: async_sessionmaker[AsyncSession], appointment_id, *, started_at: datetime) -> None:
+    """The appointment's video visit started at `started_at` (both people in the built-in room), recorded the way
+    the room records it (scheduling.visits.record_visit_started). The room itself: tests/e2e/test_video_room.py."""
+    import uuid as _uuid
+
+    from telehealth.scheduling.models import Appointment
+    from telehealth.scheduling.visits import RoomPass, record_visit_started
+
+    async with transaction(factory) as session:
+        appointment = await session.get(Appointment, _uuid.UUID(str(appointment_id)))
+        assert appointment is not None
+        room = RoomPass(appointment.id, appointment.clinician_id, "clinician", appointment.ends_at)
+        assert await record_visit_started(session, room, actor=Actor.system(), now=started_at), "the appointment is not booked"

@@ -18,7 +18,7 @@ from telehealth.settings import Settings
 
 
 class SessionAuthMiddleware(ASGIMiddleware):
-    scopes = (ScopeType.HTTP,)
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)  # the video room's signalling socket knows who is in it
     # Liveness, readiness and static files never need to know who is asking.
     should_bypass_for_scope = staticmethod(lambda scope: scope["path"] in {"/health", "/ready"} or scope["path"].startswith("/static/"))
 

@@ -27,6 +27,7 @@ from telehealth.prescribing.reassessment import score_changes
 from telehealth.prescribing.states import Decision
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import AppointmentStatus
+from telehealth.scheduling.visits import started_visit, visit_of
 from telehealth.settings import Settings
 
 ENCOUNTER_TYPES = ("consult", "reassessment")
@@ -39,6 +40,7 @@ async def open_encounter(session: AsyncSession, *, appointment_id: uuid.UUID, si
         raise NotFound("appointment.not_found", "No consult or reassessment with this id is yours.")
     if appointment.status not in (AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED):
         raise RuleRefused("encounter.appointment_not_booked", "An encounter opens from a booked consult or reassessment.")
+    await started_visit(session, appointment.id, code="encounter.visit_not_started", doing="The encounter opens")
     inserted = await session.execute(
         insert(Encounter).values(
             id=uuid.uuid4(), appointment_id=appointment.id, patient_id=appointment.patient_id, prescriber_id=signed_in.user_id,
@@ -75,6 +77,7 @@ async def record(session: AsyncSession, encounter: Encounter, values: EncounterR
     """Save what the prescriber checked; every field is optional, each change audited by name."""
     if encounter.decision is not None:
         raise Conflict("encounter.decided", "This encounter is decided; open the next one from a new appointment.")
+    visit = await started_visit(session, encounter.appointment_id, code="encounter.visit_not_started", doing="Findings are recorded")
     problems: dict[str, str] = {}
     for name in ("location_state", "pdmp_state"):
         value = getattr(values, name)
@@ -85,6 +88,8 @@ async def record(session: AsyncSession, encounter: Encounter, values: EncounterR
             problems["pdmp_checked_at"] = "must include a UTC offset"
         elif values.pdmp_checked_at > now + timedelta(minutes=5):
             problems["pdmp_checked_at"] = "is in the future"
+        elif values.pdmp_checked_at < visit.started_at:
+            problems["pdmp_checked_at"] = "is before the video visit started: check the PDMP during or after the visit"
     if values.identity_checked and not (values.identity_method or encounter.identity_method or "").strip():
         problems["identity_method"] = "say how identity was checked (e.g. driver's license shown on video)"
     if problems:
@@ -142,6 +147,10 @@ async def unacknowledged_flags(session: AsyncSession, encounter: Encounter) -> l
 async def prescribing_blocker(session: AsyncSession, encounter: Encounter, *, now: datetime, settings: Settings) -> RuleRefused | None:
     """Why this prescriber may not prescribe in this encounter right now, or None. Checked when a plan is
     written and again when it is signed (a credential can lapse in between)."""
+    if await visit_of(session, encounter.appointment_id) is None:
+        return RuleRefused(
+            "plan.visit_not_started", "Prescribing follows the video visit: it has not started.", fields={"visit": "has not started"}
+        )
     if not encounter.identity_checked:
         return RuleRefused("plan.identity_not_checked", "Check the patient's identity against a photo ID first.", fields={"identity_checked": "must be yes"})
     if not encounter.location_state:
@@ -181,6 +190,7 @@ async def decide(
     """Start a plan, decline (with a reason: the consult is refunded in full) or refer out (with a reason)."""
     if encounter.decision is not None:
         raise Conflict("encounter.decided", "This encounter is already decided.")
+    await started_visit(session, encounter.appointment_id, code="encounter.visit_not_started", doing="The decision is made")
     if decision is not Decision.START_PLAN and not (reason or "").strip():
         raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required to decline or refer out"})
     if decision is Decision.START_PLAN and (blocker := await prescribing_blocker(session, encounter, now=now, settings=settings)) is not None:

@@ -28,11 +28,10 @@ from telehealth.scheduling.notices import tell_patient
 from telehealth.scheduling.calendars import credentials_valid_through, type_settings
 from telehealth.scheduling.service import clinician_slots, write_or_find_conflict
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus, AppointmentType
+from telehealth.scheduling.visits import check_may_join, refuse_change_after_visit
 from telehealth.settings import Settings
 
 FREE_CHANGE_UNTIL = timedelta(hours=24)
-JOIN_OPENS_BEFORE = timedelta(minutes=10)
-JOIN_CLOSES_AFTER_END = timedelta(minutes=30)
 
 
 async def _confirm_cost(quote: CancellationQuote, *, accept_late_fee: bool) -> None:
@@ -58,6 +57,7 @@ async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, v
 async def cancel(
     session: AsyncSession, appointment: Appointment, *, by_patient: bool, accept_late_fee: bool, actor: Actor, now: datetime, settings: Settings
 ) -> Appointment:
+    await refuse_change_after_visit(session, appointment)
     await _confirm_cost(await cancellation_quote(session, appointment, by_patient=by_patient, now=now, settings=settings), accept_late_fee=accept_late_fee)
     was = appointment.status
     await change_status(
@@ -78,6 +78,7 @@ async def reschedule(
     """Move the same appointment (its history stays); the invite's SEQUENCE goes up, reminders follow."""
     if appointment.status != AppointmentStatus.BOOKED:
         raise Conflict("appointment.not_booked", "Only a booked appointment can be moved.")
+    await refuse_change_after_visit(session, appointment)
     quote = await reschedule_quote(session, appointment, by_patient=by_patient, now=now, settings=settings)
     await _confirm_cost(quote, accept_late_fee=accept_late_fee)
     kind = AppointmentType(appointment.appointment_type)
@@ -122,6 +123,7 @@ async def mark_no_show(
         raise Forbidden("appointment.clinician_only", "Only the appointment's clinician can mark a no-show.")
     if now < appointment.starts_at:
         raise RuleRefused("appointment.not_started", "A no-show can be marked only after the start time.")
+    await refuse_change_after_visit(session, appointment)
     await change_status(
         session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.NO_SHOW,
         actor=actor, now=now, patient_id=appointment.patient_id,
@@ -133,11 +135,5 @@ async def mark_no_show(
 
 def join_url(appointment: Appointment, *, viewer: SignedIn, patient: Patient | None, now: datetime, settings: Settings) -> str:
     """The video room, for the appointment's patient and clinician only, 10 min before to 30 min after."""
-    participant = appointment.clinician_id == viewer.user_id or (patient is not None and appointment.patient_id == patient.id)
-    if not participant or appointment.status != AppointmentStatus.BOOKED:
-        raise NotFound("appointment.not_found", "No appointment with this id is yours.")
-    if now < appointment.starts_at - JOIN_OPENS_BEFORE:
-        raise RuleRefused("appointment.join_not_open", "The room opens 10 minutes before the start.")
-    if now > appointment.ends_at + JOIN_CLOSES_AFTER_END:
-        raise RuleRefused("appointment.join_closed", "This appointment has ended.")
+    check_may_join(appointment, viewer=viewer, patient=patient, now=now)
     return settings.video_room_url_template.format(public_base_url=settings.public_base_url, room_token=appointment.room_token)

@@ -21,7 +21,7 @@ from telehealth.intake.models import Intake, IntakeSection, QuestionnaireRespons
 from telehealth.lib.clock import SystemClock
 from telehealth.prescribing.models import Pharmacy
 from tests.e2e.conftest import LiveServer
-from tests.helpers import PASSWORD, Person, make_person
+from tests.helpers import PASSWORD, Person, make_person, visit_took_place
 from tests.integration.billing.helpers import insert_appointment
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
@@ -68,8 +68,10 @@ async def _consult_ready(session_factory, live_server: LiveServer):
             QuestionnaireResponse(patient_id=patient.patient_id, intake_id=intake_id, questionnaire="phq9", version="2026-1", answers={}, score=14, band="moderate", answered_at=clock.now()),
             Pharmacy(name="Green Mountain Compounding", phone="+18025550111", address="1 Mill St, Burlington VT", created_at=clock.now()),
         ])  # fmt: skip
-    starts_at = (clock.now() + timedelta(minutes=10)).replace(second=0, microsecond=0)
-    await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45)
+    starts_at = (clock.now() + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    consult = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45)
+    # Both are in the video room (the room itself: test_video_room.py); the findings below are typed after it.
+    await visit_took_place(session_factory, consult, started_at=clock.now() - timedelta(minutes=7))
     return prescriber, patient
 
 

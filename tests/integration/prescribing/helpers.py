@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
 from telehealth.prescribing.models import Pharmacy
-from tests.helpers import Person, book_paid, csrf_headers, make_person, sign_in
+from tests.helpers import Person, book_paid, csrf_headers, make_person, sign_in, visit_took_place
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 TITRATION = [100, 150, 200, 200, 200, 200]
@@ -27,7 +27,7 @@ class Consult:
 
 
 async def consult_with_encounter(client, session_factory, settings, clock, stripe_fake, *, outcome="eligible", state="NY") -> Consult:
-    """Patient books and pays a consult; the prescriber signs in and opens the encounter."""
+    """Patient books and pays a consult; at its start both join the video visit; the prescriber opens the encounter."""
     prescriber = await prescriber_with_hours(session_factory, settings, clock, state=state)
     patient = await screened_patient(session_factory, settings, clock, outcome=outcome, state=state)
     async with transaction(session_factory) as session:
@@ -35,6 +35,10 @@ async def consult_with_encounter(client, session_factory, settings, clock, strip
         session.add(pharmacy)
     await sign_in(client, patient, clock)
     booked = await book_paid(client, stripe_fake, {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"})
+    # The visit: both in the room at the start; the prescriber opens the encounter ten minutes in.
+    consult_starts_at = datetime.fromisoformat(booked["starts_at"])
+    await visit_took_place(session_factory, booked["id"], started_at=consult_starts_at)
+    clock.set(consult_starts_at + timedelta(minutes=10))
     client.cookies.clear()
     await sign_in(client, prescriber, clock)
     opened = await client.post(f"/api/v1/appointments/{booked['id']}/encounter", headers=await csrf_headers(client))

@@ -6,7 +6,7 @@ answer per due reassessment (plan and checkpoint), also when sent twice at once.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select, update
@@ -17,7 +17,7 @@ from telehealth.db.engine import transaction
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.models import Escalation, Intake, QuestionnaireResponse
 from telehealth.prescribing.models import TrochePlan
-from tests.helpers import Person, csrf_headers, drain_jobs, form_csrf_token, make_person, sign_in, worker_context
+from tests.helpers import Person, csrf_headers, drain_jobs, form_csrf_token, make_person, sign_in, visit_took_place, worker_context
 from tests.integration.billing.helpers import plan_row, rows
 from tests.integration.prescribing.helpers import at_once, request_as
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
@@ -204,8 +204,9 @@ async def test_the_prescriber_sees_baseline_vs_now_on_the_reassessment_encounter
     body = {"type": "reassessment", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
     booked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert booked.status_code == 201, booked.text
+    await visit_took_place(session_factory, booked.json()["id"], started_at=datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 24, 15, 5, tzinfo=UTC))
     client.cookies.clear()
-    clock.advance(timedelta(seconds=30))
     await sign_in(client, prescriber, clock)
     opened = await client.post(f"/api/v1/appointments/{booked.json()['id']}/encounter", headers=await csrf_headers(client))
     assert opened.status_code == 200, opened.text

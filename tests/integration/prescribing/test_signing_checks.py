@@ -43,7 +43,7 @@ async def test_license_and_dea_are_checked_again_on_the_signing_day(client, sess
     await set_credentials(session_factory, consult.prescriber, license_expires=today, dea_expires=today)  # both valid through today
     plan = await drafted(client, consult)  # valid when drafted
 
-    clock.set(datetime(2026, 11, 24, 6, 0, tzinfo=UTC))  # the next day (1 am in New York); the PDMP check is 15 h old
+    clock.set(datetime(2026, 11, 25, 6, 0, tzinfo=UTC))  # the next day (1 am in New York); the PDMP check is 15 h old
     await switch_to(client, consult.prescriber, clock)
     await set_credentials(session_factory, consult.prescriber, license_expires=date(2030, 1, 1))  # the DEA registration alone expired
     assert refusal(await sign(client, consult, plan["id"], clock)) == NOT_LICENSED
@@ -61,9 +61,9 @@ async def test_license_and_dea_are_checked_again_on_the_signing_day(client, sess
 
 async def test_the_pdmp_check_must_be_within_24_hours_of_signing(client, session_factory, settings, clock, stripe_fake):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
-    await ready_to_prescribe(client, consult, clock)  # PDMP checked at 14:55
+    await ready_to_prescribe(client, consult, clock)  # PDMP checked at 15:05, five minutes after the visit started
     plan = await drafted(client, consult)
-    checked_at = datetime(2026, 11, 23, 14, 55, tzinfo=UTC)
+    checked_at = datetime(2026, 11, 24, 15, 5, tzinfo=UTC)
 
     clock.set(checked_at + timedelta(hours=25, minutes=-1))
     await switch_to(client, consult.prescriber, clock)  # +30 s, and sign adds 30 s: signed 25 h after the check
