@@ -22,7 +22,7 @@ from telehealth.billing import service as billing
 from telehealth.billing.models import Payment
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import InvalidInput
-from telehealth.scheduling import availability, changes, service
+from telehealth.scheduling import availability, changes, service, visits
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.schemas import (
     AppointmentBody,
@@ -33,6 +33,8 @@ from telehealth.scheduling.schemas import (
     RescheduleBody,
     SlotBody,
     TypeSettingsBody,
+    VisitBody,
+    VisitConnectionBody,
     WeeklyHoursBody,
 )
 from telehealth.scheduling.states import AppointmentType
@@ -53,6 +55,16 @@ def appointment_body(appointment: Appointment, payment: Payment | None = None, *
         starts_at=appointment.starts_at, ends_at=appointment.ends_at, hold_expires_at=appointment.hold_expires_at,
         payment_id=payment.id if payment else None, checkout_url=payment.checkout_url if payment else None,
         amount_cents=payment.amount_cents if payment else amount_cents,
+    )  # fmt: skip
+
+
+def visit_body(appointment_id: uuid.UUID, evidence: visits.VisitEvidence) -> VisitBody:
+    visit, duration = evidence.visit, evidence.duration
+    return VisitBody(
+        appointment_id=appointment_id, modality=visit.modality if visit else None, started_at=visit.started_at if visit else None,
+        start_evidence=visit.start_evidence if visit else None, ended_at=visit.ended_at if visit else None,
+        duration_seconds=int(duration.total_seconds()) if duration is not None else None,
+        connections=[VisitConnectionBody(participant=c.participant, joined_at=c.joined_at, left_at=c.left_at) for c, _name in evidence.connections],
     )  # fmt: skip
 
 
@@ -176,6 +188,25 @@ class SchedulingApiController(Controller):
     ) -> AppointmentBody:
         appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=None)
         return appointment_body(await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now(), settings=settings))
+
+    @get("/api/v1/appointments/{appointment_id:uuid}/visit", guards=PARTICIPANTS)
+    async def visit(self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> VisitBody:
+        """The video visit: whether and when it started (and on what evidence), who joined and left when."""
+        return visit_body(appointment_id, await visits.own_visit_evidence(db_session, appointment_id=appointment_id, viewer=signed_in))
+
+    @post("/api/v1/appointments/{appointment_id:uuid}/visit/attest", status_code=200, guards=CLINICIAN)
+    async def attest_visit(
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> VisitBody:
+        """With an external video service only: the clinician attests the audio-video visit, inside the join window."""
+        await visits.attest_external_visit(db_session, appointment_id=appointment_id, viewer=signed_in, actor=actor, now=clock.now(), settings=settings)
+        return visit_body(appointment_id, await visits.visit_evidence(db_session, appointment_id))
 
     @post("/api/v1/follow-ups", status_code=201, guards=[requires_role(Role.THERAPIST)])
     async def follow_up(

@@ -79,3 +79,21 @@ class TypeSettingsBody(RequestBody):
     horizon_days: int | None = None
     max_per_day: int | None = None
     step_minutes: int | None = None
+
+
+class VisitConnectionBody(ResponseBody):
+    participant: str
+    joined_at: datetime
+    left_at: datetime | None
+
+
+class VisitBody(ResponseBody):
+    """What the room (or the clinician's attestation) recorded of the visit; `started_at` null: not started."""
+
+    appointment_id: uuid.UUID
+    modality: str | None
+    started_at: datetime | None
+    start_evidence: str | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    connections: list[VisitConnectionBody]

@@ -198,3 +198,11 @@ async def visit_evidence(session: AsyncSession, appointment_id: uuid.UUID) -> Vi
         .order_by(VisitConnection.joined_at)
     )
     return VisitEvidence(await visit_of(session, appointment_id), [(connection, name) for connection, name in rows.all()])
+
+
+async def own_visit_evidence(session: AsyncSession, *, appointment_id: uuid.UUID, viewer: SignedIn) -> VisitEvidence:
+    """The visit's evidence, for the appointment's own patient and clinician (anyone else: 404)."""
+    appointment = await session.get(Appointment, appointment_id)
+    if appointment is None or participant_of(appointment, viewer=viewer, patient=await _own_patient(session, viewer)) is None:
+        raise NotFound("appointment.not_found", "No appointment with this id is yours.")
+    return await visit_evidence(session, appointment_id)
