@@ -17,6 +17,7 @@ def configure_template_engine(engine: JinjaTemplateEngine, settings: Settings) -
     env.globals["clinic_name"] = settings.clinic_name
     env.globals["is_production"] = settings.is_production
     env.globals["us_states"] = US_STATES
+    env.globals["video_room_is_built_in"] = settings.video_room_is_built_in
 
     def local_time(value: datetime | None, zone: str | None = None, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
         if value is None:

@@ -35,6 +35,7 @@ from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
 from telehealth.prescribing.rules import PRODUCTS, batches_for
 from telehealth.prescribing.states import LIVE_PLAN, Decision, PlanStatus
 from telehealth.scheduling.models import Appointment
+from telehealth.scheduling.visits import visit_evidence
 from telehealth.settings import Settings
 
 PRESCRIBER = [requires_role(Role.PRESCRIBER)]
@@ -173,6 +174,7 @@ async def _encounter_page(
         "prescribing/encounter.html",
         context={
             "encounter": encounter, "appointment": await session.get(Appointment, encounter.appointment_id), "chart": chart, "sections": SECTIONS,
+            "visit": await visit_evidence(session, encounter.appointment_id),
             "zone": zone, "blocker": blocker if encounter.decision in (None, Decision.START_PLAN) and not signed else None,
             "pdmp_local": encounter.pdmp_checked_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if encounter.pdmp_checked_at else "",
             "now_local": now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M"), "plans": own_plans, "plan_words": PLAN_WORDS,

@@ -102,8 +102,10 @@ def test_fees_come_from_the_policy():
 def test_what_a_patient_reads_before_paying_is_in_dollars():
     consult = " ".join(before_payment(PaymentPurpose.CONSULT, clinic_policy()))
     assert "$150.00" in consult and "$50.00" in consult and "24 hours" in consult
+    assert "if it leads to a treatment plan, its $150.00 is not refunded" in consult  # changes.refuse_change_after_visit
     integration = " ".join(before_payment(PaymentPurpose.INTEGRATION, clinic_policy(late_cancel_fee_cents=10000)))
     assert "$75.00" in integration and "fee of $75.00 is kept" in integration  # never more than the session costs
+    assert "treatment plan" not in integration
     program = " ".join(before_payment(PaymentPurpose.PROGRAM, clinic_policy()))
     assert "$1,158.00" in program and "50% back ($579.00)" in program and "0% back ($0.00)" in program
     assert before_payment(PaymentPurpose.NO_SHOW_FEE, clinic_policy()) == ["This fee is $75.00."]
