@@ -63,7 +63,7 @@ async def seed_home_program(session: AsyncSession, *, prescriber: UserAccount, p
         patient_id=patient.id, encounter_id=encounter.id, prescriber_id=prescriber.id, pharmacy_id=pharmacy.id, status="active",
         product="Ketamine HCl sublingual troche", strength_mg=50, sessions=len(TITRATION), doses_mg=TITRATION, min_hours_between=48,
         directions="Dissolve under the tongue with your sitter present; do not swallow for 15 minutes.", shipment_sessions=[3, 3],
-        signed_at=consult_at + timedelta(minutes=50), created_at=consult_at, updated_at=now,
+        signed_at=consult_at + timedelta(minutes=50), prescribing_basis="telemedicine_flexibilities", created_at=consult_at, updated_at=now,
     )  # fmt: skip
     plan.content_sha256 = content_of(plan).sha256()
     session.add(plan)
