@@ -19,6 +19,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.models import Patient
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.roles import Role
@@ -30,7 +31,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.lib.validation import parse_whole_number
-from telehealth.prescribing import encounters, pharmacy, plans
+from telehealth.prescribing import basis, encounters, pharmacy, plans
 from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
 from telehealth.prescribing.rules import PRODUCTS, batches_for
 from telehealth.prescribing.states import LIVE_PLAN, Decision, PlanStatus
@@ -157,6 +158,16 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+async def _needs_recorded_basis(session: AsyncSession, encounter: Encounter, *, now: datetime, settings: Settings) -> bool:
+    """Today, where the patient is, is past the telemedicine flexibilities: signing will ask for a recorded basis
+    (basis.basis_for_signing decides at the signature; this only warns ahead of it)."""
+    if not encounter.location_state:
+        return False
+    patient = await session.get(Patient, encounter.patient_id)
+    day, _zone = basis.day_in_state(now, state=encounter.location_state, patient_timezone=patient.timezone if patient else None)
+    return not basis.flexibilities_cover(day, settings)
+
+
 async def _encounter_page(
     session: AsyncSession, encounter: Encounter, *, signed_in: SignedIn, actor: Actor, settings: Settings, now: datetime,
     refusal: DomainError | None = None, form: str | None = None, values: dict[str, str] | None = None, done: str | None = None,
@@ -175,6 +186,7 @@ async def _encounter_page(
         context={
             "encounter": encounter, "appointment": await session.get(Appointment, encounter.appointment_id), "chart": chart, "sections": SECTIONS,
             "visit": await visit_evidence(session, encounter.appointment_id),
+            "needs_recorded_basis": await _needs_recorded_basis(session, encounter, now=now, settings=settings),
             "zone": zone, "blocker": blocker if encounter.decision in (None, Decision.START_PLAN) and not signed else None,
             "pdmp_local": encounter.pdmp_checked_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if encounter.pdmp_checked_at else "",
             "now_local": now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M"), "plans": own_plans, "plan_words": PLAN_WORDS,
