@@ -76,6 +76,17 @@ def _blood_pressure(name: str, default: tuple[int, int]) -> tuple[int, int]:
     return systolic, diastolic
 
 
+# DOMAIN.md's safety envelope: the loosest value any clinic may set (the defaults below sit on it).
+ENVELOPE_MAX_DOSE_MG = 400
+ENVELOPE_MAX_SESSIONS = 12
+ENVELOPE_MIN_HOURS_BETWEEN = 48
+ENVELOPE_CHECKIN_VALID_MINUTES = 60
+ENVELOPE_PDMP_VALID_HOURS = 24
+ENVELOPE_BP_NEEDS_REVIEW = (140, 90)
+ENVELOPE_BP_INELIGIBLE = (160, 100)
+ENVELOPE_BP_URGENT = (180, 120)
+
+
 @dataclass(frozen=True)
 class ClinicalThresholds:
     """DOMAIN.md's clinic-adjustable numbers. Blood pressures are (systolic, diastolic) in mmHg."""
@@ -96,6 +107,37 @@ class ClinicalThresholds:
     presence_link_minutes_before: int = 60
     report_reminder_hours: int = 24
     report_alert_hours: int = 48
+
+    def check_envelope(self) -> None:
+        """DOMAIN.md's safety envelope: settings may tighten the defaults, never loosen them, and the blood-
+        pressure thresholds stay ordered. The first setting outside it stops the service, naming the bound."""
+        caps = (
+            ("MAX_DOSE_MG_PER_SESSION", self.max_dose_mg_per_session, 1, ENVELOPE_MAX_DOSE_MG),
+            ("MAX_SESSIONS_PER_PLAN", self.max_sessions_per_plan, 1, ENVELOPE_MAX_SESSIONS),
+            ("DEFAULT_SESSIONS_PER_PLAN", self.default_sessions_per_plan, 1, self.max_sessions_per_plan),
+            ("MIN_HOURS_BETWEEN_SESSIONS", self.min_hours_between_sessions, ENVELOPE_MIN_HOURS_BETWEEN, 24 * 365),
+            ("CHECKIN_VALID_MINUTES", self.checkin_valid_minutes, 1, ENVELOPE_CHECKIN_VALID_MINUTES),
+            ("PDMP_CHECK_VALID_HOURS", self.pdmp_check_valid_hours, 1, ENVELOPE_PDMP_VALID_HOURS),
+        )
+        for name, value, low, high in caps:
+            if not low <= value <= high:
+                raise SettingsError(f"{name}={value} is outside the safety envelope: it must be from {low} to {high}")
+        pressures = (
+            ("BP_NEEDS_REVIEW", self.bp_needs_review, ENVELOPE_BP_NEEDS_REVIEW),
+            ("INTAKE_BP_INELIGIBLE", self.intake_bp_ineligible, ENVELOPE_BP_INELIGIBLE),
+            ("BP_URGENT", self.bp_urgent, ENVELOPE_BP_URGENT),
+        )
+        for name, (systolic, diastolic), (top_systolic, top_diastolic) in pressures:
+            if not (60 <= systolic <= top_systolic and 40 <= diastolic <= top_diastolic):
+                raise SettingsError(
+                    f"{name}={systolic}/{diastolic} is outside the safety envelope: it may be at most {top_systolic}/{top_diastolic} (and at least 60/40)"
+                )
+        for (lower_name, lower, _), (upper_name, upper, _) in zip(pressures, pressures[1:]):
+            if not (lower[0] < upper[0] and lower[1] < upper[1]):
+                raise SettingsError(
+                    f"{lower_name}={lower[0]}/{lower[1]} must be below {upper_name}={upper[0]}/{upper[1]} "
+                    "(needs review < ineligible at intake < urgent, in both numbers)"
+                )
 
     @classmethod
     def from_env(cls) -> ClinicalThresholds:
@@ -210,6 +252,7 @@ class Settings:
         """Refuse settings that would be unsafe or cannot work; called at start."""
         if self.environment not in {"development", "test", "production"}:
             raise SettingsError("APP_ENV must be development, test or production")
+        self.thresholds.check_envelope()  # development and production alike
         try:
             ZoneInfo(self.clinic_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
