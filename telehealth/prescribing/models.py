@@ -84,6 +84,13 @@ class TrochePlan(SQLModel, table=True):
         ),
         CheckConstraint("refills = 0", name="no_refills"),
         CheckConstraint("sessions BETWEEN 1 AND 100 AND strength_mg > 0 AND min_hours_between > 0", name="numbers_valid"),
+        # The hardest limits of the safety envelope (settings.ENVELOPE_*), whatever writes the row: the service
+        # refuses first with words (rules.check_plan); the database refuses even a row written around it.
+        CheckConstraint(
+            "sessions <= 12 AND min_hours_between >= 48 AND jsonb_array_length(doses_mg) = sessions "
+            "AND NOT jsonb_path_exists(doses_mg, '$[*] ? (@ > 400 || @ < 1)')",
+            name="within_safety_envelope",
+        ),
         CheckConstraint("status = 'draft' OR status = 'discontinued' OR (content_sha256 IS NOT NULL AND signed_at IS NOT NULL)", name="signed_has_hash"),
         CheckConstraint(f"prescribing_basis IS NULL OR prescribing_basis IN {PRESCRIBING_BASES}", name="basis_known"),
         # The basis names its record, and only its own: an evaluation for one, a special registration for the other.
