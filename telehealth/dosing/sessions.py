@@ -17,6 +17,7 @@ from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.sitters import issue_link, revoke_links, spend_link
+from telehealth.intake.escalations import has_open_crisis
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
@@ -167,7 +168,13 @@ async def schedule_session(
     session: AsyncSession, *, patient: Patient, starts_at: datetime, sitter_id: uuid.UUID | None, actor: Actor, now: datetime, settings: Settings
 ) -> DosingSession:
     """The next dose of the active plan, at a time the interval allows, with a confirmed sitter, once the
-    batch holding that dose is delivered."""
+    batch holding that dose is delivered, and never while a crisis waits for a clinician's contact."""
+    if await has_open_crisis(session, patient_id=patient.id):
+        raise RuleRefused(
+            "dosing.crisis_contact_pending",
+            "Before your next session, a clinician needs to speak with you. We will call you soon; if you need help now, "
+            "call or text 988, or call 911 in an emergency.",
+        )  # fmt: skip
     plan = await _active_plan(session, patient)
     taken = await session.scalar(
         select(func.count()).select_from(DosingSession).where(
