@@ -171,10 +171,11 @@ async def prescribing_blocker(session: AsyncSession, encounter: Encounter, *, no
             "plan.pdmp_stale", f"Check the state PDMP and record it: the check must be within {hours} hours of signing.",
             fields={"pdmp_checked_at": f"must be within the last {hours} hours"},
         )  # fmt: skip
-    if encounter.pdmp_state and encounter.pdmp_state != encounter.location_state:
+    if encounter.pdmp_state != encounter.location_state:  # a check with no state recorded proves nothing
         return RuleRefused(
-            "plan.pdmp_wrong_state", "Check the PDMP of the state the patient is in.", fields={"pdmp_state": f"must be {encounter.location_state}"}
-        )
+            "plan.pdmp_wrong_state", "Check the PDMP of the state the patient is in, and record which state you checked.",
+            fields={"pdmp_state": f"must be {encounter.location_state}"},
+        )  # fmt: skip
     missing = await unacknowledged_flags(session, encounter)
     if missing:
         return RuleRefused(

@@ -155,3 +155,16 @@ async def test_an_external_video_service_needs_the_clinicians_attestation_in_the
     # The patient cannot attest.
     await switch_to(client, patient, clock)
     assert (await client.post(attest, headers=await csrf_headers(client))).status_code == 403
+
+
+async def test_a_pdmp_check_without_its_state_is_no_check(client, session_factory, settings, clock, stripe_fake):
+    consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
+    body = {"identity_checked": True, "identity_method": "driver's license shown on video", "location_state": "NY",
+            "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(), "pdmp_reference": "PMP-1", "vitals_reviewed": True}  # fmt: skip
+    assert (await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json=body, headers=await csrf_headers(client))).status_code == 200
+    decided = await client.post(f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client))
+    assert refusal(decided) == (422, "plan.pdmp_wrong_state") and decided.json()["fields"] == {"pdmp_state": "must be NY"}
+    recorded = await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json={"pdmp_state": "NY"}, headers=await csrf_headers(client))
+    assert recorded.status_code == 200
+    decided = await client.post(f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client))
+    assert decided.status_code == 200, decided.text
