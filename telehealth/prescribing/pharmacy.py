@@ -97,7 +97,9 @@ async def _batch(session: AsyncSession, batch_id: uuid.UUID) -> tuple[PlanBatch,
     batch = await session.get(PlanBatch, batch_id, with_for_update=True, populate_existing=True)
     if batch is None:
         raise NotFound("batch.not_found", "No batch with this id.")
-    plan = await session.get(TrochePlan, batch.plan_id)
+    # FOR SHARE: a pause (an UPDATE of the plan) and a pharmacy step serialize, so a batch never ships from a
+    # plan paused a moment before (the order is batch, then plan; pausing touches no batch).
+    plan = await session.get(TrochePlan, batch.plan_id, with_for_update={"read": True}, populate_existing=True)
     assert plan is not None
     return batch, plan
 
