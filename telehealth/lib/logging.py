@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,18 @@ def _json_handlers() -> dict[str, dict[str, Any]]:
     return handlers
 
 
+class WithoutWebSocketFrames(logging.Filter):
+    """uvicorn's WebSocket layer (the websockets package) logs every frame, its text included, to "uvicorn.error"
+    at DEBUG: the video room's frames must never reach a log, whatever the log level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or f"{os.sep}websockets{os.sep}" not in record.pathname
+
+
 def logging_config() -> LoggingConfig:
+    server = logging.getLogger("uvicorn.error")  # a filter on the logger itself: uvicorn's dictConfig keeps it
+    if not any(isinstance(existing, WithoutWebSocketFrames) for existing in server.filters):
+        server.addFilter(WithoutWebSocketFrames())
     return LoggingConfig(
         formatters={"json": {"()": JsonLineFormatter}},
         handlers=_json_handlers(),

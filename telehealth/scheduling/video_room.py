@@ -81,6 +81,7 @@ class RoomConnection:
         self.channel = room_channel(room.appointment_id.hex)
         self.connection = secrets.token_hex(8)  # this socket, among the room's (a second tab replaces the first)
         self.closed = asyncio.Event()
+        self.peer: str | None = None  # the other person's live connection, as last announced (hello or here)
         viewer: SignedIn = socket.scope["user"]  # type: ignore[assignment]
         self.actor = Actor(viewer.user_id, viewer.role.value, socket.client.host if socket.client else None, socket.headers.get("user-agent"))
 
@@ -143,14 +144,17 @@ class RoomConnection:
                 await self.close(RoomClose.JOINED_ELSEWHERE)
             return
         if envelope.kind == "hello":
+            self.peer = envelope.connection
             await self.tell_others("here")
             await self.send({"type": "peer-joined"})
             async with transaction(self.state.session_factory) as session:  # both are connected, now
                 if await record_visit_started(session, self.room, actor=self.actor, now=self.state.clock.now()):
                     await self.send({"type": "visit-started"})
         elif envelope.kind == "here":
+            self.peer = envelope.connection
             await self.send({"type": "peer-joined"})
-        elif envelope.kind == "bye":
+        elif envelope.kind == "bye" and envelope.connection == self.peer:  # not the bye of a socket their newer one replaced
+            self.peer = None
             await self.send({"type": "peer-left"})
         elif envelope.kind == "signal" and envelope.data is not None:
             await self.send({"type": "signal", **envelope.data})
