@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     metrics = RequestMetrics()
     # Entered after `lifespan` (plugins append theirs), so the database is known when it starts listening.
     channels = ChannelsPlugin(
-        backend=PostgresChannelsBackend(connect=lambda: asyncpg.connect(app.state.database_dsn), engine=lambda: app.state.engine),
+        backend=PostgresChannelsBackend(connect=lambda: asyncpg.connect(app.state.database_dsn, timeout=5), engine=lambda: app.state.engine),
         arbitrary_channels_allowed=True,
     )
     app = Litestar(

@@ -20,7 +20,8 @@ from telehealth.clinicians.service import _audit, _changed, _prescriber, _reason
 from telehealth.lib.errors import Conflict, NotFound
 from telehealth.settings import Settings
 
-FOREIGN_KEY_VIOLATION = "23503"
+# A referenced row: PostgreSQL 15 reports foreign_key_violation, 18 restrict_violation (ON DELETE RESTRICT).
+REFERENCED_ROW = {"23503", "23001"}
 
 
 def _exists(details: SpecialRegistrationDetails) -> Conflict:
@@ -93,7 +94,7 @@ async def remove_special_registration(
         async with session.begin_nested():
             removed = (await session.execute(statement)).first()
     except IntegrityError as error:
-        if getattr(error.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
+        if getattr(error.orig, "sqlstate", None) in REFERENCED_ROW:
             raise Conflict(
                 "clinician.special_registration_cited",
                 "A signed plan rests on this special registration, so it stays on file; set its expiry date instead.",

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,7 +88,10 @@ async def record_joined(session: AsyncSession, room: RoomPass, *, now: datetime)
 async def record_left(session: AsyncSession, *, connection_id: uuid.UUID, appointment_id: uuid.UUID, now: datetime) -> None:
     """The person left: their connection ends, and a visit that started ends now (a rejoin moves it on)."""
     await session.execute(update(VisitConnection).where(VisitConnection.id == connection_id, VisitConnection.left_at.is_(None)).values(left_at=now))
-    await session.execute(update(VideoVisit).where(VideoVisit.appointment_id == appointment_id).values(ended_at=now))
+    # GREATEST: two people leaving at once commit in either order; the visit ends at the later leave.
+    await session.execute(
+        update(VideoVisit).where(VideoVisit.appointment_id == appointment_id).values(ended_at=func.greatest(func.coalesce(VideoVisit.ended_at, now), now))
+    )
 
 
 async def record_visit_started(session: AsyncSession, room: RoomPass, *, actor: Actor, now: datetime) -> bool:
