@@ -43,6 +43,28 @@ def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: date) -> Co
     return and_(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True), license_ok, dea_ok)
 
 
+async def hold_prescribing_credentials(session: AsyncSession, *, prescriber_id: uuid.UUID, state: str, on: date) -> bool:
+    """At signing: whether the prescriber may prescribe in `state` on `on`, holding (FOR SHARE, until the
+    transaction ends) the account, license and DEA rows that say so. A removal, an edit or a deactivation
+    racing the signature waits for it, or, committed first, is seen here: never a plan signed on a
+    credential that was already gone."""
+    holder = await session.scalar(
+        select(UserAccount.id).where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))
+        .with_for_update(read=True)
+    )  # fmt: skip
+    license = await session.scalar(
+        select(StateLicense.id).where(StateLicense.clinician_id == prescriber_id, StateLicense.state == state, StateLicense.expires_on >= on)
+        .with_for_update(read=True)
+    )  # fmt: skip
+    dea = await session.scalar(
+        select(DeaRegistration.id).where(
+            DeaRegistration.clinician_id == prescriber_id, DeaRegistration.state == state, DeaRegistration.expires_on >= on,
+            holds_schedule_iii(DeaRegistration.schedules),
+        ).with_for_update(read=True)
+    )  # fmt: skip
+    return None not in (holder, license, dea)
+
+
 async def served_states(session: AsyncSession, *, on: date) -> set[str]:
     """States where at least one active prescriber may prescribe on `on`."""
     rows = await session.execute(

@@ -15,7 +15,7 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.safety import record_serious_event
-from telehealth.dosing.sessions import attestation, batch_holding, check_ins_of, last_dose_at, own_session
+from telehealth.dosing.sessions import attestation, batch_holding, check_ins_of, last_dose_at, locked_session, own_session
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_crisis, open_crisis_escalation
@@ -132,7 +132,7 @@ async def attest_presence(session: AsyncSession, *, token: str, typed_name: str,
     """The sitter, through their one-time presence link, says they are with the patient. Answers the token
     of their next link: the timer, then the end attestation."""
     opened = await open_link(session, token=token, purpose=LinkPurpose.PRESENCE, now=now)
-    row = await session.get(DosingSession, opened.link.dosing_session_id, with_for_update=True)
+    row = await locked_session(session, opened.link.dosing_session_id)
     assert row is not None
     if row.sitter_id != opened.sitter.id or opened.sitter.status != SitterStatus.CONFIRMED:
         raise Conflict("sitter_link.not_this_sitter", "This session now has another sitter: this link no longer applies.")
@@ -170,12 +170,12 @@ async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePl
 async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> DosingSession:
     """Open the dose when every gate holds, else answer every gate that failed. Idempotent and race-safe:
     the status moves by compare-and-swap, so two taps unlock once and both see it unlocked."""
-    # FOR UPDATE: a second tap waits here, then reads the session unlocked and answers it. Without the lock
-    # it read the session still scheduled, then the first tap's unlock as "the last dose": gate.too_soon.
+    # The patient, then the session, locked (accounts/locks.py): a second tap waits here, then reads the
+    # session unlocked and answers it; a pause or a crisis escalation committed meanwhile is read below.
     row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
     if row.status == SessionStatus.UNLOCKED:
         return row
-    plan = await session.get(TrochePlan, row.plan_id)
+    plan = await session.get(TrochePlan, row.plan_id, populate_existing=True)
     assert plan is not None
     if failed := unlock_gates(await unlock_facts(session, row, plan, now=now), settings.thresholds):
         raise RuleRefused(

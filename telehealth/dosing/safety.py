@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.locks import lock_patient
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing import progress
 from telehealth.dosing.alerts import alert_care_team
@@ -38,6 +39,7 @@ async def record_serious_event(
 ) -> SeriousEvent:
     """Record it, pause the plan (if it is not paused or over already) and alert the care team (unless a
     crisis escalation opened in the same moment has just alerted them: one email, not two)."""
+    await lock_patient(session, plan.patient_id)  # held already on every path through a dose; taken here for the others
     event = SeriousEvent(plan_id=plan.id, patient_id=plan.patient_id, dosing_session_id=dosing_session_id, source=source, reasons=reasons, occurred_at=now)
     session.add(event)
     await session.flush()

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
@@ -36,10 +37,22 @@ SCHEDULE_HORIZON = timedelta(days=60)
 
 
 async def own_session(session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, lock: bool = False) -> DosingSession:
+    """`lock` takes the patient, then the session (the order of accounts/locks.py)."""
+    if lock:
+        await lock_patient(session, patient.id)
     found = await session.get(DosingSession, dosing_session_id, with_for_update=lock, populate_existing=True)
     if found is None or found.patient_id != patient.id:
         raise NotFound("dosing_session.not_found", "No session with this id is yours.")
     return found
+
+
+async def locked_session(session: AsyncSession, dosing_session_id: uuid.UUID) -> DosingSession | None:
+    """A session reached through a sitter's link (no patient at hand): its patient, then the row, locked."""
+    found = await session.get(DosingSession, dosing_session_id)
+    if found is None:
+        return None
+    await lock_patient(session, found.patient_id)
+    return await session.get(DosingSession, dosing_session_id, with_for_update=True, populate_existing=True)
 
 
 async def sessions_of(session: AsyncSession, *, plan_id: uuid.UUID) -> list[DosingSession]:
@@ -169,6 +182,7 @@ async def schedule_session(
 ) -> DosingSession:
     """The next dose of the active plan, at a time the interval allows, with a confirmed sitter, once the
     batch holding that dose is delivered, and never while a crisis waits for a clinician's contact."""
+    await lock_patient(session, patient.id)  # a pause or a crisis committed meanwhile is seen below, not missed
     if await has_open_crisis(session, patient_id=patient.id):
         raise RuleRefused(
             "dosing.crisis_contact_pending",
@@ -253,7 +267,7 @@ async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now:
     """The sitter cannot come: the session loses its sitter (its other links stop working) and the patient
     is told, to choose another sitter or move the session."""
     opened = await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
-    row = await session.get(DosingSession, opened.link.dosing_session_id, with_for_update=True)
+    row = await locked_session(session, opened.link.dosing_session_id)
     assert row is not None
     if row.status != SessionStatus.SCHEDULED or row.sitter_id != opened.sitter.id:
         raise Conflict("dosing_session.not_yours_to_sit", "This session no longer needs you: nothing more to do.")

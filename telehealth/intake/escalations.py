@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.authz import load_patient_for, visible_patients_clause
+from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
@@ -31,6 +32,7 @@ async def open_crisis_escalation(
     session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime, settings: Settings
 ) -> bool:
     """Open a crisis escalation unless one is already open for this patient; answer whether it is new."""
+    await lock_patient(session, patient_id)  # an unlock in flight either finished first or sees this one
     inserted = await session.execute(
         insert(Escalation)
         .values(id=uuid.uuid4(), patient_id=patient_id, kind="crisis", status=EscalationStatus.OPEN, rule_ids=",".join(rule_ids)[:300], opened_at=now)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +17,7 @@ from telehealth.accounts.authz import load_patient_for
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.clinicians.service import clinic_today, prescriber_may_prescribe_in
+from telehealth.clinicians.service import clinic_today, hold_prescribing_credentials, prescriber_may_prescribe_in
 from telehealth.intake.models import Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
 from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
@@ -144,9 +144,12 @@ async def unacknowledged_flags(session: AsyncSession, encounter: Encounter) -> l
     return [rule_id for rule_id in flags if rule_id not in done]
 
 
-async def prescribing_blocker(session: AsyncSession, encounter: Encounter, *, now: datetime, settings: Settings) -> RuleRefused | None:
+async def prescribing_blocker(
+    session: AsyncSession, encounter: Encounter, *, now: datetime, settings: Settings, hold_credentials: bool = False
+) -> RuleRefused | None:
     """Why this prescriber may not prescribe in this encounter right now, or None. Checked when a plan is
-    written and again when it is signed (a credential can lapse in between)."""
+    written and again when it is signed (a credential can lapse in between); signing holds the credentials
+    it relied on until it commits (`hold_credentials`)."""
     if await visit_of(session, encounter.appointment_id) is None:
         return RuleRefused(
             "plan.visit_not_started", "Prescribing follows the video visit: it has not started.", fields={"visit": "has not started"}
@@ -155,10 +158,14 @@ async def prescribing_blocker(session: AsyncSession, encounter: Encounter, *, no
         return RuleRefused("plan.identity_not_checked", "Check the patient's identity against a photo ID first.", fields={"identity_checked": "must be yes"})
     if not encounter.location_state:
         return RuleRefused("plan.location_missing", "Record the state the patient is in right now.", fields={"location_state": "is required"})
-    allowed = await session.scalar(
-        select(UserAccount.id).where(UserAccount.id == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, clinic_today(now, settings)))
-    )  # fmt: skip
-    if allowed is None:
+    today = clinic_today(now, settings)
+    if hold_credentials:
+        allowed = await hold_prescribing_credentials(session, prescriber_id=encounter.prescriber_id, state=encounter.location_state, on=today)
+    else:
+        allowed = await session.scalar(
+            select(exists().where(UserAccount.id == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, today)))
+        )  # fmt: skip
+    if not allowed:
         return RuleRefused(
             "plan.location_not_licensed",
             f"You cannot prescribe to a patient who is in {US_STATES.get(encounter.location_state, encounter.location_state)} today: "

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.two_factor import confirm_signature
 from telehealth.audit.service import Actor, record_audit_event
@@ -90,9 +91,14 @@ async def write_plan(
 
 
 async def own_plan(session: AsyncSession, *, plan_id: uuid.UUID, signed_in: SignedIn, lock: bool = False) -> TrochePlan:
-    plan = await session.get(TrochePlan, plan_id, with_for_update=lock, populate_existing=True)
+    """`lock` takes the patient, then the plan (the order of accounts/locks.py): a pause and an unlock take turns."""
+    plan = await session.get(TrochePlan, plan_id, populate_existing=True)
     if plan is None or plan.prescriber_id != signed_in.user_id:
         raise NotFound("plan.not_found", "No plan with this id is yours.")
+    if lock:
+        await lock_patient(session, plan.patient_id)
+        plan = await session.get(TrochePlan, plan_id, with_for_update=True, populate_existing=True)
+        assert plan is not None  # plans are never deleted
     return plan
 
 
@@ -107,7 +113,7 @@ async def sign_plan(
     await confirm_signature(session, signed_in=signed_in, password=password, code=code, actor=actor, now=now, settings=settings)
     encounter = await session.get(Encounter, plan.encounter_id)
     assert encounter is not None
-    if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)) is not None:
+    if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings, hold_credentials=True)) is not None:
         raise blocker
     content = content_of(plan)
     check_plan(content, thresholds=settings.thresholds, strengths=settings.troche_strengths)

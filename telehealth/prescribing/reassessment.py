@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.intake.escalations import open_crisis_escalation
@@ -119,6 +120,7 @@ async def answer_reassessment(
     Refuses when none is due (422 reassessment.not_due), when this checkpoint is answered already (409
     reassessment.already_answered) and incomplete or out-of-range answers (422 naming each field). A crisis
     answer takes the intake's path: an escalation opens at once and the care team is alerted."""
+    await lock_patient(session, patient.id)  # before the plan: the order of accounts/locks.py
     due = await due_reassessment(session, patient_id=patient.id, lock=True)
     if due is None:
         raise RuleRefused("reassessment.not_due", "No reassessment is due now: it comes after your plan's last session, or every 6 sessions.")
