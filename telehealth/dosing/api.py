@@ -211,8 +211,8 @@ class DosingApiController(Controller):
                                                  now=clock.now(), settings=settings)  # fmt: skip
         return CheckInBody(
             attempt=outcome.check_in.attempt, checked_in_at=outcome.check_in.checked_in_at, held=outcome.held, urgent=outcome.urgent, crisis=outcome.crisis,
-            gates=[GateBody(code=g.code, detail=g.detail) for g in outcome.gates], recheck_from=outcome.recheck_from,
-            crisis_resources=CRISIS_RESOURCES if outcome.crisis else None,
+            care_team_contact=outcome.care_team_contact, gates=[GateBody(code=g.code, detail=g.detail) for g in outcome.gates],
+            recheck_from=outcome.recheck_from, crisis_resources=CRISIS_RESOURCES if outcome.crisis or outcome.care_team_contact else None,
         )  # fmt: skip
 
     @post("/sessions/{dosing_session_id:uuid}/unlock", status_code=200)

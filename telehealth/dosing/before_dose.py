@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
 from telehealth.audit.service import Actor, record_audit_event
+from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.safety import record_serious_event
 from telehealth.dosing.sessions import attestation, batch_holding, check_ins_of, last_dose_at, locked_session, own_session
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
-from telehealth.intake.escalations import has_open_crisis, open_crisis_escalation
+from telehealth.intake.escalations import has_open_contact_request, has_open_crisis, open_contact_request, open_crisis_escalation
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.prescribing.models import TrochePlan
@@ -50,6 +51,7 @@ class CheckInOutcome:
     held: bool
     urgent: bool
     crisis: bool
+    care_team_contact: bool = False  # PHQ-9 item 9 of 1 or 2: held, the care team asked to call, the plan goes on
     recheck_from: datetime | None = None  # when the one blood-pressure re-check may be taken
 
 
@@ -90,7 +92,8 @@ async def record_check_in(
 ) -> CheckInOutcome:
     """Record the check-in and act on it at once: a crisis answer or an urgent blood pressure holds the
     session, pauses the plan and alerts the care team; alcohol, sedatives, not fasting, or a high blood
-    pressure on the re-check hold today's session."""
+    pressure on the re-check hold today's session. PHQ-9 item 9 of 1 or 2 holds it and asks the care team to
+    call (no pause: the graded answer of DOMAIN.md); 3 is the crisis path."""
     if problems := answers.problems():
         raise InvalidInput("request.invalid", "Some check-in answers are out of range.", fields=problems)
     row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
@@ -118,6 +121,12 @@ async def record_check_in(
         await _hold(session, row, reason=reasons[0], now=now)
         await record_serious_event(session, plan, source="check_in", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated)
         return CheckInOutcome(check_in, gates, held=True, urgent=urgent, crisis=crisis)
+    if "gate.care_team_contact" in codes:
+        await _hold(session, row, reason="care_team_contact", now=now)
+        requested = await open_contact_request(session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9_some_days"], actor=actor, now=now)
+        if requested is not None:
+            await alert_care_team(session, plan, template="staff_escalation", key=f"contact_request:{requested}", now=now)
+        return CheckInOutcome(check_in, gates, held=True, urgent=False, crisis=False, care_team_contact=True)
     held_for = [code for code in ("gate.alcohol_or_sedatives", "gate.not_fasting") if code in codes]
     if "gate.blood_pressure_high" in codes and attempt == 2:  # still high on the one re-check: not today
         held_for.append("gate.blood_pressure_high")
@@ -164,6 +173,7 @@ async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePl
         sitter_confirmed=sitter is not None and sitter.status == SitterStatus.CONFIRMED,
         sitter_present=presence is not None and sitter is not None and presence.sitter_id == sitter.id,
         crisis_open=await has_open_crisis(session, patient_id=row.patient_id),
+        contact_requested=await has_open_contact_request(session, patient_id=row.patient_id),
     )  # fmt: skip
 
 

@@ -14,6 +14,9 @@ from enum import StrEnum
 from telehealth.settings import ClinicalThresholds
 
 
+PHQ9_ITEM9_CRISIS = 3  # "nearly every day"; 1 and 2 ask for contact (DOMAIN.md: graded check-in answers)
+
+
 @dataclass(frozen=True)
 class Gate:
     code: str
@@ -63,9 +66,15 @@ def check_in_gates(check_in: CheckInFacts, thresholds: ClinicalThresholds) -> li
             f"{thresholds.bp_needs_review[0]}/{thresholds.bp_needs_review[1]}. Rest quietly and measure once more after "
             f"{thresholds.bp_recheck_after_minutes} minutes; if it is still high, today's session is held."
         )))  # fmt: skip
-    if check_in.phq9_item9 > 0:
+    # Graded (DOMAIN.md): nearly every day is the crisis path; several days or more than half the days hold
+    # the dose and ask the care team to reach the patient, without pausing the plan.
+    if check_in.phq9_item9 >= PHQ9_ITEM9_CRISIS:
         gates.append(Gate("gate.crisis", "You told us you have had thoughts of being better off dead or of hurting yourself. "
                                          "Today's dose is held, and a clinician will contact you. If you are in danger now, call or text 988, or call 911."))  # fmt: skip
+    elif check_in.phq9_item9 > 0:
+        gates.append(Gate("gate.care_team_contact", "You told us you have had thoughts of being better off dead or of hurting yourself. "
+                                                    "Today's dose is held, and someone from your care team will call you before your next one. "
+                                                    "If you are in danger now, call or text 988, or call 911."))  # fmt: skip
     if not check_in.fasted_two_hours:
         gates.append(Gate("gate.not_fasting", "Nothing to eat or drink (except sips of water) for 2 hours before the dose."))
     if not check_in.no_alcohol_or_sedatives:
@@ -86,6 +95,7 @@ class UnlockFacts:
     sitter_confirmed: bool
     sitter_present: bool
     crisis_open: bool
+    contact_requested: bool  # a contact request from an earlier check-in waits for a clinician
 
 
 def unlock_gates(facts: UnlockFacts, thresholds: ClinicalThresholds) -> list[Gate]:
@@ -117,8 +127,11 @@ def unlock_gates(facts: UnlockFacts, thresholds: ClinicalThresholds) -> list[Gat
         gates.append(Gate("gate.check_in_stale", f"Your check-in is more than {thresholds.checkin_valid_minutes} minutes old. Check in again."))
     else:
         gates.extend(check_in_gates(facts.check_in, thresholds))
-    if facts.crisis_open and not any(gate.code == "gate.crisis" for gate in gates):
+    said_already = any(gate.code in ("gate.crisis", "gate.care_team_contact") for gate in gates)
+    if facts.crisis_open and not said_already:
         gates.append(Gate("gate.crisis_open", "A clinician needs to speak with you before your next dose."))
+    elif facts.contact_requested and not said_already:
+        gates.append(Gate("gate.care_team_contact_pending", "Someone from your care team will call you; your next dose opens once you have spoken."))
     if not facts.sitter_confirmed:
         gates.append(Gate("gate.no_sitter", "This session has no confirmed sitter. Choose one, or reschedule."))
     elif not facts.sitter_present:

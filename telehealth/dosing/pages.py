@@ -144,7 +144,7 @@ async def _session_page(
         "dose_mg": plan.doses_mg[row.number - 1] if opened else None, "troches": sessions.units_for(plan, row.number) if opened else None,
         "timer_ends_at": row.unlocked_at + TIMER if row.unlocked_at else None, "steps": STEPS, "sitter": sitter, "pending_gates": gates,
         "side_effects": SIDE_EFFECTS, "confirmed": [s for s in await sitters.patient_sitters(session, patient_id=patient.id) if s.status == SitterStatus.CONFIRMED],
-        "check_in": check_in, "crisis_resources": CRISIS_RESOURCES if check_in and check_in.crisis else None, "values": values or {},
+        "check_in": check_in, "crisis_resources": CRISIS_RESOURCES if check_in and (check_in.crisis or check_in.care_team_contact) else None, "values": values or {},
         "now": now, **_refusal(error),
     }  # fmt: skip
     return Template("dosing/session.html", context=context, status_code=error.status_code if error else 200)

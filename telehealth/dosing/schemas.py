@@ -62,6 +62,7 @@ class CheckInBody(ResponseBody):
     held: bool
     urgent: bool
     crisis: bool
+    care_team_contact: bool  # held; the care team will call before the next dose (the plan is not paused)
     gates: list[GateBody]
     recheck_from: datetime | None
     crisis_resources: list[str] | None = None

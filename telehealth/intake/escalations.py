@@ -28,24 +28,31 @@ ALERTED_ROLES = (Role.COORDINATOR, Role.PRESCRIBER)
 CONTACT_RECORDING_ROLES = frozenset({Role.PRESCRIBER, Role.THERAPIST})  # clinicians
 
 
-async def open_crisis_escalation(
-    session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime, settings: Settings
-) -> bool:
-    """Open a crisis escalation unless one is already open for this patient; answer whether it is new."""
+async def _open(session: AsyncSession, *, patient_id: uuid.UUID, kind: str, rule_ids: list[str], actor: Actor, now: datetime) -> uuid.UUID | None:
+    """Open an escalation of `kind` unless one is open already (a unique index): its id, or None."""
     await lock_patient(session, patient_id)  # an unlock in flight either finished first or sees this one
     inserted = await session.execute(
         insert(Escalation)
-        .values(id=uuid.uuid4(), patient_id=patient_id, kind="crisis", status=EscalationStatus.OPEN, rule_ids=",".join(rule_ids)[:300], opened_at=now)
+        .values(id=uuid.uuid4(), patient_id=patient_id, kind=kind, status=EscalationStatus.OPEN, rule_ids=",".join(rule_ids)[:300], opened_at=now)
         .on_conflict_do_nothing(index_elements=["patient_id", "kind"], index_where=Escalation.status == EscalationStatus.OPEN)
         .returning(Escalation.id)
     )
     escalation_id = inserted.scalar_one_or_none()
+    if escalation_id is not None:
+        await record_audit_event(
+            session, actor=actor, action="escalation.open", resource_type="escalation", resource_id=escalation_id,
+            patient_id=patient_id, reason=kind, now=now,
+        )  # fmt: skip
+    return escalation_id
+
+
+async def open_crisis_escalation(
+    session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime, settings: Settings
+) -> bool:
+    """Open a crisis escalation unless one is already open for this patient; answer whether it is new."""
+    escalation_id = await _open(session, patient_id=patient_id, kind="crisis", rule_ids=rule_ids, actor=actor, now=now)
     if escalation_id is None:
         return False
-    await record_audit_event(
-        session, actor=actor, action="escalation.open", resource_type="escalation", resource_id=escalation_id,
-        patient_id=patient_id, reason="crisis", now=now,
-    )  # fmt: skip
     staff = (
         await session.execute(
             select(UserAccount).where(UserAccount.role.in_([role.value for role in ALERTED_ROLES]), UserAccount.is_active.is_(True))
@@ -59,14 +66,25 @@ async def open_crisis_escalation(
     return True
 
 
-_OPEN_CRISIS = select(Escalation.id).where(
-    Escalation.patient_id == bindparam("patient_id"), Escalation.kind == "crisis", Escalation.status == EscalationStatus.OPEN
+async def open_contact_request(session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime) -> uuid.UUID | None:
+    """Ask the care team to reach the patient (not a crisis: self-booking stays open). Its id when new, for
+    the caller to alert the care team it knows; None when one is open already."""
+    return await _open(session, patient_id=patient_id, kind="contact", rule_ids=rule_ids, actor=actor, now=now)
+
+
+_OPEN_OF_KIND = select(Escalation.id).where(
+    Escalation.patient_id == bindparam("patient_id"), Escalation.kind == bindparam("kind"), Escalation.status == EscalationStatus.OPEN
 ).limit(1)
 
 
 async def has_open_crisis(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
     """The self-booking gate: True while a crisis escalation waits for a clinician's contact."""
-    return bool(await session.scalar(_OPEN_CRISIS, {"patient_id": patient_id}))
+    return bool(await session.scalar(_OPEN_OF_KIND, {"patient_id": patient_id, "kind": "crisis"}))
+
+
+async def has_open_contact_request(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
+    """An unlock gate: True while a check-in's contact request waits for a clinician's contact."""
+    return bool(await session.scalar(_OPEN_OF_KIND, {"patient_id": patient_id, "kind": "contact"}))
 
 
 @dataclass(frozen=True)

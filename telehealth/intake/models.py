@@ -97,13 +97,14 @@ class ScreeningDecision(SQLModel, table=True):
 
 
 class Escalation(SQLModel, table=True):
-    """Something a clinician must act on now (a crisis answer). While one is open for a patient, they
-    cannot book by themselves."""
+    """Something a clinician must act on: a crisis (a crisis answer; while one is open the patient cannot book
+    by themselves) or a contact request (a check-in's PHQ-9 item 9 of 1 or 2; while one is open no dose
+    unlocks). Contact recorded by a clinician closes either."""
 
     __tablename__ = "escalation"
     __table_args__ = (
         CheckConstraint("status IN ('open', 'contact_recorded')", name="status_known"),
-        CheckConstraint("kind IN ('crisis')", name="kind_known"),
+        CheckConstraint("kind IN ('crisis', 'contact')", name="kind_known"),
         Index("uq_escalation_open_kind", "patient_id", "kind", unique=True, postgresql_where=text("status = 'open'")),
     )
 

@@ -249,10 +249,10 @@ async def test_a_crisis_answer_opens_the_escalation_and_holds_the_session(client
     sitter = await confirmed_sitter(client, mail)
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
 
-    checked = await check_in(client, booked["id"], phq9_item9=1)
+    checked = await check_in(client, booked["id"], phq9_item9=3)
     assert checked.status_code == 201, checked.text
     body = checked.json()
-    assert (body["held"], body["crisis"]) == (True, True)
+    assert (body["held"], body["crisis"], body["care_team_contact"]) == (True, True, False)
     assert body["crisis_resources"] and any("988" in line for line in body["crisis_resources"])
     assert await count(session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'crisis' AND status = 'open'",
                        p=home.patient.patient_id) == 1  # fmt: skip
@@ -262,6 +262,39 @@ async def test_a_crisis_answer_opens_the_escalation_and_holds_the_session(client
     assert "gate.session_held" in codes and "gate.crisis" in codes
     await mail.deliver()  # the prescriber hears once, from the escalation, not again for the serious event
     assert len(emails_to(mail, home.prescriber.email)) == 1
+
+
+@pytest.mark.parametrize("answer", [1, 2])
+async def test_some_days_of_such_thoughts_hold_the_dose_and_ask_the_care_team_to_call_without_pausing(
+    client, session_factory, settings, clock, mail, answer
+):
+    """DOMAIN.md, graded check-in answers: PHQ-9 item 9 of 1 or 2 holds the dose and opens a contact request
+    for the care team; the plan is not paused; the next dose waits until a clinician has spoken with them."""
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    sitter = await confirmed_sitter(client, mail)
+    booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
+
+    body = (await check_in(client, booked["id"], phq9_item9=answer)).json()
+    assert (body["held"], body["crisis"], body["care_team_contact"]) == (True, False, True)
+    assert any("988" in line for line in body["crisis_resources"])
+    assert await session_status(session_factory, booked["id"]) == "held"
+    assert await plan_status(session_factory, home.plan_id) == "active"
+    patient = home.patient.patient_id
+    assert await count(session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'contact' AND status = 'open'", p=patient) == 1
+    assert await count(session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'crisis'", p=patient) == 0
+    assert await count(session_factory, "SELECT count(*) FROM serious_event WHERE patient_id = :p", p=patient) == 0
+    await mail.deliver()
+    assert len(emails_to(mail, home.prescriber.email)) == 1  # asked to call, with no detail in the email
+
+    # Not a crisis: the patient may schedule again, but that dose stays locked until someone has called.
+    clock.advance(timedelta(minutes=10))
+    again = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=40))
+    assert (await check_in(client, again["id"])).status_code == 201
+    await sitter_present(client, mail)
+    assert gate_codes(await unlock(client, again["id"])) == ["gate.care_team_contact_pending"]
+    await execute(session_factory, "UPDATE escalation SET status = 'contact_recorded', contact_recorded_at = now() WHERE patient_id = :p", p=patient)
+    assert (await unlock(client, again["id"])).status_code == 200
 
 
 async def test_a_good_check_in_answers_no_crisis_resources(client, session_factory, settings, clock, mail):

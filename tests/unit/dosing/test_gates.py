@@ -20,7 +20,7 @@ GOOD_CHECK_IN = CheckInFacts(
 GOOD = UnlockFacts(
     now=NOW, scheduled_at=NOW + timedelta(minutes=30), session_status="scheduled", plan_status="active", batch_delivered=True,
     last_dose_at=NOW - timedelta(hours=72), min_hours_between=48, check_in=GOOD_CHECK_IN, sitter_confirmed=True, sitter_present=True,
-    crisis_open=False,
+    crisis_open=False, contact_requested=False,
 )  # fmt: skip
 
 
@@ -74,7 +74,9 @@ def test_all_facts_good_leaves_no_gate():
         (with_check_in(checked_in_at=NOW - timedelta(minutes=61)), "gate.check_in_stale"),
         (with_check_in(systolic=140, diastolic=90), "gate.blood_pressure_high"),
         (with_check_in(systolic=180, diastolic=120), "gate.blood_pressure_urgent"),
-        (with_check_in(phq9_item9=1), "gate.crisis"),
+        (with_check_in(phq9_item9=1), "gate.care_team_contact"),
+        (with_check_in(phq9_item9=2), "gate.care_team_contact"),
+        (with_check_in(phq9_item9=3), "gate.crisis"),
         (with_check_in(fasted_two_hours=False), "gate.not_fasting"),
         (with_check_in(no_alcohol_or_sedatives=False), "gate.alcohol_or_sedatives"),
         (replace(GOOD, sitter_confirmed=False), "gate.no_sitter"),
@@ -83,6 +85,7 @@ def test_all_facts_good_leaves_no_gate():
         (replace(GOOD, scheduled_at=NOW + timedelta(minutes=61)), "gate.too_early"),
         (replace(GOOD, scheduled_at=NOW - timedelta(minutes=121)), "gate.window_passed"),
         (replace(GOOD, crisis_open=True), "gate.crisis_open"),
+        (replace(GOOD, contact_requested=True), "gate.care_team_contact_pending"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -124,7 +127,8 @@ def test_a_stale_check_in_is_not_judged_on_its_old_answers():
 
 
 def test_a_crisis_answer_today_is_not_reported_twice_with_an_open_crisis():
-    assert codes(replace(with_check_in(phq9_item9=2), crisis_open=True)) == ["gate.crisis"]
+    assert codes(replace(with_check_in(phq9_item9=3), crisis_open=True)) == ["gate.crisis"]
+    assert codes(replace(with_check_in(phq9_item9=2), contact_requested=True)) == ["gate.care_team_contact"]
 
 
 def test_several_bad_facts_are_all_reported():
@@ -133,7 +137,7 @@ def test_several_bad_facts_are_all_reported():
         check_in=replace(GOOD_CHECK_IN, systolic=145, diastolic=95, fasted_two_hours=False, no_alcohol_or_sedatives=False, phq9_item9=1),
     )  # fmt: skip
     assert codes(facts) == [
-        "gate.plan_paused", "gate.batch_not_delivered", "gate.too_soon", "gate.blood_pressure_high", "gate.crisis",
+        "gate.plan_paused", "gate.batch_not_delivered", "gate.too_soon", "gate.blood_pressure_high", "gate.care_team_contact",
         "gate.not_fasting", "gate.alcohol_or_sedatives", "gate.sitter_not_present",
     ]  # fmt: skip
 
