@@ -10,11 +10,12 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
+from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import new_totp_secret, totp_uri
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
+from telehealth.care_teams import service as care_teams
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.demo_home import seed_home_program
 from telehealth.prescribing.models import Pharmacy
@@ -81,8 +82,8 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
             session.add(StateLicense(clinician_id=therapist.id, state=state, number=f"{state}-LCSW-{7700 + index}", license_type="LCSW", expires_on=date(today.year + 2, 3, 31)))
     patient = (await session.execute(select(Patient).where(Patient.user_id == users[Role.PATIENT].id))).scalar_one()
     patient.state_of_residence = patient.state_of_residence or "NY"
-    if await session.get(CareTeamMember, (patient.id, therapist.id)) is None:
-        session.add(CareTeamMember(patient_id=patient.id, clinician_id=therapist.id, added_at=now))
+    for clinician in (prescriber, therapist):  # as a booked consult and integration session would have made it
+        await care_teams.join(session, patient_id=patient.id, clinician_id=clinician.id, because="seed", now=now)
     if (await session.execute(select(Pharmacy).limit(1))).first() is None:
         session.add(Pharmacy(name="Green Mountain Compounding (demo)", phone="+18025550111", address="1 Mill Street, Burlington, VT 05401", created_at=now))
     await _seed_waiting_list(session, now=now)

@@ -13,6 +13,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.audit.service import Actor
+from telehealth.care_teams import service as care_teams
 from telehealth.dosing.models import Sitter
 from telehealth.dosing.sitters import SITTER_AGREEMENT
 from telehealth.dosing.states import SitterStatus
@@ -35,6 +36,7 @@ async def seed_home_program(session: AsyncSession, *, prescriber: UserAccount, p
     await session.flush()
     patient = (await session.execute(select(Patient).where(Patient.user_id == user.id))).scalar_one()
     patient.state_of_residence = "NY"
+    await care_teams.join(session, patient_id=patient.id, clinician_id=prescriber.id, because="consult_booked", now=now)
     consult_at = now - timedelta(days=10)
     appointment = Appointment(
         appointment_type="consult", clinician_id=prescriber.id, patient_id=patient.id, status="completed", starts_at=consult_at,

@@ -155,3 +155,11 @@ async def visit_took_place(factory: async_sessionmaker[AsyncSession], appointmen
         assert appointment is not None
         room = RoomPass(appointment.id, appointment.clinician_id, "clinician", appointment.ends_at)
         assert await record_visit_started(session, room, actor=Actor.system(), now=started_at), "the appointment is not booked"
+
+
+async def join_care_team(factory: async_sessionmaker[AsyncSession], patient: Person, clinician: Person, *, now: datetime, because: str = "consult_booked") -> None:
+    """Put a clinician on the patient's care team, as a booked consult or integration session would."""
+    from telehealth.care_teams import service as care_teams
+
+    async with transaction(factory) as session:
+        await care_teams.join(session, patient_id=patient.patient_id, clinician_id=clinician.user_id, because=because, now=now)

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts import service, two_factor
-from telehealth.accounts.authz import load_patient_for, patient_id_for_user
+from telehealth.accounts.authz import Access, load_patient_for, patient_id_for_user
 from telehealth.accounts.guards import requires_password_step, requires_sign_in
 from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
 from telehealth.accounts.models import UserAccount
@@ -212,9 +212,9 @@ class PatientRecordApiController(Controller):
         db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
     ) -> PatientRecord:
-        """A patient's record, if the signed-in user may see it (their own, or their care team's)."""
+        """A patient's contact record (operational: their own, their care team's, coordinators')."""
         patient = await load_patient_for(
-            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now()
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), access=Access.OPERATIONAL
         )
         user = await db_session.get(UserAccount, patient.user_id)
         assert user is not None

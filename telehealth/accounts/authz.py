@@ -1,17 +1,24 @@
 """Who may see which patient's record: the one object-level check every patient query goes through.
 
+Minimum necessary, by relationship (DOMAIN.md):
 - a patient: only their own record;
-- a prescriber or coordinator: any patient of the clinic (they run consults and escalations), audited;
-- a therapist: only patients whose care team includes them, audited;
-- a pharmacist: no patient records (they see signed plans in the pharmacy queue, minimum necessary).
+- clinical detail (intake answers, scores and charts, notes, encounters, plans, messages, the record and its
+  export): the patient's care team, i.e. its current prescribers and therapists, or a clinician holding a
+  live break-glass grant (care_teams/break_glass.py);
+- operational facts (contact details, journey status, payments): the care team and coordinators;
+- an open escalation (that it is open, and recording contact): coordinators and prescribers, who are alerted
+  to every crisis (a crisis at intake comes before any care team), and the care team's therapists;
+- a pharmacist: no patient records (they see what filling needs in their pharmacy's queue).
 
-A refused read answers 404, not 403, so nobody learns which ids exist; the refusal itself is audited.
+A refused read answers 404, not 403, so nobody learns which ids exist; the refusal itself is audited, and so
+is every staff read (a break-glass read names its grant).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ColumnElement, bindparam, exists, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,19 +29,31 @@ from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import NotFound
 
-CLINIC_WIDE_ROLES = frozenset({Role.PRESCRIBER, Role.COORDINATOR})
+
+class Access(StrEnum):
+    CLINICAL = "clinical"
+    OPERATIONAL = "operational"
+    ESCALATION = "escalation"
 
 
-def visible_patients_clause(viewer: SignedIn) -> ColumnElement[bool]:
-    """A WHERE clause on `patient` limiting any list query to the patients this viewer may see."""
+CLINICIANS = frozenset({Role.PRESCRIBER, Role.THERAPIST})
+
+
+def on_care_team(clinician_id: uuid.UUID) -> ColumnElement[bool]:
+    return exists().where(CareTeamMember.patient_id == Patient.id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None))
+
+
+def visible_patients_clause(viewer: SignedIn, access: Access = Access.CLINICAL) -> ColumnElement[bool]:
+    """A WHERE clause on `patient` limiting any list query to the patients this viewer may see for `access`
+    (break-glass grants open single records, never lists)."""
     if viewer.role is Role.PATIENT:
         return Patient.user_id == viewer.user_id
-    if viewer.role in CLINIC_WIDE_ROLES:
+    if viewer.role is Role.COORDINATOR:
+        return false() if access is Access.CLINICAL else true()
+    if viewer.role is Role.PRESCRIBER and access is Access.ESCALATION:
         return true()
-    if viewer.role is Role.THERAPIST:
-        return exists().where(
-            CareTeamMember.patient_id == Patient.id, CareTeamMember.clinician_id == viewer.user_id
-        )
+    if viewer.role in CLINICIANS:
+        return on_care_team(viewer.user_id)
     return false()
 
 
@@ -46,11 +65,18 @@ async def load_patient_for(
     actor: Actor,
     now: datetime,
     purpose: str = "read",
+    access: Access = Access.CLINICAL,
 ) -> Patient:
-    """Load one patient record if `viewer` may see it; audit staff access and every refusal."""
+    """Load one patient record if `viewer` may see it for `access`; audit staff access and every refusal."""
+    from telehealth.care_teams.break_glass import live_grant
+
     patient = (
-        await session.execute(select(Patient).where(Patient.id == patient_id, visible_patients_clause(viewer)))
+        await session.execute(select(Patient).where(Patient.id == patient_id, visible_patients_clause(viewer, access)))
     ).scalar_one_or_none()
+    grant = None
+    if patient is None and viewer.role in CLINICIANS:
+        if (grant := await live_grant(session, patient_id=patient_id, clinician_id=viewer.user_id, now=now)) is not None:
+            patient = await session.get(Patient, patient_id)
     if patient is None:
         await record_audit_event(
             session, actor=actor, action=f"patient.record.{purpose}", resource_type="patient",
@@ -60,7 +86,7 @@ async def load_patient_for(
     if viewer.role is not Role.PATIENT:
         await record_audit_event(
             session, actor=actor, action=f"patient.record.{purpose}", resource_type="patient",
-            resource_id=patient.id, patient_id=patient.id, now=now,
+            resource_id=patient.id, patient_id=patient.id, now=now, reason=f"break_glass:{grant}" if grant else None,
         )  # fmt: skip
     return patient
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Uuid
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Text, Uuid, text
 from sqlmodel import Field
 
 from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
@@ -48,17 +48,46 @@ class Patient(SQLModel, table=True):
 
 
 class CareTeamMember(SQLModel, table=True):
-    """A clinician assigned to a patient; therapists see only patients they are assigned to."""
+    """A clinician on a patient's care team, with its history: why and when they joined (a booked consult or
+    integration session, a signed plan, a coordinator's assignment) and when and why they left. Only a
+    current member (left_at NULL, one row per clinician) reads the patient's clinical detail."""
 
     __tablename__ = "care_team_member"
+    __table_args__ = (
+        CheckConstraint(
+            "joined_because IN ('seed', 'consult_booked', 'integration_booked', 'plan_signed', 'assigned')", name="joined_because_known"
+        ),
+        CheckConstraint("(left_at IS NULL) = (left_because IS NULL)", name="left_with_reason"),
+        Index("uq_care_team_member_current", "patient_id", "clinician_id", unique=True, postgresql_where=text("left_at IS NULL")),
+    )
 
-    patient_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="CASCADE"), primary_key=True)
-    )
-    clinician_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
-    )
+    id: uuid.UUID = uuid_primary_key()
+    patient_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="CASCADE"), nullable=False))
+    clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True))
     added_at: datetime = utc_timestamp(default_now=True)
+    joined_because: str = Field(default="assigned", max_length=20)
+    added_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True))
+    left_at: datetime | None = utc_timestamp(nullable=True)
+    left_because: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    left_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True))
+
+
+class BreakGlassGrant(SQLModel, table=True):
+    """A clinician outside the care team reading a patient's record for an urgent, stated reason, until
+    `expires_at`; the care team is told and a coordinator reviews it."""
+
+    __tablename__ = "break_glass_grant"
+    __table_args__ = (CheckConstraint("expires_at > granted_at", name="expires_after_grant"),)
+
+    id: uuid.UUID = uuid_primary_key()
+    patient_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="CASCADE"), nullable=False, index=True))
+    clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="RESTRICT"), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    granted_at: datetime = utc_timestamp()
+    expires_at: datetime = utc_timestamp()
+    reviewed_at: datetime | None = utc_timestamp(nullable=True)
+    reviewed_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True))
+    review_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class UserSession(SQLModel, table=True):

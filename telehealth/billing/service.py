@@ -21,6 +21,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.billing import policy as rules
+from telehealth.care_teams import service as care_teams
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import BillingPolicy, LedgerEntry, Payment, Refund, StripeCustomer
 from telehealth.billing.states import PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, STRIPE_PRODUCT_NAMES, PaymentPurpose, PaymentStatus, RefundStatus
@@ -320,6 +321,8 @@ async def _confirm_appointment(session: AsyncSession, payment: Payment, *, now: 
             actor=Actor.system(), now=now, patient_id=appointment.patient_id, values={"hold_expires_at": None},
         )  # fmt: skip
         await session.refresh(appointment)
+        await care_teams.join(session, patient_id=appointment.patient_id, clinician_id=appointment.clinician_id,
+                              because=care_teams.joined_because(appointment), now=now)  # fmt: skip
         await tell_patient(session, appointment, now=now, settings=settings)
     elif appointment.status in (AppointmentStatus.EXPIRED, AppointmentStatus.CANCELLED):
         await request_refund(session, payment, amount_cents=payment.amount_cents, reason="hold_lapsed", actor=Actor.system(), now=now)

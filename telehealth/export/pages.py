@@ -23,7 +23,7 @@ from telehealth.export.record import collect
 from telehealth.lib.clock import Clock
 from telehealth.settings import Settings
 
-TRANSFER_ROLES = [requires_role(Role.PRESCRIBER, Role.COORDINATOR)]
+TRANSFER_ROLES = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # the care team (load_patient_for); coordinators never read the record
 
 
 async def _summary(session: AsyncSession, patient: Patient, *, own: bool) -> Template:

@@ -122,7 +122,7 @@ class IntakeApiController(Controller):
 class StaffIntakeApiController(Controller):
     tags = ["intake"]
 
-    @get("/api/v1/patients/{patient_id:uuid}/intake", guards=[requires_role(Role.PRESCRIBER, Role.COORDINATOR, Role.THERAPIST)])
+    @get("/api/v1/patients/{patient_id:uuid}/intake", guards=[requires_role(Role.PRESCRIBER, Role.THERAPIST)])  # the care team
     async def patient_intake(
         self,
         patient_id: FromPath[uuid.UUID],

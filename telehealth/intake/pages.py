@@ -29,7 +29,8 @@ from telehealth.lib.forms import attempt, form_fields, form_list
 from telehealth.settings import Settings
 
 PATIENT_ONLY = [requires_role(Role.PATIENT)]
-CARE_TEAM = [requires_role(Role.PRESCRIBER, Role.COORDINATOR, Role.THERAPIST)]
+CARE_TEAM = [requires_role(Role.PRESCRIBER, Role.COORDINATOR, Role.THERAPIST)]  # escalations (operational)
+CLINICIANS = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # intake answers: the care team (load_patient_for)
 
 
 async def _step_form(
@@ -135,7 +136,7 @@ class IntakePagesController(Controller):
             return Template("intake/crisis.html", context={"resources": CRISIS_RESOURCES, "next_path": next_path})
         return Redirect(path=next_path)
 
-    @get("/staff/patients/{patient_id:uuid}/intake", guards=CARE_TEAM)
+    @get("/staff/patients/{patient_id:uuid}/intake", guards=CLINICIANS)
     async def staff_view(
         self,
         patient_id: FromPath[uuid.UUID],

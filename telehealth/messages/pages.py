@@ -23,7 +23,7 @@ from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.messages import service
 
-STAFF = [requires_role(Role.PRESCRIBER, Role.THERAPIST, Role.COORDINATOR)]
+STAFF = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # the care team (load_patient_for); coordinators see only that a message waits
 
 
 async def _page(session: AsyncSession, patient: Patient, *, own: bool, error: DomainError | None = None, draft: str = "") -> Template:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import visible_patients_clause
+from telehealth.accounts.authz import Access, visible_patients_clause
 from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
@@ -46,7 +46,7 @@ async def thread(session: AsyncSession, *, patient_id: uuid.UUID) -> list[tuple[
 async def _care_team(session: AsyncSession, patient_id: uuid.UUID) -> list[UserAccount]:
     """Who hears of a patient's message: the clinicians on their care team and the prescriber of their plans."""
     prescribers = select(TrochePlan.prescriber_id).where(TrochePlan.patient_id == patient_id)
-    members = select(CareTeamMember.clinician_id).where(CareTeamMember.patient_id == patient_id)
+    members = select(CareTeamMember.clinician_id).where(CareTeamMember.patient_id == patient_id, CareTeamMember.left_at.is_(None))
     return list(
         (await session.execute(select(UserAccount).where(UserAccount.is_active.is_(True), UserAccount.id.in_(prescribers.union(members))))).scalars()
     )
@@ -91,7 +91,7 @@ async def unanswered(session: AsyncSession, *, viewer: SignedIn, now: datetime, 
         .join(newest, newest.c.patient_id == Patient.id)
         .join(CareMessage, (CareMessage.patient_id == Patient.id) & (CareMessage.sent_at == newest.c.last_at))
         .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(visible_patients_clause(viewer), CareMessage.author_role == Role.PATIENT.value, newest.c.last_at <= business_days_before(now, business_days))
+        .where(visible_patients_clause(viewer, Access.OPERATIONAL), CareMessage.author_role == Role.PATIENT.value, newest.c.last_at <= business_days_before(now, business_days))
         .order_by(newest.c.last_at)
     )  # fmt: skip
     return [Waiting(patient_id, name, since) for patient_id, name, since in rows.all()]

@@ -15,6 +15,7 @@ class ClinicalNote(SQLModel, table=True):
     __tablename__ = "clinical_note"
     __table_args__ = (
         CheckConstraint("length(body) BETWEEN 1 AND 8000", name="body_length"),
+        CheckConstraint("kind IN ('shared', 'psychotherapy')", name="kind_known"),
         Index("ix_clinical_note_patient", "patient_id", "written_at"),
     )
 
@@ -23,4 +24,5 @@ class ClinicalNote(SQLModel, table=True):
     author_user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="RESTRICT"), nullable=False))
     appointment_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("appointment.id", ondelete="SET NULL")))
     body: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(default="shared", max_length=20)  # psychotherapy: the author's alone; shared: the care team's
     written_at: datetime = utc_timestamp()

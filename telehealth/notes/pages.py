@@ -22,13 +22,13 @@ from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.notes.service import MAX_NOTE, NOTE_WRITERS, notes_of, write_note
 
-READERS = [requires_role(Role.PRESCRIBER, Role.THERAPIST, Role.COORDINATOR)]
+READERS = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # coordinators: operational facts, never notes
 WRITERS = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
 
 
 async def _page(session: AsyncSession, patient: Patient, viewer: SignedIn, *, error: DomainError | None = None, draft: str = "") -> Template:
     return Template("notes/notes.html", context={
-        "patient": patient, "patient_name": (await patient_contact(session, patient.id)).full_name, "notes": await notes_of(session, patient=patient),
+        "patient": patient, "patient_name": (await patient_contact(session, patient.id)).full_name, "notes": await notes_of(session, patient=patient, reader=viewer), "may_keep_private": viewer.role is Role.THERAPIST,
         "may_write": viewer.role in NOTE_WRITERS, "zone": patient.timezone, "draft": draft,
         "error": error.detail if error else None, "fields": error.fields if error else {},
     }, status_code=error.status_code if error else 200)  # fmt: skip
@@ -51,8 +51,9 @@ class NotePagesController(Controller):
         db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
     ) -> Template | Redirect:  # fmt: skip
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="notes")
-        fields = await form_fields(request, "body", max_length=MAX_NOTE + 1)
-        written = await attempt(db_session, write_note(db_session, patient=patient, author=signed_in, body=fields["body"], actor=actor, now=clock.now()))
+        fields = await form_fields(request, "body", "kind", max_length=MAX_NOTE + 1)
+        written = await attempt(db_session, write_note(db_session, patient=patient, author=signed_in, body=fields["body"], actor=actor, now=clock.now(),
+                                                       kind=fields["kind"] or "shared"))  # fmt: skip
         if isinstance(written, DomainError):
             return await _page(db_session, patient, signed_in, error=written, draft=fields["body"])
         return Redirect(path=f"/patients/{patient_id}/notes")

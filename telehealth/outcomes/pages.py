@@ -29,7 +29,7 @@ from telehealth.outcomes.service import TRACKED, outcomes_csv, program_outcomes,
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.reassessment import score_change
 
-CARE_TEAM = [requires_role(Role.PRESCRIBER, Role.THERAPIST, Role.COORDINATOR)]
+CARE_TEAM = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # load_patient_for narrows to the care team
 
 
 async def _charts(session: AsyncSession, patient: Patient) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import load_patient_for
+from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
@@ -61,7 +61,7 @@ class EvaluationApiController(Controller):
         db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
     ) -> list[EvaluationBody]:  # fmt: skip
         """The patient's in-person medical evaluations, latest first."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations")
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.OPERATIONAL)
         return [evaluation_body(line) for line in await evaluations.evaluations_of(db_session, patient_id=patient.id)]
 
     @post("/", status_code=201)

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import load_patient_for
+from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
@@ -58,7 +58,7 @@ class BasisPagesController(Controller):
         self, session: AsyncSession, patient_id: uuid.UUID, *, signed_in: SignedIn, actor: Actor, clock: Clock, done: bool = False,
         error: DomainError | None = None, values: dict[str, str] | None = None,
     ) -> Template:  # fmt: skip
-        patient = await load_patient_for(session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations")
+        patient = await load_patient_for(session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.OPERATIONAL)
         account = await session.get(UserAccount, patient.user_id)
         return Template(
             "prescribing/in_person_evaluations.html",

@@ -19,6 +19,7 @@ from telehealth.billing.models import Payment
 from telehealth.billing.service import payment_due, release_payment
 from telehealth.billing.settlement import refund_program
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.care_teams import service as care_teams
 from telehealth.dosing.models import SeriousEvent
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
@@ -134,6 +135,7 @@ async def sign_plan(
         if "uq_troche_plan_one_live_per_patient" in str(error.orig):
             raise RuleRefused("plan.one_active_plan", "This patient already has an active plan.", fields={"patient": "already has an active plan"}) from None
         raise
+    await care_teams.join(session, patient_id=plan.patient_id, clinician_id=plan.prescriber_id, because="plan_signed", now=now)
     await record_audit_event(session, actor=actor, action="troche_plan.basis", resource_type="troche_plan", resource_id=plan.id,
                              patient_id=plan.patient_id, now=now, reason=basis.audit_reason())  # fmt: skip
     for batch in batches_for(content):

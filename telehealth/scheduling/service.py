@@ -25,6 +25,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor, record_audit_event
+from telehealth.care_teams import service as care_teams
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
@@ -314,7 +315,8 @@ async def book_appointment(
         session, actor=actor, action=f"appointment.{'hold' if hold else 'book'}", resource_type="appointment",
         resource_id=appointment.id, patient_id=patient.id, now=now,
     )  # fmt: skip
-    if not hold:  # a hold is told about when it is confirmed (by payment, in billing)
+    if not hold:  # a hold joins the care team and is told about when it is confirmed (by payment, in billing)
+        await care_teams.join(session, patient_id=patient.id, clinician_id=clinician_id, because=care_teams.joined_because(appointment), now=now)
         await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
-from tests.helpers import Person, csrf_headers, make_person, sign_in
+from tests.helpers import Person, csrf_headers, join_care_team, make_person, sign_in
 from tests.integration.billing.helpers import insert_appointment
 from tests.integration.scheduling.helpers import screened_patient
 
@@ -41,6 +41,7 @@ async def active_plan(
     appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=clock.now() - timedelta(days=3),
                                               appointment_type="consult", status="completed", minutes=45)  # fmt: skip
     plan_id, batch_ids = uuid.uuid4(), []
+    await join_care_team(session_factory, patient, prescriber, now=clock.now(), because="plan_signed")
     async with transaction(session_factory) as session:
         pharmacy = Pharmacy(name=f"Pharmacy {plan_id.hex[:6]}", phone="+18025550111", address="1 Mill St", created_at=clock.now())
         encounter = Encounter(appointment_id=appointment_id, patient_id=patient.patient_id, prescriber_id=prescriber.user_id, opened_at=clock.now(),

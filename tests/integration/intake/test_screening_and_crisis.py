@@ -7,7 +7,7 @@ from sqlalchemy import select
 from telehealth.accounts.roles import Role
 from telehealth.audit.models import AuditEvent
 from telehealth.intake.escalations import has_open_crisis
-from tests.helpers import form_csrf_token, csrf_headers, drain_jobs, make_person, sign_in, worker_context
+from tests.helpers import join_care_team, form_csrf_token, csrf_headers, drain_jobs, make_person, sign_in, worker_context
 from tests.integration.intake.helpers import CLEAN, complete_intake, new_patient, save, submit
 
 
@@ -83,6 +83,8 @@ async def test_the_care_team_reads_the_intake_and_each_read_is_audited(client, s
     prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
     therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
     pharmacist = await make_person(session_factory, role=Role.PHARMACIST, email="ph@example.org", now=clock.now(), settings=settings)
+    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
+    await join_care_team(session_factory, patient, prescriber, now=clock.now())  # the consult's prescriber
     client.cookies.clear()
     await sign_in(client, prescriber, clock)
     view = (await client.get(f"/api/v1/patients/{patient.patient_id}/intake")).json()
@@ -91,7 +93,7 @@ async def test_the_care_team_reads_the_intake_and_each_read_is_audited(client, s
     assert view["answers"]["vitals"]["bp_systolic"] == 122
     page = await client.get(f"/staff/patients/{patient.patient_id}/intake")
     assert page.status_code == 200 and "medication.opioids" in page.text
-    for person, expected in ((therapist, 404), (pharmacist, 403)):
+    for person, expected in ((therapist, 404), (pharmacist, 403), (coordinator, 403)):  # not on the team; no records; operational only
         client.cookies.clear()
         await sign_in(client, person, clock)
         assert (await client.get(f"/api/v1/patients/{patient.patient_id}/intake")).status_code == expected

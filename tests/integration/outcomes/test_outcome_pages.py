@@ -13,7 +13,7 @@ from sqlalchemy import text
 from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
 from telehealth.intake.models import QuestionnaireResponse
-from tests.helpers import make_person, sign_in
+from tests.helpers import join_care_team, make_person, sign_in
 from tests.integration.scheduling.helpers import screened_patient
 
 
@@ -40,6 +40,7 @@ async def test_charts_for_the_patient_and_their_care_team_and_the_program_report
 
     client.cookies.clear()
     prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
+    await join_care_team(session_factory, first, prescriber, now=clock.now())
     await sign_in(client, prescriber, clock)
     staff_view = await client.get(f"/patients/{first.patient_id}/outcomes")
     assert staff_view.status_code == 200 and "Home sessions and doses" in staff_view.text

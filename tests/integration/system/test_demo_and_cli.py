@@ -27,7 +27,7 @@ async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock)
         assert await session.scalar(select(func.count()).select_from(UserAccount)) == 6  # two patients: one new, one in a home program
         assert await session.scalar(select(func.count()).select_from(TrochePlan).where(TrochePlan.status == "active")) == 1
         assert await session.scalar(select(func.count()).select_from(Sitter).where(Sitter.status == "confirmed")) == 1
-        assert await session.scalar(select(func.count()).select_from(CareTeamMember)) == 1
+        assert await session.scalar(select(func.count()).select_from(CareTeamMember)) == 3  # the demo patient: prescriber, therapist; the home patient: prescriber
         dea_states = set((await session.execute(select(DeaRegistration.state))).scalars())
         prescriber_license_states = set(
             (await session.execute(select(StateLicense.state).where(StateLicense.license_type == "MD"))).scalars()
