@@ -85,6 +85,8 @@ ENVELOPE_PDMP_VALID_HOURS = 24
 ENVELOPE_BP_NEEDS_REVIEW = (140, 90)
 ENVELOPE_BP_INELIGIBLE = (160, 100)
 ENVELOPE_BP_URGENT = (180, 120)
+ENVELOPE_MIN_OBSERVATION_MINUTES = 60  # the sitter's end and the patient's report come no earlier after unlock
+MAX_OBSERVATION_MINUTES = 240  # a sanity bound, not a safety one: the end link and the report reminders assume hours
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class ClinicalThresholds:
     presence_link_minutes_before: int = 60
     report_reminder_hours: int = 24
     report_alert_hours: int = 48
+    observation_minutes: int = 60  # after unlock: no end attestation or completion report earlier without a reason
 
     def check_envelope(self) -> None:
         """DOMAIN.md's safety envelope: settings may tighten the defaults, never loosen them, and the blood-
@@ -118,6 +121,7 @@ class ClinicalThresholds:
             ("MIN_HOURS_BETWEEN_SESSIONS", self.min_hours_between_sessions, ENVELOPE_MIN_HOURS_BETWEEN, 24 * 365),
             ("CHECKIN_VALID_MINUTES", self.checkin_valid_minutes, 1, ENVELOPE_CHECKIN_VALID_MINUTES),
             ("PDMP_CHECK_VALID_HOURS", self.pdmp_check_valid_hours, 1, ENVELOPE_PDMP_VALID_HOURS),
+            ("OBSERVATION_MINUTES", self.observation_minutes, ENVELOPE_MIN_OBSERVATION_MINUTES, MAX_OBSERVATION_MINUTES),
         )
         for name, value, low, high in caps:
             if not low <= value <= high:
@@ -159,6 +163,7 @@ class ClinicalThresholds:
             presence_link_minutes_before=_int("PRESENCE_LINK_MINUTES_BEFORE", base.presence_link_minutes_before),
             report_reminder_hours=_int("REPORT_REMINDER_HOURS", base.report_reminder_hours),
             report_alert_hours=_int("REPORT_ALERT_HOURS", base.report_alert_hours),
+            observation_minutes=_int("OBSERVATION_MINUTES", base.observation_minutes),
         )
 
 

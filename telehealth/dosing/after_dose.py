@@ -1,11 +1,14 @@
 """After the dose: the patient's report (a serious answer pauses the plan; the troches are counted; the
-plan moves on) and the sitter's end attestation (a 911 call pauses the plan)."""
+plan moves on) and the sitter's end attestation (a 911 call pauses the plan). Neither comes before the
+observation window after unlock closes (DOMAIN.md: 60 min) unless it says why it ended early; an early
+end is recorded and flagged to the care team."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +19,8 @@ from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.gates import Pressure, pressure_level
 from telehealth.dosing.models import DosingReport, DosingSession, SitterAttestation
 from telehealth.dosing.safety import record_serious_event
-from telehealth.dosing.sessions import own_session, units_for
-from telehealth.dosing.sitters import open_link, same_name, spend_link
+from telehealth.dosing.sessions import attestation, locked_session, own_session, units_for
+from telehealth.dosing.sitters import open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
@@ -27,6 +30,35 @@ from telehealth.prescribing.models import TrochePlan
 from telehealth.settings import Settings
 
 SERIOUS_REPORT_ANSWERS = ("emergency_services_called", "fainting", "chest_pain", "suicidal_thoughts")
+EARLY_REASON_LONGEST = 1000
+
+
+def observation_ends_at(row: DosingSession, settings: Settings) -> datetime | None:
+    """When the observation window after unlock closes: from then the sitter may attest the end and the
+    patient report the session without giving a reason. None until the dose is unlocked."""
+    if row.unlocked_at is None:
+        return None
+    return row.unlocked_at + timedelta(minutes=settings.thresholds.observation_minutes)
+
+
+def _ended_early(row: DosingSession, *, reason: str, explained: bool, now: datetime, settings: Settings, zone: str) -> tuple[bool, str | None]:
+    """(ended early, the reason to record). Before the window closes a reason is required, unless what
+    happened already explains it (a serious answer, a sitter's event): an emergency is never held up
+    asking why. After it, nothing is early and a reason given anyway is not kept."""
+    closes = observation_ends_at(row, settings)
+    assert closes is not None  # only called on an unlocked session
+    if now >= closes:
+        return False, None
+    reason = reason.strip()
+    if not reason and not explained:
+        minutes = settings.thresholds.observation_minutes
+        until = closes.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z")
+        raise RuleRefused(
+            "dosing_session.observation_window_open",
+            f"The session is observed for {minutes} minutes after unlock, until {until}. To end it earlier, say why: the prescriber is told.",
+            fields={"ended_early_reason": f"is required before {until}"}, extra={"window_closes_at": closes.isoformat()},
+        )  # fmt: skip
+    return True, reason or None
 
 
 @dataclass(frozen=True)
@@ -47,6 +79,7 @@ class ReportAnswers:
     systolic: int | None = None
     diastolic: int | None = None
     notes: str | None = None
+    ended_early_reason: str | None = None  # required before the observation window closes (file_report)
     problems_found: dict[str, str] = field(default_factory=dict)
 
     def problems(self) -> dict[str, str]:
@@ -59,7 +92,7 @@ class ReportAnswers:
             problems["systolic" if self.systolic is None else "diastolic"] = "give both numbers of the blood pressure, or neither"
         elif self.systolic is not None and not (50 <= self.systolic <= 300 and 20 <= (self.diastolic or 0) <= 200):
             problems["systolic"] = "is not a blood pressure we can record"
-        for name, longest in (("other_side_effects", 1000), ("notes", 4000)):
+        for name, longest in (("other_side_effects", 1000), ("notes", 4000), ("ended_early_reason", EARLY_REASON_LONGEST)):
             if problem := plain_text_problem(getattr(self, name) or "", longest=longest):
                 problems[name] = problem
         return problems
@@ -75,31 +108,40 @@ def serious_reasons(answers: ReportAnswers, settings: Settings) -> list[str]:
 async def file_report(
     session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, answers: ReportAnswers, actor: Actor, now: datetime, settings: Settings
 ) -> DosingReport:
-    """The patient's report. A serious event pauses the plan; the count of troches is checked; the next
-    batch is released when due; the last session's report completes the plan."""
+    """The patient's report, once the dose was unlocked (409 before). Before the observation window closes
+    it needs `ended_early_reason` (a serious answer stands for one); an early report is recorded and the
+    care team alerted. A serious event pauses the plan; the count of troches is checked; the next batch is
+    released when due; the last session's report completes the plan."""
     if problems := answers.problems():
         raise InvalidInput("request.invalid", "Some answers of the report need another look.", fields=problems)
     row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
     if row.status == SessionStatus.REPORTED:
         raise Conflict("dosing_session.already_reported", "This session is reported already.")
     if row.status != SessionStatus.UNLOCKED:
-        raise RuleRefused("dosing_session.not_unlocked", "Only a session that was unlocked can be reported.")
+        raise Conflict("dosing_session.not_unlocked", "Only a session that was unlocked can be reported.")
+    reasons = serious_reasons(answers, settings)
+    ended_early, early_reason = _ended_early(row, reason=answers.ended_early_reason or "", explained=bool(reasons), now=now, settings=settings,
+                                             zone=patient.timezone)  # fmt: skip
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
     await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.UNLOCKED, target=SessionStatus.REPORTED,
                         actor=actor, now=now, patient_id=patient.id, values={"updated_at": now})  # fmt: skip
-    values = {name: getattr(answers, name) for name in DosingReport.model_fields if name not in ("dosing_session_id", "reported_at")}
+    values = {name: getattr(answers, name) for name in DosingReport.model_fields if name not in ("dosing_session_id", "reported_at", "ended_early")}
     values["other_side_effects"] = (answers.other_side_effects or "").strip() or None
     values["notes"] = (answers.notes or "").strip() or None
+    values["ended_early"], values["ended_early_reason"] = ended_early, early_reason
     report = DosingReport(dosing_session_id=row.id, reported_at=now, **values)
     session.add(report)
     await session.flush()
-    if reasons := serious_reasons(answers, settings):
+    if reasons:
         escalated = answers.suicidal_thoughts and await open_crisis_escalation(
             session, patient_id=patient.id, rule_ids=["dosing.report.suicidal_thoughts"], actor=actor, now=now, settings=settings
         )  # fmt: skip
         await record_serious_event(session, plan, source="report", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated)
-    await inventory.check_after_report(session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used, now=now)
+    elif ended_early:  # a serious event alerts already; this email would only repeat it
+        await alert_care_team(session, plan, template="care_team_update", key=f"ended_early:report:{row.id}", now=now)
+    await inventory.check_after_report(session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used,
+                                       completed=answers.completed, now=now)  # fmt: skip
     await session.refresh(plan)
     await progress.advance(session, plan, now=now)
     return report
@@ -110,15 +152,22 @@ OUTCOMES = ("alert_and_safe", "event")
 
 async def attest_end(
     session: AsyncSession, *, token: str, typed_name: str, outcome: str, event_description: str, emergency_services_called: bool,
-    actor: Actor, now: datetime,
+    actor: Actor, now: datetime, settings: Settings, ended_early_reason: str = "",
 ) -> SitterAttestation:
     """The sitter says how the session ended: the patient alert and safe, or an event (what, and whether
-    emergency services were called; a call pauses the plan)."""
+    emergency services were called; a call pauses the plan). Not before unlock (409); before the
+    observation window closes, "alert and safe" needs `ended_early_reason` (an event's description stands
+    for one), and an early end is recorded and the care team alerted."""
     opened = await open_link(session, token=token, purpose=LinkPurpose.END, now=now)
-    row = await session.get(DosingSession, opened.link.dosing_session_id)
+    # Locked (its patient, then the row: accounts/locks.py): the link from the presence page and the one
+    # emailed when the window closes are both live. Submits at once end the session once, the others answer
+    # 409/410; without the lock each spent its own link, then waited to withdraw the other's (a deadlock, a 500).
+    row = await locked_session(session, opened.link.dosing_session_id)
     assert row is not None
     if row.status not in (SessionStatus.UNLOCKED, SessionStatus.REPORTED):
-        raise RuleRefused("dosing_session.not_unlocked", "The dose has not been unlocked yet: come back to this page after it.")
+        raise Conflict("dosing_session.not_unlocked", "The dose has not been unlocked yet: come back to this page after it.")
+    if await attestation(session, dosing_session_id=row.id, kind="end") is not None:
+        raise Conflict("dosing_session.already_ended", "The end of this session is recorded already.")
     problems = {}
     if outcome not in OUTCOMES:
         problems["outcome"] = "choose: alert and safe, or something happened"
@@ -128,13 +177,19 @@ async def attest_end(
         problems["event_description"] = problem
     if not same_name(typed_name, opened.sitter.full_name):
         problems["typed_name"] = f"type your full name as given: {opened.sitter.full_name}"
+    if problem := plain_text_problem(ended_early_reason, longest=EARLY_REASON_LONGEST):
+        problems["ended_early_reason"] = problem
     if problems:
         raise InvalidInput("request.invalid", "The end of the session is not recorded yet.", fields=problems)
+    patient = await session.get(Patient, row.patient_id)
+    assert patient is not None
+    ended_early, early_reason = _ended_early(row, reason=ended_early_reason, explained=outcome == "event", now=now, settings=settings, zone=patient.timezone)
     await spend_link(session, token=token, purpose=LinkPurpose.END, now=now)
+    await revoke_links(session, now=now, dosing_session_id=row.id)  # the session's other end link stops working
     ended = SitterAttestation(
         dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="end", typed_name=" ".join(typed_name.split()), outcome=outcome,
         event_description=event_description.strip() or None, emergency_services_called=emergency_services_called and outcome == "event",
-        attested_at=now, ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
+        ended_early=ended_early, ended_early_reason=early_reason, attested_at=now, ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
     )  # fmt: skip
     session.add(ended)
     await session.flush()
@@ -147,4 +202,6 @@ async def attest_end(
     elif outcome == "event":
         # An event without a 911 call: the care team looks at it, the plan goes on.
         await alert_care_team(session, plan, template="care_team_update", key=f"sitter_event:{row.id}", now=now)
+    elif ended_early:
+        await alert_care_team(session, plan, template="care_team_update", key=f"ended_early:sitter:{row.id}", now=now)
     return ended

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -60,7 +61,6 @@ from telehealth.settings import Settings
 
 PATIENT = [requires_role(Role.PATIENT)]
 PRESCRIBER = [requires_role(Role.PRESCRIBER)]
-TIMER = timedelta(minutes=60)
 
 
 def sitter_body(sitter: Sitter) -> SitterBody:
@@ -68,15 +68,20 @@ def sitter_body(sitter: Sitter) -> SitterBody:
                       status=sitter.status, signed_at=sitter.signed_at)  # fmt: skip
 
 
-async def session_body(session: AsyncSession, row: DosingSession, plan: TrochePlan) -> SessionBody:
+async def session_body(session: AsyncSession, row: DosingSession, plan: TrochePlan, settings: Settings) -> SessionBody:
     check_ins = await sessions.check_ins_of(session, dosing_session_id=row.id)
     presence = await sessions.attestation(session, dosing_session_id=row.id, kind="presence")
     opened = row.status in (SessionStatus.UNLOCKED, SessionStatus.REPORTED)
+    window_closes = after_dose.observation_ends_at(row, settings)
+    patient = await session.get(Patient, row.patient_id)
+    assert patient is not None
     return SessionBody(
         id=row.id, number=row.number, status=row.status, scheduled_at=row.scheduled_at, sitter_id=row.sitter_id, unlocked_at=row.unlocked_at,
         shown_as=sessions.display_status(row, checked_in=bool(check_ins), sitter_present=presence is not None), held_reason=row.held_reason,
         dose_mg=plan.doses_mg[row.number - 1] if opened else None, troches=sessions.units_for(plan, row.number) if opened else None,
-        timer_ends_at=row.unlocked_at + TIMER if row.unlocked_at else None, reported=row.status == SessionStatus.REPORTED,
+        timer_ends_at=window_closes, report_from=window_closes,
+        report_from_local=window_closes.astimezone(ZoneInfo(patient.timezone)).isoformat() if window_closes else None,
+        reported=row.status == SessionStatus.REPORTED,
     )  # fmt: skip
 
 
@@ -96,11 +101,11 @@ async def _patient_plan(session: AsyncSession, patient: Patient) -> TrochePlan:
     return plan
 
 
-async def _session_and_plan(session: AsyncSession, patient: Patient, dosing_session_id: uuid.UUID) -> SessionBody:
+async def _session_and_plan(session: AsyncSession, patient: Patient, dosing_session_id: uuid.UUID, settings: Settings) -> SessionBody:
     row = await sessions.own_session(session, patient=patient, dosing_session_id=dosing_session_id)
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
-    return await session_body(session, row, plan)
+    return await session_body(session, row, plan, settings)
 
 
 class SitterApiController(Controller):
@@ -142,14 +147,14 @@ class SitterApiController(Controller):
         return sitter_body(await sitters.resend_invitation(db_session, patient=patient, sitter_id=sitter_id, now=clock.now(), settings=settings))
 
 
-async def dosing_overview(session: AsyncSession, patient: Patient) -> DosingBody:
+async def dosing_overview(session: AsyncSession, patient: Patient, settings: Settings) -> DosingBody:
     plan = await plans.live_plan(session, patient_id=patient.id)
     if plan is None:
         return DosingBody(plan_id=None, plan_status=None, sessions_in_plan=0, sessions=[], inventory=None, earliest_next=None)
     last = await sessions.last_dose_at(session, plan_id=plan.id)
     return DosingBody(
         plan_id=plan.id, plan_status=plan.status, sessions_in_plan=plan.sessions,
-        sessions=[await session_body(session, row, plan) for row in await sessions.sessions_of(session, plan_id=plan.id)],
+        sessions=[await session_body(session, row, plan, settings) for row in await sessions.sessions_of(session, plan_id=plan.id)],
         inventory=inventory_body(await inventory.inventory(session, plan_id=plan.id)),
         earliest_next=last + timedelta(hours=plan.min_hours_between) if last else None,
     )  # fmt: skip
@@ -161,9 +166,9 @@ class DosingApiController(Controller):
     guards = PATIENT
 
     @get("/")
-    async def overview(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> DosingBody:
+    async def overview(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]) -> DosingBody:
         """Your plan's sessions, their states, and the troches on hand."""
-        return await dosing_overview(db_session, await own_patient_record(db_session, viewer=signed_in))
+        return await dosing_overview(db_session, await own_patient_record(db_session, viewer=signed_in), settings)
 
     @post("/sessions", status_code=201)
     async def schedule(
@@ -173,11 +178,14 @@ class DosingApiController(Controller):
         """Schedule the next session with a confirmed sitter (they get an invite)."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         row = await sessions.schedule_session(db_session, patient=patient, starts_at=data.starts_at, sitter_id=data.sitter_id, actor=actor, now=clock.now(), settings=settings)
-        return await _session_and_plan(db_session, patient, row.id)
+        return await _session_and_plan(db_session, patient, row.id, settings)
 
     @get("/sessions/{dosing_session_id:uuid}")
-    async def read(self, dosing_session_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> SessionBody:
-        return await _session_and_plan(db_session, await own_patient_record(db_session, viewer=signed_in), dosing_session_id)
+    async def read(
+        self, dosing_session_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> SessionBody:  # fmt: skip
+        return await _session_and_plan(db_session, await own_patient_record(db_session, viewer=signed_in), dosing_session_id, settings)
 
     @post("/sessions/{dosing_session_id:uuid}/reschedule", status_code=200)
     async def reschedule(
@@ -188,7 +196,7 @@ class DosingApiController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in)
         await sessions.reschedule_session(db_session, patient=patient, dosing_session_id=dosing_session_id, starts_at=data.starts_at,
                                           sitter_id=data.sitter_id, actor=actor, now=clock.now(), settings=settings)  # fmt: skip
-        return await _session_and_plan(db_session, patient, dosing_session_id)
+        return await _session_and_plan(db_session, patient, dosing_session_id, settings)
 
     @post("/sessions/{dosing_session_id:uuid}/cancel", status_code=200)
     async def cancel(
@@ -197,7 +205,7 @@ class DosingApiController(Controller):
     ) -> SessionBody:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
         await sessions.cancel_session(db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings)
-        return await _session_and_plan(db_session, patient, dosing_session_id)
+        return await _session_and_plan(db_session, patient, dosing_session_id, settings)
 
     @post("/sessions/{dosing_session_id:uuid}/check-in", status_code=201)
     async def check_in(
@@ -223,18 +231,20 @@ class DosingApiController(Controller):
         """Unlock the dose when every gate holds; otherwise 422 with `gates`, each failed gate's code and sentence."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         await before_dose.unlock_session(db_session, patient=patient, dosing_session_id=dosing_session_id, actor=actor, now=clock.now(), settings=settings)
-        return await _session_and_plan(db_session, patient, dosing_session_id)
+        return await _session_and_plan(db_session, patient, dosing_session_id, settings)
 
     @post("/sessions/{dosing_session_id:uuid}/report", status_code=201)
     async def report(
         self, dosing_session_id: FromPath[uuid.UUID], data: JSONBody[ReportRequest], signed_in: NamedDependency[SignedIn],
         actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> SessionBody:  # fmt: skip
-        """How the session went: within 24 hours, please."""
+        """How the session went: from `report_from` (the observation window after unlock), within 24 hours,
+        please. Earlier needs `ended_early_reason` (422 naming it), unless a serious answer explains it;
+        before unlock, 409."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         answers = after_dose.ReportAnswers(**{name: getattr(data, name) for name in data.__struct_fields__})
         await after_dose.file_report(db_session, patient=patient, dosing_session_id=dosing_session_id, answers=answers, actor=actor, now=clock.now(), settings=settings)
-        return await _session_and_plan(db_session, patient, dosing_session_id)
+        return await _session_and_plan(db_session, patient, dosing_session_id, settings)
 
     @post("/loss", status_code=201)
     async def loss(
@@ -265,14 +275,16 @@ class DosingApiController(Controller):
 # --- The sitter's links: no account, the token is the key ---------------------------------------------
 
 
-async def sitter_link_body(session: AsyncSession, opened: sitters.OpenLink) -> SitterLinkBody:
+async def sitter_link_body(session: AsyncSession, opened: sitters.OpenLink, settings: Settings) -> SitterLinkBody:
     contact = await patient_contact(session, opened.sitter.patient_id)
     body = SitterLinkBody(purpose=opened.link.purpose, sitter_name=opened.sitter.full_name, patient_name=contact.full_name)
     if opened.link.purpose == LinkPurpose.AGREEMENT:
         body.agreement_title, body.agreement_version = sitters.SITTER_AGREEMENT.title, sitters.SITTER_AGREEMENT.version
     elif (row := await session.get(DosingSession, opened.link.dosing_session_id)) is not None:
         body.session_at, body.session_status = row.scheduled_at, row.status
-        body.timer_ends_at = row.unlocked_at + TIMER if row.unlocked_at else None
+        body.timer_ends_at = body.end_from = after_dose.observation_ends_at(row, settings)
+        if body.end_from is not None and (patient := await session.get(Patient, row.patient_id)) is not None:
+            body.end_from_local = body.end_from.astimezone(ZoneInfo(patient.timezone)).isoformat()
     return body
 
 
@@ -281,9 +293,11 @@ class SitterLinkApiController(Controller):
     tags = ["dosing"]
 
     @get("/")
-    async def read(self, token: FromPath[str], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterLinkBody:
-        """What this link is for: the agreement, the presence before a session, or its end."""
-        return await sitter_link_body(db_session, await sitters.open_link(db_session, token=token, purpose=None, now=clock.now()))
+    async def read(
+        self, token: FromPath[str], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]
+    ) -> SitterLinkBody:
+        """What this link is for: the agreement, the presence before a session, or its end (from `end_from`)."""
+        return await sitter_link_body(db_session, await sitters.open_link(db_session, token=token, purpose=None, now=clock.now()), settings)
 
     @post("/agreement", status_code=200)
     async def sign(
@@ -301,10 +315,13 @@ class SitterLinkApiController(Controller):
         return sitter_body(await sitters.decline(db_session, token=token, actor=actor, now=clock.now(), settings=settings))
 
     @post("/excuse", status_code=200)
-    async def excuse(self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterLinkBody:
+    async def excuse(
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> SitterLinkBody:  # fmt: skip
         """You cannot come to this session: the patient is told, to find another sitter or move it."""
         opened = await sitters.open_link(db_session, token=token, purpose=None, now=clock.now())
-        body = await sitter_link_body(db_session, opened)
+        body = await sitter_link_body(db_session, opened, settings)
         await sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now())
         return body
 
@@ -320,11 +337,13 @@ class SitterLinkApiController(Controller):
     @post("/end", status_code=200)
     async def end(
         self, token: FromPath[str], data: JSONBody[EndRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> SitterLinkBody:  # fmt: skip
-        """How the session ended: the patient alert and safe, or what happened."""
+        """How the session ended: the patient alert and safe, or what happened. Before `end_from`, "alert and
+        safe" needs `ended_early_reason` (422 naming it); before unlock, 409."""
         await after_dose.attest_end(db_session, token=token, typed_name=data.typed_name, outcome=data.outcome, event_description=data.event_description,
-                                  emergency_services_called=data.emergency_services_called, actor=actor, now=clock.now())  # fmt: skip
+                                    emergency_services_called=data.emergency_services_called, ended_early_reason=data.ended_early_reason, actor=actor,
+                                    now=clock.now(), settings=settings)  # fmt: skip
         return SitterLinkBody(purpose="end", sitter_name=data.typed_name, patient_name="")
 
 
@@ -336,18 +355,18 @@ def serious_event_body(event: SeriousEvent) -> SeriousEventBody:
                             review_note=event.review_note, review_decision=event.review_decision)  # fmt: skip
 
 
-async def plan_dosing_body(session: AsyncSession, plan: TrochePlan) -> PlanDosingBody:
+async def plan_dosing_body(session: AsyncSession, plan: TrochePlan, settings: Settings) -> PlanDosingBody:
     rows = []
     for row in await sessions.sessions_of(session, plan_id=plan.id):
         report = await session.get(DosingReport, row.id)
         end = await sessions.attestation(session, dosing_session_id=row.id, kind="end")
         rows.append(PrescriberSessionBody(
-            session=await session_body(session, row, plan),
+            session=await session_body(session, row, plan, settings),
             check_ins=[{k: v for k, v in c.model_dump().items() if k not in ("id", "dosing_session_id")} for c in await sessions.check_ins_of(session, dosing_session_id=row.id)],
             report={k: v for k, v in report.model_dump().items() if k != "dosing_session_id"} if report else None,
             sitter_present=await sessions.attestation(session, dosing_session_id=row.id, kind="presence") is not None,
             sitter_end={"outcome": end.outcome, "event_description": end.event_description, "emergency_services_called": end.emergency_services_called,
-                        "attested_at": end.attested_at} if end else None,
+                        "ended_early": end.ended_early, "ended_early_reason": end.ended_early_reason, "attested_at": end.attested_at} if end else None,
         ))  # fmt: skip
     events = (await session.execute(select(SeriousEvent).where(SeriousEvent.plan_id == plan.id).order_by(SeriousEvent.occurred_at))).scalars()
     flags = (await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan.id).order_by(InventoryFlag.raised_at))).scalars()
@@ -362,9 +381,13 @@ class PlanDosingApiController(Controller):
     guards = PRESCRIBER
 
     @get("/api/v1/plans/{plan_id:uuid}/dosing")
-    async def read(self, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> PlanDosingBody:
-        """The plan's sessions: check-ins (BP), reports (side effects), sitter attestations, serious events and inventory."""
-        return await plan_dosing_body(db_session, await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in))
+    async def read(
+        self, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> PlanDosingBody:  # fmt: skip
+        """The plan's sessions: check-ins (BP), reports (side effects, an early end and why), sitter
+        attestations (an early end and why), serious events and inventory."""
+        return await plan_dosing_body(db_session, await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in), settings)
 
     @post("/api/v1/plans/{plan_id:uuid}/review", status_code=200)
     async def review(

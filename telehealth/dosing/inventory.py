@@ -1,7 +1,8 @@
 """Troches on hand, per plan: delivered minus reported used minus reported lost. Diversion control flags
 the prescriber when a loss is reported, the count falls below zero, a session used more than prescribed,
-or the next batch is asked for early; a batch whose earlier sessions are all reported is released by
-itself (the pharmacy rule) unless a flag is open."""
+or fewer (on a session reported completed, or leaving more on hand than the sessions left need), or the
+next batch is asked for early; a batch whose earlier sessions are all reported is released by itself (the
+pharmacy rule) unless a flag is open."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
 from telehealth.dosing.alerts import alert_care_team
+from telehealth.dosing.sessions import units_for
+from telehealth.dosing.states import SessionStatus
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing import pharmacy
@@ -25,8 +28,16 @@ FLAG_WORDS = {
     "loss_reported": "troches reported lost or stolen",
     "count_below_zero": "more troches reported used than were delivered",
     "more_than_prescribed": "a session used more troches than prescribed",
+    "fewer_than_prescribed": "a session used fewer troches than prescribed",
     "early_batch_request": "the next batch was asked for before the earlier sessions were reported",
 }
+
+
+# Under-use is flagged like over-use: troches prescribed for a session and not taken stay in the home. A
+# shortfall of this many or more is flagged (troches are whole units, so 1 means any shortfall) when the
+# patient says the session was completed, or, when they say it was not, once what is left on hand exceeds
+# what the sessions still to report need by as many.
+UNDER_USE_TOLERANCE_TROCHES = 1
 
 
 @dataclass(frozen=True)
@@ -73,11 +84,34 @@ async def open_flags(session: AsyncSession, *, plan_id: uuid.UUID) -> list[Inven
     )
 
 
-async def check_after_report(session: AsyncSession, plan: TrochePlan, *, units_prescribed: int, troches_used: int, now: datetime) -> None:
-    """After a report: flag use beyond the prescription, and a count below zero."""
+async def troches_still_needed(session: AsyncSession, plan: TrochePlan) -> int:
+    """The troches the plan's sessions not yet reported need, counting only doses in delivered batches."""
+    delivered = (
+        await session.execute(select(PlanBatch.first_session, PlanBatch.last_session).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED))
+    ).all()
+    reported = set(
+        (await session.execute(select(DosingSession.number).where(DosingSession.plan_id == plan.id, DosingSession.status == SessionStatus.REPORTED))).scalars()
+    )
+    return sum(units_for(plan, number) for first, last in delivered for number in range(first, last + 1) if number not in reported)
+
+
+async def check_after_report(
+    session: AsyncSession, plan: TrochePlan, *, units_prescribed: int, troches_used: int, completed: bool, now: datetime
+) -> None:
+    """After a report (already counted): flag use beyond the prescription, use short of it (see
+    UNDER_USE_TOLERANCE_TROCHES), and a count below zero."""
     if troches_used > units_prescribed:
         await raise_flag(session, plan, kind="more_than_prescribed", troches=troches_used - units_prescribed, now=now)
     counts = await inventory(session, plan_id=plan.id)
+    shortfall = units_prescribed - troches_used
+    if shortfall >= UNDER_USE_TOLERANCE_TROCHES:
+        if completed:  # a completed session takes the whole dose: where did the rest go?
+            await raise_flag(session, plan, kind="fewer_than_prescribed", troches=shortfall, now=now,
+                             detail=f"reported completed with {troches_used} of {units_prescribed} troches")  # fmt: skip
+        elif (surplus := counts.on_hand - await troches_still_needed(session, plan)) >= UNDER_USE_TOLERANCE_TROCHES:
+            # Stopping early explains the shortfall, not the troches it leaves in the home beyond what is still to be taken.
+            await raise_flag(session, plan, kind="fewer_than_prescribed", troches=shortfall, now=now,
+                             detail=f"not completed, {troches_used} of {units_prescribed} troches used; {surplus} on hand beyond the sessions left")  # fmt: skip
     if counts.on_hand < 0:
         await raise_flag(session, plan, kind="count_below_zero", troches=-counts.on_hand, now=now)
 

@@ -1,6 +1,7 @@
-"""Dosing's timed work: each sitter's one-time presence link an hour before the session, and reports not
-filed (after 24 h the patient is reminded; after 48 h the coordinators are alerted). Each runs every few
-minutes and acts once per session (dedupe keys), so a late or repeated run sends nothing twice."""
+"""Dosing's timed work: each sitter's one-time presence link an hour before the session, their end link
+when the observation window after unlock closes, and reports not filed (after 24 h the patient is
+reminded; after 48 h the coordinators are alerted). Each runs every few minutes and acts once per session
+(a column set by compare-and-swap, and dedupe keys), so a late or repeated run sends nothing twice."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.db.engine import transaction
-from telehealth.dosing.models import DosingReport, DosingSession, Sitter, SitterLink
+from telehealth.dosing.before_dose import END_LINK_VALID_AFTER
+from telehealth.dosing.models import DosingReport, DosingSession, Sitter, SitterAttestation, SitterLink
 from telehealth.dosing.sitters import issue_link
 from telehealth.dosing.states import LinkPurpose, SessionStatus, SitterStatus
 from telehealth.notifications.service import queue_email
@@ -25,6 +27,7 @@ from telehealth.settings import Settings
 
 PRESENCE_LINKS = "dosing.presence_links"
 REPORT_REMINDERS = "dosing.report_reminders"
+END_LINKS = "dosing.end_links"
 
 
 async def send_presence_links(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
@@ -73,6 +76,42 @@ async def _mark_once(session: AsyncSession, row: DosingSession, column: str, *, 
     return marked.scalar_one_or_none() is not None
 
 
+async def send_end_links(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
+    """When the observation window after unlock closes, email the session's sitter a link to attest how it
+    ended (once per session; none when the end is attested already, the sitter left, or a link would have
+    expired). The link they reached from the presence page keeps working too: the first end spends both."""
+    ended = select(SitterAttestation.id).where(SitterAttestation.dosing_session_id == DosingSession.id, SitterAttestation.kind == "end")
+    due = (
+        await session.execute(
+            select(DosingSession, Sitter)
+            .join(Sitter, Sitter.id == DosingSession.sitter_id)
+            .where(
+                DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]), Sitter.status == SitterStatus.CONFIRMED,
+                DosingSession.unlocked_at <= now - timedelta(minutes=settings.thresholds.observation_minutes),
+                DosingSession.scheduled_at > now - END_LINK_VALID_AFTER, DosingSession.end_link_sent_at.is_(None), ~ended.exists(),
+            )
+            .with_for_update(of=DosingSession, skip_locked=True)
+        )
+    ).all()  # fmt: skip
+    for row, sitter in due:
+        if not await _mark_once(session, row, "end_link_sent_at", now=now):
+            continue
+        raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.END, now=now, expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
+                               dosing_session_id=row.id)  # fmt: skip
+        patient = await session.get(Patient, row.patient_id)
+        assert patient is not None
+        contact = await patient_contact(session, row.patient_id)
+        await queue_email(
+            session, to=sitter.email, template="sitter_end_link",
+            context={
+                "recipient_name": sitter.full_name, "patient_name": contact.full_name, "link_url": f"{settings.public_base_url}/sitter/{raw}",
+                "when_local": row.scheduled_at.astimezone(ZoneInfo(patient.timezone)).strftime("%H:%M %Z"),
+            },
+            now=now, dedupe_key=f"sitter_end_link:{row.id}",
+        )  # fmt: skip
+    return len(due)
+
+
 async def chase_reports(session: AsyncSession, *, now: datetime, settings: Settings) -> None:
     """Unlocked sessions with no report: remind the patient after 24 h, alert coordinators after 48 h."""
     thresholds = settings.thresholds
@@ -106,6 +145,12 @@ async def presence_links(context: WorkerContext, payload: dict[str, Any]) -> Non
         await send_presence_links(session, now=context.clock.now(), settings=context.settings)
 
 
+@job_handler(END_LINKS)
+async def end_links(context: WorkerContext, payload: dict[str, Any]) -> None:
+    async with transaction(context.session_factory) as session:
+        await send_end_links(session, now=context.clock.now(), settings=context.settings)
+
+
 @job_handler(REPORT_REMINDERS)
 async def report_reminders(context: WorkerContext, payload: dict[str, Any]) -> None:
     async with transaction(context.session_factory) as session:
@@ -113,4 +158,5 @@ async def report_reminders(context: WorkerContext, payload: dict[str, Any]) -> N
 
 
 run_every(PRESENCE_LINKS, timedelta(minutes=1))
+run_every(END_LINKS, timedelta(minutes=1))
 run_every(REPORT_REMINDERS, timedelta(minutes=15))

@@ -95,6 +95,7 @@ class DosingSession(SQLModel, table=True):
     ics_sequence: int = 0
     report_reminded_at: datetime | None = utc_timestamp(nullable=True)  # the patient was reminded (once)
     report_escalated_at: datetime | None = utc_timestamp(nullable=True)  # the coordinators were alerted (once)
+    end_link_sent_at: datetime | None = utc_timestamp(nullable=True)  # the sitter was emailed the end link when the window closed (once)
     created_at: datetime = utc_timestamp()
     updated_at: datetime = utc_timestamp()
 
@@ -130,6 +131,8 @@ class SitterAttestation(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("kind IN ('presence', 'end')", name="kind_known"),
         CheckConstraint("kind = 'presence' OR outcome IN ('alert_and_safe', 'event')", name="end_has_outcome"),
+        CheckConstraint("kind = 'end' OR NOT ended_early", name="only_an_end_ends_early"),
+        CheckConstraint("ended_early OR ended_early_reason IS NULL", name="reason_only_when_ended_early"),
         Index("uq_sitter_attestation_kind", "dosing_session_id", "kind", unique=True),
     )
 
@@ -141,6 +144,9 @@ class SitterAttestation(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=20)
     event_description: str | None = Field(default=None, max_length=2000)
     emergency_services_called: bool = False
+    # An end attested before the observation window closed, and why (an event's description can stand for the reason).
+    ended_early: bool = False
+    ended_early_reason: str | None = Field(default=None, max_length=1000)
     attested_at: datetime = utc_timestamp()
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=400)
@@ -154,6 +160,7 @@ class DosingReport(SQLModel, table=True):
         CheckConstraint("troches_used BETWEEN 0 AND 100", name="troches_in_range"),
         CheckConstraint("dissociation BETWEEN 0 AND 10", name="dissociation_in_range"),
         CheckConstraint("(systolic IS NULL) = (diastolic IS NULL)", name="bp_both_or_neither"),
+        CheckConstraint("ended_early OR ended_early_reason IS NULL", name="reason_only_when_ended_early"),
     )
 
     dosing_session_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("dosing_session.id", ondelete="CASCADE"), primary_key=True))
@@ -173,6 +180,9 @@ class DosingReport(SQLModel, table=True):
     systolic: int | None = None
     diastolic: int | None = None
     notes: str | None = Field(default=None, max_length=4000)
+    # Reported before the observation window closed, and why (a serious answer can stand for the reason).
+    ended_early: bool = False
+    ended_early_reason: str | None = Field(default=None, max_length=1000)
     reported_at: datetime = utc_timestamp()
 
 
@@ -205,7 +215,8 @@ class InventoryFlag(SQLModel, table=True):
 
     __tablename__ = "inventory_flag"
     __table_args__ = (
-        CheckConstraint("kind IN ('loss_reported', 'count_below_zero', 'more_than_prescribed', 'early_batch_request')", name="kind_known"),
+        CheckConstraint("kind IN ('loss_reported', 'count_below_zero', 'more_than_prescribed', 'fewer_than_prescribed', 'early_batch_request')",
+                        name="kind_known"),  # fmt: skip
         CheckConstraint("(resolved_at IS NULL) = (resolution_note IS NULL)", name="resolution_has_note"),
         Index("ix_inventory_flag_open", "plan_id", postgresql_where=text("resolved_at IS NULL")),
     )
@@ -214,7 +225,7 @@ class InventoryFlag(SQLModel, table=True):
     plan_id: uuid.UUID = _fk("troche_plan", index=False)
     patient_id: uuid.UUID = _fk("patient")
     kind: str = Field(max_length=30)
-    troches: int = 0  # lost, over the count, or used beyond the prescription, as the kind says
+    troches: int = 0  # lost, over the count, used beyond or short of the prescription, as the kind says
     detail: str | None = Field(default=None, max_length=1000)
     raised_at: datetime = utc_timestamp()
     resolved_at: datetime | None = utc_timestamp(nullable=True)

@@ -25,7 +25,7 @@ from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.clinicians.service import clinician_zone
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
-from telehealth.dosing.api import TIMER, plan_dosing_body
+from telehealth.dosing.api import plan_dosing_body
 from telehealth.dosing.gates import Gate, unlock_gates
 from telehealth.dosing.models import DosingSession, InventoryFlag, SeriousEvent
 from telehealth.dosing.states import SessionStatus, SitterStatus
@@ -142,7 +142,8 @@ async def _session_page(
         "row": row, "plan": plan, "zone": patient.timezone, "shown": SHOWN_AS.get(await _shown(session, row)), "check_ins": check_ins,
         "may_check_in": row.status == SessionStatus.SCHEDULED and window_opens <= now, "window_opens": window_opens,
         "dose_mg": plan.doses_mg[row.number - 1] if opened else None, "troches": sessions.units_for(plan, row.number) if opened else None,
-        "timer_ends_at": row.unlocked_at + TIMER if row.unlocked_at else None, "steps": STEPS, "sitter": sitter, "pending_gates": gates,
+        "timer_ends_at": (window_closes := after_dose.observation_ends_at(row, settings)), "window_open": window_closes is not None and now < window_closes,
+        "observation_minutes": thresholds.observation_minutes, "steps": STEPS, "sitter": sitter, "pending_gates": gates,
         "side_effects": SIDE_EFFECTS, "confirmed": [s for s in await sitters.patient_sitters(session, patient_id=patient.id) if s.status == SitterStatus.CONFIRMED],
         "check_in": check_in, "crisis_resources": CRISIS_RESOURCES if check_in and (check_in.crisis or check_in.care_team_contact) else None, "values": values or {},
         "now": now, **_refusal(error),
@@ -171,13 +172,13 @@ def _report_answers(fields: dict[str, str], ticked: list[str]) -> after_dose.Rep
     diastolic = _whole(fields["diastolic"], "diastolic", problems, required=False)
     return after_dose.ReportAnswers(
         completed=fields["completed"] == "yes", troches_used=used or 0, dissociation=dissociation or 0, systolic=systolic, diastolic=diastolic,
-        other_side_effects=fields["other_side_effects"], notes=fields["notes"], problems_found=problems,
+        other_side_effects=fields["other_side_effects"], notes=fields["notes"], ended_early_reason=fields["ended_early_reason"], problems_found=problems,
         **{name: name in ticked for name, _ in SIDE_EFFECTS},
     )  # fmt: skip
 
 
 CHECK_IN_FIELDS = ("systolic", "diastolic", "pulse", "mood", "phq9_item9", "fasted_two_hours", "no_alcohol_or_sedatives")
-REPORT_FIELDS = ("completed", "troches_used", "dissociation", "systolic", "diastolic", "other_side_effects", "notes")
+REPORT_FIELDS = ("completed", "troches_used", "dissociation", "systolic", "diastolic", "other_side_effects", "notes", "ended_early_reason")
 
 
 class DosingPagesController(Controller):
@@ -360,8 +361,8 @@ class DosingPagesController(Controller):
 # --- The prescriber --------------------------------------------------------------------------------------------
 
 
-async def _plan_page(session: AsyncSession, plan: TrochePlan, *, error: DomainError | None = None, zone: str) -> Template:
-    body = await plan_dosing_body(session, plan)
+async def _plan_page(session: AsyncSession, plan: TrochePlan, *, settings: Settings, error: DomainError | None = None, zone: str) -> Template:
+    body = await plan_dosing_body(session, plan, settings)
     context = {
         "plan": plan, "body": body, "patient_name": (await patient_contact(session, plan.patient_id)).full_name, "zone": zone,
         "reason_words": safety.REASON_WORDS, "flag_words": inventory.FLAG_WORDS, "shown_as": SHOWN_AS,
@@ -401,7 +402,7 @@ class PlanDosingPagesController(Controller):
         self, plan_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
     ) -> Template:
         plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in)
-        return await _plan_page(db_session, plan, zone=await clinician_zone(db_session, signed_in.user_id, settings))
+        return await _plan_page(db_session, plan, settings=settings, zone=await clinician_zone(db_session, signed_in.user_id, settings))
 
     @post("/plans/{plan_id:uuid}/review")
     async def review(
@@ -412,7 +413,7 @@ class PlanDosingPagesController(Controller):
         fields = await form_fields(request, "note", "decision", max_length=4000)
         reviewed = await attempt(db_session, safety.review(db_session, plan, note=fields["note"], decision=fields["decision"], actor=actor, now=clock.now(), settings=settings))
         if isinstance(reviewed, DomainError):
-            return await _plan_page(db_session, plan, error=reviewed, zone=await clinician_zone(db_session, signed_in.user_id, settings))
+            return await _plan_page(db_session, plan, settings=settings, error=reviewed, zone=await clinician_zone(db_session, signed_in.user_id, settings))
         return Redirect(path=f"/plans/{plan_id}/dosing")
 
     @post("/plans/{plan_id:uuid}/inventory-flags/{flag_id:uuid}/resolve")
@@ -424,5 +425,5 @@ class PlanDosingPagesController(Controller):
         fields = await form_fields(request, "note", max_length=2000)
         resolved = await attempt(db_session, inventory.resolve_flag(db_session, plan, flag_id=flag_id, note=fields["note"], actor=actor, now=clock.now()))
         if isinstance(resolved, DomainError):
-            return await _plan_page(db_session, plan, error=resolved, zone=await clinician_zone(db_session, signed_in.user_id, settings))
+            return await _plan_page(db_session, plan, settings=settings, error=resolved, zone=await clinician_zone(db_session, signed_in.user_id, settings))
         return Redirect(path=f"/plans/{plan_id}/dosing")

@@ -85,6 +85,7 @@ class ReportRequest(RequestBody):
     systolic: int | None = None
     diastolic: int | None = None
     notes: Note | None = None
+    ended_early_reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None  # required before report_from
 
 
 class SessionBody(ResponseBody):
@@ -99,6 +100,9 @@ class SessionBody(ResponseBody):
     dose_mg: int | None = None  # once unlocked
     troches: int | None = None
     timer_ends_at: datetime | None = None
+    # When the observation window after unlock closes: a report before it needs ended_early_reason.
+    report_from: datetime | None = None
+    report_from_local: str | None = None  # the same in the patient's zone, e.g. "2026-11-23T11:15:00-05:00"
     reported: bool = False
 
 
@@ -146,6 +150,9 @@ class SitterLinkBody(ResponseBody):
     session_at: datetime | None = None
     session_status: str | None = None
     timer_ends_at: datetime | None = None
+    # When the observation window after unlock closes: an "alert and safe" end before it needs ended_early_reason.
+    end_from: datetime | None = None
+    end_from_local: str | None = None  # the same in the patient's zone (the sitter is with them)
     agreement_title: str | None = None
     agreement_version: str | None = None
 
@@ -169,6 +176,7 @@ class EndRequest(RequestBody):
     outcome: Literal["alert_and_safe", "event"]
     event_description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     emergency_services_called: bool = False
+    ended_early_reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""  # required before end_from, unless outcome is "event"
 
 
 class ReviewRequest(RequestBody):

@@ -17,7 +17,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
-from telehealth.dosing.sitters import issue_link, revoke_links, spend_link
+from telehealth.dosing.sitters import issue_link, open_link, revoke_links, spend_link
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
@@ -266,9 +266,10 @@ async def cancel_session(session: AsyncSession, *, patient: Patient, dosing_sess
 async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> DosingSession:
     """The sitter cannot come: the session loses its sitter (its other links stop working) and the patient
     is told, to choose another sitter or move the session."""
-    opened = await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
-    row = await locked_session(session, opened.link.dosing_session_id)
+    opened = await open_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
+    row = await locked_session(session, opened.link.dosing_session_id)  # before spending: links come after the patient and the session
     assert row is not None
+    await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
     if row.status != SessionStatus.SCHEDULED or row.sitter_id != opened.sitter.id:
         raise Conflict("dosing_session.not_yours_to_sit", "This session no longer needs you: nothing more to do.")
     row.sitter_id, row.updated_at = None, now

@@ -17,7 +17,6 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor
 from telehealth.dosing import after_dose, before_dose, sessions, sitters
-from telehealth.dosing.api import TIMER
 from telehealth.dosing.models import DosingSession
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
@@ -25,7 +24,7 @@ from telehealth.lib.forms import attempt, form_fields
 from telehealth.settings import Settings
 
 
-async def _page(session: AsyncSession, token: str, *, now: datetime, error: DomainError | None = None, done: str | None = None,
+async def _page(session: AsyncSession, token: str, *, now: datetime, settings: Settings, error: DomainError | None = None, done: str | None = None,
                 values: dict[str, str] | None = None) -> Template:  # fmt: skip
     opened = await attempt(session, sitters.open_link(session, token=token, purpose=None, now=now))
     if isinstance(opened, DomainError):
@@ -39,7 +38,8 @@ async def _page(session: AsyncSession, token: str, *, now: datetime, error: Doma
         "fields": {k.replace("_", " "): v for k, v in (error.fields if error else {}).items()}, "values": values or {}, "done": done, "now": now,
     }  # fmt: skip
     if opened.link.dosing_session_id is not None and (row := await session.get(DosingSession, opened.link.dosing_session_id)) is not None:
-        context |= {"row": row, "timer_ends_at": row.unlocked_at + TIMER if row.unlocked_at else None}
+        window_closes = after_dose.observation_ends_at(row, settings)
+        context |= {"row": row, "timer_ends_at": window_closes, "window_open": window_closes is not None and now < window_closes}
     return Template("dosing/sitter.html", context=context, status_code=error.status_code if error else 200)
 
 
@@ -47,19 +47,22 @@ class SitterPagesController(Controller):
     include_in_schema = False
 
     @get("/sitter/{token:str}")
-    async def show(self, token: FromPath[str], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
-        return await _page(db_session, token, now=clock.now())
+    async def show(
+        self, token: FromPath[str], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]
+    ) -> Template:
+        return await _page(db_session, token, now=clock.now(), settings=settings)
 
     @post("/sitter/{token:str}/agreement")
     async def sign(
-        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> Template:
+        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
         fields = await form_fields(request, "typed_name", "adult", "agreed", max_length=200)
         signed = await attempt(db_session, sitters.sign_agreement(
             db_session, token=token, typed_name=fields["typed_name"], adult=fields["adult"] == "yes", agreed=fields["agreed"] == "yes", actor=actor, now=clock.now()
         ))  # fmt: skip
         if isinstance(signed, DomainError):
-            return await _page(db_session, token, now=clock.now(), error=signed, values=fields)
+            return await _page(db_session, token, now=clock.now(), settings=settings, error=signed, values=fields)
         return Template("dosing/sitter_gone.html", context={"done": "signed", "detail": None, "sitter": signed})
 
     @post("/sitter/{token:str}/decline")
@@ -69,36 +72,42 @@ class SitterPagesController(Controller):
     ) -> Template:  # fmt: skip
         declined = await attempt(db_session, sitters.decline(db_session, token=token, actor=actor, now=clock.now(), settings=settings))
         if isinstance(declined, DomainError):
-            return await _page(db_session, token, now=clock.now(), error=declined)
+            return await _page(db_session, token, now=clock.now(), settings=settings, error=declined)
         return Template("dosing/sitter_gone.html", context={"done": "declined", "detail": None, "sitter": declined})
 
     @post("/sitter/{token:str}/excuse")
-    async def excuse(self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+    async def excuse(
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
         excused = await attempt(db_session, sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now()))
         if isinstance(excused, DomainError):
-            return await _page(db_session, token, now=clock.now(), error=excused)
+            return await _page(db_session, token, now=clock.now(), settings=settings, error=excused)
         return Template("dosing/sitter_gone.html", context={"done": "excused", "detail": None})
 
     @post("/sitter/{token:str}/presence")
     async def presence(
-        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> Template | Redirect:
+        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
         fields = await form_fields(request, "typed_name", max_length=200)
         next_token = await attempt(db_session, before_dose.attest_presence(db_session, token=token, typed_name=fields["typed_name"], actor=actor, now=clock.now()))
         if isinstance(next_token, DomainError):
-            return await _page(db_session, token, now=clock.now(), error=next_token, values=fields)
+            return await _page(db_session, token, now=clock.now(), settings=settings, error=next_token, values=fields)
         return Redirect(path=f"/sitter/{next_token}")
 
     @post("/sitter/{token:str}/end")
     async def end(
-        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> Template:
-        fields = await form_fields(request, "typed_name", "outcome", "event_description", "emergency_services_called", max_length=2000)
+        self, token: FromPath[str], request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        fields = await form_fields(request, "typed_name", "outcome", "event_description", "emergency_services_called", "ended_early_reason", max_length=2000)
         ended = await attempt(db_session, after_dose.attest_end(
             db_session, token=token, typed_name=fields["typed_name"], outcome=fields["outcome"], event_description=fields["event_description"],
-            emergency_services_called=fields["emergency_services_called"] == "yes", actor=actor, now=clock.now(),
+            emergency_services_called=fields["emergency_services_called"] == "yes", ended_early_reason=fields["ended_early_reason"], actor=actor,
+            now=clock.now(), settings=settings,
         ))  # fmt: skip
         if isinstance(ended, DomainError):
-            return await _page(db_session, token, now=clock.now(), error=ended, values=fields)
+            return await _page(db_session, token, now=clock.now(), settings=settings, error=ended, values=fields)
         return Template("dosing/sitter_gone.html", context={"done": "ended", "detail": None, "emergency": ended.emergency_services_called})
 

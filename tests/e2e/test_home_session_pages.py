@@ -1,7 +1,8 @@
 """A home session in two browsers: the patient names a sitter, who signs the agreement on their own link
 (a second browser context, no account); the patient schedules the session and checks in; the dose stays
 locked until the sitter attests presence from their link; then it unlocks, the patient sees the dose and
-the timer, the sitter sees the same timer, and both report how it went."""
+the timer, the sitter sees the same timer, and both report how it went (on a real clock, within the
+observation window: each says why it ended early)."""
 
 from __future__ import annotations
 
@@ -74,12 +75,15 @@ async def test_patient_and_sitter_take_a_session_in_two_browsers(page: Page, bro
         await expect(sitter.get_by_role("heading", name="Timer")).to_be_visible()
         await expect(sitter.locator("time[data-countdown]")).to_contain_text("min")
         await sitter.get_by_label("Alert and safe").check()
+        await sitter.get_by_label("Say why").fill("The test cannot wait an hour")
         await sitter.get_by_label("Type your full name").fill("Sam Rivers")
         await sitter.get_by_role("button", name="Send").click()
         await expect(sitter.get_by_text("Your answer has been recorded")).to_be_visible()
 
         await page.get_by_role("group", name="Did you complete the session?").get_by_label("Yes").check()
         await page.get_by_label("Nausea").check()
+        await expect(page.locator("#report-from")).to_contain_text("Send your report from")
+        await page.get_by_label("Say why").fill("The test cannot wait an hour")
         await page.get_by_role("button", name="Send my report").click()
         await expect(page.get_by_role("status")).to_contain_text("Reported. Thank you.")
         await page.goto("/dosing")

@@ -20,6 +20,8 @@ from tests.integration.scheduling.helpers import screened_patient
 GOOD_CHECK_IN = {"systolic": 122, "diastolic": 78, "pulse": 72, "mood": 6, "phq9_item9": 0, "fasted_two_hours": True, "no_alcohol_or_sedatives": True}
 GOOD_REPORT = {"completed": True, "troches_used": 2, "nausea": True, "dissociation": 4}
 SITTER = {"full_name": "Sam Rivers", "email": "sam@example.org", "relationship": "partner", "phone": "+18025550199"}
+END_LINK_SUBJECT = "Your link to close"
+OBSERVATION = timedelta(minutes=60)  # DOMAIN.md: no report or end attestation earlier after unlock without a reason
 
 
 @dataclass
@@ -80,22 +82,25 @@ class Mail:
         self.session_factory, self.settings, self.clock, self.smtp = session_factory, settings, clock, smtp
 
     async def deliver(self) -> None:
-        """What the worker does each minute for dosing (presence links, report chasing), then send the mail."""
-        from telehealth.dosing.jobs import chase_reports, send_presence_links
+        """What the worker does each minute for dosing (presence links, end links, report chasing), then send the mail."""
+        from telehealth.dosing.jobs import chase_reports, send_end_links, send_presence_links
         from tests.integration.billing.helpers import run_jobs
 
         async with transaction(self.session_factory) as session:
             await send_presence_links(session, now=self.clock.now(), settings=self.settings)
+            await send_end_links(session, now=self.clock.now(), settings=self.settings)
             await chase_reports(session, now=self.clock.now(), settings=self.settings)
         await run_jobs(self.session_factory, self.settings, self.clock)
 
-    async def sitter_link(self, to: str, *, invite: bool = False) -> str:
+    async def sitter_link(self, to: str, *, invite: bool = False, end: bool = False) -> str:
         """The token of the /sitter/ link in the newest email to `to` that this delivery sent: the agreement or
-        presence link, or with `invite` the "I cannot come" link that comes with a session's invite."""
+        presence link, with `invite` the "I cannot come" link that comes with a session's invite, or with
+        `end` the end link sent when the observation window closes."""
         already = len(self.smtp.messages)
         await self.deliver()
         for message in reversed(self.smtp.messages[already:]):
-            if message["To"] != to or str(message["Subject"]).startswith("Sitting with") != invite:
+            subject = str(message["Subject"])
+            if message["To"] != to or subject.startswith("Sitting with") != invite or subject.startswith(END_LINK_SUBJECT) != end:
                 continue
             if found := re.search(r"/sitter/([\w\-]+)", self.smtp.text_of(message)):
                 return found.group(1)
@@ -155,6 +160,12 @@ async def ready_session(client, mail: Mail, *, starts_in=timedelta(minutes=30)) 
     assert (await check_in(client, booked["id"])).status_code == 201
     end_token = await sitter_present(client, mail)
     return sitter, booked, end_token
+
+
+async def after_the_window(client, home: Home, clock) -> None:
+    """The observation window after unlock has passed (the patient signs in again: the idle session ended)."""
+    clock.advance(OBSERVATION)
+    await patient_signed_in(client, home, clock)
 
 
 async def count(session_factory, sql: str, **params) -> int:

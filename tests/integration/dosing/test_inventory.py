@@ -1,15 +1,19 @@
 """Troches on hand and diversion control, through the real API: on hand is delivered minus used minus
-lost; a reported loss, a session using more than prescribed, a count below zero and an early request
-for the next batch each raise a flag for the prescriber. The next batch (batch 1 holds sessions 1-2)
+lost; a reported loss, a session using more than prescribed, or fewer (reported completed, or leaving more
+on hand than the sessions left need), a count below zero and an early request for the next batch each
+raise a flag for the prescriber. The next batch (batch 1 holds sessions 1-2)
 goes to the pharmacy by itself once sessions 1-2 are reported, unless a flag is open: then it waits
 until the prescriber resolves the flag."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from tests.integration.dosing.helpers import (
     active_plan,
+    after_the_window,
+    emails_to,
     next_unlocked,
     patient_signed_in,
     post,
@@ -52,6 +56,7 @@ async def test_on_hand_is_delivered_minus_used_minus_lost(client, session_factor
     await patient_signed_in(client, home, clock)
     assert await on_hand(client) == {"delivered": 4, "used": 0, "lost": 0, "on_hand": 4}
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"], troches_used=2)).status_code == 201
     assert await on_hand(client) == {"delivered": 4, "used": 2, "lost": 0, "on_hand": 2}
     assert (await lose(client, 1)).status_code == 201
@@ -84,6 +89,7 @@ async def test_using_more_than_prescribed_is_flagged(client, session_factory, se
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)  # session 1: 100 mg, 2 troches
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"], troches_used=3)).status_code == 201
     assert await flags(session_factory, home.plan_id) == [("more_than_prescribed", 1, True)]
     assert (await on_hand(client))["on_hand"] == 1
@@ -93,8 +99,50 @@ async def test_using_what_was_prescribed_raises_nothing(client, session_factory,
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"], troches_used=2)).status_code == 201
     assert await flags(session_factory, home.plan_id) == []
+
+
+@pytest.mark.parametrize(("used", "short"), [(1, 1), (0, 2)])
+async def test_a_completed_session_using_fewer_than_prescribed_is_flagged_and_alerts_the_care_team(client, session_factory, settings, clock, mail, used, short):
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    _, unlocked, _ = await unlocked_session(client, mail)  # session 1: 100 mg, 2 troches
+    await after_the_window(client, home, clock)
+    await mail.deliver()
+    alerts_before = len(emails_to(mail, home.prescriber.email))
+    assert (await report(client, unlocked["id"], troches_used=used)).status_code == 201  # completed: true
+    assert await flags(session_factory, home.plan_id) == [("fewer_than_prescribed", short, True)]
+    await mail.deliver()
+    assert len(emails_to(mail, home.prescriber.email)) == alerts_before + 1
+
+    await prescriber_signed_in(client, home, clock)
+    page = (await client.get(f"/plans/{home.plan_id}/dosing")).text
+    assert "a session used fewer troches than prescribed" in page and f"reported completed with {used} of 2 troches" in page
+    assert "a session used fewer troches than prescribed" in (await client.get("/prescriber/dosing")).text
+
+
+async def test_a_session_not_completed_is_flagged_when_it_leaves_more_on_hand_than_the_sessions_left_need(client, session_factory, settings, clock, mail):
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
+    assert (await report(client, unlocked["id"], completed=False, troches_used=0)).status_code == 201  # 4 on hand, session 2 needs 2
+    assert await flags(session_factory, home.plan_id) == [("fewer_than_prescribed", 2, True)]
+    async with session_factory() as session:
+        detail = await session.scalar(text("SELECT detail FROM inventory_flag"))
+    assert detail == "not completed, 0 of 2 troches used; 2 on hand beyond the sessions left"
+
+
+async def test_a_session_not_completed_that_leaves_nothing_over_is_not_flagged(client, session_factory, settings, clock, mail):
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    assert (await lose(client, 2)).status_code == 201  # 2 left: what session 2 needs
+    _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
+    assert (await report(client, unlocked["id"], completed=False, troches_used=0)).status_code == 201
+    assert await flags(session_factory, home.plan_id) == [("loss_reported", 2, True)]
 
 
 async def test_a_count_below_zero_is_flagged(client, session_factory, settings, clock, mail):
@@ -102,6 +150,7 @@ async def test_a_count_below_zero_is_flagged(client, session_factory, settings, 
     await patient_signed_in(client, home, clock)
     assert (await lose(client, 3)).status_code == 201  # 4 delivered, 1 left
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"], troches_used=2)).status_code == 201  # as prescribed, but only 1 was left
     assert sorted(await flags(session_factory, home.plan_id)) == [("count_below_zero", 1, True), ("loss_reported", 3, True)]
     assert (await on_hand(client))["on_hand"] == -1
@@ -120,6 +169,7 @@ async def test_asking_for_the_next_batch_early_is_flagged_and_releases_nothing(c
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]
 
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"])).status_code == 201
     again = await post(client, "/api/v1/my/dosing/next-batch")  # one of sessions 1-2 reported: still early
     assert (again.json()["released"], again.json()["early"]) == (False, True)
@@ -131,10 +181,12 @@ async def test_the_next_batch_is_released_once_its_earlier_sessions_are_reported
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]  # session 2 not reported yet
 
     second = await next_unlocked(client, home, mail, sitter["id"])
+    await after_the_window(client, home, clock)
     assert (await report(client, second["id"])).status_code == 201
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "queued"]
     assert await flags(session_factory, home.plan_id) == []
@@ -148,10 +200,12 @@ async def test_an_open_flag_holds_the_next_batch_until_the_prescriber_resolves_i
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
     flag = (await lose(client, 1)).json()
     second = await next_unlocked(client, home, mail, sitter["id"])
-    assert (await report(client, second["id"], troches_used=1)).status_code == 201  # 4 delivered = 2 + 1 used + 1 lost
+    await after_the_window(client, home, clock)
+    assert (await report(client, second["id"], troches_used=1, completed=False)).status_code == 201  # stopped early: 4 = 2 + 1 used + 1 lost, none left over
     assert await flags(session_factory, home.plan_id) == [("loss_reported", 1, True)]
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]  # sessions reported, but a flag is open
     asked = await post(client, "/api/v1/my/dosing/next-batch")
@@ -174,12 +228,14 @@ async def test_resolving_one_of_two_open_flags_still_holds_the_batch(client, ses
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
     early = (await post(client, "/api/v1/my/dosing/next-batch")).json()
     assert early["early"] is True
     lost = (await lose(client, 1)).json()
     second = await next_unlocked(client, home, mail, sitter["id"])
-    assert (await report(client, second["id"], troches_used=1)).status_code == 201
+    await after_the_window(client, home, clock)
+    assert (await report(client, second["id"], troches_used=1, completed=False)).status_code == 201  # stopped early, none left over
     assert sorted(kind for kind, _, _ in await flags(session_factory, home.plan_id)) == ["early_batch_request", "loss_reported"]
 
     await prescriber_signed_in(client, home, clock)
@@ -198,6 +254,7 @@ async def test_a_batch_held_back_by_a_pause_is_released_when_the_review_resumes_
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
     second = await next_unlocked(client, home, mail, sitter["id"])
     assert (await report(client, second["id"], fainting=True)).status_code == 201

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from tests.integration.dosing.helpers import (
     SITTER,
     active_plan,
+    after_the_window,
     check_in,
     confirmed_sitter,
     coordinator,
@@ -77,6 +78,7 @@ async def test_ordinary_side_effects_and_a_high_but_not_urgent_bp_do_not_pause(c
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)
     answers = {"nausea": True, "vomiting": True, "dizziness": True, "headache": True, "dissociation": 9, "systolic": 179, "diastolic": 119}
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"], **answers)).status_code == 201
     assert await plan_status(session_factory, home.plan_id) == "active"
     assert await serious_events(session_factory, home.plan_id) == []
@@ -167,6 +169,7 @@ async def test_a_session_is_reported_once(client, session_factory, settings, clo
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"])).status_code == 201
     again = await report(client, unlocked["id"], troches_used=0)
     assert refusal(again)[:2] == (409, "dosing_session.already_reported")
@@ -181,7 +184,7 @@ async def test_a_session_never_unlocked_cannot_be_reported(client, session_facto
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     assert (await check_in(client, booked["id"])).status_code == 201
     refused = await report(client, booked["id"])
-    assert refusal(refused)[:2] == (422, "dosing_session.not_unlocked")
+    assert refusal(refused)[:2] == (409, "dosing_session.not_unlocked")
     assert await count(session_factory, "SELECT count(*) FROM dosing_report") == 0
 
 
@@ -189,11 +192,13 @@ async def test_the_last_sessions_report_completes_the_plan(client, session_facto
     home = await active_plan(session_factory, settings, clock, doses_mg=(100, 150), shipment_sessions=(2,))
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
     assert await plan_status(session_factory, home.plan_id) == "active"  # one session to go
 
     last = await next_unlocked(client, home, mail, sitter["id"])
     assert (last["number"], last["dose_mg"], last["troches"]) == (2, 150, 3)
+    await after_the_window(client, home, clock)
     assert (await report(client, last["id"], troches_used=3)).status_code == 201
     assert await plan_status(session_factory, home.plan_id) == "completed"
 
@@ -243,6 +248,7 @@ async def test_a_reported_session_is_not_chased(client, session_factory, setting
     member = await coordinator(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, unlocked["id"])).status_code == 201
     await mail.deliver()
     already = len(mail.smtp.messages)

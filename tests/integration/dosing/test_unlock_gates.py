@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.dosing.helpers import (
     active_plan,
+    after_the_window,
     check_in,
     confirmed_sitter,
     coordinator,
@@ -96,6 +97,7 @@ async def test_presence_at_an_earlier_session_does_not_count_for_the_next(client
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
 
     clock.advance(timedelta(hours=48))
@@ -338,6 +340,7 @@ async def test_the_minimum_interval_at_scheduling_and_at_unlock(client, session_
     await patient_signed_in(client, home, clock)
     sitter, first, _ = await unlocked_session(client, mail)
     unlocked_at = clock.now()
+    await after_the_window(client, home, clock)
     assert (await report(client, first["id"])).status_code == 201
 
     too_soon = await schedule(client, sitter["id"], unlocked_at + timedelta(hours=47, minutes=59))

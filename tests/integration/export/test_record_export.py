@@ -16,7 +16,7 @@ from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse
 from tests.helpers import make_person, sign_in
-from tests.integration.dosing.helpers import GOOD_REPORT, Mail, active_plan, patient_signed_in, post, ready_session, unlock
+from tests.integration.dosing.helpers import GOOD_REPORT, Mail, active_plan, after_the_window, patient_signed_in, post, ready_session, unlock
 
 
 async def intake_on_file(session_factory, clock, patient_id) -> None:
@@ -37,6 +37,7 @@ async def test_the_patient_downloads_a_valid_fhir_bundle_and_staff_export_is_aud
     await patient_signed_in(client, home, clock)
     _, booked, _ = await ready_session(client, Mail(session_factory, settings, clock, smtp))
     assert (await unlock(client, booked["id"])).status_code == 200
+    await after_the_window(client, home, clock)
     assert (await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/report", GOOD_REPORT)).status_code == 201
 
     summary = await client.get("/record")

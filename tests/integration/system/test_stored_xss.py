@@ -1,5 +1,6 @@
 """Free text that patients write and staff read is escaped wherever it is shown: a message, a session
-report's notes and side effects, a loss report, a sitter's name and relationship, and a clinical note."""
+report's notes, side effects and reason for ending early, a loss report, a sitter's name and relationship,
+and a clinical note."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ async def test_patient_text_is_escaped_on_staff_pages(client, session_factory, s
     _, booked, _ = await ready_session(client, mail)
     assert (await post(client, "/api/v1/my/sitters", {"full_name": "Eve " + ATTACK[:40], "email": "eve@example.org", "relationship": ATTACK[:90]})).status_code == 201
     assert (await unlock(client, booked["id"])).status_code == 200
-    assert (await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/report", {**GOOD_REPORT, "notes": ATTACK, "other_side_effects": ATTACK})).status_code == 201
+    written = {**GOOD_REPORT, "notes": ATTACK, "other_side_effects": ATTACK, "ended_early_reason": ATTACK}  # reported within the observed time
+    assert (await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/report", written)).status_code == 201
     assert (await post(client, "/api/v1/my/dosing/loss", {"troches": 1, "what_happened": ATTACK})).status_code == 201
     page = await client.get("/messages")
     assert (await client.post("/messages", data={"body": ATTACK, "_csrf_token": form_csrf_token(page.text)})).status_code == 200

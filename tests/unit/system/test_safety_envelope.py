@@ -20,6 +20,8 @@ OUTSIDE = [
     ("MIN_HOURS_BETWEEN_SESSIONS", "0", "from 48 to"),
     ("CHECKIN_VALID_MINUTES", "61", "from 1 to 60"),
     ("PDMP_CHECK_VALID_HOURS", "25", "from 1 to 24"),
+    ("OBSERVATION_MINUTES", "59", "from 60 to"),
+    ("OBSERVATION_MINUTES", "0", "from 60 to"),
     ("BP_NEEDS_REVIEW", "141/90", "at most 140/90"),
     ("BP_NEEDS_REVIEW", "140/91", "at most 140/90"),
     ("INTAKE_BP_INELIGIBLE", "161/100", "at most 160/100"),
@@ -55,7 +57,7 @@ def test_tightening_is_allowed_and_the_defaults_sit_on_the_envelope():
     Settings().validate()
     Settings(thresholds=ClinicalThresholds(
         max_dose_mg_per_session=300, max_sessions_per_plan=6, default_sessions_per_plan=4, min_hours_between_sessions=72,
-        checkin_valid_minutes=30, pdmp_check_valid_hours=12, bp_needs_review=(130, 85), intake_bp_ineligible=(150, 95), bp_urgent=(170, 110),
+        checkin_valid_minutes=30, pdmp_check_valid_hours=12, observation_minutes=90, bp_needs_review=(130, 85), intake_bp_ineligible=(150, 95), bp_urgent=(170, 110),
     )).validate()  # fmt: skip
 
 
