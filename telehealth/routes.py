@@ -5,6 +5,7 @@ from telehealth.accounts.pages import AccountPagesController
 from telehealth.billing.api import BillingApiController, StripeWebhookController
 from telehealth.billing.pages import BillingPagesController, CoordinatorBillingPagesController
 from telehealth.care_teams.api import CareTeamApiController
+from telehealth.care_teams.pages import CareTeamPagesController
 from telehealth.clinicians.api import ClinicianApiController
 from telehealth.clinicians.pages import ClinicianPagesController
 from telehealth.dosing.api import DosingApiController, PlanDosingApiController, SitterApiController, SitterLinkApiController
@@ -43,6 +44,7 @@ ROUTE_HANDLERS = [
     AccountsApiController,  # /api/v1/auth/...
     PatientRecordApiController,  # /api/v1/patients/{patient_id}
     CareTeamApiController,  # /api/v1/patients/{patient_id}/care-team|break-glass, /api/v1/break-glass[/{id}/review]
+    CareTeamPagesController,  # /patients/{id}/care-team|break-glass, /coordinator/care-teams, /coordinator/break-glass
     AccountPagesController,  # /sign-in, /sign-out, /password/..., /account/...
     PortalPagesController,  # /, /patient, /prescriber, /therapist, /pharmacist, /coordinator
     WaitlistApiController,  # /api/v1/waitlist, /api/v1/waitlist/invitations, /api/v1/waitlist/states

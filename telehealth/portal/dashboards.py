@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.authz import visible_patients_clause
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.billing.models import Payment, Refund
@@ -70,6 +71,10 @@ async def therapist_home(session: AsyncSession, viewer: SignedIn, *, now: dateti
     return {
         "zone": await clinician_zone(session, viewer.user_id, settings),
         "week": await _day_of(session, viewer, now=now, settings=settings, types=("integration",), days=7),
+        "patients": (await session.execute(
+            select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
+            .where(visible_patients_clause(viewer)).order_by(UserAccount.full_name)
+        )).all(),  # fmt: skip
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
     }
 

@@ -11,6 +11,7 @@ from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import current_user, requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
+from telehealth.care_teams import service as care_teams
 from telehealth.clinicians.expiry import expiring_credentials
 from telehealth.clinicians.service import clinic_today
 from telehealth.intake.escalations import count_open_escalations
@@ -45,6 +46,7 @@ class PortalPagesController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in)
         return Template("portal/patient.html", context={
             "user": signed_in, "journey": await patient_journey(db_session, patient, now=clock.now()), "zone": patient.timezone, "now": clock.now(),
+            "care_team": await care_teams.members(db_session, patient_id=patient.id),
         })  # fmt: skip
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])

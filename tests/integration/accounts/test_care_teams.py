@@ -14,7 +14,7 @@ from telehealth.accounts.roles import Role
 from telehealth.clinicians.models import ClinicianProfile, StateLicense
 from telehealth.db.engine import transaction
 from telehealth.scheduling.models import WeeklyHours
-from tests.helpers import book_paid, csrf_headers, join_care_team, make_person, sign_in
+from tests.helpers import book_paid, csrf_headers, form_csrf_token, join_care_team, make_person, sign_in
 from tests.integration.prescribing.helpers import at_once, request_as
 from tests.integration.scheduling.helpers import screened_patient
 
@@ -141,3 +141,25 @@ async def test_breaking_the_glass_opens_the_record_for_four_hours_and_is_reviewe
     reviewed = await client.post(f"/api/v1/break-glass/{grant_id}/review", json={"note": "Confirmed with the ER log"}, headers=await csrf_headers(client))
     assert reviewed.status_code == 200
     assert (await client.get("/api/v1/break-glass")).json() == []
+
+
+async def test_the_pages_assign_a_clinician_and_the_patient_sees_their_team(client, session_factory, settings, clock):
+    patient = await screened_patient(session_factory, settings, clock)
+    therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
+    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
+    await sign_in(client, coordinator, clock)
+    listing = await client.get("/coordinator/care-teams")
+    assert listing.status_code == 200 and f"/patients/{patient.patient_id}/care-team" in listing.text and "nobody yet" in listing.text
+    page = await client.get(f"/patients/{patient.patient_id}/care-team")
+    refused = await client.post(f"/patients/{patient.patient_id}/care-team", data={"clinician_id": str(therapist.user_id), "replaces": "", "reason": "",
+                                                                                  "_csrf_token": form_csrf_token(page.text)})  # fmt: skip
+    assert refused.status_code == 422 and 'aria-invalid="true"' in refused.text
+    done = await client.post(f"/patients/{patient.patient_id}/care-team", data={"clinician_id": str(therapist.user_id), "replaces": "",
+                                                                               "reason": "Integration therapy starts", "_csrf_token": form_csrf_token(page.text)})  # fmt: skip
+    assert done.status_code == 200 and "Integration therapy starts" not in done.text and "on the team" in done.text
+    client.cookies.clear()
+    await sign_in(client, patient, clock)
+    home = await client.get("/patient")
+    async with session_factory() as session:
+        name = await session.scalar(text("SELECT full_name FROM user_account WHERE id = :id"), {"id": therapist.user_id})
+    assert f"{name}, your therapist" in home.text

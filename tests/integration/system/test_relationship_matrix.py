@@ -28,6 +28,11 @@ OPERATIONAL = {
     "/api/v1/patients/{patient_id:uuid}/care-team": "who is on the team: coordinators assign it",
     "/api/v1/patients/{patient_id:uuid}/in-person-evaluations": "that an in-person evaluation took place (date, place): the prescribing basis",
     "/patients/{patient_id:uuid}/in-person-evaluations": "as the API above",
+    "/patients/{patient_id:uuid}/care-team": "as the care-team API above",
+}
+# GET routes with a patient id that show nothing of the patient, and why.
+NOT_ABOUT_THE_RECORD = {
+    "/patients/{patient_id:uuid}/break-glass": "the form asking for urgent access: a reason box, nothing of the record",
 }
 CLINICIANS = (Role.PRESCRIBER, Role.THERAPIST)
 
@@ -36,7 +41,7 @@ def patient_routes(settings) -> list[tuple[str, frozenset[Role] | None]]:
     app = create_app(settings)
     found = []
     for route in app.routes:
-        if "{patient_id:uuid}" not in route.path:
+        if "{patient_id:uuid}" not in route.path or route.path in NOT_ABOUT_THE_RECORD:
             continue
         for handler in getattr(route, "route_handlers", []):
             if isinstance(handler, HTTPRouteHandler) and "GET" in handler.http_methods:
