@@ -281,11 +281,13 @@ class Settings:
 def load_settings() -> Settings:
     """Read the environment now (tests call this after changing variables)."""
     defaults = Settings()
+    environment = _env("APP_ENV", defaults.environment) or defaults.environment
     settings = Settings(
-        environment=_env("APP_ENV", defaults.environment) or defaults.environment,
+        environment=environment,
         database_url=_env("DATABASE_URL"),
         embedded_data_dir=Path(_env("EMBEDDED_DATA_DIR", str(defaults.embedded_data_dir)) or ""),
-        auto_migrate=_bool("AUTO_MIGRATE", defaults.auto_migrate),
+        # Production migrates as a release step (`db upgrade`), never as each instance starts.
+        auto_migrate=_bool("AUTO_MIGRATE", environment != "production"),
         seed_demo=_bool("SEED_DEMO", defaults.seed_demo),
         smtp_url=_env("SMTP_URL"),
         mail_from=_env("MAIL_FROM", defaults.mail_from) or defaults.mail_from,

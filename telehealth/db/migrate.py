@@ -1,4 +1,10 @@
-"""Apply migrations from the app, the CLI and the tests, and tell whether the schema is current."""
+"""Apply migrations from the app, the CLI and the tests, and tell whether this code may serve the schema.
+
+Rolling releases: the database is migrated ahead of the old instances still serving. Migrations are expand
+first (additive: old code keeps working); one that breaks older code (a contract: a dropped or renamed
+column, a tightened constraint old code would violate) raises `schema_compatibility.oldest_code_revision`
+to its own revision. An instance is ready when the database is at its head, or ahead of it and the oldest
+code the database accepts is a revision this code knows (it is at least that new)."""
 
 from __future__ import annotations
 
@@ -42,6 +48,26 @@ def _current(connection: Connection) -> frozenset[str]:
     return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
-async def schema_is_current(engine: AsyncEngine) -> bool:
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    return frozenset(revision.revision for revision in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
+def _state(connection: Connection) -> str:
+    """current, pending (the database is behind this code), ahead (newer, still compatible) or incompatible."""
+    current = _current(connection)
+    if current == head_revisions():
+        return "current"
+    if current <= known_revisions():
+        return "pending"  # every revision the database has, this code has too: the database is behind
+    oldest = connection.exec_driver_sql("SELECT oldest_code_revision FROM schema_compatibility").scalar()
+    return "ahead" if oldest in known_revisions() else "incompatible"
+
+
+async def schema_state(engine: AsyncEngine) -> str:
     async with engine.connect() as connection:
-        return await connection.run_sync(_current) == head_revisions()
+        return await connection.run_sync(_state)
+
+
+async def schema_is_current(engine: AsyncEngine) -> bool:
+    return await schema_state(engine) == "current"

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telehealth.db.migrate import schema_is_current
+from telehealth.db.migrate import schema_state
 
 
 async def outbox_figures(engine: AsyncEngine, *, now: datetime) -> tuple[dict[str, int], float]:
@@ -22,10 +22,12 @@ async def outbox_figures(engine: AsyncEngine, *, now: datetime) -> tuple[dict[st
 
 
 async def readiness(engine: AsyncEngine) -> dict[str, Any]:
+    """Ready when the database answers and is at this code's head, or ahead of it and still compatible (a
+    rolling release migrates before the old instances leave: they stay in the load balancer)."""
     try:
-        current = await schema_is_current(engine)
+        state = await schema_state(engine)
     except Exception as exc:  # any failure to reach the database means "not ready", with the reason
         return {"status": "unavailable", "database": "unreachable", "reason": type(exc).__name__}
-    if not current:
-        return {"status": "unavailable", "database": "reachable", "migrations": "pending"}
-    return {"status": "ready", "database": "reachable", "migrations": "current"}
+    if state in ("pending", "incompatible"):
+        return {"status": "unavailable", "database": "reachable", "migrations": state}
+    return {"status": "ready", "database": "reachable", "migrations": state}

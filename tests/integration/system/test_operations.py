@@ -23,6 +23,34 @@ async def test_health_and_ready(client):
     assert ready.json() == {"status": "ready", "database": "reachable", "migrations": "current"}
 
 
+async def test_ready_through_a_rolling_release(client, session_factory):
+    """The database migrated ahead of this instance keeps it ready while the oldest code the database serves
+    is a revision this code knows; a contract migration raising that bar, or a database behind, is 503."""
+    from telehealth.db.engine import transaction
+    from telehealth.db.migrate import head_revisions
+
+    [head] = head_revisions()
+
+    async def set_state(version: str, oldest: str) -> None:
+        async with transaction(session_factory) as session:
+            await session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+            await session.execute(text("UPDATE schema_compatibility SET oldest_code_revision = :o"), {"o": oldest})
+
+    try:
+        await set_state("0999_a_future_expand", "0025_schema_compatibility")
+        ahead = await client.get("/ready")
+        assert (ahead.status_code, ahead.json()["migrations"]) == (200, "ahead")
+        await set_state("0999_a_future_contract", "0999_a_future_contract")
+        contracted = await client.get("/ready")
+        assert (contracted.status_code, contracted.json()["migrations"]) == (503, "incompatible")
+        await set_state("0024_observation_window", "0025_schema_compatibility")
+        behind = await client.get("/ready")
+        assert (behind.status_code, behind.json()["migrations"]) == (503, "pending")
+    finally:
+        await set_state(head, "0025_schema_compatibility")
+    assert (await client.get("/ready")).json()["migrations"] == "current"
+
+
 async def test_database_down_ready_says_so_and_requests_answer_503(settings, clock):
     down = with_settings(settings, database_url=DOWN_URL.format(port=free_port()))
     async with AsyncTestClient(app=create_app(down, clock=clock)) as client:
