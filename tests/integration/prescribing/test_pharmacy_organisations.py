@@ -106,6 +106,8 @@ async def test_queue_and_batch_reads_leave_audit_events_naming_the_pharmacy_and_
     assert (await client.get("/pharmacy")).status_code == 200
     line = (await client.get(f"/api/v1/pharmacy/batches/{first}")).json()
     assert (line["batch_id"], line["patient_name"], line["units"]) == (first, "Ada Lovelace", 9)
+    held = plan["batches"][1]["id"]  # not sent to the pharmacy until the earlier sessions are reported: not readable yet either
+    assert (await client.get(f"/api/v1/pharmacy/batches/{held}")).status_code == 404
 
     queue_reads = await _events(session_factory, "pharmacy.queue.read")
     assert [(e.actor_user_id, e.resource_type, e.resource_id, e.reason, e.outcome) for e in queue_reads] == [
@@ -115,7 +117,8 @@ async def test_queue_and_batch_reads_leave_audit_events_naming_the_pharmacy_and_
     assert [(e.resource_type, e.resource_id, e.patient_id, e.reason) for e in lines] == [
         ("plan_batch", first, consult.patient.patient_id, f"pharmacy:{consult.pharmacy_id}")
     ] * 2  # the patient's trail names who saw their line
-    [batch_read] = await _events(session_factory, "pharmacy.batch.read")
+    [batch_read, held_refused] = await _events(session_factory, "pharmacy.batch.read")
+    assert (held_refused.resource_id, held_refused.outcome, held_refused.patient_id) == (held, "denied", None)
     assert (batch_read.actor_user_id, batch_read.resource_id, batch_read.patient_id, batch_read.reason, batch_read.outcome) == (
         ours.user_id, first, consult.patient.patient_id, f"pharmacy:{consult.pharmacy_id}", "success")  # fmt: skip
     for event in queue_reads + lines + [batch_read]:
