@@ -120,18 +120,30 @@ def demo_totp_command() -> None:
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
 @click.option("--role", type=click.Choice(sorted(role.value for role in STAFF_ROLES)), required=True)
+@click.option("--pharmacy", "pharmacy_ref", default=None, help="A pharmacist's pharmacy (its name or id); without it they see no queue until a coordinator assigns one.")
 @click.password_option("--password", help="At least 12 characters.")
-def create_staff_command(email: str, full_name: str, role: str, password: str) -> None:
+def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: str | None, password: str) -> None:
     from telehealth.accounts.service import create_account
     from telehealth.audit.service import Actor
     from telehealth.lib.errors import DomainError
+    from telehealth.prescribing.pharmacy_staff import create_pharmacist, find_pharmacy
+
+    if pharmacy_ref is not None and role != Role.PHARMACIST.value:
+        raise click.UsageError("--pharmacy is for a pharmacist only")
 
     async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> str:
+        actor, now = Actor(None, "system"), SystemClock().now()
         async with transaction(factory) as session:
-            user = await create_account(
-                session, email=email, full_name=full_name, role=Role(role), password=password,
-                actor=Actor(None, "system"), now=SystemClock().now(), settings=settings,
-            )  # fmt: skip
+            if pharmacy_ref is not None:
+                pharmacy = await find_pharmacy(session, pharmacy_ref)
+                user = await create_pharmacist(
+                    session, email=email, full_name=full_name, password=password, pharmacy_id=pharmacy.id if pharmacy else None, actor=actor,
+                    now=now, settings=settings,
+                )  # fmt: skip
+            else:
+                user = await create_account(
+                    session, email=email, full_name=full_name, role=Role(role), password=password, actor=actor, now=now, settings=settings,
+                )  # fmt: skip
             return str(user.id)
 
     try:
@@ -140,6 +152,8 @@ def create_staff_command(email: str, full_name: str, role: str, password: str) -
         reasons = "; ".join(f"{name} {why}" for name, why in refusal.fields.items())
         raise click.ClickException(f"{refusal.detail} {reasons}".strip()) from None
     click.echo(f"Created {role} {email} ({user_id}). A verification email is queued.")
+    if role == Role.PHARMACIST.value and pharmacy_ref is None:
+        click.echo("They belong to no pharmacy yet: a coordinator assigns one on /coordinator/clinicians.")
 
 
 @click.command(name="verify-audit", help="Walk the audit chain; report the first broken link.")

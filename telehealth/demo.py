@@ -1,6 +1,6 @@
 """The demo clinic: one account per role, a prescriber licensed and DEA-registered in four states, a
-therapist on the demo patient's care team, and a second patient already in a home program
-(demo_home.py). Idempotent: running it again changes nothing."""
+therapist on the demo patient's care team, the pharmacist in the demo pharmacy, and a second patient already
+in a home program (demo_home.py). Idempotent: running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from telehealth.care_teams import service as care_teams
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.demo_home import seed_home_program
 from telehealth.prescribing.models import Pharmacy
+from telehealth.prescribing.pharmacy_staff import assign_pharmacy, pharmacy_of
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.settings import Settings
 from telehealth.waitlist.models import WaitlistEntry
@@ -86,6 +87,10 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
         await care_teams.join(session, patient_id=patient.id, clinician_id=clinician.id, because="seed", now=now)
     if (await session.execute(select(Pharmacy).limit(1))).first() is None:
         session.add(Pharmacy(name="Green Mountain Compounding (demo)", phone="+18025550111", address="1 Mill Street, Burlington, VT 05401", created_at=now))
+        await session.flush()
+    if await pharmacy_of(session, users[Role.PHARMACIST].id) is None:  # the demo pharmacist works for the demo pharmacy
+        pharmacy = (await session.execute(select(Pharmacy).order_by(Pharmacy.created_at, Pharmacy.name).limit(1))).scalar_one()
+        await assign_pharmacy(session, pharmacist_id=users[Role.PHARMACIST].id, pharmacy_id=pharmacy.id, actor=actor, now=now)
     await _seed_waiting_list(session, now=now)
     await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
     await session.flush()

@@ -30,6 +30,7 @@ from telehealth.prescribing.basis_api import EvaluationApiController
 from telehealth.prescribing.basis_pages import BasisPagesController
 from telehealth.prescribing.pages import EncounterPagesController, PlanPagesController
 from telehealth.prescribing.pharmacy_pages import PharmacyPagesController, ShipmentPagesController
+from telehealth.prescribing.pharmacy_staff_api import PharmacyStaffApiController
 from telehealth.prescribing.reassessment_pages import ReassessmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
@@ -51,7 +52,7 @@ ROUTE_HANDLERS = [
     InvitationApiController,  # /api/v1/invitations/accept
     WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
     ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}|/special-registrations/{id}]
-    ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove)
+    ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove; each pharmacist's pharmacy)
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations
@@ -61,11 +62,12 @@ ROUTE_HANDLERS = [
     CoordinatorBillingPagesController,  # /coordinator/billing
     EncounterApiController,  # /api/v1/appointments/{id}/encounter, /api/v1/encounters/{id}[/acknowledgements|/decision|/plans]
     PlanApiController,  # /api/v1/plans/{id}[/sign|/pause|/resume|/discontinue], /api/v1/batches/{id}/release
-    PharmacyApiController,  # /api/v1/pharmacy/queue, /api/v1/pharmacy/batches/{id}/accept|reject|fill|ship|deliver
+    PharmacyApiController,  # /api/v1/pharmacy/queue, /api/v1/pharmacy/batches/{id}[/accept|reject|fill|ship|deliver] (own pharmacy only)
+    PharmacyStaffApiController,  # /api/v1/pharmacies, /api/v1/pharmacists, /api/v1/pharmacists/{id}/pharmacy (coordinators)
     PatientShipmentsApiController,  # /api/v1/my/shipments
     EncounterPagesController,  # /appointments/{id}/encounter (POST, from the calendar), /encounters/{id}[/flags|/decision|/plans]
     PlanPagesController,  # /plans/{id}[/sign|/pause|/resume|/discontinue], /plans/{id}/batches/{batch_id}/release
-    PharmacyPagesController,  # /pharmacy, /pharmacy/batches/{id}/accept|reject|fill|ship|deliver
+    PharmacyPagesController,  # /pharmacy, /pharmacy/batches/{id}/accept|reject|fill|ship|deliver (own pharmacy only)
     ShipmentPagesController,  # /shipments (the patient's)
     ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)
     ReassessmentPagesController,  # /reassessment (the same, as a page; then baseline vs now and the way to book)

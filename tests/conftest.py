@@ -82,7 +82,7 @@ TABLES_TO_EMPTY = (
     "screening_decision, escalation, intake, "
     "ledger_entry, refund, payment, stripe_customer, stripe_event, billing_policy, "
     "clinical_note, care_message, inventory_flag, serious_event, dosing_report, sitter_attestation, dosing_check_in, sitter_link, dosing_session, sitter, "
-    "reassessment_answer, plan_batch, troche_plan, in_person_evaluation, special_registration, flag_acknowledgement, encounter, pharmacy"
+    "reassessment_answer, plan_batch, troche_plan, in_person_evaluation, special_registration, flag_acknowledgement, encounter, pharmacy_staff, pharmacy"
 )
 
 

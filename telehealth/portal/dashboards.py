@@ -20,6 +20,7 @@ from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag,
 from telehealth.dosing.states import SessionStatus
 from telehealth.messages.service import unanswered
 from telehealth.prescribing.models import Encounter, PlanBatch, TrochePlan
+from telehealth.prescribing.pharmacy_staff import NO_PHARMACY, pharmacy_of
 from telehealth.prescribing.states import Decision, PlanStatus
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.service import find_slots
@@ -79,9 +80,16 @@ async def therapist_home(session: AsyncSession, viewer: SignedIn, *, now: dateti
     }
 
 
-async def pharmacist_home(session: AsyncSession) -> dict[str, Any]:
-    counts = dict((await session.execute(select(PlanBatch.status, func.count()).group_by(PlanBatch.status))).all())
-    return {"queue": [(status, counts.get(status, 0)) for status in ("queued", "accepted", "filled", "shipped")]}
+async def pharmacist_home(session: AsyncSession, viewer: SignedIn) -> dict[str, Any]:
+    """Counts of the pharmacist's own pharmacy's batches by step (no patient in them, so not a queue read)."""
+    pharmacy = await pharmacy_of(session, viewer.user_id)
+    if pharmacy is None:
+        return {"pharmacy": None, "notice": NO_PHARMACY, "queue": []}
+    counts = dict((await session.execute(
+        select(PlanBatch.status, func.count()).join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
+        .where(TrochePlan.pharmacy_id == pharmacy.id).group_by(PlanBatch.status)
+    )).all())  # fmt: skip
+    return {"pharmacy": pharmacy, "notice": None, "queue": [(status, counts.get(status, 0)) for status in ("queued", "accepted", "filled", "shipped")]}
 
 
 @dataclass(frozen=True)

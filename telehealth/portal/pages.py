@@ -70,7 +70,7 @@ class PortalPagesController(Controller):
 
     @get("/pharmacist", guards=[requires_role(Role.PHARMACIST)])
     async def pharmacist_home(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        return Template("portal/pharmacist.html", context={"user": signed_in, **await dashboards.pharmacist_home(db_session)})
+        return Template("portal/pharmacist.html", context={"user": signed_in, **await dashboards.pharmacist_home(db_session, signed_in)})
 
     @get("/coordinator", guards=[requires_role(Role.COORDINATOR)])
     async def coordinator_home(

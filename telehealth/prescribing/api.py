@@ -29,6 +29,7 @@ from telehealth.prescribing.schemas import (
     EncounterBody,
     EncounterUpdate,
     FillRequest,
+    PharmacyQueueBody,
     PlanBody,
     PlanRequest,
     QueueLine,
@@ -210,44 +211,70 @@ def queue_line(item: pharmacy.QueueItem) -> QueueLine:
 
 
 class PharmacyApiController(Controller):
+    """The pharmacist's own pharmacy only (pharmacy.py): another pharmacy's batch is 404 for every call."""
+
     tags = ["pharmacy"]
     guards = PHARMACIST
 
     @get("/api/v1/pharmacy/queue")
-    async def queue(self, db_session: NamedDependency[AsyncSession]) -> list[QueueLine]:
-        """Batches to accept, fill, ship and deliver: only what filling needs, nothing of intake, scores or notes."""
-        return [queue_line(item) for item in await pharmacy.queue(db_session)]
+    async def queue(
+        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> PharmacyQueueBody:
+        """Your pharmacy's batches to accept, fill, ship and deliver: only what filling needs (the read is audited)."""
+        found = await pharmacy.queue(db_session, pharmacist_id=signed_in.user_id, actor=actor, now=clock.now())
+        return PharmacyQueueBody(
+            pharmacy_id=found.pharmacy.id if found.pharmacy else None, pharmacy_name=found.pharmacy.name if found.pharmacy else None,
+            notice=found.notice, batches=[queue_line(item) for item in found.items],
+        )  # fmt: skip
+
+    @get("/api/v1/pharmacy/batches/{batch_id:uuid}")
+    async def read(
+        self, batch_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> QueueLine:  # fmt: skip
+        """One of your pharmacy's batches (the read is audited)."""
+        return queue_line(await pharmacy.read_batch(db_session, batch_id=batch_id, pharmacist_id=signed_in.user_id, actor=actor, now=clock.now()))
 
     @post("/api/v1/pharmacy/batches/{batch_id:uuid}/accept", status_code=200)
-    async def accept(self, batch_id: FromPath[uuid.UUID], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> BatchBody:
-        return batch_body(await pharmacy.accept(db_session, batch_id=batch_id, actor=actor, now=clock.now()))
+    async def accept(
+        self, batch_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> BatchBody:  # fmt: skip
+        return batch_body(await pharmacy.accept(db_session, batch_id=batch_id, pharmacist_id=signed_in.user_id, actor=actor, now=clock.now()))
 
     @post("/api/v1/pharmacy/batches/{batch_id:uuid}/reject", status_code=200)
     async def reject(
-        self, batch_id: FromPath[uuid.UUID], data: JSONBody[ReasonBody], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> BatchBody:
-        return batch_body(await pharmacy.reject(db_session, batch_id=batch_id, reason=data.reason, actor=actor, now=clock.now()))
+        self, batch_id: FromPath[uuid.UUID], data: JSONBody[ReasonBody], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> BatchBody:  # fmt: skip
+        return batch_body(await pharmacy.reject(db_session, batch_id=batch_id, pharmacist_id=signed_in.user_id, reason=data.reason, actor=actor, now=clock.now()))
 
     @post("/api/v1/pharmacy/batches/{batch_id:uuid}/fill", status_code=200)
     async def fill(
-        self, batch_id: FromPath[uuid.UUID], data: JSONBody[FillRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> BatchBody:
+        self, batch_id: FromPath[uuid.UUID], data: JSONBody[FillRequest], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> BatchBody:  # fmt: skip
         return batch_body(await pharmacy.fill(
-            db_session, batch_id=batch_id, lot_number=data.lot_number, beyond_use_date=data.beyond_use_date, units=data.units, actor=actor, now=clock.now()
+            db_session, batch_id=batch_id, pharmacist_id=signed_in.user_id, lot_number=data.lot_number, beyond_use_date=data.beyond_use_date,
+            units=data.units, actor=actor, now=clock.now(),
         ))  # fmt: skip
 
     @post("/api/v1/pharmacy/batches/{batch_id:uuid}/ship", status_code=200)
     async def ship(
-        self, batch_id: FromPath[uuid.UUID], data: JSONBody[ShipRequest], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> BatchBody:
+        self, batch_id: FromPath[uuid.UUID], data: JSONBody[ShipRequest], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+    ) -> BatchBody:  # fmt: skip
         return batch_body(await pharmacy.ship(
-            db_session, batch_id=batch_id, carrier=data.carrier, tracking_number=data.tracking_number, signature_required=data.signature_required,
-            actor=actor, now=clock.now(),
+            db_session, batch_id=batch_id, pharmacist_id=signed_in.user_id, carrier=data.carrier, tracking_number=data.tracking_number,
+            signature_required=data.signature_required, actor=actor, now=clock.now(),
         ))  # fmt: skip
 
     @post("/api/v1/pharmacy/batches/{batch_id:uuid}/deliver", status_code=200)
-    async def deliver(self, batch_id: FromPath[uuid.UUID], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> BatchBody:
-        return batch_body(await pharmacy.deliver(db_session, batch_id=batch_id, actor=actor, now=clock.now()))
+    async def deliver(
+        self, batch_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> BatchBody:  # fmt: skip
+        return batch_body(await pharmacy.deliver(db_session, batch_id=batch_id, pharmacist_id=signed_in.user_id, actor=actor, now=clock.now()))
 
 
 class PatientShipmentsApiController(Controller):

@@ -1,5 +1,5 @@
 """Consult encounters, screening-flag acknowledgements, troche plans, their pharmacy batches, and the
-partner pharmacy. A signed plan never changes: its SHA-256 over the canonical content is stored with the
+partner pharmacies with their staff. A signed plan never changes: its SHA-256 over the canonical content is stored with the
 signature, and any change needs a new plan."""
 
 from __future__ import annotations
@@ -32,6 +32,17 @@ class Pharmacy(SQLModel, table=True):
     phone: str = Field(max_length=40)
     address: str = Field(max_length=300)
     created_at: datetime = utc_timestamp()
+
+
+class PharmacyStaff(SQLModel, table=True):
+    """A pharmacist's pharmacy: the one organisation whose queue and batches they see and work (the primary
+    key makes it exactly one). No row, no queue. A coordinator assigns it (prescribing.pharmacy_staff)."""
+
+    __tablename__ = "pharmacy_staff"
+
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True))
+    pharmacy_id: uuid.UUID = _fk("pharmacy")
+    assigned_at: datetime = utc_timestamp()
 
 
 class Encounter(SQLModel, table=True):

@@ -1,5 +1,7 @@
 """The pharmacy's side: a queue showing only what filling needs (minimum necessary: who, born when, where
-to ship, the prescriber and DEA number, the medication lines), and each batch's steps. Batch 2 is released
+to ship, the prescriber and DEA number, the medication lines), and each batch's steps. A pharmacist sees and
+works only their own pharmacy's batches (pharmacy_staff): another pharmacy's batch answers 404 like one that
+does not exist, and the refusal is audited; every queue and batch read is audited. Batch 2 is released
 only after batch 1's sessions are reported, or by a prescriber's override with a reason; nothing ships
 before the program fee is paid."""
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
@@ -26,7 +28,8 @@ from telehealth.intake.models import Intake, IntakeSection
 from telehealth.lib.errors import InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.notifications.service import queue_email
-from telehealth.prescribing.models import Encounter, PlanBatch, TrochePlan
+from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
+from telehealth.prescribing.pharmacy_staff import NO_PHARMACY, pharmacy_of
 from telehealth.prescribing.states import BATCH_TRANSITIONS, PLAN_TRANSITIONS, BatchStatus, PlanStatus
 
 QUEUE_STATUSES = (BatchStatus.QUEUED, BatchStatus.ACCEPTED, BatchStatus.FILLED, BatchStatus.SHIPPED)
@@ -71,37 +74,108 @@ async def _fill_details(session: AsyncSession, patient_id: uuid.UUID) -> tuple[s
     return name, demographics.get("date_of_birth"), ship_to
 
 
-async def queue(session: AsyncSession, *, statuses: tuple[str, ...] = QUEUE_STATUSES) -> list[QueueItem]:
-    rows = await session.execute(
+@dataclass(frozen=True)
+class PharmacyQueue:
+    pharmacy: Pharmacy | None
+    items: list[QueueItem]
+    notice: str | None = None  # why the queue is empty when the pharmacist belongs to no pharmacy
+
+
+def _batch_rows() -> Select[Any]:
+    return (
         select(PlanBatch, TrochePlan, Encounter, UserAccount.full_name)
         .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
         .join(Encounter, Encounter.id == TrochePlan.encounter_id)
         .join(UserAccount, UserAccount.id == TrochePlan.prescriber_id)
-        .where(PlanBatch.status.in_([str(s) for s in statuses]))
-        .order_by(PlanBatch.updated_at)
     )  # fmt: skip
+
+
+async def _item(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, encounter: Encounter, prescriber_name: str) -> QueueItem:
+    name, born, ship_to = await _fill_details(session, plan.patient_id)
+    dea = await session.scalar(  # the registration the plan was signed under: that state, Schedule III, unexpired
+        select(DeaRegistration.number).where(
+            DeaRegistration.clinician_id == plan.prescriber_id, DeaRegistration.state == encounter.location_state,
+            holds_schedule_iii(DeaRegistration.schedules), DeaRegistration.expires_on >= (plan.signed_at or batch.updated_at).date(),
+        )
+    )  # fmt: skip
+    return QueueItem(batch, name, born, ship_to, prescriber_name, dea, plan.product, plan.strength_mg, plan.directions)
+
+
+async def queue(session: AsyncSession, *, pharmacist_id: uuid.UUID, actor: Actor, now: datetime, statuses: tuple[str, ...] = QUEUE_STATUSES) -> PharmacyQueue:
+    """The pharmacist's own pharmacy's batches, oldest first; empty with a sentence when they belong to none.
+    Audited: one event for the queue and one per batch shown (with its patient), nothing of the patient in a reason."""
+    pharmacy = await pharmacy_of(session, pharmacist_id)
+    if pharmacy is None:
+        await record_audit_event(session, actor=actor, action="pharmacy.queue.read", resource_type="pharmacy", now=now, outcome="denied", reason="no_pharmacy")
+        return PharmacyQueue(None, [], NO_PHARMACY)
+    rows = (await session.execute(
+        _batch_rows().where(TrochePlan.pharmacy_id == pharmacy.id, PlanBatch.status.in_([str(s) for s in statuses])).order_by(PlanBatch.updated_at)
+    )).all()  # fmt: skip
+    await record_audit_event(
+        session, actor=actor, action="pharmacy.queue.read", resource_type="pharmacy", resource_id=pharmacy.id, now=now, reason=f"batches:{len(rows)}"
+    )
     items = []
-    for batch, plan, encounter, prescriber_name in rows.all():
-        name, born, ship_to = await _fill_details(session, plan.patient_id)
-        dea = await session.scalar(  # the registration the plan was signed under: that state, Schedule III, unexpired
-            select(DeaRegistration.number).where(
-                DeaRegistration.clinician_id == plan.prescriber_id, DeaRegistration.state == encounter.location_state,
-                holds_schedule_iii(DeaRegistration.schedules), DeaRegistration.expires_on >= (plan.signed_at or batch.updated_at).date(),
-            )
+    for batch, plan, encounter, prescriber_name in rows:
+        # Each line shows a patient's name, birth date and address: the patient's trail names who saw it.
+        await record_audit_event(
+            session, actor=actor, action="pharmacy.queue.line", resource_type="plan_batch", resource_id=batch.id, patient_id=plan.patient_id,
+            now=now, reason=f"pharmacy:{pharmacy.id}",
         )  # fmt: skip
-        items.append(QueueItem(batch, name, born, ship_to, prescriber_name, dea, plan.product, plan.strength_mg, plan.directions))
-    return items
+        items.append(await _item(session, batch, plan, encounter, prescriber_name))
+    return PharmacyQueue(pharmacy, items)
 
 
 async def _batch(session: AsyncSession, batch_id: uuid.UUID) -> tuple[PlanBatch, TrochePlan]:
     batch = await session.get(PlanBatch, batch_id, with_for_update=True, populate_existing=True)
     if batch is None:
         raise NotFound("batch.not_found", "No batch with this id.")
+    return batch, await _plan_for_step(session, batch)
+
+
+async def _plan_for_step(session: AsyncSession, batch: PlanBatch) -> TrochePlan:
     # FOR SHARE: a pause (an UPDATE of the plan) and a pharmacy step serialize, so a batch never ships from a
     # plan paused a moment before (the order is batch, then plan; pausing touches no batch).
     plan = await session.get(TrochePlan, batch.plan_id, with_for_update={"read": True}, populate_existing=True)
     assert plan is not None
-    return batch, plan
+    return plan
+
+
+async def _own_pharmacy_batch(
+    session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, purpose: str, actor: Actor, now: datetime
+) -> tuple[PlanBatch, TrochePlan, Pharmacy]:
+    """The batch if it belongs to a plan sent to the pharmacist's own pharmacy (locked for a step, `purpose`
+    not "read"). Any other id, another pharmacy's or none at all, is one answer: 404, audited as a refused
+    `pharmacy.batch.<purpose>`."""
+    lock = purpose != "read"
+    pharmacy = await pharmacy_of(session, pharmacist_id)
+    batch = None
+    if pharmacy is not None:
+        query = select(PlanBatch).join(TrochePlan, TrochePlan.id == PlanBatch.plan_id).where(PlanBatch.id == batch_id, TrochePlan.pharmacy_id == pharmacy.id)
+        if lock:
+            query = query.with_for_update(of=PlanBatch)
+        else:  # a read: a held batch is not sent to the pharmacy yet (a step on it answers 409 with its status)
+            query = query.where(PlanBatch.status != BatchStatus.HELD)
+        batch = await session.scalar(query.execution_options(populate_existing=True))
+    if batch is None or pharmacy is None:
+        await record_audit_event(
+            session, actor=actor, action=f"pharmacy.batch.{purpose}", resource_type="plan_batch", resource_id=batch_id, now=now,
+            outcome="denied", reason="no_pharmacy" if pharmacy is None else "not_visible",
+        )  # fmt: skip
+        raise NotFound("batch.not_found", "No batch with this id is in your pharmacy's queue.", keep_evidence=True)
+    plan = await _plan_for_step(session, batch) if lock else await session.get(TrochePlan, batch.plan_id)
+    assert plan is not None
+    return batch, plan, pharmacy
+
+
+async def read_batch(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, actor: Actor, now: datetime) -> QueueItem:
+    """One batch of the pharmacist's own pharmacy with what filling needs (audited `pharmacy.batch.read`)."""
+    batch, plan, pharmacy = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="read", actor=actor, now=now)
+    await record_audit_event(
+        session, actor=actor, action="pharmacy.batch.read", resource_type="plan_batch", resource_id=batch.id, patient_id=plan.patient_id,
+        now=now, reason=f"pharmacy:{pharmacy.id}",
+    )  # fmt: skip
+    _, _, encounter, prescriber_name = (await session.execute(_batch_rows().where(PlanBatch.id == batch.id))).one()
+    return await _item(session, batch, plan, encounter, prescriber_name)
 
 
 async def _move(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, target: BatchStatus, *, actor: Actor, now: datetime, **values: Any) -> PlanBatch:
@@ -113,21 +187,23 @@ async def _move(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, targe
     return batch
 
 
-async def accept(session: AsyncSession, *, batch_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
-    batch, plan = await _batch(session, batch_id)
+async def accept(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
+    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="accept", actor=actor, now=now)
     return await _move(session, batch, plan, BatchStatus.ACCEPTED, actor=actor, now=now)
 
 
-async def reject(session: AsyncSession, *, batch_id: uuid.UUID, reason: str, actor: Actor, now: datetime) -> PlanBatch:
+async def reject(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, reason: str, actor: Actor, now: datetime) -> PlanBatch:
     """The pharmacy cannot fill it; the reason goes back to the prescriber (shown on the plan)."""
+    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="reject", actor=actor, now=now)
     if not reason.strip():
         raise InvalidInput("request.invalid", "Give the reason for the prescriber.", fields={"reason": "is required"})
-    batch, plan = await _batch(session, batch_id)
     return await _move(session, batch, plan, BatchStatus.REJECTED, actor=actor, now=now, rejected_reason=reason.strip()[:1000])
 
 
-async def fill(session: AsyncSession, *, batch_id: uuid.UUID, lot_number: str, beyond_use_date: date, units: int, actor: Actor, now: datetime) -> PlanBatch:
-    batch, plan = await _batch(session, batch_id)
+async def fill(
+    session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, lot_number: str, beyond_use_date: date, units: int, actor: Actor, now: datetime
+) -> PlanBatch:
+    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="fill", actor=actor, now=now)
     problems = {}
     if not lot_number.strip():
         problems["lot_number"] = "is required"
@@ -141,9 +217,10 @@ async def fill(session: AsyncSession, *, batch_id: uuid.UUID, lot_number: str, b
 
 
 async def ship(
-    session: AsyncSession, *, batch_id: uuid.UUID, carrier: str, tracking_number: str, signature_required: bool, actor: Actor, now: datetime
-) -> PlanBatch:
-    batch, plan = await _batch(session, batch_id)
+    session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, carrier: str, tracking_number: str, signature_required: bool,
+    actor: Actor, now: datetime,
+) -> PlanBatch:  # fmt: skip
+    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="ship", actor=actor, now=now)
     if not carrier.strip() or not tracking_number.strip():
         raise InvalidInput("request.invalid", "Give the carrier and the tracking number.", fields={
             name: "is required" for name, value in (("carrier", carrier), ("tracking_number", tracking_number)) if not value.strip()
@@ -164,9 +241,9 @@ async def ship(
     return shipped
 
 
-async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
+async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
     """Delivered (signed for); the plan becomes active with its first delivery."""
-    batch, plan = await _batch(session, batch_id)
+    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="deliver", actor=actor, now=now)
     delivered = await _move(session, batch, plan, BatchStatus.DELIVERED, actor=actor, now=now, delivered_at=now)
     if plan.status == PlanStatus.SENT_TO_PHARMACY:
         await change_status(

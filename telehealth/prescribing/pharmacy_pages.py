@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -57,13 +57,14 @@ BATCH_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
 
 
 async def _queue_page(
-    session: AsyncSession, *, refusal: DomainError | None = None, batch_id: uuid.UUID | None = None, action: str | None = None,
-    values: dict[str, str] | None = None, done: str | None = None,
+    session: AsyncSession, signed_in: SignedIn, actor: Actor, *, now: datetime, refusal: DomainError | None = None, batch_id: uuid.UUID | None = None,
+    action: str | None = None, values: dict[str, str] | None = None, done: str | None = None,
 ) -> Template:  # fmt: skip
+    found = await pharmacy.queue(session, pharmacist_id=signed_in.user_id, actor=actor, now=now)
     return Template(
         "prescribing/pharmacy.html",
-        context={"items": await pharmacy.queue(session), "batch_words": BATCH_WORDS, "refused_batch": batch_id, "action": action, "values": values or {},
-                 "done": done, **_refusal_context(refusal)},  # fmt: skip
+        context={"items": found.items, "pharmacy": found.pharmacy, "notice": found.notice, "batch_words": BATCH_WORDS, "refused_batch": batch_id,
+                 "action": action, "values": values or {}, "done": done, **_refusal_context(refusal)},  # fmt: skip
         status_code=refusal.status_code if refusal else 200,
     )
 
@@ -73,29 +74,32 @@ class PharmacyPagesController(Controller):
     guards = PHARMACIST
 
     @get("/pharmacy")
-    async def queue(self, db_session: NamedDependency[AsyncSession], done: FromQuery[str | None] = None) -> Template:
-        """Each batch with only what filling needs, and its next step."""
-        return await _queue_page(db_session, done=done)
+    async def queue(
+        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock], done: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        """Your pharmacy's batches with only what filling needs, and each one's next step (the read is audited)."""
+        return await _queue_page(db_session, signed_in, actor, now=clock.now(), done=done)
 
     @post("/pharmacy/batches/{batch_id:uuid}/{action:str}")
     async def act(
-        self, request: Request, batch_id: FromPath[uuid.UUID], action: FromPath[str], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+        self, request: Request, batch_id: FromPath[uuid.UUID], action: FromPath[str], signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
     ) -> Template | Redirect:  # fmt: skip
         """accept, reject (reason), fill (lot, beyond-use date, units), ship (carrier, tracking, signature), deliver."""
         step = BATCH_ACTIONS.get(action)
         if step is None:
-            return await _queue_page(db_session, refusal=_refused({}, "That is not a step a batch can take."))
+            return await _queue_page(db_session, signed_in, actor, now=clock.now(), refusal=_refused({}, "That is not a step a batch can take."))
         fields = await form_fields(request, "reason", "lot_number", "beyond_use_date", "units", "carrier", "tracking_number", "signature_required", max_length=4000)
 
         async def work() -> Any:
             if problems := _check_lengths(fields):
                 raise _refused(problems)
-            return await step(db_session, batch_id, fields, actor=actor, now=clock.now())
+            return await step(db_session, batch_id, fields, pharmacist_id=signed_in.user_id, actor=actor, now=clock.now())
 
         result = await attempt(db_session, work())
         if isinstance(result, DomainError):
-            return await _queue_page(db_session, refusal=result, batch_id=batch_id, action=action, values=fields)
+            return await _queue_page(db_session, signed_in, actor, now=clock.now(), refusal=result, batch_id=batch_id, action=action, values=fields)
         return Redirect(path=f"/pharmacy?done={action}", status_code=303)
 
 

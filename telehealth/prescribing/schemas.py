@@ -149,6 +149,34 @@ class QueueLine(ResponseBody):
     directions: str
 
 
+class PharmacyQueueBody(ResponseBody):
+    """The pharmacist's own pharmacy and its batches; with no pharmacy, none and `notice` says why."""
+
+    pharmacy_id: uuid.UUID | None
+    pharmacy_name: str | None
+    notice: str | None
+    batches: list[QueueLine]
+
+
+class PharmacyBody(ResponseBody):
+    id: uuid.UUID
+    name: str
+
+
+class PharmacistBody(ResponseBody):
+    """A pharmacist account and the one pharmacy whose queue it works (None: sees nothing yet)."""
+
+    id: uuid.UUID
+    full_name: str
+    email: str
+    is_active: bool
+    pharmacy: PharmacyBody | None
+
+
+class PharmacyAssignment(RequestBody):
+    pharmacy_id: uuid.UUID
+
+
 class ShipmentBody(ResponseBody):
     """What the patient sees of their shipments."""
 

@@ -16,10 +16,12 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select, update
 
 from telehealth.accounts.roles import Role
+from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.intake.models import Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
 from telehealth.lib.clock import SystemClock
 from telehealth.prescribing.models import Pharmacy
+from telehealth.prescribing.pharmacy_staff import assign_pharmacy
 from tests.e2e.conftest import LiveServer
 from tests.helpers import PASSWORD, Person, make_person, visit_took_place
 from tests.integration.billing.helpers import insert_appointment
@@ -78,6 +80,9 @@ async def _consult_ready(session_factory, live_server: LiveServer):
 async def test_consult_to_signed_plan_to_shipped_batch(page: Page, browser: Browser, live_server: LiveServer, session_factory):
     prescriber, patient = await _consult_ready(session_factory, live_server)
     pharmacist = await make_person(session_factory, role=Role.PHARMACIST, email="pharm@example.org", now=SystemClock().now(), settings=live_server.settings)
+    async with transaction(session_factory) as session:  # the pharmacist works for the plan's pharmacy (the only one here)
+        pharmacy_id = (await session.execute(select(Pharmacy.id))).scalar_one()
+        await assign_pharmacy(session, pharmacist_id=pharmacist.user_id, pharmacy_id=pharmacy_id, actor=Actor.system(), now=SystemClock().now())
     assert prescriber.totp_secret and pharmacist.totp_secret
 
     # The prescriber opens the encounter from the calendar.

@@ -67,8 +67,24 @@ async def sign(client, consult: Consult, plan_id: str, clock, *, code: str | Non
     return await client.post(f"/api/v1/plans/{plan_id}/sign", json=body, headers=await csrf_headers(client))
 
 
-async def pharmacist(session_factory, settings, clock) -> Person:
-    return await make_person(session_factory, role=Role.PHARMACIST, email="pharm@example.org", now=clock.now(), settings=settings)
+async def pharmacist(session_factory, settings, clock, *, pharmacy_id: uuid.UUID | None, email: str = "pharm@example.org") -> Person:
+    """A pharmacist of `pharmacy_id` (the consult's pharmacy, for the queue to show its plan); None: of no pharmacy."""
+    from telehealth.audit.service import Actor
+    from telehealth.prescribing.pharmacy_staff import assign_pharmacy
+
+    person = await make_person(session_factory, role=Role.PHARMACIST, email=email, now=clock.now(), settings=settings)
+    if pharmacy_id is not None:
+        async with transaction(session_factory) as session:
+            await assign_pharmacy(session, pharmacist_id=person.user_id, pharmacy_id=pharmacy_id, actor=Actor.system(), now=clock.now())
+    return person
+
+
+async def other_pharmacy(session_factory, clock, name: str = "Hudson Valley Compounding") -> uuid.UUID:
+    """A second partner pharmacy: its staff must see nothing of the first one's batches."""
+    async with transaction(session_factory) as session:
+        pharmacy = Pharmacy(name=name, phone="+18455550122", address="9 Main St, Kingston NY", created_at=clock.now())
+        session.add(pharmacy)
+    return pharmacy.id
 
 
 # --- Steps the rule tests share -------------------------------------------------------------------------
@@ -170,8 +186,8 @@ async def rescreen(session_factory, clock, patient: Person, *, rule_ids: list[st
                                       reasons=[review_reason(r) for r in rule_ids], screened_at=clock.now()))  # fmt: skip
 
 
-async def audit_actions(session_factory, resource_id, *, outcome: str | None = None) -> list[str]:
-    """The audit trail's actions on one resource, in order."""
+async def audit_actions(session_factory, resource_id, *, outcome: str | None = None, prefix: str | None = None) -> list[str]:
+    """The audit trail's actions on one resource, in order (only those starting with `prefix`, if given)."""
     from sqlalchemy import select
 
     from telehealth.audit.models import AuditEvent
@@ -179,6 +195,8 @@ async def audit_actions(session_factory, resource_id, *, outcome: str | None = N
     query = select(AuditEvent.action).where(AuditEvent.resource_id == str(resource_id)).order_by(AuditEvent.id)
     if outcome is not None:
         query = query.where(AuditEvent.outcome == outcome)
+    if prefix is not None:
+        query = query.where(AuditEvent.action.startswith(prefix))
     async with session_factory() as session:
         return list((await session.execute(query)).scalars())
 

@@ -11,7 +11,7 @@ async def test_a_paused_plans_batch_does_not_ship(client, session_factory, setti
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
     first = plan["batches"][0]["id"]
     await pay_program_fee(client, consult, stripe_fake, clock)
-    staff = await pharmacist(session_factory, settings, clock)
+    staff = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id)
     await switch_to(client, staff, clock)
     assert (await pharmacy_step(client, first, "accept")).status_code == 200
     assert (await pharmacy_step(client, first, "fill", {**FILL, "units": 9})).status_code == 200

@@ -22,10 +22,10 @@ async def test_a_prescriber_signs_a_titrated_plan_and_the_pharmacy_fills_and_shi
     assert plan["status"] == "sent_to_pharmacy" and len(plan["content_sha256"]) == 64
     assert [(b["sessions"], b["units"], b["status"]) for b in plan["batches"]] == [("1-3", 9, "queued"), ("4-6", 12, "held")]
 
-    staff = await pharmacist(session_factory, settings, clock)
+    staff = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id)
     client.cookies.clear()
     await sign_in(client, staff, clock)
-    queue = (await client.get("/api/v1/pharmacy/queue")).json()
+    queue = (await client.get("/api/v1/pharmacy/queue")).json()["batches"]
     assert len(queue) == 1 and queue[0]["units"] == 9 and "intake" not in queue[0]
     batch_id = queue[0]["batch_id"]
     assert (await client.get(f"/api/v1/patients/{consult.patient.patient_id}/intake")).status_code == 403

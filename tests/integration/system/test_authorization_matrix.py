@@ -25,6 +25,10 @@ object-level rule in telehealth/accounts/authz.py (`load_patient_for`), applied 
 guard lets through (a therapist asking for a patient not on their care team); the matrix accepts that 404
 for allowed roles, and never accepts a 404 in place of a role refusal.
 
+The pharmacist dimension (test_a_pharmacist_reaches_only_their_own_pharmacys_batches): for every route a
+pharmacist may call, a real batch of one pharmacy answers 404 `batch.not_found` to another pharmacy's pharmacist
+and never 404 to its own, and nothing the other pharmacy gets shows the patient.
+
 Not requested at all: /static (files), /schema (the OpenAPI documents), /dev/mailbox (development only,
 refused elsewhere in its handler) and the Stripe webhook (no session: Stripe's signature is the check,
 covered in tests/integration/billing). See EXCLUDED.
@@ -309,3 +313,67 @@ async def test_every_role_against_every_guarded_route(client: AsyncTestClient, s
     report = "\n".join(f"{key} as {label(role)}: {why}" for (key, role), why in sorted(unexpected.items(), key=str))
     assert unexpected == {}, f"{len(unexpected)} of {cases} route x role cases are wrong:\n{report}\n({dict(outcomes)})"
     assert fixed == [], f"KNOWN_GAPS entries that now pass (remove them): {fixed}"
+
+
+# --- The pharmacist dimension: whose pharmacy ---------------------------------------------------------------
+# A role guard lets every pharmacist through; which pharmacy's batches they reach is the object-level rule in
+# prescribing/pharmacy.py. Generated from the same route table: every route a pharmacist may call is covered.
+
+PHARMACY_STEP_BODIES = {"reject": {"reason": "Out of stock"}, "fill": {"lot_number": "L-7", "beyond_use_date": "2027-02-01", "units": 9},
+                        "ship": {"carrier": "UPS", "tracking_number": "1Z999"}}  # fmt: skip
+PATIENT_DETAILS = ("Lovelace", "1985-12-10", "12 Hudson St", "10013")
+
+
+def pharmacist_urls(route: GuardedRoute, batch_id: str) -> list[tuple[str, dict | None]]:
+    """(url, body) to try: a route naming a batch gets the real one (and each step for a `{action:str}`)."""
+    from telehealth.prescribing.pharmacy_pages import BATCH_ACTIONS
+
+    if "{batch_id:uuid}" not in route.path:
+        return [(concrete(route.path), None)]
+    path = route.path.replace("{batch_id:uuid}", batch_id)
+    if "{action:str}" in path:
+        return [(path.replace("{action:str}", step), PHARMACY_STEP_BODIES.get(step)) for step in BATCH_ACTIONS]
+    assert "{" not in path, f"teach pharmacist_urls() to fill {route.path}"
+    return [(path, PHARMACY_STEP_BODIES.get(path.rsplit("/", 1)[-1]))]
+
+
+async def test_a_pharmacist_reaches_only_their_own_pharmacys_batches(client: AsyncTestClient, session_factory, settings, clock, stripe_fake) -> None:  # type: ignore[no-untyped-def]
+    """Every route a pharmacist may call: naming a batch of another pharmacy answers 404 `batch.not_found` (as an
+    unknown id would), and never 404 to the batch's own pharmacy; no answer to the other pharmacy shows the patient."""
+    from tests.integration.prescribing.helpers import intake_on_file, other_pharmacy, pharmacist, signed_plan, switch_to
+
+    consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
+    await intake_on_file(session_factory, clock, consult.patient)
+    batch_id = plan["batches"][0]["id"]
+    people = {
+        "other pharmacy": await pharmacist(session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org"),
+        "own pharmacy": await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id, email="ours@example.org"),
+    }  # fmt: skip
+    jars = {}
+    for who, person in people.items():
+        await switch_to(client, person, clock)
+        await csrf_headers(client)
+        jars[who] = dict(client.cookies)
+    routes = [route for route in route_table(client.app)[0] if Role.PHARMACIST in route.allowed]
+    assert sum("{batch_id:uuid}" in route.path for route in routes) >= 7, [r.key for r in routes]  # API read, 5 steps, the page's step
+
+    problems: dict[str, str] = {}
+    for who, jar in jars.items():  # the other pharmacy first: the own one's steps move the batch on
+        for route in routes:
+            for url, body in pharmacist_urls(route, batch_id):
+                client.cookies.clear()
+                client.cookies.update(jar)
+                headers = {"accept": "application/json" if route.is_api else "text/html", "x-csrftoken": jar["csrftoken"]}
+                payload = {} if route.method == "GET" else {"json": body or {}} if route.is_api else {"data": body or {}}
+                response = await client.request(route.method, url, headers=headers, follow_redirects=False, **payload)
+                seen = f"{response.status_code} {json_code(response) or ''}".strip()
+                if response.status_code >= 500:
+                    problems[f"{route.method} {url} as {who}"] = f"server error {seen}"
+                elif who == "other pharmacy":
+                    if batch_id in url and (response.status_code != 404 or (route.is_api and json_code(response) != "batch.not_found")):
+                        problems[f"{route.method} {url} as {who}"] = f"expected 404 batch.not_found, got {seen}"
+                    if leaked := [detail for detail in PATIENT_DETAILS if detail in response.text]:
+                        problems[f"{route.method} {url} as {who}"] = f"shows the patient: {leaked}"
+                elif batch_id in url and response.status_code == 404:
+                    problems[f"{route.method} {url} as {who}"] = f"own pharmacy refused: {seen}"
+    assert problems == {}, "\n".join(f"{case}: {why}" for case, why in sorted(problems.items()))

@@ -11,7 +11,7 @@ from telehealth.accounts.models import CareTeamMember, UserAccount
 from telehealth.clinicians.models import DeaRegistration, StateLicense
 from telehealth.db.engine import transaction
 from telehealth.dosing.models import Sitter
-from telehealth.prescribing.models import TrochePlan
+from telehealth.prescribing.models import Pharmacy, PharmacyStaff, TrochePlan
 from telehealth.demo import DEMO_WAITING, SERVED_STATES, seed_demo
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.waitlist.models import WaitlistEntry
@@ -28,6 +28,10 @@ async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock)
         assert await session.scalar(select(func.count()).select_from(TrochePlan).where(TrochePlan.status == "active")) == 1
         assert await session.scalar(select(func.count()).select_from(Sitter).where(Sitter.status == "confirmed")) == 1
         assert await session.scalar(select(func.count()).select_from(CareTeamMember)) == 3  # the demo patient: prescriber, therapist; the home patient: prescriber
+        # The demo pharmacist works for the demo pharmacy (once, however often the seed runs).
+        staff = (await session.execute(select(UserAccount.email, Pharmacy.name).join(PharmacyStaff, PharmacyStaff.user_id == UserAccount.id)
+                                       .join(Pharmacy, Pharmacy.id == PharmacyStaff.pharmacy_id))).all()  # fmt: skip
+        assert [tuple(row) for row in staff] == [("pharmacist@demo.example", "Green Mountain Compounding (demo)")]
         dea_states = set((await session.execute(select(DeaRegistration.state))).scalars())
         prescriber_license_states = set(
             (await session.execute(select(StateLicense.state).where(StateLicense.license_type == "MD"))).scalars()
