@@ -6,8 +6,10 @@ Minimum necessary, by relationship (DOMAIN.md):
   export): the patient's care team, i.e. its current prescribers and therapists, or a clinician holding a
   live break-glass grant (care_teams/break_glass.py);
 - operational facts (contact details, journey status, payments): the care team and coordinators;
-- an open escalation (that it is open, and recording contact): coordinators and prescribers, who are alerted
-  to every crisis (a crisis at intake comes before any care team), and the care team's therapists;
+- clinic-wide facts a prescriber acts on before any care team exists: an open escalation (that it is open,
+  and recording contact: prescribers are alerted to every crisis, even at intake) and in-person evaluations
+  (the prescribing basis, often recorded before the telemedicine relationship): coordinators and
+  prescribers, and the care team's therapists;
 - a pharmacist: no patient records (they see what filling needs in their pharmacy's queue).
 
 A refused read answers 404, not 403, so nobody learns which ids exist; the refusal itself is audited, and so
@@ -33,7 +35,7 @@ from telehealth.lib.errors import NotFound
 class Access(StrEnum):
     CLINICAL = "clinical"
     OPERATIONAL = "operational"
-    ESCALATION = "escalation"
+    CLINIC_WIDE = "clinic_wide"
 
 
 CLINICIANS = frozenset({Role.PRESCRIBER, Role.THERAPIST})
@@ -50,7 +52,7 @@ def visible_patients_clause(viewer: SignedIn, access: Access = Access.CLINICAL) 
         return Patient.user_id == viewer.user_id
     if viewer.role is Role.COORDINATOR:
         return false() if access is Access.CLINICAL else true()
-    if viewer.role is Role.PRESCRIBER and access is Access.ESCALATION:
+    if viewer.role is Role.PRESCRIBER and access is Access.CLINIC_WIDE:
         return true()
     if viewer.role in CLINICIANS:
         return on_care_team(viewer.user_id)

@@ -102,7 +102,7 @@ async def count_open_escalations(session: AsyncSession, *, viewer: SignedIn) -> 
         select(func.count())
         .select_from(Escalation)
         .join(Patient, Patient.id == Escalation.patient_id)
-        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.ESCALATION))
+        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
     ) or 0
 
 
@@ -113,7 +113,7 @@ async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Ac
         select(Escalation.id, Escalation.patient_id, UserAccount.full_name, Escalation.kind, Escalation.opened_at)
         .join(Patient, Patient.id == Escalation.patient_id)
         .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.ESCALATION))
+        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
         .order_by(Escalation.opened_at)
     )
     escalations = [OpenEscalation(*row) for row in rows.all()]
@@ -133,7 +133,7 @@ async def record_contact(
     escalation = await session.get(Escalation, escalation_id)
     if escalation is None:
         raise NotFound("escalation.not_found", "There is no such escalation.")
-    await load_patient_for(session, viewer=viewer, patient_id=escalation.patient_id, actor=actor, now=now, purpose="escalation.record_contact", access=Access.ESCALATION)
+    await load_patient_for(session, viewer=viewer, patient_id=escalation.patient_id, actor=actor, now=now, purpose="escalation.record_contact", access=Access.CLINIC_WIDE)
     await change_status(
         session, Escalation, escalation.id, table=ESCALATION_TRANSITIONS, source=EscalationStatus.OPEN,
         target=EscalationStatus.CONTACT_RECORDED, actor=actor, now=now, patient_id=escalation.patient_id,

@@ -61,7 +61,7 @@ class EvaluationApiController(Controller):
         db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
     ) -> list[EvaluationBody]:  # fmt: skip
         """The patient's in-person medical evaluations, latest first."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.OPERATIONAL)
+        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.CLINIC_WIDE)
         return [evaluation_body(line) for line in await evaluations.evaluations_of(db_session, patient_id=patient.id)]
 
     @post("/", status_code=201)

@@ -58,7 +58,7 @@ class BasisPagesController(Controller):
         self, session: AsyncSession, patient_id: uuid.UUID, *, signed_in: SignedIn, actor: Actor, clock: Clock, done: bool = False,
         error: DomainError | None = None, values: dict[str, str] | None = None,
     ) -> Template:  # fmt: skip
-        patient = await load_patient_for(session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.OPERATIONAL)
+        patient = await load_patient_for(session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.CLINIC_WIDE)
         account = await session.get(UserAccount, patient.user_id)
         return Template(
             "prescribing/in_person_evaluations.html",

@@ -41,7 +41,7 @@ async def record_in_person_evaluation(
     """Record an evaluation. A prescriber records their own (`prescriber_id` None or themselves); a coordinator
     names the prescriber. The date may be neither in the future nor before the patient's account existed, both
     read on the patient's calendar (their own zone): 422 naming `evaluated_on`."""
-    patient = await load_patient_for(session, viewer=viewer, patient_id=patient_id, actor=actor, now=now, purpose="in_person_evaluation", access=Access.OPERATIONAL)
+    patient = await load_patient_for(session, viewer=viewer, patient_id=patient_id, actor=actor, now=now, purpose="in_person_evaluation", access=Access.CLINIC_WIDE)
     problems: dict[str, str] = {}
     if viewer.role is Role.PRESCRIBER:
         if prescriber_id not in (None, viewer.user_id):
