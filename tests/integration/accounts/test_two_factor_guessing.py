@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code
 from telehealth.audit.models import AuditEvent
+from telehealth.system.models import RateLimitEvent
 from tests.helpers import PASSWORD, csrf_headers, drain_jobs, make_person, worker_context
 
 
@@ -110,3 +111,19 @@ async def test_one_address_guessing_codes_for_many_accounts_is_throttled(client,
     clock.advance(timedelta(minutes=15, seconds=1))
     headers = await password_step(client, last)
     assert (await send_code(client, headers, current_totp_code(last.totp_secret, at=clock.now()))).status_code == 200
+
+
+async def test_concurrent_wrong_codes_count_one_by_one_and_lock_once(client, session_factory, settings, clock, smtp):
+    from tests.integration.prescribing.helpers import at_once, request_as
+
+    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
+    await password_step(client, prescriber)
+    wrong = wrong_code(prescriber.totp_secret, clock)
+    guesses = [request_as(client, client.cookies, "POST", "/api/v1/auth/two-factor/verify", json={"code": wrong}) for _ in range(14)]
+    statuses = sorted(answer.status_code for answer in await at_once(client, guesses))
+    assert statuses.count(422) == 10 and set(statuses) <= {401, 403, 422}, statuses  # the rest: locked, or the session ended
+    async with session_factory() as session:
+        counted = await session.scalar(select(func.count()).select_from(RateLimitEvent).where(RateLimitEvent.bucket == "two_factor_failure"))
+    assert counted == 10
+    await drain_jobs(worker_context(session_factory, settings, clock))
+    assert len(smtp.messages) == 1
