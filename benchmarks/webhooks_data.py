@@ -162,6 +162,7 @@ async def stripe_side(fake_url: str, payments: list[PaymentPlan], *, in_flight: 
     happened for each payment: completion or expiry, refunds, dispute)."""
     now = int(time.time())
     expires_at = now + int(CHECKOUT_HOLD.total_seconds())
+    happened = now - 3600  # events are dated in the past: the webhook refuses one dated 5 minutes ahead of its clock
     events: list[Event] = []
     gate = asyncio.Semaphore(in_flight)
     headers = {"Authorization": "Bearer sk_test_benchmark"}
@@ -179,26 +180,26 @@ async def stripe_side(fake_url: str, payments: list[PaymentPlan], *, in_flight: 
             payment.session_id = created["id"]
             if not payment.paid:
                 expired = await call("POST", f"/v1/checkout/sessions/{payment.session_id}/expire")
-                return [make_event("checkout.session.expired", expired, payment=payment.index, created=now)]
+                return [make_event("checkout.session.expired", expired, payment=payment.index, created=happened)]
             paid = await client.post(f"/pay/{payment.session_id}")  # the pay page's button
             if paid.status_code != 303:
                 raise RuntimeError(f"the fake's pay page answered {paid.status_code}: {paid.text[:300]}")
             session = await call("GET", f"/v1/checkout/sessions/{payment.session_id}")
             payment.payment_intent = session["payment_intent"]
-            mine.append(make_event("checkout.session.completed", session, payment=payment.index, created=now))
+            mine.append(make_event("checkout.session.completed", session, payment=payment.index, created=happened))
             intent = await call("GET", f"/v1/payment_intents/{payment.payment_intent}")
             payment.charge = intent["latest_charge"]
             for step, amount in enumerate(payment.refund_steps):
                 await call("POST", "/v1/refunds", {"payment_intent": payment.payment_intent, "amount": str(amount)})
                 charge = await call("GET", f"/v1/charges/{payment.charge}")
-                mine.append(make_event("charge.refunded", charge, payment=payment.index, created=now + 60 * (step + 1)))
+                mine.append(make_event("charge.refunded", charge, payment=payment.index, created=happened + 60 * (step + 1)))
             if payment.disputed:
                 dispute = {
                     "id": f"dp_{secrets.token_hex(12)}", "object": "dispute", "amount": payment.amount_cents, "currency": "usd",
                     "charge": payment.charge, "payment_intent": payment.payment_intent, "reason": "fraudulent",
-                    "status": "needs_response", "is_charge_refundable": False, "livemode": False, "metadata": {}, "created": now + 3600,
+                    "status": "needs_response", "is_charge_refundable": False, "livemode": False, "metadata": {}, "created": happened + 3000,
                 }  # fmt: skip
-                mine.append(make_event("charge.dispute.created", dispute, payment=payment.index, created=now + 3600))
+                mine.append(make_event("charge.dispute.created", dispute, payment=payment.index, created=happened + 3000))
             return mine
 
     async with httpx.AsyncClient(base_url=fake_url, headers=headers, timeout=30) as client:

@@ -28,8 +28,9 @@ class UserAccount(SQLModel, table=True):
     totp_secret: str | None = Field(default=None, max_length=64)
     totp_confirmed_at: datetime | None = utc_timestamp(nullable=True)
     totp_last_used_step: int | None = None  # a code is accepted once, never replayed
-    failed_login_count: int = 0
+    failed_login_count: int = 0  # wrong passwords only; wrong codes are counted apart (two_factor.py)
     locked_until: datetime | None = utc_timestamp(nullable=True)
+    two_factor_locked_until: datetime | None = utc_timestamp(nullable=True)  # no code is checked before then
     created_at: datetime = utc_timestamp(default_now=True)
 
 

@@ -73,8 +73,9 @@ class StripeWebhookController(Controller):
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
     ) -> dict[str, str]:
-        """Stripe's events, verified on the raw body. A bad or missing signature answers 400 and stores nothing;
-        a repeat answers 200 and does nothing."""
+        """Stripe's events, verified on the raw body. A bad or missing signature, or one dated in the future,
+        answers 400 and stores nothing; a repeat answers 200 and does nothing; a completion that is not its
+        payment's own session answers 200 `refused_...` (audited; retrying could never make it match)."""
         event = verified_event(await request.body(), request.headers.get("stripe-signature"), secret=settings.stripe_webhook_secret)
         outcome = await apply_event(db_session, stripe_gateway, event=event, now=clock.now(), settings=settings)
         return {"received": event["id"], "outcome": outcome}

@@ -3,11 +3,17 @@
 The event's id is stored in the same transaction as its effects: a repeat (or a concurrent twin, which waits
 on the primary key) finds it and does nothing. Handlers check states rather than trusting order: a refund
 that arrives before the payment's completion first completes the payment (a refund proves the charge).
+
+A signature proves the sender, not that the event is about the payment it names: a completion settles a
+payment only when it is that payment's own Checkout Session (id, amount, currency, mode); anything else is
+audited and answered 200 `refused_...` (see `_checkout_mismatch`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -29,11 +35,26 @@ from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus
 from telehealth.settings import Settings
 
+logger = logging.getLogger("telehealth.billing")
+
 SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's default: an older signed payload is a replay
+# The stripe library bounds only the past. A signature or event dated ahead would stay "fresh" until then,
+# so anything more than this ahead of our clock is refused too; Stripe signs with its own current time, so
+# only clock skew puts a genuine one ahead, and Stripe's retry (signed anew) passes once the clocks agree.
+FUTURE_SKEW_SECONDS = 300
 
 
-def verified_event(payload: bytes, signature: str | None, *, secret: str) -> dict[str, Any]:
-    """The event, if Stripe signed exactly these bytes within the tolerance; else a 400."""
+def _signed_at(signature: str) -> int:
+    """The `t=` of a Stripe-Signature header the library has already verified (so it parses)."""
+    return next(int(part[2:]) for part in signature.split(",") if part.strip().startswith("t="))
+
+
+def verified_event(payload: bytes, signature: str | None, *, secret: str, wall_now: float | None = None) -> dict[str, Any]:
+    """The event, if Stripe signed exactly these bytes within the tolerance, and neither the signature nor
+    the event is dated more than FUTURE_SKEW_SECONDS ahead; else a 400 (nothing is stored, Stripe retries).
+
+    Both bounds use the wall clock, as the library's does: they compare with Stripe's clock, not the app's
+    (injectable) one."""
     if not signature:
         raise BadRequest("webhook.signature_missing", "The Stripe-Signature header is missing.")
     try:
@@ -44,6 +65,12 @@ def verified_event(payload: bytes, signature: str | None, *, secret: str) -> dic
         raise BadRequest("webhook.signature_invalid", "The signature does not match this payload, or it is too old.") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("data"), dict):
         raise BadRequest("webhook.malformed", "This is not a Stripe event.")
+    created = event.get("created", 0)
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise BadRequest("webhook.malformed", "This is not a Stripe event.")
+    latest = (time.time() if wall_now is None else wall_now) + FUTURE_SKEW_SECONDS
+    if _signed_at(signature) > latest or created > latest:
+        raise BadRequest("webhook.timestamp_in_future", "The signature or the event is dated in the future; check the server's clock.")
     return event
 
 
@@ -57,11 +84,15 @@ async def apply_event(session: AsyncSession, gateway: StripeGateway, *, event: d
     handler = HANDLERS.get(str(event.get("type")))
     if handler is None:
         return "ignored"
-    return await handler(session, gateway, event["data"].get("object") or {}, now, settings)
+    outcome = await handler(session, gateway, event["data"].get("object") or {}, now, settings)
+    if outcome.startswith("refused_"):
+        logger.warning("Stripe event %s refused: %s", event["id"], outcome)  # Stripe's id and a code: no personal data
+    return outcome
 
 
 async def _payment_from_metadata(session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
-    reference = (obj.get("metadata") or {}).get("payment_id") or obj.get("client_reference_id")
+    # metadata.payment_id only: client_reference_id is not a second way in (it is set, but never trusted)
+    reference = (obj.get("metadata") or {}).get("payment_id")
     try:
         payment_id = uuid.UUID(str(reference))
     except ValueError:
@@ -83,10 +114,35 @@ async def _payment_for_intent(session: AsyncSession, gateway: StripeGateway, pay
     return await _payment_from_metadata(session, intent)
 
 
+def _checkout_mismatch(payment: Payment, obj: dict[str, Any]) -> str | None:
+    """Why this Checkout Session is not the payment's (None when it is): the id we stored when we made it,
+    the payment's amount and currency, and a one-off payment."""
+    if not payment.stripe_checkout_session_id or obj.get("id") != payment.stripe_checkout_session_id:
+        return "session_mismatch"
+    if obj.get("mode") != "payment":
+        return "not_payment_mode"
+    if obj.get("amount_total") != payment.amount_cents:
+        return "amount_mismatch"
+    if str(obj.get("currency") or "").lower() != payment.currency.lower():
+        return "currency_mismatch"
+    return None
+
+
+async def _refuse_settlement(session: AsyncSession, payment: Payment, *, reason: str, now: datetime) -> str:
+    """Record a completion that does not match its payment (apply_event logs it). Answered 200: the event is
+    stored, so Stripe stops retrying something that can never match (a 4xx or 5xx would be retried for days
+    and could get the endpoint disabled, genuine payments with it)."""
+    await record_audit_event(session, actor=Actor.system(), action="payment.webhook_refused", resource_type="payment", resource_id=payment.id,
+                             patient_id=payment.patient_id, now=now, outcome="denied", reason=reason)  # fmt: skip
+    return f"refused_{reason}"
+
+
 async def _checkout_paid(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
     payment = await _payment_from_metadata(session, obj)
     if payment is None:
         return "ignored"
+    if (mismatch := _checkout_mismatch(payment, obj)) is not None:
+        return await _refuse_settlement(session, payment, reason=mismatch, now=now)
     if obj.get("payment_status") not in ("paid", "no_payment_required"):
         if obj.get("payment_intent") and not payment.stripe_payment_intent_id:
             payment.stripe_payment_intent_id = obj["payment_intent"]

@@ -188,6 +188,13 @@ async def checkout(
         success_url=f"{settings.public_base_url}/billing/return?payment={payment.id}",
         cancel_url=f"{settings.public_base_url}/billing/payments/{payment.id}/pay", save_payment_method=payment.save_payment_method,
     )  # fmt: skip
+    if payment.stripe_checkout_session_id and payment.checkout_expires_at and payment.checkout_expires_at > now:
+        # Only the stored session settles the payment (billing/events.py): close the one this replaces, in
+        # its last minute, so it cannot be paid and then refused.
+        await enqueue_job(
+            session, kind=EXPIRE_CHECKOUT_JOB, payload={"checkout_session_id": payment.stripe_checkout_session_id}, now=now,
+            dedupe_key=f"expire:{payment.stripe_checkout_session_id}",
+        )  # fmt: skip
     payment.checkout_attempts = attempt
     payment.stripe_checkout_session_id = created.id
     payment.checkout_url = created.url

@@ -23,6 +23,7 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "verify_email": ("recipient_name", "verify_url"),
     "password_reset": ("recipient_name", "reset_url", "valid_minutes"),
     "account_locked": ("recipient_name", "locked_minutes", "reset_url"),
+    "two_factor_locked": ("recipient_name", "paused_for", "reset_url"),
     "portal_update": ("recipient_name",),
     "waitlist_confirm": ("recipient_name", "link_url"),
     "waitlist_already_joined": ("recipient_name", "link_url"),

@@ -15,8 +15,8 @@ class RateLimitEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_rate_limit_event_bucket_key_occurred_at", "bucket", "key", "occurred_at"),)
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
-    bucket: str = Field(max_length=40)  # what is limited: "sign_in", "waitlist_join"
-    key: str = Field(max_length=128)  # who: a client address
+    bucket: str = Field(max_length=40)  # what is limited: "sign_in", "waitlist_join", "two_factor_failure"
+    key: str = Field(max_length=128)  # who: a client address, or an account id
     occurred_at: datetime = utc_timestamp()
 
 

@@ -74,14 +74,17 @@ async def test_a_code_works_once(client, session_factory, settings, clock):
     assert step_up.status_code == 200
 
 
-async def test_ten_wrong_codes_lock_the_account_and_end_the_session(client, session_factory, settings, clock):
+async def test_ten_wrong_codes_lock_the_second_factor_and_end_the_session(client, session_factory, settings, clock):
     prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
     _, headers = await _password_only(client, prescriber)
     for _ in range(10):
         await client.post("/api/v1/auth/two-factor/verify", json={"code": "123456"}, headers=headers)
     assert (await client.get("/api/v1/auth/me")).status_code == 401
-    locked = await client.post("/api/v1/auth/sign-in", json={"email": prescriber.email, "password": PASSWORD}, headers=headers)
-    assert locked.json()["code"] == "auth.account_locked"
+    # The password still passes (it was never wrong); the code step refuses, even the right code.
+    _, headers = await _password_only(client, prescriber)
+    code = current_totp_code(prescriber.totp_secret, at=clock.now())
+    locked = await client.post("/api/v1/auth/two-factor/verify", json={"code": code}, headers=headers)
+    assert (locked.status_code, locked.json()["code"], locked.json()["fields"]) == (403, "two_factor.locked", {"code": "is paused after too many wrong codes"})
 
 
 def test_step_up_is_needed_within_five_minutes(settings, clock):

@@ -21,6 +21,7 @@ SAMPLE = {
     "reset_url": "https://clinic.example/password/reset?token=abc",
     "valid_minutes": 30,
     "locked_minutes": 15,
+    "paused_for": "15 minutes",
     "link_url": "https://clinic.example/waitlist/entry?token=abc",
     "accept_url": "https://clinic.example/invitations/accept?token=abc",
     "expires_on": "Sunday 29 November 2026",
