@@ -63,7 +63,7 @@ async def test_an_integration_session_puts_the_therapist_on_the_team_and_the_sum
         await _sign_in(therapist_page, therapist)
         mine = therapist_page.get_by_role("region", name="My patients (care team)")
         await expect(mine).to_contain_text("Pat")
-        await mine.get_by_role("link", name="Book a follow-up").click()
+        await mine.get_by_role("link", name="Follow-up visit").click()
         await therapist_page.locator("form.slot button").first.click()
         await expect(therapist_page.get_by_role("heading", level=1)).to_have_text("My calendar")
 

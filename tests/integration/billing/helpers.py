@@ -133,6 +133,12 @@ async def insert_appointment(session_factory, *, patient, clinician, starts_at: 
             # A hold is made with its row (book_appointment), and paying can stretch it only so far from then.
             created_at=hold_expires_at - timedelta(minutes=15) if status == "held" and hold_expires_at else starts_at - timedelta(days=3),
         ))  # fmt: skip
+        if status in ("booked", "completed", "no_show"):  # as booking it would have (care_teams.join)
+            from telehealth.care_teams import service as care_teams
+
+            await session.flush()
+            because = "integration_booked" if appointment_type == "integration" else "consult_booked"
+            await care_teams.join(session, patient_id=patient.patient_id, clinician_id=clinician.user_id, because=because, now=starts_at - timedelta(days=3))
     return appointment_id
 
 
