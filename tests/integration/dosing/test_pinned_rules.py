@@ -20,10 +20,12 @@ from tests.integration.dosing.helpers import (
     active_plan,
     check_in,
     confirmed_sitter,
+    coordinator,
     count,
     execute,
     gate_codes,
     patient_signed_in,
+    post,
     ready_session,
     schedule,
     scheduled,
@@ -136,3 +138,61 @@ async def test_the_database_refuses_what_each_dosing_session_index_forbids(clien
     await execute(session_factory, insert, **values(*rows[0]))
     with pytest.raises(IntegrityError, match=index):
         await execute(session_factory, insert, **values(*rows[1]))
+
+
+async def test_reporting_lost_troches_emails_the_care_team_once_without_details(client, session_factory, settings, clock, mail):
+    """Rule 8: a loss report raises a flag (inventory.report_loss -> raise_flag) and the flag alerts the care
+    team (alerts.alert_care_team): one email each to the plan's prescriber and every active coordinator, saying
+    only that something waits for review; the patient gets none."""
+    home = await active_plan(session_factory, settings, clock)
+    staff = await coordinator(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    already = len(mail.smtp.messages)
+
+    lost = await post(client, "/api/v1/my/dosing/loss", {"troches": 3, "what_happened": "The bottle was stolen from my bag"})
+    assert lost.status_code == 201, lost.text
+    await mail.deliver()
+
+    sent = mail.smtp.messages[already:]
+    assert sorted(m["To"] for m in sent) == sorted([home.prescriber.email, staff.email]), [(m["To"], m["Subject"]) for m in sent]
+    for message in sent:
+        words = (str(message["Subject"]) + mail.smtp.text_of(message)).lower()
+        assert "needs your review" in words
+        for leak in ("stolen", "troche", "ketamine", "lost"):
+            assert leak not in words, (leak, words)
+
+
+async def test_presence_counts_only_from_the_sessions_own_sitter(client, session_factory, settings, clock, mail):
+    """Rule 9 (at unlock; the link's own check is test_a_presence_link_kept_by_the_first_sitter_is_refused_even_unrevoked):
+    the presence gate needs the attestation of the sitter the session has now (before_dose.unlock_facts compares
+    the attesting sitter with the session's). Sitter A attested; the session's sitter is then B (as a missed
+    guard would leave it): A's word, another sitter of the same patient, opens nothing until B attests."""
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    _, booked, _ = await ready_session(client, mail)  # sitter A named, present for this session; checked in
+    sitter_b = await confirmed_sitter(client, mail, full_name="Kim Lee", email="kim@example.org", relationship="friend")
+    await execute(session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"]))
+
+    assert gate_codes(await unlock(client, booked["id"])) == ["gate.sitter_not_present"]
+
+
+async def test_a_check_in_outside_its_window_is_refused_when_recorded(client, session_factory, settings, clock, mail):
+    """Rule 10: a check-in is recorded only in the window of its session (before_dose.record_check_in): from
+    60 minutes before the session's time to the end of its unlock window (120 minutes after), so answers
+    given earlier (or later) never stand in for the hour before the dose."""
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    sitter = await confirmed_sitter(client, mail)
+    booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=61))
+
+    early = await check_in(client, booked["id"])
+    assert refusal(early)[:2] == (422, "check_in.outside_window"), early.text
+    assert await count(session_factory, "SELECT count(*) FROM dosing_check_in") == 0
+    clock.advance(timedelta(minutes=1))  # exactly 60 minutes before
+    assert (await check_in(client, booked["id"])).status_code == 201
+
+    assert (await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/cancel")).status_code == 200
+    late = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
+    clock.advance(timedelta(minutes=30 + 121))
+    await patient_signed_in(client, home, clock)
+    assert refusal(await check_in(client, late["id"]))[:2] == (422, "check_in.outside_window")

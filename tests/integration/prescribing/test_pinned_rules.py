@@ -6,21 +6,27 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import text
 
+from telehealth.accounts.security import current_totp_code
 from telehealth.audit.service import Actor
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.plans import pause_plan
-from tests.helpers import csrf_headers, send_in_thread, until_lock_waiters
+from tests.helpers import PASSWORD, csrf_headers, send_in_thread, until_lock_waiters
 from tests.integration.prescribing.helpers import (
     FILL,
     SHIP,
+    audit_actions,
     consult_with_encounter,
+    drafted,
     pay_program_fee,
     pharmacist,
     pharmacy_step,
+    ready_to_prescribe,
     record_encounter,
     refusal,
+    request_as,
     signed_plan,
     switch_to,
 )
@@ -72,3 +78,77 @@ async def test_a_pause_committed_while_the_ship_step_waits_stops_the_shipment(cl
     assert refusal(answer)[:2] == (422, "batch.plan_paused"), answer.text
     async with session_factory() as session:
         assert await session.scalar(text("SELECT status FROM plan_batch WHERE id = :id"), {"id": uuid.UUID(first)}) == "filled"
+
+
+async def test_two_signings_with_valid_codes_at_once_sign_once_by_the_compare_and_swap(client, session_factory, settings, clock, stripe_fake):
+    """Rule 6: signing is a compare-and-swap (draft -> signed, UPDATE ... WHERE status = 'draft'). Two signing
+    requests of one plan, each with its own valid code (this step's and the next's, in that order, so the
+    second factor passes for both), give one signature; the second is refused by the swap, not by two-factor.
+    (test_concurrent_signing sends one code twice: there the code's single use alone stops the second.)"""
+    consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
+    await ready_to_prescribe(client, consult, clock)
+    plan = await drafted(client, consult)
+    await csrf_headers(client)
+    browsers = [httpx.Cookies(client.cookies)]
+    await switch_to(client, consult.prescriber, clock)
+    await csrf_headers(client)
+    browsers.append(httpx.Cookies(client.cookies))
+    clock.advance(timedelta(seconds=30))  # a step neither sign-in used
+    codes = [current_totp_code(consult.prescriber.totp_secret, at=clock.now() + timedelta(seconds=30 * n)) for n in (0, 1)]
+    url = f"/api/v1/plans/{plan['id']}/sign"
+    requests = [request_as(client, browsers[n], "POST", url, json={"password": PASSWORD, "code": codes[n]}) for n in (0, 1)]
+
+    # Both requests read the plan as a draft, then queue on the prescriber's row (the two-factor check locks it)
+    # behind this transaction, in order: the first uses this step's code, the second the next step's.
+    async with session_factory() as holder:
+        await holder.execute(text("SELECT id FROM user_account WHERE id = :id FOR UPDATE"), {"id": consult.prescriber.user_id})
+        first = await send_in_thread(client, requests[0])
+        assert await until_lock_waiters(session_factory, 1, tasks=[first])
+        second = await send_in_thread(client, requests[1])
+        assert await until_lock_waiters(session_factory, 2, tasks=[second])
+        await holder.rollback()
+    answers = [await first, await second]
+
+    assert [a.status_code for a in answers] == [200, 409], [(a.status_code, a.text) for a in answers]
+    assert answers[1].json()["code"] in ("troche_plan.status_changed", "plan.not_draft"), answers[1].text
+    async with session_factory() as session:
+        signings = list((await session.execute(text("SELECT outcome FROM audit_event WHERE action = 'auth.signing'"))).scalars())
+        batches = await session.scalar(text("SELECT count(*) FROM plan_batch WHERE plan_id = :p"), {"p": uuid.UUID(plan["id"])})
+    assert "failure" not in signings, signings  # the second factor stopped neither
+    actions = await audit_actions(session_factory, plan["id"])
+    assert (actions.count("troche_plan.sign"), actions.count("troche_plan.send"), batches) == (1, 1, 2)
+
+
+async def encounter_facts(session_factory, consult) -> tuple:
+    async with session_factory() as session:
+        row = (await session.execute(text(
+            "SELECT identity_checked, identity_method, location_state, location_recorded_at, pdmp_checked_at, pdmp_state, pdmp_reference, "
+            "pdmp_summary, vitals_reviewed, vitals_note FROM encounter WHERE id = :id"), {"id": uuid.UUID(consult.encounter_id)})).one()  # fmt: skip
+    return tuple(row)
+
+
+FROZEN_FACTS = [  # each change alone, after the decision
+    {"identity_checked": False},
+    {"identity_method": "a voice on the phone"},
+    {"location_state": "NJ"},
+    {"pdmp_checked_at": "LATER", "pdmp_state": "NY"},  # a fresher check, as if to keep a stale one valid for signing
+    {"pdmp_state": "NJ"},
+    {"pdmp_reference": "PMP-2", "pdmp_summary": "another summary"},
+    {"vitals_reviewed": False, "vitals_note": "BP 150/95"},
+]
+
+
+async def test_the_encounters_facts_are_frozen_once_it_is_decided(client, session_factory, settings, clock, stripe_fake):
+    """Rule 7: identity, the location now, the PDMP check and the vitals are what the decision rested on; once
+    the encounter is decided none of them can be recorded or changed (encounters.record answers 409)."""
+    consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
+    await ready_to_prescribe(client, consult, clock)  # the facts, then the decision to start a plan
+    before = await encounter_facts(session_factory, consult)
+    clock.advance(timedelta(hours=1))
+    await switch_to(client, consult.prescriber, clock)  # signed in again an hour later
+
+    for change in FROZEN_FACTS:
+        change = {**change, "pdmp_checked_at": clock.now().isoformat()} if "pdmp_checked_at" in change else change
+        refused = await record_encounter(client, consult, **change)
+        assert refusal(refused)[:2] == (409, "encounter.decided"), (change, refused.text)
+    assert await encounter_facts(session_factory, consult) == before
