@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from telehealth.accounts.models import Patient
@@ -27,6 +28,7 @@ from tests.integration.dosing.helpers import (
     patient_signed_in,
     post,
     ready_session,
+    report,
     schedule,
     scheduled,
     sitter_present,
@@ -196,3 +198,16 @@ async def test_a_check_in_outside_its_window_is_refused_when_recorded(client, se
     clock.advance(timedelta(minutes=30 + 121))
     await patient_signed_in(client, home, clock)
     assert refusal(await check_in(client, late["id"]))[:2] == (422, "check_in.outside_window")
+
+
+async def test_the_next_batch_released_is_the_lowest_held_one(client, session_factory, settings, clock, mail):
+    """Rule 11: batches go to the pharmacy in order: the next batch is the held one with the lowest sequence
+    (inventory._next_held_batch), released once the sessions before it are reported."""
+    home = await active_plan(session_factory, settings, clock, shipment_sessions=(1, 1, 1, 1))  # one session per batch
+    await patient_signed_in(client, home, clock)
+    _, unlocked, _ = await unlocked_session(client, mail)
+    assert (await report(client, unlocked["id"])).status_code == 201
+
+    async with session_factory() as session:
+        statuses = list((await session.execute(text("SELECT status FROM plan_batch WHERE plan_id = :p ORDER BY sequence"), {"p": home.plan_id})).scalars())
+    assert statuses == ["delivered", "queued", "held", "held"]

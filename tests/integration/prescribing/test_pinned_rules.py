@@ -4,7 +4,8 @@ the code that enforces the rule is taken out (docs/safety-rules.md lists the bre
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 
 import httpx
 from sqlalchemy import text
@@ -27,6 +28,7 @@ from tests.integration.prescribing.helpers import (
     record_encounter,
     refusal,
     request_as,
+    sign,
     signed_plan,
     switch_to,
 )
@@ -152,3 +154,71 @@ async def test_the_encounters_facts_are_frozen_once_it_is_decided(client, sessio
         refused = await record_encounter(client, consult, **change)
         assert refusal(refused)[:2] == (409, "encounter.decided"), (change, refused.text)
     assert await encounter_facts(session_factory, consult) == before
+
+
+TIGHTER = [  # (the clinic's tightened cap, the code it refuses the draft with at signing)
+    ({"max_dose_mg_per_session": 300}, "plan.dose_above_cap"),
+    ({"max_sessions_per_plan": 4, "default_sessions_per_plan": 4}, "plan.sessions_above_cap"),
+    ({"min_hours_between_sessions": 72}, "plan.interval_below_minimum"),
+]
+
+
+async def test_the_caps_are_checked_again_when_the_plan_is_signed(client, session_factory, settings, clock, stripe_fake):
+    """Rule 12: the dose, sessions and interval caps are checked when the draft is written and again when it is
+    signed (plans.sign_plan -> rules.check_plan). A draft within the caps of the day it was written is refused
+    at signing once the clinic has tightened a cap (settings may tighten), and signs under the caps it meets."""
+    from litestar.testing import AsyncTestClient
+
+    from telehealth.asgi import create_app
+    from tests.conftest import with_settings
+
+    consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
+    await ready_to_prescribe(client, consult, clock)
+    plan = await drafted(client, consult, doses_mg=[100, 200, 400, 400, 400, 400])  # six sessions, 400 mg, 48 h: within the defaults
+    await csrf_headers(client)
+
+    for caps, code in TIGHTER:
+        tightened = with_settings(settings, thresholds=replace(settings.thresholds, **caps))
+        async with AsyncTestClient(app=create_app(tightened, clock=clock), base_url="http://testserver.local") as clinic:
+            clinic.cookies = httpx.Cookies(client.cookies)  # the prescriber's signed-in browser, on the tightened service
+            refused = await sign(clinic, consult, plan["id"], clock)
+            assert refusal(refused)[:2] == (422, code), (caps, refused.text)
+    assert (await client.get(f"/api/v1/plans/{plan['id']}")).json()["status"] == "draft"
+    signed = await sign(client, consult, plan["id"], clock)
+    assert signed.status_code == 200, signed.text
+
+
+async def test_prescribing_needs_a_license_and_a_dea_registration_both_in_the_state_the_patient_is_in_now(
+    client, session_factory, settings, clock, stripe_fake
+):
+    """Rule 15: the state that counts is the patient's location recorded now, in the encounter (not their state
+    of residence), and the prescriber needs there both an unexpired license and a DEA registration covering
+    Schedule III (encounters.prescribing_blocker -> clinicians.prescriber_may_prescribe_in): a license in one
+    state and a registration in another are not enough, whichever of the two is missing where the patient is."""
+    from telehealth.clinicians.models import DeaRegistration, StateLicense
+    from telehealth.db.engine import transaction
+    from tests.integration.prescribing.helpers import decide
+
+    consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)  # patient and prescriber in NY
+    facts = {"identity_checked": True, "identity_method": "passport on video", "location_state": "NJ", "pdmp_state": "NJ",
+             "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(), "vitals_reviewed": True}  # fmt: skip
+    assert (await record_encounter(client, consult, **facts)).status_code == 200  # visiting New Jersey today
+    not_licensed = (422, "plan.location_not_licensed", ["location_state"])
+    assert refusal(await decide(client, consult)) == not_licensed  # licensed where they live, not where they are
+
+    async def credentials_in_new_jersey(*, license: bool, dea: bool) -> None:
+        async with transaction(session_factory) as session:
+            await session.execute(text("DELETE FROM state_license WHERE state = 'NJ'"))
+            await session.execute(text("DELETE FROM dea_registration WHERE state = 'NJ'"))
+            if license:
+                session.add(StateLicense(clinician_id=consult.prescriber.user_id, state="NJ", number="NJ-1", license_type="MD", expires_on=date(2030, 1, 1)))
+            if dea:
+                session.add(DeaRegistration(clinician_id=consult.prescriber.user_id, state="NJ", number="BN1", schedules="II,III,IV,V", expires_on=date(2030, 1, 1)))
+
+    await credentials_in_new_jersey(license=True, dea=False)  # the DEA registration is New York's only
+    assert refusal(await decide(client, consult)) == not_licensed
+    await credentials_in_new_jersey(license=False, dea=True)  # the license is New York's only
+    assert refusal(await decide(client, consult)) == not_licensed
+    await credentials_in_new_jersey(license=True, dea=True)
+    decided = await decide(client, consult)
+    assert decided.status_code == 200, decided.text
