@@ -210,10 +210,11 @@ async def test_prescribing_needs_a_license_and_a_dea_registration_both_in_the_st
         async with transaction(session_factory) as session:
             await session.execute(text("DELETE FROM state_license WHERE state = 'NJ'"))
             await session.execute(text("DELETE FROM dea_registration WHERE state = 'NJ'"))
+            held_by, until = consult.prescriber.user_id, date(2030, 1, 1)
             if license:
-                session.add(StateLicense(clinician_id=consult.prescriber.user_id, state="NJ", number="NJ-1", license_type="MD", expires_on=date(2030, 1, 1)))
+                session.add(StateLicense(clinician_id=held_by, state="NJ", number="NJ-1", license_type="MD", expires_on=until))
             if dea:
-                session.add(DeaRegistration(clinician_id=consult.prescriber.user_id, state="NJ", number="BN1", schedules="II,III,IV,V", expires_on=date(2030, 1, 1)))
+                session.add(DeaRegistration(clinician_id=held_by, state="NJ", number="BN1", schedules="II,III,IV,V", expires_on=until))
 
     await credentials_in_new_jersey(license=True, dea=False)  # the DEA registration is New York's only
     assert refusal(await decide(client, consult)) == not_licensed
