@@ -163,3 +163,44 @@ async def join_care_team(factory: async_sessionmaker[AsyncSession], patient: Per
 
     async with transaction(factory) as session:
         await care_teams.join(session, patient_id=patient.patient_id, clinician_id=clinician.user_id, because=because, now=now)
+
+
+async def lock_waiters(factory: async_sessionmaker[AsyncSession]) -> int:
+    """How many connections to this test database wait on a lock right now (each look in a new transaction:
+    pg_stat_activity is read once per transaction)."""
+    from sqlalchemy import text
+
+    async with factory() as session:
+        return int(await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")) or 0)
+
+
+async def until_lock_waiters(factory: async_sessionmaker[AsyncSession], count: int, *, tasks=(), timeout: float = 10.0) -> bool:
+    """Wait until `count` connections wait on a lock (a race test's way to know each contender is inside its
+    transaction and blocked). False when every task in `tasks` finished first, or after `timeout` seconds:
+    then nothing was blocked, which is what a race test shows when a lock is missing."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await lock_waiters(factory) >= count:
+            return True
+        if tasks and all(task.done() for task in tasks):
+            return False
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def send_in_thread(client: AsyncTestClient, request):
+    """Start one prepared request from its own thread (as another browser would): an asyncio task whose result is
+    the response. The test client blocks its caller per request, hence the thread."""
+    import asyncio
+
+    transport = client._transport
+
+    def send():
+        response = transport.handle_request(request)
+        response.read()
+        return response
+
+    return asyncio.ensure_future(asyncio.to_thread(send))
