@@ -94,7 +94,7 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     await _seed_waiting_list(session, now=now)
     await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
     await session.flush()
-    home = await seed_home_program(session, prescriber=prescriber, password=DEMO_PASSWORD, now=now, settings=settings)
+    home = await seed_home_program(session, prescriber=prescriber, coordinator=users[Role.COORDINATOR], password=DEMO_PASSWORD, now=now, settings=settings)
     await session.flush()
     return [DemoSignIn(role=Role.PATIENT, email=home.email, password=DEMO_PASSWORD, otpauth_uri=None)] + [
         DemoSignIn(

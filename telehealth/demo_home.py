@@ -1,5 +1,6 @@
 """The demo's patient in a home program: a consult done, a signed plan whose first shipment is delivered,
-and a sitter who has signed the agreement, so /dosing has a session to schedule. Idempotent."""
+and a sitter who has signed the agreement and whom the demo coordinator has verified by a video call, so
+/dosing has a session to schedule. Idempotent."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ HOME_PATIENT = ("home@demo.example", "Taylor Brooks")
 TITRATION = [100, 150, 200, 200, 200, 200]
 
 
-async def seed_home_program(session: AsyncSession, *, prescriber: UserAccount, password: str, now: datetime, settings: Settings) -> UserAccount:
+async def seed_home_program(
+    session: AsyncSession, *, prescriber: UserAccount, coordinator: UserAccount, password: str, now: datetime, settings: Settings
+) -> UserAccount:
     email, name = HOME_PATIENT
     user = await find_user_by_email(session, email)
     if user is not None:
@@ -80,5 +83,7 @@ async def seed_home_program(session: AsyncSession, *, prescriber: UserAccount, p
         patient_id=patient.id, status=SitterStatus.CONFIRMED, full_name="Jordan Brooks", email="sitter@demo.example", relationship="partner",
         adult_confirmed=True, agreement_version=SITTER_AGREEMENT.version, agreement_sha256=SITTER_AGREEMENT.sha256, typed_name="Jordan Brooks",
         signed_at=delivered, created_at=delivered - timedelta(days=1), updated_at=delivered,
+        verified_at=delivered + timedelta(hours=2), verified_by=coordinator.id, verification_method="video",
+        verification_note="Demo: a short video call; a different person from the patient, knows the agreement.",
     ))  # fmt: skip
     return user

@@ -10,6 +10,8 @@ from telehealth.clinicians.api import ClinicianApiController
 from telehealth.clinicians.pages import ClinicianPagesController
 from telehealth.dosing.api import DosingApiController, PlanDosingApiController, SitterApiController, SitterLinkApiController
 from telehealth.dosing.pages import DosingPagesController, PlanDosingPagesController
+from telehealth.dosing.sitter_checks_api import SitterVerificationApiController
+from telehealth.dosing.sitter_checks_pages import SitterVerificationPagesController
 from telehealth.dosing.sitter_pages import SitterPagesController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
@@ -75,10 +77,12 @@ ROUTE_HANDLERS = [
     BasisPagesController,  # /patients/{id}/in-person-evaluations, /coordinator/prescribing-basis[.csv] (patients without a basis after the date)
     SitterApiController,  # /api/v1/my/sitters[/{id}/remove|/resend]
     DosingApiController,  # /api/v1/my/dosing[/sessions[/{id}[/reschedule|/cancel|/check-in|/unlock|/report]]|/loss|/next-batch]
-    SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/excuse|/presence|/end] (the token is the key)
+    SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/excuse|/presence|/end|/withdraw] (the token is the key)
+    SitterVerificationApiController,  # /api/v1/sitters/unverified, /api/v1/sitters/{id}/verification (coordinators' call with each new sitter)
     PlanDosingApiController,  # /api/v1/plans/{id}/dosing, /api/v1/plans/{id}/review, /api/v1/plans/{id}/inventory-flags/{id}/resolve
     DosingPagesController,  # /dosing, /dosing/sessions[/{id}[/check-in|/unlock|/report|/reschedule|/cancel]], /dosing/sitters, /dosing/loss, /dosing/next-batch
-    SitterPagesController,  # /sitter/{token}[/agreement|/decline|/excuse|/presence|/end] (the sitter's own link)
+    SitterPagesController,  # /sitter/{token}[/agreement|/decline|/excuse|/presence|/end|/withdraw] (the sitter's own link)
+    SitterVerificationPagesController,  # /coordinator/sitters[/{id}/verification] (sitters waiting for their call)
     PlanDosingPagesController,  # /prescriber/dosing, /plans/{id}/dosing, /plans/{id}/review, /plans/{id}/inventory-flags/{id}/resolve
     MessagePagesController,  # /messages, /messages/waiting, /patients/{id}/messages
     NotePagesController,  # /patients/{id}/notes (the care team's clinical notes)

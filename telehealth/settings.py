@@ -221,6 +221,8 @@ class Settings:
     # The last day an audio-video visit alone is a basis for prescribing (the DEA's telemedicine flexibilities).
     telemedicine_flexibilities_until: date = date(2026, 12, 31)
     metrics_token: str | None = None  # /metrics answers this bearer token; without one, only loopback clients
+    # A coordinator's short call with each new sitter before their first session (DOMAIN.md: default on).
+    sitter_verification_required: bool = True
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
 
     @property
@@ -305,6 +307,7 @@ def load_settings() -> Settings:
         host=_env("HOST", defaults.host) or defaults.host,
         port=_int("PORT", defaults.port),
         run_worker_in_process=_bool("RUN_WORKER_IN_PROCESS", defaults.run_worker_in_process),
+        sitter_verification_required=_bool("SITTER_VERIFICATION_REQUIRED", defaults.sitter_verification_required),
         session_idle_minutes=_int("SESSION_IDLE_MINUTES", defaults.session_idle_minutes),
         session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS", defaults.session_absolute_hours),
         login_lock_after_failures=_int("LOGIN_LOCK_AFTER_FAILURES", defaults.login_lock_after_failures),

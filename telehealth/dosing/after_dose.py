@@ -20,6 +20,7 @@ from telehealth.dosing.gates import Pressure, pressure_level
 from telehealth.dosing.models import DosingReport, DosingSession, SitterAttestation
 from telehealth.dosing.safety import record_serious_event
 from telehealth.dosing.sessions import attestation, locked_session, own_session, units_for
+from telehealth.dosing.sitter_checks import flag_for_prescriber, same_as_patient
 from telehealth.dosing.sitters import open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus
 from telehealth.intake.escalations import open_crisis_escalation
@@ -158,7 +159,7 @@ async def attest_end(
     emergency services were called; a call pauses the plan). Not before unlock (409); before the
     observation window closes, "alert and safe" needs `ended_early_reason` (an event's description stands
     for one), and an early end is recorded and the care team alerted."""
-    opened = await open_link(session, token=token, purpose=LinkPurpose.END, now=now)
+    opened = await open_link(session, token=token, purpose=LinkPurpose.END, actor=actor, now=now)
     # Locked (its patient, then the row: accounts/locks.py): the link from the presence page and the one
     # emailed when the window closes are both live. Submits at once end the session once, the others answer
     # 409/410; without the lock each spent its own link, then waited to withdraw the other's (a deadlock, a 500).
@@ -184,12 +185,13 @@ async def attest_end(
     patient = await session.get(Patient, row.patient_id)
     assert patient is not None
     ended_early, early_reason = _ended_early(row, reason=ended_early_reason, explained=outcome == "event", now=now, settings=settings, zone=patient.timezone)
-    await spend_link(session, token=token, purpose=LinkPurpose.END, now=now)
+    await spend_link(session, token=token, purpose=LinkPurpose.END, actor=actor, now=now)
     await revoke_links(session, now=now, dosing_session_id=row.id)  # the session's other end link stops working
     ended = SitterAttestation(
         dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="end", typed_name=" ".join(typed_name.split()), outcome=outcome,
         event_description=event_description.strip() or None, emergency_services_called=emergency_services_called and outcome == "event",
         ended_early=ended_early, ended_early_reason=early_reason, attested_at=now, ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
+        same_as_patient=await same_as_patient(session, patient_id=row.patient_id, actor=actor, now=now),
     )  # fmt: skip
     session.add(ended)
     await session.flush()
@@ -204,4 +206,5 @@ async def attest_end(
         await alert_care_team(session, plan, template="care_team_update", key=f"sitter_event:{row.id}", now=now)
     elif ended_early:
         await alert_care_team(session, plan, template="care_team_update", key=f"ended_early:sitter:{row.id}", now=now)
+    await flag_for_prescriber(session, ended, plan, now=now, alerted=ended.emergency_services_called or outcome == "event" or ended_early)
     return ended

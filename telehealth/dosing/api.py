@@ -21,7 +21,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
-from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
+from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitter_checks, sitters
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter
 from telehealth.dosing.schemas import (
     AgreementRequest,
@@ -49,7 +49,7 @@ from telehealth.dosing.schemas import (
     SitterLinkBody,
     SitterRequest,
 )
-from telehealth.dosing.states import LinkPurpose, SessionStatus
+from telehealth.dosing.states import LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.results import CRISIS_RESOURCES
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import RuleRefused
@@ -63,9 +63,12 @@ PATIENT = [requires_role(Role.PATIENT)]
 PRESCRIBER = [requires_role(Role.PRESCRIBER)]
 
 
-def sitter_body(sitter: Sitter) -> SitterBody:
+def sitter_body(sitter: Sitter, settings: Settings | None = None) -> SitterBody:
+    """With `settings`, whether a coordinator's call is still awaited before this sitter's first session."""
+    pending = settings is not None and sitter.status == SitterStatus.CONFIRMED and not sitter_checks.is_verified(sitter, settings)
     return SitterBody(id=sitter.id, full_name=sitter.full_name, email=sitter.email, phone=sitter.phone, relationship=sitter.relationship,
-                      status=sitter.status, signed_at=sitter.signed_at)  # fmt: skip
+                      status=sitter.status, signed_at=sitter.signed_at, verified_at=sitter.verified_at, verification_method=sitter.verification_method,
+                      verification_pending=pending)  # fmt: skip
 
 
 async def session_body(session: AsyncSession, row: DosingSession, plan: TrochePlan, settings: Settings) -> SessionBody:
@@ -114,9 +117,12 @@ class SitterApiController(Controller):
     guards = PATIENT
 
     @get("/")
-    async def list_sitters(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> list[SitterBody]:
+    async def list_sitters(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+    ) -> list[SitterBody]:
+        """Your sitters; `verification_pending` while our team has yet to call one before their first session."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return [sitter_body(s) for s in await sitters.patient_sitters(db_session, patient_id=patient.id)]
+        return [sitter_body(s, settings) for s in await sitters.patient_sitters(db_session, patient_id=patient.id)]
 
     @post("/", status_code=201)
     async def add(
@@ -128,7 +134,7 @@ class SitterApiController(Controller):
         return sitter_body(await sitters.add_sitter(
             db_session, patient=patient, full_name=data.full_name, email=data.email, phone=data.phone, relationship=data.relationship,
             actor=actor, now=clock.now(), settings=settings,
-        ))  # fmt: skip
+        ), settings)  # fmt: skip
 
     @post("/{sitter_id:uuid}/remove", status_code=200)
     async def remove(
@@ -136,7 +142,7 @@ class SitterApiController(Controller):
         db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> SitterBody:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return sitter_body(await sitters.remove_sitter(db_session, patient=patient, sitter_id=sitter_id, actor=actor, now=clock.now(), settings=settings))
+        return sitter_body(await sitters.remove_sitter(db_session, patient=patient, sitter_id=sitter_id, actor=actor, now=clock.now(), settings=settings), settings)
 
     @post("/{sitter_id:uuid}/resend", status_code=200)
     async def resend(
@@ -144,7 +150,7 @@ class SitterApiController(Controller):
         settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> SitterBody:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return sitter_body(await sitters.resend_invitation(db_session, patient=patient, sitter_id=sitter_id, now=clock.now(), settings=settings))
+        return sitter_body(await sitters.resend_invitation(db_session, patient=patient, sitter_id=sitter_id, now=clock.now(), settings=settings), settings)
 
 
 async def dosing_overview(session: AsyncSession, patient: Patient, settings: Settings) -> DosingBody:
@@ -294,10 +300,12 @@ class SitterLinkApiController(Controller):
 
     @get("/")
     async def read(
-        self, token: FromPath[str], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]
-    ) -> SitterLinkBody:
-        """What this link is for: the agreement, the presence before a session, or its end (from `end_from`)."""
-        return await sitter_link_body(db_session, await sitters.open_link(db_session, token=token, purpose=None, now=clock.now()), settings)
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> SitterLinkBody:  # fmt: skip
+        """What this link is for: the agreement, the presence before a session, or its end (from `end_from`).
+        Every sitter link answers 403 `sitter_link.patient_signed_in` to a browser signed in as the patient."""
+        return await sitter_link_body(db_session, await sitters.open_link(db_session, token=token, purpose=None, actor=actor, now=clock.now()), settings)
 
     @post("/agreement", status_code=200)
     async def sign(
@@ -320,10 +328,16 @@ class SitterLinkApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> SitterLinkBody:  # fmt: skip
         """You cannot come to this session: the patient is told, to find another sitter or move it."""
-        opened = await sitters.open_link(db_session, token=token, purpose=None, now=clock.now())
+        opened = await sitters.open_link(db_session, token=token, purpose=None, actor=actor, now=clock.now())
         body = await sitter_link_body(db_session, opened, settings)
         await sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now())
         return body
+
+    @post("/withdraw", status_code=200)
+    async def withdraw(self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> SitterBody:
+        """Stop being a sitter altogether (any live link of yours): every future session you sit for loses you
+        and its links, and the patient is told at once. Before signing the agreement, decline it instead (409)."""
+        return sitter_body(await sitters.withdraw(db_session, token=token, actor=actor, now=clock.now()))
 
     @post("/presence", status_code=200)
     async def presence(
@@ -360,13 +374,15 @@ async def plan_dosing_body(session: AsyncSession, plan: TrochePlan, settings: Se
     for row in await sessions.sessions_of(session, plan_id=plan.id):
         report = await session.get(DosingReport, row.id)
         end = await sessions.attestation(session, dosing_session_id=row.id, kind="end")
+        presence = await sessions.attestation(session, dosing_session_id=row.id, kind="presence")
         rows.append(PrescriberSessionBody(
             session=await session_body(session, row, plan, settings),
             check_ins=[{k: v for k, v in c.model_dump().items() if k not in ("id", "dosing_session_id")} for c in await sessions.check_ins_of(session, dosing_session_id=row.id)],
             report={k: v for k, v in report.model_dump().items() if k != "dosing_session_id"} if report else None,
-            sitter_present=await sessions.attestation(session, dosing_session_id=row.id, kind="presence") is not None,
+            sitter_present=presence is not None, presence_same_as_patient=presence.same_as_patient if presence else None,
             sitter_end={"outcome": end.outcome, "event_description": end.event_description, "emergency_services_called": end.emergency_services_called,
-                        "ended_early": end.ended_early, "ended_early_reason": end.ended_early_reason, "attested_at": end.attested_at} if end else None,
+                        "ended_early": end.ended_early, "ended_early_reason": end.ended_early_reason, "attested_at": end.attested_at,
+                        "same_as_patient": end.same_as_patient} if end else None,
         ))  # fmt: skip
     events = (await session.execute(select(SeriousEvent).where(SeriousEvent.plan_id == plan.id).order_by(SeriousEvent.occurred_at))).scalars()
     flags = (await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan.id).order_by(InventoryFlag.raised_at))).scalars()
@@ -386,7 +402,8 @@ class PlanDosingApiController(Controller):
         settings: NamedDependency[Settings],
     ) -> PlanDosingBody:  # fmt: skip
         """The plan's sessions: check-ins (BP), reports (side effects, an early end and why), sitter
-        attestations (an early end and why), serious events and inventory."""
+        attestations (an early end and why; `same_as_patient` when one came from the patient's address or
+        device), serious events and inventory."""
         return await plan_dosing_body(db_session, await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in), settings)
 
     @post("/api/v1/plans/{plan_id:uuid}/review", status_code=200)

@@ -16,6 +16,8 @@ from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.safety import record_serious_event
+from telehealth.dosing.sitter_checks import flag_for_prescriber, is_verified, same_as_patient
+from telehealth.dosing.sitter_mail import email_sitter
 from telehealth.dosing.sessions import attestation, batch_holding, check_ins_of, last_dose_at, locked_session, own_session
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
@@ -60,9 +62,15 @@ def _facts(check_in: CheckIn) -> CheckInFacts:
 
 
 async def _hold(session: AsyncSession, row: DosingSession, *, reason: str, now: datetime) -> None:
+    """Not today: the session is held, its links stop working, and the sitter gets the invite's
+    cancellation (never the reason: that is health data)."""
     await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.SCHEDULED, target=SessionStatus.HELD,
-                        actor=Actor.system(), now=now, patient_id=row.patient_id, values={"held_reason": reason, "updated_at": now})  # fmt: skip
+                        actor=Actor.system(), now=now, patient_id=row.patient_id,
+                        values={"held_reason": reason, "ics_sequence": row.ics_sequence + 1, "updated_at": now})  # fmt: skip
     await revoke_links(session, now=now, dosing_session_id=row.id)
+    await session.refresh(row)
+    if row.sitter_id and (sitter := await session.get(Sitter, row.sitter_id)) is not None:
+        await email_sitter(session, row, sitter, change="cancelled", now=now)
 
 
 def _attempt(earlier: list[CheckIn], *, now: datetime, settings: Settings) -> int:
@@ -140,7 +148,7 @@ async def record_check_in(
 async def attest_presence(session: AsyncSession, *, token: str, typed_name: str, actor: Actor, now: datetime) -> str:
     """The sitter, through their one-time presence link, says they are with the patient. Answers the token
     of their next link: the timer, then the end attestation."""
-    opened = await open_link(session, token=token, purpose=LinkPurpose.PRESENCE, now=now)
+    opened = await open_link(session, token=token, purpose=LinkPurpose.PRESENCE, actor=actor, now=now)
     row = await locked_session(session, opened.link.dosing_session_id)
     assert row is not None
     if row.sitter_id != opened.sitter.id or opened.sitter.status != SitterStatus.CONFIRMED:
@@ -149,19 +157,24 @@ async def attest_presence(session: AsyncSession, *, token: str, typed_name: str,
         raise Conflict("dosing_session.not_scheduled", "This session is no longer waiting for a sitter.")
     if not same_name(typed_name, opened.sitter.full_name):
         raise InvalidInput("request.invalid", "Type your full name to confirm.", fields={"typed_name": f"type it as given: {opened.sitter.full_name}"})
-    await spend_link(session, token=token, purpose=LinkPurpose.PRESENCE, now=now)
-    session.add(SitterAttestation(
+    await spend_link(session, token=token, purpose=LinkPurpose.PRESENCE, actor=actor, now=now)
+    present = SitterAttestation(
         dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="presence", typed_name=" ".join(typed_name.split()), attested_at=now,
         ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
-    ))  # fmt: skip
+        same_as_patient=await same_as_patient(session, patient_id=row.patient_id, actor=actor, now=now),
+    )  # fmt: skip
+    session.add(present)
     await session.flush()
     await record_audit_event(session, actor=actor, action="dosing_session.sitter_present", resource_type="dosing_session", resource_id=row.id,
                              patient_id=row.patient_id, now=now)  # fmt: skip
+    plan = await session.get(TrochePlan, row.plan_id)
+    assert plan is not None
+    await flag_for_prescriber(session, present, plan, now=now)
     return await issue_link(session, sitter_id=opened.sitter.id, purpose=LinkPurpose.END, now=now, expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
                             dosing_session_id=row.id)  # fmt: skip
 
 
-async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePlan, *, now: datetime) -> UnlockFacts:
+async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePlan, *, now: datetime, settings: Settings) -> UnlockFacts:
     batch = await batch_holding(session, plan_id=plan.id, number=row.number)
     check_ins = await check_ins_of(session, dosing_session_id=row.id)
     sitter = await session.get(Sitter, row.sitter_id) if row.sitter_id else None
@@ -171,6 +184,7 @@ async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePl
         batch_delivered=batch is not None and batch.status == BatchStatus.DELIVERED, last_dose_at=await last_dose_at(session, plan_id=plan.id),
         min_hours_between=plan.min_hours_between, check_in=_facts(check_ins[-1]) if check_ins else None,
         sitter_confirmed=sitter is not None and sitter.status == SitterStatus.CONFIRMED,
+        sitter_verified=sitter is not None and is_verified(sitter, settings),
         sitter_present=presence is not None and sitter is not None and presence.sitter_id == sitter.id,
         crisis_open=await has_open_crisis(session, patient_id=row.patient_id),
         contact_requested=await has_open_contact_request(session, patient_id=row.patient_id),
@@ -187,7 +201,7 @@ async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_sess
         return row
     plan = await session.get(TrochePlan, row.plan_id, populate_existing=True)
     assert plan is not None
-    if failed := unlock_gates(await unlock_facts(session, row, plan, now=now), settings.thresholds):
+    if failed := unlock_gates(await unlock_facts(session, row, plan, now=now, settings=settings), settings.thresholds):
         raise RuleRefused(
             "dosing.unlock_refused", f"The dose stays locked: {len(failed)} check{'s' if len(failed) > 1 else ''} not met.",
             fields={"gates": ", ".join(gate.code for gate in failed)},

@@ -2,8 +2,8 @@
 for the patient, and `unlock` answers with every one that failed, not just the first.
 
 DOMAIN.md: a signed, not paused, not discontinued plan; the dose's batch delivered; at least the minimum
-interval since the last dose; a check-in within 60 min; the sitter's presence for this session; BP below
-140/90 (180/120 is the urgent path)."""
+interval since the last dose; a check-in within 60 min; a sitter verified by a coordinator (when the clinic
+requires it) and their presence for this session; BP below 140/90 (180/120 is the urgent path)."""
 
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ class UnlockFacts:
     min_hours_between: int
     check_in: CheckInFacts | None
     sitter_confirmed: bool
+    sitter_verified: bool  # by a coordinator's call, or the clinic does not require it (SITTER_VERIFICATION_REQUIRED)
     sitter_present: bool
     crisis_open: bool
     contact_requested: bool  # a contact request from an earlier check-in waits for a clinician
@@ -134,6 +135,10 @@ def unlock_gates(facts: UnlockFacts, thresholds: ClinicalThresholds) -> list[Gat
         gates.append(Gate("gate.care_team_contact_pending", "Someone from your care team will call you; your next dose opens once you have spoken."))
     if not facts.sitter_confirmed:
         gates.append(Gate("gate.no_sitter", "This session has no confirmed sitter. Choose one, or reschedule."))
-    elif not facts.sitter_present:
+        return gates
+    if not facts.sitter_verified:
+        gates.append(Gate("gate.sitter_not_verified", "Our team has not verified your sitter yet: a coordinator calls each new sitter for a few "
+                                                     "minutes before their first session. Choose a verified sitter, or reschedule."))  # fmt: skip
+    if not facts.sitter_present:
         gates.append(Gate("gate.sitter_not_present", "Your sitter has not confirmed they are with you for this session yet."))
     return gates

@@ -20,12 +20,16 @@ def _fk(table: str, *, nullable: bool = False, index: bool = True, ondelete: str
 
 class Sitter(SQLModel, table=True):
     """A monitor the patient names. No account: they act through links of their own, and sign the sitter
-    agreement like a consent (version, SHA-256 of the text they saw, typed name, time, IP, user agent)."""
+    agreement like a consent (version, SHA-256 of the text they saw, typed name, time, IP, user agent). A
+    coordinator then verifies them by a short call (method, time, who) before their first session."""
 
     __tablename__ = "sitter"
     __table_args__ = (
-        CheckConstraint("status IN ('invited', 'confirmed', 'declined', 'removed')", name="status_known"),
+        CheckConstraint("status IN ('invited', 'confirmed', 'declined', 'removed', 'withdrawn')", name="status_known"),
         CheckConstraint("status <> 'confirmed' OR (signed_at IS NOT NULL AND agreement_sha256 IS NOT NULL AND adult_confirmed)", name="confirmed_signed"),
+        CheckConstraint("verification_method IS NULL OR verification_method IN ('video', 'phone')", name="verification_method_known"),
+        # A verification is whole: when, how and by whom together, or none of them.
+        CheckConstraint("(verified_at IS NULL) = (verified_by IS NULL) AND (verified_at IS NULL) = (verification_method IS NULL)", name="verification_whole"),
         # The same person is named once per patient while invited or confirmed.
         Index("uq_sitter_active_email", "patient_id", text("lower(email)"), unique=True, postgresql_where=text("status IN ('invited', 'confirmed')")),
     )
@@ -44,6 +48,10 @@ class Sitter(SQLModel, table=True):
     signed_at: datetime | None = utc_timestamp(nullable=True)
     signed_ip: str | None = Field(default=None, max_length=64)
     signed_user_agent: str | None = Field(default=None, max_length=400)
+    verified_at: datetime | None = utc_timestamp(nullable=True)
+    verified_by: uuid.UUID | None = _fk("user_account", nullable=True, index=False)
+    verification_method: str | None = Field(default=None, max_length=10)  # video | phone
+    verification_note: str | None = Field(default=None, max_length=1000)
     created_at: datetime = utc_timestamp()
     updated_at: datetime = utc_timestamp()
 
@@ -133,6 +141,7 @@ class SitterAttestation(SQLModel, table=True):
         CheckConstraint("kind = 'presence' OR outcome IN ('alert_and_safe', 'event')", name="end_has_outcome"),
         CheckConstraint("kind = 'end' OR NOT ended_early", name="only_an_end_ends_early"),
         CheckConstraint("ended_early OR ended_early_reason IS NULL", name="reason_only_when_ended_early"),
+        CheckConstraint("same_as_patient IS NULL OR same_as_patient IN ('address', 'device')", name="same_as_patient_known"),
         Index("uq_sitter_attestation_kind", "dosing_session_id", "kind", unique=True),
     )
 
@@ -150,6 +159,10 @@ class SitterAttestation(SQLModel, table=True):
     attested_at: datetime = utc_timestamp()
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=400)
+    # Sent from where the patient acted in the day before: their address, or their address and browser
+    # (sitter_checks.same_as_patient). A flag for the prescriber, not a refusal: a sitter at the
+    # patient's home is often on the same network.
+    same_as_patient: str | None = Field(default=None, max_length=10)
 
 
 class DosingReport(SQLModel, table=True):

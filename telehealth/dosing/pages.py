@@ -24,7 +24,7 @@ from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.clinicians.service import clinician_zone
-from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitters
+from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitter_checks, sitters
 from telehealth.dosing.api import plan_dosing_body
 from telehealth.dosing.gates import Gate, unlock_gates
 from telehealth.dosing.models import DosingSession, InventoryFlag, SeriousEvent
@@ -97,13 +97,15 @@ def _optional_uuid(raw: str) -> uuid.UUID | None:
 # --- The patient ----------------------------------------------------------------------------------------------
 
 
-async def _overview(session: AsyncSession, patient: Patient, *, now: datetime, error: DomainError | None = None, done: str | None = None,
-                    values: dict[str, str] | None = None) -> Template:  # fmt: skip
+async def _overview(session: AsyncSession, patient: Patient, *, settings: Settings, now: datetime, error: DomainError | None = None,
+                    done: str | None = None, values: dict[str, str] | None = None) -> Template:  # fmt: skip
     plan = await plans.live_plan(session, patient_id=patient.id)
     all_sitters = await sitters.patient_sitters(session, patient_id=patient.id)
+    confirmed = [s for s in all_sitters if s.status == SitterStatus.CONFIRMED]
     context: dict[str, Any] = {
-        "plan": plan, "zone": patient.timezone, "shown_as": SHOWN_AS, "done": done, "values": values or {},
-        "confirmed": [s for s in all_sitters if s.status == SitterStatus.CONFIRMED], "sitters": all_sitters, **_refusal(error),
+        "plan": plan, "zone": patient.timezone, "shown_as": SHOWN_AS, "done": done, "values": values or {}, "sitters": all_sitters, **_refusal(error),
+        "confirmed": [s for s in confirmed if sitter_checks.is_verified(s, settings)],  # the ones a session may have
+        "awaiting_call": {s.id for s in confirmed if not sitter_checks.is_verified(s, settings)},
     }  # fmt: skip
     if plan is not None:
         rows = await sessions.sessions_of(session, plan_id=plan.id)
@@ -137,14 +139,15 @@ async def _session_page(
     sitter = await session.get(sitters.Sitter, row.sitter_id) if row.sitter_id else None
     gates: list[Gate] = []
     if row.status == SessionStatus.SCHEDULED and check_ins:
-        gates = unlock_gates(await before_dose.unlock_facts(session, row, plan, now=now), thresholds)
+        gates = unlock_gates(await before_dose.unlock_facts(session, row, plan, now=now, settings=settings), thresholds)
     context = {
         "row": row, "plan": plan, "zone": patient.timezone, "shown": SHOWN_AS.get(await _shown(session, row)), "check_ins": check_ins,
         "may_check_in": row.status == SessionStatus.SCHEDULED and window_opens <= now, "window_opens": window_opens,
         "dose_mg": plan.doses_mg[row.number - 1] if opened else None, "troches": sessions.units_for(plan, row.number) if opened else None,
         "timer_ends_at": (window_closes := after_dose.observation_ends_at(row, settings)), "window_open": window_closes is not None and now < window_closes,
         "observation_minutes": thresholds.observation_minutes, "steps": STEPS, "sitter": sitter, "pending_gates": gates,
-        "side_effects": SIDE_EFFECTS, "confirmed": [s for s in await sitters.patient_sitters(session, patient_id=patient.id) if s.status == SitterStatus.CONFIRMED],
+        "side_effects": SIDE_EFFECTS,
+        "confirmed": [s for s in await sitters.patient_sitters(session, patient_id=patient.id) if s.status == SitterStatus.CONFIRMED and sitter_checks.is_verified(s, settings)],
         "check_in": check_in, "crisis_resources": CRISIS_RESOURCES if check_in and (check_in.crisis or check_in.care_team_contact) else None, "values": values or {},
         "now": now, **_refusal(error),
     }  # fmt: skip
@@ -187,9 +190,10 @@ class DosingPagesController(Controller):
 
     @get("/dosing")
     async def overview(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], done: FromQuery[str | None] = None
-    ) -> Template:
-        return await _overview(db_session, await own_patient_record(db_session, viewer=signed_in), now=clock.now(), done=done)
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+        done: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        return await _overview(db_session, await own_patient_record(db_session, viewer=signed_in), settings=settings, now=clock.now(), done=done)
 
     @post("/dosing/sessions")
     async def schedule(
@@ -206,7 +210,7 @@ class DosingPagesController(Controller):
 
         row = await attempt(db_session, schedule_it())
         if isinstance(row, DomainError):
-            return await _overview(db_session, patient, now=clock.now(), error=row, values=fields)
+            return await _overview(db_session, patient, settings=settings, now=clock.now(), error=row, values=fields)
         return Redirect(path=f"/dosing/sessions/{row.id}")
 
     @get("/dosing/sessions/{dosing_session_id:uuid}")
@@ -302,7 +306,7 @@ class DosingPagesController(Controller):
         fields = await form_fields(request, "full_name", "email", "phone", "relationship", max_length=400)
         added = await attempt(db_session, sitters.add_sitter(db_session, patient=patient, **fields, actor=actor, now=clock.now(), settings=settings))
         if isinstance(added, DomainError):
-            return await _overview(db_session, patient, now=clock.now(), error=added, values=fields)
+            return await _overview(db_session, patient, settings=settings, now=clock.now(), error=added, values=fields)
         return Redirect(path="/dosing?done=sitter_added#sitters")
 
     @post("/dosing/sitters/{sitter_id:uuid}/remove")
@@ -313,13 +317,13 @@ class DosingPagesController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in)
         removed = await attempt(db_session, sitters.remove_sitter(db_session, patient=patient, sitter_id=sitter_id, actor=actor, now=clock.now(), settings=settings))
         if isinstance(removed, DomainError):
-            return await _overview(db_session, patient, now=clock.now(), error=removed)
+            return await _overview(db_session, patient, settings=settings, now=clock.now(), error=removed)
         return Redirect(path="/dosing#sitters")
 
     @post("/dosing/loss")
     async def report_loss(
         self, request: Request, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> Template | Redirect:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
         fields = await form_fields(request, "troches", "what_happened")
@@ -336,13 +340,14 @@ class DosingPagesController(Controller):
 
         flagged = await attempt(db_session, report_it())
         if isinstance(flagged, DomainError):
-            return await _overview(db_session, patient, now=clock.now(), error=flagged, values=fields)
-        return await _overview(db_session, patient, now=clock.now(), done="loss_reported")
+            return await _overview(db_session, patient, settings=settings, now=clock.now(), error=flagged, values=fields)
+        return await _overview(db_session, patient, settings=settings, now=clock.now(), done="loss_reported")
 
     @post("/dosing/next-batch")
     async def next_batch(
-        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> Template:
+        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
 
         async def ask() -> tuple[Any, bool]:
@@ -353,9 +358,9 @@ class DosingPagesController(Controller):
 
         asked = await attempt(db_session, ask())
         if isinstance(asked, DomainError):
-            return await _overview(db_session, patient, now=clock.now(), error=asked)
+            return await _overview(db_session, patient, settings=settings, now=clock.now(), error=asked)
         batch, early = asked
-        return await _overview(db_session, patient, now=clock.now(), done="batch_early" if early else "batch_released" if batch else "batch_asked")
+        return await _overview(db_session, patient, settings=settings, now=clock.now(), done="batch_early" if early else "batch_released" if batch else "batch_asked")
 
 
 # --- The prescriber --------------------------------------------------------------------------------------------

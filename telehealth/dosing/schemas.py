@@ -29,6 +29,9 @@ class SitterBody(ResponseBody):
     relationship: str
     status: str
     signed_at: datetime | None
+    verified_at: datetime | None = None  # a coordinator's call with them
+    verification_method: str | None = None  # video | phone
+    verification_pending: bool = False  # signed, but not verified yet: they cannot be chosen for a session until then
 
 
 class ScheduleRequest(RequestBody):
@@ -203,7 +206,9 @@ class PrescriberSessionBody(ResponseBody):
     check_ins: list[dict[str, Any]]
     report: dict[str, Any] | None
     sitter_present: bool
-    sitter_end: dict[str, Any] | None
+    sitter_end: dict[str, Any] | None  # with same_as_patient, as below
+    # The presence came from where the patient acted in the day before: "address", or "device" (address and browser).
+    presence_same_as_patient: str | None = None
 
 
 class PlanDosingBody(ResponseBody):
@@ -213,3 +218,15 @@ class PlanDosingBody(ResponseBody):
     inventory: InventoryBody
     serious_events: list[SeriousEventBody]
     inventory_flags: list[FlagBody]
+
+
+class VerificationRequest(RequestBody):
+    method: Annotated[str, msgspec.Meta(max_length=10, description="video or phone")]
+    note: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class UnverifiedSitterBody(ResponseBody):
+    sitter: SitterBody
+    patient_id: uuid.UUID
+    patient_name: str
+    next_session_at: datetime | None  # a session already scheduled with them (named before the check was required)

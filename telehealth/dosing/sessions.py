@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +16,8 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
+from telehealth.dosing.sitter_checks import is_verified
+from telehealth.dosing.sitter_mail import email_sitter, local_time
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, spend_link
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
@@ -26,10 +27,8 @@ from telehealth.notifications.service import queue_email
 from telehealth.prescribing.models import PlanBatch, TrochePlan
 from telehealth.prescribing.plans import live_plan
 from telehealth.prescribing.states import BatchStatus, PlanStatus
-from telehealth.scheduling.ics import calendar_invite
 from telehealth.settings import Settings
 
-SITTER_STAYS = timedelta(hours=3)  # the dose, about an hour, and two hours after: what the sitter's invite blocks
 SCHEDULE_HORIZON = timedelta(days=60)
 
 
@@ -103,10 +102,6 @@ def display_status(dosing_session: DosingSession, *, checked_in: bool, sitter_pr
 # --- scheduling ---------------------------------------------------------------------------------------
 
 
-def _local(moment: datetime, zone: str) -> str:
-    return moment.astimezone(ZoneInfo(zone)).strftime("%A %d %B %Y at %H:%M %Z")
-
-
 async def _active_plan(session: AsyncSession, patient: Patient) -> TrochePlan:
     plan = await live_plan(session, patient_id=patient.id)
     if plan is None:
@@ -118,12 +113,18 @@ async def _active_plan(session: AsyncSession, patient: Patient) -> TrochePlan:
     return plan
 
 
-async def _confirmed_sitter(session: AsyncSession, patient: Patient, sitter_id: uuid.UUID | None) -> Sitter:
+async def _confirmed_sitter(session: AsyncSession, patient: Patient, sitter_id: uuid.UUID | None, settings: Settings) -> Sitter:
     sitter = await session.get(Sitter, sitter_id) if sitter_id else None
     if sitter is None or sitter.patient_id != patient.id:
         raise InvalidInput("request.invalid", "Choose one of your sitters.", fields={"sitter_id": "is not one of your sitters"})
     if sitter.status != SitterStatus.CONFIRMED:
         raise InvalidInput("request.invalid", f"{sitter.full_name} has not signed the sitter agreement.", fields={"sitter_id": "has not confirmed yet"})
+    if not is_verified(sitter, settings):  # DOMAIN.md: a coordinator's short call before a sitter's first session
+        raise InvalidInput(
+            "request.invalid", f"{sitter.full_name} has signed the agreement, but our team has not verified them yet: a coordinator calls each new "
+            "sitter for a few minutes before their first session. You can schedule with them once that call is done.",
+            fields={"sitter_id": "has not been verified by our team yet"},
+        )  # fmt: skip
     return sitter
 
 
@@ -136,7 +137,7 @@ async def _check_time(session: AsyncSession, plan: TrochePlan, patient: Patient,
         raise InvalidInput("request.invalid", "Choose a time within the next 60 days.", fields={"starts_at": "must be within 60 days"})
     last = await last_dose_at(session, plan_id=plan.id)
     if last is not None and starts_at < last + timedelta(hours=plan.min_hours_between):
-        earliest = _local(last + timedelta(hours=plan.min_hours_between), patient.timezone)
+        earliest = local_time(last + timedelta(hours=plan.min_hours_between), patient.timezone)
         raise RuleRefused(
             "dosing.too_soon", f"Your plan needs {plan.min_hours_between} hours between doses: the earliest is {earliest}.",
             fields={"starts_at": f"must be at or after {earliest}"},
@@ -146,24 +147,14 @@ async def _check_time(session: AsyncSession, plan: TrochePlan, patient: Patient,
 async def _tell_sitter(
     session: AsyncSession, dosing_session: DosingSession, sitter: Sitter, *, now: datetime, settings: Settings, cancelled: bool = False
 ) -> None:
-    """The sitter's email with a calendar invite: the time and the patient's name, no health details."""
-    patient = await session.get(Patient, dosing_session.patient_id)
-    assert patient is not None
-    contact = await patient_contact(session, patient.id)
-    invite = calendar_invite(
-        uid=dosing_session.id, sequence=dosing_session.ics_sequence, starts_at=dosing_session.scheduled_at,
-        ends_at=dosing_session.scheduled_at + SITTER_STAYS, summary=f"With {contact.full_name} (sitter)",
-        description="You will get your link to confirm you are there an hour before.", now=now, cancel=cancelled,
-    )  # fmt: skip
-    context = {"recipient_name": sitter.full_name, "patient_name": contact.full_name, "when_local": _local(dosing_session.scheduled_at, patient.timezone)}
-    if not cancelled:  # with the invite, their way to say they cannot come
-        excuse = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.EXCUSE, now=now, expires_at=dosing_session.scheduled_at,
-                                  dosing_session_id=dosing_session.id)  # fmt: skip
-        context["link_url"] = f"{settings.public_base_url}/sitter/{excuse}"
-    await queue_email(
-        session, to=sitter.email, template="sitter_session_cancelled" if cancelled else "sitter_session_scheduled", context=context,
-        now=now, attachments=[{"filename": "session.ics", "content_type": "text/calendar", "content": invite}],
-    )  # fmt: skip
+    """The sitter's email with a calendar invite (the time and the patient's name, no health details) and
+    their link to say they cannot come; or the invite's cancellation."""
+    if cancelled:
+        await email_sitter(session, dosing_session, sitter, change="cancelled", now=now)
+        return
+    excuse = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.EXCUSE, now=now, expires_at=dosing_session.scheduled_at,
+                              dosing_session_id=dosing_session.id)  # fmt: skip
+    await email_sitter(session, dosing_session, sitter, change="scheduled", now=now, link_url=f"{settings.public_base_url}/sitter/{excuse}")
 
 
 async def _insert(session: AsyncSession, row: DosingSession) -> None:
@@ -201,7 +192,7 @@ async def schedule_session(
     batch = await batch_holding(session, plan_id=plan.id, number=number)
     if batch is None or batch.status != BatchStatus.DELIVERED:
         raise RuleRefused("dosing.batch_not_delivered", f"Session {number} can be scheduled once the shipment with its dose is delivered.")
-    sitter = await _confirmed_sitter(session, patient, sitter_id)
+    sitter = await _confirmed_sitter(session, patient, sitter_id, settings)
     await _check_time(session, plan, patient, starts_at=starts_at, now=now)
     row = DosingSession(
         plan_id=plan.id, patient_id=patient.id, sitter_id=sitter.id, number=number, status=SessionStatus.SCHEDULED, scheduled_at=starts_at,
@@ -237,7 +228,7 @@ async def reschedule_session(
     row = await _open_for_change(session, patient=patient, dosing_session_id=dosing_session_id)
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
-    sitter = await _confirmed_sitter(session, patient, sitter_id or row.sitter_id)
+    sitter = await _confirmed_sitter(session, patient, sitter_id or row.sitter_id, settings)
     await _check_time(session, plan, patient, starts_at=starts_at, now=now)
     previous_sitter = await session.get(Sitter, row.sitter_id) if row.sitter_id and row.sitter_id != sitter.id else None
     if previous_sitter is not None:
@@ -266,10 +257,10 @@ async def cancel_session(session: AsyncSession, *, patient: Patient, dosing_sess
 async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> DosingSession:
     """The sitter cannot come: the session loses its sitter (its other links stop working) and the patient
     is told, to choose another sitter or move the session."""
-    opened = await open_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
+    opened = await open_link(session, token=token, purpose=LinkPurpose.EXCUSE, actor=actor, now=now)
     row = await locked_session(session, opened.link.dosing_session_id)  # before spending: links come after the patient and the session
     assert row is not None
-    await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, now=now)
+    await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, actor=actor, now=now)
     if row.status != SessionStatus.SCHEDULED or row.sitter_id != opened.sitter.id:
         raise Conflict("dosing_session.not_yours_to_sit", "This session no longer needs you: nothing more to do.")
     row.sitter_id, row.updated_at = None, now

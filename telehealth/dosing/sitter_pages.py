@@ -1,6 +1,7 @@
 """The sitter's pages, reached only through their own links (no account, no sign-in): the agreement to
-sign or decline, the presence before a session, then the timer and how the session ended. Plain words,
-one task per page, readable on a phone."""
+sign or decline, the presence before a session, then the timer and how the session ended, and on each
+session page a way to withdraw as a sitter altogether. Plain words, one task per page, readable on a
+phone. Opened where the sitter's patient is signed in, every page answers 403 with why."""
 
 from __future__ import annotations
 
@@ -18,24 +19,37 @@ from telehealth.accounts.service import patient_contact
 from telehealth.audit.service import Actor
 from telehealth.dosing import after_dose, before_dose, sessions, sitters
 from telehealth.dosing.models import DosingSession
+from telehealth.dosing.states import LinkPurpose, SitterStatus
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.settings import Settings
 
+PATIENT_SIGNED_IN = "sitter_link.patient_signed_in"
 
-async def _page(session: AsyncSession, token: str, *, now: datetime, settings: Settings, error: DomainError | None = None, done: str | None = None,
-                values: dict[str, str] | None = None) -> Template:  # fmt: skip
-    opened = await attempt(session, sitters.open_link(session, token=token, purpose=None, now=now))
+
+def _refused(error: DomainError) -> Template:
+    return Template("dosing/sitter_gone.html", context={"detail": error.detail, "done": None, "refused": True}, status_code=error.status_code)
+
+
+async def _page(session: AsyncSession, token: str, *, actor: Actor, now: datetime, settings: Settings, error: DomainError | None = None,
+                done: str | None = None, values: dict[str, str] | None = None, show: str | None = None) -> Template:  # fmt: skip
+    """The page of whatever the link is for (or `show`: the withdrawal, reached from a session page)."""
+    if error is not None and error.code == PATIENT_SIGNED_IN:
+        return _refused(error)  # said and audited once; opening the link again would audit it twice
+    opened = await attempt(session, sitters.open_link(session, token=token, purpose=None, actor=actor, now=now))
+    if isinstance(opened, DomainError) and opened.code == PATIENT_SIGNED_IN:
+        return _refused(opened)
     if isinstance(opened, DomainError):
         return Template("dosing/sitter_gone.html", context={"detail": error.detail if error and done else opened.detail, "done": done},
                         status_code=200 if done else opened.status_code)  # fmt: skip
     contact = await patient_contact(session, opened.sitter.patient_id)
     patient = await session.get(Patient, opened.sitter.patient_id)
     context: dict[str, Any] = {
-        "token": token, "purpose": opened.link.purpose, "sitter": opened.sitter, "patient_name": contact.full_name, "zone": patient.timezone if patient else "UTC",
+        "token": token, "purpose": show or opened.link.purpose, "sitter": opened.sitter, "patient_name": contact.full_name, "zone": patient.timezone if patient else "UTC",
         "agreement": sitters.SITTER_AGREEMENT, "error": error.detail if error else None,
         "fields": {k.replace("_", " "): v for k, v in (error.fields if error else {}).items()}, "values": values or {}, "done": done, "now": now,
+        "may_withdraw": opened.link.purpose != LinkPurpose.AGREEMENT and opened.sitter.status == SitterStatus.CONFIRMED,
     }  # fmt: skip
     if opened.link.dosing_session_id is not None and (row := await session.get(DosingSession, opened.link.dosing_session_id)) is not None:
         window_closes = after_dose.observation_ends_at(row, settings)
@@ -48,9 +62,10 @@ class SitterPagesController(Controller):
 
     @get("/sitter/{token:str}")
     async def show(
-        self, token: FromPath[str], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]
-    ) -> Template:
-        return await _page(db_session, token, now=clock.now(), settings=settings)
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings)
 
     @post("/sitter/{token:str}/agreement")
     async def sign(
@@ -62,7 +77,7 @@ class SitterPagesController(Controller):
             db_session, token=token, typed_name=fields["typed_name"], adult=fields["adult"] == "yes", agreed=fields["agreed"] == "yes", actor=actor, now=clock.now()
         ))  # fmt: skip
         if isinstance(signed, DomainError):
-            return await _page(db_session, token, now=clock.now(), settings=settings, error=signed, values=fields)
+            return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, error=signed, values=fields)
         return Template("dosing/sitter_gone.html", context={"done": "signed", "detail": None, "sitter": signed})
 
     @post("/sitter/{token:str}/decline")
@@ -72,7 +87,7 @@ class SitterPagesController(Controller):
     ) -> Template:  # fmt: skip
         declined = await attempt(db_session, sitters.decline(db_session, token=token, actor=actor, now=clock.now(), settings=settings))
         if isinstance(declined, DomainError):
-            return await _page(db_session, token, now=clock.now(), settings=settings, error=declined)
+            return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, error=declined)
         return Template("dosing/sitter_gone.html", context={"done": "declined", "detail": None, "sitter": declined})
 
     @post("/sitter/{token:str}/excuse")
@@ -82,7 +97,7 @@ class SitterPagesController(Controller):
     ) -> Template:  # fmt: skip
         excused = await attempt(db_session, sessions.excuse_sitter(db_session, token=token, actor=actor, now=clock.now()))
         if isinstance(excused, DomainError):
-            return await _page(db_session, token, now=clock.now(), settings=settings, error=excused)
+            return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, error=excused)
         return Template("dosing/sitter_gone.html", context={"done": "excused", "detail": None})
 
     @post("/sitter/{token:str}/presence")
@@ -93,7 +108,7 @@ class SitterPagesController(Controller):
         fields = await form_fields(request, "typed_name", max_length=200)
         next_token = await attempt(db_session, before_dose.attest_presence(db_session, token=token, typed_name=fields["typed_name"], actor=actor, now=clock.now()))
         if isinstance(next_token, DomainError):
-            return await _page(db_session, token, now=clock.now(), settings=settings, error=next_token, values=fields)
+            return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, error=next_token, values=fields)
         return Redirect(path=f"/sitter/{next_token}")
 
     @post("/sitter/{token:str}/end")
@@ -108,6 +123,23 @@ class SitterPagesController(Controller):
             now=clock.now(), settings=settings,
         ))  # fmt: skip
         if isinstance(ended, DomainError):
-            return await _page(db_session, token, now=clock.now(), settings=settings, error=ended, values=fields)
+            return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, error=ended, values=fields)
         return Template("dosing/sitter_gone.html", context={"done": "ended", "detail": None, "emergency": ended.emergency_services_called})
 
+    @get("/sitter/{token:str}/withdraw")
+    async def withdraw_page(
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        """What withdrawing means, and the button; reached by the "withdraw as a sitter" link on a session page."""
+        return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, show="withdraw")
+
+    @post("/sitter/{token:str}/withdraw")
+    async def withdraw(
+        self, token: FromPath[str], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:  # fmt: skip
+        withdrawn = await attempt(db_session, sitters.withdraw(db_session, token=token, actor=actor, now=clock.now()))
+        if isinstance(withdrawn, DomainError):
+            return await _page(db_session, token, actor=actor, now=clock.now(), settings=settings, error=withdrawn, show="withdraw")
+        return Template("dosing/sitter_gone.html", context={"done": "withdrawn", "detail": None, "sitter": withdrawn})

@@ -1,6 +1,8 @@
-"""Sitters: the patient names them, each signs the versioned sitter agreement through a link of their own
-(no account), or declines; the patient can remove one. Links are random tokens stored hashed, each for one
-sitter and one purpose, expiring, spent once, and withdrawn when the sitter leaves."""
+"""Sitters: the patient names them (someone else: not the patient's email, name or phone), each signs the
+versioned sitter agreement through a link of their own (no account), or declines; the patient can remove
+one, and a sitter can withdraw from any of their live links. Links are random tokens stored hashed, each
+for one sitter and one purpose, expiring, spent once, withdrawn when the sitter leaves, and refused in the
+browser where the sitter's patient is signed in (sitter_checks.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email, patient_contact
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.dosing.models import DosingSession, Sitter, SitterLink
+from telehealth.dosing.sitter_checks import patient_phones, phone_digits, refuse_patients_browser
+from telehealth.dosing.sitter_mail import email_sitter
 from telehealth.dosing.states import ACTIVE_SITTER, SITTER_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.consents import ConsentDocument
 from telehealth.lib.errors import Conflict, Gone, InvalidInput, NotFound
@@ -59,23 +64,25 @@ class OpenLink:
     sitter: Sitter
 
 
-async def open_link(session: AsyncSession, *, token: str, purpose: LinkPurpose | None, now: datetime) -> OpenLink:
+async def open_link(session: AsyncSession, *, token: str, purpose: LinkPurpose | None, actor: Actor, now: datetime) -> OpenLink:
     """The link behind a token, if it may still do `purpose` (a link never acts for another purpose); with
-    no purpose, whatever it is for (to show the sitter what it can do)."""
+    no purpose, whatever it is for (to show the sitter what it can do). Refused (403, audited) to a browser
+    signed in as the sitter's patient: every use of a link passes here, so none can forget it."""
     link = await session.get(SitterLink, hash_token(token))
     if link is None or (purpose is not None and link.purpose != purpose):
         raise NotFound("sitter_link.not_found", "This link is not known. Use the newest link we emailed you.")
+    sitter = await session.get(Sitter, link.sitter_id)
+    assert sitter is not None  # the foreign key guarantees it
+    await refuse_patients_browser(session, sitter, actor=actor, now=now)
     if link.revoked_at is not None or link.used_at is not None or link.expires_at <= now:
         why = "was withdrawn" if link.revoked_at else "was already used" if link.used_at else "has expired"
         raise Gone("sitter_link.gone", f"This link {why}. Ask the person who named you to send a new one.", fields={"token": why})
-    sitter = await session.get(Sitter, link.sitter_id)
-    assert sitter is not None  # the foreign key guarantees it
     return OpenLink(link, sitter)
 
 
-async def spend_link(session: AsyncSession, *, token: str, purpose: LinkPurpose, now: datetime) -> OpenLink:
+async def spend_link(session: AsyncSession, *, token: str, purpose: LinkPurpose, actor: Actor, now: datetime) -> OpenLink:
     """Use a link once (compare-and-swap: two submits at once, one wins)."""
-    opened = await open_link(session, token=token, purpose=purpose, now=now)
+    opened = await open_link(session, token=token, purpose=purpose, actor=actor, now=now)
     spent = await session.execute(
         update(SitterLink)
         .where(SitterLink.token_hash == opened.link.token_hash, SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None))
@@ -129,6 +136,8 @@ async def add_sitter(
         problems["email"] = "must be someone else's: you cannot be your own sitter"
     if "full_name" not in problems and same_name(full_name, patient_user.full_name):
         problems["full_name"] = "must be someone else's: you cannot be your own sitter"
+    if "phone" not in problems and phone_digits(phone) and phone_digits(phone) in await patient_phones(session, patient_id=patient.id):
+        problems["phone"] = "must be someone else's: this is the number you gave us as yours"
     if problems:
         raise InvalidInput("request.invalid", "Some details of your sitter need another look.", fields=problems)
     active = [s for s in await patient_sitters(session, patient_id=patient.id) if s.status in ACTIVE_SITTER]
@@ -156,20 +165,34 @@ async def resend_invitation(session: AsyncSession, *, patient: Patient, sitter_i
     return sitter
 
 
-async def _sitter_leaves(session: AsyncSession, sitter: Sitter, target: SitterStatus, *, actor: Actor, now: datetime, settings: Settings) -> None:
-    """Decline or removal: their links stop working, and sessions they were to sit lose them (the patient is told)."""
+async def _sitter_leaves(session: AsyncSession, sitter: Sitter, target: SitterStatus, *, actor: Actor, now: datetime) -> None:
+    """Decline, removal or withdrawal: every session they were to sit loses them (they get its cancellation,
+    the patient is told, without detail), and their links stop working. The lock order of accounts/locks.py:
+    the patient, then the sessions, and only then the links."""
+    await lock_patient(session, sitter.patient_id)
+    orphaned = list((await session.execute(
+        select(DosingSession).where(DosingSession.sitter_id == sitter.id, DosingSession.status == SessionStatus.SCHEDULED)
+        .order_by(DosingSession.scheduled_at).with_for_update()
+    )).scalars())  # fmt: skip
     await change_status(
         session, Sitter, sitter.id, table=SITTER_TRANSITIONS, source=sitter.status, target=target, actor=actor, now=now,
         patient_id=sitter.patient_id, values={"updated_at": now},
     )  # fmt: skip
-    await revoke_links(session, now=now, sitter_id=sitter.id)
-    orphaned = await session.execute(
-        update(DosingSession)
-        .where(DosingSession.sitter_id == sitter.id, DosingSession.status == SessionStatus.SCHEDULED)
-        .values(sitter_id=None, updated_at=now)
-        .returning(DosingSession.id)
-    )
-    if orphaned.scalars().all() or target == SitterStatus.DECLINED:
+    for row in orphaned:
+        row.sitter_id, row.ics_sequence, row.updated_at = None, row.ics_sequence + 1, now
+        await session.flush()
+        await record_audit_event(session, actor=actor, action="dosing_session.sitter_left", resource_type="dosing_session", resource_id=row.id,
+                                 patient_id=row.patient_id, now=now, reason=str(target))  # fmt: skip
+        await email_sitter(session, row, sitter, change="cancelled", now=now)
+    # A session already under way keeps its end link: how it ended is still theirs to tell.
+    under_way = select(DosingSession.id).where(DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
+    await session.execute(
+        update(SitterLink)
+        .where(SitterLink.sitter_id == sitter.id, SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None),
+               ~((SitterLink.purpose == LinkPurpose.END) & SitterLink.dosing_session_id.in_(under_way)))
+        .values(revoked_at=now)
+    )  # fmt: skip
+    if orphaned or target in (SitterStatus.DECLINED, SitterStatus.WITHDRAWN):
         contact = await patient_contact(session, sitter.patient_id)
         await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
                           now=now, dedupe_key=f"sitter_left:{sitter.id}")  # fmt: skip
@@ -180,7 +203,7 @@ async def remove_sitter(session: AsyncSession, *, patient: Patient, sitter_id: u
     sitter = await own_sitter(session, patient=patient, sitter_id=sitter_id)
     if sitter.status not in ACTIVE_SITTER:
         raise Conflict("sitter.already_gone", "This sitter has already declined or been removed.")
-    await _sitter_leaves(session, sitter, SitterStatus.REMOVED, actor=actor, now=now, settings=settings)
+    await _sitter_leaves(session, sitter, SitterStatus.REMOVED, actor=actor, now=now)
     return sitter
 
 
@@ -188,7 +211,7 @@ async def sign_agreement(
     session: AsyncSession, *, token: str, typed_name: str, adult: bool, agreed: bool, actor: Actor, now: datetime
 ) -> Sitter:
     """The sitter confirms they are an adult who is not the patient, and signs the agreement by typing their name."""
-    opened = await open_link(session, token=token, purpose=LinkPurpose.AGREEMENT, now=now)
+    opened = await open_link(session, token=token, purpose=LinkPurpose.AGREEMENT, actor=actor, now=now)
     sitter = opened.sitter
     problems = {}
     if not adult:
@@ -201,7 +224,7 @@ async def sign_agreement(
         problems["typed_name"] = "the patient cannot be their own sitter"
     if problems:
         raise InvalidInput("request.invalid", "The agreement is not signed yet.", fields=problems)
-    await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, now=now)
+    await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, actor=actor, now=now)
     await change_status(
         session, Sitter, sitter.id, table=SITTER_TRANSITIONS, source=SitterStatus.INVITED, target=SitterStatus.CONFIRMED, actor=actor, now=now,
         patient_id=sitter.patient_id, values={
@@ -218,6 +241,19 @@ async def sign_agreement(
 
 
 async def decline(session: AsyncSession, *, token: str, actor: Actor, now: datetime, settings: Settings) -> Sitter:
-    opened = await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, now=now)
-    await _sitter_leaves(session, opened.sitter, SitterStatus.DECLINED, actor=actor, now=now, settings=settings)
+    opened = await open_link(session, token=token, purpose=LinkPurpose.AGREEMENT, actor=actor, now=now)
+    await lock_patient(session, opened.sitter.patient_id)  # before spending: links come after the patient
+    await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, actor=actor, now=now)
+    await _sitter_leaves(session, opened.sitter, SitterStatus.DECLINED, actor=actor, now=now)
+    return opened.sitter
+
+
+async def withdraw(session: AsyncSession, *, token: str, actor: Actor, now: datetime) -> Sitter:
+    """The sitter steps down altogether, from any live link of theirs (each only takes something away here,
+    and the token is the sitter's key): every future session they sit for loses them and its links, and the
+    patient is told at once. Before signing, declining the agreement is the way (409 here)."""
+    opened = await open_link(session, token=token, purpose=None, actor=actor, now=now)
+    if opened.sitter.status != SitterStatus.CONFIRMED:
+        raise Conflict("sitter.not_confirmed", "You have not agreed to be a sitter: decline the agreement instead.")
+    await _sitter_leaves(session, opened.sitter, SitterStatus.WITHDRAWN, actor=actor, now=now)
     return opened.sitter

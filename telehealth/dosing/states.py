@@ -2,6 +2,7 @@
 
 Sitter:  invited --confirm--> confirmed;  invited | confirmed --decline--> declined
          invited | confirmed --remove--> removed (the patient takes them off)
+         confirmed --withdraw--> withdrawn (the sitter steps down from their own page)
 Session: scheduled --unlock--> unlocked --report--> reported
          scheduled --hold--> held (a check-in that fails a safety gate: not today)
          scheduled --cancel--> cancelled (the patient cancels, or the plan ends)
@@ -17,6 +18,7 @@ class SitterStatus(StrEnum):
     CONFIRMED = "confirmed"
     DECLINED = "declined"
     REMOVED = "removed"
+    WITHDRAWN = "withdrawn"
 
 
 class SessionStatus(StrEnum):
@@ -48,6 +50,7 @@ SITTER_TRANSITIONS = TransitionTable(
         (SitterStatus.CONFIRMED, SitterStatus.DECLINED): "decline",
         (SitterStatus.INVITED, SitterStatus.REMOVED): "remove",
         (SitterStatus.CONFIRMED, SitterStatus.REMOVED): "remove",
+        (SitterStatus.CONFIRMED, SitterStatus.WITHDRAWN): "withdraw",
     },
 )
 

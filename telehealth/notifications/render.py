@@ -42,6 +42,8 @@ EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
     "sitter_invitation": ("recipient_name", "patient_name", "link_url"),
     "sitter_session_scheduled": ("recipient_name", "patient_name", "when_local", "link_url"),
     "sitter_session_cancelled": ("recipient_name", "patient_name", "when_local"),
+    "sitter_session_on_hold": ("recipient_name", "patient_name", "when_local"),
+    "sitter_session_back_on": ("recipient_name", "patient_name", "when_local"),
     "sitter_presence_link": ("recipient_name", "patient_name", "when_local", "link_url"),
     "sitter_end_link": ("recipient_name", "patient_name", "when_local", "link_url"),
     "care_team_update": ("recipient_name",),

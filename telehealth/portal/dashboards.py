@@ -16,8 +16,8 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.billing.models import Payment, Refund
 from telehealth.clinicians.service import clinician_zone
-from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent
-from telehealth.dosing.states import SessionStatus
+from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter
+from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.messages.service import unanswered
 from telehealth.prescribing.models import Encounter, PlanBatch, TrochePlan
 from telehealth.prescribing.pharmacy_staff import NO_PHARMACY, pharmacy_of
@@ -130,4 +130,5 @@ async def coordinator_home(session: AsyncSession, viewer: SignedIn, *, now: date
         "failed_refunds": await session.scalar(select(func.count()).select_from(Refund).where(Refund.status == "failed")),
         "disputes": await session.scalar(select(func.count()).select_from(Payment).where(Payment.disputed_at.is_not(None), Payment.disputed_at >= now - timedelta(days=30))),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
+        "sitters_to_verify": await session.scalar(select(func.count()).select_from(Sitter).where(Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))),
     }  # fmt: skip

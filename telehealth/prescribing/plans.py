@@ -21,6 +21,7 @@ from telehealth.billing.settlement import refund_program
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.care_teams import service as care_teams
 from telehealth.dosing.models import SeriousEvent
+from telehealth.dosing.plan_changes import follow_plan
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.prescribing import encounters
@@ -166,6 +167,7 @@ async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, ac
         patient_id=plan.patient_id, values={"status_reason": reason.strip(), "updated_at": now},
     )  # fmt: skip
     await session.refresh(plan)
+    await follow_plan(session, plan, change="paused", actor=actor, now=now)  # the sitter of a scheduled session hears it is on hold
     return plan
 
 
@@ -184,6 +186,7 @@ async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, 
         patient_id=plan.patient_id, values={"status_reason": None, "updated_at": now},
     )  # fmt: skip
     await session.refresh(plan)
+    await follow_plan(session, plan, change="resumed", actor=actor, now=now)
     return plan
 
 
@@ -196,6 +199,7 @@ async def discontinue_plan(session: AsyncSession, plan: TrochePlan, *, reason: s
         session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=PlanStatus.DISCONTINUED, actor=actor, now=now,
         patient_id=plan.patient_id, values={"status_reason": reason.strip(), "updated_at": now},
     )  # fmt: skip
+    await follow_plan(session, plan, change="discontinued", actor=actor, now=now)  # its scheduled session is cancelled, the sitter told
     batches = list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id).order_by(PlanBatch.sequence))).scalars())
     for batch in batches:
         if batch.status in UNSHIPPED:

@@ -1,5 +1,5 @@
 """A home session in two browsers: the patient names a sitter, who signs the agreement on their own link
-(a second browser context, no account); the patient schedules the session and checks in; the dose stays
+(a second browser context, no account); a coordinator records the verification call (a third); the patient schedules the session and checks in; the dose stays
 locked until the sitter attests presence from their link; then it unlocks, the patient sees the dose and
 the timer, the sitter sees the same timer, and both report how it went (on a real clock, within the
 observation window: each says why it ended early)."""
@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from telehealth.accounts.roles import Role
 from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
+from tests.helpers import make_person
 from tests.e2e.test_prescribing_pages import _sign_in
 from tests.integration.dosing.helpers import Mail, active_plan
 
@@ -43,6 +45,18 @@ async def test_patient_and_sitter_take_a_session_in_two_browsers(page: Page, bro
         await sitter.get_by_label("Type your full name to sign").fill("Sam Rivers")
         await sitter.get_by_role("button", name="Sign the agreement").click()
         await expect(sitter.get_by_role("heading", name="Thank you, Sam Rivers")).to_be_visible()
+
+        # A coordinator's short call with the new sitter, recorded on their page (a third browser).
+        await page.goto("/dosing")
+        await expect(page.get_by_text("verification pending")).to_be_visible()
+        desk_context = await browser.new_context(base_url=live_server.url)
+        desk = await desk_context.new_page()
+        await _sign_in(desk, await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=live_server.settings))
+        await desk.goto("/coordinator/sitters")
+        await desk.get_by_label("Phone call").check()
+        await desk.get_by_role("button", name="Record the call with Sam Rivers").click()
+        await expect(desk.get_by_role("status").first).to_contain_text("The call is recorded")
+        await desk_context.close()
 
         starts = (datetime.now(ZoneInfo("America/New_York")) + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M")
         await page.goto("/dosing")

@@ -1,13 +1,18 @@
-"""A patient with an active plan (batch 1 delivered, the rest held), a confirmed sitter, and the steps of a
-home session through the real API: schedule, check in, the sitter's presence, unlock, report."""
+"""A patient with an active plan (batch 1 delivered, the rest held), a confirmed sitter (verified by a
+coordinator through the API), and the steps of a home session through the real API: schedule, check in,
+the sitter's presence (from the sitter's own device: another address and browser, no patient cookie),
+unlock, report."""
 
 from __future__ import annotations
 
 import re
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import httpx
+from litestar.testing.transport import TestClientTransport
 from sqlalchemy import text
 
 from telehealth.accounts.roles import Role
@@ -75,6 +80,41 @@ async def post(client, url: str, body: dict | None = None):
     return await client.post(url, json=body or {}, headers=await csrf_headers(client))
 
 
+class FromAddress(TestClientTransport):
+    """The test client's transport (the same app, the same event loop), for requests from another address:
+    the ASGI scope's client, which is what the app reads as the caller's IP."""
+
+    def __init__(self, client, ip: str) -> None:
+        super().__init__(client=client)
+        self.ip = ip
+
+    def parse_request(self, request):
+        scope = super().parse_request(request)
+        scope["client"] = (self.ip, 50000)
+        return scope
+
+    async def aclose(self) -> None:
+        pass
+
+
+SITTER_DEVICE = ("198.51.100.23", "Mozilla/5.0 (iPhone; the sitter's phone)")
+_devices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def another_device(client, *, ip: str, user_agent: str) -> httpx.AsyncClient:
+    """A second browser on the same app: its own cookies (none of the patient's), address and user agent."""
+    return httpx.AsyncClient(base_url=str(client.base_url), transport=FromAddress(client, ip), headers={"user-agent": user_agent}, follow_redirects=True)
+
+
+def sitter_device(client) -> httpx.AsyncClient:
+    """The sitter's phone, one per test client: sitter links are refused where the patient is signed in, and
+    an attestation from the patient's address or browser is flagged, so the sitter acts from here."""
+    if client not in _devices:
+        ip, user_agent = SITTER_DEVICE
+        _devices[client] = another_device(client, ip=ip, user_agent=user_agent)
+    return _devices[client]
+
+
 class Mail:
     """Runs the worker (the periodic jobs too) and reads what the real SMTP server received."""
 
@@ -110,15 +150,37 @@ class Mail:
         return [str(message["Subject"]) for message in self.smtp.messages if message["To"] == to]
 
 
-async def confirmed_sitter(client, mail: Mail, **changes) -> dict:
-    """The patient names a sitter; the sitter signs the agreement through their link."""
+async def signed_sitter(client, mail: Mail, **changes) -> dict:
+    """The patient names a sitter; the sitter signs the agreement through their link (not verified yet)."""
     details = {**SITTER, **changes}
     added = await post(client, "/api/v1/my/sitters", details)
     assert added.status_code == 201, added.text
     token = await mail.sitter_link(details["email"])
-    signed = await post(client, f"/api/v1/sitter-links/{token}/agreement", {"typed_name": details["full_name"], "adult": True, "agreed": True})
+    signed = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", {"typed_name": details["full_name"], "adult": True, "agreed": True})
     assert signed.status_code == 200, signed.text
     return signed.json()
+
+
+async def coordinator_verifies(client, mail: Mail, sitter_id: str, *, method: str = "video", coordinator: Person | None = None):
+    """A coordinator records the verification call through the API, from their own browser (a coordinator
+    made for it unless one is given)."""
+    if coordinator is None:
+        coordinator = await make_person(mail.session_factory, role=Role.COORDINATOR, email=f"checks-{uuid.uuid4().hex[:8]}@example.org",
+                                        now=mail.clock.now(), settings=mail.settings)  # fmt: skip
+    desk = another_device(client, ip="192.0.2.10", user_agent="Mozilla/5.0 (the clinic's desk)")
+    try:
+        await sign_in(desk, coordinator, mail.clock)
+        return await post(desk, f"/api/v1/sitters/{sitter_id}/verification", {"method": method, "note": "Called; a different person from the patient."})
+    finally:
+        await desk.aclose()
+
+
+async def confirmed_sitter(client, mail: Mail, **changes) -> dict:
+    """The patient names a sitter; the sitter signs the agreement through their link; a coordinator verifies them."""
+    sitter = await signed_sitter(client, mail, **changes)
+    verified = await coordinator_verifies(client, mail, sitter["id"])
+    assert verified.status_code == 200, verified.text
+    return verified.json()
 
 
 async def schedule(client, sitter_id: str, starts_at: datetime):
@@ -134,7 +196,7 @@ async def scheduled(client, sitter_id: str, starts_at: datetime) -> dict:
 async def sitter_present(client, mail: Mail, *, name: str = SITTER["full_name"], email: str = SITTER["email"]) -> str:
     """The presence link is sent (the job runs), the sitter attests: the token of their end link."""
     token = await mail.sitter_link(email)
-    attested = await post(client, f"/api/v1/sitter-links/{token}/presence", {"typed_name": name})
+    attested = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": name})
     assert attested.status_code == 200, attested.text
     return attested.json()["next_link"].rsplit("/", 1)[-1]
 

@@ -14,6 +14,7 @@ from tests.integration.dosing.helpers import (
     patient_signed_in,
     post,
     ready_session,
+    sitter_device,
     unlock,
 )
 
@@ -35,14 +36,14 @@ async def test_a_session_from_scheduling_to_both_reports(client, session_factory
     assert again.status_code == 200 and again.json()["unlocked_at"] == body["unlocked_at"]
     assert await count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'dosing_session.unlock'") == 1
 
-    sitter_view = await client.get(f"/api/v1/sitter-links/{end_token}")
+    sitter_view = await sitter_device(client).get(f"/api/v1/sitter-links/{end_token}")
     assert sitter_view.json()["timer_ends_at"] == body["timer_ends_at"]
     clock.advance(timedelta(hours=2))
     await patient_signed_in(client, home, clock)  # the idle session ended meanwhile
     reported = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/report", GOOD_REPORT)
     assert reported.status_code == 201, reported.text
     assert reported.json()["shown_as"] == "reported"
-    ended = await post(client, f"/api/v1/sitter-links/{end_token}/end", {"typed_name": sitter["full_name"], "outcome": "alert_and_safe"})
+    ended = await post(sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {"typed_name": sitter["full_name"], "outcome": "alert_and_safe"})
     assert ended.status_code == 200, ended.text
     overview = (await client.get("/api/v1/my/dosing")).json()
     assert overview["inventory"] == {"delivered": 4, "used": 2, "lost": 0, "on_hand": 2}

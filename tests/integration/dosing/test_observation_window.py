@@ -33,6 +33,7 @@ from tests.integration.dosing.helpers import (
     prescriber_signed_in,
     ready_session,
     report,
+    sitter_device,
     unlocked_session,
 )
 from tests.integration.prescribing.helpers import at_once, refusal, request_as
@@ -45,7 +46,7 @@ async def row_of(session_factory, sql: str, **params) -> dict | None:
 
 
 async def end(client, token: str, **changes):
-    return await post(client, f"/api/v1/sitter-links/{token}/end", {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe", **changes})
+    return await post(sitter_device(client), f"/api/v1/sitter-links/{token}/end", {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe", **changes})
 
 
 async def care_team_emails(mail, home) -> int:
@@ -194,7 +195,7 @@ async def test_the_sitter_is_emailed_the_end_link_once_when_the_window_closes(cl
     await mail.deliver()
     assert len(end_links_to(mail, SITTER["email"])) == 1  # once, however often the job runs
 
-    link = (await client.get(f"/api/v1/sitter-links/{emailed_token}")).json()
+    link = (await sitter_device(client).get(f"/api/v1/sitter-links/{emailed_token}")).json()
     assert (link["purpose"], link["session_status"]) == ("end", "unlocked")
     assert (await end(client, emailed_token)).status_code == 200
     assert refusal(await end(client, page_token))[:2] == (410, "sitter_link.gone")  # the first end spends both links
@@ -227,14 +228,15 @@ async def test_end_links_used_at_once_end_the_session_once(client, session_facto
         for _ in range(2):
             tokens.append(await issue_link(session, sitter_id=uuid.UUID(sitter["id"]), purpose=LinkPurpose.END, now=clock.now(),
                                            expires_at=clock.now() + timedelta(hours=2), dosing_session_id=uuid.UUID(unlocked["id"])))  # fmt: skip
-    await csrf_headers(client)  # the sitter's browser holds a CSRF cookie
-    browser = httpx.Cookies(client.cookies)
+    phone = sitter_device(client)
+    await csrf_headers(phone)  # the sitter's browser holds a CSRF cookie
+    browser = httpx.Cookies(phone.cookies)
     body = {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe"}
-    requests = [request_as(client, browser, "POST", f"/api/v1/sitter-links/{token}/end", json=body) for token in tokens]
+    requests = [request_as(phone, browser, "POST", f"/api/v1/sitter-links/{token}/end", json=body) for token in tokens]
 
     async with session_factory() as holder:
         await holder.execute(text("SELECT 1 FROM sitter_link WHERE dosing_session_id = :id FOR UPDATE"), {"id": uuid.UUID(unlocked["id"])})
-        sent = asyncio.ensure_future(at_once(client, requests))
+        sent = asyncio.ensure_future(at_once(phone, requests))
         for _ in range(500):  # until every submit waits on a lock (the links', or the session's behind the first)
             waiting = await count(session_factory, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'telehealth' AND wait_event_type = 'Lock'")
             if waiting >= len(requests) or sent.done():
@@ -257,19 +259,19 @@ async def test_the_patient_and_the_sitter_see_when_they_may_report_and_end_in_th
     await patient_signed_in(client, home, clock)
     _, unlocked, end_token = await unlocked_session(client, mail)  # unlocked 15:00 UTC: 07:00 in Los Angeles
     assert unlocked["report_from"].startswith("2026-11-23T16:00:00") and unlocked["report_from_local"] == "2026-11-23T08:00:00-08:00"
-    link = (await client.get(f"/api/v1/sitter-links/{end_token}")).json()
+    link = (await sitter_device(client).get(f"/api/v1/sitter-links/{end_token}")).json()
     assert link["end_from_local"] == "2026-11-23T08:00:00-08:00"
 
     page = (await client.get(f"/dosing/sessions/{unlocked['id']}")).text
     assert "Send your report from <strong>08:00 PST</strong>" in page and 'name="ended_early_reason"' in page
-    sitter_page = (await client.get(f"/sitter/{end_token}")).text
+    sitter_page = (await sitter_device(client).get(f"/sitter/{end_token}")).text
     assert "until 08:00 PST" in sitter_page and 'name="ended_early_reason"' in sitter_page
 
     clock.advance(OBSERVATION)
     await patient_signed_in(client, home, clock)
     page = (await client.get(f"/dosing/sessions/{unlocked['id']}")).text
     assert "Please tell us within 24 hours." in page and 'name="ended_early_reason"' not in page
-    sitter_page = (await client.get(f"/sitter/{end_token}")).text
+    sitter_page = (await sitter_device(client).get(f"/sitter/{end_token}")).text
     assert "ended at 08:00 PST" in sitter_page and 'name="ended_early_reason"' not in sitter_page
 
 
@@ -283,9 +285,9 @@ async def test_the_pages_take_the_reason_for_an_early_end(client, session_factor
     session_path = f"/dosing/sessions/{unlocked['id']}"
     form = {"completed": "no", "troches_used": "2", "dissociation": "1", "systolic": "", "diastolic": "", "other_side_effects": "", "notes": ""}
 
-    async def send(path: str, action: str, data: dict):
-        page = await client.get(path)
-        return await client.post(action, data={**data, "_csrf_token": form_csrf_token(page.text)}, headers={"accept": "text/html"})
+    async def send(path: str, action: str, data: dict, browser=client):
+        page = await browser.get(path)
+        return await browser.post(action, data={**data, "_csrf_token": form_csrf_token(page.text)}, headers={"accept": "text/html"})
 
     refused = await send(session_path, f"{session_path}/report", form)
     assert refused.status_code == 422 and "ended early reason" in refused.text
@@ -294,9 +296,9 @@ async def test_the_pages_take_the_reason_for_an_early_end(client, session_factor
     assert filed.status_code == 200 and "Reported. Thank you." in filed.text
 
     sitter_form = {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe"}
-    refused = await send(f"/sitter/{end_token}", f"/sitter/{end_token}/end", sitter_form)
+    refused = await send(f"/sitter/{end_token}", f"/sitter/{end_token}/end", sitter_form, browser=sitter_device(client))
     assert refused.status_code == 422 and 'name="ended_early_reason" maxlength="1000" aria-invalid="true"' in refused.text
-    ended = await send(f"/sitter/{end_token}", f"/sitter/{end_token}/end", {**sitter_form, "ended_early_reason": "Session stopped"})
+    ended = await send(f"/sitter/{end_token}", f"/sitter/{end_token}/end", {**sitter_form, "ended_early_reason": "Session stopped"}, browser=sitter_device(client))
     assert ended.status_code == 200, ended.text
     stored = await row_of(session_factory, "SELECT ended_early_reason FROM sitter_attestation WHERE kind = 'end'")
     assert stored == {"ended_early_reason": "Session stopped"}

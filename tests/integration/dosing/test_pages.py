@@ -1,5 +1,6 @@
 """The dosing pages as a browser without JavaScript uses them: plain forms, answers in the page. The
-patient names a sitter and schedules; the sitter signs and attests on their own link pages; the patient
+patient names a sitter; the sitter signs on their own link page; a coordinator records the verification
+call on theirs; the patient schedules; the sitter attests on their own link pages; the patient
 checks in, sees what still blocks the dose, unlocks, sees the dose and timer, and reports; the
 prescriber sees it all on the plan's page and reviews a paused plan."""
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from tests.helpers import form_csrf_token, sign_in
-from tests.integration.dosing.helpers import SITTER, active_plan, patient_signed_in
+from tests.integration.dosing.helpers import SITTER, active_plan, another_device, coordinator, patient_signed_in, sitter_device
 
 
 async def form_post(client, page_url: str, action: str, data: dict):
@@ -30,13 +31,24 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     assert own.status_code == 422 and "your own sitter" in own.text
 
     token = await mail.sitter_link(SITTER["email"])
-    agreement = await client.get(f"/sitter/{token}")
+    agreement = await sitter_device(client).get(f"/sitter/{token}")
     assert "Sitter agreement" in agreement.text and "never hand over extra medicine" in agreement.text
-    wrong = await form_post(client, f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "Someone", "adult": "yes", "agreed": "yes"})
+    wrong = await form_post(sitter_device(client), f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "Someone", "adult": "yes", "agreed": "yes"})
     assert wrong.status_code == 422 and "Sam Rivers" in wrong.text
-    signed = await form_post(client, f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "sam  rivers", "adult": "yes", "agreed": "yes"})
+    signed = await form_post(sitter_device(client), f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "sam  rivers", "adult": "yes", "agreed": "yes"})
     assert signed.status_code == 200 and "You have signed" in signed.text
-    assert (await client.get(f"/sitter/{token}")).status_code == 410
+    assert (await sitter_device(client).get(f"/sitter/{token}")).status_code == 410
+
+    overview = await client.get("/dosing")
+    assert "verification pending" in overview.text and '<option value="' not in overview.text  # not to be chosen before the call
+    desk = another_device(client, ip="192.0.2.10", user_agent="the clinic's desk")
+    await sign_in(desk, await coordinator(session_factory, settings, clock), clock)
+    waiting = await desk.get("/coordinator/sitters")
+    assert "Sam Rivers" in waiting.text and "sam@example.org" in waiting.text
+    action = waiting.text.split('action="/coordinator/sitters/')[1].split('"')[0]
+    verified = await form_post(desk, "/coordinator/sitters", f"/coordinator/sitters/{action}", {"method": "phone", "note": ""})
+    assert verified.status_code == 200 and "The call is recorded" in verified.text and "No sitter is waiting" in verified.text
+    await desk.aclose()
 
     starts = (clock.now() + timedelta(minutes=30)).astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%dT%H:%M")
     overview = await client.get("/dosing")
@@ -57,12 +69,12 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     assert refused.status_code == 422 and 'data-gate="gate.sitter_not_present"' in refused.text
 
     presence = await mail.sitter_link(SITTER["email"])
-    present = await form_post(client, f"/sitter/{presence}", f"/sitter/{presence}/presence", {"typed_name": "Sam Rivers"})
+    present = await form_post(sitter_device(client), f"/sitter/{presence}", f"/sitter/{presence}/presence", {"typed_name": "Sam Rivers"})
     assert present.status_code == 200 and "Your presence is recorded" in present.text
 
     unlocked = await form_post(client, session_path, f"{session_path}/unlock", {})
     assert unlocked.status_code == 200 and "Today's dose: 100 mg, 2 troches" in unlocked.text and "data-countdown" in unlocked.text
-    end_page = await client.get(str(present.url))
+    end_page = await sitter_device(client).get(str(present.url))
     assert "Timer" in end_page.text and "data-countdown" in end_page.text
 
     reported = await form_post(client, session_path, f"{session_path}/report", {

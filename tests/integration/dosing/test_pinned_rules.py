@@ -18,6 +18,7 @@ from telehealth.dosing.before_dose import unlock_session
 from telehealth.intake.escalations import open_crisis_escalation
 from tests.helpers import csrf_headers, send_in_thread, until_lock_waiters
 from tests.integration.dosing.helpers import (
+    after_the_window,
     active_plan,
     check_in,
     confirmed_sitter,
@@ -206,6 +207,7 @@ async def test_the_next_batch_released_is_the_lowest_held_one(client, session_fa
     home = await active_plan(session_factory, settings, clock, shipment_sessions=(1, 1, 1, 1))  # one session per batch
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)  # the report comes after the observation window
     assert (await report(client, unlocked["id"])).status_code == 201
 
     async with session_factory() as session:

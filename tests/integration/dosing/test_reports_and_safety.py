@@ -28,6 +28,7 @@ from tests.integration.dosing.helpers import (
     prescriber_signed_in,
     report,
     scheduled,
+    sitter_device,
     unlocked_session,
 )
 from tests.integration.prescribing.helpers import refusal
@@ -88,7 +89,7 @@ async def test_a_sitter_reporting_a_911_call_pauses_the_plan(client, session_fac
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, end_token = await unlocked_session(client, mail)
-    ended = await post(client, f"/api/v1/sitter-links/{end_token}/end", {
+    ended = await post(sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {
         "typed_name": SITTER["full_name"], "outcome": "event", "event_description": "Fainted in the kitchen", "emergency_services_called": True,
     })  # fmt: skip
     assert ended.status_code == 200, ended.text
@@ -102,7 +103,7 @@ async def test_a_sitter_event_without_911_alerts_the_care_team_but_does_not_paus
     await patient_signed_in(client, home, clock)
     _, _, end_token = await unlocked_session(client, mail)
     already = len(mail.smtp.messages)
-    ended = await post(client, f"/api/v1/sitter-links/{end_token}/end", {"typed_name": SITTER["full_name"], "outcome": "event", "event_description": "Very sleepy"})
+    ended = await post(sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {"typed_name": SITTER["full_name"], "outcome": "event", "event_description": "Very sleepy"})
     assert ended.status_code == 200, ended.text
     assert await plan_status(session_factory, home.plan_id) == "active"
     assert await serious_events(session_factory, home.plan_id) == []

@@ -28,6 +28,7 @@ from tests.integration.dosing.helpers import (
     patient_signed_in,
     post,
     scheduled,
+    sitter_device,
     sitter_present,
     unlock,
 )
@@ -59,15 +60,15 @@ async def test_an_agreement_link_signs_once(client, session_factory, settings, c
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, token = await invited(client, mail)
-    signed = await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token))
+    signed = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token))
     assert signed.status_code == 200 and signed.json()["status"] == "confirmed"
     row = await sitter_row(session_factory, sitter["id"])
     assert row["agreement_version"] and len(row["agreement_sha256"]) == 64 and row["typed_name"] == SITTER["full_name"] and row["adult_confirmed"]
 
-    again = await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token))
+    again = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token))
     assert refusal(again)[:2] == (410, "sitter_link.gone")
-    assert refusal(await post(client, f"/api/v1/sitter-links/{token}/decline"))[:2] == (410, "sitter_link.gone")
-    assert (await client.get(f"/api/v1/sitter-links/{token}")).status_code == 410
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/decline"))[:2] == (410, "sitter_link.gone")
+    assert (await sitter_device(client).get(f"/api/v1/sitter-links/{token}")).status_code == 410
 
 
 async def test_an_agreement_link_expires_after_seven_days(client, session_factory, settings, clock, mail):
@@ -75,7 +76,7 @@ async def test_an_agreement_link_expires_after_seven_days(client, session_factor
     await patient_signed_in(client, home, clock)
     sitter, token = await invited(client, mail)
     clock.advance(timedelta(days=8))
-    expired = await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token))
+    expired = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token))
     assert refusal(expired) == (410, "sitter_link.gone", ["token"])
     assert "expired" in expired.json()["fields"]["token"]
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "invited"
@@ -86,7 +87,7 @@ async def test_an_agreement_link_still_works_on_day_six(client, session_factory,
     await patient_signed_in(client, home, clock)
     _, token = await invited(client, mail)
     clock.advance(timedelta(days=6, hours=23))
-    assert (await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token))).status_code == 200
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token))).status_code == 200
 
 
 async def test_a_presence_link_cannot_sign_and_an_agreement_link_cannot_attest(client, session_factory, settings, clock, mail):
@@ -96,21 +97,21 @@ async def test_a_presence_link_cannot_sign_and_an_agreement_link_cannot_attest(c
     await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     presence_token = await mail.sitter_link(SITTER["email"])
 
-    as_agreement = await post(client, f"/api/v1/sitter-links/{presence_token}/agreement", sign(presence_token))
+    as_agreement = await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/agreement", sign(presence_token))
     assert refusal(as_agreement)[:2] == (404, "sitter_link.not_found")
-    assert refusal(await post(client, f"/api/v1/sitter-links/{presence_token}/decline"))[:2] == (404, "sitter_link.not_found")
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/decline"))[:2] == (404, "sitter_link.not_found")
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "confirmed"
 
     _, agreement_token = await invited(client, mail, OTHER)  # a live agreement link, of an invited sitter
-    as_presence = await post(client, f"/api/v1/sitter-links/{agreement_token}/presence", {"typed_name": OTHER["full_name"]})
+    as_presence = await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/presence", {"typed_name": OTHER["full_name"]})
     assert refusal(as_presence)[:2] == (404, "sitter_link.not_found")
-    as_end = await post(client, f"/api/v1/sitter-links/{agreement_token}/end", {"typed_name": OTHER["full_name"], "outcome": "alert_and_safe"})
+    as_end = await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/end", {"typed_name": OTHER["full_name"], "outcome": "alert_and_safe"})
     assert refusal(as_end)[:2] == (404, "sitter_link.not_found")
     assert await count(session_factory, "SELECT count(*) FROM sitter_attestation") == 0
 
     # Both links still do their own thing.
-    assert (await post(client, f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]})).status_code == 200
-    assert (await post(client, f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"]))).status_code == 200
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]})).status_code == 200
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"]))).status_code == 200
 
 
 async def test_a_presence_link_is_spent_once(client, session_factory, settings, clock, mail):
@@ -119,8 +120,8 @@ async def test_a_presence_link_is_spent_once(client, session_factory, settings, 
     sitter = await confirmed_sitter(client, mail)
     await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     token = await mail.sitter_link(SITTER["email"])
-    assert (await post(client, f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]})).status_code == 200
-    assert refusal(await post(client, f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]})).status_code == 200
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
     assert await count(session_factory, "SELECT count(*) FROM sitter_attestation WHERE kind = 'presence'") == 1
 
 
@@ -143,9 +144,9 @@ async def test_a_sitter_gets_no_presence_link_for_another_sitters_session(client
     token_b = re.search(r"/sitter/([\w\-]+)", mail.smtp.text_of(to_b[0])).group(1)
 
     # A cannot use B's link either: a presence link is signed with its own sitter's name.
-    as_a = await post(client, f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": SITTER["full_name"]})
+    as_a = await post(sitter_device(client), f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": SITTER["full_name"]})
     assert refusal(as_a) == (422, "request.invalid", ["typed_name"])
-    assert (await post(client, f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": OTHER["full_name"]})).status_code == 200
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": OTHER["full_name"]})).status_code == 200
     assert (await check_in(client, booked["id"])).status_code == 201
     assert (await unlock(client, booked["id"])).status_code == 200
 
@@ -161,7 +162,7 @@ async def test_moving_a_session_to_another_sitter_withdraws_the_first_sitters_li
 
     moved = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": starts_at.isoformat(), "sitter_id": sitter_b["id"]})
     assert moved.status_code == 200 and moved.json()["sitter_id"] == sitter_b["id"]
-    refused = await post(client, f"/api/v1/sitter-links/{token_a}/presence", {"typed_name": SITTER["full_name"]})
+    refused = await post(sitter_device(client), f"/api/v1/sitter-links/{token_a}/presence", {"typed_name": SITTER["full_name"]})
     assert refusal(refused)[:2] == (410, "sitter_link.gone")
     assert await count(session_factory, "SELECT count(*) FROM sitter_attestation") == 0
 
@@ -223,7 +224,7 @@ async def test_a_presence_link_kept_by_the_first_sitter_is_refused_even_unrevoke
     booked = await scheduled(client, sitter_a["id"], clock.now() + timedelta(minutes=30))
     token_a = await mail.sitter_link(SITTER["email"])
     await execute(session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"]))
-    refused = await post(client, f"/api/v1/sitter-links/{token_a}/presence", {"typed_name": SITTER["full_name"]})
+    refused = await post(sitter_device(client), f"/api/v1/sitter-links/{token_a}/presence", {"typed_name": SITTER["full_name"]})
     assert refusal(refused)[:2] == (409, "sitter_link.not_this_sitter")
 
 
@@ -244,11 +245,11 @@ async def test_signing_with_another_name_is_refused(client, session_factory, set
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, token = await invited(client, mail)
-    wrong = await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token, "Samuel Rivers"))
+    wrong = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token, "Samuel Rivers"))
     assert refusal(wrong) == (422, "request.invalid", ["typed_name"])
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "invited"
     # Not spent by the refusal: the right name still signs (case and spaces aside).
-    assert (await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token, " sam   RIVERS "))).status_code == 200
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token, " sam   RIVERS "))).status_code == 200
 
 
 # --- leaving --------------------------------------------------------------------------------------------
@@ -258,10 +259,10 @@ async def test_declining_through_the_link(client, session_factory, settings, clo
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter, token = await invited(client, mail)
-    declined = await post(client, f"/api/v1/sitter-links/{token}/decline")
+    declined = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/decline")
     assert declined.status_code == 200 and declined.json()["status"] == "declined"
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "declined"
-    assert refusal(await post(client, f"/api/v1/sitter-links/{token}/agreement", sign(token)))[:2] == (410, "sitter_link.gone")
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token)))[:2] == (410, "sitter_link.gone")
     mine = (await client.get("/api/v1/my/sitters")).json()
     assert [s["status"] for s in mine] == ["declined"]
 
@@ -278,11 +279,11 @@ async def test_a_confirmed_sitter_who_declines_leaves_their_session_without_a_si
         token = await issue_link(session, sitter_id=uuid.UUID(sitter["id"]), purpose=LinkPurpose.AGREEMENT, now=clock.now(),
                                  expires_at=clock.now() + timedelta(days=7))  # fmt: skip
 
-    declined = await post(client, f"/api/v1/sitter-links/{token}/decline")
+    declined = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/decline")
     assert declined.status_code == 200 and declined.json()["status"] == "declined"
     session_now = (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()
     assert (session_now["status"], session_now["sitter_id"]) == ("scheduled", None)
-    assert refusal(await post(client, f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
     assert (await check_in(client, booked["id"])).status_code == 201
     assert gate_codes(await unlock(client, booked["id"])) == ["gate.no_sitter"]
 
@@ -298,9 +299,9 @@ async def test_a_removed_sitters_links_stop_working(client, session_factory, set
     for removed in (sitter, other):
         answer = await post(client, f"/api/v1/my/sitters/{removed['id']}/remove")
         assert answer.status_code == 200 and answer.json()["status"] == "removed"
-    assert refusal(await post(client, f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
-    assert refusal(await post(client, f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"])))[:2] == (410, "sitter_link.gone")
-    assert (await client.get(f"/api/v1/sitter-links/{agreement_token}")).status_code == 410
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"])))[:2] == (410, "sitter_link.gone")
+    assert (await sitter_device(client).get(f"/api/v1/sitter-links/{agreement_token}")).status_code == 410
     assert (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()["sitter_id"] is None
     assert refusal(await post(client, f"/api/v1/my/sitters/{sitter['id']}/remove"))[:2] == (409, "sitter.already_gone")
 
@@ -325,11 +326,11 @@ async def test_a_sitter_who_cannot_come_says_so_from_the_invite_and_the_session_
     sitter = await confirmed_sitter(client, mail)
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(days=2))
     excuse = await mail.sitter_link(SITTER["email"], invite=True)
-    assert (await client.get(f"/api/v1/sitter-links/{excuse}")).json()["purpose"] == "excuse"
-    assert (await post(client, f"/api/v1/sitter-links/{excuse}/presence", {"typed_name": SITTER["full_name"]})).status_code == 404  # one purpose
-    excused = await post(client, f"/api/v1/sitter-links/{excuse}/excuse")
+    assert (await sitter_device(client).get(f"/api/v1/sitter-links/{excuse}")).json()["purpose"] == "excuse"
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/presence", {"typed_name": SITTER["full_name"]})).status_code == 404  # one purpose
+    excused = await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/excuse")
     assert excused.status_code == 200, excused.text
-    assert (await post(client, f"/api/v1/sitter-links/{excuse}/excuse")).status_code == 410  # once
+    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/excuse")).status_code == 410  # once
     session = (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()
     assert session["sitter_id"] is None and session["status"] == "scheduled"
     await mail.deliver()

@@ -63,7 +63,7 @@ async def test_a_pause_committed_while_the_ship_step_waits_stops_the_shipment(cl
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
     first = plan["batches"][0]["id"]
     await pay_program_fee(client, consult, stripe_fake, clock)
-    staff = await pharmacist(session_factory, settings, clock)
+    staff = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id)
     await switch_to(client, staff, clock)
     assert (await pharmacy_step(client, first, "accept")).status_code == 200
     assert (await pharmacy_step(client, first, "fill", {**FILL, "units": 9})).status_code == 200

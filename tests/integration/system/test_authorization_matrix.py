@@ -124,12 +124,15 @@ PUBLIC: dict[str, str] = {
     "POST /sitter/{token:str}/excuse": "sitter link",
     "POST /sitter/{token:str}/presence": "sitter link",
     "POST /sitter/{token:str}/end": "sitter link",
+    "GET /sitter/{token:str}/withdraw": "sitter link",
+    "POST /sitter/{token:str}/withdraw": "sitter link",
     "GET /api/v1/sitter-links/{token:str}": "sitter link",
     "POST /api/v1/sitter-links/{token:str}/agreement": "sitter link",
     "POST /api/v1/sitter-links/{token:str}/decline": "sitter link",
     "POST /api/v1/sitter-links/{token:str}/excuse": "sitter link",
     "POST /api/v1/sitter-links/{token:str}/presence": "sitter link",
     "POST /api/v1/sitter-links/{token:str}/end": "sitter link",
+    "POST /api/v1/sitter-links/{token:str}/withdraw": "sitter link",
 }
 
 # Cases the matrix finds wrong but that need more than a one-line guard change: ("METHOD path", role or None

@@ -19,7 +19,7 @@ GOOD_CHECK_IN = CheckInFacts(
 )
 GOOD = UnlockFacts(
     now=NOW, scheduled_at=NOW + timedelta(minutes=30), session_status="scheduled", plan_status="active", batch_delivered=True,
-    last_dose_at=NOW - timedelta(hours=72), min_hours_between=48, check_in=GOOD_CHECK_IN, sitter_confirmed=True, sitter_present=True,
+    last_dose_at=NOW - timedelta(hours=72), min_hours_between=48, check_in=GOOD_CHECK_IN, sitter_confirmed=True, sitter_verified=True, sitter_present=True,
     crisis_open=False, contact_requested=False,
 )  # fmt: skip
 
@@ -82,6 +82,8 @@ def test_all_facts_good_leaves_no_gate():
         (replace(GOOD, sitter_confirmed=False), "gate.no_sitter"),
         (replace(GOOD, sitter_confirmed=False, sitter_present=False), "gate.no_sitter"),
         (replace(GOOD, sitter_present=False), "gate.sitter_not_present"),
+        (replace(GOOD, sitter_verified=False), "gate.sitter_not_verified"),
+        (replace(GOOD, sitter_confirmed=False, sitter_verified=False), "gate.no_sitter"),
         (replace(GOOD, scheduled_at=NOW + timedelta(minutes=61)), "gate.too_early"),
         (replace(GOOD, scheduled_at=NOW - timedelta(minutes=121)), "gate.window_passed"),
         (replace(GOOD, crisis_open=True), "gate.crisis_open"),
@@ -140,6 +142,10 @@ def test_several_bad_facts_are_all_reported():
         "gate.plan_paused", "gate.batch_not_delivered", "gate.too_soon", "gate.blood_pressure_high", "gate.care_team_contact",
         "gate.not_fasting", "gate.alcohol_or_sedatives", "gate.sitter_not_present",
     ]  # fmt: skip
+
+
+def test_an_unverified_sitter_and_their_absence_are_both_reported():
+    assert codes(replace(GOOD, sitter_verified=False, sitter_present=False)) == ["gate.sitter_not_verified", "gate.sitter_not_present"]
 
 
 def test_nothing_checked_in_no_sitter_and_too_early_are_all_reported():
