@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar.datastructures import State
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,10 +92,20 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
         try:
             yield session
         except DomainError as refusal:
-            await (session.commit() if refusal.keep_evidence else session.rollback())
+            await (session.commit() if refusal.keep_evidence else _roll_back_after_failure(session))
             raise
         except BaseException:
-            await session.rollback()
+            await _roll_back_after_failure(session)
             raise
         else:
             await session.commit()
+
+
+async def _roll_back_after_failure(session: AsyncSession) -> None:
+    """When the failure was the database going away, the rollback fails too ("connection was closed in the
+    middle of operation"); raised from the dependency's cleanup it became an ExceptionGroup and a 500. The
+    first error is the one to answer (a 503); a connection that cannot roll back is discarded by the pool."""
+    try:
+        await session.rollback()
+    except DBAPIError:
+        pass
