@@ -228,6 +228,20 @@ async def test_a_presence_link_kept_by_the_first_sitter_is_refused_even_unrevoke
     assert refusal(refused)[:2] == (409, "sitter_link.not_this_sitter")
 
 
+async def test_presence_given_by_the_sessions_former_sitter_does_not_open_the_dose(client, session_factory, settings, clock, mail):
+    """Belt and braces at unlock: were a session handed to another sitter after the first said they were
+    there (the service refuses that move), the first sitter's word would still not open the dose."""
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    sitter_a = await confirmed_sitter(client, mail)
+    sitter_b = await confirmed_sitter(client, mail, **OTHER)
+    booked = await scheduled(client, sitter_a["id"], clock.now() + timedelta(minutes=30))
+    assert (await check_in(client, booked["id"])).status_code == 201
+    await sitter_present(client, mail)  # sitter A is there
+    await execute(session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"]))
+    assert gate_codes(await unlock(client, booked["id"])) == ["gate.sitter_not_present"]
+
+
 # --- who may be a sitter --------------------------------------------------------------------------------
 
 

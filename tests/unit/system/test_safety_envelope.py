@@ -46,6 +46,7 @@ def test_a_setting_outside_the_envelope_is_refused_naming_it(monkeypatch, name, 
         ClinicalThresholds(bp_needs_review=(130, 85), intake_bp_ineligible=(125, 95)),  # systolic out of order
         ClinicalThresholds(bp_needs_review=(130, 85), intake_bp_ineligible=(150, 80)),  # diastolic out of order
         ClinicalThresholds(intake_bp_ineligible=(160, 100), bp_urgent=(160, 110)),  # equal is not below
+        ClinicalThresholds(bp_needs_review=(130, 90), intake_bp_ineligible=(150, 90)),  # nor in the diastolic alone
     ],
 )
 def test_blood_pressure_thresholds_must_stay_ordered(thresholds):
