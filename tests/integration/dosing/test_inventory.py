@@ -264,3 +264,25 @@ async def test_a_batch_held_back_by_a_pause_is_released_when_the_review_resumes_
     reviewed = await post(client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Brief faint, fully recovered; continue.", "decision": "resume"})
     assert reviewed.status_code == 200, reviewed.text
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "queued"]
+
+
+async def test_resolving_a_flag_while_the_plan_is_paused_releases_nothing(client, session_factory, settings, clock, mail):
+    """The batch rule never releases from a paused plan: a flag resolved while the prescriber has paused the
+    plan leaves the next batch held (the resume, later, lets the rule run)."""
+    home = await active_plan(session_factory, settings, clock)
+    await patient_signed_in(client, home, clock)
+    sitter, first, _ = await unlocked_session(client, mail)
+    await after_the_window(client, home, clock)
+    assert (await report(client, first["id"])).status_code == 201
+    flag = (await lose(client, 1)).json()
+    second = await next_unlocked(client, home, mail, sitter["id"])
+    await after_the_window(client, home, clock)
+    assert (await report(client, second["id"], troches_used=1, completed=False)).status_code == 201
+    assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]
+
+    await prescriber_signed_in(client, home, clock)
+    paused = await post(client, f"/api/v1/plans/{home.plan_id}/pause", {"reason": "Reviewing the lost troche with the patient"})
+    assert paused.status_code == 200, paused.text
+    resolved = await post(client, f"/api/v1/plans/{home.plan_id}/inventory-flags/{flag['id']}/resolve", {"note": "Dropped and discarded."})
+    assert resolved.status_code == 200, resolved.text
+    assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]
