@@ -78,6 +78,7 @@ BP_ORDERED = f"{ENVELOPE}::test_blood_pressure_thresholds_must_stay_ordered"
 EACH_GATE = f"{GATES}::test_each_bad_fact_alone_fails_exactly_its_gate"
 PRESSURE_EDGES = f"{GATES}::test_pressure_level_at_its_boundaries"
 UNLOCK_RACING_PAUSE = f"{RACES}::test_an_unlock_racing_a_pause_loses"
+ENTRY = "tests/integration/dosing/test_lock_order_entry_points.py::test_each_entry_point_holds_the_patient_first"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- The safety envelope of the settings (settings.py ClinicalThresholds.check_envelope) -------------
@@ -254,20 +255,20 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- One lock order per patient (accounts/locks.py, own_session, locked_session, own_plan) ------------
     m("lock.patient_not_locked", LOCKS_PY,
       "    await session.execute(select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True))", "    return None",
-      "every safety decision on a patient starts by locking the patient's row", UNLOCK_RACING_PAUSE),
+      "every safety decision on a patient starts by locking the patient's row", UNLOCK_RACING_PAUSE, ENTRY),
     m("lock.patient_shared", LOCKS_PY,
       ".with_for_update(key_share=True))", ".with_for_update(read=True, key_share=True))",
-      "the patient lock is exclusive among safety decisions (FOR NO KEY UPDATE, not FOR KEY SHARE)", UNLOCK_RACING_PAUSE),
+      "the patient lock is exclusive among safety decisions (FOR NO KEY UPDATE, not FOR KEY SHARE)", UNLOCK_RACING_PAUSE, ENTRY),
     m("lock.own_session_skips_patient", SESSIONS_PY,
       "    if lock:\n        await lock_patient(session, patient.id)\n    found = ", "    found = ",
-      "the patient's own session actions (unlock, check-in, report) lock the patient first", UNLOCK_RACING_PAUSE),
+      "the patient's own session actions (unlock, check-in, report) lock the patient first", UNLOCK_RACING_PAUSE, f"{ENTRY}[own_session]"),
     m("lock.locked_session_skips_patient", SESSIONS_PY,
       "    await lock_patient(session, found.patient_id)\n    return await session.get(", "    return await session.get(",
       "sitter-link actions lock the patient before the session (the lock order)",
-      f"{RACES}::test_a_sitters_step_takes_its_turn_behind_a_pause_in_flight"),
+      f"{RACES}::test_a_sitters_step_takes_its_turn_behind_a_pause_in_flight", f"{ENTRY}[locked_session]"),
     m("lock.own_plan_skips_patient", PLANS_PY,
       "        await lock_patient(session, plan.patient_id)\n        plan = await session.get(", "        plan = await session.get(",
-      "pause/resume/discontinue lock the patient before the plan", UNLOCK_RACING_PAUSE),
+      "pause/resume/discontinue lock the patient before the plan", UNLOCK_RACING_PAUSE, f"{ENTRY}[own_plan]"),
     m("lock.new_escalation_skips_patient", ESCALATIONS_PY,
       "    await lock_patient(session, patient_id)  # an unlock in flight either finished first or sees this one\n", "",
       "a new crisis escalation locks the patient: an unlock racing it loses",
