@@ -21,7 +21,7 @@ from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import Actor, record_audit_event
-from telehealth.lib.errors import Conflict, InvalidInput, NotFound
+from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.notifications.service import queue_email
 from telehealth.scheduling.models import Appointment
@@ -90,7 +90,12 @@ async def assign(
     session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, replaces: uuid.UUID | None, reason: str, actor: Actor, now: datetime
 ) -> Member:
     """A coordinator puts a prescriber or therapist on the team, in place of `replaces` (a current member's
-    id) or beside the others. The patient is told (an email with no detail; names on their page)."""
+    id) or beside the others. The patient is told (an email with no detail; names on their page). Only a
+    coordinator changes a team (here, not only in the route guards: every caller comes through this)."""
+    if actor.role != Role.COORDINATOR.value:
+        await record_audit_event(session, actor=actor, action="care_team.assign", resource_type="patient", resource_id=patient_id, now=now,
+                                 outcome="denied", reason="role")  # fmt: skip
+        raise Forbidden("care_team.coordinator_only", "Only a coordinator changes a care team.", keep_evidence=True)
     problems = {}
     if problem := _reason_problem(reason):
         problems["reason"] = problem

@@ -163,3 +163,20 @@ async def test_the_pages_assign_a_clinician_and_the_patient_sees_their_team(clie
     async with session_factory() as session:
         name = await session.scalar(text("SELECT full_name FROM user_account WHERE id = :id"), {"id": therapist.user_id})
     assert f"{name}, your therapist" in home.text
+
+
+async def test_only_a_coordinator_changes_a_team_whoever_calls_the_service(session_factory, settings, clock):
+    """The rule lives in the service (the route guards say the same): a therapist's call is refused and audited."""
+    import pytest
+
+    from telehealth.audit.service import Actor
+    from telehealth.care_teams import service as care_teams
+    from telehealth.lib.errors import Forbidden
+
+    patient = await screened_patient(session_factory, settings, clock)
+    therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
+    async with transaction(session_factory) as session:
+        with pytest.raises(Forbidden):
+            await care_teams.assign(session, patient_id=patient.patient_id, clinician_id=therapist.user_id, replaces=None, reason="me",
+                                    actor=Actor(user_id=therapist.user_id, role="therapist"), now=clock.now())  # fmt: skip
+    assert await _count(session_factory, "SELECT count(*) FROM care_team_member WHERE patient_id = :p", p=patient.patient_id) == 0
