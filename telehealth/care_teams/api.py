@@ -31,17 +31,6 @@ class AssignRequest(RequestBody):
     replaces: uuid.UUID | None = None  # the current member's id this clinician takes over from
 
 
-class MemberBody(ResponseBody):
-    id: uuid.UUID
-    clinician_id: uuid.UUID
-    full_name: str
-    role: str
-    joined_at: datetime
-    joined_because: str
-    left_at: datetime | None
-    left_because: str | None
-
-
 class BreakGlassRequest(RequestBody):
     reason: Reason
 
@@ -53,22 +42,8 @@ class GrantBody(ResponseBody):
     expires_at: datetime
 
 
-class GrantToReviewBody(ResponseBody):
-    id: uuid.UUID
-    patient_id: uuid.UUID
-    patient_name: str
-    clinician_name: str
-    reason: str
-    granted_at: datetime
-    expires_at: datetime
-
-
 class ReviewRequest(RequestBody):
     note: Annotated[str, msgspec.Meta(max_length=2000)]
-
-
-def _body(member: service.Member) -> MemberBody:
-    return MemberBody(**member.__dict__)
 
 
 class CareTeamApiController(Controller):
@@ -78,21 +53,21 @@ class CareTeamApiController(Controller):
     async def read(
         self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> list[MemberBody]:  # fmt: skip
+    ) -> list[service.Member]:  # fmt: skip
         """The team now and before (operational: coordinators and the team itself)."""
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="care_team",
                                          access=Access.OPERATIONAL)  # fmt: skip
-        return [_body(member) for member in await service.members(db_session, patient_id=patient.id, with_history=True)]
+        return await service.members(db_session, patient_id=patient.id, with_history=True)
 
     @post("/api/v1/patients/{patient_id:uuid}/care-team", status_code=201, guards=[requires_role(Role.COORDINATOR)])
     async def assign(
         self, patient_id: FromPath[uuid.UUID], data: JSONBody[AssignRequest], actor: NamedDependency[Actor],
         db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> MemberBody:  # fmt: skip
+    ) -> service.Member:  # fmt: skip
         """Put a prescriber or therapist on the team, beside the others or in place of `replaces`."""
         member = await service.assign(db_session, patient_id=patient_id, clinician_id=data.clinician_id, replaces=data.replaces, reason=data.reason,
                                       actor=actor, now=clock.now())  # fmt: skip
-        return _body(member)
+        return member
 
     @post("/api/v1/patients/{patient_id:uuid}/break-glass", status_code=201, guards=[requires_role(Role.PRESCRIBER, Role.THERAPIST)])
     async def break_the_glass(
@@ -104,9 +79,9 @@ class CareTeamApiController(Controller):
         return GrantBody(id=grant.id, patient_id=grant.patient_id, granted_at=grant.granted_at, expires_at=grant.expires_at)
 
     @get("/api/v1/break-glass", guards=[requires_role(Role.COORDINATOR)])
-    async def to_review(self, db_session: NamedDependency[AsyncSession]) -> list[GrantToReviewBody]:
+    async def to_review(self, db_session: NamedDependency[AsyncSession]) -> list[break_glass.GrantToReview]:
         """Every grant no coordinator has reviewed yet, oldest first."""
-        return [GrantToReviewBody(**grant.__dict__) for grant in await break_glass.grants_to_review(db_session)]
+        return await break_glass.grants_to_review(db_session)
 
     @post("/api/v1/break-glass/{grant_id:uuid}/review", status_code=200, guards=[requires_role(Role.COORDINATOR)])
     async def review(
