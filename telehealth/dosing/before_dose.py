@@ -26,7 +26,7 @@ from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
 from telehealth.lib.states import change_status
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.states import BatchStatus
-from telehealth.settings import Settings
+from telehealth.settings import ClinicalThresholds, Settings
 
 END_LINK_VALID_AFTER = timedelta(hours=26)  # the end attestation stays open a day after the session's time
 
@@ -57,6 +57,13 @@ class CheckInOutcome:
     recheck_from: datetime | None = None  # when the one blood-pressure re-check may be taken
 
 
+def recheck_time(first: CheckIn, thresholds: ClinicalThresholds) -> datetime:
+    """When the one blood-pressure re-check may be taken: the rest time after the first reading, rounded up to
+    the whole minute, because the screen shows minutes (a re-check offered "from 01:33" must work at 01:33)."""
+    earliest = first.checked_in_at + timedelta(minutes=thresholds.bp_recheck_after_minutes)
+    return earliest if earliest == earliest.replace(second=0, microsecond=0) else earliest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
 def _facts(check_in: CheckIn) -> CheckInFacts:
     return CheckInFacts(check_in.checked_in_at, check_in.systolic, check_in.diastolic, check_in.phq9_item9, check_in.fasted_two_hours, check_in.no_alcohol_or_sedatives)
 
@@ -83,11 +90,11 @@ def _attempt(earlier: list[CheckIn], *, now: datetime, settings: Settings) -> in
     if len(earlier) == 1:
         high = pressure_level(first.systolic, first.diastolic, thresholds) is Pressure.HOLD
         if high:
-            recheck_from = first.checked_in_at + timedelta(minutes=thresholds.bp_recheck_after_minutes)
+            recheck_from = recheck_time(first, thresholds)
             if now < recheck_from:
                 raise RuleRefused(
                     "check_in.recheck_too_soon", f"Rest, and measure again {thresholds.bp_recheck_after_minutes} minutes after the first reading.",
-                    fields={"systolic": "re-check after 5 minutes of rest"}, extra={"recheck_from": recheck_from.isoformat()},
+                    fields={"systolic": f"Measure again from {thresholds.bp_recheck_after_minutes} minutes after the first reading."}, extra={"recheck_from": recheck_from.isoformat()},
                 )  # fmt: skip
             return 2
         if now - first.checked_in_at > timedelta(minutes=thresholds.checkin_valid_minutes):
@@ -141,7 +148,7 @@ async def record_check_in(
     if held_for:
         await _hold(session, row, reason=held_for[0].removeprefix("gate."), now=now)
         return CheckInOutcome(check_in, gates, held=True, urgent=False, crisis=False)
-    recheck_from = check_in.checked_in_at + timedelta(minutes=thresholds.bp_recheck_after_minutes) if gates else None
+    recheck_from = recheck_time(check_in, thresholds) if gates else None
     return CheckInOutcome(check_in, gates, held=False, urgent=False, crisis=False, recheck_from=recheck_from)
 
 
@@ -203,7 +210,7 @@ async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_sess
     assert plan is not None
     if failed := unlock_gates(await unlock_facts(session, row, plan, now=now, settings=settings), settings.thresholds):
         raise RuleRefused(
-            "dosing.unlock_refused", f"The dose stays locked: {len(failed)} check{'s' if len(failed) > 1 else ''} not met.",
+            "dosing.unlock_refused", f"The dose stays locked until {'these checks are' if len(failed) > 1 else 'this check is'} met",
             fields={"gates": ", ".join(gate.code for gate in failed)},
             extra={"gates": [{"code": gate.code, "detail": gate.detail} for gate in failed]},
         )  # fmt: skip

@@ -67,6 +67,7 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     assert 'data-gate="gate.sitter_not_present"' in checked.text
     refused = await form_post(client, session_path, f"{session_path}/unlock", {})
     assert refused.status_code == 422 and 'data-gate="gate.sitter_not_present"' in refused.text
+    assert "The dose stays locked until this check is met:</strong>" in refused.text  # one sentence, one colon
 
     presence = await mail.sitter_link(SITTER["email"])
     present = await form_post(sitter_device(client), f"/sitter/{presence}", f"/sitter/{presence}/presence", {"typed_name": "Sam Rivers"})
@@ -74,6 +75,7 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
 
     unlocked = await form_post(client, session_path, f"{session_path}/unlock", {})
     assert unlocked.status_code == 200 and "Today's dose: 100 mg, 2 troches" in unlocked.text and "data-countdown" in unlocked.text
+    assert "Your prescriber's directions:</strong> Under the tongue" in unlocked.text  # the plan's own words, not only generic steps
     end_page = await sitter_device(client).get(str(present.url))
     assert "Timer" in end_page.text and "data-countdown" in end_page.text
 

@@ -8,7 +8,7 @@ unlocks nothing; two taps at once unlock once."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -392,3 +392,17 @@ async def test_two_concurrent_unlocks_both_answer_unlocked_and_unlock_once(clien
     assert len({a.json()["unlocked_at"] for a in answers}) == 1
     assert await unlocks(session_factory) == 1
     assert await count(session_factory, "SELECT count(*) FROM dosing_session WHERE status = 'unlocked'") == 1
+
+
+async def test_the_re_check_opens_at_the_minute_the_screen_shows(client, session_factory, settings, clock, mail):
+    """The page shows the re-check time in minutes ("from 15:06"); a first reading at 15:00:38 must not
+    refuse a re-check at 15:06:00 that the screen offered."""
+    clock.advance(timedelta(seconds=38))
+    booked = await high_first_reading(client, session_factory, settings, clock, mail)
+    too_soon = (await check_in(client, booked["id"])).json()
+    shown = datetime.fromisoformat(too_soon["recheck_from"])
+    assert (shown.second, shown.microsecond) == (0, 0), too_soon
+    clock.set(shown - timedelta(seconds=1))
+    assert refusal(await check_in(client, booked["id"]))[:2] == (422, "check_in.recheck_too_soon")
+    clock.set(shown)
+    assert (await check_in(client, booked["id"], systolic=130, diastolic=80)).status_code == 201
