@@ -82,19 +82,15 @@ async def patient_journey(session: AsyncSession, patient: Patient, *, now: datet
 async def _where(
     session: AsyncSession, patient: Patient, *, now: datetime, upcoming: list[Appointment], next_session: DosingSession | None
 ) -> tuple[int, NextStep]:
-    intake = (await session.execute(_LATEST_INTAKE, {"patient_id": patient.id})).scalar_one_or_none()
-    if intake is None or intake.status != "submitted":
-        started = intake is not None and bool(await session.scalar(_SECTIONS_SAVED, {"intake_id": intake.id}))
-        return 1, NextStep("Tell us about yourself and your health: about 20 minutes, saved as you go.", "Continue my intake" if started else "Start my intake", "/intake")
-    decision = await latest_decision(session, patient_id=patient.id)
-    if decision is not None and decision.outcome == "ineligible":
-        return 1, NextStep("This program is not a safe fit for you right now. See why, and other kinds of care.", "See the details", "/intake/result")
+    """The stage is read from the furthest evidence first: a patient with a signed plan is past intake even
+    when no intake is on file here (a transfer, the demo), and a consultation still ahead or under way is
+    the stage in progress, never marked done because a plan was signed during it."""
     plan = await _newest_plan(session, patient.id)
     if plan is None:
-        consult = next((a for a in upcoming if a.appointment_type == "consult"), None)
-        if consult is not None:
-            return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
-        return 2, NextStep("Book a video consultation with a prescriber.", "Book a consultation", "/appointments/book")
+        return await _before_plan(session, patient, upcoming=upcoming)
+    consult = next((a for a in upcoming if a.appointment_type == "consult"), None)
+    if consult is not None:
+        return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
     due = await session.scalar(_PAYMENT_DUE, {"patient_id": patient.id})
     if due is not None:
         return 3, NextStep("A payment is due: your first shipment leaves once it is paid.", "Go to billing", "/billing")
@@ -109,6 +105,19 @@ async def _where(
     if not delivered:
         return 4, NextStep("Your prescription is with the pharmacy. Track your shipment.", "Track my shipment", "/shipments")
     return 5, await _session_step(session, patient, plan, next_session, now=now)
+
+
+async def _before_plan(session: AsyncSession, patient: Patient, *, upcoming: list[Appointment]) -> tuple[int, NextStep]:
+    intake = (await session.execute(_LATEST_INTAKE, {"patient_id": patient.id})).scalar_one_or_none()
+    if intake is None or intake.status != "submitted":
+        started = intake is not None and bool(await session.scalar(_SECTIONS_SAVED, {"intake_id": intake.id}))
+        return 1, NextStep("Tell us about yourself and your health: about 20 minutes, saved as you go.", "Continue my intake" if started else "Start my intake", "/intake")
+    decision = await latest_decision(session, patient_id=patient.id)
+    if decision is not None and decision.outcome == "ineligible":
+        return 1, NextStep("This program is not a safe fit for you right now. See why, and other kinds of care.", "See the details", "/intake/result")
+    if any(a.appointment_type == "consult" for a in upcoming):
+        return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
+    return 2, NextStep("Book a video consultation with a prescriber.", "Book a consultation", "/appointments/book")
 
 
 async def _session_step(session: AsyncSession, patient: Patient, plan: TrochePlan, next_session: DosingSession | None, *, now: datetime) -> NextStep:

@@ -4,10 +4,13 @@ open crisis comes first, in words that do not wait for a reply."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from telehealth.db.engine import transaction
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.audit.service import Actor
 from tests.helpers import make_person, sign_in
+from tests.integration.billing.helpers import insert_appointment
 from tests.integration.dosing.helpers import active_plan, execute, patient_signed_in
 from telehealth.accounts.roles import Role
 
@@ -43,3 +46,23 @@ async def test_the_next_step_follows_the_journey(client, session_factory, settin
         await open_crisis_escalation(session, patient_id=in_program.patient.patient_id, rule_ids=["test"], actor=Actor.system(), now=clock.now(), settings=settings)
     step = next_step((await client.get("/patient")).text)
     assert "988" in step and "crisis" in (await client.get("/patient")).text.split('id="next-step"')[0][-80:]
+
+
+async def test_a_plan_without_an_intake_on_file_is_past_intake(client, session_factory, settings, clock):
+    """The demo's home patient (and a transfer) has troches delivered and no intake here: never "Start my intake"."""
+    in_program = await active_plan(session_factory, settings, clock)
+    await execute(session_factory, "TRUNCATE intake CASCADE")
+    await patient_signed_in(client, in_program, clock)
+    home = (await client.get("/patient")).text
+    assert "Start my intake" not in home and current_stage(home) == "Home sessions"
+
+
+async def test_a_consultation_under_way_is_not_marked_done(client, session_factory, settings, clock):
+    """A plan signed during the consult (payment due at once) must not tick "Consultation" while the consult
+    is still on the patient's upcoming list."""
+    in_program = await active_plan(session_factory, settings, clock)
+    await insert_appointment(session_factory, patient=in_program.patient, clinician=in_program.prescriber, starts_at=clock.now() - timedelta(minutes=10),
+                             appointment_type="consult", status="booked", minutes=45)  # fmt: skip
+    await patient_signed_in(client, in_program, clock)
+    home = (await client.get("/patient")).text
+    assert current_stage(home) == "Consultation" and "Join from here" in next_step(home)
