@@ -46,13 +46,20 @@ async def _step_form(
         context |= {
             "documents": list(CONSENT_DOCUMENTS.values()), "to_sign": to_sign,
             "expected_name": await service.expected_signature_name(db_session, patient=patient, now=now),
+            "labels": {f"typed_name_{doc.key}": f"Your signature on “{doc.title}”" for doc in CONSENT_DOCUMENTS.values()},
         }  # fmt: skip
         return Template("intake/consents.html", context=context, status_code=error.status_code if error else 200)
     saved = (await service.saved_answers(db_session, progress.intake.id)).get(step, {})
     if step in QUESTIONNAIRES:
-        context |= {"questionnaire": QUESTIONNAIRES[step], "values": values or saved.get("answers", {})}
+        questionnaire = QUESTIONNAIRES[step]
+        context |= {"questionnaire": questionnaire, "values": values or saved.get("answers", {}),
+                    "labels": {item.key: f"Question {number}" for number, item in enumerate(questionnaire.items, start=1)}}  # fmt: skip
         return Template("intake/questionnaire.html", context=context, status_code=error.status_code if error else 200)
-    context |= {"section": SECTIONS[step], "values": values or saved}
+    section = SECTIONS[step]
+    if values is None and not saved:
+        known = await service.known_from_waiting_list(db_session, patient_id=patient.id)
+        saved = {field.name: known[field.name] for field in section.fields if field.name in known}
+    context |= {"section": section, "values": values or saved, "labels": {field.name: field.label for field in section.fields}}
     return Template("intake/section.html", context=context, status_code=error.status_code if error else 200)
 
 

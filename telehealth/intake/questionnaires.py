@@ -24,6 +24,7 @@ class Item:
     key: str
     text: str
     options: tuple[AnswerOption, ...]
+    asked_if_yes: str | None = None  # the instrument's skip logic: asked only after "Yes" to this item
 
     @property
     def values(self) -> tuple[int, ...]:
@@ -69,13 +70,16 @@ class Questionnaire:
                 fields[key] = "is not a question on this form"
         for item in self.items:
             if item.key not in answers or _is_blank(answers[item.key]):
-                fields[item.key] = "is required"
+                if item.asked_if_yes is not None and cleaned.get(item.asked_if_yes) != 1:
+                    cleaned[item.key] = 0  # skipped as the instrument says: recorded as "No"
+                else:
+                    fields[item.key] = "Please choose an answer."
                 continue
             value = parse_whole_number(answers[item.key])
             if value is None or value not in item.values:
-                fields[item.key] = "must be one of " + ", ".join(str(v) for v in sorted(item.values))
+                fields[item.key] = "Please choose one of the answers shown."
                 continue
-            cleaned[item.key] = value
+            cleaned[item.key] = value  # an answer given to a skippable question is kept: a "Yes" is never dropped
         if fields:
             raise InvalidInput(
                 f"{self.key}.invalid", f"Some answers to the {self.title} need another look.", fields=fields
@@ -172,8 +176,8 @@ GAD7 = Questionnaire(
 
 # The screener's question 6 asks about suicidal behavior ever, then "Was this within the past 3 months?".
 # We keep both as items (cssrs_6 and cssrs_6_recent) because recent behavior is what makes it high risk.
-# The paper form skips questions 3-5 when 2 is "No" and the follow-up when 6 is "No"; here every item is
-# asked so nothing is left unanswered, and a skipped item is recorded as "No". The score counts every yes.
+# As on the paper form, questions 3-5 are asked only after "Yes" to question 2, and the follow-up only after
+# "Yes" to question 6; a skipped item is recorded as "No". The score counts every yes.
 CSSRS = Questionnaire(
     key="cssrs",
     version="cssrs-screener-v1",
@@ -186,17 +190,19 @@ CSSRS = Questionnaire(
             YES_NO_OPTIONS,
         ),
         Item("cssrs_2", "Have you actually had any thoughts of killing yourself?", YES_NO_OPTIONS),
-        Item("cssrs_3", "Have you been thinking about how you might do this?", YES_NO_OPTIONS),
+        Item("cssrs_3", "Have you been thinking about how you might do this?", YES_NO_OPTIONS, asked_if_yes="cssrs_2"),
         Item(
             "cssrs_4",
             "Have you had these thoughts and had some intention of acting on them?",
             YES_NO_OPTIONS,
+            asked_if_yes="cssrs_2",
         ),
         Item(
             "cssrs_5",
             "Have you started to work out or worked out the details of how to kill yourself? "
             "Do you intend to carry out this plan?",
             YES_NO_OPTIONS,
+            asked_if_yes="cssrs_2",
         ),
         Item(
             "cssrs_6",
@@ -205,7 +211,7 @@ CSSRS = Questionnaire(
             "took out pills but didn't swallow any, or actually took pills or tried to hurt yourself.)",
             YES_NO_OPTIONS,
         ),
-        Item("cssrs_6_recent", "If yes: was this within the past 3 months?", YES_NO_OPTIONS),
+        Item("cssrs_6_recent", "If yes: was this within the past 3 months?", YES_NO_OPTIONS, asked_if_yes="cssrs_6"),
     ),
     bands=(),
 )

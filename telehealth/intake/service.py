@@ -53,6 +53,19 @@ async def current_intake(session: AsyncSession, *, patient_id: uuid.UUID, now: d
     return intake
 
 
+async def known_from_waiting_list(session: AsyncSession, *, patient_id: uuid.UUID) -> dict[str, str]:
+    """What the person already told the waiting list (name, date of birth, phone, state), offered as the
+    starting answers of the intake so nobody types them twice; the patient still confirms them by saving."""
+    from telehealth.waitlist.models import WaitlistEntry  # the intake reads the list; the list never reads the intake
+
+    entry = (await session.execute(select(WaitlistEntry).where(WaitlistEntry.patient_id == patient_id).limit(1))).scalar_one_or_none()
+    if entry is None:
+        return {}
+    known = {"first_name": entry.first_name, "last_name": entry.last_name, "phone": entry.phone, "state": entry.state,
+             "date_of_birth": entry.date_of_birth.isoformat() if entry.date_of_birth else None}  # fmt: skip
+    return {name: value for name, value in known.items() if value}
+
+
 async def saved_answers(session: AsyncSession, intake_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     rows = await session.execute(select(IntakeSection.section, IntakeSection.answers).where(IntakeSection.intake_id == intake_id))
     return dict(rows.all())

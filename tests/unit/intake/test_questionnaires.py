@@ -95,13 +95,13 @@ def test_validate_names_a_missing_answer():
     with pytest.raises(InvalidInput) as caught:
         PHQ9.validate(form)
     assert caught.value.code == "phq9.invalid"
-    assert caught.value.fields == {"phq9_9": "is required"}
+    assert caught.value.fields == {"phq9_9": "Please choose an answer."}
 
 
 def test_validate_treats_blank_and_none_as_missing():
     with pytest.raises(InvalidInput) as caught:
         GAD7.validate(answers(GAD7, gad7_1="", gad7_2=None, gad7_3="  "))
-    assert caught.value.fields == {"gad7_1": "is required", "gad7_2": "is required", "gad7_3": "is required"}
+    assert caught.value.fields == {"gad7_1": "Please choose an answer.", "gad7_2": "Please choose an answer.", "gad7_3": "Please choose an answer."}
 
 
 @pytest.mark.parametrize("bad", [4, -1, "4", "-1", "two", "1.0", "²", True, 2.0, None])
@@ -115,7 +115,7 @@ def test_cssrs_answers_are_yes_or_no_only():
     with pytest.raises(InvalidInput) as caught:
         CSSRS.validate(answers(CSSRS, cssrs_4=2))
     assert caught.value.code == "cssrs.invalid"
-    assert caught.value.fields == {"cssrs_4": "must be one of 0, 1"}
+    assert caught.value.fields == {"cssrs_4": "Please choose one of the answers shown."}
 
 
 def test_validate_refuses_unknown_keys():
@@ -130,8 +130,8 @@ def test_validate_names_every_bad_field_at_once():
     with pytest.raises(InvalidInput) as caught:
         PHQ9.validate(form)
     assert caught.value.fields == {
-        "phq9_1": "is required",
-        "phq9_2": "must be one of 0, 1, 2, 3",
+        "phq9_1": "Please choose an answer.",
+        "phq9_2": "Please choose one of the answers shown.",
         "extra": "is not a question on this form",
     }
 
@@ -156,3 +156,17 @@ def test_remission_is_below_five(key, score, remission):
 def test_remission_is_undefined_for_the_cssrs():
     with pytest.raises(ValueError):
         in_remission("cssrs", 0)
+
+
+def test_cssrs_skip_logic_follows_the_instrument():
+    """Questions 3-5 only after "Yes" to 2, the 3-month follow-up only after "Yes" to 6; skipped means "No"."""
+    skipped = {key: value for key, value in answers(CSSRS, 0).items() if key not in {"cssrs_3", "cssrs_4", "cssrs_5", "cssrs_6_recent"}}
+    assert CSSRS.validate(skipped) == answers(CSSRS, 0)
+    with pytest.raises(InvalidInput) as caught:
+        CSSRS.validate(skipped | {"cssrs_2": 1, "cssrs_6": 1})
+    assert set(caught.value.fields) == {"cssrs_3", "cssrs_4", "cssrs_5", "cssrs_6_recent"}
+
+
+def test_a_yes_to_a_skippable_question_is_kept():
+    given = answers(CSSRS, 0) | {"cssrs_4": 1}  # "No" to question 2, yet "Yes" to intent: never dropped
+    assert CSSRS.validate(given)["cssrs_4"] == 1

@@ -329,7 +329,7 @@ def test_incomplete_questionnaires_are_refused_before_screening():
     del phq9["phq9_9"]
     with pytest.raises(InvalidInput) as caught:
         replace(data, phq9=phq9)
-    assert caught.value.fields == {"phq9_9": "is required"}
+    assert caught.value.fields == {"phq9_9": "Please choose an answer."}
     with pytest.raises(InvalidInput) as caught:
         replace(data, cssrs={**data.cssrs, "cssrs_4": 2})
-    assert caught.value.fields == {"cssrs_4": "must be one of 0, 1"}
+    assert caught.value.fields == {"cssrs_4": "Please choose one of the answers shown."}
