@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,6 +87,17 @@ async def has_open_contact_request(session: AsyncSession, *, patient_id: uuid.UU
     return bool(await session.scalar(_OPEN_OF_KIND, {"patient_id": patient_id, "kind": "contact"}))
 
 
+# What set an escalation off, in the words a clinician on the phone needs (rule ids are for the audit).
+TRIGGER_WORDS = {
+    "crisis.phq9_item9_nearly_every_day": "Intake or reassessment: thoughts of being better off dead or of self-harm nearly every day (PHQ-9 item 9)",
+    "crisis.cssrs_intent_or_plan": "Suicide screen: thoughts with some intention of acting, or a worked-out plan (C-SSRS 4 or 5)",
+    "crisis.cssrs_recent_behavior": "Suicide screen: something done or prepared to end their life within the past 3 months (C-SSRS 6)",
+    "dosing.check_in.phq9_9": "Check-in before a dose: thoughts of self-harm nearly every day; today's dose is held",
+    "dosing.check_in.phq9_9_some_days": "Check-in before a dose: thoughts of self-harm on some days; asked to be called before the next dose",
+    "dosing.report.suicidal_thoughts": "After a dose: the patient reported thoughts of suicide",
+}
+
+
 @dataclass(frozen=True)
 class OpenEscalation:
     id: uuid.UUID
@@ -94,6 +105,14 @@ class OpenEscalation:
     patient_name: str
     kind: str
     opened_at: datetime
+    triggers: tuple[str, ...] = ()
+    phone: str | None = None  # whom to call: the intake's number, else the waiting list's
+    emergency_contact: str | None = None
+    owners: tuple[str, ...] = ()  # the care team's clinicians: whose call it is
+
+
+def triggers_in_words(rule_ids: str) -> tuple[str, ...]:
+    return tuple(TRIGGER_WORDS.get(rule_id, "A safety answer needs a clinician's contact") for rule_id in rule_ids.split(",") if rule_id)
 
 
 async def count_open_escalations(session: AsyncSession, *, viewer: SignedIn) -> int:
@@ -110,15 +129,49 @@ async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Ac
     """The open escalations of the patients this viewer may see, oldest first; the listing is audited
     because it names patients."""
     rows = await session.execute(
-        select(Escalation.id, Escalation.patient_id, UserAccount.full_name, Escalation.kind, Escalation.opened_at)
+        select(Escalation.id, Escalation.patient_id, UserAccount.full_name, Escalation.kind, Escalation.opened_at, Escalation.rule_ids)
         .join(Patient, Patient.id == Escalation.patient_id)
         .join(UserAccount, UserAccount.id == Patient.user_id)
         .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
         .order_by(Escalation.opened_at)
     )
-    escalations = [OpenEscalation(*row) for row in rows.all()]
+    escalations = []
+    for row in rows.all():
+        reach = await how_to_reach(session, patient_id=row.patient_id)
+        escalations.append(OpenEscalation(
+            row.id, row.patient_id, row.full_name, row.kind, row.opened_at, triggers_in_words(row.rule_ids),
+            phone=reach.phone, emergency_contact=reach.emergency_contact, owners=reach.care_team,
+        ))  # fmt: skip
     await record_audit_event(session, actor=actor, action="escalation.list", resource_type="escalation", now=now, reason=f"{len(escalations)} shown")
     return escalations
+
+
+@dataclass(frozen=True)
+class Reach:
+    phone: str | None
+    emergency_contact: str | None
+    care_team: tuple[str, ...]
+
+
+_REACH = text("""
+    SELECT
+      (SELECT s.answers->>'phone' FROM intake_section s JOIN intake i ON i.id = s.intake_id
+        WHERE i.patient_id = :patient AND s.section = 'demographics' ORDER BY i.started_at DESC LIMIT 1) AS intake_phone,
+      (SELECT w.phone FROM waitlist_entry w WHERE w.patient_id = :patient LIMIT 1) AS waitlist_phone,
+      (SELECT s.answers FROM intake_section s JOIN intake i ON i.id = s.intake_id
+        WHERE i.patient_id = :patient AND s.section = 'emergency_contact' ORDER BY i.started_at DESC LIMIT 1) AS emergency,
+      (SELECT array_agg(u.full_name || ' (' || u.role || ')' ORDER BY u.role, u.full_name) FROM care_team_member m
+         JOIN user_account u ON u.id = m.clinician_id WHERE m.patient_id = :patient AND m.left_at IS NULL) AS team
+""")
+
+
+async def how_to_reach(session: AsyncSession, *, patient_id: uuid.UUID) -> Reach:
+    """The phone numbers an escalation's clinician needs, and the care team whose call it is: contact
+    details, not clinical answers (the operational view may see them)."""
+    row = (await session.execute(_REACH, {"patient": patient_id})).one()
+    emergency = row.emergency or {}
+    contact = ", ".join(part for part in (emergency.get("name"), emergency.get("relationship"), emergency.get("phone")) if part) or None
+    return Reach(row.intake_phone or row.waitlist_phone, contact, tuple(row.team or ()))
 
 
 async def record_contact(
