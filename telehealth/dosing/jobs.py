@@ -20,6 +20,7 @@ from telehealth.dosing.before_dose import END_LINK_VALID_AFTER
 from telehealth.dosing.models import DosingReport, DosingSession, Sitter, SitterAttestation, SitterLink
 from telehealth.dosing.sitters import issue_link
 from telehealth.dosing.states import LinkPurpose, SessionStatus, SitterStatus
+from telehealth.lib.names import first_name
 from telehealth.notifications.service import queue_email
 from telehealth.outbox.schedule import run_every
 from telehealth.outbox.worker import WorkerContext, job_handler
@@ -59,7 +60,7 @@ async def send_presence_links(session: AsyncSession, *, now: datetime, settings:
         await queue_email(
             session, to=sitter.email, template="sitter_presence_link",
             context={
-                "recipient_name": sitter.full_name, "patient_name": contact.full_name, "link_url": f"{settings.public_base_url}/sitter/{raw}",
+                "recipient_name": sitter.full_name, "patient_first_name": first_name(contact.full_name), "link_url": f"{settings.public_base_url}/sitter/{raw}",
                 "when_local": row.scheduled_at.astimezone(ZoneInfo(patient.timezone)).strftime("%H:%M %Z"),
             },
             now=now,
@@ -104,7 +105,7 @@ async def send_end_links(session: AsyncSession, *, now: datetime, settings: Sett
         await queue_email(
             session, to=sitter.email, template="sitter_end_link",
             context={
-                "recipient_name": sitter.full_name, "patient_name": contact.full_name, "link_url": f"{settings.public_base_url}/sitter/{raw}",
+                "recipient_name": sitter.full_name, "patient_first_name": first_name(contact.full_name), "link_url": f"{settings.public_base_url}/sitter/{raw}",
                 "when_local": row.scheduled_at.astimezone(ZoneInfo(patient.timezone)).strftime("%H:%M %Z"),
             },
             now=now, dedupe_key=f"sitter_end_link:{row.id}",

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
 from telehealth.dosing.models import DosingSession, Sitter
+from telehealth.lib.names import first_name
 from telehealth.notifications.service import queue_email
 from telehealth.scheduling.ics import calendar_invite
 
@@ -35,14 +36,14 @@ async def email_sitter(
     patient = await session.get(Patient, dosing_session.patient_id)
     assert patient is not None
     contact = await patient_contact(session, patient.id)
-    context = {"recipient_name": sitter.full_name, "patient_name": contact.full_name, "when_local": local_time(dosing_session.scheduled_at, patient.timezone)}
+    context = {"recipient_name": sitter.full_name, "patient_first_name": first_name(contact.full_name), "when_local": local_time(dosing_session.scheduled_at, patient.timezone)}
     if link_url:
         context["link_url"] = link_url
     attachments: list[dict[str, str]] = []
     if change in ("scheduled", "cancelled"):
         invite = calendar_invite(
             uid=dosing_session.id, sequence=dosing_session.ics_sequence, starts_at=dosing_session.scheduled_at,
-            ends_at=dosing_session.scheduled_at + SITTER_STAYS, summary=f"With {contact.full_name} (sitter)",
+            ends_at=dosing_session.scheduled_at + SITTER_STAYS, summary=f"With {first_name(contact.full_name)} (sitter)",
             description="You will get your link to confirm you are there an hour before.", now=now, cancel=change == "cancelled",
         )  # fmt: skip
         attachments = [{"filename": "session.ics", "content_type": "text/calendar", "content": invite}]

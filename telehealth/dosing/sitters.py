@@ -24,6 +24,7 @@ from telehealth.dosing.sitter_mail import email_sitter
 from telehealth.dosing.states import ACTIVE_SITTER, SITTER_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.consents import ConsentDocument
 from telehealth.lib.errors import Conflict, Gone, InvalidInput, NotFound
+from telehealth.lib.names import first_name
 from telehealth.lib.states import change_status
 from telehealth.lib.validation import has_control_characters
 from telehealth.notifications.service import queue_email
@@ -112,11 +113,11 @@ async def own_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid
     return sitter
 
 
-async def _send_agreement_link(session: AsyncSession, sitter: Sitter, *, patient_name: str, now: datetime, settings: Settings) -> None:
+async def _send_agreement_link(session: AsyncSession, sitter: Sitter, *, patient_full_name: str, now: datetime, settings: Settings) -> None:
     raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.AGREEMENT, now=now, expires_at=now + AGREEMENT_LINK_VALID)
     await queue_email(
         session, to=sitter.email, template="sitter_invitation",
-        context={"recipient_name": sitter.full_name, "patient_name": patient_name, "link_url": f"{settings.public_base_url}/sitter/{raw}"},
+        context={"recipient_name": sitter.full_name, "patient_first_name": first_name(patient_full_name), "link_url": f"{settings.public_base_url}/sitter/{raw}"},
         now=now, dedupe_key=f"sitter_invitation:{sitter.id}:{raw[:12]}",
     )  # fmt: skip
 
@@ -152,7 +153,7 @@ async def add_sitter(
     session.add(sitter)
     await session.flush()
     await record_audit_event(session, actor=actor, action="sitter.add", resource_type="sitter", resource_id=sitter.id, patient_id=patient.id, now=now)
-    await _send_agreement_link(session, sitter, patient_name=patient_user.full_name, now=now, settings=settings)
+    await _send_agreement_link(session, sitter, patient_full_name=patient_user.full_name, now=now, settings=settings)
     return sitter
 
 
@@ -161,7 +162,7 @@ async def resend_invitation(session: AsyncSession, *, patient: Patient, sitter_i
     if sitter.status != SitterStatus.INVITED:
         raise Conflict("sitter.not_invited", "Only a sitter who has not answered yet can be sent the agreement again.")
     await revoke_links(session, now=now, sitter_id=sitter.id)
-    await _send_agreement_link(session, sitter, patient_name=(await patient_contact(session, patient.id)).full_name, now=now, settings=settings)
+    await _send_agreement_link(session, sitter, patient_full_name=(await patient_contact(session, patient.id)).full_name, now=now, settings=settings)
     return sitter
 
 

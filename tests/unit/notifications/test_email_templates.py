@@ -27,7 +27,7 @@ SAMPLE = {
     "expires_on": "Sunday 29 November 2026",
     "when_local": "Tuesday 24 November 2026 at 10:00 EST",
     "amount": "$150.00",
-    "patient_name": "Jamie Lee",
+    "patient_first_name": "Jamie",
 }
 
 
