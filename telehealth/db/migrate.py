@@ -33,17 +33,17 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, config: Config | None = None) -> None:
     # A session lock, not a transaction's: each revision commits on its own (migrations/env.py), and one that
     # builds an index CONCURRENTLY commits mid-way; the lock must hold across all of them.
     connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
     connection.commit()
-    config = alembic_config()
+    config = config or alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
-async def upgrade_database(engine: AsyncEngine) -> None:
+async def upgrade_database(engine: AsyncEngine, *, config: Config | None = None) -> None:
     """Apply pending migrations over a connection of their own (same server and credentials as `engine`),
     closed afterwards: the session lock and the session's lock_timeout never reach the app's pool."""
     own = create_async_engine(
@@ -51,7 +51,7 @@ async def upgrade_database(engine: AsyncEngine) -> None:
     )
     try:
         async with own.connect() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(_upgrade, config)
     finally:
         await own.dispose()
 
