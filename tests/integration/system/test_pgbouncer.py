@@ -53,7 +53,7 @@ def _start_pgbouncer(database_url: str, pool_size: int) -> tuple[subprocess.Pope
     url = make_url(async_database_url(database_url))
     host = url.query.get("host") or url.host or "127.0.0.1"  # a Unix socket directory for the embedded server
     user = url.username or "postgres"
-    # PgBouncer refuses to run as root; it then runs as nobody, so its files live in a directory nobody can read.
+    # PgBouncer refuses to run as root; it then runs as another user, so its files live in a directory all can read.
     work = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
     work.chmod(0o755)
     port = free_port()
@@ -69,8 +69,9 @@ def _start_pgbouncer(database_url: str, pool_size: int) -> tuple[subprocess.Pope
     for file in work.iterdir():
         file.chmod(0o644)
     command = [binary, str(work / "pgbouncer.ini")]
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", "nobody", "--", *command]
+    if os.geteuid() == 0:  # as nobody; beside the embedded server (a socket in its private directory) as its owner
+        owner = Path(host).owner() if host.startswith("/") else "root"
+        command = ["runuser", "-u", owner if owner != "root" else "nobody", "--", *command]
     log = (work / "pgbouncer.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
