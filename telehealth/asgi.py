@@ -90,12 +90,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url, embedded_server = resolve_database_url(settings)
-        engine = make_engine(url)
+        engine = make_engine(url, pool_size=settings.database_pool_size, transaction_pooling=settings.transaction_pooling)
         factory = make_session_factory(engine)
+        # LISTEN and migrations hold a session of their own: PostgreSQL itself, not a transaction pooler.
+        direct_url = settings.database_direct_url or url
+        migrations_engine = engine if direct_url == url else make_engine(direct_url, pool_size=1)
         app.state.engine = engine
-        app.state.database_dsn = driver_dsn(async_database_url(url))
+        app.state.database_dsn = driver_dsn(async_database_url(direct_url))
         app.state.session_factory = factory
-        app.state.autocommit_session_factory = make_autocommit_session_factory(engine)
+        app.state.autocommit_session_factory = make_autocommit_session_factory(engine, transaction_pooling=settings.transaction_pooling)
         app.state.embedded_server = embedded_server
         app.state.mailer = mailer or make_mailer(settings, factory)
         app.state.stripe = StripeGateway(settings)
@@ -103,10 +106,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         background: list[asyncio.Task[None]] = []
         if settings.auto_migrate or not settings.database_url:
             try:
-                await upgrade_database(engine)
+                await upgrade_database(migrations_engine)
             except Exception:  # the database may still be starting: /ready says so while we keep trying
                 logger.warning("could not apply migrations at start; retrying in the background")
-                background.append(asyncio.create_task(migrate_when_reachable(engine, stop), name="migrate-when-reachable"))
+                background.append(asyncio.create_task(migrate_when_reachable(migrations_engine, stop), name="migrate-when-reachable"))
         worker_task = None
         if settings.run_worker_in_process:
             context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer, "stripe": app.state.stripe})
@@ -125,6 +128,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                     await asyncio.wait_for(worker_task, timeout=10)
             await app.state.stripe.close()
             await engine.dispose()
+            if migrations_engine is not engine:
+                await migrations_engine.dispose()
             stop_embedded_postgres(embedded_server)  # SIGTERM too: uvicorn's exit skips atexit handlers
 
     metrics = RequestMetrics()

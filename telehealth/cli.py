@@ -25,14 +25,18 @@ from telehealth.settings import Settings, get_settings
 T = TypeVar("T")
 
 
-def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]]) -> T:
+def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]], *, direct: bool = False) -> T:
+    """Run `work` with an engine of its own; `direct` (migrations) goes to DATABASE_DIRECT_URL, past any pooler."""
     from telehealth.asgi import resolve_database_url
 
     settings = get_settings()
 
     async def main() -> T:
         url, _server = resolve_database_url(settings)
-        engine = make_engine(url, pool_size=4)
+        if direct and settings.database_direct_url:
+            engine = make_engine(settings.database_direct_url, pool_size=1)
+        else:
+            engine = make_engine(url, pool_size=4, transaction_pooling=settings.transaction_pooling)
         try:
             return await work(engine, make_session_factory(engine), settings)
         finally:
@@ -73,7 +77,7 @@ def db_upgrade() -> None:
     async def work(engine: AsyncEngine, _f: Any, _s: Settings) -> None:
         await upgrade_database(engine)
 
-    _run_with_database(work)
+    _run_with_database(work, direct=True)
     click.echo("Database schema is current.")
 
 

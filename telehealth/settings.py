@@ -224,6 +224,12 @@ class Settings:
     # A coordinator's short call with each new sitter before their first session (DOMAIN.md: default on).
     sitter_verification_required: bool = True
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
+    # How DATABASE_URL pools: `session` (PostgreSQL itself, or PgBouncer in session mode) or `transaction` (PgBouncer
+    # in transaction mode: no statement outlives its transaction, so no prepared statement is kept between them).
+    database_pool_mode: str = "session"
+    database_pool_size: int = 15  # connections each app process keeps open
+    # LISTEN/NOTIFY (the video room's signalling) and migrations need a session of their own: PostgreSQL itself.
+    database_direct_url: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -255,10 +261,27 @@ class Settings:
     def clinic_zone(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
 
+    @property
+    def transaction_pooling(self) -> bool:
+        return self.database_pool_mode == "transaction"
+
+    @property
+    def direct_database_url(self) -> str | None:
+        """Where sessions of their own go (LISTEN, migrations): DATABASE_DIRECT_URL, else DATABASE_URL."""
+        return self.database_direct_url or self.database_url
+
     def validate(self) -> None:
         """Refuse settings that would be unsafe or cannot work; called at start."""
         if self.environment not in {"development", "test", "production"}:
             raise SettingsError("APP_ENV must be development, test or production")
+        if self.database_pool_mode not in {"session", "transaction"}:
+            raise SettingsError(f"DATABASE_POOL_MODE must be session or transaction, got {self.database_pool_mode!r}")
+        if self.database_pool_size < 1:
+            raise SettingsError("DATABASE_POOL_SIZE must be at least 1")
+        if self.database_direct_url and not self.database_url:
+            raise SettingsError("DATABASE_DIRECT_URL needs DATABASE_URL (the embedded database has no pooler in front)")
+        if self.transaction_pooling and not self.database_direct_url:
+            raise SettingsError("DATABASE_POOL_MODE=transaction needs DATABASE_DIRECT_URL (LISTEN/NOTIFY and migrations need PostgreSQL itself)")
         self.thresholds.check_envelope()  # development and production alike
         try:
             ZoneInfo(self.clinic_timezone)
@@ -339,6 +362,9 @@ def load_settings() -> Settings:
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),
         telemedicine_flexibilities_until=_date("TELEMEDICINE_FLEXIBILITIES_UNTIL", defaults.telemedicine_flexibilities_until),
         thresholds=ClinicalThresholds.from_env(),
+        database_pool_mode=(_env("DATABASE_POOL_MODE", defaults.database_pool_mode) or defaults.database_pool_mode).lower(),
+        database_pool_size=_int("DATABASE_POOL_SIZE", defaults.database_pool_size),
+        database_direct_url=_env("DATABASE_DIRECT_URL"),
     )
     settings.validate()
     return settings

@@ -29,9 +29,10 @@ class SessionAuthMiddleware(ASGIMiddleware):
             state = scope["litestar_app"].state
             # One SELECT (and now and then one UPDATE touching the session), each committing by itself: no
             # BEGIN and COMMIT round trips, and the connection goes back to the pool before the handler runs.
+            # (Behind PgBouncer in transaction mode the factory's sessions are transactions: hence commit.)
             async with state.autocommit_session_factory() as session:
                 scope["user"] = await resolve_session(session, raw_token=raw, now=state.clock.now(), settings=state.settings)
-                await session.flush()
+                await session.commit()
         await next_app(scope, receive, send)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,15 +26,27 @@ def async_database_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
 
 
-def make_engine(url: str, *, pool_size: int = 15) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 15, transaction_pooling: bool = False) -> AsyncEngine:
     """A fixed pool (no overflow): connections are kept, never opened and closed per burst, so each keeps
-    its prepared statements. A burst beyond `pool_size` waits up to 5 s for a connection (then 503)."""
+    its prepared statements. A burst beyond `pool_size` waits up to 5 s for a connection (then 503).
+
+    `transaction_pooling`: behind PgBouncer in transaction mode, where each transaction may run on another
+    server connection, a prepared statement must not outlive its transaction: no statement caches (asyncpg's,
+    SQLAlchemy's), and a fresh name for each statement so two clients sharing a server connection never
+    collide on asyncpg's numbered names ("prepared statement __asyncpg_stmt_1__ already exists")."""
+    connect_args: dict[str, Any] = {"timeout": 5, "server_settings": {"application_name": "telehealth"}}
+    if transaction_pooling:
+        connect_args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+        }
     engine = create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=5,
-        connect_args={"timeout": 5, "server_settings": {"application_name": "telehealth"}},
+        connect_args=connect_args,
     )
     event.listen(engine.sync_engine.pool, "connect", _note_idle_from)
     event.listen(engine.sync_engine.pool, "checkin", _note_idle_from)
@@ -62,9 +75,15 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-def make_autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def make_autocommit_session_factory(engine: AsyncEngine, *, transaction_pooling: bool = False) -> async_sessionmaker[AsyncSession]:
     """Sessions whose every statement commits by itself, with no BEGIN or COMMIT around it: for a lookup
-    of one row (and at most one single-statement write) outside the request's transaction."""
+    of one row (and at most one single-statement write) outside the request's transaction. Callers end with
+    `commit()` (nothing to do in autocommit).
+
+    Behind PgBouncer in transaction mode a statement outside a transaction is two exchanges (prepare, then
+    execute) that PgBouncer may send to two server connections, so there the sessions use transactions."""
+    if transaction_pooling:
+        return make_session_factory(engine)
     return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False)
 
 

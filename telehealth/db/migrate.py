@@ -14,8 +14,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import pool
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from telehealth.settings import PROJECT_ROOT
 
@@ -32,16 +33,27 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def _upgrade(connection: Connection) -> None:
-    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-    config = alembic_config()
+def _upgrade(connection: Connection, config: Config | None = None) -> None:
+    # A session lock, not a transaction's: each revision commits on its own (migrations/env.py), and one that
+    # builds an index CONCURRENTLY commits mid-way; the lock must hold across all of them.
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+    connection.commit()
+    config = config or alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
-async def upgrade_database(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+async def upgrade_database(engine: AsyncEngine, *, config: Config | None = None) -> None:
+    """Apply pending migrations over a connection of their own (same server and credentials as `engine`),
+    closed afterwards: the session lock and the session's lock_timeout never reach the app's pool."""
+    own = create_async_engine(
+        engine.url, poolclass=pool.NullPool, connect_args={"timeout": 5, "server_settings": {"application_name": "telehealth-migrate"}}
+    )
+    try:
+        async with own.connect() as connection:
+            await connection.run_sync(_upgrade, config)
+    finally:
+        await own.dispose()
 
 
 def _current(connection: Connection) -> frozenset[str]:

@@ -1,41 +1,51 @@
-"""Prometheus metrics of one app process, in the text exposition format, with no client library: request
-latency as a histogram per method, route template (never a path with ids in it) and status class, plus
-the outbox's queue depth and parked (failed) jobs read from the database at scrape time. Each process is
-scraped on its own; the outbox figures are the same from any of them."""
+"""Prometheus metrics with prometheus_client: request latency as a histogram per method, route template (never a
+path with ids in it) and status class, plus the outbox's queue depth and parked (failed) jobs, read from the
+database at scrape time by a collector of their own (the same figures from any process).
+
+One process: each app keeps its own registry (several apps in one process, as in the tests, never mix).
+Several processes (`uvicorn --workers N`): with PROMETHEUS_MULTIPROC_DIR set before the processes start,
+prometheus_client writes every process's values to files there and a scrape of any process sums them all.
+prometheus_client reads that variable itself when it is imported, hence not a setting of ours.
+
+Not Litestar's Prometheus plugin: it keeps one global registry (apps in one process would share counts) and
+its own metric names and labels (a path, not our status class), which the alerts in docs/operations.md use."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
+import prometheus_client
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+prometheus_client.disable_created_metrics()  # `_created` series: noise here, and absent in multiprocess mode
+if _directory := os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+    os.makedirs(_directory, exist_ok=True)  # values are written there from the first request on
 
 
-@dataclass
-class Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
-    total: int = 0
-    seconds: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.total += 1
-        self.seconds += seconds
-        for index, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.counts[index] += 1
-
-
-@dataclass
 class RequestMetrics:
-    by_route: dict[tuple[str, str, str], Histogram] = field(default_factory=lambda: defaultdict(Histogram))
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time from request to the end of the response, by route template.",
+            ["method", "route", "status"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.by_route[(method, route, f"{status // 100}xx")].observe(seconds)
+        self.duration.labels(method, route, f"{status // 100}xx").observe(seconds)
 
 
 def _route_of(scope: Scope) -> str:
@@ -67,29 +77,27 @@ class MetricsMiddleware(ASGIMiddleware):
             self.metrics.observe(scope.get("method", "GET"), _route_of(scope), status, time.perf_counter() - started)
 
 
-def _labels(**values: str) -> str:
-    escaped = (f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in values.items())
-    return "{" + ",".join(escaped) + "}"
+class OutboxCollector:
+    """The outbox's figures, read from the database just before the scrape (a collector cannot await)."""
+
+    def __init__(self, *, jobs_by_status: dict[str, int], oldest_queued_seconds: float) -> None:
+        self.jobs_by_status, self.oldest_queued_seconds = jobs_by_status, oldest_queued_seconds
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("outbox_jobs", "Jobs in the outbox by status (parked: failed after every retry).", labels=["status"])
+        for status in ("queued", "running", "parked"):
+            jobs.add_metric([status], self.jobs_by_status.get(status, 0))
+        yield jobs
+        yield GaugeMetricFamily("outbox_oldest_queued_seconds", "Age of the oldest job due and not yet run.", value=self.oldest_queued_seconds)
 
 
-def exposition(metrics: RequestMetrics, *, jobs_by_status: dict[str, int], oldest_queued_seconds: float) -> str:
-    lines = [
-        "# HELP http_request_duration_seconds Time from request to the end of the response, by route template.",
-        "# TYPE http_request_duration_seconds histogram",
-    ]
-    for (method, route, status), histogram in sorted(metrics.by_route.items()):
-        base = {"method": method, "route": route, "status": status}
-        for bound, count in zip(BUCKETS, histogram.counts, strict=True):
-            lines.append(f"http_request_duration_seconds_bucket{_labels(**base, le=str(bound))} {count}")
-        lines.append(f"http_request_duration_seconds_bucket{_labels(**base, le='+Inf')} {histogram.total}")
-        lines.append(f"http_request_duration_seconds_sum{_labels(**base)} {histogram.seconds:.6f}")
-        lines.append(f"http_request_duration_seconds_count{_labels(**base)} {histogram.total}")
-    lines += ["# HELP outbox_jobs Jobs in the outbox by status (parked: failed after every retry).", "# TYPE outbox_jobs gauge"]
-    for status in ("queued", "running", "parked"):
-        lines.append(f"outbox_jobs{_labels(status=status)} {jobs_by_status.get(status, 0)}")
-    lines += [
-        "# HELP outbox_oldest_queued_seconds Age of the oldest job due and not yet run.",
-        "# TYPE outbox_oldest_queued_seconds gauge",
-        f"outbox_oldest_queued_seconds {oldest_queued_seconds:.3f}",
-    ]
-    return "\n".join(lines) + "\n"
+def exposition(metrics: RequestMetrics, *, jobs_by_status: dict[str, int], oldest_queued_seconds: float, multiprocess_dir: str | None = None) -> str:
+    """The scrape: this app's requests (or, under PROMETHEUS_MULTIPROC_DIR, every process's summed) and the outbox."""
+    scrape = CollectorRegistry(auto_describe=False)
+    directory = multiprocess_dir or os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if directory:
+        MultiProcessCollector(scrape, path=directory)
+    else:
+        scrape.register(metrics.registry)  # a registry is a collector too
+    scrape.register(OutboxCollector(jobs_by_status=jobs_by_status, oldest_queued_seconds=oldest_queued_seconds))
+    return generate_latest(scrape).decode("utf-8")

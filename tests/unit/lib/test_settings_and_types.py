@@ -81,3 +81,23 @@ def test_public_base_url_follows_host_and_port_unless_set(monkeypatch):
     assert load_settings().public_base_url == "http://[::1]:8100"
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://care.example.org/")  # set: it wins (a proxy in front)
     assert load_settings().public_base_url == "https://care.example.org"
+
+
+def test_database_pool_settings(monkeypatch):
+    from telehealth.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@pgbouncer:6432/telehealth")
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "40")
+    settings = load_settings()
+    assert (settings.database_pool_mode, settings.database_pool_size, settings.direct_database_url) == (
+        "session", 40, "postgresql://app@pgbouncer:6432/telehealth"
+    )
+    monkeypatch.setenv("DATABASE_POOL_MODE", "transaction")
+    with pytest.raises(SettingsError, match="DATABASE_DIRECT_URL"):
+        load_settings()  # LISTEN/NOTIFY and migrations cannot go through transaction pooling
+    monkeypatch.setenv("DATABASE_DIRECT_URL", "postgresql://app@db:5432/telehealth")
+    settings = load_settings()
+    assert settings.transaction_pooling and settings.direct_database_url == "postgresql://app@db:5432/telehealth"
+    monkeypatch.setenv("DATABASE_POOL_MODE", "statement")
+    with pytest.raises(SettingsError, match="DATABASE_POOL_MODE"):
+        load_settings()
