@@ -36,8 +36,8 @@ def database_url_from_settings() -> str:
     from telehealth.settings import load_settings
 
     settings = load_settings()
-    if settings.database_url:
-        return settings.database_url
+    if settings.database_url:  # the tables' owner migrates (telehealth/db/roles.py)
+        return settings.migration_database_url or settings.database_url
     from telehealth.db.embedded import start_embedded_postgres
 
     url, _server = start_embedded_postgres(settings.embedded_data_dir)

@@ -32,16 +32,33 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, runtime_role: str | None) -> None:
     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    if runtime_role:
+        from telehealth.db.roles import grant_runtime_role
+
+        grant_runtime_role(connection, runtime_role)
 
 
-async def upgrade_database(engine: AsyncEngine) -> None:
+async def upgrade_database(engine: AsyncEngine, *, runtime_role: str | None = None) -> None:
+    """Migrate as the engine's role (the tables' owner); then grant `runtime_role`, the role the service
+    connects as when it is another one (telehealth/db/roles.py)."""
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        await connection.run_sync(_upgrade, runtime_role)
+
+
+async def migrate_database(urls: object) -> None:
+    """Upgrade as the owner (MIGRATION_DATABASE_URL) and grant the runtime role: the CLI's way."""
+    from telehealth.db.engine import make_engine
+
+    engine = make_engine(urls.migration, pool_size=1)  # type: ignore[attr-defined]
+    try:
+        await upgrade_database(engine, runtime_role=urls.runtime_role)  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
 
 
 def _current(connection: Connection) -> frozenset[str]:
