@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         if settings.auto_migrate or not settings.database_url:
             try:
                 await upgrade_database(migration_engine, runtime_role=urls.runtime_role)
+                if migration_engine is not engine:
+                    await migration_engine.dispose()  # hold no owner connection while serving
             except Exception:  # the database may still be starting: /ready says so while we keep trying
                 logger.warning("could not apply migrations at start; retrying in the background")
                 background.append(
