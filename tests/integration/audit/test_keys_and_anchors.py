@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 from click.testing import CliRunner
 from sqlalchemy import select, text
@@ -193,3 +194,62 @@ async def test_verify_audit_checks_the_anchors_then_anchors_the_head(database_ur
     assert [(line["chain_seq"], line["key_id"]) for line in lines] == [(3, KEYS.current_id)]  # the head moved once
     assert cut.exit_code == 1 and "Audit chain broken at event 3 of the chain: the chain ends at event 2 but event 3 was anchored" in cut.output
     assert len(anchors.read_text().splitlines()) == 1  # a broken chain is never anchored
+
+
+async def test_migration_0029_marks_the_events_sealed_before_it_as_legacy(database_url):
+    """A database sealed with the plain SHA-256 chain (revision 0028), upgraded: its events keep their hashes
+    as 'sha256-legacy', verify, and the keyed chain carries on after them."""
+    from alembic import command
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from telehealth.db.engine import async_database_url, make_engine, make_session_factory
+    from telehealth.db.migrate import alembic_config
+
+    name = make_url(async_database_url(database_url)).database + "_legacy"
+    admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(async_database_url(database_url)).set(database=name).render_as_string(hide_password=False), pool_size=2)
+
+    def upgrade_to(revision):
+        def run(connection):
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_to("0028_sitter_checks"))
+            prev = GENESIS_HASH
+            for seq in (1, 2):  # written and sealed as the code before 0029 did (columns of that time only)
+                event_id = (await connection.execute(text(
+                    "INSERT INTO audit_event (occurred_at, actor_role, action, resource_type, outcome) "
+                    "VALUES (now(), 'system', 'old.event', 'thing', 'success') RETURNING id"
+                ))).scalar_one()  # fmt: skip
+                row = (await connection.execute(text("SELECT * FROM audit_event WHERE id = :id"), {"id": event_id})).mappings().one()
+                event = AuditEvent(**{column: row[column] for column in row.keys()})
+                row_hash = compute_row_hash(event, chain_seq=seq, prev_hash=prev, key=None)
+                await connection.execute(
+                    text("UPDATE audit_event SET chain_seq = :seq, prev_hash = :prev, row_hash = :hash WHERE id = :id"),
+                    {"seq": seq, "prev": prev, "hash": row_hash, "id": event_id},
+                )
+                prev = row_hash
+            await connection.run_sync(upgrade_to("head"))
+        factory = make_session_factory(engine)
+        async with transaction(factory) as session:
+            await record_audit_event(session, actor=Actor.system(), action="new.event", resource_type="thing", now=datetime.now(UTC))
+        await _seal(factory)
+        async with factory() as session:
+            key_ids = list((await session.execute(select(AuditEvent.key_id).order_by(AuditEvent.chain_seq))).scalars())
+        report = await _verify(factory)
+    finally:
+        await engine.dispose()
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+    assert key_ids == [LEGACY_KEY_ID, LEGACY_KEY_ID, KEYS.current_id]
+    assert report.intact and (report.rows_checked, report.legacy_rows) == (3, 2)
