@@ -94,8 +94,8 @@ def database_url_from_settings() -> str:
     from telehealth.settings import load_settings
 
     settings = load_settings()
-    if settings.direct_database_url:
-        return settings.direct_database_url
+    if settings.database_url:  # the tables' owner migrates (telehealth/db/roles.py), past any PgBouncer
+        return settings.migration_database_url or settings.direct_database_url or settings.database_url
     from telehealth.db.embedded import start_embedded_postgres
 
     url, _server = start_embedded_postgres(settings.embedded_data_dir)

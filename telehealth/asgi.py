@@ -26,6 +26,7 @@ from telehealth.db.channels import PostgresChannelsBackend, driver_dsn
 from telehealth.db.engine import async_database_url, make_autocommit_session_factory, make_engine, make_session_factory
 from telehealth.db.embedded import stop_embedded_postgres
 from telehealth.db.migrate import upgrade_database
+from telehealth.db.roles import resolve_database_urls
 from telehealth.lib.clock import Clock, SystemClock
 from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
@@ -44,20 +45,18 @@ STRIPE_WEBHOOK_PATH = "/api/v1/billing/stripe/webhook"
 
 
 def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
-    """The configured DATABASE_URL, or the embedded server started on demand."""
-    if settings.database_url:
-        return settings.database_url, None
-    from telehealth.db.embedded import start_embedded_postgres
-
-    return start_embedded_postgres(settings.embedded_data_dir)
+    """The URL the service connects as (DATABASE_URL, or the embedded server's runtime role), and the
+    embedded server's handle."""
+    urls = resolve_database_urls(settings)
+    return urls.runtime, urls.server
 
 
-async def migrate_when_reachable(engine: object, stop: asyncio.Event, *, max_delay: float = 30.0) -> None:
+async def migrate_when_reachable(engine: object, stop: asyncio.Event, *, max_delay: float = 30.0, runtime_role: str | None = None) -> None:
     """Retry migrations with backoff until the database answers (a database that starts after the app)."""
     delay = 1.0
     while not stop.is_set():
         try:
-            await upgrade_database(engine)  # type: ignore[arg-type]
+            await upgrade_database(engine, runtime_role=runtime_role)  # type: ignore[arg-type]
         except Exception:  # still unreachable: wait and try again
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -89,12 +88,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        url, embedded_server = resolve_database_url(settings)
+        urls = resolve_database_urls(settings)
+        url, embedded_server = urls.runtime, urls.server
         engine = make_engine(url, pool_size=settings.database_pool_size, transaction_pooling=settings.transaction_pooling)
+        # Migrations run as the tables' owner, past any pooler; the service connects as the runtime role (roles.py).
+        migration_engine = engine if urls.migration == urls.runtime else make_engine(urls.migration, pool_size=1)
         factory = make_session_factory(engine)
-        # LISTEN and migrations hold a session of their own: PostgreSQL itself, not a transaction pooler.
+        # LISTEN holds a session of its own: PostgreSQL itself, not a transaction pooler.
         direct_url = settings.database_direct_url or url
-        migrations_engine = engine if direct_url == url else make_engine(direct_url, pool_size=1)
         app.state.engine = engine
         app.state.database_dsn = driver_dsn(async_database_url(direct_url))
         app.state.session_factory = factory
@@ -106,10 +107,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         background: list[asyncio.Task[None]] = []
         if settings.auto_migrate or not settings.database_url:
             try:
-                await upgrade_database(migrations_engine)
+                await upgrade_database(migration_engine, runtime_role=urls.runtime_role)
+                if migration_engine is not engine:
+                    await migration_engine.dispose()  # hold no owner connection while serving
             except Exception:  # the database may still be starting: /ready says so while we keep trying
                 logger.warning("could not apply migrations at start; retrying in the background")
-                background.append(asyncio.create_task(migrate_when_reachable(migrations_engine, stop), name="migrate-when-reachable"))
+                background.append(
+                    asyncio.create_task(migrate_when_reachable(migration_engine, stop, runtime_role=urls.runtime_role), name="migrate-when-reachable")
+                )
         worker_task = None
         if settings.run_worker_in_process:
             context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer, "stripe": app.state.stripe})
@@ -128,8 +133,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                     await asyncio.wait_for(worker_task, timeout=10)
             await app.state.stripe.close()
             await engine.dispose()
-            if migrations_engine is not engine:
-                await migrations_engine.dispose()
+            if migration_engine is not engine:
+                await migration_engine.dispose()
             stop_embedded_postgres(embedded_server)  # SIGTERM too: uvicorn's exit skips atexit handlers
 
     metrics = RequestMetrics()

@@ -18,25 +18,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.db.engine import make_engine, make_session_factory, transaction
-from telehealth.db.migrate import upgrade_database
+from telehealth.db.migrate import migrate_database
 from telehealth.lib.clock import SystemClock
 from telehealth.settings import Settings, get_settings
 
 T = TypeVar("T")
 
 
-def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]], *, direct: bool = False) -> T:
-    """Run `work` with an engine of its own; `direct` (migrations) goes to DATABASE_DIRECT_URL, past any pooler."""
-    from telehealth.asgi import resolve_database_url
+def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]], *, migrate: bool = False) -> T:
+    """Run `work` connected as the service's runtime role; with `migrate`, first upgrade the schema as the
+    tables' owner (MIGRATION_DATABASE_URL), which also grants the runtime role."""
+    from telehealth.db.roles import resolve_database_urls
 
     settings = get_settings()
 
     async def main() -> T:
-        url, _server = resolve_database_url(settings)
-        if direct and settings.database_direct_url:
-            engine = make_engine(settings.database_direct_url, pool_size=1)
-        else:
-            engine = make_engine(url, pool_size=4, transaction_pooling=settings.transaction_pooling)
+        urls = resolve_database_urls(settings)
+        if migrate:
+            await migrate_database(urls)
+        engine = make_engine(urls.runtime, pool_size=4, transaction_pooling=settings.transaction_pooling)
         try:
             return await work(engine, make_session_factory(engine), settings)
         finally:
@@ -74,17 +74,16 @@ def db_group() -> None:
 
 @db_group.command(name="upgrade", help="Apply every pending Alembic migration.")
 def db_upgrade() -> None:
-    async def work(engine: AsyncEngine, _f: Any, _s: Settings) -> None:
-        await upgrade_database(engine)
+    async def work(_e: AsyncEngine, _f: Any, _s: Settings) -> None:
+        pass
 
-    _run_with_database(work, direct=True)
+    _run_with_database(work, migrate=True)
     click.echo("Database schema is current.")
 
 
 async def _seed(engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> list[Any]:
     from telehealth.demo import seed_demo
 
-    await upgrade_database(engine)
     async with transaction(factory) as session:
         return await seed_demo(session, now=SystemClock().now(), settings=settings)
 
@@ -94,7 +93,7 @@ def seed_demo_command() -> None:
     settings = get_settings()
     if settings.is_production:
         raise click.ClickException("seed-demo refuses to run in production")
-    echo_demo_sign_ins(_run_with_database(_seed), settings)
+    echo_demo_sign_ins(_run_with_database(_seed, migrate=True), settings)
 
 
 @click.command(name="demo-totp", help="Print the current two-factor code of each demo staff account (demo only).")
@@ -160,23 +159,37 @@ def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: st
         click.echo("They belong to no pharmacy yet: a coordinator assigns one on /coordinator/clinicians.")
 
 
-@click.command(name="verify-audit", help="Walk the audit chain; report the first broken link.")
+@click.command(name="verify-audit", help="Walk the audit chain and check its anchors; report the first broken link.")
 def verify_audit_command() -> None:
+    from telehealth.audit.anchors import anchor_path, append_anchor, last_anchored_seq, read_anchors
+    from telehealth.audit.keys import audit_keys
     from telehealth.audit.service import seal_audit_chain, verify_audit_chain
 
-    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> Any:
+    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> Any:
+        keys, path = audit_keys(settings), anchor_path(settings)
         while True:  # seal what is pending first, so the walk covers every committed event
             async with transaction(factory) as session:
-                if await seal_audit_chain(session) == 0:
+                if await seal_audit_chain(session, keys) == 0:
                     break
         async with transaction(factory) as session:
-            return await verify_audit_chain(session)
+            report = await verify_audit_chain(session, keys, anchors=read_anchors(path))
+        # Anchor only a head just verified: a broken chain is never blessed.
+        if report.intact and path is not None and report.head and report.head[0] > last_anchored_seq(path):
+            append_anchor(path, chain_seq=report.head[0], row_hash=report.head[1], key_id=report.head[2], now=SystemClock().now())
+        return report, path
 
-    report = _run_with_database(work)
-    if report.intact:
-        click.echo(f"Audit chain intact: {report.rows_checked} events checked.")
-        return
-    raise click.ClickException(f"Audit chain broken at event {report.first_broken_seq} of the chain: {report.problem}")
+    report, path = _run_with_database(work)
+    if report.unreadable_anchor_lines:
+        click.echo(f"Unreadable anchor lines in {path} (skipped): {', '.join(map(str, report.unreadable_anchor_lines))}", err=True)
+    if not report.intact:
+        raise click.ClickException(f"Audit chain broken at event {report.first_broken_seq} of the chain: {report.problem}")
+    click.echo(f"Audit chain intact: {report.rows_checked} events checked.")
+    if path is None:
+        click.echo("No anchors (AUDIT_ANCHOR_PATH unset): events cut from the end of the chain would go unnoticed.")
+    else:
+        click.echo(f"Anchors: {report.anchors_checked} checked against the chain, head anchored in {path}.")
+    if report.legacy_rows:
+        click.echo(f"{report.legacy_rows} events sealed before keyed hashing (plain SHA-256) open the chain.")
 
 
 @click.command(name="worker", help="Run the background worker (several may run at once).")
@@ -234,7 +247,7 @@ def run_demo_server() -> None:
     if not settings.is_production and not settings.stripe_api_base and settings.stripe_api_key == "sk_test_placeholder":
         settings = _with_local_stripe(settings)
     if settings.seed_demo and not settings.is_production:
-        echo_demo_sign_ins(_run_with_database(_seed), settings)
+        echo_demo_sign_ins(_run_with_database(_seed, migrate=True), settings)
     # No access log: emailed links carry single-use tokens in their query strings.
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level="info", proxy_headers=True, access_log=False

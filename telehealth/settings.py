@@ -230,6 +230,12 @@ class Settings:
     database_pool_size: int = 15  # connections each app process keeps open
     # LISTEN/NOTIFY (the video room's signalling) and migrations need a session of their own: PostgreSQL itself.
     database_direct_url: str | None = None
+    # Migrations run as the tables' owner; DATABASE_URL may then be a runtime role without DDL (operations.md).
+    migration_database_url: str | None = None
+    # The audit chain's HMAC key, which the database never holds; old keys still verify what they sealed.
+    audit_hmac_key: str | None = None
+    audit_hmac_old_keys: str = ""
+    audit_anchor_path: Path | None = None  # append-only JSON lines: the chain's head, outside the database
 
     @property
     def is_production(self) -> bool:
@@ -301,6 +307,10 @@ class Settings:
                 raise SettingsError("SMTP_URL is required in production (the database mailbox is for development)")
             if self.stripe_api_key == "sk_test_placeholder" or self.stripe_webhook_secret == "whsec_placeholder":
                 raise SettingsError("STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET are required in production")
+            if not self.audit_hmac_key or len(self.audit_hmac_key) < 32:
+                raise SettingsError("AUDIT_HMAC_KEY must be set to a random value of 32+ characters in production")
+            if self.audit_anchor_path is None:
+                raise SettingsError("AUDIT_ANCHOR_PATH is required in production (the audit chain's anchors outside the database)")
 
 
 def load_settings() -> Settings:
@@ -365,6 +375,10 @@ def load_settings() -> Settings:
         database_pool_mode=(_env("DATABASE_POOL_MODE", defaults.database_pool_mode) or defaults.database_pool_mode).lower(),
         database_pool_size=_int("DATABASE_POOL_SIZE", defaults.database_pool_size),
         database_direct_url=_env("DATABASE_DIRECT_URL"),
+        migration_database_url=_env("MIGRATION_DATABASE_URL"),
+        audit_hmac_key=_env("AUDIT_HMAC_KEY"),
+        audit_hmac_old_keys=_env("AUDIT_HMAC_OLD_KEYS", "") or "",
+        audit_anchor_path=Path(anchor) if (anchor := _env("AUDIT_ANCHOR_PATH")) else None,
     )
     settings.validate()
     return settings

@@ -1,5 +1,5 @@
 """audit_event: append-only (a trigger refuses DELETE, TRUNCATE and any UPDATE but the one-time sealing)
-and hash-chained by the sealer (`audit.service.seal_audit_chain`)."""
+and chained by the sealer with a keyed hash (`audit.service.seal_audit_chain`)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,5 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=80)  # a machine code, never free text
     prev_hash: str | None = Field(default=None, max_length=64)
     row_hash: str | None = Field(default=None, max_length=64, unique=True)
+    # Which HMAC key sealed it (audit/keys.py); "sha256-legacy" for events sealed before keyed hashing.
+    key_id: str | None = Field(default=None, max_length=20)

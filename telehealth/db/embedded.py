@@ -49,6 +49,17 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     return uri, server
 
 
+def ensure_role(server: Any, name: str) -> None:
+    """Create a login role without privileges if missing (the demo's runtime role; the socket trusts it).
+    Two processes starting together may both try: the loser's duplicate is ignored."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"not a plain role name: {name!r}")
+    server.psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN CREATE ROLE {name} LOGIN; END IF; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
+    )
+
+
 def stop_embedded_postgres(server: Any) -> None:
     """Give up this process's handle: the server stops when no other live process holds one. Called when the
     app shuts down (SIGTERM included: uvicorn exits by re-raising it, so atexit handlers never run)."""

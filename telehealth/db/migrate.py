@@ -33,7 +33,7 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def _upgrade(connection: Connection, config: Config | None = None) -> None:
+def _upgrade(connection: Connection, config: Config | None, runtime_role: str | None) -> None:
     # A session lock, not a transaction's: each revision commits on its own (migrations/env.py), and one that
     # builds an index CONCURRENTLY commits mid-way; the lock must hold across all of them.
     connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
@@ -41,19 +41,37 @@ def _upgrade(connection: Connection, config: Config | None = None) -> None:
     config = config or alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    if runtime_role:
+        from telehealth.db.roles import grant_runtime_role
+
+        grant_runtime_role(connection, runtime_role)  # still under the lock: concurrent GRANTs on one object fail
+        connection.commit()
 
 
-async def upgrade_database(engine: AsyncEngine, *, config: Config | None = None) -> None:
-    """Apply pending migrations over a connection of their own (same server and credentials as `engine`),
-    closed afterwards: the session lock and the session's lock_timeout never reach the app's pool."""
+async def upgrade_database(engine: AsyncEngine, *, config: Config | None = None, runtime_role: str | None = None) -> None:
+    """Apply pending migrations as the engine's role (the tables' owner) over a connection of their own (same
+    server and credentials as `engine`), closed afterwards: the session lock and the session's lock_timeout
+    never reach the app's pool. Then grant `runtime_role`, the role the service connects as when it is
+    another one (telehealth/db/roles.py)."""
     own = create_async_engine(
         engine.url, poolclass=pool.NullPool, connect_args={"timeout": 5, "server_settings": {"application_name": "telehealth-migrate"}}
     )
     try:
         async with own.connect() as connection:
-            await connection.run_sync(_upgrade, config)
+            await connection.run_sync(_upgrade, config, runtime_role)
     finally:
         await own.dispose()
+
+
+async def migrate_database(urls: object) -> None:
+    """Upgrade as the owner (MIGRATION_DATABASE_URL) and grant the runtime role: the CLI's way."""
+    from telehealth.db.engine import make_engine
+
+    engine = make_engine(urls.migration, pool_size=1)  # type: ignore[attr-defined]
+    try:
+        await upgrade_database(engine, runtime_role=urls.runtime_role)  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
 
 
 def _current(connection: Connection) -> frozenset[str]:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from telehealth.accounts.roles import Role
+from telehealth.audit.keys import audit_keys
 from telehealth.audit.service import seal_audit_chain
 from telehealth.db.embedded import client_program
 from telehealth.db.engine import transaction
@@ -42,7 +43,7 @@ async def test_a_dump_restored_into_a_fresh_database_passes_verify_audit(client,
     person = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
     await sign_in(client, person, clock)  # sign-in events, audited
     async with transaction(session_factory) as session:
-        await seal_audit_chain(session)
+        await seal_audit_chain(session, audit_keys(settings))  # the key verify-audit uses below
     async with session_factory() as session:
         events = await session.scalar(text("SELECT count(*) FROM audit_event WHERE chain_seq IS NOT NULL"))
     assert events > 0

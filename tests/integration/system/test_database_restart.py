@@ -26,9 +26,11 @@ import pytest
 
 import benchmarks.server
 from benchmarks.server import environment, free_port, running_server, server_environment
+from telehealth.audit.keys import audit_keys
 from telehealth.audit.service import seal_audit_chain, verify_audit_chain
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.db.migrate import upgrade_database
+from telehealth.settings import Settings
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 pytestmark = pytest.mark.skipif(not (BIN / "pg_ctl").exists() or not shutil.which("runuser"), reason="needs Debian's PostgreSQL 15 binaries")
@@ -229,12 +231,13 @@ async def test_a_database_restart_under_load_answers_503_loses_nothing_and_recov
     engine = make_engine(url, pool_size=1)
     try:
         factory = make_session_factory(engine)
+        keys = audit_keys(Settings(database_url=url))  # the key the worker subprocess seals with
         while True:
             async with transaction(factory) as session:
-                if await seal_audit_chain(session) == 0:
+                if await seal_audit_chain(session, keys) == 0:
                     break
         async with transaction(factory) as session:
-            report = await verify_audit_chain(session)
+            report = await verify_audit_chain(session, keys)
     finally:
         await engine.dispose()
     assert report.intact, report.problem

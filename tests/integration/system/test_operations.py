@@ -108,7 +108,7 @@ async def test_openapi_schema_is_served(client):
     assert "/api/v1/patients/{patient_id}" in schema["paths"]
 
 
-async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, session_factory):
+async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, session_factory, tmp_path):
     from telehealth.db.engine import transaction
     from telehealth.notifications.mailer import DatabaseMailbox
     from telehealth.notifications.service import queue_email
@@ -122,7 +122,7 @@ async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, sessi
         page = await client.get("/dev/mailbox/")
         assert page.status_code == 200
         assert "You have an update in your Evergreen Home Program portal" in page.text
-    production = with_settings(settings, environment="production", secret_key="x" * 40)
+    production = with_settings(settings, environment="production", secret_key="x" * 40, audit_hmac_key="k" * 40, audit_anchor_path=tmp_path / "anchors.jsonl")
     async with AsyncTestClient(app=create_app(production, clock=clock)) as client:
         assert (await client.get("/dev/mailbox/")).status_code == 404
 

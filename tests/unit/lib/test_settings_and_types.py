@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -26,9 +27,19 @@ def test_production_refuses_a_short_secret_and_missing_services():
         Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y").validate()
     with pytest.raises(SettingsError, match="STRIPE_API_KEY"):
         Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
+    with pytest.raises(SettingsError, match="AUDIT_HMAC_KEY"):
+        Settings(
+            environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
+            stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="short", audit_anchor_path=Path("/a"),
+        ).validate()  # fmt: skip
+    with pytest.raises(SettingsError, match="AUDIT_ANCHOR_PATH"):
+        Settings(
+            environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
+            stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40,
+        ).validate()  # fmt: skip
     Settings(
         environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x",
+        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"),
     ).validate()  # fmt: skip
 
 
