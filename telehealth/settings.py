@@ -224,6 +224,7 @@ class Settings:
     # A coordinator's short call with each new sitter before their first session (DOMAIN.md: default on).
     sitter_verification_required: bool = True
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
+    worker_concurrency: int = 4  # jobs one worker runs at once
 
     @property
     def is_production(self) -> bool:
@@ -339,6 +340,7 @@ def load_settings() -> Settings:
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),
         telemedicine_flexibilities_until=_date("TELEMEDICINE_FLEXIBILITIES_UNTIL", defaults.telemedicine_flexibilities_until),
         thresholds=ClinicalThresholds.from_env(),
+        worker_concurrency=_int("WORKER_CONCURRENCY", defaults.worker_concurrency),
     )
     settings.validate()
     return settings
