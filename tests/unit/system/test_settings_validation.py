@@ -3,7 +3,8 @@ would silently misread stops the process, naming the variable and the reason."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import get_type_hints
 
 import pytest
 
@@ -86,8 +87,12 @@ LOWEST_MEANINGFUL = {
 }  # fmt: skip
 
 
-def test_every_whole_number_setting_is_in_the_table():
-    """A new int setting must say here what its lowest meaningful value is (and declare its bounds)."""
+def test_every_whole_number_setting_is_declared_and_in_the_table():
+    """A new int setting must declare its variable and bounds, and say here what its lowest meaningful value is."""
+    for cls in (Settings, ClinicalThresholds):
+        hints = get_type_hints(cls)
+        read_by_hand = [item.name for item in fields(cls) if hints[item.name] is int and "env" not in item.metadata]
+        assert read_by_hand == [], f"declare these with setting(...): {read_by_hand}"
     declared = {spec.name for cls in (Settings, ClinicalThresholds) for _, spec, hint in declared_fields(cls) if hint is int}
     assert declared == set(LOWEST_MEANINGFUL)
 
