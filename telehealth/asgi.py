@@ -132,6 +132,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                 with suppress(asyncio.CancelledError, TimeoutError):  # a job still sending is retried later
                     await asyncio.wait_for(worker_task, timeout=10)
             await app.state.stripe.close()
+            if mailer is None:  # ours to close (its kept SMTP connection); a given mailer is the caller's
+                await app.state.mailer.close()
             await engine.dispose()
             if migration_engine is not engine:
                 await migration_engine.dispose()

@@ -1,5 +1,5 @@
-"""Litestar CLI commands: `litestar db upgrade`, `seed-demo`, `worker`, `create-staff`, `verify-audit`,
-`demo-totp`. Also the `python app.py` entry point (embedded database, demo data, one process)."""
+"""Litestar CLI commands: `litestar db upgrade`, `seed-demo`, `worker`, `jobs list|show|requeue`,
+`create-staff`, `verify-audit`, `demo-totp`. Also the `python app.py` entry point (embedded database, demo data, one process)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ from telehealth.settings import Settings, get_settings
 T = TypeVar("T")
 
 
-def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]], *, migrate: bool = False) -> T:
+def _run_with_database(
+    work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]], *, migrate: bool = False, pool_size: int = 4
+) -> T:
     """Run `work` connected as the service's runtime role; with `migrate`, first upgrade the schema as the
     tables' owner (MIGRATION_DATABASE_URL), which also grants the runtime role."""
     from telehealth.db.roles import resolve_database_urls
@@ -36,7 +38,7 @@ def _run_with_database(work: Callable[[AsyncEngine, async_sessionmaker[AsyncSess
         urls = resolve_database_urls(settings)
         if migrate:
             await migrate_database(urls)
-        engine = make_engine(urls.runtime, pool_size=4, transaction_pooling=settings.transaction_pooling)
+        engine = make_engine(urls.runtime, pool_size=pool_size, transaction_pooling=settings.transaction_pooling)
         try:
             return await work(engine, make_session_factory(engine), settings)
         finally:
@@ -204,14 +206,89 @@ def worker_command() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        context = WorkerContext(factory, settings, SystemClock(), services={"mailer": make_mailer(settings, factory)})
-        click.echo("Worker running; Ctrl-C to stop.")
-        await run_worker(context, stop)
+        mailer = make_mailer(settings, factory)
+        context = WorkerContext(factory, settings, SystemClock(), services={"mailer": mailer})
+        click.echo(f"Worker running {settings.worker_concurrency} jobs at a time; Ctrl-C to stop.")
+        try:
+            await run_worker(context, stop)
+        finally:
+            await mailer.close()
 
-    _run_with_database(work)
+    # A connection for each job running, one for claiming and scheduling, one spare: no job waits for the pool.
+    _run_with_database(work, pool_size=get_settings().worker_concurrency + 2)
 
 
-COMMANDS = (db_group, seed_demo_command, demo_totp_command, create_staff_command, verify_audit_command, worker_command)
+@click.group(name="jobs", help="Look at background jobs and requeue parked ones.")
+def jobs_group() -> None:
+    pass
+
+
+def _job_line(job: Any) -> str:
+    when = (job.finished_at if job.status == "parked" else None) or job.run_at
+    error = f"  {job.last_error[:80]}" if job.last_error else ""
+    return f"{job.id}  {job.status:<7} {job.kind:<32} {job.attempts}/{job.max_attempts}  {when:%Y-%m-%d %H:%M:%S}Z{error}"
+
+
+@jobs_group.command(name="list", help="Queued, running and parked jobs, newest first (done ones are not listed).")
+@click.option("--parked", is_flag=True, help="Only the parked jobs: those that failed every attempt.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def jobs_list_command(parked: bool, limit: int) -> None:
+    from telehealth.outbox.service import list_jobs
+
+    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> list[Any]:
+        async with transaction(factory) as session:
+            return await list_jobs(session, parked_only=parked, limit=limit)
+
+    jobs = _run_with_database(work)
+    for job in jobs:
+        click.echo(_job_line(job))
+    click.echo(f"{len(jobs)} {'parked ' if parked else ''}job{'' if len(jobs) == 1 else 's'}.")
+
+
+@jobs_group.command(name="show", help="One job's details; its payload (addresses, single-use links) only with --payload.")
+@click.argument("job_id", type=click.UUID)
+@click.option("--payload", "with_payload", is_flag=True, help="Also print the payload (it may hold an address and a link).")
+def jobs_show_command(job_id: Any, with_payload: bool) -> None:
+    import json
+
+    from telehealth.lib.errors import DomainError
+    from telehealth.outbox.service import get_job
+
+    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> Any:
+        async with transaction(factory) as session:
+            return await get_job(session, job_id)
+
+    try:
+        job = _run_with_database(work)
+    except DomainError as refusal:
+        raise click.ClickException(refusal.detail) from None
+    for name in ("id", "kind", "status", "attempts", "max_attempts", "dedupe_key", "created_at", "run_at", "lease_until", "finished_at", "last_error"):
+        click.echo(f"{name:<13} {getattr(job, name)}")
+    if with_payload:
+        click.echo(f"{'payload':<13} {json.dumps(job.payload, sort_keys=True)}")
+    else:
+        click.echo(f"{'payload keys':<13} {', '.join(sorted(job.payload)) or '(none)'}")
+
+
+@jobs_group.command(name="requeue", help="Give a parked job a fresh set of attempts, due now (audited).")
+@click.argument("job_id", type=click.UUID)
+def jobs_requeue_command(job_id: Any) -> None:
+    from telehealth.audit.service import Actor
+    from telehealth.lib.errors import DomainError
+    from telehealth.outbox.service import requeue_parked_job
+
+    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> None:
+        async with transaction(factory) as session:
+            await requeue_parked_job(session, job_id, actor=Actor(None, "operator"), now=SystemClock().now())
+
+    try:
+        _run_with_database(work)
+    except DomainError as refusal:
+        raise click.ClickException(refusal.detail) from None
+    click.echo(f"Job {job_id} is queued again; a worker runs it within seconds.")
+
+
+COMMANDS = (db_group, seed_demo_command, demo_totp_command, create_staff_command, verify_audit_command, worker_command, jobs_group)
 
 
 class TelehealthCLIPlugin(CLIPlugin):

@@ -2,25 +2,31 @@
 
 docs/operations.md lists each variable. Clinical thresholds are clinic settings (DOMAIN.md marks them
 *default*), so they live here rather than as constants in the services that apply them.
+
+Each field declares its variable, its bounds and any format check next to it (`setting(...)`,
+telehealth/lib/env_settings.py); a value outside them stops the process, naming the variable. The safety
+envelope's bounds are declared in `ClinicalThresholds.check_envelope`, which words its refusals as such.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telehealth.lib.env_settings import SettingsError as SettingsError  # raised by every check; imported from here
+from telehealth.lib.env_settings import check_declared, read_declared, setting
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
 
 
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
+# Hand readers, for a setting read outside the declarations (prefer declaring it with `setting(...)`).
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
@@ -55,25 +61,88 @@ def served_base_url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def _date(name: str, default: date) -> date:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a date like 2026-12-31, got {raw!r}") from exc
+def _blood_pressure(text: str) -> tuple[int, int]:
+    parts = text.split("/")
+    if len(parts) != 2 or not all(part.strip().isdecimal() for part in parts):
+        raise ValueError("two whole numbers like 140/90")
+    return int(parts[0]), int(parts[1])
 
 
-def _blood_pressure(name: str, default: tuple[int, int]) -> tuple[int, int]:
-    raw = _env(name)
-    if raw is None:
-        return default
+def _one_of(*choices: str) -> object:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}"
+
+    return check
+
+
+def _url(*schemes: str) -> object:
+    def check(value: str) -> str | None:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in schemes or not (parts.hostname or parts.path):
+            return f"must be a {' or '.join(f'{scheme}://' for scheme in schemes)} URL, got {value!r}"
+        return None
+
+    return check
+
+
+def _time_zone(value: str) -> str | None:
     try:
-        systolic, diastolic = (int(part) for part in raw.split("/"))
-    except ValueError as exc:
-        raise SettingsError(f"{name} must look like 140/90, got {raw!r}") from exc
-    return systolic, diastolic
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{value!r} is not an IANA time zone"
+    return None
+
+
+def parse_strengths(text: str) -> tuple[int, ...]:
+    """`50,100,150,200` -> (50, 100, 150, 200); anything else (a letter O for a zero, an empty item, a
+    repeat, a strength above the envelope's dose cap) is refused, never skipped."""
+    strengths = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdecimal() or not 1 <= int(item) <= ENVELOPE_MAX_DOSE_MG:
+            raise ValueError(f"{item!r} is not a whole number of mg from 1 to {ENVELOPE_MAX_DOSE_MG}")
+        if int(item) in strengths:
+            raise ValueError(f"{item} mg is listed twice")
+        strengths.append(int(item))
+    return tuple(strengths)
+
+
+APPOINTMENT_TYPES = ("consult", "reassessment", "integration")
+CPT_CODE = re.compile(r"\d{4}[0-9FTU]")  # five characters: Category I digits, II ends F, III ends T, PLA ends U
+
+
+def parse_cpt_codes(text: str) -> dict[str, str]:
+    """`consult=90792,reassessment=99214` -> {"consult": "90792", ...}; a malformed pair is refused."""
+    codes: dict[str, str] = {}
+    for item in text.split(","):
+        kind, equals, code = (part.strip() for part in item.partition("="))
+        if not equals:
+            raise ValueError(f"{item.strip()!r} is not type=code (like consult=90792)")
+        if kind not in APPOINTMENT_TYPES:
+            raise ValueError(f"{kind!r} is not an appointment type ({', '.join(APPOINTMENT_TYPES)})")
+        if not CPT_CODE.fullmatch(code):
+            raise ValueError(f"{code!r} is not a CPT code (five characters, like 90792)")
+        if kind in codes:
+            raise ValueError(f"{kind} is listed twice")
+        codes[kind] = code
+    return codes
+
+
+def _format(parse: object, wanted: str) -> object:
+    """A check that `parse` accepts the text; the reason names what it must be and what is wrong."""
+
+    def check(value: str) -> str | None:
+        try:
+            parse(value)  # type: ignore[operator]
+        except ValueError as exc:
+            return f"must be {wanted}: {exc} (got {value!r})"
+        return None
+
+    return check
 
 
 # DOMAIN.md's safety envelope: the loosest value any clinic may set (the defaults below sit on it).
@@ -93,23 +162,26 @@ MAX_OBSERVATION_MINUTES = 240  # a sanity bound, not a safety one: the end link 
 class ClinicalThresholds:
     """DOMAIN.md's clinic-adjustable numbers. Blood pressures are (systolic, diastolic) in mmHg."""
 
-    intake_bp_ineligible: tuple[int, int] = (160, 100)
-    bp_needs_review: tuple[int, int] = (140, 90)
-    bp_urgent: tuple[int, int] = (180, 120)
-    review_age_over: int = 65
-    max_dose_mg_per_session: int = 400
-    max_sessions_per_plan: int = 12
-    default_sessions_per_plan: int = 6
-    min_hours_between_sessions: int = 48
-    pdmp_check_valid_hours: int = 24
-    checkin_valid_minutes: int = 60
-    invitation_valid_days: int = 7
-    bp_recheck_after_minutes: int = 5
-    unlock_late_minutes: int = 120  # a session can still be unlocked this long after its time
-    presence_link_minutes_before: int = 60
-    report_reminder_hours: int = 24
-    report_alert_hours: int = 48
-    observation_minutes: int = 60  # after unlock: no end attestation or completion report earlier without a reason
+    # Settings without bounds here have theirs in the safety envelope (check_envelope, below).
+    intake_bp_ineligible: tuple[int, int] = setting((160, 100), "INTAKE_BP_INELIGIBLE", parse=_blood_pressure)
+    bp_needs_review: tuple[int, int] = setting((140, 90), "BP_NEEDS_REVIEW", parse=_blood_pressure)
+    bp_urgent: tuple[int, int] = setting((180, 120), "BP_URGENT", parse=_blood_pressure)
+    review_age_over: int = setting(65, "REVIEW_AGE_OVER", ge=18, le=120)
+    max_dose_mg_per_session: int = setting(400, "MAX_DOSE_MG_PER_SESSION")
+    max_sessions_per_plan: int = setting(12, "MAX_SESSIONS_PER_PLAN")
+    default_sessions_per_plan: int = setting(6, "DEFAULT_SESSIONS_PER_PLAN")
+    min_hours_between_sessions: int = setting(48, "MIN_HOURS_BETWEEN_SESSIONS")
+    pdmp_check_valid_hours: int = setting(24, "PDMP_CHECK_VALID_HOURS")
+    checkin_valid_minutes: int = setting(60, "CHECKIN_VALID_MINUTES")
+    invitation_valid_days: int = setting(7, "INVITATION_VALID_DAYS", ge=1)
+    bp_recheck_after_minutes: int = setting(5, "BP_RECHECK_AFTER_MINUTES", ge=1)
+    # a session can still be unlocked this long after its time
+    unlock_late_minutes: int = setting(120, "UNLOCK_LATE_MINUTES", ge=1)
+    presence_link_minutes_before: int = setting(60, "PRESENCE_LINK_MINUTES_BEFORE", ge=1)
+    report_reminder_hours: int = setting(24, "REPORT_REMINDER_HOURS", ge=1)
+    report_alert_hours: int = setting(48, "REPORT_ALERT_HOURS", ge=1)
+    # after unlock: no end attestation or completion report earlier without a reason
+    observation_minutes: int = setting(60, "OBSERVATION_MINUTES")
 
     def check_envelope(self) -> None:
         """DOMAIN.md's safety envelope: settings may tighten the defaults, never loosen them, and the blood-
@@ -145,97 +217,86 @@ class ClinicalThresholds:
 
     @classmethod
     def from_env(cls) -> ClinicalThresholds:
-        base = cls()
-        return cls(
-            intake_bp_ineligible=_blood_pressure("INTAKE_BP_INELIGIBLE", base.intake_bp_ineligible),
-            bp_needs_review=_blood_pressure("BP_NEEDS_REVIEW", base.bp_needs_review),
-            bp_urgent=_blood_pressure("BP_URGENT", base.bp_urgent),
-            review_age_over=_int("REVIEW_AGE_OVER", base.review_age_over),
-            max_dose_mg_per_session=_int("MAX_DOSE_MG_PER_SESSION", base.max_dose_mg_per_session),
-            max_sessions_per_plan=_int("MAX_SESSIONS_PER_PLAN", base.max_sessions_per_plan),
-            default_sessions_per_plan=_int("DEFAULT_SESSIONS_PER_PLAN", base.default_sessions_per_plan),
-            min_hours_between_sessions=_int("MIN_HOURS_BETWEEN_SESSIONS", base.min_hours_between_sessions),
-            pdmp_check_valid_hours=_int("PDMP_CHECK_VALID_HOURS", base.pdmp_check_valid_hours),
-            checkin_valid_minutes=_int("CHECKIN_VALID_MINUTES", base.checkin_valid_minutes),
-            invitation_valid_days=_int("INVITATION_VALID_DAYS", base.invitation_valid_days),
-            bp_recheck_after_minutes=_int("BP_RECHECK_AFTER_MINUTES", base.bp_recheck_after_minutes),
-            unlock_late_minutes=_int("UNLOCK_LATE_MINUTES", base.unlock_late_minutes),
-            presence_link_minutes_before=_int("PRESENCE_LINK_MINUTES_BEFORE", base.presence_link_minutes_before),
-            report_reminder_hours=_int("REPORT_REMINDER_HOURS", base.report_reminder_hours),
-            report_alert_hours=_int("REPORT_ALERT_HOURS", base.report_alert_hours),
-            observation_minutes=_int("OBSERVATION_MINUTES", base.observation_minutes),
-        )
+        return cls(**read_declared(cls))
 
 
 @dataclass(frozen=True)
 class Settings:
-    environment: str = "development"
-    database_url: str | None = None
-    embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres-18"
-    auto_migrate: bool = True
-    seed_demo: bool = True
-    smtp_url: str | None = None
-    mail_from: str = "Care team <care@clinic.example>"
-    stripe_api_key: str = "sk_test_placeholder"
-    stripe_webhook_secret: str = "whsec_placeholder"
-    stripe_api_base: str | None = None
-    secret_key: str = DEFAULT_SECRET_KEY
-    public_base_url: str = "http://127.0.0.1:8000"
-    clinic_name: str = "Evergreen Home Program"
-    clinic_timezone: str = "America/New_York"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    run_worker_in_process: bool = True
-    session_idle_minutes: int = 30
-    session_absolute_hours: int = 12
-    login_lock_after_failures: int = 10
-    login_lock_minutes: int = 15
-    login_attempts_per_ip_per_15_min: int = 50
-    waitlist_joins_per_ip_per_hour: int = 20
-    late_cancel_fee_cents: int = 5000
+    environment: str = setting("development", "APP_ENV", check=_one_of("development", "test", "production"))
+    database_url: str | None = setting(None, "DATABASE_URL", check=_url("postgresql", "postgres", "postgresql+asyncpg"))
+    embedded_data_dir: Path = setting(PROJECT_ROOT / ".data" / "postgres-18", "EMBEDDED_DATA_DIR")
+    auto_migrate: bool = setting(True, "AUTO_MIGRATE")  # unset: off in production (load_settings)
+    seed_demo: bool = setting(True, "SEED_DEMO")
+    smtp_url: str | None = setting(None, "SMTP_URL", check=_url("smtp", "smtps"))
+    mail_from: str = setting("Care team <care@clinic.example>", "MAIL_FROM")
+    stripe_api_key: str = setting("sk_test_placeholder", "STRIPE_API_KEY")
+    stripe_webhook_secret: str = setting("whsec_placeholder", "STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str | None = setting(None, "STRIPE_API_BASE", check=_url("http", "https"))
+    secret_key: str = setting(DEFAULT_SECRET_KEY, "SECRET_KEY")
+    # unset: where this machine serves (HOST and PORT), see load_settings
+    public_base_url: str = setting("http://127.0.0.1:8000", "PUBLIC_BASE_URL", check=_url("http", "https"))
+    clinic_name: str = setting("Evergreen Home Program", "CLINIC_NAME")
+    clinic_timezone: str = setting("America/New_York", "CLINIC_TIMEZONE", check=_time_zone)
+    host: str = setting("127.0.0.1", "HOST")
+    port: int = setting(8000, "PORT", ge=1, le=65535)
+    run_worker_in_process: bool = setting(True, "RUN_WORKER_IN_PROCESS")
+    session_idle_minutes: int = setting(30, "SESSION_IDLE_MINUTES", ge=1)
+    session_absolute_hours: int = setting(12, "SESSION_ABSOLUTE_HOURS", ge=1)
+    login_lock_after_failures: int = setting(10, "LOGIN_LOCK_AFTER_FAILURES", ge=1)
+    login_lock_minutes: int = setting(15, "LOGIN_LOCK_MINUTES", ge=1)
+    login_attempts_per_ip_per_15_min: int = setting(50, "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN", ge=1)
+    waitlist_joins_per_ip_per_hour: int = setting(20, "WAITLIST_JOINS_PER_IP_PER_HOUR", ge=1)
+    late_cancel_fee_cents: int = setting(5000, "LATE_CANCEL_FEE_CENTS", ge=0)
     # Fees (integer cents): the first values of the clinic's billing policy, which coordinators then change.
-    consult_fee_cents: int = 15000
-    program_fee_cents: int = 115800
-    integration_fee_cents: int = 7500
-    no_show_fee_cents: int = 7500
+    consult_fee_cents: int = setting(15000, "CONSULT_FEE_CENTS", ge=0)
+    program_fee_cents: int = setting(115800, "PROGRAM_FEE_CENTS", ge=0)
+    integration_fee_cents: int = setting(7500, "INTEGRATION_FEE_CENTS", ge=0)
+    no_show_fee_cents: int = setting(7500, "NO_SHOW_FEE_CENTS", ge=0)
     # The clinic's formulary for troche plans (mg per unit).
-    troche_strengths_mg: str = "50,100,150,200"
-    stripe_timeout_seconds: float = 10.0
-    stripe_max_network_retries: int = 2
+    troche_strengths_mg: str = setting(
+        "50,100,150,200", "TROCHE_STRENGTHS_MG", check=_format(parse_strengths, "strengths in mg separated by commas, like 50,100,150")
+    )
+    stripe_timeout_seconds: float = setting(10.0, "STRIPE_TIMEOUT_SECONDS", gt=0, le=300)
+    stripe_max_network_retries: int = setting(2, "STRIPE_MAX_NETWORK_RETRIES", ge=0, le=10)
     # Superbill: CPT code per appointment type, and the clinic's details printed on it.
-    cpt_codes: str = "consult=90792,reassessment=99214,integration=90837"
-    clinic_address: str = "100 Main Street, Suite 200, Burlington, VT 05401"
-    clinic_phone: str = "+1 802 555 0100"
-    clinic_tax_id: str = "00-0000000"
-    video_room_url_template: str = "{public_base_url}/rooms/{room_token}"
+    cpt_codes: str = setting(
+        "consult=90792,reassessment=99214,integration=90837", "CPT_CODES",
+        check=_format(parse_cpt_codes, "type=code pairs separated by commas, like consult=90792,integration=90837"),
+    )  # fmt: skip
+    clinic_address: str = setting("100 Main Street, Suite 200, Burlington, VT 05401", "CLINIC_ADDRESS")
+    clinic_phone: str = setting("+1 802 555 0100", "CLINIC_PHONE")
+    clinic_tax_id: str = setting("00-0000000", "CLINIC_TAX_ID")
+    video_room_url_template: str = setting("{public_base_url}/rooms/{room_token}", "VIDEO_ROOM_URL_TEMPLATE")
     # The built-in room's ICE servers: STUN/TURN URLs, comma-separated. TURN credentials are made per visit
     # from VIDEO_TURN_SECRET (coturn's use-auth-secret), so no long-lived password reaches a browser.
-    video_ice_urls: str = ""
-    video_turn_secret: str | None = None
-    password_reset_valid_minutes: int = 30
-    email_verification_valid_hours: int = 48
-    step_up_valid_minutes: int = 5
-    job_max_attempts: int = 8
-    job_lease_seconds: int = 120
-    max_request_body_bytes: int = 1_000_000
+    video_ice_urls: str = setting("", "VIDEO_ICE_URLS")
+    video_turn_secret: str | None = setting(None, "VIDEO_TURN_SECRET")
+    password_reset_valid_minutes: int = setting(30, "PASSWORD_RESET_VALID_MINUTES", ge=1)
+    email_verification_valid_hours: int = setting(48, "EMAIL_VERIFICATION_VALID_HOURS", ge=1)
+    step_up_valid_minutes: int = setting(5, "STEP_UP_VALID_MINUTES", ge=1)
+    job_max_attempts: int = setting(8, "JOB_MAX_ATTEMPTS", ge=1)
+    job_lease_seconds: int = setting(120, "JOB_LEASE_SECONDS", ge=1)
+    max_request_body_bytes: int = setting(1_000_000, "MAX_REQUEST_BODY_BYTES", ge=1024)
     # The last day an audio-video visit alone is a basis for prescribing (the DEA's telemedicine flexibilities).
-    telemedicine_flexibilities_until: date = date(2026, 12, 31)
-    metrics_token: str | None = None  # /metrics answers this bearer token; without one, only loopback clients
+    telemedicine_flexibilities_until: date = setting(date(2026, 12, 31), "TELEMEDICINE_FLEXIBILITIES_UNTIL")
+    # /metrics answers this bearer token; without one, only loopback clients
+    metrics_token: str | None = setting(None, "METRICS_TOKEN")
     # A coordinator's short call with each new sitter before their first session (DOMAIN.md: default on).
-    sitter_verification_required: bool = True
+    sitter_verification_required: bool = setting(True, "SITTER_VERIFICATION_REQUIRED")
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
+    worker_concurrency: int = setting(4, "WORKER_CONCURRENCY", ge=1, le=64)  # jobs one worker runs at once
     # How DATABASE_URL pools: `session` (PostgreSQL itself, or PgBouncer in session mode) or `transaction` (PgBouncer
     # in transaction mode: no statement outlives its transaction, so no prepared statement is kept between them).
-    database_pool_mode: str = "session"
-    database_pool_size: int = 15  # connections each app process keeps open
+    database_pool_mode: str = setting("session", "DATABASE_POOL_MODE", check=_one_of("session", "transaction"))
+    database_pool_size: int = setting(15, "DATABASE_POOL_SIZE", ge=1, le=1000)  # connections each app process keeps open
     # LISTEN/NOTIFY (the video room's signalling) and migrations need a session of their own: PostgreSQL itself.
-    database_direct_url: str | None = None
+    database_direct_url: str | None = setting(None, "DATABASE_DIRECT_URL", check=_url("postgresql", "postgres", "postgresql+asyncpg"))
     # Migrations run as the tables' owner; DATABASE_URL may then be a runtime role without DDL (operations.md).
-    migration_database_url: str | None = None
+    migration_database_url: str | None = setting(None, "MIGRATION_DATABASE_URL", check=_url("postgresql", "postgres", "postgresql+asyncpg"))
     # The audit chain's HMAC key, which the database never holds; old keys still verify what they sealed.
-    audit_hmac_key: str | None = None
-    audit_hmac_old_keys: str = ""
-    audit_anchor_path: Path | None = None  # append-only JSON lines: the chain's head, outside the database
+    audit_hmac_key: str | None = setting(None, "AUDIT_HMAC_KEY")
+    audit_hmac_old_keys: str = setting("", "AUDIT_HMAC_OLD_KEYS")
+    audit_anchor_path: Path | None = setting(None, "AUDIT_ANCHOR_PATH")  # append-only JSON lines: the chain's head, outside the database
 
     @property
     def is_production(self) -> bool:
@@ -247,12 +308,11 @@ class Settings:
 
     @property
     def troche_strengths(self) -> tuple[int, ...]:
-        return tuple(int(part) for part in self.troche_strengths_mg.split(",") if part.strip().isdigit())
+        return parse_strengths(self.troche_strengths_mg)
 
     @property
     def cpt_code_by_type(self) -> dict[str, str]:
-        pairs = (item.split("=", 1) for item in self.cpt_codes.split(",") if "=" in item)
-        return {kind.strip(): code.strip() for kind, code in pairs}
+        return parse_cpt_codes(self.cpt_codes)
 
     @property
     def video_room_is_built_in(self) -> bool:
@@ -278,21 +338,13 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse settings that would be unsafe or cannot work; called at start."""
-        if self.environment not in {"development", "test", "production"}:
-            raise SettingsError("APP_ENV must be development, test or production")
-        if self.database_pool_mode not in {"session", "transaction"}:
-            raise SettingsError(f"DATABASE_POOL_MODE must be session or transaction, got {self.database_pool_mode!r}")
-        if self.database_pool_size < 1:
-            raise SettingsError("DATABASE_POOL_SIZE must be at least 1")
+        check_declared(self)  # each value against its declaration, however the settings were made
+        check_declared(self.thresholds)
         if self.database_direct_url and not self.database_url:
             raise SettingsError("DATABASE_DIRECT_URL needs DATABASE_URL (the embedded database has no pooler in front)")
         if self.transaction_pooling and not self.database_direct_url:
             raise SettingsError("DATABASE_POOL_MODE=transaction needs DATABASE_DIRECT_URL (LISTEN/NOTIFY and migrations need PostgreSQL itself)")
         self.thresholds.check_envelope()  # development and production alike
-        try:
-            ZoneInfo(self.clinic_timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise SettingsError(f"CLINIC_TIMEZONE {self.clinic_timezone!r} is not an IANA time zone") from exc
         for url in self.video_ice_url_list:
             if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
                 raise SettingsError(f"VIDEO_ICE_URLS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
@@ -316,69 +368,15 @@ class Settings:
 def load_settings() -> Settings:
     """Read the environment now (tests call this after changing variables)."""
     defaults = Settings()
-    environment = _env("APP_ENV", defaults.environment) or defaults.environment
+    declared = read_declared(Settings)
+    environment = declared.get("environment", defaults.environment)
+    # Production migrates as a release step (`db upgrade`), never as each instance starts.
+    declared.setdefault("auto_migrate", environment != "production")
+    host, port = declared.get("host", defaults.host), declared.get("port", defaults.port)
+    declared["public_base_url"] = declared.get("public_base_url", served_base_url(host, port)).rstrip("/")
     settings = Settings(
-        environment=environment,
-        database_url=_env("DATABASE_URL"),
-        embedded_data_dir=Path(_env("EMBEDDED_DATA_DIR", str(defaults.embedded_data_dir)) or ""),
-        # Production migrates as a release step (`db upgrade`), never as each instance starts.
-        auto_migrate=_bool("AUTO_MIGRATE", environment != "production"),
-        seed_demo=_bool("SEED_DEMO", defaults.seed_demo),
-        smtp_url=_env("SMTP_URL"),
-        mail_from=_env("MAIL_FROM", defaults.mail_from) or defaults.mail_from,
-        stripe_api_key=_env("STRIPE_API_KEY", defaults.stripe_api_key) or defaults.stripe_api_key,
-        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET", defaults.stripe_webhook_secret)
-        or defaults.stripe_webhook_secret,
-        stripe_api_base=_env("STRIPE_API_BASE"),
-        secret_key=_env("SECRET_KEY", defaults.secret_key) or defaults.secret_key,
-        public_base_url=(
-            _env("PUBLIC_BASE_URL") or served_base_url(_env("HOST", defaults.host) or defaults.host, _int("PORT", defaults.port))
-        ).rstrip("/"),
-        clinic_name=_env("CLINIC_NAME", defaults.clinic_name) or defaults.clinic_name,
-        metrics_token=_env("METRICS_TOKEN"),
-        clinic_timezone=_env("CLINIC_TIMEZONE", defaults.clinic_timezone) or defaults.clinic_timezone,
-        host=_env("HOST", defaults.host) or defaults.host,
-        port=_int("PORT", defaults.port),
-        run_worker_in_process=_bool("RUN_WORKER_IN_PROCESS", defaults.run_worker_in_process),
-        sitter_verification_required=_bool("SITTER_VERIFICATION_REQUIRED", defaults.sitter_verification_required),
-        session_idle_minutes=_int("SESSION_IDLE_MINUTES", defaults.session_idle_minutes),
-        session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS", defaults.session_absolute_hours),
-        login_lock_after_failures=_int("LOGIN_LOCK_AFTER_FAILURES", defaults.login_lock_after_failures),
-        login_lock_minutes=_int("LOGIN_LOCK_MINUTES", defaults.login_lock_minutes),
-        login_attempts_per_ip_per_15_min=_int(
-            "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN", defaults.login_attempts_per_ip_per_15_min
-        ),
-        password_reset_valid_minutes=_int("PASSWORD_RESET_VALID_MINUTES", defaults.password_reset_valid_minutes),
-        email_verification_valid_hours=_int("EMAIL_VERIFICATION_VALID_HOURS", defaults.email_verification_valid_hours),
-        step_up_valid_minutes=_int("STEP_UP_VALID_MINUTES", defaults.step_up_valid_minutes),
-        waitlist_joins_per_ip_per_hour=_int("WAITLIST_JOINS_PER_IP_PER_HOUR", defaults.waitlist_joins_per_ip_per_hour),
-        late_cancel_fee_cents=_int("LATE_CANCEL_FEE_CENTS", defaults.late_cancel_fee_cents),
-        consult_fee_cents=_int("CONSULT_FEE_CENTS", defaults.consult_fee_cents),
-        program_fee_cents=_int("PROGRAM_FEE_CENTS", defaults.program_fee_cents),
-        integration_fee_cents=_int("INTEGRATION_FEE_CENTS", defaults.integration_fee_cents),
-        no_show_fee_cents=_int("NO_SHOW_FEE_CENTS", defaults.no_show_fee_cents),
-        stripe_timeout_seconds=float(_env("STRIPE_TIMEOUT_SECONDS", str(defaults.stripe_timeout_seconds)) or defaults.stripe_timeout_seconds),
-        stripe_max_network_retries=_int("STRIPE_MAX_NETWORK_RETRIES", defaults.stripe_max_network_retries),
-        cpt_codes=_env("CPT_CODES", defaults.cpt_codes) or defaults.cpt_codes,
-        troche_strengths_mg=_env("TROCHE_STRENGTHS_MG", defaults.troche_strengths_mg) or defaults.troche_strengths_mg,
-        clinic_address=_env("CLINIC_ADDRESS", defaults.clinic_address) or defaults.clinic_address,
-        clinic_phone=_env("CLINIC_PHONE", defaults.clinic_phone) or defaults.clinic_phone,
-        clinic_tax_id=_env("CLINIC_TAX_ID", defaults.clinic_tax_id) or defaults.clinic_tax_id,
-        video_room_url_template=_env("VIDEO_ROOM_URL_TEMPLATE", defaults.video_room_url_template) or defaults.video_room_url_template,
-        video_ice_urls=_env("VIDEO_ICE_URLS", defaults.video_ice_urls) or defaults.video_ice_urls,
-        video_turn_secret=_env("VIDEO_TURN_SECRET"),
-        job_max_attempts=_int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
-        job_lease_seconds=_int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
-        max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),
-        telemedicine_flexibilities_until=_date("TELEMEDICINE_FLEXIBILITIES_UNTIL", defaults.telemedicine_flexibilities_until),
+        **declared,
         thresholds=ClinicalThresholds.from_env(),
-        database_pool_mode=(_env("DATABASE_POOL_MODE", defaults.database_pool_mode) or defaults.database_pool_mode).lower(),
-        database_pool_size=_int("DATABASE_POOL_SIZE", defaults.database_pool_size),
-        database_direct_url=_env("DATABASE_DIRECT_URL"),
-        migration_database_url=_env("MIGRATION_DATABASE_URL"),
-        audit_hmac_key=_env("AUDIT_HMAC_KEY"),
-        audit_hmac_old_keys=_env("AUDIT_HMAC_OLD_KEYS", "") or "",
-        audit_anchor_path=Path(anchor) if (anchor := _env("AUDIT_ANCHOR_PATH")) else None,
     )
     settings.validate()
     return settings

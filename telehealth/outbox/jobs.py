@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete
 
+from telehealth.db.clock import database_now
 from telehealth.db.engine import transaction
 from telehealth.outbox.models import Job
 from telehealth.outbox.schedule import run_every
@@ -20,7 +21,7 @@ KEEP_FINISHED_JOBS = timedelta(days=7)
 @job_handler(PRUNE_FINISHED_JOBS)
 async def prune_finished_jobs(context: WorkerContext, payload: dict[str, Any]) -> None:
     """Done jobs are kept a week for troubleshooting, then deleted. Parked jobs stay until an operator acts."""
-    cutoff = context.clock.now() - KEEP_FINISHED_JOBS
+    cutoff = database_now(context.clock) - KEEP_FINISHED_JOBS  # finished_at is written in the database's clock
     async with transaction(context.session_factory) as session:
         await session.execute(delete(Job).where(Job.status == JobStatus.DONE, Job.finished_at < cutoff))
 

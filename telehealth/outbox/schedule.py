@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
+from telehealth.db.clock import database_now
 from telehealth.db.engine import transaction
 from telehealth.outbox.models import PeriodicTask
 from telehealth.outbox.service import enqueue_job
@@ -35,7 +36,7 @@ async def enqueue_due_periodic_jobs(context: object) -> int:
     """Enqueue each periodic job whose time has come; answer how many this worker enqueued."""
     if not PERIODIC_JOBS:
         return 0
-    now = context.clock.now()  # type: ignore[attr-defined]
+    now = database_now(context.clock)  # type: ignore[attr-defined]  # every worker agrees on when a run is due
     enqueued = 0
     async with transaction(context.session_factory) as session:  # type: ignore[attr-defined]
         await session.execute(

@@ -3,15 +3,20 @@ transaction rolls back, the job was never there (an email for a booking that fai
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.audit.service import Actor
+from telehealth.lib.errors import Conflict, NotFound
+from telehealth.lib.states import change_status
 from telehealth.outbox.models import Job
-from telehealth.outbox.states import JobStatus
+from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus
 
 DEFAULT_MAX_ATTEMPTS = 8
 
@@ -21,8 +26,8 @@ async def enqueue_job(
     *,
     kind: str,
     payload: dict[str, Any],
-    now: datetime,
-    run_at: datetime | None = None,
+    now: datetime | ColumnElement[datetime],  # the caller's clock; the worker passes the database's now()
+    run_at: datetime | ColumnElement[datetime] | None = None,
     dedupe_key: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> bool:
@@ -37,7 +42,7 @@ async def enqueue_job(
         payload=payload,
         status=JobStatus.QUEUED,
         dedupe_key=dedupe_key,
-        run_at=run_at or now,
+        run_at=now if run_at is None else run_at,
         max_attempts=max_attempts,
         created_at=now,
     )
@@ -48,3 +53,40 @@ async def enqueue_job(
         )
     result = await session.execute(statement.returning(Job.id))
     return result.scalar_one_or_none() is not None
+
+
+# Operator commands (`litestar jobs ...`): what a person at the command line may see and do with jobs.
+
+
+async def list_jobs(session: AsyncSession, *, parked_only: bool = False, limit: int = 50) -> list[Job]:
+    """Live and parked jobs (or parked ones only), newest first. Done jobs are history: the pruner's."""
+    statuses = [JobStatus.PARKED] if parked_only else [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PARKED]
+    query = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise NotFound("job.not_found", f"There is no job {job_id}.")
+    return job
+
+
+async def requeue_parked_job(session: AsyncSession, job_id: uuid.UUID, *, actor: Actor, now: datetime) -> None:
+    """Give a parked job a fresh set of attempts, due now; audited as `job.requeue`.
+
+    Refuses (409) a job that is not parked, and one whose dedupe key another live job holds (that job
+    will do the work: e.g. a newer reminder for the same appointment)."""
+    job = await get_job(session, job_id)
+    if job.status != JobStatus.PARKED:
+        JOB_TRANSITIONS.action(job.status, JobStatus.QUEUED)  # the table's own refusal, naming both statuses
+    try:
+        async with session.begin_nested():  # the unique index's refusal must not end the caller's transaction
+            await change_status(
+                session, Job, job_id, table=JOB_TRANSITIONS, source=JobStatus.PARKED, target=JobStatus.QUEUED, actor=actor, now=now,
+                values={"attempts": 0, "run_at": now, "finished_at": None, "lease_until": None},
+            )  # fmt: skip
+    except IntegrityError:
+        raise Conflict(
+            "job.duplicate_live", f"A live job with the dedupe key {job.dedupe_key!r} exists already; it does this job's work."
+        ) from None

@@ -5,8 +5,9 @@
                       running --park------> parked   (max attempts reached; an operator looks)
     parked --requeue--> queued
 
-Jobs are machinery, not records of care: their transitions are kept on the row (attempts, last_error,
-finished_at) rather than in the audit trail, which would otherwise drown in email sends.
+Jobs are machinery, not records of care: the worker's transitions are kept on the row (attempts,
+last_error, finished_at) rather than in the audit trail, which would otherwise drown in email sends. An
+operator's requeue is a person's decision and goes through `change_status`, audited (`job.requeue`).
 """
 
 from enum import StrEnum

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.db.clock import database_now
 from telehealth.lib.clock import Clock
+from telehealth.outbox.models import Job
 from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus
 from telehealth.settings import Settings
 
@@ -64,45 +66,62 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 10 * 2 ** max(0, attempts - 1)))
 
 
-CLAIM_SQL = text(
-    """
-    UPDATE job SET status = 'running', attempts = attempts + 1, lease_until = :lease_until
-    WHERE id IN (
-        SELECT id FROM job
-        WHERE (status = 'queued' AND run_at <= :now) OR (status = 'running' AND lease_until < :now)
-        ORDER BY run_at
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, kind, payload, attempts, max_attempts
-    """
-)
-
-
-async def claim_due_jobs(context: WorkerContext, *, limit: int = 10) -> list[ClaimedJob]:
-    now = context.clock.now()
+async def claim_due_jobs(context: WorkerContext, *, limit: int = 1) -> list[ClaimedJob]:
+    """Lease up to `limit` due jobs (queued and due, or running with a lapsed lease), skipping rows another
+    worker is claiming. Due times and leases are read and written in the database's clock (db/clock.py)."""
     JOB_TRANSITIONS.action(JobStatus.QUEUED, JobStatus.RUNNING)
-    async with context.session_factory() as session:
-        rows = (
-            await session.execute(
-                CLAIM_SQL,
-                {"now": now, "limit": limit, "lease_until": now + timedelta(seconds=context.settings.job_lease_seconds)},
+    now = database_now(context.clock)
+    due = (
+        select(Job.id)
+        .where(
+            or_(
+                and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
+                and_(Job.status == JobStatus.RUNNING, Job.lease_until < now),
             )
-        ).all()
+        )
+        .order_by(Job.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claim = (
+        update(Job)
+        .where(Job.id.in_(due.scalar_subquery()))
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            lease_until=now + timedelta(seconds=context.settings.job_lease_seconds),
+        )
+        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+        .execution_options(synchronize_session=False)
+    )
+    async with context.session_factory() as session:
+        rows = (await session.execute(claim)).all()
         await session.commit()
     return [ClaimedJob(row.id, row.kind, dict(row.payload), row.attempts, row.max_attempts) for row in rows]
 
 
-async def _finish(context: WorkerContext, job: ClaimedJob, target: JobStatus, values: dict[str, Any]) -> None:
+async def _finish(
+    context: WorkerContext, job: ClaimedJob, target: JobStatus, *, last_error: str | None = None, retry_after: timedelta | None = None
+) -> None:
+    """Record the attempt's outcome, fenced on the attempt number (a worker that lost its lease changes nothing)."""
     JOB_TRANSITIONS.action(JobStatus.RUNNING, target)
-    assignments = ", ".join(f"{column} = :{column}" for column in values)
+    now = database_now(context.clock)
+    values: dict[str, Any] = {"status": target, "lease_until": None}
+    if last_error is not None:
+        values["last_error"] = last_error
+    if retry_after is not None:
+        values["run_at"] = now + retry_after
+    if target in (JobStatus.DONE, JobStatus.PARKED):
+        values["finished_at"] = now
+    if target is JobStatus.DONE:
+        # A finished job keeps no payload: it held an address and a link, which need not outlive the send.
+        values["payload"] = {}
     async with context.session_factory() as session:
         await session.execute(
-            text(
-                f"UPDATE job SET status = :target, lease_until = NULL, {assignments} "
-                "WHERE id = :id AND status = 'running' AND attempts = :attempts"
-            ),
-            {"target": target.value, "id": job.id, "attempts": job.attempts, **values},
+            update(Job)
+            .where(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.attempts == job.attempts)
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
         await session.commit()
 
@@ -112,7 +131,7 @@ async def run_claimed_job(context: WorkerContext, job: ClaimedJob) -> bool:
     handler = JOB_HANDLERS.get(job.kind)
     max_attempts = min(job.max_attempts, context.settings.job_max_attempts)
     if job.attempts > max_attempts:  # reclaimed after a lapsed lease on its last attempt: do not run again
-        await _finish(context, job, JobStatus.PARKED, {"last_error": "lease lapsed on the last attempt", "finished_at": context.clock.now()})
+        await _finish(context, job, JobStatus.PARKED, last_error="lease lapsed on the last attempt")
         return False
     try:
         if handler is None:
@@ -120,54 +139,91 @@ async def run_claimed_job(context: WorkerContext, job: ClaimedJob) -> bool:
         await handler(context, job.payload)
     except Exception as exc:  # any failure is recorded on the job; the worker itself keeps going
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        now = context.clock.now()
         if job.attempts >= max_attempts or handler is None:
             logger.error("job %s (%s) parked after %d attempts", job.id, job.kind, job.attempts)
-            await _finish(context, job, JobStatus.PARKED, {"last_error": error, "finished_at": now})
+            await _finish(context, job, JobStatus.PARKED, last_error=error)
         else:
             logger.warning("job %s (%s) failed on attempt %d; will retry", job.id, job.kind, job.attempts)
-            await _finish(context, job, JobStatus.QUEUED, {"last_error": error, "run_at": now + retry_delay(job.attempts)})
+            await _finish(context, job, JobStatus.QUEUED, last_error=error, retry_after=retry_delay(job.attempts))
         return False
-    # A finished job keeps no payload: it held an address and a link, which need not outlive the send.
-    await _finish(context, job, JobStatus.DONE, {"finished_at": context.clock.now(), "payload": "{}"})
+    await _finish(context, job, JobStatus.DONE)
     return True
 
 
 async def run_due_jobs(context: WorkerContext, *, batch_size: int = 1) -> int:
-    """Claim and run one batch of due jobs; answer how many were claimed.
+    """Claim one batch of due jobs and run them side by side; answer how many were claimed.
 
-    The default batch is one job, so a lease never lapses while earlier jobs of the batch run slowly.
-    """
+    The batch runs concurrently because its leases started together: run one after another, the last
+    job's lease could lapse while the first ones ran."""
     jobs = await claim_due_jobs(context, limit=batch_size)
-    for job in jobs:
-        await run_claimed_job(context, job)
+    await asyncio.gather(*(run_claimed_job(context, job) for job in jobs))
     return len(jobs)
 
 
+async def _run_reporting_failures(context: WorkerContext, job: ClaimedJob) -> None:
+    try:
+        await run_claimed_job(context, job)
+    except Exception:  # the outcome could not be recorded (database gone): the lease lapses, the job reruns
+        logger.warning("job %s (%s): could not record its outcome; it will run again", job.id, job.kind, exc_info=True)
+
+
+async def _wait_for_any(events: list[asyncio.Event], timeout: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
 async def run_worker(context: WorkerContext, stop: asyncio.Event, *, poll_seconds: float = 1.0) -> None:
-    """Loop until `stop` is set. Database outages are waited out with backoff, never fatal."""
+    """Run up to WORKER_CONCURRENCY jobs at once until `stop` is set, then let the jobs in hand finish.
+
+    One loop claims as many due jobs as there are free slots and runs each in its own task, so one poll
+    serves every slot and a slow job (a Stripe call, an SMTP server taking its time) holds one slot only.
+    Database outages are waited out with backoff, never fatal."""
     from telehealth.outbox.schedule import enqueue_due_periodic_jobs
+
+    concurrency = context.settings.worker_concurrency
+    running: set[asyncio.Task[None]] = set()
+    slot_freed = asyncio.Event()
+
+    def release_slot(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        slot_freed.set()
 
     failures = 0
     next_schedule_check = 0.0
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        try:
-            if loop.time() >= next_schedule_check:
-                await enqueue_due_periodic_jobs(context)
-                next_schedule_check = loop.time() + SCHEDULE_CHECK_SECONDS
-            claimed = await run_due_jobs(context)
-            failures = 0
-        except Exception:  # the database may be down or restarting: wait and try again
-            failures += 1
-            logger.warning("worker could not reach the database; retrying", exc_info=failures == 1)
+    try:
+        while not stop.is_set():
+            slot_freed.clear()
+            free_slots = concurrency - len(running)
             claimed = 0
-        if claimed == 0:
-            delay = poll_seconds if failures == 0 else min(30.0, poll_seconds * 2**failures)
             try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+                if loop.time() >= next_schedule_check:
+                    await enqueue_due_periodic_jobs(context)
+                    next_schedule_check = loop.time() + SCHEDULE_CHECK_SECONDS
+                if free_slots:
+                    for job in await claim_due_jobs(context, limit=free_slots):
+                        task = asyncio.create_task(_run_reporting_failures(context, job), name=f"job-{job.kind}")
+                        running.add(task)
+                        task.add_done_callback(release_slot)
+                        claimed += 1
+                failures = 0
+            except Exception:  # the database may be down or restarting: wait and try again
+                failures += 1
+                logger.warning("worker could not reach the database; retrying", exc_info=failures == 1)
+            if free_slots and claimed == free_slots:
+                continue  # every free slot found work: more may be due
+            delay = poll_seconds if failures == 0 else min(30.0, poll_seconds * 2**failures)
+            # All slots busy: wake when one frees. Otherwise nothing more is due: wait for the next poll.
+            await _wait_for_any([stop, slot_freed] if len(running) >= concurrency else [stop], delay)
+        if running:
+            await asyncio.wait(running)  # finish the jobs in hand
+    finally:
+        for task in running:  # cancelled (e.g. shutdown timed out): their leases lapse and they rerun
+            task.cancel()
 
 
 def import_job_modules() -> None:

@@ -18,21 +18,33 @@ def free_port() -> int:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, messages_per_connection: int | None = None) -> None:
+        self.messages_per_connection = messages_per_connection  # then 421, as a server closing a connection does
         self.messages: list[EmailMessage] = []
+        self.peers: list[Any] = []  # the client's (address, port) of each message: one per TCP connection
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:  # noqa: N802
+        with self.lock:
+            delivered_here = self.peers.count(session.peer)
+        if self.messages_per_connection is not None and delivered_here >= self.messages_per_connection:
+            return "421 4.4.2 Closing connection: enough messages on this one"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, messages_per_connection: int | None = None) -> None:
         self.port = port or free_port()
-        self.collector = _Collector()
+        self.collector = _Collector(messages_per_connection)
         self.controller: Controller | None = None
 
     @property
@@ -43,6 +55,12 @@ class SmtpServer:
     def messages(self) -> list[EmailMessage]:
         with self.collector.lock:
             return list(self.collector.messages)
+
+    @property
+    def connections_used(self) -> int:
+        """How many client connections delivered the messages received so far."""
+        with self.collector.lock:
+            return len(set(self.collector.peers))
 
     def start(self) -> None:
         self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
