@@ -116,7 +116,7 @@ def demo_totp_command() -> None:
         click.echo(f"{email:<28} {code}")
 
 
-@click.command(name="create-staff", help="Create a staff account; they set up two-factor at first sign-in.")
+@click.command(name="create-staff", help="Create a staff account: they confirm their email, then set up two-factor at first sign-in.")
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
 @click.option("--role", type=click.Choice(sorted(role.value for role in STAFF_ROLES)), required=True)
@@ -151,7 +151,7 @@ def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: st
     except DomainError as refusal:
         reasons = "; ".join(f"{name} {why}" for name, why in refusal.fields.items())
         raise click.ClickException(f"{refusal.detail} {reasons}".strip()) from None
-    click.echo(f"Created {role} {email} ({user_id}). A verification email is queued.")
+    click.echo(f"Created {role} {email} ({user_id}). A verification email is queued: they can sign in once they confirm the address.")
     if role == Role.PHARMACIST.value and pharmacy_ref is None:
         click.echo("They belong to no pharmacy yet: a coordinator assigns one on /coordinator/clinicians.")
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.service import queue_account_locked_email
-from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password
+from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password_in_thread
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
@@ -151,8 +151,9 @@ def _duration(span: timedelta) -> str:
 
 
 async def _count_password_failure(session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings) -> None:
-    """A wrong password at signing counts with wrong passwords at sign-in: at the limit the account locks,
-    this session ends and the owner hears of it."""
+    """A wrong password at signing (only a signed-in, two-factor session gets here, never a stranger) counts
+    on the account: at the limit the account locks, this session ends and the owner hears of it. Wrong passwords
+    at sign-in are throttled apart (throttle.py) and lock nothing."""
     user.failed_login_count += 1
     if user.failed_login_count >= settings.login_lock_after_failures:
         user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
@@ -221,7 +222,7 @@ async def confirm_signature(
     if user.locked_until is not None and user.locked_until > now:
         raise Forbidden("auth.account_locked", "Sign-in is paused for this account after too many failed attempts.")
     await _refuse_if_two_factor_locked(session, user, actor=actor, now=now, action="auth.signing")
-    if not verify_password(user.password_hash, password):
+    if not await verify_password_in_thread(user.password_hash, password):
         await _count_password_failure(session, user, user_session, now=now, settings=settings)
         await record_audit_event(
             session, actor=actor, action="auth.signing", resource_type="user_account", resource_id=user.id, now=now,
