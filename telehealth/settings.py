@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
+# Encrypts TOTP secrets outside production (accounts/totp_secrets.py); production refuses it, as it refuses SECRET_KEY's.
+DEVELOPMENT_TOTP_KEY = "dev:8pFIqhQbLZgHkxTK48qt-LIn3d_mvj5V184I8yL6g4M"
 
 
 class SettingsError(ValueError):
@@ -224,6 +226,9 @@ class Settings:
     # A coordinator's short call with each new sitter before their first session (DOMAIN.md: default on).
     sitter_verification_required: bool = True
     thresholds: ClinicalThresholds = field(default_factory=ClinicalThresholds)
+    # TOTP secrets at rest: "id:base64url(32 bytes)" encrypts; old "id:key" entries, comma-separated, only decrypt.
+    totp_encryption_key: str = DEVELOPMENT_TOTP_KEY
+    totp_old_encryption_keys: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -269,7 +274,12 @@ class Settings:
                 raise SettingsError(f"VIDEO_ICE_URLS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
             if url.startswith("turn") and not self.video_turn_secret:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
+        from telehealth.accounts.totp_secrets import TotpKeyring
+
+        TotpKeyring.from_settings(self)  # a malformed key stops the start, naming the variable
         if self.is_production:
+            if self.totp_encryption_key == DEVELOPMENT_TOTP_KEY:
+                raise SettingsError("TOTP_ENCRYPTION_KEY must be set in production (`python app.py new-totp-key` makes one)")
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
             if not self.database_url:
@@ -339,6 +349,8 @@ def load_settings() -> Settings:
         max_request_body_bytes=_int("MAX_REQUEST_BODY_BYTES", defaults.max_request_body_bytes),
         telemedicine_flexibilities_until=_date("TELEMEDICINE_FLEXIBILITIES_UNTIL", defaults.telemedicine_flexibilities_until),
         thresholds=ClinicalThresholds.from_env(),
+        totp_encryption_key=_env("TOTP_ENCRYPTION_KEY", defaults.totp_encryption_key) or defaults.totp_encryption_key,
+        totp_old_encryption_keys=_env("TOTP_OLD_ENCRYPTION_KEYS", defaults.totp_old_encryption_keys) or "",
     )
     settings.validate()
     return settings

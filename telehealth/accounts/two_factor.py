@@ -19,6 +19,7 @@ from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.service import queue_account_locked_email
 from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password_in_thread
 from telehealth.accounts.sessions import SignedIn
+from telehealth.accounts.totp_secrets import TotpKeyring, resealed, seal, unseal
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from telehealth.notifications.service import queue_email
@@ -56,9 +57,10 @@ async def begin_enrolment(session: AsyncSession, *, signed_in: SignedIn, setting
     user, _ = await _load(session, signed_in)
     if user.totp_confirmed_at is not None:
         raise Conflict("two_factor.already_enrolled", "Two-factor sign-in is already set up for this account.")
+    keyring = TotpKeyring.from_settings(settings)
     if not user.totp_secret:
-        user.totp_secret = new_totp_secret()
-    return totp_uri(user.totp_secret, email=user.email, issuer=settings.clinic_name)
+        user.totp_secret = seal(new_totp_secret(), user_id=user.id, keyring=keyring)
+    return totp_uri(unseal(user.totp_secret, user_id=user.id, keyring=keyring), email=user.email, issuer=settings.clinic_name)
 
 
 def _two_factor_locked(user: UserAccount, now: datetime) -> Forbidden | None:
@@ -101,7 +103,8 @@ async def _check_code(
             "two_factor.rate_limited", "Too many wrong codes from this network. Wait 15 minutes and try again.",
             fields={"code": "too many wrong codes from this network"}, keep_evidence=True,
         )  # fmt: skip
-    step = matching_totp_step(user.totp_secret, code, at=now)
+    keyring = TotpKeyring.from_settings(settings)
+    step = matching_totp_step(unseal(user.totp_secret, user_id=user.id, keyring=keyring), code, at=now)
     if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
         reason = "wrong_code" if step is None else "code_reused"
         record_event(session, bucket=ADDRESS_FAILURES, key=address, now=now)
@@ -114,6 +117,8 @@ async def _check_code(
         raise InvalidInput("two_factor.wrong_code", WRONG_CODE, fields={"code": "is not the current code"}, keep_evidence=True)
     # A correct code resets no count: only time does, so guesses cannot be spread between right answers.
     user.totp_last_used_step = step
+    if (fresh := resealed(user.totp_secret, user_id=user.id, keyring=keyring)) is not None:
+        user.totp_secret = fresh  # stored in clear, or under an old key: now under the current one
     await record_audit_event(
         session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now
     )
