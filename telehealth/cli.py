@@ -1,5 +1,5 @@
-"""Litestar CLI commands: `litestar db upgrade`, `seed-demo`, `worker`, `jobs list|show|requeue`,
-`create-staff`, `verify-audit`, `demo-totp`. Also the `python app.py` entry point (embedded database, demo data, one process)."""
+"""Litestar CLI commands: `litestar db upgrade`, `seed-demo`, `worker`, `jobs list|show|requeue`, `create-staff`,
+`verify-audit`, `encrypt-totp-secrets`, `new-totp-key`, `demo-totp`. Also the `python app.py` entry point (embedded database, demo data, one process)."""
 
 from __future__ import annotations
 
@@ -108,20 +108,23 @@ def demo_totp_command() -> None:
     if settings.is_production:
         raise click.ClickException("demo-totp refuses to run in production")
 
-    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> list[tuple[str, str]]:
-        codes = []
+    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> list[tuple[str, str]]:
+        from telehealth.accounts.totp_secrets import TotpKeyring, unseal
+
+        codes, keyring = [], TotpKeyring.from_settings(settings)
         async with transaction(factory) as session:
             for role, (email, _name) in DEMO_ACCOUNTS.items():
                 user = await find_user_by_email(session, email)
                 if role in STAFF_ROLES and user is not None and user.totp_secret:
-                    codes.append((email, current_totp_code(user.totp_secret, at=SystemClock().now())))
+                    secret = unseal(user.totp_secret, user_id=user.id, keyring=keyring)
+                    codes.append((email, current_totp_code(secret, at=SystemClock().now())))
         return codes
 
     for email, code in _run_with_database(work):
         click.echo(f"{email:<28} {code}")
 
 
-@click.command(name="create-staff", help="Create a staff account; they set up two-factor at first sign-in.")
+@click.command(name="create-staff", help="Create a staff account: they confirm their email, then set up two-factor at first sign-in.")
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
 @click.option("--role", type=click.Choice(sorted(role.value for role in STAFF_ROLES)), required=True)
@@ -156,9 +159,30 @@ def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: st
     except DomainError as refusal:
         reasons = "; ".join(f"{name} {why}" for name, why in refusal.fields.items())
         raise click.ClickException(f"{refusal.detail} {reasons}".strip()) from None
-    click.echo(f"Created {role} {email} ({user_id}). A verification email is queued.")
+    click.echo(f"Created {role} {email} ({user_id}). A verification email is queued: they can sign in once they confirm the address.")
     if role == Role.PHARMACIST.value and pharmacy_ref is None:
         click.echo("They belong to no pharmacy yet: a coordinator assigns one on /coordinator/clinicians.")
+
+
+@click.command(name="encrypt-totp-secrets", help="Encrypt every TOTP secret under TOTP_ENCRYPTION_KEY (those in clear, or under an old key).")
+def encrypt_totp_secrets_command() -> None:
+    from telehealth.accounts.totp_secrets import encrypt_all_totp_secrets
+
+    async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[int, int]:
+        return await encrypt_all_totp_secrets(factory, settings)
+
+    changed, checked = _run_with_database(work)
+    click.echo(f"TOTP secrets: {changed} of {checked} (re-)encrypted under the current key; the others already were.")
+
+
+@click.command(name="new-totp-key", help="Print a fresh value for TOTP_ENCRYPTION_KEY (nothing is stored).")
+@click.option("--id", "key_id", default=None, help="The key's id (default: today's date, e.g. k20261206).")
+def new_totp_key_command(key_id: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from telehealth.accounts.totp_secrets import new_key_text
+
+    click.echo(new_key_text(key_id or datetime.now(UTC).strftime("k%Y%m%d")))
 
 
 @click.command(name="verify-audit", help="Walk the audit chain and check its anchors; report the first broken link.")
@@ -288,7 +312,10 @@ def jobs_requeue_command(job_id: Any) -> None:
     click.echo(f"Job {job_id} is queued again; a worker runs it within seconds.")
 
 
-COMMANDS = (db_group, seed_demo_command, demo_totp_command, create_staff_command, verify_audit_command, worker_command, jobs_group)
+COMMANDS = (
+    db_group, seed_demo_command, demo_totp_command, create_staff_command, verify_audit_command, worker_command, jobs_group,
+    encrypt_totp_secrets_command, new_totp_key_command,
+)  # fmt: skip
 
 
 class TelehealthCLIPlugin(CLIPlugin):

@@ -14,6 +14,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import new_totp_secret, totp_uri
 from telehealth.accounts.service import create_account, find_user_by_email
+from telehealth.accounts.totp_secrets import TotpKeyring, seal, unseal
 from telehealth.audit.service import Actor
 from telehealth.care_teams import service as care_teams
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
@@ -54,6 +55,7 @@ def demo_dea_number(serial: int) -> str:
 
 async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings) -> list[DemoSignIn]:
     actor = Actor.system()
+    keyring = TotpKeyring.from_settings(settings)
     users: dict[Role, UserAccount] = {}
     for role, (email, name) in DEMO_ACCOUNTS.items():
         user = await find_user_by_email(session, email)
@@ -63,7 +65,7 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
                 settings=settings, email_verified=True,
             )  # fmt: skip
         if role in STAFF_ROLES and user.totp_confirmed_at is None:
-            user.totp_secret = new_totp_secret()
+            user.totp_secret = seal(new_totp_secret(), user_id=user.id, keyring=keyring)
             user.totp_confirmed_at = now
         users[role] = user
     await session.flush()
@@ -101,7 +103,9 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
             role=role,
             email=user.email,
             password=DEMO_PASSWORD,
-            otpauth_uri=totp_uri(user.totp_secret, email=user.email, issuer=settings.clinic_name) if user.totp_secret else None,
+            otpauth_uri=totp_uri(unseal(user.totp_secret, user_id=user.id, keyring=keyring), email=user.email, issuer=settings.clinic_name)
+            if user.totp_secret
+            else None,
         )
         for role, user in users.items()
     ]

@@ -24,6 +24,8 @@ from telehealth.lib.env_settings import check_declared, read_declared, setting
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
+# Encrypts TOTP secrets outside production (accounts/totp_secrets.py); production refuses it, as it refuses SECRET_KEY's.
+DEVELOPMENT_TOTP_KEY = "dev:8pFIqhQbLZgHkxTK48qt-LIn3d_mvj5V184I8yL6g4M"
 
 
 # Hand readers, for a setting read outside the declarations (prefer declaring it with `setting(...)`).
@@ -297,6 +299,9 @@ class Settings:
     audit_hmac_key: str | None = setting(None, "AUDIT_HMAC_KEY")
     audit_hmac_old_keys: str = setting("", "AUDIT_HMAC_OLD_KEYS")
     audit_anchor_path: Path | None = setting(None, "AUDIT_ANCHOR_PATH")  # append-only JSON lines: the chain's head, outside the database
+    # TOTP secrets at rest: "id:base64url(32 bytes)" encrypts; old "id:key" entries, comma-separated, only decrypt.
+    totp_encryption_key: str = setting(DEVELOPMENT_TOTP_KEY, "TOTP_ENCRYPTION_KEY")
+    totp_old_encryption_keys: str = setting("", "TOTP_OLD_ENCRYPTION_KEYS")
 
     @property
     def is_production(self) -> bool:
@@ -350,6 +355,9 @@ class Settings:
                 raise SettingsError(f"VIDEO_ICE_URLS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
             if url.startswith("turn") and not self.video_turn_secret:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
+        from telehealth.accounts.totp_secrets import TotpKeyring
+
+        TotpKeyring.from_settings(self)  # a malformed key stops the start, naming the variable
         if self.is_production:
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
@@ -363,6 +371,8 @@ class Settings:
                 raise SettingsError("AUDIT_HMAC_KEY must be set to a random value of 32+ characters in production")
             if self.audit_anchor_path is None:
                 raise SettingsError("AUDIT_ANCHOR_PATH is required in production (the audit chain's anchors outside the database)")
+            if self.totp_encryption_key == DEVELOPMENT_TOTP_KEY:
+                raise SettingsError("TOTP_ENCRYPTION_KEY must be set in production (`python app.py new-totp-key` makes one)")
 
 
 def load_settings() -> Settings:

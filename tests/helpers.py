@@ -14,6 +14,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import current_totp_code, new_totp_secret
 from telehealth.accounts.service import create_account
+from telehealth.accounts.totp_secrets import TotpKeyring, seal
 from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.lib.clock import Clock
@@ -49,8 +50,10 @@ async def make_person(
             session, email=email, full_name=email.split("@")[0].title(), role=role, password=PASSWORD,
             actor=Actor.system(), now=now, settings=settings, email_verified=True,
         )  # fmt: skip
+        secret = None
         if enrol:
-            user.totp_secret = new_totp_secret()
+            secret = new_totp_secret()
+            user.totp_secret = seal(secret, user_id=user.id, keyring=TotpKeyring.from_settings(settings))  # stored as the app stores it
             user.totp_confirmed_at = now
         await session.flush()
         patient_id = None
@@ -58,7 +61,7 @@ async def make_person(
             from sqlalchemy import select
 
             patient_id = (await session.execute(select(Patient.id).where(Patient.user_id == user.id))).scalar_one()
-        return Person(user.id, user.email, role, user.totp_secret, patient_id)
+        return Person(user.id, user.email, role, secret, patient_id)
 
 
 async def csrf_headers(client: AsyncTestClient) -> dict[str, str]:

@@ -25,10 +25,12 @@ class UserAccount(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     is_active: bool = True
     email_verified_at: datetime | None = utc_timestamp(nullable=True)
-    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_secret: str | None = Field(default=None, max_length=200)  # AES-GCM sealed (accounts/totp_secrets.py)
     totp_confirmed_at: datetime | None = utc_timestamp(nullable=True)
     totp_last_used_step: int | None = None  # a code is accepted once, never replayed
-    failed_login_count: int = 0  # wrong passwords only; wrong codes are counted apart (two_factor.py)
+    # Wrong passwords at signing only (a signed-in session): wrong passwords at sign-in are throttled apart
+    # (throttle.py) and wrong codes counted apart (two_factor.py); neither sets the lock.
+    failed_login_count: int = 0
     locked_until: datetime | None = utc_timestamp(nullable=True)
     two_factor_locked_until: datetime | None = utc_timestamp(nullable=True)  # no code is checked before then
     created_at: datetime = utc_timestamp(default_now=True)

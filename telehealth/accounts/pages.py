@@ -173,7 +173,11 @@ class AccountPagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Template:
         fields = await form_fields(request, "email", max_length=254)
-        await service.request_password_reset(db_session, email=fields["email"], actor=actor, now=clock.now(), settings=settings)
+        result = await attempt(
+            db_session, service.request_password_reset(db_session, email=fields["email"], actor=actor, now=clock.now(), settings=settings)
+        )
+        if isinstance(result, DomainError):
+            return Template("accounts/message.html", context={"title": "Please wait", "message": result.detail}, status_code=result.status_code)
         return Template(
             "accounts/message.html",
             context={

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
+import anyio.to_thread
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -27,6 +28,19 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+# Argon2 takes tens to hundreds of milliseconds of CPU by design. On the event loop that stalls every other
+# request of the process for as long; in a worker thread (argon2-cffi releases the GIL) the loop keeps serving.
+# Async code calls these two, never the blocking ones above.
+
+
+async def hash_password_in_thread(password: str) -> str:
+    return await anyio.to_thread.run_sync(hash_password, password)
+
+
+async def verify_password_in_thread(password_hash: str | None, password: str) -> bool:
+    return await anyio.to_thread.run_sync(verify_password, password_hash, password)
 
 
 def password_needs_rehash(password_hash: str) -> bool:

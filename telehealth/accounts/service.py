@@ -1,4 +1,4 @@
-"""Account rules: creating accounts, signing in (rate limit, lockout), email verification, password reset.
+"""Account rules: creating accounts, signing in (rate limits, throttling: throttle.py), email verification, password reset.
 
 Sessions live in `sessions.py`, two-factor in `two_factor.py`, who-may-see-whom in `authz.py`.
 """
@@ -14,14 +14,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import AccountToken, Patient, UserAccount
-from telehealth.accounts.roles import Role
+from telehealth.accounts import throttle
+from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import (
-    hash_password,
+    hash_password_in_thread,
     hash_token,
     new_token,
     password_needs_rehash,
     password_problem,
-    verify_password,
+    verify_password_in_thread,
 )
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
@@ -79,7 +80,7 @@ async def create_account(
         email=normalize_email(email),
         full_name=full_name.strip(),
         role=role.value,
-        password_hash=hash_password(password),
+        password_hash=await hash_password_in_thread(password),
         email_verified_at=now if email_verified else None,
         created_at=now,
     )
@@ -110,7 +111,11 @@ async def check_password_sign_in(
     session: AsyncSession, attempt: SignInAttempt, *, now: datetime, settings: Settings
 ) -> UserAccount:
     """Check an email and password. Answers the user, or raises a refusal that keeps its evidence
-    (attempt row, failure counter, lock, audit), so the request commits them even though it fails."""
+    (attempt rows, audit), so the request commits them even though it fails.
+
+    Wrong passwords are throttled per address and per email (throttle.py), never locked for everyone. An
+    unknown email is answered exactly as a wrong password is, after the same work: the same counts, and a
+    password hash checked (against a dummy)."""
     actor = Actor.anonymous(attempt.ip, attempt.user_agent)
     if await over_rate_limit(
         session, bucket="sign_in", key=attempt.ip, limit=settings.login_attempts_per_ip_per_15_min,
@@ -124,23 +129,31 @@ async def check_password_sign_in(
             "auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.",
             keep_evidence=True,
         )  # fmt: skip
-    # Row lock: concurrent wrong passwords all count, and the lock is set exactly once.
-    user = (
-        await session.execute(
-            select(UserAccount).where(UserAccount.email == normalize_email(attempt.email)).with_for_update()
-        )
-    ).scalar_one_or_none()
-    password_ok = verify_password(user.password_hash if user else None, attempt.password)
-
-    if user is None or not user.is_active:
+    email = normalize_email(attempt.email)
+    if (refusal := await throttle.sign_in_refusal(session, email=email, ip=attempt.ip, now=now)) is not None:
         await record_audit_event(
             session, actor=actor, action="auth.sign_in", resource_type="user_account", now=now,
-            outcome="failure", reason="unknown_account" if user is None else "inactive",
+            outcome="denied", reason=f"throttled_{refusal}",
+        )  # fmt: skip
+        raise TooManyRequests("auth.rate_limited", throttle.REFUSALS[refusal], keep_evidence=True)
+    user = (await session.execute(select(UserAccount).where(UserAccount.email == email))).scalar_one_or_none()
+    password_ok = await verify_password_in_thread(user.password_hash if user else None, attempt.password)
+
+    if user is None or not user.is_active or not password_ok:
+        reason = "unknown_account" if user is None else "inactive" if not user.is_active else "wrong_password"
+        if await throttle.record_wrong_password(session, email=email, ip=attempt.ip, now=now) and user is not None and user.is_active:
+            await queue_account_locked_email(session, user=user, now=now, settings=settings)
+            reason += "_throttled"
+        await record_audit_event(
+            session, actor=actor if user is None else Actor(user.id, user.role, attempt.ip, attempt.user_agent),
+            action="auth.sign_in", resource_type="user_account", resource_id=user.id if user else None, now=now,
+            outcome="failure", reason=reason,
         )  # fmt: skip
         raise NotAuthenticated("auth.invalid_credentials", INVALID_CREDENTIALS, keep_evidence=True)
 
+    # Past this point the caller knows the password: the refusals below tell nothing to a guesser.
     actor = Actor(user.id, user.role, attempt.ip, attempt.user_agent)
-    if user.locked_until is not None and user.locked_until > now:
+    if user.locked_until is not None and user.locked_until > now:  # set only by wrong passwords at signing (two_factor.py)
         minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
         await record_audit_event(
             session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
@@ -152,25 +165,21 @@ async def check_password_sign_in(
             "minutes, or reset your password.",
             keep_evidence=True,
         )
-
-    if not password_ok:
-        user.failed_login_count += 1
-        reason = "wrong_password"
-        if user.failed_login_count >= settings.login_lock_after_failures:
-            user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
-            user.failed_login_count = 0
-            reason = "wrong_password_locked"
-            await queue_account_locked_email(session, user=user, now=now, settings=settings)
+    if Role(user.role) in STAFF_ROLES and user.email_verified_at is None:
         await record_audit_event(
             session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
-            now=now, outcome="failure", reason=reason,
+            now=now, outcome="denied", reason="email_unverified",
         )  # fmt: skip
-        raise NotAuthenticated("auth.invalid_credentials", INVALID_CREDENTIALS, keep_evidence=True)
+        raise Forbidden(
+            "auth.email_unverified",
+            "Confirm your email address first, with the link we emailed you. If it has expired, use "
+            "\"Forgot your password?\": its link confirms the address too.",
+            keep_evidence=True,
+        )
 
     user.failed_login_count = 0
-    user.locked_until = None
     if password_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(attempt.password)
+        user.password_hash = await hash_password_in_thread(attempt.password)
     await record_audit_event(
         session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id, now=now
     )
@@ -205,28 +214,40 @@ async def _issue_token(
 
 
 async def _spend_token(session: AsyncSession, *, raw: str, purpose: str, now: datetime) -> UserAccount:
-    """Mark a token used (compare-and-swap: it works once even if two requests race) and answer its user."""
+    """Spend a token and, in the same statement, every other live token of its account for the same purpose:
+    using one reset link retires the older ones. Compare-and-swap: of two requests racing with two links of one
+    account, the first to update the rows wins and the other finds them spent."""
+    spendable = (
+        select(AccountToken.user_id)
+        .where(AccountToken.token_hash == hash_token(raw), AccountToken.purpose == purpose,
+               AccountToken.used_at.is_(None), AccountToken.expires_at > now)
+        .scalar_subquery()
+    )  # fmt: skip
     spent = await session.execute(
         update(AccountToken)
-        .where(
-            AccountToken.token_hash == hash_token(raw),
-            AccountToken.purpose == purpose,
-            AccountToken.used_at.is_(None),
-            AccountToken.expires_at > now,
-        )
+        .where(AccountToken.user_id == spendable, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
         .values(used_at=now)
-        .returning(AccountToken.user_id)
+        .returning(AccountToken.user_id, AccountToken.token_hash)
     )
-    user_id = spent.scalar_one_or_none()
-    if user_id is None:
+    rows = spent.all()
+    if hash_token(raw) not in {row.token_hash for row in rows}:
         raise InvalidInput(
             f"{purpose}.link_invalid",
             "This link has expired or was already used. Ask for a new one.",
             fields={"token": "is expired, used or unknown"},
         )
-    user = await session.get(UserAccount, user_id)
+    user = await session.get(UserAccount, rows[0].user_id)
     assert user is not None  # the foreign key guarantees it
     return user
+
+
+async def _retire_tokens(session: AsyncSession, *, user_id: uuid.UUID, purpose: str, now: datetime) -> None:
+    """Spend every live token of an account for a purpose (a new reset link replaces the older ones)."""
+    await session.execute(
+        update(AccountToken)
+        .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+        .values(used_at=now)
+    )
 
 
 async def resend_email_verification(session: AsyncSession, *, user_id: uuid.UUID, now: datetime, settings: Settings) -> None:
@@ -262,18 +283,40 @@ async def verify_email(session: AsyncSession, *, token: str, actor: Actor, now: 
     return user
 
 
+# Reset emails: per client address, refused openly (429: it says nothing about any account); per email, silently
+# (the same neutral answer, nothing more sent), counted for unknown emails too so the answer never differs.
+RESET_REQUESTS_PER_ADDRESS, RESET_REQUESTS_PER_EMAIL, RESET_WINDOW = 10, 3, timedelta(hours=1)
+
+
 async def request_password_reset(
     session: AsyncSession, *, email: str, actor: Actor, now: datetime, settings: Settings
 ) -> None:
-    """Email a reset link if the account exists. Answers the same either way (no way to probe for accounts)."""
+    """Email a reset link if the account exists. Answers the same either way (no way to probe for accounts).
+    A new link retires the account's older ones."""
+    if await over_rate_limit(
+        session, bucket="password_reset_ip", key=actor.ip or "unknown", limit=RESET_REQUESTS_PER_ADDRESS, window=RESET_WINDOW, now=now
+    ):  # fmt: skip
+        await record_audit_event(
+            session, actor=actor, action="auth.password_reset_requested", resource_type="user_account", now=now,
+            outcome="denied", reason="rate_limited",
+        )  # fmt: skip
+        raise TooManyRequests(
+            "password_reset.rate_limited", "Too many password reset requests from this network. Wait an hour and try again.",
+            keep_evidence=True,
+        )  # fmt: skip
+    over_for_email = await over_rate_limit(
+        session, bucket="password_reset", key=throttle.email_digest(normalize_email(email)), limit=RESET_REQUESTS_PER_EMAIL,
+        window=RESET_WINDOW, now=now,
+    )  # fmt: skip
     user = await find_user_by_email(session, email)
+    reason = "unknown_account" if user is None else "rate_limited" if over_for_email else None
     await record_audit_event(
         session, actor=actor, action="auth.password_reset_requested", resource_type="user_account",
-        resource_id=user.id if user else None, now=now, outcome="success" if user else "failure",
-        reason=None if user else "unknown_account",
+        resource_id=user.id if user else None, now=now, outcome="success" if reason is None else "failure", reason=reason,
     )  # fmt: skip
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or over_for_email:
         return
+    await _retire_tokens(session, user_id=user.id, purpose="reset_password", now=now)
     raw = await _issue_token(
         session, user=user, purpose="reset_password", valid_for=timedelta(minutes=settings.password_reset_valid_minutes), now=now
     )
@@ -291,15 +334,17 @@ async def request_password_reset(
 
 
 async def reset_password(session: AsyncSession, *, token: str, new_password: str, actor: Actor, now: datetime) -> UserAccount:
-    """Spend a reset token, set the new password, end every session of the account and lift any lock."""
+    """Spend a reset token (and the account's other reset links), set the new password, end every session of
+    the account, lift any lock and forget wrong passwords (they were guesses at the old one)."""
     from telehealth.accounts.sessions import revoke_all_sessions
 
     user = await _spend_token(session, raw=token, purpose="reset_password", now=now)
     if problem := password_problem(new_password, email=user.email):
         raise InvalidInput("account.invalid", "Choose another password.", fields={"password": problem})
-    user.password_hash = hash_password(new_password)
+    user.password_hash = await hash_password_in_thread(new_password)
     user.failed_login_count = 0
     user.locked_until = None
+    await throttle.forget_wrong_passwords(session, email=user.email)
     if user.email_verified_at is None:
         user.email_verified_at = now  # the reset link reached the inbox: the address works
     await revoke_all_sessions(session, user_id=user.id, now=now)

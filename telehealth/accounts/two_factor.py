@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.service import queue_account_locked_email
-from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password
+from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password_in_thread
 from telehealth.accounts.sessions import SignedIn
+from telehealth.accounts.totp_secrets import TotpKeyring, resealed, seal, unseal
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from telehealth.notifications.service import queue_email
@@ -56,9 +57,10 @@ async def begin_enrolment(session: AsyncSession, *, signed_in: SignedIn, setting
     user, _ = await _load(session, signed_in)
     if user.totp_confirmed_at is not None:
         raise Conflict("two_factor.already_enrolled", "Two-factor sign-in is already set up for this account.")
+    keyring = TotpKeyring.from_settings(settings)
     if not user.totp_secret:
-        user.totp_secret = new_totp_secret()
-    return totp_uri(user.totp_secret, email=user.email, issuer=settings.clinic_name)
+        user.totp_secret = seal(new_totp_secret(), user_id=user.id, keyring=keyring)
+    return totp_uri(unseal(user.totp_secret, user_id=user.id, keyring=keyring), email=user.email, issuer=settings.clinic_name)
 
 
 def _two_factor_locked(user: UserAccount, now: datetime) -> Forbidden | None:
@@ -101,7 +103,8 @@ async def _check_code(
             "two_factor.rate_limited", "Too many wrong codes from this network. Wait 15 minutes and try again.",
             fields={"code": "too many wrong codes from this network"}, keep_evidence=True,
         )  # fmt: skip
-    step = matching_totp_step(user.totp_secret, code, at=now)
+    keyring = TotpKeyring.from_settings(settings)
+    step = matching_totp_step(unseal(user.totp_secret, user_id=user.id, keyring=keyring), code, at=now)
     if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
         reason = "wrong_code" if step is None else "code_reused"
         record_event(session, bucket=ADDRESS_FAILURES, key=address, now=now)
@@ -114,6 +117,8 @@ async def _check_code(
         raise InvalidInput("two_factor.wrong_code", WRONG_CODE, fields={"code": "is not the current code"}, keep_evidence=True)
     # A correct code resets no count: only time does, so guesses cannot be spread between right answers.
     user.totp_last_used_step = step
+    if (fresh := resealed(user.totp_secret, user_id=user.id, keyring=keyring)) is not None:
+        user.totp_secret = fresh  # stored in clear, or under an old key: now under the current one
     await record_audit_event(
         session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now
     )
@@ -151,8 +156,9 @@ def _duration(span: timedelta) -> str:
 
 
 async def _count_password_failure(session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings) -> None:
-    """A wrong password at signing counts with wrong passwords at sign-in: at the limit the account locks,
-    this session ends and the owner hears of it."""
+    """A wrong password at signing (only a signed-in, two-factor session gets here, never a stranger) counts
+    on the account: at the limit the account locks, this session ends and the owner hears of it. Wrong passwords
+    at sign-in are throttled apart (throttle.py) and lock nothing."""
     user.failed_login_count += 1
     if user.failed_login_count >= settings.login_lock_after_failures:
         user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
@@ -221,7 +227,7 @@ async def confirm_signature(
     if user.locked_until is not None and user.locked_until > now:
         raise Forbidden("auth.account_locked", "Sign-in is paused for this account after too many failed attempts.")
     await _refuse_if_two_factor_locked(session, user, actor=actor, now=now, action="auth.signing")
-    if not verify_password(user.password_hash, password):
+    if not await verify_password_in_thread(user.password_hash, password):
         await _count_password_failure(session, user, user_session, now=now, settings=settings)
         await record_audit_event(
             session, actor=actor, action="auth.signing", resource_type="user_account", resource_id=user.id, now=now,

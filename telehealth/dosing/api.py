@@ -146,11 +146,13 @@ class SitterApiController(Controller):
 
     @post("/{sitter_id:uuid}/resend", status_code=200)
     async def resend(
-        self, sitter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+        self, sitter_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
     ) -> SitterBody:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return sitter_body(await sitters.resend_invitation(db_session, patient=patient, sitter_id=sitter_id, now=clock.now(), settings=settings), settings)
+        return sitter_body(await sitters.resend_invitation(
+            db_session, patient=patient, sitter_id=sitter_id, actor=actor, now=clock.now(), settings=settings
+        ), settings)  # fmt: skip
 
 
 async def dosing_overview(session: AsyncSession, patient: Patient, settings: Settings) -> DosingBody:

@@ -23,16 +23,21 @@ from telehealth.dosing.sitter_checks import patient_phones, phone_digits, refuse
 from telehealth.dosing.sitter_mail import email_sitter
 from telehealth.dosing.states import ACTIVE_SITTER, SITTER_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.consents import ConsentDocument
-from telehealth.lib.errors import Conflict, Gone, InvalidInput, NotFound
+from telehealth.lib.errors import Conflict, Gone, InvalidInput, NotFound, TooManyRequests
 from telehealth.lib.names import first_name
 from telehealth.lib.states import change_status
 from telehealth.lib.validation import has_control_characters
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
+from telehealth.system.rate_limit import over_rate_limit
 
 SITTER_AGREEMENT = ConsentDocument("sitter_agreement", "Sitter agreement", "2026-1")
 AGREEMENT_LINK_VALID = timedelta(days=7)
 MAX_ACTIVE_SITTERS = 5
+# Invitations are emails a patient makes us send to someone else: (bucket, limit) per day, per patient, per client
+# address, and per recipient (so no one is flooded with invitations, whoever asks). Refused openly: nothing to hide.
+INVITATION_LIMITS = (("sitter_invitation", 10), ("sitter_invitation_ip", 20), ("sitter_invitation_to", 3))
+INVITATION_WINDOW = timedelta(hours=24)
 
 
 def same_name(a: str, b: str) -> bool:
@@ -113,6 +118,18 @@ async def own_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid
     return sitter
 
 
+async def _count_invitation(session: AsyncSession, *, patient: Patient, to: str, actor: Actor, now: datetime) -> None:
+    """Count one invitation email, or refuse (429) when a limit of INVITATION_LIMITS is reached (nothing counted)."""
+    keys = {"sitter_invitation": str(patient.id), "sitter_invitation_ip": actor.ip or "unknown", "sitter_invitation_to": hash_token(f"sitter:{normalize_email(to)}")}
+    for bucket, limit in INVITATION_LIMITS:
+        if await over_rate_limit(session, bucket=bucket, key=keys[bucket], limit=limit, window=INVITATION_WINDOW, now=now):
+            raise TooManyRequests(
+                "sitter.invitation_limit",
+                "Too many sitter invitations have been sent today. Try again tomorrow, or call the clinic.",
+                fields={"email": "too many invitations today"},
+            )
+
+
 async def _send_agreement_link(session: AsyncSession, sitter: Sitter, *, patient_full_name: str, now: datetime, settings: Settings) -> None:
     raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.AGREEMENT, now=now, expires_at=now + AGREEMENT_LINK_VALID)
     await queue_email(
@@ -146,6 +163,7 @@ async def add_sitter(
         raise Conflict("sitter.already_named", "You have already named this sitter.", fields={"email": "is already one of your sitters"})
     if len(active) >= MAX_ACTIVE_SITTERS:
         raise InvalidInput("sitter.too_many", f"You can name up to {MAX_ACTIVE_SITTERS} sitters. Remove one first.", fields={"email": "one sitter too many"})
+    await _count_invitation(session, patient=patient, to=email, actor=actor, now=now)
     sitter = Sitter(
         patient_id=patient.id, status=SitterStatus.INVITED, full_name=" ".join(full_name.split()), email=normalize_email(email),
         phone=phone.strip() or None, relationship=relationship.strip(), created_at=now, updated_at=now,
@@ -157,10 +175,13 @@ async def add_sitter(
     return sitter
 
 
-async def resend_invitation(session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID, now: datetime, settings: Settings) -> Sitter:
+async def resend_invitation(
+    session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings
+) -> Sitter:
     sitter = await own_sitter(session, patient=patient, sitter_id=sitter_id)
     if sitter.status != SitterStatus.INVITED:
         raise Conflict("sitter.not_invited", "Only a sitter who has not answered yet can be sent the agreement again.")
+    await _count_invitation(session, patient=patient, to=sitter.email, actor=actor, now=now)
     await revoke_links(session, now=now, sitter_id=sitter.id)
     await _send_agreement_link(session, sitter, patient_full_name=(await patient_contact(session, patient.id)).full_name, now=now, settings=settings)
     return sitter

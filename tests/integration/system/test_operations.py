@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from telehealth.asgi import create_app
 from telehealth.db.engine import make_engine
+from telehealth.accounts.totp_secrets import new_key_text
 from telehealth.db.migrate import alembic_config, schema_is_current, upgrade_database
 from tests.conftest import with_settings
 from tests.fakes.smtp import free_port
@@ -122,7 +123,8 @@ async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, sessi
         page = await client.get("/dev/mailbox/")
         assert page.status_code == 200
         assert "You have an update in your Evergreen Home Program portal" in page.text
-    production = with_settings(settings, environment="production", secret_key="x" * 40, audit_hmac_key="k" * 40, audit_anchor_path=tmp_path / "anchors.jsonl")
+    production = with_settings(settings, environment="production", secret_key="x" * 40, audit_hmac_key="k" * 40, audit_anchor_path=tmp_path / "anchors.jsonl",
+                               totp_encryption_key=new_key_text("k1"))  # fmt: skip
     async with AsyncTestClient(app=create_app(production, clock=clock)) as client:
         assert (await client.get("/dev/mailbox/")).status_code == 404
 

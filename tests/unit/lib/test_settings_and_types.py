@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,9 +38,15 @@ def test_production_refuses_a_short_secret_and_missing_services():
             environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
             stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40,
         ).validate()  # fmt: skip
+    with pytest.raises(SettingsError, match="TOTP_ENCRYPTION_KEY"):
+        Settings(
+            environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
+            stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"),
+        ).validate()  # fmt: skip
     Settings(
         environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
         stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"),
+        totp_encryption_key="k1:" + base64.urlsafe_b64encode(b"t" * 32).decode().rstrip("="),
     ).validate()  # fmt: skip
 
 
