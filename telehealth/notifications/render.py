@@ -14,9 +14,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from telehealth.settings import PROJECT_ROOT, Settings
+from telehealth.bundled import TEMPLATES_DIR
+from telehealth.settings import Settings
 
-EMAIL_TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
+EMAIL_TEMPLATE_DIR = TEMPLATES_DIR / "email"
 
 # name -> the context keys it needs (beyond clinic_name and portal_url, which every email gets)
 EMAIL_TEMPLATES: dict[str, tuple[str, ...]] = {
