@@ -22,7 +22,7 @@ booking race on 10 slots.
 5. The race: 50 signed-in patients, each its own client and session cookie, all release at once
    POST /api/v1/appointments for one of 10 open slots (5 per slot, 10 prescribers), for several rounds on
    fresh slots. A consult is paid (billing): the winner's 201 holds the slot for 30 minutes and opens a
-   Stripe Checkout Session, against the project's fake Stripe API (tests/fakes/stripe_api.py) run in a
+   Stripe Checkout Session, against the project's fake Stripe API (telehealth/devtools/stripe_stand_in.py) run in a
    subprocess. Afterwards exactly one held or booked appointment per slot must exist, the 201 client's,
    and every other answer must be 409 (anything else is an error and fails the run).
    Then bookings one at a time on free slots, for the uncontended cost.

@@ -153,12 +153,12 @@ def environment(extra: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def fake_stripe() -> Iterator[tuple[str, int]]:
-    """The project's fake of Stripe's API (`python -m tests.fakes.stripe_api --port N`, no webhook URL: it sends
+    """The project's fake of Stripe's API (`python -m telehealth.devtools.stripe_stand_in --port N`, no webhook URL: it sends
     no events) in a subprocess of its own, so its CPU is neither the app's nor the load generator's.
     Yields its base URL and pid."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.stripe_api", "--port", str(port)], cwd=PROJECT_ROOT,
+        [sys.executable, "-m", "telehealth.devtools.stripe_stand_in", "--port", str(port)], cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -53,7 +53,7 @@ from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series
 from benchmarks.waitlist import csrf_client, log
 from telehealth.settings import PROJECT_ROOT, Settings
-from tests.fakes.stripe_api import sign_payload
+from telehealth.devtools.stripe_stand_in import sign_payload
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BEGIN_MARK = "<!-- suite:begin (written by `python -m benchmarks suite`; edits between the marks are replaced) -->"

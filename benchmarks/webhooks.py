@@ -3,7 +3,7 @@ at once, and every payment must end in the right state exactly once.
 
     python -m benchmarks webhooks [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
-1. The fake Stripe API (tests/fakes/stripe_api.py) runs in a subprocess of its own with no webhook URL (it
+1. The fake Stripe API (telehealth/devtools/stripe_stand_in.py) runs in a subprocess of its own with no webhook URL (it
    sends nothing); the app's STRIPE_API_BASE points at it, so a PaymentIntent the app re-reads is there.
 2. Data (webhooks_data.py): a fresh database (default telehealth_bench_webhooks), migrated by the app's
    migrations. About 550 payments made in the fake through its HTTP API: a Checkout Session each, 70% paid
@@ -67,7 +67,7 @@ from benchmarks.waitlist import _ms, log
 from benchmarks.waitlist_data import database_url, plain_dsn
 from telehealth.notifications.service import SEND_EMAIL_JOB
 from telehealth.settings import PROJECT_ROOT
-from tests.fakes.stripe_api import sign_payload
+from telehealth.devtools.stripe_stand_in import sign_payload
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WEBHOOK = "/api/v1/billing/stripe/webhook"

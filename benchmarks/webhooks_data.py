@@ -1,7 +1,7 @@
 """The Stripe webhook benchmark's data: payments that exist both in the fake Stripe API and in a fresh
 database, and the events Stripe would send about them.
 
-The fake (tests/fakes/stripe_api.py, run in a subprocess with no webhook URL, so it sends nothing itself)
+The fake (telehealth/devtools/stripe_stand_in.py, run in a subprocess with no webhook URL, so it sends nothing itself)
 holds the Stripe side, made through its HTTP API as the app's gateway would: one Checkout Session per
 payment (metadata.payment_id and payment_intent_data.metadata.payment_id set, as
 `StripeGateway.create_checkout_session` sets them), paid through its pay endpoint (POST /pay/{id}, which

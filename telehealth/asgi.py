@@ -36,7 +36,8 @@ from telehealth.lib.security_headers import STRIPE_CHECKOUT_ORIGIN, SecurityHead
 from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
 from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
 from telehealth.routes import ROUTE_HANDLERS
-from telehealth.settings import PROJECT_ROOT, Settings, get_settings
+from telehealth.bundled import STATIC_DIR, TEMPLATES_DIR
+from telehealth.settings import Settings, get_settings
 from telehealth.system.metrics import MetricsMiddleware, RequestMetrics
 from telehealth.templating import configure_template_engine
 
@@ -148,7 +149,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app = Litestar(
         route_handlers=[
             *ROUTE_HANDLERS,
-            create_static_files_router(path="/static", directories=[PROJECT_ROOT / "telehealth" / "static"]),
+            create_static_files_router(path="/static", directories=[STATIC_DIR]),
         ],
         dependencies=APP_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -160,7 +161,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             exclude=[STRIPE_WEBHOOK_PATH, "/health", "/ready"],
         ),
         template_config=TemplateConfig(
-            directory=PROJECT_ROOT / "templates",
+            directory=TEMPLATES_DIR,
             engine=JinjaTemplateEngine,
             engine_callback=lambda engine: configure_template_engine(engine, settings),
         ),

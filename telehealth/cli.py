@@ -49,7 +49,10 @@ def _run_with_database(
 
 def app_command(command: str) -> str:
     """How to run `command` on this machine: this interpreter and this app.py, as the person typed them
-    (`.venv/bin/python app.py demo-totp`); `litestar demo-totp` alone would need `--app app:app`."""
+    (`.venv/bin/python app.py demo-totp`); `litestar demo-totp` alone would need `--app app:app`.
+    Run as the `telehealth` console script: `telehealth demo-totp`."""
+    if sys.argv and Path(sys.argv[0]).name == "telehealth":
+        return f"telehealth {command}"
     python, script = Path(sys.executable), Path(sys.argv[0]) if sys.argv and sys.argv[0].endswith("app.py") else Path("app.py")
     try:
         python = python.relative_to(Path.cwd())
@@ -330,7 +333,7 @@ def _with_local_stripe(settings: Settings) -> Settings:
     state is kept next to the embedded database, so a patient who began paying can pay after a restart."""
     from dataclasses import replace
 
-    from tests.fakes.stripe_api import FakeStripe
+    from telehealth.devtools.stripe_stand_in import FakeStripe
 
     stand_in = FakeStripe(
         webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook", webhook_secret=settings.stripe_webhook_secret,
@@ -358,9 +361,13 @@ def run_demo_server() -> None:
     )
 
 
-@click.group()
-def main_cli() -> None:
-    """`python app.py [command]` for machines without the litestar command on PATH."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def main_cli(context: click.Context) -> None:
+    """The `telehealth` console script and `python app.py [command]`. With no command: serve like
+    `python app.py` (embedded PostgreSQL when no DATABASE_URL, demo data unless SEED_DEMO=false)."""
+    if context.invoked_subcommand is None:
+        run_demo_server()
 
 
 for _command in COMMANDS:

@@ -24,7 +24,7 @@ from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import FrozenClock
 from telehealth.settings import PROJECT_ROOT, Settings
 from tests.fakes.smtp import SmtpServer
-from tests.fakes.stripe_api import FakeStripe
+from telehealth.devtools.stripe_stand_in import FakeStripe
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 

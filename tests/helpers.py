@@ -109,7 +109,7 @@ async def deliver_stripe_event(client, fake, event: dict, *, timestamp: int | No
     import json
     import time
 
-    from tests.fakes.stripe_api import sign_payload
+    from telehealth.devtools.stripe_stand_in import sign_payload
 
     payload = json.dumps(event)
     signature = sign_payload(payload, fake.webhook_secret, int(time.time()) if timestamp is None else timestamp)

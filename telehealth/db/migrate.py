@@ -18,14 +18,19 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from telehealth.settings import PROJECT_ROOT
+from telehealth.bundled import MIGRATIONS_DIR
 
 # Every upgrade takes this lock, so two processes starting at once never migrate twice.
 MIGRATION_LOCK_KEY = 7_461_001
 
 
 def alembic_config() -> Config:
-    return Config(toml_file=str(PROJECT_ROOT / "pyproject.toml"))
+    """Built here rather than read from pyproject.toml, which an installed wheel does not have; the migrations
+    are found wherever they ship (the checkout's migrations/ or the wheel's telehealth/_migrations). The
+    `alembic` command line (for new revisions) still reads pyproject.toml's [tool.alembic]."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))  # configparser escaping
+    return config
 
 
 @lru_cache(maxsize=1)

@@ -8,9 +8,9 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
-from telehealth.settings import PROJECT_ROOT
+from telehealth.bundled import TEMPLATES_DIR
 
-CONSENT_DIR = PROJECT_ROOT / "templates" / "consents"
+CONSENT_DIR = TEMPLATES_DIR / "consents"
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from contextlib import suppress
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -114,6 +115,13 @@ class SmtpMailer:
             self._drop()
 
 
+def _kept_attachment(part: EmailMessage) -> dict[str, Any]:
+    kept: dict[str, Any] = {"filename": part.get_filename() or "attachment", "content_type": part.get_content_type()}
+    if part.get_content_maintype() == "text":
+        return {**kept, "content": part.get_content(), "method": part.get_param("method")}
+    return {**kept, "content": base64.b64encode(part.get_payload(decode=True) or b"").decode(), "base64": True}
+
+
 class DatabaseMailbox:
     """Development default: keep each message in dev_mailbox_message, readable at /dev/mailbox."""
 
@@ -130,6 +138,7 @@ class DatabaseMailbox:
                     subject=str(message["Subject"]),
                     body_text=text_part.get_content() if text_part else "",
                     body_html=html_part.get_content() if html_part else "",
+                    attachments=[_kept_attachment(part) for part in message.iter_attachments()],
                 )
             )
 

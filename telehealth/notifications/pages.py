@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import Response, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,3 +43,20 @@ class DevMailboxController(Controller):
         if message is None:
             raise NotFound("not_found", "There is no such message.")
         return Template("notifications/message.html", context={"message": message})
+
+    @get("/{message_id:uuid}/attachments/{index:int}")
+    async def attachment(
+        self, state: State, message_id: FromPath[uuid.UUID], index: FromPath[int], db_session: NamedDependency[AsyncSession]
+    ) -> Response[bytes]:
+        """Download one attachment as it was sent (a calendar invite opens in the reader's calendar)."""
+        _only_in_development(state)
+        message = await db_session.get(DevMailboxMessage, message_id)
+        if message is None or not 0 <= index < len(message.attachments):
+            raise NotFound("not_found", "There is no such attachment.")
+        kept = message.attachments[index]
+        content = base64.b64decode(kept["content"]) if kept.get("base64") else kept["content"].encode()
+        media_type = kept["content_type"] + (f"; method={kept['method']}" if kept.get("method") else "")
+        if media_type.startswith("text/"):
+            media_type += "; charset=utf-8"
+        filename = kept["filename"].replace('"', "").replace("\\", "")
+        return Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -62,7 +62,7 @@ async def cancel(
     was = appointment.status
     await change_status(
         session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.CANCELLED,
-        actor=actor, now=now, patient_id=appointment.patient_id, values={"cancelled_at": now},
+        actor=actor, now=now, patient_id=appointment.patient_id, values={"cancelled_at": now, "ics_sequence": appointment.ics_sequence + 1},  # a CANCEL must outrank the invite it cancels
     )  # fmt: skip
     await session.refresh(appointment)
     await settle_cancellation(session, appointment, was=was, by_patient=by_patient, actor=actor, now=now, settings=settings)

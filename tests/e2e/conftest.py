@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telehealth.lib.clock import SystemClock
 from telehealth.settings import Settings
 from tests.conftest import empty_all_tables, with_settings
-from tests.fakes.stripe_api import FakeStripe
+from telehealth.devtools.stripe_stand_in import FakeStripe
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

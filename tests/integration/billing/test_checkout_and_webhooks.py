@@ -16,7 +16,7 @@ from telehealth.billing.models import Payment, Refund, StripeEvent
 from telehealth.db.engine import transaction
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.service import expire_lapsed_holds
-from tests.fakes.stripe_api import sign_payload
+from telehealth.devtools.stripe_stand_in import sign_payload
 from tests.helpers import csrf_headers, deliver_stripe_event, sign_in
 from tests.integration.billing.helpers import (
     TUESDAY_TEN,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from telehealth.audit.models import AuditEvent
 from telehealth.billing.models import StripeEvent
-from tests.fakes.stripe_api import FakeStripe
+from telehealth.devtools.stripe_stand_in import FakeStripe
 from tests.helpers import deliver_stripe_event
 from tests.integration.billing.helpers import (
     appointment_status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import parseaddr
 
 import pytest
 from icalendar import Calendar
@@ -87,9 +88,19 @@ async def test_rescheduling_moves_the_same_appointment_and_raises_the_invite_seq
               for cal in _invites(smtp) for ev in cal.walk("VEVENT")]  # fmt: skip
     assert [e[0] for e in events] == ["REQUEST", "REQUEST", "CANCEL"]
     assert len({e[1] for e in events}) == 1  # one stable UID
-    assert [e[2] for e in events] == [0, 1, 1]
+    assert [e[2] for e in events] == [0, 1, 2]  # the cancellation outranks the move it cancels
     assert events[1][3] == "2026-11-25T16:00:00+00:00"
     assert all(e[4] == "Appointment with Evergreen Home Program" for e in events)
+    # iTIP over email (RFC 6047): the part's Content-Type carries the method; the event names who sends it
+    # (the clinic's From address) and whom it invites (the recipient).
+    parts = [(message, part) for message in smtp.messages for part in message.iter_attachments() if part.get_filename() == "appointment.ics"]
+    assert [part.get_content_type() for _, part in parts] == ["text/calendar"] * 3
+    assert [part.get_param("method") for _, part in parts] == ["REQUEST", "REQUEST", "CANCEL"]
+    for message, part in parts:
+        [event] = Calendar.from_ical(part.get_content()).walk("VEVENT")
+        assert str(event.get("organizer")).lower() == "mailto:" + parseaddr(settings.mail_from)[1].lower()
+        assert str(event.get("attendee")).lower() == "mailto:" + parseaddr(message["To"])[1].lower()
+        assert "ORGANIZER;CN=" in part.get_content() and "ATTENDEE;" in part.get_content()
 
 
 async def test_reminders_follow_the_appointment_and_stop_when_it_is_cancelled(client, session_factory, settings, clock, smtp):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.fakes.stripe_api import FakeStripe, parse_form, sign_payload
+from telehealth.devtools.stripe_stand_in import FakeStripe, parse_form, sign_payload
 
 # stripe's HTTPXClient posts its form body with `data=<str>`; httpx deprecates that. Only that warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning")

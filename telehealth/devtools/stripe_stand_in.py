@@ -15,7 +15,7 @@ With `state_path` (the demo: `python app.py` keeps it in its data folder) the ob
 are written to that JSON file after every change and read back at the next start, on the same port when it
 is free: customers, open Checkout Sessions, saved cards and charges to refund survive a restart of the demo.
 
-Run in the foreground: `python -m tests.fakes.stripe_api --port 12111 [--webhook-url URL] [--webhook-secret S]`.
+Run in the foreground: `python -m telehealth.devtools.stripe_stand_in --port 12111 [--webhook-url URL] [--webhook-secret S]`.
 """
 
 from __future__ import annotations
@@ -573,7 +573,7 @@ class FakeStripe:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="A local fake of Stripe's HTTP API (tests/fakes/stripe_api.py).")
+    parser = argparse.ArgumentParser(description="A local fake of Stripe's HTTP API (telehealth/devtools/stripe_stand_in.py).")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--webhook-secret", default="whsec_test_fake")

@@ -1,0 +1,1 @@
+"""Development stand-ins shipped with the package (the demo uses them; production never does)."""
