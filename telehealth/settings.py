@@ -270,6 +270,11 @@ class Settings:
             if url.startswith("turn") and not self.video_turn_secret:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
         if self.is_production:
+            # Links in emails, the Origin check and the __Host- cookies all need the real https address.
+            if not self.public_base_url.startswith("https://"):
+                raise SettingsError(
+                    f"PUBLIC_BASE_URL must be set to the service's https:// address in production (got {self.public_base_url!r})"
+                )
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
             if not self.database_url:
