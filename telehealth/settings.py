@@ -7,6 +7,7 @@ docs/operations.md lists each variable. Clinical thresholds are clinic settings 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -173,7 +174,7 @@ class Settings:
     database_url: str | None = None
     embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres-18"
     auto_migrate: bool = True
-    seed_demo: bool = True
+    seed_demo: bool = False  # load_settings: true for the embedded database, else only with SEED_DEMO=true
     smtp_url: str | None = None
     mail_from: str = "Care team <care@clinic.example>"
     stripe_api_key: str = "sk_test_placeholder"
@@ -270,11 +271,6 @@ class Settings:
             if url.startswith("turn") and not self.video_turn_secret:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
         if self.is_production:
-            # Links in emails, the Origin check and the __Host- cookies all need the real https address.
-            if not self.public_base_url.startswith("https://"):
-                raise SettingsError(
-                    f"PUBLIC_BASE_URL must be set to the service's https:// address in production (got {self.public_base_url!r})"
-                )
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
             if not self.database_url:
@@ -283,26 +279,58 @@ class Settings:
                 raise SettingsError("SMTP_URL is required in production (the database mailbox is for development)")
             if self.stripe_api_key == "sk_test_placeholder" or self.stripe_webhook_secret == "whsec_placeholder":
                 raise SettingsError("STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET are required in production")
+            # Links in emails, the Origin check and the __Host- cookies all need the real https address.
+            if not self.public_base_url.startswith("https://"):
+                raise SettingsError(
+                    f"PUBLIC_BASE_URL must be set to the service's https:// address in production (got {self.public_base_url!r})"
+                )
+
+
+def demo_secret_key(data_dir: Path) -> str:
+    """The embedded demo's SECRET_KEY: random, made on the first run and kept in `data_dir/secret-key`
+    (owner-only), so sessions and CSRF tokens survive a restart but no one can sign them with a key printed
+    in the source."""
+    path = data_dir / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key)
+    return key
 
 
 def load_settings() -> Settings:
     """Read the environment now (tests call this after changing variables)."""
     defaults = Settings()
     environment = _env("APP_ENV", defaults.environment) or defaults.environment
+    database_url = _env("DATABASE_URL")
+    embedded_data_dir = Path(_env("EMBEDDED_DATA_DIR", str(defaults.embedded_data_dir)) or "")
+    # The embedded demo (no DATABASE_URL, not production) signs with a random key of its own, kept beside its
+    # data; anything else uses SECRET_KEY (production refuses the built-in default).
+    embedded_demo = database_url is None and environment != "production"
+    secret_key = _env("SECRET_KEY") or (demo_secret_key(embedded_data_dir.parent) if embedded_demo else defaults.secret_key)
     settings = Settings(
         environment=environment,
-        database_url=_env("DATABASE_URL"),
-        embedded_data_dir=Path(_env("EMBEDDED_DATA_DIR", str(defaults.embedded_data_dir)) or ""),
+        database_url=database_url,
+        embedded_data_dir=embedded_data_dir,
         # Production migrates as a release step (`db upgrade`), never as each instance starts.
         auto_migrate=_bool("AUTO_MIGRATE", environment != "production"),
-        seed_demo=_bool("SEED_DEMO", defaults.seed_demo),
+        # Demo accounts with known passwords go into the embedded database only, unless SEED_DEMO=true says so.
+        seed_demo=_bool("SEED_DEMO", database_url is None),
         smtp_url=_env("SMTP_URL"),
         mail_from=_env("MAIL_FROM", defaults.mail_from) or defaults.mail_from,
         stripe_api_key=_env("STRIPE_API_KEY", defaults.stripe_api_key) or defaults.stripe_api_key,
         stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET", defaults.stripe_webhook_secret)
         or defaults.stripe_webhook_secret,
         stripe_api_base=_env("STRIPE_API_BASE"),
-        secret_key=_env("SECRET_KEY", defaults.secret_key) or defaults.secret_key,
+        secret_key=secret_key,
         public_base_url=(
             _env("PUBLIC_BASE_URL") or served_base_url(_env("HOST", defaults.host) or defaults.host, _int("PORT", defaults.port))
         ).rstrip("/"),

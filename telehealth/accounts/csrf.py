@@ -125,13 +125,20 @@ class CsrfMiddleware(ASGIMiddleware):
                     value for value in headers.getall("set-cookie", []) if value.encode("latin-1").startswith(session_name)
                 ]
                 if new_session:  # the session changes in this response: a token for the new one
-                    session_value = new_session[-1].split(";", 1)[0].split("=", 1)[1]
-                    _set_token_cookie(headers, settings, issue_token(settings.secret_key, session_value))
+                    _set_token_cookie(headers, settings, issue_token(settings.secret_key, _cookie_value(new_session[-1])))
                 elif is_new:
                     _set_token_cookie(headers, settings, token)
             await send(message)
 
         return send_wrapper
+
+
+def _cookie_value(set_cookie: str) -> str:
+    """The value a Set-Cookie header leaves in the browser ("" for a cookie it deletes)."""
+    attributes = [part.strip().lower() for part in set_cookie.split(";")[1:]]
+    if "max-age=0" in attributes:
+        return ""
+    return set_cookie.split(";", 1)[0].split("=", 1)[1].strip().strip('"')
 
 
 def _set_token_cookie(headers: MutableScopeHeaders, settings: Settings, token: str) -> None:

@@ -28,7 +28,7 @@ def test_production_refuses_a_short_secret_and_missing_services():
         Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
     Settings(
         environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x",
+        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", public_base_url="https://clinic.example",
     ).validate()  # fmt: skip
 
 
