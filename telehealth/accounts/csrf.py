@@ -4,10 +4,12 @@ Two checks on every POST, PUT, PATCH and DELETE (routes marked `exclude_from_csr
 webhook, skip both, as does /health):
 
 1. Where it came from. A browser names the page's origin in `Origin` on every cross-origin unsafe request and,
-   in current browsers, says `Sec-Fetch-Site`. We refuse an `Origin` other than PUBLIC_BASE_URL's and a
-   `Sec-Fetch-Site` of `cross-site` or `same-site` (a sibling subdomain is not us: the app never posts across
-   hosts). A request with neither header is not from a browser's cross-site form or fetch (browsers always
-   send `Origin` then), so it goes on to the token check: API clients and the test client send neither.
+   in current browsers, says `Sec-Fetch-Site`. We refuse a `Sec-Fetch-Site` of `cross-site` or `same-site`
+   (a sibling subdomain is not us: the app never posts across hosts) and an `Origin` other than
+   PUBLIC_BASE_URL's. `Origin: null` passes to the token check: under our `Referrer-Policy: no-referrer`
+   Chromium sends exactly that on our own forms. A request with neither header is not a browser's cross-site
+   form or fetch (browsers send `Origin` then), so it goes on to the token check too: API clients and the
+   test client send neither.
 2. The token. The `csrftoken` cookie (`__Host-csrftoken` over https) holds `nonce + HMAC(SECRET_KEY, nonce,
    session cookie)`; the form field `_csrf_token` or the `x-csrftoken` header must repeat it, and its HMAC must
    match the session cookie the request carries. A token planted by someone else (a cookie set from a sibling
@@ -83,7 +85,9 @@ def cross_site_reason(headers: Any, settings: Settings) -> str | None:
     if fetch_site in REFUSED_FETCH_SITES:
         return f"Sec-Fetch-Site is {fetch_site}"
     origin = headers.get("origin")
-    if origin is not None and origin.lower() != public_origin(settings.public_base_url):
+    # "null" is what Chromium sends on our own form posts, because our pages say Referrer-Policy: no-referrer;
+    # Sec-Fetch-Site above still tells a cross-site one, and the token check follows either way.
+    if origin is not None and origin != "null" and origin.lower() != public_origin(settings.public_base_url):
         return "Origin is not this service's address"
     return None
 
