@@ -1,5 +1,5 @@
-"""Entry point. `python app.py` runs the service (embedded PostgreSQL when no DATABASE_URL; demo data unless
-SEED_DEMO=false);
+"""Entry point. `python app.py` runs the service (embedded PostgreSQL when no DATABASE_URL; demo data in the
+embedded database unless SEED_DEMO=false, in a real DATABASE_URL only with SEED_DEMO=true);
 `python app.py <command>` runs a CLI command; `litestar run` and uvicorn import `app` from here."""
 
 import sys

@@ -13,12 +13,12 @@ import asyncpg
 
 from litestar import Litestar
 from litestar.channels import ChannelsPlugin
-from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.openapi.config import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from telehealth.accounts.csrf import CsrfMiddleware
 from telehealth.accounts.middleware import SessionAuthMiddleware
 from telehealth.billing.gateway import StripeGateway
 from telehealth.cli import TelehealthCLIPlugin
@@ -153,13 +153,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         ],
         dependencies=APP_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[MetricsMiddleware(metrics), SecurityHeadersMiddleware(hsts=settings.uses_tls, payment_page_origin=payment_page_origin(settings)), SessionAuthMiddleware()],
-        csrf_config=CSRFConfig(
-            secret=settings.secret_key,
-            cookie_secure=settings.uses_tls,
-            cookie_samesite="lax",
-            exclude=[STRIPE_WEBHOOK_PATH, "/health", "/ready"],
-        ),
+        middleware=[
+            MetricsMiddleware(metrics),
+            SecurityHeadersMiddleware(hsts=settings.uses_tls, payment_page_origin=payment_page_origin(settings)),
+            SessionAuthMiddleware(),
+            CsrfMiddleware(),  # the origin check and a token bound to the session (accounts/csrf.py)
+        ],
         template_config=TemplateConfig(
             directory=TEMPLATES_DIR,
             engine=JinjaTemplateEngine,

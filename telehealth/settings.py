@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -228,7 +229,7 @@ class Settings:
     database_url: str | None = setting(None, "DATABASE_URL", check=_url("postgresql", "postgres", "postgresql+asyncpg"))
     embedded_data_dir: Path = setting(PROJECT_ROOT / ".data" / "postgres-18", "EMBEDDED_DATA_DIR")
     auto_migrate: bool = setting(True, "AUTO_MIGRATE")  # unset: off in production (load_settings)
-    seed_demo: bool = setting(True, "SEED_DEMO")
+    seed_demo: bool = setting(False, "SEED_DEMO")  # load_settings: true for the embedded database, else only with SEED_DEMO=true
     smtp_url: str | None = setting(None, "SMTP_URL", check=_url("smtp", "smtps"))
     mail_from: str = setting("Care team <care@clinic.example>", "MAIL_FROM")
     stripe_api_key: str = setting("sk_test_placeholder", "STRIPE_API_KEY")
@@ -373,6 +374,31 @@ class Settings:
                 raise SettingsError("AUDIT_ANCHOR_PATH is required in production (the audit chain's anchors outside the database)")
             if self.totp_encryption_key == DEVELOPMENT_TOTP_KEY:
                 raise SettingsError("TOTP_ENCRYPTION_KEY must be set in production (`python app.py new-totp-key` makes one)")
+            # Links in emails, the Origin check and the __Host- cookies all need the real https address.
+            if not self.public_base_url.startswith("https://"):
+                raise SettingsError(
+                    f"PUBLIC_BASE_URL must be set to the service's https:// address in production (got {self.public_base_url!r})"
+                )
+
+
+def demo_secret_key(data_dir: Path) -> str:
+    """The embedded demo's SECRET_KEY: random, made on the first run and kept in `data_dir/secret-key`
+    (owner-only), so sessions and CSRF tokens survive a restart but no one can sign them with a key printed
+    in the source."""
+    path = data_dir / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key)
+    return key
 
 
 def load_settings() -> Settings:
@@ -384,6 +410,13 @@ def load_settings() -> Settings:
     declared.setdefault("auto_migrate", environment != "production")
     host, port = declared.get("host", defaults.host), declared.get("port", defaults.port)
     declared["public_base_url"] = declared.get("public_base_url", served_base_url(host, port)).rstrip("/")
+    # Demo accounts with known passwords go into the embedded database only, unless SEED_DEMO=true says so.
+    embedded = declared.get("database_url") is None
+    declared.setdefault("seed_demo", embedded)
+    # The embedded demo signs with a random key of its own, kept beside its data; anything else uses SECRET_KEY
+    # (production refuses the built-in default).
+    if embedded and environment != "production" and "secret_key" not in declared:
+        declared["secret_key"] = demo_secret_key(Path(declared.get("embedded_data_dir", defaults.embedded_data_dir)).parent)
     settings = Settings(
         **declared,
         thresholds=ClinicalThresholds.from_env(),

@@ -142,7 +142,22 @@ async def client(settings: Settings, clock: FrozenClock) -> AsyncIterator[AsyncT
 
     app = create_app(settings, clock=clock)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        test_client.event_hooks = {"request": [echo_current_csrf_token(test_client)], "response": []}
         yield test_client
+
+
+def echo_current_csrf_token(client: AsyncTestClient):  # type: ignore[no-untyped-def]
+    """The CSRF token is bound to the session, so it changes when the session does (sign-in, the second factor,
+    sign-out). A request that carries `x-csrftoken` sends the cookie's value as it is now, as a script in the
+    page would read it at the moment it posts; tests need not fetch it again after each change of session.
+    (tests/integration/security/test_edge_csrf.py checks stale and foreign tokens with clients of its own.)"""
+
+    async def hook(request: object) -> None:
+        headers = request.headers  # type: ignore[attr-defined]
+        if "x-csrftoken" in headers and (token := client.cookies.get("csrftoken")):
+            headers["x-csrftoken"] = token
+
+    return hook
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

@@ -77,7 +77,8 @@ async def sign_in(client: AsyncTestClient, person: Person, clock: Clock, *, pass
     assert response.status_code == 200, response.text
     if person.totp_secret:
         code = current_totp_code(person.totp_secret, at=clock.now())
-        response = await client.post("/api/v1/auth/two-factor/verify", json={"code": code}, headers=headers)
+        # signing in started a new session, and the CSRF token is bound to the session: read the new one
+        response = await client.post("/api/v1/auth/two-factor/verify", json={"code": code}, headers=await csrf_headers(client))
         assert response.status_code == 200, response.text
 
 

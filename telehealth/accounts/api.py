@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts import service, two_factor
 from telehealth.accounts.authz import Access, load_patient_for, patient_id_for_user
 from telehealth.accounts.guards import requires_password_step, requires_sign_in
-from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
+from telehealth.accounts.middleware import cleared_session_cookie, rotated_session_cookie, sign_in_cookie
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import two_factor_step
 from telehealth.accounts.schemas import (
@@ -78,7 +78,7 @@ class AccountsApiController(Controller):
         await record_audit_event(
             db_session, actor=actor, action="auth.sign_out", resource_type="user_account", resource_id=signed_in.user_id, now=now
         )
-        return Response(Accepted(detail="Signed out."), cookies=[cleared_session_cookie(secure=settings.uses_tls)])
+        return Response(Accepted(detail="Signed out."), cookies=[cleared_session_cookie(settings)])
 
     @get("/me", guards=[requires_password_step])
     async def me(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Me:
@@ -112,11 +112,12 @@ class AccountsApiController(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Accepted:
+    ) -> Response[Accepted]:
         await two_factor.confirm_enrolment(
             db_session, signed_in=signed_in, code=data.code, actor=actor, now=clock.now(), settings=settings
         )
-        return Accepted(detail="Two-factor sign-in is set up.")
+        cookie = await rotated_session_cookie(db_session, signed_in=signed_in, settings=settings)
+        return Response(Accepted(detail="Two-factor sign-in is set up."), cookies=[cookie])
 
     @post("/two-factor/verify", status_code=200, guards=[requires_password_step])
     async def verify_two_factor(
@@ -127,11 +128,12 @@ class AccountsApiController(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Accepted:
+    ) -> Response[Accepted]:
         await two_factor.verify_sign_in_code(
             db_session, signed_in=signed_in, code=data.code, actor=actor, now=clock.now(), settings=settings
         )
-        return Accepted(detail="Signed in.")
+        cookie = await rotated_session_cookie(db_session, signed_in=signed_in, settings=settings)
+        return Response(Accepted(detail="Signed in."), cookies=[cookie])
 
     @post("/step-up", status_code=200, guards=[requires_sign_in])
     async def step_up(

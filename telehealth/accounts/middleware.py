@@ -13,7 +13,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.enums import ScopeType
 
 from telehealth.accounts.models import UserAccount
-from telehealth.accounts.sessions import SESSION_COOKIE, resolve_session, start_session
+from telehealth.accounts.sessions import SignedIn
+from telehealth.accounts.sessions import resolve_session, rotate_session_token, session_cookie_name, start_session
 from telehealth.settings import Settings
 
 
@@ -24,9 +25,9 @@ class SessionAuthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None
-        raw = _cookie(scope, SESSION_COOKIE)
+        state = scope["litestar_app"].state
+        raw = request_cookie(scope, session_cookie_name(state.settings))
         if raw:
-            state = scope["litestar_app"].state
             # One SELECT (and now and then one UPDATE touching the session), each committing by itself: no
             # BEGIN and COMMIT round trips, and the connection goes back to the pool before the handler runs.
             # (Behind PgBouncer in transaction mode the factory's sessions are transactions: hence commit.)
@@ -36,7 +37,7 @@ class SessionAuthMiddleware(ASGIMiddleware):
         await next_app(scope, receive, send)
 
 
-def _cookie(scope: Scope, name: str) -> str | None:
+def request_cookie(scope: Scope, name: str) -> str | None:
     for key, value in scope.get("headers", []):
         if key == b"cookie":
             for part in value.decode("latin-1").split(";"):
@@ -56,14 +57,23 @@ async def sign_in_cookie(
     raw = await start_session(
         session, user=user, ip=client_ip(request), user_agent=request.headers.get("user-agent"), now=now, settings=settings
     )
-    return session_cookie(raw, secure=settings.uses_tls, max_age=settings.session_absolute_hours * 3600)
+    return session_cookie(raw, settings)
 
 
-def session_cookie(raw_token: str, *, secure: bool, max_age: int) -> Cookie:
+async def rotated_session_cookie(session: AsyncSession, *, signed_in: SignedIn, settings: Settings) -> Cookie:
+    """The second factor is done: the same session under a new token (the old cookie no longer signs anyone in)."""
+    raw = await rotate_session_token(session, session_id=signed_in.session_id)
+    return session_cookie(raw, settings)
+
+
+def session_cookie(raw_token: str, settings: Settings) -> Cookie:
     return Cookie(
-        key=SESSION_COOKIE, value=raw_token, httponly=True, samesite="lax", secure=secure, max_age=max_age, path="/"
+        key=session_cookie_name(settings), value=raw_token, httponly=True, samesite="lax", secure=settings.uses_tls,
+        max_age=settings.session_absolute_hours * 3600, path="/",
+    )  # fmt: skip
+
+
+def cleared_session_cookie(settings: Settings) -> Cookie:
+    return Cookie(
+        key=session_cookie_name(settings), value="", httponly=True, samesite="lax", secure=settings.uses_tls, max_age=0, path="/"
     )
-
-
-def cleared_session_cookie(*, secure: bool) -> Cookie:
-    return Cookie(key=SESSION_COOKIE, value="", httponly=True, samesite="lax", secure=secure, max_age=0, path="/")

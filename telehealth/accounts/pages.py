@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts import service, two_factor
 from telehealth.accounts.roles import two_factor_step
 from telehealth.accounts.guards import current_user, requires_password_step, requires_sign_in
-from telehealth.accounts.middleware import cleared_session_cookie, sign_in_cookie
+from telehealth.accounts.middleware import cleared_session_cookie, rotated_session_cookie, sign_in_cookie
 from telehealth.accounts.sessions import SignedIn, end_session
 from telehealth.audit.service import Actor, record_audit_event
 from telehealth.lib.clock import Clock
@@ -103,7 +103,9 @@ class AccountPagesController(Controller):
                 context={"next": safe_next(fields["next"]), "error": result.detail},
                 status_code=result.status_code,
             )
-        return Redirect(path=safe_next(fields["next"]))
+        response = Redirect(path=safe_next(fields["next"]))
+        response.set_cookie(await rotated_session_cookie(db_session, signed_in=signed_in, settings=settings))
+        return response
 
     @get("/account/two-factor", guards=[requires_password_step])
     async def two_factor_setup(
@@ -138,7 +140,9 @@ class AccountPagesController(Controller):
                 context={"otpauth_uri": uri, "secret": _secret_of(uri), "qr": qr_data_uri(uri), "error": result.detail},
                 status_code=result.status_code,
             )
-        return Redirect(path="/")
+        response = Redirect(path="/")
+        response.set_cookie(await rotated_session_cookie(db_session, signed_in=signed_in, settings=settings))
+        return response
 
     @post("/sign-out")
     async def sign_out(
@@ -156,7 +160,7 @@ class AccountPagesController(Controller):
                 db_session, actor=actor, action="auth.sign_out", resource_type="user_account", resource_id=user.user_id, now=now
             )
         response = Redirect(path="/sign-in")
-        response.set_cookie(cleared_session_cookie(secure=settings.uses_tls))
+        response.set_cookie(cleared_session_cookie(settings))
         return response
 
     @get("/password/forgot")

@@ -57,6 +57,12 @@ class SignedIn:
         return self.role in STAFF_ROLES
 
 
+def session_cookie_name(settings: Settings) -> str:
+    """Over https the cookie is `__Host-`-prefixed: the browser then keeps it only if it is Secure, has Path=/
+    and no Domain, so neither a sibling subdomain nor a plain-http page can plant or overwrite it."""
+    return f"__Host-{SESSION_COOKIE}" if settings.uses_tls else SESSION_COOKIE
+
+
 async def start_session(
     session: AsyncSession, *, user: UserAccount, ip: str | None, user_agent: str | None, now: datetime, settings: Settings
 ) -> str:
@@ -107,6 +113,14 @@ async def resolve_session(session: AsyncSession, *, raw_token: str, now: datetim
         two_factor_verified=user_session.two_factor_verified_at is not None,
         step_up_at=user_session.step_up_at,
     )
+
+
+async def rotate_session_token(session: AsyncSession, *, session_id: uuid.UUID) -> str:
+    """A new token for a live session (the second factor just completed): the old token stops working at once,
+    so a token seen or planted before the session gained its privileges is worth nothing. Answers the raw token."""
+    raw, digest = new_token()
+    await session.execute(update(UserSession).where(UserSession.id == session_id).values(token_hash=digest))
+    return raw
 
 
 async def end_session(session: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:

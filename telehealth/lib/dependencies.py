@@ -20,6 +20,14 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# This machine, as the socket's peer says (the test client calls itself "testclient").
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1", "testclient"})
+
+
+def is_loopback_client(request: Request[Any, Any, Any]) -> bool:
+    return client_ip(request) in LOOPBACK
+
+
 def actor_for(request: Request[Any, Any, Any]) -> Actor:
     user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
     user_agent = request.headers.get("user-agent")

@@ -156,8 +156,10 @@ def handle_unstorable_value(request: Request[Any, Any, Any], exc: DataError) -> 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if database_unavailable(exc):
         return handle_database_unavailable(request, exc)
-    # The traceback names code, never request bodies; no health data reaches the log.
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The traceback names code, never request bodies; no health data reaches the log. The route's template
+    # (`/sitter/{token:str}`), not the path: a path can carry a link token or an id.
+    route = request.scope.get("path_template") or "(no route)"
+    logger.error("unhandled error on %s %s", request.method, route, exc_info=exc)
     return error_response(request, status=500, code="server.error", detail="Something went wrong on our side. Nothing was saved.")
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -13,12 +14,15 @@ from litestar.response import Response, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.lib.dependencies import is_loopback_client
 from telehealth.lib.errors import NotFound
 from telehealth.notifications.models import DevMailboxMessage
 
 
-def _only_in_development(state: State) -> None:
-    if state.settings.is_production or state.settings.smtp_url:
+def _only_in_development(request: Request[Any, Any, Any], state: State) -> None:
+    """Outside production, with no SMTP server, and only to a browser on this machine: the mailbox holds every
+    sign-in link and reset link the app sent, so anyone who could reach it could take any account."""
+    if state.settings.is_production or state.settings.smtp_url or not is_loopback_client(request):
         raise NotFound("not_found", "There is nothing at this address.")
 
 
@@ -27,8 +31,8 @@ class DevMailboxController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def mailbox(self, state: State, db_session: NamedDependency[AsyncSession]) -> Template:
-        _only_in_development(state)
+    async def mailbox(self, request: Request, state: State, db_session: NamedDependency[AsyncSession]) -> Template:
+        _only_in_development(request, state)
         messages = (
             await db_session.execute(select(DevMailboxMessage).order_by(DevMailboxMessage.created_at.desc()).limit(200))
         ).scalars().all()
@@ -36,9 +40,9 @@ class DevMailboxController(Controller):
 
     @get("/{message_id:uuid}")
     async def message(
-        self, state: State, message_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
+        self, request: Request, state: State, message_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
     ) -> Template:
-        _only_in_development(state)
+        _only_in_development(request, state)
         message = await db_session.get(DevMailboxMessage, message_id)
         if message is None:
             raise NotFound("not_found", "There is no such message.")
@@ -46,10 +50,10 @@ class DevMailboxController(Controller):
 
     @get("/{message_id:uuid}/attachments/{index:int}")
     async def attachment(
-        self, state: State, message_id: FromPath[uuid.UUID], index: FromPath[int], db_session: NamedDependency[AsyncSession]
+        self, request: Request, state: State, message_id: FromPath[uuid.UUID], index: FromPath[int], db_session: NamedDependency[AsyncSession]
     ) -> Response[bytes]:
         """Download one attachment as it was sent (a calendar invite opens in the reader's calendar)."""
-        _only_in_development(state)
+        _only_in_development(request, state)
         message = await db_session.get(DevMailboxMessage, message_id)
         if message is None or not 0 <= index < len(message.attachments):
             raise NotFound("not_found", "There is no such attachment.")

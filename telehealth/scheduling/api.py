@@ -21,6 +21,7 @@ from telehealth.audit.service import Actor
 from telehealth.billing import service as billing
 from telehealth.billing.models import Payment
 from telehealth.lib.clock import Clock
+from telehealth.lib.dates import instant_in_range
 from telehealth.lib.errors import InvalidInput
 from telehealth.scheduling import availability, changes, service, visits
 from telehealth.scheduling.models import Appointment
@@ -94,8 +95,8 @@ class SchedulingApiController(Controller):
         at most `limit` slots (the first available ones)."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         now = clock.now()
-        start = _aware(from_, "from") if from_ else now
-        end = _aware(to, "to") if to else start + timedelta(days=14)
+        start = instant_in_range(_aware(from_, "from"), "from") if from_ else now
+        end = instant_in_range(_aware(to, "to"), "to") if to else start + timedelta(days=14)
         found = await service.find_slots(
             db_session, patient=patient, appointment_type=type, window_start=start, window_end=end, now=now,
             clinician_id=clinician_id, limit=limit,

@@ -10,14 +10,11 @@ from litestar.di import NamedDependency
 from litestar.datastructures import State
 
 from telehealth.lib.clock import Clock
-from telehealth.lib.dependencies import client_ip
+from telehealth.lib.dependencies import LOOPBACK, client_ip
 from telehealth.lib.errors import Forbidden
 from telehealth.settings import Settings
 from telehealth.system.metrics import exposition
 from telehealth.system.service import outbox_figures, readiness
-
-LOOPBACK = frozenset({"127.0.0.1", "::1", "testclient"})
-
 
 class HealthController(Controller):
     tags = ["operations"]

@@ -43,6 +43,7 @@ async def _sign_in_with_code(client, email: str, secret: str, clock) -> int:
     headers = await csrf_headers(client)
     assert (await client.post("/api/v1/auth/sign-in", json={"email": email, "password": PASSWORD}, headers=headers)).status_code == 200
     code = current_totp_code(secret, at=clock.now())
+    headers = await csrf_headers(client)  # the token is bound to the session, which signing in replaced
     return (await client.post("/api/v1/auth/two-factor/verify", json={"code": code}, headers=headers)).status_code
 
 
@@ -115,7 +116,7 @@ async def test_the_command_encrypts_secrets_in_clear_and_under_old_keys(database
     assert await _stored_secret(session_factory, current.user_id) == untouched
 
 
-AUDIT_KEYS = {"audit_hmac_key": "a" * 40, "audit_anchor_path": Path("/var/lib/telehealth/anchors.jsonl")}  # production's other keys
+AUDIT_KEYS = {"audit_hmac_key": "a" * 40, "audit_anchor_path": Path("/var/lib/telehealth/anchors.jsonl"), "public_base_url": "https://clinic.example"}  # production's other settings
 
 
 def test_keys_are_checked_like_other_secrets(settings):

@@ -45,7 +45,7 @@ def test_production_refuses_a_short_secret_and_missing_services():
         ).validate()  # fmt: skip
     Settings(
         environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"),
+        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"), public_base_url="https://clinic.example",
         totp_encryption_key="k1:" + base64.urlsafe_b64encode(b"t" * 32).decode().rstrip("="),
     ).validate()  # fmt: skip
 
