@@ -123,6 +123,7 @@ async def signed_in_client(base_url: str, email: str, *, connections: int = 1) -
     if response.status_code != 200 or "th_session" not in client.cookies:
         await client.aclose()
         raise RuntimeError(f"sign-in of {email} answered {response.status_code}: {response.text[:300]}")
+    client.headers["x-csrftoken"] = client.cookies["csrftoken"]  # the token is bound to the session signing in made
     return client
 
 

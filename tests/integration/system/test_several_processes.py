@@ -40,6 +40,7 @@ async def signed_in(base_url: str, email: str, *, totp_secret: str | None = None
     answered = await client.post("/api/v1/auth/sign-in", json={"email": email, "password": PASSWORD}, headers=headers)
     assert answered.status_code == 200, answered.text
     if totp_secret:
+        headers = {"x-csrftoken": client.cookies["csrftoken"]}  # the token is bound to the session signing in made
         assert (await client.post("/api/v1/auth/two-factor/verify", json={"code": current_totp_code(totp_secret, at=datetime.now(UTC))}, headers=headers)).status_code == 200
     return client
 
