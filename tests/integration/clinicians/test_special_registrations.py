@@ -75,7 +75,7 @@ async def test_the_credentials_page_adds_renews_and_removes_a_special_registrati
     base = f"/coordinator/clinicians/{rx.user_id}/special-registrations"
 
     bad = await client.post(base, data=SPECIAL | {"number": "", "_csrf_token": token}, headers=html)
-    assert bad.status_code == 422 and "Number: is required" in bad.text
+    assert bad.status_code == 422 and "Number</a>: is required" in bad.text
     added = await client.post(base, data=SPECIAL | {"_csrf_token": token}, headers=html)
     assert "Special registration added." in added.text and "TSR-0042" in added.text and "31 Dec 2027" in added.text
     registration_id = (await client.get(f"/api/v1/clinicians/{rx.user_id}")).json()["special_registrations"][0]["id"]
