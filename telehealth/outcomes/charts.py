@@ -13,6 +13,7 @@ from telehealth.intake.questionnaires import REMISSION_BELOW, Questionnaire
 
 WIDTH, HEIGHT = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 16, 16, 36
+LABEL_STEP = 24  # between label baselines: an 11 px label's box measured up to 20 units tall in Chromium (DejaVu Sans, scaled down on a phone)
 BAND_FILLS = ("#eef6f1", "#f6f3e6", "#f8ebe0", "#f6e1e1", "#f1dada")
 
 
@@ -53,18 +54,36 @@ def score_chart(questionnaire: Questionnaire, points: list[Point], *, zone: str,
             lines.append(("response", baseline / 2, "response: half the baseline"))
         if questionnaire.key in REMISSION_BELOW:
             lines.append(("remission", REMISSION_BELOW[questionnaire.key] - 0.5, f"remission: below {REMISSION_BELOW[questionnaire.key]}"))
-        for kind, score, label in lines:
-            y = _y(score, top_score)
+        ys = [_y(score, top_score) for _, score, _ in lines]
+        for (kind, _, label), y, label_y in zip(lines, ys, label_positions(ys), strict=True):
             parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="line-{kind}"/>')
-            parts.append(f'<text x="{LEFT + 4}" y="{y - 4:.1f}" class="line-label">{escape(label)}</text>')
+            parts.append(f'<text x="{LEFT + 4}" y="{label_y:.1f}" class="line-label label-{kind}">{escape(label)}</text>')
         coords = [(_x(i, len(points)), _y(p.score, top_score)) for i, p in enumerate(points)]
         if len(coords) > 1:
             parts.append('<polyline class="scores" fill="none" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')
-        for (x, y), point in zip(coords, points, strict=True):
+        for index, ((x, y), point) in enumerate(zip(coords, points, strict=True)):
+            # The first and last dates sit at the plot's edges: anchored inward so they are not cut off.
+            anchor = "middle" if len(coords) == 1 or 0 < index < len(coords) - 1 else ("start" if index == 0 else "end")
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="score-dot"><title>{point.score} on {_day(point.at, zone)}</title></circle>')
-            parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 12}" text-anchor="middle" class="tick">{escape(_day(point.at, zone))}</text>')
+            parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 12}" text-anchor="{anchor}" class="tick">{escape(_day(point.at, zone))}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def label_positions(line_ys: list[float]) -> list[float]:
+    """Baselines for the labels of horizontal lines at `line_ys`: each just above its line, moved apart so no
+    two overlap (the response and remission lines can fall on the same score), and kept inside the plot."""
+    order = sorted(range(len(line_ys)), key=lambda i: line_ys[i])
+    placed: dict[int, float] = {}
+    previous = None
+    for index in order:
+        wanted = max(line_ys[index] - 4, TOP + 11)  # a line at the very top gets its label just below it
+        placed[index] = wanted if previous is None else max(wanted, previous + LABEL_STEP)
+        previous = placed[index]
+    overflow = max(placed.values(), default=0.0) - (HEIGHT - BOTTOM - 2)
+    room_above = min(placed.values(), default=0.0) - (TOP + 11)  # the top label's baseline keeps its 11 px text inside
+    shift = max(0.0, min(overflow, room_above))
+    return [placed[i] - shift for i in range(len(line_ys))]
 
 
 def _day(moment: datetime, zone: str) -> str:

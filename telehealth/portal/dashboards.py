@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import visible_patients_clause
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.billing.models import Payment, Refund
@@ -19,6 +18,7 @@ from telehealth.clinicians.service import clinician_zone
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter
 from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.messages.service import unanswered
+from telehealth.portal.therapist_day import therapist_day
 from telehealth.prescribing.models import Encounter, PlanBatch, TrochePlan
 from telehealth.prescribing.pharmacy_staff import NO_PHARMACY, pharmacy_of
 from telehealth.prescribing.states import Decision, PlanStatus
@@ -69,15 +69,8 @@ async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datet
 
 
 async def therapist_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
-    return {
-        "zone": await clinician_zone(session, viewer.user_id, settings),
-        "week": await _day_of(session, viewer, now=now, settings=settings, types=("integration",), days=7),
-        "patients": (await session.execute(
-            select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
-            .where(visible_patients_clause(viewer)).order_by(UserAccount.full_name)
-        )).all(),  # fmt: skip
-        "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
-    }
+    """The therapist's day (portal/therapist_day.py) and the messages waiting."""
+    return {"day": await therapist_day(session, viewer, now=now, settings=settings), "messages_waiting": len(await unanswered(session, viewer=viewer, now=now))}
 
 
 async def pharmacist_home(session: AsyncSession, viewer: SignedIn) -> dict[str, Any]:

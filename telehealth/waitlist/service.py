@@ -296,6 +296,11 @@ class StateQueueCounts:
     invitations_out: int
     oldest_waiting_since: datetime | None
 
+    @property
+    def may_invite(self) -> bool:
+        """Invitations go only to states the clinic serves (invite_next refuses the others), and to people waiting."""
+        return self.served and self.counts.get(EntryStatus.WAITING, 0) > 0
+
 
 async def queues_by_state(session: AsyncSession, *, now: datetime, settings: Settings) -> list[StateQueueCounts]:
     """The coordinator's overview: every state with anyone on the list, or served."""

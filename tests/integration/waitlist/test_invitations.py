@@ -13,7 +13,7 @@ from telehealth.db.engine import transaction
 from telehealth.outbox.schedule import enqueue_due_periodic_jobs
 from telehealth.waitlist.invitations import invite_next
 from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation
-from tests.helpers import csrf_headers, drain_jobs, make_person, sign_in, worker_context
+from tests.helpers import csrf_headers, drain_jobs, form_csrf_token, make_person, sign_in, worker_context
 from tests.integration.waitlist.helpers import credential_prescriber, join_and_confirm, mail_links, person, status
 
 PASSWORD = "my new long password"
@@ -135,3 +135,19 @@ async def test_leaving_with_an_invitation_passes_the_place_on(client, session_fa
     async with session_factory() as session:
         statuses = sorted((await session.execute(select(WaitlistInvitation.status))).scalars())
     assert statuses == ["revoked", "sent"]
+
+
+async def test_the_waiting_list_page_offers_invite_only_for_served_states(client, session_factory, settings, clock, smtp):
+    await _queue(client, session_factory, settings, clock, smtp, 1, state="NY")
+    await join_and_confirm(client, session_factory, settings, clock, smtp, person(5, state="VT"))
+    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
+    await sign_in(client, coordinator, clock)
+    page = (await client.get("/coordinator/waitlist")).text
+
+    def row(state_name: str) -> str:
+        return page.split(f'<th scope="row" role="rowheader">{state_name}</th>')[1].split("</tr>")[0]
+
+    assert ">Invite</button>" in row("New York") and "Not served yet" not in row("New York")
+    assert ">Invite</button>" not in row("Vermont") and "Not served yet" in row("Vermont")
+    refused = await client.post("/coordinator/waitlist/invitations", data={"state": "VT", "count": "1", "_csrf_token": form_csrf_token(page)})
+    assert refused.status_code == 422 and "Vermont" in refused.text and "nobody there can be invited" in refused.text
