@@ -58,6 +58,7 @@ class CareTeamPagesController(Controller):
             "patient": patient, "patient_name": account.full_name if account else "", "zone": patient.timezone,
             "members": await service.members(session, patient_id=patient.id, with_history=True),
             "clinicians": await _clinicians(session) if signed_in.role is Role.COORDINATOR else [],
+            "clinical_view": signed_in.role in (Role.PRESCRIBER, Role.THERAPIST),  # the patient's page is the care team's, not the coordinator's
             "error": error.detail if error else None, "fields": error.fields if error else {}, "values": values or {},
         }, status_code=error.status_code if error else 200)  # fmt: skip
 

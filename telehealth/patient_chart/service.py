@@ -20,6 +20,7 @@ from telehealth.dosing.models import DosingReport, DosingSession
 from telehealth.export.record import collect
 from telehealth.intake import escalations
 from telehealth.intake.questionnaires import QUESTIONNAIRES
+from telehealth.intake.sections import vitals_in_words
 from telehealth.intake.service import latest_decision, latest_intake
 from telehealth.lib.dates import age_on
 from telehealth.messages.service import thread
@@ -52,7 +53,6 @@ REPORT_SYMPTOMS = (
     ("bladder_symptoms", "bladder pain or urgency"), ("fainting", "fainting"), ("chest_pain", "chest pain"),
     ("suicidal_thoughts", "thoughts of suicide or self-harm"), ("emergency_services_called", "911 called"),
 )  # fmt: skip
-VITALS = (("bp", "Blood pressure"), ("pulse", "Pulse"), ("height_inches", "Height"), ("weight_pounds", "Weight"))
 
 
 @dataclass(frozen=True)
@@ -152,17 +152,6 @@ def _age(answers: dict[str, dict[str, Any]], patient: Patient, now: datetime) ->
         return None
 
 
-def _vitals(answers: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
-    saved = answers.get("vitals", {})
-    shown = {
-        "bp": f"{saved['bp_systolic']}/{saved['bp_diastolic']} mmHg" if saved.get("bp_systolic") is not None and saved.get("bp_diastolic") is not None else None,
-        "pulse": f"{saved['pulse']} per minute" if saved.get("pulse") is not None else None,
-        "height_inches": f"{saved['height_inches']} in" if saved.get("height_inches") is not None else None,
-        "weight_pounds": f"{saved['weight_pounds']} lb" if saved.get("weight_pounds") is not None else None,
-    }  # fmt: skip
-    return [(label, shown[key]) for key, label in VITALS if shown[key]]
-
-
 async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: SignedIn, now: datetime) -> PatientChart:
     """Everything on the clinician's page for one patient `viewer` may see (load_patient_for has decided that)."""
     record = await collect(session, patient=patient)
@@ -246,7 +235,7 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
     return PatientChart(
         patient=patient, name=record.account.full_name, age=_age(record.answers, patient, now), state=patient.state_of_residence,
         phone=reach.phone, emergency_contact=reach.emergency_contact, care_team=await care_teams.members(session, patient_id=patient.id),
-        vitals=_vitals(record.answers), screening_outcome=SCREENING_WORDS.get(decision.outcome, decision.outcome) if decision else None,
+        vitals=vitals_in_words(record.answers), screening_outcome=SCREENING_WORDS.get(decision.outcome, decision.outcome) if decision else None,
         screened_at=decision.screened_at if decision else None,
         flags=[{**reason, "outcome_words": FLAG_WORDS[reason["outcome"]]} for reason in (decision.reasons if decision else []) if reason.get("outcome") in FLAG_WORDS],
         plans=plan_lines, sessions=session_lines, timeline=events[:TIMELINE_SHOWN], timeline_total=len(events),
