@@ -112,7 +112,7 @@ class CareTeamPagesController(Controller):
         if isinstance(result, DomainError):
             return Template("care_teams/break_glass.html", context={"patient_id": patient_id, "error": result.detail, "fields": result.fields, "values": fields},
                             status_code=result.status_code)  # fmt: skip
-        return Redirect(path=f"/staff/patients/{patient_id}/intake")
+        return Redirect(path=f"/patients/{patient_id}")  # the patient's page: everything, each read audited under the grant
 
     @get("/coordinator/break-glass", guards=COORDINATOR)
     async def to_review(self, db_session: NamedDependency[AsyncSession]) -> Template:

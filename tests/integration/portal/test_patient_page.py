@@ -17,7 +17,7 @@ from telehealth.dosing.models import DosingReport, DosingSession
 from telehealth.intake.models import Escalation, Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
 from telehealth.messages.models import CareMessage
 from telehealth.notes.models import ClinicalNote
-from tests.helpers import join_care_team, make_person
+from tests.helpers import form_csrf_token, join_care_team, make_person
 from tests.integration.dosing.helpers import active_plan
 from tests.integration.prescribing.helpers import switch_to
 
@@ -111,12 +111,18 @@ async def test_only_the_care_team_reaches_the_page_and_every_read_is_audited(cli
     # Someone else's id, and a made-up one, answer alike.
     await switch_to(client, home.prescriber, clock)
     assert (await client.get(f"/patients/{uuid.uuid4()}")).status_code == 404
+    # The prescriber outside the team breaks the glass on its page: it leads to the patient's page, read under the grant.
+    await switch_to(client, outsider, clock)
+    form = await client.get(f"{url}/break-glass")
+    broken = await client.post(f"{url}/break-glass", data={"reason": "ER called: patient unresponsive after a dose", "_csrf_token": form_csrf_token(form.text)})
+    assert broken.status_code == 200 and "Blood pressure 152/96" in broken.text, broken.text
     async with session_factory() as session:
         reads = (await session.execute(text(
-            "SELECT actor_user_id, outcome FROM audit_event WHERE action = 'patient.record.chart' AND resource_id = :pid ORDER BY id"
+            "SELECT actor_user_id, outcome, reason FROM audit_event WHERE action = 'patient.record.chart' AND resource_id = :pid ORDER BY id"
         ), {"pid": str(home.patient.patient_id)})).all()  # fmt: skip
-    assert [(row.actor_user_id, row.outcome) for row in reads] == [
-        (home.prescriber.user_id, "success"), (therapist.user_id, "success"), (outsider.user_id, "denied"),
+    assert [(row.actor_user_id, row.outcome, (row.reason or "").split(":")[0]) for row in reads] == [
+        (home.prescriber.user_id, "success", ""), (therapist.user_id, "success", ""), (outsider.user_id, "denied", "not_visible"),
+        (outsider.user_id, "success", "break_glass"),
     ]
 
 
