@@ -20,6 +20,7 @@ from telehealth.notes.pages import NotePagesController
 from telehealth.notifications.pages import DevMailboxController
 from telehealth.export.pages import RecordPagesController
 from telehealth.outcomes.pages import OutcomePagesController
+from telehealth.patient_chart.pages import PatientChartPagesController
 from telehealth.portal.pages import PortalPagesController
 from telehealth.prescribing.api import (
     EncounterApiController,
@@ -88,6 +89,7 @@ ROUTE_HANDLERS = [
     NotePagesController,  # /patients/{id}/notes (the care team's clinical notes)
     RecordPagesController,  # /record[/fhir.json], /patients/{id}/record[/fhir.json] (transfer of care, audited)
     OutcomePagesController,  # /outcomes, /patients/{id}/outcomes, /coordinator/outcomes[.csv]
+    PatientChartPagesController,  # /patients/{id} (the care team's page of one patient: summary, timeline, flags, plan, sessions, messages, notes, scores, record)
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /appointments/{id}/visit/attest, /rooms/{room_token}
     VideoRoomSocketController,  # /rooms/{room_token}/signal (WebSocket: the room's signalling)

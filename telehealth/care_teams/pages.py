@@ -58,6 +58,7 @@ class CareTeamPagesController(Controller):
             "patient": patient, "patient_name": account.full_name if account else "", "zone": patient.timezone,
             "members": await service.members(session, patient_id=patient.id, with_history=True),
             "clinicians": await _clinicians(session) if signed_in.role is Role.COORDINATOR else [],
+            "clinical_view": signed_in.role in (Role.PRESCRIBER, Role.THERAPIST),  # the patient's page is the care team's, not the coordinator's
             "error": error.detail if error else None, "fields": error.fields if error else {}, "values": values or {},
         }, status_code=error.status_code if error else 200)  # fmt: skip
 
@@ -111,7 +112,7 @@ class CareTeamPagesController(Controller):
         if isinstance(result, DomainError):
             return Template("care_teams/break_glass.html", context={"patient_id": patient_id, "error": result.detail, "fields": result.fields, "values": fields},
                             status_code=result.status_code)  # fmt: skip
-        return Redirect(path=f"/staff/patients/{patient_id}/intake")
+        return Redirect(path=f"/patients/{patient_id}")  # the patient's page: everything, each read audited under the grant
 
     @get("/coordinator/break-glass", guards=COORDINATOR)
     async def to_review(self, db_session: NamedDependency[AsyncSession]) -> Template:

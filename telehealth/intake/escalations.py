@@ -146,6 +146,11 @@ async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Ac
     return escalations
 
 
+async def escalations_of(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Escalation]:
+    """Every escalation of one patient, open or closed, newest first (for the patient's clinician page)."""
+    return list((await session.execute(select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.opened_at.desc()))).scalars())
+
+
 @dataclass(frozen=True)
 class Reach:
     phone: str | None

@@ -179,3 +179,20 @@ def step_title(step: str) -> str:
     return "Consents"
 CONSENTS_STEP = "consents"
 STEPS: tuple[str, ...] = (*SECTIONS, *QUESTIONNAIRE_STEPS, CONSENTS_STEP)
+
+
+def vitals_in_words(answers: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """The intake's vitals as a clinician reads them, e.g. [("Blood pressure", "152/96 mmHg"), ("Pulse", "70 per minute")]:
+    what the encounter and the patient's page show in plain sight (only the answers given)."""
+    saved = answers.get("vitals", {})
+
+    def given(*names: str) -> bool:
+        return all(saved.get(name) is not None for name in names)
+
+    shown = [
+        ("Blood pressure", f"{saved.get('bp_systolic')}/{saved.get('bp_diastolic')} mmHg", given("bp_systolic", "bp_diastolic")),
+        ("Pulse", f"{saved.get('pulse')} per minute", given("pulse")),
+        ("Height", f"{saved.get('height_inches')} in", given("height_inches")),
+        ("Weight", f"{saved.get('weight_pounds')} lb", given("weight_pounds")),
+    ]
+    return [(label, value) for label, value, present in shown if present]

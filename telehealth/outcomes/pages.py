@@ -72,7 +72,7 @@ class OutcomePagesController(Controller):
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="outcomes")
         return Template("outcomes/patient.html", context={
             "charts": await _charts(db_session, patient), "zone": patient.timezone, "own": False,
-            "patient_name": (await patient_contact(db_session, patient.id)).full_name, "doses": await _doses(db_session, patient.id),
+            "patient_name": (await patient_contact(db_session, patient.id)).full_name, "doses": await _doses(db_session, patient.id), "patient_id": patient.id,
         })  # fmt: skip
 
     @get("/coordinator/outcomes", guards=[requires_role(Role.COORDINATOR)])

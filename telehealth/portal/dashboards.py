@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telehealth.accounts.authz import visible_patients_clause
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
 from telehealth.billing.models import Payment, Refund
@@ -44,16 +45,24 @@ async def _day_of(session: AsyncSession, viewer: SignedIn, *, now: datetime, set
     return [(a, name) for a, name in rows.all()]
 
 
+async def care_team_patients(session: AsyncSession, viewer: SignedIn) -> list[Any]:
+    """The patients on this clinician's care team, by name: each links to the patient's page."""
+    return list((await session.execute(
+        select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(visible_patients_clause(viewer)).order_by(UserAccount.full_name)
+    )).all())  # fmt: skip
+
+
 async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
     decided_without_plan = (
-        select(Encounter.id, Encounter.appointment_id, UserAccount.full_name)
+        select(Encounter.id, Encounter.appointment_id, Encounter.patient_id, UserAccount.full_name)
         .join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
         .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision == Decision.START_PLAN,
                ~select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.status != PlanStatus.DRAFT).exists())
         .order_by(Encounter.decided_at)
     )  # fmt: skip
     undecided = (
-        select(Encounter.id, UserAccount.full_name).join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        select(Encounter.id, Encounter.patient_id, UserAccount.full_name).join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
         .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision.is_(None)).order_by(Encounter.opened_at)
     )  # fmt: skip
     own_plans = select(TrochePlan.id).where(TrochePlan.prescriber_id == viewer.user_id)
@@ -65,6 +74,7 @@ async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datet
         "serious_events": await session.scalar(select(func.count()).select_from(SeriousEvent).where(SeriousEvent.plan_id.in_(own_plans), SeriousEvent.reviewed_at.is_(None))),
         "inventory_flags": await session.scalar(select(func.count()).select_from(InventoryFlag).where(InventoryFlag.plan_id.in_(own_plans), InventoryFlag.resolved_at.is_(None))),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
+        "patients": await care_team_patients(session, viewer),
     }  # fmt: skip
 
 

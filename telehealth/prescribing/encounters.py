@@ -60,6 +60,11 @@ async def own_encounter(session: AsyncSession, *, encounter_id: uuid.UUID, signe
     return encounter
 
 
+async def encounters_of(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Encounter]:
+    """One patient's encounters, newest first (each opens only for its own prescriber: own_encounter)."""
+    return list((await session.execute(select(Encounter).where(Encounter.patient_id == patient_id).order_by(Encounter.opened_at.desc()))).scalars())
+
+
 @dataclass
 class EncounterRecord:
     identity_checked: bool | None = None

@@ -26,7 +26,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.clinicians.service import clinician_zone
-from telehealth.intake.sections import SECTIONS
+from telehealth.intake.sections import SECTIONS, vitals_in_words
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields
@@ -91,9 +91,11 @@ def _bounded(raw: str, *, largest: int = 99_999) -> int | None:
 
 
 def _refusal_context(refusal: DomainError | None) -> dict[str, Any]:
+    """The summary at the top names each field as the form does; `field_reasons` puts each reason beside its field."""
     if refusal is None:
-        return {"error": None, "fields": {}, "error_fields": set()}
-    return {"error": refusal.detail, "fields": {FIELD_LABELS.get(k, k.replace("_", " ")): v for k, v in refusal.fields.items()}, "error_fields": set(refusal.fields)}
+        return {"error": None, "fields": {}, "error_fields": set(), "field_reasons": {}}
+    return {"error": refusal.detail, "fields": {FIELD_LABELS.get(k, k.replace("_", " ")): v for k, v in refusal.fields.items()},
+            "error_fields": set(refusal.fields), "field_reasons": dict(refusal.fields)}  # fmt: skip
 
 
 async def _patient_name(session: AsyncSession, patient_id: uuid.UUID) -> str:
@@ -185,7 +187,7 @@ async def _encounter_page(
         "prescribing/encounter.html",
         context={
             "encounter": encounter, "appointment": await session.get(Appointment, encounter.appointment_id), "chart": chart, "sections": SECTIONS,
-            "visit": await visit_evidence(session, encounter.appointment_id),
+            "visit": await visit_evidence(session, encounter.appointment_id), "intake_vitals": vitals_in_words(chart["intake"]),
             "needs_recorded_basis": await _needs_recorded_basis(session, encounter, now=now, settings=settings),
             "zone": zone, "blocker": blocker if encounter.decision in (None, Decision.START_PLAN) and not signed else None,
             "pdmp_local": encounter.pdmp_checked_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if encounter.pdmp_checked_at else "",

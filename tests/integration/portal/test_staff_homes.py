@@ -35,7 +35,8 @@ async def test_staff_homes_show_the_waiting_work(client, session_factory, settin
 
     await sign_in(client, booked_consult, clock)
     page = (await client.get("/prescriber")).text
-    assert "consult with Pat" in page and f"/appointments/{today}/join" in page and "no decision recorded yet" in page
+    assert f'consult with <a href="/patients/{home.patient.patient_id}">Pat</a>' in page and f"/appointments/{today}/join" in page
+    assert "no decision recorded yet" in page
 
     client.cookies.clear()
     clock.advance(timedelta(seconds=30))

@@ -41,7 +41,7 @@ async def test_a_clinician_edits_hours_on_the_page_and_sees_the_calendar(client,
     client.cookies.clear()
     await sign_in(client, prescriber, clock)
     calendar = await client.get("/clinician/calendar")
-    assert calendar.status_code == 200 and "10:00–10:45 · Pat" in calendar.text
+    assert calendar.status_code == 200 and f'10:00–10:45 · <a href="/patients/{patient.patient_id}">Pat</a>' in calendar.text  # the patient's page
     page = await client.get("/clinician/hours")
     token = form_csrf_token(page.text)
     bad = await client.post("/clinician/hours", data={"lines": "Funday 9-10", "_csrf_token": token})
