@@ -185,7 +185,8 @@ def consent_title(document: str) -> str:
 
 def batch_words(batch: PlanBatch) -> str:
     sessions = f"session {batch.first_session}" if batch.first_session == batch.last_session else f"sessions {batch.first_session} to {batch.last_session}"
-    parts = [f"{sessions}, {batch.units} troches, {batch.status.replace('_', ' ')}"]
+    dated = (batch.status == "delivered" and batch.delivered_at) or (batch.status == "shipped" and batch.shipped_at)  # the page gives the date
+    parts = [f"{sessions}, {batch.units} troches" + ("" if dated else f", {batch.status.replace('_', ' ')}")]
     if batch.carrier or batch.tracking_number:
         parts.append(" ".join(p for p in (f"by {batch.carrier}" if batch.carrier else None, f"tracking {batch.tracking_number}" if batch.tracking_number else None) if p))
     if batch.lot_number:

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from telehealth.accounts.roles import Role
 from telehealth.db.clock import database_now
-from telehealth.lib.clock import OffsetClock, SystemClock
+from telehealth.lib.clock import OffsetClock, SystemClock, forget_demo_offset
 from telehealth.scheduling.models import Appointment
 from telehealth.settings import SettingsError
 from tests.conftest import echo_current_csrf_token, with_settings
@@ -25,6 +25,14 @@ from tests.integration.scheduling.helpers import prescriber_with_hours, screened
 from tests.integration.scheduling.test_booking import _slots
 
 SLOT = "2026-11-24T15:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def real_time_for_authenticators_afterwards():
+    """A moved clock's offset is noted for the two-factor check (lib/clock.authenticator_time): forget it after each
+    test, so a test of this module that stops half-way leaves nothing behind for the next ones."""
+    yield
+    forget_demo_offset()
 
 
 @asynccontextmanager
