@@ -27,7 +27,8 @@ from telehealth.db.engine import async_database_url, make_autocommit_session_fac
 from telehealth.db.embedded import stop_embedded_postgres
 from telehealth.db.migrate import upgrade_database
 from telehealth.db.roles import resolve_database_urls
-from telehealth.lib.clock import Clock, SystemClock
+from telehealth.devtools.demo_clock import follow_offset, refresh_offset
+from telehealth.lib.clock import Clock, OffsetClock, SystemClock, forget_demo_offset
 from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
@@ -81,10 +82,19 @@ def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
     return DatabaseMailbox(app_state_factory)  # type: ignore[arg-type]
 
 
+def make_clock(settings: Settings, clock: Clock | None = None) -> Clock:
+    """The app's clock: the one given (tests) or the system's, made movable where the demo clock is enabled."""
+    forget_demo_offset()  # a previous app's moved clock in this process (tests) does not carry over
+    clock = clock or SystemClock()
+    if settings.demo_clock_enabled and not isinstance(clock, OffsetClock):
+        return OffsetClock(clock)
+    return clock
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, mailer: Mailer | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.validate()
-    clock = clock or SystemClock()
+    clock = make_clock(settings, clock)
     import_job_modules()
 
     @asynccontextmanager
@@ -116,6 +126,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                 background.append(
                     asyncio.create_task(migrate_when_reachable(migration_engine, stop, runtime_role=urls.runtime_role), name="migrate-when-reachable")
                 )
+        if isinstance(clock, OffsetClock):  # the demo clock: follow the stored offset (devtools/demo_clock.py)
+            await refresh_offset(factory, clock)  # before the worker starts: it runs at the demo's time from its first job
+            background.append(asyncio.create_task(follow_offset(factory, clock, stop), name="demo-clock"))
         worker_task = None
         if settings.run_worker_in_process:
             context = WorkerContext(factory, settings, clock, services={"mailer": app.state.mailer, "stripe": app.state.stripe})

@@ -223,7 +223,9 @@ def verify_audit_command() -> None:
 
 @click.command(name="worker", help="Run the background worker (several may run at once).")
 def worker_command() -> None:
-    from telehealth.asgi import make_mailer
+    from telehealth.asgi import make_clock, make_mailer
+    from telehealth.devtools.demo_clock import follow_offset, refresh_offset
+    from telehealth.lib.clock import OffsetClock
     from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
 
     import_job_modules()
@@ -234,11 +236,19 @@ def worker_command() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         mailer = make_mailer(settings, factory)
-        context = WorkerContext(factory, settings, SystemClock(), services={"mailer": mailer})
+        clock = make_clock(settings)  # the demo's movable clock where it is enabled, as the web process's
+        follower = None
+        if isinstance(clock, OffsetClock):
+            await refresh_offset(factory, clock)
+            follower = asyncio.create_task(follow_offset(factory, clock, stop), name="demo-clock")
+        context = WorkerContext(factory, settings, clock, services={"mailer": mailer})
         click.echo(f"Worker running {settings.worker_concurrency} jobs at a time; Ctrl-C to stop.")
         try:
             await run_worker(context, stop)
         finally:
+            stop.set()
+            if follower is not None:
+                await follower
             await mailer.close()
 
     # A connection for each job running, one for claiming and scheduling, one spare: no job waits for the pool.

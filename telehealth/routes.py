@@ -18,6 +18,7 @@ from telehealth.intake.pages import IntakePagesController
 from telehealth.messages.pages import MessagePagesController
 from telehealth.notes.pages import NotePagesController
 from telehealth.notifications.pages import DevMailboxController
+from telehealth.devtools.clock_pages import DemoClockController
 from telehealth.export.pages import RecordPagesController
 from telehealth.outcomes.pages import OutcomePagesController
 from telehealth.patient_chart.pages import PatientChartPagesController
@@ -96,4 +97,5 @@ ROUTE_HANDLERS = [
     BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours
     FollowUpPagesController,  # /clinician/follow-ups, /clinician/follow-ups/{patient_id}
     DevMailboxController,  # /dev/mailbox (not in production)
+    DemoClockController,  # /dev/clock (the demo's movable clock: staff, never in production)
 ]

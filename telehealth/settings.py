@@ -303,10 +303,18 @@ class Settings:
     # TOTP secrets at rest: "id:base64url(32 bytes)" encrypts; old "id:key" entries, comma-separated, only decrypt.
     totp_encryption_key: str = setting(DEVELOPMENT_TOTP_KEY, "TOTP_ENCRYPTION_KEY")
     totp_old_encryption_keys: str = setting("", "TOTP_OLD_ENCRYPTION_KEYS")
+    # The demo's movable clock (/dev/clock): on by itself for the embedded database; with a DATABASE_URL only when
+    # DEMO_CLOCK=true; never in production (demo_clock_enabled).
+    demo_clock: bool = setting(False, "DEMO_CLOCK")
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def demo_clock_enabled(self) -> bool:
+        """The demo clock may be moved: never in production; for the embedded database, or when DEMO_CLOCK=true."""
+        return not self.is_production and (self.database_url is None or self.demo_clock)
 
     @property
     def uses_tls(self) -> bool:
@@ -360,6 +368,8 @@ class Settings:
 
         TotpKeyring.from_settings(self)  # a malformed key stops the start, naming the variable
         if self.is_production:
+            if self.demo_clock:
+                raise SettingsError("DEMO_CLOCK is for demonstrations; production keeps real time (unset it)")
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
             if not self.database_url:

@@ -76,7 +76,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 TABLES_TO_EMPTY = (
     "audit_event, account_token, user_session, rate_limit_event, care_team_member, break_glass_grant, patient, state_license, "
-    "dea_registration, clinician_profile, user_account, job, periodic_task, dev_mailbox_message, "
+    "dea_registration, clinician_profile, user_account, job, periodic_task, dev_mailbox_message, demo_clock, "
     "waitlist_invitation, waitlist_link, waitlist_entry, waitlist_tally, intake_section, questionnaire_response, consent_signature, "
     "video_visit, visit_connection, appointment, weekly_hours, date_override, appointment_type_settings, "
     "screening_decision, escalation, intake, "

@@ -21,6 +21,7 @@ from telehealth.accounts.security import matching_totp_step, new_totp_secret, to
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.totp_secrets import TotpKeyring, resealed, seal, unseal
 from telehealth.audit.service import Actor, record_audit_event
+from telehealth.lib.clock import authenticator_time
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
@@ -104,7 +105,7 @@ async def _check_code(
             fields={"code": "too many wrong codes from this network"}, keep_evidence=True,
         )  # fmt: skip
     keyring = TotpKeyring.from_settings(settings)
-    step = matching_totp_step(unseal(user.totp_secret, user_id=user.id, keyring=keyring), code, at=now)
+    step = matching_totp_step(unseal(user.totp_secret, user_id=user.id, keyring=keyring), code, at=authenticator_time(now))
     if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
         reason = "wrong_code" if step is None else "code_reused"
         record_event(session, bucket=ADDRESS_FAILURES, key=address, now=now)

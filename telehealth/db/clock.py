@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, DateTime, func, literal
+from sqlalchemy import ColumnElement, DateTime, Interval, func, literal
 
-from telehealth.lib.clock import Clock, SystemClock
+from telehealth.lib.clock import Clock, OffsetClock, SystemClock
 
 
 def database_now(clock: Clock) -> ColumnElement[datetime]:
     """`now()` for the real clock (whatever this process's clock says); an injected clock's time otherwise."""
     if isinstance(clock, SystemClock):
         return func.now(type_=DateTime(timezone=True))
+    if isinstance(clock, OffsetClock) and isinstance(clock.base, SystemClock):  # the demo clock: still the database's, moved
+        return func.now(type_=DateTime(timezone=True)) + literal(clock.offset, type_=Interval())
     return literal(clock.now(), type_=DateTime(timezone=True))

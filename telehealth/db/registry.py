@@ -4,6 +4,7 @@ from telehealth.accounts import models as accounts_models
 from telehealth.audit import models as audit_models
 from telehealth.billing import models as billing_models
 from telehealth.clinicians import models as clinicians_models
+from telehealth.devtools import models as devtools_models
 from telehealth.dosing import models as dosing_models
 from telehealth.intake import models as intake_models
 from telehealth.messages import models as messages_models
@@ -15,4 +16,4 @@ from telehealth.scheduling import models as scheduling_models
 from telehealth.system import models as system_models
 from telehealth.waitlist import models as waitlist_models
 
-ALL_MODEL_MODULES = (accounts_models, audit_models, billing_models, clinicians_models, dosing_models, intake_models, messages_models, notes_models, notifications_models, outbox_models, prescribing_models, scheduling_models, system_models, waitlist_models)
+ALL_MODEL_MODULES = (accounts_models, audit_models, billing_models, clinicians_models, devtools_models, dosing_models, intake_models, messages_models, notes_models, notifications_models, outbox_models, prescribing_models, scheduling_models, system_models, waitlist_models)

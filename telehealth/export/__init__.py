@@ -1,1 +1,1 @@
-"""A patient's whole record, to take with them: a FHIR R4 (R4B) Bundle and a readable summary."""
+"""A patient's record to take with them: a FHIR R4 (R4B) Bundle and a readable summary (with a print view)."""

@@ -7,7 +7,7 @@ import uuid
 
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,15 +20,22 @@ from telehealth.audit.service import Actor, record_audit_event
 from telehealth.billing.policy import dollars
 from telehealth.export import fhir
 from telehealth.export.record import collect
+from telehealth.export.summary import summary_context
 from telehealth.lib.clock import Clock
 from telehealth.settings import Settings
 
 TRANSFER_ROLES = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # the care team (load_patient_for); coordinators never read the record
 
 
-async def _summary(session: AsyncSession, patient: Patient, *, own: bool) -> Template:
+async def _summary(session: AsyncSession, patient: Patient, *, own: bool, printable: bool, clock: Clock) -> Template:
+    """The page, or (`?print=1`) the same sections alone on a page made for printing."""
     record = await collect(session, patient=patient)
-    return Template("export/summary.html", context={"record": record, "zone": patient.timezone, "own": own, "dollars": dollars})
+    base = "/record" if own else f"/patients/{patient.id}/record"
+    context = {
+        "record": record, "zone": patient.timezone, "own": own, "dollars": dollars, "printed_at": clock.now(),
+        "print_url": f"{base}?print=1", "fhir_url": f"{base}/fhir.json", "back_url": base, **summary_context(record),
+    }  # fmt: skip
+    return Template("export/print.html" if printable else "export/summary.html", context=context)
 
 
 async def _download(session: AsyncSession, patient: Patient, *, settings: Settings, clock: Clock) -> Response[str]:
@@ -42,9 +49,12 @@ class RecordPagesController(Controller):
     include_in_schema = False
 
     @get("/record", guards=[requires_role(Role.PATIENT)])
-    async def own_summary(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
-        """Your whole record in plain words (print it, or save it as a PDF from the print dialog)."""
-        return await _summary(db_session, await own_patient_record(db_session, viewer=signed_in), own=True)
+    async def own_summary(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+        print: FromQuery[bool] = False,  # noqa: A002 (the query is ?print=1)
+    ) -> Template:  # fmt: skip
+        """Your record in plain words (print it, or save it as a PDF from the print dialog; ?print=1 is the print view)."""
+        return await _summary(db_session, await own_patient_record(db_session, viewer=signed_in), own=True, printable=print, clock=clock)
 
     @get("/record/fhir.json", guards=[requires_role(Role.PATIENT)])
     async def own_fhir(
@@ -59,10 +69,10 @@ class RecordPagesController(Controller):
     @get("/patients/{patient_id:uuid}/record", guards=TRANSFER_ROLES)
     async def staff_summary(
         self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], print: FromQuery[bool] = False,  # noqa: A002
     ) -> Template:  # fmt: skip
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="summary")
-        return await _summary(db_session, patient, own=False)
+        return await _summary(db_session, patient, own=False, printable=print, clock=clock)
 
     @get("/patients/{patient_id:uuid}/record/fhir.json", guards=TRANSFER_ROLES)
     async def staff_fhir(

@@ -1,5 +1,6 @@
-"""Everything the clinic holds about one patient, read once: the account, intake answers, consents,
-scores, appointments, plans, home sessions with their check-ins and reports, and payments."""
+"""What the record holds about one patient, read once: the account, intake answers, consents, scores,
+appointments, plans with their shipments, home sessions with their check-ins, reports and sitter
+attestations, the sitters, messages with the care team, and payments. Clinical notes are not part of it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.billing.models import Payment
-from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter
+from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse
-from telehealth.prescribing.models import TrochePlan
+from telehealth.messages.models import CareMessage
+from telehealth.prescribing.models import PlanBatch, TrochePlan
 from telehealth.scheduling.models import Appointment
 
 
@@ -32,6 +34,9 @@ class PatientRecord:
     reports: dict[uuid.UUID, DosingReport] = field(default_factory=dict)
     sitters: list[Sitter] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
+    batches: dict[uuid.UUID, list[PlanBatch]] = field(default_factory=dict)  # each plan's shipments, in order
+    attestations: dict[uuid.UUID, list[SitterAttestation]] = field(default_factory=dict)  # per dosing session
+    messages: list[tuple[CareMessage, str]] = field(default_factory=list)  # with the author's name
 
     @property
     def answers(self) -> dict[str, dict[str, Any]]:
@@ -60,6 +65,17 @@ async def collect(session: AsyncSession, *, patient: Patient) -> PatientRecord:
     check_ins: dict[uuid.UUID, list[CheckIn]] = {}
     for check_in in await _all(session, select(CheckIn).where(CheckIn.dosing_session_id.in_(ids)).order_by(CheckIn.attempt)):
         check_ins.setdefault(check_in.dosing_session_id, []).append(check_in)
+    attestations: dict[uuid.UUID, list[SitterAttestation]] = {}
+    for attestation in await _all(session, select(SitterAttestation).where(SitterAttestation.dosing_session_id.in_(ids)).order_by(SitterAttestation.attested_at)):
+        attestations.setdefault(attestation.dosing_session_id, []).append(attestation)
+    batches: dict[uuid.UUID, list[PlanBatch]] = {}
+    plan_ids = [plan.id for plan, _ in plans]
+    for batch in await _all(session, select(PlanBatch).where(PlanBatch.plan_id.in_(plan_ids)).order_by(PlanBatch.sequence)):
+        batches.setdefault(batch.plan_id, []).append(batch)
+    messages = (await session.execute(
+        select(CareMessage, UserAccount.full_name).join(UserAccount, UserAccount.id == CareMessage.author_user_id)
+        .where(CareMessage.patient_id == patient.id).order_by(CareMessage.sent_at, CareMessage.id)
+    )).all()  # fmt: skip
     reports = {r.dosing_session_id: r for r in await _all(session, select(DosingReport).where(DosingReport.dosing_session_id.in_(ids)))}
     return PatientRecord(
         patient=patient, account=account, intake_sections=sections,
@@ -68,4 +84,5 @@ async def collect(session: AsyncSession, *, patient: Patient) -> PatientRecord:
         appointments=[(a, name) for a, name in appointments], plans=[(p, name) for p, name in plans], sessions=sessions, check_ins=check_ins,
         reports=reports, sitters=await _all(session, select(Sitter).where(Sitter.patient_id == patient.id).order_by(Sitter.created_at)),
         payments=await _all(session, select(Payment).where(Payment.patient_id == patient.id).order_by(Payment.created_at)),
+        batches=batches, attestations=attestations, messages=[(m, name) for m, name in messages],
     )  # fmt: skip

@@ -42,7 +42,7 @@ async def test_the_patient_downloads_a_valid_fhir_bundle_and_staff_export_is_aud
 
     summary = await client.get("/record")
     assert summary.status_code == 200
-    for shown in ("1 Elm St", "telehealth consent", "Ketamine HCl sublingual troche, 50 mg", "122/78, pulse 72", "completed, 2 used"):
+    for shown in ("1 Elm St", "Consent to telehealth care", "Ketamine HCl sublingual troche, 50 mg", "122/78, pulse 72", "<dt>Troches used</dt><dd>2</dd>"):
         assert shown in summary.text, shown
 
     download = await client.get("/record/fhir.json")

@@ -30,7 +30,7 @@ pharmacist may call, a real batch of one pharmacy answers 404 `batch.not_found` 
 and never 404 to its own, and nothing the other pharmacy gets shows the patient.
 
 Not requested at all: /static (files), /schema (the OpenAPI documents), /dev/mailbox (development only,
-refused elsewhere in its handler) and the Stripe webhook (no session: Stripe's signature is the check,
+refused elsewhere in its handler), /dev/clock (the demo clock, likewise) and the Stripe webhook (no session: Stripe's signature is the check,
 covered in tests/integration/billing). See EXCLUDED.
 """
 
@@ -57,6 +57,7 @@ EXCLUDED = (
     "/static/",  # static files, public by nature
     "/schema",  # the OpenAPI documents (/schema, /schema/openapi.json, ...)
     "/dev/mailbox",  # the development mailbox: its handler refuses outside development
+    "/dev/clock",  # the demo clock: 404 for everyone where it is off (as here), staff only where on (tests/integration/devtools)
     STRIPE_WEBHOOK_PATH,  # signed by Stripe, no session and no CSRF: the signature is the check
 )
 
