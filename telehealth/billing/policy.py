@@ -104,3 +104,32 @@ def before_payment(purpose: PaymentPurpose, policy: BillingPolicy) -> list[str]:
             ),
         ]
     return [f"This fee is {dollars(fee_for(purpose, policy))}."]
+
+
+@dataclass(frozen=True)
+class BookingTerms:
+    """What the booking page says before the patient picks a time: the price, and what cancelling costs."""
+
+    price: str  # "$150.00", or why there is nothing to pay
+    charged: bool
+    cancel_rules: list[str]
+
+
+def booking_terms(purpose: PaymentPurpose | None, policy: BillingPolicy, *, charged: bool) -> BookingTerms:
+    """`purpose` is the appointment's payment purpose (None: never paid separately, like a reassessment);
+    `charged` whether this booking is paid (billing.service.appointment_needs_payment decides)."""
+    if charged and purpose is not None:
+        amount = fee_for(purpose, policy)
+        price, late_fee = dollars(amount), min(amount, policy.late_cancel_fee_cents)
+        early, anytime = "full refund, and moving it is free", "Cancel any time before the start: full refund; moving it is free."
+    else:
+        price = "Included in your program" if purpose is PaymentPurpose.INTEGRATION else "Part of your plan: nothing to pay"
+        late_fee, early, anytime = policy.late_cancel_fee_cents, "no charge", "Cancel or move it any time before the start: no charge."
+    hours = policy.free_cancel_hours
+    if late_fee == 0 or hours == 0:
+        return BookingTerms(price, charged, [anytime])
+    verb = "Cancel" if charged and purpose is not None else "Cancel or move it"
+    return BookingTerms(price, charged, [
+        f"{verb} {hours} hours or more before the start: {early}.",
+        f"Later than that, cancelling or moving it costs the {dollars(late_fee)} late-cancellation fee.",
+    ])  # fmt: skip

@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.audit.service import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing.models import Payment
-from telehealth.billing.service import charge_fee, current_policy, release_payment, request_refund
+from telehealth.billing.service import PURPOSE_BY_APPOINTMENT, appointment_needs_payment, charge_fee, current_policy, release_payment, request_refund
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.scheduling.models import Appointment
-from telehealth.scheduling.states import AppointmentStatus
+from telehealth.scheduling.states import AppointmentStatus, AppointmentType
 from telehealth.settings import Settings
 
 APPOINTMENT_PURPOSES = (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION)
@@ -51,6 +51,15 @@ async def _late_fee_taken(session: AsyncSession, appointment_id: uuid.UUID) -> b
         )
     )  # fmt: skip
     return found is not None
+
+
+async def booking_terms(session: AsyncSession, *, patient_id: uuid.UUID, appointment_type: AppointmentType, settings: Settings) -> rules.BookingTerms:
+    """What booking this kind of appointment would cost this patient now, and what cancelling it would: read
+    from the clinic's current policy, by the same rule booking charges by (an integration session is included
+    while the patient's paid programs still cover one)."""
+    policy = await current_policy(session, settings)
+    charged = await appointment_needs_payment(session, patient_id=patient_id, appointment_type=appointment_type, policy=policy)
+    return rules.booking_terms(PURPOSE_BY_APPOINTMENT.get(appointment_type), policy, charged=charged)
 
 
 async def cancellation_quote(session: AsyncSession, appointment: Appointment, *, by_patient: bool, now: datetime, settings: Settings) -> CancellationQuote:

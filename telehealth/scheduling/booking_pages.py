@@ -4,6 +4,7 @@ confirm); clinicians see their calendar and edit their weekly hours."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
 from urllib.parse import quote_plus
@@ -27,8 +28,8 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.billing import service as billing
-from telehealth.billing.settlement import cancellation_quote
-from telehealth.scheduling import availability, changes, service
+from telehealth.billing.settlement import booking_terms, cancellation_quote
+from telehealth.scheduling import availability, changes, day_picker, service
 from telehealth.scheduling.models import DateOverride, WeeklyHours
 from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
@@ -38,34 +39,61 @@ CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def _by_day(slots: list[service.Slot], zone: ZoneInfo) -> list[tuple[str, list[service.Slot]]]:
-    def day(slot: service.Slot) -> str:
-        return slot.starts_at.astimezone(zone).strftime("%A %d %B")
-
-    return [(label, list(group)) for label, group in groupby(slots, key=day)]
-
-
 BOOKABLE = {"consult": AppointmentType.CONSULT, "integration": AppointmentType.INTEGRATION, "reassessment": AppointmentType.REASSESSMENT}
 
 
+@dataclass(frozen=True)
+class DayChoice:
+    """The day picker's part of a page: the open days, the chosen one's times, and a sentence if `?day=` was wrong."""
+
+    days: list[day_picker.OpenDay]
+    day: date | None
+    times: list[service.Slot]
+    problem: str | None
+
+
+def _choose_day(slots: list[service.Slot], zone: ZoneInfo, *, today: date, raw_day: str | None) -> DayChoice:
+    try:
+        day = day_picker.parse_day(raw_day, today=today)
+    except day_picker.DayNotShown as wrong:
+        return DayChoice(day_picker.open_days(slots, zone), None, [], str(wrong))
+    return DayChoice(day_picker.open_days(slots, zone), day, day_picker.times_on(slots, zone, day) if day else [], None)
+
+
+def _local_day_of(starts_at: str, zone: ZoneInfo) -> str | None:
+    """The day of a time the patient chose, to show that day again when the booking is refused."""
+    try:
+        return datetime.fromisoformat(starts_at).astimezone(zone).date().isoformat()
+    except (ValueError, OverflowError):
+        return None
+
+
 async def _slot_page(
-    db_session: AsyncSession, signed_in: SignedIn, *, now: datetime, clinician_id: uuid.UUID | None = None,
+    db_session: AsyncSession, signed_in: SignedIn, *, now: datetime, settings: Settings, clinician_id: uuid.UUID | None = None,
     appointment_id: uuid.UUID | None = None, error: str | None = None, status_code: int = 200,
-    kind: AppointmentType = AppointmentType.CONSULT,
+    kind: AppointmentType = AppointmentType.CONSULT, raw_day: str | None = None,
 ) -> Template:  # fmt: skip
+    """Days first (each with its number of open times), then the chosen day's times, under the price and the
+    cancellation rule; a `?day=` that is not one of the days shown answers 400 with the days to choose from."""
     patient = await own_patient_record(db_session, viewer=signed_in)
     zone = ZoneInfo(patient.timezone)
+    today, window_start, window_end = day_picker.window(now, zone)
     slots = await service.find_slots(
-        db_session, patient=patient, appointment_type=kind, window_start=now,
-        window_end=now + timedelta(days=14), now=now, clinician_id=clinician_id, limit=200,
+        db_session, patient=patient, appointment_type=kind, window_start=window_start, window_end=window_end, now=now, clinician_id=clinician_id,
     )  # fmt: skip
     if appointment_id is not None:  # rescheduling keeps the clinician; their own current slot is not offered
         slots = [slot for slot in slots if slot.clinician_id == clinician_id]
+    choice = _choose_day(slots, zone, today=today, raw_day=raw_day)
+    if choice.problem and error is None:
+        error, status_code = choice.problem, 400
+    terms = await booking_terms(db_session, patient_id=patient.id, appointment_type=kind, settings=settings)
+    day_path = f"/appointments/{appointment_id}/reschedule?day=" if appointment_id else f"/appointments/book?type={kind.value}&day="
     return Template(
         "scheduling/book.html",
-        context={"days": _by_day(slots[:200], zone), "zone": patient.timezone, "appointment_id": appointment_id, "error": error, "kind": kind.value},
+        context={"choice": choice, "day_path": day_path, "zone": patient.timezone, "appointment_id": appointment_id, "error": error,
+                 "kind": kind.value, "terms": terms},
         status_code=status_code,
-    )
+    )  # fmt: skip
 
 
 async def _hours_page(
@@ -91,9 +119,11 @@ class BookingPagesController(Controller):
 
     @get("/appointments/book", guards=PATIENT)
     async def book_form(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], type: FromQuery[str] = "consult"  # noqa: A002
-    ) -> Template:
-        return await _slot_page(db_session, signed_in, now=clock.now(), kind=BOOKABLE.get(type, AppointmentType.CONSULT))
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock], type: FromQuery[str] = "consult", day: FromQuery[str | None] = None,  # noqa: A002
+    ) -> Template:  # fmt: skip
+        """The open days; with `?day=YYYY-MM-DD` (in the patient's zone) that day's times too."""
+        return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, kind=BOOKABLE.get(type, AppointmentType.CONSULT), raw_day=day)
 
     @post("/appointments/book", guards=PATIENT)
     async def book(
@@ -111,13 +141,14 @@ class BookingPagesController(Controller):
         try:
             clinician_id, starts_at = uuid.UUID(fields["clinician_id"]), datetime.fromisoformat(fields["starts_at"])
         except ValueError:
-            return await _slot_page(db_session, signed_in, now=clock.now(), error="Choose one of the times below.", status_code=422, kind=kind)
+            return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, error="Choose one of the times below.", status_code=422, kind=kind)
         booked = await attempt(db_session, billing.book_for_patient(
             db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind, starts_at=starts_at, hold=False,
             actor=actor, now=clock.now(), settings=settings,
         ))  # fmt: skip
         if isinstance(booked, DomainError):
-            return await _slot_page(db_session, signed_in, now=clock.now(), error=booked.detail, status_code=booked.status_code, kind=kind)
+            return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, error=booked.detail, status_code=booked.status_code, kind=kind,
+                                    raw_day=_local_day_of(fields["starts_at"], ZoneInfo(patient.timezone)))  # fmt: skip
         appointment, fee = booked
         if fee is not None:  # held while the patient reads the policy and pays; booked when Stripe confirms
             return Redirect(path=f"/billing/appointments/{appointment.id}/pay")
@@ -136,13 +167,14 @@ class BookingPagesController(Controller):
 
     @get("/appointments/{appointment_id:uuid}/reschedule", guards=PATIENT)
     async def reschedule_form(
-        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> Template:
+        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings], clock: NamedDependency[Clock], day: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment = await service.patient_appointment(db_session, patient=patient, appointment_id=appointment_id)
         return await _slot_page(
-            db_session, signed_in, now=clock.now(), clinician_id=appointment.clinician_id, appointment_id=appointment.id,
-            kind=AppointmentType(appointment.appointment_type),
+            db_session, signed_in, now=clock.now(), settings=settings, clinician_id=appointment.clinician_id, appointment_id=appointment.id,
+            kind=AppointmentType(appointment.appointment_type), raw_day=day,
         )
 
     @post("/appointments/{appointment_id:uuid}/change", guards=PATIENT)
@@ -173,8 +205,10 @@ class BookingPagesController(Controller):
         if isinstance(result, DomainError):
             if result.code == "appointment.late_fee_applies":
                 return Template("scheduling/confirm_fee.html", context={"appointment_id": appointment_id, "starts_at": fields["starts_at"], "detail": result.detail})
-            return await _slot_page(db_session, signed_in, now=clock.now(), clinician_id=appointment.clinician_id, appointment_id=appointment_id,
-                                    error=result.detail, status_code=result.status_code)  # fmt: skip
+            return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, clinician_id=appointment.clinician_id,
+                                    appointment_id=appointment_id, error=result.detail, status_code=result.status_code,
+                                    kind=AppointmentType(appointment.appointment_type),
+                                    raw_day=_local_day_of(fields["starts_at"], ZoneInfo(patient.timezone)) if fields["starts_at"] else None)  # fmt: skip
         return Redirect(path=f"/appointments?done={'moved' if fields['starts_at'] else 'cancelled'}")
 
     @get("/clinician/calendar", guards=CLINICIAN)
@@ -247,20 +281,27 @@ class FollowUpPagesController(Controller):
     @get("/clinician/follow-ups/{patient_id:uuid}")
     async def slots(
         self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], error: FromQuery[str | None] = None,
+        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+        error: FromQuery[str | None] = None, day: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
+        """The open days in the therapist's own hours and zone; with `?day=` that day's times, and what the patient pays."""
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.slots")
         profile = await db_session.get(ClinicianProfile, signed_in.user_id)
         zone = ZoneInfo(profile.timezone if profile else "America/New_York")
+        today, window_start, window_end = day_picker.window(clock.now(), zone)
         found = await service.find_slots(
-            db_session, patient=patient, appointment_type=AppointmentType.INTEGRATION, window_start=clock.now(),
-            window_end=clock.now() + timedelta(days=14), now=clock.now(), clinician_id=signed_in.user_id,
+            db_session, patient=patient, appointment_type=AppointmentType.INTEGRATION, window_start=window_start,
+            window_end=window_end, now=clock.now(), clinician_id=signed_in.user_id,
         )  # fmt: skip
+        choice = _choose_day(found, zone, today=today, raw_day=day)
+        terms = await booking_terms(db_session, patient_id=patient.id, appointment_type=AppointmentType.INTEGRATION, settings=settings)
         user = await db_session.get(UserAccount, patient.user_id)
         return Template(
             "scheduling/follow_up_slots.html",
-            context={"days": _by_day(found[:200], zone), "zone": str(zone), "patient_id": patient.id, "patient_name": user.full_name if user else "", "error": error},
-        )
+            context={"choice": choice, "terms": terms, "day_path": f"/clinician/follow-ups/{patient.id}?day=", "zone": str(zone), "patient_id": patient.id,
+                     "patient_name": user.full_name if user else "", "error": choice.problem or error},
+            status_code=400 if choice.problem else 200,
+        )  # fmt: skip
 
     @post("/clinician/follow-ups/{patient_id:uuid}")
     async def book(
@@ -278,6 +319,8 @@ class FollowUpPagesController(Controller):
             db_session, therapist=therapist, patient=patient, starts_at=starts_at, actor=actor, now=clock.now(), settings=settings
         ))  # fmt: skip
         if isinstance(booked, DomainError):
-            return Redirect(path=f"/clinician/follow-ups/{patient_id}?error={quote_plus(booked.detail)}")
+            profile = await db_session.get(ClinicianProfile, signed_in.user_id)
+            day = _local_day_of(starts_at.isoformat(), ZoneInfo(profile.timezone if profile else "America/New_York"))  # that day again
+            return Redirect(path=f"/clinician/follow-ups/{patient_id}?day={day or ''}&error={quote_plus(booked.detail)}")
         await billing.bill_follow_up(db_session, appointment=booked, now=clock.now(), settings=settings)
         return Redirect(path="/clinician/calendar")

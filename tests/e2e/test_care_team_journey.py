@@ -18,6 +18,7 @@ from telehealth.db.engine import transaction
 from telehealth.lib.clock import SystemClock
 from telehealth.scheduling.models import WeeklyHours
 from tests.e2e.conftest import LiveServer
+from tests.e2e.test_booking_pages import pick
 from tests.helpers import PASSWORD, Person, join_care_team, make_person
 from tests.integration.scheduling.helpers import screened_patient
 
@@ -50,7 +51,7 @@ async def test_an_integration_session_puts_the_therapist_on_the_team_and_the_sum
 
     await _sign_in(page, patient)
     await page.goto("/appointments/book?type=integration")
-    await page.locator("form.slot button").last.click()
+    await pick(page, day=-1, time=-1)
     await page.get_by_role("button", name=re.compile(r"^Pay \$[\d.,]+ securely$")).click()
     await page.get_by_role("button", name="Pay", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Payment received")
@@ -64,7 +65,7 @@ async def test_an_integration_session_puts_the_therapist_on_the_team_and_the_sum
         mine = therapist_page.get_by_role("region", name="My patients (care team)")
         await expect(mine).to_contain_text("Pat")
         await mine.get_by_role("link", name="Follow-up visit").click()
-        await therapist_page.locator("form.slot button").first.click()
+        await pick(therapist_page, day=0, time=0)
         await expect(therapist_page.get_by_role("heading", level=1)).to_have_text("My calendar")
 
         await therapist_page.goto(f"/patients/{patient.patient_id}/notes")

@@ -190,5 +190,5 @@ async def test_a_therapist_books_a_follow_up_for_their_own_patient_only(client, 
     assert stranger.status_code == 404
     client.cookies.clear()
     await sign_in(client, other, clock)  # patients book integration sessions themselves too
-    page = await client.get("/appointments/book", params={"type": "integration"})
+    page = await client.get("/appointments/book", params={"type": "integration", "day": "2026-11-24"})  # the therapist's Tuesday
     assert "Book an integration session" in page.text and 'name="type" value="integration"' in page.text
