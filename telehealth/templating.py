@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from telehealth.devtools.demo_clock import demo_clock_notice
+from telehealth.lib.field_words import field_words
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 
@@ -19,6 +20,7 @@ def configure_template_engine(engine: JinjaTemplateEngine, settings: Settings) -
     env.globals["clinic_name"] = settings.clinic_name
     env.globals["is_production"] = settings.is_production
     env.globals["us_states"] = US_STATES
+    env.filters["field_words"] = field_words
     env.globals["video_room_is_built_in"] = settings.video_room_is_built_in
 
     def demo_clock_banner(request: Any) -> str | None:

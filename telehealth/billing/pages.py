@@ -22,12 +22,13 @@ from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing import service
+from telehealth.billing.policy_form import POLICY_FORM, policy_values
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import Payment, Refund
 from telehealth.billing.states import STRIPE_PRODUCT_NAMES, PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import ClinicianProfile
 from telehealth.lib.clock import Clock
-from telehealth.lib.errors import DomainError, NotFound
+from telehealth.lib.errors import DomainError, InvalidInput, NotFound
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import AppointmentType
@@ -161,14 +162,35 @@ class CoordinatorBillingPagesController(Controller):
 
     @get("/coordinator/billing")
     async def overview(self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock], notice: FromQuery[str | None] = None) -> Template:
+        return Template("billing/coordinator.html", context=await self._overview_context(db_session, settings, clock) | {"notice": notice})
+
+    @staticmethod
+    async def _overview_context(db_session: AsyncSession, settings: Settings, clock: Clock) -> dict[str, object]:
         totals = await service.daily_totals(db_session, since=clock.now() - timedelta(days=14), zone=settings.clinic_timezone)
         disputes = await service.disputed_payments(db_session)
         failed = list((await db_session.execute(select(Refund).where(Refund.status == "failed").order_by(Refund.created_at.desc()).limit(50))).scalars())
         recent = list((await db_session.execute(select(Payment).where(Payment.status.in_(["paid", "refunded"])).order_by(Payment.paid_at.desc()).limit(50))).scalars())
-        return Template("billing/coordinator.html", context={
+        return {
             "totals": totals, "disputes": disputes, "failed": failed, "recent": recent, "dollars": rules.dollars, "zone": settings.clinic_timezone,
-            "policy": await service.current_policy(db_session, settings), "notice": notice, "names": STRIPE_PRODUCT_NAMES,
-        })  # fmt: skip
+            "policy": await service.current_policy(db_session, settings), "names": STRIPE_PRODUCT_NAMES, "policy_form": POLICY_FORM,
+            "fields": {}, "values": {},
+        }  # fmt: skip
+
+    @post("/coordinator/billing/policy")
+    async def change_policy(
+        self, request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:  # fmt: skip
+        """The fees and refund rules, changed from the page (the same rule and audit as PUT /api/v1/billing/policy)."""
+        raw = await form_fields(request, *POLICY_FORM)
+        values, problems = policy_values(raw)
+        result = InvalidInput("request.invalid", "Some values need another look.", fields=problems) if problems else await attempt(
+            db_session, service.update_policy(db_session, values=values, actor=actor, now=clock.now(), settings=settings)
+        )  # fmt: skip
+        if isinstance(result, DomainError):
+            context = await self._overview_context(db_session, settings, clock) | {"error": result.detail, "fields": result.fields, "values": raw}
+            return Template("billing/coordinator.html", context=context, status_code=result.status_code)
+        return Redirect(path="/coordinator/billing?notice=policy")
 
     @post("/coordinator/billing/payments/{payment_id:uuid}/refund")
     async def refund(

@@ -72,10 +72,10 @@ async def test_the_evaluation_form_records_one_and_shows_the_reason_of_a_refusal
     token = form_csrf_token(page.text)
 
     refused = await client.post(path, data={"evaluated_on": "2026-12-01", "place": "Clinic", "_csrf_token": token}, headers=HTML)
-    assert refused.status_code == 422 and "<strong>evaluated_on</strong>: is in the future" in refused.text
+    assert refused.status_code == 422 and "<strong>Evaluated on</strong>: is in the future" in refused.text
     assert 'aria-invalid="true"' in refused.text and 'value="Clinic"' in refused.text
     not_a_date = await client.post(path, data={"evaluated_on": "soon", "place": "Clinic", "_csrf_token": token}, headers=HTML)
-    assert not_a_date.status_code == 422 and "<strong>evaluated_on</strong>: must be a date" in not_a_date.text
+    assert not_a_date.status_code == 422 and "<strong>Evaluated on</strong>: must be a date" in not_a_date.text
 
     saved = await client.post(path, data={"evaluated_on": "2026-11-23", "place": "Evergreen clinic, Burlington", "_csrf_token": token}, headers=HTML)
     assert saved.status_code == 200 and "Evaluation recorded." in saved.text  # followed the redirect

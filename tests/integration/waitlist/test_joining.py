@@ -99,5 +99,5 @@ async def test_the_join_page_shows_field_errors(client):
     form = {**{k: str(v) for k, v in person(phone="12345").items()}, "consent_to_contact": "yes", "_csrf_token": token}
     response = await client.post("/waitlist", data=form)
     assert response.status_code == 422
-    assert "Phone must be in international format" in response.text
+    assert "Phone: must be in international format" in response.text
     assert 'value="Robin0"' in response.text  # what was typed is kept
