@@ -6,8 +6,9 @@ test-artifacts/screenshots/. The machine's real date is used: the homes speak fr
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Page, expect
@@ -52,11 +53,13 @@ async def test_the_coordinator_sees_the_cliff_and_records_an_evaluation(page: Pa
     new_york = page.locator("section", has=page.get_by_role("heading", name="New York"))
     await new_york.get_by_role("link", name="Record an in-person evaluation").click()
     await page.get_by_label("Prescriber who examined the patient").select_option(index=1)  # the only prescriber
-    await page.get_by_label("Date of the evaluation").fill((date.today() + timedelta(days=3)).isoformat())
+    # "today" as the clinic reads it: between midnight UTC and midnight in New York the machine's date is a day ahead
+    clinic_today = datetime.now(ZoneInfo(live_server.settings.clinic_timezone)).date()
+    await page.get_by_label("Date of the evaluation").fill((clinic_today + timedelta(days=3)).isoformat())
     await page.get_by_label("Place").fill("Evergreen clinic, 100 Main St, Burlington VT")
     await page.get_by_role("button", name="Record the evaluation").click()
     await expect(page.get_by_role("alert")).to_contain_text("is in the future")
-    await page.get_by_label("Date of the evaluation").fill(date.today().isoformat())
+    await page.get_by_label("Date of the evaluation").fill(clinic_today.isoformat())
     await page.get_by_role("button", name="Record the evaluation").click()
     await expect(page.get_by_role("status")).to_have_text("Evaluation recorded.")
 
