@@ -36,9 +36,18 @@ async def _baseline(session_factory, patient, clock) -> None:
                                               answered_at=clock.now() - timedelta(days=40)))  # fmt: skip
 
 
+SIZES = {"1280": (1280, 800), "390": (390, 844)}  # a desktop and a phone, as issue 23's walk-through used
+
+
 async def _home_screenshot(page: Page, name: str) -> None:
+    """The page at both sizes, saved for people to look at; at phone width nothing may run off the side."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    for label, (width, height) in SIZES.items():
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}-home-{label}.png"), full_page=True)
+        overflow = await page.evaluate("() => document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name}'s home is {overflow}px wider than a {width}px screen"
+    await page.set_viewport_size({"width": 1280, "height": 800})
 
 
 async def test_reassessment_scores_messages_and_export(page: Page, live_server: LiveServer, session_factory):
