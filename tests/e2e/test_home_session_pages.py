@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page, expect
 from telehealth.accounts.roles import Role
 from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
+from tests.e2e.screenshots import save_screenshots
 from tests.helpers import make_person
 from tests.e2e.test_prescribing_pages import _sign_in
 from tests.integration.dosing.helpers import Mail, active_plan
@@ -77,6 +78,8 @@ async def test_patient_and_sitter_take_a_session_in_two_browsers(page: Page, bro
         await expect(page.get_by_role("alert")).to_contain_text("not confirmed they are with you")
 
         await sitter.goto(f"/sitter/{await mail.sitter_link('sam@example.org')}")
+        await expect(sitter.get_by_role("button", name="I am here with")).to_be_visible()
+        await save_screenshots(sitter, "sitter-presence")
         await sitter.get_by_label("Type your full name").fill("Sam Rivers")
         await sitter.get_by_role("button", name="I am here with").click()
         await expect(sitter.get_by_text("Your presence is recorded")).to_be_visible()
@@ -84,6 +87,9 @@ async def test_patient_and_sitter_take_a_session_in_two_browsers(page: Page, bro
         await page.get_by_role("button", name="Unlock my dose").click()
         await expect(page.get_by_role("heading", name="Today's dose: 100 mg, 2 troches")).to_be_visible()
         await expect(page.locator("time[data-countdown]")).to_contain_text("min")  # the countdown script runs
+        # Issue 23 item 6: the plan's own directions beside the dose, not only the general steps.
+        await expect(page.locator(".directions")).to_have_text("Your prescriber's directions: Under the tongue")
+        await save_screenshots(page, "patient-dose")
 
         await sitter.reload()
         await expect(sitter.get_by_role("heading", name="Timer")).to_be_visible()

@@ -20,7 +20,7 @@ from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_prescribing_pages import _sign_in
 from tests.helpers import make_person
-from tests.integration.dosing.helpers import active_plan
+from tests.integration.dosing.helpers import active_plan, execute
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -95,3 +95,16 @@ async def test_every_role_has_a_home_page(page: Page, live_server: LiveServer, s
         await _sign_in(page, person)
         await expect(page.get_by_role("heading", level=1)).to_have_text(headings[name])
         await _home_screenshot(page, name)
+
+
+async def test_a_plan_without_an_intake_on_file_is_past_intake(page: Page, live_server: LiveServer, session_factory):
+    """Issue 23 item 7: a patient with a plan and no intake here (the demo's home patient, a transfer) is at
+    "Home sessions" on the tracker, and is never asked to start an intake."""
+    home = await active_plan(session_factory, live_server.settings, SystemClock())
+    await execute(session_factory, "TRUNCATE intake CASCADE")
+    await _sign_in(page, home.patient)
+    await expect(page.get_by_role("heading", name="Your next step")).to_be_visible()
+    await expect(page.locator('[aria-current="step"]')).to_have_count(1)
+    await expect(page.locator('[aria-current="step"]')).to_contain_text("Home sessions")
+    await expect(page.get_by_text("Start my intake")).to_have_count(0)
+    await expect(page.get_by_text("Intake: done")).to_have_count(1)  # the stages before it read as done

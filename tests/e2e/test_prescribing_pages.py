@@ -23,6 +23,7 @@ from telehealth.lib.clock import SystemClock
 from telehealth.prescribing.models import Pharmacy
 from telehealth.prescribing.pharmacy_staff import assign_pharmacy
 from tests.e2e.conftest import LiveServer
+from tests.e2e.screenshots import save_screenshots
 from tests.helpers import PASSWORD, Person, make_person, visit_took_place
 from tests.integration.billing.helpers import insert_appointment
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
@@ -197,6 +198,7 @@ async def test_consult_to_signed_plan_to_shipped_batch(page: Page, browser: Brow
         await expect(batch).to_contain_text("9 (sessions 1–3)")
         await expect(pharmacy_page.get_by_text("Seizure")).to_have_count(0)  # nothing of screening, scores or notes
         await expect(pharmacy_page.get_by_text("PHQ-9")).to_have_count(0)
+        await save_screenshots(pharmacy_page, "pharmacist-queue")
         await batch.get_by_role("button", name="Accept shipment 1 for Patricia Doe").click()
         await expect(pharmacy_page.get_by_role("status")).to_have_text("Batch accepted.")
 
