@@ -83,6 +83,11 @@ async def test_cssrs_in_plain_words_then_the_escalation_in_words(page: Page, bro
     await expect(question_4).to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_text("cssrs_")).to_have_count(0)  # no field keys anywhere on the page
     await expect(page.get_by_text("Cssrs")).to_have_count(0)
+    # The layout seen in the screenshots: the page starts clear of the header, and a question's border runs
+    # above its words, not through them (a legend straddles the border unless the CSS floats it inside).
+    assert await page.evaluate("() => getComputedStyle(document.querySelector('main')).paddingTop") == "24px"
+    legend, box = await question_4.locator("legend").bounding_box(), await question_4.bounding_box()
+    assert legend and box and legend["y"] > box["y"], (legend, box)
     await save_screenshots(page, "patient-cssrs-error")
 
     # No to questions 1, 2 and 6 is a whole answer: 3-5 and the follow-up are not asked.
