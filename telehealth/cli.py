@@ -30,6 +30,7 @@ def _run_with_database(
 ) -> T:
     """Run `work` connected as the service's runtime role; with `migrate`, first upgrade the schema as the
     tables' owner (MIGRATION_DATABASE_URL), which also grants the runtime role."""
+    import telehealth.jobs  # noqa: F401  (the commands may enqueue or run jobs: every handler must be registered)
     from telehealth.db.roles import resolve_database_urls
 
     settings = get_settings()
@@ -226,9 +227,7 @@ def worker_command() -> None:
     from telehealth.asgi import make_clock, make_mailer
     from telehealth.devtools.demo_clock import follow_offset, refresh_offset
     from telehealth.lib.clock import OffsetClock
-    from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
-
-    import_job_modules()
+    from telehealth.outbox.worker import WorkerContext, run_worker
 
     async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         stop = asyncio.Event()

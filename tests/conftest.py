@@ -19,6 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import telehealth.jobs  # noqa: F401  (registers every job handler: services under test may enqueue)
+import telehealth.models  # noqa: F401  (completes the metadata)
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
 from telehealth.lib.clock import FrozenClock

@@ -19,7 +19,8 @@ from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.lib.clock import Clock
 from telehealth.notifications.mailer import Mailer, SmtpMailer
-from telehealth.outbox.worker import WorkerContext, import_job_modules, run_due_jobs
+import telehealth.jobs  # noqa: F401  (registers every job handler)
+from telehealth.outbox.worker import WorkerContext, run_due_jobs
 from telehealth.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -83,7 +84,6 @@ async def sign_in(client: AsyncTestClient, person: Person, clock: Clock, *, pass
 
 
 def worker_context(factory: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, mailer: Mailer | None = None) -> WorkerContext:
-    import_job_modules()
     return WorkerContext(factory, settings, clock, services={"mailer": mailer or SmtpMailer(settings.smtp_url or "", timeout=5)})
 
 

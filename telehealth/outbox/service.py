@@ -32,11 +32,11 @@ async def enqueue_job(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> bool:
     """Queue a job; answer False when a live job with the same dedupe key already exists."""
-    from telehealth.outbox.worker import JOB_HANDLERS, import_job_modules  # refuse a typo at enqueue time
+    from telehealth.outbox.worker import JOB_HANDLERS  # refuse a typo at enqueue time
 
-    import_job_modules()
     if kind not in JOB_HANDLERS:
-        raise ValueError(f"no job handler is registered for {kind!r}")
+        # the entry registers every handler by importing telehealth/jobs.py
+        raise ValueError(f"no job handler is registered for {kind!r} (is its jobs.py in telehealth/jobs.py, and that imported?)")
     statement = insert(Job).values(
         kind=kind,
         payload=payload,
