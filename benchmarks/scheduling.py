@@ -63,7 +63,7 @@ from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series, percentile
 from benchmarks.waitlist import StatementLog, _ms, _plan_lines, csrf_client, log, query_plans, run_phase
 from telehealth.accounts.models import Patient, UserAccount
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import make_engine, make_session_factory
 from telehealth.scheduling.schemas import SlotBody
 from telehealth.scheduling.roster import ROSTERS

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from benchmarks.census import cumulative_bounds
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account, find_user_by_email
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.db.migrate import upgrade_database

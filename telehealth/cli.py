@@ -136,7 +136,7 @@ def demo_totp_command() -> None:
 @click.password_option("--password", help="At least 12 characters.")
 def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: str | None, password: str) -> None:
     from telehealth.accounts.service import create_account
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import DomainError
     from telehealth.prescribing.pharmacy_staff import create_pharmacist, find_pharmacy
 
@@ -309,13 +309,16 @@ def jobs_show_command(job_id: Any, with_payload: bool) -> None:
 @jobs_group.command(name="requeue", help="Give a parked job a fresh set of attempts, due now (audited).")
 @click.argument("job_id", type=click.UUID)
 def jobs_requeue_command(job_id: Any) -> None:
-    from telehealth.audit.service import Actor
+    from telehealth.audit.service import record_audit_event
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import DomainError
     from telehealth.outbox.service import requeue_parked_job
 
     async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> None:
         async with transaction(factory) as session:
-            await requeue_parked_job(session, job_id, actor=Actor(None, "operator"), now=SystemClock().now())
+            await requeue_parked_job(
+                session, job_id, actor=Actor(None, "operator"), now=SystemClock().now(), record_audit_event=record_audit_event
+            )
 
     try:
         _run_with_database(work)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account, find_user_by_email
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.care_teams import service as care_teams
 from telehealth.dosing.models import Sitter
 from telehealth.dosing.sitters import SITTER_AGREEMENT

@@ -15,7 +15,7 @@ from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import current_totp_code, new_totp_secret
 from telehealth.accounts.service import create_account
 from telehealth.accounts.totp_secrets import TotpKeyring, seal
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import transaction
 from telehealth.lib.clock import Clock
 from telehealth.notifications.mailer import Mailer, SmtpMailer

@@ -24,7 +24,8 @@ from telehealth.accounts.security import (
     password_problem,
     verify_password_in_thread,
 )
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings

@@ -16,7 +16,7 @@ from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing import service
 from telehealth.billing.events import apply_event, verified_event

@@ -19,7 +19,7 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing import service
 from telehealth.billing.policy_form import POLICY_FORM, policy_values

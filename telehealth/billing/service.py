@@ -19,14 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.billing import policy as rules
 from telehealth.care_teams import service as care_teams
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import BillingPolicy, LedgerEntry, Payment, Refund, StripeCustomer
 from telehealth.billing.states import PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, STRIPE_PRODUCT_NAMES, PaymentPurpose, PaymentStatus, RefundStatus
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
-from telehealth.lib.states import change_status
+from telehealth.audit.service import change_status
 from telehealth.notifications.service import queue_email
 from telehealth.outbox.service import enqueue_job
 from telehealth.scheduling import service as scheduling

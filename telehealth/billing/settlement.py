@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing.models import Payment
 from telehealth.billing.service import PURPOSE_BY_APPOINTMENT, appointment_needs_payment, charge_fee, current_policy, release_payment, request_refund

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.clinicians import service, special_registrations
 from telehealth.clinicians.checks import dea_warnings, expiry_status, schedule_list
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, SpecialRegistration, StateLicense

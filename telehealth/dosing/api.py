@@ -20,7 +20,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitter_checks, sitters
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter
 from telehealth.dosing.schemas import (

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingSession, Sitter, SitterAttestation
@@ -23,7 +24,7 @@ from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_contact_request, has_open_crisis, open_contact_request, open_crisis_escalation
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
-from telehealth.lib.states import change_status
+from telehealth.audit.service import change_status
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.states import BatchStatus
 from telehealth.settings import ClinicalThresholds, Settings

@@ -13,7 +13,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+
+from telehealth.lib.actors import Actor
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.sessions import units_for

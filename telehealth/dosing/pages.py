@@ -22,7 +22,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.clinicians.service import clinician_zone
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitter_checks, sitters
 from telehealth.dosing.api import plan_dosing_body

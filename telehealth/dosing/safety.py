@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.locks import lock_patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.dosing import progress
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.models import SeriousEvent

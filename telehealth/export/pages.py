@@ -16,7 +16,8 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.billing.policy import dollars
 from telehealth.export import fhir
 from telehealth.export.record import collect

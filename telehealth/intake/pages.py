@@ -17,7 +17,7 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.intake import escalations, service
 from telehealth.intake.consents import CONSENT_DOCUMENTS
 from telehealth.intake.questionnaires import QUESTIONNAIRES

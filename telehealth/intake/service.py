@@ -17,7 +17,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient, UserAccount
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.intake.consents import CONSENT_DOCUMENTS, ConsentDocument
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
@@ -27,7 +28,7 @@ from telehealth.intake.sections import CONSENTS_STEP, QUESTIONNAIRE_STEPS, SECTI
 from telehealth.intake.states import INTAKE_TRANSITIONS, IntakeStatus
 from telehealth.lib.dates import age_on
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
-from telehealth.lib.states import change_status
+from telehealth.audit.service import change_status
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 

@@ -1,4 +1,5 @@
-"""App-wide dependencies every controller may ask for by name (NamedDependency)."""
+"""App-wide dependencies every controller may ask for by name (NamedDependency). Base types only (lib/actors.py):
+the areas fill them (the auth middleware puts accounts' SignedIn on the request)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
 
-from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.db.engine import provide_db_session
+from telehealth.lib.actors import Actor, SignedInPerson
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import NotAuthenticated
 from telehealth.settings import Settings
@@ -29,11 +29,11 @@ def is_loopback_client(request: Request[Any, Any, Any]) -> bool:
 
 
 def actor_for(request: Request[Any, Any, Any]) -> Actor:
-    user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
+    user: SignedInPerson | None = request.scope.get("user")  # type: ignore[assignment]
     user_agent = request.headers.get("user-agent")
     if user is None:
         return Actor.anonymous(client_ip(request), user_agent)
-    return Actor(user.user_id, user.role.value, client_ip(request), user_agent)
+    return Actor(user.user_id, str(user.role), client_ip(request), user_agent)
 
 
 def _settings(state: State) -> Settings:
@@ -52,8 +52,9 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
     return actor_for(request)
 
 
-def _signed_in(request: Request[Any, Any, Any]) -> SignedIn:
-    user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
+def _signed_in(request: Request[Any, Any, Any]) -> SignedInPerson:
+    """accounts.sessions.SignedIn, as the auth middleware put it on the request (controllers ask for that type)."""
+    user: SignedInPerson | None = request.scope.get("user")  # type: ignore[assignment]
     if user is None:
         raise NotAuthenticated("auth.required", "Sign in to continue.")
     return user

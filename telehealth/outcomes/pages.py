@@ -19,7 +19,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.dosing.models import DosingSession
 from telehealth.dosing.states import SessionStatus
 from telehealth.intake.questionnaires import QUESTIONNAIRES, REMISSION_BELOW

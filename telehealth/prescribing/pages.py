@@ -24,7 +24,7 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.clinicians.service import clinician_zone
 from telehealth.intake.sections import SECTIONS, vitals_in_words
 from telehealth.lib.clock import Clock

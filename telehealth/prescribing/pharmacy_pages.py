@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.lib.clock import Clock

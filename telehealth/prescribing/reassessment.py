@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import QuestionnaireResponse
 from telehealth.intake.questionnaires import GAD7, PHQ9, QUESTIONNAIRES, Questionnaire, in_remission, response_rate

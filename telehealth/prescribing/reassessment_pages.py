@@ -15,7 +15,7 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.results import CRISIS_RESOURCES
 from telehealth.lib.clock import Clock

@@ -17,7 +17,7 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing import service as billing
 from telehealth.billing.models import Payment
 from telehealth.lib.clock import Clock

@@ -10,7 +10,9 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from telehealth.scheduling.calendars import DEFAULT_DURATIONS
 from telehealth.scheduling.models import AppointmentTypeSettings, DateOverride, WeeklyHours

@@ -22,7 +22,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.clinicians.models import ClinicianProfile
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError

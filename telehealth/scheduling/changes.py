@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.billing.settlement import (
     CancellationQuote,
     cancellation_quote,
@@ -22,7 +23,7 @@ from telehealth.billing.settlement import (
     settle_reschedule,
 )
 from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
-from telehealth.lib.states import change_status
+from telehealth.audit.service import change_status
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
 from telehealth.scheduling.notices import tell_patient
 from telehealth.scheduling.calendars import credentials_valid_through, type_settings

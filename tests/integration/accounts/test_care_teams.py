@@ -169,7 +169,7 @@ async def test_only_a_coordinator_changes_a_team_whoever_calls_the_service(sessi
     """The rule lives in the service (the route guards say the same): a therapist's call is refused and audited."""
     import pytest
 
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.care_teams import service as care_teams
     from telehealth.lib.errors import Forbidden
 

@@ -15,9 +15,10 @@ from telehealth.audit.anchors import read_anchors
 from telehealth.audit.keys import LEGACY_KEY_ID, AuditKeys, key_id_of
 from telehealth.audit.models import AuditEvent
 from telehealth.audit.service import (
-    GENESIS_HASH, Actor, anchor_chain_head, compute_row_hash, record_audit_event, seal_audit_chain, verify_audit_chain,
+    GENESIS_HASH, anchor_chain_head, compute_row_hash, record_audit_event, seal_audit_chain, verify_audit_chain,
 )  # fmt: skip
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 
 KEYS = AuditKeys.of("audit-key-for-these-tests-" + "k" * 20)
 

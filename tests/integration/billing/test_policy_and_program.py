@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from telehealth.audit.models import AuditEvent
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing import service
 from telehealth.billing.models import Payment, Refund
 from telehealth.billing.settlement import refund_program

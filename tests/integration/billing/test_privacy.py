@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.billing import service
 from telehealth.billing.models import Payment
 from telehealth.billing.settlement import refund_program

@@ -162,7 +162,7 @@ async def test_concurrent_coordinator_refunds_never_exceed_what_was_paid(client,
 
 
 async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_everything(client, session_factory, settings, clock, stripe_fake):
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.billing import service
     from telehealth.db.engine import transaction
 
@@ -181,7 +181,7 @@ async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_
 async def test_an_ineligible_patient_gets_the_consult_refunded_once(client, session_factory, settings, clock, stripe_fake):
     import uuid
 
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.billing.settlement import refund_consult_for_ineligibility
     from telehealth.db.engine import transaction
 

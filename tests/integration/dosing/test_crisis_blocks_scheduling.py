@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import transaction
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import Escalation

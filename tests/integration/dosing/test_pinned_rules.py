@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import transaction
 from telehealth.dosing.before_dose import unlock_session
 from telehealth.intake.escalations import open_crisis_escalation

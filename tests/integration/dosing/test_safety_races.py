@@ -18,7 +18,7 @@ from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.clinicians.models import StateLicense
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.prescribing import plans

@@ -131,7 +131,7 @@ async def test_a_double_submission_screens_once(client, session_factory, setting
     import asyncio
 
     from telehealth.accounts.models import Patient
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.db.engine import transaction
     from telehealth.intake.service import submit_intake
     from telehealth.lib.errors import Conflict

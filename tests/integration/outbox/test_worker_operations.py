@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
 from telehealth.audit.models import AuditEvent
-from telehealth.audit.service import Actor
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import transaction
 from telehealth.lib.clock import SystemClock, utc_now
 from telehealth.lib.errors import Conflict
@@ -224,7 +225,9 @@ async def test_requeue_is_refused_while_a_live_job_holds_the_same_dedupe_key(ses
                                  dedupe_key="reminder:1")  # fmt: skip
     async with transaction(session_factory) as session:
         with pytest.raises(Conflict) as refusal:
-            await requeue_parked_job(session, parked.id, actor=Actor(None, "operator"), now=clock.now())
+            await requeue_parked_job(
+                session, parked.id, actor=Actor(None, "operator"), now=clock.now(), record_audit_event=record_audit_event
+            )
         await session.execute(text("SELECT 1"))  # the caller's transaction survived the refusal
     assert refusal.value.code == "job.duplicate_live"
     async with session_factory() as session:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from telehealth.billing.models import Refund
 from telehealth.db.engine import transaction
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.prescribing.encounters import prescribing_blocker
 from telehealth.prescribing.models import Encounter
 from telehealth.scheduling.models import Appointment, VideoVisit

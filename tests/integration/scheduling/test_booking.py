@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.lib.errors import Conflict
 from telehealth.scheduling.models import Appointment

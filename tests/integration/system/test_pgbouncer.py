@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory, transaction
 from telehealth.lib.errors import Conflict
 from telehealth.notifications.service import queue_email
