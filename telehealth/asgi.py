@@ -22,6 +22,7 @@ from telehealth.accounts.csrf import CsrfMiddleware
 from telehealth.accounts.middleware import SessionAuthMiddleware
 from telehealth.billing.gateway import StripeGateway
 from telehealth.cli import TelehealthCLIPlugin
+from telehealth.dependencies import APP_DEPENDENCIES
 from telehealth.db.channels import PostgresChannelsBackend, driver_dsn
 from telehealth.db.engine import async_database_url, make_autocommit_session_factory, make_engine, make_session_factory
 from telehealth.db.embedded import stop_embedded_postgres
@@ -29,7 +30,6 @@ from telehealth.db.migrate import upgrade_database
 from telehealth.db.roles import resolve_database_urls
 from telehealth.devtools.demo_clock import follow_offset, refresh_offset
 from telehealth.lib.clock import Clock, OffsetClock, SystemClock, forget_demo_offset
-from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
 from telehealth.lib.openapi import JsonDocument, YamlDocument

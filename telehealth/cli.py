@@ -184,7 +184,7 @@ def encrypt_totp_secrets_command() -> None:
 def new_totp_key_command(key_id: str | None) -> None:
     from datetime import UTC, datetime
 
-    from telehealth.accounts.totp_secrets import new_key_text
+    from telehealth.lib.key_texts import new_key_text
 
     click.echo(new_key_text(key_id or datetime.now(UTC).strftime("k%Y%m%d")))
 

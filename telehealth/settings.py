@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telehealth.lib.env_settings import SettingsError as SettingsError  # raised by every check; imported from here
 from telehealth.lib.env_settings import check_declared, read_declared, setting
+from telehealth.lib.key_texts import parse_keyring
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
@@ -364,9 +365,10 @@ class Settings:
                 raise SettingsError(f"VIDEO_ICE_URLS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
             if url.startswith("turn") and not self.video_turn_secret:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
-        from telehealth.accounts.totp_secrets import TotpKeyring
-
-        TotpKeyring.from_settings(self)  # a malformed key stops the start, naming the variable
+        # a malformed key stops the start, naming the variable (accounts/totp_secrets.py builds its keyring the same way)
+        parse_keyring(
+            self.totp_encryption_key, self.totp_old_encryption_keys, current_variable="TOTP_ENCRYPTION_KEY", old_variable="TOTP_OLD_ENCRYPTION_KEYS"
+        )
         if self.is_production:
             if self.demo_clock:
                 raise SettingsError("DEMO_CLOCK is for demonstrations; production keeps real time (unset it)")

@@ -20,7 +20,8 @@ from sqlalchemy import update
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code, new_totp_secret
-from telehealth.accounts.totp_secrets import TotpKeyring, TotpSecretUnreadable, new_key_text, seal, unseal
+from telehealth.accounts.totp_secrets import TotpKeyring, TotpSecretUnreadable, seal, unseal
+from telehealth.lib.key_texts import new_key_text
 from telehealth.db.engine import transaction
 from telehealth.settings import DEVELOPMENT_TOTP_KEY, SettingsError
 from tests.conftest import with_settings
