@@ -7,14 +7,12 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from litestar.plugins import CLIPlugin
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.db.engine import make_engine, make_session_factory, transaction

@@ -10,6 +10,7 @@ envelope's bounds are declared in `ClinicalThresholds.check_envelope`, which wor
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
@@ -212,7 +213,7 @@ class ClinicalThresholds:
                 raise SettingsError(
                     f"{name}={systolic}/{diastolic} is outside the safety envelope: it may be at most {top_systolic}/{top_diastolic} (and at least 60/40)"
                 )
-        for (lower_name, lower, _), (upper_name, upper, _) in zip(pressures, pressures[1:]):
+        for (lower_name, lower, _), (upper_name, upper, _) in itertools.pairwise(pressures):
             if not (lower[0] < upper[0] and lower[1] < upper[1]):
                 raise SettingsError(
                     f"{lower_name}={lower[0]}/{lower[1]} must be below {upper_name}={upper[0]}/{upper[1]} "

@@ -16,18 +16,17 @@ from datetime import UTC, datetime
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-import telehealth.jobs  # noqa: F401  (registers every job handler: services under test may enqueue)
+import telehealth.jobs
 import telehealth.models  # noqa: F401  (completes the metadata)
 from telehealth.db.base import metadata
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
+from telehealth.devtools.stripe_stand_in import FakeStripe
 from telehealth.lib.clock import FrozenClock
 from telehealth.settings import PROJECT_ROOT, Settings
 from tests.fakes.smtp import SmtpServer
-from telehealth.devtools.stripe_stand_in import FakeStripe
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 

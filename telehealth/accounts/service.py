@@ -13,8 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import AccountToken, Patient, UserAccount
 from telehealth.accounts import throttle
+from telehealth.accounts.models import AccountToken, Patient, UserAccount
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import (
     hash_password_in_thread,

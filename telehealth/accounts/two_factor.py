@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
-from telehealth.accounts.service import queue_account_locked_email
 from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password_in_thread
+from telehealth.accounts.service import queue_account_locked_email
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.totp_secrets import TotpKeyring, resealed, seal, unseal
 from telehealth.audit.service import record_audit_event

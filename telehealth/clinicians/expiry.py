@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
 from telehealth.audit.service import record_audit_event
-from telehealth.lib.actors import Actor
 from telehealth.clinicians.checks import EXPIRY_WARNING_DAYS
 from telehealth.clinicians.models import DeaRegistration, SpecialRegistration, StateLicense
 from telehealth.clinicians.service import clinic_today
+from telehealth.lib.actors import Actor
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 

@@ -4,8 +4,8 @@ transaction rolls back, the job was never there (an email for a booking that fai
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, text
@@ -13,8 +13,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.lib.errors import Conflict, NotFound
 from telehealth.lib.actors import Actor
+from telehealth.lib.errors import Conflict, NotFound
 from telehealth.lib.states import swap_status
 from telehealth.outbox.models import Job
 from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus

@@ -16,8 +16,8 @@ from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 from telehealth.waitlist import invitations, service
 from telehealth.waitlist.schemas import (
-    AcceptInvitation,
     Accepted,
+    AcceptInvitation,
     EntryToken,
     InvitationRun,
     InviteNext,
