@@ -63,10 +63,10 @@ from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series, percentile
 from benchmarks.waitlist import StatementLog, _ms, _plan_lines, csrf_client, log, query_plans, run_phase
 from telehealth.accounts.models import Patient, UserAccount
-from telehealth.audit.service import Actor
 from telehealth.db.engine import make_engine, make_session_factory
-from telehealth.scheduling.schemas import SlotBody
+from telehealth.lib.actors import Actor
 from telehealth.scheduling.roster import ROSTERS
+from telehealth.scheduling.schemas import SlotBody
 from telehealth.scheduling.service import book_appointment, find_slots
 from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
@@ -727,7 +727,7 @@ def markdown_report(report: dict[str, Any]) -> str:
             shown.pop("generic_plan")
             shown["note"] = "the generic plan has the same shape"
         if len(shown["parameters"]) > 8:
-            shown["parameters"] = shown["parameters"][:3] + [f"... {len(plan['parameters'])} in all"]
+            shown["parameters"] = [*shown["parameters"][:3], f"... {len(plan['parameters'])} in all"]
             for key in ("sql", "plan", "generic_plan"):
                 if key in shown:
                     shown[key] = shorten_lists(shown[key])

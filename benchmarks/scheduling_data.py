@@ -289,7 +289,7 @@ async def load(
         facts = await dataset_facts(connection, state=state)
     finally:
         await connection.close()
-    per_clinician: dict[uuid.UUID, int] = {cid: 0 for cid in serving}
+    per_clinician: dict[uuid.UUID, int] = dict.fromkeys(serving, 0)
     for cid, _, _ in planned:
         per_clinician[cid] += 1
     counts = sorted(per_clinician.values())

@@ -52,8 +52,8 @@ from benchmarks.rawhttp import Answer, raw_post, request_bytes
 from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series
 from benchmarks.waitlist import csrf_client, log
-from telehealth.settings import PROJECT_ROOT, Settings
 from telehealth.devtools.stripe_stand_in import sign_payload
+from telehealth.settings import PROJECT_ROOT, Settings
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BEGIN_MARK = "<!-- suite:begin (written by `python -m benchmarks suite`; edits between the marks are replaced) -->"
@@ -320,7 +320,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                     await capture.capture("slot search", client, [as_patient(who, "GET", "/api/v1/slots", 200, params=search_params()) for who in searchers]),
                     await capture.capture("patient dashboard", client, [as_patient(who, "GET", "/patient", 200) for who in searchers]),
                     await capture.capture("booking", client, [as_patient(who, "POST", "/api/v1/appointments", 201, json=booking_body(slot))
-                                                              for who, slot in zip(racers, capture_slots)]),
+                                                              for who, slot in zip(racers, capture_slots, strict=False)]),
                 ]  # fmt: skip
     await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
 

@@ -50,8 +50,8 @@ from benchmarks.server import Server, running_server
 from benchmarks.stats import Series, percentile
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import new_token
-from telehealth.audit.service import Actor
 from telehealth.db.engine import make_engine, make_session_factory, transaction
+from telehealth.lib.actors import Actor
 from telehealth.settings import Settings
 from telehealth.waitlist.invitations import invite_next
 from telehealth.waitlist.models import WaitlistEntry

@@ -30,10 +30,10 @@ from sqlalchemy.engine import make_url
 from benchmarks.census import cumulative_bounds
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account, find_user_by_email
-from telehealth.audit.service import Actor
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.db.migrate import upgrade_database
+from telehealth.lib.actors import Actor
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 from telehealth.waitlist.models import TALLY_BUCKET_ORIGIN, TALLY_BUCKET_WIDTH

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -65,9 +66,9 @@ from benchmarks.server import environment, fake_stripe, running_server
 from benchmarks.stats import Series
 from benchmarks.waitlist import _ms, log
 from benchmarks.waitlist_data import database_url, plain_dsn
+from telehealth.devtools.stripe_stand_in import sign_payload
 from telehealth.notifications.service import SEND_EMAIL_JOB
 from telehealth.settings import PROJECT_ROOT
-from telehealth.devtools.stripe_stand_in import sign_payload
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WEBHOOK = "/api/v1/billing/stripe/webhook"
@@ -556,7 +557,7 @@ def overlapping_twins(sent: list[Delivery]) -> int:
     count = 0
     for copies in by_event.values():
         spans = sorted((d.started, d.started + d.seconds) for d in copies)
-        if any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)):
+        if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)):
             count += 1
     return count
 

@@ -21,7 +21,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import telehealth.db.registry  # noqa: F401  (registers every table)
+import telehealth.models  # noqa: F401  (the entry's list of every table: completes the metadata)
 from telehealth.db.base import metadata
 from telehealth.db.engine import async_database_url
 

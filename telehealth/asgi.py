@@ -10,34 +10,34 @@ from contextlib import asynccontextmanager, suppress
 from urllib.parse import urlsplit
 
 import asyncpg
-
 from litestar import Litestar
 from litestar.channels import ChannelsPlugin
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+import telehealth.jobs  # noqa: F401  (registers every job handler: the entry owns the list, as it owns the routes)
 from telehealth.accounts.csrf import CsrfMiddleware
 from telehealth.accounts.middleware import SessionAuthMiddleware
 from telehealth.billing.gateway import StripeGateway
+from telehealth.bundled import STATIC_DIR, TEMPLATES_DIR
 from telehealth.cli import TelehealthCLIPlugin
 from telehealth.db.channels import PostgresChannelsBackend, driver_dsn
-from telehealth.db.engine import async_database_url, make_autocommit_session_factory, make_engine, make_session_factory
 from telehealth.db.embedded import stop_embedded_postgres
+from telehealth.db.engine import async_database_url, make_autocommit_session_factory, make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
 from telehealth.db.roles import resolve_database_urls
+from telehealth.dependencies import APP_DEPENDENCIES
 from telehealth.devtools.demo_clock import follow_offset, refresh_offset
 from telehealth.lib.clock import Clock, OffsetClock, SystemClock, forget_demo_offset
-from telehealth.lib.dependencies import APP_DEPENDENCIES
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
 from telehealth.lib.openapi import JsonDocument, YamlDocument
 from telehealth.lib.security_headers import STRIPE_CHECKOUT_ORIGIN, SecurityHeadersMiddleware
 from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
-from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
+from telehealth.outbox.worker import WorkerContext, run_worker
 from telehealth.routes import ROUTE_HANDLERS
-from telehealth.bundled import STATIC_DIR, TEMPLATES_DIR
 from telehealth.settings import Settings, get_settings
 from telehealth.system.metrics import MetricsMiddleware, RequestMetrics
 from telehealth.templating import configure_template_engine
@@ -95,7 +95,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     settings = settings or get_settings()
     settings.validate()
     clock = make_clock(settings, clock)
-    import_job_modules()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -7,14 +7,12 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from litestar.plugins import CLIPlugin
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.db.engine import make_engine, make_session_factory, transaction
@@ -30,6 +28,7 @@ def _run_with_database(
 ) -> T:
     """Run `work` connected as the service's runtime role; with `migrate`, first upgrade the schema as the
     tables' owner (MIGRATION_DATABASE_URL), which also grants the runtime role."""
+    import telehealth.jobs  # noqa: F401  (the commands may enqueue or run jobs: every handler must be registered)
     from telehealth.db.roles import resolve_database_urls
 
     settings = get_settings()
@@ -135,7 +134,7 @@ def demo_totp_command() -> None:
 @click.password_option("--password", help="At least 12 characters.")
 def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: str | None, password: str) -> None:
     from telehealth.accounts.service import create_account
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import DomainError
     from telehealth.prescribing.pharmacy_staff import create_pharmacist, find_pharmacy
 
@@ -183,7 +182,7 @@ def encrypt_totp_secrets_command() -> None:
 def new_totp_key_command(key_id: str | None) -> None:
     from datetime import UTC, datetime
 
-    from telehealth.accounts.totp_secrets import new_key_text
+    from telehealth.lib.key_texts import new_key_text
 
     click.echo(new_key_text(key_id or datetime.now(UTC).strftime("k%Y%m%d")))
 
@@ -226,9 +225,7 @@ def worker_command() -> None:
     from telehealth.asgi import make_clock, make_mailer
     from telehealth.devtools.demo_clock import follow_offset, refresh_offset
     from telehealth.lib.clock import OffsetClock
-    from telehealth.outbox.worker import WorkerContext, import_job_modules, run_worker
-
-    import_job_modules()
+    from telehealth.outbox.worker import WorkerContext, run_worker
 
     async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         stop = asyncio.Event()
@@ -310,13 +307,16 @@ def jobs_show_command(job_id: Any, with_payload: bool) -> None:
 @jobs_group.command(name="requeue", help="Give a parked job a fresh set of attempts, due now (audited).")
 @click.argument("job_id", type=click.UUID)
 def jobs_requeue_command(job_id: Any) -> None:
-    from telehealth.audit.service import Actor
+    from telehealth.audit.service import record_audit_event
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import DomainError
     from telehealth.outbox.service import requeue_parked_job
 
     async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], _s: Settings) -> None:
         async with transaction(factory) as session:
-            await requeue_parked_job(session, job_id, actor=Actor(None, "operator"), now=SystemClock().now())
+            await requeue_parked_job(
+                session, job_id, actor=Actor(None, "operator"), now=SystemClock().now(), record_audit_event=record_audit_event
+            )
 
     try:
         _run_with_database(work)

@@ -15,10 +15,10 @@ from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import new_totp_secret, totp_uri
 from telehealth.accounts.service import create_account, find_user_by_email
 from telehealth.accounts.totp_secrets import TotpKeyring, seal, unseal
-from telehealth.audit.service import Actor
 from telehealth.care_teams import service as care_teams
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.demo_home import seed_home_program
+from telehealth.lib.actors import Actor
 from telehealth.prescribing.models import Pharmacy
 from telehealth.prescribing.pharmacy_staff import assign_pharmacy, pharmacy_of
 from telehealth.scheduling.models import WeeklyHours

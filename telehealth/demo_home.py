@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account, find_user_by_email
-from telehealth.audit.service import Actor
 from telehealth.care_teams import service as care_teams
 from telehealth.dosing.models import Sitter
 from telehealth.dosing.sitters import SITTER_AGREEMENT
 from telehealth.dosing.states import SitterStatus
+from telehealth.lib.actors import Actor
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
 from telehealth.prescribing.plans import content_of
 from telehealth.scheduling.models import Appointment, VideoVisit, VisitConnection

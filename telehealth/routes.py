@@ -8,18 +8,18 @@ from telehealth.care_teams.api import CareTeamApiController
 from telehealth.care_teams.pages import CareTeamPagesController
 from telehealth.clinicians.api import ClinicianApiController
 from telehealth.clinicians.pages import ClinicianPagesController
+from telehealth.devtools.clock_pages import DemoClockController
 from telehealth.dosing.api import DosingApiController, PlanDosingApiController, SitterApiController, SitterLinkApiController
 from telehealth.dosing.pages import DosingPagesController, PlanDosingPagesController
 from telehealth.dosing.sitter_checks_api import SitterVerificationApiController
 from telehealth.dosing.sitter_checks_pages import SitterVerificationPagesController
 from telehealth.dosing.sitter_pages import SitterPagesController
+from telehealth.export.pages import RecordPagesController
 from telehealth.intake.api import IntakeApiController, StaffIntakeApiController
 from telehealth.intake.pages import IntakePagesController
 from telehealth.messages.pages import MessagePagesController
 from telehealth.notes.pages import NotePagesController
 from telehealth.notifications.pages import DevMailboxController
-from telehealth.devtools.clock_pages import DemoClockController
-from telehealth.export.pages import RecordPagesController
 from telehealth.outcomes.pages import OutcomePagesController
 from telehealth.patient_chart.pages import PatientChartPagesController
 from telehealth.portal.pages import PortalPagesController

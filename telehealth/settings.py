@@ -10,6 +10,7 @@ envelope's bounds are declared in `ClinicalThresholds.check_envelope`, which wor
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telehealth.lib.env_settings import SettingsError as SettingsError  # raised by every check; imported from here
 from telehealth.lib.env_settings import check_declared, read_declared, setting
+from telehealth.lib.key_texts import parse_keyring
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
@@ -211,7 +213,7 @@ class ClinicalThresholds:
                 raise SettingsError(
                     f"{name}={systolic}/{diastolic} is outside the safety envelope: it may be at most {top_systolic}/{top_diastolic} (and at least 60/40)"
                 )
-        for (lower_name, lower, _), (upper_name, upper, _) in zip(pressures, pressures[1:]):
+        for (lower_name, lower, _), (upper_name, upper, _) in itertools.pairwise(pressures):
             if not (lower[0] < upper[0] and lower[1] < upper[1]):
                 raise SettingsError(
                     f"{lower_name}={lower[0]}/{lower[1]} must be below {upper_name}={upper[0]}/{upper[1]} "
@@ -364,9 +366,10 @@ class Settings:
                 raise SettingsError(f"VIDEO_ICE_URLS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
             if url.startswith("turn") and not self.video_turn_secret:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
-        from telehealth.accounts.totp_secrets import TotpKeyring
-
-        TotpKeyring.from_settings(self)  # a malformed key stops the start, naming the variable
+        # a malformed key stops the start, naming the variable (accounts/totp_secrets.py builds its keyring the same way)
+        parse_keyring(
+            self.totp_encryption_key, self.totp_old_encryption_keys, current_variable="TOTP_ENCRYPTION_KEY", old_variable="TOTP_OLD_ENCRYPTION_KEYS"
+        )
         if self.is_production:
             if self.demo_clock:
                 raise SettingsError("DEMO_CLOCK is for demonstrations; production keeps real time (unset it)")

@@ -7,19 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from telehealth.accounts.models import Patient, UserAccount
+import telehealth.jobs  # noqa: F401  (registers every job handler)
+from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import current_totp_code, new_totp_secret
 from telehealth.accounts.service import create_account
 from telehealth.accounts.totp_secrets import TotpKeyring, seal
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.notifications.mailer import Mailer, SmtpMailer
-from telehealth.outbox.worker import WorkerContext, import_job_modules, run_due_jobs
+from telehealth.outbox.worker import WorkerContext, run_due_jobs
 from telehealth.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -83,7 +83,6 @@ async def sign_in(client: AsyncTestClient, person: Person, clock: Clock, *, pass
 
 
 def worker_context(factory: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, mailer: Mailer | None = None) -> WorkerContext:
-    import_job_modules()
     return WorkerContext(factory, settings, clock, services={"mailer": mailer or SmtpMailer(settings.smtp_url or "", timeout=5)})
 
 

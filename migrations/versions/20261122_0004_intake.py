@@ -5,19 +5,20 @@ Revises: 0003_rate_limits_and_waitlist
 Create Date: 2026-11-22 00:45:42.948550
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0004_intake'
-down_revision: Union[str, Sequence[str], None] = '0003_rate_limits_and_waitlist'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0003_rate_limits_and_waitlist'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

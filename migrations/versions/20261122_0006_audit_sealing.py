@@ -5,19 +5,16 @@ Revises: 0005_intake_risk_reasons
 Create Date: 2026-11-22 01:16:25.370548
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0006_audit_sealing'
-down_revision: Union[str, Sequence[str], None] = '0005_intake_risk_reasons'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0005_intake_risk_reasons'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 # Sealing may fill chain_seq, prev_hash and row_hash once, when they are empty; nothing else may change.

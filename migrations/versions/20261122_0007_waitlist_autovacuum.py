@@ -8,14 +8,14 @@ Revises: 0006_audit_sealing
 Create Date: 2026-11-22 01:20:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = '0007_waitlist_autovacuum'
-down_revision: Union[str, Sequence[str], None] = '0006_audit_sealing'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0006_audit_sealing'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,15 +8,15 @@ Revises: 0010_prescribing
 Create Date: 2026-11-22 03:10:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision: str = '0011_clinician_credentials'
-down_revision: Union[str, Sequence[str], None] = '0010_prescribing'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0010_prescribing'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,19 +5,18 @@ Revises: 0011_clinician_credentials
 Create Date: 2026-11-22 04:30:15.795990
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0012_reassessment_answer'
-down_revision: Union[str, Sequence[str], None] = '0011_clinician_credentials'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0011_clinician_credentials'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -12,19 +12,19 @@ Revises: 0015_clinical_notes
 Create Date: 2026-12-05 03:17:16.265351
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0016_waitlist_tally'
-down_revision: Union[str, Sequence[str], None] = '0015_clinical_notes'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0015_clinical_notes'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 # The day a waiting entry counts in (telehealth.waitlist.models.tally_bucket, frozen here).
 BUCKET = "date_bin('1 day', {}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"

@@ -11,17 +11,16 @@ Revises: 0016_waitlist_tally
 Create Date: 2026-12-05 11:10:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0017_calendar_version'
-down_revision: Union[str, Sequence[str], None] = '0016_waitlist_tally'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0016_waitlist_tally'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 BUMP_FUNCTION = """
 CREATE FUNCTION calendar_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$

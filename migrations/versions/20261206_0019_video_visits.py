@@ -10,19 +10,19 @@ Revises: 0018_busy_from_index
 Create Date: 2026-12-06 14:09:56.218864
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0019_video_visits'
-down_revision: Union[str, Sequence[str], None] = '0018_busy_from_index'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0018_busy_from_index'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

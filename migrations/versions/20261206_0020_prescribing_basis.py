@@ -12,19 +12,19 @@ Revises: 0019_video_visits
 Create Date: 2026-12-06 14:16:03
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0020_prescribing_basis'
-down_revision: Union[str, Sequence[str], None] = '0019_video_visits'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0019_video_visits'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 BASES = "('telemedicine_flexibilities', 'in_person_evaluation', 'special_registration')"
 

@@ -9,15 +9,14 @@ Revises: 0020_prescribing_basis
 Create Date: 2026-12-06 16:00:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
-
 revision: str = '0021_plan_safety_envelope'
-down_revision: Union[str, Sequence[str], None] = '0020_prescribing_basis'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0020_prescribing_basis'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 ENVELOPE = (
     "sessions <= 12 AND min_hours_between >= 48 AND jsonb_array_length(doses_mg) = sessions "

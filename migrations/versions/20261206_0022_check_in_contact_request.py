@@ -6,15 +6,14 @@ Revises: 0021_plan_safety_envelope
 Create Date: 2026-12-06 20:30:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
-
 revision: str = '0022_check_in_contact_request'
-down_revision: Union[str, Sequence[str], None] = '0021_plan_safety_envelope'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0021_plan_safety_envelope'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -11,7 +11,7 @@ Revises: 0022_check_in_contact_request
 Create Date: 2026-12-06 21:00:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,9 +19,9 @@ from alembic import op
 import telehealth.db.types
 
 revision: str = '0023_care_teams'
-down_revision: Union[str, Sequence[str], None] = '0022_check_in_contact_request'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0022_check_in_contact_request'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 JOINED_BECAUSE = "joined_because IN ('seed', 'consult_booked', 'integration_booked', 'plan_signed', 'assigned')"
 

@@ -10,19 +10,19 @@ Revises: 0023_care_teams
 Create Date: 2026-12-07 10:00:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0024_observation_window'
-down_revision: Union[str, Sequence[str], None] = '0023_care_teams'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0023_care_teams'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 KINDS_BEFORE = "'loss_reported', 'count_below_zero', 'more_than_prescribed', 'early_batch_request'"
 KINDS = "'loss_reported', 'count_below_zero', 'more_than_prescribed', 'fewer_than_prescribed', 'early_batch_request'"

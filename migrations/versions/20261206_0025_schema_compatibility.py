@@ -10,16 +10,15 @@ Revises: 0024_observation_window
 Create Date: 2026-12-06 21:10:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = '0025_schema_compatibility'
-down_revision: Union[str, Sequence[str], None] = '0024_observation_window'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0024_observation_window'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -9,18 +9,18 @@ Revises: 0025_schema_compatibility
 Create Date: 2026-12-06 22:00:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0026_pharmacy_staff'
-down_revision: Union[str, Sequence[str], None] = '0025_schema_compatibility'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0025_schema_compatibility'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

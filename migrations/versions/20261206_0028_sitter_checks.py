@@ -11,19 +11,19 @@ Revises: 0027_two_factor_counter
 Create Date: 2026-12-06 21:00:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
+from alembic import op
 
+import telehealth.db.types
 
 # revision identifiers, used by Alembic.
 revision: str = '0028_sitter_checks'
-down_revision: Union[str, Sequence[str], None] = '0027_two_factor_counter'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0027_two_factor_counter'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 STATUSES_BEFORE = "'invited', 'confirmed', 'declined', 'removed'"
 STATUSES = "'invited', 'confirmed', 'declined', 'removed', 'withdrawn'"

@@ -16,19 +16,16 @@ Revises: 0029_runtime_role
 Create Date: 2026-12-06 23:30:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
-import sqlalchemy as sa
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
-import telehealth.db.types
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0030_account_hardening'
-down_revision: Union[str, Sequence[str], None] = '0029_runtime_role'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0029_runtime_role'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -6,16 +6,15 @@ Revises: 0031_dev_mailbox_attachments
 Create Date: 2026-12-08 10:00:00
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = '0032_demo_clock'
-down_revision: Union[str, Sequence[str], None] = '0031_dev_mailbox_attachments'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0031_dev_mailbox_attachments'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -29,7 +29,8 @@ from telehealth.accounts.schemas import (
     TwoFactorEnrolment,
 )
 from telehealth.accounts.sessions import SignedIn, end_session
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
 from telehealth.settings import Settings

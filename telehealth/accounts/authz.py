@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import CareTeamMember, Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import NotFound
 
 
@@ -76,9 +77,12 @@ async def load_patient_for(
         await session.execute(select(Patient).where(Patient.id == patient_id, visible_patients_clause(viewer, access)))
     ).scalar_one_or_none()
     grant = None
-    if patient is None and viewer.role in CLINICIANS:
-        if (grant := await live_grant(session, patient_id=patient_id, clinician_id=viewer.user_id, now=now)) is not None:
-            patient = await session.get(Patient, patient_id)
+    if (
+        patient is None
+        and viewer.role in CLINICIANS
+        and (grant := await live_grant(session, patient_id=patient_id, clinician_id=viewer.user_id, now=now)) is not None
+    ):
+        patient = await session.get(Patient, patient_id)
     if patient is None:
         await record_audit_event(
             session, actor=actor, action=f"patient.record.{purpose}", resource_type="patient",

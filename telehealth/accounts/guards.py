@@ -41,7 +41,7 @@ async def requires_password_step(connection: ASGIConnection[Any, Any, Any, Any],
         raise NotAuthenticated("auth.required", "Sign in to continue.")
 
 
-def requires_role(*roles: Role):  # noqa: ANN201  (a guard factory)
+def requires_role(*roles: Role):
     allowed = frozenset(roles)
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

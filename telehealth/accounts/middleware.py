@@ -7,14 +7,13 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import Cookie
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from litestar.enums import ScopeType
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
-from telehealth.accounts.sessions import SignedIn
-from telehealth.accounts.sessions import resolve_session, rotate_session_token, session_cookie_name, start_session
+from telehealth.accounts.sessions import SignedIn, resolve_session, rotate_session_token, session_cookie_name, start_session
 from telehealth.settings import Settings
 
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Text, Uuid, text
 from sqlmodel import Field
 
-from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 from telehealth.accounts.roles import Role
+from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 
 ROLE_VALUES = ", ".join(f"'{role.value}'" for role in Role)
 

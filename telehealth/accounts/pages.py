@@ -13,11 +13,12 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts import service, two_factor
-from telehealth.accounts.roles import two_factor_step
 from telehealth.accounts.guards import current_user, requires_password_step, requires_sign_in
 from telehealth.accounts.middleware import cleared_session_cookie, rotated_session_cookie, sign_in_cookie
+from telehealth.accounts.roles import two_factor_step
 from telehealth.accounts.sessions import SignedIn, end_session
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import client_ip
 from telehealth.lib.errors import DomainError

@@ -13,8 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import AccountToken, Patient, UserAccount
 from telehealth.accounts import throttle
+from telehealth.accounts.models import AccountToken, Patient, UserAccount
 from telehealth.accounts.roles import STAFF_ROLES, Role
 from telehealth.accounts.security import (
     hash_password_in_thread,
@@ -24,7 +24,8 @@ from telehealth.accounts.security import (
     password_problem,
     verify_password_in_thread,
 )
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings

@@ -11,9 +11,7 @@ is re-encrypted when the owner next enters a correct code, or all at once by `en
 from __future__ import annotations
 
 import base64
-import binascii
 import os
-import re
 import uuid
 from dataclasses import dataclass
 
@@ -22,33 +20,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from telehealth.settings import Settings, SettingsError
+from telehealth.lib.key_texts import parse_keyring
+from telehealth.settings import Settings
 
 VERSION = "v1"
-_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 class TotpSecretUnreadable(RuntimeError):
     """A stored secret whose key is not configured, or that does not decrypt (wrong key, tampered, moved)."""
-
-
-def parse_key(text: str, *, variable: str) -> tuple[str, bytes]:
-    """One "id:key" entry: an id of letters, digits, - or _, and 32 random bytes in base64url."""
-    key_id, _, encoded = text.strip().partition(":")
-    if not _KEY_ID.match(key_id):
-        raise SettingsError(f"{variable}: each key is written id:key, the id 1-32 letters, digits, - or _ (got {key_id!r})")
-    try:
-        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise SettingsError(f"{variable}: key {key_id!r} is not base64url") from exc
-    if len(key) != 32:
-        raise SettingsError(f"{variable}: key {key_id!r} must be 32 bytes (base64url of 32 random bytes), got {len(key)}")
-    return key_id, key
-
-
-def new_key_text(key_id: str) -> str:
-    """A fresh "id:key" value for TOTP_ENCRYPTION_KEY."""
-    return f"{key_id}:{base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip('=')}"
 
 
 @dataclass(frozen=True)
@@ -58,13 +37,12 @@ class TotpKeyring:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TotpKeyring:
-        current_id, current = parse_key(settings.totp_encryption_key, variable="TOTP_ENCRYPTION_KEY")
-        keys = {current_id: current}
-        for entry in filter(str.strip, settings.totp_old_encryption_keys.split(",")):
-            key_id, key = parse_key(entry, variable="TOTP_OLD_ENCRYPTION_KEYS")
-            if key_id in keys and keys[key_id] != key:
-                raise SettingsError(f"TOTP_OLD_ENCRYPTION_KEYS: key id {key_id!r} is used twice for different keys")
-            keys.setdefault(key_id, key)
+        current_id, keys = parse_keyring(
+            settings.totp_encryption_key,
+            settings.totp_old_encryption_keys,
+            current_variable="TOTP_ENCRYPTION_KEY",
+            old_variable="TOTP_OLD_ENCRYPTION_KEYS",
+        )
         return cls(current_id, keys)
 
 

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount, UserSession
-from telehealth.accounts.service import queue_account_locked_email
 from telehealth.accounts.security import matching_totp_step, new_totp_secret, totp_uri, verify_password_in_thread
+from telehealth.accounts.service import queue_account_locked_email
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.totp_secrets import TotpKeyring, resealed, seal, unseal
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import authenticator_time
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from telehealth.notifications.service import queue_email

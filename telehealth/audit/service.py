@@ -15,9 +15,11 @@ import hashlib
 import hmac
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,29 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.audit.anchors import AnchorFile, append_anchor, last_anchored_seq
 from telehealth.audit.keys import LEGACY_KEY_ID, AuditKeys
 from telehealth.audit.models import AuditEvent
+from telehealth.lib.actors import Actor
+from telehealth.lib.states import TransitionTable, swap_status
 
 logger = logging.getLogger("telehealth.audit")
 
 AUDIT_SEAL_LOCK_KEY = 7_461_002
 GENESIS_HASH = "0" * 64
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting, and from where. Built once per request (or as `system` in the worker)."""
-
-    user_id: uuid.UUID | None
-    role: str
-    ip: str | None = None
-    user_agent: str | None = None
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(user_id=None, role="system")
-
-    @classmethod
-    def anonymous(cls, ip: str | None = None, user_agent: str | None = None) -> Actor:
-        return cls(user_id=None, role="anonymous", ip=ip, user_agent=user_agent)
 
 
 def _field(value: object) -> str:
@@ -111,6 +97,36 @@ async def record_audit_event(
     session.add(event)
     await session.flush()
     return event
+
+
+async def change_status(
+    session: AsyncSession,
+    model: type[Any],
+    row_id: uuid.UUID,
+    *,
+    table: TransitionTable,
+    source: str,
+    target: str,
+    actor: Actor,
+    now: datetime,
+    patient_id: uuid.UUID | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> None:
+    """Move one row from `source` to `target` if it is still in `source` (lib/states.py), and audit it as
+    `<table>.<action>` in the same transaction.
+
+    Raises Conflict when the transition is not in the table or another writer moved the row first.
+    """
+    action = await swap_status(session, model, row_id, table=table, source=source, target=target, values=values)
+    await record_audit_event(
+        session,
+        actor=actor,
+        action=f"{table.name}.{action}",
+        resource_type=table.name,
+        resource_id=row_id,
+        patient_id=patient_id,
+        now=now,
+    )
 
 
 async def seal_audit_chain(session: AsyncSession, keys: AuditKeys, *, batch_size: int = 2000) -> int:

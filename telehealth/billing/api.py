@@ -16,7 +16,6 @@ from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing import service
 from telehealth.billing.events import apply_event, verified_event
@@ -35,6 +34,7 @@ from telehealth.billing.schemas import (
     StatementBody,
 )
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.settings import Settings
 
@@ -145,7 +145,7 @@ class BillingApiController(Controller):
         return StatementBody(
             payments=[payment_body(p) for p in payments],
             ledger=[LedgerLine(kind=e.kind, amount_cents=e.amount_cents, label=e.label, occurred_at=e.occurred_at, payment_id=e.payment_id) for e in ledger],
-            balance_due_cents=sum(p.amount_cents for p in payments if p.status == PaymentStatus.OPEN and p.appointment_id is None or
+            balance_due_cents=sum(p.amount_cents for p in payments if (p.status == PaymentStatus.OPEN and p.appointment_id is None) or
                                   (p.status == PaymentStatus.OPEN and p.purpose in (PaymentPurpose.LATE_CANCEL_FEE, PaymentPurpose.NO_SHOW_FEE))),
         )  # fmt: skip
 

@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing import service
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import Payment, Refund, StripeEvent
 from telehealth.billing.states import PaymentPurpose, PaymentStatus, RefundStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import BadRequest
-from telehealth.lib.states import change_status
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus
 from telehealth.settings import Settings

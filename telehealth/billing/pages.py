@@ -19,14 +19,14 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing import service
-from telehealth.billing.policy_form import POLICY_FORM, policy_values
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import Payment, Refund
+from telehealth.billing.policy_form import POLICY_FORM, policy_values
 from telehealth.billing.states import STRIPE_PRODUCT_NAMES, PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import ClinicianProfile
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput, NotFound
 from telehealth.lib.forms import attempt, form_fields

@@ -19,14 +19,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing import policy as rules
-from telehealth.care_teams import service as care_teams
 from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import BillingPolicy, LedgerEntry, Payment, Refund, StripeCustomer
-from telehealth.billing.states import PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, STRIPE_PRODUCT_NAMES, PaymentPurpose, PaymentStatus, RefundStatus
+from telehealth.billing.states import (
+    PAYMENT_TRANSITIONS,
+    REFUND_TRANSITIONS,
+    STRIPE_PRODUCT_NAMES,
+    PaymentPurpose,
+    PaymentStatus,
+    RefundStatus,
+)
+from telehealth.care_teams import service as care_teams
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.notifications.service import queue_email
 from telehealth.outbox.service import enqueue_job
 from telehealth.scheduling import service as scheduling
@@ -69,7 +76,7 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
 async def update_policy(session: AsyncSession, *, values: dict[str, int], actor: Actor, now: datetime, settings: Settings) -> BillingPolicy:
     unknown = set(values) - set(POLICY_FIELDS)
     if unknown:
-        raise InvalidInput("request.invalid", "Unknown policy fields.", fields={name: "is not a policy field" for name in unknown})
+        raise InvalidInput("request.invalid", "Unknown policy fields.", fields=dict.fromkeys(unknown, "is not a policy field"))
     for name in ("program_refund_percent_after_first_shipment", "program_refund_percent_after_second_shipment"):
         if name in values and not 0 <= values[name] <= 100:
             raise InvalidInput("request.invalid", "Percentages run from 0 to 100.", fields={name: "must be between 0 and 100"})

@@ -11,11 +11,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor
 from telehealth.billing import policy as rules
 from telehealth.billing.models import Payment
-from telehealth.billing.service import PURPOSE_BY_APPOINTMENT, appointment_needs_payment, charge_fee, current_policy, release_payment, request_refund
+from telehealth.billing.service import (
+    PURPOSE_BY_APPOINTMENT,
+    appointment_needs_payment,
+    charge_fee,
+    current_policy,
+    release_payment,
+    request_refund,
+)
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.lib.actors import Actor
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import AppointmentStatus, AppointmentType
 from telehealth.settings import Settings

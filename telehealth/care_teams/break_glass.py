@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import BreakGlassGrant, CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.notifications.service import queue_email

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.notifications.service import queue_email

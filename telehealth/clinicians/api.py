@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
 from telehealth.clinicians import service, special_registrations
 from telehealth.clinicians.checks import dea_warnings, expiry_status, schedule_list
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, SpecialRegistration, StateLicense
@@ -29,6 +28,7 @@ from telehealth.clinicians.schemas import (
     SpecialRegistrationBody,
     SpecialRegistrationRequest,
 )
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings

@@ -14,10 +14,11 @@ from sqlalchemy import literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.clinicians.checks import EXPIRY_WARNING_DAYS
 from telehealth.clinicians.models import DeaRegistration, SpecialRegistration, StateLicense
 from telehealth.clinicians.service import clinic_today
+from telehealth.lib.actors import Actor
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
 from telehealth.clinicians import service, special_registrations
 from telehealth.clinicians.checks import LICENSE_TYPES, PRACTITIONER_SCHEDULES, dea_warnings, expiry_status, schedule_list
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields, form_list

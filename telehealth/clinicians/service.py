@@ -16,9 +16,10 @@ from sqlalchemy.orm import aliased
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.clinicians.checks import SCHEDULE_III, DeaDetails, LicenseDetails, checked_dea, checked_license, checked_profile
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, SpecialRegistration, StateLicense
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound, RuleRefused
 from telehealth.settings import Settings
 

@@ -13,10 +13,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor
 from telehealth.clinicians.checks import SpecialRegistrationDetails, checked_special_registration
 from telehealth.clinicians.models import SpecialRegistration
 from telehealth.clinicians.service import _audit, _changed, _prescriber, _reason, _update_or_conflict, clinic_today
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound
 from telehealth.settings import Settings
 

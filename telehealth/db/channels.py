@@ -39,7 +39,7 @@ class PostgresChannelsBackend(AsyncPgChannelsBackend):
         async with self._listener_lock:
             try:
                 await self._listening()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):  # the database may still be starting
+            except (TimeoutError, OSError, asyncpg.PostgresError):  # the database may still be starting
                 logger.warning("channels: the database is not reachable yet; listening starts with the first subscription")
 
     async def on_shutdown(self) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 from litestar.datastructures import State
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 # A connection back in the pool for less than this was working a moment ago: it is used without a ping.
 IDLE_BEFORE_PING_SECONDS = 5.0

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import STAFF_ROLES
-from telehealth.audit.service import Actor
 from telehealth.devtools.demo_clock import STEP_NAMES, demo_clock_of, move_demo_clock, moved_by_words
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, NotFound
 from telehealth.lib.forms import attempt, form_fields

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.dosing import inventory, progress
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.gates import Pressure, pressure_level
@@ -24,8 +24,8 @@ from telehealth.dosing.sitter_checks import flag_for_prescriber, same_as_patient
 from telehealth.dosing.sitters import open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus
 from telehealth.intake.escalations import open_crisis_escalation
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing.models import TrochePlan
 from telehealth.settings import Settings

@@ -20,7 +20,6 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitter_checks, sitters
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag, SeriousEvent, Sitter
 from telehealth.dosing.schemas import (
@@ -35,9 +34,9 @@ from telehealth.dosing.schemas import (
     LossRequest,
     NextBatchBody,
     PlanDosingBody,
+    PrescriberSessionBody,
     PresenceBody,
     PresenceRequest,
-    PrescriberSessionBody,
     ReportRequest,
     RescheduleRequest,
     ResolveRequest,
@@ -51,6 +50,7 @@ from telehealth.dosing.schemas import (
 )
 from telehealth.dosing.states import LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.results import CRISIS_RESOURCES
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import RuleRefused
 from telehealth.prescribing import plans

@@ -11,19 +11,19 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.gates import CheckInFacts, Gate, Pressure, UnlockFacts, check_in_gates, pressure_level, unlock_gates
 from telehealth.dosing.models import CheckIn, DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.safety import record_serious_event
+from telehealth.dosing.sessions import attestation, batch_holding, check_ins_of, last_dose_at, locked_session, own_session
 from telehealth.dosing.sitter_checks import flag_for_prescriber, is_verified, same_as_patient
 from telehealth.dosing.sitter_mail import email_sitter
-from telehealth.dosing.sessions import attestation, batch_holding, check_ins_of, last_dose_at, locked_session, own_session
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, same_name, spend_link
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_contact_request, has_open_crisis, open_contact_request, open_crisis_escalation
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.states import BatchStatus
 from telehealth.settings import ClinicalThresholds, Settings

@@ -13,7 +13,6 @@ from enum import StrEnum
 
 from telehealth.settings import ClinicalThresholds
 
-
 PHQ9_ITEM9_CRISIS = 3  # "nearly every day"; 1 and 2 ask for contact (DOMAIN.md: graded check-in answers)
 
 

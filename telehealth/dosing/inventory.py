@@ -13,11 +13,12 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor, record_audit_event
-from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
+from telehealth.audit.service import record_audit_event
 from telehealth.dosing.alerts import alert_care_team
+from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
 from telehealth.dosing.sessions import units_for
 from telehealth.dosing.states import SessionStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing import pharmacy

@@ -22,7 +22,6 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.clinicians.service import clinician_zone
 from telehealth.dosing import after_dose, before_dose, inventory, safety, sessions, sitter_checks, sitters
 from telehealth.dosing.api import plan_dosing_body
@@ -30,6 +29,7 @@ from telehealth.dosing.gates import Gate, unlock_gates
 from telehealth.dosing.models import DosingSession, InventoryFlag, SeriousEvent
 from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.intake.results import CRISIS_RESOURCES
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields, form_list

@@ -12,12 +12,12 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor
+from telehealth.audit.service import change_status
 from telehealth.dosing.models import DosingSession, Sitter
 from telehealth.dosing.sitter_mail import SessionChange, email_sitter
 from telehealth.dosing.sitters import revoke_links
 from telehealth.dosing.states import SESSION_TRANSITIONS, SessionStatus
-from telehealth.lib.states import change_status
+from telehealth.lib.actors import Actor
 from telehealth.prescribing.models import TrochePlan
 
 PlanChange = Literal["paused", "resumed", "discontinued"]

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor
+from telehealth.audit.service import change_status
 from telehealth.dosing import inventory
-from telehealth.lib.states import change_status
+from telehealth.lib.actors import Actor
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.pharmacy import sessions_reported
 from telehealth.prescribing.states import PLAN_TRANSITIONS, PlanStatus

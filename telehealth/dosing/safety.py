@@ -11,10 +11,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.locks import lock_patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.dosing import progress
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.models import SeriousEvent
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput
 from telehealth.prescribing import plans
 from telehealth.prescribing.models import TrochePlan

@@ -14,15 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.dosing.models import CheckIn, DosingReport, DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.sitter_checks import is_verified
 from telehealth.dosing.sitter_mail import email_sitter, local_time
 from telehealth.dosing.sitters import issue_link, open_link, revoke_links, spend_link
-from telehealth.intake.escalations import has_open_crisis
 from telehealth.dosing.states import SESSION_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
+from telehealth.intake.escalations import has_open_crisis
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.notifications.service import queue_email
 from telehealth.prescribing.models import PlanBatch, TrochePlan
 from telehealth.prescribing.plans import live_plan

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.models import AuditEvent
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.models import DosingSession, Sitter, SitterAttestation
 from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.intake.models import Intake, IntakeSection
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing.models import TrochePlan

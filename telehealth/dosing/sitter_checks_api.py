@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
 from telehealth.dosing import sitter_checks
 from telehealth.dosing.api import sitter_body
 from telehealth.dosing.schemas import SitterBody, UnverifiedSitterBody, VerificationRequest
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.settings import Settings
 

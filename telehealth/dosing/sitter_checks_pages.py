@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
 from telehealth.dosing import sitter_checks
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields

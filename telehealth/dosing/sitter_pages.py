@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
-from telehealth.audit.service import Actor
 from telehealth.dosing import after_dose, before_dose, sessions, sitters
 from telehealth.dosing.models import DosingSession
 from telehealth.dosing.states import LinkPurpose, SitterStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields

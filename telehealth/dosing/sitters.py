@@ -17,15 +17,15 @@ from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email, patient_contact
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.dosing.models import DosingSession, Sitter, SitterLink
 from telehealth.dosing.sitter_checks import patient_phones, phone_digits, refuse_patients_browser
 from telehealth.dosing.sitter_mail import email_sitter
 from telehealth.dosing.states import ACTIVE_SITTER, SITTER_TRANSITIONS, LinkPurpose, SessionStatus, SitterStatus
 from telehealth.intake.consents import ConsentDocument
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Gone, InvalidInput, NotFound, TooManyRequests
 from telehealth.lib.names import first_name
-from telehealth.lib.states import change_status
 from telehealth.lib.validation import has_control_characters
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings

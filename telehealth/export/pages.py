@@ -16,11 +16,12 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.billing.policy import dollars
 from telehealth.export import fhir
 from telehealth.export.record import collect
 from telehealth.export.summary import summary_context
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.settings import Settings
 
@@ -51,7 +52,7 @@ class RecordPagesController(Controller):
     @get("/record", guards=[requires_role(Role.PATIENT)])
     async def own_summary(
         self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-        print: FromQuery[bool] = False,  # noqa: A002 (the query is ?print=1)
+        print: FromQuery[bool] = False,
     ) -> Template:  # fmt: skip
         """Your record in plain words (print it, or save it as a PDF from the print dialog; ?print=1 is the print view)."""
         return await _summary(db_session, await own_patient_record(db_session, viewer=signed_in), own=True, printable=print, clock=clock)
@@ -69,7 +70,7 @@ class RecordPagesController(Controller):
     @get("/patients/{patient_id:uuid}/record", guards=TRANSFER_ROLES)
     async def staff_summary(
         self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], print: FromQuery[bool] = False,  # noqa: A002
+        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], print: FromQuery[bool] = False,
     ) -> Template:  # fmt: skip
         patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="summary")
         return await _summary(db_session, patient, own=False, printable=print, clock=clock)

@@ -14,7 +14,6 @@ from telehealth.accounts.authz import load_patient_for, own_patient_record
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.intake import escalations, service
 from telehealth.intake.results import CRISIS_RESOURCES, patient_result
 from telehealth.intake.schemas import (
@@ -31,6 +30,7 @@ from telehealth.intake.schemas import (
     StepState,
 )
 from telehealth.intake.sections import STEPS, step_title
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import NotFound
 from telehealth.settings import Settings

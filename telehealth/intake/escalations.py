@@ -16,11 +16,11 @@ from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.intake.models import Escalation
 from telehealth.intake.states import ESCALATION_TRANSITIONS, EscalationStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput, NotFound
-from telehealth.lib.states import change_status
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 

@@ -17,12 +17,12 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.intake import escalations, service
 from telehealth.intake.consents import CONSENT_DOCUMENTS
 from telehealth.intake.questionnaires import QUESTIONNAIRES
 from telehealth.intake.results import CRISIS_RESOURCES, patient_result
 from telehealth.intake.sections import CONSENTS_STEP, SECTIONS, STEPS, step_title
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, NotFound
 from telehealth.lib.forms import attempt, form_fields, form_list

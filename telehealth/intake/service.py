@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient, UserAccount
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.intake.consents import CONSENT_DOCUMENTS, ConsentDocument
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
@@ -25,9 +25,9 @@ from telehealth.intake.questionnaires import QUESTIONNAIRES
 from telehealth.intake.screening import Reason, ScreeningInput, screen_intake, suicide_risk_reasons
 from telehealth.intake.sections import CONSENTS_STEP, QUESTIONNAIRE_STEPS, SECTIONS, STEPS
 from telehealth.intake.states import INTAKE_TRANSITIONS, IntakeStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.dates import age_on
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound
-from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 
@@ -215,7 +215,7 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
     if intake.status != IntakeStatus.IN_PROGRESS:
         raise Conflict("intake.already_submitted", "Your intake is already submitted; your care team has it.")
     if missing := [step for step, done in progress.done.items() if not done]:
-        raise InvalidInput("intake.incomplete", "Some steps are not finished yet.", fields={step: "is not complete" for step in missing})
+        raise InvalidInput("intake.incomplete", "Some steps are not finished yet.", fields=dict.fromkeys(missing, "is not complete"))
     saved = await saved_answers(session, intake.id)
     history, medications, substances = saved["medical_history"], saved["medications"], saved["substance_use"]
     result = screen_intake(

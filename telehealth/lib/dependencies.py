@@ -1,19 +1,14 @@
-"""App-wide dependencies every controller may ask for by name (NamedDependency)."""
+"""Who is asking: the client's address and the actor of a request. Base types only (lib/actors.py): the areas fill
+them (the auth middleware puts accounts' SignedIn on the request). The app-wide named dependencies built from these
+are the entry's (telehealth/dependencies.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from litestar import Request
-from litestar.datastructures import State
-from litestar.di import Provide
 
-from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
-from telehealth.db.engine import provide_db_session
-from telehealth.lib.clock import Clock
-from telehealth.lib.errors import NotAuthenticated
-from telehealth.settings import Settings
+from telehealth.lib.actors import Actor, SignedInPerson
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
@@ -29,41 +24,8 @@ def is_loopback_client(request: Request[Any, Any, Any]) -> bool:
 
 
 def actor_for(request: Request[Any, Any, Any]) -> Actor:
-    user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
+    user: SignedInPerson | None = request.scope.get("user")  # type: ignore[assignment]
     user_agent = request.headers.get("user-agent")
     if user is None:
         return Actor.anonymous(client_ip(request), user_agent)
-    return Actor(user.user_id, user.role.value, client_ip(request), user_agent)
-
-
-def _settings(state: State) -> Settings:
-    return state.settings
-
-
-def _clock(state: State) -> Clock:
-    return state.clock
-
-
-def _stripe_gateway(state: State) -> Any:
-    return state.stripe
-
-
-def _actor(request: Request[Any, Any, Any]) -> Actor:
-    return actor_for(request)
-
-
-def _signed_in(request: Request[Any, Any, Any]) -> SignedIn:
-    user: SignedIn | None = request.scope.get("user")  # type: ignore[assignment]
-    if user is None:
-        raise NotAuthenticated("auth.required", "Sign in to continue.")
-    return user
-
-
-APP_DEPENDENCIES = {
-    "db_session": Provide(provide_db_session),
-    "settings": Provide(_settings, sync_to_thread=False),
-    "clock": Provide(_clock, sync_to_thread=False),
-    "actor": Provide(_actor, sync_to_thread=False),
-    "signed_in": Provide(_signed_in, sync_to_thread=False),
-    "stripe_gateway": Provide(_stripe_gateway, sync_to_thread=False),
-}
+    return Actor(user.user_id, str(user.role), client_ip(request), user_agent)

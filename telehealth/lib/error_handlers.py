@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException

@@ -1,14 +1,14 @@
 """Transition tables: every status column changes only through one of these, each change audited.
 
-A table maps (from, to) to the name of the action. `change_status` applies one as a compare-and-swap
-(`UPDATE ... WHERE id = :id AND status = :from`), so two concurrent attempts give exactly one success.
+A table maps (from, to) to the name of the action. `swap_status` applies one as a compare-and-swap
+(`UPDATE ... WHERE id = :id AND status = :from`), so two concurrent attempts give exactly one success;
+audit.service.change_status is the audited change every area calls.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -36,7 +36,7 @@ class TransitionTable:
         return [source for (source, to) in self.transitions if to == target]
 
 
-async def change_status(
+async def swap_status(
     session: AsyncSession,
     model: type[Any],
     row_id: uuid.UUID,
@@ -44,17 +44,13 @@ async def change_status(
     table: TransitionTable,
     source: str,
     target: str,
-    actor: Any,
-    now: datetime,
-    patient_id: uuid.UUID | None = None,
     values: Mapping[str, Any] | None = None,
-) -> None:
-    """Move one row from `source` to `target` if it is still in `source`, and audit it.
+) -> str:
+    """Move one row from `source` to `target` if it is still in `source`; answer the action's name.
 
-    Raises Conflict when the transition is not in the table or another writer moved the row first.
+    Raises Conflict when the transition is not in the table or another writer moved the row first. Not audited:
+    the areas call audit.service.change_status, which audits it in the same transaction (lib knows no area).
     """
-    from telehealth.audit.service import record_audit_event  # audit imports nothing of ours; avoid a cycle
-
     action = table.action(source, target)
     result = await session.execute(
         update(model)
@@ -68,12 +64,4 @@ async def change_status(
             f"{table.name}.status_changed",
             f"This {table.name.replace('_', ' ')} is no longer {source}; reload and try again.",
         )
-    await record_audit_event(
-        session,
-        actor=actor,
-        action=f"{table.name}.{action}",
-        resource_type=table.name,
-        resource_id=row_id,
-        patient_id=patient_id,
-        now=now,
-    )
+    return action

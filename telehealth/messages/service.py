@@ -16,7 +16,8 @@ from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from telehealth.lib.validation import plain_text_problem
 from telehealth.messages.models import CareMessage

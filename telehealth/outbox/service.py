@@ -4,6 +4,7 @@ transaction rolls back, the job was never there (an email for a booking that fai
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +13,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound
-from telehealth.lib.states import change_status
+from telehealth.lib.states import swap_status
 from telehealth.outbox.models import Job
 from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus
 
@@ -32,11 +33,11 @@ async def enqueue_job(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> bool:
     """Queue a job; answer False when a live job with the same dedupe key already exists."""
-    from telehealth.outbox.worker import JOB_HANDLERS, import_job_modules  # refuse a typo at enqueue time
+    from telehealth.outbox.worker import JOB_HANDLERS  # refuse a typo at enqueue time
 
-    import_job_modules()
     if kind not in JOB_HANDLERS:
-        raise ValueError(f"no job handler is registered for {kind!r}")
+        # the entry registers every handler by importing telehealth/jobs.py
+        raise ValueError(f"no job handler is registered for {kind!r} (is its jobs.py in telehealth/jobs.py, and that imported?)")
     statement = insert(Job).values(
         kind=kind,
         payload=payload,
@@ -72,8 +73,11 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID) -> Job:
     return job
 
 
-async def requeue_parked_job(session: AsyncSession, job_id: uuid.UUID, *, actor: Actor, now: datetime) -> None:
-    """Give a parked job a fresh set of attempts, due now; audited as `job.requeue`.
+async def requeue_parked_job(
+    session: AsyncSession, job_id: uuid.UUID, *, actor: Actor, now: datetime, record_audit_event: Callable[..., Awaitable[object]]
+) -> None:
+    """Give a parked job a fresh set of attempts, due now; audited as `job.requeue` with the recorder the caller
+    hands in (audit.service.record_audit_event: the outbox, a base package, knows no area).
 
     Refuses (409) a job that is not parked, and one whose dedupe key another live job holds (that job
     will do the work: e.g. a newer reminder for the same appointment)."""
@@ -82,11 +86,14 @@ async def requeue_parked_job(session: AsyncSession, job_id: uuid.UUID, *, actor:
         JOB_TRANSITIONS.action(job.status, JobStatus.QUEUED)  # the table's own refusal, naming both statuses
     try:
         async with session.begin_nested():  # the unique index's refusal must not end the caller's transaction
-            await change_status(
-                session, Job, job_id, table=JOB_TRANSITIONS, source=JobStatus.PARKED, target=JobStatus.QUEUED, actor=actor, now=now,
+            action = await swap_status(
+                session, Job, job_id, table=JOB_TRANSITIONS, source=JobStatus.PARKED, target=JobStatus.QUEUED,
                 values={"attempts": 0, "run_at": now, "finished_at": None, "lease_until": None},
             )  # fmt: skip
     except IntegrityError:
         raise Conflict(
             "job.duplicate_live", f"A live job with the dedupe key {job.dedupe_key!r} exists already; it does this job's work."
         ) from None
+    await record_audit_event(
+        session, actor=actor, action=f"{JOB_TRANSITIONS.name}.{action}", resource_type=JOB_TRANSITIONS.name, resource_id=job_id, now=now
+    )

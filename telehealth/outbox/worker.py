@@ -14,8 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from telehealth.db.clock import database_now
 from telehealth.lib.clock import Clock
@@ -224,18 +223,4 @@ async def run_worker(context: WorkerContext, stop: asyncio.Event, *, poll_second
     finally:
         for task in running:  # cancelled (e.g. shutdown timed out): their leases lapse and they rerun
             task.cancel()
-
-
-def import_job_modules() -> None:
-    """Import every area's jobs.py so their handlers are registered."""
-    import telehealth.accounts.jobs  # noqa: F401
-    import telehealth.audit.jobs  # noqa: F401
-    import telehealth.billing.jobs  # noqa: F401
-    import telehealth.clinicians.jobs  # noqa: F401
-    import telehealth.dosing.jobs  # noqa: F401
-    import telehealth.notifications.jobs  # noqa: F401
-    import telehealth.outbox.jobs  # noqa: F401
-    import telehealth.scheduling.jobs  # noqa: F401
-    import telehealth.system.jobs  # noqa: F401
-    import telehealth.waitlist.jobs  # noqa: F401
 

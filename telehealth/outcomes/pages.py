@@ -19,10 +19,10 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.dosing.models import DosingSession
 from telehealth.dosing.states import SessionStatus
 from telehealth.intake.questionnaires import QUESTIONNAIRES, REMISSION_BELOW
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.outcomes.charts import score_chart
 from telehealth.outcomes.service import TRACKED, outcomes_csv, program_outcomes, score_history

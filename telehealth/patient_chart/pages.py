@@ -16,8 +16,8 @@ from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.clinicians.service import clinician_zone
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.patient_chart.service import patient_chart
 from telehealth.settings import Settings

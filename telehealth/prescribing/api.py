@@ -15,9 +15,9 @@ from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.results import CRISIS_RESOURCES
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.schema import RequestBody, ResponseBody
 from telehealth.prescribing import encounters, pharmacy, plans, reassessment

@@ -17,7 +17,7 @@ from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.schema import RequestBody, ResponseBody
 from telehealth.prescribing import evaluations

@@ -19,7 +19,8 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields

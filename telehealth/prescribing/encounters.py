@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.authz import load_patient_for
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.clinicians.service import clinic_today, hold_prescribing_credentials, prescriber_may_prescribe_in
 from telehealth.intake.models import Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
 from telehealth.intake.service import latest_decision
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.us_states import US_STATES
 from telehealth.prescribing.models import Encounter, FlagAcknowledgement, TrochePlan

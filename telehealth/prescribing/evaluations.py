@@ -18,7 +18,8 @@ from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from telehealth.lib.validation import has_control_characters
 from telehealth.prescribing.models import InPersonEvaluation

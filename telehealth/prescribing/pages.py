@@ -19,14 +19,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import Patient
 from telehealth.accounts.guards import requires_role
-from telehealth.accounts.service import patient_contact
+from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
+from telehealth.accounts.service import patient_contact
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.clinicians.service import clinician_zone
 from telehealth.intake.sections import SECTIONS, vitals_in_words
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields

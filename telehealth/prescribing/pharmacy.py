@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.service import patient_contact
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import DeaRegistration
@@ -25,8 +25,8 @@ from telehealth.clinicians.service import holds_schedule_iii
 from telehealth.dosing.models import DosingSession
 from telehealth.dosing.states import SessionStatus
 from telehealth.intake.models import Intake, IntakeSection
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput, NotFound, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.notifications.service import queue_email
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
 from telehealth.prescribing.pharmacy_staff import NO_PHARMACY, pharmacy_of

@@ -17,16 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.prescribing import pharmacy, plans
 from telehealth.prescribing.pages import BATCH_WORDS, PATIENT, PHARMACIST, _bounded, _check_lengths, _refusal_context, _refused
 from telehealth.prescribing.states import BatchStatus
-
 
 # --- The pharmacy --------------------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from telehealth.prescribing.models import Pharmacy, PharmacyStaff
 from telehealth.settings import Settings

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.prescribing import pharmacy_staff
 from telehealth.prescribing.models import Pharmacy

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.two_factor import confirm_signature
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing.models import Payment
 from telehealth.billing.service import payment_due, release_payment
 from telehealth.billing.settlement import refund_program
@@ -22,8 +22,8 @@ from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.care_teams import service as care_teams
 from telehealth.dosing.models import SeriousEvent
 from telehealth.dosing.plan_changes import follow_plan
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.prescribing import encounters
 from telehealth.prescribing.basis import basis_for_signing
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan

@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import QuestionnaireResponse
 from telehealth.intake.questionnaires import GAD7, PHQ9, QUESTIONNAIRES, Questionnaire, in_remission, response_rate
 from telehealth.intake.screening import Reason, suicide_risk_reasons
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
 from telehealth.prescribing.models import ReassessmentAnswer, TrochePlan
 from telehealth.prescribing.pharmacy import sessions_reported

@@ -15,14 +15,15 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.results import CRISIS_RESOURCES
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.prescribing import reassessment
 from telehealth.settings import Settings
+
 
 def _question_label(key: str) -> str:
     """ "phq9_9" -> "PHQ-9, question 9": the refusal names the question as the patient sees it."""

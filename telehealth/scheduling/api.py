@@ -17,9 +17,9 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.billing import service as billing
 from telehealth.billing.models import Payment
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.dates import instant_in_range
 from telehealth.lib.errors import InvalidInput
@@ -84,7 +84,7 @@ class SchedulingApiController(Controller):
         signed_in: NamedDependency[SignedIn],
         db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
-        type: FromQuery[AppointmentType],  # noqa: A002  (the public parameter name)
+        type: FromQuery[AppointmentType],
         from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
         to: FromQuery[datetime | None] = None,
         clinician_id: FromQuery[uuid.UUID | None] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -10,7 +11,8 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from telehealth.scheduling.calendars import DEFAULT_DURATIONS
 from telehealth.scheduling.models import AppointmentTypeSettings, DateOverride, WeeklyHours
@@ -39,7 +41,7 @@ async def replace_weekly_hours(
         by_day.setdefault(item.weekday, []).append(item)
     for day, items in by_day.items():
         items.sort(key=lambda r: r.start)
-        if any(a.end > b.start for a, b in zip(items, items[1:], strict=False)):
+        if any(a.end > b.start for a, b in itertools.pairwise(items)):
             problems[f"weekday {day}"] = "has overlapping ranges"
     if problems:
         raise InvalidInput("availability.invalid", "Some hours need another look.", fields=problems)

@@ -18,17 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.authz import load_patient_for, own_patient_record, visible_patients_clause
-from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.guards import requires_role
+from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
+from telehealth.billing import service as billing
+from telehealth.billing.settlement import booking_terms, cancellation_quote
 from telehealth.clinicians.models import ClinicianProfile
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
-from telehealth.billing import service as billing
-from telehealth.billing.settlement import booking_terms, cancellation_quote
 from telehealth.scheduling import availability, changes, day_picker, service
 from telehealth.scheduling.models import DateOverride, WeeklyHours
 from telehealth.scheduling.states import AppointmentType
@@ -120,7 +120,7 @@ class BookingPagesController(Controller):
     @get("/appointments/book", guards=PATIENT)
     async def book_form(
         self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock], type: FromQuery[str] = "consult", day: FromQuery[str | None] = None,  # noqa: A002
+        clock: NamedDependency[Clock], type: FromQuery[str] = "consult", day: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
         """The open days; with `?day=YYYY-MM-DD` (in the patient's zone) that day's times too."""
         return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, kind=BOOKABLE.get(type, AppointmentType.CONSULT), raw_day=day)

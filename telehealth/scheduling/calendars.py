@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,7 +64,7 @@ def _plain(column: Any) -> Any:
     return type_coerce(column, DateTime(timezone=True))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
     if not prescriber:  # therapists: the state's licences, the latest per clinician
         license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
@@ -174,7 +174,7 @@ def _with_calendar(query: Any) -> Any:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
     return _with_calendar(_credentialed_statement(prescriber=prescriber, one_clinician=one_clinician))
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing.settlement import (
     CancellationQuote,
     cancellation_quote,
@@ -21,11 +21,11 @@ from telehealth.billing.settlement import (
     settle_no_show,
     settle_reschedule,
 )
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
-from telehealth.lib.states import change_status
+from telehealth.scheduling.calendars import credentials_valid_through, type_settings
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
 from telehealth.scheduling.notices import tell_patient
-from telehealth.scheduling.calendars import credentials_valid_through, type_settings
 from telehealth.scheduling.service import clinician_slots, write_or_find_conflict
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus, AppointmentType
 from telehealth.scheduling.visits import check_may_join, refuse_change_after_visit

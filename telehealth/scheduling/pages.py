@@ -11,15 +11,16 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.authz import own_patient_record
-from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.guards import requires_role
+from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.clinicians.service import clinician_zone
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import NotFound
 from telehealth.scheduling.changes import join_url
-from telehealth.clinicians.service import clinician_zone
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.visits import admit_to_room, attest_external_visit
 from telehealth.settings import Settings

@@ -24,14 +24,21 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.care_teams import service as care_teams
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
-from telehealth.lib.states import change_status
 from telehealth.scheduling.calendars import (
-    ClinicianCalendar, credentialed_calendars, lapse_instant, load_busy_spans, load_calendars, load_occupying, reach_of, timing_for,
+    ClinicianCalendar,
+    credentialed_calendars,
+    lapse_instant,
+    load_busy_spans,
+    load_calendars,
+    load_occupying,
+    reach_of,
+    timing_for,
     type_settings,
 )  # fmt: skip
 from telehealth.scheduling.models import Appointment

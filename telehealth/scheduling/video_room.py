@@ -23,8 +23,8 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import DomainError, NotFound
 from telehealth.scheduling.room_protocol import Envelope, ProtocolError, RoomClose, ice_servers, parse_client_frame, room_channel
 from telehealth.scheduling.visits import RoomPass, admit_to_room, record_joined, record_left, record_visit_started

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import record_audit_event
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound, RuleRefused
 from telehealth.scheduling.models import Appointment, VideoVisit, VisitConnection
 from telehealth.scheduling.states import AppointmentStatus

@@ -6,8 +6,8 @@ import secrets
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get
-from litestar.di import NamedDependency
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from telehealth.lib.clock import Clock
 from telehealth.lib.dependencies import LOOPBACK, client_ip
@@ -15,6 +15,7 @@ from telehealth.lib.errors import Forbidden
 from telehealth.settings import Settings
 from telehealth.system.metrics import exposition
 from telehealth.system.service import outbox_figures, readiness
+
 
 class HealthController(Controller):
     tags = ["operations"]

@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.middleware import sign_in_cookie
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.us_states import US_STATES
 from telehealth.settings import Settings
 from telehealth.waitlist import invitations, service
 from telehealth.waitlist.schemas import (
-    AcceptInvitation,
     Accepted,
+    AcceptInvitation,
     EntryToken,
     InvitationRun,
     InviteNext,

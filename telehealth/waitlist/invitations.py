@@ -17,10 +17,10 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import create_account
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.clinicians.service import is_state_served
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
-from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings

@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email
-from telehealth.audit.service import Actor, record_audit_event
+from telehealth.audit.service import change_status, record_audit_event
 from telehealth.clinicians.service import is_state_served, served_states
 from telehealth.db.types import UTCDateTime
+from telehealth.lib.actors import Actor
 from telehealth.lib.dates import age_on
-from telehealth.lib.validation import E164_PHONE, has_control_characters
 from telehealth.lib.errors import InvalidInput, NotFound, TooManyRequests
-from telehealth.lib.states import change_status
 from telehealth.lib.us_states import US_STATES
+from telehealth.lib.validation import E164_PHONE, has_control_characters
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 from telehealth.system.rate_limit import over_rate_limit

@@ -24,7 +24,7 @@ class _Collector:
         self.peers: list[Any] = []  # the client's (address, port) of each message: one per TCP connection
         self.lock = threading.Lock()
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:  # noqa: N802
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
         with self.lock:
             delivered_here = self.peers.count(session.peer)
         if self.messages_per_connection is not None and delivered_here >= self.messages_per_connection:
@@ -33,7 +33,7 @@ class _Collector:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 
 import httpx
-
 from sqlalchemy import text
 
 from telehealth.accounts.roles import Role
@@ -99,7 +98,7 @@ async def test_two_coordinators_changing_the_same_member_at_once_one_wins(client
         browsers.append(httpx.Cookies(client.cookies))
     [member] = (await client.get(url)).json()
     requests = [request_as(client, cookies, "POST", url, json={"clinician_id": str(candidate.user_id), "reason": "rebalancing", "replaces": member["id"]})
-                for cookies, candidate in zip(browsers, candidates)]  # fmt: skip
+                for cookies, candidate in zip(browsers, candidates, strict=True)]  # fmt: skip
     answers = await at_once(client, requests)
     assert sorted(answer.status_code for answer in answers) == [201, 409]
     assert next(a for a in answers if a.status_code == 409).json()["code"] == "care_team.changed"
@@ -169,8 +168,8 @@ async def test_only_a_coordinator_changes_a_team_whoever_calls_the_service(sessi
     """The rule lives in the service (the route guards say the same): a therapist's call is refused and audited."""
     import pytest
 
-    from telehealth.audit.service import Actor
     from telehealth.care_teams import service as care_teams
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import Forbidden
 
     patient = await screened_patient(session_factory, settings, clock)

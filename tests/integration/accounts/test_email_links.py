@@ -63,8 +63,8 @@ async def test_reset_for_an_unknown_email_answers_the_same_and_sends_nothing(cli
 
 async def test_email_verification_link(client, session_factory, settings, clock, smtp):
     from telehealth.accounts.service import create_account
-    from telehealth.audit.service import Actor
     from telehealth.db.engine import transaction
+    from telehealth.lib.actors import Actor
 
     async with transaction(session_factory) as session:
         await create_account(
@@ -82,8 +82,8 @@ async def test_email_verification_link(client, session_factory, settings, clock,
 
 async def test_resending_the_verification_link(client, session_factory, settings, clock, smtp):
     from telehealth.accounts.service import create_account
-    from telehealth.audit.service import Actor
     from telehealth.db.engine import transaction
+    from telehealth.lib.actors import Actor
     from tests.helpers import Person
 
     async with transaction(session_factory) as session:

@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from telehealth.accounts.roles import Role
 from telehealth.asgi import create_app
-from tests.helpers import form_csrf_token, PASSWORD, make_person, sign_in
+from tests.helpers import PASSWORD, form_csrf_token, make_person, sign_in
 
 
 async def test_idle_for_thirty_minutes_ends_the_session(client, session_factory, settings, clock):

@@ -28,7 +28,7 @@ async def test_session_cookie_is_httponly_and_samesite(client, session_factory, 
     response = await client.post(
         "/api/v1/auth/sign-in", json={"email": patient.email, "password": PASSWORD}, headers=await csrf_headers(client)
     )
-    set_cookie = [v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("th_session=")][0]
+    set_cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("th_session="))
     assert "HttpOnly" in set_cookie
     assert "SameSite=lax" in set_cookie or "SameSite=Lax" in set_cookie
 

@@ -38,7 +38,7 @@ async def test_every_staff_role_must_enrol_before_anything_else(client, session_
         person = await make_person(
             session_factory, role=role, email=f"staff{index}@example.org", now=clock.now(), settings=settings, enrol_two_factor=False
         )
-        me, headers = await _password_only(client, person)
+        me, _headers = await _password_only(client, person)
         assert me["two_factor"] == "enrol"
         home = await client.get(f"/{role.value}")
         assert home.status_code == 403

@@ -10,8 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from telehealth.audit.keys import DEVELOPMENT_KEY, AuditKeys
-from telehealth.audit.service import Actor, record_audit_event, seal_audit_chain, verify_audit_chain
+from telehealth.audit.service import record_audit_event, seal_audit_chain, verify_audit_chain
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 
 KEYS = AuditKeys.of(DEVELOPMENT_KEY)  # the key verify-audit uses with a DATABASE_URL and no AUDIT_HMAC_KEY
 

@@ -15,9 +15,15 @@ from telehealth.audit.anchors import read_anchors
 from telehealth.audit.keys import LEGACY_KEY_ID, AuditKeys, key_id_of
 from telehealth.audit.models import AuditEvent
 from telehealth.audit.service import (
-    GENESIS_HASH, Actor, anchor_chain_head, compute_row_hash, record_audit_event, seal_audit_chain, verify_audit_chain,
+    GENESIS_HASH,
+    anchor_chain_head,
+    compute_row_hash,
+    record_audit_event,
+    seal_audit_chain,
+    verify_audit_chain,
 )  # fmt: skip
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 
 KEYS = AuditKeys.of("audit-key-for-these-tests-" + "k" * 20)
 
@@ -231,7 +237,7 @@ async def test_migration_0029_marks_the_events_sealed_before_it_as_legacy(databa
                     "VALUES (now(), 'system', 'old.event', 'thing', 'success') RETURNING id"
                 ))).scalar_one()  # fmt: skip
                 row = (await connection.execute(text("SELECT * FROM audit_event WHERE id = :id"), {"id": event_id})).mappings().one()
-                event = AuditEvent(**{column: row[column] for column in row.keys()})
+                event = AuditEvent(**{column: row[column] for column in row})
                 row_hash = compute_row_hash(event, chain_seq=seq, prev_hash=prev, key=None)
                 await connection.execute(
                     text("UPDATE audit_event SET chain_seq = :seq, prev_hash = :prev, row_hash = :hash WHERE id = :id"),

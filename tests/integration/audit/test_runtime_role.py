@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telehealth.accounts.roles import Role
 from telehealth.audit.anchors import read_anchors
 from telehealth.audit.keys import audit_keys
-from telehealth.audit.service import Actor, record_audit_event, seal_audit_chain, verify_audit_chain
+from telehealth.audit.service import record_audit_event, seal_audit_chain, verify_audit_chain
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory, transaction
 from telehealth.db.migrate import upgrade_database
 from telehealth.db.roles import DatabaseUrls
+from telehealth.lib.actors import Actor
 from tests.conftest import with_settings
 from tests.helpers import drain_jobs, make_person, sign_in, worker_context
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
-from telehealth.scheduling.models import Appointment
 from telehealth.devtools.stripe_stand_in import FakeStripe, RecordedRequest
+from telehealth.scheduling.models import Appointment
 from tests.helpers import csrf_headers, deliver_stripe_event, drain_jobs, make_person, sign_in, worker_context
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 

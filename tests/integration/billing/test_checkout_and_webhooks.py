@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from telehealth.audit.models import AuditEvent
 from telehealth.billing.models import Payment, Refund, StripeEvent
 from telehealth.db.engine import transaction
+from telehealth.devtools.stripe_stand_in import sign_payload
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.service import expire_lapsed_holds
-from telehealth.devtools.stripe_stand_in import sign_payload
 from tests.helpers import csrf_headers, deliver_stripe_event, sign_in
 from tests.integration.billing.helpers import (
     TUESDAY_TEN,

@@ -9,18 +9,18 @@ import pytest
 from sqlalchemy import select
 
 from telehealth.audit.models import AuditEvent
-from telehealth.audit.service import Actor
 from telehealth.billing import service
 from telehealth.billing.models import Payment, Refund
 from telehealth.billing.settlement import refund_program
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from tests.helpers import csrf_headers, pay_checkout
 from tests.integration.billing.helpers import (
-    plan_row,
     StripeWatch,
     coordinator,
     hold_consult,
+    plan_row,
     prescriber_and_patient,
     rows,
     run_jobs,

@@ -5,27 +5,26 @@ and then paid, a coordinator's refund with a free-text reason, a program paid an
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
 from telehealth.billing import service
 from telehealth.billing.models import Payment
 from telehealth.billing.settlement import refund_program
 from telehealth.billing.states import PaymentPurpose
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from tests.helpers import csrf_headers, make_person, pay_checkout, sign_in
 from tests.integration.billing.helpers import (
-    plan_row,
     StripeWatch,
     book_and_pay,
     coordinator,
     hold_consult,
     insert_appointment,
+    plan_row,
     rows,
     run_jobs,
     switch_to,

@@ -16,16 +16,15 @@ from tests.integration.billing.helpers import (
     appointment_status,
     book_and_pay,
     complete_on_stripe,
-    hold_consult,
     coordinator,
     deliver,
+    hold_consult,
     prescriber_and_patient,
     rows,
     run_jobs,
     statement,
     switch_to,
 )
-
 
 LONG_REASON = ("Video dropped for the first twenty minutes of the visit and the patient had to call back twice; "
                "the clinician agreed to refund a third of the consult fee.")  # fmt: skip
@@ -36,7 +35,7 @@ async def _cancel(client, appointment_id: str, **body):
 
 
 async def test_cancellation_refunds_follow_the_24_hour_rule_at_each_boundary(client, session_factory, settings, clock, stripe_fake):
-    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    prescriber, _patient = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
     intents: dict[str, str] = {}  # payment id -> PaymentIntent
 
@@ -124,7 +123,7 @@ async def test_a_coordinator_refunds_with_a_reason_up_to_what_was_paid(client, s
 
 
 async def test_a_dispute_flags_the_payment_for_the_coordinator_and_shows_on_the_statement(client, session_factory, settings, clock, stripe_fake):
-    prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
+    prescriber, _patient = await prescriber_and_patient(client, session_factory, settings, clock)
     held, intent = await book_and_pay(client, stripe_fake, prescriber, TUESDAY_TEN)
     charge_id = stripe_fake.objects[intent]["latest_charge"]
     dispute = {"id": "dp_test_1", "object": "dispute", "amount": 15000, "currency": "usd", "charge": charge_id, "payment_intent": intent,
@@ -162,9 +161,9 @@ async def test_concurrent_coordinator_refunds_never_exceed_what_was_paid(client,
 
 
 async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_everything(client, session_factory, settings, clock, stripe_fake):
-    from telehealth.audit.service import Actor
     from telehealth.billing import service
     from telehealth.db.engine import transaction
+    from telehealth.lib.actors import Actor
 
     prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     async with transaction(session_factory) as session:
@@ -181,9 +180,9 @@ async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_
 async def test_an_ineligible_patient_gets_the_consult_refunded_once(client, session_factory, settings, clock, stripe_fake):
     import uuid
 
-    from telehealth.audit.service import Actor
     from telehealth.billing.settlement import refund_consult_for_ineligibility
     from telehealth.db.engine import transaction
+    from telehealth.lib.actors import Actor
 
     prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)

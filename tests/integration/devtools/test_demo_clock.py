@@ -19,8 +19,8 @@ from telehealth.lib.clock import OffsetClock, SystemClock, forget_demo_offset
 from telehealth.scheduling.models import Appointment
 from telehealth.settings import SettingsError
 from tests.conftest import echo_current_csrf_token, with_settings
-from tests.integration.dosing.helpers import another_device
 from tests.helpers import csrf_headers, form_csrf_token, make_person, sign_in, worker_context
+from tests.integration.dosing.helpers import another_device
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 from tests.integration.scheduling.test_booking import _slots
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import Escalation
+from telehealth.lib.actors import Actor
 from tests.integration.dosing.helpers import active_plan, confirmed_sitter, patient_signed_in, schedule
 
 

@@ -16,10 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from telehealth.db.engine import transaction
-
 from tests.integration.dosing.helpers import (
-    after_the_window,
     active_plan,
+    after_the_window,
     check_in,
     confirmed_sitter,
     count,

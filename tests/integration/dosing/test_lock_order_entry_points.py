@@ -27,14 +27,13 @@ async def test_each_entry_point_holds_the_patient_first(client, session_factory,
     sitter = await confirmed_sitter(client, mail)
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     patient_id, session_id = home.patient.patient_id, uuid.UUID(booked["id"])
-    async with session_factory() as first, session_factory() as second:
-        async with first.begin():
-            if entry == "own_session":
-                await own_session(first, patient=SimpleNamespace(id=patient_id), dosing_session_id=session_id, lock=True)
-            elif entry == "locked_session":
-                await locked_session(first, session_id)
-            else:
-                await own_plan(first, plan_id=home.plan_id, signed_in=SimpleNamespace(user_id=home.prescriber.user_id), lock=True)
-            with pytest.raises(DBAPIError, match="could not obtain lock"):
-                async with second.begin():
-                    await second.execute(text(TRY_THE_PATIENT), {"p": patient_id})
+    async with session_factory() as first, session_factory() as second, first.begin():
+        if entry == "own_session":
+            await own_session(first, patient=SimpleNamespace(id=patient_id), dosing_session_id=session_id, lock=True)
+        elif entry == "locked_session":
+            await locked_session(first, session_id)
+        else:
+            await own_plan(first, plan_id=home.plan_id, signed_in=SimpleNamespace(user_id=home.prescriber.user_id), lock=True)
+        with pytest.raises(DBAPIError, match="could not obtain lock"):
+            async with second.begin():
+                await second.execute(text(TRY_THE_PATIENT), {"p": patient_id})

@@ -19,7 +19,6 @@ from telehealth.db.engine import transaction
 from telehealth.dosing.sitters import issue_link
 from telehealth.dosing.states import LinkPurpose
 from tests.helpers import csrf_headers
-
 from tests.integration.dosing.helpers import (
     END_LINK_SUBJECT,
     OBSERVATION,
@@ -180,7 +179,7 @@ async def test_neither_report_nor_end_is_accepted_before_unlock(client, session_
 async def test_the_sitter_is_emailed_the_end_link_once_when_the_window_closes(client, session_factory, settings, clock, mail):
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
-    _, unlocked, page_token = await unlocked_session(client, mail)
+    _, _unlocked, page_token = await unlocked_session(client, mail)
 
     clock.advance(OBSERVATION - timedelta(minutes=1))
     await mail.deliver()

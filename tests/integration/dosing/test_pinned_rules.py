@@ -12,14 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.dosing.before_dose import unlock_session
 from telehealth.intake.escalations import open_crisis_escalation
+from telehealth.lib.actors import Actor
 from tests.helpers import csrf_headers, send_in_thread, until_lock_waiters
 from tests.integration.dosing.helpers import (
-    after_the_window,
     active_plan,
+    after_the_window,
     check_in,
     confirmed_sitter,
     coordinator,

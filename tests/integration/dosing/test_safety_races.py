@@ -18,13 +18,22 @@ from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.clinicians.models import StateLicense
 from telehealth.intake.escalations import open_crisis_escalation
+from telehealth.lib.actors import Actor
 from telehealth.prescribing import plans
 from telehealth.prescribing.models import TrochePlan
 from tests.helpers import PASSWORD, csrf_headers
-from tests.integration.dosing.helpers import SITTER, active_plan, confirmed_sitter, gate_codes, patient_signed_in, ready_session, scheduled, sitter_device
+from tests.integration.dosing.helpers import (
+    SITTER,
+    active_plan,
+    confirmed_sitter,
+    gate_codes,
+    patient_signed_in,
+    ready_session,
+    scheduled,
+    sitter_device,
+)
 from tests.integration.prescribing.helpers import (
     FILL,
     SHIP,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.integration.dosing.helpers import active_plan, confirmed_sitter, execute, patient_signed_in, scheduled, SITTER
+from tests.integration.dosing.helpers import SITTER, active_plan, confirmed_sitter, execute, patient_signed_in, scheduled
 
 
 async def test_sitter_emails_carry_the_first_name_only(client, session_factory, settings, clock, mail):

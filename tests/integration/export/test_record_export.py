@@ -16,7 +16,16 @@ from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse
 from tests.helpers import make_person, sign_in
-from tests.integration.dosing.helpers import GOOD_REPORT, Mail, active_plan, after_the_window, patient_signed_in, post, ready_session, unlock
+from tests.integration.dosing.helpers import (
+    GOOD_REPORT,
+    Mail,
+    active_plan,
+    after_the_window,
+    patient_signed_in,
+    post,
+    ready_session,
+    unlock,
+)
 
 
 async def intake_on_file(session_factory, clock, patient_id) -> None:

@@ -16,7 +16,17 @@ from telehealth.intake.models import Intake, IntakeSection, QuestionnaireRespons
 from telehealth.intake.questionnaires import QUESTIONNAIRES
 from telehealth.messages.models import CareMessage
 from tests.helpers import sign_in
-from tests.integration.dosing.helpers import GOOD_REPORT, SITTER, Mail, active_plan, after_the_window, patient_signed_in, post, ready_session, unlock
+from tests.integration.dosing.helpers import (
+    GOOD_REPORT,
+    SITTER,
+    Mail,
+    active_plan,
+    after_the_window,
+    patient_signed_in,
+    post,
+    ready_session,
+    unlock,
+)
 from tests.integration.export.test_record_export import intake_on_file
 
 

@@ -14,7 +14,7 @@ CLEAN: dict[str, dict] = {
     "demographics": {"first_name": "Robin", "last_name": "Example", "date_of_birth": "1985-04-02", "phone": "+12125550123", "timezone": "America/Chicago"},
     "address": {"line1": "1 Main Street", "city": "Albany", "state": "NY", "postal_code": "12207"},
     "emergency_contact": {"name": "Sam Example", "relationship": "Sibling", "phone": "+12125550199"},
-    "medical_history": {key: "no" for key in CONDITIONS},
+    "medical_history": dict.fromkeys(CONDITIONS, "no"),
     "medications": {"classes": []},
     "substance_use": {"ketamine_misuse_ever": "no", "substance_dependence_12_months": "no", "alcohol_drinks_per_week": "2"},
     "pregnancy": {"pregnant": "no", "breastfeeding": "no"},

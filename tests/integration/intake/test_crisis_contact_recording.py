@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.intake.escalations import has_open_crisis, open_crisis_escalation, record_contact
 from telehealth.intake.models import Escalation
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from tests.helpers import make_person
 from tests.integration.scheduling.helpers import screened_patient

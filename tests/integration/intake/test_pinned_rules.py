@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
 from telehealth.intake.escalations import has_open_crisis, record_contact
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from tests.helpers import csrf_headers, make_person, sign_in
 from tests.integration.intake.helpers import CLEAN, new_patient, save

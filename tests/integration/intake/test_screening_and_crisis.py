@@ -7,7 +7,7 @@ from sqlalchemy import select
 from telehealth.accounts.roles import Role
 from telehealth.audit.models import AuditEvent
 from telehealth.intake.escalations import has_open_crisis
-from tests.helpers import join_care_team, form_csrf_token, csrf_headers, drain_jobs, make_person, sign_in, worker_context
+from tests.helpers import csrf_headers, drain_jobs, form_csrf_token, join_care_team, make_person, sign_in, worker_context
 from tests.integration.intake.helpers import CLEAN, complete_intake, new_patient, save, submit
 
 
@@ -131,9 +131,9 @@ async def test_a_double_submission_screens_once(client, session_factory, setting
     import asyncio
 
     from telehealth.accounts.models import Patient
-    from telehealth.audit.service import Actor
     from telehealth.db.engine import transaction
     from telehealth.intake.service import submit_intake
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import Conflict
 
     patient = await new_patient(client, session_factory, settings, clock)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from telehealth.accounts.models import CareTeamMember
 from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
-from telehealth.accounts.models import CareTeamMember
 from telehealth.messages.service import business_days_before
 from tests.helpers import form_csrf_token, make_person, sign_in
 from tests.integration.scheduling.helpers import screened_patient

@@ -14,8 +14,8 @@ import pytest
 
 from telehealth.accounts.roles import Role
 from telehealth.accounts.service import create_account
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput
 from telehealth.notifications.service import queue_email
 from tests.helpers import drain_jobs, worker_context

@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, text
 
 from telehealth.accounts.models import AccountToken, UserSession
-from telehealth.system.models import RateLimitEvent
 from telehealth.accounts.roles import Role
 from telehealth.outbox.models import Job
 from telehealth.outbox.schedule import PERIODIC_JOBS, enqueue_due_periodic_jobs
+from telehealth.system.models import RateLimitEvent
 from tests.helpers import drain_jobs, make_person, worker_context
 
 

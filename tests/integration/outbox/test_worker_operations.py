@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
 from telehealth.audit.models import AuditEvent
-from telehealth.audit.service import Actor
+from telehealth.audit.service import record_audit_event
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from telehealth.lib.clock import SystemClock, utc_now
 from telehealth.lib.errors import Conflict
 from telehealth.notifications.service import queue_email
@@ -148,7 +149,7 @@ async def test_due_times_and_leases_follow_the_database_clock_not_the_process_cl
     async with session_factory() as session:
         await session.execute(text("UPDATE job SET run_at = now() - interval '1 second'"))
         await session.commit()
-    [claimed] = await claim_due_jobs(context)
+    [_claimed] = await claim_due_jobs(context)
     async with session_factory() as session:
         lease_left = await session.scalar(text("SELECT extract(epoch FROM lease_until - now()) FROM job"))
     assert 0 < lease_left <= settings.job_lease_seconds  # the lease ends by the database's clock, not a day later
@@ -224,7 +225,9 @@ async def test_requeue_is_refused_while_a_live_job_holds_the_same_dedupe_key(ses
                                  dedupe_key="reminder:1")  # fmt: skip
     async with transaction(session_factory) as session:
         with pytest.raises(Conflict) as refusal:
-            await requeue_parked_job(session, parked.id, actor=Actor(None, "operator"), now=clock.now())
+            await requeue_parked_job(
+                session, parked.id, actor=Actor(None, "operator"), now=clock.now(), record_audit_event=record_audit_event
+            )
         await session.execute(text("SELECT 1"))  # the caller's transaction survived the refusal
     assert refusal.value.code == "job.duplicate_live"
     async with session_factory() as session:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
 from telehealth.intake.escalations import open_crisis_escalation
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from tests.helpers import make_person, sign_in
 from tests.integration.billing.helpers import insert_appointment
 from tests.integration.dosing.helpers import active_plan, execute, patient_signed_in
-from telehealth.accounts.roles import Role
 
 
 def next_step(html: str) -> str:

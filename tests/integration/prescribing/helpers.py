@@ -69,7 +69,7 @@ async def sign(client, consult: Consult, plan_id: str, clock, *, code: str | Non
 
 async def pharmacist(session_factory, settings, clock, *, pharmacy_id: uuid.UUID | None, email: str = "pharm@example.org") -> Person:
     """A pharmacist of `pharmacy_id` (the consult's pharmacy, for the queue to show its plan); None: of no pharmacy."""
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.prescribing.pharmacy_staff import assign_pharmacy
 
     person = await make_person(session_factory, role=Role.PHARMACIST, email=email, now=clock.now(), settings=settings)

@@ -14,7 +14,16 @@ from telehealth.accounts.security import current_totp_code
 from telehealth.audit.models import AuditEvent
 from telehealth.prescribing.models import PlanBatch
 from tests.helpers import PASSWORD, csrf_headers
-from tests.integration.prescribing.helpers import at_once, audit_actions, consult_with_encounter, drafted, ready_to_prescribe, request_as, sign, switch_to
+from tests.integration.prescribing.helpers import (
+    at_once,
+    audit_actions,
+    consult_with_encounter,
+    drafted,
+    ready_to_prescribe,
+    request_as,
+    sign,
+    switch_to,
+)
 
 
 async def test_five_simultaneous_signings_with_the_same_code_from_two_sessions_sign_once(client, session_factory, settings, clock, stripe_fake):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from telehealth.billing.models import Refund
 from telehealth.db.engine import transaction
-from telehealth.audit.service import Actor
+from telehealth.lib.actors import Actor
 from telehealth.prescribing.encounters import prescribing_blocker
 from telehealth.prescribing.models import Encounter
 from telehealth.scheduling.models import Appointment, VideoVisit
@@ -38,7 +38,7 @@ async def _booked_consult(client, session_factory, settings, clock, stripe_fake)
 
 
 async def test_the_encounter_opens_only_once_the_visit_started(client, session_factory, settings, clock, stripe_fake):
-    prescriber, patient, appointment_id = await _booked_consult(client, session_factory, settings, clock, stripe_fake)
+    prescriber, _patient, appointment_id = await _booked_consult(client, session_factory, settings, clock, stripe_fake)
     await switch_to(client, prescriber, clock)
     open_it = f"/api/v1/appointments/{appointment_id}/encounter"
     # The day before (the first release let the whole plan be signed then), and inside the window with nobody in the room.
@@ -115,7 +115,7 @@ async def test_a_visit_that_took_place_is_not_cancelled_or_marked_missed(client,
 
 
 async def test_a_cancelled_consult_never_gains_a_visit_or_an_encounter(client, session_factory, settings, clock, stripe_fake):
-    prescriber, patient, appointment_id = await _booked_consult(client, session_factory, settings, clock, stripe_fake)
+    prescriber, _patient, appointment_id = await _booked_consult(client, session_factory, settings, clock, stripe_fake)
     cancelled = await client.post(f"/api/v1/appointments/{appointment_id}/cancel", json={}, headers=await csrf_headers(client))
     assert cancelled.status_code == 200, cancelled.text
     async with transaction(session_factory) as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import book_paid, form_csrf_token, csrf_headers, sign_in
+from tests.helpers import book_paid, csrf_headers, form_csrf_token, sign_in
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 

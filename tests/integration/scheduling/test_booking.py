@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -10,8 +11,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor
 from telehealth.db.engine import make_engine, make_session_factory, transaction
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.service import book_appointment, find_slots
@@ -249,7 +250,7 @@ async def test_racing_bookings_of_overlapping_times_never_overlap_and_never_fail
         booked = (await session.execute(select(Appointment).where(Appointment.status == "booked").order_by(Appointment.starts_at))).scalars().all()
     assert codes.count("booked") == len(booked) >= 1
     mine = [a for a in booked if a.clinician_id == first.user_id]
-    assert all(a.busy_until <= b.busy_from for a, b in zip(mine, mine[1:], strict=False))  # with buffers, never overlapping
+    assert all(a.busy_until <= b.busy_from for a, b in itertools.pairwise(mine))  # with buffers, never overlapping
     patient_zero = [a for a in booked if a.patient_id == patients[0].patient_id]
     assert len(patient_zero) <= 1 and (len(patient_zero) == 1) == ("booked" in (codes[0], codes[-1]))
     if codes[0] == "booked" and codes[-1] != "booked":

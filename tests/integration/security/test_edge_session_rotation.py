@@ -6,7 +6,6 @@ from litestar.testing import AsyncTestClient
 
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code
-from telehealth.asgi import create_app
 from tests.helpers import PASSWORD, csrf_headers, form_csrf_token, make_person
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from telehealth.accounts.totp_secrets import new_key_text
+from telehealth.lib.key_texts import new_key_text
 from telehealth.settings import DEFAULT_SECRET_KEY, SettingsError, load_settings
 
 PRODUCTION = {

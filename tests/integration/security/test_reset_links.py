@@ -63,7 +63,7 @@ async def test_two_links_racing_one_reset_wins(session_factory, settings, clock)
     import asyncio
 
     from telehealth.accounts.service import reset_password
-    from telehealth.audit.service import Actor
+    from telehealth.lib.actors import Actor
     from telehealth.lib.errors import InvalidInput
 
     patient = await make_person(session_factory, role=Role.PATIENT, email="pat@example.org", now=clock.now(), settings=settings)

@@ -8,8 +8,8 @@ import asyncio
 
 from click.testing import CliRunner
 
-from telehealth.demo import DEMO_PASSWORD, seed_demo
 from telehealth.db.engine import transaction
+from telehealth.demo import DEMO_PASSWORD, seed_demo
 from telehealth.lib.clock import SystemClock
 from tests.helpers import csrf_headers, drain_jobs, link_in, worker_context
 

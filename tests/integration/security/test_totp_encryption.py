@@ -6,11 +6,10 @@ owner's next correct code, or by `encrypt-totp-secrets`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import asyncio
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,8 +19,9 @@ from sqlalchemy import update
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code, new_totp_secret
-from telehealth.accounts.totp_secrets import TotpKeyring, TotpSecretUnreadable, new_key_text, seal, unseal
+from telehealth.accounts.totp_secrets import TotpKeyring, TotpSecretUnreadable, seal, unseal
 from telehealth.db.engine import transaction
+from telehealth.lib.key_texts import new_key_text
 from telehealth.settings import DEVELOPMENT_TOTP_KEY, SettingsError
 from tests.conftest import with_settings
 from tests.helpers import PASSWORD, csrf_headers, make_person

@@ -27,7 +27,7 @@ from tests.helpers import make_person, sign_in
 
 async def run(*command: str) -> None:
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await process.communicate()
+    _out, err = await process.communicate()
     assert process.returncode == 0, (command[0], err.decode())
 
 

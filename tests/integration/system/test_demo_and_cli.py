@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from telehealth.accounts.models import CareTeamMember, UserAccount
 from telehealth.clinicians.models import DeaRegistration, StateLicense
 from telehealth.db.engine import transaction
+from telehealth.demo import DEMO_WAITING, SERVED_STATES, seed_demo
 from telehealth.dosing.models import Sitter
 from telehealth.prescribing.models import Pharmacy, PharmacyStaff, TrochePlan
-from telehealth.demo import DEMO_WAITING, SERVED_STATES, seed_demo
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.waitlist.models import WaitlistEntry
 

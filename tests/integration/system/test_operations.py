@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from telehealth.asgi import create_app
 from telehealth.db.engine import make_engine
-from telehealth.accounts.totp_secrets import new_key_text
 from telehealth.db.migrate import alembic_config, schema_is_current, upgrade_database
+from telehealth.lib.key_texts import new_key_text
 from tests.conftest import with_settings
 from tests.fakes.smtp import free_port
 from tests.helpers import csrf_headers

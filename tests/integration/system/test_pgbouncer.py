@@ -11,8 +11,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from telehealth.accounts.models import Patient
-from telehealth.audit.service import Actor
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory, transaction
+from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict
 from telehealth.notifications.service import queue_email
 from telehealth.scheduling.models import Appointment

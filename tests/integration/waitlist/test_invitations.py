@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from telehealth.accounts.roles import Role
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from telehealth.outbox.schedule import enqueue_due_periodic_jobs
 from telehealth.waitlist.invitations import invite_next
 from telehealth.waitlist.models import WaitlistEntry, WaitlistInvitation

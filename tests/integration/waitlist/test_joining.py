@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from telehealth.waitlist.models import WaitlistEntry
 from tests.conftest import with_settings
-from tests.helpers import form_csrf_token, csrf_headers
+from tests.helpers import csrf_headers, form_csrf_token
 from tests.integration.waitlist.helpers import join, join_and_confirm, mail_links, person, status
 
 

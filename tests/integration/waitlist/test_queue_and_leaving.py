@@ -38,8 +38,8 @@ async def test_a_state_is_served_only_with_an_unexpired_license_and_dea_registra
 
 
 async def test_the_estimate_comes_from_the_recent_invitation_rate(client, session_factory, settings, clock, smtp):
-    from telehealth.audit.service import Actor
     from telehealth.db.engine import transaction
+    from telehealth.lib.actors import Actor
     from telehealth.waitlist.invitations import invite_next
 
     await credential_prescriber(session_factory, settings, clock)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, insert, select, text, tuple_
 from sqlalchemy.exc import DBAPIError
 
-from telehealth.audit.service import Actor
 from telehealth.db.engine import transaction
+from telehealth.lib.actors import Actor
 from telehealth.waitlist.invitations import accept_invitation, expire_due_invitations, invite_next
 from telehealth.waitlist.models import IS_WAITING, WaitlistEntry, WaitlistTally, tally_bucket
 from telehealth.waitlist.service import _issue_link, confirm_place, leave_waitlist, place_in_queue, rejoin

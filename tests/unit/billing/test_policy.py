@@ -15,11 +15,11 @@ STARTS = datetime(2027, 1, 12, 15, 0, tzinfo=UTC)
 
 
 def clinic_policy(**changes) -> BillingPolicy:
-    values = dict(
-        consult_fee_cents=15000, program_fee_cents=115800, integration_fee_cents=7500, late_cancel_fee_cents=5000, no_show_fee_cents=7500,
-        free_cancel_hours=24, program_refund_percent_after_first_shipment=50, program_refund_percent_after_second_shipment=0,
-        included_integration_sessions=1,
-    )  # fmt: skip
+    values = {
+        "consult_fee_cents": 15000, "program_fee_cents": 115800, "integration_fee_cents": 7500, "late_cancel_fee_cents": 5000, "no_show_fee_cents": 7500,
+        "free_cancel_hours": 24, "program_refund_percent_after_first_shipment": 50, "program_refund_percent_after_second_shipment": 0,
+        "included_integration_sessions": 1,
+    }  # fmt: skip
     return BillingPolicy(**(values | changes))
 
 

@@ -58,7 +58,7 @@ def client(make_client: ClientFactory) -> stripe.StripeClient:
 class _Receiver(BaseHTTPRequestHandler):
     received: list[tuple[str, str]]
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         self.received.append((body, self.headers["Stripe-Signature"]))
         self.send_response(200)

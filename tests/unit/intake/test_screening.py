@@ -8,7 +8,6 @@ from datetime import date
 
 import pytest
 
-from telehealth.lib.dates import age_on
 from telehealth.intake.screening import (
     CONDITIONS,
     MEDICATION_CLASSES,
@@ -16,6 +15,7 @@ from telehealth.intake.screening import (
     ScreeningInput,
     screen_intake,
 )
+from telehealth.lib.dates import age_on
 from telehealth.lib.errors import InvalidInput
 from telehealth.settings import ClinicalThresholds
 
@@ -26,22 +26,22 @@ SCREENED_ON = date(2026, 11, 23)
 def intake(**overrides) -> ScreeningInput:
     """A clean intake (age 36, no history, 120/80, all-zero questionnaires) with the given changes."""
     phq9 = {f"phq9_{n}": 0 for n in range(1, 10)} | overrides.pop("phq9", {})
-    cssrs = {key: 0 for key in ("cssrs_1", "cssrs_2", "cssrs_3", "cssrs_4", "cssrs_5", "cssrs_6", "cssrs_6_recent")}
+    cssrs = dict.fromkeys(("cssrs_1", "cssrs_2", "cssrs_3", "cssrs_4", "cssrs_5", "cssrs_6", "cssrs_6_recent"), 0)
     cssrs |= overrides.pop("cssrs", {})
-    fields = dict(
-        date_of_birth=date(1990, 5, 15),
-        screened_on=SCREENED_ON,
-        pregnant=False,
-        breastfeeding=False,
-        conditions=frozenset(),
-        medication_classes=frozenset(),
-        ketamine_misuse_ever=False,
-        substance_dependence_12_months=False,
-        bp_systolic=120,
-        bp_diastolic=80,
-        phq9=phq9,
-        cssrs=cssrs,
-    )
+    fields = {
+        "date_of_birth": date(1990, 5, 15),
+        "screened_on": SCREENED_ON,
+        "pregnant": False,
+        "breastfeeding": False,
+        "conditions": frozenset(),
+        "medication_classes": frozenset(),
+        "ketamine_misuse_ever": False,
+        "substance_dependence_12_months": False,
+        "bp_systolic": 120,
+        "bp_diastolic": 80,
+        "phq9": phq9,
+        "cssrs": cssrs,
+    }
     fields.update(overrides)
     return ScreeningInput(**fields)
 
@@ -299,7 +299,7 @@ def _every_reason():
         bp_systolic=170,
         bp_diastolic=110,
         phq9={"phq9_9": 3},
-        cssrs={key: 1 for key in ("cssrs_1", "cssrs_2", "cssrs_3", "cssrs_4", "cssrs_5", "cssrs_6", "cssrs_6_recent")},
+        cssrs=dict.fromkeys(("cssrs_1", "cssrs_2", "cssrs_3", "cssrs_4", "cssrs_5", "cssrs_6", "cssrs_6_recent"), 1),
         date_of_birth=date(2010, 1, 1),
     )
     others = [intake(bp_systolic=145, bp_diastolic=80), intake(date_of_birth=date(1950, 1, 1))]

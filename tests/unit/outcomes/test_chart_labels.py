@@ -3,6 +3,7 @@ line (half the baseline) can fall on the remission line, as it does for a PHQ-9 
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -33,5 +34,5 @@ def test_no_two_line_labels_overlap_for_any_baseline(key):
     for baseline in range(top + 1):
         svg = score_chart(QUESTIONNAIRES[key], [Point(START, baseline), Point(START + timedelta(days=30), 0)], zone="UTC", chart_id="c")
         ys = sorted(_label_baselines(svg).values())
-        assert all(later - earlier >= LABEL_STEP - 0.1 for earlier, later in zip(ys, ys[1:])), (baseline, ys)
-        assert TOP + 10 <= ys[0] and ys[-1] <= HEIGHT - BOTTOM, (baseline, ys)  # inside the plot, above the dates
+        assert all(later - earlier >= LABEL_STEP - 0.1 for earlier, later in itertools.pairwise(ys)), (baseline, ys)
+        assert ys[0] >= TOP + 10 and ys[-1] <= HEIGHT - BOTTOM, (baseline, ys)  # inside the plot, above the dates

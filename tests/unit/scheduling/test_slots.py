@@ -14,7 +14,7 @@ CONSULT = TypeSettings(duration=timedelta(minutes=45), step=timedelta(minutes=15
 
 
 def every_day(ranges=NINE_TO_NOON, **kwargs) -> Availability:
-    return Availability(zone=NEW_YORK, weekly={weekday: ranges for weekday in range(7)}, **kwargs)
+    return Availability(zone=NEW_YORK, weekly=dict.fromkeys(range(7), ranges), **kwargs)
 
 
 def slots_on(day: date, availability: Availability, settings: TypeSettings = CONSULT, busy=(), now=None) -> list[datetime]:
@@ -149,7 +149,7 @@ def test_the_fast_engine_agrees_with_the_plain_rule_on_random_calendars():
             busy.append(Busy(start, start + minutes(rng.randrange(1, 180))))
         booked = {day: rng.randrange(0, 4) for day in days}
         now = window_start - timedelta(hours=rng.randrange(0, 30))
-        arguments = dict(window_start=window_start, window_end=window_end, now=now, booked_per_day=booked)
+        arguments = {"window_start": window_start, "window_end": window_end, "now": now, "booked_per_day": booked}
         expected = _reference_open_slots(availability, settings, busy, **arguments)
         assert open_slots(availability, settings, busy, **arguments) == expected, case
         if settings.max_per_day is None:  # spans as the database aggregates them: sorted by start only

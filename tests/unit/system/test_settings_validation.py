@@ -114,11 +114,11 @@ def test_every_whole_number_setting_refuses_values_below_its_meaningful_range(mo
 
 
 def test_settings_made_in_code_are_checked_too():
-    with pytest.raises(SettingsError, match="^PORT must be a whole number from 1 to 65535, got 99999$"):
+    with pytest.raises(SettingsError, match=r"^PORT must be a whole number from 1 to 65535, got 99999$"):
         Settings(port=99999).validate()
-    with pytest.raises(SettingsError, match="^TROCHE_STRENGTHS_MG must be"):
+    with pytest.raises(SettingsError, match=r"^TROCHE_STRENGTHS_MG must be"):
         Settings(troche_strengths_mg="50,1OO").validate()
-    with pytest.raises(SettingsError, match="^UNLOCK_LATE_MINUTES must be"):
+    with pytest.raises(SettingsError, match=r"^UNLOCK_LATE_MINUTES must be"):
         replace(Settings(), thresholds=ClinicalThresholds(unlock_late_minutes=0)).validate()
-    with pytest.raises(SettingsError, match="^JOB_LEASE_SECONDS"):
+    with pytest.raises(SettingsError, match=r"^JOB_LEASE_SECONDS"):
         Settings(job_lease_seconds=True).validate()  # a bool is not a number of seconds

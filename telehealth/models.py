@@ -1,4 +1,8 @@
-"""Imports every table so SQLModel.metadata is complete (Alembic, tests, the app)."""
+"""Every table, in one list (as routes.py lists every controller): importing this module makes SQLModel.metadata
+complete. Alembic (migrations/env.py) and the tests (tests/conftest.py) read the metadata through it.
+
+The base packages (db, lib, outbox, system) know no area; the entry does. A new area's models.py goes here;
+tests/unit/system/test_entry_tables.py fails until it does."""
 
 from telehealth.accounts import models as accounts_models
 from telehealth.audit import models as audit_models
@@ -16,4 +20,20 @@ from telehealth.scheduling import models as scheduling_models
 from telehealth.system import models as system_models
 from telehealth.waitlist import models as waitlist_models
 
-ALL_MODEL_MODULES = (accounts_models, audit_models, billing_models, clinicians_models, devtools_models, dosing_models, intake_models, messages_models, notes_models, notifications_models, outbox_models, prescribing_models, scheduling_models, system_models, waitlist_models)
+MODEL_MODULES = (
+    accounts_models,
+    audit_models,
+    billing_models,
+    clinicians_models,
+    devtools_models,
+    dosing_models,
+    intake_models,
+    messages_models,
+    notes_models,
+    notifications_models,
+    outbox_models,
+    prescribing_models,
+    scheduling_models,
+    system_models,
+    waitlist_models,
+)
