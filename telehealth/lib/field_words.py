@@ -30,4 +30,5 @@ FIELD_WORDS = {
 
 def field_words(name: str) -> str:
     """The page's words for a field key; unknown keys read as words ("lot_number" -> "Lot number")."""
-    return FIELD_WORDS.get(name) or name.replace("_", " ").strip().capitalize()
+    words = FIELD_WORDS.get(name) or name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]  # not str.capitalize(): a label given already ("PHQ-9, question 9") keeps its capitals

@@ -29,10 +29,10 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telehealth.devtools.stripe_stand_in import FakeStripe
 from telehealth.lib.clock import SystemClock
 from telehealth.settings import Settings
 from tests.conftest import empty_all_tables, with_settings
-from telehealth.devtools.stripe_stand_in import FakeStripe
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

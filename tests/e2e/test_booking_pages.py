@@ -149,7 +149,7 @@ async def test_a_patient_books_by_choosing_a_day_then_a_time_on_a_desktop_and_a_
         times = page.locator(".time-grid form.slot button")
         assert await times.count() == int(re.search(r"· (\d+) time", label).group(1))
         first_row = [box["y"] for box in [await times.nth(i).bounding_box() for i in range(min(3, await times.count()))]]
-        assert len(set(round(y) for y in first_row)) == 1  # a grid: the first three times side by side, even on a phone
+        assert len({round(y) for y in first_row}) == 1  # a grid: the first three times side by side, even on a phone
         await _fits(page, width)
         await expect(terms).to_be_visible()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ from telehealth.accounts.roles import Role
 from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
 from tests.e2e.screenshots import save_screenshots
-from tests.helpers import make_person
 from tests.e2e.test_prescribing_pages import _sign_in
+from tests.helpers import make_person
 from tests.integration.dosing.helpers import Mail, active_plan
 
 pytestmark = pytest.mark.browser

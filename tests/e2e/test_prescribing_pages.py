@@ -146,7 +146,7 @@ async def test_consult_to_signed_plan_to_shipped_batch(page: Page, browser: Brow
     await expect(page.get_by_role("heading", level=1)).to_have_text("Troche plan for Pat")
     await expect(page.locator("#plan-status")).to_have_text("Draft (not signed)")
     sessions = page.get_by_role("region", name="Sessions")
-    for number, (dose, units) in enumerate(zip((100, 150, 200, 200, 200, 200), (2, 3, 4, 4, 4, 4)), start=1):
+    for number, (dose, units) in enumerate(zip((100, 150, 200, 200, 200, 200), (2, 3, 4, 4, 4, 4), strict=True), start=1):
         await expect(sessions.get_by_role("row", name=f"{number} {dose} mg {units}", exact=True)).to_be_visible()
     shipments = page.get_by_role("region", name="Shipments")
     await expect(shipments.get_by_role("row", name="1 Sessions 1–3: 9 units")).to_be_visible()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -180,47 +179,46 @@ async def notify_payloads(database_url: str, channel: str) -> AsyncIterator[list
 
 async def test_patient_and_clinician_meet_and_their_signals_are_relayed(room: Room, session_factory, database_url):
     big_offer = {"type": "offer", "sdp": repetitive_sdp(20_000)}
-    async with notify_payloads(database_url, room_channel(room.appointment_id.hex)) as payloads:
-        async with socket(room, room.patient) as patient:
-            welcome = await welcomed(patient, "patient")
+    async with notify_payloads(database_url, room_channel(room.appointment_id.hex)) as payloads, socket(room, room.patient) as patient:
+        welcome = await welcomed(patient, "patient")
+        async with session_factory() as session:
+            appointment = await session.get(Appointment, room.appointment_id)
+        assert welcome["closes_at"] == (appointment.ends_at + timedelta(minutes=30)).isoformat()
+        assert await still_open(patient) == []  # alone in the room, until the clinician arrives
+        async with socket(room, room.clinician) as clinician:
+            await welcomed(clinician, "clinician")
+            assert await receive(patient, "peer-joined", passing=frozenset()) == {"type": "peer-joined"}
+            assert await receive(patient, "visit-started", passing=frozenset()) == {"type": "visit-started"}
+            assert await receive(clinician, "peer-joined", passing=frozenset()) == {"type": "peer-joined"}
+
+            # Offer, candidates and answer each way, exactly as sent (a candidate's missing fields as null).
+            await clinician.send(json.dumps({"type": "signal", "description": OFFER}))
+            assert await receive(patient, "signal") == {"type": "signal", "description": OFFER}
+            await clinician.send(json.dumps({"type": "signal", "candidate": CANDIDATE}))
+            assert await receive(patient, "signal") == {"type": "signal", "candidate": {**CANDIDATE, "usernameFragment": None}}
+            await patient.send(json.dumps({"type": "signal", "description": ANSWER}))
+            assert await receive(clinician, "signal") == {"type": "signal", "description": ANSWER}
+            end_of_candidates = {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "f00d"}
+            await patient.send(json.dumps({"type": "signal", "candidate": end_of_candidates}))
+            assert await receive(clinician, "signal") == {"type": "signal", "candidate": end_of_candidates}
+
+            # A 20 kB offer does not fit a NOTIFY as JSON: it crosses deflated, and arrives intact.
+            await clinician.send(json.dumps({"type": "signal", "description": big_offer}))
+            assert await receive(patient, "signal") == {"type": "signal", "description": big_offer}
+            assert await still_open(clinician) == []  # nobody hears their own signals
+
             async with session_factory() as session:
-                appointment = await session.get(Appointment, room.appointment_id)
-            assert welcome["closes_at"] == (appointment.ends_at + timedelta(minutes=30)).isoformat()
-            assert await still_open(patient) == []  # alone in the room, until the clinician arrives
-            async with socket(room, room.clinician) as clinician:
-                await welcomed(clinician, "clinician")
-                assert await receive(patient, "peer-joined", passing=frozenset()) == {"type": "peer-joined"}
-                assert await receive(patient, "visit-started", passing=frozenset()) == {"type": "visit-started"}
-                assert await receive(clinician, "peer-joined", passing=frozenset()) == {"type": "peer-joined"}
+                visit = await session.get(VideoVisit, room.appointment_id)
+                connections = list((await session.scalars(select(VisitConnection).where(VisitConnection.appointment_id == room.appointment_id))).all())
+            assert visit is not None and visit.start_evidence == "both_connected" and visit.modality == "audio_video" and visit.ended_at is None
+            assert sorted(c.participant for c in connections) == ["clinician", "patient"] and all(c.left_at is None for c in connections)
+            assert visit.started_at >= max(c.joined_at for c in connections)
 
-                # Offer, candidates and answer each way, exactly as sent (a candidate's missing fields as null).
-                await clinician.send(json.dumps({"type": "signal", "description": OFFER}))
-                assert await receive(patient, "signal") == {"type": "signal", "description": OFFER}
-                await clinician.send(json.dumps({"type": "signal", "candidate": CANDIDATE}))
-                assert await receive(patient, "signal") == {"type": "signal", "candidate": {**CANDIDATE, "usernameFragment": None}}
-                await patient.send(json.dumps({"type": "signal", "description": ANSWER}))
-                assert await receive(clinician, "signal") == {"type": "signal", "description": ANSWER}
-                end_of_candidates = {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "f00d"}
-                await patient.send(json.dumps({"type": "signal", "candidate": end_of_candidates}))
-                assert await receive(clinician, "signal") == {"type": "signal", "candidate": end_of_candidates}
-
-                # A 20 kB offer does not fit a NOTIFY as JSON: it crosses deflated, and arrives intact.
-                await clinician.send(json.dumps({"type": "signal", "description": big_offer}))
-                assert await receive(patient, "signal") == {"type": "signal", "description": big_offer}
-                assert await still_open(clinician) == []  # nobody hears their own signals
-
-                async with session_factory() as session:
-                    visit = await session.get(VideoVisit, room.appointment_id)
-                    connections = list((await session.scalars(select(VisitConnection).where(VisitConnection.appointment_id == room.appointment_id))).all())
-                assert visit is not None and visit.start_evidence == "both_connected" and visit.modality == "audio_video" and visit.ended_at is None
-                assert sorted(c.participant for c in connections) == ["clinician", "patient"] and all(c.left_at is None for c in connections)
-                assert visit.started_at >= max(c.joined_at for c in connections)
-
-                # The patient leaves (a "leave" frame), the clinician is told, then closes their own socket.
-                await patient.send(json.dumps({"type": "leave"}))
-                assert await closed(patient) == ([], 1000)
-                assert await receive(clinician, "peer-left", passing=frozenset()) == {"type": "peer-left"}
-                await clinician.close()  # and the clinician closes their socket
+            # The patient leaves (a "leave" frame), the clinician is told, then closes their own socket.
+            await patient.send(json.dumps({"type": "leave"}))
+            assert await closed(patient) == ([], 1000)
+            assert await receive(clinician, "peer-left", passing=frozenset()) == {"type": "peer-left"}
+            await clinician.close()  # and the clinician closes their socket
 
     big = [p for p in payloads if p.startswith("z")]
     assert len(big) == 1 and all(len(p.encode()) < NOTIFY_PAYLOAD_LIMIT for p in payloads)

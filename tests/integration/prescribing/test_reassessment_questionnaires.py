@@ -108,13 +108,13 @@ async def test_incomplete_or_out_of_range_answers_are_refused_naming_the_field(c
     del phq9["phq9_9"]
     refused = await answer(client, {"phq9": phq9, "gad7": NOW["gad7"] | {"gad7_3": 4}})
     assert (refused.status_code, refused.json()["code"]) == (422, "reassessment.invalid")
-    assert refused.json()["fields"] == {"phq9_9": "is required", "gad7_3": "must be one of 0, 1, 2, 3"}
+    assert refused.json()["fields"] == {"phq9_9": "Please choose an answer.", "gad7_3": "Please choose one of the answers shown."}
     only_one = await answer(client, {"phq9": NOW["phq9"]})
     assert only_one.status_code == 422 and set(only_one.json()["fields"]) == {f"gad7_{i}" for i in range(1, 8)}
     page = await client.get("/reassessment")
     form = {k: str(v) for k, v in (phq9 | NOW["gad7"]).items()} | {"_csrf_token": form_csrf_token(page.text)}
     shown = await client.post("/reassessment", data=form)
-    assert shown.status_code == 422 and "PHQ-9, question 9</strong>: is required" in shown.text
+    assert shown.status_code == 422 and "PHQ-9, question 9</strong>: Please choose an answer." in shown.text
     assert 'name="gad7_1" value="1" checked' in shown.text  # the answers given are kept
     assert len(await rows(session_factory, QuestionnaireResponse, QuestionnaireResponse.intake_id.is_(None))) == 0
     assert (await answer(client)).status_code == 201  # a refusal does not use up the reassessment
