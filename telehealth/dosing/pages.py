@@ -64,7 +64,7 @@ def _refusal(error: DomainError | None) -> dict[str, Any]:
         return {"error": None, "fields": {}, "gates": [], "error_fields": set()}
     gates = error.extra.get("gates", []) if isinstance(error.extra.get("gates"), list) else []
     fields = {k: v for k, v in error.fields.items() if k != "gates"}
-    return {"error": error.detail, "fields": {k.replace("_", " "): v for k, v in fields.items()}, "gates": gates, "error_fields": set(fields)}
+    return {"error": error.detail, "fields": fields, "gates": gates, "error_fields": set(fields)}
 
 
 def _whole(raw: str, field: str, problems: dict[str, str], *, required: bool = True) -> int | None:

@@ -48,7 +48,7 @@ async def _page(session: AsyncSession, token: str, *, actor: Actor, now: datetim
     context: dict[str, Any] = {
         "token": token, "purpose": show or opened.link.purpose, "sitter": opened.sitter, "patient_name": contact.full_name, "zone": patient.timezone if patient else "UTC",
         "agreement": sitters.SITTER_AGREEMENT, "error": error.detail if error else None,
-        "fields": {k.replace("_", " "): v for k, v in (error.fields if error else {}).items()}, "values": values or {}, "done": done, "now": now,
+        "fields": dict(error.fields) if error else {}, "values": values or {}, "done": done, "now": now,
         "may_withdraw": opened.link.purpose != LinkPurpose.AGREEMENT and opened.sitter.status == SitterStatus.CONFIRMED,
     }  # fmt: skip
     if opened.link.dosing_session_id is not None and (row := await session.get(DosingSession, opened.link.dosing_session_id)) is not None:

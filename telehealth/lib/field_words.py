@@ -17,6 +17,7 @@ FIELD_WORDS = {
     "shipment_sessions": "Sessions per shipment",
     "sitter_id": "Sitter",
     "troches_used": "Troches used",
+    "ended_early_reason": "Why the session ended early",
     "pdmp_checked_at": "PDMP check time",
     "location_state": "Where the patient is",
     "pharmacy_id": "Pharmacy",

@@ -289,7 +289,7 @@ async def test_the_pages_take_the_reason_for_an_early_end(client, session_factor
         return await browser.post(action, data={**data, "_csrf_token": form_csrf_token(page.text)}, headers={"accept": "text/html"})
 
     refused = await send(session_path, f"{session_path}/report", form)
-    assert refused.status_code == 422 and "ended early reason" in refused.text
+    assert refused.status_code == 422 and "Why the session ended early</strong>: is required" in refused.text, refused.text[refused.text.find('id="refusal"'):][:600]
     assert 'name="ended_early_reason" maxlength="1000" aria-invalid="true"' in refused.text
     filed = await send(session_path, f"{session_path}/report", {**form, "ended_early_reason": "Felt too nauseous to go on"})
     assert filed.status_code == 200 and "Reported. Thank you." in filed.text
