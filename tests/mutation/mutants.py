@@ -116,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "lower[1] < upper[1]", "lower[1] <= upper[1]",
       "BP thresholds strictly ordered in diastolic (equal is not below)", BP_ORDERED),
     m("envelope.bp_order_first_pair_only", SETTINGS_PY,
-      "zip(pressures, pressures[1:])", "zip(pressures[:1], pressures[1:2])",
+      "itertools.pairwise(pressures)", "zip(pressures[:1], pressures[1:2])",
       "ineligible-at-intake < urgent is checked too, not only needs-review < ineligible", BP_ORDERED),
     m("envelope.production_only", SETTINGS_PY,
       "        self.thresholds.check_envelope()  # development and production alike",
