@@ -31,6 +31,14 @@ from telehealth.prescribing.models import TrochePlan
 from telehealth.settings import Settings
 
 SERIOUS_REPORT_ANSWERS = ("emergency_services_called", "fainting", "chest_pain", "suicidal_thoughts")
+# The report's yes/no answers once, for every page that shows them: (field, as the patient is asked, as a reader
+# of the report is told). The form, the clinician's patient page and the record all read this table.
+REPORT_SYMPTOMS: tuple[tuple[str, str, str], ...] = (
+    ("nausea", "Nausea", "nausea"), ("vomiting", "Vomiting", "vomiting"), ("dizziness", "Dizziness", "dizziness"),
+    ("headache", "Headache", "headache"), ("bladder_symptoms", "Bladder pain or urgency", "bladder pain or urgency"),
+    ("fainting", "Fainting", "fainting"), ("chest_pain", "Chest pain", "chest pain"),
+    ("suicidal_thoughts", "Thoughts of suicide or of hurting myself", "thoughts of suicide or self-harm"),
+)  # fmt: skip
 EARLY_REASON_LONGEST = 1000
 
 

@@ -46,11 +46,9 @@ SHOWN_AS = {
     "scheduled": "Scheduled", "checked_in": "Checked in", "waiting_for_sitter": "Checked in: waiting for your sitter",
     "unlocked": "Unlocked: report when you can", "reported": "Reported", "held": "Held: not today", "cancelled": "Cancelled",
 }  # fmt: skip
-SIDE_EFFECTS = (
-    ("nausea", "Nausea"), ("vomiting", "Vomiting"), ("dizziness", "Dizziness"), ("headache", "Headache"),
-    ("bladder_symptoms", "Bladder pain or urgency"), ("fainting", "Fainting"), ("chest_pain", "Chest pain"),
-    ("suicidal_thoughts", "Thoughts of suicide or of hurting myself"), ("emergency_services_called", "Emergency services (911) were called"),
-)  # fmt: skip
+SIDE_EFFECTS = (  # the report form's checkboxes: each symptom as asked, then whether 911 was called
+    *((name, asked) for name, asked, _told in after_dose.REPORT_SYMPTOMS), ("emergency_services_called", "Emergency services (911) were called"),
+)
 STEPS = (
     "Sit or lie down somewhere quiet and safe, with your sitter in the room.",
     "Place the troche(s) under your tongue or between cheek and gum. Let them dissolve for 15 minutes; do not chew or swallow.",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from telehealth.dosing import after_dose
 from telehealth.dosing.models import DosingReport, SitterAttestation
 from telehealth.export.record import PatientRecord
 from telehealth.intake.consents import CONSENT_DOCUMENTS
@@ -18,11 +19,7 @@ from telehealth.prescribing.models import PlanBatch
 from telehealth.prescribing.reassessment import score_change
 
 ABOUT_SECTIONS = ("demographics", "address", "emergency_contact")  # shown under "About you", not repeated
-REPORT_SYMPTOMS = {
-    "nausea": "nausea", "vomiting": "vomiting", "dizziness": "dizziness", "headache": "headache",
-    "bladder_symptoms": "bladder symptoms", "fainting": "fainting", "chest_pain": "chest pain",
-    "suicidal_thoughts": "thoughts of suicide",
-}  # fmt: skip
+REPORT_SYMPTOMS = {name: told for name, _asked, told in after_dose.REPORT_SYMPTOMS}  # dosing owns the table
 ROLE_NAMES = {"patient": "you", "prescriber": "prescriber", "therapist": "therapist", "coordinator": "care coordinator"}
 PURPOSES = {"consult": "Consultation", "integration": "Integration session", "program": "Home program",
             "late_cancel_fee": "Late cancellation fee", "no_show_fee": "Missed appointment fee"}  # fmt: skip

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
 from telehealth.care_teams import service as care_teams
+from telehealth.dosing import after_dose
 from telehealth.dosing.models import DosingReport, DosingSession
 from telehealth.export.record import collect
 from telehealth.intake import escalations
@@ -47,12 +48,8 @@ SESSION_STATUS_WORDS = {"scheduled": "scheduled", "unlocked": "taken, report not
 SCREENING_WORDS = {"eligible": "eligible", "needs_review": "needs a prescriber's review", "ineligible": "not eligible"}
 FLAG_WORDS = {"needs_review": "Review before prescribing", "ineligible": "Rules out treatment"}
 DECISION_WORDS = {"start_plan": "decided to start a plan", "decline": "declined", "refer_out": "referred out"}
-# The report's yes/no answers, by the words the patient ticked (dosing/pages.py asks them the same way).
-REPORT_SYMPTOMS = (
-    ("nausea", "nausea"), ("vomiting", "vomiting"), ("dizziness", "dizziness"), ("headache", "headache"),
-    ("bladder_symptoms", "bladder pain or urgency"), ("fainting", "fainting"), ("chest_pain", "chest pain"),
-    ("suicidal_thoughts", "thoughts of suicide or self-harm"), ("emergency_services_called", "911 called"),
-)  # fmt: skip
+# The report's yes/no answers as a reader is told them (dosing owns the table), and whether 911 was called.
+REPORT_SYMPTOMS = (*((name, told) for name, _asked, told in after_dose.REPORT_SYMPTOMS), ("emergency_services_called", "911 called"))
 
 
 @dataclass(frozen=True)
