@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
 from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import AuditedBrowser, LiveServer
+from tests.e2e.screenshots import SCREENSHOTS
 from tests.helpers import PASSWORD
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
@@ -110,7 +110,6 @@ async def test_a_therapist_books_a_follow_up_for_their_patient(page: Page, live_
     await expect(page.get_by_text("integration")).to_be_visible()
 
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])

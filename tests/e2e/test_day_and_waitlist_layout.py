@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, time, timedelta
 from itertools import combinations
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +21,7 @@ from telehealth.lib.clock import SystemClock
 from telehealth.scheduling.models import WeeklyHours
 from telehealth.waitlist.models import WaitlistEntry
 from tests.e2e.conftest import LiveServer
+from tests.e2e.screenshots import SCREENSHOTS
 from tests.e2e.test_prescribing_pages import _sign_in
 from tests.helpers import make_person
 from tests.integration.billing.helpers import insert_appointment
@@ -29,7 +29,6 @@ from tests.integration.dosing.helpers import active_plan
 from tests.integration.waitlist.helpers import credential_prescriber
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 LAPTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
 ZONE = "America/New_York"
 

@@ -18,12 +18,12 @@ from telehealth.db.engine import transaction
 from telehealth.intake.models import Intake, QuestionnaireResponse
 from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
+from tests.e2e.screenshots import save_screenshots
 from tests.e2e.test_prescribing_pages import _sign_in
 from tests.helpers import make_person
 from tests.integration.dosing.helpers import active_plan, execute
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 async def _baseline(session_factory, patient, clock) -> None:
@@ -36,18 +36,8 @@ async def _baseline(session_factory, patient, clock) -> None:
                                               answered_at=clock.now() - timedelta(days=40)))  # fmt: skip
 
 
-SIZES = {"1280": (1280, 800), "390": (390, 844)}  # a desktop and a phone, as issue 23's walk-through used
-
-
 async def _home_screenshot(page: Page, name: str) -> None:
-    """The page at both sizes, saved for people to look at; at phone width nothing may run off the side."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for label, (width, height) in SIZES.items():
-        await page.set_viewport_size({"width": width, "height": height})
-        await page.screenshot(path=str(SCREENSHOTS / f"{name}-home-{label}.png"), full_page=True)
-        overflow = await page.evaluate("() => document.scrollingElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name}'s home is {overflow}px wider than a {width}px screen"
-    await page.set_viewport_size({"width": 1280, "height": 800})
+    await save_screenshots(page, f"{name}-home")  # both sizes; fails when the home runs wider than the phone
 
 
 async def test_reassessment_scores_messages_and_export(page: Page, live_server: LiveServer, session_factory):

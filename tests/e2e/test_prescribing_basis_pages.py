@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,13 +15,13 @@ from playwright.async_api import Page, expect
 from telehealth.accounts.roles import Role
 from telehealth.lib.clock import SystemClock
 from tests.e2e.conftest import LiveServer
+from tests.e2e.screenshots import SCREENSHOTS
 from tests.e2e.test_prescribing_pages import _sign_in
 from tests.helpers import make_person
 from tests.integration.dosing.helpers import active_plan
 from tests.integration.scheduling.helpers import screened_patient
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,13 +20,13 @@ from benchmarks.server import environment, running_server
 from telehealth.lib.clock import SystemClock
 from telehealth.scheduling.models import Appointment, VideoVisit, VisitConnection
 from tests.e2e.conftest import CHROMIUM_ARGS, find_chromium
+from tests.e2e.screenshots import SCREENSHOTS
 from tests.integration.billing.helpers import insert_appointment
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 from tests.integration.system.test_several_processes import signed_in
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 INBOUND_VIDEO = """async () => {
