@@ -121,18 +121,11 @@ async def check_password_sign_in(
     unknown email is answered exactly as a wrong password is, after the same work: the same counts, and a
     password hash checked (against a dummy)."""
     actor = Actor.anonymous(attempt.ip, attempt.user_agent)
-    if await over_rate_limit(
-        session, bucket="sign_in", key=attempt.ip, limit=settings.login_attempts_per_ip_per_15_min,
-        window=timedelta(minutes=15), now=now,
-    ):  # fmt: skip
-        await record_audit_event(
-            session, actor=actor, action="auth.sign_in", resource_type="user_account", now=now,
-            outcome="denied", reason="rate_limited",
-        )  # fmt: skip
-        raise TooManyRequests(
-            "auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.",
-            keep_evidence=True,
-        )  # fmt: skip
+    await _refuse_this_address_when_over(
+        session, bucket="sign_in", key=attempt.ip, limit=settings.login_attempts_per_ip_per_15_min, window=timedelta(minutes=15),
+        actor=actor, action="auth.sign_in", now=now,
+        refusal=TooManyRequests("auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.", keep_evidence=True),
+    )  # fmt: skip
     email = normalize_email(attempt.email)
     if (refusal := await throttle.sign_in_refusal(session, email=email, ip=attempt.ip, now=now)) is not None:
         await record_audit_event(
@@ -287,6 +280,17 @@ async def verify_email(session: AsyncSession, *, token: str, actor: Actor, now: 
     return user
 
 
+async def _refuse_this_address_when_over(
+    session: AsyncSession, *, bucket: str, key: str, limit: int, window: timedelta, actor: Actor, action: str, now: datetime,
+    refusal: TooManyRequests,
+) -> None:
+    """Count one request from this address; past `limit` in `window`, audit the refusal (kept: keep_evidence) and
+    raise it. Per address only: it says nothing about any account."""
+    if await over_rate_limit(session, bucket=bucket, key=key, limit=limit, window=window, now=now):
+        await record_audit_event(session, actor=actor, action=action, resource_type="user_account", now=now, outcome="denied", reason="rate_limited")
+        raise refusal
+
+
 # Reset emails: per client address, refused openly (429: it says nothing about any account); per email, silently
 # (the same neutral answer, nothing more sent), counted for unknown emails too so the answer never differs.
 RESET_REQUESTS_PER_ADDRESS, RESET_REQUESTS_PER_EMAIL, RESET_WINDOW = 10, 3, timedelta(hours=1)
@@ -297,17 +301,13 @@ async def request_password_reset(
 ) -> None:
     """Email a reset link if the account exists. Answers the same either way (no way to probe for accounts).
     A new link retires the account's older ones."""
-    if await over_rate_limit(
-        session, bucket="password_reset_ip", key=actor.ip or "unknown", limit=RESET_REQUESTS_PER_ADDRESS, window=RESET_WINDOW, now=now
-    ):  # fmt: skip
-        await record_audit_event(
-            session, actor=actor, action="auth.password_reset_requested", resource_type="user_account", now=now,
-            outcome="denied", reason="rate_limited",
-        )  # fmt: skip
-        raise TooManyRequests(
-            "password_reset.rate_limited", "Too many password reset requests from this network. Wait an hour and try again.",
-            keep_evidence=True,
-        )  # fmt: skip
+    await _refuse_this_address_when_over(
+        session, bucket="password_reset_ip", key=actor.ip or "unknown", limit=RESET_REQUESTS_PER_ADDRESS, window=RESET_WINDOW,
+        actor=actor, action="auth.password_reset_requested", now=now,
+        refusal=TooManyRequests(
+            "password_reset.rate_limited", "Too many password reset requests from this network. Wait an hour and try again.", keep_evidence=True
+        ),
+    )  # fmt: skip
     over_for_email = await over_rate_limit(
         session, bucket="password_reset", key=throttle.email_digest(normalize_email(email)), limit=RESET_REQUESTS_PER_EMAIL,
         window=RESET_WINDOW, now=now,
