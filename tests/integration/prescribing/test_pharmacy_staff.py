@@ -95,7 +95,7 @@ async def test_the_credentials_page_places_a_pharmacist_and_names_a_bad_field(cl
     token = form_csrf_token(page.text)
 
     bad = await client.post(f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": "", "_csrf_token": token}, headers=html)
-    assert bad.status_code == 422 and "Pharmacy id</a>: is not a known pharmacy" in bad.text
+    assert bad.status_code == 422 and "Pharmacy</a>: is not a known pharmacy" in bad.text
     saved = await client.post(f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": str(green), "_csrf_token": token}, headers=html)
     assert saved.status_code == 200 and "Pharmacy saved." in saved.text and "no pharmacy yet" not in saved.text
     assert await _staff_rows(session_factory) == [(staff.user_id, green)]
