@@ -44,15 +44,6 @@ PHARMACIST = [requires_role(Role.PHARMACIST)]
 PATIENT = [requires_role(Role.PATIENT)]
 
 # What each service field is called on the forms, so a refusal names the field the way the page does.
-FIELD_LABELS = {
-    "identity_checked": "Identity checked", "identity_method": "How identity was checked", "location_state": "Where the patient is now",
-    "pdmp_checked_at": "PDMP checked at", "pdmp_state": "PDMP state", "pdmp_reference": "PDMP reference", "pdmp_summary": "PDMP summary",
-    "vitals_reviewed": "Vitals reviewed", "vitals_note": "Vitals note", "acknowledgements": "Screening flag notes", "rule_id": "Screening flag",
-    "note": "Note", "decision": "Decision", "reason": "Reason", "product": "Product", "strength_mg": "Strength", "doses_mg": "Dose per session",
-    "min_hours_between": "Minimum hours between sessions", "directions": "Directions", "shipment_sessions": "Sessions per shipment",
-    "pharmacy_id": "Pharmacy", "refills": "Refills", "password": "Password", "code": "6-digit code", "override_reason": "Reason to release now",
-    "lot_number": "Lot number", "beyond_use_date": "Beyond-use date", "units": "Units filled", "carrier": "Carrier", "tracking_number": "Tracking number",
-}  # fmt: skip
 PLAN_WORDS = {
     "draft": "Draft (not signed)", "signed": "Signed", "sent_to_pharmacy": "Sent to pharmacy", "active": "Active", "paused": "Paused",
     "completed": "Completed", "discontinued": "Discontinued",
@@ -91,10 +82,11 @@ def _bounded(raw: str, *, largest: int = 99_999) -> int | None:
 
 
 def _refusal_context(refusal: DomainError | None) -> dict[str, Any]:
-    """The summary at the top names each field as the form does; `field_reasons` puts each reason beside its field."""
+    """The summary at the top names each field as the form does (the field_words filter); `field_reasons` puts each
+    reason beside its field."""
     if refusal is None:
         return {"error": None, "fields": {}, "error_fields": set(), "field_reasons": {}}
-    return {"error": refusal.detail, "fields": {FIELD_LABELS.get(k, k.replace("_", " ")): v for k, v in refusal.fields.items()},
+    return {"error": refusal.detail, "fields": dict(refusal.fields),
             "error_fields": set(refusal.fields), "field_reasons": dict(refusal.fields)}  # fmt: skip
 
 
