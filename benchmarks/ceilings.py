@@ -168,8 +168,13 @@ class PgbenchResult:
     postgres_cpu_ms: float | None = None  # PostgreSQL's CPU per transaction while pgbench ran (from /proc)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tps": self.transactions_per_second, "latency_ms": self.latency_ms, "transactions": self.transactions, "failed": self.failed,
-                "postgres_cpu_ms": self.postgres_cpu_ms}  # fmt: skip
+        return {
+            "tps": self.transactions_per_second,
+            "latency_ms": self.latency_ms,
+            "transactions": self.transactions,
+            "failed": self.failed,
+            "postgres_cpu_ms": self.postgres_cpu_ms,
+        }
 
 
 def run_pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> PgbenchResult:
@@ -179,9 +184,15 @@ def run_pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> 
     with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="bench-pgbench-", delete=False) as script:
         script.write(captured.pgbench_script())
     command = [
-        "pgbench", "--no-vacuum", "--protocol=prepared", f"--client={clients}", f"--jobs={min(clients, 2)}",
-        f"--time={seconds}", f"--file={script.name}", dsn,
-    ]  # fmt: skip
+        "pgbench",
+        "--no-vacuum",
+        "--protocol=prepared",
+        f"--client={clients}",
+        f"--jobs={min(clients, 2)}",
+        f"--time={seconds}",
+        f"--file={script.name}",
+        dsn,
+    ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
     output = finished.stdout + finished.stderr
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", output)
@@ -192,9 +203,11 @@ def run_pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> 
         raise RuntimeError(f"pgbench for {captured.name} failed ({finished.returncode}); script {script.name}:\n{output[-3000:]}")
     Path(script.name).unlink()
     return PgbenchResult(
-        float(tps.group(1)), float(latency.group(1)) if latency else float("nan"),
-        int(processed.group(1)) if processed else 0, int(failed.group(1)) if failed else 0,
-    )  # fmt: skip
+        float(tps.group(1)),
+        float(latency.group(1)) if latency else float("nan"),
+        int(processed.group(1)) if processed else 0,
+        int(failed.group(1)) if failed else 0,
+    )
 
 
 async def pgbench(dsn: str, captured: Captured, *, clients: int, seconds: int) -> PgbenchResult:

@@ -56,8 +56,12 @@ QUEUE_STATE = "CA"  # the largest queue
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)")
-    parser.add_argument("--prefix", default="telehealth_growth", help="the benchmark's databases are named <prefix>_... (default: %(default)s)")
+    parser.add_argument(
+        "--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--prefix", default="telehealth_growth", help="the benchmark's databases are named <prefix>_... (default: %(default)s)"
+    )
     parser.add_argument("--scales", default="1,10,100", help="comma-separated scale factors (default: %(default)s)")
     parser.add_argument("--only", choices=("waitlist", "scheduling"), help="measure one of the two")
     parser.add_argument("--reload", action="store_true", help="load the waiting lists again even when they are there")
@@ -65,16 +69,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--waitlist-seed", type=float, default=0.42, help="setseed() of the waiting-list data (default: %(default)s)")
     parser.add_argument("--state", default="CA", help="the searched state (default: %(default)s)")
     parser.add_argument("--prescribers", type=int, default=200, help="prescribers in the searched state at 1x (default: %(default)s)")
-    parser.add_argument("--other-prescribers", type=int, default=100, help="prescribers licensed only elsewhere at 1x (default: %(default)s)")
-    parser.add_argument("--appointments", type=int, default=5000, help="booked consults of the state's prescribers at 1x, next 14 days (default: %(default)s)")
-    parser.add_argument("--other-appointments", type=int, default=2500, help="booked consults of the others at 1x, next 14 days (default: %(default)s)")
+    parser.add_argument(
+        "--other-prescribers", type=int, default=100, help="prescribers licensed only elsewhere at 1x (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--appointments",
+        type=int,
+        default=5000,
+        help="booked consults of the state's prescribers at 1x, next 14 days (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--other-appointments", type=int, default=2500, help="booked consults of the others at 1x, next 14 days (default: %(default)s)"
+    )
     parser.add_argument("--past-appointments", type=int, default=60_000, help="past appointments at 1x (default: %(default)s)")
     parser.add_argument("--patients", type=int, default=2000, help="patients at 1x (default: %(default)s)")
     parser.add_argument("--variants", default="a,b", help="slot-search variants, a and/or b (default: %(default)s)")
     parser.add_argument("--calls", type=int, default=300, help="measured calls per operation at most (default: %(default)s)")
     parser.add_argument("--min-calls", type=int, default=30, help="measured calls per operation at least (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured calls first (default: %(default)s)")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds after which an operation stops at --min-calls or more (default: %(default)s)")
+    parser.add_argument(
+        "--budget", type=float, default=60.0, help="seconds after which an operation stops at --min-calls or more (default: %(default)s)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the slot-search databases")
     parser.add_argument("--json", dest="json_path", help="also write every figure and plan to this JSON file")
 
@@ -153,8 +168,9 @@ async def queue_entry_id(dsn: str, offset: int) -> Any:
     try:
         return await connection.fetchval(
             "SELECT id FROM waitlist_entry WHERE state = $1 AND status = 'waiting' ORDER BY confirmed_at, id OFFSET $2 LIMIT 1",
-            QUEUE_STATE, offset,
-        )  # fmt: skip
+            QUEUE_STATE,
+            offset,
+        )
     finally:
         await connection.close()
 
@@ -209,8 +225,16 @@ async def measure_waitlist(args: argparse.Namespace, scale: int) -> dict[str, An
     finally:
         await engine.dispose()
     plans = await plans_of(dsn, captured)
-    return {"scale": scale, "database": name, "facts": facts, "timings": timings, "results": results, "plans": plans,
-            "statements per call": len(captured.statements), "seconds": time.perf_counter() - started}  # fmt: skip
+    return {
+        "scale": scale,
+        "database": name,
+        "facts": facts,
+        "timings": timings,
+        "results": results,
+        "plans": plans,
+        "statements per call": len(captured.statements),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 # ------------------------------------------------------------------------------------------ slot search
@@ -219,10 +243,13 @@ async def measure_waitlist(args: argparse.Namespace, scale: int) -> dict[str, An
 def scheduling_sizes(args: argparse.Namespace, scale: int, variant: str) -> dict[str, int]:
     state_grows = scale if variant == "b" else 1
     return {
-        "prescribers": args.prescribers * state_grows, "appointments": args.appointments * state_grows,
-        "other_prescribers": args.other_prescribers * scale, "other_appointments": args.other_appointments * scale,
-        "past_appointments": args.past_appointments * scale, "background_patients": args.patients * scale,
-    }  # fmt: skip
+        "prescribers": args.prescribers * state_grows,
+        "appointments": args.appointments * state_grows,
+        "other_prescribers": args.other_prescribers * scale,
+        "other_appointments": args.other_appointments * scale,
+        "past_appointments": args.past_appointments * scale,
+        "background_patients": args.patients * scale,
+    }
 
 
 async def measure_scheduling(args: argparse.Namespace, scale: int, variant: str) -> dict[str, Any]:
@@ -234,7 +261,7 @@ async def measure_scheduling(args: argparse.Namespace, scale: int, variant: str)
     log(f"slot search {scale}x ({variant}): loading {name}: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()) + " ...")
     dataset = await scheduling_data.load(
         admin_url, name, state=args.state, search_patients=1, race_patients=0, days=14, seed=42, log=log, **sizes
-    )  # fmt: skip
+    )
     load_seconds = time.perf_counter() - started
     engine = make_engine(url, pool_size=2)
     factory = make_session_factory(engine)
@@ -245,9 +272,14 @@ async def measure_scheduling(args: argparse.Namespace, scale: int, variant: str)
         async def search(session: Any) -> list[Any]:
             now = datetime.now(UTC)
             return await find_slots(
-                session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
-                window_end=now + timedelta(days=14), now=now, limit=API_LIMIT,
-            )  # fmt: skip
+                session,
+                patient=patient,
+                appointment_type=AppointmentType.CONSULT,
+                window_start=now,
+                window_end=now + timedelta(days=14),
+                now=now,
+                limit=API_LIMIT,
+            )
 
         async def call() -> float:
             ROSTERS.clear()  # cold, as the first search after a calendar change: the roster statement grows with the state too
@@ -284,9 +316,19 @@ async def measure_scheduling(args: argparse.Namespace, scale: int, variant: str)
         finally:
             await connection.close()
     summary = series.summary() | {"slots per answer": min(found_counts), "prescribers in the answer": clinicians}
-    return {"scale": scale, "variant": variant, "database": name, "sizes": sizes, "facts": facts, "timings": dataset.timings,
-            "load seconds": load_seconds, "result": summary, "plans": plans, "statements per call": len(captured.statements),
-            "seconds": time.perf_counter() - started}  # fmt: skip
+    return {
+        "scale": scale,
+        "variant": variant,
+        "database": name,
+        "sizes": sizes,
+        "facts": facts,
+        "timings": dataset.timings,
+        "load seconds": load_seconds,
+        "result": summary,
+        "plans": plans,
+        "statements per call": len(captured.statements),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def _short_list(value: str) -> str:
@@ -304,37 +346,70 @@ def _ratio(value: float, base: float) -> str:
 
 def _plans(lines: list[str], plans: dict[str, dict[str, Any]]) -> None:
     for label, plan in plans.items():
-        lines += [f"##### {label}", "", "```sql", plan["sql"].strip(), f"-- parameters: {plan['parameters']}", "```", "",
-                  "```", plan["plan"], "```", ""]  # fmt: skip
+        lines += [
+            f"##### {label}",
+            "",
+            "```sql",
+            plan["sql"].strip(),
+            f"-- parameters: {plan['parameters']}",
+            "```",
+            "",
+            "```",
+            plan["plan"],
+            "```",
+            "",
+        ]
         if generic := plan.get("generic_plan"):
             lines += ["Generic plan (PREPARE, then EXECUTE under plan_cache_mode = force_generic_plan):", "", "```", generic, "```", ""]
 
 
 def markdown_report(report: dict[str, Any]) -> str:
-    lines = [f"## Growth at 10x and 100x, {report['finished_at']}", "", f"`{report['command']}`", "", "### Machine", "", "| | |", "|---|---|"]
+    lines = [
+        f"## Growth at 10x and 100x, {report['finished_at']}",
+        "",
+        f"`{report['command']}`",
+        "",
+        "### Machine",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {key} | {value} |" for key, value in report["machine"].items()]
     if waitlist := report.get("waitlist"):
         base = {where: waitlist[0]["results"][where]["p50_ms"] for where in ("front", "middle", "back")}
         lines += ["", f"### Waiting-list position (`place_in_queue`, the {QUEUE_STATE} queue), milliseconds", ""]
-        lines += ["| scale | entries | waiting in the queue | front p50 / p95 | middle p50 / p95 | back p50 / p95 | calls | back p50 vs 1x |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "| scale | entries | waiting in the queue | front p50 / p95 | middle p50 / p95 | back p50 / p95 | calls | back p50 vs 1x |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for row in waitlist:
             r, f = row["results"], row["facts"]
             cells = " | ".join(f"{r[w]['p50_ms']:.2f} / {r[w]['p95_ms']:.2f}" for w in ("front", "middle", "back"))
-            lines.append(f"| {row['scale']}x | {f['entries']:,} | {f['waiting_in_queue']:,} | {cells} | {r['back']['count']} | {_ratio(r['back']['p50_ms'], base['back'])} |")
-        lines += ["", "Load average (1 min) after each: " + "; ".join(
-            f"{row['scale']}x " + ", ".join(str(row["results"][w]["load average after (1 min)"]) for w in ("front", "middle", "back"))
-            for row in waitlist
-        ) + "."]  # fmt: skip
+            lines.append(
+                f"| {row['scale']}x | {f['entries']:,} | {f['waiting_in_queue']:,} | {cells} | {r['back']['count']} | {_ratio(r['back']['p50_ms'], base['back'])} |"
+            )
+        lines += [
+            "",
+            "Load average (1 min) after each: "
+            + "; ".join(
+                f"{row['scale']}x " + ", ".join(str(row["results"][w]["load average after (1 min)"]) for w in ("front", "middle", "back"))
+                for row in waitlist
+            )
+            + ".",
+        ]
         lines += ["", "| scale | data | load / migrate, VACUUM (s) | sizes |", "|---|---|---|---|"]
         for row in waitlist:
-            sizes = "; ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in row["facts"].items() if k not in ("entries", "data"))
+            sizes = "; ".join(
+                f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in row["facts"].items() if k not in ("entries", "data")
+            )
             timings = ", ".join(f"{k} {v:.1f}" for k, v in row["timings"].items())
             lines.append(f"| {row['scale']}x | {row['facts']['data']} | {timings} | {sizes} |")
     if scheduling := report.get("scheduling"):
         lines += ["", "### Slot search (`find_slots`, 14 days, first 500 slots), milliseconds", ""]
-        lines += ["| variant | scale | prescribers in the state / all | booked ahead / past appointments | patients | p50 | p95 | calls | p50 vs 1x | p50 per prescriber in the state |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "| variant | scale | prescribers in the state / all | booked ahead / past appointments | patients | p50 | p95 | calls | p50 vs 1x | p50 per prescriber in the state |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         base = next((row["result"]["p50_ms"] for row in scheduling if row["scale"] == min(r["scale"] for r in scheduling)), 0)
         for row in scheduling:
             s, r = row["sizes"], row["result"]
@@ -344,12 +419,17 @@ def markdown_report(report: dict[str, Any]) -> str:
                 f"{s['past_appointments']:,} | {s['background_patients']:,} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['count']} | "
                 f"{_ratio(r['p50_ms'], base)} | {r['p50_ms'] / s['prescribers'] * 1000:.0f} µs |"
             )
-        lines += ["", "| variant | scale | load (s) | database | statements per search | slots / prescribers in the answer | load average after |",
-                  "|---|---|---:|---|---:|---|---:|"]  # fmt: skip
+        lines += [
+            "",
+            "| variant | scale | load (s) | database | statements per search | slots / prescribers in the answer | load average after |",
+            "|---|---|---:|---|---:|---|---:|",
+        ]
         for row in scheduling:
             r = row["result"]
-            lines.append(f"| {row['variant']} | {row['scale']}x | {row['load seconds']:.0f} | {row['facts']['database size']} | "
-                         f"{row['statements per call']} | {r['slots per answer']} / {r['prescribers in the answer']} | {r['load average after (1 min)']} |")  # fmt: skip
+            lines.append(
+                f"| {row['variant']} | {row['scale']}x | {row['load seconds']:.0f} | {row['facts']['database size']} | "
+                f"{row['statements per call']} | {r['slots per answer']} / {r['prescribers in the answer']} | {r['load average after (1 min)']} |"
+            )
     lines += ["", "### Query plans (EXPLAIN (ANALYZE, BUFFERS), second of two runs)", ""]
     for row in report.get("waitlist", []):
         lines += [f"#### Position, the back of the queue, {row['scale']}x", ""]

@@ -9,9 +9,15 @@ from pathlib import Path
 import asyncpg
 
 PG_SETTINGS = (
-    "shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "max_parallel_workers_per_gather",
-    "jit", "synchronous_commit", "plan_cache_mode",
-)  # fmt: skip
+    "shared_buffers",
+    "work_mem",
+    "effective_cache_size",
+    "random_page_cost",
+    "max_parallel_workers_per_gather",
+    "jit",
+    "synchronous_commit",
+    "plan_cache_mode",
+)
 
 
 def _cpu_model() -> str:

@@ -24,8 +24,16 @@ class Answer:
         return json.loads(self.body)
 
 
-def request_bytes(base_url: str, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
-                  cookies: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> bytes:  # fmt: skip
+def request_bytes(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    params: dict[str, Any] | None = None,
+    cookies: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """A whole request, built before the clock starts."""
     parts = urlsplit(base_url)
     if params:

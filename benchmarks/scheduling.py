@@ -80,25 +80,39 @@ OCCUPYING = ("held", "booked")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)")
-    parser.add_argument("--database-name", default="telehealth_bench_scheduling", help="the benchmark's own database, dropped and created again on every run (default: %(default)s)")
+    parser.add_argument(
+        "--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--database-name",
+        default="telehealth_bench_scheduling",
+        help="the benchmark's own database, dropped and created again on every run (default: %(default)s)",
+    )
     parser.add_argument("--state", default="CA", help="the patients' state (default: %(default)s)")
-    parser.add_argument("--prescribers", type=int, default=200, help="prescribers licensed and DEA-registered in the state (default: %(default)s)")
+    parser.add_argument(
+        "--prescribers", type=int, default=200, help="prescribers licensed and DEA-registered in the state (default: %(default)s)"
+    )
     parser.add_argument("--other-prescribers", type=int, default=100, help="prescribers licensed only elsewhere (default: %(default)s)")
-    parser.add_argument("--appointments", type=int, default=5000, help="booked consults in the window, over the state's prescribers (default: %(default)s)")
+    parser.add_argument(
+        "--appointments", type=int, default=5000, help="booked consults in the window, over the state's prescribers (default: %(default)s)"
+    )
     parser.add_argument("--patients", type=int, default=2000, help="patients holding those appointments (default: %(default)s)")
     parser.add_argument("--days", type=int, default=14, help="the window searched and filled with appointments (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="random.seed() for the data and the slot choices (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="slot searches in flight (default: %(default)s)")
     parser.add_argument("--searchers", type=int, default=8, help="patients (own sessions) who search, taking turns (default: %(default)s)")
-    parser.add_argument("--searches", type=int, default=64, help="measured slot searches with --concurrency in flight (default: %(default)s)")
+    parser.add_argument(
+        "--searches", type=int, default=64, help="measured slot searches with --concurrency in flight (default: %(default)s)"
+    )
     parser.add_argument("--serial-searches", type=int, default=30, help="measured slot searches one at a time (default: %(default)s)")
     parser.add_argument("--search-warmup", type=int, default=8, help="unmeasured searches before each search phase (default: %(default)s)")
     parser.add_argument("--profile-runs", type=int, default=3, help="in-process find_slots runs timed in parts (default: %(default)s)")
     parser.add_argument("--racers", type=int, default=50, help="patients booking at once in each race round (default: %(default)s)")
     parser.add_argument("--race-slots", type=int, default=10, help="open slots they race for (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="race rounds, each on fresh slots (default: %(default)s)")
-    parser.add_argument("--serial-bookings", type=int, default=20, help="uncontended bookings one at a time afterwards (0: skip; default: %(default)s)")
+    parser.add_argument(
+        "--serial-bookings", type=int, default=20, help="uncontended bookings one at a time afterwards (0: skip; default: %(default)s)"
+    )
     parser.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes (default: %(default)s)")
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
 
@@ -149,7 +163,9 @@ def plan_shape(plan: str) -> list[str]:
     shape = []
     for line in plan.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("Buffers:", "Planning", "Execution", "Heap Fetches", "Rows Removed", "Heap Blocks", "Memory Usage", "Batches")):
+        if stripped.startswith(
+            ("Buffers:", "Planning", "Execution", "Heap Fetches", "Rows Removed", "Heap Blocks", "Memory Usage", "Batches")
+        ):
             continue
         stripped = re.sub(r"\(cost=.*?\)|\(actual .*?\)|\(never executed\)", "", stripped)
         stripped = re.sub(r"\$\d+|'[^']*'::[\w ]+|'[^']*'", "?", stripped)
@@ -183,14 +199,19 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         async with factory() as session:
             with StatementLog(engine) as captured:
                 found = await find_slots(
-                    session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
-                    window_end=now + timedelta(days=14), now=now, limit=API_LIMIT,
-                )  # fmt: skip
+                    session,
+                    patient=patient,
+                    appointment_type=AppointmentType.CONSULT,
+                    window_start=now,
+                    window_end=now + timedelta(days=14),
+                    now=now,
+                    limit=API_LIMIT,
+                )
             await session.rollback()
         # The table each statement reads (its last FROM: the calendar statement has subqueries in its columns).
         counts = Counter(statement.rsplit("FROM", 1)[1].split()[0] for statement, _ in captured.statements if "FROM" in statement)
-        statements["clinicians who may see the patient, with hours, overrides and settings (calendars.credentialed_calendars)"] = captured.find(
-            "FROM state_license", "FROM dea_registration"
+        statements["clinicians who may see the patient, with hours, overrides and settings (calendars.credentialed_calendars)"] = (
+            captured.find("FROM state_license", "FROM dea_registration")
         )
         # The busy spans of the day that has the slots: the last day the search walked.
         statements["busy spans of the days read, every clinician, aggregated per clinician (calendars.load_busy_spans)"] = [
@@ -199,27 +220,40 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         # A whole booking (book_appointment as the API calls it) of a slot two days ahead, rolled back: nothing is kept.
         async with factory() as session:
             later = await find_slots(
-                session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now + timedelta(days=2),
-                window_end=now + timedelta(days=5), now=now, limit=1,
-            )  # fmt: skip
+                session,
+                patient=patient,
+                appointment_type=AppointmentType.CONSULT,
+                window_start=now + timedelta(days=2),
+                window_end=now + timedelta(days=5),
+                now=now,
+                limit=1,
+            )
             await session.rollback()
         slot = later[0]
         async with factory() as session:
             with StatementLog(engine) as booking:
                 await book_appointment(
-                    session, patient=patient, clinician_id=slot.clinician_id, appointment_type=AppointmentType.CONSULT,
-                    starts_at=slot.starts_at, hold=False, actor=Actor.system(), now=now, settings=settings,
-                )  # fmt: skip
+                    session,
+                    patient=patient,
+                    clinician_id=slot.clinician_id,
+                    appointment_type=AppointmentType.CONSULT,
+                    starts_at=slot.starts_at,
+                    hold=False,
+                    actor=Actor.system(),
+                    now=now,
+                    settings=settings,
+                )
             await session.rollback()
         statements["the booking's check: one clinician's credentials and calendar (calendars.credentialed_calendars)"] = booking.find(
             "FROM state_license", "FROM dea_registration"
         )
         statements["expire lapsed holds in the way (book_appointment)"] = booking.find("UPDATE appointment")
         booking_tables = [
-            "SELECT FROM " + statement.rsplit("FROM", 1)[1].split()[0] if statement.startswith("SELECT") and "FROM" in statement
+            "SELECT FROM " + statement.rsplit("FROM", 1)[1].split()[0]
+            if statement.startswith("SELECT") and "FROM" in statement
             else " ".join(statement.split()[:3]).split("(")[0]
             for statement, _ in booking.statements
-        ]  # fmt: skip
+        ]
     finally:
         await engine.dispose()
     facts = {
@@ -303,7 +337,12 @@ def response_body(found: list[Any], zone: ZoneInfo) -> bytes:
     """What GET /api/v1/slots makes of find_slots' answer (api.py), encoded as JSON."""
     return msgspec.json.encode(
         [
-            SlotBody(clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at, starts_at_local=s.starts_at.astimezone(zone).isoformat())
+            SlotBody(
+                clinician_id=s.clinician_id,
+                clinician_name=s.clinician_name,
+                starts_at=s.starts_at,
+                starts_at_local=s.starts_at.astimezone(zone).isoformat(),
+            )
             for s in found
         ]
     )
@@ -322,9 +361,14 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
             ROSTERS.clear()  # cold: the first search after a calendar change, the roster read included
             async with factory() as session:
                 found = await find_slots(
-                    session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=now,
-                    window_end=now + timedelta(days=14), now=now, limit=API_LIMIT,
-                )  # fmt: skip
+                    session,
+                    patient=patient,
+                    appointment_type=AppointmentType.CONSULT,
+                    window_start=now,
+                    window_end=now + timedelta(days=14),
+                    now=now,
+                    limit=API_LIMIT,
+                )
                 await session.rollback()
             return found
 
@@ -337,14 +381,22 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
             started = time.perf_counter()
             body = response_body(found, zone)
             build = time.perf_counter() - started
-            rows.append({
-                "find_slots wall": wall, "find_slots CPU (this process)": cpu, "statements": parts.statements,
-                "queries: inside AsyncSession.execute/get (SQLAlchemy + asyncpg + round trip + PostgreSQL)": parts.session_seconds,
-                "of which statement execution (asyncpg + round trip + PostgreSQL)": parts.sql_seconds,
-                "slot engine (open_slots, open_slots_sorted)": parts.engine_seconds,
-                "the rest of find_slots (Python around them: calendars, merging the clinicians' starts, Slot objects)": wall - parts.session_seconds - parts.engine_seconds,
-                "response: SlotBody + JSON": build, "response bytes": len(body), "slots": len(found),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "find_slots wall": wall,
+                    "find_slots CPU (this process)": cpu,
+                    "statements": parts.statements,
+                    "queries: inside AsyncSession.execute/get (SQLAlchemy + asyncpg + round trip + PostgreSQL)": parts.session_seconds,
+                    "of which statement execution (asyncpg + round trip + PostgreSQL)": parts.sql_seconds,
+                    "slot engine (open_slots, open_slots_sorted)": parts.engine_seconds,
+                    "the rest of find_slots (Python around them: calendars, merging the clinicians' starts, Slot objects)": wall
+                    - parts.session_seconds
+                    - parts.engine_seconds,
+                    "response: SlotBody + JSON": build,
+                    "response bytes": len(body),
+                    "slots": len(found),
+                }
+            )
         profile = cProfile.Profile()
         profile.enable()
         await search()
@@ -356,7 +408,14 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
     for (filename, line, function), (calls, _, tottime, cumtime, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]:  # type: ignore[attr-defined]
         where = filename.replace(str(data.__file__).rsplit("/benchmarks/", 1)[0] + "/", "")
         where = re.sub(r".*/site-packages/", "", where)
-        top.append({"function": f"{where}:{line}({function})", "calls": calls, "tottime_ms": round(tottime * 1000, 1), "cumtime_ms": round(cumtime * 1000, 1)})
+        top.append(
+            {
+                "function": f"{where}:{line}({function})",
+                "calls": calls,
+                "tottime_ms": round(tottime * 1000, 1),
+                "cumtime_ms": round(cumtime * 1000, 1),
+            }
+        )
     summary = {key: median(row[key] for row in rows) for key in rows[0]}
     return {"runs": runs, "median": summary, "cprofile_top_by_own_time": top}
 
@@ -365,9 +424,16 @@ async def search_breakdown(url: str, dataset: data.Dataset, *, runs: int) -> dic
 
 
 async def measure_searches(
-    server: Server, clients: list[httpx.AsyncClient], *, name: str, requests: int, warmup: int, concurrency: int, state: str,
+    server: Server,
+    clients: list[httpx.AsyncClient],
+    *,
+    name: str,
+    requests: int,
+    warmup: int,
+    concurrency: int,
+    state: str,
     prescribers: set[str],
-) -> Series:  # fmt: skip
+) -> Series:
     """GET /api/v1/slots?type=consult&from=<now>&to=<now + 14 days>, the signed-in searchers taking turns.
     The warm-up answers are parsed and checked in full (slots only from the state's prescribers, none
     within 12 h); measured ones are counted without parsing, to keep the load generator's CPU low."""
@@ -377,9 +443,7 @@ async def measure_searches(
         async def send(i: int) -> tuple[bool, Any]:
             now = datetime.now(UTC)
             client = clients[(offset + i) % len(clients)]
-            response = await client.get(
-                "/api/v1/slots", params={"type": "consult", "from": iso(now), "to": iso(now + timedelta(days=14))}
-            )
+            response = await client.get("/api/v1/slots", params={"type": "consult", "from": iso(now), "to": iso(now + timedelta(days=14))})
             if response.status_code != 200:
                 return False, f"{response.status_code} {response.text[:300]}"
             if full:
@@ -531,8 +595,9 @@ async def appointments_at(dsn: str, slots: list[OpenSlot]) -> list[asyncpg.Recor
             "SELECT a.clinician_id::text AS clinician_id, a.starts_at, a.status, u.email FROM appointment a"
             " JOIN patient p ON p.id = a.patient_id JOIN user_account u ON u.id = p.user_id"
             " WHERE (a.clinician_id::text, a.starts_at) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
-            [s.clinician_id for s in slots], [s.starts_at for s in slots],
-        )  # fmt: skip
+            [s.clinician_id for s in slots],
+            [s.starts_at for s in slots],
+        )
     finally:
         await connection.close()
 
@@ -598,7 +663,9 @@ async def race_round(
         "round": number,
         "slots": [(s.clinician_id, s.starts_at.isoformat()) for s in slots],
         "seconds": [o["seconds"] for o in outcomes if o["status"] in (201, 409)],
-        "error_answers": [f"{o['status']} {o['code']} after {o['seconds'] * 1000:.0f} ms" for o in outcomes if o["status"] not in (201, 409)],
+        "error_answers": [
+            f"{o['status']} {o['code']} after {o['seconds'] * 1000:.0f} ms" for o in outcomes if o["status"] not in (201, 409)
+        ],
         "won": [(o["client"], o["slot"].starts_at) for o in outcomes if o["status"] == 201],
         "won_seconds": [o["seconds"] for o in outcomes if o["status"] == 201],
         "lost_seconds": [o["seconds"] for o in outcomes if o["status"] == 409],
@@ -613,9 +680,14 @@ async def race_round(
 
 
 async def measure_race(
-    server: Server, clients: list[httpx.AsyncClient], emails: list[str], args: argparse.Namespace, *, rng: random.Random,
+    server: Server,
+    clients: list[httpx.AsyncClient],
+    emails: list[str],
+    args: argparse.Namespace,
+    *,
+    rng: random.Random,
     wins: list[list[datetime]],
-) -> tuple[list[Series], list[dict[str, Any]]]:  # fmt: skip
+) -> tuple[list[Series], list[dict[str, Any]]]:
     rounds = []
     for number in range(1, args.rounds + 1):
         slots = choose_slots(await fresh_slots(clients[0], days_ahead=number), args.race_slots, rng=rng)
@@ -685,7 +757,12 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"max {facts['appointments_per_prescriber']['max']}); appointment heap + indexes {facts['appointment_heap_and_indexes']}. "
         f"Rows: " + ", ".join(f"{table} {n:,}" for table, n in facts["rows"].items()) + "."
     )
-    lines += ["", "Load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["load_timings"].items()) + f". Whole run: {report['total_seconds']:.0f} s."]
+    lines += [
+        "",
+        "Load: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in report["load_timings"].items())
+        + f". Whole run: {report['total_seconds']:.0f} s.",
+    ]
     lines += ["", "### Results (milliseconds)", ""]
     lines.append("| operation | count | errors | mean | p50 | p95 | p99 | max | per second | notes |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -696,7 +773,12 @@ def markdown_report(report: dict[str, Any]) -> str:
             f"| {row['operation']} | {row['count']} | {row['errors']} | {_ms(row['mean_ms'])} | {_ms(row['p50_ms'])} | "
             f"{_ms(row['p95_ms'])} | {_ms(row['p99_ms'])} | {_ms(row['max_ms'])} | {_ms(row['per_second'])} | {notes} |"
         )
-    lines += ["", "### Race rounds", "", "| round | answers | booked rows | wall ms | p50 | p99 | max | lock waits | app connections busy (max) | problems |"]
+    lines += [
+        "",
+        "### Race rounds",
+        "",
+        "| round | answers | booked rows | wall ms | p50 | p99 | max | lock waits | app connections busy (max) | problems |",
+    ]
     lines.append("|---:|---|---:|---:|---:|---:|---:|---|---:|---|")
     for r in report["rounds"]:
         ms = sorted(s * 1000 for s in r["seconds"])
@@ -715,7 +797,13 @@ def markdown_report(report: dict[str, Any]) -> str:
     for key, value in breakdown["median"].items():
         counts = key in {"statements", "response bytes", "slots"}
         lines.append(f"| {key} | {value:,.0f} |" if counts else f"| {key} | {value * 1000:.1f} ms |")
-    lines += ["", "cProfile, top functions by own time (one run):", "", "| function | calls | own ms | cumulative ms |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "cProfile, top functions by own time (one run):",
+        "",
+        "| function | calls | own ms | cumulative ms |",
+        "|---|---:|---:|---:|",
+    ]
     for row in breakdown["cprofile_top_by_own_time"]:
         lines.append(f"| `{row['function']}` | {row['calls']:,} | {row['tottime_ms']} | {row['cumtime_ms']} |")
     lines += ["", "Statements of one search: " + json.dumps(report["statement_facts"]), ""]
@@ -747,10 +835,19 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings(environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False)
     log(f"creating {args.database_name} and loading {args.prescribers} prescribers, {args.appointments:,} appointments ...")
     dataset = await data.load(
-        admin_url, args.database_name, state=args.state, prescribers=args.prescribers, other_prescribers=args.other_prescribers,
-        appointments=args.appointments, background_patients=args.patients, search_patients=args.searchers,
-        race_patients=args.racers, days=args.days, seed=args.seed, log=log,
-    )  # fmt: skip
+        admin_url,
+        args.database_name,
+        state=args.state,
+        prescribers=args.prescribers,
+        other_prescribers=args.other_prescribers,
+        appointments=args.appointments,
+        background_patients=args.patients,
+        search_patients=args.searchers,
+        race_patients=args.racers,
+        days=args.days,
+        seed=args.seed,
+        log=log,
+    )
     log("query plans ...")
     statements, statement_facts = await capture_statements(url, dataset, settings=settings)
     plans = await query_plans(dsn, statements)
@@ -761,30 +858,51 @@ async def run(args: argparse.Namespace) -> int:
     rounds: list[dict[str, Any]] = []
     wins: list[list[datetime]] = [[] for _ in dataset.race_emails]  # what each racer has booked so far
     log("starting the fake Stripe API and uvicorn ...")
-    with fake_stripe() as (stripe_base, _), environment(SERVER_EXTRA_ENV | {"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark"}):
+    with (
+        fake_stripe() as (stripe_base, _),
+        environment(SERVER_EXTRA_ENV | {"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark"}),
+    ):
         async with running_server(url, workers=args.server_workers) as server:
             log(f"signing in {len(dataset.search_emails)} searchers and {len(dataset.race_emails)} racers ...")
             searchers = await sign_in_all(server.base_url, dataset.search_emails, connections=2)
             racers = await sign_in_all(server.base_url, dataset.race_emails)
             try:
                 log(f"slot search, one at a time ({args.serial_searches}) ...")
-                series.append(await measure_searches(
-                    server, searchers, name="slot search, 14 days", requests=args.serial_searches, warmup=args.search_warmup,
-                    concurrency=1, state=args.state, prescribers=prescribers,
-                ))  # fmt: skip
+                series.append(
+                    await measure_searches(
+                        server,
+                        searchers,
+                        name="slot search, 14 days",
+                        requests=args.serial_searches,
+                        warmup=args.search_warmup,
+                        concurrency=1,
+                        state=args.state,
+                        prescribers=prescribers,
+                    )
+                )
                 log(f"slot search, {args.concurrency} in flight ({args.searches}) ...")
-                series.append(await measure_searches(
-                    server, searchers, name="slot search, 14 days", requests=args.searches, warmup=args.search_warmup,
-                    concurrency=args.concurrency, state=args.state, prescribers=prescribers,
-                ))  # fmt: skip
+                series.append(
+                    await measure_searches(
+                        server,
+                        searchers,
+                        name="slot search, 14 days",
+                        requests=args.searches,
+                        warmup=args.search_warmup,
+                        concurrency=args.concurrency,
+                        state=args.state,
+                        prescribers=prescribers,
+                    )
+                )
                 log(f"booking race: {args.rounds} rounds of {len(racers)} clients on {args.race_slots} slots ...")
                 race_series, rounds = await measure_race(server, racers, dataset.race_emails, args, rng=rng, wins=wins)
                 series += race_series
                 if args.serial_bookings:
                     log(f"bookings one at a time ({args.serial_bookings}) ...")
-                    series.append(await measure_serial_bookings(
-                        server, racers, count=args.serial_bookings, days_ahead=args.rounds + 1, rng=rng, wins=wins
-                    ))  # fmt: skip
+                    series.append(
+                        await measure_serial_bookings(
+                            server, racers, count=args.serial_bookings, days_ahead=args.rounds + 1, rng=rng, wins=wins
+                        )
+                    )
             finally:
                 for client in searchers + racers:
                     await client.aclose()
@@ -799,13 +917,21 @@ async def run(args: argparse.Namespace) -> int:
     race_row = next(row for row in results if row["operation"].startswith("booking,") and "racing" in row["operation"])
     race_ok = all(not r["problems"] for r in rounds) and booked_total == expected_total
     targets = [
-        {"what": f"slot search p95, {row['concurrency']} in flight", "value_ms": row["p95_ms"], "target_ms": SEARCH_TARGET_P95_MS,
-         "met": row["p95_ms"] < SEARCH_TARGET_P95_MS and not row["errors"]}
+        {
+            "what": f"slot search p95, {row['concurrency']} in flight",
+            "value_ms": row["p95_ms"],
+            "target_ms": SEARCH_TARGET_P95_MS,
+            "met": row["p95_ms"] < SEARCH_TARGET_P95_MS and not row["errors"],
+        }
         for row in search_rows
     ] + [
-        {"what": f"booking p99 in the race ({race_row['count']} requests)", "value_ms": race_row["p99_ms"], "target_ms": BOOKING_TARGET_P99_MS,
-         "met": race_row["p99_ms"] < BOOKING_TARGET_P99_MS and race_ok},
-    ]  # fmt: skip
+        {
+            "what": f"booking p99 in the race ({race_row['count']} requests)",
+            "value_ms": race_row["p99_ms"],
+            "target_ms": BOOKING_TARGET_P99_MS,
+            "met": race_row["p99_ms"] < BOOKING_TARGET_P99_MS and race_ok,
+        },
+    ]
     report = {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
@@ -815,8 +941,11 @@ async def run(args: argparse.Namespace) -> int:
         "load_timings": dataset.timings,
         "results": results,
         "rounds": [{k: v for k, v in r.items() if k not in {"won", "won_seconds", "lost_seconds"}} for r in rounds],
-        "race_verified": {"every round one booking per slot and only 409s otherwise": all(not r["problems"] for r in rounds),
-                          "held or booked appointments at the end": booked_total, "expected": expected_total},  # fmt: skip
+        "race_verified": {
+            "every round one booking per slot and only 409s otherwise": all(not r["problems"] for r in rounds),
+            "held or booked appointments at the end": booked_total,
+            "expected": expected_total,
+        },
         "targets": targets,
         "breakdown": breakdown,
         "statement_facts": statement_facts,

@@ -61,9 +61,20 @@ class Server:
 
 def _uvicorn(port: int, workers: int = 1) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
 @asynccontextmanager
@@ -158,9 +169,11 @@ def fake_stripe() -> Iterator[tuple[str, int]]:
     Yields its base URL and pid."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "telehealth.devtools.stripe_stand_in", "--port", str(port)], cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "telehealth.devtools.stripe_stand_in", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -68,22 +68,39 @@ TARGETS = {  # issue 9 and issue 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)")
+    parser.add_argument(
+        "--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)"
+    )
     parser.add_argument("--entries", type=int, default=1_000_000, help="waiting-list entries (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, and pgbench connections (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario and concurrency (default: %(default)s)")
     parser.add_argument("--searches", type=int, default=200, help="measured slot searches (each answers ~1 MB; default: %(default)s)")
-    parser.add_argument("--bookings", type=int, default=190, help="measured bookings of distinct free slots, one per prescriber (at most 200; default: %(default)s)")
+    parser.add_argument(
+        "--bookings",
+        type=int,
+        default=190,
+        help="measured bookings of distinct free slots, one per prescriber (at most 200; default: %(default)s)",
+    )
     parser.add_argument("--events", type=int, default=1000, help="distinct Stripe events for the webhook deliveries (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
     parser.add_argument("--pgbench-seconds", type=int, default=15, help="length of each pgbench run (default: %(default)s)")
-    parser.add_argument("--soak-minutes", type=float, default=10.0, help="mixed load while memory is sampled (0: skip; default: %(default)s)")
-    parser.add_argument("--server-workers", type=int, default=2, help="app processes (uvicorns on ports of their own), one per CPU here (default: %(default)s)")
+    parser.add_argument(
+        "--soak-minutes", type=float, default=10.0, help="mixed load while memory is sampled (0: skip; default: %(default)s)"
+    )
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=2,
+        help="app processes (uvicorns on ports of their own), one per CPU here (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random.seed() (default: %(default)s)")
     parser.add_argument("--only", choices=["waiting-list", "scheduling", "webhooks"], help="run one group (then nothing is written)")
-    parser.add_argument("--write", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"),
-                        help="the Markdown file whose suite section is replaced ('-': print only; default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--write",
+        default=str(PROJECT_ROOT / "docs" / "benchmarks.md"),
+        help="the Markdown file whose suite section is replaced ('-': print only; default: %(default)s)",
+    )
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
 
 
@@ -111,9 +128,15 @@ def is_page(answer: Answer) -> bool:
 
 def join_body(tag: str, i: int) -> dict[str, Any]:
     return {
-        "first_name": "Bench", "last_name": f"Joiner {i}", "email": f"suite-{tag}-{i}@bench.example.com", "state": "CA",
-        "date_of_birth": "1984-06-15", "consent_to_contact": True, "phone": "+12125550123", "conditions": ["anxiety"],
-    }  # fmt: skip
+        "first_name": "Bench",
+        "last_name": f"Joiner {i}",
+        "email": f"suite-{tag}-{i}@bench.example.com",
+        "state": "CA",
+        "date_of_birth": "1984-06-15",
+        "consent_to_contact": True,
+        "phone": "+12125550123",
+        "conditions": ["anxiety"],
+    }
 
 
 def join_request(base: str, who: dict[str, Any], tag: str, i: int) -> bytes:
@@ -146,8 +169,16 @@ def booking_plan(slots: list[scheduling.OpenSlot], wins: list[list[datetime]]) -
     return who
 
 
-async def race(server: Server, racers: list[dict[str, Any]], search: httpx.AsyncClient, *, rounds: int, slots_per_round: int,
-               rng: random.Random, wins: list[list[datetime]]) -> tuple[Series, list[str]]:  # fmt: skip
+async def race(
+    server: Server,
+    racers: list[dict[str, Any]],
+    search: httpx.AsyncClient,
+    *,
+    rounds: int,
+    slots_per_round: int,
+    rng: random.Random,
+    wins: list[list[datetime]],
+) -> tuple[Series, list[str]]:
     """Every racer books one of the round's open slots, all released at once; then exactly one held or booked
     appointment per slot must exist and every other answer must be 409. Round 0 is checked but not measured,
     like every phase's warm-up requests: it fills each process's pool to its 15 connections, each preparing
@@ -159,8 +190,10 @@ async def race(server: Server, racers: list[dict[str, Any]], search: httpx.Async
         slots = scheduling.choose_slots(await scheduling.fresh_slots(search, days_ahead=number), slots_per_round, rng=rng)
         plan = scheduling.assign(slots, wins, rng=rng)
         order = sorted(plan)
-        requests = [request_bytes(server.base_url, "POST", "/api/v1/appointments", json_body=booking_body(slots[plan[k]]), **racers[k])
-                    for k in order]  # fmt: skip
+        requests = [
+            request_bytes(server.base_url, "POST", "/api/v1/appointments", json_body=booking_body(slots[plan[k]]), **racers[k])
+            for k in order
+        ]
         outcomes, split, wall = await release_at_once(server, requests)
         measured = number > 0
         for key, value in split.items() if measured else ():
@@ -206,18 +239,37 @@ async def waiting_list_group(args: argparse.Namespace, report: dict[str, Any]) -
         tag = uuid.uuid4().hex[:8]
         log("waiting list: /health, joins, lookups ...")
         health = [request_bytes(base, "GET", "/health")] * (n + warm)
-        rows.append(scenario(await drive(server, "GET /health (framework ceiling)", health, concurrency=c, check=status_is(200), warmup=warm),
-                             group=group, concurrency=c, ceiling=None))  # fmt: skip
+        rows.append(
+            scenario(
+                await drive(server, "GET /health (framework ceiling)", health, concurrency=c, check=status_is(200), warmup=warm),
+                group=group,
+                concurrency=c,
+                ceiling=None,
+            )
+        )
         joins = [join_request(base, who, tag, i) for i in range(n + warm)]
-        rows.append(scenario(await drive(server, "waiting list: join", joins, concurrency=c, check=status_is(202), warmup=warm),
-                             group=group, concurrency=c, ceiling="join"))  # fmt: skip
+        rows.append(
+            scenario(
+                await drive(server, "waiting list: join", joins, concurrency=c, check=status_is(202), warmup=warm),
+                group=group,
+                concurrency=c,
+                ceiling="join",
+            )
+        )
         lookups = [request_bytes(base, "POST", "/api/v1/waitlist/status", json_body={"token": token}, **who) for token in tokens[c:]]
-        rows.append(scenario(await drive(server, "waiting list: position lookup", lookups, concurrency=c, check=status_is(200), warmup=warm),
-                             group=group, concurrency=c, ceiling="position lookup"))  # fmt: skip
+        rows.append(
+            scenario(
+                await drive(server, "waiting list: position lookup", lookups, concurrency=c, check=status_is(200), warmup=warm),
+                group=group,
+                concurrency=c,
+                ceiling="position lookup",
+            )
+        )
     log("waiting list: capturing the statements and running pgbench ...")
     async with database_copy(waitlist_data.plain_dsn(args.database_url), name) as copy:
-        capture = RequestCapture(replace(settings, database_url=waitlist_data.database_url(args.database_url, copy),
-                                         waitlist_joins_per_ip_per_hour=10**8))  # fmt: skip
+        capture = RequestCapture(
+            replace(settings, database_url=waitlist_data.database_url(args.database_url, copy), waitlist_joins_per_ip_per_hour=10**8)
+        )
         async with capture.client() as client:
 
             def join(i: int) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
@@ -247,9 +299,19 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
     c, n, warm = args.concurrency, args.requests, args.warmup
     log("scheduling: loading 200 prescribers and 5,000 appointments ...")
     dataset = await scheduling_data.load(
-        args.database_url, name, state="CA", prescribers=200, other_prescribers=100, appointments=5000, background_patients=2000,
-        search_patients=c, race_patients=50, days=14, seed=args.seed, log=log,
-    )  # fmt: skip
+        args.database_url,
+        name,
+        state="CA",
+        prescribers=200,
+        other_prescribers=100,
+        appointments=5000,
+        background_patients=2000,
+        search_patients=c,
+        race_patients=50,
+        days=14,
+        seed=args.seed,
+        log=log,
+    )
     report["data"]["scheduling"] = dataset.facts
     rng = random.Random(args.seed)
     rows, group = report["scenarios"], "scheduling"
@@ -266,27 +328,69 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                 log("scheduling: /health, slot search, dashboard ...")
                 for concurrency in (c, len(racers)):
                     health = [request_bytes(base, "GET", "/health")] * (n + warm)
-                    rows.append(scenario(await drive(server, "GET /health (framework ceiling)", health, concurrency=concurrency,
-                                                     check=status_is(200), warmup=warm), group=group, concurrency=concurrency, ceiling=None))  # fmt: skip
+                    rows.append(
+                        scenario(
+                            await drive(
+                                server,
+                                "GET /health (framework ceiling)",
+                                health,
+                                concurrency=concurrency,
+                                check=status_is(200),
+                                warmup=warm,
+                            ),
+                            group=group,
+                            concurrency=concurrency,
+                            ceiling=None,
+                        )
+                    )
                 for concurrency in (1, c):
-                    searches = [request_bytes(base, "GET", "/api/v1/slots", params=search_params(), **searchers[i % c])
-                                for i in range(args.searches + warm // 5)]  # fmt: skip
-                    rows.append(scenario(await drive(server, "slot search, 14 days", searches, concurrency=concurrency, check=status_is(200),
-                                                     warmup=warm // 5), group=group, concurrency=concurrency, ceiling="slot search"))  # fmt: skip
+                    searches = [
+                        request_bytes(base, "GET", "/api/v1/slots", params=search_params(), **searchers[i % c])
+                        for i in range(args.searches + warm // 5)
+                    ]
+                    rows.append(
+                        scenario(
+                            await drive(
+                                server, "slot search, 14 days", searches, concurrency=concurrency, check=status_is(200), warmup=warm // 5
+                            ),
+                            group=group,
+                            concurrency=concurrency,
+                            ceiling="slot search",
+                        )
+                    )
                 for concurrency in (1, c):
                     homes = [request_bytes(base, "GET", "/patient", **searchers[i % c]) for i in range(n + warm)]
-                    rows.append(scenario(await drive(server, "patient dashboard (GET /patient)", homes, concurrency=concurrency, check=is_page,
-                                                     warmup=warm), group=group, concurrency=concurrency, ceiling="patient dashboard"))  # fmt: skip
+                    rows.append(
+                        scenario(
+                            await drive(
+                                server, "patient dashboard (GET /patient)", homes, concurrency=concurrency, check=is_page, warmup=warm
+                            ),
+                            group=group,
+                            concurrency=concurrency,
+                            ceiling="patient dashboard",
+                        )
+                    )
                 log(f"scheduling: {args.bookings} bookings of distinct free slots, {c} at once ...")
-                slots = scheduling.choose_slots(await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 4), args.bookings, rng=rng)
+                slots = scheduling.choose_slots(
+                    await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 4), args.bookings, rng=rng
+                )
                 who = booking_plan(slots, wins)
-                bookings = [request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
-                            for slot, k in zip(slots, who, strict=True)]  # fmt: skip
-                rows.append(scenario(await drive(server, "booking, distinct free slots", bookings, concurrency=c, check=status_is(201), warmup=0),
-                                     group=group, concurrency=c, ceiling="booking"))  # fmt: skip
+                bookings = [
+                    request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
+                    for slot, k in zip(slots, who, strict=True)
+                ]
+                rows.append(
+                    scenario(
+                        await drive(server, "booking, distinct free slots", bookings, concurrency=c, check=status_is(201), warmup=0),
+                        group=group,
+                        concurrency=c,
+                        ceiling="booking",
+                    )
+                )
                 log(f"scheduling: the race, {args.rounds} rounds of {len(racers)} clients on 10 slots ...")
-                race_series, report["race problems"] = await race(server, racers, search_client, rounds=args.rounds, slots_per_round=10,
-                                                                  rng=rng, wins=wins)  # fmt: skip
+                race_series, report["race problems"] = await race(
+                    server, racers, search_client, rounds=args.rounds, slots_per_round=10, rng=rng, wins=wins
+                )
                 rows.append(scenario(race_series, group=group, concurrency=len(racers), ceiling="booking race"))
                 capture_slots = scheduling.choose_slots(await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 8), c, rng=rng)
                 if args.soak_minutes:
@@ -298,18 +402,26 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                         lambda i: (join_request(base, searchers[i % c], tag, i), status_is(202)),
                         lambda i: (request_bytes(base, "GET", "/health"), status_is(200)),
                         lambda i: (request_bytes(base, "GET", "/appointments", **searchers[i % c]), is_page),
-                    ]  # fmt: skip
+                    ]
                     report["soak"] = await soak(server, lambda i: kinds[i % len(kinds)](i), minutes=args.soak_minutes, concurrency=c)
             finally:
                 for client in signed_in:
                     await client.aclose()
         log("scheduling: capturing the statements and running pgbench ...")
         async with database_copy(scheduling_data.plain_dsn(args.database_url), name) as copy:
-            capture = RequestCapture(replace(settings, database_url=scheduling_data.database_url(args.database_url, copy),
-                                             stripe_api_base=stripe_base, stripe_api_key="sk_test_benchmark"))  # fmt: skip
+            capture = RequestCapture(
+                replace(
+                    settings,
+                    database_url=scheduling_data.database_url(args.database_url, copy),
+                    stripe_api_base=stripe_base,
+                    stripe_api_key="sk_test_benchmark",
+                )
+            )
             async with capture.client() as client:
 
-                def as_patient(who: dict[str, Any], method: str, path: str, expected: int, **more: Any) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
+                def as_patient(
+                    who: dict[str, Any], method: str, path: str, expected: int, **more: Any
+                ) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
                     async def call(client: httpx.AsyncClient) -> bool:
                         client.cookies.set("th_session", who["cookies"]["th_session"])
                         return (await client.request(method, path, **more)).status_code == expected
@@ -317,11 +429,19 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                     return call
 
                 captures = [
-                    await capture.capture("slot search", client, [as_patient(who, "GET", "/api/v1/slots", 200, params=search_params()) for who in searchers]),
+                    await capture.capture(
+                        "slot search", client, [as_patient(who, "GET", "/api/v1/slots", 200, params=search_params()) for who in searchers]
+                    ),
                     await capture.capture("patient dashboard", client, [as_patient(who, "GET", "/patient", 200) for who in searchers]),
-                    await capture.capture("booking", client, [as_patient(who, "POST", "/api/v1/appointments", 201, json=booking_body(slot))
-                                                              for who, slot in zip(racers, capture_slots, strict=False)]),
-                ]  # fmt: skip
+                    await capture.capture(
+                        "booking",
+                        client,
+                        [
+                            as_patient(who, "POST", "/api/v1/appointments", 201, json=booking_body(slot))
+                            for who, slot in zip(racers, capture_slots, strict=False)
+                        ],
+                    ),
+                ]
     await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
 
 
@@ -337,9 +457,20 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
     with fake_stripe() as (stripe_base, _):
         log(f"webhooks: {args.events} distinct events in the fake Stripe and the database ...")
         dataset = await webhooks_data.load(
-            args.database_url, name, stripe_base, distinct_events=args.events, paid_share=0.70, refund_share=0.25, second_refund_share=0.30,
-            full_refund_share=0.40, dispute_share=0.06, amount_cents=webhooks_data.CONSULT_FEE_CENTS, prescribers=20, seed=args.seed, log=log,
-        )  # fmt: skip
+            args.database_url,
+            name,
+            stripe_base,
+            distinct_events=args.events,
+            paid_share=0.70,
+            refund_share=0.25,
+            second_refund_share=0.30,
+            full_refund_share=0.40,
+            dispute_share=0.06,
+            amount_cents=webhooks_data.CONSULT_FEE_CENTS,
+            prescribers=20,
+            seed=args.seed,
+            log=log,
+        )
         report["data"]["webhooks"] = dataset.facts
         kept = list(dict.fromkeys(event.payment for event in dataset.events))[:c]
         kept_back = [next(e for e in dataset.events if e.payment == payment) for payment in sorted(kept)]
@@ -349,7 +480,10 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
 
         def signed(event: webhooks_data.Event) -> tuple[bytes, dict[str, str]]:
             payload = json.dumps(event.body).encode()
-            return payload, {"stripe-signature": sign_payload(payload.decode(), secret, int(time.time())), "content-type": "application/json"}
+            return payload, {
+                "stripe-signature": sign_payload(payload.decode(), secret, int(time.time())),
+                "content-type": "application/json",
+            }
 
         with environment({"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark", "STRIPE_WEBHOOK_SECRET": secret}):
             async with running_server(url, workers=args.server_workers, separate_ports=True) as server:
@@ -362,8 +496,15 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
                 report["scenarios"].append(scenario(series, group=group, concurrency=c, ceiling="webhook delivery"))
         log("webhooks: capturing the statements and running pgbench ...")
         async with database_copy(waitlist_data.plain_dsn(args.database_url), name) as copy:
-            capture = RequestCapture(replace(settings, database_url=waitlist_data.database_url(args.database_url, copy), stripe_api_base=stripe_base,
-                                             stripe_api_key="sk_test_benchmark", stripe_webhook_secret=secret))  # fmt: skip
+            capture = RequestCapture(
+                replace(
+                    settings,
+                    database_url=waitlist_data.database_url(args.database_url, copy),
+                    stripe_api_base=stripe_base,
+                    stripe_api_key="sk_test_benchmark",
+                    stripe_webhook_secret=secret,
+                )
+            )
             async with capture.client() as client:
 
                 def deliver(event: webhooks_data.Event) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
@@ -381,8 +522,11 @@ async def database_ceilings(report: dict[str, Any], captures: list[Captured], *,
     for captured in captures:
         log(f"  pgbench: {captured.name} ({captured.statements_per_request:.1f} statements per request), {args.concurrency} clients ...")
         result = await pgbench(dsn, captured, clients=args.concurrency, seconds=args.pgbench_seconds)
-        report["ceilings"][captured.name] = result.as_dict() | {"group": group, "statements": captured.statements_per_request,
-                                                                "clients": args.concurrency}  # fmt: skip
+        report["ceilings"][captured.name] = result.as_dict() | {
+            "group": group,
+            "statements": captured.statements_per_request,
+            "clients": args.concurrency,
+        }
 
 
 # ------------------------------------------------------------------------------------------- the report
@@ -417,23 +561,54 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     booking = find("booking, distinct", c)
     wanted = TARGETS["booking share of its database ceiling"]
     out = [
-        {"what": f"booking throughput, {c} in flight, as a share of its database ceiling (app and PostgreSQL on the same CPUs)",
-         "value": booking["database_share"], "target": wanted, "unit": "share", "met": (booking["database_share"] or 0) >= wanted},
-        {"what": "the same with the app on CPUs of its own: PostgreSQL CPU per replayed booking over per app booking",
-         "value": booking["database_cpu_share"], "target": wanted, "unit": "share", "met": (booking["database_cpu_share"] or 0) >= wanted},
-    ]  # fmt: skip
+        {
+            "what": f"booking throughput, {c} in flight, as a share of its database ceiling (app and PostgreSQL on the same CPUs)",
+            "value": booking["database_share"],
+            "target": wanted,
+            "unit": "share",
+            "met": (booking["database_share"] or 0) >= wanted,
+        },
+        {
+            "what": "the same with the app on CPUs of its own: PostgreSQL CPU per replayed booking over per app booking",
+            "value": booking["database_cpu_share"],
+            "target": wanted,
+            "unit": "share",
+            "met": (booking["database_cpu_share"] or 0) >= wanted,
+        },
+    ]
     for operation, key in (("slot search", "slot search p95 ms"), ("patient dashboard", "dashboard p95 ms")):
         for concurrency in (1, c):
             row = find(operation, concurrency)
-            out.append({"what": f"{operation} p95, {concurrency} in flight", "value": row["p95_ms"], "target": TARGETS[key], "unit": "ms",
-                        "met": row["p95_ms"] < TARGETS[key] and not row["errors"]})  # fmt: skip
+            out.append(
+                {
+                    "what": f"{operation} p95, {concurrency} in flight",
+                    "value": row["p95_ms"],
+                    "target": TARGETS[key],
+                    "unit": "ms",
+                    "met": row["p95_ms"] < TARGETS[key] and not row["errors"],
+                }
+            )
     race = find("booking, 50 clients", 50)
-    out.append({"what": "booking race p99 (issue 4), 50 clients on 10 slots", "value": race["p99_ms"], "target": TARGETS["booking race p99 ms"],
-                "unit": "ms", "met": race["p99_ms"] < TARGETS["booking race p99 ms"] and not report["race problems"]})  # fmt: skip
+    out.append(
+        {
+            "what": "booking race p99 (issue 4), 50 clients on 10 slots",
+            "value": race["p99_ms"],
+            "target": TARGETS["booking race p99 ms"],
+            "unit": "ms",
+            "met": race["p99_ms"] < TARGETS["booking race p99 ms"] and not report["race problems"],
+        }
+    )
     if "soak" in report:
         last = max(report["soak"]["rss_mb"][-1][1])
-        out.append({"what": f"resident memory of the largest app process after {report['soak']['minutes']:g} minutes of load", "value": last,
-                    "target": TARGETS["memory per app process MB"], "unit": "MB", "met": last < TARGETS["memory per app process MB"]})  # fmt: skip
+        out.append(
+            {
+                "what": f"resident memory of the largest app process after {report['soak']['minutes']:g} minutes of load",
+                "value": last,
+                "target": TARGETS["memory per app process MB"],
+                "unit": "MB",
+                "met": last < TARGETS["memory per app process MB"],
+            }
+        )
     return out
 
 
@@ -447,7 +622,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Written by `{report['command']}` on {report['finished_at']} ({report['total_seconds'] / 60:.0f} minutes). "
         "How it works: the docstrings of `benchmarks/suite.py` and `benchmarks/ceilings.py`; what the scenarios do is described "
-        "in the sections below. Milliseconds; \"per second\" is completed requests over the phase's wall time.",
+        'in the sections below. Milliseconds; "per second" is completed requests over the phase\'s wall time.',
         "",
         *[f"**Group {name} failed:** {reason}\n" for name, reason in report.get("failed groups", {}).items()],
         "| machine | |",
@@ -467,10 +642,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "### Scenarios, the framework's ceiling and the database's",
         "",
-        "\"of framework\": this throughput over GET /health's (same server, client and in-flight count: the whole "
-        "middleware stack, no database). \"of database\": over pgbench replaying this scenario's own statements with "
+        '"of framework": this throughput over GET /health\'s (same server, client and in-flight count: the whole '
+        'middleware stack, no database). "of database": over pgbench replaying this scenario\'s own statements with '
         "the same number of connections (table below). A read-heavy scenario can show more than 100% of its database ceiling "
-        "when the app answers from fewer round trips than the replay's BEGIN and ROLLBACK add. \"of database CPU\": "
+        'when the app answers from fewer round trips than the replay\'s BEGIN and ROLLBACK add. "of database CPU": '
         "PostgreSQL's CPU per replayed transaction over its CPU per request of the app, the share of the database's ceiling "
         "the scenario would reach with the app on CPUs of its own (here the app and PostgreSQL share the machine's).",
         "",
@@ -532,8 +707,11 @@ async def run(args: argparse.Namespace) -> int:
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
         "arguments": {k: v for k, v in vars(args).items() if k != "benchmark"},
         "machine": await machine_facts(waitlist_data.plain_dsn(args.database_url)),
-        "data": {}, "scenarios": [], "ceilings": {}, "race problems": [],
-    }  # fmt: skip
+        "data": {},
+        "scenarios": [],
+        "ceilings": {},
+        "race problems": [],
+    }
     report["machine"]["load average before the run"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
     report["failed groups"] = {}
     groups = {"waiting-list": waiting_list_group, "scheduling": scheduling_group, "webhooks": webhooks_group}

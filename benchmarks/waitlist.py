@@ -62,7 +62,9 @@ TARGETS_MS = {"join": 25.0, "position lookup": 25.0}  # p95 on a 2-core machine 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)")
+    parser.add_argument(
+        "--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)"
+    )
     parser.add_argument("--database-name", default="telehealth_bench", help="the benchmark's own database (default: %(default)s)")
     parser.add_argument("--reload", action="store_true", help="drop and reload the data even when it is already there")
     parser.add_argument("--entries", type=int, default=1_000_000, help="waiting-list entries to load (default: %(default)s)")
@@ -71,8 +73,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joins", type=int, default=2000, help="measured joins (default: %(default)s)")
     parser.add_argument("--lookups", type=int, default=2000, help="measured lookups per sample (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests before each HTTP phase (default: %(default)s)")
-    parser.add_argument("--serial", type=int, default=300, help="requests of each HTTP operation also sent one at a time, to show the latency without queueing (0: skip; default: %(default)s)")
-    parser.add_argument("--contention-joins", type=int, default=500, help="joins measured while invite-next runs back to back (0: skip; default: %(default)s)")
+    parser.add_argument(
+        "--serial",
+        type=int,
+        default=300,
+        help="requests of each HTTP operation also sent one at a time, to show the latency without queueing (0: skip; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--contention-joins",
+        type=int,
+        default=500,
+        help="joins measured while invite-next runs back to back (0: skip; default: %(default)s)",
+    )
     parser.add_argument("--invite-runs", type=int, default=30, help="measured invite-next runs (default: %(default)s)")
     parser.add_argument("--invite-count", type=int, default=100, help="people per invite-next run (default: %(default)s)")
     parser.add_argument("--invite-states", type=int, default=3, help="the N largest states take turns (default: %(default)s)")
@@ -91,15 +103,12 @@ async def dataset_facts(dsn: str) -> dict[str, Any]:
     connection = await asyncpg.connect(dsn)
     try:
         by_status = dict(await connection.fetch("SELECT status, count(*) FROM waitlist_entry GROUP BY status ORDER BY 2 DESC"))
-        waiting = dict(
-            await connection.fetch("SELECT state, count(*) FROM waitlist_entry WHERE status = 'waiting' GROUP BY state")
-        )
+        waiting = dict(await connection.fetch("SELECT state, count(*) FROM waitlist_entry WHERE status = 'waiting' GROUP BY state"))
         recent_invitations = await connection.fetchval(
             "SELECT count(*) FROM waitlist_invitation WHERE created_at >= now() - interval '28 days'"
         )
         sizes = await connection.fetchrow(
-            "SELECT pg_size_pretty(pg_table_size('waitlist_entry')) AS heap,"
-            " pg_size_pretty(pg_indexes_size('waitlist_entry')) AS indexes"
+            "SELECT pg_size_pretty(pg_table_size('waitlist_entry')) AS heap, pg_size_pretty(pg_indexes_size('waitlist_entry')) AS indexes"
         )
     finally:
         await connection.close()
@@ -123,17 +132,18 @@ async def make_links(dsn: str, *, state: str | None, count: int) -> list[str]:
         ids = [
             row["id"]
             for row in await connection.fetch(
-                "SELECT id FROM waitlist_entry WHERE status = 'waiting' AND ($1::text IS NULL OR state = $1)"
-                " ORDER BY random() LIMIT $2",
-                state, count,
-            )  # fmt: skip
+                "SELECT id FROM waitlist_entry WHERE status = 'waiting' AND ($1::text IS NULL OR state = $1) ORDER BY random() LIMIT $2",
+                state,
+                count,
+            )
         ]
         tokens = [new_token() for _ in ids]
         await connection.execute(
             "INSERT INTO waitlist_link (token_hash, entry_id, created_at)"
             " SELECT h, e, now() FROM unnest($1::text[], $2::uuid[]) AS t(h, e)",
-            [digest for _, digest in tokens], ids,
-        )  # fmt: skip
+            [digest for _, digest in tokens],
+            ids,
+        )
     finally:
         await connection.close()
     return [raw for raw, _ in tokens]
@@ -205,7 +215,9 @@ async def explain(dsn: str, statement: str, parameters: tuple[Any, ...], *, gene
                 if generic:
                     await connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
                     await connection.execute(f"PREPARE bench_statement AS {statement}")
-                    arguments = f"({', '.join(_literal(value) for value in parameters)})" if parameters else ""  # EXECUTE x() is a syntax error
+                    arguments = (
+                        f"({', '.join(_literal(value) for value in parameters)})" if parameters else ""
+                    )  # EXECUTE x() is a syntax error
                     rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_statement{arguments}")
                 else:
                     rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
@@ -326,9 +338,10 @@ async def run_phase(
 async def csrf_client(base_url: str, concurrency: int) -> httpx.AsyncClient:
     """A client holding the CSRF cookie (from GET /sign-in) and sending it back as X-CSRFToken."""
     client = httpx.AsyncClient(
-        base_url=base_url, timeout=30,
+        base_url=base_url,
+        timeout=30,
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-    )  # fmt: skip
+    )
     response = await client.get("/sign-in")
     response.raise_for_status()
     token = client.cookies.get("csrftoken")
@@ -351,10 +364,15 @@ async def measure_joins(
     def sender(prefix: str) -> Callable[[int], Awaitable[tuple[bool, Any]]]:
         async def send(i: int) -> tuple[bool, Any]:
             body = {
-                "first_name": "Bench", "last_name": f"Joiner {i}", "email": f"join-{run_id}-{prefix}{i}@bench.example.com",
-                "state": rng.choices(states, weights)[0], "date_of_birth": "1984-06-15", "consent_to_contact": True,
-                "phone": "+12125550123", "conditions": ["anxiety"],
-            }  # fmt: skip
+                "first_name": "Bench",
+                "last_name": f"Joiner {i}",
+                "email": f"join-{run_id}-{prefix}{i}@bench.example.com",
+                "state": rng.choices(states, weights)[0],
+                "date_of_birth": "1984-06-15",
+                "consent_to_contact": True,
+                "phone": "+12125550123",
+                "conditions": ["anxiety"],
+            }
             block = 255 if prefix == "w" else 1 + (i >> 16) % 200  # warm-up joins come from 10.255.x.y
             address = f"10.{block}.{(i >> 8) & 255}.{i & 255}"
             response = await client.post("/api/v1/waitlist/", json=body, headers={"x-forwarded-for": address})
@@ -467,9 +485,14 @@ async def measure_joins_during_invitations(
     try:
         await asyncio.sleep(0.2)  # the first run is under way
         series = await measure_joins(
-            server, name=f"join while invite-next-{args.invite_count} runs back to back", requests=args.contention_joins,
-            warmup=0, concurrency=args.concurrency, rng=rng, measure_cpu=False,
-        )  # fmt: skip
+            server,
+            name=f"join while invite-next-{args.invite_count} runs back to back",
+            requests=args.contention_joins,
+            warmup=0,
+            concurrency=args.concurrency,
+            rng=rng,
+            measure_cpu=False,
+        )
     finally:
         stop.set()
         await inviter
@@ -543,9 +566,7 @@ async def run(args: argparse.Namespace) -> int:
     admin_url = args.database_url
     url = data.database_url(admin_url, args.database_name)
     dsn = data.plain_dsn(url)
-    settings = Settings(
-        environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False
-    )
+    settings = Settings(environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False)
     began = time.perf_counter()
     wanted = data.load_marker(args.entries, args.seed)
     if args.reload or await data.loaded_marker(admin_url, args.database_name) != wanted:
@@ -563,9 +584,7 @@ async def run(args: argparse.Namespace) -> int:
     samples = {"CA": args.warmup + args.lookups, "all": args.warmup + args.lookups}
     if args.serial:
         samples |= {"CA serial": args.serial + 20, "all serial": args.serial + 20}
-    tokens = {
-        name: await make_links(dsn, state="CA" if name.startswith("CA") else None, count=count) for name, count in samples.items()
-    }
+    tokens = {name: await make_links(dsn, state="CA" if name.startswith("CA") else None, count=count) for name, count in samples.items()}
     log("query plans ...")
     statements, position_note = await capture_statements(url, settings=settings, coordinator=coordinator)
     position = {"position (people ahead)": statements["position (people ahead)"]}
@@ -596,21 +615,35 @@ async def run(args: argparse.Namespace) -> int:
         log(f"joins: {args.joins} after {args.warmup} warm-up, concurrency {c} ...")
         series.append(await measure_joins(server, name="join", requests=args.joins, warmup=args.warmup, concurrency=c, rng=rng))
         log("position lookups, California ...")
-        series.append(await measure_lookups(server, name="position lookup, CA (largest queue)", tokens=tokens["CA"], warmup=args.warmup, concurrency=c))
+        series.append(
+            await measure_lookups(
+                server, name="position lookup, CA (largest queue)", tokens=tokens["CA"], warmup=args.warmup, concurrency=c
+            )
+        )
         log("position lookups, whole list ...")
-        series.append(await measure_lookups(server, name="position lookup, random entries of all states", tokens=tokens["all"], warmup=args.warmup, concurrency=c))
+        series.append(
+            await measure_lookups(
+                server, name="position lookup, random entries of all states", tokens=tokens["all"], warmup=args.warmup, concurrency=c
+            )
+        )
         if args.serial:
             log(f"the same one at a time ({args.serial} each) ...")
             series.append(await measure_joins(server, name="join, one at a time", requests=args.serial, warmup=20, concurrency=1, rng=rng))
-            series.append(await measure_lookups(server, name="position lookup, CA, one at a time", tokens=tokens["CA serial"], warmup=20, concurrency=1))
-            series.append(await measure_lookups(server, name="position lookup, all states, one at a time", tokens=tokens["all serial"], warmup=20, concurrency=1))
+            series.append(
+                await measure_lookups(
+                    server, name="position lookup, CA, one at a time", tokens=tokens["CA serial"], warmup=20, concurrency=1
+                )
+            )
+            series.append(
+                await measure_lookups(
+                    server, name="position lookup, all states, one at a time", tokens=tokens["all serial"], warmup=20, concurrency=1
+                )
+            )
         log(f"invite-next: {args.invite_runs} runs of {args.invite_count} ...")
         series.append(await measure_invites(url, args, settings=settings, coordinator=coordinator))
         if args.contention_joins:
             log(f"joins ({args.contention_joins}) while invite-next runs back to back ...")
-            series.append(
-                await measure_joins_during_invitations(url, server, args, settings=settings, coordinator=coordinator, rng=rng)
-            )
+            series.append(await measure_joins_during_invitations(url, server, args, settings=settings, coordinator=coordinator, rng=rng))
     log("query plan after the run's writes (ANALYZE, no VACUUM) ...")
     connection = await asyncpg.connect(dsn)
     try:

@@ -61,9 +61,7 @@ async def loaded_marker(admin_url: str, name: str) -> dict[str, object] | None:
     """What the database holds according to its comment; None when it does not exist or was not finished."""
     connection = await asyncpg.connect(plain_dsn(admin_url))
     try:
-        comment = await connection.fetchval(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name
-        )
+        comment = await connection.fetchval("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name)
     finally:
         await connection.close()
     try:
@@ -101,29 +99,51 @@ async def ensure_staff(url: str, settings: Settings) -> uuid.UUID:
             coordinator = await find_user_by_email(session, COORDINATOR_EMAIL)
             if coordinator is None:
                 coordinator = await create_account(
-                    session, email=COORDINATOR_EMAIL, full_name="Benchmark Coordinator", role=Role.COORDINATOR,
-                    password="benchmark-coordinator-password", actor=Actor.system(), now=now, settings=settings,
+                    session,
+                    email=COORDINATOR_EMAIL,
+                    full_name="Benchmark Coordinator",
+                    role=Role.COORDINATOR,
+                    password="benchmark-coordinator-password",
+                    actor=Actor.system(),
+                    now=now,
+                    settings=settings,
                     email_verified=True,
-                )  # fmt: skip
+                )
             for number in range(1, PRESCRIBERS + 1):
                 email = f"bench-prescriber-{number}@example.com"
                 if await find_user_by_email(session, email) is not None:
                     continue
                 prescriber = await create_account(
-                    session, email=email, full_name=f"Benchmark Prescriber {number}", role=Role.PRESCRIBER,
-                    password="benchmark-prescriber-password", actor=Actor.system(), now=now, settings=settings,
+                    session,
+                    email=email,
+                    full_name=f"Benchmark Prescriber {number}",
+                    role=Role.PRESCRIBER,
+                    password="benchmark-prescriber-password",
+                    actor=Actor.system(),
+                    now=now,
+                    settings=settings,
                     email_verified=True,
-                )  # fmt: skip
+                )
                 session.add(ClinicianProfile(user_id=prescriber.id, npi=None, created_at=now))
                 for index, state in enumerate(US_STATES):
-                    session.add(StateLicense(
-                        clinician_id=prescriber.id, state=state, number=f"{state}-MD-{number}{index:03d}",
-                        license_type="MD", expires_on=expires,
-                    ))  # fmt: skip
-                    session.add(DeaRegistration(
-                        clinician_id=prescriber.id, state=state, number=f"BB{number}{index:06d}"[:9],
-                        schedules="II,IIN,III,IIIN,IV,V", expires_on=expires,
-                    ))  # fmt: skip
+                    session.add(
+                        StateLicense(
+                            clinician_id=prescriber.id,
+                            state=state,
+                            number=f"{state}-MD-{number}{index:03d}",
+                            license_type="MD",
+                            expires_on=expires,
+                        )
+                    )
+                    session.add(
+                        DeaRegistration(
+                            clinician_id=prescriber.id,
+                            state=state,
+                            number=f"BB{number}{index:06d}"[:9],
+                            schedules="II,IIN,III,IIIN,IV,V",
+                            expires_on=expires,
+                        )
+                    )
             return coordinator.id
     finally:
         await engine.dispose()

@@ -82,10 +82,21 @@ WARMUP_TYPE = "customer.updated"  # a type the app does not handle: answered "ig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)")
-    parser.add_argument("--database-name", default="telehealth_bench_webhooks", help="the benchmark's own database, dropped and created again on every run (default: %(default)s)")
+    parser.add_argument(
+        "--database-url", default=DEFAULT_ADMIN_URL, help="admin connection to the PostgreSQL server (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--database-name",
+        default="telehealth_bench_webhooks",
+        help="the benchmark's own database, dropped and created again on every run (default: %(default)s)",
+    )
     parser.add_argument("--events", type=int, default=1000, help="deliveries sent, repeats included (default: %(default)s)")
-    parser.add_argument("--duplicate-share", type=float, default=0.30, help="share of the deliveries that repeat an event already in the list (default: %(default)s)")
+    parser.add_argument(
+        "--duplicate-share",
+        type=float,
+        default=0.30,
+        help="share of the deliveries that repeat an event already in the list (default: %(default)s)",
+    )
     parser.add_argument("--concurrency", type=int, default=20, help="clients posting at once (default: %(default)s)")
     parser.add_argument("--paid-share", type=float, default=0.70, help="payments completed; the rest expire (default: %(default)s)")
     parser.add_argument("--refund-share", type=float, default=0.25, help="paid payments refunded at Stripe (default: %(default)s)")
@@ -93,9 +104,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-refund-share", type=float, default=0.40, help="of those, refunded in full (default: %(default)s)")
     parser.add_argument("--dispute-share", type=float, default=0.06, help="paid payments disputed (default: %(default)s)")
     parser.add_argument("--prescribers", type=int, default=20, help="prescribers the held consults are with (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured deliveries of an ignored event type first (default: %(default)s)")
-    parser.add_argument("--inprocess-events", type=int, default=100, help="distinct events of a second batch sent in-process one at a time, counting statements (0: skip; default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=42, help="random.seed() for the payments, the repeats and the order (default: %(default)s)")
+    parser.add_argument(
+        "--warmup", type=int, default=100, help="unmeasured deliveries of an ignored event type first (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--inprocess-events",
+        type=int,
+        default=100,
+        help="distinct events of a second batch sent in-process one at a time, counting statements (0: skip; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random.seed() for the payments, the repeats and the order (default: %(default)s)"
+    )
     parser.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes (default: %(default)s)")
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
 
@@ -131,11 +151,16 @@ class CpuSplit:
         ours = postgres & database_pids
         mine = server | postgres | {self.stripe_pid, os.getpid()}
         return {
-            "app server": used(server), "PostgreSQL (the benchmark's backends)": used(ours), "fake Stripe": used({self.stripe_pid}),
-            "load generator": used({os.getpid()}), "not the benchmark: PostgreSQL's shared processes and other databases": used(postgres - ours),
-            "not the benchmark: other processes": used(set(after) - mine), "all processes": used(set(after)), "wall": wall,
+            "app server": used(server),
+            "PostgreSQL (the benchmark's backends)": used(ours),
+            "fake Stripe": used({self.stripe_pid}),
+            "load generator": used({os.getpid()}),
+            "not the benchmark: PostgreSQL's shared processes and other databases": used(postgres - ours),
+            "not the benchmark: other processes": used(set(after) - mine),
+            "all processes": used(set(after)),
+            "wall": wall,
             "stolen by the hypervisor": steal,
-        }  # fmt: skip
+        }
 
 
 def _steal() -> float:
@@ -149,6 +174,7 @@ def _steal() -> float:
 
 def app_version() -> str:
     """The commit the app was measured at, and whether the working tree differed from it."""
+
     def git(*words: str) -> str:
         try:
             return subprocess.run(["git", *words], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -371,7 +397,9 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
         payments = {r["id"]: r for r in await connection.fetch("SELECT * FROM payment")}
         appointments = {r["id"]: r for r in await connection.fetch("SELECT id, status, hold_expires_at FROM appointment")}
         ledger: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for r in await connection.fetch("SELECT payment_id, kind, count(*) AS n, sum(amount_cents) AS cents FROM ledger_entry GROUP BY 1, 2"):
+        for r in await connection.fetch(
+            "SELECT payment_id, kind, count(*) AS n, sum(amount_cents) AS cents FROM ledger_entry GROUP BY 1, 2"
+        ):
             ledger[r["payment_id"]][r["kind"]] = (r["n"], int(r["cents"]))
         refunds: dict[Any, list[asyncpg.Record]] = defaultdict(list)
         for r in await connection.fetch("SELECT payment_id, amount_cents, status, reason FROM refund"):
@@ -401,7 +429,9 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
 
     expected_ids = set(by_event) | {e.id for e in warmup}
     if set(stored) != expected_ids:
-        fail(f"stripe_event holds {len(stored)} ids; {len(expected_ids - set(stored))} sent ones missing, {len(set(stored) - expected_ids)} unknown")
+        fail(
+            f"stripe_event holds {len(stored)} ids; {len(expected_ids - set(stored))} sent ones missing, {len(set(stored) - expected_ids)} unknown"
+        )
     if any(n != 1 for n in stored.values()):
         fail("an event id is stored more than once")
 
@@ -429,7 +459,9 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
             if row["refunded_cents"] != plan.refunded_cents:
                 fail(f"{name}: refunded_cents {row['refunded_cents']}, expected {plan.refunded_cents}")
             mine = refunds.get(plan.payment_id, [])
-            if sum(r["amount_cents"] for r in mine) != plan.refunded_cents or any(r["status"] != "succeeded" or r["reason"] != "outside" for r in mine):
+            if sum(r["amount_cents"] for r in mine) != plan.refunded_cents or any(
+                r["status"] != "succeeded" or r["reason"] != "outside" for r in mine
+            ):
                 fail(f"{name}: refunds {[(r['amount_cents'], r['status'], r['reason']) for r in mine]}")
             if not 0 <= len(mine) <= len(plan.refund_steps) or (plan.refund_steps and not mine):
                 fail(f"{name}: {len(mine)} refund rows for {len(plan.refund_steps)} refunds at Stripe")
@@ -449,7 +481,9 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
             if audit[(pid, "payment.complete")] != 1:
                 fail(f"{name}: {audit[(pid, 'payment.complete')]} completions in the audit trail")
             if audit[(str(plan.appointment_id), "appointment.confirm")] != 1:
-                fail(f"{name}: {audit[(str(plan.appointment_id), 'appointment.confirm')]} confirmations of its appointment in the audit trail")
+                fail(
+                    f"{name}: {audit[(str(plan.appointment_id), 'appointment.confirm')]} confirmations of its appointment in the audit trail"
+                )
             if audit[(pid, "payment.refund_fully")] != (1 if want == "refunded" else 0):
                 fail(f"{name}: {audit[(pid, 'payment.refund_fully')]} full refunds in the audit trail")
             if confirmations[plan.email] != 1:
@@ -462,7 +496,9 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
             if appointment["status"] != "expired":
                 fail(f"{name}: appointment {appointment['status']}, expected expired")
             if audit[(pid, "payment.lapse")] != 1 or audit[(str(plan.appointment_id), "appointment.lapse")] != 1:
-                fail(f"{name}: {audit[(pid, 'payment.lapse')]} lapses of the payment, {audit[(str(plan.appointment_id), 'appointment.lapse')]} of its appointment")
+                fail(
+                    f"{name}: {audit[(pid, 'payment.lapse')]} lapses of the payment, {audit[(str(plan.appointment_id), 'appointment.lapse')]} of its appointment"
+                )
             if confirmations[plan.email]:
                 fail(f"{name}: {confirmations[plan.email]} confirmation emails queued")
     facts["completions answered already_paid (a refund overtook them and read the PaymentIntent from Stripe)"] = sum(
@@ -488,17 +524,29 @@ async def statements_per_event(
     from telehealth.settings import Settings
 
     payments = data.plan_payments(
-        rng, distinct_events=distinct_events, paid_share=args.paid_share, refund_share=args.refund_share,
-        second_refund_share=args.second_refund_share, full_refund_share=args.full_refund_share, dispute_share=args.dispute_share,
-        amount_cents=data.CONSULT_FEE_CENTS, tag="-inproc",
-    )  # fmt: skip
+        rng,
+        distinct_events=distinct_events,
+        paid_share=args.paid_share,
+        refund_share=args.refund_share,
+        second_refund_share=args.second_refund_share,
+        full_refund_share=args.full_refund_share,
+        dispute_share=args.dispute_share,
+        amount_cents=data.CONSULT_FEE_CENTS,
+        tag="-inproc",
+    )
     events = await data.stripe_side(fake_url, payments)
     await data.database_side(url, payments, prescribers=max(1, args.prescribers // 4), now=datetime.now(UTC), tag="-inproc")
     sent = deliveries(events, repeats=round(len(events) * args.duplicate_share / (1 - args.duplicate_share)), rng=rng)
     settings = Settings(
-        environment="development", database_url=url, auto_migrate=False, seed_demo=False, run_worker_in_process=False,
-        stripe_api_base=fake_url, stripe_api_key="sk_test_benchmark", stripe_webhook_secret=secret,
-    )  # fmt: skip
+        environment="development",
+        database_url=url,
+        auto_migrate=False,
+        seed_demo=False,
+        run_worker_in_process=False,
+        stripe_api_base=fake_url,
+        stripe_api_key="sk_test_benchmark",
+        stripe_webhook_secret=secret,
+    )
     app = create_app(settings)
     statements: list[str] = []
     rereads = [0]
@@ -533,7 +581,11 @@ async def statements_per_event(
                 started = time.perf_counter()
                 response = await client.post(WEBHOOK, content=payload, headers=headers)
                 elapsed = time.perf_counter() - started
-                outcome = response.json().get("outcome", str(response.status_code)) if response.status_code == 200 else f"HTTP {response.status_code}"
+                outcome = (
+                    response.json().get("outcome", str(response.status_code))
+                    if response.status_code == 200
+                    else f"HTTP {response.status_code}"
+                )
                 key = (item.event.type, outcome)
                 found[key].append((len(statements), rereads[0], elapsed))
                 example.setdefault(key, list(statements))
@@ -541,11 +593,19 @@ async def statements_per_event(
     rows = []
     for (kind, outcome), seen in sorted(found.items()):
         counts = sorted(n for n, _, _ in seen)
-        rows.append({
-            "event": kind, "answer": outcome, "deliveries": len(seen), "statements min": counts[0], "statements median": median(counts),
-            "statements max": counts[-1], "PaymentIntent re-reads": sum(r for _, r, _ in seen),
-            "median ms": round(median(e for _, _, e in seen) * 1000, 1), "statements (first one)": example[(kind, outcome)],
-        })  # fmt: skip
+        rows.append(
+            {
+                "event": kind,
+                "answer": outcome,
+                "deliveries": len(seen),
+                "statements min": counts[0],
+                "statements median": median(counts),
+                "statements max": counts[-1],
+                "PaymentIntent re-reads": sum(r for _, r, _ in seen),
+                "median ms": round(median(e for _, _, e in seen) * 1000, 1),
+                "statements (first one)": example[(kind, outcome)],
+            }
+        )
     return {"payments": len(payments), "deliveries": len(sent), "rows": rows}
 
 
@@ -587,7 +647,12 @@ def markdown_report(report: dict[str, Any]) -> str:
         + f". Deliveries: {report['deliveries']} ({report['repeats']} repeats of {report['repeated_events']} events), "
         f"shuffled; {report['concurrency']} clients; {report['warmup']} unmeasured warm-up deliveries first."
     )
-    lines += ["", "Load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["load_timings"].items()) + f". Whole run: {report['total_seconds']:.0f} s."]
+    lines += [
+        "",
+        "Load: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in report["load_timings"].items())
+        + f". Whole run: {report['total_seconds']:.0f} s.",
+    ]
     lines += ["", "### Results (milliseconds)", ""]
     lines.append("| deliveries | count | errors | mean | p50 | p95 | p99 | max | per second |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -596,13 +661,27 @@ def markdown_report(report: dict[str, Any]) -> str:
             f"| {row['operation']} | {row['count']} | {row['errors']} | {_ms(row['mean_ms'])} | {_ms(row['p50_ms'])} | "
             f"{_ms(row['p95_ms'])} | {_ms(row['p99_ms'])} | {_ms(row['max_ms'])} | {_ms(row['per_second']) if row['per_second'] == row['per_second'] else ''} |"
         )
-    lines += ["", "CPU per delivery: " + report["cpu"] + f" ({report['before_measuring']}; {report['other_work']}).",
-              "", "Calibration (a fixed piece of pure-Python work in the load generator, before and after measuring): "
-              + " and ".join(f"{c} ms" for c in report["calibration_ms"]) + ".", "", "Database activity (sampled every 10 ms): " + json.dumps(report["activity"])]
+    lines += [
+        "",
+        "CPU per delivery: " + report["cpu"] + f" ({report['before_measuring']}; {report['other_work']}).",
+        "",
+        "Calibration (a fixed piece of pure-Python work in the load generator, before and after measuring): "
+        + " and ".join(f"{c} ms" for c in report["calibration_ms"])
+        + ".",
+        "",
+        "Database activity (sampled every 10 ms): " + json.dumps(report["activity"]),
+    ]
     lines += ["", f"Repeats in flight together with another delivery of the same event: {report['overlapping_twins']}."]
     if report["inprocess"]["rows"]:
-        lines += ["", f"### Statements per delivery (in-process, one at a time, {report['inprocess']['deliveries']} deliveries of a second batch)", ""]
-        lines += ["| event | answer | deliveries | statements (min / median / max) | PaymentIntent re-reads | median ms |", "|---|---|---:|---|---:|---:|"]
+        lines += [
+            "",
+            f"### Statements per delivery (in-process, one at a time, {report['inprocess']['deliveries']} deliveries of a second batch)",
+            "",
+        ]
+        lines += [
+            "| event | answer | deliveries | statements (min / median / max) | PaymentIntent re-reads | median ms |",
+            "|---|---|---:|---|---:|---:|",
+        ]
         for row in report["inprocess"]["rows"]:
             lines.append(
                 f"| {row['event']} | {row['answer']} | {row['deliveries']} | {row['statements min']} / {row['statements median']:g} / "
@@ -632,10 +711,20 @@ async def run(args: argparse.Namespace) -> int:
     with fake_stripe() as (stripe_base, stripe_pid):
         log(f"creating {args.database_name}; {args.events - repeats} distinct events ...")
         dataset = await data.load(
-            args.database_url, args.database_name, stripe_base, distinct_events=args.events - repeats, paid_share=args.paid_share,
-            refund_share=args.refund_share, second_refund_share=args.second_refund_share, full_refund_share=args.full_refund_share,
-            dispute_share=args.dispute_share, amount_cents=data.CONSULT_FEE_CENTS, prescribers=args.prescribers, seed=args.seed, log=log,
-        )  # fmt: skip
+            args.database_url,
+            args.database_name,
+            stripe_base,
+            distinct_events=args.events - repeats,
+            paid_share=args.paid_share,
+            refund_share=args.refund_share,
+            second_refund_share=args.second_refund_share,
+            full_refund_share=args.full_refund_share,
+            dispute_share=args.dispute_share,
+            amount_cents=data.CONSULT_FEE_CENTS,
+            prescribers=args.prescribers,
+            seed=args.seed,
+            log=log,
+        )
         sent = deliveries(dataset.events, repeats=repeats, rng=rng)
         warmup = warmup_events(args.warmup)
         extra = {"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark", "STRIPE_WEBHOOK_SECRET": secret}
@@ -666,7 +755,7 @@ async def run(args: argparse.Namespace) -> int:
         with fake_stripe() as (stripe_base, _):
             inprocess = await statements_per_event(
                 args.database_url, url, stripe_base, args, secret=secret, distinct_events=args.inprocess_events, rng=rng
-            )  # fmt: skip
+            )
         if bad := [row for row in inprocess["rows"] if row["answer"].startswith("HTTP")]:
             problems.append(f"in-process deliveries answered {[(row['event'], row['answer']) for row in bad]}")
     else:
@@ -679,11 +768,15 @@ async def run(args: argparse.Namespace) -> int:
     n = len(sent)
     cpus = len(os.sched_getaffinity(0))
     shown = {k: v for k, v in cpu.items() if k not in ("all processes", "wall", "stolen by the hypervisor")}
-    cpu_text = (", ".join(f"{k} {v / n * 1000:.2f}" for k, v in shown.items()) + " CPU ms per delivery; "
-                f"{cpus} CPUs {cpu['all processes'] / (cpu['wall'] * cpus):.0%} busy, "
-                f"{cpu['stolen by the hypervisor'] / (cpu['wall'] * cpus):.0%} stolen by the hypervisor")  # fmt: skip
+    cpu_text = (
+        ", ".join(f"{k} {v / n * 1000:.2f}" for k, v in shown.items()) + " CPU ms per delivery; "
+        f"{cpus} CPUs {cpu['all processes'] / (cpu['wall'] * cpus):.0%} busy, "
+        f"{cpu['stolen by the hypervisor'] / (cpu['wall'] * cpus):.0%} stolen by the hypervisor"
+    )
     others = sum(v for k, v in cpu.items() if k.startswith("not the benchmark")) / (cpu["wall"] * cpus)
-    skewed = f"other work used {others:.0%} of the CPUs while measuring" + (": THE FIGURES ARE SKEWED, run again on a quiet machine" if others > 0.10 else "")
+    skewed = f"other work used {others:.0%} of the CPUs while measuring" + (
+        ": THE FIGURES ARE SKEWED, run again on a quiet machine" if others > 0.10 else ""
+    )
     repeated_events = len({d.event.id for d in sent if d.repeat})
     report = {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -714,11 +807,22 @@ async def run(args: argparse.Namespace) -> int:
     print(markdown_report(report))
     if args.json_path:
         report["deliveries_detail"] = [
-            {"n": d.number, "event": d.event.id, "type": d.event.type, "repeat": d.repeat, "status": d.status, "outcome": d.outcome,
-             "ms": round(d.seconds * 1000, 2)}
+            {
+                "n": d.number,
+                "event": d.event.id,
+                "type": d.event.type,
+                "repeat": d.repeat,
+                "status": d.status,
+                "outcome": d.outcome,
+                "ms": round(d.seconds * 1000, 2),
+            }
             for d in sent
-        ]  # fmt: skip
+        ]
         with open(args.json_path, "w") as out:
             json.dump(report, out, indent=2, default=str)
-    log(f"done in {report['total_seconds']:.0f} s" + (f"; {len(problems)} FAILED checks" if problems else "; all checks passed") + f"; {skewed}")
+    log(
+        f"done in {report['total_seconds']:.0f} s"
+        + (f"; {len(problems)} FAILED checks" if problems else "; all checks passed")
+        + f"; {skewed}"
+    )
     return 1 if problems else 0

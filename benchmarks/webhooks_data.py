@@ -82,8 +82,18 @@ class Dataset:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def plan_payments(rng: random.Random, *, distinct_events: int, paid_share: float, refund_share: float, second_refund_share: float,
-                  full_refund_share: float, dispute_share: float, amount_cents: int, tag: str = "") -> list[PaymentPlan]:  # fmt: skip
+def plan_payments(
+    rng: random.Random,
+    *,
+    distinct_events: int,
+    paid_share: float,
+    refund_share: float,
+    second_refund_share: float,
+    full_refund_share: float,
+    dispute_share: float,
+    amount_cents: int,
+    tag: str = "",
+) -> list[PaymentPlan]:
     """As many payments as make exactly `distinct_events` events: one completion or expiry each, a refund for
     `refund_share` of the paid ones (a second one for `second_refund_share` of those; `full_refund_share` of
     them end fully refunded) and a dispute for `dispute_share` of the paid ones (never a fully refunded one;
@@ -107,7 +117,7 @@ def plan_payments(rng: random.Random, *, distinct_events: int, paid_share: float
     payments = [
         PaymentPlan(index, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), f"bench-webhook{tag}-{index:05d}@example.com", amount_cents, fate)
         for index, fate in enumerate(fates)
-    ]  # fmt: skip
+    ]
     paid_ones = [p for p in payments if p.paid]
     to_refund = rng.sample(paid_ones, refunded)
     full = round(refunded * full_refund_share)
@@ -139,21 +149,33 @@ def _form(payment: PaymentPlan, *, expires_at: int, base_url: str) -> dict[str, 
     """What StripeGateway.create_checkout_session sends, form-encoded (no customer: not needed here)."""
     ref = str(payment.payment_id)
     return {
-        "mode": "payment", "client_reference_id": ref, "metadata[payment_id]": ref,
-        "line_items[0][quantity]": "1", "line_items[0][price_data][currency]": "usd",
+        "mode": "payment",
+        "client_reference_id": ref,
+        "metadata[payment_id]": ref,
+        "line_items[0][quantity]": "1",
+        "line_items[0][price_data][currency]": "usd",
         "line_items[0][price_data][unit_amount]": str(payment.amount_cents),
         "line_items[0][price_data][product_data][name]": "Consultation",
-        "payment_intent_data[metadata][payment_id]": ref, "expires_at": str(expires_at),
-        "success_url": f"{base_url}/billing/return?payment={ref}", "cancel_url": f"{base_url}/billing/payments/{ref}/pay",
-    }  # fmt: skip
+        "payment_intent_data[metadata][payment_id]": ref,
+        "expires_at": str(expires_at),
+        "success_url": f"{base_url}/billing/return?payment={ref}",
+        "cancel_url": f"{base_url}/billing/payments/{ref}/pay",
+    }
 
 
 def make_event(type_: str, obj: dict[str, Any], *, payment: int, created: int) -> Event:
     event_id = f"evt_{secrets.token_hex(12)}"
     body = {
-        "id": event_id, "object": "event", "type": type_, "created": created, "api_version": API_VERSION, "livemode": False,
-        "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None}, "data": {"object": obj},
-    }  # fmt: skip
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created": created,
+        "api_version": API_VERSION,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "data": {"object": obj},
+    }
     return Event(event_id, type_, payment, body)
 
 
@@ -195,10 +217,19 @@ async def stripe_side(fake_url: str, payments: list[PaymentPlan], *, in_flight: 
                 mine.append(make_event("charge.refunded", charge, payment=payment.index, created=happened + 60 * (step + 1)))
             if payment.disputed:
                 dispute = {
-                    "id": f"dp_{secrets.token_hex(12)}", "object": "dispute", "amount": payment.amount_cents, "currency": "usd",
-                    "charge": payment.charge, "payment_intent": payment.payment_intent, "reason": "fraudulent",
-                    "status": "needs_response", "is_charge_refundable": False, "livemode": False, "metadata": {}, "created": happened + 3000,
-                }  # fmt: skip
+                    "id": f"dp_{secrets.token_hex(12)}",
+                    "object": "dispute",
+                    "amount": payment.amount_cents,
+                    "currency": "usd",
+                    "charge": payment.charge,
+                    "payment_intent": payment.payment_intent,
+                    "reason": "fraudulent",
+                    "status": "needs_response",
+                    "is_charge_refundable": False,
+                    "livemode": False,
+                    "metadata": {},
+                    "created": happened + 3000,
+                }
                 mine.append(make_event("charge.dispute.created", dispute, payment=payment.index, created=happened + 3000))
             return mine
 
@@ -220,7 +251,10 @@ async def database_side(url: str, payments: list[PaymentPlan], *, prescribers: i
     (`tag` keeps the emails of a second batch apart from the first's)."""
     hold_expires = now + CHECKOUT_HOLD
     clinicians = [uuid.uuid4() for _ in range(prescribers)]
-    users = [_user(cid, f"bench-webhook{tag}-rx-{n:03d}@example.com", f"Prescriber {n:03d}", "prescriber", now) for n, cid in enumerate(clinicians)]
+    users = [
+        _user(cid, f"bench-webhook{tag}-rx-{n:03d}@example.com", f"Prescriber {n:03d}", "prescriber", now)
+        for n, cid in enumerate(clinicians)
+    ]
     profiles = [(cid, None, "America/New_York", now) for cid in clinicians]
     patients, appointments, rows = [], [], []
     first_start = (now + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
@@ -230,42 +264,117 @@ async def database_side(url: str, payments: list[PaymentPlan], *, prescribers: i
         patients.append((payment.patient_id, user_id, "America/Los_Angeles", "CA", now))
         clinician = clinicians[payment.index % prescribers]
         start = first_start + timedelta(hours=payment.index // prescribers)  # an hour apart per prescriber: no overlaps
-        appointments.append((
-            payment.appointment_id, "consult", clinician, payment.patient_id, "held", start, start + CONSULT, start,
-            start + CONSULT + BUFFER_AFTER, hold_expires, secrets.token_urlsafe(24), 0, now, None,
-        ))  # fmt: skip
-        rows.append((
-            payment.payment_id, payment.patient_id, "consult", "open", payment.amount_cents, 0, "usd", payment.appointment_id, None, False,
-            payment.session_id, None, f"http://fake-stripe/pay/{payment.session_id}", 1, hold_expires, now,
-        ))  # fmt: skip
+        appointments.append(
+            (
+                payment.appointment_id,
+                "consult",
+                clinician,
+                payment.patient_id,
+                "held",
+                start,
+                start + CONSULT,
+                start,
+                start + CONSULT + BUFFER_AFTER,
+                hold_expires,
+                secrets.token_urlsafe(24),
+                0,
+                now,
+                None,
+            )
+        )
+        rows.append(
+            (
+                payment.payment_id,
+                payment.patient_id,
+                "consult",
+                "open",
+                payment.amount_cents,
+                0,
+                "usd",
+                payment.appointment_id,
+                None,
+                False,
+                payment.session_id,
+                None,
+                f"http://fake-stripe/pay/{payment.session_id}",
+                1,
+                hold_expires,
+                now,
+            )
+        )
     connection = await asyncpg.connect(plain_dsn(url))
     try:
         async with connection.transaction():
             await connection.copy_records_to_table("user_account", records=users, columns=USER_COLUMNS)
-            await connection.copy_records_to_table("clinician_profile", records=profiles, columns=["user_id", "npi", "timezone", "created_at"])
+            await connection.copy_records_to_table(
+                "clinician_profile", records=profiles, columns=["user_id", "npi", "timezone", "created_at"]
+            )
             await connection.copy_records_to_table(
                 "patient", records=patients, columns=["id", "user_id", "timezone", "state_of_residence", "created_at"]
             )
             await connection.copy_records_to_table(
-                "appointment", records=appointments,
-                columns=["id", "appointment_type", "clinician_id", "patient_id", "status", "starts_at", "ends_at", "busy_from",
-                         "busy_until", "hold_expires_at", "room_token", "ics_sequence", "created_at", "cancelled_at"],
-            )  # fmt: skip
+                "appointment",
+                records=appointments,
+                columns=[
+                    "id",
+                    "appointment_type",
+                    "clinician_id",
+                    "patient_id",
+                    "status",
+                    "starts_at",
+                    "ends_at",
+                    "busy_from",
+                    "busy_until",
+                    "hold_expires_at",
+                    "room_token",
+                    "ics_sequence",
+                    "created_at",
+                    "cancelled_at",
+                ],
+            )
             await connection.copy_records_to_table(
-                "payment", records=rows,
-                columns=["id", "patient_id", "purpose", "status", "amount_cents", "refunded_cents", "currency", "appointment_id", "plan_id",
-                         "save_payment_method", "stripe_checkout_session_id", "stripe_payment_intent_id", "checkout_url",
-                         "checkout_attempts", "checkout_expires_at", "created_at"],
-            )  # fmt: skip
+                "payment",
+                records=rows,
+                columns=[
+                    "id",
+                    "patient_id",
+                    "purpose",
+                    "status",
+                    "amount_cents",
+                    "refunded_cents",
+                    "currency",
+                    "appointment_id",
+                    "plan_id",
+                    "save_payment_method",
+                    "stripe_checkout_session_id",
+                    "stripe_payment_intent_id",
+                    "checkout_url",
+                    "checkout_attempts",
+                    "checkout_expires_at",
+                    "created_at",
+                ],
+            )
         await connection.execute("VACUUM (ANALYZE)")
     finally:
         await connection.close()
 
 
 async def load(
-    admin_url: str, name: str, fake_url: str, *, distinct_events: int, paid_share: float, refund_share: float, second_refund_share: float,
-    full_refund_share: float, dispute_share: float, amount_cents: int, prescribers: int, seed: int, log: Any,
-) -> Dataset:  # fmt: skip
+    admin_url: str,
+    name: str,
+    fake_url: str,
+    *,
+    distinct_events: int,
+    paid_share: float,
+    refund_share: float,
+    second_refund_share: float,
+    full_refund_share: float,
+    dispute_share: float,
+    amount_cents: int,
+    prescribers: int,
+    seed: int,
+    log: Any,
+) -> Dataset:
     rng = random.Random(seed)
     timings: dict[str, float] = {}
     url = database_url(admin_url, name)
@@ -274,9 +383,15 @@ async def load(
     await migrate(url)
     timings["create and migrate"] = time.perf_counter() - step
     payments = plan_payments(
-        rng, distinct_events=distinct_events, paid_share=paid_share, refund_share=refund_share, second_refund_share=second_refund_share,
-        full_refund_share=full_refund_share, dispute_share=dispute_share, amount_cents=amount_cents,
-    )  # fmt: skip
+        rng,
+        distinct_events=distinct_events,
+        paid_share=paid_share,
+        refund_share=refund_share,
+        second_refund_share=second_refund_share,
+        full_refund_share=full_refund_share,
+        dispute_share=dispute_share,
+        amount_cents=amount_cents,
+    )
     log(f"  {len(payments)} payments; making their sessions, payments and refunds in the fake Stripe ...")
     step = time.perf_counter()
     events = await stripe_side(fake_url, payments)

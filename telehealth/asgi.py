@@ -123,7 +123,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             except Exception:  # the database may still be starting: /ready says so while we keep trying
                 logger.warning("could not apply migrations at start; retrying in the background")
                 background.append(
-                    asyncio.create_task(migrate_when_reachable(migration_engine, stop, runtime_role=urls.runtime_role), name="migrate-when-reachable")
+                    asyncio.create_task(
+                        migrate_when_reachable(migration_engine, stop, runtime_role=urls.runtime_role), name="migrate-when-reachable"
+                    )
                 )
         if isinstance(clock, OffsetClock):  # the demo clock: follow the stored offset (devtools/demo_clock.py)
             await refresh_offset(factory, clock)  # before the worker starts: it runs at the demo's time from its first job
@@ -155,7 +157,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     metrics = RequestMetrics()
     # Entered after `lifespan` (plugins append theirs), so the database is known when it starts listening.
     channels = ChannelsPlugin(
-        backend=PostgresChannelsBackend(connect=lambda: asyncpg.connect(app.state.database_dsn, timeout=5), engine=lambda: app.state.engine),
+        backend=PostgresChannelsBackend(
+            connect=lambda: asyncpg.connect(app.state.database_dsn, timeout=5), engine=lambda: app.state.engine
+        ),
         arbitrary_channels_allowed=True,
     )
     app = Litestar(

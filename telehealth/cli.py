@@ -130,7 +130,12 @@ def demo_totp_command() -> None:
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
 @click.option("--role", type=click.Choice(sorted(role.value for role in STAFF_ROLES)), required=True)
-@click.option("--pharmacy", "pharmacy_ref", default=None, help="A pharmacist's pharmacy (its name or id); without it they see no queue until a coordinator assigns one.")
+@click.option(
+    "--pharmacy",
+    "pharmacy_ref",
+    default=None,
+    help="A pharmacist's pharmacy (its name or id); without it they see no queue until a coordinator assigns one.",
+)
 @click.password_option("--password", help="At least 12 characters.")
 def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: str | None, password: str) -> None:
     from telehealth.accounts.service import create_account
@@ -147,13 +152,26 @@ def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: st
             if pharmacy_ref is not None:
                 pharmacy = await find_pharmacy(session, pharmacy_ref)
                 user = await create_pharmacist(
-                    session, email=email, full_name=full_name, password=password, pharmacy_id=pharmacy.id if pharmacy else None, actor=actor,
-                    now=now, settings=settings,
-                )  # fmt: skip
+                    session,
+                    email=email,
+                    full_name=full_name,
+                    password=password,
+                    pharmacy_id=pharmacy.id if pharmacy else None,
+                    actor=actor,
+                    now=now,
+                    settings=settings,
+                )
             else:
                 user = await create_account(
-                    session, email=email, full_name=full_name, role=Role(role), password=password, actor=actor, now=now, settings=settings,
-                )  # fmt: skip
+                    session,
+                    email=email,
+                    full_name=full_name,
+                    role=Role(role),
+                    password=password,
+                    actor=actor,
+                    now=now,
+                    settings=settings,
+                )
             return str(user.id)
 
     try:
@@ -166,7 +184,9 @@ def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: st
         click.echo("They belong to no pharmacy yet: a coordinator assigns one on /coordinator/clinicians.")
 
 
-@click.command(name="encrypt-totp-secrets", help="Encrypt every TOTP secret under TOTP_ENCRYPTION_KEY (those in clear, or under an old key).")
+@click.command(
+    name="encrypt-totp-secrets", help="Encrypt every TOTP secret under TOTP_ENCRYPTION_KEY (those in clear, or under an old key)."
+)
 def encrypt_totp_secrets_command() -> None:
     from telehealth.accounts.totp_secrets import encrypt_all_totp_secrets
 
@@ -296,7 +316,19 @@ def jobs_show_command(job_id: Any, with_payload: bool) -> None:
         job = _run_with_database(work)
     except DomainError as refusal:
         raise click.ClickException(refusal.detail) from None
-    for name in ("id", "kind", "status", "attempts", "max_attempts", "dedupe_key", "created_at", "run_at", "lease_until", "finished_at", "last_error"):
+    for name in (
+        "id",
+        "kind",
+        "status",
+        "attempts",
+        "max_attempts",
+        "dedupe_key",
+        "created_at",
+        "run_at",
+        "lease_until",
+        "finished_at",
+        "last_error",
+    ):
         click.echo(f"{name:<13} {getattr(job, name)}")
     if with_payload:
         click.echo(f"{'payload':<13} {json.dumps(job.payload, sort_keys=True)}")
@@ -326,9 +358,16 @@ def jobs_requeue_command(job_id: Any) -> None:
 
 
 COMMANDS = (
-    db_group, seed_demo_command, demo_totp_command, create_staff_command, verify_audit_command, worker_command, jobs_group,
-    encrypt_totp_secrets_command, new_totp_key_command,
-)  # fmt: skip
+    db_group,
+    seed_demo_command,
+    demo_totp_command,
+    create_staff_command,
+    verify_audit_command,
+    worker_command,
+    jobs_group,
+    encrypt_totp_secrets_command,
+    new_totp_key_command,
+)
 
 
 class TelehealthCLIPlugin(CLIPlugin):
@@ -346,9 +385,10 @@ def _with_local_stripe(settings: Settings) -> Settings:
     from telehealth.devtools.stripe_stand_in import FakeStripe
 
     stand_in = FakeStripe(
-        webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook", webhook_secret=settings.stripe_webhook_secret,
+        webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook",
+        webhook_secret=settings.stripe_webhook_secret,
         state_path=settings.embedded_data_dir.parent / "stripe-stand-in.json",
-    )  # fmt: skip
+    )
     stand_in.start()
     click.echo(f"Payments: a local stand-in of Stripe's API at {stand_in.base_url} (test checkout page, no real money).")
     return replace(settings, stripe_api_base=stand_in.base_url)
@@ -366,9 +406,7 @@ def run_demo_server() -> None:
     if settings.seed_demo and not settings.is_production:
         echo_demo_sign_ins(_run_with_database(_seed, migrate=True), settings)
     # No access log: emailed links carry single-use tokens in their query strings.
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", proxy_headers=True, access_log=False
-    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", proxy_headers=True, access_log=False)
 
 
 @click.group(invoke_without_command=True)

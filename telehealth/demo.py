@@ -61,9 +61,16 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
         user = await find_user_by_email(session, email)
         if user is None:
             user = await create_account(
-                session, email=email, full_name=name, role=role, password=DEMO_PASSWORD, actor=actor, now=now,
-                settings=settings, email_verified=True,
-            )  # fmt: skip
+                session,
+                email=email,
+                full_name=name,
+                role=role,
+                password=DEMO_PASSWORD,
+                actor=actor,
+                now=now,
+                settings=settings,
+                email_verified=True,
+            )
         if role in STAFF_ROLES and user.totp_confirmed_at is None:
             user.totp_secret = seal(new_totp_secret(), user_id=user.id, keyring=keyring)
             user.totp_confirmed_at = now
@@ -74,21 +81,50 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     prescriber, therapist = users[Role.PRESCRIBER], users[Role.THERAPIST]
     for clinician, zone in ((prescriber, "America/New_York"), (therapist, "America/Chicago")):
         if await session.get(ClinicianProfile, clinician.id) is None:
-            session.add(ClinicianProfile(user_id=clinician.id, npi="1234567893" if clinician is prescriber else None, timezone=zone, created_at=now))
+            session.add(
+                ClinicianProfile(user_id=clinician.id, npi="1234567893" if clinician is prescriber else None, timezone=zone, created_at=now)
+            )
     if not (await session.execute(select(StateLicense).where(StateLicense.clinician_id == prescriber.id))).first():
         for index, state in enumerate(SERVED_STATES):
             # California's credentials expire within 30 days, so the expiry warnings have something to show.
             expires = today + timedelta(days=20) if state == "CA" else date(today.year + 2, 6, 30)
-            session.add(StateLicense(clinician_id=prescriber.id, state=state, number=f"{state}-MD-{40210 + index}", license_type="MD", expires_on=expires))
-            session.add(DeaRegistration(clinician_id=prescriber.id, state=state, number=demo_dea_number(123450 + index), schedules="II,IIN,III,IIIN,IV,V", expires_on=expires))
+            session.add(
+                StateLicense(
+                    clinician_id=prescriber.id, state=state, number=f"{state}-MD-{40210 + index}", license_type="MD", expires_on=expires
+                )
+            )
+            session.add(
+                DeaRegistration(
+                    clinician_id=prescriber.id,
+                    state=state,
+                    number=demo_dea_number(123450 + index),
+                    schedules="II,IIN,III,IIIN,IV,V",
+                    expires_on=expires,
+                )
+            )
         for index, state in enumerate(SERVED_STATES[:3]):
-            session.add(StateLicense(clinician_id=therapist.id, state=state, number=f"{state}-LCSW-{7700 + index}", license_type="LCSW", expires_on=date(today.year + 2, 3, 31)))
+            session.add(
+                StateLicense(
+                    clinician_id=therapist.id,
+                    state=state,
+                    number=f"{state}-LCSW-{7700 + index}",
+                    license_type="LCSW",
+                    expires_on=date(today.year + 2, 3, 31),
+                )
+            )
     patient = (await session.execute(select(Patient).where(Patient.user_id == users[Role.PATIENT].id))).scalar_one()
     patient.state_of_residence = patient.state_of_residence or "NY"
     for clinician in (prescriber, therapist):  # as a booked consult and integration session would have made it
         await care_teams.join(session, patient_id=patient.id, clinician_id=clinician.id, because="seed", now=now)
     if (await session.execute(select(Pharmacy).limit(1))).first() is None:
-        session.add(Pharmacy(name="Green Mountain Compounding (demo)", phone="+18025550111", address="1 Mill Street, Burlington, VT 05401", created_at=now))
+        session.add(
+            Pharmacy(
+                name="Green Mountain Compounding (demo)",
+                phone="+18025550111",
+                address="1 Mill Street, Burlington, VT 05401",
+                created_at=now,
+            )
+        )
         await session.flush()
     if await pharmacy_of(session, users[Role.PHARMACIST].id) is None:  # the demo pharmacist works for the demo pharmacy
         pharmacy = (await session.execute(select(Pharmacy).order_by(Pharmacy.created_at, Pharmacy.name).limit(1))).scalar_one()
@@ -96,7 +132,9 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
     await _seed_waiting_list(session, now=now)
     await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
     await session.flush()
-    home = await seed_home_program(session, prescriber=prescriber, coordinator=users[Role.COORDINATOR], password=DEMO_PASSWORD, now=now, settings=settings)
+    home = await seed_home_program(
+        session, prescriber=prescriber, coordinator=users[Role.COORDINATOR], password=DEMO_PASSWORD, now=now, settings=settings
+    )
     await session.flush()
     return [DemoSignIn(role=Role.PATIENT, email=home.email, password=DEMO_PASSWORD, otpauth_uri=None)] + [
         DemoSignIn(
@@ -122,10 +160,16 @@ async def _seed_waiting_list(session: AsyncSession, *, now: datetime) -> None:
         joined = now - timedelta(days=30 - index)
         session.add(
             WaitlistEntry(
-                status=EntryStatus.WAITING, state=state, first_name=first_name, last_name="Demo",
-                email=f"{first_name.lower()}.waiting@demo.example", date_of_birth=date(1980 + index, 1, 15),
-                consent_to_contact=True, joined_at=joined, confirmed_at=joined + timedelta(minutes=10),
-            )  # fmt: skip
+                status=EntryStatus.WAITING,
+                state=state,
+                first_name=first_name,
+                last_name="Demo",
+                email=f"{first_name.lower()}.waiting@demo.example",
+                date_of_birth=date(1980 + index, 1, 15),
+                consent_to_contact=True,
+                joined_at=joined,
+                confirmed_at=joined + timedelta(minutes=10),
+            )
         )
 
 

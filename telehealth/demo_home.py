@@ -34,56 +34,137 @@ async def seed_home_program(
     user = await find_user_by_email(session, email)
     if user is not None:
         return user
-    user = await create_account(session, email=email, full_name=name, role=Role.PATIENT, password=password, actor=Actor.system(), now=now,
-                                settings=settings, email_verified=True)  # fmt: skip
+    user = await create_account(
+        session,
+        email=email,
+        full_name=name,
+        role=Role.PATIENT,
+        password=password,
+        actor=Actor.system(),
+        now=now,
+        settings=settings,
+        email_verified=True,
+    )
     await session.flush()
     patient = (await session.execute(select(Patient).where(Patient.user_id == user.id))).scalar_one()
     patient.state_of_residence = "NY"
     await care_teams.join(session, patient_id=patient.id, clinician_id=prescriber.id, because="consult_booked", now=now)
     consult_at = now - timedelta(days=10)
     appointment = Appointment(
-        appointment_type="consult", clinician_id=prescriber.id, patient_id=patient.id, status="completed", starts_at=consult_at,
-        ends_at=consult_at + timedelta(minutes=45), busy_from=consult_at, busy_until=consult_at + timedelta(minutes=45),
-        room_token=secrets.token_urlsafe(24), created_at=consult_at - timedelta(days=3),
-    )  # fmt: skip
+        appointment_type="consult",
+        clinician_id=prescriber.id,
+        patient_id=patient.id,
+        status="completed",
+        starts_at=consult_at,
+        ends_at=consult_at + timedelta(minutes=45),
+        busy_from=consult_at,
+        busy_until=consult_at + timedelta(minutes=45),
+        room_token=secrets.token_urlsafe(24),
+        created_at=consult_at - timedelta(days=3),
+    )
     pharmacy = (await session.execute(select(Pharmacy).limit(1))).scalar_one()
     session.add(appointment)
     await session.flush()
-    session.add_all([  # the consult's video visit: the encounter below followed its start
-        VisitConnection(appointment_id=appointment.id, user_id=prescriber.id, participant="clinician", joined_at=consult_at - timedelta(minutes=2),
-                        left_at=consult_at + timedelta(minutes=44)),
-        VisitConnection(appointment_id=appointment.id, user_id=user.id, participant="patient", joined_at=consult_at,
-                        left_at=consult_at + timedelta(minutes=44)),
-        VideoVisit(appointment_id=appointment.id, started_at=consult_at, start_evidence="both_connected", ended_at=consult_at + timedelta(minutes=44)),
-    ])  # fmt: skip
+    session.add_all(
+        [  # the consult's video visit: the encounter below followed its start
+            VisitConnection(
+                appointment_id=appointment.id,
+                user_id=prescriber.id,
+                participant="clinician",
+                joined_at=consult_at - timedelta(minutes=2),
+                left_at=consult_at + timedelta(minutes=44),
+            ),
+            VisitConnection(
+                appointment_id=appointment.id,
+                user_id=user.id,
+                participant="patient",
+                joined_at=consult_at,
+                left_at=consult_at + timedelta(minutes=44),
+            ),
+            VideoVisit(
+                appointment_id=appointment.id,
+                started_at=consult_at,
+                start_evidence="both_connected",
+                ended_at=consult_at + timedelta(minutes=44),
+            ),
+        ]
+    )
     await session.flush()
     encounter = Encounter(
-        appointment_id=appointment.id, patient_id=patient.id, prescriber_id=prescriber.id, opened_at=consult_at, identity_checked=True,
-        identity_method="driver's license on video", location_state="NY", location_recorded_at=consult_at, vitals_reviewed=True,
-        decision="start_plan", decided_at=consult_at + timedelta(minutes=40),
-    )  # fmt: skip
+        appointment_id=appointment.id,
+        patient_id=patient.id,
+        prescriber_id=prescriber.id,
+        opened_at=consult_at,
+        identity_checked=True,
+        identity_method="driver's license on video",
+        location_state="NY",
+        location_recorded_at=consult_at,
+        vitals_reviewed=True,
+        decision="start_plan",
+        decided_at=consult_at + timedelta(minutes=40),
+    )
     session.add(encounter)
     await session.flush()
     plan = TrochePlan(
-        patient_id=patient.id, encounter_id=encounter.id, prescriber_id=prescriber.id, pharmacy_id=pharmacy.id, status="active",
-        product="Ketamine HCl sublingual troche", strength_mg=50, sessions=len(TITRATION), doses_mg=TITRATION, min_hours_between=48,
-        directions="Dissolve under the tongue with your sitter present; do not swallow for 15 minutes.", shipment_sessions=[3, 3],
-        signed_at=consult_at + timedelta(minutes=50), prescribing_basis="telemedicine_flexibilities", created_at=consult_at, updated_at=now,
-    )  # fmt: skip
+        patient_id=patient.id,
+        encounter_id=encounter.id,
+        prescriber_id=prescriber.id,
+        pharmacy_id=pharmacy.id,
+        status="active",
+        product="Ketamine HCl sublingual troche",
+        strength_mg=50,
+        sessions=len(TITRATION),
+        doses_mg=TITRATION,
+        min_hours_between=48,
+        directions="Dissolve under the tongue with your sitter present; do not swallow for 15 minutes.",
+        shipment_sessions=[3, 3],
+        signed_at=consult_at + timedelta(minutes=50),
+        prescribing_basis="telemedicine_flexibilities",
+        created_at=consult_at,
+        updated_at=now,
+    )
     plan.content_sha256 = content_of(plan).sha256()
     session.add(plan)
     await session.flush()
     delivered = now - timedelta(days=2)
-    session.add_all([
-        PlanBatch(plan_id=plan.id, sequence=1, first_session=1, last_session=3, units=9, units_filled=9, status="delivered", lot_number="DEMO-1",
-                  carrier="UPS", tracking_number="1ZDEMO", shipped_at=delivered - timedelta(days=2), delivered_at=delivered, updated_at=delivered),
-        PlanBatch(plan_id=plan.id, sequence=2, first_session=4, last_session=6, units=12, status="held", updated_at=delivered),
-    ])  # fmt: skip
-    session.add(Sitter(
-        patient_id=patient.id, status=SitterStatus.CONFIRMED, full_name="Jordan Brooks", email="sitter@demo.example", relationship="partner",
-        adult_confirmed=True, agreement_version=SITTER_AGREEMENT.version, agreement_sha256=SITTER_AGREEMENT.sha256, typed_name="Jordan Brooks",
-        signed_at=delivered, created_at=delivered - timedelta(days=1), updated_at=delivered,
-        verified_at=delivered + timedelta(hours=2), verified_by=coordinator.id, verification_method="video",
-        verification_note="Demo: a short video call; a different person from the patient, knows the agreement.",
-    ))  # fmt: skip
+    session.add_all(
+        [
+            PlanBatch(
+                plan_id=plan.id,
+                sequence=1,
+                first_session=1,
+                last_session=3,
+                units=9,
+                units_filled=9,
+                status="delivered",
+                lot_number="DEMO-1",
+                carrier="UPS",
+                tracking_number="1ZDEMO",
+                shipped_at=delivered - timedelta(days=2),
+                delivered_at=delivered,
+                updated_at=delivered,
+            ),
+            PlanBatch(plan_id=plan.id, sequence=2, first_session=4, last_session=6, units=12, status="held", updated_at=delivered),
+        ]
+    )
+    session.add(
+        Sitter(
+            patient_id=patient.id,
+            status=SitterStatus.CONFIRMED,
+            full_name="Jordan Brooks",
+            email="sitter@demo.example",
+            relationship="partner",
+            adult_confirmed=True,
+            agreement_version=SITTER_AGREEMENT.version,
+            agreement_sha256=SITTER_AGREEMENT.sha256,
+            typed_name="Jordan Brooks",
+            signed_at=delivered,
+            created_at=delivered - timedelta(days=1),
+            updated_at=delivered,
+            verified_at=delivered + timedelta(hours=2),
+            verified_by=coordinator.id,
+            verification_method="video",
+            verification_note="Demo: a short video call; a different person from the patient, knows the agreement.",
+        )
+    )
     return user

@@ -265,9 +265,10 @@ class Settings:
     stripe_max_network_retries: int = setting(2, "STRIPE_MAX_NETWORK_RETRIES", ge=0, le=10)
     # Superbill: CPT code per appointment type, and the clinic's details printed on it.
     cpt_codes: str = setting(
-        "consult=90792,reassessment=99214,integration=90837", "CPT_CODES",
+        "consult=90792,reassessment=99214,integration=90837",
+        "CPT_CODES",
         check=_format(parse_cpt_codes, "type=code pairs separated by commas, like consult=90792,integration=90837"),
-    )  # fmt: skip
+    )
     clinic_address: str = setting("100 Main Street, Suite 200, Burlington, VT 05401", "CLINIC_ADDRESS")
     clinic_phone: str = setting("+1 802 555 0100", "CLINIC_PHONE")
     clinic_tax_id: str = setting("00-0000000", "CLINIC_TAX_ID")
@@ -359,7 +360,9 @@ class Settings:
         if self.database_direct_url and not self.database_url:
             raise SettingsError("DATABASE_DIRECT_URL needs DATABASE_URL (the embedded database has no pooler in front)")
         if self.transaction_pooling and not self.database_direct_url:
-            raise SettingsError("DATABASE_POOL_MODE=transaction needs DATABASE_DIRECT_URL (LISTEN/NOTIFY and migrations need PostgreSQL itself)")
+            raise SettingsError(
+                "DATABASE_POOL_MODE=transaction needs DATABASE_DIRECT_URL (LISTEN/NOTIFY and migrations need PostgreSQL itself)"
+            )
         self.thresholds.check_envelope()  # development and production alike
         for url in self.video_ice_url_list:
             if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
@@ -368,7 +371,10 @@ class Settings:
                 raise SettingsError("VIDEO_TURN_SECRET is required when VIDEO_ICE_URLS names a TURN server")
         # a malformed key stops the start, naming the variable (accounts/totp_secrets.py builds its keyring the same way)
         parse_keyring(
-            self.totp_encryption_key, self.totp_old_encryption_keys, current_variable="TOTP_ENCRYPTION_KEY", old_variable="TOTP_OLD_ENCRYPTION_KEYS"
+            self.totp_encryption_key,
+            self.totp_old_encryption_keys,
+            current_variable="TOTP_ENCRYPTION_KEY",
+            old_variable="TOTP_OLD_ENCRYPTION_KEYS",
         )
         if self.is_production:
             if self.demo_clock:

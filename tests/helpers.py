@@ -47,9 +47,16 @@ async def make_person(
     enrol = role in STAFF_ROLES if enrol_two_factor is None else enrol_two_factor
     async with transaction(factory) as session:
         user = await create_account(
-            session, email=email, full_name=email.split("@")[0].title(), role=role, password=PASSWORD,
-            actor=Actor.system(), now=now, settings=settings, email_verified=True,
-        )  # fmt: skip
+            session,
+            email=email,
+            full_name=email.split("@")[0].title(),
+            role=role,
+            password=PASSWORD,
+            actor=Actor.system(),
+            now=now,
+            settings=settings,
+            email_verified=True,
+        )
         secret = None
         if enrol:
             secret = new_totp_secret()
@@ -82,7 +89,9 @@ async def sign_in(client: AsyncTestClient, person: Person, clock: Clock, *, pass
         assert response.status_code == 200, response.text
 
 
-def worker_context(factory: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, mailer: Mailer | None = None) -> WorkerContext:
+def worker_context(
+    factory: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, mailer: Mailer | None = None
+) -> WorkerContext:
     return WorkerContext(factory, settings, clock, services={"mailer": mailer or SmtpMailer(settings.smtp_url or "", timeout=5)})
 
 
@@ -160,7 +169,9 @@ async def visit_took_place(factory: async_sessionmaker[AsyncSession], appointmen
         assert await record_visit_started(session, room, actor=Actor.system(), now=started_at), "the appointment is not booked"
 
 
-async def join_care_team(factory: async_sessionmaker[AsyncSession], patient: Person, clinician: Person, *, now: datetime, because: str = "consult_booked") -> None:
+async def join_care_team(
+    factory: async_sessionmaker[AsyncSession], patient: Person, clinician: Person, *, now: datetime, because: str = "consult_booked"
+) -> None:
     """Put a clinician on the patient's care team, as a booked consult or integration session would."""
     from telehealth.care_teams import service as care_teams
 
@@ -174,7 +185,12 @@ async def lock_waiters(factory: async_sessionmaker[AsyncSession]) -> int:
     from sqlalchemy import text
 
     async with factory() as session:
-        return int(await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")) or 0)
+        return int(
+            await session.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+            )
+            or 0
+        )
 
 
 async def until_lock_waiters(factory: async_sessionmaker[AsyncSession], count: int, *, tasks=(), timeout: float = 10.0) -> bool:

@@ -11,14 +11,15 @@ Revises: 0016_waitlist_tally
 Create Date: 2026-12-05 11:10:00
 
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0017_calendar_version'
-down_revision: str | Sequence[str] | None = '0016_waitlist_tally'
+revision: str = "0017_calendar_version"
+down_revision: str | Sequence[str] | None = "0016_waitlist_tally"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -35,12 +36,13 @@ CLINICIAN_ROLES = "('prescriber', 'therapist')"
 
 
 def upgrade() -> None:
-    op.create_table('calendar_version',
-    sa.Column('only_row', sa.Boolean(), server_default=sa.text('true'), nullable=False),
-    sa.Column('token', sa.Uuid(), server_default=sa.text('gen_random_uuid()'), nullable=False),
-    sa.Column('n', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
-    sa.CheckConstraint('only_row', name=op.f('ck_calendar_version_one_row')),
-    sa.PrimaryKeyConstraint('only_row', name=op.f('pk_calendar_version'))
+    op.create_table(
+        "calendar_version",
+        sa.Column("only_row", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column("token", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("n", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.CheckConstraint("only_row", name=op.f("ck_calendar_version_one_row")),
+        sa.PrimaryKeyConstraint("only_row", name=op.f("pk_calendar_version")),
     )
     op.execute("INSERT INTO calendar_version DEFAULT VALUES")
     op.execute(BUMP_FUNCTION)
@@ -65,4 +67,4 @@ def downgrade() -> None:
     for table in (*EVERY_CHANGE, "clinician_profile", "user_account"):
         op.execute(f"DROP TRIGGER calendar_version_bump ON {table}")
     op.execute("DROP FUNCTION calendar_version_bump()")
-    op.drop_table('calendar_version')
+    op.drop_table("calendar_version")

@@ -12,14 +12,15 @@ Revises: 0017_calendar_version
 Create Date: 2026-12-05 11:50:00
 
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0018_busy_from_index'
-down_revision: str | Sequence[str] | None = '0017_calendar_version'
+revision: str = "0018_busy_from_index"
+down_revision: str | Sequence[str] | None = "0017_calendar_version"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -27,8 +28,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_check_constraint(op.f("ck_appointment_busy_within_a_day"), "appointment", "busy_until - busy_from <= interval '1 day'")
     op.create_index(
-        "ix_appointment_occupying_busy_from", "appointment", ["clinician_id", "busy_from"], unique=False,
-        postgresql_include=["busy_until"], postgresql_where=sa.text("status IN ('held', 'booked')"),
+        "ix_appointment_occupying_busy_from",
+        "appointment",
+        ["clinician_id", "busy_from"],
+        unique=False,
+        postgresql_include=["busy_until"],
+        postgresql_where=sa.text("status IN ('held', 'booked')"),
     )
 
 

@@ -9,12 +9,13 @@ Revises: 0020_prescribing_basis
 Create Date: 2026-12-06 16:00:00
 
 """
+
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0021_plan_safety_envelope'
-down_revision: str | Sequence[str] | None = '0020_prescribing_basis'
+revision: str = "0021_plan_safety_envelope"
+down_revision: str | Sequence[str] | None = "0020_prescribing_basis"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,12 +6,13 @@ Revises: 0021_plan_safety_envelope
 Create Date: 2026-12-06 20:30:00
 
 """
+
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0022_check_in_contact_request'
-down_revision: str | Sequence[str] | None = '0021_plan_safety_envelope'
+revision: str = "0022_check_in_contact_request"
+down_revision: str | Sequence[str] | None = "0021_plan_safety_envelope"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

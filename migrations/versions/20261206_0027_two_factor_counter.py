@@ -10,6 +10,7 @@ Revises: 0026_pharmacy_staff
 Create Date: 2026-12-06 21:00:00
 
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -18,15 +19,15 @@ from alembic import op
 import telehealth.db.types
 
 # revision identifiers, used by Alembic.
-revision: str = '0027_two_factor_counter'
-down_revision: str | Sequence[str] | None = '0026_pharmacy_staff'
+revision: str = "0027_two_factor_counter"
+down_revision: str | Sequence[str] | None = "0026_pharmacy_staff"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column('user_account', sa.Column('two_factor_locked_until', telehealth.db.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("user_account", sa.Column("two_factor_locked_until", telehealth.db.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column('user_account', 'two_factor_locked_until')
+    op.drop_column("user_account", "two_factor_locked_until")

@@ -13,6 +13,7 @@ Revises: 0028_sitter_checks
 Create Date: 2026-12-07 10:00:00
 
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -20,14 +21,14 @@ import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0029_runtime_role'
-down_revision: str | Sequence[str] | None = '0028_sitter_checks'
+revision: str = "0029_runtime_role"
+down_revision: str | Sequence[str] | None = "0028_sitter_checks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column('audit_event', sa.Column('key_id', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True))
+    op.add_column("audit_event", sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True))
     # The append-only trigger refuses any change to a sealed event; this one-time marking is the owner's.
     op.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
     op.execute("UPDATE audit_event SET key_id = 'sha256-legacy' WHERE chain_seq IS NOT NULL")
@@ -36,4 +37,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Events sealed with a key no longer verify after this (the old code hashes with plain SHA-256).
-    op.drop_column('audit_event', 'key_id')
+    op.drop_column("audit_event", "key_id")

@@ -16,14 +16,15 @@ Revises: 0029_runtime_role
 Create Date: 2026-12-06 23:30:00
 
 """
+
 from collections.abc import Sequence
 
 import sqlmodel  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0030_account_hardening'
-down_revision: str | Sequence[str] | None = '0029_runtime_role'
+revision: str = "0030_account_hardening"
+down_revision: str | Sequence[str] | None = "0029_runtime_role"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -38,6 +39,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("UPDATE schema_compatibility SET oldest_code_revision = '0025_schema_compatibility'")  # its value before
     op.alter_column(
-        'user_account', 'totp_secret',
-        existing_type=sqlmodel.sql.sqltypes.AutoString(length=200), type_=sqlmodel.sql.sqltypes.AutoString(length=64), existing_nullable=True,
+        "user_account",
+        "totp_secret",
+        existing_type=sqlmodel.sql.sqltypes.AutoString(length=200),
+        type_=sqlmodel.sql.sqltypes.AutoString(length=64),
+        existing_nullable=True,
     )

@@ -114,9 +114,7 @@ class AccountsApiController(Controller):
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
     ) -> Response[Accepted]:
-        await two_factor.confirm_enrolment(
-            db_session, signed_in=signed_in, code=data.code, actor=actor, now=clock.now(), settings=settings
-        )
+        await two_factor.confirm_enrolment(db_session, signed_in=signed_in, code=data.code, actor=actor, now=clock.now(), settings=settings)
         cookie = await rotated_session_cookie(db_session, signed_in=signed_in, settings=settings)
         return Response(Accepted(detail="Two-factor sign-in is set up."), cookies=[cookie])
 

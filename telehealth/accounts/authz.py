@@ -43,7 +43,9 @@ CLINICIANS = frozenset({Role.PRESCRIBER, Role.THERAPIST})
 
 
 def on_care_team(clinician_id: uuid.UUID) -> ColumnElement[bool]:
-    return exists().where(CareTeamMember.patient_id == Patient.id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None))
+    return exists().where(
+        CareTeamMember.patient_id == Patient.id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None)
+    )
 
 
 def visible_patients_clause(viewer: SignedIn, access: Access = Access.CLINICAL) -> ColumnElement[bool]:
@@ -85,15 +87,27 @@ async def load_patient_for(
         patient = await session.get(Patient, patient_id)
     if patient is None:
         await record_audit_event(
-            session, actor=actor, action=f"patient.record.{purpose}", resource_type="patient",
-            resource_id=patient_id, now=now, outcome="denied", reason="not_visible",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action=f"patient.record.{purpose}",
+            resource_type="patient",
+            resource_id=patient_id,
+            now=now,
+            outcome="denied",
+            reason="not_visible",
+        )
         raise NotFound("patient.not_found", "No patient record with this id is available to you.", keep_evidence=True)
     if viewer.role is not Role.PATIENT:
         await record_audit_event(
-            session, actor=actor, action=f"patient.record.{purpose}", resource_type="patient",
-            resource_id=patient.id, patient_id=patient.id, now=now, reason=f"break_glass:{grant}" if grant else None,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action=f"patient.record.{purpose}",
+            resource_type="patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+            now=now,
+            reason=f"break_glass:{grant}" if grant else None,
+        )
     return patient
 
 

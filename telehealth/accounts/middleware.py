@@ -67,12 +67,15 @@ async def rotated_session_cookie(session: AsyncSession, *, signed_in: SignedIn, 
 
 def session_cookie(raw_token: str, settings: Settings) -> Cookie:
     return Cookie(
-        key=session_cookie_name(settings), value=raw_token, httponly=True, samesite="lax", secure=settings.uses_tls,
-        max_age=settings.session_absolute_hours * 3600, path="/",
-    )  # fmt: skip
+        key=session_cookie_name(settings),
+        value=raw_token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.uses_tls,
+        max_age=settings.session_absolute_hours * 3600,
+        path="/",
+    )
 
 
 def cleared_session_cookie(settings: Settings) -> Cookie:
-    return Cookie(
-        key=session_cookie_name(settings), value="", httponly=True, samesite="lax", secure=settings.uses_tls, max_age=0, path="/"
-    )
+    return Cookie(key=session_cookie_name(settings), value="", httponly=True, samesite="lax", secure=settings.uses_tls, max_age=0, path="/")

@@ -42,9 +42,7 @@ class Patient(SQLModel, table=True):
     __tablename__ = "patient"
 
     id: uuid.UUID = uuid_primary_key()
-    user_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="RESTRICT"), nullable=False, unique=True)
-    )
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="RESTRICT"), nullable=False, unique=True))
     timezone: str = Field(default="America/New_York", max_length=64)
     state_of_residence: str | None = Field(default=None, max_length=2)
     created_at: datetime = utc_timestamp(default_now=True)
@@ -69,10 +67,14 @@ class CareTeamMember(SQLModel, table=True):
     clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True))
     added_at: datetime = utc_timestamp(default_now=True)
     joined_because: str = Field(default="assigned", max_length=20)
-    added_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True))
+    added_by: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    )
     left_at: datetime | None = utc_timestamp(nullable=True)
     left_because: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    left_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True))
+    left_by: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    )
 
 
 class BreakGlassGrant(SQLModel, table=True):
@@ -89,7 +91,9 @@ class BreakGlassGrant(SQLModel, table=True):
     granted_at: datetime = utc_timestamp()
     expires_at: datetime = utc_timestamp()
     reviewed_at: datetime | None = utc_timestamp(nullable=True)
-    reviewed_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True))
+    reviewed_by: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    )
     review_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
@@ -100,9 +104,7 @@ class UserSession(SQLModel, table=True):
 
     id: uuid.UUID = uuid_primary_key()
     token_hash: str = Field(max_length=64, unique=True)
-    user_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True))
     created_at: datetime = utc_timestamp(default_now=True)
     last_seen_at: datetime = utc_timestamp(default_now=True)
     expires_at: datetime = utc_timestamp()  # the absolute limit
@@ -117,14 +119,10 @@ class AccountToken(SQLModel, table=True):
     """Single-use links: email verification and password reset. Stored hashed; `used_at` spends it."""
 
     __tablename__ = "account_token"
-    __table_args__ = (
-        CheckConstraint("purpose IN ('verify_email', 'reset_password')", name="purpose_known"),
-    )
+    __table_args__ = (CheckConstraint("purpose IN ('verify_email', 'reset_password')", name="purpose_known"),)
 
     id: uuid.UUID = uuid_primary_key()
-    user_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True))
     purpose: str = Field(max_length=32)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = utc_timestamp(default_now=True)

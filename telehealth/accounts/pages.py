@@ -113,7 +113,10 @@ class AccountPagesController(Controller):
         self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
     ) -> Template:
         if signed_in.totp_enrolled:
-            return Template("accounts/message.html", context={"title": "Two-factor sign-in", "message": "Two-factor sign-in is already set up for this account."})
+            return Template(
+                "accounts/message.html",
+                context={"title": "Two-factor sign-in", "message": "Two-factor sign-in is already set up for this account."},
+            )
         uri = await two_factor.begin_enrolment(db_session, signed_in=signed_in, settings=settings)
         return Template("accounts/two_factor_enrol.html", context={"otpauth_uri": uri, "secret": _secret_of(uri), "qr": qr_data_uri(uri)})
 
@@ -182,7 +185,9 @@ class AccountPagesController(Controller):
             db_session, service.request_password_reset(db_session, email=fields["email"], actor=actor, now=clock.now(), settings=settings)
         )
         if isinstance(result, DomainError):
-            return Template("accounts/message.html", context={"title": "Please wait", "message": result.detail}, status_code=result.status_code)
+            return Template(
+                "accounts/message.html", context={"title": "Please wait", "message": result.detail}, status_code=result.status_code
+            )
         return Template(
             "accounts/message.html",
             context={
@@ -220,7 +225,15 @@ class AccountPagesController(Controller):
                 context={"token": fields["token"], "error": result.detail, "fields": result.fields},
                 status_code=result.status_code,
             )
-        return Template("accounts/message.html", context={"title": "Password changed", "message": "Your password is changed. Sign in with the new one.", "link": "/sign-in", "link_text": "Sign in"})
+        return Template(
+            "accounts/message.html",
+            context={
+                "title": "Password changed",
+                "message": "Your password is changed. Sign in with the new one.",
+                "link": "/sign-in",
+                "link_text": "Sign in",
+            },
+        )
 
     @post("/account/verify-email/resend", guards=[requires_sign_in])
     async def resend_verification(
@@ -234,7 +247,10 @@ class AccountPagesController(Controller):
             db_session, service.resend_email_verification(db_session, user_id=signed_in.user_id, now=clock.now(), settings=settings)
         )
         message = result.detail if isinstance(result, DomainError) else "A new confirmation link is on its way to your inbox."
-        return Template("accounts/message.html", context={"title": "Confirm your email", "message": message, "link": "/", "link_text": "Back to my portal"})
+        return Template(
+            "accounts/message.html",
+            context={"title": "Confirm your email", "message": message, "link": "/", "link_text": "Back to my portal"},
+        )
 
     @get("/account/verify-email")
     async def verify_email_form(self, token: FromQuery[str] = "") -> Template:
@@ -252,8 +268,18 @@ class AccountPagesController(Controller):
         fields = await form_fields(request, "token")
         result = await attempt(db_session, service.verify_email(db_session, token=fields["token"], actor=actor, now=clock.now()))
         if isinstance(result, DomainError):
-            return Template("accounts/message.html", context={"title": "Link not valid", "message": result.detail}, status_code=result.status_code)
-        return Template("accounts/message.html", context={"title": "Email confirmed", "message": "Thank you: your email address is confirmed.", "link": "/", "link_text": "Go to my portal"})
+            return Template(
+                "accounts/message.html", context={"title": "Link not valid", "message": result.detail}, status_code=result.status_code
+            )
+        return Template(
+            "accounts/message.html",
+            context={
+                "title": "Email confirmed",
+                "message": "Thank you: your email address is confirmed.",
+                "link": "/",
+                "link_text": "Go to my portal",
+            },
+        )
 
 
 __all__ = ["AccountPagesController", "Any"]

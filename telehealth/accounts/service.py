@@ -92,9 +92,7 @@ async def create_account(
     await session.flush()
     if role is Role.PATIENT:
         session.add(Patient(user_id=user.id, created_at=now))
-    await record_audit_event(
-        session, actor=actor, action="account.create", resource_type="user_account", resource_id=user.id, now=now
-    )
+    await record_audit_event(session, actor=actor, action="account.create", resource_type="user_account", resource_id=user.id, now=now)
     if not email_verified:
         await send_email_verification(session, user=user, now=now, settings=settings)
     return user
@@ -111,9 +109,7 @@ class SignInAttempt:
     user_agent: str | None
 
 
-async def check_password_sign_in(
-    session: AsyncSession, attempt: SignInAttempt, *, now: datetime, settings: Settings
-) -> UserAccount:
+async def check_password_sign_in(session: AsyncSession, attempt: SignInAttempt, *, now: datetime, settings: Settings) -> UserAccount:
     """Check an email and password. Answers the user, or raises a refusal that keeps its evidence
     (attempt rows, audit), so the request commits them even though it fails.
 
@@ -122,16 +118,29 @@ async def check_password_sign_in(
     password hash checked (against a dummy)."""
     actor = Actor.anonymous(attempt.ip, attempt.user_agent)
     await _refuse_this_address_when_over(
-        session, bucket="sign_in", key=attempt.ip, limit=settings.login_attempts_per_ip_per_15_min, window=timedelta(minutes=15),
-        actor=actor, action="auth.sign_in", now=now,
-        refusal=TooManyRequests("auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.", keep_evidence=True),
-    )  # fmt: skip
+        session,
+        bucket="sign_in",
+        key=attempt.ip,
+        limit=settings.login_attempts_per_ip_per_15_min,
+        window=timedelta(minutes=15),
+        actor=actor,
+        action="auth.sign_in",
+        now=now,
+        refusal=TooManyRequests(
+            "auth.rate_limited", "Too many sign-in attempts from this network. Wait 15 minutes and try again.", keep_evidence=True
+        ),
+    )
     email = normalize_email(attempt.email)
     if (refusal := await throttle.sign_in_refusal(session, email=email, ip=attempt.ip, now=now)) is not None:
         await record_audit_event(
-            session, actor=actor, action="auth.sign_in", resource_type="user_account", now=now,
-            outcome="denied", reason=f"throttled_{refusal}",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="auth.sign_in",
+            resource_type="user_account",
+            now=now,
+            outcome="denied",
+            reason=f"throttled_{refusal}",
+        )
         raise TooManyRequests("auth.rate_limited", throttle.REFUSALS[refusal], keep_evidence=True)
     user = (await session.execute(select(UserAccount).where(UserAccount.email == email))).scalar_one_or_none()
     password_ok = await verify_password_in_thread(user.password_hash if user else None, attempt.password)
@@ -142,10 +151,15 @@ async def check_password_sign_in(
             await queue_account_locked_email(session, user=user, now=now, settings=settings)
             reason += "_throttled"
         await record_audit_event(
-            session, actor=actor if user is None else Actor(user.id, user.role, attempt.ip, attempt.user_agent),
-            action="auth.sign_in", resource_type="user_account", resource_id=user.id if user else None, now=now,
-            outcome="failure", reason=reason,
-        )  # fmt: skip
+            session,
+            actor=actor if user is None else Actor(user.id, user.role, attempt.ip, attempt.user_agent),
+            action="auth.sign_in",
+            resource_type="user_account",
+            resource_id=user.id if user else None,
+            now=now,
+            outcome="failure",
+            reason=reason,
+        )
         raise NotAuthenticated("auth.invalid_credentials", INVALID_CREDENTIALS, keep_evidence=True)
 
     # Past this point the caller knows the password: the refusals below tell nothing to a guesser.
@@ -153,39 +167,46 @@ async def check_password_sign_in(
     if user.locked_until is not None and user.locked_until > now:  # set only by wrong passwords at signing (two_factor.py)
         minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
         await record_audit_event(
-            session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
-            now=now, outcome="denied", reason="locked",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="auth.sign_in",
+            resource_type="user_account",
+            resource_id=user.id,
+            now=now,
+            outcome="denied",
+            reason="locked",
+        )
         raise Forbidden(
             "auth.account_locked",
-            f"Sign-in is paused for this account after too many failed attempts. Try again in {minutes} "
-            "minutes, or reset your password.",
+            f"Sign-in is paused for this account after too many failed attempts. Try again in {minutes} minutes, or reset your password.",
             keep_evidence=True,
         )
     if Role(user.role) in STAFF_ROLES and user.email_verified_at is None:
         await record_audit_event(
-            session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id,
-            now=now, outcome="denied", reason="email_unverified",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="auth.sign_in",
+            resource_type="user_account",
+            resource_id=user.id,
+            now=now,
+            outcome="denied",
+            reason="email_unverified",
+        )
         raise Forbidden(
             "auth.email_unverified",
             "Confirm your email address first, with the link we emailed you. If it has expired, use "
-            "\"Forgot your password?\": its link confirms the address too.",
+            '"Forgot your password?": its link confirms the address too.',
             keep_evidence=True,
         )
 
     user.failed_login_count = 0
     if password_needs_rehash(user.password_hash):
         user.password_hash = await hash_password_in_thread(attempt.password)
-    await record_audit_event(
-        session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id, now=now
-    )
+    await record_audit_event(session, actor=actor, action="auth.sign_in", resource_type="user_account", resource_id=user.id, now=now)
     return user
 
 
-async def queue_account_locked_email(
-    session: AsyncSession, *, user: UserAccount, now: datetime, settings: Settings
-) -> None:
+async def queue_account_locked_email(session: AsyncSession, *, user: UserAccount, now: datetime, settings: Settings) -> None:
     await queue_email(
         session,
         to=user.email,
@@ -202,9 +223,7 @@ async def queue_account_locked_email(
 # --- single-use tokens: email verification and password reset -----------------------------------------
 
 
-async def _issue_token(
-    session: AsyncSession, *, user: UserAccount, purpose: str, valid_for: timedelta, now: datetime
-) -> str:
+async def _issue_token(session: AsyncSession, *, user: UserAccount, purpose: str, valid_for: timedelta, now: datetime) -> str:
     raw, digest = new_token()
     session.add(AccountToken(user_id=user.id, purpose=purpose, token_hash=digest, created_at=now, expires_at=now + valid_for))
     return raw
@@ -216,10 +235,14 @@ async def _spend_token(session: AsyncSession, *, raw: str, purpose: str, now: da
     account, the first to update the rows wins and the other finds them spent."""
     spendable = (
         select(AccountToken.user_id)
-        .where(AccountToken.token_hash == hash_token(raw), AccountToken.purpose == purpose,
-               AccountToken.used_at.is_(None), AccountToken.expires_at > now)
+        .where(
+            AccountToken.token_hash == hash_token(raw),
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
         .scalar_subquery()
-    )  # fmt: skip
+    )
     spent = await session.execute(
         update(AccountToken)
         .where(AccountToken.user_id == spendable, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
@@ -281,13 +304,23 @@ async def verify_email(session: AsyncSession, *, token: str, actor: Actor, now: 
 
 
 async def _refuse_this_address_when_over(
-    session: AsyncSession, *, bucket: str, key: str, limit: int, window: timedelta, actor: Actor, action: str, now: datetime,
+    session: AsyncSession,
+    *,
+    bucket: str,
+    key: str,
+    limit: int,
+    window: timedelta,
+    actor: Actor,
+    action: str,
+    now: datetime,
     refusal: TooManyRequests,
 ) -> None:
     """Count one request from this address; past `limit` in `window`, audit the refusal (kept: keep_evidence) and
     raise it. Per address only: it says nothing about any account."""
     if await over_rate_limit(session, bucket=bucket, key=key, limit=limit, window=window, now=now):
-        await record_audit_event(session, actor=actor, action=action, resource_type="user_account", now=now, outcome="denied", reason="rate_limited")
+        await record_audit_event(
+            session, actor=actor, action=action, resource_type="user_account", now=now, outcome="denied", reason="rate_limited"
+        )
         raise refusal
 
 
@@ -296,28 +329,44 @@ async def _refuse_this_address_when_over(
 RESET_REQUESTS_PER_ADDRESS, RESET_REQUESTS_PER_EMAIL, RESET_WINDOW = 10, 3, timedelta(hours=1)
 
 
-async def request_password_reset(
-    session: AsyncSession, *, email: str, actor: Actor, now: datetime, settings: Settings
-) -> None:
+async def request_password_reset(session: AsyncSession, *, email: str, actor: Actor, now: datetime, settings: Settings) -> None:
     """Email a reset link if the account exists. Answers the same either way (no way to probe for accounts).
     A new link retires the account's older ones."""
     await _refuse_this_address_when_over(
-        session, bucket="password_reset_ip", key=actor.ip or "unknown", limit=RESET_REQUESTS_PER_ADDRESS, window=RESET_WINDOW,
-        actor=actor, action="auth.password_reset_requested", now=now,
+        session,
+        bucket="password_reset_ip",
+        key=actor.ip or "unknown",
+        limit=RESET_REQUESTS_PER_ADDRESS,
+        window=RESET_WINDOW,
+        actor=actor,
+        action="auth.password_reset_requested",
+        now=now,
         refusal=TooManyRequests(
-            "password_reset.rate_limited", "Too many password reset requests from this network. Wait an hour and try again.", keep_evidence=True
+            "password_reset.rate_limited",
+            "Too many password reset requests from this network. Wait an hour and try again.",
+            keep_evidence=True,
         ),
-    )  # fmt: skip
+    )
     over_for_email = await over_rate_limit(
-        session, bucket="password_reset", key=throttle.email_digest(normalize_email(email)), limit=RESET_REQUESTS_PER_EMAIL,
-        window=RESET_WINDOW, now=now,
-    )  # fmt: skip
+        session,
+        bucket="password_reset",
+        key=throttle.email_digest(normalize_email(email)),
+        limit=RESET_REQUESTS_PER_EMAIL,
+        window=RESET_WINDOW,
+        now=now,
+    )
     user = await find_user_by_email(session, email)
     reason = "unknown_account" if user is None else "rate_limited" if over_for_email else None
     await record_audit_event(
-        session, actor=actor, action="auth.password_reset_requested", resource_type="user_account",
-        resource_id=user.id if user else None, now=now, outcome="success" if reason is None else "failure", reason=reason,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="auth.password_reset_requested",
+        resource_type="user_account",
+        resource_id=user.id if user else None,
+        now=now,
+        outcome="success" if reason is None else "failure",
+        reason=reason,
+    )
     if user is None or not user.is_active or over_for_email:
         return
     await _retire_tokens(session, user_id=user.id, purpose="reset_password", now=now)
@@ -353,9 +402,13 @@ async def reset_password(session: AsyncSession, *, token: str, new_password: str
         user.email_verified_at = now  # the reset link reached the inbox: the address works
     await revoke_all_sessions(session, user_id=user.id, now=now)
     await record_audit_event(
-        session, actor=Actor(user.id, user.role, actor.ip, actor.user_agent), action="auth.password_reset",
-        resource_type="user_account", resource_id=user.id, now=now,
-    )  # fmt: skip
+        session,
+        actor=Actor(user.id, user.role, actor.ip, actor.user_agent),
+        action="auth.password_reset",
+        resource_type="user_account",
+        resource_id=user.id,
+        now=now,
+    )
     return user
 
 
@@ -371,5 +424,11 @@ class Contact:
 
 async def patient_contact(session: AsyncSession, patient_id: uuid.UUID) -> Contact:
     """The email and name of a patient's account: whom to write to, and how to greet them."""
-    row = (await session.execute(select(UserAccount.email, UserAccount.full_name).join(Patient, Patient.user_id == UserAccount.id).where(Patient.id == patient_id))).one()
+    row = (
+        await session.execute(
+            select(UserAccount.email, UserAccount.full_name)
+            .join(Patient, Patient.user_id == UserAccount.id)
+            .where(Patient.id == patient_id)
+        )
+    ).one()
     return Contact(row.email, row.full_name)

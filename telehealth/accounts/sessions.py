@@ -124,9 +124,7 @@ async def rotate_session_token(session: AsyncSession, *, session_id: uuid.UUID) 
 
 
 async def end_session(session: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(UserSession).where(UserSession.id == session_id, UserSession.revoked_at.is_(None)).values(revoked_at=now)
-    )
+    await session.execute(update(UserSession).where(UserSession.id == session_id, UserSession.revoked_at.is_(None)).values(revoked_at=now))
 
 
 async def revoke_all_sessions(session: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> None:

@@ -62,7 +62,10 @@ async def sign_in_refusal(session: AsyncSession, *, email: str, ip: str, now: da
     """Why this email may not be tried from this address now (a key of REFUSALS), or None.
 
     Takes the rate-limit locks of both buckets (held to commit), so concurrent guesses are counted one by one."""
-    if await count_recent(session, bucket=PASSWORDS_FROM, key=_from_key(email, ip), window=FROM_ADDRESS_WINDOW, now=now) >= FROM_ADDRESS_LIMIT:
+    if (
+        await count_recent(session, bucket=PASSWORDS_FROM, key=_from_key(email, ip), window=FROM_ADDRESS_WINDOW, now=now)
+        >= FROM_ADDRESS_LIMIT
+    ):
         return "from_address"
     for limit, window in ACCOUNT_TIERS:
         if await count_recent(session, bucket=PASSWORDS_FOR, key=email_digest(email), window=window, now=now) >= limit:

@@ -62,7 +62,9 @@ def unseal(stored: str, *, user_id: uuid.UUID, keyring: TotpKeyring) -> str:
         return stored
     _, key_id, encoded = stored.split(":", 2)
     if key_id not in keyring.keys:
-        raise TotpSecretUnreadable(f"TOTP secret encrypted with key {key_id!r}, which is not in TOTP_ENCRYPTION_KEY or TOTP_OLD_ENCRYPTION_KEYS")
+        raise TotpSecretUnreadable(
+            f"TOTP secret encrypted with key {key_id!r}, which is not in TOTP_ENCRYPTION_KEY or TOTP_OLD_ENCRYPTION_KEYS"
+        )
     blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     try:
         return AESGCM(keyring.keys[key_id]).decrypt(blob[:12], blob[12:], _associated_data(user_id)).decode()

@@ -80,9 +80,15 @@ def _two_factor_locked(user: UserAccount, now: datetime) -> Forbidden | None:
 async def _refuse_if_two_factor_locked(session: AsyncSession, user: UserAccount, *, actor: Actor, now: datetime, action: str) -> None:
     if (refusal := _two_factor_locked(user, now)) is not None:
         await record_audit_event(
-            session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now,
-            outcome="denied", reason="two_factor_locked",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action=action,
+            resource_type="user_account",
+            resource_id=user.id,
+            now=now,
+            outcome="denied",
+            reason="two_factor_locked",
+        )
         raise refusal
 
 
@@ -98,13 +104,21 @@ async def _check_code(
     address = actor.ip or "unknown"
     if await count_recent(session, bucket=ADDRESS_FAILURES, key=address, window=ADDRESS_WINDOW, now=now) >= ADDRESS_FAILURE_LIMIT:
         await record_audit_event(
-            session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now,
-            outcome="denied", reason="address_rate_limited",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action=action,
+            resource_type="user_account",
+            resource_id=user.id,
+            now=now,
+            outcome="denied",
+            reason="address_rate_limited",
+        )
         raise TooManyRequests(
-            "two_factor.rate_limited", "Too many wrong codes from this network. Wait 15 minutes and try again.",
-            fields={"code": "too many wrong codes from this network"}, keep_evidence=True,
-        )  # fmt: skip
+            "two_factor.rate_limited",
+            "Too many wrong codes from this network. Wait 15 minutes and try again.",
+            fields={"code": "too many wrong codes from this network"},
+            keep_evidence=True,
+        )
     keyring = TotpKeyring.from_settings(settings)
     step = matching_totp_step(unseal(user.totp_secret, user_id=user.id, keyring=keyring), code, at=authenticator_time(now))
     if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
@@ -113,21 +127,27 @@ async def _check_code(
         if await _count_code_failure(session, user, user_session, now=now, settings=settings):
             reason += "_locked"
         await record_audit_event(
-            session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now,
-            outcome="failure", reason=reason,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action=action,
+            resource_type="user_account",
+            resource_id=user.id,
+            now=now,
+            outcome="failure",
+            reason=reason,
+        )
         raise InvalidInput("two_factor.wrong_code", WRONG_CODE, fields={"code": "is not the current code"}, keep_evidence=True)
     # A correct code resets no count: only time does, so guesses cannot be spread between right answers.
     user.totp_last_used_step = step
     if (fresh := resealed(user.totp_secret, user_id=user.id, keyring=keyring)) is not None:
         user.totp_secret = fresh  # stored in clear, or under an old key: now under the current one
-    await record_audit_event(
-        session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now
-    )
+    await record_audit_event(session, actor=actor, action=action, resource_type="user_account", resource_id=user.id, now=now)
     return user, user_session
 
 
-async def _count_code_failure(session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings) -> bool:
+async def _count_code_failure(
+    session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings
+) -> bool:
     """One more wrong code for the account (its row is locked, so concurrent guesses count one by one). At a
     limit of TWO_FACTOR_LOCKS the second factor locks, this session ends and the owner hears of it; answers
     whether it locked."""
@@ -146,7 +166,11 @@ async def _count_code_failure(session: AsyncSession, user: UserAccount, user_ses
         session,
         to=user.email,
         template="two_factor_locked",
-        context={"recipient_name": user.full_name, "paused_for": _duration(lock_for), "reset_url": f"{settings.public_base_url}/password/forgot"},
+        context={
+            "recipient_name": user.full_name,
+            "paused_for": _duration(lock_for),
+            "reset_url": f"{settings.public_base_url}/password/forgot",
+        },
         now=now,
     )
     return True
@@ -157,7 +181,9 @@ def _duration(span: timedelta) -> str:
     return f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
 
 
-async def _count_password_failure(session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings) -> None:
+async def _count_password_failure(
+    session: AsyncSession, user: UserAccount, user_session: UserSession, *, now: datetime, settings: Settings
+) -> None:
     """A wrong password at signing (only a signed-in, two-factor session gets here, never a stranger) counts
     on the account: at the limit the account locks, this session ends and the owner hears of it. Wrong passwords
     at sign-in are throttled apart (throttle.py) and lock nothing."""
@@ -193,9 +219,7 @@ async def verify_sign_in_code(
     user_session.two_factor_verified_at = now
 
 
-async def step_up(
-    session: AsyncSession, *, signed_in: SignedIn, code: str, actor: Actor, now: datetime, settings: Settings
-) -> datetime:
+async def step_up(session: AsyncSession, *, signed_in: SignedIn, code: str, actor: Actor, now: datetime, settings: Settings) -> datetime:
     """Re-prove the second factor just before a sensitive act (signing a controlled-substance plan).
     Answers until when the step-up holds."""
     if not signed_in.totp_enrolled:
@@ -232,8 +256,16 @@ async def confirm_signature(
     if not await verify_password_in_thread(user.password_hash, password):
         await _count_password_failure(session, user, user_session, now=now, settings=settings)
         await record_audit_event(
-            session, actor=actor, action="auth.signing", resource_type="user_account", resource_id=user.id, now=now,
-            outcome="failure", reason="wrong_password",
-        )  # fmt: skip
-        raise InvalidInput("signing.wrong_password", "That password is not right.", fields={"password": "is not your password"}, keep_evidence=True)
+            session,
+            actor=actor,
+            action="auth.signing",
+            resource_type="user_account",
+            resource_id=user.id,
+            now=now,
+            outcome="failure",
+            reason="wrong_password",
+        )
+        raise InvalidInput(
+            "signing.wrong_password", "That password is not right.", fields={"password": "is not your password"}, keep_evidence=True
+        )
     await _check_code(session, signed_in=signed_in, code=code, actor=actor, now=now, settings=settings, action="auth.signing")

@@ -56,7 +56,9 @@ def read_anchors(path: Path | None) -> AnchorFile:
                 continue
             try:
                 item = json.loads(line)
-                anchors.append(Anchor(int(item["chain_seq"]), str(item["row_hash"]), item.get("key_id"), str(item.get("anchored_at", "")), number))
+                anchors.append(
+                    Anchor(int(item["chain_seq"]), str(item["row_hash"]), item.get("key_id"), str(item.get("anchored_at", "")), number)
+                )
             except (ValueError, KeyError, TypeError):
                 unreadable.append(number)
     return AnchorFile(tuple(anchors), tuple(unreadable))

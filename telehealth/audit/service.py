@@ -134,13 +134,18 @@ async def seal_audit_chain(session: AsyncSession, keys: AuditKeys, *, batch_size
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_SEAL_LOCK_KEY})
     last = (
         await session.execute(
-            select(AuditEvent.chain_seq, AuditEvent.row_hash).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq.desc()).limit(1)
+            select(AuditEvent.chain_seq, AuditEvent.row_hash)
+            .where(AuditEvent.chain_seq.is_not(None))
+            .order_by(AuditEvent.chain_seq.desc())
+            .limit(1)
         )
     ).first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     pending = (
-        await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_(None)).order_by(AuditEvent.id).limit(batch_size))
-    ).scalars().all()
+        (await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_(None)).order_by(AuditEvent.id).limit(batch_size)))
+        .scalars()
+        .all()
+    )
     for event in pending:
         seq += 1
         row_hash = compute_row_hash(event, chain_seq=seq, prev_hash=prev_hash, key=keys.current)
@@ -199,10 +204,14 @@ async def verify_audit_chain(
 
     while True:
         rows = (
-            await session.execute(
-                select(AuditEvent).where(AuditEvent.chain_seq >= expected_seq).order_by(AuditEvent.chain_seq).limit(batch_size)
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.chain_seq >= expected_seq).order_by(AuditEvent.chain_seq).limit(batch_size)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for event in rows:
@@ -220,7 +229,10 @@ async def verify_audit_chain(
             for anchor in anchored.get(expected_seq, ()):
                 anchors_checked += 1
                 if anchor.row_hash != event.row_hash:
-                    return broken(expected_seq, f"its row_hash differs from the one anchored outside the database at {anchor.anchored_at} (anchor line {anchor.line})")
+                    return broken(
+                        expected_seq,
+                        f"its row_hash differs from the one anchored outside the database at {anchor.anchored_at} (anchor line {anchor.line})",
+                    )
             head = (expected_seq, event.row_hash or "", event.key_id)
             expected_prev, expected_seq = event.row_hash or "", expected_seq + 1
         session.expunge_all()
@@ -239,7 +251,9 @@ async def anchor_chain_head(session: AsyncSession, keys: AuditKeys, path: Path, 
     """Append the chain's head to the anchor file when it moved since the last anchor and its hash is one
     this service's keys made (a forged head is left for verify-audit to report, never anchored). Answers
     the chain_seq anchored, if any."""
-    head = (await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq.desc()).limit(1))).scalar_one_or_none()
+    head = (
+        await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq.desc()).limit(1))
+    ).scalar_one_or_none()
     if head is None or head.chain_seq is None or head.chain_seq <= last_anchored_seq(path):
         return None
     key = keys.by_id.get(head.key_id or "")

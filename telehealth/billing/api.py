@@ -44,21 +44,35 @@ COORDINATOR = [requires_role(Role.COORDINATOR)]
 
 def checkout_body(payment: Payment, policy: BillingPolicy) -> CheckoutBody:
     return CheckoutBody(
-        payment_id=payment.id, amount_cents=payment.amount_cents, checkout_url=payment.checkout_url, expires_at=payment.checkout_expires_at,
+        payment_id=payment.id,
+        amount_cents=payment.amount_cents,
+        checkout_url=payment.checkout_url,
+        expires_at=payment.checkout_expires_at,
         policy=rules.before_payment(PaymentPurpose(payment.purpose), policy),
-    )  # fmt: skip
+    )
 
 
 def payment_body(payment: Payment) -> PaymentBody:
     return PaymentBody(
-        id=payment.id, purpose=payment.purpose, status=payment.status, amount_cents=payment.amount_cents, refunded_cents=payment.refunded_cents,
-        created_at=payment.created_at, paid_at=payment.paid_at, appointment_id=payment.appointment_id, disputed=payment.disputed_at is not None,
-    )  # fmt: skip
+        id=payment.id,
+        purpose=payment.purpose,
+        status=payment.status,
+        amount_cents=payment.amount_cents,
+        refunded_cents=payment.refunded_cents,
+        created_at=payment.created_at,
+        paid_at=payment.paid_at,
+        appointment_id=payment.appointment_id,
+        disputed=payment.disputed_at is not None,
+    )
 
 
 def policy_body(policy: BillingPolicy) -> PolicyBody:
     numbers = {name: getattr(policy, name) for name in service.POLICY_FIELDS}
-    return PolicyBody(**numbers, appointments=rules.before_payment(PaymentPurpose.CONSULT, policy), program=rules.before_payment(PaymentPurpose.PROGRAM, policy))
+    return PolicyBody(
+        **numbers,
+        appointments=rules.before_payment(PaymentPurpose.CONSULT, policy),
+        program=rules.before_payment(PaymentPurpose.PROGRAM, policy),
+    )
 
 
 class StripeWebhookController(Controller):
@@ -85,7 +99,9 @@ class BillingApiController(Controller):
     tags = ["billing"]
 
     @get("/api/v1/billing/policy")
-    async def policy(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]) -> PolicyBody:
+    async def policy(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+    ) -> PolicyBody:
         """The fees and the refund rules, with the sentences a patient reads before paying."""
         return policy_body(await service.current_policy(db_session, settings))
 
@@ -116,9 +132,14 @@ class BillingApiController(Controller):
         """The Checkout Session for a held appointment (the same one on a second click)."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         payment = await service.checkout_for_held_appointment(
-            db_session, stripe_gateway, appointment_id=appointment_id, patient=patient, now=clock.now(), settings=settings,
+            db_session,
+            stripe_gateway,
+            appointment_id=appointment_id,
+            patient=patient,
+            now=clock.now(),
+            settings=settings,
             save_payment_method=data.save_payment_method,
-        )  # fmt: skip
+        )
         return checkout_body(payment, await service.current_policy(db_session, settings))
 
     @post("/api/v1/billing/payments/{payment_id:uuid}/checkout", status_code=200, guards=PATIENT)
@@ -133,7 +154,9 @@ class BillingApiController(Controller):
     ) -> CheckoutBody:
         """Pay an amount due (program fee, a fee, a session a therapist booked)."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        payment = await service.checkout_for_payment(db_session, stripe_gateway, payment_id=payment_id, patient=patient, now=clock.now(), settings=settings)
+        payment = await service.checkout_for_payment(
+            db_session, stripe_gateway, payment_id=payment_id, patient=patient, now=clock.now(), settings=settings
+        )
         return checkout_body(payment, await service.current_policy(db_session, settings))
 
     @get("/api/v1/billing/statement", guards=PATIENT)
@@ -144,10 +167,17 @@ class BillingApiController(Controller):
         ledger = await service.ledger_for(db_session, patient_id=patient.id)
         return StatementBody(
             payments=[payment_body(p) for p in payments],
-            ledger=[LedgerLine(kind=e.kind, amount_cents=e.amount_cents, label=e.label, occurred_at=e.occurred_at, payment_id=e.payment_id) for e in ledger],
-            balance_due_cents=sum(p.amount_cents for p in payments if (p.status == PaymentStatus.OPEN and p.appointment_id is None) or
-                                  (p.status == PaymentStatus.OPEN and p.purpose in (PaymentPurpose.LATE_CANCEL_FEE, PaymentPurpose.NO_SHOW_FEE))),
-        )  # fmt: skip
+            ledger=[
+                LedgerLine(kind=e.kind, amount_cents=e.amount_cents, label=e.label, occurred_at=e.occurred_at, payment_id=e.payment_id)
+                for e in ledger
+            ],
+            balance_due_cents=sum(
+                p.amount_cents
+                for p in payments
+                if (p.status == PaymentStatus.OPEN and p.appointment_id is None)
+                or (p.status == PaymentStatus.OPEN and p.purpose in (PaymentPurpose.LATE_CANCEL_FEE, PaymentPurpose.NO_SHOW_FEE))
+            ),
+        )
 
     @post("/api/v1/billing/payments/{payment_id:uuid}/refunds", status_code=201, guards=COORDINATOR)
     async def manual_refund(
@@ -159,14 +189,23 @@ class BillingApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> RefundBody:
         """Refund part or all of what is left on a payment, with a reason (audited; the reason stays with us)."""
-        refund = await service.manual_refund(db_session, payment_id=payment_id, amount_cents=data.amount_cents, note=data.reason, actor=actor, now=clock.now())
-        return RefundBody(id=refund.id, payment_id=refund.payment_id, amount_cents=refund.amount_cents, reason=refund.reason, status=refund.status)
+        refund = await service.manual_refund(
+            db_session, payment_id=payment_id, amount_cents=data.amount_cents, note=data.reason, actor=actor, now=clock.now()
+        )
+        return RefundBody(
+            id=refund.id, payment_id=refund.payment_id, amount_cents=refund.amount_cents, reason=refund.reason, status=refund.status
+        )
 
     @get("/api/v1/billing/daily-totals", guards=COORDINATOR)
-    async def totals(self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]) -> list[DailyTotal]:
+    async def totals(
+        self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]
+    ) -> list[DailyTotal]:
         """Charged, refunded and disputed per clinic-local day, last 30 days."""
         rows = await service.daily_totals(db_session, since=clock.now() - timedelta(days=30), zone=settings.clinic_timezone)
-        return [DailyTotal(day=str(r["day"]), charged_cents=r["charge"], refunded_cents=-r["refund"], disputed_cents=-r["dispute"]) for r in rows]
+        return [
+            DailyTotal(day=str(r["day"]), charged_cents=r["charge"], refunded_cents=-r["refund"], disputed_cents=-r["dispute"])
+            for r in rows
+        ]
 
     @get("/api/v1/billing/disputes", guards=COORDINATOR)
     async def disputes(self, db_session: NamedDependency[AsyncSession]) -> list[PaymentBody]:

@@ -77,7 +77,10 @@ def verified_event(payload: bytes, signature: str | None, *, secret: str, wall_n
 async def apply_event(session: AsyncSession, gateway: StripeGateway, *, event: dict[str, Any], now: datetime, settings: Settings) -> str:
     """Act on one verified event; answers what happened ("duplicate", "ignored", or the handler's outcome)."""
     fresh = await session.execute(
-        insert(StripeEvent).values(id=event["id"], type=str(event.get("type", ""))[:100], received_at=now).on_conflict_do_nothing().returning(StripeEvent.id)
+        insert(StripeEvent)
+        .values(id=event["id"], type=str(event.get("type", ""))[:100], received_at=now)
+        .on_conflict_do_nothing()
+        .returning(StripeEvent.id)
     )
     if fresh.scalar_one_or_none() is None:
         return "duplicate"
@@ -106,8 +109,13 @@ async def _payment_for_intent(session: AsyncSession, gateway: StripeGateway, pay
     if not payment_intent_id:
         return None
     found = (
-        await session.execute(select(Payment).where(Payment.stripe_payment_intent_id == payment_intent_id).with_for_update().execution_options(populate_existing=True))
-    ).scalar_one_or_none()  # fmt: skip
+        await session.execute(
+            select(Payment)
+            .where(Payment.stripe_payment_intent_id == payment_intent_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
     if found is not None:
         return found
     intent = await gateway.retrieve_payment_intent(payment_intent_id)
@@ -132,8 +140,17 @@ async def _refuse_settlement(session: AsyncSession, payment: Payment, *, reason:
     """Record a completion that does not match its payment (apply_event logs it). Answered 200: the event is
     stored, so Stripe stops retrying something that can never match (a 4xx or 5xx would be retried for days
     and could get the endpoint disabled, genuine payments with it)."""
-    await record_audit_event(session, actor=Actor.system(), action="payment.webhook_refused", resource_type="payment", resource_id=payment.id,
-                             patient_id=payment.patient_id, now=now, outcome="denied", reason=reason)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=Actor.system(),
+        action="payment.webhook_refused",
+        resource_type="payment",
+        resource_id=payment.id,
+        patient_id=payment.patient_id,
+        now=now,
+        outcome="denied",
+        reason=reason,
+    )
     return f"refused_{reason}"
 
 
@@ -148,10 +165,16 @@ async def _checkout_paid(session: AsyncSession, gateway: StripeGateway, obj: dic
             payment.stripe_payment_intent_id = obj["payment_intent"]
             session.add(payment)
         return "awaiting_payment"  # a delayed method: async_payment_succeeded or _failed follows
-    return "paid" if await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings) else "already_paid"
+    return (
+        "paid"
+        if await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings)
+        else "already_paid"
+    )
 
 
-async def _checkout_async_succeeded(session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings) -> str:
+async def _checkout_async_succeeded(
+    session: AsyncSession, gateway: StripeGateway, obj: dict[str, Any], now: datetime, settings: Settings
+) -> str:
     return await _checkout_paid(session, gateway, {**obj, "payment_status": "paid"}, now, settings)
 
 
@@ -161,9 +184,16 @@ async def _lapse_hold(session: AsyncSession, payment: Payment, now: datetime) ->
     appointment = await session.get(Appointment, payment.appointment_id, with_for_update=True)
     if appointment is not None and appointment.status == AppointmentStatus.HELD:
         await change_status(
-            session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=AppointmentStatus.HELD,
-            target=AppointmentStatus.EXPIRED, actor=Actor.system(), now=now, patient_id=appointment.patient_id,
-        )  # fmt: skip
+            session,
+            Appointment,
+            appointment.id,
+            table=APPOINTMENT_TRANSITIONS,
+            source=AppointmentStatus.HELD,
+            target=AppointmentStatus.EXPIRED,
+            actor=Actor.system(),
+            now=now,
+            patient_id=appointment.patient_id,
+        )
 
 
 async def _pays_for_a_hold(session: AsyncSession, payment: Payment) -> bool:
@@ -172,7 +202,11 @@ async def _pays_for_a_hold(session: AsyncSession, payment: Payment) -> bool:
     if payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION):
         return False
     appointment = await session.get(Appointment, payment.appointment_id)
-    return appointment is not None and appointment.status in (AppointmentStatus.HELD, AppointmentStatus.EXPIRED, AppointmentStatus.CANCELLED)
+    return appointment is not None and appointment.status in (
+        AppointmentStatus.HELD,
+        AppointmentStatus.EXPIRED,
+        AppointmentStatus.CANCELLED,
+    )
 
 
 def _keep_due(session: AsyncSession, payment: Payment) -> None:
@@ -225,12 +259,20 @@ async def _charge_refunded(session: AsyncSession, gateway: StripeGateway, obj: d
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
             Refund.payment_id == payment.id, Refund.status.in_([RefundStatus.PENDING, RefundStatus.SUCCEEDED])
         )
-    )  # fmt: skip
+    )
     outside = int(obj.get("amount_refunded") or 0) - int(ours or 0)
     if outside <= 0:
         return "matched"  # our own refunds: their jobs record them
-    refund = await service.request_refund(session, payment, amount_cents=outside, reason="outside", actor=Actor.system(), now=now,
-                                          note="Refunded outside the portal (Stripe dashboard)", send=False)  # fmt: skip
+    refund = await service.request_refund(
+        session,
+        payment,
+        amount_cents=outside,
+        reason="outside",
+        actor=Actor.system(),
+        now=now,
+        note="Refunded outside the portal (Stripe dashboard)",
+        send=False,
+    )
     assert refund is not None
     await service.finish_refund(session, refund, stripe_refund_id=None, now=now)
     return "recorded_outside_refund"
@@ -247,8 +289,16 @@ async def _dispute_created(session: AsyncSession, gateway: StripeGateway, obj: d
         payment.disputed_at = now
         session.add(payment)
     await service.record_dispute(session, payment, amount_cents=int(obj.get("amount") or payment.amount_cents), now=now)
-    await record_audit_event(session, actor=Actor.system(), action="payment.dispute", resource_type="payment", resource_id=payment.id,
-                             patient_id=payment.patient_id, now=now, reason=str(obj.get("reason") or "")[:100] or None)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=Actor.system(),
+        action="payment.dispute",
+        resource_type="payment",
+        resource_id=payment.id,
+        patient_id=payment.patient_id,
+        now=now,
+        reason=str(obj.get("reason") or "")[:100] or None,
+    )
     return "flagged"
 
 

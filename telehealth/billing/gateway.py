@@ -34,9 +34,11 @@ class StripeGateway:
             self._http = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
         addresses = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._client = stripe.StripeClient(
-            settings.stripe_api_key, http_client=self._http, base_addresses=addresses,  # type: ignore[arg-type]
+            settings.stripe_api_key,
+            http_client=self._http,
+            base_addresses=addresses,  # type: ignore[arg-type]
             max_network_retries=settings.stripe_max_network_retries,
-        )  # fmt: skip
+        )
 
     async def close(self) -> None:
         await self._http.close_async()
@@ -49,16 +51,28 @@ class StripeGateway:
         return str(customer["id"])
 
     async def create_checkout_session(
-        self, *, payment_id: str, purpose: PaymentPurpose, amount_cents: int, customer_id: str, attempt: int,
-        expires_at: datetime, success_url: str, cancel_url: str, save_payment_method: bool,
-    ) -> CheckoutSession:  # fmt: skip
+        self,
+        *,
+        payment_id: str,
+        purpose: PaymentPurpose,
+        amount_cents: int,
+        customer_id: str,
+        attempt: int,
+        expires_at: datetime,
+        success_url: str,
+        cancel_url: str,
+        save_payment_method: bool,
+    ) -> CheckoutSession:
         params: dict[str, Any] = {
             "mode": "payment",
             "customer": customer_id,
             "client_reference_id": payment_id,
             "metadata": {"payment_id": payment_id},
             "line_items": [
-                {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": amount_cents, "product_data": {"name": STRIPE_PRODUCT_NAMES[purpose]}}}
+                {
+                    "quantity": 1,
+                    "price_data": {"currency": "usd", "unit_amount": amount_cents, "product_data": {"name": STRIPE_PRODUCT_NAMES[purpose]}},
+                }
             ],
             "payment_intent_data": {"metadata": {"payment_id": payment_id}},
             "expires_at": int(expires_at.timestamp()),
@@ -88,9 +102,14 @@ class StripeGateway:
     async def charge_saved_method(self, *, payment_id: str, amount_cents: int, customer_id: str, payment_method_id: str) -> dict[str, Any]:
         """An off-session charge of a card the patient agreed to keep on file (fees)."""
         params = {
-            "amount": amount_cents, "currency": "usd", "customer": customer_id, "payment_method": payment_method_id,
-            "confirm": True, "off_session": True, "metadata": {"payment_id": payment_id},
-        }  # fmt: skip
+            "amount": amount_cents,
+            "currency": "usd",
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"payment_id": payment_id},
+        }
         intent = await self._call(self._client.v1.payment_intents.create_async, params, key=f"fee:{payment_id}")
         return intent.to_dict()
 
@@ -104,9 +123,13 @@ class StripeGateway:
         try:
             return await method(*args, options={"idempotency_key": key})
         except stripe.CardError as error:
-            raise RuleRefused("payments.card_declined", "The card was declined.", extra={"decline_code": error.code or "declined"}) from error
+            raise RuleRefused(
+                "payments.card_declined", "The card was declined.", extra={"decline_code": error.code or "declined"}
+            ) from error
         except stripe.InvalidRequestError as error:
-            raise RuleRefused("payments.refused", "Our payment processor refused the request.", extra={"stripe_code": error.code or ""}) from error
+            raise RuleRefused(
+                "payments.refused", "Our payment processor refused the request.", extra={"stripe_code": error.code or ""}
+            ) from error
         except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
             raise ServiceUnavailable(
                 "payments.unavailable", "We could not reach our payment processor. Nothing was charged; please try again in a minute."

@@ -42,7 +42,9 @@ async def send_refund(context: WorkerContext, payload: dict[str, Any]) -> None:
         payment = await session.get(Payment, refund.payment_id)
         assert payment is not None and payment.stripe_payment_intent_id
         try:
-            sent = await gateway_for(context).create_refund(refund_id=str(refund.id), payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents)
+            sent = await gateway_for(context).create_refund(
+                refund_id=str(refund.id), payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents
+            )
         except RuleRefused as refused:  # for good (e.g. already refunded at Stripe): put the balance back, show it
             await fail_refund(session, refund, now=now, code=str(refused.extra.get("stripe_code") or refused.code))
             return
@@ -60,9 +62,11 @@ async def collect_fee(context: WorkerContext, payload: dict[str, Any]) -> None:
         if customer is not None and customer.payment_method_id:
             try:
                 intent = await gateway_for(context).charge_saved_method(
-                    payment_id=str(payment.id), amount_cents=payment.amount_cents, customer_id=customer.stripe_customer_id,
+                    payment_id=str(payment.id),
+                    amount_cents=payment.amount_cents,
+                    customer_id=customer.stripe_customer_id,
                     payment_method_id=customer.payment_method_id,
-                )  # fmt: skip
+                )
             except RuleRefused as declined:
                 payment.failure_code = str(declined.extra.get("decline_code") or declined.code)[:100]
                 session.add(payment)
@@ -71,7 +75,9 @@ async def collect_fee(context: WorkerContext, payload: dict[str, Any]) -> None:
                     await mark_paid(session, payment, payment_intent_id=str(intent["id"]), now=now, settings=context.settings)
                     return
         # No card on file (or it was declined): the fee waits on the billing page, and the patient hears so.
-        await email_patient(session, payment.patient_id, "billing_payment_due", amount=payment.amount_cents, now=now, key=f"due:{payment.id}")
+        await email_patient(
+            session, payment.patient_id, "billing_payment_due", amount=payment.amount_cents, now=now, key=f"due:{payment.id}"
+        )
 
 
 @job_handler(EXPIRE_CHECKOUT_JOB)

@@ -75,7 +75,9 @@ class Payment(SQLModel, table=True):
     refunded_cents: int = 0
     currency: str = Field(default="usd", max_length=3)
     appointment_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("appointment.id", ondelete="RESTRICT")))
-    plan_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("troche_plan.id", ondelete="RESTRICT")))  # the program fee
+    plan_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("troche_plan.id", ondelete="RESTRICT"))
+    )  # the program fee
     save_payment_method: bool = False  # the patient agreed at checkout to fees being charged to this card
     stripe_checkout_session_id: str | None = Field(default=None, max_length=255, unique=True)
     stripe_payment_intent_id: str | None = Field(default=None, max_length=255, unique=True)

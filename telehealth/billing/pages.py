@@ -55,86 +55,162 @@ class BillingPagesController(Controller):
         payments = await service.payments_for(db_session, patient_id=patient.id)
         ledger = await service.ledger_for(db_session, patient_id=patient.id)
         due = [p for p in payments if p.status == PaymentStatus.OPEN]
-        return Template("billing/statement.html", context={
-            "payments": payments, "ledger": ledger, "due": due, "zone": patient.timezone, "dollars": rules.dollars, "names": STRIPE_PRODUCT_NAMES,
-        })  # fmt: skip
+        return Template(
+            "billing/statement.html",
+            context={
+                "payments": payments,
+                "ledger": ledger,
+                "due": due,
+                "zone": patient.timezone,
+                "dollars": rules.dollars,
+                "names": STRIPE_PRODUCT_NAMES,
+            },
+        )
 
     @get("/billing/appointments/{appointment_id:uuid}/pay")
     async def appointment_pay_form(
-        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment = await db_session.get(Appointment, appointment_id)
         if appointment is None or appointment.patient_id != patient.id:
             raise NotFound("appointment.not_found", "No appointment with this id is yours.")
         purpose = service.PURPOSE_BY_APPOINTMENT.get(AppointmentType(appointment.appointment_type))
         if purpose is None:
-            return Template("billing/problem.html", context={"detail": "This appointment is part of your plan: there is nothing to pay."}, status_code=422)
+            return Template(
+                "billing/problem.html",
+                context={"detail": "This appointment is part of your plan: there is nothing to pay."},
+                status_code=422,
+            )
         policy = await service.current_policy(db_session, settings)
-        return Template("billing/pay.html", context={
-            "action": f"/billing/appointments/{appointment_id}/pay", "amount": rules.dollars(rules.fee_for(purpose, policy)),
-            "sentences": rules.before_payment(purpose, policy), "appointment": appointment, "zone": patient.timezone, "offer_card_on_file": True,
-        })  # fmt: skip
+        return Template(
+            "billing/pay.html",
+            context={
+                "action": f"/billing/appointments/{appointment_id}/pay",
+                "amount": rules.dollars(rules.fee_for(purpose, policy)),
+                "sentences": rules.before_payment(purpose, policy),
+                "appointment": appointment,
+                "zone": patient.timezone,
+                "offer_card_on_file": True,
+            },
+        )
 
     @post("/billing/appointments/{appointment_id:uuid}/pay")
     async def appointment_pay(
-        self, request: Request, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
-        stripe_gateway: NamedDependency[StripeGateway], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        request: Request,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        stripe_gateway: NamedDependency[StripeGateway],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         """To Stripe's page; the appointment is booked when Stripe tells us the payment completed."""
         fields = await form_fields(request, "save_payment_method")
         patient = await own_patient_record(db_session, viewer=signed_in)
-        result = await attempt(db_session, service.checkout_for_held_appointment(
-            db_session, stripe_gateway, appointment_id=appointment_id, patient=patient, now=clock.now(), settings=settings,
-            save_payment_method=fields["save_payment_method"] == "yes",
-        ))  # fmt: skip
+        result = await attempt(
+            db_session,
+            service.checkout_for_held_appointment(
+                db_session,
+                stripe_gateway,
+                appointment_id=appointment_id,
+                patient=patient,
+                now=clock.now(),
+                settings=settings,
+                save_payment_method=fields["save_payment_method"] == "yes",
+            ),
+        )
         if isinstance(result, DomainError):
             return Template("billing/problem.html", context={"detail": result.detail}, status_code=result.status_code)
         return Redirect(path=result.checkout_url or "/billing", status_code=303)
 
     @get("/billing/payments/{payment_id:uuid}/pay")
     async def due_pay_form(
-        self, payment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+        self,
+        payment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
     ) -> Template:
         payment = await _own_payment(db_session, signed_in, payment_id)
         policy = await service.current_policy(db_session, settings)
-        return Template("billing/pay.html", context={
-            "action": f"/billing/payments/{payment_id}/pay", "amount": rules.dollars(payment.amount_cents),
-            "sentences": rules.before_payment(PaymentPurpose(payment.purpose), policy), "appointment": None, "offer_card_on_file": False,
-        })  # fmt: skip
+        return Template(
+            "billing/pay.html",
+            context={
+                "action": f"/billing/payments/{payment_id}/pay",
+                "amount": rules.dollars(payment.amount_cents),
+                "sentences": rules.before_payment(PaymentPurpose(payment.purpose), policy),
+                "appointment": None,
+                "offer_card_on_file": False,
+            },
+        )
 
     @post("/billing/payments/{payment_id:uuid}/pay")
     async def due_pay(
-        self, payment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
-        stripe_gateway: NamedDependency[StripeGateway], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        payment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        stripe_gateway: NamedDependency[StripeGateway],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         patient = await own_patient_record(db_session, viewer=signed_in)
-        result = await attempt(db_session, service.checkout_for_payment(db_session, stripe_gateway, payment_id=payment_id, patient=patient, now=clock.now(), settings=settings))
+        result = await attempt(
+            db_session,
+            service.checkout_for_payment(
+                db_session, stripe_gateway, payment_id=payment_id, patient=patient, now=clock.now(), settings=settings
+            ),
+        )
         if isinstance(result, DomainError):
             return Template("billing/problem.html", context={"detail": result.detail}, status_code=result.status_code)
         return Redirect(path=result.checkout_url or "/billing", status_code=303)
 
     @get("/billing/return")
-    async def back_from_stripe(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], payment: FromQuery[uuid.UUID]) -> Template:
+    async def back_from_stripe(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], payment: FromQuery[uuid.UUID]
+    ) -> Template:
         """Where Stripe sends the browser back. It proves nothing: the page shows what Stripe's webhook has told us."""
         found = await _own_payment(db_session, signed_in, payment)
-        return Template("billing/return.html", context={"payment": found, "dollars": rules.dollars, "paid": found.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED)})
+        return Template(
+            "billing/return.html",
+            context={"payment": found, "dollars": rules.dollars, "paid": found.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED)},
+        )
 
     @get("/billing/payments/{payment_id:uuid}/receipt")
     async def receipt(
-        self, payment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+        self,
+        payment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
     ) -> Template:
         payment = await _own_payment(db_session, signed_in, payment_id)
         patient = await own_patient_record(db_session, viewer=signed_in)
-        refunds = list((await db_session.execute(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.created_at))).scalars())
-        return Template("billing/receipt.html", context={
-            "payment": payment, "refunds": refunds, "settings": settings, "zone": patient.timezone, "dollars": rules.dollars,
-            "name": STRIPE_PRODUCT_NAMES[PaymentPurpose(payment.purpose)],
-        })  # fmt: skip
+        refunds = list(
+            (await db_session.execute(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.created_at))).scalars()
+        )
+        return Template(
+            "billing/receipt.html",
+            context={
+                "payment": payment,
+                "refunds": refunds,
+                "settings": settings,
+                "zone": patient.timezone,
+                "dollars": rules.dollars,
+                "name": STRIPE_PRODUCT_NAMES[PaymentPurpose(payment.purpose)],
+            },
+        )
 
     @get("/billing/superbill")
-    async def superbill(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]) -> Template:
+    async def superbill(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+    ) -> Template:
         """An itemised statement for an out-of-network claim: clinic, provider and NPI, dates of service, CPT codes."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         account = await db_session.get(UserAccount, signed_in.user_id)
@@ -143,66 +219,130 @@ class BillingPagesController(Controller):
             .join(Appointment, Appointment.id == Payment.appointment_id)
             .join(UserAccount, UserAccount.id == Appointment.clinician_id)
             .outerjoin(ClinicianProfile, ClinicianProfile.user_id == Appointment.clinician_id)
-            .where(Payment.patient_id == patient.id, Payment.status.in_([PaymentStatus.PAID, PaymentStatus.REFUNDED]), Appointment.status.in_(["booked", "completed"]))
+            .where(
+                Payment.patient_id == patient.id,
+                Payment.status.in_([PaymentStatus.PAID, PaymentStatus.REFUNDED]),
+                Appointment.status.in_(["booked", "completed"]),
+            )
             .order_by(Appointment.starts_at)
-        )  # fmt: skip
+        )
         lines = [
-            {"date": a.starts_at, "provider": name, "npi": npi or "—", "cpt": settings.cpt_code_by_type.get(a.appointment_type, "—"),
-             "name": STRIPE_PRODUCT_NAMES[PaymentPurpose(p.purpose)], "paid": p.amount_cents - p.refunded_cents}  # fmt: skip
+            {
+                "date": a.starts_at,
+                "provider": name,
+                "npi": npi or "—",
+                "cpt": settings.cpt_code_by_type.get(a.appointment_type, "—"),
+                "name": STRIPE_PRODUCT_NAMES[PaymentPurpose(p.purpose)],
+                "paid": p.amount_cents - p.refunded_cents,
+            }
             for p, a, name, npi in rows.all()
         ]
-        return Template("billing/superbill.html", context={
-            "lines": lines, "settings": settings, "patient": patient, "account": account, "zone": patient.timezone, "dollars": rules.dollars,
-            "total": sum(line["paid"] for line in lines),
-        })  # fmt: skip
+        return Template(
+            "billing/superbill.html",
+            context={
+                "lines": lines,
+                "settings": settings,
+                "patient": patient,
+                "account": account,
+                "zone": patient.timezone,
+                "dollars": rules.dollars,
+                "total": sum(line["paid"] for line in lines),
+            },
+        )
 
 
 class CoordinatorBillingPagesController(Controller):
     guards = COORDINATOR
 
     @get("/coordinator/billing")
-    async def overview(self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock], notice: FromQuery[str | None] = None) -> Template:
+    async def overview(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        notice: FromQuery[str | None] = None,
+    ) -> Template:
         return Template("billing/coordinator.html", context=await self._overview_context(db_session, settings, clock) | {"notice": notice})
 
     @staticmethod
     async def _overview_context(db_session: AsyncSession, settings: Settings, clock: Clock) -> dict[str, object]:
         totals = await service.daily_totals(db_session, since=clock.now() - timedelta(days=14), zone=settings.clinic_timezone)
         disputes = await service.disputed_payments(db_session)
-        failed = list((await db_session.execute(select(Refund).where(Refund.status == "failed").order_by(Refund.created_at.desc()).limit(50))).scalars())
-        recent = list((await db_session.execute(select(Payment).where(Payment.status.in_(["paid", "refunded"])).order_by(Payment.paid_at.desc()).limit(50))).scalars())
+        failed = list(
+            (
+                await db_session.execute(select(Refund).where(Refund.status == "failed").order_by(Refund.created_at.desc()).limit(50))
+            ).scalars()
+        )
+        recent = list(
+            (
+                await db_session.execute(
+                    select(Payment).where(Payment.status.in_(["paid", "refunded"])).order_by(Payment.paid_at.desc()).limit(50)
+                )
+            ).scalars()
+        )
         return {
-            "totals": totals, "disputes": disputes, "failed": failed, "recent": recent, "dollars": rules.dollars, "zone": settings.clinic_timezone,
-            "policy": await service.current_policy(db_session, settings), "names": STRIPE_PRODUCT_NAMES, "policy_form": POLICY_FORM,
-            "fields": {}, "values": {},
-        }  # fmt: skip
+            "totals": totals,
+            "disputes": disputes,
+            "failed": failed,
+            "recent": recent,
+            "dollars": rules.dollars,
+            "zone": settings.clinic_timezone,
+            "policy": await service.current_policy(db_session, settings),
+            "names": STRIPE_PRODUCT_NAMES,
+            "policy_form": POLICY_FORM,
+            "fields": {},
+            "values": {},
+        }
 
     @post("/coordinator/billing/policy")
     async def change_policy(
-        self, request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        self,
+        request: Request,
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+    ) -> Template | Redirect:
         """The fees and refund rules, changed from the page (the same rule and audit as PUT /api/v1/billing/policy)."""
         raw = await form_fields(request, *POLICY_FORM)
         values, problems = policy_values(raw)
-        result = InvalidInput("request.invalid", "Some values need another look.", fields=problems) if problems else await attempt(
-            db_session, service.update_policy(db_session, values=values, actor=actor, now=clock.now(), settings=settings)
-        )  # fmt: skip
+        result = (
+            InvalidInput("request.invalid", "Some values need another look.", fields=problems)
+            if problems
+            else await attempt(
+                db_session, service.update_policy(db_session, values=values, actor=actor, now=clock.now(), settings=settings)
+            )
+        )
         if isinstance(result, DomainError):
-            context = await self._overview_context(db_session, settings, clock) | {"error": result.detail, "fields": result.fields, "values": raw}
+            context = await self._overview_context(db_session, settings, clock) | {
+                "error": result.detail,
+                "fields": result.fields,
+                "values": raw,
+            }
             return Template("billing/coordinator.html", context=context, status_code=result.status_code)
         return Redirect(path="/coordinator/billing?notice=policy")
 
     @post("/coordinator/billing/payments/{payment_id:uuid}/refund")
     async def refund(
-        self, request: Request, payment_id: FromPath[uuid.UUID], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        request: Request,
+        payment_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         fields = await form_fields(request, "amount", "reason")
         try:
             cents = round(float(fields["amount"].replace("$", "").replace(",", "")) * 100)
         except ValueError:
             cents = 0
-        result = await attempt(db_session, service.manual_refund(db_session, payment_id=payment_id, amount_cents=cents, note=fields["reason"], actor=actor, now=clock.now()))
+        result = await attempt(
+            db_session,
+            service.manual_refund(
+                db_session, payment_id=payment_id, amount_cents=cents, note=fields["reason"], actor=actor, now=clock.now()
+            ),
+        )
         if isinstance(result, DomainError):
             return Template("billing/problem.html", context={"detail": result.detail}, status_code=result.status_code)
         return Redirect(path=f"/coordinator/billing?notice=refunded-{cents}")

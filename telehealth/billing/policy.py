@@ -33,37 +33,57 @@ def appointment_cancellation(
     paid_cents: int, *, by_patient: bool, starts_at: datetime, cancelled_at: datetime, policy: BillingPolicy, late_fee_taken: bool = False
 ) -> RefundDecision:
     if not by_patient:
-        return RefundDecision(paid_cents, "clinician_cancelled", 0, f"The clinic cancelled, so you get the full {dollars(paid_cents)} back.")
+        return RefundDecision(
+            paid_cents, "clinician_cancelled", 0, f"The clinic cancelled, so you get the full {dollars(paid_cents)} back."
+        )
     if starts_at - cancelled_at >= timedelta(hours=policy.free_cancel_hours):
         return RefundDecision(
-            paid_cents, "patient_cancelled_early", 0,
+            paid_cents,
+            "patient_cancelled_early",
+            0,
             f"You are cancelling {policy.free_cancel_hours} hours or more ahead, so you get the full {dollars(paid_cents)} back.",
-        )  # fmt: skip
+        )
     if late_fee_taken:
         return RefundDecision(
-            paid_cents, "late_cancel_fee_already_charged", 0,
+            paid_cents,
+            "late_cancel_fee_already_charged",
+            0,
             f"The late fee was already charged when you moved this appointment, so you get the full {dollars(paid_cents)} back.",
-        )  # fmt: skip
+        )
     kept = min(paid_cents, policy.late_cancel_fee_cents)
     back = paid_cents - kept
     return RefundDecision(
-        back, "late_cancel", kept,
+        back,
+        "late_cancel",
+        kept,
         f"You are cancelling less than {policy.free_cancel_hours} hours before the start: the late-cancellation fee of "
         f"{dollars(kept)} is kept and you get {dollars(back)} back.",
-    )  # fmt: skip
+    )
 
 
 def ineligible(paid_cents: int) -> RefundDecision:
-    return RefundDecision(paid_cents, "ineligible", 0, f"The program is not the right fit for you, so you get the full {dollars(paid_cents)} back.")
+    return RefundDecision(
+        paid_cents, "ineligible", 0, f"The program is not the right fit for you, so you get the full {dollars(paid_cents)} back."
+    )
 
 
 def program_cancellation(paid_cents: int, *, shipments_sent: int, policy: BillingPolicy) -> RefundDecision:
     if shipments_sent <= 0:
-        return RefundDecision(paid_cents, "program_before_shipment", 0, f"Nothing has shipped yet, so you get the full {dollars(paid_cents)} back.")
+        return RefundDecision(
+            paid_cents, "program_before_shipment", 0, f"Nothing has shipped yet, so you get the full {dollars(paid_cents)} back."
+        )
     if shipments_sent == 1:
-        percent, reason, when = policy.program_refund_percent_after_first_shipment, "program_after_first_shipment", "the first shipment has left"
+        percent, reason, when = (
+            policy.program_refund_percent_after_first_shipment,
+            "program_after_first_shipment",
+            "the first shipment has left",
+        )
     else:
-        percent, reason, when = policy.program_refund_percent_after_second_shipment, "program_after_second_shipment", "the second shipment has left"
+        percent, reason, when = (
+            policy.program_refund_percent_after_second_shipment,
+            "program_after_second_shipment",
+            "the second shipment has left",
+        )
     back = paid_cents * percent // 100
     return RefundDecision(back, reason, paid_cents - back, f"Because {when}, you get {percent}% back: {dollars(back)}.")
 
@@ -98,7 +118,9 @@ def before_payment(purpose: PaymentPurpose, policy: BillingPolicy) -> list[str]:
             f"Cancel less than {hours} hours ahead: the late-cancellation fee of {dollars(min(amount, policy.late_cancel_fee_cents))} is kept.",
             "If the clinic cancels, or the clinician finds the program is not right for you, you get everything back.",
             *(
-                [f"Once the video visit has taken place it cannot be cancelled; if it leads to a treatment plan, its {dollars(amount)} is not refunded."]
+                [
+                    f"Once the video visit has taken place it cannot be cancelled; if it leads to a treatment plan, its {dollars(amount)} is not refunded."
+                ]
                 if purpose is PaymentPurpose.CONSULT
                 else []
             ),
@@ -129,7 +151,11 @@ def booking_terms(purpose: PaymentPurpose | None, policy: BillingPolicy, *, char
     if late_fee == 0 or hours == 0:
         return BookingTerms(price, charged, [anytime])
     verb = "Cancel" if charged and purpose is not None else "Cancel or move it"
-    return BookingTerms(price, charged, [
-        f"{verb} {hours} hours or more before the start: {early}.",
-        f"Later than that, cancelling or moving it costs the {dollars(late_fee)} late-cancellation fee.",
-    ])  # fmt: skip
+    return BookingTerms(
+        price,
+        charged,
+        [
+            f"{verb} {hours} hours or more before the start: {early}.",
+            f"Later than that, cancelling or moving it costs the {dollars(late_fee)} late-cancellation fee.",
+        ],
+    )

@@ -49,10 +49,16 @@ STANDALONE_CHECKOUT_VALID = timedelta(hours=23)  # Checkout allows at most 24 h
 SEND_REFUND_JOB, COLLECT_FEE_JOB = "billing.send_refund", "billing.collect_fee"
 EXPIRE_CHECKOUT_JOB, SAVE_PAYMENT_METHOD_JOB = "billing.expire_checkout", "billing.save_payment_method"
 POLICY_FIELDS = (
-    "consult_fee_cents", "program_fee_cents", "integration_fee_cents", "late_cancel_fee_cents", "no_show_fee_cents",
-    "free_cancel_hours", "program_refund_percent_after_first_shipment", "program_refund_percent_after_second_shipment",
+    "consult_fee_cents",
+    "program_fee_cents",
+    "integration_fee_cents",
+    "late_cancel_fee_cents",
+    "no_show_fee_cents",
+    "free_cancel_hours",
+    "program_refund_percent_after_first_shipment",
+    "program_refund_percent_after_second_shipment",
     "included_integration_sessions",
-)  # fmt: skip
+)
 PURPOSE_BY_APPOINTMENT = {AppointmentType.CONSULT: PaymentPurpose.CONSULT, AppointmentType.INTEGRATION: PaymentPurpose.INTEGRATION}
 
 
@@ -62,11 +68,16 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
     if found is not None:
         return found
     defaults = {
-        "consult_fee_cents": settings.consult_fee_cents, "program_fee_cents": settings.program_fee_cents,
-        "integration_fee_cents": settings.integration_fee_cents, "late_cancel_fee_cents": settings.late_cancel_fee_cents,
-        "no_show_fee_cents": settings.no_show_fee_cents, "free_cancel_hours": 24, "program_refund_percent_after_first_shipment": 50,
-        "program_refund_percent_after_second_shipment": 0, "included_integration_sessions": 1,
-    }  # fmt: skip
+        "consult_fee_cents": settings.consult_fee_cents,
+        "program_fee_cents": settings.program_fee_cents,
+        "integration_fee_cents": settings.integration_fee_cents,
+        "late_cancel_fee_cents": settings.late_cancel_fee_cents,
+        "no_show_fee_cents": settings.no_show_fee_cents,
+        "free_cancel_hours": 24,
+        "program_refund_percent_after_first_shipment": 50,
+        "program_refund_percent_after_second_shipment": 0,
+        "included_integration_sessions": 1,
+    }
     await session.execute(insert(BillingPolicy).values(id=1, updated_at=func.now(), **defaults).on_conflict_do_nothing())
     found = await session.get(BillingPolicy, 1)
     assert found is not None
@@ -85,12 +96,21 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
             raise InvalidInput("request.invalid", "Fees are positive whole cents.", fields={name: "must be a positive number of cents"})
     policy = await current_policy(session, settings)
     await session.execute(
-        update(BillingPolicy).where(BillingPolicy.id == 1).values(**values, updated_at=now, updated_by=actor.user_id)
+        update(BillingPolicy)
+        .where(BillingPolicy.id == 1)
+        .values(**values, updated_at=now, updated_by=actor.user_id)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
     for name, value in sorted(values.items()):  # one event per field: the audit reason holds at most 80 characters
-        await record_audit_event(session, actor=actor, action="billing_policy.update", resource_type="billing_policy", resource_id=1, now=now,
-                                 reason=f"{name}={value}")  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="billing_policy.update",
+            resource_type="billing_policy",
+            resource_id=1,
+            now=now,
+            reason=f"{name}={value}",
+        )
     await session.refresh(policy)
     return policy
 
@@ -98,22 +118,29 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
 async def _included_integration_sessions(session: AsyncSession, *, patient_id: uuid.UUID, policy: BillingPolicy) -> tuple[int, int]:
     """(included sessions booked or held so far, how many the patient's paid programs include)."""
     programs = await session.scalar(
-        select(func.count()).select_from(Payment).where(
-            Payment.patient_id == patient_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID
-        )
-    )  # fmt: skip
-    paid_separately = select(Payment.appointment_id).where(Payment.appointment_id.is_not(None), Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
+        select(func.count())
+        .select_from(Payment)
+        .where(Payment.patient_id == patient_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID)
+    )
+    paid_separately = select(Payment.appointment_id).where(
+        Payment.appointment_id.is_not(None), Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID])
+    )
     used = await session.scalar(
-        select(func.count()).select_from(Appointment).where(
-            Appointment.patient_id == patient_id, Appointment.appointment_type == AppointmentType.INTEGRATION,
+        select(func.count())
+        .select_from(Appointment)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.appointment_type == AppointmentType.INTEGRATION,
             Appointment.status.in_([AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW]),
             Appointment.id.not_in(paid_separately),
         )
-    )  # fmt: skip
+    )
     return used or 0, (programs or 0) * policy.included_integration_sessions
 
 
-async def appointment_needs_payment(session: AsyncSession, *, patient_id: uuid.UUID, appointment_type: AppointmentType, policy: BillingPolicy) -> bool:
+async def appointment_needs_payment(
+    session: AsyncSession, *, patient_id: uuid.UUID, appointment_type: AppointmentType, policy: BillingPolicy
+) -> bool:
     """Consults are paid; reassessments belong to the plan; integration sessions are paid once the ones
     included with each paid program are used."""
     if appointment_type is AppointmentType.CONSULT:
@@ -125,34 +152,62 @@ async def appointment_needs_payment(session: AsyncSession, *, patient_id: uuid.U
 
 
 async def open_payment(
-    session: AsyncSession, *, patient_id: uuid.UUID, purpose: PaymentPurpose, amount_cents: int, now: datetime,
-    appointment_id: uuid.UUID | None = None, plan_id: uuid.UUID | None = None, save_payment_method: bool = False,
-) -> Payment:  # fmt: skip
+    session: AsyncSession,
+    *,
+    patient_id: uuid.UUID,
+    purpose: PaymentPurpose,
+    amount_cents: int,
+    now: datetime,
+    appointment_id: uuid.UUID | None = None,
+    plan_id: uuid.UUID | None = None,
+    save_payment_method: bool = False,
+) -> Payment:
     """The live payment for this appointment (or plan) and purpose, made if there is none. Two concurrent
     callers get the same row: the unique index makes the second INSERT wait and then do nothing."""
     await session.execute(
-        insert(Payment).values(
-            id=uuid.uuid4(), patient_id=patient_id, purpose=purpose.value, status=PaymentStatus.OPEN.value, amount_cents=amount_cents,
-            refunded_cents=0, currency="usd", appointment_id=appointment_id, plan_id=plan_id, save_payment_method=save_payment_method,
-            checkout_attempts=0, created_at=now,
-        ).on_conflict_do_nothing()
-    )  # fmt: skip
+        insert(Payment)
+        .values(
+            id=uuid.uuid4(),
+            patient_id=patient_id,
+            purpose=purpose.value,
+            status=PaymentStatus.OPEN.value,
+            amount_cents=amount_cents,
+            refunded_cents=0,
+            currency="usd",
+            appointment_id=appointment_id,
+            plan_id=plan_id,
+            save_payment_method=save_payment_method,
+            checkout_attempts=0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
     key = Payment.appointment_id == appointment_id if appointment_id is not None else Payment.plan_id == plan_id
     if appointment_id is None and plan_id is None:
         raise ValueError("a payment belongs to an appointment or a plan")
     payment = (
         await session.execute(
-            select(Payment).where(key, Payment.purpose == purpose.value, Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
-            .with_for_update().execution_options(populate_existing=True)
+            select(Payment)
+            .where(key, Payment.purpose == purpose.value, Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-    ).scalar_one()  # fmt: skip
+    ).scalar_one()
     return payment
 
 
 async def book_for_patient(
-    session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType, starts_at: datetime,
-    hold: bool, actor: Actor, now: datetime, settings: Settings,
-) -> tuple[Appointment, int | None]:  # fmt: skip
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    clinician_id: uuid.UUID,
+    appointment_type: AppointmentType,
+    starts_at: datetime,
+    hold: bool,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> tuple[Appointment, int | None]:
     """A patient's own booking, from the pages or the API: one that costs something (every consult; an
     integration session once the program's included ones are used) is held for CHECKOUT_HOLD and becomes
     booked only when Stripe confirms the payment. Booking does not call Stripe: the payment and its
@@ -162,9 +217,17 @@ async def book_for_patient(
     policy = await current_policy(session, settings)
     paid = await appointment_needs_payment(session, patient_id=patient.id, appointment_type=appointment_type, policy=policy)
     appointment = await scheduling.book_appointment(
-        session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at,
-        hold=hold or paid, actor=actor, now=now, settings=settings, hold_for=CHECKOUT_HOLD if paid else scheduling.HOLD_FOR,
-    )  # fmt: skip
+        session,
+        patient=patient,
+        clinician_id=clinician_id,
+        appointment_type=appointment_type,
+        starts_at=starts_at,
+        hold=hold or paid,
+        actor=actor,
+        now=now,
+        settings=settings,
+        hold_for=CHECKOUT_HOLD if paid else scheduling.HOLD_FOR,
+    )
     return appointment, rules.fee_for(PURPOSE_BY_APPOINTMENT[appointment_type], policy) if paid else None
 
 
@@ -190,18 +253,26 @@ async def checkout(
     customer = await _stripe_customer(session, gateway, patient_id=payment.patient_id)
     attempt = payment.checkout_attempts + 1
     created = await gateway.create_checkout_session(
-        payment_id=str(payment.id), purpose=PaymentPurpose(payment.purpose), amount_cents=payment.amount_cents,
-        customer_id=customer.stripe_customer_id, attempt=attempt, expires_at=expires_at,
+        payment_id=str(payment.id),
+        purpose=PaymentPurpose(payment.purpose),
+        amount_cents=payment.amount_cents,
+        customer_id=customer.stripe_customer_id,
+        attempt=attempt,
+        expires_at=expires_at,
         success_url=f"{settings.public_base_url}/billing/return?payment={payment.id}",
-        cancel_url=f"{settings.public_base_url}/billing/payments/{payment.id}/pay", save_payment_method=payment.save_payment_method,
-    )  # fmt: skip
+        cancel_url=f"{settings.public_base_url}/billing/payments/{payment.id}/pay",
+        save_payment_method=payment.save_payment_method,
+    )
     if payment.stripe_checkout_session_id and payment.checkout_expires_at and payment.checkout_expires_at > now:
         # Only the stored session settles the payment (billing/events.py): close the one this replaces, in
         # its last minute, so it cannot be paid and then refused.
         await enqueue_job(
-            session, kind=EXPIRE_CHECKOUT_JOB, payload={"checkout_session_id": payment.stripe_checkout_session_id}, now=now,
+            session,
+            kind=EXPIRE_CHECKOUT_JOB,
+            payload={"checkout_session_id": payment.stripe_checkout_session_id},
+            now=now,
             dedupe_key=f"expire:{payment.stripe_checkout_session_id}",
-        )  # fmt: skip
+        )
     payment.checkout_attempts = attempt
     payment.stripe_checkout_session_id = created.id
     payment.checkout_url = created.url
@@ -216,9 +287,15 @@ def _session_live(payment: Payment, now: datetime) -> bool:
 
 
 async def checkout_for_held_appointment(
-    session: AsyncSession, gateway: StripeGateway, *, appointment_id: uuid.UUID, patient: Patient, now: datetime, settings: Settings,
+    session: AsyncSession,
+    gateway: StripeGateway,
+    *,
+    appointment_id: uuid.UUID,
+    patient: Patient,
+    now: datetime,
+    settings: Settings,
     save_payment_method: bool = False,
-) -> Payment:  # fmt: skip
+) -> Payment:
     """Pay for a held appointment: the hold lasts as long as the Checkout Session (at least 30 minutes), and
     a new session (the last ran out) extends it only up to MAX_PAID_HOLD from the booking."""
     appointment = await session.get(Appointment, appointment_id, with_for_update=True)
@@ -231,18 +308,21 @@ async def checkout_for_held_appointment(
         raise RuleRefused("payment.not_needed", "This appointment is part of your program; there is nothing to pay.")
     policy = await current_policy(session, settings)
     payment = await open_payment(
-        session, patient_id=patient.id, purpose=purpose, amount_cents=rules.fee_for(purpose, policy), now=now,
-        appointment_id=appointment.id, save_payment_method=save_payment_method,
-    )  # fmt: skip
+        session,
+        patient_id=patient.id,
+        purpose=purpose,
+        amount_cents=rules.fee_for(purpose, policy),
+        now=now,
+        appointment_id=appointment.id,
+        save_payment_method=save_payment_method,
+    )
     if payment.status == PaymentStatus.PAID:
         raise Conflict("payment.already_paid", "This appointment is already paid.")
     if _session_live(payment, now):
         return payment  # the hold already ends with this session: asking again extends nothing
     expires_at = max(appointment.hold_expires_at or now, now + CHECKOUT_HOLD)
     if expires_at > appointment.created_at + MAX_PAID_HOLD:
-        raise Conflict(
-            "payment.hold_lapsed", "This time has been held for you for as long as we can. Please choose a time again."
-        )
+        raise Conflict("payment.hold_lapsed", "This time has been held for you for as long as we can. Please choose a time again.")
     if expires_at != appointment.hold_expires_at:
         appointment.hold_expires_at = expires_at
         session.add(appointment)
@@ -259,21 +339,35 @@ async def checkout_for_payment(
     if payment.appointment_id is not None:
         appointment = await session.get(Appointment, payment.appointment_id)
         if appointment is not None and appointment.status == AppointmentStatus.HELD:
-            return await checkout_for_held_appointment(session, gateway, appointment_id=appointment.id, patient=patient, now=now, settings=settings)
+            return await checkout_for_held_appointment(
+                session, gateway, appointment_id=appointment.id, patient=patient, now=now, settings=settings
+            )
     return await checkout(session, gateway, payment=payment, now=now, settings=settings, expires_at=now + STANDALONE_CHECKOUT_VALID)
 
 
 async def payment_due(
-    session: AsyncSession, *, patient_id: uuid.UUID, purpose: PaymentPurpose, now: datetime, settings: Settings,
-    appointment_id: uuid.UUID | None = None, plan_id: uuid.UUID | None = None, tell: bool = True,
-) -> Payment:  # fmt: skip
+    session: AsyncSession,
+    *,
+    patient_id: uuid.UUID,
+    purpose: PaymentPurpose,
+    now: datetime,
+    settings: Settings,
+    appointment_id: uuid.UUID | None = None,
+    plan_id: uuid.UUID | None = None,
+    tell: bool = True,
+) -> Payment:
     """An amount the patient pays later from the billing page (a program fee when a plan is signed, a session
     a therapist booked); the email says only that a payment is due."""
     policy = await current_policy(session, settings)
     payment = await open_payment(
-        session, patient_id=patient_id, purpose=purpose, amount_cents=rules.fee_for(purpose, policy), now=now,
-        appointment_id=appointment_id, plan_id=plan_id,
-    )  # fmt: skip
+        session,
+        patient_id=patient_id,
+        purpose=purpose,
+        amount_cents=rules.fee_for(purpose, policy),
+        now=now,
+        appointment_id=appointment_id,
+        plan_id=plan_id,
+    )
     if tell and payment.status == PaymentStatus.OPEN:
         await email_patient(session, patient_id, "billing_payment_due", amount=payment.amount_cents, now=now, key=f"due:{payment.id}")
     return payment
@@ -288,7 +382,9 @@ async def charge_fee(
     amount = rules.fee_for(purpose, policy)
     if amount <= 0:
         return None
-    payment = await open_payment(session, patient_id=patient_id, purpose=purpose, amount_cents=amount, now=now, appointment_id=appointment_id)
+    payment = await open_payment(
+        session, patient_id=patient_id, purpose=purpose, amount_cents=amount, now=now, appointment_id=appointment_id
+    )
     await enqueue_job(session, kind=COLLECT_FEE_JOB, payload={"payment_id": str(payment.id)}, now=now, dedupe_key=f"fee:{payment.id}")
     return payment
 
@@ -304,19 +400,38 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, payment_intent_i
         return False
     let_go = payment.status in (PaymentStatus.CANCELLED, PaymentStatus.EXPIRED)
     await change_status(
-        session, Payment, payment.id, table=PAYMENT_TRANSITIONS, source=payment.status, target=PaymentStatus.PAID,
-        actor=Actor.system(), now=now, patient_id=payment.patient_id, values={"paid_at": now, "failure_code": None},
-    )  # fmt: skip
+        session,
+        Payment,
+        payment.id,
+        table=PAYMENT_TRANSITIONS,
+        source=payment.status,
+        target=PaymentStatus.PAID,
+        actor=Actor.system(),
+        now=now,
+        patient_id=payment.patient_id,
+        values={"paid_at": now, "failure_code": None},
+    )
     await session.refresh(payment)
-    await _ledger(session, payment=payment, kind="charge", amount_cents=payment.amount_cents, label=STRIPE_PRODUCT_NAMES[PaymentPurpose(payment.purpose)], now=now)
+    await _ledger(
+        session,
+        payment=payment,
+        kind="charge",
+        amount_cents=payment.amount_cents,
+        label=STRIPE_PRODUCT_NAMES[PaymentPurpose(payment.purpose)],
+        now=now,
+    )
     if payment.save_payment_method:
-        await enqueue_job(session, kind=SAVE_PAYMENT_METHOD_JOB, payload={"payment_id": str(payment.id)}, now=now, dedupe_key=f"save-pm:{payment.id}")
+        await enqueue_job(
+            session, kind=SAVE_PAYMENT_METHOD_JOB, payload={"payment_id": str(payment.id)}, now=now, dedupe_key=f"save-pm:{payment.id}"
+        )
     if let_go and (payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION)):
         # Paid for something we had already called off (a fee or program fee cancelled meanwhile): all of it goes back.
         await request_refund(session, payment, amount_cents=payment.amount_cents, reason="paid_after_cancel", actor=Actor.system(), now=now)
         return True
     if payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION):
-        await email_patient(session, payment.patient_id, "billing_payment_received", amount=payment.amount_cents, now=now, key=f"paid:{payment.id}")
+        await email_patient(
+            session, payment.patient_id, "billing_payment_received", amount=payment.amount_cents, now=now, key=f"paid:{payment.id}"
+        )
         return True
     await _confirm_appointment(session, payment, now=now, settings=settings)
     return True
@@ -331,16 +446,31 @@ async def _confirm_appointment(session: AsyncSession, payment: Payment, *, now: 
     if appointment.status == AppointmentStatus.HELD:
         # Still held (even a little past its expiry): nobody else can have its time, the constraint saw to that.
         await change_status(
-            session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=AppointmentStatus.HELD, target=AppointmentStatus.BOOKED,
-            actor=Actor.system(), now=now, patient_id=appointment.patient_id, values={"hold_expires_at": None},
-        )  # fmt: skip
+            session,
+            Appointment,
+            appointment.id,
+            table=APPOINTMENT_TRANSITIONS,
+            source=AppointmentStatus.HELD,
+            target=AppointmentStatus.BOOKED,
+            actor=Actor.system(),
+            now=now,
+            patient_id=appointment.patient_id,
+            values={"hold_expires_at": None},
+        )
         await session.refresh(appointment)
-        await care_teams.join(session, patient_id=appointment.patient_id, clinician_id=appointment.clinician_id,
-                              because=care_teams.joined_because(appointment), now=now)  # fmt: skip
+        await care_teams.join(
+            session,
+            patient_id=appointment.patient_id,
+            clinician_id=appointment.clinician_id,
+            because=care_teams.joined_because(appointment),
+            now=now,
+        )
         await tell_patient(session, appointment, now=now, settings=settings)
     elif appointment.status in (AppointmentStatus.EXPIRED, AppointmentStatus.CANCELLED):
         await request_refund(session, payment, amount_cents=payment.amount_cents, reason="hold_lapsed", actor=Actor.system(), now=now)
-        await email_patient(session, payment.patient_id, "billing_time_released", amount=payment.amount_cents, now=now, key=f"released:{payment.id}")
+        await email_patient(
+            session, payment.patient_id, "billing_time_released", amount=payment.amount_cents, now=now, key=f"released:{payment.id}"
+        )
 
 
 async def release_payment(session: AsyncSession, payment: Payment, *, target: PaymentStatus, now: datetime) -> None:
@@ -348,18 +478,35 @@ async def release_payment(session: AsyncSession, payment: Payment, *, target: Pa
     if payment.status != PaymentStatus.OPEN:
         return
     await change_status(
-        session, Payment, payment.id, table=PAYMENT_TRANSITIONS, source=PaymentStatus.OPEN, target=target, actor=Actor.system(),
-        now=now, patient_id=payment.patient_id,
-    )  # fmt: skip
+        session,
+        Payment,
+        payment.id,
+        table=PAYMENT_TRANSITIONS,
+        source=PaymentStatus.OPEN,
+        target=target,
+        actor=Actor.system(),
+        now=now,
+        patient_id=payment.patient_id,
+    )
     if payment.stripe_checkout_session_id and target is PaymentStatus.CANCELLED:
         await enqueue_job(
-            session, kind=EXPIRE_CHECKOUT_JOB, payload={"checkout_session_id": payment.stripe_checkout_session_id}, now=now,
+            session,
+            kind=EXPIRE_CHECKOUT_JOB,
+            payload={"checkout_session_id": payment.stripe_checkout_session_id},
+            now=now,
             dedupe_key=f"expire:{payment.stripe_checkout_session_id}",
-        )  # fmt: skip
+        )
 
 
 async def request_refund(
-    session: AsyncSession, payment: Payment, *, amount_cents: int, reason: str, actor: Actor, now: datetime, note: str | None = None,
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    amount_cents: int,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
     send: bool = True,
 ) -> Refund | None:
     """Reserve `amount_cents` of what is left on a paid payment and queue the refund to Stripe. A policy
@@ -368,36 +515,63 @@ async def request_refund(
         return None
     refund_id = uuid.uuid4()
     inserted = await session.execute(
-        insert(Refund).values(
-            id=refund_id, payment_id=payment.id, amount_cents=amount_cents, reason=reason, note=note, status=RefundStatus.PENDING.value,
-            requested_by=actor.user_id, created_at=now,
-        ).on_conflict_do_nothing().returning(Refund.id)
-    )  # fmt: skip
+        insert(Refund)
+        .values(
+            id=refund_id,
+            payment_id=payment.id,
+            amount_cents=amount_cents,
+            reason=reason,
+            note=note,
+            status=RefundStatus.PENDING.value,
+            requested_by=actor.user_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(Refund.id)
+    )
     if inserted.scalar_one_or_none() is None:
         return None
     reserved = await session.execute(
         update(Payment)
-        .where(Payment.id == payment.id, Payment.status == PaymentStatus.PAID, Payment.refunded_cents + amount_cents <= Payment.amount_cents)
-        .values(refunded_cents=Payment.refunded_cents + amount_cents).returning(Payment.refunded_cents)
+        .where(
+            Payment.id == payment.id, Payment.status == PaymentStatus.PAID, Payment.refunded_cents + amount_cents <= Payment.amount_cents
+        )
+        .values(refunded_cents=Payment.refunded_cents + amount_cents)
+        .returning(Payment.refunded_cents)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
     if reserved.scalar_one_or_none() is None:
         await session.refresh(payment)
         left = payment.amount_cents - payment.refunded_cents if payment.status == PaymentStatus.PAID else 0
         raise RuleRefused(
-            "refund.exceeds_balance", f"At most {rules.dollars(left)} of this payment can still be refunded.",
+            "refund.exceeds_balance",
+            f"At most {rules.dollars(left)} of this payment can still be refunded.",
             fields={"amount_cents": f"must be at most {left}"},
-        )  # fmt: skip
+        )
     await session.refresh(payment)
     if payment.refunded_cents == payment.amount_cents:
         await change_status(
-            session, Payment, payment.id, table=PAYMENT_TRANSITIONS, source=PaymentStatus.PAID, target=PaymentStatus.REFUNDED,
-            actor=actor, now=now, patient_id=payment.patient_id,
-        )  # fmt: skip
+            session,
+            Payment,
+            payment.id,
+            table=PAYMENT_TRANSITIONS,
+            source=PaymentStatus.PAID,
+            target=PaymentStatus.REFUNDED,
+            actor=actor,
+            now=now,
+            patient_id=payment.patient_id,
+        )
         await session.refresh(payment)
     # The audit reason is a short machine code; a coordinator's free-text note stays on the refund row it names.
-    await record_audit_event(session, actor=actor, action=f"refund.request.{reason}", resource_type="refund", resource_id=refund_id,
-                             patient_id=payment.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action=f"refund.request.{reason}",
+        resource_type="refund",
+        resource_id=refund_id,
+        patient_id=payment.patient_id,
+        now=now,
+    )
     if send:
         await enqueue_job(session, kind=SEND_REFUND_JOB, payload={"refund_id": str(refund_id)}, now=now, dedupe_key=f"refund:{refund_id}")
     return await session.get(Refund, refund_id)
@@ -408,13 +582,22 @@ async def finish_refund(session: AsyncSession, refund: Refund, *, stripe_refund_
     if refund.status != RefundStatus.PENDING:
         return
     await change_status(
-        session, Refund, refund.id, table=REFUND_TRANSITIONS, source=RefundStatus.PENDING, target=RefundStatus.SUCCEEDED,
-        actor=Actor.system(), now=now, values={"completed_at": now, "stripe_refund_id": stripe_refund_id},
-    )  # fmt: skip
+        session,
+        Refund,
+        refund.id,
+        table=REFUND_TRANSITIONS,
+        source=RefundStatus.PENDING,
+        target=RefundStatus.SUCCEEDED,
+        actor=Actor.system(),
+        now=now,
+        values={"completed_at": now, "stripe_refund_id": stripe_refund_id},
+    )
     payment = await session.get(Payment, refund.payment_id)
     assert payment is not None
     await _ledger(session, payment=payment, kind="refund", amount_cents=-refund.amount_cents, label="Refund", now=now, refund_id=refund.id)
-    await email_patient(session, payment.patient_id, "billing_refund_issued", amount=refund.amount_cents, now=now, key=f"refunded:{refund.id}")
+    await email_patient(
+        session, payment.patient_id, "billing_refund_issued", amount=refund.amount_cents, now=now, key=f"refunded:{refund.id}"
+    )
 
 
 async def fail_refund(session: AsyncSession, refund: Refund, *, now: datetime, code: str) -> None:
@@ -423,20 +606,36 @@ async def fail_refund(session: AsyncSession, refund: Refund, *, now: datetime, c
     if refund.status != RefundStatus.PENDING:
         return
     await change_status(
-        session, Refund, refund.id, table=REFUND_TRANSITIONS, source=RefundStatus.PENDING, target=RefundStatus.FAILED,
-        actor=Actor.system(), now=now, values={"completed_at": now, "note": (refund.note or code)[:500]},
-    )  # fmt: skip
+        session,
+        Refund,
+        refund.id,
+        table=REFUND_TRANSITIONS,
+        source=RefundStatus.PENDING,
+        target=RefundStatus.FAILED,
+        actor=Actor.system(),
+        now=now,
+        values={"completed_at": now, "note": (refund.note or code)[:500]},
+    )
     payment = await session.get(Payment, refund.payment_id, with_for_update=True)
     assert payment is not None
     if payment.status == PaymentStatus.REFUNDED:
         await change_status(
-            session, Payment, payment.id, table=PAYMENT_TRANSITIONS, source=PaymentStatus.REFUNDED, target=PaymentStatus.PAID,
-            actor=Actor.system(), now=now, patient_id=payment.patient_id,
-        )  # fmt: skip
+            session,
+            Payment,
+            payment.id,
+            table=PAYMENT_TRANSITIONS,
+            source=PaymentStatus.REFUNDED,
+            target=PaymentStatus.PAID,
+            actor=Actor.system(),
+            now=now,
+            patient_id=payment.patient_id,
+        )
     await session.execute(
-        update(Payment).where(Payment.id == payment.id).values(refunded_cents=Payment.refunded_cents - refund.amount_cents)
+        update(Payment)
+        .where(Payment.id == payment.id)
+        .values(refunded_cents=Payment.refunded_cents - refund.amount_cents)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
 
 
 async def record_dispute(session: AsyncSession, payment: Payment, *, amount_cents: int, now: datetime) -> None:
@@ -470,20 +669,37 @@ async def _ledger(
 ) -> None:
     """One line on the statement; the unique indexes keep each charge, refund and dispute to one line."""
     await session.execute(
-        insert(LedgerEntry).values(
-            id=uuid.uuid4(), patient_id=payment.patient_id, payment_id=payment.id, refund_id=refund_id, kind=kind,
-            amount_cents=amount_cents, label=label, occurred_at=now,
-        ).on_conflict_do_nothing()
-    )  # fmt: skip
+        insert(LedgerEntry)
+        .values(
+            id=uuid.uuid4(),
+            patient_id=payment.patient_id,
+            payment_id=payment.id,
+            refund_id=refund_id,
+            kind=kind,
+            amount_cents=amount_cents,
+            label=label,
+            occurred_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 async def email_patient(session: AsyncSession, patient_id: uuid.UUID, template: str, *, amount: int, now: datetime, key: str) -> None:
     contact = await patient_contact(session, patient_id)
-    await queue_email(session, to=contact.email, template=template, context={"recipient_name": contact.full_name, "amount": rules.dollars(amount)}, now=now, dedupe_key=key)
+    await queue_email(
+        session,
+        to=contact.email,
+        template=template,
+        context={"recipient_name": contact.full_name, "amount": rules.dollars(amount)},
+        now=now,
+        dedupe_key=key,
+    )
 
 
 async def ledger_for(session: AsyncSession, *, patient_id: uuid.UUID) -> list[LedgerEntry]:
-    rows = await session.execute(select(LedgerEntry).where(LedgerEntry.patient_id == patient_id).order_by(LedgerEntry.occurred_at, LedgerEntry.kind))
+    rows = await session.execute(
+        select(LedgerEntry).where(LedgerEntry.patient_id == patient_id).order_by(LedgerEntry.occurred_at, LedgerEntry.kind)
+    )
     return list(rows.scalars())
 
 
@@ -497,8 +713,10 @@ async def daily_totals(session: AsyncSession, *, since: datetime, zone: str) -> 
     day = func.date(func.timezone(zone, LedgerEntry.occurred_at))
     rows = await session.execute(
         select(day.label("day"), LedgerEntry.kind, func.sum(LedgerEntry.amount_cents), func.count())
-        .where(LedgerEntry.occurred_at >= since).group_by(day, LedgerEntry.kind).order_by(day.desc())
-    )  # fmt: skip
+        .where(LedgerEntry.occurred_at >= since)
+        .group_by(day, LedgerEntry.kind)
+        .order_by(day.desc())
+    )
     totals: dict[Any, dict[str, Any]] = {}
     for on, kind, cents, count in rows.all():
         entry = totals.setdefault(on, {"day": on, "charge": 0, "refund": 0, "dispute": 0, "count": 0})
@@ -519,4 +737,11 @@ async def bill_follow_up(session: AsyncSession, *, appointment: Appointment, now
     used, allowance = await _included_integration_sessions(session, patient_id=appointment.patient_id, policy=policy)
     if used <= allowance:
         return None  # this one is among the included sessions
-    return await payment_due(session, patient_id=appointment.patient_id, purpose=PaymentPurpose.INTEGRATION, now=now, settings=settings, appointment_id=appointment.id)
+    return await payment_due(
+        session,
+        patient_id=appointment.patient_id,
+        purpose=PaymentPurpose.INTEGRATION,
+        now=now,
+        settings=settings,
+        appointment_id=appointment.id,
+    )

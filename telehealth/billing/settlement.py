@@ -41,26 +41,34 @@ class CancellationQuote:
 async def _appointment_payment(session: AsyncSession, appointment_id: uuid.UUID) -> Payment | None:
     return (
         await session.execute(
-            select(Payment).where(
-                Payment.appointment_id == appointment_id, Payment.purpose.in_([p.value for p in APPOINTMENT_PURPOSES]),
+            select(Payment)
+            .where(
+                Payment.appointment_id == appointment_id,
+                Payment.purpose.in_([p.value for p in APPOINTMENT_PURPOSES]),
                 Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID, PaymentStatus.REFUNDED]),
-            ).order_by(Payment.created_at.desc()).limit(1).with_for_update()
+            )
+            .order_by(Payment.created_at.desc())
+            .limit(1)
+            .with_for_update()
         )
-    ).scalar_one_or_none()  # fmt: skip
+    ).scalar_one_or_none()
 
 
 async def _late_fee_taken(session: AsyncSession, appointment_id: uuid.UUID) -> bool:
     """A late reschedule already charged the fee for this appointment: a late cancel does not take it again."""
     found = await session.scalar(
         select(Payment.id).where(
-            Payment.appointment_id == appointment_id, Payment.purpose == PaymentPurpose.LATE_CANCEL_FEE,
+            Payment.appointment_id == appointment_id,
+            Payment.purpose == PaymentPurpose.LATE_CANCEL_FEE,
             Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]),
         )
-    )  # fmt: skip
+    )
     return found is not None
 
 
-async def booking_terms(session: AsyncSession, *, patient_id: uuid.UUID, appointment_type: AppointmentType, settings: Settings) -> rules.BookingTerms:
+async def booking_terms(
+    session: AsyncSession, *, patient_id: uuid.UUID, appointment_type: AppointmentType, settings: Settings
+) -> rules.BookingTerms:
     """What booking this kind of appointment would cost this patient now, and what cancelling it would: read
     from the clinic's current policy, by the same rule booking charges by (an integration session is included
     while the patient's paid programs still cover one)."""
@@ -69,24 +77,38 @@ async def booking_terms(session: AsyncSession, *, patient_id: uuid.UUID, appoint
     return rules.booking_terms(PURPOSE_BY_APPOINTMENT.get(appointment_type), policy, charged=charged)
 
 
-async def cancellation_quote(session: AsyncSession, appointment: Appointment, *, by_patient: bool, now: datetime, settings: Settings) -> CancellationQuote:
+async def cancellation_quote(
+    session: AsyncSession, appointment: Appointment, *, by_patient: bool, now: datetime, settings: Settings
+) -> CancellationQuote:
     """What cancelling (or moving) now would cost, in the words the patient reads before confirming."""
     policy = await current_policy(session, settings)
-    late = by_patient and appointment.status == AppointmentStatus.BOOKED and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
+    late = (
+        by_patient
+        and appointment.status == AppointmentStatus.BOOKED
+        and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
+    )
     payment = await _appointment_payment(session, appointment.id)
     if payment is not None and payment.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
         decision = rules.appointment_cancellation(
-            payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy,
+            payment.amount_cents - payment.refunded_cents,
+            by_patient=by_patient,
+            starts_at=appointment.starts_at,
+            cancelled_at=now,
+            policy=policy,
             late_fee_taken=await _late_fee_taken(session, appointment.id),
         )
-        return CancellationQuote(decision.amount_cents, decision.kept_cents, late and decision.kept_cents > 0, decision.sentence)  # nothing kept: nothing to accept
+        return CancellationQuote(
+            decision.amount_cents, decision.kept_cents, late and decision.kept_cents > 0, decision.sentence
+        )  # nothing kept: nothing to accept
     if appointment.status == AppointmentStatus.HELD or not late:
         return CancellationQuote(0, 0, False, "Nothing is charged for this change.")
     fee = policy.late_cancel_fee_cents
     return CancellationQuote(
-        0, fee, fee > 0,
+        0,
+        fee,
+        fee > 0,
         f"This is less than {policy.free_cancel_hours} hours before the start: the late-cancellation fee of {rules.dollars(fee)} will be charged.",
-    )  # fmt: skip
+    )
 
 
 async def settle_cancellation(
@@ -101,20 +123,40 @@ async def settle_cancellation(
         return
     if payment is not None:
         decision = rules.appointment_cancellation(
-            payment.amount_cents - payment.refunded_cents, by_patient=by_patient, starts_at=appointment.starts_at, cancelled_at=now, policy=policy,
+            payment.amount_cents - payment.refunded_cents,
+            by_patient=by_patient,
+            starts_at=appointment.starts_at,
+            cancelled_at=now,
+            policy=policy,
             late_fee_taken=await _late_fee_taken(session, appointment.id),
         )
         await request_refund(session, payment, amount_cents=decision.amount_cents, reason=decision.reason, actor=actor, now=now)
         return
-    late = by_patient and was == AppointmentStatus.BOOKED and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
+    late = (
+        by_patient and was == AppointmentStatus.BOOKED and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
+    )
     if late:
-        await charge_fee(session, patient_id=appointment.patient_id, purpose=PaymentPurpose.LATE_CANCEL_FEE, appointment_id=appointment.id, now=now, settings=settings)
+        await charge_fee(
+            session,
+            patient_id=appointment.patient_id,
+            purpose=PaymentPurpose.LATE_CANCEL_FEE,
+            appointment_id=appointment.id,
+            now=now,
+            settings=settings,
+        )
 
 
 async def settle_no_show(session: AsyncSession, appointment: Appointment, *, now: datetime, settings: Settings) -> None:
     """A missed appointment that was paid keeps its payment; a missed included session costs the no-show fee."""
     if await _appointment_payment(session, appointment.id) is None:
-        await charge_fee(session, patient_id=appointment.patient_id, purpose=PaymentPurpose.NO_SHOW_FEE, appointment_id=appointment.id, now=now, settings=settings)
+        await charge_fee(
+            session,
+            patient_id=appointment.patient_id,
+            purpose=PaymentPurpose.NO_SHOW_FEE,
+            appointment_id=appointment.id,
+            now=now,
+            settings=settings,
+        )
 
 
 async def refund_consult_for_ineligibility(session: AsyncSession, *, appointment_id: uuid.UUID, actor: Actor, now: datetime) -> int:
@@ -127,32 +169,56 @@ async def refund_consult_for_ineligibility(session: AsyncSession, *, appointment
     return refund.amount_cents if refund else 0
 
 
-async def refund_program(session: AsyncSession, *, plan_id: uuid.UUID, shipments_sent: int, actor: Actor, now: datetime, settings: Settings) -> int:
+async def refund_program(
+    session: AsyncSession, *, plan_id: uuid.UUID, shipments_sent: int, actor: Actor, now: datetime, settings: Settings
+) -> int:
     """A program that stops: refunded by how many shipments have left the pharmacy."""
     payment = (
         await session.execute(
-            select(Payment).where(Payment.plan_id == plan_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID).with_for_update()
+            select(Payment)
+            .where(Payment.plan_id == plan_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID)
+            .with_for_update()
         )
-    ).scalar_one_or_none()  # fmt: skip
+    ).scalar_one_or_none()
     if payment is None:
         return 0
-    decision = rules.program_cancellation(payment.amount_cents, shipments_sent=shipments_sent, policy=await current_policy(session, settings))
+    decision = rules.program_cancellation(
+        payment.amount_cents, shipments_sent=shipments_sent, policy=await current_policy(session, settings)
+    )
     amount = min(decision.amount_cents, payment.amount_cents - payment.refunded_cents)
     refund = await request_refund(session, payment, amount_cents=amount, reason=decision.reason, actor=actor, now=now)
     return refund.amount_cents if refund else 0
 
 
-async def reschedule_quote(session: AsyncSession, appointment: Appointment, *, by_patient: bool, now: datetime, settings: Settings) -> CancellationQuote:
+async def reschedule_quote(
+    session: AsyncSession, appointment: Appointment, *, by_patient: bool, now: datetime, settings: Settings
+) -> CancellationQuote:
     policy = await current_policy(session, settings)
-    late = by_patient and appointment.status == AppointmentStatus.BOOKED and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
+    late = (
+        by_patient
+        and appointment.status == AppointmentStatus.BOOKED
+        and (appointment.starts_at - now).total_seconds() < policy.free_cancel_hours * 3600
+    )
     if not late or policy.late_cancel_fee_cents == 0:
         return CancellationQuote(0, 0, False, "Nothing is charged for this change.")
     fee = policy.late_cancel_fee_cents
     return CancellationQuote(
-        0, fee, True, f"Moving it less than {policy.free_cancel_hours} hours before the start costs the late-change fee of {rules.dollars(fee)}."
+        0,
+        fee,
+        True,
+        f"Moving it less than {policy.free_cancel_hours} hours before the start costs the late-change fee of {rules.dollars(fee)}.",
     )
 
 
-async def settle_reschedule(session: AsyncSession, appointment: Appointment, *, quote: CancellationQuote, now: datetime, settings: Settings) -> None:
+async def settle_reschedule(
+    session: AsyncSession, appointment: Appointment, *, quote: CancellationQuote, now: datetime, settings: Settings
+) -> None:
     if quote.late and quote.fee_cents > 0:
-        await charge_fee(session, patient_id=appointment.patient_id, purpose=PaymentPurpose.LATE_CANCEL_FEE, appointment_id=appointment.id, now=now, settings=settings)
+        await charge_fee(
+            session,
+            patient_id=appointment.patient_id,
+            purpose=PaymentPurpose.LATE_CANCEL_FEE,
+            appointment_id=appointment.id,
+            now=now,
+            settings=settings,
+        )

@@ -26,42 +26,82 @@ MAY_BREAK_GLASS = frozenset({Role.PRESCRIBER, Role.THERAPIST})
 
 async def live_grant(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
     return await session.scalar(
-        select(BreakGlassGrant.id).where(
-            BreakGlassGrant.patient_id == patient_id, BreakGlassGrant.clinician_id == clinician_id, BreakGlassGrant.granted_at <= now,
+        select(BreakGlassGrant.id)
+        .where(
+            BreakGlassGrant.patient_id == patient_id,
+            BreakGlassGrant.clinician_id == clinician_id,
+            BreakGlassGrant.granted_at <= now,
             BreakGlassGrant.expires_at > now,
-        ).limit(1)
-    )  # fmt: skip
+        )
+        .limit(1)
+    )
 
 
-async def break_glass(session: AsyncSession, *, viewer: SignedIn, patient_id: uuid.UUID, reason: str, actor: Actor, now: datetime) -> BreakGlassGrant:
+async def break_glass(
+    session: AsyncSession, *, viewer: SignedIn, patient_id: uuid.UUID, reason: str, actor: Actor, now: datetime
+) -> BreakGlassGrant:
     if viewer.role not in MAY_BREAK_GLASS:
-        await record_audit_event(session, actor=actor, action="patient.break_glass", resource_type="patient", resource_id=patient_id, now=now,
-                                 outcome="denied", reason="role")  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="patient.break_glass",
+            resource_type="patient",
+            resource_id=patient_id,
+            now=now,
+            outcome="denied",
+            reason="role",
+        )
         raise Forbidden("break_glass.not_a_clinician", "Only a prescriber or therapist may break the glass.", keep_evidence=True)
     problem = "is required: why you need this record now" if not reason.strip() else plain_text_problem(reason, longest=1000)
     if problem:
-        await record_audit_event(session, actor=actor, action="patient.break_glass", resource_type="patient", resource_id=patient_id, now=now,
-                                 outcome="denied", reason="no_reason")  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="patient.break_glass",
+            resource_type="patient",
+            resource_id=patient_id,
+            now=now,
+            outcome="denied",
+            reason="no_reason",
+        )
         raise InvalidInput("request.invalid", "Say why you need this record now.", fields={"reason": problem}, keep_evidence=True)
     if await session.get(Patient, patient_id) is None:
         raise NotFound("patient.not_found", "No patient record with this id is available to you.")
     member = await session.scalar(
-        select(CareTeamMember.id).where(CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == viewer.user_id, CareTeamMember.left_at.is_(None))
-    )  # fmt: skip
+        select(CareTeamMember.id).where(
+            CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == viewer.user_id, CareTeamMember.left_at.is_(None)
+        )
+    )
     if member is not None:
         raise Conflict("break_glass.on_the_care_team", "You are on this patient's care team: open the record directly.")
-    grant = BreakGlassGrant(patient_id=patient_id, clinician_id=viewer.user_id, reason=reason.strip(), granted_at=now, expires_at=now + BREAK_GLASS_FOR)
+    grant = BreakGlassGrant(
+        patient_id=patient_id, clinician_id=viewer.user_id, reason=reason.strip(), granted_at=now, expires_at=now + BREAK_GLASS_FOR
+    )
     session.add(grant)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="patient.break_glass", resource_type="break_glass_grant", resource_id=grant.id,
-                             patient_id=patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="patient.break_glass",
+        resource_type="break_glass_grant",
+        resource_id=grant.id,
+        patient_id=patient_id,
+        now=now,
+    )
     team = await session.execute(
-        select(UserAccount).join(CareTeamMember, CareTeamMember.clinician_id == UserAccount.id)
+        select(UserAccount)
+        .join(CareTeamMember, CareTeamMember.clinician_id == UserAccount.id)
         .where(CareTeamMember.patient_id == patient_id, CareTeamMember.left_at.is_(None), UserAccount.is_active.is_(True))
-    )  # fmt: skip
+    )
     for member_account in team.scalars():
-        await queue_email(session, to=member_account.email, template="care_team_update", context={"recipient_name": member_account.full_name},
-                          now=now, dedupe_key=f"break_glass:{grant.id}:{member_account.id}")  # fmt: skip
+        await queue_email(
+            session,
+            to=member_account.email,
+            template="care_team_update",
+            context={"recipient_name": member_account.full_name},
+            now=now,
+            dedupe_key=f"break_glass:{grant.id}:{member_account.id}",
+        )
     return grant
 
 
@@ -79,13 +119,21 @@ class GrantToReview:
 async def grants_to_review(session: AsyncSession) -> list[GrantToReview]:
     clinician, patient_user = UserAccount.__table__.alias("clinician"), UserAccount.__table__.alias("patient_user")
     rows = await session.execute(
-        select(BreakGlassGrant.id, BreakGlassGrant.patient_id, patient_user.c.full_name, clinician.c.full_name, BreakGlassGrant.reason,
-               BreakGlassGrant.granted_at, BreakGlassGrant.expires_at)
+        select(
+            BreakGlassGrant.id,
+            BreakGlassGrant.patient_id,
+            patient_user.c.full_name,
+            clinician.c.full_name,
+            BreakGlassGrant.reason,
+            BreakGlassGrant.granted_at,
+            BreakGlassGrant.expires_at,
+        )
         .join(clinician, clinician.c.id == BreakGlassGrant.clinician_id)
         .join(Patient, Patient.id == BreakGlassGrant.patient_id)
         .join(patient_user, patient_user.c.id == Patient.user_id)
-        .where(BreakGlassGrant.reviewed_at.is_(None)).order_by(BreakGlassGrant.granted_at)
-    )  # fmt: skip
+        .where(BreakGlassGrant.reviewed_at.is_(None))
+        .order_by(BreakGlassGrant.granted_at)
+    )
     return [GrantToReview(*row) for row in rows.all()]
 
 
@@ -94,11 +142,20 @@ async def review(session: AsyncSession, *, grant_id: uuid.UUID, note: str, actor
     if problem:
         raise InvalidInput("request.invalid", "Write what you checked.", fields={"note": problem})
     reviewed = await session.execute(
-        update(BreakGlassGrant).where(BreakGlassGrant.id == grant_id, BreakGlassGrant.reviewed_at.is_(None))
-        .values(reviewed_at=now, reviewed_by=actor.user_id, review_note=note.strip()).returning(BreakGlassGrant.patient_id)
-    )  # fmt: skip
+        update(BreakGlassGrant)
+        .where(BreakGlassGrant.id == grant_id, BreakGlassGrant.reviewed_at.is_(None))
+        .values(reviewed_at=now, reviewed_by=actor.user_id, review_note=note.strip())
+        .returning(BreakGlassGrant.patient_id)
+    )
     patient_id = reviewed.scalar_one_or_none()
     if patient_id is None:
         raise NotFound("break_glass.not_found", "No unreviewed grant with this id.")
-    await record_audit_event(session, actor=actor, action="break_glass.review", resource_type="break_glass_grant", resource_id=grant_id,
-                             patient_id=patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="break_glass.review",
+        resource_type="break_glass_grant",
+        resource_id=grant_id,
+        patient_id=patient_id,
+        now=now,
+    )

@@ -40,48 +40,85 @@ def _uuid(raw: str, field: str, *, optional: bool = False) -> uuid.UUID | None:
 
 
 async def _clinicians(session: AsyncSession) -> list[UserAccount]:
-    return list((await session.execute(
-        select(UserAccount).where(UserAccount.role.in_(service.CLINICIAN_ROLES), UserAccount.is_active.is_(True)).order_by(UserAccount.full_name)
-    )).scalars())  # fmt: skip
+    return list(
+        (
+            await session.execute(
+                select(UserAccount)
+                .where(UserAccount.role.in_(service.CLINICIAN_ROLES), UserAccount.is_active.is_(True))
+                .order_by(UserAccount.full_name)
+            )
+        ).scalars()
+    )
 
 
 class CareTeamPagesController(Controller):
     include_in_schema = False
 
     async def _team_page(
-        self, session: AsyncSession, patient_id: uuid.UUID, *, signed_in: SignedIn, actor: Actor, clock: Clock, error: DomainError | None = None,
+        self,
+        session: AsyncSession,
+        patient_id: uuid.UUID,
+        *,
+        signed_in: SignedIn,
+        actor: Actor,
+        clock: Clock,
+        error: DomainError | None = None,
         values: dict[str, str] | None = None,
-    ) -> Template:  # fmt: skip
-        patient = await load_patient_for(session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="care_team",
-                                         access=Access.OPERATIONAL)  # fmt: skip
+    ) -> Template:
+        patient = await load_patient_for(
+            session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="care_team", access=Access.OPERATIONAL
+        )
         account = await session.get(UserAccount, patient.user_id)
-        return Template("care_teams/team.html", context={
-            "patient": patient, "patient_name": account.full_name if account else "", "zone": patient.timezone,
-            "members": await service.members(session, patient_id=patient.id, with_history=True),
-            "clinicians": await _clinicians(session) if signed_in.role is Role.COORDINATOR else [],
-            "clinical_view": signed_in.role in (Role.PRESCRIBER, Role.THERAPIST),  # the patient's page is the care team's, not the coordinator's
-            "error": error.detail if error else None, "fields": error.fields if error else {}, "values": values or {},
-        }, status_code=error.status_code if error else 200)  # fmt: skip
+        return Template(
+            "care_teams/team.html",
+            context={
+                "patient": patient,
+                "patient_name": account.full_name if account else "",
+                "zone": patient.timezone,
+                "members": await service.members(session, patient_id=patient.id, with_history=True),
+                "clinicians": await _clinicians(session) if signed_in.role is Role.COORDINATOR else [],
+                "clinical_view": signed_in.role
+                in (Role.PRESCRIBER, Role.THERAPIST),  # the patient's page is the care team's, not the coordinator's
+                "error": error.detail if error else None,
+                "fields": error.fields if error else {},
+                "values": values or {},
+            },
+            status_code=error.status_code if error else 200,
+        )
 
     @get("/patients/{patient_id:uuid}/care-team", guards=TEAM_READERS)
     async def team(
-        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> Template:
         return await self._team_page(db_session, patient_id, signed_in=signed_in, actor=actor, clock=clock)
 
     @post("/patients/{patient_id:uuid}/care-team", guards=COORDINATOR)
     async def assign(
-        self, request: Request, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        request: Request,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         fields = await form_fields(request, "clinician_id", "replaces", "reason")
 
         async def change() -> object:
             return await service.assign(
-                db_session, patient_id=patient_id, clinician_id=_uuid(fields["clinician_id"], "clinician_id"),
-                replaces=_uuid(fields["replaces"], "replaces", optional=True), reason=fields["reason"], actor=actor, now=clock.now(),
-            )  # fmt: skip
+                db_session,
+                patient_id=patient_id,
+                clinician_id=_uuid(fields["clinician_id"], "clinician_id"),
+                replaces=_uuid(fields["replaces"], "replaces", optional=True),
+                reason=fields["reason"],
+                actor=actor,
+                now=clock.now(),
+            )
 
         result = await attempt(db_session, change())
         if isinstance(result, DomainError):
@@ -89,13 +126,22 @@ class CareTeamPagesController(Controller):
         return Redirect(path=f"/patients/{patient_id}/care-team")
 
     @get("/coordinator/care-teams", guards=COORDINATOR)
-    async def teams(self, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+    async def teams(
+        self, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
         """Every patient with their current team (operational: names and roles only); the listing is audited."""
-        rows = (await db_session.execute(
-            select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id).order_by(UserAccount.full_name).limit(500)
-        )).all()  # fmt: skip
+        rows = (
+            await db_session.execute(
+                select(Patient.id, UserAccount.full_name)
+                .join(UserAccount, UserAccount.id == Patient.user_id)
+                .order_by(UserAccount.full_name)
+                .limit(500)
+            )
+        ).all()
         patients = [(patient_id, name, await service.members(db_session, patient_id=patient_id)) for patient_id, name in rows]
-        await record_audit_event(db_session, actor=actor, action="care_team.list", resource_type="patient", now=clock.now(), reason=f"{len(patients)} shown")
+        await record_audit_event(
+            db_session, actor=actor, action="care_team.list", resource_type="patient", now=clock.now(), reason=f"{len(patients)} shown"
+        )
         return Template("care_teams/teams.html", context={"patients": patients})
 
     @get("/patients/{patient_id:uuid}/break-glass", guards=CLINICIAN)
@@ -104,15 +150,27 @@ class CareTeamPagesController(Controller):
 
     @post("/patients/{patient_id:uuid}/break-glass", guards=CLINICIAN)
     async def glass(
-        self, request: Request, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        request: Request,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         fields = await form_fields(request, "reason")
-        result = await attempt(db_session, break_glass.break_glass(db_session, viewer=signed_in, patient_id=patient_id, reason=fields["reason"],
-                                                                   actor=actor, now=clock.now()))  # fmt: skip
+        result = await attempt(
+            db_session,
+            break_glass.break_glass(
+                db_session, viewer=signed_in, patient_id=patient_id, reason=fields["reason"], actor=actor, now=clock.now()
+            ),
+        )
         if isinstance(result, DomainError):
-            return Template("care_teams/break_glass.html", context={"patient_id": patient_id, "error": result.detail, "fields": result.fields, "values": fields},
-                            status_code=result.status_code)  # fmt: skip
+            return Template(
+                "care_teams/break_glass.html",
+                context={"patient_id": patient_id, "error": result.detail, "fields": result.fields, "values": fields},
+                status_code=result.status_code,
+            )
         return Redirect(path=f"/patients/{patient_id}")  # the patient's page: everything, each read audited under the grant
 
     @get("/coordinator/break-glass", guards=COORDINATOR)
@@ -121,12 +179,21 @@ class CareTeamPagesController(Controller):
 
     @post("/coordinator/break-glass/{grant_id:uuid}/review", guards=COORDINATOR)
     async def review(
-        self, request: Request, grant_id: FromPath[uuid.UUID], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
+        self,
+        request: Request,
+        grant_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+    ) -> Template | Redirect:
         fields = await form_fields(request, "note", max_length=2000)
-        result = await attempt(db_session, break_glass.review(db_session, grant_id=grant_id, note=fields["note"], actor=actor, now=clock.now()))
+        result = await attempt(
+            db_session, break_glass.review(db_session, grant_id=grant_id, note=fields["note"], actor=actor, now=clock.now())
+        )
         if isinstance(result, DomainError):
-            return Template("care_teams/review.html", context={"grants": await break_glass.grants_to_review(db_session), "error": result.detail},
-                            status_code=result.status_code)  # fmt: skip
+            return Template(
+                "care_teams/review.html",
+                context={"grants": await break_glass.grants_to_review(db_session), "error": result.detail},
+                status_code=result.status_code,
+            )
         return Redirect(path="/coordinator/break-glass")

@@ -57,22 +57,36 @@ async def join(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uu
     )
     member_id = inserted.scalar_one_or_none()
     if member_id is not None:
-        await record_audit_event(session, actor=Actor.system(), action="care_team.join", resource_type="care_team_member", resource_id=member_id,
-                                 patient_id=patient_id, now=now, reason=because)  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=Actor.system(),
+            action="care_team.join",
+            resource_type="care_team_member",
+            resource_id=member_id,
+            patient_id=patient_id,
+            now=now,
+            reason=because,
+        )
     return member_id is not None
 
 
 async def is_member(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(
-        select(CareTeamMember.id).where(CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None))
-    ))  # fmt: skip
+    return bool(
+        await session.scalar(
+            select(CareTeamMember.id).where(
+                CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None)
+            )
+        )
+    )
 
 
 async def members(session: AsyncSession, *, patient_id: uuid.UUID, with_history: bool = False) -> list[Member]:
     query = (
-        select(CareTeamMember, UserAccount.full_name, UserAccount.role).join(UserAccount, UserAccount.id == CareTeamMember.clinician_id)
-        .where(CareTeamMember.patient_id == patient_id).order_by(CareTeamMember.added_at)
-    )  # fmt: skip
+        select(CareTeamMember, UserAccount.full_name, UserAccount.role)
+        .join(UserAccount, UserAccount.id == CareTeamMember.clinician_id)
+        .where(CareTeamMember.patient_id == patient_id)
+        .order_by(CareTeamMember.added_at)
+    )
     if not with_history:
         query = query.where(CareTeamMember.left_at.is_(None))
     return [
@@ -88,14 +102,29 @@ def _reason_problem(reason: str) -> str | None:
 
 
 async def assign(
-    session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, replaces: uuid.UUID | None, reason: str, actor: Actor, now: datetime
+    session: AsyncSession,
+    *,
+    patient_id: uuid.UUID,
+    clinician_id: uuid.UUID,
+    replaces: uuid.UUID | None,
+    reason: str,
+    actor: Actor,
+    now: datetime,
 ) -> Member:
     """A coordinator puts a prescriber or therapist on the team, in place of `replaces` (a current member's
     id) or beside the others. The patient is told (an email with no detail; names on their page). Only a
     coordinator changes a team (here, not only in the route guards: every caller comes through this)."""
     if actor.role != Role.COORDINATOR.value:
-        await record_audit_event(session, actor=actor, action="care_team.assign", resource_type="patient", resource_id=patient_id, now=now,
-                                 outcome="denied", reason="role")  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="care_team.assign",
+            resource_type="patient",
+            resource_id=patient_id,
+            now=now,
+            outcome="denied",
+            reason="role",
+        )
         raise Forbidden("care_team.coordinator_only", "Only a coordinator changes a care team.", keep_evidence=True)
     problems = {}
     if problem := _reason_problem(reason):
@@ -117,23 +146,58 @@ async def assign(
             .returning(CareTeamMember.clinician_id)
         )
         if left.scalar_one_or_none() is None:
-            raise Conflict("care_team.changed", "That clinician is no longer on this care team: someone changed it meanwhile. Reload and try again.",
-                           fields={"replaces": "is not a current member"})  # fmt: skip
-        await record_audit_event(session, actor=actor, action="care_team.leave", resource_type="care_team_member", resource_id=replaces,
-                                 patient_id=patient_id, now=now, reason="replaced")  # fmt: skip
+            raise Conflict(
+                "care_team.changed",
+                "That clinician is no longer on this care team: someone changed it meanwhile. Reload and try again.",
+                fields={"replaces": "is not a current member"},
+            )
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="care_team.leave",
+            resource_type="care_team_member",
+            resource_id=replaces,
+            patient_id=patient_id,
+            now=now,
+            reason="replaced",
+        )
     inserted = await session.execute(
         insert(CareTeamMember)
-        .values(id=uuid.uuid4(), patient_id=patient_id, clinician_id=clinician_id, added_at=now, joined_because="assigned", added_by=actor.user_id)
+        .values(
+            id=uuid.uuid4(),
+            patient_id=patient_id,
+            clinician_id=clinician_id,
+            added_at=now,
+            joined_because="assigned",
+            added_by=actor.user_id,
+        )
         .on_conflict_do_nothing(index_elements=["patient_id", "clinician_id"], index_where=CareTeamMember.left_at.is_(None))
         .returning(CareTeamMember.id)
     )
     member_id = inserted.scalar_one_or_none()
     if member_id is None:
-        raise Conflict("care_team.already_member", f"{clinician.full_name} is on this care team already.", fields={"clinician_id": "is a member already"})
-    await record_audit_event(session, actor=actor, action="care_team.assign", resource_type="care_team_member", resource_id=member_id,
-                             patient_id=patient_id, now=now)  # fmt: skip
+        raise Conflict(
+            "care_team.already_member",
+            f"{clinician.full_name} is on this care team already.",
+            fields={"clinician_id": "is a member already"},
+        )
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="care_team.assign",
+        resource_type="care_team_member",
+        resource_id=member_id,
+        patient_id=patient_id,
+        now=now,
+    )
     user = await session.get(UserAccount, patient.user_id)
     assert user is not None
-    await queue_email(session, to=user.email, template="portal_update", context={"recipient_name": user.full_name}, now=now,
-                      dedupe_key=f"care_team:{member_id}")  # fmt: skip
+    await queue_email(
+        session,
+        to=user.email,
+        template="portal_update",
+        context={"recipient_name": user.full_name},
+        now=now,
+        dedupe_key=f"care_team:{member_id}",
+    )
     return next(member for member in await members(session, patient_id=patient_id) if member.id == member_id)

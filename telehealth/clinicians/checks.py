@@ -129,13 +129,16 @@ def checked_dea(*, state: str, number: str, schedules: list[str], expires_on: da
             "state": _state_problem(state),
             "number": number_problem,
             "schedules": (
-                f"must be of {', '.join(PRACTITIONER_SCHEDULES)} (not {', '.join(unknown)})" if unknown
-                else "must name at least one schedule" if not asked else None
+                f"must be of {', '.join(PRACTITIONER_SCHEDULES)} (not {', '.join(unknown)})"
+                if unknown
+                else "must name at least one schedule"
+                if not asked
+                else None
             ),
             "expires_on": _expiry_problem(expires_on, today),
         },
         "Some DEA registration details need another look.",
-    )  # fmt: skip
+    )
     stored = ",".join(item for item in PRACTITIONER_SCHEDULES if item in asked)
     return DeaDetails(state=state, number=number, schedules=stored, expires_on=expires_on)
 

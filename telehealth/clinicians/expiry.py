@@ -79,24 +79,35 @@ async def remind_expiring_credentials(session: AsyncSession, *, now: datetime, s
         marked = await session.execute(
             update(table)
             .where(
-                table.clinician_id == UserAccount.id, UserAccount.is_active.is_(True),
-                table.expires_on >= today, table.expires_on <= horizon, table.reminded_for_expiry.is_distinct_from(table.expires_on),
+                table.clinician_id == UserAccount.id,
+                UserAccount.is_active.is_(True),
+                table.expires_on >= today,
+                table.expires_on <= horizon,
+                table.reminded_for_expiry.is_distinct_from(table.expires_on),
             )
             .values(reminded_for_expiry=table.expires_on)
             .returning(table.id, table.clinician_id, table.state, table.expires_on, UserAccount.email, UserAccount.full_name)
             .execution_options(synchronize_session=False)
-        )  # fmt: skip
+        )
         for row in marked.all():
             due[row.clinician_id].append(row)
             await record_audit_event(
-                session, actor=Actor.system(), action="clinician.credential_reminder", resource_type="clinician",
-                resource_id=row.clinician_id, now=now, reason=f"{kind} {row.state} {row.expires_on.isoformat()}",
-            )  # fmt: skip
+                session,
+                actor=Actor.system(),
+                action="clinician.credential_reminder",
+                resource_type="clinician",
+                resource_id=row.clinician_id,
+                now=now,
+                reason=f"{kind} {row.state} {row.expires_on.isoformat()}",
+            )
     for rows in due.values():
         reminded = ",".join(sorted(f"{row.id}:{row.expires_on.isoformat()}" for row in rows))
         await queue_email(
-            session, to=rows[0].email, template=REMINDER_TEMPLATE, now=now,
+            session,
+            to=rows[0].email,
+            template=REMINDER_TEMPLATE,
+            now=now,
             context={"recipient_name": rows[0].full_name, "credential_count": len(rows)},
             dedupe_key=f"{REMINDER_TEMPLATE}:{rows[0].clinician_id}:{hashlib.sha256(reminded.encode()).hexdigest()[:32]}",
-        )  # fmt: skip
+        )
     return sum(len(rows) for rows in due.values())

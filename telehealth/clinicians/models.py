@@ -14,9 +14,7 @@ from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 class ClinicianProfile(SQLModel, table=True):
     __tablename__ = "clinician_profile"
 
-    user_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
-    )
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True))
     npi: str | None = Field(default=None, max_length=10)
     timezone: str = Field(default="America/New_York", max_length=64)
     created_at: datetime = utc_timestamp(default_now=True)
@@ -27,9 +25,7 @@ class StateLicense(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("clinician_id", "state", "license_type"),)
 
     id: uuid.UUID = uuid_primary_key()
-    clinician_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True))
     state: str = Field(max_length=2, index=True)
     number: str = Field(max_length=40)
     license_type: str = Field(max_length=20)  # MD, DO, NP, PA, LPC, LCSW, PsyD ...
@@ -43,9 +39,7 @@ class DeaRegistration(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("clinician_id", "state"),)
 
     id: uuid.UUID = uuid_primary_key()
-    clinician_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    clinician_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True))
     state: str = Field(max_length=2, index=True)
     number: str = Field(max_length=9)
     schedules: str = Field(max_length=40)  # e.g. "II,IIN,III,IIIN,IV,V"

@@ -53,30 +53,48 @@ def _expiry(raw: str) -> date:
 
 
 async def _page(
-    db_session: AsyncSession, *, settings: Settings, clock: Clock, done: str | None = None, error: DomainError | None = None,
-    error_for: uuid.UUID | None = None, values: dict[str, Any] | None = None,
-) -> Template:  # fmt: skip
+    db_session: AsyncSession,
+    *,
+    settings: Settings,
+    clock: Clock,
+    done: str | None = None,
+    error: DomainError | None = None,
+    error_for: uuid.UUID | None = None,
+    values: dict[str, Any] | None = None,
+) -> Template:
     today = service.clinic_today(clock.now(), settings)
     return Template(
         "clinicians/coordinator.html",
         context={
-            "clinicians": await service.clinicians_with_credentials(db_session), "today": today,
+            "clinicians": await service.clinicians_with_credentials(db_session),
+            "today": today,
             "status_of": lambda expires_on: expiry_status(expires_on, today=today),
             "dea_flags": lambda registration: dea_warnings(state=registration.state, schedules=registration.schedules),
-            "schedule_list": schedule_list, "license_types": {role.value: kinds for role, kinds in LICENSE_TYPES.items()},
-            "schedules": PRACTITIONER_SCHEDULES, "message": DONE.get(done or ""),
-            "error": error.detail if error else None, "fields": error.fields if error else {}, "error_for": error_for,
-            "values": values or {}, "pharmacists": await pharmacy_staff.pharmacists(db_session),
+            "schedule_list": schedule_list,
+            "license_types": {role.value: kinds for role, kinds in LICENSE_TYPES.items()},
+            "schedules": PRACTITIONER_SCHEDULES,
+            "message": DONE.get(done or ""),
+            "error": error.detail if error else None,
+            "fields": error.fields if error else {},
+            "error_for": error_for,
+            "values": values or {},
+            "pharmacists": await pharmacy_staff.pharmacists(db_session),
             "pharmacies": await pharmacy_staff.pharmacies(db_session),
-        },  # fmt: skip
+        },
         status_code=error.status_code if error else 200,
     )
 
 
 async def _submit(
-    db_session: AsyncSession, action: Callable[[], Awaitable[object]], *, clinician_id: uuid.UUID, done: str, settings: Settings,
-    clock: Clock, values: dict[str, Any] | None = None,
-) -> Redirect | Template:  # fmt: skip
+    db_session: AsyncSession,
+    action: Callable[[], Awaitable[object]],
+    *,
+    clinician_id: uuid.UUID,
+    done: str,
+    settings: Settings,
+    clock: Clock,
+    values: dict[str, Any] | None = None,
+) -> Redirect | Template:
     """Run one service call in a savepoint: success goes back to the clinician's section, a refusal shows
     the page again with the reason next to that clinician's forms."""
 
@@ -93,157 +111,287 @@ class ClinicianPagesController(Controller):
 
     @get("/")
     async def credentials(
-        self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
+        self,
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
         done: FromQuery[str | None] = None,
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         return await _page(db_session, settings=settings, clock=clock, done=done)
 
     @post("/{clinician_id:uuid}/profile")
     async def save_profile(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, "npi", "timezone", max_length=100)
         return await _submit(
             db_session,
-            lambda: service.update_profile(db_session, clinician_id=clinician_id, npi=fields["npi"], timezone=fields["timezone"], actor=actor, now=clock.now()),
-            clinician_id=clinician_id, done="profile", settings=settings, clock=clock,
-        )  # fmt: skip
+            lambda: service.update_profile(
+                db_session, clinician_id=clinician_id, npi=fields["npi"], timezone=fields["timezone"], actor=actor, now=clock.now()
+            ),
+            clinician_id=clinician_id,
+            done="profile",
+            settings=settings,
+            clock=clock,
+        )
 
     @post("/{clinician_id:uuid}/licenses")
     async def add_license(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, *LICENSE_FIELDS, max_length=100)
 
         async def add() -> object:
             return await service.add_license(
-                db_session, clinician_id=clinician_id, state=fields["state"], number=fields["number"], license_type=fields["license_type"],
-                expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                clinician_id=clinician_id,
+                state=fields["state"],
+                number=fields["number"],
+                license_type=fields["license_type"],
+                expires_on=_expiry(fields["expires_on"]),
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
-        return await _submit(db_session, add, clinician_id=clinician_id, done="license_added", settings=settings, clock=clock,
-                             values={"license": fields})  # fmt: skip
+        return await _submit(
+            db_session, add, clinician_id=clinician_id, done="license_added", settings=settings, clock=clock, values={"license": fields}
+        )
 
     @post("/{clinician_id:uuid}/licenses/{license_id:uuid}")
     async def save_license(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], license_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        license_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, *LICENSE_FIELDS, max_length=100)
 
         async def save() -> object:
             return await service.update_license(
-                db_session, clinician_id=clinician_id, license_id=license_id, state=fields["state"], number=fields["number"],
-                license_type=fields["license_type"], expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                clinician_id=clinician_id,
+                license_id=license_id,
+                state=fields["state"],
+                number=fields["number"],
+                license_type=fields["license_type"],
+                expires_on=_expiry(fields["expires_on"]),
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
         return await _submit(db_session, save, clinician_id=clinician_id, done="license_saved", settings=settings, clock=clock)
 
     @post("/{clinician_id:uuid}/licenses/{license_id:uuid}/remove")
     async def remove_license(
-        self, clinician_id: FromPath[uuid.UUID], license_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        clinician_id: FromPath[uuid.UUID],
+        license_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         return await _submit(
-            db_session, lambda: service.remove_license(db_session, clinician_id=clinician_id, license_id=license_id, actor=actor, now=clock.now()),
-            clinician_id=clinician_id, done="license_removed", settings=settings, clock=clock,
-        )  # fmt: skip
+            db_session,
+            lambda: service.remove_license(db_session, clinician_id=clinician_id, license_id=license_id, actor=actor, now=clock.now()),
+            clinician_id=clinician_id,
+            done="license_removed",
+            settings=settings,
+            clock=clock,
+        )
 
     @post("/{clinician_id:uuid}/dea-registrations")
     async def add_dea(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, *DEA_FIELDS, max_length=100)
         schedules = await form_list(request, "schedules", max_items=len(PRACTITIONER_SCHEDULES) + 2, max_length=10)
 
         async def add() -> object:
             return await service.add_dea_registration(
-                db_session, clinician_id=clinician_id, state=fields["state"], number=fields["number"], schedules=schedules,
-                expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                clinician_id=clinician_id,
+                state=fields["state"],
+                number=fields["number"],
+                schedules=schedules,
+                expires_on=_expiry(fields["expires_on"]),
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
-        return await _submit(db_session, add, clinician_id=clinician_id, done="dea_added", settings=settings, clock=clock,
-                             values={"dea": fields | {"schedules": schedules}})  # fmt: skip
+        return await _submit(
+            db_session,
+            add,
+            clinician_id=clinician_id,
+            done="dea_added",
+            settings=settings,
+            clock=clock,
+            values={"dea": fields | {"schedules": schedules}},
+        )
 
     @post("/{clinician_id:uuid}/dea-registrations/{registration_id:uuid}")
     async def save_dea(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        registration_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, *DEA_FIELDS, max_length=100)
         schedules = await form_list(request, "schedules", max_items=len(PRACTITIONER_SCHEDULES) + 2, max_length=10)
 
         async def save() -> object:
             return await service.update_dea_registration(
-                db_session, clinician_id=clinician_id, registration_id=registration_id, state=fields["state"], number=fields["number"],
-                schedules=schedules, expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                clinician_id=clinician_id,
+                registration_id=registration_id,
+                state=fields["state"],
+                number=fields["number"],
+                schedules=schedules,
+                expires_on=_expiry(fields["expires_on"]),
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
         return await _submit(db_session, save, clinician_id=clinician_id, done="dea_saved", settings=settings, clock=clock)
 
     @post("/{clinician_id:uuid}/dea-registrations/{registration_id:uuid}/remove")
     async def remove_dea(
-        self, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        clinician_id: FromPath[uuid.UUID],
+        registration_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         return await _submit(
             db_session,
-            lambda: service.remove_dea_registration(db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now()),
-            clinician_id=clinician_id, done="dea_removed", settings=settings, clock=clock,
-        )  # fmt: skip
+            lambda: service.remove_dea_registration(
+                db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now()
+            ),
+            clinician_id=clinician_id,
+            done="dea_removed",
+            settings=settings,
+            clock=clock,
+        )
 
     @post("/{clinician_id:uuid}/special-registrations")
     async def add_special(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, *SPECIAL_FIELDS, max_length=100)
 
         async def add() -> object:
             return await special_registrations.add_special_registration(
-                db_session, clinician_id=clinician_id, state=fields["state"], number=fields["number"],
-                expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                clinician_id=clinician_id,
+                state=fields["state"],
+                number=fields["number"],
+                expires_on=_expiry(fields["expires_on"]),
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
-        return await _submit(db_session, add, clinician_id=clinician_id, done="special_added", settings=settings, clock=clock,
-                             values={"special": fields})  # fmt: skip
+        return await _submit(
+            db_session, add, clinician_id=clinician_id, done="special_added", settings=settings, clock=clock, values={"special": fields}
+        )
 
     @post("/{clinician_id:uuid}/special-registrations/{registration_id:uuid}")
     async def save_special(
-        self, request: Request, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        clinician_id: FromPath[uuid.UUID],
+        registration_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, *SPECIAL_FIELDS, max_length=100)
 
         async def save() -> object:
             return await special_registrations.update_special_registration(
-                db_session, clinician_id=clinician_id, registration_id=registration_id, state=fields["state"], number=fields["number"],
-                expires_on=_expiry(fields["expires_on"]), actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                clinician_id=clinician_id,
+                registration_id=registration_id,
+                state=fields["state"],
+                number=fields["number"],
+                expires_on=_expiry(fields["expires_on"]),
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
         return await _submit(db_session, save, clinician_id=clinician_id, done="special_saved", settings=settings, clock=clock)
 
     @post("/{clinician_id:uuid}/special-registrations/{registration_id:uuid}/remove")
     async def remove_special(
-        self, clinician_id: FromPath[uuid.UUID], registration_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        clinician_id: FromPath[uuid.UUID],
+        registration_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         return await _submit(
             db_session,
             lambda: special_registrations.remove_special_registration(
                 db_session, clinician_id=clinician_id, registration_id=registration_id, actor=actor, now=clock.now()
             ),
-            clinician_id=clinician_id, done="special_removed", settings=settings, clock=clock,
-        )  # fmt: skip
+            clinician_id=clinician_id,
+            done="special_removed",
+            settings=settings,
+            clock=clock,
+        )
 
     @post("/{pharmacist_id:uuid}/pharmacy")
     async def save_pharmacy(
-        self, request: Request, pharmacist_id: FromPath[uuid.UUID], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        pharmacist_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         """Place a pharmacist in a pharmacy (as PUT /api/v1/pharmacists/{id}/pharmacy)."""
         fields = await form_fields(request, "pharmacy_id", max_length=100)
         try:
@@ -252,6 +400,11 @@ class ClinicianPagesController(Controller):
             pharmacy_id = None  # the service refuses it, naming the field
         return await _submit(
             db_session,
-            lambda: pharmacy_staff.assign_pharmacy(db_session, pharmacist_id=pharmacist_id, pharmacy_id=pharmacy_id, actor=actor, now=clock.now()),
-            clinician_id=pharmacist_id, done="pharmacy", settings=settings, clock=clock,
-        )  # fmt: skip
+            lambda: pharmacy_staff.assign_pharmacy(
+                db_session, pharmacist_id=pharmacist_id, pharmacy_id=pharmacy_id, actor=actor, now=clock.now()
+            ),
+            clinician_id=pharmacist_id,
+            done="pharmacy",
+            settings=settings,
+            clock=clock,
+        )

@@ -38,9 +38,7 @@ def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: date) -> Co
     # Aliases: callers may select from state_license themselves (served_states does).
     license, dea = aliased(StateLicense), aliased(DeaRegistration)
     license_ok = exists().where(license.clinician_id == UserAccount.id, license.state == state, license.expires_on >= on)
-    dea_ok = exists().where(
-        dea.clinician_id == UserAccount.id, dea.state == state, dea.expires_on >= on, holds_schedule_iii(dea.schedules)
-    )
+    dea_ok = exists().where(dea.clinician_id == UserAccount.id, dea.state == state, dea.expires_on >= on, holds_schedule_iii(dea.schedules))
     return and_(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True), license_ok, dea_ok)
 
 
@@ -50,19 +48,25 @@ async def hold_prescribing_credentials(session: AsyncSession, *, prescriber_id: 
     racing the signature waits for it, or, committed first, is seen here: never a plan signed on a
     credential that was already gone."""
     holder = await session.scalar(
-        select(UserAccount.id).where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))
+        select(UserAccount.id)
+        .where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))
         .with_for_update(read=True)
-    )  # fmt: skip
+    )
     license = await session.scalar(
-        select(StateLicense.id).where(StateLicense.clinician_id == prescriber_id, StateLicense.state == state, StateLicense.expires_on >= on)
+        select(StateLicense.id)
+        .where(StateLicense.clinician_id == prescriber_id, StateLicense.state == state, StateLicense.expires_on >= on)
         .with_for_update(read=True)
-    )  # fmt: skip
+    )
     dea = await session.scalar(
-        select(DeaRegistration.id).where(
-            DeaRegistration.clinician_id == prescriber_id, DeaRegistration.state == state, DeaRegistration.expires_on >= on,
+        select(DeaRegistration.id)
+        .where(
+            DeaRegistration.clinician_id == prescriber_id,
+            DeaRegistration.state == state,
+            DeaRegistration.expires_on >= on,
             holds_schedule_iii(DeaRegistration.schedules),
-        ).with_for_update(read=True)
-    )  # fmt: skip
+        )
+        .with_for_update(read=True)
+    )
     return None not in (holder, license, dea)
 
 
@@ -105,7 +109,9 @@ class ClinicianCredentials:
 
 async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uuid.UUID | None = None) -> list[ClinicianCredentials]:
     """Every prescriber and therapist (or one) with profile, licenses, DEA and special registrations: five queries."""
-    query = select(UserAccount).where(UserAccount.role.in_(CLINICIAN_ROLES)).order_by(UserAccount.role, UserAccount.full_name, UserAccount.id)
+    query = (
+        select(UserAccount).where(UserAccount.role.in_(CLINICIAN_ROLES)).order_by(UserAccount.role, UserAccount.full_name, UserAccount.id)
+    )
     if clinician_id is not None:
         query = query.where(UserAccount.id == clinician_id)
     clinicians = list((await session.execute(query)).scalars())
@@ -114,7 +120,9 @@ async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uu
     ids = [clinician.id for clinician in clinicians]
     profiles = {p.user_id: p for p in (await session.execute(select(ClinicianProfile).where(ClinicianProfile.user_id.in_(ids)))).scalars()}
     licenses: dict[uuid.UUID, list[StateLicense]] = {}
-    for license in (await session.execute(select(StateLicense).where(StateLicense.clinician_id.in_(ids)).order_by(StateLicense.state))).scalars():
+    for license in (
+        await session.execute(select(StateLicense).where(StateLicense.clinician_id.in_(ids)).order_by(StateLicense.state))
+    ).scalars():
         licenses.setdefault(license.clinician_id, []).append(license)
     registrations: dict[uuid.UUID, list[DeaRegistration]] = {}
     dea_query = select(DeaRegistration).where(DeaRegistration.clinician_id.in_(ids)).order_by(DeaRegistration.state)
@@ -127,7 +135,7 @@ async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uu
     return [
         ClinicianCredentials(c, profiles.get(c.id), licenses.get(c.id, []), registrations.get(c.id, []), special.get(c.id, []))
         for c in clinicians
-    ]  # fmt: skip
+    ]
 
 
 async def load_clinician(session: AsyncSession, clinician_id: uuid.UUID) -> UserAccount:
@@ -150,7 +158,9 @@ def _changed(old: object, new: dict[str, object]) -> str:
 
 
 async def _audit(session: AsyncSession, *, action: str, clinician_id: uuid.UUID, reason: str, actor: Actor, now: datetime) -> None:
-    await record_audit_event(session, actor=actor, action=action, resource_type="clinician", resource_id=clinician_id, now=now, reason=reason)
+    await record_audit_event(
+        session, actor=actor, action=action, resource_type="clinician", resource_id=clinician_id, now=now, reason=reason
+    )
 
 
 async def _update_or_conflict(session: AsyncSession, statement: Any, conflict: Conflict) -> Any:
@@ -167,16 +177,18 @@ async def _update_or_conflict(session: AsyncSession, statement: Any, conflict: C
 
 def _license_exists(details: LicenseDetails) -> Conflict:
     return Conflict(
-        "clinician.license_exists", f"This clinician already has a {details.license_type} license in {details.state}; renew that one instead.",
+        "clinician.license_exists",
+        f"This clinician already has a {details.license_type} license in {details.state}; renew that one instead.",
         fields={"state": f"already has a {details.license_type} license"},
-    )  # fmt: skip
+    )
 
 
 def _dea_exists(details: DeaDetails) -> Conflict:
     return Conflict(
-        "clinician.dea_exists", f"This clinician already has a DEA registration in {details.state}; renew that one instead.",
+        "clinician.dea_exists",
+        f"This clinician already has a DEA registration in {details.state}; renew that one instead.",
         fields={"state": "already has a DEA registration"},
-    )  # fmt: skip
+    )
 
 
 def _license_not_found() -> NotFound:
@@ -214,13 +226,26 @@ async def _license(session: AsyncSession, clinician_id: uuid.UUID, license_id: u
 
 
 async def add_license(
-    session: AsyncSession, *, clinician_id: uuid.UUID, state: str, number: str, license_type: str, expires_on: date,
-    actor: Actor, now: datetime, settings: Settings,
-) -> StateLicense:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    state: str,
+    number: str,
+    license_type: str,
+    expires_on: date,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> StateLicense:
     """Record a state license: one per state and type (a second answers 409 and says to renew the first)."""
     clinician = await load_clinician(session, clinician_id)
     checked = checked_license(
-        Role(clinician.role), state=state, number=number, license_type=license_type, expires_on=expires_on, today=clinic_today(now, settings)
+        Role(clinician.role),
+        state=state,
+        number=number,
+        license_type=license_type,
+        expires_on=expires_on,
+        today=clinic_today(now, settings),
     )
     license_id = await session.scalar(
         insert(StateLicense)
@@ -230,39 +255,68 @@ async def add_license(
     )
     if license_id is None:
         raise _license_exists(checked)
-    await _audit(session, action="clinician.license.add", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(checked.state, checked.license_type, checked.expires_on))  # fmt: skip
+    await _audit(
+        session,
+        action="clinician.license.add",
+        clinician_id=clinician_id,
+        actor=actor,
+        now=now,
+        reason=_reason(checked.state, checked.license_type, checked.expires_on),
+    )
     return await _license(session, clinician_id, license_id)
 
 
 async def update_license(
-    session: AsyncSession, *, clinician_id: uuid.UUID, license_id: uuid.UUID, state: str, number: str, license_type: str,
-    expires_on: date, actor: Actor, now: datetime, settings: Settings,
-) -> StateLicense:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    license_id: uuid.UUID,
+    state: str,
+    number: str,
+    license_type: str,
+    expires_on: date,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> StateLicense:
     """Change or renew a license. A new expiry re-arms its reminder; slots follow at once (they read this row)."""
     clinician = await load_clinician(session, clinician_id)
     checked = checked_license(
-        Role(clinician.role), state=state, number=number, license_type=license_type, expires_on=expires_on, today=clinic_today(now, settings)
+        Role(clinician.role),
+        state=state,
+        number=number,
+        license_type=license_type,
+        expires_on=expires_on,
+        today=clinic_today(now, settings),
     )
     changed = _changed(await _license(session, clinician_id, license_id), asdict(checked))
     statement = (
-        update(StateLicense).where(StateLicense.id == license_id, StateLicense.clinician_id == clinician_id)
-        .values(**asdict(checked)).returning(StateLicense.id)
-    )  # fmt: skip
+        update(StateLicense)
+        .where(StateLicense.id == license_id, StateLicense.clinician_id == clinician_id)
+        .values(**asdict(checked))
+        .returning(StateLicense.id)
+    )
     if await _update_or_conflict(session, statement, _license_exists(checked)) is None:
         raise _license_not_found()  # removed meanwhile
-    await _audit(session, action="clinician.license.update", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(checked.state, checked.license_type, checked.expires_on, changed))  # fmt: skip
+    await _audit(
+        session,
+        action="clinician.license.update",
+        clinician_id=clinician_id,
+        actor=actor,
+        now=now,
+        reason=_reason(checked.state, checked.license_type, checked.expires_on, changed),
+    )
     return await _license(session, clinician_id, license_id)
 
 
 async def remove_license(session: AsyncSession, *, clinician_id: uuid.UUID, license_id: uuid.UUID, actor: Actor, now: datetime) -> None:
     removed = (
         await session.execute(
-            delete(StateLicense).where(StateLicense.id == license_id, StateLicense.clinician_id == clinician_id)
+            delete(StateLicense)
+            .where(StateLicense.id == license_id, StateLicense.clinician_id == clinician_id)
             .returning(StateLicense.state, StateLicense.license_type, StateLicense.expires_on)
         )
-    ).first()  # fmt: skip
+    ).first()
     if removed is None:
         raise _license_not_found()
     await _audit(session, action="clinician.license.remove", clinician_id=clinician_id, actor=actor, now=now, reason=_reason(*removed))
@@ -284,40 +338,73 @@ async def _dea(session: AsyncSession, clinician_id: uuid.UUID, registration_id: 
 
 
 async def add_dea_registration(
-    session: AsyncSession, *, clinician_id: uuid.UUID, state: str, number: str, schedules: list[str], expires_on: date,
-    actor: Actor, now: datetime, settings: Settings,
-) -> DeaRegistration:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    state: str,
+    number: str,
+    schedules: list[str],
+    expires_on: date,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> DeaRegistration:
     """Record a prescriber's DEA registration in a state (one per state). One without Schedule III is kept
     but flagged (`checks.dea_warnings`): it does not let its holder prescribe ketamine."""
     await _prescriber(session, clinician_id)
     checked = checked_dea(state=state, number=number, schedules=schedules, expires_on=expires_on, today=clinic_today(now, settings))
     registration_id = await session.scalar(
-        insert(DeaRegistration).values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
-        .on_conflict_do_nothing(index_elements=["clinician_id", "state"]).returning(DeaRegistration.id)
-    )  # fmt: skip
+        insert(DeaRegistration)
+        .values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
+        .on_conflict_do_nothing(index_elements=["clinician_id", "state"])
+        .returning(DeaRegistration.id)
+    )
     if registration_id is None:
         raise _dea_exists(checked)
-    await _audit(session, action="clinician.dea.add", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(checked.state, checked.expires_on, checked.schedules))  # fmt: skip
+    await _audit(
+        session,
+        action="clinician.dea.add",
+        clinician_id=clinician_id,
+        actor=actor,
+        now=now,
+        reason=_reason(checked.state, checked.expires_on, checked.schedules),
+    )
     return await _dea(session, clinician_id, registration_id)
 
 
 async def update_dea_registration(
-    session: AsyncSession, *, clinician_id: uuid.UUID, registration_id: uuid.UUID, state: str, number: str, schedules: list[str],
-    expires_on: date, actor: Actor, now: datetime, settings: Settings,
-) -> DeaRegistration:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    registration_id: uuid.UUID,
+    state: str,
+    number: str,
+    schedules: list[str],
+    expires_on: date,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> DeaRegistration:
     """Change or renew a DEA registration (a new expiry re-arms its reminder)."""
     await _prescriber(session, clinician_id)
     checked = checked_dea(state=state, number=number, schedules=schedules, expires_on=expires_on, today=clinic_today(now, settings))
     changed = _changed(await _dea(session, clinician_id, registration_id), asdict(checked))
     statement = (
-        update(DeaRegistration).where(DeaRegistration.id == registration_id, DeaRegistration.clinician_id == clinician_id)
-        .values(**asdict(checked)).returning(DeaRegistration.id)
-    )  # fmt: skip
+        update(DeaRegistration)
+        .where(DeaRegistration.id == registration_id, DeaRegistration.clinician_id == clinician_id)
+        .values(**asdict(checked))
+        .returning(DeaRegistration.id)
+    )
     if await _update_or_conflict(session, statement, _dea_exists(checked)) is None:
         raise _dea_not_found()
-    await _audit(session, action="clinician.dea.update", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(checked.state, checked.expires_on, checked.schedules, changed))  # fmt: skip
+    await _audit(
+        session,
+        action="clinician.dea.update",
+        clinician_id=clinician_id,
+        actor=actor,
+        now=now,
+        reason=_reason(checked.state, checked.expires_on, checked.schedules, changed),
+    )
     return await _dea(session, clinician_id, registration_id)
 
 
@@ -326,10 +413,11 @@ async def remove_dea_registration(
 ) -> None:
     removed = (
         await session.execute(
-            delete(DeaRegistration).where(DeaRegistration.id == registration_id, DeaRegistration.clinician_id == clinician_id)
+            delete(DeaRegistration)
+            .where(DeaRegistration.id == registration_id, DeaRegistration.clinician_id == clinician_id)
             .returning(DeaRegistration.state, DeaRegistration.expires_on, DeaRegistration.schedules)
         )
-    ).first()  # fmt: skip
+    ).first()
     if removed is None:
         raise _dea_not_found()
     await _audit(session, action="clinician.dea.remove", clinician_id=clinician_id, actor=actor, now=now, reason=_reason(*removed))

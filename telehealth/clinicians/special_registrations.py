@@ -29,7 +29,7 @@ def _exists(details: SpecialRegistrationDetails) -> Conflict:
         "clinician.special_registration_exists",
         f"This prescriber already has a special registration in {details.state}; renew that one instead.",
         fields={"state": "already has a special registration"},
-    )  # fmt: skip
+    )
 
 
 def _not_found() -> NotFound:
@@ -44,40 +44,71 @@ async def _registration(session: AsyncSession, clinician_id: uuid.UUID, registra
 
 
 async def add_special_registration(
-    session: AsyncSession, *, clinician_id: uuid.UUID, state: str, number: str, expires_on: date, actor: Actor, now: datetime,
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    state: str,
+    number: str,
+    expires_on: date,
+    actor: Actor,
+    now: datetime,
     settings: Settings,
-) -> SpecialRegistration:  # fmt: skip
+) -> SpecialRegistration:
     """Record a prescriber's telemedicine special registration in a state (one per state: a second is 409)."""
     await _prescriber(session, clinician_id)
     checked = checked_special_registration(state=state, number=number, expires_on=expires_on, today=clinic_today(now, settings))
     registration_id = await session.scalar(
-        insert(SpecialRegistration).values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
-        .on_conflict_do_nothing(index_elements=["clinician_id", "state"]).returning(SpecialRegistration.id)
-    )  # fmt: skip
+        insert(SpecialRegistration)
+        .values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
+        .on_conflict_do_nothing(index_elements=["clinician_id", "state"])
+        .returning(SpecialRegistration.id)
+    )
     if registration_id is None:
         raise _exists(checked)
-    await _audit(session, action="clinician.special_registration.add", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(checked.state, checked.expires_on))  # fmt: skip
+    await _audit(
+        session,
+        action="clinician.special_registration.add",
+        clinician_id=clinician_id,
+        actor=actor,
+        now=now,
+        reason=_reason(checked.state, checked.expires_on),
+    )
     return await _registration(session, clinician_id, registration_id)
 
 
 async def update_special_registration(
-    session: AsyncSession, *, clinician_id: uuid.UUID, registration_id: uuid.UUID, state: str, number: str, expires_on: date,
-    actor: Actor, now: datetime, settings: Settings,
-) -> SpecialRegistration:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    registration_id: uuid.UUID,
+    state: str,
+    number: str,
+    expires_on: date,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> SpecialRegistration:
     """Change or renew a special registration. The UPDATE waits for a signature that relies on the row (it
     holds it FOR SHARE), so a lapse set now never lets a plan be signed on the old expiry afterwards."""
     await _prescriber(session, clinician_id)
     checked = checked_special_registration(state=state, number=number, expires_on=expires_on, today=clinic_today(now, settings))
     changed = _changed(await _registration(session, clinician_id, registration_id), asdict(checked))
     statement = (
-        update(SpecialRegistration).where(SpecialRegistration.id == registration_id, SpecialRegistration.clinician_id == clinician_id)
-        .values(**asdict(checked)).returning(SpecialRegistration.id)
-    )  # fmt: skip
+        update(SpecialRegistration)
+        .where(SpecialRegistration.id == registration_id, SpecialRegistration.clinician_id == clinician_id)
+        .values(**asdict(checked))
+        .returning(SpecialRegistration.id)
+    )
     if await _update_or_conflict(session, statement, _exists(checked)) is None:
         raise _not_found()
-    await _audit(session, action="clinician.special_registration.update", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(checked.state, checked.expires_on, changed))  # fmt: skip
+    await _audit(
+        session,
+        action="clinician.special_registration.update",
+        clinician_id=clinician_id,
+        actor=actor,
+        now=now,
+        reason=_reason(checked.state, checked.expires_on, changed),
+    )
     return await _registration(session, clinician_id, registration_id)
 
 
@@ -87,9 +118,10 @@ async def remove_special_registration(
     """Remove one. A registration a signed plan rests on stays on file as the plan's evidence (409): set its
     expiry instead."""
     statement = (
-        delete(SpecialRegistration).where(SpecialRegistration.id == registration_id, SpecialRegistration.clinician_id == clinician_id)
+        delete(SpecialRegistration)
+        .where(SpecialRegistration.id == registration_id, SpecialRegistration.clinician_id == clinician_id)
         .returning(SpecialRegistration.state, SpecialRegistration.expires_on)
-    )  # fmt: skip
+    )
     try:
         async with session.begin_nested():
             removed = (await session.execute(statement)).first()
@@ -103,5 +135,6 @@ async def remove_special_registration(
         raise
     if removed is None:
         raise _not_found()
-    await _audit(session, action="clinician.special_registration.remove", clinician_id=clinician_id, actor=actor, now=now,
-                 reason=_reason(*removed))  # fmt: skip
+    await _audit(
+        session, action="clinician.special_registration.remove", clinician_id=clinician_id, actor=actor, now=now, reason=_reason(*removed)
+    )

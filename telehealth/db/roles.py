@@ -80,6 +80,8 @@ def grant_runtime_role(connection: Connection, role: str) -> None:
     one object fail with "tuple concurrently updated")."""
     for statement in runtime_role_grants(role):
         connection.exec_driver_sql(statement)
-    owner = connection.exec_driver_sql("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'audit_event'").scalar()
+    owner = connection.exec_driver_sql(
+        "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'audit_event'"
+    ).scalar()
     if owner == role:  # grants cannot take away what ownership gives
         logger.warning("the runtime role %s owns the tables: hand them to the owner (REASSIGN OWNED BY, docs/operations.md)", role)

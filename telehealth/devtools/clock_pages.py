@@ -34,10 +34,19 @@ async def demo_clock_available(connection: ASGIConnection[Any, Any, Any, Any], _
 def _page(clock: Clock, *, error: str | None = None, moved: str | None = None) -> Template:
     demo = demo_clock_of(clock)
     assert demo is not None  # demo_clock_available
-    return Template("devtools/clock.html", context={
-        "demo_now": demo.now(), "real_now": demo.base.now(), "offset": demo.offset, "moved_words": moved_by_words(demo.offset),
-        "steps": STEP_NAMES, "error": error, "moved": moved,
-    }, status_code=422 if error else 200)  # fmt: skip
+    return Template(
+        "devtools/clock.html",
+        context={
+            "demo_now": demo.now(),
+            "real_now": demo.base.now(),
+            "offset": demo.offset,
+            "moved_words": moved_by_words(demo.offset),
+            "steps": STEP_NAMES,
+            "error": error,
+            "moved": moved,
+        },
+        status_code=422 if error else 200,
+    )
 
 
 class DemoClockController(Controller):
@@ -51,8 +60,12 @@ class DemoClockController(Controller):
 
     @post("/", guards=STAFF)
     async def move(
-        self, request: Request, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        request: Request,
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         step = (await form_fields(request, "step"))["step"]
         demo = demo_clock_of(clock)
         assert demo is not None  # demo_clock_available

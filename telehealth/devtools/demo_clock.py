@@ -61,20 +61,40 @@ async def move_demo_clock(session: AsyncSession, *, clock: OffsetClock, step: st
     """Move the demo's time forward by a STEPS step, or back to real time (`step="real"`); return the new offset.
     Audited as demo_clock.move; the caller's transaction commits it."""
     if step != "real" and step not in STEPS:
-        raise InvalidInput("request.invalid", "Choose how far to move the clock.", fields={"step": f"must be one of {', '.join(STEP_NAMES)}"})
+        raise InvalidInput(
+            "request.invalid", "Choose how far to move the clock.", fields={"step": f"must be one of {', '.join(STEP_NAMES)}"}
+        )
     before = await stored_offset(session)
     by = STEPS.get(step, timedelta(0))
     if step != "real" and before + by > LONGEST:
-        raise InvalidInput("demo_clock.too_far", "The demo clock moves at most a year ahead; go back to real time first.", fields={"step": "too far ahead"})
+        raise InvalidInput(
+            "demo_clock.too_far", "The demo clock moves at most a year ahead; go back to real time first.", fields={"step": "too far ahead"}
+        )
     # With no row yet, the first move starts from real time: this step (or nothing, for "real").
-    offset = timedelta(seconds=await session.scalar(_MOVE, {
-        "offset": int(by.total_seconds()), "step": int(by.total_seconds()), "reset": step == "real", "moved_at": utc_now(), "moved_by": actor.user_id,
-    }))  # fmt: skip
+    offset = timedelta(
+        seconds=await session.scalar(
+            _MOVE,
+            {
+                "offset": int(by.total_seconds()),
+                "step": int(by.total_seconds()),
+                "reset": step == "real",
+                "moved_at": utc_now(),
+                "moved_by": actor.user_id,
+            },
+        )
+    )
     if offset != before:
         await session.execute(_CARRY_SESSIONS, {"by": offset - before})
     clock.set_offset(offset)  # this process at once; the others within FOLLOW_EVERY_SECONDS
     clock.moved_here_at = utc_now()
-    await record_audit_event(session, actor=actor, action="demo_clock.move", resource_type="demo_clock", now=clock.now(), reason=f"{step}:{int(offset.total_seconds())}s")
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="demo_clock.move",
+        resource_type="demo_clock",
+        now=clock.now(),
+        reason=f"{step}:{int(offset.total_seconds())}s",
+    )
     return offset
 
 

@@ -138,9 +138,13 @@ class _Trigger:
 
 class FakeStripe:
     def __init__(
-        self, port: int | None = None, *, webhook_url: str | None = None, webhook_secret: str = "whsec_test_fake",
+        self,
+        port: int | None = None,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str = "whsec_test_fake",
         state_path: Path | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.state_path = state_path
         saved = self._read_state()
         self.port = port or (saved["port"] if saved and _port_is_free(saved["port"]) else _free_port())
@@ -197,8 +201,13 @@ class FakeStripe:
         """Write the state (under the lock) to state_path, atomically: a crash leaves the old file or the new."""
         if self.state_path is None:
             return
-        state = {"port": self.port, "objects": self.objects, "payment_intent_data": self._payment_intent_data,
-                 "item_names": self._item_names, "idempotent": self._idempotent}  # fmt: skip
+        state = {
+            "port": self.port,
+            "objects": self.objects,
+            "payment_intent_data": self._payment_intent_data,
+            "item_names": self._item_names,
+            "idempotent": self._idempotent,
+        }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.state_path.with_name(self.state_path.name + ".partial")
         partial.write_text(json.dumps(state))
@@ -208,9 +217,16 @@ class FakeStripe:
 
     def _config(self) -> uvicorn.Config:
         return uvicorn.Config(
-            self._asgi, host="127.0.0.1", port=self.port, interface="asgi3", lifespan="off",
-            log_config=None, log_level="warning", access_log=False,  # leaves logging handlers alone
-            proxy_headers=False, timeout_graceful_shutdown=1,
+            self._asgi,
+            host="127.0.0.1",
+            port=self.port,
+            interface="asgi3",
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,  # leaves logging handlers alone
+            proxy_headers=False,
+            timeout_graceful_shutdown=1,
         )
 
     def start(self) -> None:
@@ -265,8 +281,13 @@ class FakeStripe:
 
     def event(self, type: str, obj: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": _new_id("evt"), "object": "event", "type": type, "created": int(time.time()),
-            "api_version": API_VERSION, "livemode": False, "pending_webhooks": 1,
+            "id": _new_id("evt"),
+            "object": "event",
+            "type": type,
+            "created": int(time.time()),
+            "api_version": API_VERSION,
+            "livemode": False,
+            "pending_webhooks": 1,
             "data": {"object": copy.deepcopy(obj)},
         }
 
@@ -316,13 +337,23 @@ class FakeStripe:
             if setup_future_usage:
                 if session["customer"] is None:  # Checkout makes a customer to save the card on
                     session["customer"] = self._create_customer({})["id"]
-                payment_method = self._store("pm", {
-                    "object": "payment_method", "type": "card", "customer": session["customer"], "metadata": {},
-                    "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": time.gmtime().tm_year + 3},
-                })["id"]
+                payment_method = self._store(
+                    "pm",
+                    {
+                        "object": "payment_method",
+                        "type": "card",
+                        "customer": session["customer"],
+                        "metadata": {},
+                        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": time.gmtime().tm_year + 3},
+                    },
+                )["id"]
             intent = self._confirmed_intent(
-                amount=session["amount_total"], currency=session["currency"], customer=session["customer"],
-                payment_method=payment_method, metadata=intent_data.get("metadata", {}), setup_future_usage=setup_future_usage,
+                amount=session["amount_total"],
+                currency=session["currency"],
+                customer=session["customer"],
+                payment_method=payment_method,
+                metadata=intent_data.get("metadata", {}),
+                setup_future_usage=setup_future_usage,
             )
             session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
             self._emit("checkout.session.completed", session)
@@ -349,9 +380,15 @@ class FakeStripe:
         return None if id is None else self._get(object_type, id, param=param, status=400)["id"]
 
     def _create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._store("cus", {
-            "object": "customer", "email": params.get("email"), "name": params.get("name"), "metadata": params.get("metadata", {}),
-        })
+        return self._store(
+            "cus",
+            {
+                "object": "customer",
+                "email": params.get("email"),
+                "name": params.get("name"),
+                "metadata": params.get("metadata", {}),
+            },
+        )
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("mode") != "payment":
@@ -372,13 +409,25 @@ class FakeStripe:
             raise _invalid("All line items must use the same currency.", param="line_items")
         customer = self._ref("customer", params.get("customer"), "customer")
         created = int(time.time())
-        session = self._store("cs_test", {
-            "object": "checkout.session", "mode": "payment", "status": "open", "payment_status": "unpaid",
-            "amount_subtotal": amount_total, "amount_total": amount_total, "currency": currencies.pop(),
-            "metadata": params.get("metadata", {}), "client_reference_id": params.get("client_reference_id"),
-            "customer": customer, "payment_intent": None, "success_url": params["success_url"],
-            "cancel_url": params.get("cancel_url"), "expires_at": _int(params, "expires_at", default=created + 24 * 3600),
-        })
+        session = self._store(
+            "cs_test",
+            {
+                "object": "checkout.session",
+                "mode": "payment",
+                "status": "open",
+                "payment_status": "unpaid",
+                "amount_subtotal": amount_total,
+                "amount_total": amount_total,
+                "currency": currencies.pop(),
+                "metadata": params.get("metadata", {}),
+                "client_reference_id": params.get("client_reference_id"),
+                "customer": customer,
+                "payment_intent": None,
+                "success_url": params["success_url"],
+                "cancel_url": params.get("cancel_url"),
+                "expires_at": _int(params, "expires_at", default=created + 24 * 3600),
+            },
+        )
         session["url"] = f"{self.base_url}/pay/{session['id']}"
         self._payment_intent_data[session["id"]] = params.get("payment_intent_data", {})
         self._item_names[session["id"]] = [item["price_data"]["product_data"]["name"] for item in line_items]
@@ -392,22 +441,55 @@ class FakeStripe:
         self._emit("checkout.session.expired", session)
         return session
 
-    def _confirmed_intent(self, *, amount: int, currency: str, customer: str | None, payment_method: str | None,
-                          metadata: dict[str, Any], setup_future_usage: str | None = None, declined: bool = False) -> dict[str, Any]:
+    def _confirmed_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        customer: str | None,
+        payment_method: str | None,
+        metadata: dict[str, Any],
+        setup_future_usage: str | None = None,
+        declined: bool = False,
+    ) -> dict[str, Any]:
         """A confirmed PaymentIntent: succeeded with its Charge, or declined and back to requires_payment_method."""
-        intent = self._store("pi", {
-            "object": "payment_intent", "amount": amount, "amount_received": 0 if declined else amount, "currency": currency,
-            "customer": customer, "payment_method": None if declined else payment_method, "metadata": metadata,
-            "status": "requires_payment_method" if declined else "succeeded", "setup_future_usage": setup_future_usage,
-            "last_payment_error": {**DECLINE, "payment_method": copy.deepcopy(self.objects.get(payment_method or ""))} if declined else None,
-            "latest_charge": None,
-        })
+        intent = self._store(
+            "pi",
+            {
+                "object": "payment_intent",
+                "amount": amount,
+                "amount_received": 0 if declined else amount,
+                "currency": currency,
+                "customer": customer,
+                "payment_method": None if declined else payment_method,
+                "metadata": metadata,
+                "status": "requires_payment_method" if declined else "succeeded",
+                "setup_future_usage": setup_future_usage,
+                "last_payment_error": {**DECLINE, "payment_method": copy.deepcopy(self.objects.get(payment_method or ""))}
+                if declined
+                else None,
+                "latest_charge": None,
+            },
+        )
         if not declined:
-            intent["latest_charge"] = self._store("ch", {
-                "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": 0, "refunded": False,
-                "paid": True, "captured": True, "status": "succeeded", "currency": currency, "customer": customer,
-                "payment_intent": intent["id"], "payment_method": payment_method, "metadata": metadata,
-            })["id"]
+            intent["latest_charge"] = self._store(
+                "ch",
+                {
+                    "object": "charge",
+                    "amount": amount,
+                    "amount_captured": amount,
+                    "amount_refunded": 0,
+                    "refunded": False,
+                    "paid": True,
+                    "captured": True,
+                    "status": "succeeded",
+                    "currency": currency,
+                    "customer": customer,
+                    "payment_intent": intent["id"],
+                    "payment_method": payment_method,
+                    "metadata": metadata,
+                },
+            )["id"]
         return intent
 
     def _create_payment_intent(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -423,11 +505,23 @@ class FakeStripe:
         if self.objects[payment_method]["customer"] != customer:
             raise _invalid(f"The provided PaymentMethod {payment_method} does not belong to customer {customer}.", param="payment_method")
         declined, self._decline_next = self._decline_next, False
-        intent = self._confirmed_intent(amount=amount, currency=currency.lower(), customer=customer, payment_method=payment_method,
-                                        metadata=params.get("metadata", {}), declined=declined)
+        intent = self._confirmed_intent(
+            amount=amount,
+            currency=currency.lower(),
+            customer=customer,
+            payment_method=payment_method,
+            metadata=params.get("metadata", {}),
+            declined=declined,
+        )
         if declined:  # Stripe puts the PaymentIntent in the error
-            raise StripeError(402, "card_error", DECLINE["message"], code="card_declined", decline_code="generic_decline",
-                              payment_intent=copy.deepcopy(intent))
+            raise StripeError(
+                402,
+                "card_error",
+                DECLINE["message"],
+                code="card_declined",
+                decline_code="generic_decline",
+                payment_intent=copy.deepcopy(intent),
+            )
         return intent
 
     def _create_refund(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -447,12 +541,22 @@ class FakeStripe:
         if amount <= 0:
             raise _invalid("Refund amount must be positive.", param="amount", code="parameter_invalid_integer")
         if amount > left:
-            raise _invalid(f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
-                           param="amount", code="amount_too_large")
-        refund = self._store("re", {
-            "object": "refund", "amount": amount, "currency": charge["currency"], "charge": charge["id"],
-            "payment_intent": intent["id"], "status": "succeeded", "reason": reason, "metadata": params.get("metadata", {}),
-        })
+            raise _invalid(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})", param="amount", code="amount_too_large"
+            )
+        refund = self._store(
+            "re",
+            {
+                "object": "refund",
+                "amount": amount,
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": intent["id"],
+                "status": "succeeded",
+                "reason": reason,
+                "metadata": params.get("metadata", {}),
+            },
+        )
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         self._emit("charge.refunded", charge)
@@ -470,7 +574,9 @@ class FakeStripe:
                 return trigger.value
         return None
 
-    def _answer_api(self, method: str, path: str, headers: dict[str, str], params: dict[str, Any]) -> tuple[int, str, dict[str, str], float]:
+    def _answer_api(
+        self, method: str, path: str, headers: dict[str, str], params: dict[str, Any]
+    ) -> tuple[int, str, dict[str, str], float]:
         """(status, JSON body, extra headers, seconds to wait before answering) for one /v1 request."""
         with self._lock:
             if (failure := self._take(self._failures, path)) is not None:
@@ -482,9 +588,14 @@ class FakeStripe:
             if key is not None and key in self._idempotent:
                 first_fingerprint, status, body = self._idempotent[key]
                 if first_fingerprint != fingerprint:
-                    error = StripeError(400, "idempotency_error", (
-                        "Keys for idempotent requests can only be used with the same parameters they were first used with. "
-                        f"Try using a key other than '{key}' if you meant to execute a different request."))
+                    error = StripeError(
+                        400,
+                        "idempotency_error",
+                        (
+                            "Keys for idempotent requests can only be used with the same parameters they were first used with. "
+                            f"Try using a key other than '{key}' if you meant to execute a different request."
+                        ),
+                    )
                     return error.status, json.dumps(error.body), {}, delay
                 return status, body, {"idempotent-replayed": "true"}, delay
             try:
@@ -518,8 +629,10 @@ class FakeStripe:
             items = "".join(f"<li>{html.escape(name)}</li>" for name in self._item_names[session_id])
             total = f"${session['amount_total'] / 100:,.2f} {session['currency'].upper()}"
             cancel = f'<p><a href="{html.escape(session["cancel_url"])}">Back</a></p>' if session["cancel_url"] else ""
-            return 200, (f"<h1>Test checkout</h1><ul>{items}</ul><p>Total: <strong>{total}</strong></p>"
-                         f'<form method="post" action="/pay/{html.escape(session_id)}"><button type="submit">Pay</button></form>{cancel}')
+            return 200, (
+                f"<h1>Test checkout</h1><ul>{items}</ul><p>Total: <strong>{total}</strong></p>"
+                f'<form method="post" action="/pay/{html.escape(session_id)}"><button type="submit">Pay</button></form>{cancel}'
+            )
 
     def _pay(self, session_id: str) -> tuple[int, str, dict[str, str]]:
         try:

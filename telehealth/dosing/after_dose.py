@@ -34,11 +34,15 @@ SERIOUS_REPORT_ANSWERS = ("emergency_services_called", "fainting", "chest_pain",
 # The report's yes/no answers once, for every page that shows them: (field, as the patient is asked, as a reader
 # of the report is told). The form, the clinician's patient page and the record all read this table.
 REPORT_SYMPTOMS: tuple[tuple[str, str, str], ...] = (
-    ("nausea", "Nausea", "nausea"), ("vomiting", "Vomiting", "vomiting"), ("dizziness", "Dizziness", "dizziness"),
-    ("headache", "Headache", "headache"), ("bladder_symptoms", "Bladder pain or urgency", "bladder pain or urgency"),
-    ("fainting", "Fainting", "fainting"), ("chest_pain", "Chest pain", "chest pain"),
+    ("nausea", "Nausea", "nausea"),
+    ("vomiting", "Vomiting", "vomiting"),
+    ("dizziness", "Dizziness", "dizziness"),
+    ("headache", "Headache", "headache"),
+    ("bladder_symptoms", "Bladder pain or urgency", "bladder pain or urgency"),
+    ("fainting", "Fainting", "fainting"),
+    ("chest_pain", "Chest pain", "chest pain"),
     ("suicidal_thoughts", "Thoughts of suicide or of hurting myself", "thoughts of suicide or self-harm"),
-)  # fmt: skip
+)
 EARLY_REASON_LONGEST = 1000
 
 
@@ -50,7 +54,9 @@ def observation_ends_at(row: DosingSession, settings: Settings) -> datetime | No
     return row.unlocked_at + timedelta(minutes=settings.thresholds.observation_minutes)
 
 
-def _ended_early(row: DosingSession, *, reason: str, explained: bool, now: datetime, settings: Settings, zone: str) -> tuple[bool, str | None]:
+def _ended_early(
+    row: DosingSession, *, reason: str, explained: bool, now: datetime, settings: Settings, zone: str
+) -> tuple[bool, str | None]:
     """(ended early, the reason to record). Before the window closes a reason is required, unless what
     happened already explains it (a serious answer, a sitter's event): an emergency is never held up
     asking why. After it, nothing is early and a reason given anyway is not kept."""
@@ -65,8 +71,9 @@ def _ended_early(row: DosingSession, *, reason: str, explained: bool, now: datet
         raise RuleRefused(
             "dosing_session.observation_window_open",
             f"The session is observed for {minutes} minutes after unlock, until {until}. To end it earlier, say why: the prescriber is told.",
-            fields={"ended_early_reason": f"is required before {until}"}, extra={"window_closes_at": closes.isoformat()},
-        )  # fmt: skip
+            fields={"ended_early_reason": f"is required before {until}"},
+            extra={"window_closes_at": closes.isoformat()},
+        )
     return True, reason or None
 
 
@@ -109,13 +116,24 @@ class ReportAnswers:
 
 def serious_reasons(answers: ReportAnswers, settings: Settings) -> list[str]:
     reasons = [name for name in SERIOUS_REPORT_ANSWERS if getattr(answers, name)]
-    if answers.systolic is not None and answers.diastolic is not None and pressure_level(answers.systolic, answers.diastolic, settings.thresholds) is Pressure.URGENT:
+    if (
+        answers.systolic is not None
+        and answers.diastolic is not None
+        and pressure_level(answers.systolic, answers.diastolic, settings.thresholds) is Pressure.URGENT
+    ):
         reasons.append("blood_pressure_urgent")
     return reasons
 
 
 async def file_report(
-    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, answers: ReportAnswers, actor: Actor, now: datetime, settings: Settings
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    dosing_session_id: uuid.UUID,
+    answers: ReportAnswers,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> DosingReport:
     """The patient's report, once the dose was unlocked (409 before). Before the observation window closes
     it needs `ended_early_reason` (a serious answer stands for one); an early report is recorded and the
@@ -129,13 +147,28 @@ async def file_report(
     if row.status != SessionStatus.UNLOCKED:
         raise Conflict("dosing_session.not_unlocked", "Only a session that was unlocked can be reported.")
     reasons = serious_reasons(answers, settings)
-    ended_early, early_reason = _ended_early(row, reason=answers.ended_early_reason or "", explained=bool(reasons), now=now, settings=settings,
-                                             zone=patient.timezone)  # fmt: skip
+    ended_early, early_reason = _ended_early(
+        row, reason=answers.ended_early_reason or "", explained=bool(reasons), now=now, settings=settings, zone=patient.timezone
+    )
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
-    await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.UNLOCKED, target=SessionStatus.REPORTED,
-                        actor=actor, now=now, patient_id=patient.id, values={"updated_at": now})  # fmt: skip
-    values = {name: getattr(answers, name) for name in DosingReport.model_fields if name not in ("dosing_session_id", "reported_at", "ended_early")}
+    await change_status(
+        session,
+        DosingSession,
+        row.id,
+        table=SESSION_TRANSITIONS,
+        source=SessionStatus.UNLOCKED,
+        target=SessionStatus.REPORTED,
+        actor=actor,
+        now=now,
+        patient_id=patient.id,
+        values={"updated_at": now},
+    )
+    values = {
+        name: getattr(answers, name)
+        for name in DosingReport.model_fields
+        if name not in ("dosing_session_id", "reported_at", "ended_early")
+    }
     values["other_side_effects"] = (answers.other_side_effects or "").strip() or None
     values["notes"] = (answers.notes or "").strip() or None
     values["ended_early"], values["ended_early_reason"] = ended_early, early_reason
@@ -145,12 +178,13 @@ async def file_report(
     if reasons:
         escalated = answers.suicidal_thoughts and await open_crisis_escalation(
             session, patient_id=patient.id, rule_ids=["dosing.report.suicidal_thoughts"], actor=actor, now=now, settings=settings
-        )  # fmt: skip
+        )
         await record_serious_event(session, plan, source="report", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated)
     elif ended_early:  # a serious event alerts already; this email would only repeat it
         await alert_care_team(session, plan, template="care_team_update", key=f"ended_early:report:{row.id}", now=now)
-    await inventory.check_after_report(session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used,
-                                       completed=answers.completed, now=now)  # fmt: skip
+    await inventory.check_after_report(
+        session, plan, units_prescribed=units_for(plan, row.number), troches_used=answers.troches_used, completed=answers.completed, now=now
+    )
     await session.refresh(plan)
     await progress.advance(session, plan, now=now)
     return report
@@ -160,8 +194,17 @@ OUTCOMES = ("alert_and_safe", "event")
 
 
 async def attest_end(
-    session: AsyncSession, *, token: str, typed_name: str, outcome: str, event_description: str, emergency_services_called: bool,
-    actor: Actor, now: datetime, settings: Settings, ended_early_reason: str = "",
+    session: AsyncSession,
+    *,
+    token: str,
+    typed_name: str,
+    outcome: str,
+    event_description: str,
+    emergency_services_called: bool,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+    ended_early_reason: str = "",
 ) -> SitterAttestation:
     """The sitter says how the session ended: the patient alert and safe, or an event (what, and whether
     emergency services were called; a call pauses the plan). Not before unlock (409); before the
@@ -192,19 +235,38 @@ async def attest_end(
         raise InvalidInput("request.invalid", "The end of the session is not recorded yet.", fields=problems)
     patient = await session.get(Patient, row.patient_id)
     assert patient is not None
-    ended_early, early_reason = _ended_early(row, reason=ended_early_reason, explained=outcome == "event", now=now, settings=settings, zone=patient.timezone)
+    ended_early, early_reason = _ended_early(
+        row, reason=ended_early_reason, explained=outcome == "event", now=now, settings=settings, zone=patient.timezone
+    )
     await spend_link(session, token=token, purpose=LinkPurpose.END, actor=actor, now=now)
     await revoke_links(session, now=now, dosing_session_id=row.id)  # the session's other end link stops working
     ended = SitterAttestation(
-        dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="end", typed_name=" ".join(typed_name.split()), outcome=outcome,
-        event_description=event_description.strip() or None, emergency_services_called=emergency_services_called and outcome == "event",
-        ended_early=ended_early, ended_early_reason=early_reason, attested_at=now, ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
+        dosing_session_id=row.id,
+        sitter_id=opened.sitter.id,
+        kind="end",
+        typed_name=" ".join(typed_name.split()),
+        outcome=outcome,
+        event_description=event_description.strip() or None,
+        emergency_services_called=emergency_services_called and outcome == "event",
+        ended_early=ended_early,
+        ended_early_reason=early_reason,
+        attested_at=now,
+        ip=actor.ip,
+        user_agent=(actor.user_agent or "")[:400] or None,
         same_as_patient=await same_as_patient(session, patient_id=row.patient_id, actor=actor, now=now),
-    )  # fmt: skip
+    )
     session.add(ended)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.sitter_end", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=row.patient_id, now=now, reason=outcome)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="dosing_session.sitter_end",
+        resource_type="dosing_session",
+        resource_id=row.id,
+        patient_id=row.patient_id,
+        now=now,
+        reason=outcome,
+    )
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
     if ended.emergency_services_called:

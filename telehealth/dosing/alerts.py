@@ -25,5 +25,11 @@ async def alert_care_team(session: AsyncSession, plan: TrochePlan, *, template: 
         )
     ).scalars()
     for member in recipients:
-        await queue_email(session, to=member.email, template=template, context={"recipient_name": member.full_name},
-                          now=now, dedupe_key=f"{key}:{member.id}")  # fmt: skip
+        await queue_email(
+            session,
+            to=member.email,
+            template=template,
+            context={"recipient_name": member.full_name},
+            now=now,
+            dedupe_key=f"{key}:{member.id}",
+        )

@@ -61,19 +61,39 @@ def recheck_time(first: CheckIn, thresholds: ClinicalThresholds) -> datetime:
     """When the one blood-pressure re-check may be taken: the rest time after the first reading, rounded up to
     the whole minute, because the screen shows minutes (a re-check offered "from 01:33" must work at 01:33)."""
     earliest = first.checked_in_at + timedelta(minutes=thresholds.bp_recheck_after_minutes)
-    return earliest if earliest == earliest.replace(second=0, microsecond=0) else earliest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return (
+        earliest
+        if earliest == earliest.replace(second=0, microsecond=0)
+        else earliest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    )
 
 
 def _facts(check_in: CheckIn) -> CheckInFacts:
-    return CheckInFacts(check_in.checked_in_at, check_in.systolic, check_in.diastolic, check_in.phq9_item9, check_in.fasted_two_hours, check_in.no_alcohol_or_sedatives)
+    return CheckInFacts(
+        check_in.checked_in_at,
+        check_in.systolic,
+        check_in.diastolic,
+        check_in.phq9_item9,
+        check_in.fasted_two_hours,
+        check_in.no_alcohol_or_sedatives,
+    )
 
 
 async def _hold(session: AsyncSession, row: DosingSession, *, reason: str, now: datetime) -> None:
     """Not today: the session is held, its links stop working, and the sitter gets the invite's
     cancellation (never the reason: that is health data)."""
-    await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.SCHEDULED, target=SessionStatus.HELD,
-                        actor=Actor.system(), now=now, patient_id=row.patient_id,
-                        values={"held_reason": reason, "ics_sequence": row.ics_sequence + 1, "updated_at": now})  # fmt: skip
+    await change_status(
+        session,
+        DosingSession,
+        row.id,
+        table=SESSION_TRANSITIONS,
+        source=SessionStatus.SCHEDULED,
+        target=SessionStatus.HELD,
+        actor=Actor.system(),
+        now=now,
+        patient_id=row.patient_id,
+        values={"held_reason": reason, "ics_sequence": row.ics_sequence + 1, "updated_at": now},
+    )
     await revoke_links(session, now=now, dosing_session_id=row.id)
     await session.refresh(row)
     if row.sitter_id and (sitter := await session.get(Sitter, row.sitter_id)) is not None:
@@ -93,9 +113,11 @@ def _attempt(earlier: list[CheckIn], *, now: datetime, settings: Settings) -> in
             recheck_from = recheck_time(first, thresholds)
             if now < recheck_from:
                 raise RuleRefused(
-                    "check_in.recheck_too_soon", f"Rest, and measure again {thresholds.bp_recheck_after_minutes} minutes after the first reading.",
-                    fields={"systolic": f"Measure again from {thresholds.bp_recheck_after_minutes} minutes after the first reading."}, extra={"recheck_from": recheck_from.isoformat()},
-                )  # fmt: skip
+                    "check_in.recheck_too_soon",
+                    f"Rest, and measure again {thresholds.bp_recheck_after_minutes} minutes after the first reading.",
+                    fields={"systolic": f"Measure again from {thresholds.bp_recheck_after_minutes} minutes after the first reading."},
+                    extra={"recheck_from": recheck_from.isoformat()},
+                )
             return 2
         if now - first.checked_in_at > timedelta(minutes=thresholds.checkin_valid_minutes):
             return 2
@@ -103,7 +125,14 @@ def _attempt(earlier: list[CheckIn], *, now: datetime, settings: Settings) -> in
 
 
 async def record_check_in(
-    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, answers: CheckInAnswers, actor: Actor, now: datetime, settings: Settings
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    dosing_session_id: uuid.UUID,
+    answers: CheckInAnswers,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> CheckInOutcome:
     """Record the check-in and act on it at once: a crisis answer or an urgent blood pressure holds the
     session, pauses the plan and alerts the care team; alcohol, sedatives, not fasting, or a high blood
@@ -115,14 +144,25 @@ async def record_check_in(
     if row.status != SessionStatus.SCHEDULED:
         raise Conflict("dosing_session.not_scheduled", f"This session is {row.status}: there is nothing to check in for.")
     thresholds = settings.thresholds
-    if not row.scheduled_at - timedelta(minutes=thresholds.checkin_valid_minutes) <= now <= row.scheduled_at + timedelta(minutes=thresholds.unlock_late_minutes):
+    if (
+        not row.scheduled_at - timedelta(minutes=thresholds.checkin_valid_minutes)
+        <= now
+        <= row.scheduled_at + timedelta(minutes=thresholds.unlock_late_minutes)
+    ):
         raise RuleRefused("check_in.outside_window", f"Check in during the {thresholds.checkin_valid_minutes} minutes before your session.")
     attempt = _attempt(await check_ins_of(session, dosing_session_id=row.id), now=now, settings=settings)
     check_in = CheckIn(dosing_session_id=row.id, attempt=attempt, checked_in_at=now, **answers.__dict__)
     session.add(check_in)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.check_in", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=patient.id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="dosing_session.check_in",
+        resource_type="dosing_session",
+        resource_id=row.id,
+        patient_id=patient.id,
+        now=now,
+    )
     gates = check_in_gates(_facts(check_in), thresholds)
     codes = {gate.code for gate in gates}
     plan = await session.get(TrochePlan, row.plan_id)
@@ -130,15 +170,19 @@ async def record_check_in(
     urgent, crisis = "gate.blood_pressure_urgent" in codes, "gate.crisis" in codes
     escalated = crisis and await open_crisis_escalation(
         session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9"], actor=actor, now=now, settings=settings
-    )  # fmt: skip
+    )
     if urgent or crisis:
         reasons = [*(["blood_pressure_urgent"] if urgent else []), *(["suicidal_thoughts"] if crisis else [])]
         await _hold(session, row, reason=reasons[0], now=now)
-        await record_serious_event(session, plan, source="check_in", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated)
+        await record_serious_event(
+            session, plan, source="check_in", reasons=reasons, now=now, dosing_session_id=row.id, alert=not escalated
+        )
         return CheckInOutcome(check_in, gates, held=True, urgent=urgent, crisis=crisis)
     if "gate.care_team_contact" in codes:
         await _hold(session, row, reason="care_team_contact", now=now)
-        requested = await open_contact_request(session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9_some_days"], actor=actor, now=now)
+        requested = await open_contact_request(
+            session, patient_id=patient.id, rule_ids=["dosing.check_in.phq9_9_some_days"], actor=actor, now=now
+        )
         if requested is not None:
             await alert_care_team(session, plan, template="staff_escalation", key=f"contact_request:{requested}", now=now)
         return CheckInOutcome(check_in, gates, held=True, urgent=False, crisis=False, care_team_contact=True)
@@ -163,22 +207,42 @@ async def attest_presence(session: AsyncSession, *, token: str, typed_name: str,
     if row.status != SessionStatus.SCHEDULED:
         raise Conflict("dosing_session.not_scheduled", "This session is no longer waiting for a sitter.")
     if not same_name(typed_name, opened.sitter.full_name):
-        raise InvalidInput("request.invalid", "Type your full name to confirm.", fields={"typed_name": f"type it as given: {opened.sitter.full_name}"})
+        raise InvalidInput(
+            "request.invalid", "Type your full name to confirm.", fields={"typed_name": f"type it as given: {opened.sitter.full_name}"}
+        )
     await spend_link(session, token=token, purpose=LinkPurpose.PRESENCE, actor=actor, now=now)
     present = SitterAttestation(
-        dosing_session_id=row.id, sitter_id=opened.sitter.id, kind="presence", typed_name=" ".join(typed_name.split()), attested_at=now,
-        ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
+        dosing_session_id=row.id,
+        sitter_id=opened.sitter.id,
+        kind="presence",
+        typed_name=" ".join(typed_name.split()),
+        attested_at=now,
+        ip=actor.ip,
+        user_agent=(actor.user_agent or "")[:400] or None,
         same_as_patient=await same_as_patient(session, patient_id=row.patient_id, actor=actor, now=now),
-    )  # fmt: skip
+    )
     session.add(present)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.sitter_present", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=row.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="dosing_session.sitter_present",
+        resource_type="dosing_session",
+        resource_id=row.id,
+        patient_id=row.patient_id,
+        now=now,
+    )
     plan = await session.get(TrochePlan, row.plan_id)
     assert plan is not None
     await flag_for_prescriber(session, present, plan, now=now)
-    return await issue_link(session, sitter_id=opened.sitter.id, purpose=LinkPurpose.END, now=now, expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
-                            dosing_session_id=row.id)  # fmt: skip
+    return await issue_link(
+        session,
+        sitter_id=opened.sitter.id,
+        purpose=LinkPurpose.END,
+        now=now,
+        expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
+        dosing_session_id=row.id,
+    )
 
 
 async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePlan, *, now: datetime, settings: Settings) -> UnlockFacts:
@@ -187,18 +251,25 @@ async def unlock_facts(session: AsyncSession, row: DosingSession, plan: TrochePl
     sitter = await session.get(Sitter, row.sitter_id) if row.sitter_id else None
     presence = await attestation(session, dosing_session_id=row.id, kind="presence")
     return UnlockFacts(
-        now=now, scheduled_at=row.scheduled_at, session_status=row.status, plan_status=plan.status,
-        batch_delivered=batch is not None and batch.status == BatchStatus.DELIVERED, last_dose_at=await last_dose_at(session, plan_id=plan.id),
-        min_hours_between=plan.min_hours_between, check_in=_facts(check_ins[-1]) if check_ins else None,
+        now=now,
+        scheduled_at=row.scheduled_at,
+        session_status=row.status,
+        plan_status=plan.status,
+        batch_delivered=batch is not None and batch.status == BatchStatus.DELIVERED,
+        last_dose_at=await last_dose_at(session, plan_id=plan.id),
+        min_hours_between=plan.min_hours_between,
+        check_in=_facts(check_ins[-1]) if check_ins else None,
         sitter_confirmed=sitter is not None and sitter.status == SitterStatus.CONFIRMED,
         sitter_verified=sitter is not None and is_verified(sitter, settings),
         sitter_present=presence is not None and sitter is not None and presence.sitter_id == sitter.id,
         crisis_open=await has_open_crisis(session, patient_id=row.patient_id),
         contact_requested=await has_open_contact_request(session, patient_id=row.patient_id),
-    )  # fmt: skip
+    )
 
 
-async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> DosingSession:
+async def unlock_session(
+    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings
+) -> DosingSession:
     """Open the dose when every gate holds, else answer every gate that failed. Idempotent and race-safe:
     the status moves by compare-and-swap, so two taps unlock once and both see it unlocked."""
     # The patient, then the session, locked (accounts/locks.py): a second tap waits here, then reads the
@@ -210,13 +281,24 @@ async def unlock_session(session: AsyncSession, *, patient: Patient, dosing_sess
     assert plan is not None
     if failed := unlock_gates(await unlock_facts(session, row, plan, now=now, settings=settings), settings.thresholds):
         raise RuleRefused(
-            "dosing.unlock_refused", f"The dose stays locked until {'these checks are' if len(failed) > 1 else 'this check is'} met",
+            "dosing.unlock_refused",
+            f"The dose stays locked until {'these checks are' if len(failed) > 1 else 'this check is'} met",
             fields={"gates": ", ".join(gate.code for gate in failed)},
             extra={"gates": [{"code": gate.code, "detail": gate.detail} for gate in failed]},
-        )  # fmt: skip
+        )
     try:
-        await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.SCHEDULED, target=SessionStatus.UNLOCKED,
-                            actor=actor, now=now, patient_id=patient.id, values={"unlocked_at": now, "updated_at": now})  # fmt: skip
+        await change_status(
+            session,
+            DosingSession,
+            row.id,
+            table=SESSION_TRANSITIONS,
+            source=SessionStatus.SCHEDULED,
+            target=SessionStatus.UNLOCKED,
+            actor=actor,
+            now=now,
+            patient_id=patient.id,
+            values={"unlocked_at": now, "updated_at": now},
+        )
     except Conflict:
         pass  # another tap won; below it reads the session as that tap left it
     row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id)

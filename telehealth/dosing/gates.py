@@ -54,26 +54,46 @@ def check_in_gates(check_in: CheckInFacts, thresholds: ClinicalThresholds) -> li
     gates = []
     level = pressure_level(check_in.systolic, check_in.diastolic, thresholds)
     if level is Pressure.URGENT:
-        gates.append(Gate("gate.blood_pressure_urgent", (
-            f"Your blood pressure ({check_in.systolic}/{check_in.diastolic}) is very high. Do not take a dose. "
-            "If you have a severe headache, chest pain, shortness of breath, weakness or trouble speaking, call 911 now. "
-            "Your care team has been told and will contact you."
-        )))  # fmt: skip
+        gates.append(
+            Gate(
+                "gate.blood_pressure_urgent",
+                (
+                    f"Your blood pressure ({check_in.systolic}/{check_in.diastolic}) is very high. Do not take a dose. "
+                    "If you have a severe headache, chest pain, shortness of breath, weakness or trouble speaking, call 911 now. "
+                    "Your care team has been told and will contact you."
+                ),
+            )
+        )
     elif level is Pressure.HOLD:
-        gates.append(Gate("gate.blood_pressure_high", (
-            f"Your blood pressure ({check_in.systolic}/{check_in.diastolic}) is at or above "
-            f"{thresholds.bp_needs_review[0]}/{thresholds.bp_needs_review[1]}. Rest quietly and measure once more after "
-            f"{thresholds.bp_recheck_after_minutes} minutes; if it is still high, today's session is held."
-        )))  # fmt: skip
+        gates.append(
+            Gate(
+                "gate.blood_pressure_high",
+                (
+                    f"Your blood pressure ({check_in.systolic}/{check_in.diastolic}) is at or above "
+                    f"{thresholds.bp_needs_review[0]}/{thresholds.bp_needs_review[1]}. Rest quietly and measure once more after "
+                    f"{thresholds.bp_recheck_after_minutes} minutes; if it is still high, today's session is held."
+                ),
+            )
+        )
     # Graded (DOMAIN.md): nearly every day is the crisis path; several days or more than half the days hold
     # the dose and ask the care team to reach the patient, without pausing the plan.
     if check_in.phq9_item9 >= PHQ9_ITEM9_CRISIS:
-        gates.append(Gate("gate.crisis", "You told us you have had thoughts of being better off dead or of hurting yourself. "
-                                         "Today's dose is held, and a clinician will contact you. If you are in danger now, call or text 988, or call 911."))  # fmt: skip
+        gates.append(
+            Gate(
+                "gate.crisis",
+                "You told us you have had thoughts of being better off dead or of hurting yourself. "
+                "Today's dose is held, and a clinician will contact you. If you are in danger now, call or text 988, or call 911.",
+            )
+        )
     elif check_in.phq9_item9 > 0:
-        gates.append(Gate("gate.care_team_contact", "You told us you have had thoughts of being better off dead or of hurting yourself. "
-                                                    "Today's dose is held, and someone from your care team will call you before your next one. "
-                                                    "If you are in danger now, call or text 988, or call 911."))  # fmt: skip
+        gates.append(
+            Gate(
+                "gate.care_team_contact",
+                "You told us you have had thoughts of being better off dead or of hurting yourself. "
+                "Today's dose is held, and someone from your care team will call you before your next one. "
+                "If you are in danger now, call or text 988, or call 911.",
+            )
+        )
     if not check_in.fasted_two_hours:
         gates.append(Gate("gate.not_fasting", "Nothing to eat or drink (except sips of water) for 2 hours before the dose."))
     if not check_in.no_alcohol_or_sedatives:
@@ -124,20 +144,29 @@ def unlock_gates(facts: UnlockFacts, thresholds: ClinicalThresholds) -> list[Gat
     if facts.check_in is None:
         gates.append(Gate("gate.check_in_missing", "Check in first: blood pressure, pulse, mood and a few questions."))
     elif facts.now - facts.check_in.checked_in_at > window:
-        gates.append(Gate("gate.check_in_stale", f"Your check-in is more than {thresholds.checkin_valid_minutes} minutes old. Check in again."))
+        gates.append(
+            Gate("gate.check_in_stale", f"Your check-in is more than {thresholds.checkin_valid_minutes} minutes old. Check in again.")
+        )
     else:
         gates.extend(check_in_gates(facts.check_in, thresholds))
     said_already = any(gate.code in ("gate.crisis", "gate.care_team_contact") for gate in gates)
     if facts.crisis_open and not said_already:
         gates.append(Gate("gate.crisis_open", "A clinician needs to speak with you before your next dose."))
     elif facts.contact_requested and not said_already:
-        gates.append(Gate("gate.care_team_contact_pending", "Someone from your care team will call you; your next dose opens once you have spoken."))
+        gates.append(
+            Gate("gate.care_team_contact_pending", "Someone from your care team will call you; your next dose opens once you have spoken.")
+        )
     if not facts.sitter_confirmed:
         gates.append(Gate("gate.no_sitter", "This session has no confirmed sitter. Choose one, or reschedule."))
         return gates
     if not facts.sitter_verified:
-        gates.append(Gate("gate.sitter_not_verified", "Our team has not verified your sitter yet: a coordinator calls each new sitter for a few "
-                                                     "minutes before their first session. Choose a verified sitter, or reschedule."))  # fmt: skip
+        gates.append(
+            Gate(
+                "gate.sitter_not_verified",
+                "Our team has not verified your sitter yet: a coordinator calls each new sitter for a few "
+                "minutes before their first session. Choose a verified sitter, or reschedule.",
+            )
+        )
     if not facts.sitter_present:
         gates.append(Gate("gate.sitter_not_present", "Your sitter has not confirmed they are with you for this session yet."))
     return gates

@@ -64,34 +64,60 @@ async def inventory(session: AsyncSession, *, plan_id: uuid.UUID) -> Inventory:
         .where(DosingSession.plan_id == plan_id)
     )
     lost = await session.scalar(
-        select(func.coalesce(func.sum(InventoryFlag.troches), 0)).where(InventoryFlag.plan_id == plan_id, InventoryFlag.kind == "loss_reported")
+        select(func.coalesce(func.sum(InventoryFlag.troches), 0)).where(
+            InventoryFlag.plan_id == plan_id, InventoryFlag.kind == "loss_reported"
+        )
     )
     return Inventory(int(delivered or 0), int(used or 0), int(lost or 0))
 
 
-async def raise_flag(session: AsyncSession, plan: TrochePlan, *, kind: str, troches: int, now: datetime, detail: str | None = None) -> InventoryFlag:
+async def raise_flag(
+    session: AsyncSession, plan: TrochePlan, *, kind: str, troches: int, now: datetime, detail: str | None = None
+) -> InventoryFlag:
     flag = InventoryFlag(plan_id=plan.id, patient_id=plan.patient_id, kind=kind, troches=troches, detail=detail, raised_at=now)
     session.add(flag)
     await session.flush()
-    await record_audit_event(session, actor=Actor.system(), action="inventory_flag.raise", resource_type="inventory_flag", resource_id=flag.id,
-                             patient_id=plan.patient_id, now=now, reason=kind)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=Actor.system(),
+        action="inventory_flag.raise",
+        resource_type="inventory_flag",
+        resource_id=flag.id,
+        patient_id=plan.patient_id,
+        now=now,
+        reason=kind,
+    )
     await alert_care_team(session, plan, template="care_team_update", key=f"inventory_flag:{flag.id}", now=now)
     return flag
 
 
 async def open_flags(session: AsyncSession, *, plan_id: uuid.UUID) -> list[InventoryFlag]:
     return list(
-        (await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan_id, InventoryFlag.resolved_at.is_(None)).order_by(InventoryFlag.raised_at))).scalars()
+        (
+            await session.execute(
+                select(InventoryFlag)
+                .where(InventoryFlag.plan_id == plan_id, InventoryFlag.resolved_at.is_(None))
+                .order_by(InventoryFlag.raised_at)
+            )
+        ).scalars()
     )
 
 
 async def troches_still_needed(session: AsyncSession, plan: TrochePlan) -> int:
     """The troches the plan's sessions not yet reported need, counting only doses in delivered batches."""
     delivered = (
-        await session.execute(select(PlanBatch.first_session, PlanBatch.last_session).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED))
+        await session.execute(
+            select(PlanBatch.first_session, PlanBatch.last_session).where(
+                PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED
+            )
+        )
     ).all()
     reported = set(
-        (await session.execute(select(DosingSession.number).where(DosingSession.plan_id == plan.id, DosingSession.status == SessionStatus.REPORTED))).scalars()
+        (
+            await session.execute(
+                select(DosingSession.number).where(DosingSession.plan_id == plan.id, DosingSession.status == SessionStatus.REPORTED)
+            )
+        ).scalars()
     )
     return sum(units_for(plan, number) for first, last in delivered for number in range(first, last + 1) if number not in reported)
 
@@ -107,17 +133,31 @@ async def check_after_report(
     shortfall = units_prescribed - troches_used
     if shortfall >= UNDER_USE_TOLERANCE_TROCHES:
         if completed:  # a completed session takes the whole dose: where did the rest go?
-            await raise_flag(session, plan, kind="fewer_than_prescribed", troches=shortfall, now=now,
-                             detail=f"reported completed with {troches_used} of {units_prescribed} troches")  # fmt: skip
+            await raise_flag(
+                session,
+                plan,
+                kind="fewer_than_prescribed",
+                troches=shortfall,
+                now=now,
+                detail=f"reported completed with {troches_used} of {units_prescribed} troches",
+            )
         elif (surplus := counts.on_hand - await troches_still_needed(session, plan)) >= UNDER_USE_TOLERANCE_TROCHES:
             # Stopping early explains the shortfall, not the troches it leaves in the home beyond what is still to be taken.
-            await raise_flag(session, plan, kind="fewer_than_prescribed", troches=shortfall, now=now,
-                             detail=f"not completed, {troches_used} of {units_prescribed} troches used; {surplus} on hand beyond the sessions left")  # fmt: skip
+            await raise_flag(
+                session,
+                plan,
+                kind="fewer_than_prescribed",
+                troches=shortfall,
+                now=now,
+                detail=f"not completed, {troches_used} of {units_prescribed} troches used; {surplus} on hand beyond the sessions left",
+            )
     if counts.on_hand < 0:
         await raise_flag(session, plan, kind="count_below_zero", troches=-counts.on_hand, now=now)
 
 
-async def report_loss(session: AsyncSession, plan: TrochePlan, *, troches: int, what_happened: str, actor: Actor, now: datetime) -> InventoryFlag:
+async def report_loss(
+    session: AsyncSession, plan: TrochePlan, *, troches: int, what_happened: str, actor: Actor, now: datetime
+) -> InventoryFlag:
     """The patient reports troches lost, stolen or spoiled: counted off what is on hand, and flagged."""
     problems = {}
     if not 1 <= troches <= 100:
@@ -131,14 +171,26 @@ async def report_loss(session: AsyncSession, plan: TrochePlan, *, troches: int, 
     if plan.status in (PlanStatus.DRAFT, PlanStatus.COMPLETED, PlanStatus.DISCONTINUED):
         raise Conflict("plan.not_live", "This plan is over.")
     flag = await raise_flag(session, plan, kind="loss_reported", troches=troches, now=now, detail=what_happened.strip())
-    await record_audit_event(session, actor=actor, action="inventory.report_loss", resource_type="inventory_flag", resource_id=flag.id,
-                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="inventory.report_loss",
+        resource_type="inventory_flag",
+        resource_id=flag.id,
+        patient_id=plan.patient_id,
+        now=now,
+    )
     return flag
 
 
 async def _next_held_batch(session: AsyncSession, plan_id: uuid.UUID) -> PlanBatch | None:
     return (
-        await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan_id, PlanBatch.status == BatchStatus.HELD).order_by(PlanBatch.sequence).limit(1))
+        await session.execute(
+            select(PlanBatch)
+            .where(PlanBatch.plan_id == plan_id, PlanBatch.status == BatchStatus.HELD)
+            .order_by(PlanBatch.sequence)
+            .limit(1)
+        )
     ).scalar_one_or_none()
 
 
@@ -162,17 +214,32 @@ async def request_next_batch(session: AsyncSession, plan: TrochePlan, *, actor: 
     batch = await _next_held_batch(session, plan.id)
     if batch is None:
         raise NotFound("batch.none_waiting", "Every batch of your plan has been sent already.")
-    await record_audit_event(session, actor=actor, action="inventory.request_next_batch", resource_type="plan_batch", resource_id=batch.id,
-                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="inventory.request_next_batch",
+        resource_type="plan_batch",
+        resource_id=batch.id,
+        patient_id=plan.patient_id,
+        now=now,
+    )
     reported = await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
     if reported < batch.first_session - 1:
-        await raise_flag(session, plan, kind="early_batch_request", troches=0, now=now,
-                         detail=f"{reported} of sessions 1 to {batch.first_session - 1} reported")  # fmt: skip
+        await raise_flag(
+            session,
+            plan,
+            kind="early_batch_request",
+            troches=0,
+            now=now,
+            detail=f"{reported} of sessions 1 to {batch.first_session - 1} reported",
+        )
         return None, True
     return await release_if_reported(session, plan, now=now), False
 
 
-async def resolve_flag(session: AsyncSession, plan: TrochePlan, *, flag_id: uuid.UUID, note: str, actor: Actor, now: datetime) -> InventoryFlag:
+async def resolve_flag(
+    session: AsyncSession, plan: TrochePlan, *, flag_id: uuid.UUID, note: str, actor: Actor, now: datetime
+) -> InventoryFlag:
     if not note.strip():
         raise InvalidInput("request.invalid", "Write what you found.", fields={"note": "is required"})
     resolved = await session.execute(
@@ -184,8 +251,14 @@ async def resolve_flag(session: AsyncSession, plan: TrochePlan, *, flag_id: uuid
     flag = resolved.scalar_one_or_none()
     if flag is None:
         raise NotFound("inventory_flag.not_found", "No open flag with this id on this plan.")
-    await record_audit_event(session, actor=actor, action="inventory_flag.resolve", resource_type="inventory_flag", resource_id=flag.id,
-                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="inventory_flag.resolve",
+        resource_type="inventory_flag",
+        resource_id=flag.id,
+        patient_id=plan.patient_id,
+        now=now,
+    )
     await release_if_reported(session, plan, now=now)
     return flag
-

@@ -36,35 +36,45 @@ async def send_presence_links(session: AsyncSession, *, now: datetime, settings:
     no live link for it yet (a reschedule withdrew the old one, so the new time gets a new link)."""
     thresholds = settings.thresholds
     live_link = select(SitterLink.token_hash).where(
-        SitterLink.dosing_session_id == DosingSession.id, SitterLink.sitter_id == DosingSession.sitter_id,
-        SitterLink.purpose == LinkPurpose.PRESENCE, SitterLink.revoked_at.is_(None),
-    )  # fmt: skip
+        SitterLink.dosing_session_id == DosingSession.id,
+        SitterLink.sitter_id == DosingSession.sitter_id,
+        SitterLink.purpose == LinkPurpose.PRESENCE,
+        SitterLink.revoked_at.is_(None),
+    )
     due = (
         await session.execute(
             select(DosingSession, Sitter)
             .join(Sitter, Sitter.id == DosingSession.sitter_id)
             .where(
-                DosingSession.status == SessionStatus.SCHEDULED, Sitter.status == SitterStatus.CONFIRMED,
+                DosingSession.status == SessionStatus.SCHEDULED,
+                Sitter.status == SitterStatus.CONFIRMED,
                 DosingSession.scheduled_at <= now + timedelta(minutes=thresholds.presence_link_minutes_before),
-                DosingSession.scheduled_at > now - timedelta(minutes=thresholds.unlock_late_minutes), ~live_link.exists(),
+                DosingSession.scheduled_at > now - timedelta(minutes=thresholds.unlock_late_minutes),
+                ~live_link.exists(),
             )
             .with_for_update(of=DosingSession, skip_locked=True)
         )
-    ).all()  # fmt: skip
+    ).all()
     for row, sitter in due:
         expires = row.scheduled_at + timedelta(minutes=thresholds.unlock_late_minutes)
-        raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.PRESENCE, now=now, expires_at=expires, dosing_session_id=row.id)
+        raw = await issue_link(
+            session, sitter_id=sitter.id, purpose=LinkPurpose.PRESENCE, now=now, expires_at=expires, dosing_session_id=row.id
+        )
         patient = await session.get(Patient, row.patient_id)
         assert patient is not None
         contact = await patient_contact(session, row.patient_id)
         await queue_email(
-            session, to=sitter.email, template="sitter_presence_link",
+            session,
+            to=sitter.email,
+            template="sitter_presence_link",
             context={
-                "recipient_name": sitter.full_name, "patient_first_name": first_name(contact.full_name), "link_url": f"{settings.public_base_url}/sitter/{raw}",
+                "recipient_name": sitter.full_name,
+                "patient_first_name": first_name(contact.full_name),
+                "link_url": f"{settings.public_base_url}/sitter/{raw}",
                 "when_local": row.scheduled_at.astimezone(ZoneInfo(patient.timezone)).strftime("%H:%M %Z"),
             },
             now=now,
-        )  # fmt: skip
+        )
     return len(due)
 
 
@@ -72,7 +82,10 @@ async def _mark_once(session: AsyncSession, row: DosingSession, column: str, *, 
     """Set `column` if it is still empty (compare-and-swap): True for the one run that set it. A dedupe key
     alone stops a copy only while the first email is queued; once it is sent, the next run would send again."""
     marked = await session.execute(
-        update(DosingSession).where(DosingSession.id == row.id, getattr(DosingSession, column).is_(None)).values({column: now}).returning(DosingSession.id)
+        update(DosingSession)
+        .where(DosingSession.id == row.id, getattr(DosingSession, column).is_(None))
+        .values({column: now})
+        .returning(DosingSession.id)
     )
     return marked.scalar_one_or_none() is not None
 
@@ -87,29 +100,43 @@ async def send_end_links(session: AsyncSession, *, now: datetime, settings: Sett
             select(DosingSession, Sitter)
             .join(Sitter, Sitter.id == DosingSession.sitter_id)
             .where(
-                DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]), Sitter.status == SitterStatus.CONFIRMED,
+                DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
+                Sitter.status == SitterStatus.CONFIRMED,
                 DosingSession.unlocked_at <= now - timedelta(minutes=settings.thresholds.observation_minutes),
-                DosingSession.scheduled_at > now - END_LINK_VALID_AFTER, DosingSession.end_link_sent_at.is_(None), ~ended.exists(),
+                DosingSession.scheduled_at > now - END_LINK_VALID_AFTER,
+                DosingSession.end_link_sent_at.is_(None),
+                ~ended.exists(),
             )
             .with_for_update(of=DosingSession, skip_locked=True)
         )
-    ).all()  # fmt: skip
+    ).all()
     for row, sitter in due:
         if not await _mark_once(session, row, "end_link_sent_at", now=now):
             continue
-        raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.END, now=now, expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
-                               dosing_session_id=row.id)  # fmt: skip
+        raw = await issue_link(
+            session,
+            sitter_id=sitter.id,
+            purpose=LinkPurpose.END,
+            now=now,
+            expires_at=row.scheduled_at + END_LINK_VALID_AFTER,
+            dosing_session_id=row.id,
+        )
         patient = await session.get(Patient, row.patient_id)
         assert patient is not None
         contact = await patient_contact(session, row.patient_id)
         await queue_email(
-            session, to=sitter.email, template="sitter_end_link",
+            session,
+            to=sitter.email,
+            template="sitter_end_link",
             context={
-                "recipient_name": sitter.full_name, "patient_first_name": first_name(contact.full_name), "link_url": f"{settings.public_base_url}/sitter/{raw}",
+                "recipient_name": sitter.full_name,
+                "patient_first_name": first_name(contact.full_name),
+                "link_url": f"{settings.public_base_url}/sitter/{raw}",
                 "when_local": row.scheduled_at.astimezone(ZoneInfo(patient.timezone)).strftime("%H:%M %Z"),
             },
-            now=now, dedupe_key=f"sitter_end_link:{row.id}",
-        )  # fmt: skip
+            now=now,
+            dedupe_key=f"sitter_end_link:{row.id}",
+        )
     return len(due)
 
 
@@ -117,27 +144,47 @@ async def chase_reports(session: AsyncSession, *, now: datetime, settings: Setti
     """Unlocked sessions with no report: remind the patient after 24 h, alert coordinators after 48 h."""
     thresholds = settings.thresholds
     overdue = (
-        await session.execute(
-            select(DosingSession).where(
-                DosingSession.status == SessionStatus.UNLOCKED, DosingSession.unlocked_at <= now - timedelta(hours=thresholds.report_reminder_hours),
-                ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists(),
+        (
+            await session.execute(
+                select(DosingSession)
+                .where(
+                    DosingSession.status == SessionStatus.UNLOCKED,
+                    DosingSession.unlocked_at <= now - timedelta(hours=thresholds.report_reminder_hours),
+                    ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists(),
+                )
+                .with_for_update(skip_locked=True)  # two runs at once: each session is chased by one of them
             )
-            .with_for_update(skip_locked=True)  # two runs at once: each session is chased by one of them
         )
-    ).scalars().all()  # fmt: skip
+        .scalars()
+        .all()
+    )
     coordinators = (
-        await session.execute(select(UserAccount).where(UserAccount.role == Role.COORDINATOR.value, UserAccount.is_active.is_(True)))
-    ).scalars().all()
+        (await session.execute(select(UserAccount).where(UserAccount.role == Role.COORDINATOR.value, UserAccount.is_active.is_(True))))
+        .scalars()
+        .all()
+    )
     for row in overdue:
         if await _mark_once(session, row, "report_reminded_at", now=now):
             contact = await patient_contact(session, row.patient_id)
-            await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
-                              now=now, dedupe_key=f"report_reminder:{row.id}")  # fmt: skip
+            await queue_email(
+                session,
+                to=contact.email,
+                template="portal_update",
+                context={"recipient_name": contact.full_name},
+                now=now,
+                dedupe_key=f"report_reminder:{row.id}",
+            )
         overdue_long = row.unlocked_at is not None and row.unlocked_at <= now - timedelta(hours=thresholds.report_alert_hours)
         if overdue_long and await _mark_once(session, row, "report_escalated_at", now=now):
             for member in coordinators:
-                await queue_email(session, to=member.email, template="care_team_update", context={"recipient_name": member.full_name},
-                                  now=now, dedupe_key=f"report_overdue:{row.id}:{member.id}")  # fmt: skip
+                await queue_email(
+                    session,
+                    to=member.email,
+                    template="care_team_update",
+                    context={"recipient_name": member.full_name},
+                    now=now,
+                    dedupe_key=f"report_overdue:{row.id}:{member.id}",
+                )
 
 
 @job_handler(PRESENCE_LINKS)

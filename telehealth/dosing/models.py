@@ -26,12 +26,23 @@ class Sitter(SQLModel, table=True):
     __tablename__ = "sitter"
     __table_args__ = (
         CheckConstraint("status IN ('invited', 'confirmed', 'declined', 'removed', 'withdrawn')", name="status_known"),
-        CheckConstraint("status <> 'confirmed' OR (signed_at IS NOT NULL AND agreement_sha256 IS NOT NULL AND adult_confirmed)", name="confirmed_signed"),
+        CheckConstraint(
+            "status <> 'confirmed' OR (signed_at IS NOT NULL AND agreement_sha256 IS NOT NULL AND adult_confirmed)", name="confirmed_signed"
+        ),
         CheckConstraint("verification_method IS NULL OR verification_method IN ('video', 'phone')", name="verification_method_known"),
         # A verification is whole: when, how and by whom together, or none of them.
-        CheckConstraint("(verified_at IS NULL) = (verified_by IS NULL) AND (verified_at IS NULL) = (verification_method IS NULL)", name="verification_whole"),
+        CheckConstraint(
+            "(verified_at IS NULL) = (verified_by IS NULL) AND (verified_at IS NULL) = (verification_method IS NULL)",
+            name="verification_whole",
+        ),
         # The same person is named once per patient while invited or confirmed.
-        Index("uq_sitter_active_email", "patient_id", text("lower(email)"), unique=True, postgresql_where=text("status IN ('invited', 'confirmed')")),
+        Index(
+            "uq_sitter_active_email",
+            "patient_id",
+            text("lower(email)"),
+            unique=True,
+            postgresql_where=text("status IN ('invited', 'confirmed')"),
+        ),
     )
 
     id: uuid.UUID = uuid_primary_key()
@@ -85,7 +96,13 @@ class DosingSession(SQLModel, table=True):
         CheckConstraint("number >= 1", name="number_positive"),
         CheckConstraint("status NOT IN ('unlocked', 'reported') OR unlocked_at IS NOT NULL", name="unlocked_has_time"),
         # Each dose of the plan is taken once; held or cancelled sessions free their number.
-        Index("uq_dosing_session_number", "plan_id", "number", unique=True, postgresql_where=text("status IN ('scheduled', 'unlocked', 'reported')")),
+        Index(
+            "uq_dosing_session_number",
+            "plan_id",
+            "number",
+            unique=True,
+            postgresql_where=text("status IN ('scheduled', 'unlocked', 'reported')"),
+        ),
         # One session waits to be taken at a time: the next is scheduled after the last one.
         Index("uq_dosing_session_one_scheduled", "plan_id", unique=True, postgresql_where=text("status = 'scheduled'")),
         Index("ix_dosing_session_due", "status", "scheduled_at"),
@@ -114,7 +131,9 @@ class CheckIn(SQLModel, table=True):
     __tablename__ = "dosing_check_in"
     __table_args__ = (
         CheckConstraint("attempt IN (1, 2)", name="attempt_known"),
-        CheckConstraint("systolic BETWEEN 50 AND 300 AND diastolic BETWEEN 20 AND 200 AND pulse BETWEEN 20 AND 250", name="vitals_plausible"),
+        CheckConstraint(
+            "systolic BETWEEN 50 AND 300 AND diastolic BETWEEN 20 AND 200 AND pulse BETWEEN 20 AND 250", name="vitals_plausible"
+        ),
         CheckConstraint("mood BETWEEN 0 AND 10 AND phq9_item9 BETWEEN 0 AND 3", name="scores_in_range"),
         Index("uq_dosing_check_in_attempt", "dosing_session_id", "attempt", unique=True),
     )
@@ -228,8 +247,10 @@ class InventoryFlag(SQLModel, table=True):
 
     __tablename__ = "inventory_flag"
     __table_args__ = (
-        CheckConstraint("kind IN ('loss_reported', 'count_below_zero', 'more_than_prescribed', 'fewer_than_prescribed', 'early_batch_request')",
-                        name="kind_known"),  # fmt: skip
+        CheckConstraint(
+            "kind IN ('loss_reported', 'count_below_zero', 'more_than_prescribed', 'fewer_than_prescribed', 'early_batch_request')",
+            name="kind_known",
+        ),
         CheckConstraint("(resolved_at IS NULL) = (resolution_note IS NULL)", name="resolution_has_note"),
         Index("ix_inventory_flag_open", "plan_id", postgresql_where=text("resolved_at IS NULL")),
     )

@@ -26,13 +26,29 @@ SITTER_HEARS: dict[str, SessionChange] = {"paused": "on_hold", "resumed": "back_
 
 async def follow_plan(session: AsyncSession, plan: TrochePlan, *, change: PlanChange, actor: Actor, now: datetime) -> None:
     """The caller holds the patient and the plan (accounts/locks.py); the sessions come next, then links."""
-    waiting = list((await session.execute(
-        select(DosingSession).where(DosingSession.plan_id == plan.id, DosingSession.status == SessionStatus.SCHEDULED).with_for_update()
-    )).scalars())  # fmt: skip
+    waiting = list(
+        (
+            await session.execute(
+                select(DosingSession)
+                .where(DosingSession.plan_id == plan.id, DosingSession.status == SessionStatus.SCHEDULED)
+                .with_for_update()
+            )
+        ).scalars()
+    )
     for row in waiting:
         if change == "discontinued":
-            await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=SessionStatus.SCHEDULED, target=SessionStatus.CANCELLED,
-                                actor=actor, now=now, patient_id=row.patient_id, values={"ics_sequence": row.ics_sequence + 1, "updated_at": now})  # fmt: skip
+            await change_status(
+                session,
+                DosingSession,
+                row.id,
+                table=SESSION_TRANSITIONS,
+                source=SessionStatus.SCHEDULED,
+                target=SessionStatus.CANCELLED,
+                actor=actor,
+                now=now,
+                patient_id=row.patient_id,
+                values={"ics_sequence": row.ics_sequence + 1, "updated_at": now},
+            )
             await revoke_links(session, now=now, dosing_session_id=row.id)
             await session.refresh(row)
         sitter = await session.get(Sitter, row.sitter_id) if row.sitter_id else None

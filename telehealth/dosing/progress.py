@@ -19,8 +19,18 @@ async def advance(session: AsyncSession, plan: TrochePlan, *, now: datetime) -> 
     if plan.status != PlanStatus.ACTIVE:
         return
     if await sessions_reported(session, plan_id=plan.id, through_session=plan.sessions) >= plan.sessions:
-        await change_status(session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.ACTIVE, target=PlanStatus.COMPLETED,
-                            actor=Actor.system(), now=now, patient_id=plan.patient_id, values={"updated_at": now})  # fmt: skip
+        await change_status(
+            session,
+            TrochePlan,
+            plan.id,
+            table=PLAN_TRANSITIONS,
+            source=PlanStatus.ACTIVE,
+            target=PlanStatus.COMPLETED,
+            actor=Actor.system(),
+            now=now,
+            patient_id=plan.patient_id,
+            values={"updated_at": now},
+        )
         await session.refresh(plan)
         return
     await inventory.release_if_reported(session, plan, now=now)

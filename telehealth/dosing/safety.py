@@ -35,20 +35,38 @@ REASON_WORDS = {
 
 
 async def record_serious_event(
-    session: AsyncSession, plan: TrochePlan, *, source: str, reasons: list[str], now: datetime, dosing_session_id: uuid.UUID | None = None,
+    session: AsyncSession,
+    plan: TrochePlan,
+    *,
+    source: str,
+    reasons: list[str],
+    now: datetime,
+    dosing_session_id: uuid.UUID | None = None,
     alert: bool = True,
 ) -> SeriousEvent:
     """Record it, pause the plan (if it is not paused or over already) and alert the care team (unless a
     crisis escalation opened in the same moment has just alerted them: one email, not two)."""
     await lock_patient(session, plan.patient_id)  # held already on every path through a dose; taken here for the others
-    event = SeriousEvent(plan_id=plan.id, patient_id=plan.patient_id, dosing_session_id=dosing_session_id, source=source, reasons=reasons, occurred_at=now)
+    event = SeriousEvent(
+        plan_id=plan.id, patient_id=plan.patient_id, dosing_session_id=dosing_session_id, source=source, reasons=reasons, occurred_at=now
+    )
     session.add(event)
     await session.flush()
-    await record_audit_event(session, actor=Actor.system(), action="serious_event.record", resource_type="serious_event", resource_id=event.id,
-                             patient_id=plan.patient_id, now=now, reason=",".join(reasons)[:80])  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=Actor.system(),
+        action="serious_event.record",
+        resource_type="serious_event",
+        resource_id=event.id,
+        patient_id=plan.patient_id,
+        now=now,
+        reason=",".join(reasons)[:80],
+    )
     await session.refresh(plan, with_for_update=True)  # the plan's status now, not when this request read it
     if plan.status in PAUSABLE:
-        await plans.pause_plan(session, plan, reason="A serious adverse event was reported; a prescriber must review it.", actor=Actor.system(), now=now)
+        await plans.pause_plan(
+            session, plan, reason="A serious adverse event was reported; a prescriber must review it.", actor=Actor.system(), now=now
+        )
     if alert:
         await alert_care_team(session, plan, template="staff_escalation", key=f"serious_event:{event.id}", now=now)
     return event
@@ -56,7 +74,13 @@ async def record_serious_event(
 
 async def open_serious_events(session: AsyncSession, *, plan_id: uuid.UUID) -> list[SeriousEvent]:
     return list(
-        (await session.execute(select(SeriousEvent).where(SeriousEvent.plan_id == plan_id, SeriousEvent.reviewed_at.is_(None)).order_by(SeriousEvent.occurred_at))).scalars()
+        (
+            await session.execute(
+                select(SeriousEvent)
+                .where(SeriousEvent.plan_id == plan_id, SeriousEvent.reviewed_at.is_(None))
+                .order_by(SeriousEvent.occurred_at)
+            )
+        ).scalars()
     )
 
 
@@ -82,8 +106,16 @@ async def review(
         .returning(SeriousEvent.id)
     )
     for event_id in reviewed.scalars():
-        await record_audit_event(session, actor=actor, action="serious_event.review", resource_type="serious_event", resource_id=event_id,
-                                 patient_id=plan.patient_id, now=now, reason=decision)  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="serious_event.review",
+            resource_type="serious_event",
+            resource_id=event_id,
+            patient_id=plan.patient_id,
+            now=now,
+            reason=decision,
+        )
     if decision == "resume":
         resumed = await plans.resume_plan(session, plan, actor=actor, now=now)
         # A pause holds back what a report would have done (complete the plan, release the next batch):

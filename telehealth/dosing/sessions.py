@@ -55,16 +55,24 @@ async def locked_session(session: AsyncSession, dosing_session_id: uuid.UUID) ->
 
 
 async def sessions_of(session: AsyncSession, *, plan_id: uuid.UUID) -> list[DosingSession]:
-    return list((await session.execute(select(DosingSession).where(DosingSession.plan_id == plan_id).order_by(DosingSession.scheduled_at))).scalars())
+    return list(
+        (
+            await session.execute(select(DosingSession).where(DosingSession.plan_id == plan_id).order_by(DosingSession.scheduled_at))
+        ).scalars()
+    )
 
 
 async def check_ins_of(session: AsyncSession, *, dosing_session_id: uuid.UUID) -> list[CheckIn]:
-    return list((await session.execute(select(CheckIn).where(CheckIn.dosing_session_id == dosing_session_id).order_by(CheckIn.attempt))).scalars())
+    return list(
+        (await session.execute(select(CheckIn).where(CheckIn.dosing_session_id == dosing_session_id).order_by(CheckIn.attempt))).scalars()
+    )
 
 
 async def attestation(session: AsyncSession, *, dosing_session_id: uuid.UUID, kind: str) -> SitterAttestation | None:
     return (
-        await session.execute(select(SitterAttestation).where(SitterAttestation.dosing_session_id == dosing_session_id, SitterAttestation.kind == kind))
+        await session.execute(
+            select(SitterAttestation).where(SitterAttestation.dosing_session_id == dosing_session_id, SitterAttestation.kind == kind)
+        )
     ).scalar_one_or_none()
 
 
@@ -74,15 +82,18 @@ async def last_dose_at(session: AsyncSession, *, plan_id: uuid.UUID) -> datetime
         select(func.max(DosingSession.unlocked_at))
         .outerjoin(DosingReport, DosingReport.dosing_session_id == DosingSession.id)
         .where(
-            DosingSession.plan_id == plan_id, DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
+            DosingSession.plan_id == plan_id,
+            DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
             func.coalesce(DosingReport.troches_used, 1) > 0,
         )
-    )  # fmt: skip
+    )
 
 
 async def batch_holding(session: AsyncSession, *, plan_id: uuid.UUID, number: int) -> PlanBatch | None:
     return (
-        await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan_id, PlanBatch.first_session <= number, PlanBatch.last_session >= number))
+        await session.execute(
+            select(PlanBatch).where(PlanBatch.plan_id == plan_id, PlanBatch.first_session <= number, PlanBatch.last_session >= number)
+        )
     ).scalar_one_or_none()
 
 
@@ -118,13 +129,16 @@ async def _confirmed_sitter(session: AsyncSession, patient: Patient, sitter_id: 
     if sitter is None or sitter.patient_id != patient.id:
         raise InvalidInput("request.invalid", "Choose one of your sitters.", fields={"sitter_id": "is not one of your sitters"})
     if sitter.status != SitterStatus.CONFIRMED:
-        raise InvalidInput("request.invalid", f"{sitter.full_name} has not signed the sitter agreement.", fields={"sitter_id": "has not confirmed yet"})
+        raise InvalidInput(
+            "request.invalid", f"{sitter.full_name} has not signed the sitter agreement.", fields={"sitter_id": "has not confirmed yet"}
+        )
     if not is_verified(sitter, settings):  # DOMAIN.md: a coordinator's short call before a sitter's first session
         raise InvalidInput(
-            "request.invalid", f"{sitter.full_name} has signed the agreement, but our team has not verified them yet: a coordinator calls each new "
+            "request.invalid",
+            f"{sitter.full_name} has signed the agreement, but our team has not verified them yet: a coordinator calls each new "
             "sitter for a few minutes before their first session. You can schedule with them once that call is done.",
             fields={"sitter_id": "has not been verified by our team yet"},
-        )  # fmt: skip
+        )
     return sitter
 
 
@@ -139,9 +153,10 @@ async def _check_time(session: AsyncSession, plan: TrochePlan, patient: Patient,
     if last is not None and starts_at < last + timedelta(hours=plan.min_hours_between):
         earliest = local_time(last + timedelta(hours=plan.min_hours_between), patient.timezone)
         raise RuleRefused(
-            "dosing.too_soon", f"Your plan needs {plan.min_hours_between} hours between doses: the earliest is {earliest}.",
+            "dosing.too_soon",
+            f"Your plan needs {plan.min_hours_between} hours between doses: the earliest is {earliest}.",
             fields={"starts_at": f"must be at or after {earliest}"},
-        )  # fmt: skip
+        )
 
 
 async def _tell_sitter(
@@ -152,8 +167,14 @@ async def _tell_sitter(
     if cancelled:
         await email_sitter(session, dosing_session, sitter, change="cancelled", now=now)
         return
-    excuse = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.EXCUSE, now=now, expires_at=dosing_session.scheduled_at,
-                              dosing_session_id=dosing_session.id)  # fmt: skip
+    excuse = await issue_link(
+        session,
+        sitter_id=sitter.id,
+        purpose=LinkPurpose.EXCUSE,
+        now=now,
+        expires_at=dosing_session.scheduled_at,
+        dosing_session_id=dosing_session.id,
+    )
     await email_sitter(session, dosing_session, sitter, change="scheduled", now=now, link_url=f"{settings.public_base_url}/sitter/{excuse}")
 
 
@@ -169,7 +190,14 @@ async def _insert(session: AsyncSession, row: DosingSession) -> None:
 
 
 async def schedule_session(
-    session: AsyncSession, *, patient: Patient, starts_at: datetime, sitter_id: uuid.UUID | None, actor: Actor, now: datetime, settings: Settings
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    starts_at: datetime,
+    sitter_id: uuid.UUID | None,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> DosingSession:
     """The next dose of the active plan, at a time the interval allows, with a confirmed sitter, once the
     batch holding that dose is delivered, and never while a crisis waits for a clinician's contact."""
@@ -179,13 +207,13 @@ async def schedule_session(
             "dosing.crisis_contact_pending",
             "Before your next session, a clinician needs to speak with you. We will call you soon; if you need help now, "
             "call or text 988, or call 911 in an emergency.",
-        )  # fmt: skip
+        )
     plan = await _active_plan(session, patient)
     taken = await session.scalar(
-        select(func.count()).select_from(DosingSession).where(
-            DosingSession.plan_id == plan.id, DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED])
-        )
-    )  # fmt: skip
+        select(func.count())
+        .select_from(DosingSession)
+        .where(DosingSession.plan_id == plan.id, DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
+    )
     number = (taken or 0) + 1
     if number > plan.sessions:
         raise RuleRefused("dosing.plan_complete", "Every session of your plan has been taken.")
@@ -195,12 +223,25 @@ async def schedule_session(
     sitter = await _confirmed_sitter(session, patient, sitter_id, settings)
     await _check_time(session, plan, patient, starts_at=starts_at, now=now)
     row = DosingSession(
-        plan_id=plan.id, patient_id=patient.id, sitter_id=sitter.id, number=number, status=SessionStatus.SCHEDULED, scheduled_at=starts_at,
-        created_at=now, updated_at=now,
-    )  # fmt: skip
+        plan_id=plan.id,
+        patient_id=patient.id,
+        sitter_id=sitter.id,
+        number=number,
+        status=SessionStatus.SCHEDULED,
+        scheduled_at=starts_at,
+        created_at=now,
+        updated_at=now,
+    )
     await _insert(session, row)
-    await record_audit_event(session, actor=actor, action="dosing_session.schedule", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=patient.id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="dosing_session.schedule",
+        resource_type="dosing_session",
+        resource_id=row.id,
+        patient_id=patient.id,
+        now=now,
+    )
     await _tell_sitter(session, row, sitter, now=now, settings=settings)
     return row
 
@@ -215,14 +256,22 @@ async def _open_for_change(session: AsyncSession, *, patient: Patient, dosing_se
     # days later with nobody attesting) or, with another sitter, block theirs (one presence per session).
     if await attestation(session, dosing_session_id=row.id, kind="presence") is not None:
         raise Conflict(
-            "dosing_session.sitter_present", "Your sitter has already confirmed they are with you for this session: cancel it and schedule a new one.",
-        )  # fmt: skip
+            "dosing_session.sitter_present",
+            "Your sitter has already confirmed they are with you for this session: cancel it and schedule a new one.",
+        )
     return row
 
 
 async def reschedule_session(
-    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, starts_at: datetime, sitter_id: uuid.UUID | None,
-    actor: Actor, now: datetime, settings: Settings,
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    dosing_session_id: uuid.UUID,
+    starts_at: datetime,
+    sitter_id: uuid.UUID | None,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> DosingSession:
     """Move a session (free), or give it another sitter: links already sent stop working, invites follow."""
     row = await _open_for_change(session, patient=patient, dosing_session_id=dosing_session_id)
@@ -236,16 +285,35 @@ async def reschedule_session(
     await revoke_links(session, now=now, dosing_session_id=row.id)
     row.scheduled_at, row.sitter_id, row.ics_sequence, row.updated_at = starts_at, sitter.id, row.ics_sequence + 1, now
     await session.flush()
-    await record_audit_event(session, actor=actor, action="dosing_session.reschedule", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=patient.id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="dosing_session.reschedule",
+        resource_type="dosing_session",
+        resource_id=row.id,
+        patient_id=patient.id,
+        now=now,
+    )
     await _tell_sitter(session, row, sitter, now=now, settings=settings)
     return row
 
 
-async def cancel_session(session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> DosingSession:
+async def cancel_session(
+    session: AsyncSession, *, patient: Patient, dosing_session_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings
+) -> DosingSession:
     row = await own_session(session, patient=patient, dosing_session_id=dosing_session_id, lock=True)
-    await change_status(session, DosingSession, row.id, table=SESSION_TRANSITIONS, source=row.status, target=SessionStatus.CANCELLED,
-                        actor=actor, now=now, patient_id=patient.id, values={"updated_at": now})  # fmt: skip
+    await change_status(
+        session,
+        DosingSession,
+        row.id,
+        table=SESSION_TRANSITIONS,
+        source=row.status,
+        target=SessionStatus.CANCELLED,
+        actor=actor,
+        now=now,
+        patient_id=patient.id,
+        values={"updated_at": now},
+    )
     await revoke_links(session, now=now, dosing_session_id=row.id)
     if row.sitter_id and (sitter := await session.get(Sitter, row.sitter_id)) is not None:
         row.ics_sequence += 1
@@ -266,9 +334,22 @@ async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now:
     row.sitter_id, row.updated_at = None, now
     await session.flush()
     await revoke_links(session, now=now, dosing_session_id=row.id)
-    await record_audit_event(session, actor=actor, action="dosing_session.sitter_excused", resource_type="dosing_session", resource_id=row.id,
-                             patient_id=row.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="dosing_session.sitter_excused",
+        resource_type="dosing_session",
+        resource_id=row.id,
+        patient_id=row.patient_id,
+        now=now,
+    )
     contact = await patient_contact(session, row.patient_id)
-    await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
-                      now=now, dedupe_key=f"sitter_excused:{row.id}:{opened.sitter.id}")  # fmt: skip
+    await queue_email(
+        session,
+        to=contact.email,
+        template="portal_update",
+        context={"recipient_name": contact.full_name},
+        now=now,
+        dedupe_key=f"sitter_excused:{row.id}:{opened.sitter.id}",
+    )
     return row

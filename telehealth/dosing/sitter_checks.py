@@ -46,7 +46,9 @@ def phone_digits(phone: str | None) -> str:
 async def patient_phones(session: AsyncSession, *, patient_id: uuid.UUID) -> set[str]:
     """Every mobile number the patient gave in an intake (a reassessment may have changed it)."""
     answers = await session.execute(
-        select(IntakeSection.answers).join(Intake, Intake.id == IntakeSection.intake_id).where(Intake.patient_id == patient_id, IntakeSection.section == "demographics")
+        select(IntakeSection.answers)
+        .join(Intake, Intake.id == IntakeSection.intake_id)
+        .where(Intake.patient_id == patient_id, IntakeSection.section == "demographics")
     )
     return {digits for (given,) in answers if (digits := phone_digits(given.get("phone")))}
 
@@ -76,10 +78,11 @@ async def sitters_awaiting_verification(session: AsyncSession) -> list[AwaitingV
     )
     rows = await session.execute(
         select(Sitter, UserAccount.full_name, next_session)
-        .join(Patient, Patient.id == Sitter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, Patient.id == Sitter.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
         .where(Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))
         .order_by(Sitter.signed_at, Sitter.id)
-    )  # fmt: skip
+    )
     return [AwaitingVerification(sitter, name, at) for sitter, name, at in rows.all()]
 
 
@@ -101,13 +104,23 @@ async def verify_sitter(session: AsyncSession, *, sitter_id: uuid.UUID, method: 
     verified = await session.execute(
         update(Sitter)
         .where(Sitter.id == sitter.id, Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))
-        .values(verified_at=now, verified_by=actor.user_id, verification_method=method, verification_note=note.strip() or None, updated_at=now)
+        .values(
+            verified_at=now, verified_by=actor.user_id, verification_method=method, verification_note=note.strip() or None, updated_at=now
+        )
         .returning(Sitter.id)
-    )  # fmt: skip
+    )
     if verified.scalar_one_or_none() is None:
         raise Conflict("sitter.already_verified", "This sitter has already been verified (or has just left).")
-    await record_audit_event(session, actor=actor, action="sitter.verify", resource_type="sitter", resource_id=sitter.id, patient_id=sitter.patient_id,
-                             now=now, reason=method)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="sitter.verify",
+        resource_type="sitter",
+        resource_id=sitter.id,
+        patient_id=sitter.patient_id,
+        now=now,
+        reason=method,
+    )
     await session.refresh(sitter)
     return sitter
 
@@ -123,8 +136,17 @@ async def refuse_patients_browser(session: AsyncSession, sitter: Sitter, *, acto
     owner = await session.scalar(select(Patient.user_id).where(Patient.id == sitter.patient_id))
     if owner != actor.user_id:
         return  # another patient of the clinic may well sit for a friend
-    await record_audit_event(session, actor=actor, action="sitter_link.open", resource_type="sitter", resource_id=sitter.id, patient_id=sitter.patient_id,
-                             now=now, outcome="denied", reason="patient_signed_in")  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="sitter_link.open",
+        resource_type="sitter",
+        resource_id=sitter.id,
+        patient_id=sitter.patient_id,
+        now=now,
+        outcome="denied",
+        reason="patient_signed_in",
+    )
     raise Forbidden("sitter_link.patient_signed_in", PATIENTS_BROWSER, keep_evidence=True)
 
 
@@ -141,27 +163,44 @@ async def same_as_patient(session: AsyncSession, *, patient_id: uuid.UUID, actor
         return None
     user_id = await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
     agents = (
-        await session.execute(
-            select(AuditEvent.user_agent).distinct().where(
-                AuditEvent.actor_user_id == user_id, AuditEvent.ip == actor.ip, AuditEvent.occurred_at >= now - PATIENT_TRAIL,
-                AuditEvent.occurred_at <= now,
+        (
+            await session.execute(
+                select(AuditEvent.user_agent)
+                .distinct()
+                .where(
+                    AuditEvent.actor_user_id == user_id,
+                    AuditEvent.ip == actor.ip,
+                    AuditEvent.occurred_at >= now - PATIENT_TRAIL,
+                    AuditEvent.occurred_at <= now,
+                )
             )
         )
-    ).scalars().all()  # fmt: skip
+        .scalars()
+        .all()
+    )
     if not agents:
         return None
     agent = (actor.user_agent or "")[:400] or None  # as record_audit_event stores it
     return "device" if agent in agents else "address"
 
 
-async def flag_for_prescriber(session: AsyncSession, attestation: SitterAttestation, plan: TrochePlan, *, now: datetime, alerted: bool = False) -> None:
+async def flag_for_prescriber(
+    session: AsyncSession, attestation: SitterAttestation, plan: TrochePlan, *, now: datetime, alerted: bool = False
+) -> None:
     """An attestation marked `same_as_patient` is audited and the care team gets the detail-free email
     (unless another alert about this attestation has just gone: one email, not two); the prescriber's view
     of the session shows the flag."""
     if attestation.same_as_patient is None:
         return
-    await record_audit_event(session, actor=Actor.system(), action="sitter_attestation.flag", resource_type="dosing_session",
-                             resource_id=attestation.dosing_session_id, patient_id=plan.patient_id, now=now,
-                             reason=f"{attestation.kind}_from_patients_{attestation.same_as_patient}")  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=Actor.system(),
+        action="sitter_attestation.flag",
+        resource_type="dosing_session",
+        resource_id=attestation.dosing_session_id,
+        patient_id=plan.patient_id,
+        now=now,
+        reason=f"{attestation.kind}_from_patients_{attestation.same_as_patient}",
+    )
     if not alerted:
         await alert_care_team(session, plan, template="care_team_update", key=f"sitter_same_as_patient:{attestation.id}", now=now)

@@ -26,21 +26,34 @@ class SitterVerificationApiController(Controller):
     guards = [requires_role(Role.COORDINATOR)]
 
     @get("/unverified")
-    async def unverified(self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]) -> list[UnverifiedSitterBody]:
+    async def unverified(
+        self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+    ) -> list[UnverifiedSitterBody]:
         """Sitters who signed the agreement and wait for a coordinator's short call (video or phone) before their
         first session, longest waiting first: their contact, the patient's name, a session already scheduled."""
         return [
-            UnverifiedSitterBody(sitter=sitter_body(item.sitter, settings), patient_id=item.sitter.patient_id, patient_name=item.patient_name,
-                                 next_session_at=item.next_session_at)  # fmt: skip
+            UnverifiedSitterBody(
+                sitter=sitter_body(item.sitter, settings),
+                patient_id=item.sitter.patient_id,
+                patient_name=item.patient_name,
+                next_session_at=item.next_session_at,
+            )
             for item in await sitter_checks.sitters_awaiting_verification(db_session)
         ]
 
     @post("/{sitter_id:uuid}/verification", status_code=200)
     async def verify(
-        self, sitter_id: FromPath[uuid.UUID], data: JSONBody[VerificationRequest], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> SitterBody:  # fmt: skip
+        self,
+        sitter_id: FromPath[uuid.UUID],
+        data: JSONBody[VerificationRequest],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> SitterBody:
         """Record the call with this sitter: `method` video or phone (422 naming it otherwise), an optional
         `note`; once per sitter (409 `sitter.already_verified`), and only after they signed (409)."""
-        verified = await sitter_checks.verify_sitter(db_session, sitter_id=sitter_id, method=data.method, note=data.note, actor=actor, now=clock.now())
+        verified = await sitter_checks.verify_sitter(
+            db_session, sitter_id=sitter_id, method=data.method, note=data.note, actor=actor, now=clock.now()
+        )
         return sitter_body(verified, settings)

@@ -20,8 +20,12 @@ from telehealth.scheduling.ics import calendar_invite
 SessionChange = Literal["scheduled", "cancelled", "on_hold", "back_on"]
 SITTER_STAYS = timedelta(hours=3)  # the dose, about an hour, and two hours after: what the sitter's invite blocks
 # An invite (or its cancellation) travels with the first two; on hold and back on leave the calendar as it is.
-TEMPLATES = {"scheduled": "sitter_session_scheduled", "cancelled": "sitter_session_cancelled", "on_hold": "sitter_session_on_hold",
-             "back_on": "sitter_session_back_on"}  # fmt: skip
+TEMPLATES = {
+    "scheduled": "sitter_session_scheduled",
+    "cancelled": "sitter_session_cancelled",
+    "on_hold": "sitter_session_on_hold",
+    "back_on": "sitter_session_back_on",
+}
 
 
 def local_time(moment: datetime, zone: str) -> str:
@@ -29,22 +33,37 @@ def local_time(moment: datetime, zone: str) -> str:
 
 
 async def email_sitter(
-    session: AsyncSession, dosing_session: DosingSession, sitter: Sitter, *, change: SessionChange, now: datetime, link_url: str | None = None
+    session: AsyncSession,
+    dosing_session: DosingSession,
+    sitter: Sitter,
+    *,
+    change: SessionChange,
+    now: datetime,
+    link_url: str | None = None,
 ) -> None:
     """One email to the sitter about one session. A cancellation's SEQUENCE must be above the invite's:
     the caller bumps `ics_sequence` first."""
     patient = await session.get(Patient, dosing_session.patient_id)
     assert patient is not None
     contact = await patient_contact(session, patient.id)
-    context = {"recipient_name": sitter.full_name, "patient_first_name": first_name(contact.full_name), "when_local": local_time(dosing_session.scheduled_at, patient.timezone)}
+    context = {
+        "recipient_name": sitter.full_name,
+        "patient_first_name": first_name(contact.full_name),
+        "when_local": local_time(dosing_session.scheduled_at, patient.timezone),
+    }
     if link_url:
         context["link_url"] = link_url
     attachments: list[dict[str, str]] = []
     if change in ("scheduled", "cancelled"):
         invite = calendar_invite(
-            uid=dosing_session.id, sequence=dosing_session.ics_sequence, starts_at=dosing_session.scheduled_at,
-            ends_at=dosing_session.scheduled_at + SITTER_STAYS, summary=f"With {first_name(contact.full_name)} (sitter)",
-            description="You will get your link to confirm you are there an hour before.", now=now, cancel=change == "cancelled",
-        )  # fmt: skip
+            uid=dosing_session.id,
+            sequence=dosing_session.ics_sequence,
+            starts_at=dosing_session.scheduled_at,
+            ends_at=dosing_session.scheduled_at + SITTER_STAYS,
+            summary=f"With {first_name(contact.full_name)} (sitter)",
+            description="You will get your link to confirm you are there an hour before.",
+            now=now,
+            cancel=change == "cancelled",
+        )
         attachments = [{"filename": "session.ics", "content_type": "text/calendar", "content": invite}]
     await queue_email(session, to=sitter.email, template=TEMPLATES[change], context=context, now=now, attachments=attachments)

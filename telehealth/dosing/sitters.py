@@ -55,11 +55,26 @@ def _text(value: str, field: str, *, required: bool, longest: int) -> dict[str, 
 
 
 async def issue_link(
-    session: AsyncSession, *, sitter_id: uuid.UUID, purpose: LinkPurpose, now: datetime, expires_at: datetime, dosing_session_id: uuid.UUID | None = None
+    session: AsyncSession,
+    *,
+    sitter_id: uuid.UUID,
+    purpose: LinkPurpose,
+    now: datetime,
+    expires_at: datetime,
+    dosing_session_id: uuid.UUID | None = None,
 ) -> str:
     """A new link for one sitter and one purpose; the raw token goes into the email, only its hash is kept."""
     raw, digest = new_token()
-    session.add(SitterLink(token_hash=digest, sitter_id=sitter_id, purpose=purpose, dosing_session_id=dosing_session_id, created_at=now, expires_at=expires_at))
+    session.add(
+        SitterLink(
+            token_hash=digest,
+            sitter_id=sitter_id,
+            purpose=purpose,
+            dosing_session_id=dosing_session_id,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
     await session.flush()
     return raw
 
@@ -100,7 +115,9 @@ async def spend_link(session: AsyncSession, *, token: str, purpose: LinkPurpose,
     return opened
 
 
-async def revoke_links(session: AsyncSession, *, now: datetime, sitter_id: uuid.UUID | None = None, dosing_session_id: uuid.UUID | None = None) -> None:
+async def revoke_links(
+    session: AsyncSession, *, now: datetime, sitter_id: uuid.UUID | None = None, dosing_session_id: uuid.UUID | None = None
+) -> None:
     """Withdraw every unspent link of a sitter, or of a session."""
     where = [SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None)]
     where.append(SitterLink.sitter_id == sitter_id if sitter_id is not None else SitterLink.dosing_session_id == dosing_session_id)
@@ -120,7 +137,11 @@ async def own_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid
 
 async def _count_invitation(session: AsyncSession, *, patient: Patient, to: str, actor: Actor, now: datetime) -> None:
     """Count one invitation email, or refuse (429) when a limit of INVITATION_LIMITS is reached (nothing counted)."""
-    keys = {"sitter_invitation": str(patient.id), "sitter_invitation_ip": actor.ip or "unknown", "sitter_invitation_to": hash_token(f"sitter:{normalize_email(to)}")}
+    keys = {
+        "sitter_invitation": str(patient.id),
+        "sitter_invitation_ip": actor.ip or "unknown",
+        "sitter_invitation_to": hash_token(f"sitter:{normalize_email(to)}"),
+    }
     for bucket, limit in INVITATION_LIMITS:
         if await over_rate_limit(session, bucket=bucket, key=keys[bucket], limit=limit, window=INVITATION_WINDOW, now=now):
             raise TooManyRequests(
@@ -133,20 +154,37 @@ async def _count_invitation(session: AsyncSession, *, patient: Patient, to: str,
 async def _send_agreement_link(session: AsyncSession, sitter: Sitter, *, patient_full_name: str, now: datetime, settings: Settings) -> None:
     raw = await issue_link(session, sitter_id=sitter.id, purpose=LinkPurpose.AGREEMENT, now=now, expires_at=now + AGREEMENT_LINK_VALID)
     await queue_email(
-        session, to=sitter.email, template="sitter_invitation",
-        context={"recipient_name": sitter.full_name, "patient_first_name": first_name(patient_full_name), "link_url": f"{settings.public_base_url}/sitter/{raw}"},
-        now=now, dedupe_key=f"sitter_invitation:{sitter.id}:{raw[:12]}",
-    )  # fmt: skip
+        session,
+        to=sitter.email,
+        template="sitter_invitation",
+        context={
+            "recipient_name": sitter.full_name,
+            "patient_first_name": first_name(patient_full_name),
+            "link_url": f"{settings.public_base_url}/sitter/{raw}",
+        },
+        now=now,
+        dedupe_key=f"sitter_invitation:{sitter.id}:{raw[:12]}",
+    )
 
 
 async def add_sitter(
-    session: AsyncSession, *, patient: Patient, full_name: str, email: str, phone: str, relationship: str, actor: Actor, now: datetime, settings: Settings
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    full_name: str,
+    email: str,
+    phone: str,
+    relationship: str,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> Sitter:
     """Name a sitter: they are emailed the agreement to sign. The patient can never be their own sitter."""
     problems = (
-        _text(full_name, "full_name", required=True, longest=200) | _text(relationship, "relationship", required=True, longest=100)
+        _text(full_name, "full_name", required=True, longest=200)
+        | _text(relationship, "relationship", required=True, longest=100)
         | _text(phone, "phone", required=False, longest=40)
-    )  # fmt: skip
+    )
     if problem := email_problem(email):
         problems["email"] = problem
     patient_user = await patient_contact(session, patient.id)
@@ -162,15 +200,27 @@ async def add_sitter(
     if any(normalize_email(s.email) == normalize_email(email) for s in active):
         raise Conflict("sitter.already_named", "You have already named this sitter.", fields={"email": "is already one of your sitters"})
     if len(active) >= MAX_ACTIVE_SITTERS:
-        raise InvalidInput("sitter.too_many", f"You can name up to {MAX_ACTIVE_SITTERS} sitters. Remove one first.", fields={"email": "one sitter too many"})
+        raise InvalidInput(
+            "sitter.too_many",
+            f"You can name up to {MAX_ACTIVE_SITTERS} sitters. Remove one first.",
+            fields={"email": "one sitter too many"},
+        )
     await _count_invitation(session, patient=patient, to=email, actor=actor, now=now)
     sitter = Sitter(
-        patient_id=patient.id, status=SitterStatus.INVITED, full_name=" ".join(full_name.split()), email=normalize_email(email),
-        phone=phone.strip() or None, relationship=relationship.strip(), created_at=now, updated_at=now,
-    )  # fmt: skip
+        patient_id=patient.id,
+        status=SitterStatus.INVITED,
+        full_name=" ".join(full_name.split()),
+        email=normalize_email(email),
+        phone=phone.strip() or None,
+        relationship=relationship.strip(),
+        created_at=now,
+        updated_at=now,
+    )
     session.add(sitter)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="sitter.add", resource_type="sitter", resource_id=sitter.id, patient_id=patient.id, now=now)
+    await record_audit_event(
+        session, actor=actor, action="sitter.add", resource_type="sitter", resource_id=sitter.id, patient_id=patient.id, now=now
+    )
     await _send_agreement_link(session, sitter, patient_full_name=patient_user.full_name, now=now, settings=settings)
     return sitter
 
@@ -183,7 +233,9 @@ async def resend_invitation(
         raise Conflict("sitter.not_invited", "Only a sitter who has not answered yet can be sent the agreement again.")
     await _count_invitation(session, patient=patient, to=sitter.email, actor=actor, now=now)
     await revoke_links(session, now=now, sitter_id=sitter.id)
-    await _send_agreement_link(session, sitter, patient_full_name=(await patient_contact(session, patient.id)).full_name, now=now, settings=settings)
+    await _send_agreement_link(
+        session, sitter, patient_full_name=(await patient_contact(session, patient.id)).full_name, now=now, settings=settings
+    )
     return sitter
 
 
@@ -192,36 +244,70 @@ async def _sitter_leaves(session: AsyncSession, sitter: Sitter, target: SitterSt
     the patient is told, without detail), and their links stop working. The lock order of accounts/locks.py:
     the patient, then the sessions, and only then the links."""
     await lock_patient(session, sitter.patient_id)
-    orphaned = list((await session.execute(
-        select(DosingSession).where(DosingSession.sitter_id == sitter.id, DosingSession.status == SessionStatus.SCHEDULED)
-        .order_by(DosingSession.scheduled_at).with_for_update()
-    )).scalars())  # fmt: skip
+    orphaned = list(
+        (
+            await session.execute(
+                select(DosingSession)
+                .where(DosingSession.sitter_id == sitter.id, DosingSession.status == SessionStatus.SCHEDULED)
+                .order_by(DosingSession.scheduled_at)
+                .with_for_update()
+            )
+        ).scalars()
+    )
     await change_status(
-        session, Sitter, sitter.id, table=SITTER_TRANSITIONS, source=sitter.status, target=target, actor=actor, now=now,
-        patient_id=sitter.patient_id, values={"updated_at": now},
-    )  # fmt: skip
+        session,
+        Sitter,
+        sitter.id,
+        table=SITTER_TRANSITIONS,
+        source=sitter.status,
+        target=target,
+        actor=actor,
+        now=now,
+        patient_id=sitter.patient_id,
+        values={"updated_at": now},
+    )
     for row in orphaned:
         row.sitter_id, row.ics_sequence, row.updated_at = None, row.ics_sequence + 1, now
         await session.flush()
-        await record_audit_event(session, actor=actor, action="dosing_session.sitter_left", resource_type="dosing_session", resource_id=row.id,
-                                 patient_id=row.patient_id, now=now, reason=str(target))  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="dosing_session.sitter_left",
+            resource_type="dosing_session",
+            resource_id=row.id,
+            patient_id=row.patient_id,
+            now=now,
+            reason=str(target),
+        )
         await email_sitter(session, row, sitter, change="cancelled", now=now)
     # A session already under way keeps its end link: how it ended is still theirs to tell.
     under_way = select(DosingSession.id).where(DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
     await session.execute(
         update(SitterLink)
-        .where(SitterLink.sitter_id == sitter.id, SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None),
-               ~((SitterLink.purpose == LinkPurpose.END) & SitterLink.dosing_session_id.in_(under_way)))
+        .where(
+            SitterLink.sitter_id == sitter.id,
+            SitterLink.used_at.is_(None),
+            SitterLink.revoked_at.is_(None),
+            ~((SitterLink.purpose == LinkPurpose.END) & SitterLink.dosing_session_id.in_(under_way)),
+        )
         .values(revoked_at=now)
-    )  # fmt: skip
+    )
     if orphaned or target in (SitterStatus.DECLINED, SitterStatus.WITHDRAWN):
         contact = await patient_contact(session, sitter.patient_id)
-        await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
-                          now=now, dedupe_key=f"sitter_left:{sitter.id}")  # fmt: skip
+        await queue_email(
+            session,
+            to=contact.email,
+            template="portal_update",
+            context={"recipient_name": contact.full_name},
+            now=now,
+            dedupe_key=f"sitter_left:{sitter.id}",
+        )
     await session.refresh(sitter)
 
 
-async def remove_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings) -> Sitter:
+async def remove_sitter(
+    session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID, actor: Actor, now: datetime, settings: Settings
+) -> Sitter:
     sitter = await own_sitter(session, patient=patient, sitter_id=sitter_id)
     if sitter.status not in ACTIVE_SITTER:
         raise Conflict("sitter.already_gone", "This sitter has already declined or been removed.")
@@ -248,16 +334,35 @@ async def sign_agreement(
         raise InvalidInput("request.invalid", "The agreement is not signed yet.", fields=problems)
     await spend_link(session, token=token, purpose=LinkPurpose.AGREEMENT, actor=actor, now=now)
     await change_status(
-        session, Sitter, sitter.id, table=SITTER_TRANSITIONS, source=SitterStatus.INVITED, target=SitterStatus.CONFIRMED, actor=actor, now=now,
-        patient_id=sitter.patient_id, values={
-            "adult_confirmed": True, "agreement_version": SITTER_AGREEMENT.version, "agreement_sha256": SITTER_AGREEMENT.sha256,
-            "typed_name": " ".join(typed_name.split()), "signed_at": now, "signed_ip": actor.ip, "signed_user_agent": (actor.user_agent or "")[:400] or None,
+        session,
+        Sitter,
+        sitter.id,
+        table=SITTER_TRANSITIONS,
+        source=SitterStatus.INVITED,
+        target=SitterStatus.CONFIRMED,
+        actor=actor,
+        now=now,
+        patient_id=sitter.patient_id,
+        values={
+            "adult_confirmed": True,
+            "agreement_version": SITTER_AGREEMENT.version,
+            "agreement_sha256": SITTER_AGREEMENT.sha256,
+            "typed_name": " ".join(typed_name.split()),
+            "signed_at": now,
+            "signed_ip": actor.ip,
+            "signed_user_agent": (actor.user_agent or "")[:400] or None,
             "updated_at": now,
         },
-    )  # fmt: skip
+    )
     contact = await patient_contact(session, sitter.patient_id)
-    await queue_email(session, to=contact.email, template="portal_update", context={"recipient_name": contact.full_name},
-                      now=now, dedupe_key=f"sitter_confirmed:{sitter.id}")  # fmt: skip
+    await queue_email(
+        session,
+        to=contact.email,
+        template="portal_update",
+        context={"recipient_name": contact.full_name},
+        now=now,
+        dedupe_key=f"sitter_confirmed:{sitter.id}",
+    )
     await session.refresh(sitter)
     return sitter
 

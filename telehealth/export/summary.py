@@ -21,8 +21,13 @@ from telehealth.prescribing.reassessment import score_change
 ABOUT_SECTIONS = ("demographics", "address", "emergency_contact")  # shown under "About you", not repeated
 REPORT_SYMPTOMS = {name: told for name, _asked, told in after_dose.REPORT_SYMPTOMS}  # dosing owns the table
 ROLE_NAMES = {"patient": "you", "prescriber": "prescriber", "therapist": "therapist", "coordinator": "care coordinator"}
-PURPOSES = {"consult": "Consultation", "integration": "Integration session", "program": "Home program",
-            "late_cancel_fee": "Late cancellation fee", "no_show_fee": "Missed appointment fee"}  # fmt: skip
+PURPOSES = {
+    "consult": "Consultation",
+    "integration": "Integration session",
+    "program": "Home program",
+    "late_cancel_fee": "Late cancellation fee",
+    "no_show_fee": "Missed appointment fee",
+}
 
 Row = tuple[str, str]  # (label, value in words)
 
@@ -96,7 +101,9 @@ def about_you(record: PatientRecord) -> list[Row]:
     if state:
         rows.append(("State where you live", US_STATES.get(state, state)))
     rows.append(("Time zone", US_TIME_ZONES.get(record.patient.timezone, record.patient.timezone)))
-    city_line = " ".join(part for part in (", ".join(p for p in (address.get("city"), address.get("state")) if p), address.get("postal_code")) if part)
+    city_line = " ".join(
+        part for part in (", ".join(p for p in (address.get("city"), address.get("state")) if p), address.get("postal_code")) if part
+    )
     lines = [line for line in (address.get("line1"), address.get("line2"), city_line) if line]
     if lines:
         rows.append(("Shipping address", "\n".join(lines)))
@@ -170,7 +177,9 @@ def outcomes(record: PatientRecord) -> list[tuple[str, str]]:
         if len(series) == 1:
             out.append((title, f"First score {change.baseline}; no later score yet."))
             continue
-        verdict = "remission" if change.remission else "a response (half or less of the first score)" if change.response else "no response yet"
+        verdict = (
+            "remission" if change.remission else "a response (half or less of the first score)" if change.response else "no response yet"
+        )
         out.append((title, f"From {change.baseline} to {change.latest} over {len(series)} answers: {verdict}."))
     return out
 
@@ -181,11 +190,26 @@ def consent_title(document: str) -> str:
 
 
 def batch_words(batch: PlanBatch) -> str:
-    sessions = f"session {batch.first_session}" if batch.first_session == batch.last_session else f"sessions {batch.first_session} to {batch.last_session}"
-    dated = (batch.status == "delivered" and batch.delivered_at) or (batch.status == "shipped" and batch.shipped_at)  # the page gives the date
+    sessions = (
+        f"session {batch.first_session}"
+        if batch.first_session == batch.last_session
+        else f"sessions {batch.first_session} to {batch.last_session}"
+    )
+    dated = (batch.status == "delivered" and batch.delivered_at) or (
+        batch.status == "shipped" and batch.shipped_at
+    )  # the page gives the date
     parts = [f"{sessions}, {batch.units} troches" + ("" if dated else f", {batch.status.replace('_', ' ')}")]
     if batch.carrier or batch.tracking_number:
-        parts.append(" ".join(p for p in (f"by {batch.carrier}" if batch.carrier else None, f"tracking {batch.tracking_number}" if batch.tracking_number else None) if p))
+        parts.append(
+            " ".join(
+                p
+                for p in (
+                    f"by {batch.carrier}" if batch.carrier else None,
+                    f"tracking {batch.tracking_number}" if batch.tracking_number else None,
+                )
+                if p
+            )
+        )
     if batch.lot_number:
         parts.append(f"lot {batch.lot_number}")
     if batch.beyond_use_date:
@@ -220,15 +244,25 @@ def attestation_words(attestation: SitterAttestation) -> str:
     if attestation.emergency_services_called:
         said += "; emergency services were called"
     if attestation.ended_early:
-        said += "; ended before the observation window closed" + (f" ({attestation.ended_early_reason})" if attestation.ended_early_reason else "")
+        said += "; ended before the observation window closed" + (
+            f" ({attestation.ended_early_reason})" if attestation.ended_early_reason else ""
+        )
     return said
 
 
 def summary_context(record: PatientRecord) -> dict[str, Any]:
     sitters = {sitter.id: sitter for sitter in record.sitters}
     return {
-        "about": about_you(record), "intake": intake_parts(record), "questionnaires": questionnaires(record),
-        "outcomes": outcomes(record), "consent_title": consent_title, "batch_words": batch_words, "report_words": report_words,
-        "attestation_words": attestation_words, "sitters_by_id": sitters, "role_names": ROLE_NAMES, "purposes": PURPOSES,
+        "about": about_you(record),
+        "intake": intake_parts(record),
+        "questionnaires": questionnaires(record),
+        "outcomes": outcomes(record),
+        "consent_title": consent_title,
+        "batch_words": batch_words,
+        "report_words": report_words,
+        "attestation_words": attestation_words,
+        "sitters_by_id": sitters,
+        "role_names": ROLE_NAMES,
+        "purposes": PURPOSES,
         "humanize": humanize,
-    }  # fmt: skip
+    }

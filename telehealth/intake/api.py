@@ -84,7 +84,9 @@ class IntakeApiController(Controller):
     ) -> StepSavedBody:
         """Save one step (again to change it). A crisis answer comes back with crisis resources."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        saved = await service.save_step(db_session, patient=patient, step=step, answers=data.answers, actor=actor, now=clock.now(), settings=settings)
+        saved = await service.save_step(
+            db_session, patient=patient, step=step, answers=data.answers, actor=actor, now=clock.now(), settings=settings
+        )
         progress = await service.intake_progress(db_session, patient=patient, now=clock.now())
         return StepSavedBody(
             step=step, next_step=progress.next_step, crisis=saved.crisis, crisis_resources=CRISIS_RESOURCES if saved.crisis else None
@@ -101,7 +103,9 @@ class IntakeApiController(Controller):
     ) -> IntakeOverview:
         """Sign the current version of a consent document by typing one's full legal name."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        await service.sign_consent(db_session, patient=patient, document=data.document, typed_name=data.typed_name, actor=actor, now=clock.now())
+        await service.sign_consent(
+            db_session, patient=patient, document=data.document, typed_name=data.typed_name, actor=actor, now=clock.now()
+        )
         return await overview(db_session, signed_in, clock.now())
 
     @post("/submit", status_code=200)
@@ -132,7 +136,9 @@ class StaffIntakeApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> StaffIntakeView:
         """A patient's intake answers and screening reasons, for their care team. Every view is audited."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="intake.read")
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="intake.read"
+        )
         intake = await service.latest_intake(db_session, patient_id=patient.id)
         if intake is None:
             raise NotFound("intake.not_started", "This patient has not started an intake yet.")
@@ -144,7 +150,9 @@ class StaffIntakeApiController(Controller):
             answers=await service.saved_answers(db_session, intake.id),
             outcome=decision.outcome if decision else None,
             reasons=[
-                ClinicianReason(rule_id=r["rule_id"], outcome=r["outcome"], text=r["clinician_text"], evidence=r["evidence"], crisis=r["crisis"])
+                ClinicianReason(
+                    rule_id=r["rule_id"], outcome=r["outcome"], text=r["clinician_text"], evidence=r["evidence"], crisis=r["crisis"]
+                )
                 for r in (decision.reasons if decision else [])
             ],
             open_crisis=await escalations.has_open_crisis(db_session, patient_id=patient.id),

@@ -28,21 +28,36 @@ ALERTED_ROLES = (Role.COORDINATOR, Role.PRESCRIBER)
 CONTACT_RECORDING_ROLES = frozenset({Role.PRESCRIBER, Role.THERAPIST})  # clinicians
 
 
-async def _open(session: AsyncSession, *, patient_id: uuid.UUID, kind: str, rule_ids: list[str], actor: Actor, now: datetime) -> uuid.UUID | None:
+async def _open(
+    session: AsyncSession, *, patient_id: uuid.UUID, kind: str, rule_ids: list[str], actor: Actor, now: datetime
+) -> uuid.UUID | None:
     """Open an escalation of `kind` unless one is open already (a unique index): its id, or None."""
     await lock_patient(session, patient_id)  # an unlock in flight either finished first or sees this one
     inserted = await session.execute(
         insert(Escalation)
-        .values(id=uuid.uuid4(), patient_id=patient_id, kind=kind, status=EscalationStatus.OPEN, rule_ids=",".join(rule_ids)[:300], opened_at=now)
+        .values(
+            id=uuid.uuid4(),
+            patient_id=patient_id,
+            kind=kind,
+            status=EscalationStatus.OPEN,
+            rule_ids=",".join(rule_ids)[:300],
+            opened_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["patient_id", "kind"], index_where=Escalation.status == EscalationStatus.OPEN)
         .returning(Escalation.id)
     )
     escalation_id = inserted.scalar_one_or_none()
     if escalation_id is not None:
         await record_audit_event(
-            session, actor=actor, action="escalation.open", resource_type="escalation", resource_id=escalation_id,
-            patient_id=patient_id, reason=kind, now=now,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="escalation.open",
+            resource_type="escalation",
+            resource_id=escalation_id,
+            patient_id=patient_id,
+            reason=kind,
+            now=now,
+        )
     return escalation_id
 
 
@@ -54,27 +69,41 @@ async def open_crisis_escalation(
     if escalation_id is None:
         return False
     staff = (
-        await session.execute(
-            select(UserAccount).where(UserAccount.role.in_([role.value for role in ALERTED_ROLES]), UserAccount.is_active.is_(True))
+        (
+            await session.execute(
+                select(UserAccount).where(UserAccount.role.in_([role.value for role in ALERTED_ROLES]), UserAccount.is_active.is_(True))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for member in staff:
         await queue_email(
-            session, to=member.email, template="staff_escalation", context={"recipient_name": member.full_name},
-            now=now, dedupe_key=f"escalation:{escalation_id}:{member.id}",
-        )  # fmt: skip
+            session,
+            to=member.email,
+            template="staff_escalation",
+            context={"recipient_name": member.full_name},
+            now=now,
+            dedupe_key=f"escalation:{escalation_id}:{member.id}",
+        )
     return True
 
 
-async def open_contact_request(session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime) -> uuid.UUID | None:
+async def open_contact_request(
+    session: AsyncSession, *, patient_id: uuid.UUID, rule_ids: list[str], actor: Actor, now: datetime
+) -> uuid.UUID | None:
     """Ask the care team to reach the patient (not a crisis: self-booking stays open). Its id when new, for
     the caller to alert the care team it knows; None when one is open already."""
     return await _open(session, patient_id=patient_id, kind="contact", rule_ids=rule_ids, actor=actor, now=now)
 
 
-_OPEN_OF_KIND = select(Escalation.id).where(
-    Escalation.patient_id == bindparam("patient_id"), Escalation.kind == bindparam("kind"), Escalation.status == EscalationStatus.OPEN
-).limit(1)
+_OPEN_OF_KIND = (
+    select(Escalation.id)
+    .where(
+        Escalation.patient_id == bindparam("patient_id"), Escalation.kind == bindparam("kind"), Escalation.status == EscalationStatus.OPEN
+    )
+    .limit(1)
+)
 
 
 async def has_open_crisis(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
@@ -117,12 +146,15 @@ def triggers_in_words(rule_ids: str) -> tuple[str, ...]:
 
 async def count_open_escalations(session: AsyncSession, *, viewer: SignedIn) -> int:
     """How many open escalations this viewer may see (for dashboards: a number, no names)."""
-    return await session.scalar(
-        select(func.count())
-        .select_from(Escalation)
-        .join(Patient, Patient.id == Escalation.patient_id)
-        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
-    ) or 0
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Escalation)
+            .join(Patient, Patient.id == Escalation.patient_id)
+            .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
+        )
+        or 0
+    )
 
 
 async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Actor, now: datetime) -> list[OpenEscalation]:
@@ -138,17 +170,32 @@ async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Ac
     escalations = []
     for row in rows.all():
         reach = await how_to_reach(session, patient_id=row.patient_id)
-        escalations.append(OpenEscalation(
-            row.id, row.patient_id, row.full_name, row.kind, row.opened_at, triggers_in_words(row.rule_ids),
-            phone=reach.phone, emergency_contact=reach.emergency_contact, owners=reach.care_team,
-        ))  # fmt: skip
-    await record_audit_event(session, actor=actor, action="escalation.list", resource_type="escalation", now=now, reason=f"{len(escalations)} shown")
+        escalations.append(
+            OpenEscalation(
+                row.id,
+                row.patient_id,
+                row.full_name,
+                row.kind,
+                row.opened_at,
+                triggers_in_words(row.rule_ids),
+                phone=reach.phone,
+                emergency_contact=reach.emergency_contact,
+                owners=reach.care_team,
+            )
+        )
+    await record_audit_event(
+        session, actor=actor, action="escalation.list", resource_type="escalation", now=now, reason=f"{len(escalations)} shown"
+    )
     return escalations
 
 
 async def escalations_of(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Escalation]:
     """Every escalation of one patient, open or closed, newest first (for the patient's clinician page)."""
-    return list((await session.execute(select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.opened_at.desc()))).scalars())
+    return list(
+        (
+            await session.execute(select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.opened_at.desc()))
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True)
@@ -191,9 +238,24 @@ async def record_contact(
     escalation = await session.get(Escalation, escalation_id)
     if escalation is None:
         raise NotFound("escalation.not_found", "There is no such escalation.")
-    await load_patient_for(session, viewer=viewer, patient_id=escalation.patient_id, actor=actor, now=now, purpose="escalation.record_contact", access=Access.CLINIC_WIDE)
+    await load_patient_for(
+        session,
+        viewer=viewer,
+        patient_id=escalation.patient_id,
+        actor=actor,
+        now=now,
+        purpose="escalation.record_contact",
+        access=Access.CLINIC_WIDE,
+    )
     await change_status(
-        session, Escalation, escalation.id, table=ESCALATION_TRANSITIONS, source=EscalationStatus.OPEN,
-        target=EscalationStatus.CONTACT_RECORDED, actor=actor, now=now, patient_id=escalation.patient_id,
+        session,
+        Escalation,
+        escalation.id,
+        table=ESCALATION_TRANSITIONS,
+        source=EscalationStatus.OPEN,
+        target=EscalationStatus.CONTACT_RECORDED,
+        actor=actor,
+        now=now,
+        patient_id=escalation.patient_id,
         values={"contact_recorded_at": now, "contact_recorded_by": actor.user_id, "contact_note": note.strip()[:4000]},
-    )  # fmt: skip
+    )

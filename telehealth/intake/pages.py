@@ -34,26 +34,40 @@ CLINICIANS = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]  # intake answers:
 
 
 async def _step_form(
-    db_session: AsyncSession, patient: Patient, step: str, *, now: Any, values: dict[str, Any] | None = None, error: DomainError | None = None
+    db_session: AsyncSession,
+    patient: Patient,
+    step: str,
+    *,
+    now: Any,
+    values: dict[str, Any] | None = None,
+    error: DomainError | None = None,
 ) -> Template:
     progress = await service.intake_progress(db_session, patient=patient, now=now)
     context: dict[str, Any] = {
-        "step": step, "steps": STEPS, "done": progress.done, "error": error.detail if error else None,
-        "fields": error.fields if error else {}, "position": STEPS.index(step) + 1,
-    }  # fmt: skip
+        "step": step,
+        "steps": STEPS,
+        "done": progress.done,
+        "error": error.detail if error else None,
+        "fields": error.fields if error else {},
+        "position": STEPS.index(step) + 1,
+    }
     if step == CONSENTS_STEP:
         to_sign = {doc.key for doc in await service.consents_to_sign(db_session, patient_id=patient.id)}
         context |= {
-            "documents": list(CONSENT_DOCUMENTS.values()), "to_sign": to_sign,
+            "documents": list(CONSENT_DOCUMENTS.values()),
+            "to_sign": to_sign,
             "expected_name": await service.expected_signature_name(db_session, patient=patient, now=now),
             "labels": {f"typed_name_{doc.key}": f"Your signature on “{doc.title}”" for doc in CONSENT_DOCUMENTS.values()},
-        }  # fmt: skip
+        }
         return Template("intake/consents.html", context=context, status_code=error.status_code if error else 200)
     saved = (await service.saved_answers(db_session, progress.intake.id)).get(step, {})
     if step in QUESTIONNAIRES:
         questionnaire = QUESTIONNAIRES[step]
-        context |= {"questionnaire": questionnaire, "values": values or saved.get("answers", {}),
-                    "labels": {item.key: f"Question {number}" for number, item in enumerate(questionnaire.items, start=1)}}  # fmt: skip
+        context |= {
+            "questionnaire": questionnaire,
+            "values": values or saved.get("answers", {}),
+            "labels": {item.key: f"Question {number}" for number, item in enumerate(questionnaire.items, start=1)},
+        }
         return Template("intake/questionnaire.html", context=context, status_code=error.status_code if error else 200)
     section = SECTIONS[step]
     if values is None and not saved:
@@ -67,7 +81,9 @@ class IntakePagesController(Controller):
     include_in_schema = False
 
     @get("/intake", guards=PATIENT_ONLY)
-    async def overview(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template | Redirect:
+    async def overview(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template | Redirect:
         patient = await own_patient_record(db_session, viewer=signed_in)
         progress = await service.intake_progress(db_session, patient=patient, now=clock.now())
         if progress.intake.status == "submitted":
@@ -98,7 +114,11 @@ class IntakePagesController(Controller):
 
     @get("/intake/{step:str}", guards=PATIENT_ONLY)
     async def step_form(
-        self, step: FromPath[str], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+        self,
+        step: FromPath[str],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
     ) -> Template:
         if step not in STEPS:
             raise NotFound("intake.unknown_step", "There is no such intake step.")
@@ -123,7 +143,10 @@ class IntakePagesController(Controller):
         if step == CONSENTS_STEP:
             fields = await form_fields(request, "document")
             typed = (await form_fields(request, f"typed_name_{fields['document']}"))[f"typed_name_{fields['document']}"]
-            signed = await attempt(db_session, service.sign_consent(db_session, patient=patient, document=fields["document"], typed_name=typed, actor=actor, now=now))
+            signed = await attempt(
+                db_session,
+                service.sign_consent(db_session, patient=patient, document=fields["document"], typed_name=typed, actor=actor, now=now),
+            )
             if isinstance(signed, DomainError):
                 return await _step_form(db_session, patient, step, now=now, error=signed)
             return Redirect(path="/intake/consents")
@@ -134,7 +157,9 @@ class IntakePagesController(Controller):
             values = await form_fields(request, *(f.name for f in section.fields if f.kind != "checklist"), max_length=2100)
             for checklist in (f for f in section.fields if f.kind == "checklist"):
                 values[checklist.name] = await form_list(request, checklist.name)
-        saved = await attempt(db_session, service.save_step(db_session, patient=patient, step=step, answers=values, actor=actor, now=now, settings=settings))
+        saved = await attempt(
+            db_session, service.save_step(db_session, patient=patient, step=step, answers=values, actor=actor, now=now, settings=settings)
+        )
         if isinstance(saved, DomainError):
             return await _step_form(db_session, patient, step, now=now, values=values, error=saved)
         progress = await service.intake_progress(db_session, patient=patient, now=now)
@@ -152,7 +177,9 @@ class IntakePagesController(Controller):
         db_session: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
     ) -> Template:
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="intake.read")
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="intake.read"
+        )
         user = await db_session.get(UserAccount, patient.user_id)
         intake = await service.latest_intake(db_session, patient_id=patient.id)
         if intake is None:
@@ -160,19 +187,29 @@ class IntakePagesController(Controller):
         return Template(
             "intake/staff_view.html",
             context={
-                "patient": patient, "patient_name": user.full_name if user else "", "intake": intake,
-                "answers": await service.saved_answers(db_session, intake.id), "sections": SECTIONS, "questionnaires": QUESTIONNAIRES,
+                "patient": patient,
+                "patient_name": user.full_name if user else "",
+                "intake": intake,
+                "answers": await service.saved_answers(db_session, intake.id),
+                "sections": SECTIONS,
+                "questionnaires": QUESTIONNAIRES,
                 "decision": await service.latest_decision(db_session, patient_id=patient.id),
                 "open_crisis": await escalations.has_open_crisis(db_session, patient_id=patient.id),
             },
-        )  # fmt: skip
+        )
 
     @get("/escalations", guards=CARE_TEAM)
     async def escalations_queue(
-        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+        self,
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
     ) -> Template:
         listed = await escalations.open_escalations(db_session, viewer=signed_in, actor=actor, now=clock.now())
-        return Template("intake/escalations.html", context={"escalations": listed, "may_record": signed_in.role in escalations.CONTACT_RECORDING_ROLES})
+        return Template(
+            "intake/escalations.html", context={"escalations": listed, "may_record": signed_in.role in escalations.CONTACT_RECORDING_ROLES}
+        )
 
     @post("/escalations/{escalation_id:uuid}/contact", guards=[requires_role(Role.PRESCRIBER, Role.THERAPIST)])
     async def record_contact(
@@ -185,8 +222,15 @@ class IntakePagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Redirect | Template:
         note = (await form_fields(request, "note", max_length=4000))["note"]
-        done = await attempt(db_session, escalations.record_contact(db_session, escalation_id=escalation_id, viewer=signed_in, note=note, actor=actor, now=clock.now()))
+        done = await attempt(
+            db_session,
+            escalations.record_contact(db_session, escalation_id=escalation_id, viewer=signed_in, note=note, actor=actor, now=clock.now()),
+        )
         if isinstance(done, DomainError):
             listed = await escalations.open_escalations(db_session, viewer=signed_in, actor=actor, now=clock.now())
-            return Template("intake/escalations.html", context={"escalations": listed, "may_record": True, "error": done.detail}, status_code=done.status_code)
+            return Template(
+                "intake/escalations.html",
+                context={"escalations": listed, "may_record": True, "error": done.detail},
+                status_code=done.status_code,
+            )
         return Redirect(path="/escalations")

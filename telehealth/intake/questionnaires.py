@@ -81,9 +81,7 @@ class Questionnaire:
                 continue
             cleaned[item.key] = value  # an answer given to a skippable question is kept: a "Yes" is never dropped
         if fields:
-            raise InvalidInput(
-                f"{self.key}.invalid", f"Some answers to the {self.title} need another look.", fields=fields
-            )
+            raise InvalidInput(f"{self.key}.invalid", f"Some answers to the {self.title} need another look.", fields=fields)
         return cleaned
 
     def score(self, answers: Mapping[str, int]) -> int:
@@ -199,8 +197,7 @@ CSSRS = Questionnaire(
         ),
         Item(
             "cssrs_5",
-            "Have you started to work out or worked out the details of how to kill yourself? "
-            "Do you intend to carry out this plan?",
+            "Have you started to work out or worked out the details of how to kill yourself? Do you intend to carry out this plan?",
             YES_NO_OPTIONS,
             asked_if_yes="cssrs_2",
         ),

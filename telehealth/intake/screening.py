@@ -147,75 +147,105 @@ _CRISIS = (
 # Every rule id starting "crisis." is a crisis: needs_review, plus crisis resources and alerts at once.
 _RULES: dict[str, tuple[Outcome, str, str]] = {
     "age.under_18": (
-        _INELIGIBLE, "Under 18: the program treats adults only.",
-        "This program is for adults 18 and older, so we can't offer treatment at this time."),
+        _INELIGIBLE,
+        "Under 18: the program treats adults only.",
+        "This program is for adults 18 and older, so we can't offer treatment at this time.",
+    ),
     "pregnancy": (
-        _INELIGIBLE, "Pregnant: ketamine is not used in pregnancy.",
+        _INELIGIBLE,
+        "Pregnant: ketamine is not used in pregnancy.",
         "Ketamine isn't considered safe while you are pregnant, so we can't offer this treatment now. "
-        "Please talk with your own doctor about safe options."),
+        "Please talk with your own doctor about safe options.",
+    ),
     "breastfeeding": (
-        _INELIGIBLE, "Breastfeeding: ketamine passes into breast milk.",
-        "Ketamine can pass into breast milk, so we can't offer this treatment while you are nursing."),
+        _INELIGIBLE,
+        "Breastfeeding: ketamine passes into breast milk.",
+        "Ketamine can pass into breast milk, so we can't offer this treatment while you are nursing.",
+    ),
     "substance.ketamine_misuse": (
-        _INELIGIBLE, "Ketamine misuse reported: a home supply risks relapse and diversion.",
+        _INELIGIBLE,
+        "Ketamine misuse reported: a home supply risks relapse and diversion.",
         "Because ketamine has been hard to control for you in the past, a home supply of it wouldn't be safe. "
-        "We'd be glad to help you find other support."),
+        "We'd be glad to help you find other support.",
+    ),
     "substance.dependence_12m": (
-        _INELIGIBLE, "Substance dependence within the last 12 months.",
+        _INELIGIBLE,
+        "Substance dependence within the last 12 months.",
         "Because of recent substance use, an at-home ketamine program isn't a safe fit right now. "
-        "Our care team can point you to other support."),
+        "Our care team can point you to other support.",
+    ),
     "history.psychosis": (
-        _INELIGIBLE, "History of psychosis or schizophrenia: ketamine can provoke or worsen psychotic symptoms.",
+        _INELIGIBLE,
+        "History of psychosis or schizophrenia: ketamine can provoke or worsen psychotic symptoms.",
         "Ketamine can bring on or worsen symptoms like hearing or seeing things that aren't there, so at-home "
-        "treatment isn't a safe choice for you. Please talk with your own doctor about other options."),
+        "treatment isn't a safe choice for you. Please talk with your own doctor about other options.",
+    ),
     "history.bladder": (
-        _INELIGIBLE, "Interstitial cystitis or ketamine-related bladder disease: ketamine can damage the bladder.",
-        "Ketamine can irritate and damage the bladder, so it isn't safe with the bladder condition you told us about."),
+        _INELIGIBLE,
+        "Interstitial cystitis or ketamine-related bladder disease: ketamine can damage the bladder.",
+        "Ketamine can irritate and damage the bladder, so it isn't safe with the bladder condition you told us about.",
+    ),
     "history.aneurysm": (_INELIGIBLE, "History of aneurysm: ketamine's rise in blood pressure risks rupture.", _HEART),
-    "history.coronary_disease": (
-        _INELIGIBLE, "Coronary disease: ketamine raises heart rate and blood pressure (oxygen demand).", _HEART),
-    "history.heart_failure": (
-        _INELIGIBLE, "Heart failure: ketamine's sympathetic stimulation is unsafe unmonitored.", _HEART),
-    "history.stroke": (
-        _INELIGIBLE, "History of stroke: ketamine's rise in blood pressure is unsafe unmonitored.", _HEART),
+    "history.coronary_disease": (_INELIGIBLE, "Coronary disease: ketamine raises heart rate and blood pressure (oxygen demand).", _HEART),
+    "history.heart_failure": (_INELIGIBLE, "Heart failure: ketamine's sympathetic stimulation is unsafe unmonitored.", _HEART),
+    "history.stroke": (_INELIGIBLE, "History of stroke: ketamine's rise in blood pressure is unsafe unmonitored.", _HEART),
     "bp.intake_hard_limit": (
-        _INELIGIBLE, "Intake blood pressure at or above {high} mmHg.",
+        _INELIGIBLE,
+        "Intake blood pressure at or above {high} mmHg.",
         "Your blood pressure reading is too high for ketamine treatment to be safe. Please see your doctor about "
-        "it soon; if you have chest pain, a severe headache or trouble speaking, call 911."),
+        "it soon; if you have chest pain, a severe headache or trouble speaking, call 911.",
+    ),
     "bp.intake_review": (
-        _REVIEW, "Intake blood pressure at or above {low} mmHg (below the {high} limit).",
-        "Your blood pressure reading is a little high. A prescriber will look at it with you before treatment."),
+        _REVIEW,
+        "Intake blood pressure at or above {low} mmHg (below the {high} limit).",
+        "Your blood pressure reading is a little high. A prescriber will look at it with you before treatment.",
+    ),
     "history.bipolar_or_mania": (
-        _REVIEW, "Bipolar disorder or history of mania: ketamine may trigger mania; review mood stabilization.",
-        "A prescriber will talk with you about your mood history before treatment, to make sure it is safe for you."),
+        _REVIEW,
+        "Bipolar disorder or history of mania: ketamine may trigger mania; review mood stabilization.",
+        "A prescriber will talk with you about your mood history before treatment, to make sure it is safe for you.",
+    ),
     "history.seizure": (
-        _REVIEW, "Seizure disorder: review control, anticonvulsants and interactions.",
-        "A prescriber will review your seizure history with you before treatment."),
+        _REVIEW,
+        "Seizure disorder: review control, anticonvulsants and interactions.",
+        "A prescriber will review your seizure history with you before treatment.",
+    ),
     "history.liver": (
-        _REVIEW, "Liver disease: ketamine is cleared by the liver and can injure it; review liver function.",
-        "A prescriber will review your liver health with you before treatment."),
+        _REVIEW,
+        "Liver disease: ketamine is cleared by the liver and can injure it; review liver function.",
+        "A prescriber will review your liver health with you before treatment.",
+    ),
     "age.over_review_age": (
-        _REVIEW, "Age over {age}: review cardiovascular health and sensitivity to sedation.",
-        "A prescriber will review your overall health with you before treatment, as we do for every patient "
-        "over {age}."),
-    "medication.benzodiazepines": (
-        _REVIEW, "Takes benzodiazepines: added sedation, and they may blunt ketamine's effect.", _MEDICINES),
+        _REVIEW,
+        "Age over {age}: review cardiovascular health and sensitivity to sedation.",
+        "A prescriber will review your overall health with you before treatment, as we do for every patient over {age}.",
+    ),
+    "medication.benzodiazepines": (_REVIEW, "Takes benzodiazepines: added sedation, and they may blunt ketamine's effect.", _MEDICINES),
     "medication.lamotrigine": (_REVIEW, "Takes lamotrigine: may blunt ketamine's effect.", _MEDICINES),
     "medication.maoi": (_REVIEW, "Takes an MAOI: risk of a hypertensive reaction.", _MEDICINES),
     "medication.opioids": (_REVIEW, "Takes opioids: added sedation and respiratory depression.", _MEDICINES),
     "medication.stimulants": (_REVIEW, "Takes stimulants: added rise in blood pressure and heart rate.", _MEDICINES),
     "phq9.item9_positive": (
-        _REVIEW, "PHQ-9 item 9 (thoughts of death or self-harm) above 0: document a response before the consult.",
-        _SELF_HARM),
+        _REVIEW,
+        "PHQ-9 item 9 (thoughts of death or self-harm) above 0: document a response before the consult.",
+        _SELF_HARM,
+    ),
     "cssrs.positive": (_REVIEW, "Positive C-SSRS screener answer: a clinician must assess suicide risk.", _SELF_HARM),
     "crisis.phq9_item9_nearly_every_day": (
-        _REVIEW, "Crisis: thoughts of death or self-harm nearly every day (PHQ-9 item 9 = 3). Contact the patient now.",
-        _CRISIS),
+        _REVIEW,
+        "Crisis: thoughts of death or self-harm nearly every day (PHQ-9 item 9 = 3). Contact the patient now.",
+        _CRISIS,
+    ),
     "crisis.cssrs_intent_or_plan": (
-        _REVIEW, "Crisis: suicidal ideation with intent (C-SSRS 4) or a plan (C-SSRS 5). Contact the patient now.",
-        _CRISIS),
+        _REVIEW,
+        "Crisis: suicidal ideation with intent (C-SSRS 4) or a plan (C-SSRS 5). Contact the patient now.",
+        _CRISIS,
+    ),
     "crisis.cssrs_recent_behavior": (
-        _REVIEW, "Crisis: suicidal behavior within the past 3 months (C-SSRS 6). Contact the patient now.", _CRISIS),
+        _REVIEW,
+        "Crisis: suicidal behavior within the past 3 months (C-SSRS 6). Contact the patient now.",
+        _CRISIS,
+    ),
 }
 
 # condition key -> rule id; in the table's order so reasons come out in a stable order.
@@ -259,19 +289,12 @@ def _history_rules(data: ScreeningInput) -> list[Reason]:
         ("pregnancy", data.pregnant, "pregnant: yes"),
         ("breastfeeding", data.breastfeeding, "breastfeeding: yes"),
         ("substance.ketamine_misuse", data.ketamine_misuse_ever, "ketamine misuse ever: yes"),
-        ("substance.dependence_12m", data.substance_dependence_12_months,
-         "substance dependence in the last 12 months: yes"),
+        ("substance.dependence_12m", data.substance_dependence_12_months, "substance dependence in the last 12 months: yes"),
     ]
     reasons = [_reason(rule_id, evidence) for rule_id, present, evidence in flags if present]
+    reasons += [_reason(rule_id, f"reported: {CONDITIONS[key]}") for key, rule_id in _CONDITION_RULE_IDS.items() if key in data.conditions]
     reasons += [
-        _reason(rule_id, f"reported: {CONDITIONS[key]}")
-        for key, rule_id in _CONDITION_RULE_IDS.items()
-        if key in data.conditions
-    ]
-    reasons += [
-        _reason(f"medication.{key}", f"reported: {label}")
-        for key, label in MEDICATION_CLASSES.items()
-        if key in data.medication_classes
+        _reason(f"medication.{key}", f"reported: {label}") for key, label in MEDICATION_CLASSES.items() if key in data.medication_classes
     ]
     return reasons
 

@@ -17,10 +17,14 @@ from telehealth.lib.validation import E164_PHONE, has_control_characters, parse_
 
 POSTAL_CODE = re.compile(r"^\d{5}(-\d{4})?$")
 US_TIME_ZONES = {
-    "America/New_York": "Eastern", "America/Chicago": "Central", "America/Denver": "Mountain",
-    "America/Phoenix": "Arizona", "America/Los_Angeles": "Pacific", "America/Anchorage": "Alaska",
+    "America/New_York": "Eastern",
+    "America/Chicago": "Central",
+    "America/Denver": "Mountain",
+    "America/Phoenix": "Arizona",
+    "America/Los_Angeles": "Pacific",
+    "America/Anchorage": "Alaska",
     "Pacific/Honolulu": "Hawaii",
-}  # fmt: skip
+}
 Kind = Literal["text", "textarea", "date", "phone", "postal_code", "choice", "yes_no", "checklist", "number"]
 
 
@@ -121,50 +125,93 @@ STATE_CHOICES = tuple(US_STATES.items())
 SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
-        Section("demographics", "About you", "Your legal name and details, as on your photo ID.", (
-            FormField("first_name", "Legal first name", "text", max_length=99),
-            FormField("last_name", "Legal last name", "text", max_length=99),
-            FormField("date_of_birth", "Date of birth", "date"),
-            FormField("phone", "Mobile phone", "phone", hint="International format, e.g. +12125550123"),
-            FormField("timezone", "Your time zone", "choice", options=tuple(US_TIME_ZONES.items())),
-        )),
-        Section("address", "Shipping address", "Where your medicine would be delivered. It must be in the state where you live.", (
-            FormField("line1", "Street address", "text"),
-            FormField("line2", "Apartment, suite (optional)", "text", required=False),
-            FormField("city", "City", "text", max_length=100),
-            FormField("state", "State", "choice", options=STATE_CHOICES),
-            FormField("postal_code", "ZIP code", "postal_code", max_length=10),
-        )),
-        Section("emergency_contact", "Emergency contact", "Someone we may call if we cannot reach you in an emergency.", (
-            FormField("name", "Full name", "text"),
-            FormField("relationship", "Relationship to you", "text", max_length=60),
-            FormField("phone", "Phone", "phone", hint="International format, e.g. +12125550123"),
-        )),
-        Section("medical_history", "Medical history", "Have you ever been diagnosed with, or treated for, any of these?", tuple(
-            FormField(key, label, "yes_no", options=YES_NO) for key, label in CONDITIONS.items()
-        )),
-        Section("medications", "Current medicines", "Tick any you take now, even occasionally. Some interact with ketamine.", (
-            FormField("classes", "I take", "checklist", required=False, options=tuple(MEDICATION_CLASSES.items())),
-            FormField("other", "Other medicines and supplements (optional)", "textarea", required=False, max_length=2000),
-        )),
-        Section("substance_use", "Alcohol and other substances", "Honest answers keep you safe; they are seen only by your care team.", (
-            FormField("ketamine_misuse_ever", "Have you ever used ketamine other than as prescribed?", "yes_no", options=YES_NO),
-            FormField("substance_dependence_12_months", "In the last 12 months, have you been dependent on alcohol or any drug?", "yes_no", options=YES_NO),
-            FormField("alcohol_drinks_per_week", "Alcoholic drinks in a usual week", "number", minimum=0, maximum=100),
-        )),
-        Section("pregnancy", "Pregnancy", "Ketamine is not used during pregnancy or breastfeeding. Answer no if these cannot apply to you.", (
-            FormField("pregnant", "Are you pregnant, or could you be?", "yes_no", options=YES_NO),
-            FormField("breastfeeding", "Are you breastfeeding?", "yes_no", options=YES_NO),
-        )),
-        Section("vitals", "Blood pressure, height and weight", "Sit quietly for 5 minutes, then take your blood pressure with a home monitor.", (
-            FormField("bp_systolic", "Blood pressure, top number (systolic)", "number", minimum=70, maximum=250),
-            FormField("bp_diastolic", "Blood pressure, bottom number (diastolic)", "number", minimum=40, maximum=150),
-            FormField("pulse", "Pulse (beats per minute)", "number", minimum=30, maximum=220),
-            FormField("height_inches", "Height in inches", "number", minimum=48, maximum=96),
-            FormField("weight_pounds", "Weight in pounds", "number", minimum=70, maximum=700),
-        )),
+        Section(
+            "demographics",
+            "About you",
+            "Your legal name and details, as on your photo ID.",
+            (
+                FormField("first_name", "Legal first name", "text", max_length=99),
+                FormField("last_name", "Legal last name", "text", max_length=99),
+                FormField("date_of_birth", "Date of birth", "date"),
+                FormField("phone", "Mobile phone", "phone", hint="International format, e.g. +12125550123"),
+                FormField("timezone", "Your time zone", "choice", options=tuple(US_TIME_ZONES.items())),
+            ),
+        ),
+        Section(
+            "address",
+            "Shipping address",
+            "Where your medicine would be delivered. It must be in the state where you live.",
+            (
+                FormField("line1", "Street address", "text"),
+                FormField("line2", "Apartment, suite (optional)", "text", required=False),
+                FormField("city", "City", "text", max_length=100),
+                FormField("state", "State", "choice", options=STATE_CHOICES),
+                FormField("postal_code", "ZIP code", "postal_code", max_length=10),
+            ),
+        ),
+        Section(
+            "emergency_contact",
+            "Emergency contact",
+            "Someone we may call if we cannot reach you in an emergency.",
+            (
+                FormField("name", "Full name", "text"),
+                FormField("relationship", "Relationship to you", "text", max_length=60),
+                FormField("phone", "Phone", "phone", hint="International format, e.g. +12125550123"),
+            ),
+        ),
+        Section(
+            "medical_history",
+            "Medical history",
+            "Have you ever been diagnosed with, or treated for, any of these?",
+            tuple(FormField(key, label, "yes_no", options=YES_NO) for key, label in CONDITIONS.items()),
+        ),
+        Section(
+            "medications",
+            "Current medicines",
+            "Tick any you take now, even occasionally. Some interact with ketamine.",
+            (
+                FormField("classes", "I take", "checklist", required=False, options=tuple(MEDICATION_CLASSES.items())),
+                FormField("other", "Other medicines and supplements (optional)", "textarea", required=False, max_length=2000),
+            ),
+        ),
+        Section(
+            "substance_use",
+            "Alcohol and other substances",
+            "Honest answers keep you safe; they are seen only by your care team.",
+            (
+                FormField("ketamine_misuse_ever", "Have you ever used ketamine other than as prescribed?", "yes_no", options=YES_NO),
+                FormField(
+                    "substance_dependence_12_months",
+                    "In the last 12 months, have you been dependent on alcohol or any drug?",
+                    "yes_no",
+                    options=YES_NO,
+                ),
+                FormField("alcohol_drinks_per_week", "Alcoholic drinks in a usual week", "number", minimum=0, maximum=100),
+            ),
+        ),
+        Section(
+            "pregnancy",
+            "Pregnancy",
+            "Ketamine is not used during pregnancy or breastfeeding. Answer no if these cannot apply to you.",
+            (
+                FormField("pregnant", "Are you pregnant, or could you be?", "yes_no", options=YES_NO),
+                FormField("breastfeeding", "Are you breastfeeding?", "yes_no", options=YES_NO),
+            ),
+        ),
+        Section(
+            "vitals",
+            "Blood pressure, height and weight",
+            "Sit quietly for 5 minutes, then take your blood pressure with a home monitor.",
+            (
+                FormField("bp_systolic", "Blood pressure, top number (systolic)", "number", minimum=70, maximum=250),
+                FormField("bp_diastolic", "Blood pressure, bottom number (diastolic)", "number", minimum=40, maximum=150),
+                FormField("pulse", "Pulse (beats per minute)", "number", minimum=30, maximum=220),
+                FormField("height_inches", "Height in inches", "number", minimum=48, maximum=96),
+                FormField("weight_pounds", "Weight in pounds", "number", minimum=70, maximum=700),
+            ),
+        ),
     )
-}  # fmt: skip
+}
 
 QUESTIONNAIRE_STEPS = ("phq9", "gad7", "cssrs")
 
@@ -177,6 +224,8 @@ def step_title(step: str) -> str:
     if step in QUESTIONNAIRES:
         return QUESTIONNAIRES[step].title
     return "Consents"
+
+
 CONSENTS_STEP = "consents"
 STEPS: tuple[str, ...] = (*SECTIONS, *QUESTIONNAIRE_STEPS, CONSENTS_STEP)
 

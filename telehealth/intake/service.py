@@ -61,8 +61,13 @@ async def known_from_waiting_list(session: AsyncSession, *, patient_id: uuid.UUI
     entry = (await session.execute(select(WaitlistEntry).where(WaitlistEntry.patient_id == patient_id).limit(1))).scalar_one_or_none()
     if entry is None:
         return {}
-    known = {"first_name": entry.first_name, "last_name": entry.last_name, "phone": entry.phone, "state": entry.state,
-             "date_of_birth": entry.date_of_birth.isoformat() if entry.date_of_birth else None}  # fmt: skip
+    known = {
+        "first_name": entry.first_name,
+        "last_name": entry.last_name,
+        "phone": entry.phone,
+        "state": entry.state,
+        "date_of_birth": entry.date_of_birth.isoformat() if entry.date_of_birth else None,
+    }
     return {name: value for name, value in known.items() if value}
 
 
@@ -118,9 +123,15 @@ async def save_step(
         .on_conflict_do_update(index_elements=["intake_id", "section"], set_={"answers": cleaned, "saved_at": now})
     )
     await record_audit_event(
-        session, actor=actor, action="intake.save_step", resource_type="intake", resource_id=intake.id,
-        patient_id=patient.id, reason=step, now=now,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="intake.save_step",
+        resource_type="intake",
+        resource_id=intake.id,
+        patient_id=patient.id,
+        reason=step,
+        now=now,
+    )
     return StepSaved(step, crisis)
 
 
@@ -133,8 +144,14 @@ def _check_date_of_birth(value: str, *, today: date) -> None:
 
 
 def _reason_dict(reason: Reason) -> dict[str, Any]:
-    return {"rule_id": reason.rule_id, "outcome": reason.outcome.value, "clinician_text": reason.clinician_text,
-            "patient_text": reason.patient_text, "evidence": reason.evidence, "crisis": reason.crisis}  # fmt: skip
+    return {
+        "rule_id": reason.rule_id,
+        "outcome": reason.outcome.value,
+        "clinician_text": reason.clinician_text,
+        "patient_text": reason.patient_text,
+        "evidence": reason.evidence,
+        "crisis": reason.crisis,
+    }
 
 
 def _normalized(name: str) -> str:
@@ -152,9 +169,7 @@ async def expected_signature_name(session: AsyncSession, *, patient: Patient, no
     return user.full_name
 
 
-async def sign_consent(
-    session: AsyncSession, *, patient: Patient, document: str, typed_name: str, actor: Actor, now: datetime
-) -> None:
+async def sign_consent(session: AsyncSession, *, patient: Patient, document: str, typed_name: str, actor: Actor, now: datetime) -> None:
     """Sign the current version of one document by typing one's full name (signing twice changes nothing)."""
     consent = CONSENT_DOCUMENTS.get(document)
     if consent is None:
@@ -162,29 +177,44 @@ async def sign_consent(
     expected = await expected_signature_name(session, patient=patient, now=now)
     if _normalized(typed_name) != _normalized(expected):
         raise InvalidInput(
-            "consent.name_mismatch", f"To sign, type your full name exactly: {expected}.",
+            "consent.name_mismatch",
+            f"To sign, type your full name exactly: {expected}.",
             fields={f"typed_name_{document}": "must be your full legal name"},
-        )  # fmt: skip
+        )
     inserted = await session.execute(
         insert(ConsentSignature)
         .values(
-            id=uuid.uuid4(), patient_id=patient.id, document=consent.key, version=consent.version,
-            content_sha256=consent.sha256, typed_name=" ".join(typed_name.split()), signed_at=now,
-            ip=actor.ip, user_agent=(actor.user_agent or "")[:400] or None,
+            id=uuid.uuid4(),
+            patient_id=patient.id,
+            document=consent.key,
+            version=consent.version,
+            content_sha256=consent.sha256,
+            typed_name=" ".join(typed_name.split()),
+            signed_at=now,
+            ip=actor.ip,
+            user_agent=(actor.user_agent or "")[:400] or None,
         )
         .on_conflict_do_nothing(index_elements=["patient_id", "document", "version"])
         .returning(ConsentSignature.id)
-    )  # fmt: skip
+    )
     if (signature_id := inserted.scalar_one_or_none()) is not None:
         await record_audit_event(
-            session, actor=actor, action="consent.sign", resource_type="consent_signature", resource_id=signature_id,
-            patient_id=patient.id, reason=f"{consent.key}:{consent.version}", now=now,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="consent.sign",
+            resource_type="consent_signature",
+            resource_id=signature_id,
+            patient_id=patient.id,
+            reason=f"{consent.key}:{consent.version}",
+            now=now,
+        )
 
 
 async def consents_to_sign(session: AsyncSession, *, patient_id: uuid.UUID) -> list[ConsentDocument]:
     """Documents whose current version this patient has not signed (a new version asks again)."""
-    rows = await session.execute(select(ConsentSignature.document, ConsentSignature.version).where(ConsentSignature.patient_id == patient_id))
+    rows = await session.execute(
+        select(ConsentSignature.document, ConsentSignature.version).where(ConsentSignature.patient_id == patient_id)
+    )
     signed = {(document, version) for document, version in rows.all()}
     return [doc for doc in CONSENT_DOCUMENTS.values() if (doc.key, doc.version) not in signed]
 
@@ -240,15 +270,24 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
         score = questionnaire.score(answers)
         session.add(
             QuestionnaireResponse(
-                patient_id=patient.id, intake_id=intake.id, questionnaire=key, version=saved[key]["version"], answers=answers,
-                score=score, band=questionnaire.band(score).label if questionnaire.bands else None, answered_at=now,
-            )  # fmt: skip
+                patient_id=patient.id,
+                intake_id=intake.id,
+                questionnaire=key,
+                version=saved[key]["version"],
+                answers=answers,
+                score=score,
+                band=questionnaire.band(score).label if questionnaire.bands else None,
+                answered_at=now,
+            )
         )
     reasons = [_reason_dict(r) for r in result.reasons]
     # Risk answers seen earlier but changed before submission still go to the prescriber.
     final_rules = {r.rule_id for r in result.reasons}
-    earlier = [{**r, "evidence": f"{r['evidence']} (answered earlier, changed before submission)"}
-               for r in intake.risk_reasons if r["rule_id"] not in final_rules]  # fmt: skip
+    earlier = [
+        {**r, "evidence": f"{r['evidence']} (answered earlier, changed before submission)"}
+        for r in intake.risk_reasons
+        if r["rule_id"] not in final_rules
+    ]
     reasons += list({r["rule_id"]: r for r in earlier}.values())
     outcome = result.outcome.value
     if earlier and outcome == "eligible":
@@ -256,13 +295,21 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
     crisis = result.crisis or any(r["crisis"] for r in earlier)
     decision = ScreeningDecision(
         intake_id=intake.id, patient_id=patient.id, outcome=outcome, crisis=crisis, screened_at=now, reasons=reasons
-    )  # fmt: skip
+    )
     session.add(decision)
     patient.timezone = saved["demographics"]["timezone"]
     await change_status(
-        session, Intake, intake.id, table=INTAKE_TRANSITIONS, source=IntakeStatus.IN_PROGRESS, target=IntakeStatus.SUBMITTED,
-        actor=actor, now=now, patient_id=patient.id, values={"submitted_at": now},
-    )  # fmt: skip
+        session,
+        Intake,
+        intake.id,
+        table=INTAKE_TRANSITIONS,
+        source=IntakeStatus.IN_PROGRESS,
+        target=IntakeStatus.SUBMITTED,
+        actor=actor,
+        now=now,
+        patient_id=patient.id,
+        values={"submitted_at": now},
+    )
     if crisis:
         await open_crisis_escalation(
             session, patient_id=patient.id, rule_ids=[r["rule_id"] for r in reasons if r["crisis"]], actor=actor, now=now, settings=settings
@@ -272,7 +319,10 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
 
 
 _LATEST_DECISION = (
-    select(ScreeningDecision).where(ScreeningDecision.patient_id == bindparam("patient_id")).order_by(ScreeningDecision.screened_at.desc()).limit(1)
+    select(ScreeningDecision)
+    .where(ScreeningDecision.patient_id == bindparam("patient_id"))
+    .order_by(ScreeningDecision.screened_at.desc())
+    .limit(1)
 )
 
 

@@ -20,6 +20,4 @@ class EscalationStatus(StrEnum):
 
 
 INTAKE_TRANSITIONS = TransitionTable("intake", {(IntakeStatus.IN_PROGRESS, IntakeStatus.SUBMITTED): "submit"})
-ESCALATION_TRANSITIONS = TransitionTable(
-    "escalation", {(EscalationStatus.OPEN, EscalationStatus.CONTACT_RECORDED): "record_contact"}
-)
+ESCALATION_TRANSITIONS = TransitionTable("escalation", {(EscalationStatus.OPEN, EscalationStatus.CONTACT_RECORDED): "record_contact"})

@@ -23,7 +23,8 @@ def instant_in_range(value: datetime, field: str) -> datetime:
     """`value` when it falls from 2000 to 2099 (UTC); otherwise a 400 naming `field` and the bound."""
     if not EARLIEST_INSTANT <= value < LATEST_INSTANT:
         raise BadRequest(
-            "request.date_out_of_range", f"`{field}` must be from 2000 to 2099.",
+            "request.date_out_of_range",
+            f"`{field}` must be from 2000 to 2099.",
             fields={field: "must be from 2000-01-01 to 2099-12-31 (UTC)"},
-        )  # fmt: skip
+        )
     return value

@@ -117,15 +117,22 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
         return handle_unexpected(request, exc)
     if isinstance(exc, PermissionDeniedException) and "CSRF" in (exc.detail or ""):
         return error_response(
-            request, status=403, code="csrf.invalid",
+            request,
+            status=403,
+            code="csrf.invalid",
             detail="This form has expired or came from another site. Reload the page and try again.",
-        )  # fmt: skip
+        )
     if isinstance(exc, NotAuthorizedException):
         return error_response(request, status=401, code="auth.required", detail="Sign in to continue.")
     codes = {
-        400: "request.invalid", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-        413: "request.too_large", 415: "request.unsupported_media_type", 429: "rate_limited",
-    }  # fmt: skip
+        400: "request.invalid",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request.too_large",
+        415: "request.unsupported_media_type",
+        429: "rate_limited",
+    }
     detail = exc.detail or "The request could not be handled."
     if status == 413:
         detail = "The request body is too large."
@@ -137,9 +144,11 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.warning("database unavailable: %s", type(exc).__name__)
     response = error_response(
-        request, status=503, code="service.unavailable",
+        request,
+        status=503,
+        code="service.unavailable",
         detail="The service is briefly unavailable. Please try again in a moment.",  # a crash can cut off a COMMIT it already made
-    )  # fmt: skip
+    )
     response.headers["Retry-After"] = "5"
     return response
 
@@ -148,9 +157,11 @@ def handle_unstorable_value(request: Request[Any, Any, Any], exc: DataError) -> 
     """A value PostgreSQL refuses (too long for its column, a NUL character): the input's fault, not ours.
     The services check the fields they know; this is the net under them, so it is never a 500."""
     return error_response(
-        request, status=422, code="request.unstorable_value",
+        request,
+        status=422,
+        code="request.unstorable_value",
         detail="A value is too long or contains characters that cannot be stored. Nothing was saved.",
-    )  # fmt: skip
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

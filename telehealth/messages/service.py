@@ -38,9 +38,11 @@ def business_days_before(moment: datetime, days: int) -> datetime:
 
 async def thread(session: AsyncSession, *, patient_id: uuid.UUID) -> list[tuple[CareMessage, str]]:
     rows = await session.execute(
-        select(CareMessage, UserAccount.full_name).join(UserAccount, UserAccount.id == CareMessage.author_user_id)
-        .where(CareMessage.patient_id == patient_id).order_by(CareMessage.sent_at, CareMessage.id)
-    )  # fmt: skip
+        select(CareMessage, UserAccount.full_name)
+        .join(UserAccount, UserAccount.id == CareMessage.author_user_id)
+        .where(CareMessage.patient_id == patient_id)
+        .order_by(CareMessage.sent_at, CareMessage.id)
+    )
     return [(message, name) for message, name in rows.all()]
 
 
@@ -49,7 +51,11 @@ async def _care_team(session: AsyncSession, patient_id: uuid.UUID) -> list[UserA
     prescribers = select(TrochePlan.prescriber_id).where(TrochePlan.patient_id == patient_id)
     members = select(CareTeamMember.clinician_id).where(CareTeamMember.patient_id == patient_id, CareTeamMember.left_at.is_(None))
     return list(
-        (await session.execute(select(UserAccount).where(UserAccount.is_active.is_(True), UserAccount.id.in_(prescribers.union(members))))).scalars()
+        (
+            await session.execute(
+                select(UserAccount).where(UserAccount.is_active.is_(True), UserAccount.id.in_(prescribers.union(members)))
+            )
+        ).scalars()
     )
 
 
@@ -62,15 +68,24 @@ async def send(session: AsyncSession, *, patient: Patient, author: SignedIn, bod
     message = CareMessage(patient_id=patient.id, author_user_id=author.user_id, author_role=author.role.value, body=text, sent_at=now)
     session.add(message)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="care_message.send", resource_type="care_message", resource_id=message.id,
-                             patient_id=patient.id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="care_message.send",
+        resource_type="care_message",
+        resource_id=message.id,
+        patient_id=patient.id,
+        now=now,
+    )
     if author.role is Role.PATIENT:
         recipients = [(member.email, member.full_name) for member in await _care_team(session, patient.id)]
     else:
         contact = await patient_contact(session, patient.id)
         recipients = [(contact.email, contact.full_name)]
     for email, name in recipients:
-        await queue_email(session, to=email, template="new_message", context={"recipient_name": name}, now=now, dedupe_key=f"message:{message.id}:{email}")
+        await queue_email(
+            session, to=email, template="new_message", context={"recipient_name": name}, now=now, dedupe_key=f"message:{message.id}:{email}"
+        )
     return message
 
 
@@ -83,16 +98,17 @@ class Waiting:
 
 async def unanswered(session: AsyncSession, *, viewer: SignedIn, now: datetime, business_days: int = 1) -> list[Waiting]:
     """Patients this viewer may see whose newest message is theirs and older than `business_days`."""
-    newest = (
-        select(CareMessage.patient_id, func.max(CareMessage.sent_at).label("last_at"))
-        .group_by(CareMessage.patient_id).subquery()
-    )  # fmt: skip
+    newest = select(CareMessage.patient_id, func.max(CareMessage.sent_at).label("last_at")).group_by(CareMessage.patient_id).subquery()
     rows = await session.execute(
         select(Patient.id, UserAccount.full_name, newest.c.last_at)
         .join(newest, newest.c.patient_id == Patient.id)
         .join(CareMessage, (CareMessage.patient_id == Patient.id) & (CareMessage.sent_at == newest.c.last_at))
         .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(visible_patients_clause(viewer, Access.OPERATIONAL), CareMessage.author_role == Role.PATIENT.value, newest.c.last_at <= business_days_before(now, business_days))
+        .where(
+            visible_patients_clause(viewer, Access.OPERATIONAL),
+            CareMessage.author_role == Role.PATIENT.value,
+            newest.c.last_at <= business_days_before(now, business_days),
+        )
         .order_by(newest.c.last_at)
-    )  # fmt: skip
+    )
     return [Waiting(patient_id, name, since) for patient_id, name, since in rows.all()]

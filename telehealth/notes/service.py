@@ -29,10 +29,11 @@ NOTE_KINDS = ("shared", "psychotherapy")
 async def notes_of(session: AsyncSession, *, patient: Patient, reader: SignedIn) -> list[tuple[ClinicalNote, str, str]]:
     """The notes `reader` may read: every shared note, and their own psychotherapy notes."""
     rows = await session.execute(
-        select(ClinicalNote, UserAccount.full_name, UserAccount.role).join(UserAccount, UserAccount.id == ClinicalNote.author_user_id)
+        select(ClinicalNote, UserAccount.full_name, UserAccount.role)
+        .join(UserAccount, UserAccount.id == ClinicalNote.author_user_id)
         .where(ClinicalNote.patient_id == patient.id, (ClinicalNote.kind == "shared") | (ClinicalNote.author_user_id == reader.user_id))
         .order_by(ClinicalNote.written_at.desc())
-    )  # fmt: skip
+    )
     return [(note, name, role) for note, name, role in rows.all()]
 
 
@@ -42,7 +43,9 @@ async def write_note(
     if author.role not in NOTE_WRITERS:
         raise Forbidden("clinical_note.not_a_writer", "Only therapists and prescribers write clinical notes.")
     if kind not in NOTE_KINDS or (kind == "psychotherapy" and author.role is not Role.THERAPIST):
-        raise InvalidInput("request.invalid", "Choose who the note is for.", fields={"kind": "must be shared, or psychotherapy (a therapist's own)"})
+        raise InvalidInput(
+            "request.invalid", "Choose who the note is for.", fields={"kind": "must be shared, or psychotherapy (a therapist's own)"}
+        )
     text = body.strip()
     if not text:
         raise InvalidInput("request.invalid", "Write the note first.", fields={"body": "is required"})
@@ -51,5 +54,13 @@ async def write_note(
     note = ClinicalNote(patient_id=patient.id, author_user_id=author.user_id, body=text, written_at=now, kind=kind)
     session.add(note)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="clinical_note.write", resource_type="clinical_note", resource_id=note.id, patient_id=patient.id, now=now)
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="clinical_note.write",
+        resource_type="clinical_note",
+        resource_id=note.id,
+        patient_id=patient.id,
+        now=now,
+    )
     return note

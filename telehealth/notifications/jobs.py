@@ -14,6 +14,7 @@ from telehealth.outbox.worker import WorkerContext, job_handler
 async def send_email(context: WorkerContext, payload: dict[str, Any]) -> None:
     mailer: Mailer = context.services["mailer"]
     rendered = render_email(payload["template"], payload["context"], context.settings)
-    message = build_message(rendered, to=payload["to"], settings=context.settings, now=context.clock.now(),
-                            attachments=payload.get("attachments"))
+    message = build_message(
+        rendered, to=payload["to"], settings=context.settings, now=context.clock.now(), attachments=payload.get("attachments")
+    )
     await mailer.send(message)

@@ -34,8 +34,8 @@ class DevMailboxController(Controller):
     async def mailbox(self, request: Request, state: State, db_session: NamedDependency[AsyncSession]) -> Template:
         _only_in_development(request, state)
         messages = (
-            await db_session.execute(select(DevMailboxMessage).order_by(DevMailboxMessage.created_at.desc()).limit(200))
-        ).scalars().all()
+            (await db_session.execute(select(DevMailboxMessage).order_by(DevMailboxMessage.created_at.desc()).limit(200))).scalars().all()
+        )
         return Template("notifications/mailbox.html", context={"messages": messages})
 
     @get("/{message_id:uuid}")
@@ -50,7 +50,12 @@ class DevMailboxController(Controller):
 
     @get("/{message_id:uuid}/attachments/{index:int}")
     async def attachment(
-        self, request: Request, state: State, message_id: FromPath[uuid.UUID], index: FromPath[int], db_session: NamedDependency[AsyncSession]
+        self,
+        request: Request,
+        state: State,
+        message_id: FromPath[uuid.UUID],
+        index: FromPath[int],
+        db_session: NamedDependency[AsyncSession],
     ) -> Response[bytes]:
         """Download one attachment as it was sent (a calendar invite opens in the reader's calendar)."""
         _only_in_development(request, state)

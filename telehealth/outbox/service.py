@@ -87,9 +87,14 @@ async def requeue_parked_job(
     try:
         async with session.begin_nested():  # the unique index's refusal must not end the caller's transaction
             action = await swap_status(
-                session, Job, job_id, table=JOB_TRANSITIONS, source=JobStatus.PARKED, target=JobStatus.QUEUED,
+                session,
+                Job,
+                job_id,
+                table=JOB_TRANSITIONS,
+                source=JobStatus.PARKED,
+                target=JobStatus.QUEUED,
                 values={"attempts": 0, "run_at": now, "finished_at": None, "lease_until": None},
-            )  # fmt: skip
+            )
     except IntegrityError:
         raise Conflict(
             "job.duplicate_live", f"A live job with the dedupe key {job.dedupe_key!r} exists already; it does this job's work."

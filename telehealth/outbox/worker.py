@@ -223,4 +223,3 @@ async def run_worker(context: WorkerContext, stop: asyncio.Event, *, poll_second
     finally:
         for task in running:  # cancelled (e.g. shutdown timed out): their leases lapse and they rerun
             task.cancel()
-

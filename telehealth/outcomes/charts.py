@@ -13,7 +13,9 @@ from telehealth.intake.questionnaires import REMISSION_BELOW, Questionnaire
 
 WIDTH, HEIGHT = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 16, 16, 36
-LABEL_STEP = 24  # between label baselines: an 11 px label's box measured up to 20 units tall in Chromium (DejaVu Sans, scaled down on a phone)
+LABEL_STEP = (
+    24  # between label baselines: an 11 px label's box measured up to 20 units tall in Chromium (DejaVu Sans, scaled down on a phone)
+)
 BAND_FILLS = ("#eef6f1", "#f6f3e6", "#f8ebe0", "#f6e1e1", "#f1dada")
 
 
@@ -43,7 +45,9 @@ def score_chart(questionnaire: Questionnaire, points: list[Point], *, zone: str,
     ]
     for index, band in enumerate(questionnaire.bands):
         y_top, y_bottom = _y(band.high + 0.5 if band.high < top_score else top_score, top_score), _y(max(band.low - 0.5, 0), top_score)
-        parts.append(f'<rect x="{LEFT}" y="{y_top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{y_bottom - y_top:.1f}" fill="{BAND_FILLS[index % 5]}"/>')
+        parts.append(
+            f'<rect x="{LEFT}" y="{y_top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{y_bottom - y_top:.1f}" fill="{BAND_FILLS[index % 5]}"/>'
+        )
         parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y_top + 12:.1f}" text-anchor="end" class="band">{escape(band.label)}</text>')
     for tick in range(0, top_score + 1, 5 if top_score > 15 else 3):
         parts.append(f'<text x="{LEFT - 6}" y="{_y(tick, top_score) + 4:.1f}" text-anchor="end" class="tick">{tick}</text>')
@@ -64,7 +68,9 @@ def score_chart(questionnaire: Questionnaire, points: list[Point], *, zone: str,
         for index, ((x, y), point) in enumerate(zip(coords, points, strict=True)):
             # The first and last dates sit at the plot's edges: anchored inward so they are not cut off.
             anchor = "middle" if len(coords) == 1 or 0 < index < len(coords) - 1 else ("start" if index == 0 else "end")
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="score-dot"><title>{point.score} on {_day(point.at, zone)}</title></circle>')
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="score-dot"><title>{point.score} on {_day(point.at, zone)}</title></circle>'
+            )
             parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 12}" text-anchor="{anchor}" class="tick">{escape(_day(point.at, zone))}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -38,20 +38,27 @@ async def _charts(session: AsyncSession, patient: Patient) -> list[dict[str, Any
     for key in TRACKED:
         points = history[key]
         change = score_change(key, [p.score for p in points]) if points else None
-        charts.append({
-            "key": key, "title": QUESTIONNAIRES[key].title, "points": points, "change": change, "remission_below": REMISSION_BELOW[key],
-            "svg": score_chart(QUESTIONNAIRES[key], points, zone=patient.timezone, chart_id=f"chart-{key}"),
-        })  # fmt: skip
+        charts.append(
+            {
+                "key": key,
+                "title": QUESTIONNAIRES[key].title,
+                "points": points,
+                "change": change,
+                "remission_below": REMISSION_BELOW[key],
+                "svg": score_chart(QUESTIONNAIRES[key], points, zone=patient.timezone, chart_id=f"chart-{key}"),
+            }
+        )
     return charts
 
 
 async def _doses(session: AsyncSession, patient_id: uuid.UUID) -> list[tuple[DosingSession, int]]:
     """Each session taken, with its dose: what the care team reads beside the scores."""
     rows = await session.execute(
-        select(DosingSession, TrochePlan.doses_mg).join(TrochePlan, TrochePlan.id == DosingSession.plan_id)
+        select(DosingSession, TrochePlan.doses_mg)
+        .join(TrochePlan, TrochePlan.id == DosingSession.plan_id)
         .where(DosingSession.patient_id == patient_id, DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
         .order_by(DosingSession.unlocked_at)
-    )  # fmt: skip
+    )
     return [(row, doses[row.number - 1]) for row, doses in rows.all()]
 
 
@@ -62,18 +69,33 @@ class OutcomePagesController(Controller):
     async def own(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
         """Your PHQ-9 and GAD-7 since you started."""
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return Template("outcomes/patient.html", context={"charts": await _charts(db_session, patient), "zone": patient.timezone, "own": True})
+        return Template(
+            "outcomes/patient.html", context={"charts": await _charts(db_session, patient), "zone": patient.timezone, "own": True}
+        )
 
     @get("/patients/{patient_id:uuid}/outcomes", guards=CARE_TEAM)
     async def patient(
-        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="outcomes")
-        return Template("outcomes/patient.html", context={
-            "charts": await _charts(db_session, patient), "zone": patient.timezone, "own": False,
-            "patient_name": (await patient_contact(db_session, patient.id)).full_name, "doses": await _doses(db_session, patient.id), "patient_id": patient.id,
-        })  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> Template:
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="outcomes"
+        )
+        return Template(
+            "outcomes/patient.html",
+            context={
+                "charts": await _charts(db_session, patient),
+                "zone": patient.timezone,
+                "own": False,
+                "patient_name": (await patient_contact(db_session, patient.id)).full_name,
+                "doses": await _doses(db_session, patient.id),
+                "patient_id": patient.id,
+            },
+        )
 
     @get("/coordinator/outcomes", guards=[requires_role(Role.COORDINATOR)])
     async def program(self, db_session: NamedDependency[AsyncSession]) -> Template:
@@ -83,6 +105,7 @@ class OutcomePagesController(Controller):
     @get("/coordinator/outcomes.csv", guards=[requires_role(Role.COORDINATOR)])
     async def program_csv(self, db_session: NamedDependency[AsyncSession]) -> Response[str]:
         return Response(
-            outcomes_csv(await program_outcomes(db_session)), media_type="text/csv",
+            outcomes_csv(await program_outcomes(db_session)),
+            media_type="text/csv",
             headers={"content-disposition": 'attachment; filename="program-outcomes.csv"'},
-        )  # fmt: skip
+        )

@@ -26,7 +26,7 @@ async def score_history(session: AsyncSession, *, patient_id: uuid.UUID) -> dict
         select(QuestionnaireResponse.questionnaire, QuestionnaireResponse.answered_at, QuestionnaireResponse.score)
         .where(QuestionnaireResponse.patient_id == patient_id, QuestionnaireResponse.questionnaire.in_(TRACKED))
         .order_by(*IN_ORDER)
-    )  # fmt: skip
+    )
     history: dict[str, list[Point]] = {key: [] for key in TRACKED}
     for kind, at, score in rows.all():
         history[kind].append(Point(at, score))
@@ -50,8 +50,9 @@ async def program_outcomes(session: AsyncSession) -> list[OutcomeRow]:
     """Counts over every patient's baseline and latest answer; no id, name or date leaves this function."""
     rows = await session.execute(
         select(QuestionnaireResponse.patient_id, QuestionnaireResponse.questionnaire, QuestionnaireResponse.score)
-        .where(QuestionnaireResponse.questionnaire.in_(TRACKED)).order_by(QuestionnaireResponse.patient_id, *IN_ORDER)
-    )  # fmt: skip
+        .where(QuestionnaireResponse.questionnaire.in_(TRACKED))
+        .order_by(QuestionnaireResponse.patient_id, *IN_ORDER)
+    )
     scores: dict[tuple[str, uuid.UUID], list[int]] = {}
     for patient_id, kind, score in rows.all():
         scores.setdefault((kind, patient_id), []).append(score)
@@ -59,17 +60,27 @@ async def program_outcomes(session: AsyncSession) -> list[OutcomeRow]:
     for kind in TRACKED:
         series = [values for (k, _), values in scores.items() if k == kind]
         changes = [change for values in series if len(values) > 1 and (change := score_change(kind, values)) is not None]
-        report.append(OutcomeRow(
-            kind, QUESTIONNAIRES[kind].title, with_baseline=len(series), reassessed=len(changes),
-            responded=sum(c.response for c in changes), remitted=sum(c.remission for c in changes),
-        ))  # fmt: skip
+        report.append(
+            OutcomeRow(
+                kind,
+                QUESTIONNAIRES[kind].title,
+                with_baseline=len(series),
+                reassessed=len(changes),
+                responded=sum(c.response for c in changes),
+                remitted=sum(c.remission for c in changes),
+            )
+        )
     return report
 
 
 def outcomes_csv(report: list[OutcomeRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["questionnaire", "patients_with_baseline", "patients_reassessed", "responders", "response_rate", "remitters", "remission_rate"])
+    writer.writerow(
+        ["questionnaire", "patients_with_baseline", "patients_reassessed", "responders", "response_rate", "remitters", "remission_rate"]
+    )
     for row in report:
-        writer.writerow([row.title, row.with_baseline, row.reassessed, row.responded, row.rate(row.responded), row.remitted, row.rate(row.remitted)])
+        writer.writerow(
+            [row.title, row.with_baseline, row.reassessed, row.responded, row.rate(row.responded), row.remitted, row.rate(row.remitted)]
+        )
     return out.getvalue()

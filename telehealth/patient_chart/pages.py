@@ -30,13 +30,24 @@ class PatientChartPagesController(Controller):
 
     @get("/patients/{patient_id:uuid}", guards=CLINICIANS)
     async def show(
-        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:
         """Everything the care team needs about one patient, each part linking to its own page."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="chart",
-                                         access=Access.CLINICAL)  # fmt: skip
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="chart", access=Access.CLINICAL
+        )
         chart = await patient_chart(db_session, patient=patient, viewer=signed_in, now=clock.now())
-        return Template("patient_chart/patient.html", context={
-            "chart": chart, "reader": signed_in, "zone": await clinician_zone(db_session, signed_in.user_id, settings),
-        })  # fmt: skip
+        return Template(
+            "patient_chart/patient.html",
+            context={
+                "chart": chart,
+                "reader": signed_in,
+                "zone": await clinician_zone(db_session, signed_in.user_id, settings),
+            },
+        )

@@ -37,14 +37,29 @@ TIMELINE_SHOWN = 40  # the newest events; the record page holds everything
 
 APPOINTMENT_WORDS = {"consult": "Consultation", "reassessment": "Reassessment", "integration": "Integration session"}
 APPOINTMENT_STATUS_WORDS = {
-    "held": "held, not yet paid", "booked": "booked", "completed": "completed", "cancelled": "cancelled", "no_show": "missed (no-show)",
+    "held": "held, not yet paid",
+    "booked": "booked",
+    "completed": "completed",
+    "cancelled": "cancelled",
+    "no_show": "missed (no-show)",
     "expired": "hold expired",
-}  # fmt: skip
+}
 PLAN_STATUS_WORDS = {
-    "draft": "draft, not signed", "signed": "signed", "sent_to_pharmacy": "sent to the pharmacy", "active": "active", "paused": "paused",
-    "completed": "completed", "discontinued": "discontinued",
-}  # fmt: skip
-SESSION_STATUS_WORDS = {"scheduled": "scheduled", "unlocked": "taken, report not filed yet", "reported": "reported", "held": "held", "cancelled": "cancelled"}
+    "draft": "draft, not signed",
+    "signed": "signed",
+    "sent_to_pharmacy": "sent to the pharmacy",
+    "active": "active",
+    "paused": "paused",
+    "completed": "completed",
+    "discontinued": "discontinued",
+}
+SESSION_STATUS_WORDS = {
+    "scheduled": "scheduled",
+    "unlocked": "taken, report not filed yet",
+    "reported": "reported",
+    "held": "held",
+    "cancelled": "cancelled",
+}
 SCREENING_WORDS = {"eligible": "eligible", "needs_review": "needs a prescriber's review", "ineligible": "not eligible"}
 FLAG_WORDS = {"needs_review": "Review before prescribing", "ineligible": "Rules out treatment"}
 DECISION_WORDS = {"start_plan": "decided to start a plan", "decline": "declined", "refer_out": "referred out"}
@@ -157,7 +172,12 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
     intake = await latest_intake(session, patient_id=patient.id)
     plan_by_id = {plan.id: plan for plan, _ in record.plans}
     plan_lines = [
-        PlanLine(plan, name, await sessions_reported(session, plan_id=plan.id, through_session=plan.sessions), plan.prescriber_id == viewer.user_id)
+        PlanLine(
+            plan,
+            name,
+            await sessions_reported(session, plan_id=plan.id, through_session=plan.sessions),
+            plan.prescriber_id == viewer.user_id,
+        )
         for plan, name in reversed(record.plans)
     ]
     session_lines = [
@@ -171,12 +191,15 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
     encounter_of_appointment = {e.appointment_id: e for e in own_encounters}
     for appointment, clinician in record.appointments:
         encounter = encounter_of_appointment.get(appointment.id)
-        events.append(Event(
-            appointment.starts_at, "appointment",
-            f"{APPOINTMENT_WORDS.get(appointment.appointment_type, appointment.appointment_type)} with {clinician}: "
-            f"{APPOINTMENT_STATUS_WORDS.get(appointment.status, appointment.status)}",
-            f"/encounters/{encounter.id}" if encounter else None,
-        ))  # fmt: skip
+        events.append(
+            Event(
+                appointment.starts_at,
+                "appointment",
+                f"{APPOINTMENT_WORDS.get(appointment.appointment_type, appointment.appointment_type)} with {clinician}: "
+                f"{APPOINTMENT_STATUS_WORDS.get(appointment.status, appointment.status)}",
+                f"/encounters/{encounter.id}" if encounter else None,
+            )
+        )
     for encounter in own_encounters:
         if encounter.decided_at:
             words = DECISION_WORDS.get(encounter.decision or "", encounter.decision or "")
@@ -185,16 +208,26 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
         events.append(Event(intake.submitted_at, "intake", "Intake submitted", f"/staff/patients/{patient.id}/intake"))
     if decision is not None:
         flags = sum(1 for reason in decision.reasons if reason.get("outcome") in FLAG_WORDS)
-        events.append(Event(decision.screened_at, "screening",
-                            f"Screening: {SCREENING_WORDS.get(decision.outcome, decision.outcome)}" + (f" ({flags} flag{'s' if flags != 1 else ''})" if flags else ""),
-                            "#flags"))  # fmt: skip
+        events.append(
+            Event(
+                decision.screened_at,
+                "screening",
+                f"Screening: {SCREENING_WORDS.get(decision.outcome, decision.outcome)}"
+                + (f" ({flags} flag{'s' if flags != 1 else ''})" if flags else ""),
+                "#flags",
+            )
+        )
     for line in plan_lines:
         plan = line.plan
         href = f"/plans/{plan.id}" if line.own else None
         if plan.signed_at:
             events.append(Event(plan.signed_at, "plan", f"Plan of {plan.sessions} sessions signed by {line.prescriber_name}", href))
         if plan.status in ("paused", "discontinued", "completed"):
-            events.append(Event(plan.updated_at, "plan", f"Plan {line.status_words}" + (f": {plan.status_reason}" if plan.status_reason else ""), href))
+            events.append(
+                Event(
+                    plan.updated_at, "plan", f"Plan {line.status_words}" + (f": {plan.status_reason}" if plan.status_reason else ""), href
+                )
+            )
         for batch in await plans.batches_of(session, plan_id=plan.id):
             covers = f"shipment {batch.sequence} (sessions {batch.first_session}–{batch.last_session})"
             if batch.shipped_at:
@@ -209,11 +242,20 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
         elif row.unlocked_at is not None:
             events.append(Event(row.unlocked_at, "session", f"Home session {row.number}{dose} taken; report not filed yet"))
         elif row.status in ("held", "cancelled"):
-            events.append(Event(row.scheduled_at, "session", f"Home session {row.number}{dose} {line.status_words}" + (f" ({row.held_reason.replace('_', ' ')})" if row.held_reason else "")))
+            events.append(
+                Event(
+                    row.scheduled_at,
+                    "session",
+                    f"Home session {row.number}{dose} {line.status_words}"
+                    + (f" ({row.held_reason.replace('_', ' ')})" if row.held_reason else ""),
+                )
+            )
     for escalation in await escalations.escalations_of(session, patient_id=patient.id):
         what = "; ".join(escalations.triggers_in_words(escalation.rule_ids)) or "a safety answer"
         kind = "Crisis escalation" if escalation.kind == "crisis" else "Call requested"
-        events.append(Event(escalation.opened_at, "escalation", f"{kind}: {what}", "/escalations" if escalation.contact_recorded_at is None else None))
+        events.append(
+            Event(escalation.opened_at, "escalation", f"{kind}: {what}", "/escalations" if escalation.contact_recorded_at is None else None)
+        )
         if escalation.contact_recorded_at is not None:
             events.append(Event(escalation.contact_recorded_at, "escalation", "Escalation closed: a clinician reached the patient"))
     events.sort(key=lambda event: event.at, reverse=True)
@@ -223,22 +265,47 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
     for key in TRACKED:
         points = history[key]
         change = score_change(key, [p.score for p in points]) if points else None
-        scores.append(ScoreLine(
-            key, QUESTIONNAIRES[key].title, points[-1].score if points else None, points[-1].at if points else None,
-            change.baseline if change else None, change.change_percent if change and len(points) > 1 else None,
-            bool(change and change.response), bool(change and change.remission), len(points),
-        ))  # fmt: skip
+        scores.append(
+            ScoreLine(
+                key,
+                QUESTIONNAIRES[key].title,
+                points[-1].score if points else None,
+                points[-1].at if points else None,
+                change.baseline if change else None,
+                change.change_percent if change and len(points) > 1 else None,
+                bool(change and change.response),
+                bool(change and change.remission),
+                len(points),
+            )
+        )
 
     return PatientChart(
-        patient=patient, name=record.account.full_name, age=_age(record.answers, patient, now), state=patient.state_of_residence,
-        phone=reach.phone, emergency_contact=reach.emergency_contact, care_team=await care_teams.members(session, patient_id=patient.id),
-        vitals=vitals_in_words(record.answers), screening_outcome=SCREENING_WORDS.get(decision.outcome, decision.outcome) if decision else None,
+        patient=patient,
+        name=record.account.full_name,
+        age=_age(record.answers, patient, now),
+        state=patient.state_of_residence,
+        phone=reach.phone,
+        emergency_contact=reach.emergency_contact,
+        care_team=await care_teams.members(session, patient_id=patient.id),
+        vitals=vitals_in_words(record.answers),
+        screening_outcome=SCREENING_WORDS.get(decision.outcome, decision.outcome) if decision else None,
         screened_at=decision.screened_at if decision else None,
-        flags=[{**reason, "outcome_words": FLAG_WORDS[reason["outcome"]]} for reason in (decision.reasons if decision else []) if reason.get("outcome") in FLAG_WORDS],
-        plans=plan_lines, sessions=session_lines, timeline=events[:TIMELINE_SHOWN], timeline_total=len(events),
-        messages=list(reversed(all_messages[-LATEST_SHOWN:])), message_count=len(all_messages), notes=all_notes[:LATEST_SHOWN], note_count=len(all_notes),
-        scores=scores, own_encounters=own_encounters,
-    )  # fmt: skip
+        flags=[
+            {**reason, "outcome_words": FLAG_WORDS[reason["outcome"]]}
+            for reason in (decision.reasons if decision else [])
+            if reason.get("outcome") in FLAG_WORDS
+        ],
+        plans=plan_lines,
+        sessions=session_lines,
+        timeline=events[:TIMELINE_SHOWN],
+        timeline_total=len(events),
+        messages=list(reversed(all_messages[-LATEST_SHOWN:])),
+        message_count=len(all_messages),
+        notes=all_notes[:LATEST_SHOWN],
+        note_count=len(all_notes),
+        scores=scores,
+        own_encounters=own_encounters,
+    )
 
 
 def _dose(plan: TrochePlan | None, number: int) -> int | None:

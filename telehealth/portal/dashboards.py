@@ -32,55 +32,84 @@ from telehealth.waitlist.models import WaitlistEntry
 CAPACITY_DAYS = 14
 
 
-async def _day_of(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings, types: tuple[str, ...], days: int = 1) -> list[tuple[Appointment, str]]:
+async def _day_of(
+    session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings, types: tuple[str, ...], days: int = 1
+) -> list[tuple[Appointment, str]]:
     """This clinician's booked appointments from the start of today (their zone) for `days` days."""
     zone = ZoneInfo(await clinician_zone(session, viewer.user_id, settings))
     start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
     rows = await session.execute(
-        select(Appointment, UserAccount.full_name).join(Patient, Patient.id == Appointment.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Appointment.clinician_id == viewer.user_id, Appointment.status == "booked", Appointment.appointment_type.in_(types),
-               Appointment.starts_at >= start, Appointment.starts_at < start + timedelta(days=days))
+        select(Appointment, UserAccount.full_name)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(
+            Appointment.clinician_id == viewer.user_id,
+            Appointment.status == "booked",
+            Appointment.appointment_type.in_(types),
+            Appointment.starts_at >= start,
+            Appointment.starts_at < start + timedelta(days=days),
+        )
         .order_by(Appointment.starts_at)
-    )  # fmt: skip
+    )
     return [(a, name) for a, name in rows.all()]
 
 
 async def care_team_patients(session: AsyncSession, viewer: SignedIn) -> list[Any]:
     """The patients on this clinician's care team, by name: each links to the patient's page."""
-    return list((await session.execute(
-        select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(visible_patients_clause(viewer)).order_by(UserAccount.full_name)
-    )).all())  # fmt: skip
+    return list(
+        (
+            await session.execute(
+                select(Patient.id, UserAccount.full_name)
+                .join(UserAccount, UserAccount.id == Patient.user_id)
+                .where(visible_patients_clause(viewer))
+                .order_by(UserAccount.full_name)
+            )
+        ).all()
+    )
 
 
 async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
     decided_without_plan = (
         select(Encounter.id, Encounter.appointment_id, Encounter.patient_id, UserAccount.full_name)
-        .join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision == Decision.START_PLAN,
-               ~select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.status != PlanStatus.DRAFT).exists())
+        .join(Patient, Patient.id == Encounter.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(
+            Encounter.prescriber_id == viewer.user_id,
+            Encounter.decision == Decision.START_PLAN,
+            ~select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.status != PlanStatus.DRAFT).exists(),
+        )
         .order_by(Encounter.decided_at)
-    )  # fmt: skip
+    )
     undecided = (
-        select(Encounter.id, Encounter.patient_id, UserAccount.full_name).join(Patient, Patient.id == Encounter.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision.is_(None)).order_by(Encounter.opened_at)
-    )  # fmt: skip
+        select(Encounter.id, Encounter.patient_id, UserAccount.full_name)
+        .join(Patient, Patient.id == Encounter.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision.is_(None))
+        .order_by(Encounter.opened_at)
+    )
     own_plans = select(TrochePlan.id).where(TrochePlan.prescriber_id == viewer.user_id)
     return {
         "zone": await clinician_zone(session, viewer.user_id, settings),
         "today": await _day_of(session, viewer, now=now, settings=settings, types=("consult", "reassessment")),
         "plans_to_write": (await session.execute(decided_without_plan)).all(),
         "encounters_open": (await session.execute(undecided)).all(),
-        "serious_events": await session.scalar(select(func.count()).select_from(SeriousEvent).where(SeriousEvent.plan_id.in_(own_plans), SeriousEvent.reviewed_at.is_(None))),
-        "inventory_flags": await session.scalar(select(func.count()).select_from(InventoryFlag).where(InventoryFlag.plan_id.in_(own_plans), InventoryFlag.resolved_at.is_(None))),
+        "serious_events": await session.scalar(
+            select(func.count()).select_from(SeriousEvent).where(SeriousEvent.plan_id.in_(own_plans), SeriousEvent.reviewed_at.is_(None))
+        ),
+        "inventory_flags": await session.scalar(
+            select(func.count()).select_from(InventoryFlag).where(InventoryFlag.plan_id.in_(own_plans), InventoryFlag.resolved_at.is_(None))
+        ),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
         "patients": await care_team_patients(session, viewer),
-    }  # fmt: skip
+    }
 
 
 async def therapist_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
     """The therapist's day (portal/therapist_day.py) and the messages waiting."""
-    return {"day": await therapist_day(session, viewer, now=now, settings=settings), "messages_waiting": len(await unanswered(session, viewer=viewer, now=now))}
+    return {
+        "day": await therapist_day(session, viewer, now=now, settings=settings),
+        "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
+    }
 
 
 async def pharmacist_home(session: AsyncSession, viewer: SignedIn) -> dict[str, Any]:
@@ -88,11 +117,21 @@ async def pharmacist_home(session: AsyncSession, viewer: SignedIn) -> dict[str, 
     pharmacy = await pharmacy_of(session, viewer.user_id)
     if pharmacy is None:
         return {"pharmacy": None, "notice": NO_PHARMACY, "queue": []}
-    counts = dict((await session.execute(
-        select(PlanBatch.status, func.count()).join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
-        .where(TrochePlan.pharmacy_id == pharmacy.id).group_by(PlanBatch.status)
-    )).all())  # fmt: skip
-    return {"pharmacy": pharmacy, "notice": None, "queue": [(status, counts.get(status, 0)) for status in ("queued", "accepted", "filled", "shipped")]}
+    counts = dict(
+        (
+            await session.execute(
+                select(PlanBatch.status, func.count())
+                .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
+                .where(TrochePlan.pharmacy_id == pharmacy.id)
+                .group_by(PlanBatch.status)
+            )
+        ).all()
+    )
+    return {
+        "pharmacy": pharmacy,
+        "notice": None,
+        "queue": [(status, counts.get(status, 0)) for status in ("queued", "accepted", "filled", "shipped")],
+    }
 
 
 @dataclass(frozen=True)
@@ -105,33 +144,69 @@ class StateLine:
 async def waitlist_capacity(session: AsyncSession, *, now: datetime) -> list[StateLine]:
     """People waiting per state beside the consult starts open in the next 14 days from prescribers who
     may see that state (a prescriber licensed in two states counts in both)."""
-    waiting = (await session.execute(
-        select(WaitlistEntry.state, func.count()).where(WaitlistEntry.status == "waiting").group_by(WaitlistEntry.state).order_by(WaitlistEntry.state)
-    )).all()  # fmt: skip
+    waiting = (
+        await session.execute(
+            select(WaitlistEntry.state, func.count())
+            .where(WaitlistEntry.status == "waiting")
+            .group_by(WaitlistEntry.state)
+            .order_by(WaitlistEntry.state)
+        )
+    ).all()
     lines = []
     for state, count in waiting:
         probe = Patient(state_of_residence=state)  # never added to the session: find_slots reads only the state
-        slots = await find_slots(session, patient=probe, appointment_type=AppointmentType.CONSULT, window_start=now, window_end=now + timedelta(days=CAPACITY_DAYS), now=now)
+        slots = await find_slots(
+            session,
+            patient=probe,
+            appointment_type=AppointmentType.CONSULT,
+            window_start=now,
+            window_end=now + timedelta(days=CAPACITY_DAYS),
+            now=now,
+        )
         lines.append(StateLine(state, count, len(slots)))
     return lines
 
 
 async def coordinator_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
-    serious = (await session.execute(
-        select(SeriousEvent, UserAccount.full_name).join(Patient, Patient.id == SeriousEvent.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(SeriousEvent.reviewed_at.is_(None)).order_by(SeriousEvent.occurred_at)
-    )).all()  # fmt: skip
-    unfiled = (await session.execute(
-        select(DosingSession, UserAccount.full_name).join(Patient, Patient.id == DosingSession.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(DosingSession.status == SessionStatus.UNLOCKED, DosingSession.unlocked_at <= now - timedelta(hours=settings.thresholds.report_alert_hours),
-               ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists())
-        .order_by(DosingSession.unlocked_at)
-    )).all()  # fmt: skip
+    serious = (
+        await session.execute(
+            select(SeriousEvent, UserAccount.full_name)
+            .join(Patient, Patient.id == SeriousEvent.patient_id)
+            .join(UserAccount, UserAccount.id == Patient.user_id)
+            .where(SeriousEvent.reviewed_at.is_(None))
+            .order_by(SeriousEvent.occurred_at)
+        )
+    ).all()
+    unfiled = (
+        await session.execute(
+            select(DosingSession, UserAccount.full_name)
+            .join(Patient, Patient.id == DosingSession.patient_id)
+            .join(UserAccount, UserAccount.id == Patient.user_id)
+            .where(
+                DosingSession.status == SessionStatus.UNLOCKED,
+                DosingSession.unlocked_at <= now - timedelta(hours=settings.thresholds.report_alert_hours),
+                ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists(),
+            )
+            .order_by(DosingSession.unlocked_at)
+        )
+    ).all()
     return {
-        "capacity": await waitlist_capacity(session, now=now), "serious_events": serious, "unfiled_reports": unfiled,
-        "no_shows": await session.scalar(select(func.count()).select_from(Appointment).where(Appointment.status == "no_show", Appointment.starts_at >= now - timedelta(days=14))),
+        "capacity": await waitlist_capacity(session, now=now),
+        "serious_events": serious,
+        "unfiled_reports": unfiled,
+        "no_shows": await session.scalar(
+            select(func.count())
+            .select_from(Appointment)
+            .where(Appointment.status == "no_show", Appointment.starts_at >= now - timedelta(days=14))
+        ),
         "failed_refunds": await session.scalar(select(func.count()).select_from(Refund).where(Refund.status == "failed")),
-        "disputes": await session.scalar(select(func.count()).select_from(Payment).where(Payment.disputed_at.is_not(None), Payment.disputed_at >= now - timedelta(days=30))),
+        "disputes": await session.scalar(
+            select(func.count())
+            .select_from(Payment)
+            .where(Payment.disputed_at.is_not(None), Payment.disputed_at >= now - timedelta(days=30))
+        ),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
-        "sitters_to_verify": await session.scalar(select(func.count()).select_from(Sitter).where(Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))),
-    }  # fmt: skip
+        "sitters_to_verify": await session.scalar(
+            select(func.count()).select_from(Sitter).where(Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))
+        ),
+    }

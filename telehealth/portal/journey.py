@@ -49,20 +49,29 @@ class Journey:
 # more than PostgreSQL's answer to it). Parameters: patient_id, now, plan_id, intake_id.
 _PATIENT = bindparam("patient_id")
 _NEWEST_PLAN = (
-    select(TrochePlan).where(TrochePlan.patient_id == _PATIENT, TrochePlan.status != PlanStatus.DRAFT).order_by(TrochePlan.created_at.desc()).limit(1)
+    select(TrochePlan)
+    .where(TrochePlan.patient_id == _PATIENT, TrochePlan.status != PlanStatus.DRAFT)
+    .order_by(TrochePlan.created_at.desc())
+    .limit(1)
 )
 _UPCOMING = (
-    select(Appointment).where(Appointment.patient_id == _PATIENT, Appointment.status.in_(["held", "booked"]), Appointment.ends_at > bindparam("now"))
-    .order_by(Appointment.starts_at).limit(5)
-)  # fmt: skip
+    select(Appointment)
+    .where(Appointment.patient_id == _PATIENT, Appointment.status.in_(["held", "booked"]), Appointment.ends_at > bindparam("now"))
+    .order_by(Appointment.starts_at)
+    .limit(5)
+)
 _NEXT_SESSION = (
-    select(DosingSession).where(DosingSession.patient_id == _PATIENT, DosingSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
-    .order_by(DosingSession.scheduled_at).limit(1)
-)  # fmt: skip
+    select(DosingSession)
+    .where(DosingSession.patient_id == _PATIENT, DosingSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
+    .order_by(DosingSession.scheduled_at)
+    .limit(1)
+)
 _LATEST_INTAKE = select(Intake).where(Intake.patient_id == _PATIENT).order_by(Intake.started_at.desc()).limit(1)
 _SECTIONS_SAVED = select(func.count()).select_from(IntakeSection).where(IntakeSection.intake_id == bindparam("intake_id"))
 _PAYMENT_DUE = select(Payment.id).where(Payment.patient_id == _PATIENT, Payment.status == PaymentStatus.OPEN).limit(1)
-_DELIVERED_BATCHES = select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == bindparam("plan_id"), PlanBatch.status == BatchStatus.DELIVERED)
+_DELIVERED_BATCHES = (
+    select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == bindparam("plan_id"), PlanBatch.status == BatchStatus.DELIVERED)
+)
 _CONFIRMED_SITTER = select(Sitter.id).where(Sitter.patient_id == _PATIENT, Sitter.status == SitterStatus.CONFIRMED).limit(1)
 
 
@@ -96,9 +105,13 @@ async def _where(
         return 3, NextStep("A payment is due: your first shipment leaves once it is paid.", "Go to billing", "/billing")
     reassessment = await due_reassessment(session, patient_id=patient.id)
     if reassessment is not None and not reassessment.answered:
-        return 6, NextStep("Time for your reassessment: answer the mood and anxiety questionnaires again.", "Answer the questionnaires", "/reassessment")
+        return 6, NextStep(
+            "Time for your reassessment: answer the mood and anxiety questionnaires again.", "Answer the questionnaires", "/reassessment"
+        )
     if plan.status == PlanStatus.PAUSED:
-        return 5, NextStep("Your plan is paused until your prescriber reviews it. They will contact you.", "Message my care team", "/messages", urgent=True)
+        return 5, NextStep(
+            "Your plan is paused until your prescriber reviews it. They will contact you.", "Message my care team", "/messages", urgent=True
+        )
     if plan.status in (PlanStatus.COMPLETED, PlanStatus.DISCONTINUED):
         return 6, NextStep("Your plan has ended. See how your scores changed.", "See my scores", "/outcomes")
     delivered = await session.scalar(_DELIVERED_BATCHES, {"plan_id": plan.id})
@@ -111,22 +124,32 @@ async def _before_plan(session: AsyncSession, patient: Patient, *, upcoming: lis
     intake = (await session.execute(_LATEST_INTAKE, {"patient_id": patient.id})).scalar_one_or_none()
     if intake is None or intake.status != "submitted":
         started = intake is not None and bool(await session.scalar(_SECTIONS_SAVED, {"intake_id": intake.id}))
-        return 1, NextStep("Tell us about yourself and your health: about 20 minutes, saved as you go.", "Continue my intake" if started else "Start my intake", "/intake")
+        return 1, NextStep(
+            "Tell us about yourself and your health: about 20 minutes, saved as you go.",
+            "Continue my intake" if started else "Start my intake",
+            "/intake",
+        )
     decision = await latest_decision(session, patient_id=patient.id)
     if decision is not None and decision.outcome == "ineligible":
-        return 1, NextStep("This program is not a safe fit for you right now. See why, and other kinds of care.", "See the details", "/intake/result")
+        return 1, NextStep(
+            "This program is not a safe fit for you right now. See why, and other kinds of care.", "See the details", "/intake/result"
+        )
     if any(a.appointment_type == "consult" for a in upcoming):
         return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
     return 2, NextStep("Book a video consultation with a prescriber.", "Book a consultation", "/appointments/book")
 
 
-async def _session_step(session: AsyncSession, patient: Patient, plan: TrochePlan, next_session: DosingSession | None, *, now: datetime) -> NextStep:
+async def _session_step(
+    session: AsyncSession, patient: Patient, plan: TrochePlan, next_session: DosingSession | None, *, now: datetime
+) -> NextStep:
     if next_session is not None and next_session.status == SessionStatus.UNLOCKED:
         return NextStep(f"Tell us how session {next_session.number} went.", "Report on my session", f"/dosing/sessions/{next_session.id}")
     if next_session is not None:
         opens = next_session.scheduled_at - timedelta(hours=1)
         words = "Check in now" if now >= opens else "See my session"
-        return NextStep(f"Session {next_session.number} is scheduled. Check in during the hour before it.", words, f"/dosing/sessions/{next_session.id}")
+        return NextStep(
+            f"Session {next_session.number} is scheduled. Check in during the hour before it.", words, f"/dosing/sessions/{next_session.id}"
+        )
     confirmed = await session.scalar(_CONFIRMED_SITTER, {"patient_id": patient.id})
     if confirmed is None:
         return NextStep("Name a sitter: an adult who stays with you during each session.", "Add a sitter", "/dosing#sitters")

@@ -44,16 +44,25 @@ class PortalPagesController(Controller):
         self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
     ) -> Template:
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return Template("portal/patient.html", context={
-            "user": signed_in, "journey": await patient_journey(db_session, patient, now=clock.now()), "zone": patient.timezone, "now": clock.now(),
-            "care_team": await care_teams.members(db_session, patient_id=patient.id),
-        })  # fmt: skip
+        return Template(
+            "portal/patient.html",
+            context={
+                "user": signed_in,
+                "journey": await patient_journey(db_session, patient, now=clock.now()),
+                "zone": patient.timezone,
+                "now": clock.now(),
+                "care_team": await care_teams.members(db_session, patient_id=patient.id),
+            },
+        )
 
     @get("/prescriber", guards=[requires_role(Role.PRESCRIBER)])
     async def prescriber_home(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         today = clinic_today(clock.now(), settings)
         expiring = [item for item in await expiring_credentials(db_session, today=today) if item.clinician_id == signed_in.user_id]
         work = await dashboards.prescriber_home(db_session, signed_in, now=clock.now(), settings=settings)
@@ -62,9 +71,12 @@ class PortalPagesController(Controller):
 
     @get("/therapist", guards=[requires_role(Role.THERAPIST)])
     async def therapist_home(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         work = await dashboards.therapist_home(db_session, signed_in, now=clock.now(), settings=settings)
         return await _staff_home("therapist", signed_in, db_session, **work)
 
@@ -74,9 +86,12 @@ class PortalPagesController(Controller):
 
     @get("/coordinator", guards=[requires_role(Role.COORDINATOR)])
     async def coordinator_home(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         expiring = await expiring_credentials(db_session, today=clinic_today(clock.now(), settings))
         work = await dashboards.coordinator_home(db_session, signed_in, now=clock.now(), settings=settings)
         cliff = await home_summary(db_session, now=clock.now(), settings=settings)

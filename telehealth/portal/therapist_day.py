@@ -72,11 +72,18 @@ async def todays_sessions(session: AsyncSession, viewer: SignedIn, *, day_start:
     """This therapist's integration sessions on the books or completed, from midnight to midnight of their
     own day (a day of 23 or 25 hours when the clocks change)."""
     rows = await session.execute(
-        select(Appointment, UserAccount.full_name).join(Patient, Patient.id == Appointment.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Appointment.clinician_id == viewer.user_id, Appointment.appointment_type == AppointmentType.INTEGRATION,
-               Appointment.status.in_(COVERS_A_DOSE), Appointment.starts_at >= day_start, Appointment.starts_at < day_start + timedelta(days=1))
+        select(Appointment, UserAccount.full_name)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(
+            Appointment.clinician_id == viewer.user_id,
+            Appointment.appointment_type == AppointmentType.INTEGRATION,
+            Appointment.status.in_(COVERS_A_DOSE),
+            Appointment.starts_at >= day_start,
+            Appointment.starts_at < day_start + timedelta(days=1),
+        )
         .order_by(Appointment.starts_at)
-    )  # fmt: skip
+    )
     return [TodaysSession(a.id, a.patient_id, name, a.starts_at, a.ends_at, a.status) for a, name in rows.all()]
 
 
@@ -86,24 +93,36 @@ async def follow_ups_due(session: AsyncSession, viewer: SignedIn, *, now: dateti
     latest_dose = (
         select(DosingSession.patient_id, DosingSession.number, DosingSession.unlocked_at)
         .join(Patient, Patient.id == DosingSession.patient_id)
-        .where(DosingSession.status.in_(DOSED), DosingSession.unlocked_at > now - FOLLOW_UP_WINDOW, DosingSession.unlocked_at <= now,
-               visible_patients_clause(viewer))
+        .where(
+            DosingSession.status.in_(DOSED),
+            DosingSession.unlocked_at > now - FOLLOW_UP_WINDOW,
+            DosingSession.unlocked_at <= now,
+            visible_patients_clause(viewer),
+        )
         .order_by(DosingSession.patient_id, DosingSession.unlocked_at.desc())
         .ext(distinct_on(DosingSession.patient_id))
         .subquery()
-    )  # fmt: skip
+    )
     booked_after = (
         select(Appointment.id)
-        .where(Appointment.patient_id == latest_dose.c.patient_id, Appointment.appointment_type == AppointmentType.INTEGRATION,
-               Appointment.status.in_(COVERS_A_DOSE), Appointment.starts_at >= latest_dose.c.unlocked_at)
+        .where(
+            Appointment.patient_id == latest_dose.c.patient_id,
+            Appointment.appointment_type == AppointmentType.INTEGRATION,
+            Appointment.status.in_(COVERS_A_DOSE),
+            Appointment.starts_at >= latest_dose.c.unlocked_at,
+        )
         .exists()
-    )  # fmt: skip
+    )
     rows = await session.execute(
         select(latest_dose.c.patient_id, UserAccount.full_name, latest_dose.c.number, latest_dose.c.unlocked_at)
-        .join(Patient, Patient.id == latest_dose.c.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(~booked_after).order_by(latest_dose.c.unlocked_at)
-    )  # fmt: skip
-    return [FollowUpDue(patient_id, name, number, dosed_at, dosed_at + FOLLOW_UP_WINDOW) for patient_id, name, number, dosed_at in rows.all()]
+        .join(Patient, Patient.id == latest_dose.c.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(~booked_after)
+        .order_by(latest_dose.c.unlocked_at)
+    )
+    return [
+        FollowUpDue(patient_id, name, number, dosed_at, dosed_at + FOLLOW_UP_WINDOW) for patient_id, name, number, dosed_at in rows.all()
+    ]
 
 
 async def notes_to_write(session: AsyncSession, viewer: SignedIn, *, now: datetime) -> list[NoteToWrite]:
@@ -111,26 +130,39 @@ async def notes_to_write(session: AsyncSession, viewer: SignedIn, *, now: dateti
     by them on that patient since the session began (or tied to it); oldest first."""
     written_since = (
         select(ClinicalNote.id)
-        .where(ClinicalNote.patient_id == Appointment.patient_id, ClinicalNote.author_user_id == viewer.user_id,
-               or_(ClinicalNote.written_at >= Appointment.starts_at, ClinicalNote.appointment_id == Appointment.id))
+        .where(
+            ClinicalNote.patient_id == Appointment.patient_id,
+            ClinicalNote.author_user_id == viewer.user_id,
+            or_(ClinicalNote.written_at >= Appointment.starts_at, ClinicalNote.appointment_id == Appointment.id),
+        )
         .exists()
-    )  # fmt: skip
-    took_place = or_(Appointment.status == AppointmentStatus.COMPLETED, (Appointment.status == AppointmentStatus.BOOKED) & (Appointment.ends_at <= now))
+    )
+    took_place = or_(
+        Appointment.status == AppointmentStatus.COMPLETED, (Appointment.status == AppointmentStatus.BOOKED) & (Appointment.ends_at <= now)
+    )
     rows = await session.execute(
         select(Appointment.id, Appointment.patient_id, UserAccount.full_name, Appointment.starts_at)
-        .join(Patient, Patient.id == Appointment.patient_id).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Appointment.clinician_id == viewer.user_id, Appointment.appointment_type == AppointmentType.INTEGRATION, took_place,
-               visible_patients_clause(viewer), ~written_since)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(
+            Appointment.clinician_id == viewer.user_id,
+            Appointment.appointment_type == AppointmentType.INTEGRATION,
+            took_place,
+            visible_patients_clause(viewer),
+            ~written_since,
+        )
         .order_by(Appointment.starts_at)
-    )  # fmt: skip
+    )
     return [NoteToWrite(*row) for row in rows.all()]
 
 
 async def care_team_patients(session: AsyncSession, viewer: SignedIn) -> list[tuple[uuid.UUID, str]]:
     rows = await session.execute(
-        select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(visible_patients_clause(viewer)).order_by(UserAccount.full_name)
-    )  # fmt: skip
+        select(Patient.id, UserAccount.full_name)
+        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .where(visible_patients_clause(viewer))
+        .order_by(UserAccount.full_name)
+    )
     return [(patient_id, name) for patient_id, name in rows.all()]
 
 
@@ -139,9 +171,10 @@ async def therapist_day(session: AsyncSession, viewer: SignedIn, *, now: datetim
     zone = await clinician_zone(session, viewer.user_id, settings)
     day_start = datetime.combine(now.astimezone(ZoneInfo(zone)).date(), time(0), tzinfo=ZoneInfo(zone))
     return TherapistDay(
-        zone=zone, day_start=day_start,
+        zone=zone,
+        day_start=day_start,
         today=await todays_sessions(session, viewer, day_start=day_start),
         follow_ups_due=await follow_ups_due(session, viewer, now=now),
         notes_to_write=await notes_to_write(session, viewer, now=now),
         patients=await care_team_patients(session, viewer),
-    )  # fmt: skip
+    )

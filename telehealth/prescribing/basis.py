@@ -55,9 +55,10 @@ class PrescribingBasis:
     def plan_values(self) -> dict[str, object]:
         """The troche_plan columns that record it."""
         return {
-            "prescribing_basis": self.basis.value, "in_person_evaluation_id": self.in_person_evaluation_id,
+            "prescribing_basis": self.basis.value,
+            "in_person_evaluation_id": self.in_person_evaluation_id,
             "special_registration_id": self.special_registration_id,
-        }  # fmt: skip
+        }
 
     def audit_reason(self) -> str:
         record = self.in_person_evaluation_id or self.special_registration_id
@@ -90,19 +91,28 @@ async def basis_for_signing(
         return PrescribingBasis(Basis.TELEMEDICINE_FLEXIBILITIES)
     evaluation_id = await session.scalar(
         select(InPersonEvaluation.id)
-        .where(InPersonEvaluation.patient_id == patient.id, InPersonEvaluation.prescriber_id == prescriber_id, InPersonEvaluation.evaluated_on <= day)
-        .order_by(InPersonEvaluation.evaluated_on.desc(), InPersonEvaluation.recorded_at.desc()).limit(1)
+        .where(
+            InPersonEvaluation.patient_id == patient.id,
+            InPersonEvaluation.prescriber_id == prescriber_id,
+            InPersonEvaluation.evaluated_on <= day,
+        )
+        .order_by(InPersonEvaluation.evaluated_on.desc(), InPersonEvaluation.recorded_at.desc())
+        .limit(1)
         .with_for_update(read=True)
-    )  # fmt: skip
+    )
     if evaluation_id is not None:
         return PrescribingBasis(Basis.IN_PERSON_EVALUATION, in_person_evaluation_id=evaluation_id)
     # FOR SHARE re-checks the row after a concurrent update commits (READ COMMITTED), so a registration a
     # coordinator just let lapse or removed is not relied on, and one being relied on cannot change until signed.
     registration_id = await session.scalar(
         select(SpecialRegistration.id)
-        .where(SpecialRegistration.clinician_id == prescriber_id, SpecialRegistration.state == location_state, SpecialRegistration.expires_on >= day)
+        .where(
+            SpecialRegistration.clinician_id == prescriber_id,
+            SpecialRegistration.state == location_state,
+            SpecialRegistration.expires_on >= day,
+        )
         .with_for_update(read=True)
-    )  # fmt: skip
+    )
     if registration_id is not None:
         return PrescribingBasis(Basis.SPECIAL_REGISTRATION, special_registration_id=registration_id)
     until, state_name = settings.telemedicine_flexibilities_until, US_STATES.get(location_state, location_state)
@@ -111,9 +121,14 @@ async def basis_for_signing(
         f"Today, {_when(day)} in {state_name}, is after the telemedicine flexibilities ended on {_when(until)}: "
         f"signing needs an in-person medical evaluation of this patient by you, recorded beforehand, or your "
         f"telemedicine special registration valid in {state_name} today. Neither is on file.",
-        fields={"prescribing_basis": f"no in-person evaluation by you and no special registration in {location_state} valid on {day.isoformat()}"},
+        fields={
+            "prescribing_basis": f"no in-person evaluation by you and no special registration in {location_state} valid on {day.isoformat()}"
+        },
         extra={
-            "day": day.isoformat(), "zone": zone, "flexibilities_until": until.isoformat(), "state": location_state,
+            "day": day.isoformat(),
+            "zone": zone,
+            "flexibilities_until": until.isoformat(),
+            "state": location_state,
             "missing": [Missing.IN_PERSON_EVALUATION.value, Missing.SPECIAL_REGISTRATION.value],
         },
-    )  # fmt: skip
+    )

@@ -45,9 +45,16 @@ class EvaluationBody(ResponseBody):
 def evaluation_body(line: evaluations.EvaluationLine) -> EvaluationBody:
     e = line.evaluation
     return EvaluationBody(
-        id=e.id, patient_id=e.patient_id, prescriber_id=e.prescriber_id, prescriber_name=line.prescriber_name, evaluated_on=e.evaluated_on,
-        place=e.place, recorded_by=e.recorded_by, recorded_by_name=line.recorded_by_name, recorded_at=e.recorded_at,
-    )  # fmt: skip
+        id=e.id,
+        patient_id=e.patient_id,
+        prescriber_id=e.prescriber_id,
+        prescriber_name=line.prescriber_name,
+        evaluated_on=e.evaluated_on,
+        place=e.place,
+        recorded_by=e.recorded_by,
+        recorded_by_name=line.recorded_by_name,
+        recorded_at=e.recorded_at,
+    )
 
 
 class EvaluationApiController(Controller):
@@ -57,24 +64,51 @@ class EvaluationApiController(Controller):
 
     @get("/")
     async def list_evaluations(
-        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> list[EvaluationBody]:  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> list[EvaluationBody]:
         """The patient's in-person medical evaluations, latest first."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.CLINIC_WIDE)
+        patient = await load_patient_for(
+            db_session,
+            viewer=signed_in,
+            patient_id=patient_id,
+            actor=actor,
+            now=clock.now(),
+            purpose="in_person_evaluations",
+            access=Access.CLINIC_WIDE,
+        )
         return [evaluation_body(line) for line in await evaluations.evaluations_of(db_session, patient_id=patient.id)]
 
     @post("/", status_code=201)
     async def record(
-        self, patient_id: FromPath[uuid.UUID], data: JSONBody[EvaluationRequest], signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> EvaluationBody:  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        data: JSONBody[EvaluationRequest],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> EvaluationBody:
         """Record an in-person medical evaluation (date and place). A date in the future or before the patient's
         account was created answers 422 naming `evaluated_on`. After the telemedicine flexibilities end it is the
         basis on which that prescriber signs this patient's plans."""
         evaluation = await evaluations.record_in_person_evaluation(
-            db_session, patient_id=patient_id, prescriber_id=data.prescriber_id, evaluated_on=data.evaluated_on, place=data.place,
-            viewer=signed_in, actor=actor, now=clock.now(), settings=settings,
-        )  # fmt: skip
-        line = next(line for line in await evaluations.evaluations_of(db_session, patient_id=patient_id) if line.evaluation.id == evaluation.id)
+            db_session,
+            patient_id=patient_id,
+            prescriber_id=data.prescriber_id,
+            evaluated_on=data.evaluated_on,
+            place=data.place,
+            viewer=signed_in,
+            actor=actor,
+            now=clock.now(),
+            settings=settings,
+        )
+        line = next(
+            line for line in await evaluations.evaluations_of(db_session, patient_id=patient_id) if line.evaluation.id == evaluation.id
+        )
         return evaluation_body(line)

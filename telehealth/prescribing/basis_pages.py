@@ -35,14 +35,18 @@ def _evaluated_on(raw: str) -> date:
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
-        raise InvalidInput("request.invalid", "Some details of the evaluation need another look.", fields={"evaluated_on": "must be a date"}) from None
+        raise InvalidInput(
+            "request.invalid", "Some details of the evaluation need another look.", fields={"evaluated_on": "must be a date"}
+        ) from None
 
 
 def _prescriber_id(raw: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw) if raw.strip() else None
     except ValueError:
-        raise InvalidInput("request.invalid", "Choose the prescriber.", fields={"prescriber_id": "is not a prescriber of the clinic"}) from None
+        raise InvalidInput(
+            "request.invalid", "Choose the prescriber.", fields={"prescriber_id": "is not a prescriber of the clinic"}
+        ) from None
 
 
 class BasisPagesController(Controller):
@@ -50,40 +54,79 @@ class BasisPagesController(Controller):
 
     @get("/patients/{patient_id:uuid}/in-person-evaluations", guards=RECORDERS)
     async def evaluations_page(
-        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], done: FromQuery[str | None] = None,
-    ) -> Template:  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        done: FromQuery[str | None] = None,
+    ) -> Template:
         return await self._page(db_session, patient_id, signed_in=signed_in, actor=actor, clock=clock, done=done == "recorded")
 
     async def _page(
-        self, session: AsyncSession, patient_id: uuid.UUID, *, signed_in: SignedIn, actor: Actor, clock: Clock, done: bool = False,
-        error: DomainError | None = None, values: dict[str, str] | None = None,
-    ) -> Template:  # fmt: skip
-        patient = await load_patient_for(session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="in_person_evaluations", access=Access.CLINIC_WIDE)
+        self,
+        session: AsyncSession,
+        patient_id: uuid.UUID,
+        *,
+        signed_in: SignedIn,
+        actor: Actor,
+        clock: Clock,
+        done: bool = False,
+        error: DomainError | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Template:
+        patient = await load_patient_for(
+            session,
+            viewer=signed_in,
+            patient_id=patient_id,
+            actor=actor,
+            now=clock.now(),
+            purpose="in_person_evaluations",
+            access=Access.CLINIC_WIDE,
+        )
         account = await session.get(UserAccount, patient.user_id)
         return Template(
             "prescribing/in_person_evaluations.html",
             context={
-                "patient": patient, "patient_name": account.full_name if account else "", "user": signed_in,
+                "patient": patient,
+                "patient_name": account.full_name if account else "",
+                "user": signed_in,
                 "evaluations": await evaluations.evaluations_of(session, patient_id=patient.id),
                 "prescribers": await evaluations.prescribers(session) if signed_in.role is Role.COORDINATOR else [],
-                "done": done, "error": error.detail if error else None, "fields": error.fields if error else {}, "values": values or {},
+                "done": done,
+                "error": error.detail if error else None,
+                "fields": error.fields if error else {},
+                "values": values or {},
             },
             status_code=error.status_code if error else 200,
-        )  # fmt: skip
+        )
 
     @post("/patients/{patient_id:uuid}/in-person-evaluations", guards=RECORDERS)
     async def record(
-        self, request: Request, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect | Template:  # fmt: skip
+        self,
+        request: Request,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect | Template:
         fields = await form_fields(request, "evaluated_on", "place", "prescriber_id", max_length=400)
 
         async def save() -> object:
             return await evaluations.record_in_person_evaluation(
-                db_session, patient_id=patient_id, prescriber_id=_prescriber_id(fields["prescriber_id"]), evaluated_on=_evaluated_on(fields["evaluated_on"]),
-                place=fields["place"], viewer=signed_in, actor=actor, now=clock.now(), settings=settings,
-            )  # fmt: skip
+                db_session,
+                patient_id=patient_id,
+                prescriber_id=_prescriber_id(fields["prescriber_id"]),
+                evaluated_on=_evaluated_on(fields["evaluated_on"]),
+                place=fields["place"],
+                viewer=signed_in,
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
 
         result = await attempt(db_session, save())
         if isinstance(result, DomainError):
@@ -100,21 +143,36 @@ class BasisPagesController(Controller):
         return Template(
             "prescribing/basis_cliff.html",
             context={
-                "by_state": by_state, "total": len(patients), "until": settings.telemedicine_flexibilities_until,
-                "after": cliff.first_day_after(settings), "why_words": cliff.WHY_WORDS,
+                "by_state": by_state,
+                "total": len(patients),
+                "until": settings.telemedicine_flexibilities_until,
+                "after": cliff.first_day_after(settings),
+                "why_words": cliff.WHY_WORDS,
             },
-        )  # fmt: skip
+        )
 
     @get("/coordinator/prescribing-basis.csv", guards=COORDINATOR)
     async def cliff_csv(
-        self, actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
+        self,
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
-    ) -> Response[str]:  # fmt: skip
+    ) -> Response[str]:
         """The same list as a file (patient, state, prescriber, missing); each download is audited: names leave the system."""
         patients = await cliff.patients_without_basis(db_session, now=clock.now(), settings=settings)
-        await record_audit_event(db_session, actor=actor, action="prescribing_basis.export", resource_type="report", now=clock.now(),
-                                 reason=f"{len(patients)} patients")  # fmt: skip
+        await record_audit_event(
+            db_session,
+            actor=actor,
+            action="prescribing_basis.export",
+            resource_type="report",
+            now=clock.now(),
+            reason=f"{len(patients)} patients",
+        )
         return Response(
-            cliff.without_basis_csv(patients, settings=settings), media_type="text/csv",
-            headers={"content-disposition": f'attachment; filename="without-prescribing-basis-after-{settings.telemedicine_flexibilities_until.isoformat()}.csv"'},
-        )  # fmt: skip
+            cliff.without_basis_csv(patients, settings=settings),
+            media_type="text/csv",
+            headers={
+                "content-disposition": f'attachment; filename="without-prescribing-basis-after-{settings.telemedicine_flexibilities_until.isoformat()}.csv"'
+            },
+        )

@@ -41,9 +41,13 @@ CLIFF_WARNING_DAYS = 45
 RECENTLY_COMPLETED_DAYS = 90
 LIVE = (PlanStatus.SIGNED, PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE, PlanStatus.PAUSED)
 WHY_WORDS = {
-    "consult": "consult booked", "reassessment": "reassessment booked", "plan_to_sign": "seen, plan not signed yet",
-    "live_plan": "current plan, to renew", "plan_completed": "plan completed recently, to renew", "awaiting_plan": "screened, no consult yet",
-}  # fmt: skip
+    "consult": "consult booked",
+    "reassessment": "reassessment booked",
+    "plan_to_sign": "seen, plan not signed yet",
+    "live_plan": "current plan, to renew",
+    "plan_completed": "plan completed recently, to renew",
+    "awaiting_plan": "screened, no consult yet",
+}
 
 
 def first_day_after(settings: Settings) -> date:
@@ -72,8 +76,9 @@ class PatientWithoutBasis:
             return [f"no prescriber yet: book one with a special registration in {state}, or arrange an in-person evaluation"]
         registration = (
             f"{self.prescriber_name}'s special registration in {state} expires {self.registration_expires_on.isoformat()}, before {after.isoformat()}"
-            if self.registration_expires_on else f"no special registration of {self.prescriber_name} in {state}"
-        )  # fmt: skip
+            if self.registration_expires_on
+            else f"no special registration of {self.prescriber_name} in {state}"
+        )
         return [f"no in-person evaluation by {self.prescriber_name}", registration]
 
 
@@ -81,12 +86,16 @@ def _candidates(now: datetime) -> Select:  # type: ignore[type-arg]
     """(patient_id, prescriber_id, rank, why, at): every reason a patient is active, ranked by who signs next."""
     no_prescriber = cast(null(), Uuid)
     booked = select(
-        Appointment.patient_id, Appointment.clinician_id.label("prescriber_id"), literal(1).label("rank"),
-        Appointment.appointment_type.label("why"), Appointment.starts_at.label("at"),
+        Appointment.patient_id,
+        Appointment.clinician_id.label("prescriber_id"),
+        literal(1).label("rank"),
+        Appointment.appointment_type.label("why"),
+        Appointment.starts_at.label("at"),
     ).where(
-        Appointment.status == AppointmentStatus.BOOKED.value, Appointment.ends_at >= now,
+        Appointment.status == AppointmentStatus.BOOKED.value,
+        Appointment.ends_at >= now,
         Appointment.appointment_type.in_([AppointmentType.CONSULT.value, AppointmentType.REASSESSMENT.value]),
-    )  # fmt: skip
+    )
     signed_from = select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.signed_at.is_not(None))
     decided = select(Encounter.patient_id, Encounter.prescriber_id, literal(2), literal("plan_to_sign"), Encounter.opened_at).where(
         or_(Encounter.decision.is_(None), Encounter.decision == Decision.START_PLAN.value), ~signed_from.exists()
@@ -99,14 +108,16 @@ def _candidates(now: datetime) -> Select:  # type: ignore[type-arg]
     )
     latest = (
         select(ScreeningDecision.patient_id, ScreeningDecision.outcome, ScreeningDecision.screened_at)
-        .ext(distinct_on(ScreeningDecision.patient_id)).order_by(ScreeningDecision.patient_id, ScreeningDecision.screened_at.desc())
+        .ext(distinct_on(ScreeningDecision.patient_id))
+        .order_by(ScreeningDecision.patient_id, ScreeningDecision.screened_at.desc())
         .subquery()
-    )  # fmt: skip
+    )
     ever_signed = select(TrochePlan.id).where(TrochePlan.patient_id == latest.c.patient_id, TrochePlan.signed_at.is_not(None))
     turned_away = select(Encounter.id).where(
-        Encounter.patient_id == latest.c.patient_id, Encounter.decision.in_([Decision.DECLINE.value, Decision.REFER_OUT.value]),
+        Encounter.patient_id == latest.c.patient_id,
+        Encounter.decision.in_([Decision.DECLINE.value, Decision.REFER_OUT.value]),
         Encounter.decided_at >= latest.c.screened_at,
-    )  # fmt: skip
+    )
     awaiting = select(latest.c.patient_id, no_prescriber, literal(5), literal("awaiting_plan"), latest.c.screened_at).where(
         latest.c.outcome.in_(["eligible", "needs_review"]), ~ever_signed.exists(), ~turned_away.exists()
     )
@@ -119,17 +130,29 @@ def _without_basis(*, now: datetime, settings: Settings, prescriber_id: uuid.UUI
         select(every).ext(distinct_on(every.c.patient_id)).order_by(every.c.patient_id, every.c.rank, every.c.at).subquery()
     )  # the one who signs next
     patient_user, prescriber_user, registration = aliased(UserAccount), aliased(UserAccount), aliased(SpecialRegistration)
-    evaluated = exists().where(InPersonEvaluation.patient_id == first.c.patient_id, InPersonEvaluation.prescriber_id == first.c.prescriber_id)
+    evaluated = exists().where(
+        InPersonEvaluation.patient_id == first.c.patient_id, InPersonEvaluation.prescriber_id == first.c.prescriber_id
+    )
     query = (
         select(
-            first.c.patient_id, patient_user.full_name.label("patient_name"), Patient.state_of_residence, first.c.prescriber_id,
-            prescriber_user.full_name.label("prescriber_name"), first.c.why, registration.expires_on,
+            first.c.patient_id,
+            patient_user.full_name.label("patient_name"),
+            Patient.state_of_residence,
+            first.c.prescriber_id,
+            prescriber_user.full_name.label("prescriber_name"),
+            first.c.why,
+            registration.expires_on,
         )
-        .join(Patient, Patient.id == first.c.patient_id).join(patient_user, patient_user.id == Patient.user_id)
+        .join(Patient, Patient.id == first.c.patient_id)
+        .join(patient_user, patient_user.id == Patient.user_id)
         .outerjoin(prescriber_user, prescriber_user.id == first.c.prescriber_id)
         .outerjoin(registration, and_(registration.clinician_id == first.c.prescriber_id, registration.state == Patient.state_of_residence))
-        .where(patient_user.is_active.is_(True), ~evaluated, or_(registration.id.is_(None), registration.expires_on < first_day_after(settings)))
-    )  # fmt: skip
+        .where(
+            patient_user.is_active.is_(True),
+            ~evaluated,
+            or_(registration.id.is_(None), registration.expires_on < first_day_after(settings)),
+        )
+    )
     if prescriber_id is not None:
         query = query.where(first.c.prescriber_id == prescriber_id)
     return query.order_by(Patient.state_of_residence, patient_user.full_name, first.c.patient_id)
@@ -143,7 +166,9 @@ async def patients_without_basis(
     return [PatientWithoutBasis(*row) for row in rows.all()]
 
 
-async def count_patients_without_basis(session: AsyncSession, *, now: datetime, settings: Settings, prescriber_id: uuid.UUID | None = None) -> int:
+async def count_patients_without_basis(
+    session: AsyncSession, *, now: datetime, settings: Settings, prescriber_id: uuid.UUID | None = None
+) -> int:
     query = _without_basis(now=now, settings=settings, prescriber_id=prescriber_id).order_by(None).subquery()
     return int(await session.scalar(select(func.count()).select_from(query)) or 0)
 
@@ -155,7 +180,9 @@ def without_basis_csv(patients: list[PatientWithoutBasis], *, settings: Settings
     writer = csv.writer(out)
     writer.writerow(["patient", "state", "prescriber", "missing"])
     for patient in patients:
-        writer.writerow([_cell(patient.patient_name), patient.state or "", _cell(patient.prescriber_name or ""), "; ".join(patient.missing(after))])
+        writer.writerow(
+            [_cell(patient.patient_name), patient.state or "", _cell(patient.prescriber_name or ""), "; ".join(patient.missing(after))]
+        )
     return out.getvalue()
 
 
@@ -171,7 +198,9 @@ class CliffSummary:
     patients: list[PatientWithoutBasis]  # a prescriber's own; empty on the coordinator's home (the page lists them)
 
 
-async def home_summary(session: AsyncSession, *, now: datetime, settings: Settings, prescriber_id: uuid.UUID | None = None) -> CliffSummary | None:
+async def home_summary(
+    session: AsyncSession, *, now: datetime, settings: Settings, prescriber_id: uuid.UUID | None = None
+) -> CliffSummary | None:
     """What a home page shows from CLIFF_WARNING_DAYS before the date (None before then): the count, and for
     a prescriber their own patients."""
     if not cliff_in_view(now, settings):

@@ -34,7 +34,9 @@ from telehealth.settings import Settings
 ENCOUNTER_TYPES = ("consult", "reassessment")
 
 
-async def open_encounter(session: AsyncSession, *, appointment_id: uuid.UUID, signed_in: SignedIn, actor: Actor, now: datetime) -> Encounter:
+async def open_encounter(
+    session: AsyncSession, *, appointment_id: uuid.UUID, signed_in: SignedIn, actor: Actor, now: datetime
+) -> Encounter:
     """The encounter of this appointment, opened by its own prescriber (the same one on a second call)."""
     appointment = await session.get(Appointment, appointment_id)
     if appointment is None or appointment.clinician_id != signed_in.user_id or appointment.appointment_type not in ENCOUNTER_TYPES:
@@ -43,14 +45,28 @@ async def open_encounter(session: AsyncSession, *, appointment_id: uuid.UUID, si
         raise RuleRefused("encounter.appointment_not_booked", "An encounter opens from a booked consult or reassessment.")
     await started_visit(session, appointment.id, code="encounter.visit_not_started", doing="The encounter opens")
     inserted = await session.execute(
-        insert(Encounter).values(
-            id=uuid.uuid4(), appointment_id=appointment.id, patient_id=appointment.patient_id, prescriber_id=signed_in.user_id,
-            opened_at=now, vitals_reviewed=False,
-        ).on_conflict_do_nothing().returning(Encounter.id)
-    )  # fmt: skip
+        insert(Encounter)
+        .values(
+            id=uuid.uuid4(),
+            appointment_id=appointment.id,
+            patient_id=appointment.patient_id,
+            prescriber_id=signed_in.user_id,
+            opened_at=now,
+            vitals_reviewed=False,
+        )
+        .on_conflict_do_nothing()
+        .returning(Encounter.id)
+    )
     if (encounter_id := inserted.scalar_one_or_none()) is not None:  # the encounter's own id, like every later event on it
-        await record_audit_event(session, actor=actor, action="encounter.open", resource_type="encounter", resource_id=encounter_id,
-                                 patient_id=appointment.patient_id, now=now)  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="encounter.open",
+            resource_type="encounter",
+            resource_id=encounter_id,
+            patient_id=appointment.patient_id,
+            now=now,
+        )
     return (await session.execute(select(Encounter).where(Encounter.appointment_id == appointment.id))).scalar_one()
 
 
@@ -63,7 +79,9 @@ async def own_encounter(session: AsyncSession, *, encounter_id: uuid.UUID, signe
 
 async def encounters_of(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Encounter]:
     """One patient's encounters, newest first (each opens only for its own prescriber: own_encounter)."""
-    return list((await session.execute(select(Encounter).where(Encounter.patient_id == patient_id).order_by(Encounter.opened_at.desc()))).scalars())
+    return list(
+        (await session.execute(select(Encounter).where(Encounter.patient_id == patient_id).order_by(Encounter.opened_at.desc()))).scalars()
+    )
 
 
 @dataclass
@@ -114,8 +132,16 @@ async def record(session: AsyncSession, encounter: Encounter, values: EncounterR
     session.add(encounter)
     await session.flush()
     for name in sorted(changed):  # one event per field: the audit reason is a short code
-        await record_audit_event(session, actor=actor, action="encounter.record", resource_type="encounter", resource_id=encounter.id,
-                                 patient_id=encounter.patient_id, now=now, reason=name)  # fmt: skip
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="encounter.record",
+            resource_type="encounter",
+            resource_id=encounter.id,
+            patient_id=encounter.patient_id,
+            now=now,
+            reason=name,
+        )
     return encounter
 
 
@@ -131,22 +157,38 @@ async def acknowledge_flag(session: AsyncSession, encounter: Encounter, *, rule_
     if not note.strip():
         raise InvalidInput("request.invalid", "Write what you considered.", fields={"note": "is required"})
     if rule_id not in {reason["rule_id"] for reason in await review_flags(session, patient_id=encounter.patient_id)}:
-        raise InvalidInput("request.invalid", "That flag is not on this patient's screening.", fields={"rule_id": "is not a needs_review flag of this patient"})
+        raise InvalidInput(
+            "request.invalid",
+            "That flag is not on this patient's screening.",
+            fields={"rule_id": "is not a needs_review flag of this patient"},
+        )
     statement = insert(FlagAcknowledgement).values(
         encounter_id=encounter.id, rule_id=rule_id, note=note.strip(), acknowledged_by=actor.user_id, acknowledged_at=now
     )
     if encounter.decision is None:
-        await session.execute(statement.on_conflict_do_update(index_elements=["encounter_id", "rule_id"], set_={"note": note.strip(), "acknowledged_at": now}))
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=["encounter_id", "rule_id"], set_={"note": note.strip(), "acknowledged_at": now})
+        )
     elif (await session.execute(statement.on_conflict_do_nothing().returning(FlagAcknowledgement.rule_id))).scalar_one_or_none() is None:
         # After the decision a note that justified it stays as written; a flag that appeared since may still get one.
         raise Conflict("encounter.decided", "This flag's note was part of the decision and cannot be changed now.")
-    await record_audit_event(session, actor=actor, action="encounter.acknowledge_flag", resource_type="encounter", resource_id=encounter.id,
-                             patient_id=encounter.patient_id, now=now, reason=rule_id[:80])  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="encounter.acknowledge_flag",
+        resource_type="encounter",
+        resource_id=encounter.id,
+        patient_id=encounter.patient_id,
+        now=now,
+        reason=rule_id[:80],
+    )
 
 
 async def unacknowledged_flags(session: AsyncSession, encounter: Encounter) -> list[str]:
     flags = [reason["rule_id"] for reason in await review_flags(session, patient_id=encounter.patient_id)]
-    done = set((await session.execute(select(FlagAcknowledgement.rule_id).where(FlagAcknowledgement.encounter_id == encounter.id))).scalars())
+    done = set(
+        (await session.execute(select(FlagAcknowledgement.rule_id).where(FlagAcknowledgement.encounter_id == encounter.id))).scalars()
+    )
     return [rule_id for rule_id in flags if rule_id not in done]
 
 
@@ -161,40 +203,52 @@ async def prescribing_blocker(
             "plan.visit_not_started", "Prescribing follows the video visit: it has not started.", fields={"visit": "has not started"}
         )
     if not encounter.identity_checked:
-        return RuleRefused("plan.identity_not_checked", "Check the patient's identity against a photo ID first.", fields={"identity_checked": "must be yes"})
+        return RuleRefused(
+            "plan.identity_not_checked",
+            "Check the patient's identity against a photo ID first.",
+            fields={"identity_checked": "must be yes"},
+        )
     if not encounter.location_state:
-        return RuleRefused("plan.location_missing", "Record the state the patient is in right now.", fields={"location_state": "is required"})
+        return RuleRefused(
+            "plan.location_missing", "Record the state the patient is in right now.", fields={"location_state": "is required"}
+        )
     today = clinic_today(now, settings)
     if hold_credentials:
-        allowed = await hold_prescribing_credentials(session, prescriber_id=encounter.prescriber_id, state=encounter.location_state, on=today)
+        allowed = await hold_prescribing_credentials(
+            session, prescriber_id=encounter.prescriber_id, state=encounter.location_state, on=today
+        )
     else:
         allowed = await session.scalar(
             select(exists().where(UserAccount.id == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, today)))
-        )  # fmt: skip
+        )
     if not allowed:
         return RuleRefused(
             "plan.location_not_licensed",
             f"You cannot prescribe to a patient who is in {US_STATES.get(encounter.location_state, encounter.location_state)} today: "
             "that needs an unexpired license and a DEA registration covering Schedule III there.",
             fields={"location_state": "is not a state where your license and DEA registration are both valid today"},
-        )  # fmt: skip
+        )
     hours = settings.thresholds.pdmp_check_valid_hours
     if encounter.pdmp_checked_at is None or now - encounter.pdmp_checked_at > timedelta(hours=hours):
         return RuleRefused(
-            "plan.pdmp_stale", f"Check the state PDMP and record it: the check must be within {hours} hours of signing.",
+            "plan.pdmp_stale",
+            f"Check the state PDMP and record it: the check must be within {hours} hours of signing.",
             fields={"pdmp_checked_at": f"must be within the last {hours} hours"},
-        )  # fmt: skip
+        )
     if encounter.pdmp_state != encounter.location_state:  # a check with no state recorded proves nothing
         return RuleRefused(
-            "plan.pdmp_wrong_state", "Check the PDMP of the state the patient is in, and record which state you checked.",
+            "plan.pdmp_wrong_state",
+            "Check the PDMP of the state the patient is in, and record which state you checked.",
             fields={"pdmp_state": f"must be {encounter.location_state}"},
-        )  # fmt: skip
+        )
     missing = await unacknowledged_flags(session, encounter)
     if missing:
         return RuleRefused(
-            "plan.flags_unacknowledged", "Write a note on every screening flag first.",
-            fields={"acknowledgements": f"missing for {', '.join(missing)}"}, extra={"unacknowledged": missing},
-        )  # fmt: skip
+            "plan.flags_unacknowledged",
+            "Write a note on every screening flag first.",
+            fields={"acknowledgements": f"missing for {', '.join(missing)}"},
+            extra={"unacknowledged": missing},
+        )
     return None
 
 
@@ -207,13 +261,23 @@ async def decide(
     await started_visit(session, encounter.appointment_id, code="encounter.visit_not_started", doing="The decision is made")
     if decision is not Decision.START_PLAN and not (reason or "").strip():
         raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required to decline or refer out"})
-    if decision is Decision.START_PLAN and (blocker := await prescribing_blocker(session, encounter, now=now, settings=settings)) is not None:
+    if (
+        decision is Decision.START_PLAN
+        and (blocker := await prescribing_blocker(session, encounter, now=now, settings=settings)) is not None
+    ):
         raise blocker
     encounter.decision, encounter.decision_reason, encounter.decided_at = decision.value, (reason or "").strip() or None, now
     session.add(encounter)
     await session.flush()
-    await record_audit_event(session, actor=actor, action=f"encounter.{decision.value}", resource_type="encounter", resource_id=encounter.id,
-                             patient_id=encounter.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action=f"encounter.{decision.value}",
+        resource_type="encounter",
+        resource_id=encounter.id,
+        patient_id=encounter.patient_id,
+        now=now,
+    )
     if decision is Decision.DECLINE:
         from telehealth.billing.settlement import refund_consult_for_ineligibility
 
@@ -223,38 +287,87 @@ async def decide(
 
 async def chart(session: AsyncSession, encounter: Encounter, *, signed_in: SignedIn, actor: Actor, now: datetime) -> dict[str, Any]:
     """Everything the prescriber needs on one page: intake answers, scores, screening, history. Audited."""
-    patient = await load_patient_for(session, viewer=signed_in, patient_id=encounter.patient_id, actor=actor, now=now, purpose="encounter.chart")
+    patient = await load_patient_for(
+        session, viewer=signed_in, patient_id=encounter.patient_id, actor=actor, now=now, purpose="encounter.chart"
+    )
     user = await session.get(UserAccount, patient.user_id)
-    intake = (await session.execute(select(Intake).where(Intake.patient_id == patient.id).order_by(Intake.started_at.desc()).limit(1))).scalar_one_or_none()
+    intake = (
+        await session.execute(select(Intake).where(Intake.patient_id == patient.id).order_by(Intake.started_at.desc()).limit(1))
+    ).scalar_one_or_none()
     sections = {}
     if intake is not None:
-        sections = {row.section: row.answers for row in (await session.execute(select(IntakeSection).where(IntakeSection.intake_id == intake.id))).scalars()}
+        sections = {
+            row.section: row.answers
+            for row in (await session.execute(select(IntakeSection).where(IntakeSection.intake_id == intake.id))).scalars()
+        }
     scores = [
         {"questionnaire": r.questionnaire, "score": r.score, "band": r.band, "answered_at": r.answered_at.isoformat()}
-        for r in (await session.execute(select(QuestionnaireResponse).where(QuestionnaireResponse.patient_id == patient.id).order_by(QuestionnaireResponse.answered_at))).scalars()
+        for r in (
+            await session.execute(
+                select(QuestionnaireResponse)
+                .where(QuestionnaireResponse.patient_id == patient.id)
+                .order_by(QuestionnaireResponse.answered_at)
+            )
+        ).scalars()
     ]
-    screening = (await session.execute(select(ScreeningDecision).where(ScreeningDecision.patient_id == patient.id).order_by(ScreeningDecision.screened_at.desc()).limit(1))).scalar_one_or_none()
+    screening = (
+        await session.execute(
+            select(ScreeningDecision)
+            .where(ScreeningDecision.patient_id == patient.id)
+            .order_by(ScreeningDecision.screened_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
     appointments = [
         {"id": str(a.id), "type": a.appointment_type, "status": a.status, "starts_at": a.starts_at.isoformat()}
-        for a in (await session.execute(select(Appointment).where(Appointment.patient_id == patient.id).order_by(Appointment.starts_at))).scalars()
+        for a in (
+            await session.execute(select(Appointment).where(Appointment.patient_id == patient.id).order_by(Appointment.starts_at))
+        ).scalars()
     ]
     plans = [
-        {"id": str(p.id), "status": p.status, "sessions": p.sessions, "doses_mg": p.doses_mg, "signed_at": p.signed_at.isoformat() if p.signed_at else None}
-        for p in (await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient.id).order_by(TrochePlan.created_at))).scalars()
+        {
+            "id": str(p.id),
+            "status": p.status,
+            "sessions": p.sessions,
+            "doses_mg": p.doses_mg,
+            "signed_at": p.signed_at.isoformat() if p.signed_at else None,
+        }
+        for p in (
+            await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient.id).order_by(TrochePlan.created_at))
+        ).scalars()
     ]
-    acknowledged = {row.rule_id: row.note for row in (await session.execute(select(FlagAcknowledgement).where(FlagAcknowledgement.encounter_id == encounter.id))).scalars()}
+    acknowledged = {
+        row.rule_id: row.note
+        for row in (await session.execute(select(FlagAcknowledgement).where(FlagAcknowledgement.encounter_id == encounter.id))).scalars()
+    }
     return {
-        "patient": {"id": str(patient.id), "name": user.full_name if user else "", "state_of_residence": patient.state_of_residence, "timezone": patient.timezone},
-        "intake": sections, "scores": scores,
+        "patient": {
+            "id": str(patient.id),
+            "name": user.full_name if user else "",
+            "state_of_residence": patient.state_of_residence,
+            "timezone": patient.timezone,
+        },
+        "intake": sections,
+        "scores": scores,
         "screening": {"outcome": screening.outcome, "reasons": screening.reasons} if screening else None,
-        "flags": [{**reason, "acknowledgement": acknowledged.get(reason["rule_id"])} for reason in await review_flags(session, patient_id=patient.id)],
-        "appointments": appointments, "plans": plans,
+        "flags": [
+            {**reason, "acknowledgement": acknowledged.get(reason["rule_id"])}
+            for reason in await review_flags(session, patient_id=patient.id)
+        ],
+        "appointments": appointments,
+        "plans": plans,
         "score_changes": [
-            {"questionnaire": c.questionnaire, "baseline": c.baseline, "latest": c.latest, "change_percent": c.change_percent,
-             "response": c.response, "remission": c.remission}
+            {
+                "questionnaire": c.questionnaire,
+                "baseline": c.baseline,
+                "latest": c.latest,
+                "change_percent": c.change_percent,
+                "response": c.response,
+                "remission": c.remission,
+            }
             for c in await score_changes(session, patient_id=patient.id)
         ],
-    }  # fmt: skip
+    }
 
 
 async def patient_of(session: AsyncSession, encounter: Encounter) -> Patient:

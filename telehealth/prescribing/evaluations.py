@@ -36,13 +36,23 @@ def _patient_zone(patient: Patient, settings: Settings) -> ZoneInfo:
 
 
 async def record_in_person_evaluation(
-    session: AsyncSession, *, patient_id: uuid.UUID, prescriber_id: uuid.UUID | None, evaluated_on: date, place: str,
-    viewer: SignedIn, actor: Actor, now: datetime, settings: Settings,
-) -> InPersonEvaluation:  # fmt: skip
+    session: AsyncSession,
+    *,
+    patient_id: uuid.UUID,
+    prescriber_id: uuid.UUID | None,
+    evaluated_on: date,
+    place: str,
+    viewer: SignedIn,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> InPersonEvaluation:
     """Record an evaluation. A prescriber records their own (`prescriber_id` None or themselves); a coordinator
     names the prescriber. The date may be neither in the future nor before the patient's account existed, both
     read on the patient's calendar (their own zone): 422 naming `evaluated_on`."""
-    patient = await load_patient_for(session, viewer=viewer, patient_id=patient_id, actor=actor, now=now, purpose="in_person_evaluation", access=Access.CLINIC_WIDE)
+    patient = await load_patient_for(
+        session, viewer=viewer, patient_id=patient_id, actor=actor, now=now, purpose="in_person_evaluation", access=Access.CLINIC_WIDE
+    )
     problems: dict[str, str] = {}
     if viewer.role is Role.PRESCRIBER:
         if prescriber_id not in (None, viewer.user_id):
@@ -50,7 +60,10 @@ async def record_in_person_evaluation(
         prescriber_id = viewer.user_id
     elif prescriber_id is None:
         problems["prescriber_id"] = "is required: the prescriber who examined the patient"
-    elif await session.scalar(select(UserAccount.id).where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value)) is None:
+    elif (
+        await session.scalar(select(UserAccount.id).where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value))
+        is None
+    ):
         problems["prescriber_id"] = "is not a prescriber of the clinic"
     zone = _patient_zone(patient, settings)
     account_created = await session.scalar(select(UserAccount.created_at).where(UserAccount.id == patient.user_id))
@@ -68,14 +81,25 @@ async def record_in_person_evaluation(
         raise InvalidInput("request.invalid", "Some details of the evaluation need another look.", fields=problems)
     assert prescriber_id is not None
     evaluation = InPersonEvaluation(
-        patient_id=patient.id, prescriber_id=prescriber_id, evaluated_on=evaluated_on, place=place, recorded_by=viewer.user_id, recorded_at=now
+        patient_id=patient.id,
+        prescriber_id=prescriber_id,
+        evaluated_on=evaluated_on,
+        place=place,
+        recorded_by=viewer.user_id,
+        recorded_at=now,
     )
     session.add(evaluation)
     await session.flush()
     await record_audit_event(
-        session, actor=actor, action="in_person_evaluation.record", resource_type="in_person_evaluation", resource_id=evaluation.id,
-        patient_id=patient.id, now=now, reason=f"{evaluated_on.isoformat()} prescriber {prescriber_id}",
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="in_person_evaluation.record",
+        resource_type="in_person_evaluation",
+        resource_id=evaluation.id,
+        patient_id=patient.id,
+        now=now,
+        reason=f"{evaluated_on.isoformat()} prescriber {prescriber_id}",
+    )
     return evaluation
 
 
@@ -91,10 +115,11 @@ async def evaluations_of(session: AsyncSession, *, patient_id: uuid.UUID) -> lis
     prescriber, recorder = aliased(UserAccount), aliased(UserAccount)
     rows = await session.execute(
         select(InPersonEvaluation, prescriber.full_name, recorder.full_name)
-        .join(prescriber, prescriber.id == InPersonEvaluation.prescriber_id).join(recorder, recorder.id == InPersonEvaluation.recorded_by)
+        .join(prescriber, prescriber.id == InPersonEvaluation.prescriber_id)
+        .join(recorder, recorder.id == InPersonEvaluation.recorded_by)
         .where(InPersonEvaluation.patient_id == patient_id)
         .order_by(InPersonEvaluation.evaluated_on.desc(), InPersonEvaluation.recorded_at.desc())
-    )  # fmt: skip
+    )
     return [EvaluationLine(evaluation, prescriber_name, recorder_name) for evaluation, prescriber_name, recorder_name in rows.all()]
 
 
@@ -102,6 +127,7 @@ async def prescribers(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
     """Active prescribers, for the coordinator's choice on the form."""
     rows = await session.execute(
         select(UserAccount.id, UserAccount.full_name)
-        .where(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True)).order_by(UserAccount.full_name)
-    )  # fmt: skip
+        .where(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))
+        .order_by(UserAccount.full_name)
+    )
     return [(row.id, row.full_name) for row in rows]

@@ -102,7 +102,9 @@ class TrochePlan(SQLModel, table=True):
             "AND NOT jsonb_path_exists(doses_mg, '$[*] ? (@ > 400 || @ < 1)')",
             name="within_safety_envelope",
         ),
-        CheckConstraint("status = 'draft' OR status = 'discontinued' OR (content_sha256 IS NOT NULL AND signed_at IS NOT NULL)", name="signed_has_hash"),
+        CheckConstraint(
+            "status = 'draft' OR status = 'discontinued' OR (content_sha256 IS NOT NULL AND signed_at IS NOT NULL)", name="signed_has_hash"
+        ),
         CheckConstraint(f"prescribing_basis IS NULL OR prescribing_basis IN {PRESCRIBING_BASES}", name="basis_known"),
         # The basis names its record, and only its own: an evaluation for one, a special registration for the other.
         CheckConstraint(

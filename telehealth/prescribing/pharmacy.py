@@ -37,11 +37,16 @@ QUEUE_STATUSES = (BatchStatus.QUEUED, BatchStatus.ACCEPTED, BatchStatus.FILLED, 
 
 async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
     """How many of the plan's sessions up to `through_session` the patient has reported."""
-    return await session.scalar(
-        select(func.count()).select_from(DosingSession).where(
-            DosingSession.plan_id == plan_id, DosingSession.status == SessionStatus.REPORTED, DosingSession.number <= through_session
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(DosingSession)
+            .where(
+                DosingSession.plan_id == plan_id, DosingSession.status == SessionStatus.REPORTED, DosingSession.number <= through_session
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 @dataclass(frozen=True)
@@ -59,13 +64,21 @@ class QueueItem:
 
 async def _fill_details(session: AsyncSession, patient_id: uuid.UUID) -> tuple[str, str | None, dict[str, str]]:
     """Name and date of birth as on the photo ID, and the shipping address: the intake's two sections, nothing else."""
-    intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == patient_id, Intake.status == "submitted").order_by(Intake.submitted_at.desc()).limit(1))
+    intake_id = await session.scalar(
+        select(Intake.id).where(Intake.patient_id == patient_id, Intake.status == "submitted").order_by(Intake.submitted_at.desc()).limit(1)
+    )
     rows = {}
     if intake_id is not None:
         rows = {
             row.section: row.answers
-            for row in (await session.execute(select(IntakeSection).where(IntakeSection.intake_id == intake_id, IntakeSection.section.in_(["demographics", "address"])))).scalars()
-        }  # fmt: skip
+            for row in (
+                await session.execute(
+                    select(IntakeSection).where(
+                        IntakeSection.intake_id == intake_id, IntakeSection.section.in_(["demographics", "address"])
+                    )
+                )
+            ).scalars()
+        }
     demographics, address = rows.get("demographics", {}), rows.get("address", {})
     name = " ".join(part for part in (demographics.get("first_name"), demographics.get("last_name")) if part)
     if not name:
@@ -87,40 +100,62 @@ def _batch_rows() -> Select[Any]:
         .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
         .join(Encounter, Encounter.id == TrochePlan.encounter_id)
         .join(UserAccount, UserAccount.id == TrochePlan.prescriber_id)
-    )  # fmt: skip
+    )
 
 
 async def _item(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, encounter: Encounter, prescriber_name: str) -> QueueItem:
     name, born, ship_to = await _fill_details(session, plan.patient_id)
     dea = await session.scalar(  # the registration the plan was signed under: that state, Schedule III, unexpired
         select(DeaRegistration.number).where(
-            DeaRegistration.clinician_id == plan.prescriber_id, DeaRegistration.state == encounter.location_state,
-            holds_schedule_iii(DeaRegistration.schedules), DeaRegistration.expires_on >= (plan.signed_at or batch.updated_at).date(),
+            DeaRegistration.clinician_id == plan.prescriber_id,
+            DeaRegistration.state == encounter.location_state,
+            holds_schedule_iii(DeaRegistration.schedules),
+            DeaRegistration.expires_on >= (plan.signed_at or batch.updated_at).date(),
         )
-    )  # fmt: skip
+    )
     return QueueItem(batch, name, born, ship_to, prescriber_name, dea, plan.product, plan.strength_mg, plan.directions)
 
 
-async def queue(session: AsyncSession, *, pharmacist_id: uuid.UUID, actor: Actor, now: datetime, statuses: tuple[str, ...] = QUEUE_STATUSES) -> PharmacyQueue:
+async def queue(
+    session: AsyncSession, *, pharmacist_id: uuid.UUID, actor: Actor, now: datetime, statuses: tuple[str, ...] = QUEUE_STATUSES
+) -> PharmacyQueue:
     """The pharmacist's own pharmacy's batches, oldest first; empty with a sentence when they belong to none.
     Audited: one event for the queue and one per batch shown (with its patient), nothing of the patient in a reason."""
     pharmacy = await pharmacy_of(session, pharmacist_id)
     if pharmacy is None:
-        await record_audit_event(session, actor=actor, action="pharmacy.queue.read", resource_type="pharmacy", now=now, outcome="denied", reason="no_pharmacy")
+        await record_audit_event(
+            session, actor=actor, action="pharmacy.queue.read", resource_type="pharmacy", now=now, outcome="denied", reason="no_pharmacy"
+        )
         return PharmacyQueue(None, [], NO_PHARMACY)
-    rows = (await session.execute(
-        _batch_rows().where(TrochePlan.pharmacy_id == pharmacy.id, PlanBatch.status.in_([str(s) for s in statuses])).order_by(PlanBatch.updated_at)
-    )).all()  # fmt: skip
+    rows = (
+        await session.execute(
+            _batch_rows()
+            .where(TrochePlan.pharmacy_id == pharmacy.id, PlanBatch.status.in_([str(s) for s in statuses]))
+            .order_by(PlanBatch.updated_at)
+        )
+    ).all()
     await record_audit_event(
-        session, actor=actor, action="pharmacy.queue.read", resource_type="pharmacy", resource_id=pharmacy.id, now=now, reason=f"batches:{len(rows)}"
+        session,
+        actor=actor,
+        action="pharmacy.queue.read",
+        resource_type="pharmacy",
+        resource_id=pharmacy.id,
+        now=now,
+        reason=f"batches:{len(rows)}",
     )
     items = []
     for batch, plan, encounter, prescriber_name in rows:
         # Each line shows a patient's name, birth date and address: the patient's trail names who saw it.
         await record_audit_event(
-            session, actor=actor, action="pharmacy.queue.line", resource_type="plan_batch", resource_id=batch.id, patient_id=plan.patient_id,
-            now=now, reason=f"pharmacy:{pharmacy.id}",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="pharmacy.queue.line",
+            resource_type="plan_batch",
+            resource_id=batch.id,
+            patient_id=plan.patient_id,
+            now=now,
+            reason=f"pharmacy:{pharmacy.id}",
+        )
         items.append(await _item(session, batch, plan, encounter, prescriber_name))
     return PharmacyQueue(pharmacy, items)
 
@@ -150,7 +185,11 @@ async def _own_pharmacy_batch(
     pharmacy = await pharmacy_of(session, pharmacist_id)
     batch = None
     if pharmacy is not None:
-        query = select(PlanBatch).join(TrochePlan, TrochePlan.id == PlanBatch.plan_id).where(PlanBatch.id == batch_id, TrochePlan.pharmacy_id == pharmacy.id)
+        query = (
+            select(PlanBatch)
+            .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
+            .where(PlanBatch.id == batch_id, TrochePlan.pharmacy_id == pharmacy.id)
+        )
         if lock:
             query = query.with_for_update(of=PlanBatch)
         else:  # a read: a held batch is not sent to the pharmacy yet (a step on it answers 409 with its status)
@@ -158,9 +197,15 @@ async def _own_pharmacy_batch(
         batch = await session.scalar(query.execution_options(populate_existing=True))
     if batch is None or pharmacy is None:
         await record_audit_event(
-            session, actor=actor, action=f"pharmacy.batch.{purpose}", resource_type="plan_batch", resource_id=batch_id, now=now,
-            outcome="denied", reason="no_pharmacy" if pharmacy is None else "not_visible",
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action=f"pharmacy.batch.{purpose}",
+            resource_type="plan_batch",
+            resource_id=batch_id,
+            now=now,
+            outcome="denied",
+            reason="no_pharmacy" if pharmacy is None else "not_visible",
+        )
         raise NotFound("batch.not_found", "No batch with this id is in your pharmacy's queue.", keep_evidence=True)
     plan = await _plan_for_step(session, batch) if lock else await session.get(TrochePlan, batch.plan_id)
     assert plan is not None
@@ -169,41 +214,75 @@ async def _own_pharmacy_batch(
 
 async def read_batch(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, actor: Actor, now: datetime) -> QueueItem:
     """One batch of the pharmacist's own pharmacy with what filling needs (audited `pharmacy.batch.read`)."""
-    batch, plan, pharmacy = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="read", actor=actor, now=now)
+    batch, plan, pharmacy = await _own_pharmacy_batch(
+        session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="read", actor=actor, now=now
+    )
     await record_audit_event(
-        session, actor=actor, action="pharmacy.batch.read", resource_type="plan_batch", resource_id=batch.id, patient_id=plan.patient_id,
-        now=now, reason=f"pharmacy:{pharmacy.id}",
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="pharmacy.batch.read",
+        resource_type="plan_batch",
+        resource_id=batch.id,
+        patient_id=plan.patient_id,
+        now=now,
+        reason=f"pharmacy:{pharmacy.id}",
+    )
     _, _, encounter, prescriber_name = (await session.execute(_batch_rows().where(PlanBatch.id == batch.id))).one()
     return await _item(session, batch, plan, encounter, prescriber_name)
 
 
-async def _move(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, target: BatchStatus, *, actor: Actor, now: datetime, **values: Any) -> PlanBatch:
+async def _move(
+    session: AsyncSession, batch: PlanBatch, plan: TrochePlan, target: BatchStatus, *, actor: Actor, now: datetime, **values: Any
+) -> PlanBatch:
     await change_status(
-        session, PlanBatch, batch.id, table=BATCH_TRANSITIONS, source=batch.status, target=target, actor=actor, now=now,
-        patient_id=plan.patient_id, values={"updated_at": now, **values},
-    )  # fmt: skip
+        session,
+        PlanBatch,
+        batch.id,
+        table=BATCH_TRANSITIONS,
+        source=batch.status,
+        target=target,
+        actor=actor,
+        now=now,
+        patient_id=plan.patient_id,
+        values={"updated_at": now, **values},
+    )
     await session.refresh(batch)
     return batch
 
 
 async def accept(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
-    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="accept", actor=actor, now=now)
+    batch, plan, _ = await _own_pharmacy_batch(
+        session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="accept", actor=actor, now=now
+    )
     return await _move(session, batch, plan, BatchStatus.ACCEPTED, actor=actor, now=now)
 
 
-async def reject(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, reason: str, actor: Actor, now: datetime) -> PlanBatch:
+async def reject(
+    session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, reason: str, actor: Actor, now: datetime
+) -> PlanBatch:
     """The pharmacy cannot fill it; the reason goes back to the prescriber (shown on the plan)."""
-    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="reject", actor=actor, now=now)
+    batch, plan, _ = await _own_pharmacy_batch(
+        session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="reject", actor=actor, now=now
+    )
     if not reason.strip():
         raise InvalidInput("request.invalid", "Give the reason for the prescriber.", fields={"reason": "is required"})
     return await _move(session, batch, plan, BatchStatus.REJECTED, actor=actor, now=now, rejected_reason=reason.strip()[:1000])
 
 
 async def fill(
-    session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, lot_number: str, beyond_use_date: date, units: int, actor: Actor, now: datetime
+    session: AsyncSession,
+    *,
+    batch_id: uuid.UUID,
+    pharmacist_id: uuid.UUID,
+    lot_number: str,
+    beyond_use_date: date,
+    units: int,
+    actor: Actor,
+    now: datetime,
 ) -> PlanBatch:
-    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="fill", actor=actor, now=now)
+    batch, plan, _ = await _own_pharmacy_batch(
+        session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="fill", actor=actor, now=now
+    )
     problems = {}
     if not lot_number.strip():
         problems["lot_number"] = "is required"
@@ -213,43 +292,93 @@ async def fill(
         problems["units"] = f"must be {batch.units}, the units this batch's doses need"
     if problems:
         raise InvalidInput("request.invalid", "Some fill details need another look.", fields=problems)
-    return await _move(session, batch, plan, BatchStatus.FILLED, actor=actor, now=now, lot_number=lot_number.strip(), beyond_use_date=beyond_use_date, units_filled=units)
+    return await _move(
+        session,
+        batch,
+        plan,
+        BatchStatus.FILLED,
+        actor=actor,
+        now=now,
+        lot_number=lot_number.strip(),
+        beyond_use_date=beyond_use_date,
+        units_filled=units,
+    )
 
 
 async def ship(
-    session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, carrier: str, tracking_number: str, signature_required: bool,
-    actor: Actor, now: datetime,
-) -> PlanBatch:  # fmt: skip
-    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="ship", actor=actor, now=now)
+    session: AsyncSession,
+    *,
+    batch_id: uuid.UUID,
+    pharmacist_id: uuid.UUID,
+    carrier: str,
+    tracking_number: str,
+    signature_required: bool,
+    actor: Actor,
+    now: datetime,
+) -> PlanBatch:
+    batch, plan, _ = await _own_pharmacy_batch(
+        session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="ship", actor=actor, now=now
+    )
     if not carrier.strip() or not tracking_number.strip():
-        raise InvalidInput("request.invalid", "Give the carrier and the tracking number.", fields={
-            name: "is required" for name, value in (("carrier", carrier), ("tracking_number", tracking_number)) if not value.strip()
-        })  # fmt: skip
+        raise InvalidInput(
+            "request.invalid",
+            "Give the carrier and the tracking number.",
+            fields={
+                name: "is required" for name, value in (("carrier", carrier), ("tracking_number", tracking_number)) if not value.strip()
+            },
+        )
     if plan.status == PlanStatus.PAUSED:
         raise RuleRefused("batch.plan_paused", "The plan is paused for a prescriber's review; hold the shipment.")
     paid = await session.scalar(
-        select(Payment.id).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID)
+        select(Payment.id).where(
+            Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID
+        )
     )
     if paid is None:
         raise RuleRefused("batch.program_fee_unpaid", "The program fee is not paid yet; shipping waits for it.")
     shipped = await _move(
-        session, batch, plan, BatchStatus.SHIPPED, actor=actor, now=now, carrier=carrier.strip(), tracking_number=tracking_number.strip(),
-        signature_required=signature_required, shipped_at=now,
-    )  # fmt: skip
+        session,
+        batch,
+        plan,
+        BatchStatus.SHIPPED,
+        actor=actor,
+        now=now,
+        carrier=carrier.strip(),
+        tracking_number=tracking_number.strip(),
+        signature_required=signature_required,
+        shipped_at=now,
+    )
     user = await patient_contact(session, plan.patient_id)
-    await queue_email(session, to=user.email, template="shipment_on_its_way", context={"recipient_name": user.full_name}, now=now, dedupe_key=f"shipped:{batch.id}")
+    await queue_email(
+        session,
+        to=user.email,
+        template="shipment_on_its_way",
+        context={"recipient_name": user.full_name},
+        now=now,
+        dedupe_key=f"shipped:{batch.id}",
+    )
     return shipped
 
 
 async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: uuid.UUID, actor: Actor, now: datetime) -> PlanBatch:
     """Delivered (signed for); the plan becomes active with its first delivery."""
-    batch, plan, _ = await _own_pharmacy_batch(session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="deliver", actor=actor, now=now)
+    batch, plan, _ = await _own_pharmacy_batch(
+        session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="deliver", actor=actor, now=now
+    )
     delivered = await _move(session, batch, plan, BatchStatus.DELIVERED, actor=actor, now=now, delivered_at=now)
     if plan.status == PlanStatus.SENT_TO_PHARMACY:
         await change_status(
-            session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.SENT_TO_PHARMACY, target=PlanStatus.ACTIVE,
-            actor=Actor.system(), now=now, patient_id=plan.patient_id, values={"updated_at": now},
-        )  # fmt: skip
+            session,
+            TrochePlan,
+            plan.id,
+            table=PLAN_TRANSITIONS,
+            source=PlanStatus.SENT_TO_PHARMACY,
+            target=PlanStatus.ACTIVE,
+            actor=Actor.system(),
+            now=now,
+            patient_id=plan.patient_id,
+            values={"updated_at": now},
+        )
     return delivered
 
 
@@ -258,7 +387,9 @@ async def release_by_rule(session: AsyncSession, batch: PlanBatch, plan: TrocheP
     return await _move(session, batch, plan, BatchStatus.QUEUED, actor=Actor.system(), now=now)
 
 
-async def release(session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: uuid.UUID, override_reason: str | None, actor: Actor, now: datetime) -> PlanBatch:
+async def release(
+    session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: uuid.UUID, override_reason: str | None, actor: Actor, now: datetime
+) -> PlanBatch:
     """Send a later batch to the pharmacy: the batch before it was delivered and its sessions reported, or
     the plan's prescriber overrides with a reason (audited with it)."""
     batch, plan = await _batch(session, batch_id)
@@ -266,7 +397,9 @@ async def release(session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: 
         raise NotFound("batch.not_found", "No batch with this id is yours.")
     if plan.status not in (PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE):
         raise RuleRefused("batch.plan_not_live", "Only a batch of a live, unpaused plan can be released.")
-    previous = (await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))).scalar_one_or_none()
+    previous = (
+        await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))
+    ).scalar_one_or_none()
     if previous is not None and previous.status != BatchStatus.DELIVERED:
         raise RuleRefused("batch.previous_not_delivered", "The batch before this one has not been delivered yet.")
     reported = await sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
@@ -275,12 +408,26 @@ async def release(session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: 
             "batch.sessions_not_reported",
             f"Sessions 1 to {batch.first_session - 1} are not all reported yet ({reported} are). Release it anyway only with a reason.",
             fields={"override_reason": "is required to release before the earlier sessions are reported"},
-        )  # fmt: skip
+        )
     overridden = reported < batch.first_session - 1
     released = await _move(
-        session, batch, plan, BatchStatus.QUEUED, actor=actor, now=now, release_override_reason=(override_reason or "").strip() if overridden else None
+        session,
+        batch,
+        plan,
+        BatchStatus.QUEUED,
+        actor=actor,
+        now=now,
+        release_override_reason=(override_reason or "").strip() if overridden else None,
     )
     if overridden:
-        await record_audit_event(session, actor=actor, action="plan_batch.release_override", resource_type="plan_batch", resource_id=batch.id,
-                                 patient_id=plan.patient_id, now=now, reason="override")  # fmt: skip  (the reason itself is on the batch)
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="plan_batch.release_override",
+            resource_type="plan_batch",
+            resource_id=batch.id,
+            patient_id=plan.patient_id,
+            now=now,
+            reason="override",
+        )
     return released

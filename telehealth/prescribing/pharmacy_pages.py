@@ -49,21 +49,43 @@ BATCH_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     "reject": lambda s, batch_id, fields, **kw: pharmacy.reject(s, batch_id=batch_id, reason=fields["reason"], **kw),
     "fill": lambda s, batch_id, fields, **kw: pharmacy.fill(s, batch_id=batch_id, **_fill_values(fields), **kw),
     "ship": lambda s, batch_id, fields, **kw: pharmacy.ship(
-        s, batch_id=batch_id, carrier=fields["carrier"], tracking_number=fields["tracking_number"], signature_required=fields["signature_required"] == "yes", **kw
+        s,
+        batch_id=batch_id,
+        carrier=fields["carrier"],
+        tracking_number=fields["tracking_number"],
+        signature_required=fields["signature_required"] == "yes",
+        **kw,
     ),
     "deliver": lambda s, batch_id, fields, **kw: pharmacy.deliver(s, batch_id=batch_id, **kw),
-}  # fmt: skip
+}
 
 
 async def _queue_page(
-    session: AsyncSession, signed_in: SignedIn, actor: Actor, *, now: datetime, refusal: DomainError | None = None, batch_id: uuid.UUID | None = None,
-    action: str | None = None, values: dict[str, str] | None = None, done: str | None = None,
-) -> Template:  # fmt: skip
+    session: AsyncSession,
+    signed_in: SignedIn,
+    actor: Actor,
+    *,
+    now: datetime,
+    refusal: DomainError | None = None,
+    batch_id: uuid.UUID | None = None,
+    action: str | None = None,
+    values: dict[str, str] | None = None,
+    done: str | None = None,
+) -> Template:
     found = await pharmacy.queue(session, pharmacist_id=signed_in.user_id, actor=actor, now=now)
     return Template(
         "prescribing/pharmacy.html",
-        context={"items": found.items, "pharmacy": found.pharmacy, "notice": found.notice, "batch_words": BATCH_WORDS, "refused_batch": batch_id,
-                 "action": action, "values": values or {}, "done": done, **_refusal_context(refusal)},  # fmt: skip
+        context={
+            "items": found.items,
+            "pharmacy": found.pharmacy,
+            "notice": found.notice,
+            "batch_words": BATCH_WORDS,
+            "refused_batch": batch_id,
+            "action": action,
+            "values": values or {},
+            "done": done,
+            **_refusal_context(refusal),
+        },
         status_code=refusal.status_code if refusal else 200,
     )
 
@@ -74,22 +96,36 @@ class PharmacyPagesController(Controller):
 
     @get("/pharmacy")
     async def queue(
-        self, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock], done: FromQuery[str | None] = None,
-    ) -> Template:  # fmt: skip
+        self,
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        done: FromQuery[str | None] = None,
+    ) -> Template:
         """Your pharmacy's batches with only what filling needs, and each one's next step (the read is audited)."""
         return await _queue_page(db_session, signed_in, actor, now=clock.now(), done=done)
 
     @post("/pharmacy/batches/{batch_id:uuid}/{action:str}")
     async def act(
-        self, request: Request, batch_id: FromPath[uuid.UUID], action: FromPath[str], signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> Template | Redirect:  # fmt: skip
+        self,
+        request: Request,
+        batch_id: FromPath[uuid.UUID],
+        action: FromPath[str],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> Template | Redirect:
         """accept, reject (reason), fill (lot, beyond-use date, units), ship (carrier, tracking, signature), deliver."""
         step = BATCH_ACTIONS.get(action)
         if step is None:
-            return await _queue_page(db_session, signed_in, actor, now=clock.now(), refusal=_refused({}, "That is not a step a batch can take."))
-        fields = await form_fields(request, "reason", "lot_number", "beyond_use_date", "units", "carrier", "tracking_number", "signature_required", max_length=4000)
+            return await _queue_page(
+                db_session, signed_in, actor, now=clock.now(), refusal=_refused({}, "That is not a step a batch can take.")
+            )
+        fields = await form_fields(
+            request, "reason", "lot_number", "beyond_use_date", "units", "carrier", "tracking_number", "signature_required", max_length=4000
+        )
 
         async def work() -> Any:
             if problems := _check_lengths(fields):
@@ -98,7 +134,9 @@ class PharmacyPagesController(Controller):
 
         result = await attempt(db_session, work())
         if isinstance(result, DomainError):
-            return await _queue_page(db_session, signed_in, actor, now=clock.now(), refusal=result, batch_id=batch_id, action=action, values=fields)
+            return await _queue_page(
+                db_session, signed_in, actor, now=clock.now(), refusal=result, batch_id=batch_id, action=action, values=fields
+            )
         return Redirect(path=f"/pharmacy?done={action}", status_code=303)
 
 
@@ -118,6 +156,8 @@ class ShipmentPagesController(Controller):
         fee_due = None
         if plan is not None:
             fee_due = await db_session.scalar(
-                select(Payment.id).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN)
-            )  # fmt: skip
+                select(Payment.id).where(
+                    Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN
+                )
+            )
         return Template("prescribing/shipments.html", context={"batches": batches, "fee_due": fee_due, "zone": patient.timezone})

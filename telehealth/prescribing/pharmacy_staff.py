@@ -29,7 +29,9 @@ NO_PHARMACY = (
 
 async def pharmacy_of(session: AsyncSession, pharmacist_id: uuid.UUID) -> Pharmacy | None:
     """The pharmacy this account works for, or None (then it sees nothing)."""
-    return await session.scalar(select(Pharmacy).join(PharmacyStaff, PharmacyStaff.pharmacy_id == Pharmacy.id).where(PharmacyStaff.user_id == pharmacist_id))
+    return await session.scalar(
+        select(Pharmacy).join(PharmacyStaff, PharmacyStaff.pharmacy_id == Pharmacy.id).where(PharmacyStaff.user_id == pharmacist_id)
+    )
 
 
 async def pharmacies(session: AsyncSession) -> list[Pharmacy]:
@@ -45,10 +47,12 @@ class PharmacistEntry:
 async def pharmacists(session: AsyncSession) -> list[PharmacistEntry]:
     """Every pharmacist account with its pharmacy (None when not yet assigned), by name."""
     rows = await session.execute(
-        select(UserAccount, Pharmacy).outerjoin(PharmacyStaff, PharmacyStaff.user_id == UserAccount.id)
+        select(UserAccount, Pharmacy)
+        .outerjoin(PharmacyStaff, PharmacyStaff.user_id == UserAccount.id)
         .outerjoin(Pharmacy, Pharmacy.id == PharmacyStaff.pharmacy_id)
-        .where(UserAccount.role == Role.PHARMACIST.value).order_by(UserAccount.full_name, UserAccount.id)
-    )  # fmt: skip
+        .where(UserAccount.role == Role.PHARMACIST.value)
+        .order_by(UserAccount.full_name, UserAccount.id)
+    )
     return [PharmacistEntry(account, pharmacy) for account, pharmacy in rows.all()]
 
 
@@ -63,7 +67,9 @@ async def _checked(session: AsyncSession, *, pharmacist_id: uuid.UUID | None, ph
     return problems
 
 
-async def assign_pharmacy(session: AsyncSession, *, pharmacist_id: uuid.UUID, pharmacy_id: uuid.UUID | None, actor: Actor, now: datetime) -> Pharmacy:
+async def assign_pharmacy(
+    session: AsyncSession, *, pharmacist_id: uuid.UUID, pharmacy_id: uuid.UUID | None, actor: Actor, now: datetime
+) -> Pharmacy:
     """Make `pharmacy_id` the pharmacist's one pharmacy (moving them if they had another): 422 naming
     `pharmacist_id` when the account is not a pharmacist's, `pharmacy_id` when the pharmacy is unknown."""
     if problems := await _checked(session, pharmacist_id=pharmacist_id, pharmacy_id=pharmacy_id):
@@ -71,13 +77,19 @@ async def assign_pharmacy(session: AsyncSession, *, pharmacist_id: uuid.UUID, ph
     assert pharmacy_id is not None
     # One statement: two coordinators assigning at once leave exactly one row, the last one's.
     await session.execute(
-        insert(PharmacyStaff).values(user_id=pharmacist_id, pharmacy_id=pharmacy_id, assigned_at=now)
+        insert(PharmacyStaff)
+        .values(user_id=pharmacist_id, pharmacy_id=pharmacy_id, assigned_at=now)
         .on_conflict_do_update(index_elements=[PharmacyStaff.user_id], set_={"pharmacy_id": pharmacy_id, "assigned_at": now})
-    )  # fmt: skip
+    )
     await record_audit_event(
-        session, actor=actor, action="pharmacy_staff.assign", resource_type="user_account", resource_id=pharmacist_id, now=now,
+        session,
+        actor=actor,
+        action="pharmacy_staff.assign",
+        resource_type="user_account",
+        resource_id=pharmacist_id,
+        now=now,
         reason=f"pharmacy:{pharmacy_id}",
-    )  # fmt: skip
+    )
     pharmacy = await session.get(Pharmacy, pharmacy_id)
     assert pharmacy is not None
     return pharmacy
@@ -92,16 +104,31 @@ async def find_pharmacy(session: AsyncSession, reference: str) -> Pharmacy | Non
 
 
 async def create_pharmacist(
-    session: AsyncSession, *, email: str, full_name: str, password: str, pharmacy_id: uuid.UUID | None, actor: Actor, now: datetime,
-    settings: Settings, email_verified: bool = False,
-) -> UserAccount:  # fmt: skip
+    session: AsyncSession,
+    *,
+    email: str,
+    full_name: str,
+    password: str,
+    pharmacy_id: uuid.UUID | None,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+    email_verified: bool = False,
+) -> UserAccount:
     """A pharmacist account placed in its pharmacy in the same transaction (the pharmacy is checked first,
     so an unknown one creates nothing)."""
     if problems := await _checked(session, pharmacist_id=None, pharmacy_id=pharmacy_id):
         raise InvalidInput("pharmacy_staff.invalid", "Choose one of the clinic's pharmacies.", fields=problems)
     user = await create_account(
-        session, email=email, full_name=full_name, role=Role.PHARMACIST, password=password, actor=actor, now=now, settings=settings,
+        session,
+        email=email,
+        full_name=full_name,
+        role=Role.PHARMACIST,
+        password=password,
+        actor=actor,
+        now=now,
+        settings=settings,
         email_verified=email_verified,
-    )  # fmt: skip
+    )
     await assign_pharmacy(session, pharmacist_id=user.id, pharmacy_id=pharmacy_id, actor=actor, now=now)
     return user

@@ -36,17 +36,28 @@ class PharmacyStaffApiController(Controller):
     async def list_pharmacists(self, db_session: NamedDependency[AsyncSession]) -> list[PharmacistBody]:
         """Every pharmacist account with its pharmacy; `pharmacy` null means it sees no queue yet."""
         return [
-            PharmacistBody(id=e.pharmacist.id, full_name=e.pharmacist.full_name, email=e.pharmacist.email, is_active=e.pharmacist.is_active,
-                           pharmacy=pharmacy_body(e.pharmacy))
+            PharmacistBody(
+                id=e.pharmacist.id,
+                full_name=e.pharmacist.full_name,
+                email=e.pharmacist.email,
+                is_active=e.pharmacist.is_active,
+                pharmacy=pharmacy_body(e.pharmacy),
+            )
             for e in await pharmacy_staff.pharmacists(db_session)
-        ]  # fmt: skip
+        ]
 
     @put("/api/v1/pharmacists/{pharmacist_id:uuid}/pharmacy")
     async def assign(
-        self, pharmacist_id: FromPath[uuid.UUID], data: JSONBody[PharmacyAssignment], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock],
-    ) -> PharmacyBody:  # fmt: skip
+        self,
+        pharmacist_id: FromPath[uuid.UUID],
+        data: JSONBody[PharmacyAssignment],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> PharmacyBody:
         """Place the pharmacist in this pharmacy (moving them from any other): 422 `pharmacy_staff.invalid` naming
         `pharmacist_id` (not a pharmacist's account) or `pharmacy_id` (unknown). Audited."""
-        pharmacy = await pharmacy_staff.assign_pharmacy(db_session, pharmacist_id=pharmacist_id, pharmacy_id=data.pharmacy_id, actor=actor, now=clock.now())
+        pharmacy = await pharmacy_staff.assign_pharmacy(
+            db_session, pharmacist_id=pharmacist_id, pharmacy_id=data.pharmacy_id, actor=actor, now=clock.now()
+        )
         return PharmacyBody(id=pharmacy.id, name=pharmacy.name)

@@ -34,34 +34,58 @@ from telehealth.settings import Settings
 
 def content_of(plan: TrochePlan) -> PlanContent:
     return PlanContent(
-        patient_id=str(plan.patient_id), encounter_id=str(plan.encounter_id), prescriber_id=str(plan.prescriber_id),
-        pharmacy_id=str(plan.pharmacy_id), product=plan.product, strength_mg=plan.strength_mg, doses_mg=tuple(plan.doses_mg),
-        min_hours_between=plan.min_hours_between, directions=plan.directions, shipment_sessions=tuple(plan.shipment_sessions),
+        patient_id=str(plan.patient_id),
+        encounter_id=str(plan.encounter_id),
+        prescriber_id=str(plan.prescriber_id),
+        pharmacy_id=str(plan.pharmacy_id),
+        product=plan.product,
+        strength_mg=plan.strength_mg,
+        doses_mg=tuple(plan.doses_mg),
+        min_hours_between=plan.min_hours_between,
+        directions=plan.directions,
+        shipment_sessions=tuple(plan.shipment_sessions),
         refills=plan.refills,
-    )  # fmt: skip
+    )
 
 
 async def _one_pharmacy(session: AsyncSession, pharmacy_id: uuid.UUID | None) -> Pharmacy:
     if pharmacy_id is not None:
         found = await session.get(Pharmacy, pharmacy_id)
         if found is None:
-            raise InvalidInput("request.invalid", "Choose one of the clinic's pharmacies.", fields={"pharmacy_id": "is not a known pharmacy"})
+            raise InvalidInput(
+                "request.invalid", "Choose one of the clinic's pharmacies.", fields={"pharmacy_id": "is not a known pharmacy"}
+            )
         return found
     rows = list((await session.execute(select(Pharmacy).order_by(Pharmacy.name).limit(2))).scalars())
     if len(rows) != 1:
-        raise InvalidInput("request.invalid", "Choose the pharmacy.", fields={"pharmacy_id": "is required when the clinic has several (or none is set up)"})
+        raise InvalidInput(
+            "request.invalid", "Choose the pharmacy.", fields={"pharmacy_id": "is required when the clinic has several (or none is set up)"}
+        )
     return rows[0]
 
 
 async def live_plan(session: AsyncSession, *, patient_id: uuid.UUID) -> TrochePlan | None:
-    return (await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status.in_(list(LIVE_PLAN))))).scalar_one_or_none()
+    return (
+        await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status.in_(list(LIVE_PLAN))))
+    ).scalar_one_or_none()
 
 
 async def write_plan(
-    session: AsyncSession, encounter: Encounter, *, product: str, strength_mg: int, doses_mg: list[int], min_hours_between: int,
-    directions: str, shipment_sessions: list[int] | None, pharmacy_id: uuid.UUID | None, refills: int, actor: Actor, now: datetime,
+    session: AsyncSession,
+    encounter: Encounter,
+    *,
+    product: str,
+    strength_mg: int,
+    doses_mg: list[int],
+    min_hours_between: int,
+    directions: str,
+    shipment_sessions: list[int] | None,
+    pharmacy_id: uuid.UUID | None,
+    refills: int,
+    actor: Actor,
+    now: datetime,
     settings: Settings,
-) -> TrochePlan:  # fmt: skip
+) -> TrochePlan:
     """A draft plan in an encounter decided `start_plan`; every cap is checked now and again at signing."""
     if encounter.decision != Decision.START_PLAN:
         raise RuleRefused("plan.no_start_decision", "Record the decision to start a plan in this encounter first.")
@@ -69,26 +93,53 @@ async def write_plan(
         raise blocker
     if await live_plan(session, patient_id=encounter.patient_id) is not None:
         raise RuleRefused(
-            "plan.one_active_plan", "This patient already has an active plan. Discontinue it, or let it complete, first.",
+            "plan.one_active_plan",
+            "This patient already has an active plan. Discontinue it, or let it complete, first.",
             fields={"patient": "already has an active plan"},
-        )  # fmt: skip
+        )
     pharmacy = await _one_pharmacy(session, pharmacy_id)
     content = PlanContent(
-        patient_id=str(encounter.patient_id), encounter_id=str(encounter.id), prescriber_id=str(encounter.prescriber_id),
-        pharmacy_id=str(pharmacy.id), product=product, strength_mg=strength_mg, doses_mg=tuple(doses_mg), min_hours_between=min_hours_between,
-        directions=directions.strip(), shipment_sessions=tuple(shipment_sessions or default_shipments(len(doses_mg))), refills=refills,
-    )  # fmt: skip
+        patient_id=str(encounter.patient_id),
+        encounter_id=str(encounter.id),
+        prescriber_id=str(encounter.prescriber_id),
+        pharmacy_id=str(pharmacy.id),
+        product=product,
+        strength_mg=strength_mg,
+        doses_mg=tuple(doses_mg),
+        min_hours_between=min_hours_between,
+        directions=directions.strip(),
+        shipment_sessions=tuple(shipment_sessions or default_shipments(len(doses_mg))),
+        refills=refills,
+    )
     check_plan(content, thresholds=settings.thresholds, strengths=settings.troche_strengths)
     plan = TrochePlan(
-        patient_id=encounter.patient_id, encounter_id=encounter.id, prescriber_id=encounter.prescriber_id, pharmacy_id=pharmacy.id,
-        status=PlanStatus.DRAFT.value, product=content.product, strength_mg=content.strength_mg, sessions=content.sessions,
-        doses_mg=list(content.doses_mg), min_hours_between=content.min_hours_between, directions=content.directions,
-        shipment_sessions=list(content.shipment_sessions), refills=0, created_at=now, updated_at=now,
-    )  # fmt: skip
+        patient_id=encounter.patient_id,
+        encounter_id=encounter.id,
+        prescriber_id=encounter.prescriber_id,
+        pharmacy_id=pharmacy.id,
+        status=PlanStatus.DRAFT.value,
+        product=content.product,
+        strength_mg=content.strength_mg,
+        sessions=content.sessions,
+        doses_mg=list(content.doses_mg),
+        min_hours_between=content.min_hours_between,
+        directions=content.directions,
+        shipment_sessions=list(content.shipment_sessions),
+        refills=0,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(plan)
     await session.flush()
-    await record_audit_event(session, actor=actor, action="troche_plan.draft", resource_type="troche_plan", resource_id=plan.id,
-                             patient_id=plan.patient_id, now=now)  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="troche_plan.draft",
+        resource_type="troche_plan",
+        resource_id=plan.id,
+        patient_id=plan.patient_id,
+        now=now,
+    )
     return plan
 
 
@@ -105,7 +156,15 @@ async def own_plan(session: AsyncSession, *, plan_id: uuid.UUID, signed_in: Sign
 
 
 async def sign_plan(
-    session: AsyncSession, plan: TrochePlan, *, signed_in: SignedIn, password: str, code: str, actor: Actor, now: datetime, settings: Settings
+    session: AsyncSession,
+    plan: TrochePlan,
+    *,
+    signed_in: SignedIn,
+    password: str,
+    code: str,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> TrochePlan:
     """Sign: step-up on this very request, then every check again and the prescribing basis of the day (stored
     on the plan), then draft -> signed as a compare-and-swap with the SHA-256 of the canonical content. Then
@@ -128,27 +187,58 @@ async def sign_plan(
     try:
         async with session.begin_nested():
             await change_status(
-                session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.DRAFT, target=PlanStatus.SIGNED, actor=actor, now=now,
+                session,
+                TrochePlan,
+                plan.id,
+                table=PLAN_TRANSITIONS,
+                source=PlanStatus.DRAFT,
+                target=PlanStatus.SIGNED,
+                actor=actor,
+                now=now,
                 patient_id=plan.patient_id,
                 values={"content_sha256": content.sha256(), "signed_at": now, "updated_at": now, **basis.plan_values()},
-            )  # fmt: skip
+            )
     except IntegrityError as error:
         if "uq_troche_plan_one_live_per_patient" in str(error.orig):
-            raise RuleRefused("plan.one_active_plan", "This patient already has an active plan.", fields={"patient": "already has an active plan"}) from None
+            raise RuleRefused(
+                "plan.one_active_plan", "This patient already has an active plan.", fields={"patient": "already has an active plan"}
+            ) from None
         raise
     await care_teams.join(session, patient_id=plan.patient_id, clinician_id=plan.prescriber_id, because="plan_signed", now=now)
-    await record_audit_event(session, actor=actor, action="troche_plan.basis", resource_type="troche_plan", resource_id=plan.id,
-                             patient_id=plan.patient_id, now=now, reason=basis.audit_reason())  # fmt: skip
+    await record_audit_event(
+        session,
+        actor=actor,
+        action="troche_plan.basis",
+        resource_type="troche_plan",
+        resource_id=plan.id,
+        patient_id=plan.patient_id,
+        now=now,
+        reason=basis.audit_reason(),
+    )
     for batch in batches_for(content):
-        session.add(PlanBatch(
-            plan_id=plan.id, sequence=batch.sequence, first_session=batch.first_session, last_session=batch.last_session, units=batch.units,
-            status=(BatchStatus.QUEUED if batch.sequence == 1 else BatchStatus.HELD).value, updated_at=now,
-        ))  # fmt: skip
+        session.add(
+            PlanBatch(
+                plan_id=plan.id,
+                sequence=batch.sequence,
+                first_session=batch.first_session,
+                last_session=batch.last_session,
+                units=batch.units,
+                status=(BatchStatus.QUEUED if batch.sequence == 1 else BatchStatus.HELD).value,
+                updated_at=now,
+            )
+        )
     await session.flush()
     await change_status(
-        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=PlanStatus.SIGNED, target=PlanStatus.SENT_TO_PHARMACY, actor=Actor.system(),
-        now=now, patient_id=plan.patient_id,
-    )  # fmt: skip
+        session,
+        TrochePlan,
+        plan.id,
+        table=PLAN_TRANSITIONS,
+        source=PlanStatus.SIGNED,
+        target=PlanStatus.SENT_TO_PHARMACY,
+        actor=Actor.system(),
+        now=now,
+        patient_id=plan.patient_id,
+    )
     await payment_due(session, patient_id=plan.patient_id, purpose=PaymentPurpose.PROGRAM, now=now, settings=settings, plan_id=plan.id)
     await session.refresh(plan)
     return plan
@@ -163,9 +253,17 @@ async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, ac
     if not reason.strip():
         raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
     await change_status(
-        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=PlanStatus.PAUSED, actor=actor, now=now,
-        patient_id=plan.patient_id, values={"status_reason": reason.strip(), "updated_at": now},
-    )  # fmt: skip
+        session,
+        TrochePlan,
+        plan.id,
+        table=PLAN_TRANSITIONS,
+        source=plan.status,
+        target=PlanStatus.PAUSED,
+        actor=actor,
+        now=now,
+        patient_id=plan.patient_id,
+        values={"status_reason": reason.strip(), "updated_at": now},
+    )
     await session.refresh(plan)
     await follow_plan(session, plan, change="paused", actor=actor, now=now)  # the sitter of a scheduled session hears it is on hold
     return plan
@@ -173,47 +271,82 @@ async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, ac
 
 async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> TrochePlan:
     """Resume a paused plan; one paused by a serious adverse event resumes only through its review."""
-    unreviewed = await session.scalar(select(SeriousEvent.id).where(SeriousEvent.plan_id == plan.id, SeriousEvent.reviewed_at.is_(None)).limit(1))
+    unreviewed = await session.scalar(
+        select(SeriousEvent.id).where(SeriousEvent.plan_id == plan.id, SeriousEvent.reviewed_at.is_(None)).limit(1)
+    )
     if unreviewed is not None:
         raise RuleRefused(
-            "plan.serious_event_unreviewed", "A serious adverse event paused this plan: review it (with a note) to resume or discontinue.",
+            "plan.serious_event_unreviewed",
+            "A serious adverse event paused this plan: review it (with a note) to resume or discontinue.",
             fields={"review": "is required before the plan resumes"},
-        )  # fmt: skip
-    delivered = await session.scalar(select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED))
+        )
+    delivered = await session.scalar(
+        select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED)
+    )
     target = PlanStatus.ACTIVE if delivered else PlanStatus.SENT_TO_PHARMACY
     await change_status(
-        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=target, actor=actor, now=now,
-        patient_id=plan.patient_id, values={"status_reason": None, "updated_at": now},
-    )  # fmt: skip
+        session,
+        TrochePlan,
+        plan.id,
+        table=PLAN_TRANSITIONS,
+        source=plan.status,
+        target=target,
+        actor=actor,
+        now=now,
+        patient_id=plan.patient_id,
+        values={"status_reason": None, "updated_at": now},
+    )
     await session.refresh(plan)
     await follow_plan(session, plan, change="resumed", actor=actor, now=now)
     return plan
 
 
-async def discontinue_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime, settings: Settings) -> TrochePlan:
+async def discontinue_plan(
+    session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime, settings: Settings
+) -> TrochePlan:
     """Stop the plan: batches not shipped are cancelled (nothing more ships, no more sessions unlock), the
     program fee is refunded by how many shipments have left, or, not paid yet, is no longer due."""
     if not reason.strip():
         raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
     await change_status(
-        session, TrochePlan, plan.id, table=PLAN_TRANSITIONS, source=plan.status, target=PlanStatus.DISCONTINUED, actor=actor, now=now,
-        patient_id=plan.patient_id, values={"status_reason": reason.strip(), "updated_at": now},
-    )  # fmt: skip
+        session,
+        TrochePlan,
+        plan.id,
+        table=PLAN_TRANSITIONS,
+        source=plan.status,
+        target=PlanStatus.DISCONTINUED,
+        actor=actor,
+        now=now,
+        patient_id=plan.patient_id,
+        values={"status_reason": reason.strip(), "updated_at": now},
+    )
     await follow_plan(session, plan, change="discontinued", actor=actor, now=now)  # its scheduled session is cancelled, the sitter told
     batches = list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id).order_by(PlanBatch.sequence))).scalars())
     for batch in batches:
         if batch.status in UNSHIPPED:
             await change_status(
-                session, PlanBatch, batch.id, table=BATCH_TRANSITIONS, source=batch.status, target=BatchStatus.CANCELLED, actor=actor, now=now,
-                patient_id=plan.patient_id, values={"updated_at": now},
-            )  # fmt: skip
+                session,
+                PlanBatch,
+                batch.id,
+                table=BATCH_TRANSITIONS,
+                source=batch.status,
+                target=BatchStatus.CANCELLED,
+                actor=actor,
+                now=now,
+                patient_id=plan.patient_id,
+                values={"updated_at": now},
+            )
     shipped = sum(1 for batch in batches if batch.status in (BatchStatus.SHIPPED, BatchStatus.DELIVERED))
     if plan.signed_at is not None:
         await refund_program(session, plan_id=plan.id, shipments_sent=shipped, actor=actor, now=now, settings=settings)
         # A fee not paid yet is no longer due: nothing more will ship (its Checkout Session is expired too).
-        unpaid = (await session.execute(
-            select(Payment).where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN).with_for_update()
-        )).scalar_one_or_none()  # fmt: skip
+        unpaid = (
+            await session.execute(
+                select(Payment)
+                .where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
         if unpaid is not None:
             await release_payment(session, unpaid, target=PaymentStatus.CANCELLED, now=now)
     await session.refresh(plan)

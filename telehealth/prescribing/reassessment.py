@@ -58,7 +58,9 @@ def score_change(questionnaire: str, scores: list[int]) -> ScoreChange | None:
         return None
     baseline, latest = scores[0], scores[-1]
     again = len(scores) > 1  # a baseline alone is neither a response nor a remission
-    return ScoreChange(questionnaire, baseline, latest, again and response_rate(baseline, latest), again and in_remission(questionnaire, latest))
+    return ScoreChange(
+        questionnaire, baseline, latest, again and response_rate(baseline, latest), again and in_remission(questionnaire, latest)
+    )
 
 
 async def score_changes(session: AsyncSession, *, patient_id: uuid.UUID) -> list[ScoreChange]:
@@ -67,7 +69,7 @@ async def score_changes(session: AsyncSession, *, patient_id: uuid.UUID) -> list
         .where(QuestionnaireResponse.patient_id == patient_id, QuestionnaireResponse.questionnaire.in_(["phq9", "gad7"]))
         # at the same instant the intake's answer is the earlier one (the baseline)
         .order_by(QuestionnaireResponse.answered_at, QuestionnaireResponse.intake_id.is_(None))
-    )  # fmt: skip
+    )
     by_kind: dict[str, list[int]] = {}
     for kind, score in rows.all():
         by_kind.setdefault(kind, []).append(score)
@@ -93,8 +95,12 @@ async def _checkpoint(session: AsyncSession, plan: TrochePlan) -> int | None:
 async def due_reassessment(session: AsyncSession, *, patient_id: uuid.UUID, lock: bool = False) -> DueReassessment | None:
     """The reassessment the patient's newest plan needs now, or None. `lock` holds the plan row, so two
     answers to the same checkpoint take turns and the second sees the first."""
-    newest = (select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status != PlanStatus.DRAFT)
-              .order_by(TrochePlan.created_at.desc()).limit(1))  # fmt: skip
+    newest = (
+        select(TrochePlan)
+        .where(TrochePlan.patient_id == patient_id, TrochePlan.status != PlanStatus.DRAFT)
+        .order_by(TrochePlan.created_at.desc())
+        .limit(1)
+    )
     plan = (await session.execute(newest.with_for_update() if lock else newest)).scalar_one_or_none()
     if plan is None or (checkpoint := await _checkpoint(session, plan)) is None:
         return None
@@ -124,9 +130,14 @@ async def answer_reassessment(
     await lock_patient(session, patient.id)  # before the plan: the order of accounts/locks.py
     due = await due_reassessment(session, patient_id=patient.id, lock=True)
     if due is None:
-        raise RuleRefused("reassessment.not_due", "No reassessment is due now: it comes after your plan's last session, or every 6 sessions.")
+        raise RuleRefused(
+            "reassessment.not_due", "No reassessment is due now: it comes after your plan's last session, or every 6 sessions."
+        )
     if due.answered:
-        raise Conflict("reassessment.already_answered", "You have already answered these questionnaires for this reassessment; your care team has them.")
+        raise Conflict(
+            "reassessment.already_answered",
+            "You have already answered these questionnaires for this reassessment; your care team has them.",
+        )
     checked: dict[str, dict[str, int]] = {}
     fields: dict[str, str] = {}
     for questionnaire in REASSESSMENT_QUESTIONNAIRES:
@@ -139,15 +150,29 @@ async def answer_reassessment(
     scores: dict[str, int] = {}
     for questionnaire in REASSESSMENT_QUESTIONNAIRES:
         score = scores[questionnaire.key] = questionnaire.score(checked[questionnaire.key])
-        session.add(QuestionnaireResponse(
-            patient_id=patient.id, intake_id=None, questionnaire=questionnaire.key, version=questionnaire.version,
-            answers=checked[questionnaire.key], score=score, band=questionnaire.band(score).label, answered_at=now,
-        ))  # fmt: skip
+        session.add(
+            QuestionnaireResponse(
+                patient_id=patient.id,
+                intake_id=None,
+                questionnaire=questionnaire.key,
+                version=questionnaire.version,
+                answers=checked[questionnaire.key],
+                score=score,
+                band=questionnaire.band(score).label,
+                answered_at=now,
+            )
+        )
     session.add(ReassessmentAnswer(plan_id=due.plan_id, checkpoint=due.checkpoint, patient_id=patient.id, answered_at=now))
     await record_audit_event(
-        session, actor=actor, action=ANSWERED_ACTION, resource_type="troche_plan", resource_id=due.plan_id,
-        patient_id=patient.id, reason=f"checkpoint_{due.checkpoint}", now=now,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action=ANSWERED_ACTION,
+        resource_type="troche_plan",
+        resource_id=due.plan_id,
+        patient_id=patient.id,
+        reason=f"checkpoint_{due.checkpoint}",
+        now=now,
+    )
     crisis_reasons = [reason for reason in suicide_risk_reasons(phq9=checked["phq9"], cssrs=None) if reason.crisis]
     if crisis_reasons:
         await open_crisis_escalation(
@@ -190,9 +215,14 @@ def in_words(change: ScoreChange) -> ChangeInWords:
     if not (change.response or change.remission):
         sentences.append("Your prescriber will go over this with you at your reassessment visit.")
     return ChangeInWords(
-        change.questionnaire, questionnaire.title, ABOUT[change.questionnaire], change,
-        questionnaire.band(change.baseline).label, questionnaire.band(change.latest).label, sentences,
-    )  # fmt: skip
+        change.questionnaire,
+        questionnaire.title,
+        ABOUT[change.questionnaire],
+        change,
+        questionnaire.band(change.baseline).label,
+        questionnaire.band(change.latest).label,
+        sentences,
+    )
 
 
 async def changes_in_words(session: AsyncSession, *, patient_id: uuid.UUID) -> list[ChangeInWords]:
@@ -205,7 +235,12 @@ async def latest_risk_reasons(session: AsyncSession, *, patient_id: uuid.UUID) -
     """The suicide-risk findings of the patient's newest reassessment PHQ-9 (for kind words on the result)."""
     answers = await session.scalar(
         select(QuestionnaireResponse.answers)
-        .where(QuestionnaireResponse.patient_id == patient_id, QuestionnaireResponse.questionnaire == "phq9", QuestionnaireResponse.intake_id.is_(None))
-        .order_by(QuestionnaireResponse.answered_at.desc()).limit(1)
-    )  # fmt: skip
+        .where(
+            QuestionnaireResponse.patient_id == patient_id,
+            QuestionnaireResponse.questionnaire == "phq9",
+            QuestionnaireResponse.intake_id.is_(None),
+        )
+        .order_by(QuestionnaireResponse.answered_at.desc())
+        .limit(1)
+    )
     return suicide_risk_reasons(phq9=answers, cssrs=None) if answers else []

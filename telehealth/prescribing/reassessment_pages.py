@@ -40,15 +40,22 @@ async def _page(
     due = await reassessment.due_reassessment(db_session, patient_id=patient.id)
     fields = error.fields if error else {}
     context: dict[str, Any] = {
-        "due": due, "questionnaires": reassessment.REASSESSMENT_QUESTIONNAIRES, "values": values or {},
-        "error": error.detail if error else None, "fields": fields, "field_labels": {_question_label(key): reason for key, reason in fields.items()},
-    }  # fmt: skip
+        "due": due,
+        "questionnaires": reassessment.REASSESSMENT_QUESTIONNAIRES,
+        "values": values or {},
+        "error": error.detail if error else None,
+        "fields": fields,
+        "field_labels": {_question_label(key): reason for key, reason in fields.items()},
+    }
     if due is not None and due.answered:
         context |= {
             "changes": await reassessment.changes_in_words(db_session, patient_id=patient.id),
-            "risk_words": list(dict.fromkeys(r.patient_text for r in await reassessment.latest_risk_reasons(db_session, patient_id=patient.id))),
-            "booking_open": not await has_open_crisis(db_session, patient_id=patient.id), "book_path": reassessment.BOOK_REASSESSMENT,
-        }  # fmt: skip
+            "risk_words": list(
+                dict.fromkeys(r.patient_text for r in await reassessment.latest_risk_reasons(db_session, patient_id=patient.id))
+            ),
+            "booking_open": not await has_open_crisis(db_session, patient_id=patient.id),
+            "book_path": reassessment.BOOK_REASSESSMENT,
+        }
     return Template("prescribing/reassessment.html", context=context, status_code=error.status_code if error else 200)
 
 
@@ -73,9 +80,10 @@ class ReassessmentPagesController(Controller):
     ) -> Template | Redirect:
         patient = await own_patient_record(db_session, viewer=signed_in)
         values = {q.key: await form_fields(request, *(item.key for item in q.items)) for q in reassessment.REASSESSMENT_QUESTIONNAIRES}
-        answered = await attempt(db_session, reassessment.answer_reassessment(
-            db_session, patient=patient, answers=values, actor=actor, now=clock.now(), settings=settings
-        ))  # fmt: skip
+        answered = await attempt(
+            db_session,
+            reassessment.answer_reassessment(db_session, patient=patient, answers=values, actor=actor, now=clock.now(), settings=settings),
+        )
         if isinstance(answered, DomainError):
             return await _page(db_session, patient, values=values, error=answered)
         if answered.crisis:  # crisis resources on the very next page, before the scores

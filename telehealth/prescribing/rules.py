@@ -57,44 +57,54 @@ def default_shipments(sessions: int) -> tuple[int, ...]:
 def check_plan(content: PlanContent, *, thresholds: ClinicalThresholds, strengths: tuple[int, ...]) -> None:
     """Refuse a plan that breaks a cap; each refusal names its rule and the field."""
     if content.product not in PRODUCTS:
-        raise RuleRefused("plan.product_unknown", "Choose a product from the clinic's list.", fields={"product": f"must be one of: {', '.join(PRODUCTS)}"})
+        raise RuleRefused(
+            "plan.product_unknown", "Choose a product from the clinic's list.", fields={"product": f"must be one of: {', '.join(PRODUCTS)}"}
+        )
     if content.strength_mg not in strengths:
         raise RuleRefused(
-            "plan.strength_not_on_list", "Choose a strength from the clinic's list.",
+            "plan.strength_not_on_list",
+            "Choose a strength from the clinic's list.",
             fields={"strength_mg": f"must be one of {', '.join(str(s) for s in strengths)} mg"},
-        )  # fmt: skip
+        )
     if content.refills != 0:
-        raise RuleRefused("plan.refills_not_allowed", "Plans carry no refills: a renewal is a new plan, signed again.", fields={"refills": "must be 0"})
+        raise RuleRefused(
+            "plan.refills_not_allowed", "Plans carry no refills: a renewal is a new plan, signed again.", fields={"refills": "must be 0"}
+        )
     if not content.doses_mg:
         raise RuleRefused("plan.no_sessions", "A plan needs at least one session.", fields={"doses_mg": "must list one dose per session"})
     if content.sessions > thresholds.max_sessions_per_plan:
         raise RuleRefused(
-            "plan.sessions_above_cap", f"A plan may have at most {thresholds.max_sessions_per_plan} sessions.",
+            "plan.sessions_above_cap",
+            f"A plan may have at most {thresholds.max_sessions_per_plan} sessions.",
             fields={"doses_mg": f"lists {content.sessions} sessions; at most {thresholds.max_sessions_per_plan}"},
-        )  # fmt: skip
+        )
     for index, dose in enumerate(content.doses_mg, start=1):
         if dose <= 0 or dose > thresholds.max_dose_mg_per_session:
             raise RuleRefused(
-                "plan.dose_above_cap", f"A dose may be at most {thresholds.max_dose_mg_per_session} mg per session.",
+                "plan.dose_above_cap",
+                f"A dose may be at most {thresholds.max_dose_mg_per_session} mg per session.",
                 fields={"doses_mg": f"session {index} is {dose} mg; it must be between 1 and {thresholds.max_dose_mg_per_session} mg"},
-            )  # fmt: skip
+            )
         if dose % content.strength_mg:
             raise RuleRefused(
-                "plan.dose_not_whole_units", "Each dose must be a whole number of units of the chosen strength.",
+                "plan.dose_not_whole_units",
+                "Each dose must be a whole number of units of the chosen strength.",
                 fields={"doses_mg": f"session {index} is {dose} mg, not a multiple of {content.strength_mg} mg"},
-            )  # fmt: skip
+            )
     if content.min_hours_between < thresholds.min_hours_between_sessions:
         raise RuleRefused(
-            "plan.interval_below_minimum", f"Sessions must be at least {thresholds.min_hours_between_sessions} hours apart.",
+            "plan.interval_below_minimum",
+            f"Sessions must be at least {thresholds.min_hours_between_sessions} hours apart.",
             fields={"min_hours_between": f"must be at least {thresholds.min_hours_between_sessions}"},
-        )  # fmt: skip
+        )
     if not content.directions.strip():
         raise RuleRefused("plan.directions_missing", "Write the directions (sig).", fields={"directions": "is required"})
     if any(n <= 0 for n in content.shipment_sessions) or sum(content.shipment_sessions) != content.sessions:
         raise RuleRefused(
-            "plan.shipments_do_not_add_up", "The shipments must cover every session exactly once.",
+            "plan.shipments_do_not_add_up",
+            "The shipments must cover every session exactly once.",
             fields={"shipment_sessions": f"must be positive and add up to {content.sessions}"},
-        )  # fmt: skip
+        )
 
 
 def batches_for(content: PlanContent) -> list[BatchPlan]:

@@ -52,26 +52,39 @@ async def _patient_or_none(db_session: AsyncSession, signed_in: SignedIn) -> Pat
 
 def appointment_body(appointment: Appointment, payment: Payment | None = None, *, amount_cents: int | None = None) -> AppointmentBody:
     return AppointmentBody(
-        id=appointment.id, type=appointment.appointment_type, status=appointment.status, clinician_id=appointment.clinician_id,
-        starts_at=appointment.starts_at, ends_at=appointment.ends_at, hold_expires_at=appointment.hold_expires_at,
-        payment_id=payment.id if payment else None, checkout_url=payment.checkout_url if payment else None,
+        id=appointment.id,
+        type=appointment.appointment_type,
+        status=appointment.status,
+        clinician_id=appointment.clinician_id,
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        hold_expires_at=appointment.hold_expires_at,
+        payment_id=payment.id if payment else None,
+        checkout_url=payment.checkout_url if payment else None,
         amount_cents=payment.amount_cents if payment else amount_cents,
-    )  # fmt: skip
+    )
 
 
 def visit_body(appointment_id: uuid.UUID, evidence: visits.VisitEvidence) -> VisitBody:
     visit, duration = evidence.visit, evidence.duration
     return VisitBody(
-        appointment_id=appointment_id, modality=visit.modality if visit else None, started_at=visit.started_at if visit else None,
-        start_evidence=visit.start_evidence if visit else None, ended_at=visit.ended_at if visit else None,
+        appointment_id=appointment_id,
+        modality=visit.modality if visit else None,
+        started_at=visit.started_at if visit else None,
+        start_evidence=visit.start_evidence if visit else None,
+        ended_at=visit.ended_at if visit else None,
         duration_seconds=int(duration.total_seconds()) if duration is not None else None,
-        connections=[VisitConnectionBody(participant=c.participant, joined_at=c.joined_at, left_at=c.left_at) for c, _name in evidence.connections],
-    )  # fmt: skip
+        connections=[
+            VisitConnectionBody(participant=c.participant, joined_at=c.joined_at, left_at=c.left_at) for c, _name in evidence.connections
+        ],
+    )
 
 
 def _aware(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
-        raise InvalidInput("request.invalid", "Times need a UTC offset, e.g. 2027-01-12T14:00:00Z.", fields={field: "must include a UTC offset"})
+        raise InvalidInput(
+            "request.invalid", "Times need a UTC offset, e.g. 2027-01-12T14:00:00Z.", fields={field: "must include a UTC offset"}
+        )
     return value
 
 
@@ -98,14 +111,22 @@ class SchedulingApiController(Controller):
         start = instant_in_range(_aware(from_, "from"), "from") if from_ else now
         end = instant_in_range(_aware(to, "to"), "to") if to else start + timedelta(days=14)
         found = await service.find_slots(
-            db_session, patient=patient, appointment_type=type, window_start=start, window_end=end, now=now,
-            clinician_id=clinician_id, limit=limit,
-        )  # fmt: skip
+            db_session,
+            patient=patient,
+            appointment_type=type,
+            window_start=start,
+            window_end=end,
+            now=now,
+            clinician_id=clinician_id,
+            limit=limit,
+        )
         zone = ZoneInfo(patient.timezone)
         local: dict[datetime, str] = {}  # many clinicians share each start: convert each instant once
         return [
             SlotBody(
-                clinician_id=s.clinician_id, clinician_name=s.clinician_name, starts_at=s.starts_at,
+                clinician_id=s.clinician_id,
+                clinician_name=s.clinician_name,
+                starts_at=s.starts_at,
                 starts_at_local=local.get(s.starts_at) or local.setdefault(s.starts_at, s.starts_at.astimezone(zone).isoformat()),
             )
             for s in found
@@ -128,15 +149,27 @@ class SchedulingApiController(Controller):
         someone else just took answers 409 with fresh slots."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment, fee = await billing.book_for_patient(
-            db_session, patient=patient, clinician_id=data.clinician_id, appointment_type=AppointmentType(data.type),
-            starts_at=_aware(data.starts_at, "starts_at"), hold=data.hold, actor=actor, now=clock.now(), settings=settings,
-        )  # fmt: skip
+            db_session,
+            patient=patient,
+            clinician_id=data.clinician_id,
+            appointment_type=AppointmentType(data.type),
+            starts_at=_aware(data.starts_at, "starts_at"),
+            hold=data.hold,
+            actor=actor,
+            now=clock.now(),
+            settings=settings,
+        )
         return appointment_body(appointment, amount_cents=fee)
 
     @get("/api/v1/appointments", guards=PATIENT)
-    async def mine(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> list[AppointmentBody]:
+    async def mine(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> list[AppointmentBody]:
         patient = await own_patient_record(db_session, viewer=signed_in)
-        return [appointment_body(a) for a in await service.patient_appointments(db_session, patient=patient, since=clock.now() - timedelta(days=1))]
+        return [
+            appointment_body(a)
+            for a in await service.patient_appointments(db_session, patient=patient, since=clock.now() - timedelta(days=1))
+        ]
 
     @post("/api/v1/appointments/{appointment_id:uuid}/cancel", status_code=200, guards=PARTICIPANTS)
     async def cancel(
@@ -154,7 +187,15 @@ class SchedulingApiController(Controller):
         appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
         by_patient = signed_in.role is Role.PATIENT
         return appointment_body(
-            await changes.cancel(db_session, appointment, by_patient=by_patient, accept_late_fee=data.accept_late_fee, actor=actor, now=clock.now(), settings=settings)
+            await changes.cancel(
+                db_session,
+                appointment,
+                by_patient=by_patient,
+                accept_late_fee=data.accept_late_fee,
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
         )
 
     @post("/api/v1/appointments/{appointment_id:uuid}/reschedule", status_code=200, guards=PARTICIPANTS)
@@ -172,9 +213,15 @@ class SchedulingApiController(Controller):
         patient = await _patient_or_none(db_session, signed_in)
         appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
         moved = await changes.reschedule(
-            db_session, appointment, new_start=_aware(data.starts_at, "starts_at"), by_patient=signed_in.role is Role.PATIENT,
-            accept_late_fee=data.accept_late_fee, actor=actor, now=clock.now(), settings=settings,
-        )  # fmt: skip
+            db_session,
+            appointment,
+            new_start=_aware(data.starts_at, "starts_at"),
+            by_patient=signed_in.role is Role.PATIENT,
+            accept_late_fee=data.accept_late_fee,
+            actor=actor,
+            now=clock.now(),
+            settings=settings,
+        )
         return appointment_body(moved)
 
     @post("/api/v1/appointments/{appointment_id:uuid}/no-show", status_code=200, guards=CLINICIAN)
@@ -188,10 +235,14 @@ class SchedulingApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> AppointmentBody:
         appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=None)
-        return appointment_body(await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now(), settings=settings))
+        return appointment_body(
+            await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now(), settings=settings)
+        )
 
     @get("/api/v1/appointments/{appointment_id:uuid}/visit", guards=PARTICIPANTS)
-    async def visit(self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> VisitBody:
+    async def visit(
+        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]
+    ) -> VisitBody:
         """The video visit: whether and when it started (and on what evidence), who joined and left when."""
         return visit_body(appointment_id, await visits.own_visit_evidence(db_session, appointment_id=appointment_id, viewer=signed_in))
 
@@ -206,7 +257,9 @@ class SchedulingApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> VisitBody:
         """With an external video service only: the clinician attests the audio-video visit, inside the join window."""
-        await visits.attest_external_visit(db_session, appointment_id=appointment_id, viewer=signed_in, actor=actor, now=clock.now(), settings=settings)
+        await visits.attest_external_visit(
+            db_session, appointment_id=appointment_id, viewer=signed_in, actor=actor, now=clock.now(), settings=settings
+        )
         return visit_body(appointment_id, await visits.visit_evidence(db_session, appointment_id))
 
     @post("/api/v1/follow-ups", status_code=201, guards=[requires_role(Role.THERAPIST)])
@@ -220,11 +273,19 @@ class SchedulingApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> AppointmentBody:
         """Book an integration session for one of your own patients, from your own hours."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=data.patient_id, actor=actor, now=clock.now(), purpose="follow_up.book")
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=data.patient_id, actor=actor, now=clock.now(), purpose="follow_up.book"
+        )
         therapist = await db_session.get(UserAccount, signed_in.user_id)
         assert therapist is not None
         appointment = await service.book_follow_up(
-            db_session, therapist=therapist, patient=patient, starts_at=_aware(data.starts_at, "starts_at"), actor=actor, now=clock.now(), settings=settings
+            db_session,
+            therapist=therapist,
+            patient=patient,
+            starts_at=_aware(data.starts_at, "starts_at"),
+            actor=actor,
+            now=clock.now(),
+            settings=settings,
         )
         payment = await billing.bill_follow_up(db_session, appointment=appointment, now=clock.now(), settings=settings)
         return appointment_body(appointment, payment=payment)
@@ -254,7 +315,14 @@ class SchedulingApiController(Controller):
     ) -> dict[str, str]:
         """A day off, or extra hours on one date."""
         await availability.add_date_override(
-            db_session, clinician_id=signed_in.user_id, on_date=data.on_date, kind=data.kind, start=data.start, end=data.end, actor=actor, now=clock.now()
+            db_session,
+            clinician_id=signed_in.user_id,
+            on_date=data.on_date,
+            kind=data.kind,
+            start=data.start,
+            end=data.end,
+            actor=actor,
+            now=clock.now(),
         )
         return {"on_date": data.on_date.isoformat(), "kind": data.kind}
 

@@ -48,31 +48,63 @@ async def replace_weekly_hours(
     await session.execute(delete(WeeklyHours).where(WeeklyHours.clinician_id == clinician_id))
     for item in ranges:
         session.add(WeeklyHours(clinician_id=clinician_id, weekday=item.weekday, starts_at_local=item.start, ends_at_local=item.end))
-    await record_audit_event(session, actor=actor, action="availability.set_weekly", resource_type="clinician", resource_id=clinician_id, now=now)
+    await record_audit_event(
+        session, actor=actor, action="availability.set_weekly", resource_type="clinician", resource_id=clinician_id, now=now
+    )
 
 
 async def add_date_override(
-    session: AsyncSession, *, clinician_id: uuid.UUID, on_date: date, kind: str, start: time | None, end: time | None,
-    actor: Actor, now: datetime,
-) -> None:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    on_date: date,
+    kind: str,
+    start: time | None,
+    end: time | None,
+    actor: Actor,
+    now: datetime,
+) -> None:
     """A day off, or extra hours on one date."""
     if kind not in ("off", "extra"):
         raise InvalidInput("availability.invalid", "Choose a day off or extra hours.", fields={"kind": "must be off or extra"})
     if kind == "extra" and (start is None or end is None or start >= end):
         raise InvalidInput("availability.invalid", "Extra hours need a start before their end.", fields={"end": "must be after the start"})
-    session.add(DateOverride(clinician_id=clinician_id, on_date=on_date, kind=kind,
-                             starts_at_local=start if kind == "extra" else None, ends_at_local=end if kind == "extra" else None))  # fmt: skip
-    await record_audit_event(session, actor=actor, action="availability.add_override", resource_type="clinician", resource_id=clinician_id, now=now)
+    session.add(
+        DateOverride(
+            clinician_id=clinician_id,
+            on_date=on_date,
+            kind=kind,
+            starts_at_local=start if kind == "extra" else None,
+            ends_at_local=end if kind == "extra" else None,
+        )
+    )
+    await record_audit_event(
+        session, actor=actor, action="availability.add_override", resource_type="clinician", resource_id=clinician_id, now=now
+    )
 
 
 async def save_type_settings(
-    session: AsyncSession, *, clinician_id: uuid.UUID, appointment_type: AppointmentType, values: dict[str, int | None],
-    actor: Actor, now: datetime,
-) -> None:  # fmt: skip
-    limits = {"duration_minutes": (10, 240), "buffer_before_minutes": (0, 120), "buffer_after_minutes": (0, 120),
-              "minimum_notice_minutes": (0, 20160), "horizon_days": (1, 180), "step_minutes": (5, 120)}  # fmt: skip
-    problems = {name: f"must be between {low} and {high}" for name, (low, high) in limits.items()
-                if values.get(name) is not None and not low <= values[name] <= high}  # type: ignore[operator]  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    appointment_type: AppointmentType,
+    values: dict[str, int | None],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    limits = {
+        "duration_minutes": (10, 240),
+        "buffer_before_minutes": (0, 120),
+        "buffer_after_minutes": (0, 120),
+        "minimum_notice_minutes": (0, 20160),
+        "horizon_days": (1, 180),
+        "step_minutes": (5, 120),
+    }
+    problems = {
+        name: f"must be between {low} and {high}"
+        for name, (low, high) in limits.items()
+        if values.get(name) is not None and not low <= values[name] <= high
+    }  # type: ignore[operator]
     if (cap := values.get("max_per_day")) is not None and not 1 <= cap <= 50:
         problems["max_per_day"] = "must be between 1 and 50"
     if problems:
@@ -84,4 +116,6 @@ async def save_type_settings(
         .values(clinician_id=clinician_id, appointment_type=appointment_type.value, **first_time)
         .on_conflict_do_update(index_elements=["clinician_id", "appointment_type"], set_=row)
     )
-    await record_audit_event(session, actor=actor, action="availability.set_type_settings", resource_type="clinician", resource_id=clinician_id, now=now)
+    await record_audit_event(
+        session, actor=actor, action="availability.set_type_settings", resource_type="clinician", resource_id=clinician_id, now=now
+    )

@@ -69,18 +69,32 @@ def _local_day_of(starts_at: str, zone: ZoneInfo) -> str | None:
 
 
 async def _slot_page(
-    db_session: AsyncSession, signed_in: SignedIn, *, now: datetime, settings: Settings, clinician_id: uuid.UUID | None = None,
-    appointment_id: uuid.UUID | None = None, error: str | None = None, status_code: int = 200,
-    kind: AppointmentType = AppointmentType.CONSULT, raw_day: str | None = None,
-) -> Template:  # fmt: skip
+    db_session: AsyncSession,
+    signed_in: SignedIn,
+    *,
+    now: datetime,
+    settings: Settings,
+    clinician_id: uuid.UUID | None = None,
+    appointment_id: uuid.UUID | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+    kind: AppointmentType = AppointmentType.CONSULT,
+    raw_day: str | None = None,
+) -> Template:
     """Days first (each with its number of open times), then the chosen day's times, under the price and the
     cancellation rule; a `?day=` that is not one of the days shown answers 400 with the days to choose from."""
     patient = await own_patient_record(db_session, viewer=signed_in)
     zone = ZoneInfo(patient.timezone)
     today, window_start, window_end = day_picker.window(now, zone)
     slots = await service.find_slots(
-        db_session, patient=patient, appointment_type=kind, window_start=window_start, window_end=window_end, now=now, clinician_id=clinician_id,
-    )  # fmt: skip
+        db_session,
+        patient=patient,
+        appointment_type=kind,
+        window_start=window_start,
+        window_end=window_end,
+        now=now,
+        clinician_id=clinician_id,
+    )
     if appointment_id is not None:  # rescheduling keeps the clinician; their own current slot is not offered
         slots = [slot for slot in slots if slot.clinician_id == clinician_id]
     choice = _choose_day(slots, zone, today=today, raw_day=raw_day)
@@ -90,21 +104,52 @@ async def _slot_page(
     day_path = f"/appointments/{appointment_id}/reschedule?day=" if appointment_id else f"/appointments/book?type={kind.value}&day="
     return Template(
         "scheduling/book.html",
-        context={"choice": choice, "day_path": day_path, "zone": patient.timezone, "appointment_id": appointment_id, "error": error,
-                 "kind": kind.value, "terms": terms},
+        context={
+            "choice": choice,
+            "day_path": day_path,
+            "zone": patient.timezone,
+            "appointment_id": appointment_id,
+            "error": error,
+            "kind": kind.value,
+            "terms": terms,
+        },
         status_code=status_code,
-    )  # fmt: skip
+    )
 
 
 async def _hours_page(
-    db_session: AsyncSession, signed_in: SignedIn, *, today: date, lines: str | None = None, error: str | None = None, status_code: int = 200
+    db_session: AsyncSession,
+    signed_in: SignedIn,
+    *,
+    today: date,
+    lines: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> Template:
     if lines is None:
-        rows = (await db_session.execute(select(WeeklyHours).where(WeeklyHours.clinician_id == signed_in.user_id).order_by(WeeklyHours.weekday, WeeklyHours.starts_at_local))).scalars().all()
+        rows = (
+            (
+                await db_session.execute(
+                    select(WeeklyHours)
+                    .where(WeeklyHours.clinician_id == signed_in.user_id)
+                    .order_by(WeeklyHours.weekday, WeeklyHours.starts_at_local)
+                )
+            )
+            .scalars()
+            .all()
+        )
         lines = "\n".join(f"{WEEKDAYS[r.weekday]} {r.starts_at_local:%H:%M}-{r.ends_at_local:%H:%M}" for r in rows)
-    overrides = (await db_session.execute(
-        select(DateOverride).where(DateOverride.clinician_id == signed_in.user_id, DateOverride.on_date >= today).order_by(DateOverride.on_date)
-    )).scalars().all()  # fmt: skip
+    overrides = (
+        (
+            await db_session.execute(
+                select(DateOverride)
+                .where(DateOverride.clinician_id == signed_in.user_id, DateOverride.on_date >= today)
+                .order_by(DateOverride.on_date)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return Template("scheduling/hours.html", context={"lines": lines, "overrides": overrides, "error": error}, status_code=status_code)
 
 
@@ -112,18 +157,33 @@ class BookingPagesController(Controller):
     include_in_schema = False
 
     @get("/appointments", guards=PATIENT)
-    async def mine(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], done: FromQuery[str | None] = None) -> Template:
+    async def mine(
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        done: FromQuery[str | None] = None,
+    ) -> Template:
         patient = await own_patient_record(db_session, viewer=signed_in)
-        appointments = [a for a in await service.patient_appointments(db_session, patient=patient, since=clock.now()) if a.status in ("held", "booked")]
+        appointments = [
+            a for a in await service.patient_appointments(db_session, patient=patient, since=clock.now()) if a.status in ("held", "booked")
+        ]
         return Template("scheduling/mine.html", context={"appointments": appointments, "zone": patient.timezone, "done": done})
 
     @get("/appointments/book", guards=PATIENT)
     async def book_form(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock], type: FromQuery[str] = "consult", day: FromQuery[str | None] = None,
-    ) -> Template:  # fmt: skip
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        type: FromQuery[str] = "consult",
+        day: FromQuery[str | None] = None,
+    ) -> Template:
         """The open days; with `?day=YYYY-MM-DD` (in the patient's zone) that day's times too."""
-        return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, kind=BOOKABLE.get(type, AppointmentType.CONSULT), raw_day=day)
+        return await _slot_page(
+            db_session, signed_in, now=clock.now(), settings=settings, kind=BOOKABLE.get(type, AppointmentType.CONSULT), raw_day=day
+        )
 
     @post("/appointments/book", guards=PATIENT)
     async def book(
@@ -141,14 +201,40 @@ class BookingPagesController(Controller):
         try:
             clinician_id, starts_at = uuid.UUID(fields["clinician_id"]), datetime.fromisoformat(fields["starts_at"])
         except ValueError:
-            return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, error="Choose one of the times below.", status_code=422, kind=kind)
-        booked = await attempt(db_session, billing.book_for_patient(
-            db_session, patient=patient, clinician_id=clinician_id, appointment_type=kind, starts_at=starts_at, hold=False,
-            actor=actor, now=clock.now(), settings=settings,
-        ))  # fmt: skip
+            return await _slot_page(
+                db_session,
+                signed_in,
+                now=clock.now(),
+                settings=settings,
+                error="Choose one of the times below.",
+                status_code=422,
+                kind=kind,
+            )
+        booked = await attempt(
+            db_session,
+            billing.book_for_patient(
+                db_session,
+                patient=patient,
+                clinician_id=clinician_id,
+                appointment_type=kind,
+                starts_at=starts_at,
+                hold=False,
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            ),
+        )
         if isinstance(booked, DomainError):
-            return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, error=booked.detail, status_code=booked.status_code, kind=kind,
-                                    raw_day=_local_day_of(fields["starts_at"], ZoneInfo(patient.timezone)))  # fmt: skip
+            return await _slot_page(
+                db_session,
+                signed_in,
+                now=clock.now(),
+                settings=settings,
+                error=booked.detail,
+                status_code=booked.status_code,
+                kind=kind,
+                raw_day=_local_day_of(fields["starts_at"], ZoneInfo(patient.timezone)),
+            )
         appointment, fee = booked
         if fee is not None:  # held while the patient reads the policy and pays; booked when Stripe confirms
             return Redirect(path=f"/billing/appointments/{appointment.id}/pay")
@@ -156,9 +242,13 @@ class BookingPagesController(Controller):
 
     @get("/appointments/{appointment_id:uuid}/cancel", guards=PATIENT)
     async def cancel_form(
-        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Template:  # fmt: skip
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Template:
         """Before cancelling, the patient reads what happens to their money, in dollars."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment = await service.patient_appointment(db_session, patient=patient, appointment_id=appointment_id)
@@ -167,14 +257,25 @@ class BookingPagesController(Controller):
 
     @get("/appointments/{appointment_id:uuid}/reschedule", guards=PATIENT)
     async def reschedule_form(
-        self, appointment_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings], clock: NamedDependency[Clock], day: FromQuery[str | None] = None,
-    ) -> Template:  # fmt: skip
+        self,
+        appointment_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        day: FromQuery[str | None] = None,
+    ) -> Template:
         patient = await own_patient_record(db_session, viewer=signed_in)
         appointment = await service.patient_appointment(db_session, patient=patient, appointment_id=appointment_id)
         return await _slot_page(
-            db_session, signed_in, now=clock.now(), settings=settings, clinician_id=appointment.clinician_id, appointment_id=appointment.id,
-            kind=AppointmentType(appointment.appointment_type), raw_day=day,
+            db_session,
+            signed_in,
+            now=clock.now(),
+            settings=settings,
+            clinician_id=appointment.clinician_id,
+            appointment_id=appointment.id,
+            kind=AppointmentType(appointment.appointment_type),
+            raw_day=day,
         )
 
     @post("/appointments/{appointment_id:uuid}/change", guards=PATIENT)
@@ -198,35 +299,75 @@ class BookingPagesController(Controller):
                 new_start = datetime.fromisoformat(fields["starts_at"])
             except ValueError:
                 new_start = clock.now()  # refused below as not open
-            work = changes.reschedule(db_session, appointment, new_start=new_start, by_patient=True, accept_late_fee=accept, actor=actor, now=clock.now(), settings=settings)
+            work = changes.reschedule(
+                db_session,
+                appointment,
+                new_start=new_start,
+                by_patient=True,
+                accept_late_fee=accept,
+                actor=actor,
+                now=clock.now(),
+                settings=settings,
+            )
         else:
-            work = changes.cancel(db_session, appointment, by_patient=True, accept_late_fee=accept, actor=actor, now=clock.now(), settings=settings)
+            work = changes.cancel(
+                db_session, appointment, by_patient=True, accept_late_fee=accept, actor=actor, now=clock.now(), settings=settings
+            )
         result = await attempt(db_session, work)
         if isinstance(result, DomainError):
             if result.code == "appointment.late_fee_applies":
-                return Template("scheduling/confirm_fee.html", context={"appointment_id": appointment_id, "starts_at": fields["starts_at"], "detail": result.detail})
-            return await _slot_page(db_session, signed_in, now=clock.now(), settings=settings, clinician_id=appointment.clinician_id,
-                                    appointment_id=appointment_id, error=result.detail, status_code=result.status_code,
-                                    kind=AppointmentType(appointment.appointment_type),
-                                    raw_day=_local_day_of(fields["starts_at"], ZoneInfo(patient.timezone)) if fields["starts_at"] else None)  # fmt: skip
+                return Template(
+                    "scheduling/confirm_fee.html",
+                    context={"appointment_id": appointment_id, "starts_at": fields["starts_at"], "detail": result.detail},
+                )
+            return await _slot_page(
+                db_session,
+                signed_in,
+                now=clock.now(),
+                settings=settings,
+                clinician_id=appointment.clinician_id,
+                appointment_id=appointment_id,
+                error=result.detail,
+                status_code=result.status_code,
+                kind=AppointmentType(appointment.appointment_type),
+                raw_day=_local_day_of(fields["starts_at"], ZoneInfo(patient.timezone)) if fields["starts_at"] else None,
+            )
         return Redirect(path=f"/appointments?done={'moved' if fields['starts_at'] else 'cancelled'}")
 
     @get("/clinician/calendar", guards=CLINICIAN)
-    async def calendar(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], days: FromQuery[int] = 7) -> Template:
+    async def calendar(
+        self,
+        signed_in: NamedDependency[SignedIn],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        days: FromQuery[int] = 7,
+    ) -> Template:
         profile = await db_session.get(ClinicianProfile, signed_in.user_id)
         zone = profile.timezone if profile else "America/New_York"
         start = clock.now().astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
-        entries = await service.clinician_calendar(db_session, clinician_id=signed_in.user_id, start=start, end=start + timedelta(days=max(1, min(days, 31))))
-        grouped = [(label, list(group)) for label, group in groupby(entries, key=lambda e: e[0].starts_at.astimezone(ZoneInfo(zone)).strftime("%A %d %B"))]
+        entries = await service.clinician_calendar(
+            db_session, clinician_id=signed_in.user_id, start=start, end=start + timedelta(days=max(1, min(days, 31)))
+        )
+        grouped = [
+            (label, list(group))
+            for label, group in groupby(entries, key=lambda e: e[0].starts_at.astimezone(ZoneInfo(zone)).strftime("%A %d %B"))
+        ]
         return Template("scheduling/calendar.html", context={"days": grouped, "zone": zone})
 
     @get("/clinician/hours", guards=CLINICIAN)
-    async def hours_form(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]) -> Template:
+    async def hours_form(
+        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+    ) -> Template:
         return await _hours_page(db_session, signed_in, today=clock.now().date())
 
     @post("/clinician/overrides", guards=CLINICIAN)
     async def add_override(
-        self, request: Request, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+        self,
+        request: Request,
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
     ) -> Template | Redirect:
         fields = await form_fields(request, "on_date", "kind", "start", "end")
         try:
@@ -234,17 +375,38 @@ class BookingPagesController(Controller):
             start = time.fromisoformat(fields["start"]) if fields["start"] else None
             end = time.fromisoformat(fields["end"]) if fields["end"] else None
         except ValueError:
-            return await _hours_page(db_session, signed_in, today=clock.now().date(), error="Give a date, and for extra hours a start and an end.", status_code=422)
-        added = await attempt(db_session, availability.add_date_override(
-            db_session, clinician_id=signed_in.user_id, on_date=on_date, kind=fields["kind"], start=start, end=end, actor=actor, now=clock.now()
-        ))  # fmt: skip
+            return await _hours_page(
+                db_session,
+                signed_in,
+                today=clock.now().date(),
+                error="Give a date, and for extra hours a start and an end.",
+                status_code=422,
+            )
+        added = await attempt(
+            db_session,
+            availability.add_date_override(
+                db_session,
+                clinician_id=signed_in.user_id,
+                on_date=on_date,
+                kind=fields["kind"],
+                start=start,
+                end=end,
+                actor=actor,
+                now=clock.now(),
+            ),
+        )
         if isinstance(added, DomainError):
             return await _hours_page(db_session, signed_in, today=clock.now().date(), error=added.detail, status_code=added.status_code)
         return Redirect(path="/clinician/hours")
 
     @post("/clinician/hours", guards=CLINICIAN)
     async def save_hours(
-        self, request: Request, signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
+        self,
+        request: Request,
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
     ) -> Template | Redirect:
         lines = (await form_fields(request, "lines", max_length=4000))["lines"]
         ranges, problems = [], []
@@ -256,8 +418,13 @@ class BookingPagesController(Controller):
             except ValueError:
                 problems.append(f"Line {number} should look like: Monday 09:00-12:00")
         if problems:
-            return await _hours_page(db_session, signed_in, today=clock.now().date(), lines=lines, error=" ".join(problems), status_code=422)
-        saved = await attempt(db_session, availability.replace_weekly_hours(db_session, clinician_id=signed_in.user_id, ranges=ranges, actor=actor, now=clock.now()))
+            return await _hours_page(
+                db_session, signed_in, today=clock.now().date(), lines=lines, error=" ".join(problems), status_code=422
+            )
+        saved = await attempt(
+            db_session,
+            availability.replace_weekly_hours(db_session, clinician_id=signed_in.user_id, ranges=ranges, actor=actor, now=clock.now()),
+        )
         if isinstance(saved, DomainError):
             error = f"{saved.detail} {'; '.join(f'{k} {v}' for k, v in saved.fields.items())}"
             return await _hours_page(db_session, signed_in, today=clock.now().date(), lines=lines, error=error, status_code=422)
@@ -273,51 +440,84 @@ class FollowUpPagesController(Controller):
     @get("/clinician/follow-ups")
     async def patients(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
         rows = await db_session.execute(
-            select(Patient.id, UserAccount.full_name).join(UserAccount, UserAccount.id == Patient.user_id)
-            .where(visible_patients_clause(signed_in)).order_by(UserAccount.full_name)
-        )  # fmt: skip
+            select(Patient.id, UserAccount.full_name)
+            .join(UserAccount, UserAccount.id == Patient.user_id)
+            .where(visible_patients_clause(signed_in))
+            .order_by(UserAccount.full_name)
+        )
         return Template("scheduling/follow_up_patients.html", context={"patients": rows.all()})
 
     @get("/clinician/follow-ups/{patient_id:uuid}")
     async def slots(
-        self, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-        error: FromQuery[str | None] = None, day: FromQuery[str | None] = None,
-    ) -> Template:  # fmt: skip
+        self,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        error: FromQuery[str | None] = None,
+        day: FromQuery[str | None] = None,
+    ) -> Template:
         """The open days in the therapist's own hours and zone; with `?day=` that day's times, and what the patient pays."""
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.slots")
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.slots"
+        )
         profile = await db_session.get(ClinicianProfile, signed_in.user_id)
         zone = ZoneInfo(profile.timezone if profile else "America/New_York")
         today, window_start, window_end = day_picker.window(clock.now(), zone)
         found = await service.find_slots(
-            db_session, patient=patient, appointment_type=AppointmentType.INTEGRATION, window_start=window_start,
-            window_end=window_end, now=clock.now(), clinician_id=signed_in.user_id,
-        )  # fmt: skip
+            db_session,
+            patient=patient,
+            appointment_type=AppointmentType.INTEGRATION,
+            window_start=window_start,
+            window_end=window_end,
+            now=clock.now(),
+            clinician_id=signed_in.user_id,
+        )
         choice = _choose_day(found, zone, today=today, raw_day=day)
         terms = await booking_terms(db_session, patient_id=patient.id, appointment_type=AppointmentType.INTEGRATION, settings=settings)
         user = await db_session.get(UserAccount, patient.user_id)
         return Template(
             "scheduling/follow_up_slots.html",
-            context={"choice": choice, "terms": terms, "day_path": f"/clinician/follow-ups/{patient.id}?day=", "zone": str(zone), "patient_id": patient.id,
-                     "patient_name": user.full_name if user else "", "error": choice.problem or error},
+            context={
+                "choice": choice,
+                "terms": terms,
+                "day_path": f"/clinician/follow-ups/{patient.id}?day=",
+                "zone": str(zone),
+                "patient_id": patient.id,
+                "patient_name": user.full_name if user else "",
+                "error": choice.problem or error,
+            },
             status_code=400 if choice.problem else 200,
-        )  # fmt: skip
+        )
 
     @post("/clinician/follow-ups/{patient_id:uuid}")
     async def book(
-        self, request: Request, patient_id: FromPath[uuid.UUID], signed_in: NamedDependency[SignedIn], actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock],
-    ) -> Redirect:  # fmt: skip
-        patient = await load_patient_for(db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.book")
+        self,
+        request: Request,
+        patient_id: FromPath[uuid.UUID],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+    ) -> Redirect:
+        patient = await load_patient_for(
+            db_session, viewer=signed_in, patient_id=patient_id, actor=actor, now=clock.now(), purpose="follow_up.book"
+        )
         therapist = await db_session.get(UserAccount, signed_in.user_id)
         assert therapist is not None
         try:
             starts_at = datetime.fromisoformat((await form_fields(request, "starts_at"))["starts_at"])
         except ValueError:
             return Redirect(path=f"/clinician/follow-ups/{patient_id}?error=Choose+one+of+the+times")
-        booked = await attempt(db_session, service.book_follow_up(
-            db_session, therapist=therapist, patient=patient, starts_at=starts_at, actor=actor, now=clock.now(), settings=settings
-        ))  # fmt: skip
+        booked = await attempt(
+            db_session,
+            service.book_follow_up(
+                db_session, therapist=therapist, patient=patient, starts_at=starts_at, actor=actor, now=clock.now(), settings=settings
+            ),
+        )
         if isinstance(booked, DomainError):
             profile = await db_session.get(ClinicianProfile, signed_in.user_id)
             day = _local_day_of(starts_at.isoformat(), ZoneInfo(profile.timezone if profile else "America/New_York"))  # that day again

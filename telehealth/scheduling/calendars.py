@@ -83,19 +83,24 @@ def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
         # licence: 35 s a search for 20,000 prescribers (docs/benchmarks.md, "Growth at 10x and 100x").
         licensed = (
             select(func.max(StateLicense.expires_on).label("until"))
-            .where(StateLicense.clinician_id == DeaRegistration.clinician_id, StateLicense.state == bindparam("state"),
-                   StateLicense.expires_on >= bindparam("on_or_after"))
+            .where(
+                StateLicense.clinician_id == DeaRegistration.clinician_id,
+                StateLicense.state == bindparam("state"),
+                StateLicense.expires_on >= bindparam("on_or_after"),
+            )
             .lateral("licensed")
-        )  # fmt: skip
+        )
         query = (
             select(UserAccount.id)
             .select_from(DeaRegistration)
             .join(UserAccount, UserAccount.id == DeaRegistration.clinician_id)
             .join(licensed, true())
             .where(
-                DeaRegistration.state == bindparam("state"), DeaRegistration.expires_on >= bindparam("on_or_after"),
-                holds_schedule_iii(DeaRegistration.schedules), licensed.c.until.is_not(None),
-            )  # fmt: skip
+                DeaRegistration.state == bindparam("state"),
+                DeaRegistration.expires_on >= bindparam("on_or_after"),
+                holds_schedule_iii(DeaRegistration.schedules),
+                licensed.c.until.is_not(None),
+            )
         )
         if one_clinician:
             query = query.where(DeaRegistration.clinician_id == bindparam("clinician_id"))
@@ -139,8 +144,14 @@ class ClinicianCalendar:
 
 
 _SETTINGS_COLUMNS = (
-    "duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "minimum_notice_minutes", "horizon_days", "max_per_day", "step_minutes",
-)  # fmt: skip
+    "duration_minutes",
+    "buffer_before_minutes",
+    "buffer_after_minutes",
+    "minimum_notice_minutes",
+    "horizon_days",
+    "max_per_day",
+    "step_minutes",
+)
 
 
 def _with_calendar(query: Any) -> Any:
@@ -156,7 +167,7 @@ def _with_calendar(query: Any) -> Any:
         )
         .where(WeeklyHours.clinician_id == UserAccount.id)
         .scalar_subquery()
-    )  # fmt: skip
+    )
     overrides = (
         select(
             func.string_agg(
@@ -164,13 +175,18 @@ def _with_calendar(query: Any) -> Any:
                 aggregate_order_by(literal_column("','"), DateOverride.on_date, DateOverride.starts_at_local),
             )
         )
-        .where(DateOverride.clinician_id == UserAccount.id, DateOverride.on_date >= bindparam("first_day"), DateOverride.on_date <= bindparam("last_day"))
+        .where(
+            DateOverride.clinician_id == UserAccount.id,
+            DateOverride.on_date >= bindparam("first_day"),
+            DateOverride.on_date <= bindparam("last_day"),
+        )
         .scalar_subquery()
-    )  # fmt: skip
+    )
     settings = [getattr(AppointmentTypeSettings, name) for name in _SETTINGS_COLUMNS]
     return query.add_columns(week.label("week"), overrides.label("overrides"), *settings).outerjoin(
         AppointmentTypeSettings,
-        (AppointmentTypeSettings.clinician_id == UserAccount.id) & (AppointmentTypeSettings.appointment_type == bindparam("appointment_type")),
+        (AppointmentTypeSettings.clinician_id == UserAccount.id)
+        & (AppointmentTypeSettings.appointment_type == bindparam("appointment_type")),
     )
 
 
@@ -189,8 +205,9 @@ _CALENDARS_BY_ID = _with_calendar(
 def _calendar_parameters(appointment_type: AppointmentType, window_start: datetime, window_end: datetime) -> dict[str, Any]:
     return {
         "appointment_type": appointment_type.value,
-        "first_day": (window_start - timedelta(days=1)).date(), "last_day": (window_end + timedelta(days=1)).date(),
-    }  # fmt: skip
+        "first_day": (window_start - timedelta(days=1)).date(),
+        "last_day": (window_end + timedelta(days=1)).date(),
+    }
 
 
 def _calendar_from(row: Row[Any], appointment_type: AppointmentType) -> ClinicianCalendar:
@@ -202,14 +219,21 @@ def _calendar_from(row: Row[Any], appointment_type: AppointmentType) -> Clinicia
 
 
 async def credentialed_calendars(
-    session: AsyncSession, *, appointment_type: AppointmentType, state: str, window_start: datetime, window_end: datetime,
+    session: AsyncSession,
+    *,
+    appointment_type: AppointmentType,
+    state: str,
+    window_start: datetime,
+    window_end: datetime,
     clinician_id: uuid.UUID | None = None,
-) -> list[tuple[Row[Any], ClinicianCalendar]]:  # fmt: skip
+) -> list[tuple[Row[Any], ClinicianCalendar]]:
     """Every clinician who may see a patient of `state` for this type from the window's first day (or that
     one clinician), with their calendar (nothing occupying yet): one statement."""
     role = CLINICIAN_ROLE[appointment_type]
     statement = _calendars_statement(prescriber=role is Role.PRESCRIBER, one_clinician=clinician_id is not None)
-    parameters = {"state": state, "on_or_after": window_start.date(), "role": role.value} | _calendar_parameters(appointment_type, window_start, window_end)
+    parameters = {"state": state, "on_or_after": window_start.date(), "role": role.value} | _calendar_parameters(
+        appointment_type, window_start, window_end
+    )
     if clinician_id is not None:
         parameters["clinician_id"] = clinician_id
     return [(row, _calendar_from(row, appointment_type)) for row in (await session.execute(statement, parameters)).all()]
@@ -268,7 +292,8 @@ def _occupying_within(*, one_clinician: bool = False) -> list[Any]:
     custom_plans only) instead of keeping one plan."""
     clinician = Appointment.clinician_id == bindparam("clinician_id") if one_clinician else _any_id(Appointment.clinician_id)
     return [
-        clinician, text(f"appointment.{OCCUPYING_SQL}"),
+        clinician,
+        text(f"appointment.{OCCUPYING_SQL}"),
         func.tstzrange(Appointment.busy_from, Appointment.busy_until, _HALF_OPEN).op("&&")(
             func.tstzrange(bindparam("after", type_=_UTC), bindparam("before", type_=_UTC), _HALF_OPEN)
         ),
@@ -276,8 +301,14 @@ def _occupying_within(*, one_clinician: bool = False) -> list[Any]:
 
 
 _OCCUPYING_COLUMNS = (
-    Appointment.id, Appointment.clinician_id, Appointment.appointment_type, Appointment.status, _plain(Appointment.starts_at),
-    _plain(Appointment.busy_from), _plain(Appointment.busy_until), _plain(Appointment.hold_expires_at),
+    Appointment.id,
+    Appointment.clinician_id,
+    Appointment.appointment_type,
+    Appointment.status,
+    _plain(Appointment.starts_at),
+    _plain(Appointment.busy_from),
+    _plain(Appointment.busy_until),
+    _plain(Appointment.hold_expires_at),
 )
 _OCCUPYING_SPANS = select(*_OCCUPYING_COLUMNS).where(*_occupying_within())
 _OCCUPYING_SPANS_OF_ONE = select(*_OCCUPYING_COLUMNS).where(*_occupying_within(one_clinician=True))
@@ -293,13 +324,15 @@ _BUSY_SPANS = (
     .where(
         # Overlapping [after, before), found by the start alone (no span lasts over MAX_BUSY_SPAN, a check
         # constraint), so the btree ix_appointment_occupying_busy_from serves it, statuses literal as its WHERE.
-        _any_id(Appointment.clinician_id), text(f"appointment.{OCCUPYING_SQL}"),
-        Appointment.busy_from < bindparam("before", type_=_UTC), Appointment.busy_from > bindparam("earliest_start", type_=_UTC),
+        _any_id(Appointment.clinician_id),
+        text(f"appointment.{OCCUPYING_SQL}"),
+        Appointment.busy_from < bindparam("before", type_=_UTC),
+        Appointment.busy_from > bindparam("earliest_start", type_=_UTC),
         Appointment.busy_until > bindparam("after", type_=_UTC),
         (Appointment.status == AppointmentStatus.BOOKED.value) | (Appointment.hold_expires_at > bindparam("now")),  # not a lapsed hold
     )
     .group_by(Appointment.clinician_id)
-)  # fmt: skip
+)
 
 
 async def load_busy_spans(
@@ -310,13 +343,19 @@ async def load_busy_spans(
     no daily limit counts appointments, in one row per clinician."""
     after = window_start - reach
     rows = await session.execute(
-        _BUSY_SPANS, {"ids": clinician_ids, "after": after, "earliest_start": after - MAX_BUSY_SPAN, "before": window_end + reach, "now": now}
+        _BUSY_SPANS,
+        {"ids": clinician_ids, "after": after, "earliest_start": after - MAX_BUSY_SPAN, "before": window_end + reach, "now": now},
     )
     return {cid: (starts, ends) for cid, starts, ends in rows.all()}
 
 
 async def load_occupying(
-    session: AsyncSession, *, clinician_ids: list[uuid.UUID], window_start: datetime, window_end: datetime, reach: timedelta = timedelta(days=1)
+    session: AsyncSession,
+    *,
+    clinician_ids: list[uuid.UUID],
+    window_start: datetime,
+    window_end: datetime,
+    reach: timedelta = timedelta(days=1),
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     """The held and booked appointments of these clinicians that reach into the window (by `reach`; a day
     unless the caller knows better), as plain rows: thousands load several times faster than ORM objects."""
@@ -332,9 +371,13 @@ async def load_occupying(
 
 
 async def load_calendars(
-    session: AsyncSession, *, clinician_ids: list[uuid.UUID], appointment_type: AppointmentType,
-    window_start: datetime, window_end: datetime,
-) -> dict[uuid.UUID, ClinicianCalendar]:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_ids: list[uuid.UUID],
+    appointment_type: AppointmentType,
+    window_start: datetime,
+    window_end: datetime,
+) -> dict[uuid.UUID, ClinicianCalendar]:
     """Hours, overrides, settings and occupying appointments of every clinician asked for: two statements in
     all, not five per clinician."""
     if not clinician_ids:
@@ -344,8 +387,12 @@ async def load_calendars(
     for cid in clinician_ids:  # no account row: no hours
         calendars.setdefault(cid, ClinicianCalendar(availability=_availability(None, None, None), settings_row=None, occupying=[]))
     occupying = await load_occupying(
-        session, clinician_ids=clinician_ids, window_start=window_start, window_end=window_end, reach=reach_of(list(calendars.values()), appointment_type)
-    )  # fmt: skip
+        session,
+        clinician_ids=clinician_ids,
+        window_start=window_start,
+        window_end=window_end,
+        reach=reach_of(list(calendars.values()), appointment_type),
+    )
     for cid, calendar in calendars.items():
         calendar.occupying = occupying.get(cid, [])
     return calendars

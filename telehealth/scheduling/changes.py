@@ -38,9 +38,10 @@ async def _confirm_cost(quote: CancellationQuote, *, accept_late_fee: bool) -> N
     """Inside the free window the patient reads what it costs, in dollars, and must accept it to go ahead."""
     if quote.late and not accept_late_fee:
         raise RuleRefused(
-            "appointment.late_fee_applies", f"{quote.sentence} Confirm to go ahead, or keep your appointment.",
+            "appointment.late_fee_applies",
+            f"{quote.sentence} Confirm to go ahead, or keep your appointment.",
             extra={"late_fee_cents": quote.fee_cents, "refund_cents": quote.refund_cents},
-        )  # fmt: skip
+        )
 
 
 async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, viewer: SignedIn, patient: Patient | None) -> Appointment:
@@ -55,15 +56,32 @@ async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, v
 
 
 async def cancel(
-    session: AsyncSession, appointment: Appointment, *, by_patient: bool, accept_late_fee: bool, actor: Actor, now: datetime, settings: Settings
+    session: AsyncSession,
+    appointment: Appointment,
+    *,
+    by_patient: bool,
+    accept_late_fee: bool,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
 ) -> Appointment:
     await refuse_change_after_visit(session, appointment)
-    await _confirm_cost(await cancellation_quote(session, appointment, by_patient=by_patient, now=now, settings=settings), accept_late_fee=accept_late_fee)
+    await _confirm_cost(
+        await cancellation_quote(session, appointment, by_patient=by_patient, now=now, settings=settings), accept_late_fee=accept_late_fee
+    )
     was = appointment.status
     await change_status(
-        session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.CANCELLED,
-        actor=actor, now=now, patient_id=appointment.patient_id, values={"cancelled_at": now, "ics_sequence": appointment.ics_sequence + 1},  # a CANCEL must outrank the invite it cancels
-    )  # fmt: skip
+        session,
+        Appointment,
+        appointment.id,
+        table=APPOINTMENT_TRANSITIONS,
+        source=appointment.status,
+        target=AppointmentStatus.CANCELLED,
+        actor=actor,
+        now=now,
+        patient_id=appointment.patient_id,
+        values={"cancelled_at": now, "ics_sequence": appointment.ics_sequence + 1},  # a CANCEL must outrank the invite it cancels
+    )
     await session.refresh(appointment)
     await settle_cancellation(session, appointment, was=was, by_patient=by_patient, actor=actor, now=now, settings=settings)
     if was == AppointmentStatus.BOOKED:
@@ -72,9 +90,16 @@ async def cancel(
 
 
 async def reschedule(
-    session: AsyncSession, appointment: Appointment, *, new_start: datetime, by_patient: bool, accept_late_fee: bool,
-    actor: Actor, now: datetime, settings: Settings,
-) -> Appointment:  # fmt: skip
+    session: AsyncSession,
+    appointment: Appointment,
+    *,
+    new_start: datetime,
+    by_patient: bool,
+    accept_late_fee: bool,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+) -> Appointment:
     """Move the same appointment (its history stays); the invite's SEQUENCE goes up, reminders follow."""
     if appointment.status != AppointmentStatus.BOOKED:
         raise Conflict("appointment.not_booked", "Only a booked appointment can be moved.")
@@ -89,27 +114,47 @@ async def reschedule(
         raise Conflict("appointment.slot_unavailable", "That clinician cannot see you on that date.")
     day_start = new_start - timedelta(hours=14)
     offered = await clinician_slots(
-        session, clinician_id=appointment.clinician_id, appointment_type=kind, window_start=day_start,
-        window_end=day_start + timedelta(days=1, hours=4), now=now, valid_through=valid[appointment.clinician_id], ignore=appointment.id,
-    )  # fmt: skip
+        session,
+        clinician_id=appointment.clinician_id,
+        appointment_type=kind,
+        window_start=day_start,
+        window_end=day_start + timedelta(days=1, hours=4),
+        now=now,
+        valid_through=valid[appointment.clinician_id],
+        ignore=appointment.id,
+    )
     if new_start not in offered:
-        raise Conflict("appointment.slot_unavailable", "That time is not open. Choose another.", extra={"slots": [s.isoformat() for s in offered[:20]]})
+        raise Conflict(
+            "appointment.slot_unavailable", "That time is not open. Choose another.", extra={"slots": [s.isoformat() for s in offered[:20]]}
+        )
     settings_row = type_settings(await session.get(AppointmentTypeSettings, (appointment.clinician_id, kind.value)), kind)
     new_end = new_start + settings_row.duration
+
     async def move() -> None:
         await session.execute(
-            update(Appointment).where(Appointment.id == appointment.id)
-            .values(starts_at=new_start, ends_at=new_end, busy_from=new_start - settings_row.buffer_before,
-                    busy_until=new_end + settings_row.buffer_after, ics_sequence=Appointment.ics_sequence + 1)
+            update(Appointment)
+            .where(Appointment.id == appointment.id)
+            .values(
+                starts_at=new_start,
+                ends_at=new_end,
+                busy_from=new_start - settings_row.buffer_before,
+                busy_until=new_end + settings_row.buffer_after,
+                ics_sequence=Appointment.ics_sequence + 1,
+            )
             .execution_options(synchronize_session=False)
-        )  # fmt: skip
+        )
 
     if await write_or_find_conflict(session, move) is not None:
         raise Conflict("appointment.slot_taken", "That time was just taken. Choose another.")
     await record_audit_event(
-        session, actor=actor, action="appointment.reschedule", resource_type="appointment", resource_id=appointment.id,
-        patient_id=appointment.patient_id, now=now,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="appointment.reschedule",
+        resource_type="appointment",
+        resource_id=appointment.id,
+        patient_id=appointment.patient_id,
+        now=now,
+    )
     await session.refresh(appointment)
     await settle_reschedule(session, appointment, quote=quote, now=now, settings=settings)
     await tell_patient(session, appointment, now=now, settings=settings)
@@ -125,9 +170,16 @@ async def mark_no_show(
         raise RuleRefused("appointment.not_started", "A no-show can be marked only after the start time.")
     await refuse_change_after_visit(session, appointment)
     await change_status(
-        session, Appointment, appointment.id, table=APPOINTMENT_TRANSITIONS, source=appointment.status, target=AppointmentStatus.NO_SHOW,
-        actor=actor, now=now, patient_id=appointment.patient_id,
-    )  # fmt: skip
+        session,
+        Appointment,
+        appointment.id,
+        table=APPOINTMENT_TRANSITIONS,
+        source=appointment.status,
+        target=AppointmentStatus.NO_SHOW,
+        actor=actor,
+        now=now,
+        patient_id=appointment.patient_id,
+    )
     await session.refresh(appointment)
     await settle_no_show(session, appointment, now=now, settings=settings)
     return appointment

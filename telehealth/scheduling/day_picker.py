@@ -67,5 +67,7 @@ def parse_day(raw: str | None, *, today: date) -> date | None:
     if day is None:
         raise DayNotShown("That day is not a date we can read. Choose one of the days below.")
     if not today <= day < today + timedelta(days=DAYS_SHOWN):
-        raise DayNotShown(f"Appointments can be booked from today to {day_label(today + timedelta(days=DAYS_SHOWN - 1))}. Choose one of the days below.")
+        raise DayNotShown(
+            f"Appointments can be booked from today to {day_label(today + timedelta(days=DAYS_SHOWN - 1))}. Choose one of the days below."
+        )
     return day

@@ -12,7 +12,15 @@ from telehealth.scheduling.models import Appointment
 
 
 def calendar_invite(
-    *, uid: uuid.UUID, sequence: int, starts_at: datetime, ends_at: datetime, summary: str, description: str, now: datetime, cancel: bool = False
+    *,
+    uid: uuid.UUID,
+    sequence: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    summary: str,
+    description: str,
+    now: datetime,
+    cancel: bool = False,
 ) -> str:
     calendar = Calendar()
     calendar.add("prodid", "-//telehealth//appointments//EN")
@@ -33,6 +41,12 @@ def calendar_invite(
 
 def appointment_ics(appointment: Appointment, *, clinic_name: str, portal_url: str, now: datetime, cancel: bool = False) -> str:
     return calendar_invite(
-        uid=appointment.id, sequence=appointment.ics_sequence, starts_at=appointment.starts_at, ends_at=appointment.ends_at,
-        summary=f"Appointment with {clinic_name}", description=f"Join from your portal: {portal_url}", now=now, cancel=cancel,
-    )  # fmt: skip
+        uid=appointment.id,
+        sequence=appointment.ics_sequence,
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        summary=f"Appointment with {clinic_name}",
+        description=f"Join from your portal: {portal_url}",
+        now=now,
+        cancel=cancel,
+    )

@@ -22,7 +22,9 @@ MAX_BUSY_SPAN = timedelta(days=1)  # no appointment with its buffers lasts longe
 
 def _clinician_fk(primary_key: bool = False) -> Field:  # type: ignore[valid-type]
     return Field(
-        sa_column=Column(Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=not primary_key, primary_key=primary_key)
+        sa_column=Column(
+            Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=not primary_key, primary_key=primary_key
+        )
     )
 
 
@@ -47,8 +49,7 @@ class DateOverride(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("kind IN ('off', 'extra')", name="kind_known"),
         CheckConstraint(
-            "(kind = 'off' AND starts_at_local IS NULL AND ends_at_local IS NULL) OR "
-            "(kind = 'extra' AND starts_at_local < ends_at_local)",
+            "(kind = 'off' AND starts_at_local IS NULL AND ends_at_local IS NULL) OR (kind = 'extra' AND starts_at_local < ends_at_local)",
             name="hours_match_kind",
         ),
     )
@@ -106,7 +107,10 @@ class Appointment(SQLModel, table=True):
         # A slot search's busy spans for hundreds of clinicians: one btree descent each, where the exclusion
         # constraint's GiST index took several times as long for the same `clinician_id = ANY(...)`.
         Index(
-            "ix_appointment_occupying_busy_from", "clinician_id", "busy_from", postgresql_include=["busy_until"],
+            "ix_appointment_occupying_busy_from",
+            "clinician_id",
+            "busy_from",
+            postgresql_include=["busy_until"],
             postgresql_where=text(OCCUPYING_SQL),
         ),
     )

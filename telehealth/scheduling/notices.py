@@ -31,35 +31,53 @@ async def _recipient(session: AsyncSession, patient_id: object) -> tuple[Patient
     return patient, user
 
 
-async def tell_patient(session: AsyncSession, appointment: Appointment, *, now: datetime, settings: Settings, cancelled: bool = False) -> None:
+async def tell_patient(
+    session: AsyncSession, appointment: Appointment, *, now: datetime, settings: Settings, cancelled: bool = False
+) -> None:
     """Email the confirmation (or cancellation) with the invite, and (re)schedule the reminders."""
     patient, user = await _recipient(session, appointment.patient_id)
-    invite = appointment_ics(appointment, clinic_name=settings.clinic_name, portal_url=settings.public_base_url + "/", now=now, cancel=cancelled)
+    invite = appointment_ics(
+        appointment, clinic_name=settings.clinic_name, portal_url=settings.public_base_url + "/", now=now, cancel=cancelled
+    )
     await queue_email(
-        session, to=user.email, template="appointment_cancelled" if cancelled else "appointment_confirmed",
-        context={"recipient_name": user.full_name, "when_local": when_local(appointment, patient.timezone)}, now=now,
+        session,
+        to=user.email,
+        template="appointment_cancelled" if cancelled else "appointment_confirmed",
+        context={"recipient_name": user.full_name, "when_local": when_local(appointment, patient.timezone)},
+        now=now,
         attachments=[{"filename": "appointment.ics", "content_type": "text/calendar", "content": invite}],
-    )  # fmt: skip
+    )
     if cancelled:
         return  # queued reminders find the appointment cancelled and send nothing
     for which, before in REMIND_BEFORE.items():
         run_at = appointment.starts_at - before
         if run_at > now:
             await enqueue_job(
-                session, kind=REMIND_JOB, now=now, run_at=run_at,
+                session,
+                kind=REMIND_JOB,
+                now=now,
+                run_at=run_at,
                 payload={"appointment_id": str(appointment.id), "sequence": appointment.ics_sequence, "which": which},
                 dedupe_key=f"remind:{appointment.id}:{appointment.ics_sequence}:{which}",
-            )  # fmt: skip
+            )
 
 
 async def send_reminder_if_still_due(session: AsyncSession, payload: dict[str, object], *, now: datetime, settings: Settings) -> bool:
     """A reminder goes out only for a booked appointment that has not moved since it was scheduled."""
     appointment = await session.get(Appointment, payload["appointment_id"])
-    if appointment is None or appointment.status != "booked" or appointment.ics_sequence != payload["sequence"] or appointment.starts_at <= now:
+    if (
+        appointment is None
+        or appointment.status != "booked"
+        or appointment.ics_sequence != payload["sequence"]
+        or appointment.starts_at <= now
+    ):
         return False
     patient, user = await _recipient(session, appointment.patient_id)
     await queue_email(
-        session, to=user.email, template="appointment_reminder",
-        context={"recipient_name": user.full_name, "when_local": when_local(appointment, patient.timezone)}, now=now,
-    )  # fmt: skip
+        session,
+        to=user.email,
+        template="appointment_reminder",
+        context={"recipient_name": user.full_name, "when_local": when_local(appointment, patient.timezone)},
+        now=now,
+    )
     return True

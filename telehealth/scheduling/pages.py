@@ -48,9 +48,14 @@ class VideoPagesController(Controller):
         patient = await own_patient_record(db_session, viewer=signed_in) if signed_in.role is Role.PATIENT else None
         url = join_url(appointment, viewer=signed_in, patient=patient, now=clock.now(), settings=settings)
         await record_audit_event(
-            db_session, actor=actor, action="appointment.join", resource_type="appointment", resource_id=appointment.id,
-            patient_id=appointment.patient_id, now=clock.now(),
-        )  # fmt: skip
+            db_session,
+            actor=actor,
+            action="appointment.join",
+            resource_type="appointment",
+            resource_id=appointment.id,
+            patient_id=appointment.patient_id,
+            now=clock.now(),
+        )
         return Redirect(path=url)
 
     @post("/appointments/{appointment_id:uuid}/visit/attest", guards=CLINICIANS, status_code=303)
@@ -64,7 +69,9 @@ class VideoPagesController(Controller):
         clock: NamedDependency[Clock],
     ) -> Redirect:
         """With an external video service: the clinician attests the audio-video visit is under way."""
-        await attest_external_visit(db_session, appointment_id=appointment_id, viewer=signed_in, actor=actor, now=clock.now(), settings=settings)
+        await attest_external_visit(
+            db_session, appointment_id=appointment_id, viewer=signed_in, actor=actor, now=clock.now(), settings=settings
+        )
         return Redirect(path="/clinician/calendar")
 
     @get("/rooms/{room_token:str}", guards=PARTICIPANTS)
@@ -87,9 +94,18 @@ class VideoPagesController(Controller):
             other_name, zone = (clinician.full_name if clinician else "your clinician"), patient.timezone
         else:
             patient_user = await db_session.get(UserAccount, patient.user_id)
-            other_name, zone = (patient_user.full_name if patient_user else "your patient"), await clinician_zone(db_session, signed_in.user_id, settings)
+            other_name, zone = (
+                (patient_user.full_name if patient_user else "your patient"),
+                await clinician_zone(db_session, signed_in.user_id, settings),
+            )
         return Template(
             "scheduling/room.html",
-            context={"appointment": appointment, "room_token": room_token, "participant": room.participant, "other_name": other_name,
-                     "closes_at": room.closes_at, "viewer_zone": zone},
-        )  # fmt: skip
+            context={
+                "appointment": appointment,
+                "room_token": room_token,
+                "participant": room.participant,
+                "other_name": other_name,
+                "closes_at": room.closes_at,
+                "viewer_zone": zone,
+            },
+        )

@@ -90,9 +90,14 @@ ROSTERS = RosterCache()
 
 
 async def roster_for(
-    session: AsyncSession, *, appointment_type: AppointmentType, state: str, window_start: datetime, window_end: datetime,
+    session: AsyncSession,
+    *,
+    appointment_type: AppointmentType,
+    state: str,
+    window_start: datetime,
+    window_end: datetime,
     clinician_id: uuid.UUID | None = None,
-) -> Roster:  # fmt: skip
+) -> Roster:
     """Who may see a patient of `state` for this type in the window (or that one clinician), with their
     calendars: from this process's rosters while the calendar version is unchanged, else one statement."""
     row = (await session.execute(_CALENDAR_VERSION)).one_or_none()  # before the roster: see the module's note
@@ -103,11 +108,15 @@ async def roster_for(
     if roster is None:
         roster = _roster_from(
             await credentialed_calendars(
-                session, appointment_type=appointment_type, state=state, window_start=window_start, window_end=window_end,
+                session,
+                appointment_type=appointment_type,
+                state=state,
+                window_start=window_start,
+                window_end=window_end,
                 clinician_id=clinician_id,
             ),
             appointment_type,
-        )  # fmt: skip
+        )
         if version is not None:
             ROSTERS.put(key, version, roster)
     return roster

@@ -40,7 +40,7 @@ from telehealth.scheduling.calendars import (
     reach_of,
     timing_for,
     type_settings,
-)  # fmt: skip
+)
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.notices import tell_patient
 from telehealth.scheduling.roster import Offering, Roster, roster_for
@@ -53,39 +53,64 @@ MAX_WINDOW = timedelta(days=31)
 
 
 def slots_from_calendar(
-    calendar: ClinicianCalendar, *, appointment_type: AppointmentType, window_start: datetime, window_end: datetime,
-    now: datetime, valid_through: date, ignore: uuid.UUID | None = None,
-) -> list[datetime]:  # fmt: skip
+    calendar: ClinicianCalendar,
+    *,
+    appointment_type: AppointmentType,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+    valid_through: date,
+    ignore: uuid.UUID | None = None,
+) -> list[datetime]:
     """One clinician's open starts in a window, none after their credentials lapse (pure)."""
     timing = timing_for(calendar.settings_row, appointment_type)
     zone = calendar.availability.zone
     busy: list[tuple[datetime, datetime]] = []
     per_day: dict[date, int] = {}
     for appointment in calendar.occupying:
-        if appointment.id == ignore or (appointment.status == AppointmentStatus.HELD and appointment.hold_expires_at and appointment.hold_expires_at <= now):
+        if appointment.id == ignore or (
+            appointment.status == AppointmentStatus.HELD and appointment.hold_expires_at and appointment.hold_expires_at <= now
+        ):
             continue  # the appointment being moved, or a lapsed hold
         busy.append((appointment.busy_from, appointment.busy_until))
         if timing.max_per_day is not None and appointment.appointment_type == appointment_type.value:
             local_day = appointment.starts_at.astimezone(zone).date()
             per_day[local_day] = per_day.get(local_day, 0) + 1
     return open_slots(
-        calendar.availability, timing, busy, window_start=window_start, window_end=min(window_end, lapse_instant(valid_through, zone)), now=now,
+        calendar.availability,
+        timing,
+        busy,
+        window_start=window_start,
+        window_end=min(window_end, lapse_instant(valid_through, zone)),
+        now=now,
         booked_per_day=per_day,
-    )  # fmt: skip
+    )
 
 
 async def clinician_slots(
-    session: AsyncSession, *, clinician_id: uuid.UUID, appointment_type: AppointmentType, window_start: datetime,
-    window_end: datetime, now: datetime, valid_through: date, ignore: uuid.UUID | None = None,
-) -> list[datetime]:  # fmt: skip
+    session: AsyncSession,
+    *,
+    clinician_id: uuid.UUID,
+    appointment_type: AppointmentType,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+    valid_through: date,
+    ignore: uuid.UUID | None = None,
+) -> list[datetime]:
     """One clinician's open starts for a type in a window, none after their credentials lapse."""
     calendars = await load_calendars(
         session, clinician_ids=[clinician_id], appointment_type=appointment_type, window_start=window_start, window_end=window_end
     )
     return slots_from_calendar(
-        calendars[clinician_id], appointment_type=appointment_type, window_start=window_start, window_end=window_end,
-        now=now, valid_through=valid_through, ignore=ignore,
-    )  # fmt: skip
+        calendars[clinician_id],
+        appointment_type=appointment_type,
+        window_start=window_start,
+        window_end=window_end,
+        now=now,
+        valid_through=valid_through,
+        ignore=ignore,
+    )
 
 
 class Slot(NamedTuple):
@@ -97,38 +122,64 @@ class Slot(NamedTuple):
 
 
 async def find_slots(
-    session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType, window_start: datetime,
-    window_end: datetime, now: datetime, clinician_id: uuid.UUID | None = None, limit: int | None = None,
-) -> list[Slot]:  # fmt: skip
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+    clinician_id: uuid.UUID | None = None,
+    limit: int | None = None,
+) -> list[Slot]:
     """Open starts from every clinician who may see this patient (or one of them), soonest first; with a
     `limit`, only the first that many: busy spans are read for as many days as should hold them, and
     again for more days only when too many were taken."""
     if window_end <= window_start or window_end - window_start > MAX_WINDOW:
-        raise InvalidInput("slots.window_invalid", "Ask for a window of up to 31 days.", fields={"to": "must be after from, within 31 days"})
+        raise InvalidInput(
+            "slots.window_invalid", "Ask for a window of up to 31 days.", fields={"to": "must be after from, within 31 days"}
+        )
     if not patient.state_of_residence:
         raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
     roster = await roster_for(
-        session, appointment_type=appointment_type, state=patient.state_of_residence, window_start=window_start, window_end=window_end,
+        session,
+        appointment_type=appointment_type,
+        state=patient.state_of_residence,
+        window_start=window_start,
+        window_end=window_end,
         clinician_id=clinician_id,
-    )  # fmt: skip
+    )
     found: list[Slot] = []
     unbooked = _Unbooked(now)
     chunk_start = window_start
     while roster.offerings and chunk_start < window_end and (limit is None or len(found) < limit):
         wanted = None if limit is None else limit - len(found)
         chunk_end = unbooked.enough_for(roster, wanted, chunk_start=chunk_start, window_end=window_end)
-        spans = await load_busy_spans(session, clinician_ids=roster.ids, window_start=chunk_start, window_end=chunk_end, reach=roster.reach, now=now)
-        counted = await load_occupying(session, clinician_ids=roster.limited, window_start=chunk_start, window_end=chunk_end) if roster.limited else {}
+        spans = await load_busy_spans(
+            session, clinician_ids=roster.ids, window_start=chunk_start, window_end=chunk_end, reach=roster.reach, now=now
+        )
+        counted = (
+            await load_occupying(session, clinician_ids=roster.limited, window_start=chunk_start, window_end=chunk_end)
+            if roster.limited
+            else {}
+        )
         streams = []
         for offering in roster.offerings:
             if offering.timing.max_per_day is None:
-                starts = clear_of_busy(unbooked.between(offering, chunk_start, chunk_end), offering.timing, *spans.get(offering.clinician_id, _NOTHING_BUSY))
+                starts = clear_of_busy(
+                    unbooked.between(offering, chunk_start, chunk_end), offering.timing, *spans.get(offering.clinician_id, _NOTHING_BUSY)
+                )
             else:
                 starts = slots_from_calendar(
-                    ClinicianCalendar(offering.calendar.availability, offering.calendar.settings_row, counted.get(offering.clinician_id, [])),
-                    appointment_type=appointment_type, window_start=chunk_start, window_end=chunk_end, now=now,
+                    ClinicianCalendar(
+                        offering.calendar.availability, offering.calendar.settings_row, counted.get(offering.clinician_id, [])
+                    ),
+                    appointment_type=appointment_type,
+                    window_start=chunk_start,
+                    window_end=chunk_end,
+                    now=now,
                     valid_through=offering.valid_through,
-                )  # fmt: skip
+                )
             if starts:
                 streams.append((starts, offering.full_name, offering.clinician_id))
         found.extend(map(Slot._make, soonest(streams, wanted)))
@@ -151,9 +202,13 @@ class _Unbooked:
         key = (offering.group, start, end)
         if key not in self._days:
             until = min(end, offering.lapse)
-            self._days[key] = open_slots_sorted(
-                offering.calendar.availability, offering.timing, [], [], window_start=start, window_end=until, now=self.now
-            ) if start < until else []  # fmt: skip
+            self._days[key] = (
+                open_slots_sorted(
+                    offering.calendar.availability, offering.timing, [], [], window_start=start, window_end=until, now=self.now
+                )
+                if start < until
+                else []
+            )
         return self._days[key]
 
     def _day_ends(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -229,9 +284,13 @@ async def _clinician_around(
         raise RuleRefused("slots.no_state", "We need your state of residence before showing appointments.")
     window_start, window_end = _around(starts_at)
     loaded = await credentialed_calendars(
-        session, appointment_type=appointment_type, state=patient.state_of_residence, window_start=window_start, window_end=window_end,
+        session,
+        appointment_type=appointment_type,
+        state=patient.state_of_residence,
+        window_start=window_start,
+        window_end=window_end,
         clinician_id=clinician_id,
-    )  # fmt: skip
+    )
     if not loaded:
         return None, None
     credentials, calendar = loaded[0]
@@ -244,19 +303,29 @@ async def _reload_occupying(
 ) -> None:
     window_start, window_end = _around(starts_at)
     reach = reach_of([calendar], appointment_type)
-    calendar.occupying = (await load_occupying(session, clinician_ids=[clinician_id], window_start=window_start, window_end=window_end, reach=reach)).get(
-        clinician_id, []
-    )
+    calendar.occupying = (
+        await load_occupying(session, clinician_ids=[clinician_id], window_start=window_start, window_end=window_end, reach=reach)
+    ).get(clinician_id, [])
 
 
 def _offered_around(
-    credentials: Row[Any] | None, calendar: ClinicianCalendar | None, *, appointment_type: AppointmentType, starts_at: datetime, now: datetime
+    credentials: Row[Any] | None,
+    calendar: ClinicianCalendar | None,
+    *,
+    appointment_type: AppointmentType,
+    starts_at: datetime,
+    now: datetime,
 ) -> list[Slot]:
     if credentials is None or calendar is None:
         return []
     window_start, window_end = _around(starts_at)
     starts = slots_from_calendar(
-        calendar, appointment_type=appointment_type, window_start=window_start, window_end=window_end, now=now, valid_through=credentials.valid_through
+        calendar,
+        appointment_type=appointment_type,
+        window_start=window_start,
+        window_end=window_end,
+        now=now,
+        valid_through=credentials.valid_through,
     )
     return [Slot(start, credentials.full_name, credentials.id) for start in starts]
 
@@ -268,31 +337,46 @@ _APPOINTMENT = Appointment.__table__  # Core statements on the table: no ORM boo
 _EXPIRE_LAPSED_HOLDS_IN_THE_WAY = (
     update(_APPOINTMENT)
     .where(
-        text("appointment.status = 'held'"), _APPOINTMENT.c.hold_expires_at <= bindparam("now"),
+        text("appointment.status = 'held'"),
+        _APPOINTMENT.c.hold_expires_at <= bindparam("now"),
         (_APPOINTMENT.c.clinician_id == bindparam("the_clinician")) | (_APPOINTMENT.c.patient_id == bindparam("the_patient")),
-        _APPOINTMENT.c.busy_from < bindparam("span_end"), _APPOINTMENT.c.busy_until > bindparam("span_start"),
+        _APPOINTMENT.c.busy_from < bindparam("span_end"),
+        _APPOINTMENT.c.busy_until > bindparam("span_start"),
     )
     .values(status=AppointmentStatus.EXPIRED.value)
-)  # fmt: skip
+)
 _INSERT_UNLESS_TAKEN = pg_insert(_APPOINTMENT).on_conflict_do_nothing().returning(_APPOINTMENT.c.id)
 _PATIENT_BUSY = select(
     select(_APPOINTMENT.c.id)
     .where(
-        _APPOINTMENT.c.patient_id == bindparam("patient_id"), _APPOINTMENT.c.status.in_([s.value for s in OCCUPYING]),
-        _APPOINTMENT.c.starts_at < bindparam("span_end"), _APPOINTMENT.c.ends_at > bindparam("span_start"),
+        _APPOINTMENT.c.patient_id == bindparam("patient_id"),
+        _APPOINTMENT.c.status.in_([s.value for s in OCCUPYING]),
+        _APPOINTMENT.c.starts_at < bindparam("span_end"),
+        _APPOINTMENT.c.ends_at > bindparam("span_start"),
     )
     .exists()
-)  # fmt: skip
+)
 
 
 async def book_appointment(
-    session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType,
-    starts_at: datetime, hold: bool, actor: Actor, now: datetime, settings: Settings, hold_for: timedelta = HOLD_FOR,
-) -> Appointment:  # fmt: skip
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    clinician_id: uuid.UUID,
+    appointment_type: AppointmentType,
+    starts_at: datetime,
+    hold: bool,
+    actor: Actor,
+    now: datetime,
+    settings: Settings,
+    hold_for: timedelta = HOLD_FOR,
+) -> Appointment:
     """Hold (15 min unless `hold_for` says otherwise) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
     await _may_book(session, patient=patient, appointment_type=appointment_type)
     # The slot check needs only this clinician's day: their credentials, hours and busy spans around it.
-    credentials, calendar = await _clinician_around(session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at)
+    credentials, calendar = await _clinician_around(
+        session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at
+    )
     offered = _offered_around(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now)
     if starts_at not in {slot.starts_at for slot in offered}:
         raise _slot_taken(offered)
@@ -306,24 +390,40 @@ async def book_appointment(
         {"now": now, "the_clinician": clinician_id, "the_patient": patient.id, "span_start": busy_from, "span_end": busy_until},
     )
     appointment = Appointment(
-        appointment_type=appointment_type.value, clinician_id=clinician_id, patient_id=patient.id,
-        status=AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED, starts_at=starts_at, ends_at=ends_at,
-        busy_from=busy_from, busy_until=busy_until, hold_expires_at=now + hold_for if hold else None,
-        room_token=secrets.token_urlsafe(24), created_at=now,
-    )  # fmt: skip
+        appointment_type=appointment_type.value,
+        clinician_id=clinician_id,
+        patient_id=patient.id,
+        status=AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        busy_from=busy_from,
+        busy_until=busy_until,
+        hold_expires_at=now + hold_for if hold else None,
+        room_token=secrets.token_urlsafe(24),
+        created_at=now,
+    )
     if not await _insert_unless_taken(session, appointment):
         # Someone else's appointment took the time first (their transaction has ended: the INSERT waited for it).
         await _reload_occupying(session, calendar, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at)
         fresh = _offered_around(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now)
-        if starts_at in {slot.starts_at for slot in fresh} and await _patient_busy(session, patient_id=patient.id, starts_at=starts_at, ends_at=ends_at):
+        if starts_at in {slot.starts_at for slot in fresh} and await _patient_busy(
+            session, patient_id=patient.id, starts_at=starts_at, ends_at=ends_at
+        ):
             raise Conflict("appointment.patient_overlap", "You already have an appointment at that time.")
         raise _slot_taken(fresh)
     await record_audit_event(
-        session, actor=actor, action=f"appointment.{'hold' if hold else 'book'}", resource_type="appointment",
-        resource_id=appointment.id, patient_id=patient.id, now=now,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action=f"appointment.{'hold' if hold else 'book'}",
+        resource_type="appointment",
+        resource_id=appointment.id,
+        patient_id=patient.id,
+        now=now,
+    )
     if not hold:  # a hold joins the care team and is told about when it is confirmed (by payment, in billing)
-        await care_teams.join(session, patient_id=patient.id, clinician_id=clinician_id, because=care_teams.joined_because(appointment), now=now)
+        await care_teams.join(
+            session, patient_id=patient.id, clinician_id=clinician_id, because=care_teams.joined_because(appointment), now=now
+        )
         await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
 
@@ -396,9 +496,16 @@ async def expire_lapsed_holds(session: AsyncSession, *, now: datetime) -> int:
     ).all()
     for appointment_id, patient_id in due:
         await change_status(
-            session, Appointment, appointment_id, table=APPOINTMENT_TRANSITIONS, source=AppointmentStatus.HELD,
-            target=AppointmentStatus.EXPIRED, actor=Actor.system(), now=now, patient_id=patient_id,
-        )  # fmt: skip
+            session,
+            Appointment,
+            appointment_id,
+            table=APPOINTMENT_TRANSITIONS,
+            source=AppointmentStatus.HELD,
+            target=AppointmentStatus.EXPIRED,
+            actor=Actor.system(),
+            now=now,
+            patient_id=patient_id,
+        )
     return len(due)
 
 
@@ -424,19 +531,32 @@ async def book_follow_up(
     if therapist.role != Role.THERAPIST.value:
         raise RuleRefused("booking.therapist_only", "Only therapists book integration follow-ups.")
     return await book_appointment(
-        session, patient=patient, clinician_id=therapist.id, appointment_type=AppointmentType.INTEGRATION,
-        starts_at=starts_at, hold=False, actor=actor, now=now, settings=settings,
-    )  # fmt: skip
+        session,
+        patient=patient,
+        clinician_id=therapist.id,
+        appointment_type=AppointmentType.INTEGRATION,
+        starts_at=starts_at,
+        hold=False,
+        actor=actor,
+        now=now,
+        settings=settings,
+    )
 
 
-async def clinician_calendar(session: AsyncSession, *, clinician_id: uuid.UUID, start: datetime, end: datetime) -> list[tuple[Appointment, str]]:
+async def clinician_calendar(
+    session: AsyncSession, *, clinician_id: uuid.UUID, start: datetime, end: datetime
+) -> list[tuple[Appointment, str]]:
     """A clinician's held and booked appointments in a window, with each patient's name."""
     rows = await session.execute(
         select(Appointment, UserAccount.full_name)
         .join(Patient, Patient.id == Appointment.patient_id)
         .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Appointment.clinician_id == clinician_id, Appointment.status.in_([s.value for s in OCCUPYING]),
-               Appointment.starts_at < end, Appointment.ends_at > start)
+        .where(
+            Appointment.clinician_id == clinician_id,
+            Appointment.status.in_([s.value for s in OCCUPYING]),
+            Appointment.starts_at < end,
+            Appointment.ends_at > start,
+        )
         .order_by(Appointment.starts_at)
-    )  # fmt: skip
+    )
     return [(appointment, name) for appointment, name in rows.all()]

@@ -99,9 +99,15 @@ def _merged(spans: Iterable[tuple[datetime, datetime]]) -> tuple[list[datetime],
 
 
 def _open_in_range(
-    opens: datetime, closes: datetime, settings: TypeSettings, earliest: datetime, latest: datetime,
-    busy_starts: list[datetime], busy_ends: list[datetime], found: list[datetime],
-) -> None:  # fmt: skip
+    opens: datetime,
+    closes: datetime,
+    settings: TypeSettings,
+    earliest: datetime,
+    latest: datetime,
+    busy_starts: list[datetime],
+    busy_ends: list[datetime],
+    found: list[datetime],
+) -> None:
     """Append the open starts of one range of hours: every `step` from `opens`, the whole consult before
     `closes`, in [earliest, latest), its span with both buffers clear of the busy spans. The candidates
     ascend, so one pointer walks the busy spans, and a blocked candidate jumps past the span blocking it."""
@@ -137,24 +143,42 @@ def open_slots(
     """Open start times (UTC, sorted) in [window_start, window_end): within hours, clear of busy times with
     both buffers, after the minimum notice, before the horizon, under the daily limit."""
     return _open_slots(
-        availability, settings, lambda: _merged(sorted(busy)), window_start=window_start, window_end=window_end, now=now,
+        availability,
+        settings,
+        lambda: _merged(sorted(busy)),
+        window_start=window_start,
+        window_end=window_end,
+        now=now,
         booked_per_day=booked_per_day,
-    )  # fmt: skip
+    )
 
 
 def open_slots_sorted(
-    availability: Availability, settings: TypeSettings, busy_starts: list[datetime], busy_ends: list[datetime], *,
-    window_start: datetime, window_end: datetime, now: datetime,
-) -> list[datetime]:  # fmt: skip
+    availability: Availability,
+    settings: TypeSettings,
+    busy_starts: list[datetime],
+    busy_ends: list[datetime],
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+) -> list[datetime]:
     """open_slots for busy spans given as two lists sorted by start (as the database aggregates them), with
     no daily limit to count."""
     return _open_slots(
-        availability, settings, lambda: _merged(zip(busy_starts, busy_ends, strict=True)), window_start=window_start,
-        window_end=window_end, now=now, booked_per_day=None,
-    )  # fmt: skip
+        availability,
+        settings,
+        lambda: _merged(zip(busy_starts, busy_ends, strict=True)),
+        window_start=window_start,
+        window_end=window_end,
+        now=now,
+        booked_per_day=None,
+    )
 
 
-def clear_of_busy(candidates: list[datetime], settings: TypeSettings, busy_starts: list[datetime], busy_ends: list[datetime]) -> list[datetime]:
+def clear_of_busy(
+    candidates: list[datetime], settings: TypeSettings, busy_starts: list[datetime], busy_ends: list[datetime]
+) -> list[datetime]:
     """The sorted `candidates` (open starts of a calendar with nothing booked) whose span, with both
     buffers, is clear of the busy spans (sorted by start, overlapping or not). Clinicians who share hours,
     zone and settings share their candidates, so a search computes them once per group and each
@@ -174,9 +198,15 @@ def clear_of_busy(candidates: list[datetime], settings: TypeSettings, busy_start
 
 
 def _open_slots(
-    availability: Availability, settings: TypeSettings, merged_busy: Callable[[], tuple[list[datetime], list[datetime]]], *,
-    window_start: datetime, window_end: datetime, now: datetime, booked_per_day: dict[date, int] | None,
-) -> list[datetime]:  # fmt: skip
+    availability: Availability,
+    settings: TypeSettings,
+    merged_busy: Callable[[], tuple[list[datetime], list[datetime]]],
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    now: datetime,
+    booked_per_day: dict[date, int] | None,
+) -> list[datetime]:
     zone = availability.zone
     earliest = max(window_start, now + settings.minimum_notice)
     latest = min(window_end, now + settings.horizon)

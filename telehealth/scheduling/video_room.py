@@ -83,7 +83,9 @@ class RoomConnection:
         self.closed = asyncio.Event()
         self.peer: str | None = None  # the other person's live connection, as last announced (hello or here)
         viewer: SignedIn = socket.scope["user"]  # type: ignore[assignment]
-        self.actor = Actor(viewer.user_id, viewer.role.value, socket.client.host if socket.client else None, socket.headers.get("user-agent"))
+        self.actor = Actor(
+            viewer.user_id, viewer.role.value, socket.client.host if socket.client else None, socket.headers.get("user-agent")
+        )
 
     async def run(self) -> None:
         async with transaction(self.state.session_factory) as session:
@@ -91,10 +93,16 @@ class RoomConnection:
         subscriber = await self.channels.subscribe(self.channel)
         try:
             settings = self.state.settings
-            await self.socket.send_json({
-                "type": "welcome", "participant": self.room.participant, "closes_at": self.room.closes_at.isoformat(),
-                "ice_servers": ice_servers(settings.video_ice_url_list, turn_secret=settings.video_turn_secret, valid_until=self.room.closes_at),
-            })  # fmt: skip
+            await self.socket.send_json(
+                {
+                    "type": "welcome",
+                    "participant": self.room.participant,
+                    "closes_at": self.room.closes_at.isoformat(),
+                    "ice_servers": ice_servers(
+                        settings.video_ice_url_list, turn_secret=settings.video_turn_secret, valid_until=self.room.closes_at
+                    ),
+                }
+            )
             async with subscriber.run_in_background(self.on_event):
                 await self.tell_others("hello")
                 seconds_left = (self.room.closes_at - self.state.clock.now()).total_seconds()

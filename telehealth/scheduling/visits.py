@@ -88,10 +88,14 @@ async def record_joined(session: AsyncSession, room: RoomPass, *, now: datetime)
 
 async def record_left(session: AsyncSession, *, connection_id: uuid.UUID, appointment_id: uuid.UUID, now: datetime) -> None:
     """The person left: their connection ends, and a visit that started ends now (a rejoin moves it on)."""
-    await session.execute(update(VisitConnection).where(VisitConnection.id == connection_id, VisitConnection.left_at.is_(None)).values(left_at=now))
+    await session.execute(
+        update(VisitConnection).where(VisitConnection.id == connection_id, VisitConnection.left_at.is_(None)).values(left_at=now)
+    )
     # GREATEST: two people leaving at once commit in either order; the visit ends at the later leave.
     await session.execute(
-        update(VideoVisit).where(VideoVisit.appointment_id == appointment_id).values(ended_at=func.greatest(func.coalesce(VideoVisit.ended_at, now), now))
+        update(VideoVisit)
+        .where(VideoVisit.appointment_id == appointment_id)
+        .values(ended_at=func.greatest(func.coalesce(VideoVisit.ended_at, now), now))
     )
 
 
@@ -101,7 +105,9 @@ async def record_visit_started(session: AsyncSession, room: RoomPass, *, actor: 
     # FOR SHARE waits for a cancellation that holds the row (changes.py locks it), so a cancelled appointment
     # never gains a visit, and a cancellation after this sees the visit and is refused.
     booked = await session.scalar(
-        select(Appointment.patient_id).where(Appointment.id == room.appointment_id, Appointment.status == AppointmentStatus.BOOKED).with_for_update(read=True)
+        select(Appointment.patient_id)
+        .where(Appointment.id == room.appointment_id, Appointment.status == AppointmentStatus.BOOKED)
+        .with_for_update(read=True)
     )
     if booked is None:
         return False
@@ -114,9 +120,15 @@ async def record_visit_started(session: AsyncSession, room: RoomPass, *, actor: 
     if inserted.scalar_one_or_none() is None:
         return False
     await record_audit_event(
-        session, actor=actor, action="video_visit.start", resource_type="appointment", resource_id=room.appointment_id,
-        patient_id=booked, now=now, reason=BOTH_CONNECTED,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="video_visit.start",
+        resource_type="appointment",
+        resource_id=room.appointment_id,
+        patient_id=booked,
+        now=now,
+        reason=BOTH_CONNECTED,
+    )
     return True
 
 
@@ -136,16 +148,26 @@ async def attest_external_visit(
     inserted = await session.execute(
         insert(VideoVisit)
         .values(
-            appointment_id=appointment.id, modality="audio_video", started_at=now, start_evidence=CLINICIAN_ATTESTED, attested_by=viewer.user_id
+            appointment_id=appointment.id,
+            modality="audio_video",
+            started_at=now,
+            start_evidence=CLINICIAN_ATTESTED,
+            attested_by=viewer.user_id,
         )
         .on_conflict_do_nothing()
         .returning(VideoVisit.appointment_id)
     )
     if inserted.scalar_one_or_none() is not None:
         await record_audit_event(
-            session, actor=actor, action="video_visit.attest", resource_type="appointment", resource_id=appointment.id,
-            patient_id=appointment.patient_id, now=now, reason=CLINICIAN_ATTESTED,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="video_visit.attest",
+            resource_type="appointment",
+            resource_id=appointment.id,
+            patient_id=appointment.patient_id,
+            now=now,
+            reason=CLINICIAN_ATTESTED,
+        )
     visit = await session.get(VideoVisit, appointment.id, populate_existing=True)
     assert visit is not None
     return visit
@@ -160,9 +182,10 @@ async def started_visit(session: AsyncSession, appointment_id: uuid.UUID, *, cod
     visit = await visit_of(session, appointment_id)
     if visit is None:
         raise RuleRefused(
-            code, f"{doing} only once the video visit has started: you and the patient both in the room "
+            code,
+            f"{doing} only once the video visit has started: you and the patient both in the room "
             "(or, with an external video service, your attestation of the audio-video visit inside the join window).",
-        )  # fmt: skip
+        )
     return visit
 
 
@@ -176,8 +199,9 @@ async def refuse_change_after_visit(session: AsyncSession, appointment: Appointm
     decision = await session.scalar(select(Encounter.decision).where(Encounter.appointment_id == appointment.id))
     if decision == "start_plan":
         raise Conflict(
-            "appointment.led_to_plan", "This consultation led to a treatment plan, so it can no longer be cancelled or refunded.",
-        )  # fmt: skip
+            "appointment.led_to_plan",
+            "This consultation led to a treatment plan, so it can no longer be cancelled or refunded.",
+        )
     raise Conflict("appointment.visit_took_place", "This visit took place, so it can no longer be cancelled, moved or marked missed.")
 
 

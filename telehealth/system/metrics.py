@@ -88,10 +88,14 @@ class OutboxCollector:
         for status in ("queued", "running", "parked"):
             jobs.add_metric([status], self.jobs_by_status.get(status, 0))
         yield jobs
-        yield GaugeMetricFamily("outbox_oldest_queued_seconds", "Age of the oldest job due and not yet run.", value=self.oldest_queued_seconds)
+        yield GaugeMetricFamily(
+            "outbox_oldest_queued_seconds", "Age of the oldest job due and not yet run.", value=self.oldest_queued_seconds
+        )
 
 
-def exposition(metrics: RequestMetrics, *, jobs_by_status: dict[str, int], oldest_queued_seconds: float, multiprocess_dir: str | None = None) -> str:
+def exposition(
+    metrics: RequestMetrics, *, jobs_by_status: dict[str, int], oldest_queued_seconds: float, multiprocess_dir: str | None = None
+) -> str:
     """The scrape: this app's requests (or, under PROMETHEUS_MULTIPROC_DIR, every process's summed) and the outbox."""
     scrape = CollectorRegistry(auto_describe=False)
     directory = multiprocess_dir or os.environ.get(MULTIPROCESS_DIR_VARIABLE)

@@ -35,9 +35,7 @@ def record_event(session: AsyncSession, *, bucket: str, key: str, now: datetime)
     session.add(RateLimitEvent(bucket=bucket, key=key[:128], occurred_at=now))
 
 
-async def over_rate_limit(
-    session: AsyncSession, *, bucket: str, key: str, limit: int, window: timedelta, now: datetime
-) -> bool:
+async def over_rate_limit(session: AsyncSession, *, bucket: str, key: str, limit: int, window: timedelta, now: datetime) -> bool:
     """True when `key` already made `limit` counted requests in `window`; otherwise count this one.
 
     A refused request is not counted, so waiting out the window always works.

@@ -14,9 +14,13 @@ from telehealth.db.migrate import schema_state
 async def outbox_figures(engine: AsyncEngine, *, now: datetime) -> tuple[dict[str, int], float]:
     """Jobs by live status and parked, and how long the oldest due job has waited (seconds)."""
     async with engine.connect() as connection:
-        counts = dict((await connection.execute(
-            text("SELECT status, count(*) FROM job WHERE status IN ('queued', 'running', 'parked') GROUP BY status")
-        )).all())  # fmt: skip
+        counts = dict(
+            (
+                await connection.execute(
+                    text("SELECT status, count(*) FROM job WHERE status IN ('queued', 'running', 'parked') GROUP BY status")
+                )
+            ).all()
+        )
         oldest = await connection.scalar(text("SELECT min(run_at) FROM job WHERE status = 'queued' AND run_at <= :now"), {"now": now})
     return {str(k): int(v) for k, v in counts.items()}, max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 

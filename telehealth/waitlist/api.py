@@ -60,16 +60,25 @@ class WaitlistApiController(Controller):
     ) -> Accepted:
         """Join the waiting list. The same answer whether or not the email was already on it."""
         request = service.JoinRequest(
-            first_name=data.first_name, last_name=data.last_name, email=data.email, state=data.state,
-            date_of_birth=data.date_of_birth, consent_to_contact=data.consent_to_contact, phone=data.phone,
+            first_name=data.first_name,
+            last_name=data.last_name,
+            email=data.email,
+            state=data.state,
+            date_of_birth=data.date_of_birth,
+            consent_to_contact=data.consent_to_contact,
+            phone=data.phone,
             conditions=tuple(data.conditions or ()),
-        )  # fmt: skip
+        )
         await service.join_waitlist(db_session, request, actor=actor, now=clock.now(), settings=settings)
         return Accepted(detail=JOINED)
 
     @post("/status", status_code=200)
     async def status(
-        self, data: JSONBody[EntryToken], db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock]
+        self,
+        data: JSONBody[EntryToken],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
     ) -> WaitlistStatus:
         """Where the holder of an emailed link stands (the token is sent in the body, never in a URL)."""
         entry = await service.entry_for_link(db_session, data.token)
@@ -132,12 +141,17 @@ class WaitlistApiController(Controller):
         """Every state's queue: counts by status, invitations out, the oldest wait, served or not."""
         return [
             StateQueue(
-                state=row.state, state_name=US_STATES[row.state], served=row.served,
-                unconfirmed=row.counts.get(EntryStatus.UNCONFIRMED, 0), waiting=row.counts.get(EntryStatus.WAITING, 0),
-                invitations_out=row.invitations_out, enrolled=row.counts.get(EntryStatus.ENROLLED, 0),
-                lapsed=row.counts.get(EntryStatus.LAPSED, 0), left=row.counts.get(EntryStatus.LEFT, 0),
+                state=row.state,
+                state_name=US_STATES[row.state],
+                served=row.served,
+                unconfirmed=row.counts.get(EntryStatus.UNCONFIRMED, 0),
+                waiting=row.counts.get(EntryStatus.WAITING, 0),
+                invitations_out=row.invitations_out,
+                enrolled=row.counts.get(EntryStatus.ENROLLED, 0),
+                lapsed=row.counts.get(EntryStatus.LAPSED, 0),
+                left=row.counts.get(EntryStatus.LEFT, 0),
                 oldest_waiting_since=row.oldest_waiting_since,
-            )  # fmt: skip
+            )
             for row in await service.queues_by_state(db_session, now=clock.now(), settings=settings)
         ]
 

@@ -32,9 +32,7 @@ TERMS_VERSION = "terms-2026-11"
 INVITATION_INVALID = "This invitation has expired or was already used. Your waiting-list link shows what to do next."
 
 
-async def invite_next(
-    session: AsyncSession, *, state: str, count: int, actor: Actor, now: datetime, settings: Settings
-) -> list[uuid.UUID]:
+async def invite_next(session: AsyncSession, *, state: str, count: int, actor: Actor, now: datetime, settings: Settings) -> list[uuid.UUID]:
     """Invite the next `count` people waiting in `state`, in queue order; answer the invitation ids."""
     state = state.upper()
     if state not in US_STATES:
@@ -43,46 +41,67 @@ async def invite_next(
         raise InvalidInput("waitlist.invalid", "Invite between 1 and 500 people at a time.", fields={"count": "must be 1 to 500"})
     if not await is_state_served(session, state=state, on=now.astimezone(settings.clinic_zone).date()):
         raise InvalidInput(
-            "waitlist.state_not_served", f"No prescriber can see patients in {US_STATES[state]} yet, so nobody there can be invited.",
+            "waitlist.state_not_served",
+            f"No prescriber can see patients in {US_STATES[state]} yet, so nobody there can be invited.",
             fields={"state": "is not served yet"},
-        )  # fmt: skip
-    entries = (
-        await session.execute(
-            select(WaitlistEntry)
-            .where(WaitlistEntry.state == state, IS_WAITING)
-            .order_by(WaitlistEntry.confirmed_at, WaitlistEntry.id)
-            .limit(count)
-            .with_for_update(skip_locked=True)
         )
-    ).scalars().all()
+    entries = (
+        (
+            await session.execute(
+                select(WaitlistEntry)
+                .where(WaitlistEntry.state == state, IS_WAITING)
+                .order_by(WaitlistEntry.confirmed_at, WaitlistEntry.id)
+                .limit(count)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
     expires_at = now + timedelta(days=settings.thresholds.invitation_valid_days)
     invitation_ids = []
     for entry in entries:
         await change_status(
-            session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=EntryStatus.WAITING,
-            target=EntryStatus.INVITED, actor=actor, now=now,
-        )  # fmt: skip
+            session,
+            WaitlistEntry,
+            entry.id,
+            table=ENTRY_TRANSITIONS,
+            source=EntryStatus.WAITING,
+            target=EntryStatus.INVITED,
+            actor=actor,
+            now=now,
+        )
         raw, digest = new_token()
         invitation = WaitlistInvitation(
-            entry_id=entry.id, state=state, invited_by_user_id=actor.user_id, token_hash=digest,
-            created_at=now, expires_at=expires_at,
-        )  # fmt: skip
+            entry_id=entry.id,
+            state=state,
+            invited_by_user_id=actor.user_id,
+            token_hash=digest,
+            created_at=now,
+            expires_at=expires_at,
+        )
         session.add(invitation)
         await session.flush()
         await record_audit_event(
-            session, actor=actor, action="waitlist_invitation.send", resource_type="waitlist_invitation",
-            resource_id=invitation.id, now=now,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            action="waitlist_invitation.send",
+            resource_type="waitlist_invitation",
+            resource_id=invitation.id,
+            now=now,
+        )
         assert entry.email and entry.first_name  # only erased entries lack them, and those have left
         await queue_email(
-            session, to=entry.email, template="waitlist_invitation",
+            session,
+            to=entry.email,
+            template="waitlist_invitation",
             context={
                 "recipient_name": entry.first_name,
                 "accept_url": f"{settings.public_base_url}/invitations/accept?token={raw}",
                 "expires_on": expires_at.astimezone(settings.clinic_zone).strftime("%A %d %B %Y"),
             },
             now=now,
-        )  # fmt: skip
+        )
         invitation_ids.append(invitation.id)
     return invitation_ids
 
@@ -97,12 +116,21 @@ async def lock_live_invitation(session: AsyncSession, *, entry_id: uuid.UUID) ->
     )
 
 
-async def revoke_invitation(session: AsyncSession, *, invitation: WaitlistInvitation, actor: Actor, now: datetime, settings: Settings) -> None:
+async def revoke_invitation(
+    session: AsyncSession, *, invitation: WaitlistInvitation, actor: Actor, now: datetime, settings: Settings
+) -> None:
     """Withdraw a live invitation (its holder left the list); the place goes to the next person."""
     await change_status(
-        session, WaitlistInvitation, invitation.id, table=INVITATION_TRANSITIONS, source=InvitationStatus.SENT,
-        target=InvitationStatus.REVOKED, actor=actor, now=now, values={"token_hash": None},
-    )  # fmt: skip
+        session,
+        WaitlistInvitation,
+        invitation.id,
+        table=INVITATION_TRANSITIONS,
+        source=InvitationStatus.SENT,
+        target=InvitationStatus.REVOKED,
+        actor=actor,
+        now=now,
+        values={"token_hash": None},
+    )
     await invite_in_place_of(session, state=invitation.state, actor=Actor.system(), now=now, settings=settings)
 
 
@@ -111,30 +139,47 @@ async def expire_due_invitations(session: AsyncSession, *, now: datetime, settin
     same state is invited in their place. Answers how many expired."""
     system = Actor.system()
     due = (
-        await session.execute(
-            select(WaitlistInvitation)
-            .where(IS_LIVE_INVITATION, WaitlistInvitation.expires_at <= now)
-            .order_by(WaitlistInvitation.expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        (
+            await session.execute(
+                select(WaitlistInvitation)
+                .where(IS_LIVE_INVITATION, WaitlistInvitation.expires_at <= now)
+                .order_by(WaitlistInvitation.expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     # State by state: each next person invited takes the lock of their state's oldest waitlist_tally day
     # until commit, so two sweeps at once take those locks in one order and never deadlock on them.
     for invitation in sorted(due, key=lambda invitation: (invitation.state, invitation.expires_at)):
         await change_status(
-            session, WaitlistInvitation, invitation.id, table=INVITATION_TRANSITIONS, source=InvitationStatus.SENT,
-            target=InvitationStatus.EXPIRED, actor=system, now=now, values={"token_hash": None},
-        )  # fmt: skip
+            session,
+            WaitlistInvitation,
+            invitation.id,
+            table=INVITATION_TRANSITIONS,
+            source=InvitationStatus.SENT,
+            target=InvitationStatus.EXPIRED,
+            actor=system,
+            now=now,
+            values={"token_hash": None},
+        )
         entry = await session.get(WaitlistEntry, invitation.entry_id, with_for_update=True)
         assert entry is not None
         if entry.status == EntryStatus.INVITED:
             expired_on = invitation.expires_at.astimezone(settings.clinic_zone).strftime("%d %B %Y")
             await change_status(
-                session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=EntryStatus.INVITED,
-                target=EntryStatus.LAPSED, actor=system, now=now,
+                session,
+                WaitlistEntry,
+                entry.id,
+                table=ENTRY_TRANSITIONS,
+                source=EntryStatus.INVITED,
+                target=EntryStatus.LAPSED,
+                actor=system,
+                now=now,
                 values={"note": f"Invitation expired unused on {expired_on}; rejoin to be invited again."},
-            )  # fmt: skip
+            )
             await session.refresh(entry)
             await email_status_link(session, entry=entry, template="waitlist_invitation_expired", now=now, settings=settings)
         await invite_in_place_of(session, state=invitation.state, actor=system, now=now, settings=settings)
@@ -161,35 +206,67 @@ async def accept_invitation(
     if invitation is None or invitation.expires_at <= now:
         raise InvalidInput("invitation.link_invalid", INVITATION_INVALID, fields={"token": "is expired, used or unknown"})
     if not accept_terms:
-        raise InvalidInput("invitation.terms_required", "Please accept the terms to create your account.", fields={"accept_terms": "must be accepted"})
+        raise InvalidInput(
+            "invitation.terms_required", "Please accept the terms to create your account.", fields={"accept_terms": "must be accepted"}
+        )
     entry = await session.get(WaitlistEntry, invitation.entry_id, with_for_update=True)
     assert entry is not None and entry.email and entry.first_name and entry.last_name
     user = await create_account(
-        session, email=entry.email, full_name=f"{entry.first_name} {entry.last_name}", role=Role.PATIENT,
-        password=password, actor=actor, now=now, settings=settings, email_verified=True,
-    )  # fmt: skip
+        session,
+        email=entry.email,
+        full_name=f"{entry.first_name} {entry.last_name}",
+        role=Role.PATIENT,
+        password=password,
+        actor=actor,
+        now=now,
+        settings=settings,
+        email_verified=True,
+    )
     patient = (await session.execute(select(Patient).where(Patient.user_id == user.id))).scalar_one()
     patient.state_of_residence = entry.state
     patient_actor = Actor(user.id, Role.PATIENT.value, actor.ip, actor.user_agent)
     await change_status(
-        session, WaitlistInvitation, invitation.id, table=INVITATION_TRANSITIONS, source=InvitationStatus.SENT,
-        target=InvitationStatus.ACCEPTED, actor=patient_actor, now=now, patient_id=patient.id,
+        session,
+        WaitlistInvitation,
+        invitation.id,
+        table=INVITATION_TRANSITIONS,
+        source=InvitationStatus.SENT,
+        target=InvitationStatus.ACCEPTED,
+        actor=patient_actor,
+        now=now,
+        patient_id=patient.id,
         values={"accepted_at": now, "token_hash": None},
-    )  # fmt: skip
+    )
     await change_status(
-        session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=EntryStatus.INVITED,
-        target=EntryStatus.ENROLLED, actor=patient_actor, now=now, patient_id=patient.id, values={"patient_id": patient.id},
-    )  # fmt: skip
+        session,
+        WaitlistEntry,
+        entry.id,
+        table=ENTRY_TRANSITIONS,
+        source=EntryStatus.INVITED,
+        target=EntryStatus.ENROLLED,
+        actor=patient_actor,
+        now=now,
+        patient_id=patient.id,
+        values={"patient_id": patient.id},
+    )
     await record_audit_event(
-        session, actor=patient_actor, action="account.accept_terms", resource_type="user_account", resource_id=user.id,
-        patient_id=patient.id, reason=TERMS_VERSION, now=now,
-    )  # fmt: skip
+        session,
+        actor=patient_actor,
+        action="account.accept_terms",
+        resource_type="user_account",
+        resource_id=user.id,
+        patient_id=patient.id,
+        reason=TERMS_VERSION,
+        now=now,
+    )
     return user
 
 
 async def invitation_for_token(session: AsyncSession, token: str, *, now: datetime) -> WaitlistInvitation | None:
     """The live invitation behind a link, for showing the account form (None when it cannot be used)."""
     invitation = await session.scalar(
-        select(WaitlistInvitation).where(WaitlistInvitation.token_hash == hash_token(token), WaitlistInvitation.status == InvitationStatus.SENT)
+        select(WaitlistInvitation).where(
+            WaitlistInvitation.token_hash == hash_token(token), WaitlistInvitation.status == InvitationStatus.SENT
+        )
     )
     return invitation if invitation is not None and invitation.expires_at > now else None

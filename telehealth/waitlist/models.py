@@ -61,9 +61,7 @@ class WaitlistEntry(SQLModel, table=True):
     confirmed_at: datetime | None = utc_timestamp(nullable=True)  # the queue order
     left_at: datetime | None = utc_timestamp(nullable=True)
     note: str | None = Field(default=None, max_length=300)  # e.g. why an invitation lapsed
-    patient_id: uuid.UUID | None = Field(
-        default=None, sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="SET NULL"), nullable=True)
-    )
+    patient_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="SET NULL"), nullable=True))
 
 
 class WaitlistInvitation(SQLModel, table=True):
@@ -96,9 +94,7 @@ class WaitlistLink(SQLModel, table=True):
     __tablename__ = "waitlist_link"
 
     token_hash: str = Field(max_length=64, primary_key=True)
-    entry_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("waitlist_entry.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    entry_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("waitlist_entry.id", ondelete="CASCADE"), nullable=False, index=True))
     created_at: datetime = utc_timestamp()
 
 

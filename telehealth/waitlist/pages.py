@@ -30,9 +30,12 @@ def _join_form(values: dict[str, str], conditions: list[str], error: DomainError
     return Template(
         "waitlist/join.html",
         context={
-            "values": values, "chosen": conditions, "conditions": service.CONDITIONS_OF_INTEREST,
-            "error": error.detail if error else None, "fields": error.fields if error else {},
-        },  # fmt: skip
+            "values": values,
+            "chosen": conditions,
+            "conditions": service.CONDITIONS_OF_INTEREST,
+            "error": error.detail if error else None,
+            "fields": error.fields if error else {},
+        },
         status_code=error.status_code if error else 200,
     )
 
@@ -66,12 +69,21 @@ class WaitlistPagesController(Controller):
         try:
             born = date.fromisoformat(values["date_of_birth"])
         except ValueError:
-            return _join_form(values, conditions, DomainError("waitlist.invalid", "Some details need another look.", fields={"date_of_birth": "must be a date"}))
+            return _join_form(
+                values,
+                conditions,
+                DomainError("waitlist.invalid", "Some details need another look.", fields={"date_of_birth": "must be a date"}),
+            )
         join = service.JoinRequest(
-            first_name=values["first_name"], last_name=values["last_name"], email=values["email"], state=values["state"],
-            date_of_birth=born, consent_to_contact=values["consent_to_contact"] == "yes", phone=values["phone"] or None,
+            first_name=values["first_name"],
+            last_name=values["last_name"],
+            email=values["email"],
+            state=values["state"],
+            date_of_birth=born,
+            consent_to_contact=values["consent_to_contact"] == "yes",
+            phone=values["phone"] or None,
             conditions=tuple(conditions),
-        )  # fmt: skip
+        )
         result = await attempt(db_session, service.join_waitlist(db_session, join, actor=actor, now=clock.now(), settings=settings))
         if isinstance(result, DomainError):
             return _join_form(values, conditions, result)
@@ -79,7 +91,11 @@ class WaitlistPagesController(Controller):
 
     @get("/waitlist/entry")
     async def entry(
-        self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock], token: FromQuery[str] = ""
+        self,
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        token: FromQuery[str] = "",
     ) -> Template:
         # A GET never changes anything: confirming is a button, so mail scanners cannot confirm for people.
         return await _entry_page(db_session, token, clock=clock, settings=settings)
@@ -123,14 +139,25 @@ class WaitlistPagesController(Controller):
         await service.leave_waitlist(db_session, token=token, actor=actor, now=clock.now(), settings=settings)
         return Template(
             "accounts/message.html",
-            context={"title": "You have left the list", "message": "Your details are erased. You are welcome to join again at any time.", "link": "/waitlist", "link_text": "Join again"},
+            context={
+                "title": "You have left the list",
+                "message": "Your details are erased. You are welcome to join again at any time.",
+                "link": "/waitlist",
+                "link_text": "Join again",
+            },
         )
 
     @get("/invitations/accept")
-    async def accept_form(self, db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], token: FromQuery[str] = "") -> Template:
+    async def accept_form(
+        self, db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock], token: FromQuery[str] = ""
+    ) -> Template:
         invitation = await invitations.invitation_for_token(db_session, token, now=clock.now())
         if invitation is None:
-            return Template("accounts/message.html", context={"title": "Invitation not valid", "message": invitations.INVITATION_INVALID}, status_code=404)
+            return Template(
+                "accounts/message.html",
+                context={"title": "Invitation not valid", "message": invitations.INVITATION_INVALID},
+                status_code=404,
+            )
         return Template("waitlist/accept_invitation.html", context={"token": token, "expires_at": invitation.expires_at})
 
     @post("/invitations/accept")
@@ -145,14 +172,23 @@ class WaitlistPagesController(Controller):
         fields = await form_fields(request, "token", "password", "password_again", "accept_terms")
         now = clock.now()
         if fields["password"] != fields["password_again"]:
-            return Template("waitlist/accept_invitation.html", context={"token": fields["token"], "error": "The two passwords are not the same."}, status_code=422)
+            return Template(
+                "waitlist/accept_invitation.html",
+                context={"token": fields["token"], "error": "The two passwords are not the same."},
+                status_code=422,
+            )
         user = await attempt(
             db_session,
             invitations.accept_invitation(
-                db_session, token=fields["token"], password=fields["password"], accept_terms=fields["accept_terms"] == "yes",
-                actor=actor, now=now, settings=settings,
+                db_session,
+                token=fields["token"],
+                password=fields["password"],
+                accept_terms=fields["accept_terms"] == "yes",
+                actor=actor,
+                now=now,
+                settings=settings,
             ),
-        )  # fmt: skip
+        )
         if isinstance(user, DomainError):
             return Template(
                 "waitlist/accept_invitation.html",
@@ -169,7 +205,12 @@ class WaitlistPagesController(Controller):
 
     @get("/coordinator/waitlist", guards=[requires_role(Role.COORDINATOR)])
     async def queues(
-        self, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], clock: NamedDependency[Clock], invited: FromQuery[int | None] = None, invited_from: FromQuery[str | None] = None
+        self,
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        invited: FromQuery[int | None] = None,
+        invited_from: FromQuery[str | None] = None,
     ) -> Template:
         rows = await service.queues_by_state(db_session, now=clock.now(), settings=settings)
         message = f"Invited {invited} from {invited_from}." if invited is not None and invited_from else None
@@ -186,7 +227,10 @@ class WaitlistPagesController(Controller):
     ) -> Redirect | Template:
         fields = await form_fields(request, "state", "count")
         count = parse_whole_number(fields["count"]) or 0
-        ids = await attempt(db_session, invitations.invite_next(db_session, state=fields["state"], count=count, actor=actor, now=clock.now(), settings=settings))
+        ids = await attempt(
+            db_session,
+            invitations.invite_next(db_session, state=fields["state"], count=count, actor=actor, now=clock.now(), settings=settings),
+        )
         if isinstance(ids, DomainError):
             rows = await service.queues_by_state(db_session, now=clock.now(), settings=settings)
             return Template("waitlist/coordinator.html", context={"rows": rows, "error": ids.detail}, status_code=ids.status_code)

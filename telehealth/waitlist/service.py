@@ -91,27 +91,31 @@ async def _issue_link(session: AsyncSession, *, entry_id: uuid.UUID, now: dateti
     return f"{settings.public_base_url}/waitlist/entry?token={raw}"
 
 
-async def email_status_link(
-    session: AsyncSession, *, entry: WaitlistEntry, template: str, now: datetime, settings: Settings
-) -> None:
+async def email_status_link(session: AsyncSession, *, entry: WaitlistEntry, template: str, now: datetime, settings: Settings) -> None:
     """Email a fresh private link to the entry's page (confirmation, already joined, invitation ended)."""
     assert entry.email and entry.first_name
     link_url = await _issue_link(session, entry_id=entry.id, now=now, settings=settings)
     await queue_email(
-        session, to=entry.email, template=template, context={"recipient_name": entry.first_name, "link_url": link_url},
-        now=now, dedupe_key=f"waitlist:{template}:{entry.id}",
-    )  # fmt: skip
+        session,
+        to=entry.email,
+        template=template,
+        context={"recipient_name": entry.first_name, "link_url": link_url},
+        now=now,
+        dedupe_key=f"waitlist:{template}:{entry.id}",
+    )
 
 
-async def join_waitlist(
-    session: AsyncSession, request: JoinRequest, *, actor: Actor, now: datetime, settings: Settings
-) -> None:
+async def join_waitlist(session: AsyncSession, request: JoinRequest, *, actor: Actor, now: datetime, settings: Settings) -> None:
     """Add a person (unconfirmed until they use the emailed link). A second join with the same email
     changes nothing and answers the same; the address's owner gets a fresh link by email instead."""
     if await over_rate_limit(
-        session, bucket="waitlist_join", key=actor.ip or "unknown", limit=settings.waitlist_joins_per_ip_per_hour,
-        window=timedelta(hours=1), now=now,
-    ):  # fmt: skip
+        session,
+        bucket="waitlist_join",
+        key=actor.ip or "unknown",
+        limit=settings.waitlist_joins_per_ip_per_hour,
+        window=timedelta(hours=1),
+        now=now,
+    ):
         raise TooManyRequests("waitlist.rate_limited", "Too many sign-ups from this network. Please try again in an hour.")
     if problems := join_problems(request, today=now.astimezone(settings.clinic_zone).date()):
         # keep_evidence: the attempt still counts toward the rate limit (bots send bad input too)
@@ -138,21 +142,25 @@ async def join_waitlist(
     entry = (
         await session.get(WaitlistEntry, new_id)
         if new_id
-        else (await session.execute(select(WaitlistEntry).where(WaitlistEntry.email == normalize_email(request.email)))).scalar_one_or_none()
+        else (
+            await session.execute(select(WaitlistEntry).where(WaitlistEntry.email == normalize_email(request.email)))
+        ).scalar_one_or_none()
     )
     if entry is None:  # the other entry was erased between our insert and our read: join afresh
         return await join_waitlist(session, request, actor=actor, now=now, settings=settings)
     await record_audit_event(
-        session, actor=actor, action="waitlist_entry.join" if new_id else "waitlist_entry.join_again",
-        resource_type="waitlist_entry", resource_id=entry.id, now=now,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        action="waitlist_entry.join" if new_id else "waitlist_entry.join_again",
+        resource_type="waitlist_entry",
+        resource_id=entry.id,
+        now=now,
+    )
     if new_id is not None:
         await email_status_link(session, entry=entry, template="waitlist_confirm", now=now, settings=settings)
         return
     # Already on the list: tell the owner (at most a few times a day), never the person asking.
-    if not await over_rate_limit(
-        session, bucket="waitlist_reminder", key=str(entry.id), limit=3, window=timedelta(days=1), now=now
-    ):
+    if not await over_rate_limit(session, bucket="waitlist_reminder", key=str(entry.id), limit=3, window=timedelta(days=1), now=now):
         template = "waitlist_confirm" if entry.status == EntryStatus.UNCONFIRMED else "waitlist_already_joined"
         await email_status_link(session, entry=entry, template=template, now=now, settings=settings)
 
@@ -174,9 +182,16 @@ async def confirm_place(session: AsyncSession, *, token: str, actor: Actor, now:
     entry = await entry_for_link(session, token, for_update=True)
     if entry.status == EntryStatus.UNCONFIRMED:
         await change_status(
-            session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=EntryStatus.UNCONFIRMED,
-            target=EntryStatus.WAITING, actor=actor, now=now, values={"confirmed_at": now},
-        )  # fmt: skip
+            session,
+            WaitlistEntry,
+            entry.id,
+            table=ENTRY_TRANSITIONS,
+            source=EntryStatus.UNCONFIRMED,
+            target=EntryStatus.WAITING,
+            actor=actor,
+            now=now,
+            values={"confirmed_at": now},
+        )
         await session.refresh(entry)
     return entry
 
@@ -185,9 +200,16 @@ async def rejoin(session: AsyncSession, *, token: str, actor: Actor, now: dateti
     """After an invitation lapsed: back in the queue, counted from now."""
     entry = await entry_for_link(session, token, for_update=True)
     await change_status(
-        session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=entry.status, target=EntryStatus.WAITING,
-        actor=actor, now=now, values={"confirmed_at": now, "note": None},
-    )  # fmt: skip
+        session,
+        WaitlistEntry,
+        entry.id,
+        table=ENTRY_TRANSITIONS,
+        source=entry.status,
+        target=EntryStatus.WAITING,
+        actor=actor,
+        now=now,
+        values={"confirmed_at": now, "note": None},
+    )
     await session.refresh(entry)
     return entry
 
@@ -204,18 +226,31 @@ async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now
     assert entry is not None
     if entry.status == EntryStatus.ENROLLED:
         raise InvalidInput(
-            "waitlist.already_enrolled", "You already have an account; your records are kept in your portal.",
+            "waitlist.already_enrolled",
+            "You already have an account; your records are kept in your portal.",
             fields={"token": "belongs to someone who already enrolled"},
-        )  # fmt: skip
+        )
     email = entry.email
     await change_status(
-        session, WaitlistEntry, entry.id, table=ENTRY_TRANSITIONS, source=entry.status, target=EntryStatus.LEFT,
-        actor=actor, now=now,
+        session,
+        WaitlistEntry,
+        entry.id,
+        table=ENTRY_TRANSITIONS,
+        source=entry.status,
+        target=EntryStatus.LEFT,
+        actor=actor,
+        now=now,
         values={
-            "first_name": None, "last_name": None, "email": None, "date_of_birth": None, "phone": None,
-            "conditions": None, "left_at": now, "note": None,
+            "first_name": None,
+            "last_name": None,
+            "email": None,
+            "date_of_birth": None,
+            "phone": None,
+            "conditions": None,
+            "left_at": now,
+            "note": None,
         },
-    )  # fmt: skip
+    )
     if live_invitation is not None:
         await revoke_invitation(session, invitation=live_invitation, actor=actor, now=now, settings=settings)
     await session.execute(delete(WaitlistLink).where(WaitlistLink.entry_id == entry.id))
@@ -248,9 +283,11 @@ def _people_waiting_and_ahead(entry: WaitlistEntry) -> Any:
         select(func.count())
         .select_from(WaitlistEntry)
         .where(
-            WaitlistEntry.state == entry.state, IS_WAITING, WaitlistEntry.confirmed_at >= day,
+            WaitlistEntry.state == entry.state,
+            IS_WAITING,
+            WaitlistEntry.confirmed_at >= day,
             tuple_(WaitlistEntry.confirmed_at, WaitlistEntry.id) < tuple_(entry.confirmed_at, entry.id),
-        )  # fmt: skip
+        )
         .scalar_subquery()
     )
     earlier_days = func.coalesce(func.sum(WaitlistTally.waiting).filter(WaitlistTally.bucket_start < day), 0)
@@ -334,4 +371,3 @@ async def queues_by_state(session: AsyncSession, *, now: datetime, settings: Set
         StateQueueCounts(state, state in served, counts.get(state, {}), out.get(state, 0), oldest.get(state))
         for state in sorted(set(counts) | served)
     ]
-

@@ -35,9 +35,14 @@ from telehealth.settings import Settings
 from tests.conftest import empty_all_tables, with_settings
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @dataclass
@@ -230,7 +235,12 @@ class AxeAudit:
         self._contexts.append(context)
         context.on("page", lambda page: page.once("close", self._on_close))
         await context.expose_binding(_BINDING, self._on_report)
-        script = _AXE_IN_PAGE % {"origin": json.dumps(self.origin), "binding": _BINDING, "axe": _axe_source(), "impacts": json.dumps(FAILING_IMPACTS)}
+        script = _AXE_IN_PAGE % {
+            "origin": json.dumps(self.origin),
+            "binding": _BINDING,
+            "axe": _axe_source(),
+            "impacts": json.dumps(FAILING_IMPACTS),
+        }
         await context.add_init_script(script=script)
         await context.route("**/*", self._hold_navigation)
 
@@ -253,8 +263,10 @@ class AxeAudit:
         failing = [v for v in self.violations.values() if not any(allowed.allows(v) for allowed in ALLOWED_A11Y_VIOLATIONS)]
         if not failing and not self.errors:
             return None
-        lines = [f"axe-core {_axe_version()}: {len(failing)} serious or critical accessibility violation(s) "
-                 f"(known exceptions: ALLOWED_A11Y_VIOLATIONS in tests/e2e/conftest.py)"]  # fmt: skip
+        lines = [
+            f"axe-core {_axe_version()}: {len(failing)} serious or critical accessibility violation(s) "
+            f"(known exceptions: ALLOWED_A11Y_VIOLATIONS in tests/e2e/conftest.py)"
+        ]
         lines += [f"  {violation.describe()}" for violation in failing]
         lines += [f"  not checked: {error}" for error in self.errors]
         return "\n".join(lines)
@@ -331,7 +343,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _SESSION_TOTALS["documents"]:
         left = _SESSION_TOTALS["left_loading"]
         unchecked = f"; {left} left by a test before they had loaded, not checked" if left else ""
-        terminalreporter.write_line(f"axe-core {_axe_version()}: checked {_SESSION_TOTALS['documents']} page loads for serious and critical violations{unchecked}")
+        terminalreporter.write_line(
+            f"axe-core {_axe_version()}: checked {_SESSION_TOTALS['documents']} page loads for serious and critical violations{unchecked}"
+        )
 
 
 class AuditedBrowser:

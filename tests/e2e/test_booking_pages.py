@@ -110,8 +110,6 @@ async def test_a_therapist_books_a_follow_up_for_their_patient(page: Page, live_
     await expect(page.get_by_text("integration")).to_be_visible()
 
 
-
-
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 async def test_a_patient_books_by_choosing_a_day_then_a_time_on_a_desktop_and_a_phone(
     browser: AuditedBrowser, live_server: LiveServer, session_factory, width: int, height: int

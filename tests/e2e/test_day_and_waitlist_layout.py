@@ -55,8 +55,18 @@ async def _scores(session_factory, patient, now: datetime) -> None:
         intake_id = (await session.execute(Intake.__table__.select().where(Intake.patient_id == patient.patient_id))).first().id
         for kind, scores in (("phq9", (9, 4)), ("gad7", (10, 3))):
             for days_ago, score in zip((40, 1), scores, strict=True):
-                session.add(QuestionnaireResponse(id=uuid.uuid4(), patient_id=patient.patient_id, intake_id=intake_id, questionnaire=kind, version="2026-1",
-                                                  answers={}, score=score, answered_at=now - timedelta(days=days_ago)))  # fmt: skip
+                session.add(
+                    QuestionnaireResponse(
+                        id=uuid.uuid4(),
+                        patient_id=patient.patient_id,
+                        intake_id=intake_id,
+                        questionnaire=kind,
+                        version="2026-1",
+                        answers={},
+                        score=score,
+                        answered_at=now - timedelta(days=days_ago),
+                    )
+                )
 
 
 async def test_the_therapist_day_at_a_laptop_and_a_phone(page: Page, live_server: LiveServer, session_factory):
@@ -72,11 +82,23 @@ async def test_the_therapist_day_at_a_laptop_and_a_phone(page: Page, live_server
     day_start = datetime.combine(now.astimezone(ZoneInfo(ZONE)).date(), time(0), tzinfo=ZoneInfo(ZONE))
     # Today's session, then a dose after it (so a follow-up is due), and an earlier session still without a note.
     await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=day_start + (now - day_start) / 3)
-    await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=now - timedelta(days=2), status="completed")
+    await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=now - timedelta(days=2), status="completed"
+    )
     dosed = day_start + (now - day_start) * 2 / 3
     async with transaction(session_factory) as session:
-        session.add(DosingSession(plan_id=home.plan_id, patient_id=home.patient.patient_id, number=1, status="reported", scheduled_at=dosed,
-                                  unlocked_at=dosed, created_at=dosed, updated_at=dosed))  # fmt: skip
+        session.add(
+            DosingSession(
+                plan_id=home.plan_id,
+                patient_id=home.patient.patient_id,
+                number=1,
+                status="reported",
+                scheduled_at=dosed,
+                unlocked_at=dosed,
+                created_at=dosed,
+                updated_at=dosed,
+            )
+        )
     await _scores(session_factory, home.patient, now)
 
     await page.set_viewport_size(LAPTOP)
@@ -105,7 +127,9 @@ async def test_the_therapist_day_at_a_laptop_and_a_phone(page: Page, live_server
             frame = await chart.bounding_box()
             for text in await chart.locator("text").all():  # and no text is cut off at the chart's edges
                 box = await text.bounding_box()
-                assert frame and box and frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], await text.text_content()
+                assert frame and box and frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], (
+                    await text.text_content()
+                )
         await _shoot(page, f"therapist-scores-{suffix}")
 
 
@@ -116,9 +140,20 @@ async def test_the_coordinator_waiting_list_at_a_laptop_and_a_phone(page: Page, 
     async with transaction(session_factory) as session:
         for state, count in waiting.items():
             for index in range(count):
-                session.add(WaitlistEntry(id=uuid.uuid4(), status="waiting", state=state, first_name=f"W{index}", last_name="Example",
-                                          email=f"w{index}-{state.lower()}@example.org", date_of_birth=date(1980, 1, 1), consent_to_contact=True,
-                                          joined_at=clock.now() - timedelta(days=40), confirmed_at=clock.now() - timedelta(days=40 - index % 30)))  # fmt: skip
+                session.add(
+                    WaitlistEntry(
+                        id=uuid.uuid4(),
+                        status="waiting",
+                        state=state,
+                        first_name=f"W{index}",
+                        last_name="Example",
+                        email=f"w{index}-{state.lower()}@example.org",
+                        date_of_birth=date(1980, 1, 1),
+                        consent_to_contact=True,
+                        joined_at=clock.now() - timedelta(days=40),
+                        confirmed_at=clock.now() - timedelta(days=40 - index % 30),
+                    )
+                )
     coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
     await page.set_viewport_size(LAPTOP)
     await _sign_in(page, coordinator)

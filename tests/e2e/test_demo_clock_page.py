@@ -23,7 +23,9 @@ def settings(settings):  # the tests' database has a DATABASE_URL: the demo cloc
 
 
 async def test_a_coordinator_moves_the_demo_clock_and_every_page_says_so(page: Page, live_server: LiveServer, session_factory):
-    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=SystemClock().now(), settings=live_server.settings)
+    coordinator = await make_person(
+        session_factory, role=Role.COORDINATOR, email="co@example.org", now=SystemClock().now(), settings=live_server.settings
+    )
     await _sign_in(page, coordinator)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Coordinator home")
     await expect(page.locator(".demo-clock")).to_have_count(0)  # real time: no banner

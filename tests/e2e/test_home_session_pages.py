@@ -23,7 +23,9 @@ from tests.integration.dosing.helpers import Mail, active_plan
 pytestmark = pytest.mark.browser
 
 
-async def test_patient_and_sitter_take_a_session_in_two_browsers(page: Page, browser: Browser, live_server: LiveServer, session_factory, smtp):
+async def test_patient_and_sitter_take_a_session_in_two_browsers(
+    page: Page, browser: Browser, live_server: LiveServer, session_factory, smtp
+):
     clock = SystemClock()
     home = await active_plan(session_factory, live_server.settings, clock)
     mail = Mail(session_factory, live_server.settings, clock, smtp)
@@ -52,7 +54,12 @@ async def test_patient_and_sitter_take_a_session_in_two_browsers(page: Page, bro
         await expect(page.get_by_text("verification pending")).to_be_visible()
         desk_context = await browser.new_context(base_url=live_server.url)
         desk = await desk_context.new_page()
-        await _sign_in(desk, await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=live_server.settings))
+        await _sign_in(
+            desk,
+            await make_person(
+                session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=live_server.settings
+            ),
+        )
         await desk.goto("/coordinator/sitters")
         await desk.get_by_label("Phone call").check()
         await desk.get_by_role("button", name="Record the call with Sam Rivers").click()

@@ -29,13 +29,18 @@ CSSRS = QUESTIONNAIRES["cssrs"]
 
 async def _patient_from_the_waiting_list(session_factory, live_server: LiveServer):
     """A New York patient whose waiting-list entry gave name, date of birth and phone."""
-    patient = await make_person(session_factory, role=Role.PATIENT, email="pat@example.org", now=SystemClock().now(), settings=live_server.settings)
+    patient = await make_person(
+        session_factory, role=Role.PATIENT, email="pat@example.org", now=SystemClock().now(), settings=live_server.settings
+    )
     async with transaction(session_factory) as session:
         await session.execute(update(Patient).where(Patient.id == patient.patient_id).values(state_of_residence="NY"))
-        await session.execute(text(
-            "INSERT INTO waitlist_entry (id, status, state, first_name, last_name, email, date_of_birth, phone, consent_to_contact, joined_at, patient_id)"
-            " VALUES (gen_random_uuid(), 'enrolled', 'NY', 'Robin', 'Fresh', 'pat@example.org', :dob, '+12125550123', true, now(), :patient)"
-        ), {"dob": date(1990, 4, 2), "patient": patient.patient_id})  # fmt: skip
+        await session.execute(
+            text(
+                "INSERT INTO waitlist_entry (id, status, state, first_name, last_name, email, date_of_birth, phone, consent_to_contact, joined_at, patient_id)"
+                " VALUES (gen_random_uuid(), 'enrolled', 'NY', 'Robin', 'Fresh', 'pat@example.org', :dob, '+12125550123', true, now(), :patient)"
+            ),
+            {"dob": date(1990, 4, 2), "patient": patient.patient_id},
+        )
     return patient
 
 
@@ -48,7 +53,9 @@ async def _answer(page: Page, answers: dict[int, str]) -> None:
 
 async def test_cssrs_in_plain_words_then_the_escalation_in_words(page: Page, browser: Browser, live_server: LiveServer, session_factory):
     patient = await _patient_from_the_waiting_list(session_factory, live_server)
-    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=SystemClock().now(), settings=live_server.settings)
+    prescriber = await make_person(
+        session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=SystemClock().now(), settings=live_server.settings
+    )
     await join_care_team(session_factory, patient, prescriber, now=SystemClock().now())
     await _sign_in(page, patient)
 

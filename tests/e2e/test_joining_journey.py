@@ -52,7 +52,9 @@ async def answer_questionnaire(page: Page, key: str) -> None:
 
 
 async def coordinator_invites_from_new_york(browser: Browser, live_server: LiveServer, session_factory) -> None:
-    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=SystemClock().now(), settings=live_server.settings)
+    coordinator = await make_person(
+        session_factory, role=Role.COORDINATOR, email="co@example.org", now=SystemClock().now(), settings=live_server.settings
+    )
     context = await browser.new_context(base_url=live_server.url)
     try:
         staff = await context.new_page()
@@ -71,7 +73,9 @@ async def coordinator_invites_from_new_york(browser: Browser, live_server: LiveS
         await context.close()
 
 
-async def test_join_confirm_invite_create_account_complete_intake(page: Page, browser: Browser, live_server: LiveServer, session_factory, smtp):
+async def test_join_confirm_invite_create_account_complete_intake(
+    page: Page, browser: Browser, live_server: LiveServer, session_factory, smtp
+):
     await credential_prescriber(session_factory, live_server.settings, SystemClock())  # New York is served
     await page.goto("/waitlist")
     await page.get_by_label("First name").fill("Robin")

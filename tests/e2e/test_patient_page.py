@@ -30,18 +30,34 @@ async def _patient_with_a_message(session_factory, live_server: LiveServer):
     async with transaction(session_factory) as session:
         intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == home.patient.patient_id))
         await session.execute(
-            ScreeningDecision.__table__.update().where(ScreeningDecision.patient_id == home.patient.patient_id).values(outcome="needs_review", reasons=[SEIZURE_FLAG])
-        )  # fmt: skip
-        session.add_all([
-            IntakeSection(intake_id=intake_id, section="vitals", answers={"bp_systolic": 138, "bp_diastolic": 88, "pulse": 74}, saved_at=clock.now()),
-            CareMessage(patient_id=home.patient.patient_id, author_user_id=home.patient.user_id, author_role="patient",
-                        body="My sitter can only come on Saturdays; is that fine?", sent_at=clock.now() - timedelta(hours=3)),
-        ])  # fmt: skip
+            ScreeningDecision.__table__.update()
+            .where(ScreeningDecision.patient_id == home.patient.patient_id)
+            .values(outcome="needs_review", reasons=[SEIZURE_FLAG])
+        )
+        session.add_all(
+            [
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="vitals",
+                    answers={"bp_systolic": 138, "bp_diastolic": 88, "pulse": 74},
+                    saved_at=clock.now(),
+                ),
+                CareMessage(
+                    patient_id=home.patient.patient_id,
+                    author_user_id=home.patient.user_id,
+                    author_role="patient",
+                    body="My sitter can only come on Saturdays; is that fine?",
+                    sent_at=clock.now() - timedelta(hours=3),
+                ),
+            ]
+        )
     return home
 
 
 @pytest.mark.parametrize("width,height", SIZES, ids=["desktop", "phone"])
-async def test_prescriber_clicks_from_home_to_the_patient_and_their_messages(page: Page, live_server: LiveServer, session_factory, width, height):
+async def test_prescriber_clicks_from_home_to_the_patient_and_their_messages(
+    page: Page, live_server: LiveServer, session_factory, width, height
+):
     home = await _patient_with_a_message(session_factory, live_server)
     await page.set_viewport_size({"width": width, "height": height})
     await _sign_in(page, home.prescriber)

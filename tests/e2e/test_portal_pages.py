@@ -31,9 +31,18 @@ async def _baseline(session_factory, patient, clock) -> None:
     async with transaction(session_factory) as session:
         intake_id = (await session.execute(select(Intake.id).where(Intake.patient_id == patient.patient_id))).scalar_one()
         for kind, value, count in (("phq9", 2, 9), ("gad7", 2, 6)):
-            session.add(QuestionnaireResponse(id=uuid.uuid4(), patient_id=patient.patient_id, intake_id=intake_id, questionnaire=kind, version="2026-1",
-                                              answers={f"{kind}_{i}": value for i in range(1, count + 1)}, score=value * count,
-                                              answered_at=clock.now() - timedelta(days=40)))  # fmt: skip
+            session.add(
+                QuestionnaireResponse(
+                    id=uuid.uuid4(),
+                    patient_id=patient.patient_id,
+                    intake_id=intake_id,
+                    questionnaire=kind,
+                    version="2026-1",
+                    answers={f"{kind}_{i}": value for i in range(1, count + 1)},
+                    score=value * count,
+                    answered_at=clock.now() - timedelta(days=40),
+                )
+            )
 
 
 async def _home_screenshot(page: Page, name: str) -> None:
@@ -70,7 +79,11 @@ async def test_reassessment_scores_messages_and_export(page: Page, live_server: 
         await page.get_by_role("link", name="Download as FHIR (JSON)").click()
     download = await download_info.value
     bundle = json.loads(Path(await download.path()).read_text())
-    assert bundle["resourceType"] == "Bundle" and {e["resource"]["resourceType"] for e in bundle["entry"]} >= {"Patient", "Observation", "MedicationRequest"}
+    assert bundle["resourceType"] == "Bundle" and {e["resource"]["resourceType"] for e in bundle["entry"]} >= {
+        "Patient",
+        "Observation",
+        "MedicationRequest",
+    }
 
 
 async def test_every_role_has_a_home_page(page: Page, live_server: LiveServer, session_factory):
@@ -78,8 +91,15 @@ async def test_every_role_has_a_home_page(page: Page, live_server: LiveServer, s
     home = await active_plan(session_factory, live_server.settings, clock)
     people = {"prescriber": home.prescriber}
     for role in (Role.THERAPIST, Role.PHARMACIST, Role.COORDINATOR):
-        people[role.value] = await make_person(session_factory, role=role, email=f"{role.value}@example.org", now=clock.now(), settings=live_server.settings)
-    headings = {"prescriber": "Prescriber home", "therapist": "Therapist home", "pharmacist": "Pharmacy home", "coordinator": "Coordinator home"}
+        people[role.value] = await make_person(
+            session_factory, role=role, email=f"{role.value}@example.org", now=clock.now(), settings=live_server.settings
+        )
+    headings = {
+        "prescriber": "Prescriber home",
+        "therapist": "Therapist home",
+        "pharmacist": "Pharmacy home",
+        "coordinator": "Coordinator home",
+    }
     for name, person in people.items():
         await page.context.clear_cookies()
         await _sign_in(page, person)

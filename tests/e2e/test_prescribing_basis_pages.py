@@ -35,7 +35,9 @@ async def test_the_coordinator_sees_the_cliff_and_records_an_evaluation(page: Pa
     until = live_server.settings.telemedicine_flexibilities_until
     home = await active_plan(session_factory, live_server.settings, clock)  # a live plan in New York, no basis after the date
     await screened_patient(session_factory, live_server.settings, clock, email="dana@example.org", state="NJ")
-    coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=live_server.settings)
+    coordinator = await make_person(
+        session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=live_server.settings
+    )
 
     await _sign_in(page, coordinator)
     await expect(page.get_by_text(f"2 active patients need a new plan or renewal after {until:%d %b %Y}")).to_be_visible()

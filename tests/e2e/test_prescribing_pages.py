@@ -31,10 +31,13 @@ from tests.integration.scheduling.helpers import prescriber_with_hours, screened
 pytestmark = pytest.mark.browser
 
 SEIZURE_FLAG = {
-    "rule_id": "history.seizure", "outcome": "needs_review", "clinician_text": "Seizure disorder: review control, anticonvulsants and interactions.",
-    "patient_text": "A prescriber will review your seizure history with you before treatment.", "evidence": "medical_history.seizure_disorder = yes",
+    "rule_id": "history.seizure",
+    "outcome": "needs_review",
+    "clinician_text": "Seizure disorder: review control, anticonvulsants and interactions.",
+    "patient_text": "A prescriber will review your seizure history with you before treatment.",
+    "evidence": "medical_history.seizure_disorder = yes",
     "crisis": False,
-}  # fmt: skip
+}
 
 
 async def _sign_in(page: Page, person: Person) -> int | None:
@@ -64,15 +67,44 @@ async def _consult_ready(session_factory, live_server: LiveServer):
     patient = await screened_patient(session_factory, settings, clock)
     async with transaction(session_factory) as session:
         intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == patient.patient_id))
-        await session.execute(update(ScreeningDecision).where(ScreeningDecision.patient_id == patient.patient_id).values(outcome="needs_review", reasons=[SEIZURE_FLAG]))
-        session.add_all([
-            IntakeSection(intake_id=intake_id, section="demographics", answers={"first_name": "Patricia", "last_name": "Doe", "date_of_birth": "1988-04-02"}, saved_at=clock.now()),
-            IntakeSection(intake_id=intake_id, section="address", answers={"line1": "12 Elm St", "city": "Albany", "state": "NY", "postal_code": "12207"}, saved_at=clock.now()),
-            QuestionnaireResponse(patient_id=patient.patient_id, intake_id=intake_id, questionnaire="phq9", version="2026-1", answers={}, score=14, band="moderate", answered_at=clock.now()),
-            Pharmacy(name="Green Mountain Compounding", phone="+18025550111", address="1 Mill St, Burlington VT", created_at=clock.now()),
-        ])  # fmt: skip
+        await session.execute(
+            update(ScreeningDecision)
+            .where(ScreeningDecision.patient_id == patient.patient_id)
+            .values(outcome="needs_review", reasons=[SEIZURE_FLAG])
+        )
+        session.add_all(
+            [
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="demographics",
+                    answers={"first_name": "Patricia", "last_name": "Doe", "date_of_birth": "1988-04-02"},
+                    saved_at=clock.now(),
+                ),
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="address",
+                    answers={"line1": "12 Elm St", "city": "Albany", "state": "NY", "postal_code": "12207"},
+                    saved_at=clock.now(),
+                ),
+                QuestionnaireResponse(
+                    patient_id=patient.patient_id,
+                    intake_id=intake_id,
+                    questionnaire="phq9",
+                    version="2026-1",
+                    answers={},
+                    score=14,
+                    band="moderate",
+                    answered_at=clock.now(),
+                ),
+                Pharmacy(
+                    name="Green Mountain Compounding", phone="+18025550111", address="1 Mill St, Burlington VT", created_at=clock.now()
+                ),
+            ]
+        )
     starts_at = (clock.now() + timedelta(minutes=2)).replace(second=0, microsecond=0)
-    consult = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45)
+    consult = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45
+    )
     # Both are in the video room (the room itself: test_video_room.py); the findings below are typed after it.
     await visit_took_place(session_factory, consult, started_at=clock.now() - timedelta(minutes=7))
     return prescriber, patient
@@ -80,10 +112,14 @@ async def _consult_ready(session_factory, live_server: LiveServer):
 
 async def test_consult_to_signed_plan_to_shipped_batch(page: Page, browser: Browser, live_server: LiveServer, session_factory):
     prescriber, patient = await _consult_ready(session_factory, live_server)
-    pharmacist = await make_person(session_factory, role=Role.PHARMACIST, email="pharm@example.org", now=SystemClock().now(), settings=live_server.settings)
+    pharmacist = await make_person(
+        session_factory, role=Role.PHARMACIST, email="pharm@example.org", now=SystemClock().now(), settings=live_server.settings
+    )
     async with transaction(session_factory) as session:  # the pharmacist works for the plan's pharmacy (the only one here)
         pharmacy_id = (await session.execute(select(Pharmacy.id))).scalar_one()
-        await assign_pharmacy(session, pharmacist_id=pharmacist.user_id, pharmacy_id=pharmacy_id, actor=Actor.system(), now=SystemClock().now())
+        await assign_pharmacy(
+            session, pharmacist_id=pharmacist.user_id, pharmacy_id=pharmacy_id, actor=Actor.system(), now=SystemClock().now()
+        )
     assert prescriber.totp_secret and pharmacist.totp_secret
 
     # The prescriber opens the encounter from the calendar.
@@ -228,7 +264,9 @@ async def test_consult_to_signed_plan_to_shipped_batch(page: Page, browser: Brow
         await expect(them.get_by_role("region", name="Shipment 1")).to_contain_text("On its way")
         await expect(them.get_by_role("region", name="Shipment 1")).to_contain_text("1Z999AA10123456784")
         await page.reload()
-        await expect(shipments.get_by_role("row", name=re.compile("^1 Sessions 1–3: 9 units Shipped · UPS 1Z999AA10123456784"))).to_be_visible()
+        await expect(
+            shipments.get_by_role("row", name=re.compile("^1 Sessions 1–3: 9 units Shipped · UPS 1Z999AA10123456784"))
+        ).to_be_visible()
     finally:
         await patient_context.close()
         await pharmacy_context.close()

@@ -32,23 +32,70 @@ async def _record_with_a_session(session_factory, settings, clock):
     await intake_on_file(session_factory, clock, home.patient.patient_id)
     now = clock.now()
     async with transaction(session_factory) as session:
-        sitter = Sitter(patient_id=home.patient.patient_id, status="confirmed", full_name="Sam Rivers", email="sam@example.org", relationship="partner",
-                        adult_confirmed=True, agreement_version="2026-1", agreement_sha256="c" * 64, typed_name="Sam Rivers", signed_at=now - timedelta(days=2),
-                        created_at=now - timedelta(days=3), updated_at=now)  # fmt: skip
+        sitter = Sitter(
+            patient_id=home.patient.patient_id,
+            status="confirmed",
+            full_name="Sam Rivers",
+            email="sam@example.org",
+            relationship="partner",
+            adult_confirmed=True,
+            agreement_version="2026-1",
+            agreement_sha256="c" * 64,
+            typed_name="Sam Rivers",
+            signed_at=now - timedelta(days=2),
+            created_at=now - timedelta(days=3),
+            updated_at=now,
+        )
         session.add(sitter)
         await session.flush()
-        dose = DosingSession(plan_id=home.plan_id, patient_id=home.patient.patient_id, sitter_id=sitter.id, number=1, status="unlocked",
-                             scheduled_at=now - timedelta(hours=2), unlocked_at=now - timedelta(hours=2), created_at=now - timedelta(days=1), updated_at=now)  # fmt: skip
+        dose = DosingSession(
+            plan_id=home.plan_id,
+            patient_id=home.patient.patient_id,
+            sitter_id=sitter.id,
+            number=1,
+            status="unlocked",
+            scheduled_at=now - timedelta(hours=2),
+            unlocked_at=now - timedelta(hours=2),
+            created_at=now - timedelta(days=1),
+            updated_at=now,
+        )
         session.add(dose)
         await session.flush()
-        session.add_all([
-            SitterAttestation(dosing_session_id=dose.id, sitter_id=sitter.id, kind="presence", typed_name="Sam Rivers", attested_at=now - timedelta(hours=2, minutes=5)),
-            SitterAttestation(dosing_session_id=dose.id, sitter_id=sitter.id, kind="end", typed_name="Sam Rivers", outcome="alert_and_safe", attested_at=now - timedelta(minutes=40)),
-            CareMessage(id=uuid.uuid4(), patient_id=home.patient.patient_id, author_user_id=home.patient.user_id, author_role="patient",
-                        body="Is it fine to eat a light lunch before?", sent_at=now - timedelta(days=1)),
-            CareMessage(id=uuid.uuid4(), patient_id=home.patient.patient_id, author_user_id=home.prescriber.user_id, author_role="prescriber",
-                        body="Yes, two hours before at the latest.", sent_at=now - timedelta(hours=20)),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                SitterAttestation(
+                    dosing_session_id=dose.id,
+                    sitter_id=sitter.id,
+                    kind="presence",
+                    typed_name="Sam Rivers",
+                    attested_at=now - timedelta(hours=2, minutes=5),
+                ),
+                SitterAttestation(
+                    dosing_session_id=dose.id,
+                    sitter_id=sitter.id,
+                    kind="end",
+                    typed_name="Sam Rivers",
+                    outcome="alert_and_safe",
+                    attested_at=now - timedelta(minutes=40),
+                ),
+                CareMessage(
+                    id=uuid.uuid4(),
+                    patient_id=home.patient.patient_id,
+                    author_user_id=home.patient.user_id,
+                    author_role="patient",
+                    body="Is it fine to eat a light lunch before?",
+                    sent_at=now - timedelta(days=1),
+                ),
+                CareMessage(
+                    id=uuid.uuid4(),
+                    patient_id=home.patient.patient_id,
+                    author_user_id=home.prescriber.user_id,
+                    author_role="prescriber",
+                    body="Yes, two hours before at the latest.",
+                    sent_at=now - timedelta(hours=20),
+                ),
+            ]
+        )
     return home
 
 
@@ -64,8 +111,18 @@ async def test_the_patient_reads_prints_and_downloads_their_record(browser, live
         await page.goto("/record")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Your record")
         main = page.locator("main")
-        for heading in ("About you", "Intake answers", "Questionnaires", "Consents signed", "Prescriptions and shipments", "Home sessions",
-                        "Sitters and what they attested", "Messages with the care team", "Outcomes", "Payments"):  # fmt: skip
+        for heading in (
+            "About you",
+            "Intake answers",
+            "Questionnaires",
+            "Consents signed",
+            "Prescriptions and shipments",
+            "Home sessions",
+            "Sitters and what they attested",
+            "Messages with the care team",
+            "Outcomes",
+            "Payments",
+        ):
             await expect(page.get_by_role("heading", level=2, name=heading)).to_be_visible()
         await expect(main).to_contain_text(QUESTIONNAIRES["phq9"].items[0].text)
         await expect(main).to_contain_text("Total score: 18 (moderately severe)")
@@ -96,7 +153,9 @@ async def test_the_print_view_is_where_the_button_leads_without_javascript(brows
     page = await context.new_page()
     await _sign_in(page, home.patient)
     await page.goto("/record")
-    await page.goto(await page.get_by_role("link", name="Print or save as PDF").get_attribute("href"))  # what a browser without scripts follows
+    await page.goto(
+        await page.get_by_role("link", name="Print or save as PDF").get_attribute("href")
+    )  # what a browser without scripts follows
     await expect(page).to_have_url(f"{live_server.url}/record?print=1")
     await expect(page.locator("body.print-view")).to_contain_text("Is it fine to eat a light lunch before?")
     await expect(page.get_by_role("link", name="Back to the record")).to_be_visible()

@@ -74,7 +74,9 @@ async def test_patient_and_prescriber_on_two_app_processes_see_each_other(databa
     patient = await screened_patient(session_factory, settings, clock)
     stranger = await screened_patient(session_factory, settings, clock, email="stranger@example.org")
     starts_at = (clock.now() + timedelta(minutes=3)).replace(second=0, microsecond=0)
-    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45)
+    appointment_id = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45
+    )
     async with session_factory() as session:
         room_path = f"/rooms/{await session.scalar(select(Appointment.room_token).where(Appointment.id == appointment_id))}"
 
@@ -113,7 +115,9 @@ async def test_patient_and_prescriber_on_two_app_processes_see_each_other(databa
         # The room kept the evidence: both connections, and the start when both were connected.
         async with session_factory() as session:
             visit = await session.get(VideoVisit, appointment_id)
-            connections = list((await session.execute(select(VisitConnection).where(VisitConnection.appointment_id == appointment_id))).scalars())
+            connections = list(
+                (await session.execute(select(VisitConnection).where(VisitConnection.appointment_id == appointment_id))).scalars()
+            )
         assert visit is not None and visit.start_evidence == "both_connected" and visit.modality == "audio_video"
         assert {c.participant for c in connections} == {"patient", "clinician"} and all(c.left_at is None for c in connections)
         assert visit.started_at >= max(c.joined_at for c in connections)
@@ -133,7 +137,11 @@ async def test_patient_and_prescriber_on_two_app_processes_see_each_other(databa
 
         async def left_recorded() -> bool:
             async with session_factory() as session:
-                row = await session.scalar(select(VisitConnection).where(VisitConnection.appointment_id == appointment_id, VisitConnection.participant == "patient"))
+                row = await session.scalar(
+                    select(VisitConnection).where(
+                        VisitConnection.appointment_id == appointment_id, VisitConnection.participant == "patient"
+                    )
+                )
                 ended = await session.scalar(select(VideoVisit.ended_at).where(VideoVisit.appointment_id == appointment_id))
             return row is not None and row.left_at is not None and ended is not None
 

@@ -41,7 +41,11 @@ CLIENT_LOGGER = "tests.e2e.signalling_client"  # this test's own client logs the
 WORDS = "I feel unsafe tonight"
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 7310543257338052187 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"}
-CANDIDATE = {"candidate": "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0", "sdpMid": "0", "sdpMLineIndex": 0}
+CANDIDATE = {
+    "candidate": "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0",
+    "sdpMid": "0",
+    "sdpMLineIndex": 0,
+}
 
 
 @dataclass
@@ -78,9 +82,25 @@ async def room(live_server: LiveServer, session_factory, settings) -> AsyncItera
     patient = await screened_patient(session_factory, settings, clock)
     stranger = await screened_patient(session_factory, settings, clock, email="stranger@example.org")
     starts_at = (clock.now() + timedelta(minutes=3)).replace(second=0, microsecond=0)
-    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45)
-    tomorrow_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at + timedelta(days=1), appointment_type="consult", minutes=45)
-    yesterday_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=starts_at - timedelta(days=1), appointment_type="consult", minutes=45)
+    appointment_id = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=starts_at, appointment_type="consult", minutes=45
+    )
+    tomorrow_id = await insert_appointment(
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=starts_at + timedelta(days=1),
+        appointment_type="consult",
+        minutes=45,
+    )
+    yesterday_id = await insert_appointment(
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=starts_at - timedelta(days=1),
+        appointment_type="consult",
+        minutes=45,
+    )
     clients = [
         await signed_in(live_server.url, patient.email),
         await signed_in(live_server.url, prescriber.email, totp_secret=prescriber.totp_secret),
@@ -101,12 +121,19 @@ def cookie_header(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def socket(room: Room, client: httpx.AsyncClient | None, *, token: str | None = None, origin: str | None = "same") -> AsyncIterator[ClientConnection]:
+async def socket(
+    room: Room, client: httpx.AsyncClient | None, *, token: str | None = None, origin: str | None = "same"
+) -> AsyncIterator[ClientConnection]:
     """A WebSocket to the room as `client`'s person (None: no cookie), from our own origin unless told."""
     async with connect(
-        room.uri(token), origin=room.origin if origin == "same" else origin, additional_headers=cookie_header(client) if client else None,
-        proxy=None, open_timeout=TIMEOUT, close_timeout=TIMEOUT, logger=logging.getLogger(CLIENT_LOGGER),
-    ) as ws:  # fmt: skip
+        room.uri(token),
+        origin=room.origin if origin == "same" else origin,
+        additional_headers=cookie_header(client) if client else None,
+        proxy=None,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+        logger=logging.getLogger(CLIENT_LOGGER),
+    ) as ws:
         yield ws
 
 
@@ -160,7 +187,12 @@ def repetitive_sdp(chars: int) -> str:
     lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1"]
     payload = 96
     while sum(len(line) + 2 for line in lines) < chars:
-        lines += [f"a=rtpmap:{payload} VP8/90000", f"a=rtcp-fb:{payload} nack pli", f"a=rtcp-fb:{payload} goog-remb", f"a=fmtp:{payload} max-fs=12288;max-fr=60"]
+        lines += [
+            f"a=rtpmap:{payload} VP8/90000",
+            f"a=rtcp-fb:{payload} nack pli",
+            f"a=rtcp-fb:{payload} goog-remb",
+            f"a=fmtp:{payload} max-fs=12288;max-fr=60",
+        ]
         payload = payload + 1 if payload < 127 else 96
     return "\r\n".join(lines) + "\r\n"
 
@@ -209,8 +241,15 @@ async def test_patient_and_clinician_meet_and_their_signals_are_relayed(room: Ro
 
             async with session_factory() as session:
                 visit = await session.get(VideoVisit, room.appointment_id)
-                connections = list((await session.scalars(select(VisitConnection).where(VisitConnection.appointment_id == room.appointment_id))).all())
-            assert visit is not None and visit.start_evidence == "both_connected" and visit.modality == "audio_video" and visit.ended_at is None
+                connections = list(
+                    (await session.scalars(select(VisitConnection).where(VisitConnection.appointment_id == room.appointment_id))).all()
+                )
+            assert (
+                visit is not None
+                and visit.start_evidence == "both_connected"
+                and visit.modality == "audio_video"
+                and visit.ended_at is None
+            )
             assert sorted(c.participant for c in connections) == ["clinician", "patient"] and all(c.left_at is None for c in connections)
             assert visit.started_at >= max(c.joined_at for c in connections)
 
@@ -227,14 +266,18 @@ async def test_patient_and_clinician_meet_and_their_signals_are_relayed(room: Ro
 
     async def both_left() -> bool:
         async with session_factory() as session:
-            lefts = list((await session.scalars(select(VisitConnection.left_at).where(VisitConnection.appointment_id == room.appointment_id))).all())
+            lefts = list(
+                (await session.scalars(select(VisitConnection.left_at).where(VisitConnection.appointment_id == room.appointment_id))).all()
+            )
             ended = await session.scalar(select(VideoVisit.ended_at).where(VideoVisit.appointment_id == room.appointment_id))
         return len(lefts) == 2 and all(lefts) and ended is not None
 
     await eventually(both_left, "both connections' left_at and the visit's ended_at")
     async with session_factory() as session:
         visit = await session.get(VideoVisit, room.appointment_id)
-        connections = list((await session.scalars(select(VisitConnection).where(VisitConnection.appointment_id == room.appointment_id))).all())
+        connections = list(
+            (await session.scalars(select(VisitConnection).where(VisitConnection.appointment_id == room.appointment_id))).all()
+        )
     assert len(connections) == 2 and visit.ended_at == max(c.left_at for c in connections) and visit.ended_at > visit.started_at
 
 
@@ -303,7 +346,9 @@ def rendered(record: logging.LogRecord) -> str:
 
 async def test_a_frame_outside_the_protocol_closes_the_socket_and_the_person_can_rejoin(room: Room, caplog):
     noise = random.Random(7)
-    incompressible = "v=0\r\n" + "".join(noise.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(30_000))
+    incompressible = "v=0\r\n" + "".join(
+        noise.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(30_000)
+    )
     bad_frames: list[tuple[str | bytes, int]] = [
         ("this is not JSON", 4400),
         (json.dumps({"type": "chat", "text": WORDS}), 4400),
@@ -328,16 +373,23 @@ async def test_a_frame_outside_the_protocol_closes_the_socket_and_the_person_can
             async with socket(room, room.patient) as patient:
                 await welcomed(patient, "patient")
                 await patient.send(json.dumps({"type": "signal", "description": OFFER}))
-                assert await receive(clinician, "signal", passing=frozenset({"peer-joined", "peer-left"})) == {"type": "signal", "description": OFFER}
+                assert await receive(clinician, "signal", passing=frozenset({"peer-joined", "peer-left"})) == {
+                    "type": "signal",
+                    "description": OFFER,
+                }
     assert {m["type"] for m in heard} <= {"peer-joined", "peer-left", "visit-started"}, heard
     assert not any(WORDS in json.dumps(m) or "binary" in json.dumps(m) for m in heard)
 
     records = server_records(caplog)
     reasons = [record.getMessage() for record in records if record.name == "telehealth.video_room"]
     assert reasons == [
-        "video room closed a connection: not_json", "video room closed a connection: unknown_type", "video room closed a connection: signal_fields",
-        "video room closed a connection: not_text", "video room closed a connection: frame_too_large", "video room closed a connection: frame_too_large",
-    ]  # fmt: skip
+        "video room closed a connection: not_json",
+        "video room closed a connection: unknown_type",
+        "video room closed a connection: signal_fields",
+        "video room closed a connection: not_text",
+        "video room closed a connection: frame_too_large",
+        "video room closed a connection: frame_too_large",
+    ]
     # Not in any record of the app, its framework, database driver or server (uvicorn's frame trace included).
     leaking = [f"{record.name}: {record.getMessage()[:200]}" for record in records if WORDS in rendered(record)]
     assert leaking == [], leaking

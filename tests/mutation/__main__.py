@@ -78,7 +78,9 @@ def run_pytest(targets: tuple[str, ...], timeout: float) -> tuple[int | None, st
     and we stop it ourselves; no bytecode written, so a mutant never leaves a .pyc behind."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *targets]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -144,7 +146,8 @@ def markdown(outcomes: list[Outcome], *, seconds: float) -> str:
     counts = {result: sum(1 for o in outcomes if o.result == result) for result in (KILLED, SURVIVED, TIMEOUT, ANCHOR_MISSING, ERROR)}
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on commit {commit}: {len(outcomes)} mutants in {seconds / 60:.0f} min; "
-        + ", ".join(f"{n} {result}" for result, n in counts.items() if n) + ".",
+        + ", ".join(f"{n} {result}" for result, n in counts.items() if n)
+        + ".",
         "",
         "| Mutant | File | Rule it breaks | Result | Caught by | Time |",
         "|---|---|---|---|---|---|",
@@ -209,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             detail = f"  ({outcome.detail})" if outcome.detail else ""
             print(f"[{number:3}/{len(chosen)}] {mutant.id:42} {outcome.result:9} {outcome.seconds:5.0f} s{detail}", flush=True)
     except (KeyboardInterrupt, Stop) as stop:
-        print(f"\ninterrupted ({stop.args[0] if stop.args else 'Ctrl-C'}); every file is restored; {len(outcomes)} of {len(chosen)} mutants were run")
+        print(
+            f"\ninterrupted ({stop.args[0] if stop.args else 'Ctrl-C'}); every file is restored; {len(outcomes)} of {len(chosen)} mutants were run"
+        )
         return 1
     finally:
         if dirty := dirty_files(files):

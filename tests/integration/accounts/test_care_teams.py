@@ -41,13 +41,18 @@ async def test_booking_an_integration_session_puts_the_therapist_on_the_team(cli
 
     client.cookies.clear()
     await sign_in(client, patient, clock)
-    await book_paid(client, stripe_fake, {"type": "integration", "clinician_id": str(therapist.user_id), "starts_at": "2026-11-24T15:00:00Z"})
+    await book_paid(
+        client, stripe_fake, {"type": "integration", "clinician_id": str(therapist.user_id), "starts_at": "2026-11-24T15:00:00Z"}
+    )
     client.cookies.clear()
     clock.advance(timedelta(seconds=30))
     await sign_in(client, therapist, clock)
     assert (await client.get(f"/patients/{patient.patient_id}/notes")).status_code == 200
-    follow_up = await client.post("/api/v1/follow-ups", json={"patient_id": str(patient.patient_id), "starts_at": "2026-12-01T15:00:00Z"},
-                                  headers=await csrf_headers(client))  # fmt: skip
+    follow_up = await client.post(
+        "/api/v1/follow-ups",
+        json={"patient_id": str(patient.patient_id), "starts_at": "2026-12-01T15:00:00Z"},
+        headers=await csrf_headers(client),
+    )
     assert follow_up.status_code == 201, follow_up.text
     team = (await client.get(f"/api/v1/patients/{patient.patient_id}/care-team")).json()
     assert [(m["clinician_id"], m["joined_because"]) for m in team] == [(str(therapist.user_id), "integration_booked")]
@@ -64,9 +69,13 @@ async def test_a_coordinator_replaces_a_therapist_and_the_one_who_left_loses_acc
     url = f"/api/v1/patients/{patient.patient_id}/care-team"
     [member] = (await client.get(url)).json()
 
-    no_reason = await client.post(url, json={"clinician_id": str(second.user_id), "reason": " ", "replaces": member["id"]}, headers=await csrf_headers(client))
+    no_reason = await client.post(
+        url, json={"clinician_id": str(second.user_id), "reason": " ", "replaces": member["id"]}, headers=await csrf_headers(client)
+    )
     assert no_reason.status_code == 422 and "reason" in no_reason.json()["fields"]
-    not_a_clinician = await client.post(url, json={"clinician_id": str(pharmacist.user_id), "reason": "x"}, headers=await csrf_headers(client))
+    not_a_clinician = await client.post(
+        url, json={"clinician_id": str(pharmacist.user_id), "reason": "x"}, headers=await csrf_headers(client)
+    )
     assert not_a_clinician.status_code == 422 and "clinician_id" in not_a_clinician.json()["fields"]
 
     body = {"clinician_id": str(second.user_id), "reason": "The patient asked for a therapist nearer their hours", "replaces": member["id"]}
@@ -74,7 +83,12 @@ async def test_a_coordinator_replaces_a_therapist_and_the_one_who_left_loses_acc
     assert changed.status_code == 201, changed.text
     history = (await client.get(url)).json()
     assert [(m["clinician_id"], m["left_at"] is None) for m in history] == [(str(first.user_id), False), (str(second.user_id), True)]
-    assert await _count(session_factory, "SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND payload->>'template' = 'portal_update'") >= 1
+    assert (
+        await _count(
+            session_factory, "SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND payload->>'template' = 'portal_update'"
+        )
+        >= 1
+    )
 
     for therapist, expected in ((first, 404), (second, 200)):
         client.cookies.clear()
@@ -86,8 +100,14 @@ async def test_a_coordinator_replaces_a_therapist_and_the_one_who_left_loses_acc
 async def test_two_coordinators_changing_the_same_member_at_once_one_wins(client, session_factory, settings, clock):
     patient = await screened_patient(session_factory, settings, clock)
     current = await make_person(session_factory, role=Role.THERAPIST, email="cur@example.org", now=clock.now(), settings=settings)
-    candidates = [await make_person(session_factory, role=Role.THERAPIST, email=f"c{i}@example.org", now=clock.now(), settings=settings) for i in range(2)]
-    coordinators = [await make_person(session_factory, role=Role.COORDINATOR, email=f"co{i}@example.org", now=clock.now(), settings=settings) for i in range(2)]
+    candidates = [
+        await make_person(session_factory, role=Role.THERAPIST, email=f"c{i}@example.org", now=clock.now(), settings=settings)
+        for i in range(2)
+    ]
+    coordinators = [
+        await make_person(session_factory, role=Role.COORDINATOR, email=f"co{i}@example.org", now=clock.now(), settings=settings)
+        for i in range(2)
+    ]
     await join_care_team(session_factory, patient, current, now=clock.now())
     url = f"/api/v1/patients/{patient.patient_id}/care-team"
     browsers = []
@@ -97,12 +117,21 @@ async def test_two_coordinators_changing_the_same_member_at_once_one_wins(client
         await sign_in(client, coordinator, clock)
         browsers.append(httpx.Cookies(client.cookies))
     [member] = (await client.get(url)).json()
-    requests = [request_as(client, cookies, "POST", url, json={"clinician_id": str(candidate.user_id), "reason": "rebalancing", "replaces": member["id"]})
-                for cookies, candidate in zip(browsers, candidates, strict=True)]  # fmt: skip
+    requests = [
+        request_as(
+            client, cookies, "POST", url, json={"clinician_id": str(candidate.user_id), "reason": "rebalancing", "replaces": member["id"]}
+        )
+        for cookies, candidate in zip(browsers, candidates, strict=True)
+    ]
     answers = await at_once(client, requests)
     assert sorted(answer.status_code for answer in answers) == [201, 409]
     assert next(a for a in answers if a.status_code == 409).json()["code"] == "care_team.changed"
-    assert await _count(session_factory, "SELECT count(*) FROM care_team_member WHERE patient_id = :p AND left_at IS NULL", p=patient.patient_id) == 1
+    assert (
+        await _count(
+            session_factory, "SELECT count(*) FROM care_team_member WHERE patient_id = :p AND left_at IS NULL", p=patient.patient_id
+        )
+        == 1
+    )
 
 
 async def test_breaking_the_glass_opens_the_record_for_four_hours_and_is_reviewed(client, session_factory, settings, clock, smtp):
@@ -122,10 +151,23 @@ async def test_breaking_the_glass_opens_the_record_for_four_hours_and_is_reviewe
     assert granted.status_code == 201, granted.text
     assert (await client.get(intake)).status_code == 200
     grant_id = granted.json()["id"]
-    assert await _count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'patient.record.intake.read' AND reason = :r",
-                        r=f"break_glass:{grant_id}") == 1  # fmt: skip
-    assert await _count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'patient.break_glass' AND outcome = 'denied'") == 1
-    assert await _count(session_factory, "SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND payload->>'to' = :t", t=therapist.email) == 1
+    assert (
+        await _count(
+            session_factory,
+            "SELECT count(*) FROM audit_event WHERE action = 'patient.record.intake.read' AND reason = :r",
+            r=f"break_glass:{grant_id}",
+        )
+        == 1
+    )
+    assert (
+        await _count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'patient.break_glass' AND outcome = 'denied'") == 1
+    )
+    assert (
+        await _count(
+            session_factory, "SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND payload->>'to' = :t", t=therapist.email
+        )
+        == 1
+    )
 
     clock.advance(timedelta(hours=4, seconds=1))
     client.cookies.clear()
@@ -137,7 +179,9 @@ async def test_breaking_the_glass_opens_the_record_for_four_hours_and_is_reviewe
     assert (await client.post(glass, json={"reason": "curious"}, headers=await csrf_headers(client))).status_code == 403
     waiting = (await client.get("/api/v1/break-glass")).json()
     assert [(g["id"], g["reason"]) for g in waiting] == [(grant_id, "Called by the ER about this patient tonight")]
-    reviewed = await client.post(f"/api/v1/break-glass/{grant_id}/review", json={"note": "Confirmed with the ER log"}, headers=await csrf_headers(client))
+    reviewed = await client.post(
+        f"/api/v1/break-glass/{grant_id}/review", json={"note": "Confirmed with the ER log"}, headers=await csrf_headers(client)
+    )
     assert reviewed.status_code == 200
     assert (await client.get("/api/v1/break-glass")).json() == []
 
@@ -150,11 +194,20 @@ async def test_the_pages_assign_a_clinician_and_the_patient_sees_their_team(clie
     listing = await client.get("/coordinator/care-teams")
     assert listing.status_code == 200 and f"/patients/{patient.patient_id}/care-team" in listing.text and "nobody yet" in listing.text
     page = await client.get(f"/patients/{patient.patient_id}/care-team")
-    refused = await client.post(f"/patients/{patient.patient_id}/care-team", data={"clinician_id": str(therapist.user_id), "replaces": "", "reason": "",
-                                                                                  "_csrf_token": form_csrf_token(page.text)})  # fmt: skip
+    refused = await client.post(
+        f"/patients/{patient.patient_id}/care-team",
+        data={"clinician_id": str(therapist.user_id), "replaces": "", "reason": "", "_csrf_token": form_csrf_token(page.text)},
+    )
     assert refused.status_code == 422 and 'aria-invalid="true"' in refused.text
-    done = await client.post(f"/patients/{patient.patient_id}/care-team", data={"clinician_id": str(therapist.user_id), "replaces": "",
-                                                                               "reason": "Integration therapy starts", "_csrf_token": form_csrf_token(page.text)})  # fmt: skip
+    done = await client.post(
+        f"/patients/{patient.patient_id}/care-team",
+        data={
+            "clinician_id": str(therapist.user_id),
+            "replaces": "",
+            "reason": "Integration therapy starts",
+            "_csrf_token": form_csrf_token(page.text),
+        },
+    )
     assert done.status_code == 200 and "Integration therapy starts" not in done.text and "on the team" in done.text
     client.cookies.clear()
     await sign_in(client, patient, clock)
@@ -176,6 +229,13 @@ async def test_only_a_coordinator_changes_a_team_whoever_calls_the_service(sessi
     therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
     async with transaction(session_factory) as session:
         with pytest.raises(Forbidden):
-            await care_teams.assign(session, patient_id=patient.patient_id, clinician_id=therapist.user_id, replaces=None, reason="me",
-                                    actor=Actor(user_id=therapist.user_id, role="therapist"), now=clock.now())  # fmt: skip
+            await care_teams.assign(
+                session,
+                patient_id=patient.patient_id,
+                clinician_id=therapist.user_id,
+                replaces=None,
+                reason="me",
+                actor=Actor(user_id=therapist.user_id, role="therapist"),
+                now=clock.now(),
+            )
     assert await _count(session_factory, "SELECT count(*) FROM care_team_member WHERE patient_id = :p", p=patient.patient_id) == 0

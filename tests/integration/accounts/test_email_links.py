@@ -68,9 +68,15 @@ async def test_email_verification_link(client, session_factory, settings, clock,
 
     async with transaction(session_factory) as session:
         await create_account(
-            session, email="new@example.org", full_name="New Person", role=Role.PATIENT, password="a long enough password",
-            actor=Actor.system(), now=clock.now(), settings=settings,
-        )  # fmt: skip
+            session,
+            email="new@example.org",
+            full_name="New Person",
+            role=Role.PATIENT,
+            password="a long enough password",
+            actor=Actor.system(),
+            now=clock.now(),
+            settings=settings,
+        )
     await drain_jobs(worker_context(session_factory, settings, clock))
     [mail] = smtp.messages
     assert mail["Subject"] == "Confirm your email address for Evergreen Home Program"
@@ -88,9 +94,15 @@ async def test_resending_the_verification_link(client, session_factory, settings
 
     async with transaction(session_factory) as session:
         user = await create_account(
-            session, email="new@example.org", full_name="New Person", role=Role.PATIENT, password="a long enough password",
-            actor=Actor.system(), now=clock.now(), settings=settings,
-        )  # fmt: skip
+            session,
+            email="new@example.org",
+            full_name="New Person",
+            role=Role.PATIENT,
+            password="a long enough password",
+            actor=Actor.system(),
+            now=clock.now(),
+            settings=settings,
+        )
     await sign_in(client, Person(user.id, "new@example.org", Role.PATIENT, None), clock, password="a long enough password")
     headers = await csrf_headers(client)
     for _ in range(3):  # the first link is still queued: repeated clicks add nothing

@@ -64,7 +64,10 @@ async def test_clinic_wide_staff_reads_are_audited(client, session_factory, sett
     assert (await client.get(f"/api/v1/patients/{alice.patient_id}")).status_code == 200
     [read] = await _record_events(session_factory)
     assert (read.actor_user_id, read.actor_role, read.patient_id, read.outcome) == (
-        coordinator.user_id, "coordinator", alice.patient_id, "success"
+        coordinator.user_id,
+        "coordinator",
+        alice.patient_id,
+        "success",
     )
     assert read.ip and read.user_agent
 

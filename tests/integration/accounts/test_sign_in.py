@@ -77,7 +77,9 @@ async def test_a_correct_password_resets_no_count(client, session_factory, setti
     for _ in range(9):
         await client.post("/api/v1/auth/sign-in", json={"email": patient.email, "password": "wrong wrong"}, headers=headers)
     await sign_in(client, patient, clock)
-    assert (await client.post("/api/v1/auth/sign-in", json={"email": patient.email, "password": "wrong wrong"}, headers=headers)).status_code == 401
+    assert (
+        await client.post("/api/v1/auth/sign-in", json={"email": patient.email, "password": "wrong wrong"}, headers=headers)
+    ).status_code == 401
     paused = await client.post("/api/v1/auth/sign-in", json={"email": patient.email, "password": PASSWORD}, headers=headers)
     assert paused.status_code == 429
 

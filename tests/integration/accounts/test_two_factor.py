@@ -84,7 +84,11 @@ async def test_ten_wrong_codes_lock_the_second_factor_and_end_the_session(client
     _, headers = await _password_only(client, prescriber)
     code = current_totp_code(prescriber.totp_secret, at=clock.now())
     locked = await client.post("/api/v1/auth/two-factor/verify", json={"code": code}, headers=headers)
-    assert (locked.status_code, locked.json()["code"], locked.json()["fields"]) == (403, "two_factor.locked", {"code": "is paused after too many wrong codes"})
+    assert (locked.status_code, locked.json()["code"], locked.json()["fields"]) == (
+        403,
+        "two_factor.locked",
+        {"code": "is paused after too many wrong codes"},
+    )
 
 
 def test_step_up_is_needed_within_five_minutes(settings, clock):

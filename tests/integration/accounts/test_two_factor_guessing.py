@@ -105,7 +105,11 @@ async def test_one_address_guessing_codes_for_many_accounts_is_throttled(client,
     throttled = await send_code(client, headers, current_totp_code(last.totp_secret, at=clock.now()))
     assert (throttled.status_code, throttled.json()["code"]) == (429, "two_factor.rate_limited")
     async with session_factory() as session:
-        denied = (await session.execute(select(AuditEvent.reason).where(AuditEvent.action == "auth.two_factor", AuditEvent.outcome == "denied"))).scalars().all()
+        denied = (
+            (await session.execute(select(AuditEvent.reason).where(AuditEvent.action == "auth.two_factor", AuditEvent.outcome == "denied")))
+            .scalars()
+            .all()
+        )
     assert denied == ["address_rate_limited"]
 
     clock.advance(timedelta(minutes=15, seconds=1))
@@ -123,7 +127,9 @@ async def test_concurrent_wrong_codes_count_one_by_one_and_lock_once(client, ses
     statuses = sorted(answer.status_code for answer in await at_once(client, guesses))
     assert statuses.count(422) == 10 and set(statuses) <= {401, 403, 422}, statuses  # the rest: locked, or the session ended
     async with session_factory() as session:
-        counted = await session.scalar(select(func.count()).select_from(RateLimitEvent).where(RateLimitEvent.bucket == "two_factor_failure"))
+        counted = await session.scalar(
+            select(func.count()).select_from(RateLimitEvent).where(RateLimitEvent.bucket == "two_factor_failure")
+        )
     assert counted == 10
     await drain_jobs(worker_context(session_factory, settings, clock))
     assert len(smtp.messages) == 1

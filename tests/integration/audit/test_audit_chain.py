@@ -67,9 +67,12 @@ async def test_a_time_given_in_another_zone_still_verifies(session_factory, cloc
 
     async with transaction(session_factory) as session:
         await record_audit_event(
-            session, actor=Actor.system(), action="test.event", resource_type="thing",
+            session,
+            actor=Actor.system(),
+            action="test.event",
+            resource_type="thing",
             now=clock.now().astimezone(ZoneInfo("America/Chicago")),
-        )  # fmt: skip
+        )
     await _seal(session_factory)
     assert (await _verify(session_factory)).intact
 
@@ -84,7 +87,10 @@ async def test_only_sealing_may_update_and_nothing_may_delete(session_factory, c
             await session.execute(text("UPDATE audit_event SET chain_seq = 1, row_hash = 'x', outcome = 'failure'"))
     await _seal(session_factory)
     for statement in (
-        "UPDATE audit_event SET chain_seq = 7", "UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event", "TRUNCATE audit_event"
+        "UPDATE audit_event SET chain_seq = 7",
+        "UPDATE audit_event SET action = 'x'",
+        "DELETE FROM audit_event",
+        "TRUNCATE audit_event",
     ):
         async with session_factory() as session:
             with pytest.raises(DBAPIError, match="append-only"):

@@ -21,7 +21,7 @@ from telehealth.audit.service import (
     record_audit_event,
     seal_audit_chain,
     verify_audit_chain,
-)  # fmt: skip
+)
 from telehealth.db.engine import transaction
 from telehealth.lib.actors import Actor
 
@@ -31,7 +31,9 @@ KEYS = AuditKeys.of("audit-key-for-these-tests-" + "k" * 20)
 async def _write(session_factory, clock, count: int) -> None:
     async with transaction(session_factory) as session:
         for index in range(count):
-            await record_audit_event(session, actor=Actor.system(), action="test.event", resource_type="thing", resource_id=index, now=clock.now())
+            await record_audit_event(
+                session, actor=Actor.system(), action="test.event", resource_type="thing", resource_id=index, now=clock.now()
+            )
 
 
 async def _seal(session_factory, keys: AuditKeys = KEYS) -> int:
@@ -56,7 +58,11 @@ async def _rewrite_as_owner(session_factory, *, from_seq: int, key: bytes | None
         await session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
         if edit:
             await session.execute(text(edit))
-        events = (await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq))).scalars().all()
+        events = (
+            (await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq)))
+            .scalars()
+            .all()
+        )
         prev = GENESIS_HASH
         for event in events:
             if event.chain_seq >= from_seq:
@@ -198,7 +204,10 @@ async def test_verify_audit_checks_the_anchors_then_anchors_the_head(database_ur
     assert second.exit_code == 0 and "Anchors: 1 checked against the chain" in second.output
     lines = [json.loads(line) for line in anchors.read_text().splitlines()]
     assert [(line["chain_seq"], line["key_id"]) for line in lines] == [(3, KEYS.current_id)]  # the head moved once
-    assert cut.exit_code == 1 and "Audit chain broken at event 3 of the chain: the chain ends at event 2 but event 3 was anchored" in cut.output
+    assert (
+        cut.exit_code == 1
+        and "Audit chain broken at event 3 of the chain: the chain ends at event 2 but event 3 was anchored" in cut.output
+    )
     assert len(anchors.read_text().splitlines()) == 1  # a broken chain is never anchored
 
 
@@ -232,10 +241,14 @@ async def test_migration_0029_marks_the_events_sealed_before_it_as_legacy(databa
             await connection.run_sync(upgrade_to("0028_sitter_checks"))
             prev = GENESIS_HASH
             for seq in (1, 2):  # written and sealed as the code before 0029 did (columns of that time only)
-                event_id = (await connection.execute(text(
-                    "INSERT INTO audit_event (occurred_at, actor_role, action, resource_type, outcome) "
-                    "VALUES (now(), 'system', 'old.event', 'thing', 'success') RETURNING id"
-                ))).scalar_one()  # fmt: skip
+                event_id = (
+                    await connection.execute(
+                        text(
+                            "INSERT INTO audit_event (occurred_at, actor_role, action, resource_type, outcome) "
+                            "VALUES (now(), 'system', 'old.event', 'thing', 'success') RETURNING id"
+                        )
+                    )
+                ).scalar_one()
                 row = (await connection.execute(text("SELECT * FROM audit_event WHERE id = :id"), {"id": event_id})).mappings().one()
                 event = AuditEvent(**{column: row[column] for column in row})
                 row_hash = compute_row_hash(event, chain_seq=seq, prev_hash=prev, key=None)

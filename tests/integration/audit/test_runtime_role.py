@@ -61,7 +61,9 @@ async def test_the_runtime_role_cannot_switch_off_or_rewrite_the_audit_trail(run
     factory, keys = make_session_factory(runtime_engine), audit_keys(settings)
     async with transaction(factory) as session:  # it may append and seal
         for index in range(3):
-            await record_audit_event(session, actor=Actor.system(), action="test.event", resource_type="thing", resource_id=index, now=clock.now())
+            await record_audit_event(
+                session, actor=Actor.system(), action="test.event", resource_type="thing", resource_id=index, now=clock.now()
+            )
     async with transaction(factory) as session:
         assert await seal_audit_chain(session, keys) == 3
 

@@ -121,24 +121,47 @@ async def rows(session_factory, model, *where) -> list:
         return list((await session.execute(select(model).where(*where))).scalars())
 
 
-async def insert_appointment(session_factory, *, patient, clinician, starts_at: datetime, appointment_type="integration", status="booked",
-                             minutes=50, hold_expires_at: datetime | None = None) -> uuid.UUID:  # fmt: skip
+async def insert_appointment(
+    session_factory,
+    *,
+    patient,
+    clinician,
+    starts_at: datetime,
+    appointment_type="integration",
+    status="booked",
+    minutes=50,
+    hold_expires_at: datetime | None = None,
+) -> uuid.UUID:
     """An appointment written straight to the table (an included session, or a hold with nothing paid yet)."""
     appointment_id = uuid.uuid4()
     async with transaction(session_factory) as session:
-        session.add(Appointment(
-            id=appointment_id, appointment_type=appointment_type, clinician_id=clinician.user_id, patient_id=patient.patient_id,
-            status=status, starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes), busy_from=starts_at,
-            busy_until=starts_at + timedelta(minutes=minutes), hold_expires_at=hold_expires_at, room_token=secrets.token_urlsafe(24),
-            # A hold is made with its row (book_appointment), and paying can stretch it only so far from then.
-            created_at=hold_expires_at - timedelta(minutes=15) if status == "held" and hold_expires_at else starts_at - timedelta(days=3),
-        ))  # fmt: skip
+        session.add(
+            Appointment(
+                id=appointment_id,
+                appointment_type=appointment_type,
+                clinician_id=clinician.user_id,
+                patient_id=patient.patient_id,
+                status=status,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(minutes=minutes),
+                busy_from=starts_at,
+                busy_until=starts_at + timedelta(minutes=minutes),
+                hold_expires_at=hold_expires_at,
+                room_token=secrets.token_urlsafe(24),
+                # A hold is made with its row (book_appointment), and paying can stretch it only so far from then.
+                created_at=hold_expires_at - timedelta(minutes=15)
+                if status == "held" and hold_expires_at
+                else starts_at - timedelta(days=3),
+            )
+        )
         if status in ("booked", "completed", "no_show"):  # as booking it would have (care_teams.join)
             from telehealth.care_teams import service as care_teams
 
             await session.flush()
             because = "integration_booked" if appointment_type == "integration" else "consult_booked"
-            await care_teams.join(session, patient_id=patient.patient_id, clinician_id=clinician.user_id, because=because, now=starts_at - timedelta(days=3))
+            await care_teams.join(
+                session, patient_id=patient.patient_id, clinician_id=clinician.user_id, because=because, now=starts_at - timedelta(days=3)
+            )
     return appointment_id
 
 
@@ -152,9 +175,8 @@ class StripeWatch:
 
     def requests(self, path_prefix: str = "/v1/", method: str | None = None) -> list[RecordedRequest]:
         return [
-            r for r in self.fake.requests[self.first_request:]
-            if r.path.startswith(path_prefix) and (method is None or r.method == method)
-        ]  # fmt: skip
+            r for r in self.fake.requests[self.first_request :] if r.path.startswith(path_prefix) and (method is None or r.method == method)
+        ]
 
     def created(self, object_type: str) -> list[dict]:
         return [obj for obj in self.fake.created(object_type) if obj["id"] not in self.known]
@@ -178,19 +200,42 @@ async def plan_row(session_factory, settings, clock, *, patient_id) -> uuid.UUID
     from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
     from tests.helpers import make_person
 
-    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email=f"rx-{uuid.uuid4().hex[:6]}@example.org", now=clock.now(), settings=settings)
+    prescriber = await make_person(
+        session_factory, role=Role.PRESCRIBER, email=f"rx-{uuid.uuid4().hex[:6]}@example.org", now=clock.now(), settings=settings
+    )
     patient = type("P", (), {"patient_id": patient_id})
-    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=clock.now() - timedelta(days=2),
-                                              appointment_type="consult", status="completed", minutes=45)  # fmt: skip
+    appointment_id = await insert_appointment(
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=clock.now() - timedelta(days=2),
+        appointment_type="consult",
+        status="completed",
+        minutes=45,
+    )
     plan_id = uuid.uuid4()
     async with transaction(session_factory) as session:
         pharmacy = Pharmacy(name=f"Pharmacy {plan_id.hex[:6]}", phone="+18025550111", address="1 Mill St", created_at=clock.now())
         encounter = Encounter(appointment_id=appointment_id, patient_id=patient_id, prescriber_id=prescriber.user_id, opened_at=clock.now())
         session.add_all([pharmacy, encounter])
         await session.flush()
-        session.add(TrochePlan(
-            id=plan_id, patient_id=patient_id, encounter_id=encounter.id, prescriber_id=prescriber.user_id, pharmacy_id=pharmacy.id,
-            status="draft", product="Ketamine HCl sublingual troche", strength_mg=100, sessions=1, doses_mg=[100], min_hours_between=48,
-            directions="As directed", shipment_sessions=[1], created_at=clock.now(), updated_at=clock.now(),
-        ))  # fmt: skip
+        session.add(
+            TrochePlan(
+                id=plan_id,
+                patient_id=patient_id,
+                encounter_id=encounter.id,
+                prescriber_id=prescriber.user_id,
+                pharmacy_id=pharmacy.id,
+                status="draft",
+                product="Ketamine HCl sublingual troche",
+                strength_mg=100,
+                sessions=1,
+                doses_mg=[100],
+                min_hours_between=48,
+                directions="As directed",
+                shipment_sessions=[1],
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
     return plan_id

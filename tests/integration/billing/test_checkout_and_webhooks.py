@@ -51,7 +51,7 @@ async def _audits(session_factory, action: str, resource_id) -> int:
     async with session_factory() as session:
         return await session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action, AuditEvent.resource_id == str(resource_id))
-        )  # fmt: skip
+        )
 
 
 def _invites(smtp) -> list:
@@ -145,7 +145,9 @@ async def test_asking_to_pay_again_holds_a_time_an_hour_at_most(client, session_
     assert await hold_ends() == booked_at + timedelta(minutes=59, seconds=30)
 
 
-async def test_a_payment_that_arrives_after_the_slot_was_released_is_refunded_in_full(client, session_factory, settings, clock, smtp, stripe_fake):
+async def test_a_payment_that_arrives_after_the_slot_was_released_is_refunded_in_full(
+    client, session_factory, settings, clock, smtp, stripe_fake
+):
     prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
     held = await hold_consult(client, prescriber)
@@ -205,7 +207,9 @@ async def test_a_dashboard_refund_that_overtakes_the_completion_is_recorded_once
     intent = completed["data"]["object"]["payment_intent"]
     async with dashboard(stripe_fake) as stripe_client:
         await stripe_client.v1.refunds.create_async({"payment_intent": intent, "amount": 4000})
-    refunded = next(e for e in reversed(stripe_fake.events) if e["type"] == "charge.refunded" and e["data"]["object"]["payment_intent"] == intent)
+    refunded = next(
+        e for e in reversed(stripe_fake.events) if e["type"] == "charge.refunded" and e["data"]["object"]["payment_intent"] == intent
+    )
 
     await deliver(client, stripe_fake, refunded, outcome="recorded_outside_refund")  # before the completion
     await deliver(client, stripe_fake, completed, outcome="already_paid")
@@ -229,14 +233,22 @@ async def test_a_bad_or_stale_signature_answers_400_and_stores_nothing(client, s
     now = int(time.time())
     url, content = "/api/v1/billing/stripe/webhook", {"content-type": "application/json"}
 
-    wrong_secret = await client.post(url, content=payload, headers=content | {"stripe-signature": sign_payload(payload, "whsec_not_ours", now)})
+    wrong_secret = await client.post(
+        url, content=payload, headers=content | {"stripe-signature": sign_payload(payload, "whsec_not_ours", now)}
+    )
     tampered_payload = payload.replace('"amount_total": 15000', '"amount_total": 1')
     assert tampered_payload != payload
-    tampered = await client.post(url, content=tampered_payload, headers=content | {"stripe-signature": sign_payload(payload, stripe_fake.webhook_secret, now)})
+    tampered = await client.post(
+        url, content=tampered_payload, headers=content | {"stripe-signature": sign_payload(payload, stripe_fake.webhook_secret, now)}
+    )
     missing = await client.post(url, content=payload, headers=content)
     replayed = await deliver_stripe_event(client, stripe_fake, event, timestamp=now - 600)
-    for answer, code in ((wrong_secret, "webhook.signature_invalid"), (tampered, "webhook.signature_invalid"),
-                         (missing, "webhook.signature_missing"), (replayed, "webhook.signature_invalid")):  # fmt: skip
+    for answer, code in (
+        (wrong_secret, "webhook.signature_invalid"),
+        (tampered, "webhook.signature_invalid"),
+        (missing, "webhook.signature_missing"),
+        (replayed, "webhook.signature_invalid"),
+    ):
         assert (answer.status_code, answer.json()["code"]) == (400, code), answer.text
 
     assert await rows(session_factory, StripeEvent) == []
@@ -250,9 +262,15 @@ async def test_a_double_click_on_pay_makes_one_checkout_session(client, session_
     prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
     appointment_id = await insert_appointment(
-        session_factory, patient=patient, clinician=prescriber, starts_at=TUESDAY_TEN_AT, appointment_type="consult", status="held",
-        minutes=45, hold_expires_at=clock.now() + timedelta(minutes=15),
-    )  # fmt: skip
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=TUESDAY_TEN_AT,
+        appointment_type="consult",
+        status="held",
+        minutes=45,
+        hold_expires_at=clock.now() + timedelta(minutes=15),
+    )
     headers = await csrf_headers(client)
     clicks = await asyncio.gather(
         *(client.post(f"/api/v1/billing/appointments/{appointment_id}/checkout", json={}, headers=headers) for _ in range(5))
@@ -274,12 +292,16 @@ async def test_a_double_click_on_pay_makes_one_checkout_session(client, session_
     assert len(watch.created("checkout.session")) == 1
 
 
-async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_is_refunded(client, session_factory, settings, clock, stripe_fake):
+async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_is_refunded(
+    client, session_factory, settings, clock, stripe_fake
+):
     prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
     held = await hold_consult(client, prescriber)
     completed = await complete_on_stripe(stripe_fake, held["checkout_url"])  # paid in one tab...
-    let_go = await client.post(f"/api/v1/appointments/{held['id']}/cancel", json={}, headers=await csrf_headers(client))  # ...let go in another
+    let_go = await client.post(
+        f"/api/v1/appointments/{held['id']}/cancel", json={}, headers=await csrf_headers(client)
+    )  # ...let go in another
     assert let_go.json()["status"] == "cancelled"
     await run_jobs(session_factory, settings, clock)  # Stripe refuses to expire a completed session
     await deliver(client, stripe_fake, completed)
@@ -292,11 +314,18 @@ async def test_a_payment_completed_on_stripe_after_the_patient_let_the_hold_go_i
     assert sorted((line["kind"], line["amount_cents"]) for line in body["ledger"]) == [("charge", 15000), ("refund", -15000)]
 
 
-async def test_a_delayed_payment_books_only_when_it_succeeds_and_a_failed_one_frees_the_slot(client, session_factory, settings, clock, stripe_fake):
+async def test_a_delayed_payment_books_only_when_it_succeeds_and_a_failed_one_frees_the_slot(
+    client, session_factory, settings, clock, stripe_fake
+):
     prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
     held = await hold_consult(client, prescriber)
     paid_later = (await complete_on_stripe(stripe_fake, held["checkout_url"]))["data"]["object"]
-    await deliver(client, stripe_fake, stripe_fake.event("checkout.session.completed", {**paid_later, "payment_status": "unpaid"}), outcome="awaiting_payment")
+    await deliver(
+        client,
+        stripe_fake,
+        stripe_fake.event("checkout.session.completed", {**paid_later, "payment_status": "unpaid"}),
+        outcome="awaiting_payment",
+    )
     assert await appointment_status(client, held["id"]) == "held" and (await statement(client))["ledger"] == []
     await deliver(client, stripe_fake, stripe_fake.event("checkout.session.async_payment_succeeded", paid_later), outcome="paid")
     assert await appointment_status(client, held["id"]) == "booked"

@@ -41,7 +41,9 @@ async def test_a_late_cancel_without_a_card_kept_for_fees_is_left_due(client, se
     [customer] = await rows(session_factory, StripeCustomer)
     assert customer.payment_method_id is None
     watch = StripeWatch(stripe_fake)
-    included = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:30:00Z"))
+    included = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:30:00Z")
+    )
 
     await _cancel_late(client, included)  # 23.5 h before
     await run_jobs(session_factory, settings, clock)
@@ -64,8 +66,12 @@ async def test_fees_are_charged_to_the_card_the_patient_agreed_to_keep_and_a_dec
     assert customer.payment_method_id and customer.payment_method_id.startswith("pm_")
     assert stripe_fake.objects[customer.payment_method_id]["customer"] == customer.stripe_customer_id == consult_session["customer"]
 
-    missed = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T15:00:00Z"))
-    later = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-25T14:00:00Z"))
+    missed = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T15:00:00Z")
+    )
+    later = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-25T14:00:00Z")
+    )
     clock.set(datetime.fromisoformat("2026-11-24T15:10:00Z"))
     await switch_to(client, prescriber, clock)
     marked = await client.post(f"/api/v1/appointments/{missed}/no-show", headers=await csrf_headers(client))
@@ -77,7 +83,10 @@ async def test_fees_are_charged_to_the_card_the_patient_agreed_to_keep_and_a_dec
     assert (no_show_fee.status, no_show_fee.amount_cents) == ("paid", 7500)
     assert charged.headers["idempotency-key"] == f"fee:{no_show_fee.id}"
     assert (charged.params["amount"], charged.params["customer"], charged.params["payment_method"], charged.params["off_session"]) == (
-        "7500", customer.stripe_customer_id, customer.payment_method_id, "true"
+        "7500",
+        customer.stripe_customer_id,
+        customer.payment_method_id,
+        "true",
     )
     assert stripe_fake.objects[no_show_fee.stripe_payment_intent_id]["status"] == "succeeded"
 
@@ -90,7 +99,8 @@ async def test_fees_are_charged_to_the_card_the_patient_agreed_to_keep_and_a_dec
     body = await statement(client)
     assert body["balance_due_cents"] == 5000
     assert sorted((line["kind"], line["amount_cents"], line["label"]) for line in body["ledger"]) == [
-        ("charge", 7500, "Missed appointment fee"), ("charge", 15000, "Consultation")
+        ("charge", 7500, "Missed appointment fee"),
+        ("charge", 15000, "Consultation"),
     ]
     subjects = _subjects(smtp, patient.email)
     assert sum(s.startswith("Payment received") for s in subjects) == 1  # the no-show fee
@@ -101,7 +111,9 @@ async def test_an_amount_due_gets_a_new_checkout_session_after_the_last_one_expi
     from tests.helpers import deliver_stripe_event, pay_checkout
 
     prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
-    included = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:30:00Z"))
+    included = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:30:00Z")
+    )
     await _cancel_late(client, included)
     await run_jobs(session_factory, settings, clock)
     [fee] = await rows(session_factory, Payment, Payment.purpose == "late_cancel_fee")

@@ -28,13 +28,21 @@ from tests.integration.billing.helpers import (
 )
 
 ALL_FIELDS = {
-    "consult_fee_cents": 17500, "program_fee_cents": 120000, "integration_fee_cents": 8000, "late_cancel_fee_cents": 4000,
-    "no_show_fee_cents": 6000, "free_cancel_hours": 48, "program_refund_percent_after_first_shipment": 40,
-    "program_refund_percent_after_second_shipment": 10, "included_integration_sessions": 2,
-}  # fmt: skip
+    "consult_fee_cents": 17500,
+    "program_fee_cents": 120000,
+    "integration_fee_cents": 8000,
+    "late_cancel_fee_cents": 4000,
+    "no_show_fee_cents": 6000,
+    "free_cancel_hours": 48,
+    "program_refund_percent_after_first_shipment": 40,
+    "program_refund_percent_after_second_shipment": 10,
+    "included_integration_sessions": 2,
+}
 
 
-async def test_the_policy_reads_in_dollars_and_a_coordinators_change_prices_the_next_checkout(client, session_factory, settings, clock, stripe_fake):
+async def test_the_policy_reads_in_dollars_and_a_coordinators_change_prices_the_next_checkout(
+    client, session_factory, settings, clock, stripe_fake
+):
     prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     policy = (await client.get("/api/v1/billing/policy")).json()
     assert policy["consult_fee_cents"] == 15000 and policy["free_cancel_hours"] == 24
@@ -46,7 +54,9 @@ async def test_the_policy_reads_in_dollars_and_a_coordinators_change_prices_the_
 
     staff = await coordinator(session_factory, settings, clock)
     await switch_to(client, staff, clock)
-    changed = await client.put("/api/v1/billing/policy", json={"consult_fee_cents": 20000, "late_cancel_fee_cents": 2500}, headers=await csrf_headers(client))
+    changed = await client.put(
+        "/api/v1/billing/policy", json={"consult_fee_cents": 20000, "late_cancel_fee_cents": 2500}, headers=await csrf_headers(client)
+    )
     assert changed.status_code == 200, changed.text
     assert "$200.00" in changed.json()["appointments"][0] and "$25.00" in " ".join(changed.json()["appointments"])
     async with session_factory() as session:
@@ -92,7 +102,9 @@ async def test_bad_policy_values_are_refused_naming_the_field(client, session_fa
 async def _paid_program(session_factory, settings, clock, patient_id) -> uuid.UUID:
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient_id)
     async with transaction(session_factory) as session:
-        payment = await service.payment_due(session, patient_id=patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
+        payment = await service.payment_due(
+            session, patient_id=patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings
+        )
         assert (payment.status, payment.amount_cents) == ("open", 115800)
         assert await service.mark_paid(session, payment, payment_intent_id=None, now=clock.now(), settings=settings)
     return plan_id
@@ -100,7 +112,9 @@ async def _paid_program(session_factory, settings, clock, patient_id) -> uuid.UU
 
 async def _stop_program(session_factory, settings, clock, plan_id, shipments: int) -> int:
     async with transaction(session_factory) as session:
-        return await refund_program(session, plan_id=plan_id, shipments_sent=shipments, actor=Actor.system(), now=clock.now(), settings=settings)
+        return await refund_program(
+            session, plan_id=plan_id, shipments_sent=shipments, actor=Actor.system(), now=clock.now(), settings=settings
+        )
 
 
 async def test_a_stopped_program_is_refunded_by_shipments_sent(client, session_factory, settings, clock):
@@ -111,18 +125,29 @@ async def test_a_stopped_program_is_refunded_by_shipments_sent(client, session_f
     assert await _stop_program(session_factory, settings, clock, plans[1], 1) == 0  # a policy refund happens once
 
     payments = {p.plan_id: p for p in await rows(session_factory, Payment)}
-    assert [(payments[plan].status, payments[plan].refunded_cents) for plan in plans] == [("refunded", 115800), ("paid", 57900), ("paid", 0), ("paid", 0)]
+    assert [(payments[plan].status, payments[plan].refunded_cents) for plan in plans] == [
+        ("refunded", 115800),
+        ("paid", 57900),
+        ("paid", 0),
+        ("paid", 0),
+    ]
     reasons = sorted((r.reason, r.amount_cents) for r in await rows(session_factory, Refund))
     assert reasons == [("program_after_first_shipment", 57900), ("program_before_shipment", 115800)]
 
 
-async def test_a_program_paid_on_the_billing_page_is_refunded_at_stripe_by_the_policy_in_force(client, session_factory, settings, clock, stripe_fake):
+async def test_a_program_paid_on_the_billing_page_is_refunded_at_stripe_by_the_policy_in_force(
+    client, session_factory, settings, clock, stripe_fake
+):
     _, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     watch = StripeWatch(stripe_fake)
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
-        due = await service.payment_due(session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
-        await service.update_policy(session, values={"program_refund_percent_after_first_shipment": 25}, actor=Actor.system(), now=clock.now(), settings=settings)
+        due = await service.payment_due(
+            session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings
+        )
+        await service.update_policy(
+            session, values={"program_refund_percent_after_first_shipment": 25}, actor=Actor.system(), now=clock.now(), settings=settings
+        )
     checkout = await client.post(f"/api/v1/billing/payments/{due.id}/checkout", json={}, headers=await csrf_headers(client))
     assert checkout.status_code == 200, checkout.text
     assert (checkout.json()["amount_cents"], checkout.json()["policy"][0]) == (115800, "The program fee is $1,158.00.")
@@ -141,7 +166,9 @@ async def test_a_program_fee_paid_after_it_was_called_off_is_refunded_in_full(cl
     _, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
-        due = await service.payment_due(session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
+        due = await service.payment_due(
+            session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings
+        )
         await service.release_payment(session, due, target=PaymentStatus.CANCELLED, now=clock.now())  # the plan was discontinued
     async with transaction(session_factory) as session:
         late = await session.get(Payment, due.id, with_for_update=True)

@@ -32,8 +32,27 @@ from tests.integration.billing.helpers import (
 from tests.integration.intake.helpers import CLEAN, complete_intake, submit
 from tests.integration.scheduling.helpers import prescriber_with_hours
 
-TREATMENT_WORDS = ("ketamine", "troche", "lozenge", "esketamine", "depression", "depressive", "anxiety", "ptsd", "bipolar", "psychosis",
-                   "schizophrenia", "suicid", "phq", "gad7", "gad-7", "cssrs", "dose", "prescription", "diagnos")  # fmt: skip
+TREATMENT_WORDS = (
+    "ketamine",
+    "troche",
+    "lozenge",
+    "esketamine",
+    "depression",
+    "depressive",
+    "anxiety",
+    "ptsd",
+    "bipolar",
+    "psychosis",
+    "schizophrenia",
+    "suicid",
+    "phq",
+    "gad7",
+    "gad-7",
+    "cssrs",
+    "dose",
+    "prescription",
+    "diagnos",
+)
 
 
 def _answer_values(node) -> list[str]:
@@ -70,19 +89,27 @@ async def test_no_request_to_stripe_carries_identity_or_health_information(clien
     tuesday, _ = await book_and_pay(client, stripe_fake, prescriber, "2026-11-24T15:00:00Z", save_payment_method=True)
     wednesday, _ = await book_and_pay(client, stripe_fake, prescriber, "2026-11-25T15:00:00Z")
     thursday = await hold_consult(client, prescriber, "2026-11-26T15:00:00Z")
-    assert (await client.post(f"/api/v1/appointments/{thursday['id']}/cancel", json={}, headers=await csrf_headers(client))).status_code == 200
+    assert (
+        await client.post(f"/api/v1/appointments/{thursday['id']}/cancel", json={}, headers=await csrf_headers(client))
+    ).status_code == 200
     await run_jobs(session_factory, settings, clock)  # keeps the card, closes Thursday's Checkout Session
 
     # Late cancels: a paid consult (refund less the fee) and an included session (fee charged to the card).
-    included = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:00:00Z"))
+    included = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-24T14:00:00Z")
+    )
     clock.advance(timedelta(minutes=1))
     for appointment_id in (tuesday["id"], included):
-        cancelled = await client.post(f"/api/v1/appointments/{appointment_id}/cancel", json={"accept_late_fee": True}, headers=await csrf_headers(client))
+        cancelled = await client.post(
+            f"/api/v1/appointments/{appointment_id}/cancel", json={"accept_late_fee": True}, headers=await csrf_headers(client)
+        )
         assert cancelled.json()["status"] == "cancelled", cancelled.text
     await run_jobs(session_factory, settings, clock)
 
     # A missed included session: the card is declined, the patient pays the fee on the billing page.
-    missed = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-23T18:00:00Z"))
+    missed = await insert_appointment(
+        session_factory, patient=patient, clinician=prescriber, starts_at=datetime.fromisoformat("2026-11-23T18:00:00Z")
+    )
     clock.set(datetime.fromisoformat("2026-11-23T18:10:00Z"))
     await switch_to(client, prescriber, clock)
     assert (await client.post(f"/api/v1/appointments/{missed}/no-show", headers=await csrf_headers(client))).status_code == 200
@@ -97,7 +124,9 @@ async def test_no_request_to_stripe_carries_identity_or_health_information(clien
     # The program fee, paid on the billing page and refunded after one shipment.
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
-        program = await service.payment_due(session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings)
+        program = await service.payment_due(
+            session, patient_id=patient.patient_id, purpose=PaymentPurpose.PROGRAM, plan_id=plan_id, now=clock.now(), settings=settings
+        )
     checkout = await client.post(f"/api/v1/billing/payments/{program.id}/checkout", json={}, headers=await csrf_headers(client))
     await pay_checkout(client, stripe_fake, checkout.json()["checkout_url"])
     async with transaction(session_factory) as session:
@@ -106,19 +135,32 @@ async def test_no_request_to_stripe_carries_identity_or_health_information(clien
     # A coordinator's refund whose reason says everything Stripe must never read.
     await switch_to(client, await coordinator(session_factory, settings, clock), clock)
     reason = "Juniper Okafor: ketamine troche titration for depression was paused by Hannelore Vasquez"
-    refunded = await client.post(f"/api/v1/billing/payments/{wednesday['payment_id']}/refunds", json={"amount_cents": 2500, "reason": reason},
-                                 headers=await csrf_headers(client))  # fmt: skip
+    refunded = await client.post(
+        f"/api/v1/billing/payments/{wednesday['payment_id']}/refunds",
+        json={"amount_cents": 2500, "reason": reason},
+        headers=await csrf_headers(client),
+    )
     assert refunded.status_code == 201, refunded.text
     await run_jobs(session_factory, settings, clock)
 
     sent = watch.requests("/")
     paths = {(r.method, r.path.split("/")[2] if r.path.startswith("/v1/") else r.path.split("/")[1]) for r in sent}
-    assert {("POST", "customers"), ("POST", "checkout"), ("POST", "payment_intents"), ("GET", "payment_intents"), ("POST", "refunds")} <= paths
+    assert {
+        ("POST", "customers"),
+        ("POST", "checkout"),
+        ("POST", "payment_intents"),
+        ("GET", "payment_intents"),
+        ("POST", "refunds"),
+    } <= paths
     assert any(r.path.endswith("/expire") for r in sent)
     assert len(watch.created("refund")) == 3 and len(watch.created("payment_intent")) >= 6
 
     async with session_factory() as session:
-        account_names = (await session.execute(select(UserAccount.full_name).where(UserAccount.id.in_([patient.user_id, prescriber.user_id])))).scalars().all()
+        account_names = (
+            (await session.execute(select(UserAccount.full_name).where(UserAccount.id.in_([patient.user_id, prescriber.user_id]))))
+            .scalars()
+            .all()
+        )
     people = [*account_names, patient.email, prescriber.email, patient.email.split("@")[0], prescriber.email.split("@")[0]]
     name_parts = [part for name in account_names for part in name.split() if len(part) >= 4]
     birth = CLEAN["demographics"]["date_of_birth"]

@@ -26,8 +26,10 @@ from tests.integration.billing.helpers import (
     switch_to,
 )
 
-LONG_REASON = ("Video dropped for the first twenty minutes of the visit and the patient had to call back twice; "
-               "the clinician agreed to refund a third of the consult fee.")  # fmt: skip
+LONG_REASON = (
+    "Video dropped for the first twenty minutes of the visit and the patient had to call back twice; "
+    "the clinician agreed to refund a third of the consult fee."
+)
 
 
 async def _cancel(client, appointment_id: str, **body):
@@ -58,7 +60,10 @@ async def test_cancellation_refunds_follow_the_24_hour_rule_at_each_boundary(cli
     assert (told.status_code, told.json()["code"]) == (422, "appointment.late_fee_applies")
     assert "$50.00" in told.json()["detail"] and "$100.00" in told.json()["detail"]
     assert (told.json()["late_fee_cents"], told.json()["refund_cents"]) == (5000, 10000)
-    assert await appointment_status(client, late["id"]) == "booked" and await rows(session_factory, Refund, Refund.payment_id == late["payment_id"]) == []
+    assert (
+        await appointment_status(client, late["id"]) == "booked"
+        and await rows(session_factory, Refund, Refund.payment_id == late["payment_id"]) == []
+    )
     assert (await _cancel(client, late["id"], accept_late_fee=True)).json()["status"] == "cancelled"
 
     by_clinic = await book()
@@ -67,8 +72,12 @@ async def test_cancellation_refunds_follow_the_24_hour_rule_at_each_boundary(cli
     assert (await _cancel(client, by_clinic["id"])).json()["status"] == "cancelled"
 
     refunds = {str(r.payment_id): r for r in await rows(session_factory, Refund)}
-    expected = {early["payment_id"]: (15000, "patient_cancelled_early"), boundary["payment_id"]: (15000, "patient_cancelled_early"),
-                late["payment_id"]: (10000, "late_cancel"), by_clinic["payment_id"]: (15000, "clinician_cancelled")}  # fmt: skip
+    expected = {
+        early["payment_id"]: (15000, "patient_cancelled_early"),
+        boundary["payment_id"]: (15000, "patient_cancelled_early"),
+        late["payment_id"]: (10000, "late_cancel"),
+        by_clinic["payment_id"]: (15000, "clinician_cancelled"),
+    }
     assert {pid: (r.amount_cents, r.reason) for pid, r in refunds.items()} == expected
 
     await run_jobs(session_factory, settings, clock)
@@ -110,7 +119,9 @@ async def test_a_coordinator_refunds_with_a_reason_up_to_what_was_paid(client, s
     assert (payment.status, payment.refunded_cents) == ("refunded", 15000)
     async with session_factory() as session:
         audited = (await session.execute(select(AuditEvent).where(AuditEvent.action == "refund.request.manual"))).scalars().all()
-    assert len(audited) == 2 and {a.actor_user_id for a in audited} == {staff.user_id} and {a.actor_role for a in audited} == {"coordinator"}
+    assert (
+        len(audited) == 2 and {a.actor_user_id for a in audited} == {staff.user_id} and {a.actor_role for a in audited} == {"coordinator"}
+    )
     notes = sorted(r.note for r in await rows(session_factory, Refund))
     assert notes == ["Goodwill: the rest", LONG_REASON]
 
@@ -122,12 +133,22 @@ async def test_a_coordinator_refunds_with_a_reason_up_to_what_was_paid(client, s
     assert ledger == [("charge", 15000), ("refund", -10000), ("refund", -5000)]
 
 
-async def test_a_dispute_flags_the_payment_for_the_coordinator_and_shows_on_the_statement(client, session_factory, settings, clock, stripe_fake):
+async def test_a_dispute_flags_the_payment_for_the_coordinator_and_shows_on_the_statement(
+    client, session_factory, settings, clock, stripe_fake
+):
     prescriber, _patient = await prescriber_and_patient(client, session_factory, settings, clock)
     held, intent = await book_and_pay(client, stripe_fake, prescriber, TUESDAY_TEN)
     charge_id = stripe_fake.objects[intent]["latest_charge"]
-    dispute = {"id": "dp_test_1", "object": "dispute", "amount": 15000, "currency": "usd", "charge": charge_id, "payment_intent": intent,
-               "reason": "fraudulent", "status": "needs_response"}  # fmt: skip
+    dispute = {
+        "id": "dp_test_1",
+        "object": "dispute",
+        "amount": 15000,
+        "currency": "usd",
+        "charge": charge_id,
+        "payment_intent": intent,
+        "reason": "fraudulent",
+        "status": "needs_response",
+    }
     event = stripe_fake.event("charge.dispute.created", dispute)
     await deliver(client, stripe_fake, event, outcome="flagged")
     await deliver(client, stripe_fake, event, outcome="duplicate")
@@ -136,7 +157,10 @@ async def test_a_dispute_flags_the_payment_for_the_coordinator_and_shows_on_the_
 
     [payment] = (await statement(client))["payments"]
     assert payment["disputed"] is True
-    assert sorted((line["kind"], line["amount_cents"]) for line in (await statement(client))["ledger"]) == [("charge", 15000), ("dispute", -15000)]
+    assert sorted((line["kind"], line["amount_cents"]) for line in (await statement(client))["ledger"]) == [
+        ("charge", 15000),
+        ("dispute", -15000),
+    ]
     assert (await client.get("/api/v1/billing/disputes")).status_code == 403
     await switch_to(client, await coordinator(session_factory, settings, clock), clock)
     disputes = (await client.get("/api/v1/billing/disputes")).json()
@@ -153,14 +177,18 @@ async def test_concurrent_coordinator_refunds_never_exceed_what_was_paid(client,
     await switch_to(client, await coordinator(session_factory, settings, clock), clock)
     headers = await csrf_headers(client)
     url = f"/api/v1/billing/payments/{held['payment_id']}/refunds"
-    answers = await asyncio.gather(*(client.post(url, json={"amount_cents": 6000, "reason": f"Goodwill {i}"}, headers=headers) for i in range(3)))
+    answers = await asyncio.gather(
+        *(client.post(url, json={"amount_cents": 6000, "reason": f"Goodwill {i}"}, headers=headers) for i in range(3))
+    )
     assert sorted(a.status_code for a in answers) == [201, 201, 422]
     [payment] = await rows(session_factory, Payment)
     assert (payment.status, payment.refunded_cents) == ("paid", 12000)
     assert sum(r.amount_cents for r in await rows(session_factory, Refund)) == 12000
 
 
-async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_everything(client, session_factory, settings, clock, stripe_fake):
+async def test_with_no_late_fee_a_late_cancel_needs_no_confirmation_and_refunds_everything(
+    client, session_factory, settings, clock, stripe_fake
+):
     from telehealth.billing import service
     from telehealth.db.engine import transaction
     from telehealth.lib.actors import Actor
@@ -189,7 +217,9 @@ async def test_an_ineligible_patient_gets_the_consult_refunded_once(client, sess
     held, intent = await book_and_pay(client, stripe_fake, prescriber)
     for expected in (15000, 0):
         async with transaction(session_factory) as session:
-            refunded = await refund_consult_for_ineligibility(session, appointment_id=uuid.UUID(held["id"]), actor=Actor.system(), now=clock.now())
+            refunded = await refund_consult_for_ineligibility(
+                session, appointment_id=uuid.UUID(held["id"]), actor=Actor.system(), now=clock.now()
+            )
         assert refunded == expected
     await run_jobs(session_factory, settings, clock)
     assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(intent, 15000)]
@@ -201,8 +231,11 @@ async def test_a_late_fee_charged_for_a_late_move_is_not_kept_again_on_a_late_ca
     held, _ = await book_and_pay(client, stripe_fake, prescriber)  # Tuesday 15:00 UTC, 24 h ahead
     clock.advance(timedelta(hours=1))  # 23 h before: inside the free window
     await switch_to(client, patient, clock)
-    moved = await client.post(f"/api/v1/appointments/{held['id']}/reschedule", json={"starts_at": "2026-11-24T14:00:00Z", "accept_late_fee": True},
-                              headers=await csrf_headers(client))  # fmt: skip
+    moved = await client.post(
+        f"/api/v1/appointments/{held['id']}/reschedule",
+        json={"starts_at": "2026-11-24T14:00:00Z", "accept_late_fee": True},
+        headers=await csrf_headers(client),
+    )
     assert moved.status_code == 200, moved.text
     assert len(await rows(session_factory, Payment, Payment.appointment_id == held["id"], Payment.purpose == "late_cancel_fee")) == 1
     cancelled = await _cancel(client, held["id"])  # 22 h ahead: late, but the fee was already charged
@@ -217,8 +250,11 @@ async def test_a_fully_refunded_visit_cancelled_late_costs_no_fee(client, sessio
     prescriber, patient = await prescriber_and_patient(client, session_factory, settings, clock)
     held, _ = await book_and_pay(client, stripe_fake, prescriber)
     await switch_to(client, await coordinator(session_factory, settings, clock), clock)
-    refunded = await client.post(f"/api/v1/billing/payments/{held['payment_id']}/refunds", json={"amount_cents": 15000, "reason": "clinic goodwill"},
-                                 headers=await csrf_headers(client))  # fmt: skip
+    refunded = await client.post(
+        f"/api/v1/billing/payments/{held['payment_id']}/refunds",
+        json={"amount_cents": 15000, "reason": "clinic goodwill"},
+        headers=await csrf_headers(client),
+    )
     assert refunded.status_code == 201, refunded.text
     clock.advance(timedelta(hours=1))  # 23 h before the start
     await switch_to(client, patient, clock)
@@ -232,10 +268,21 @@ async def test_a_dispute_that_overtakes_the_completion_completes_the_payment_fir
     held = await hold_consult(client, prescriber)
     completed = await complete_on_stripe(stripe_fake, held["checkout_url"])  # the completion event is late
     intent = completed["data"]["object"]["payment_intent"]
-    dispute = {"id": "dp_test_2", "object": "dispute", "amount": 15000, "currency": "usd", "charge": stripe_fake.objects[intent]["latest_charge"],
-               "payment_intent": intent, "reason": "fraudulent", "status": "needs_response"}  # fmt: skip
+    dispute = {
+        "id": "dp_test_2",
+        "object": "dispute",
+        "amount": 15000,
+        "currency": "usd",
+        "charge": stripe_fake.objects[intent]["latest_charge"],
+        "payment_intent": intent,
+        "reason": "fraudulent",
+        "status": "needs_response",
+    }
     await deliver(client, stripe_fake, stripe_fake.event("charge.dispute.created", dispute), outcome="flagged")
-    assert sorted((line["kind"], line["amount_cents"]) for line in (await statement(client))["ledger"]) == [("charge", 15000), ("dispute", -15000)]
+    assert sorted((line["kind"], line["amount_cents"]) for line in (await statement(client))["ledger"]) == [
+        ("charge", 15000),
+        ("dispute", -15000),
+    ]
     await deliver(client, stripe_fake, completed, outcome="already_paid")
     assert await appointment_status(client, held["id"]) == "booked"
     assert len((await statement(client))["ledger"]) == 2

@@ -32,8 +32,12 @@ from tests.integration.billing.helpers import (
 
 def forged_completion(fake: FakeStripe, held: dict, **changes) -> dict:
     """A checkout.session.completed for the held payment's session as Stripe would send it once paid, changed."""
-    session = {**fake.objects[session_id_of(held["checkout_url"])], "status": "complete", "payment_status": "paid",
-               "payment_intent": "pi_forged_0001"}  # fmt: skip
+    session = {
+        **fake.objects[session_id_of(held["checkout_url"])],
+        "status": "complete",
+        "payment_status": "paid",
+        "payment_intent": "pi_forged_0001",
+    }
     return fake.event("checkout.session.completed", {**session, **changes})
 
 
@@ -62,7 +66,9 @@ async def refusals(session_factory) -> list[tuple[str, str, str]]:
         ({"mode": "subscription"}, "not_payment_mode"),
     ],
 )
-async def test_an_event_that_is_not_this_payments_session_settles_nothing(client, session_factory, settings, clock, stripe_fake, changes, reason):
+async def test_an_event_that_is_not_this_payments_session_settles_nothing(
+    client, session_factory, settings, clock, stripe_fake, changes, reason
+):
     prescriber, _ = await prescriber_and_patient(client, session_factory, settings, clock)
     held = await hold_consult(client, prescriber)
     forged = forged_completion(stripe_fake, held, **changes)

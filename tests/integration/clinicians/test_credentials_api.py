@@ -28,7 +28,9 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("kind", "body", "field", "reason"), REFUSALS)
-async def test_bad_credentials_are_refused_naming_the_field_and_nothing_is_kept(client, session_factory, settings, clock, kind, body, field, reason):
+async def test_bad_credentials_are_refused_naming_the_field_and_nothing_is_kept(
+    client, session_factory, settings, clock, kind, body, field, reason
+):
     await signed_in_coordinator(client, session_factory, settings, clock)
     rx = await clinician(session_factory, settings, clock)
     refused = await post(client, f"/api/v1/clinicians/{rx.user_id}/{kind}", body)
@@ -59,7 +61,11 @@ async def test_a_bad_npi_or_zone_is_refused_naming_the_field(client, session_fac
 async def test_the_profile_keeps_a_checked_npi_and_the_zone(client, session_factory, settings, clock):
     await signed_in_coordinator(client, session_factory, settings, clock)
     rx = await clinician(session_factory, settings, clock)
-    assert (await client.get(f"/api/v1/clinicians/{rx.user_id}/profile")).json() == {"clinician_id": str(rx.user_id), "npi": None, "timezone": None}
+    assert (await client.get(f"/api/v1/clinicians/{rx.user_id}/profile")).json() == {
+        "clinician_id": str(rx.user_id),
+        "npi": None,
+        "timezone": None,
+    }
     saved = await put(client, f"/api/v1/clinicians/{rx.user_id}/profile", {"npi": " 1234567893 ", "timezone": "America/Chicago"})
     assert saved.status_code == 200 and (saved.json()["npi"], saved.json()["timezone"]) == ("1234567893", "America/Chicago")
     cleared = await put(client, f"/api/v1/clinicians/{rx.user_id}/profile", {"npi": None, "timezone": "America/Chicago"})
@@ -70,11 +76,15 @@ async def test_the_profile_keeps_a_checked_npi_and_the_zone(client, session_fact
 async def test_an_expiry_up_to_a_day_back_is_accepted_and_input_is_normalised(client, session_factory, settings, clock):
     await signed_in_coordinator(client, session_factory, settings, clock)
     rx = await clinician(session_factory, settings, clock)
-    added = await post(client, f"/api/v1/clinicians/{rx.user_id}/licenses", LICENSE | {"state": "ny", "license_type": "md", "expires_on": "2026-11-22"})
+    added = await post(
+        client, f"/api/v1/clinicians/{rx.user_id}/licenses", LICENSE | {"state": "ny", "license_type": "md", "expires_on": "2026-11-22"}
+    )
     assert added.status_code == 201, added.text
     body = added.json()
     assert (body["state"], body["state_name"], body["license_type"], body["expiry_status"]) == ("NY", "New York", "MD", "expired")
-    dea = await post(client, f"/api/v1/clinicians/{rx.user_id}/dea-registrations", DEA | {"number": "bx1234563", "schedules": ["v", "III", "II"]})
+    dea = await post(
+        client, f"/api/v1/clinicians/{rx.user_id}/dea-registrations", DEA | {"number": "bx1234563", "schedules": ["v", "III", "II"]}
+    )
     assert (dea.json()["number"], dea.json()["schedules"]) == ("BX1234563", ["II", "III", "V"])
 
 
@@ -93,7 +103,10 @@ async def test_a_dea_registration_without_schedule_iii_is_kept_but_flagged(clien
     assert (fixed.json()["covers_schedule_iii"], fixed.json()["warnings"]) == (True, [])
     async with session_factory() as session:
         assert "NY" in await served_states(session, on=TODAY)
-    gone = await remove(client, f"/api/v1/clinicians/{rx.user_id}/licenses/{(await client.get(f'/api/v1/clinicians/{rx.user_id}')).json()['licenses'][0]['id']}")
+    gone = await remove(
+        client,
+        f"/api/v1/clinicians/{rx.user_id}/licenses/{(await client.get(f'/api/v1/clinicians/{rx.user_id}')).json()['licenses'][0]['id']}",
+    )
     assert gone.status_code == 204
     async with session_factory() as session:
         assert "NY" not in await served_states(session, on=TODAY)
@@ -171,7 +184,9 @@ async def test_every_change_is_audited_with_who_and_what(client, session_factory
     await put(client, f"{base}/dea-registrations/{dea['id']}", DEA | {"schedules": ["II", "IV"]})
     await remove(client, f"{base}/dea-registrations/{dea['id']}")
     async with session_factory() as session:
-        events = (await session.execute(select(AuditEvent).where(AuditEvent.action.like("clinician.%")).order_by(AuditEvent.id))).scalars().all()
+        events = (
+            (await session.execute(select(AuditEvent).where(AuditEvent.action.like("clinician.%")).order_by(AuditEvent.id))).scalars().all()
+        )
     assert {(e.actor_user_id, e.actor_role, e.resource_type, e.resource_id, e.outcome) for e in events} == {
         (coordinator.user_id, "coordinator", "clinician", str(rx.user_id), "success")
     }
@@ -196,7 +211,9 @@ async def test_only_coordinators_reach_credentials(client, session_factory, sett
     attempts = [
         await client.get("/api/v1/clinicians"),
         await client.get(f"/api/v1/clinicians/{rx.user_id}"),
-        await client.put(f"/api/v1/clinicians/{person.user_id}/profile", json={"npi": None, "timezone": "America/Chicago"}, headers=headers),
+        await client.put(
+            f"/api/v1/clinicians/{person.user_id}/profile", json={"npi": None, "timezone": "America/Chicago"}, headers=headers
+        ),
         await client.post(f"/api/v1/clinicians/{person.user_id}/licenses", json=LICENSE, headers=headers),
         await client.post(f"/api/v1/clinicians/{person.user_id}/dea-registrations", json=DEA, headers=headers),
         await client.get("/coordinator/clinicians", headers={"accept": "text/html"}),

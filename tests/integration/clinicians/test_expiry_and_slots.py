@@ -25,9 +25,15 @@ async def _credentials(session_factory, person, *, license_expires=None, dea_exp
     """Rows as they might stand after time passed (the API refuses expiries in the past, time does not)."""
     async with transaction(session_factory) as session:
         if license_expires:
-            session.add(StateLicense(clinician_id=person.user_id, state=state, number="L-1", license_type=license_type, expires_on=license_expires))
+            session.add(
+                StateLicense(clinician_id=person.user_id, state=state, number="L-1", license_type=license_type, expires_on=license_expires)
+            )
         if dea_expires:
-            session.add(DeaRegistration(clinician_id=person.user_id, state=state, number="BX1234563", schedules="II,III,IV,V", expires_on=dea_expires))
+            session.add(
+                DeaRegistration(
+                    clinician_id=person.user_id, state=state, number="BX1234563", schedules="II,III,IV,V", expires_on=dea_expires
+                )
+            )
 
 
 async def _daily_run(context) -> None:
@@ -66,7 +72,11 @@ async def test_each_expiring_credential_is_emailed_once_per_expiry(client, sessi
 
     await signed_in_coordinator(client, session_factory, settings, clock)
     listed = (await client.get(f"/api/v1/clinicians/{rx.user_id}")).json()
-    renewed = await put(client, f"/api/v1/clinicians/{rx.user_id}/licenses/{listed['licenses'][0]['id']}", LICENSE | {"number": "L-1", "expires_on": "2026-12-20"})
+    renewed = await put(
+        client,
+        f"/api/v1/clinicians/{rx.user_id}/licenses/{listed['licenses'][0]['id']}",
+        LICENSE | {"number": "L-1", "expires_on": "2026-12-20"},
+    )
     assert renewed.status_code == 200
     clock.advance(timedelta(days=1))
     await _daily_run(context)  # a new expiry is a new reminder, once
@@ -111,7 +121,9 @@ async def test_the_credentials_page_adds_renews_and_removes(client, session_fact
     token = form_csrf_token(page.text)
     base = f"/coordinator/clinicians/{rx.user_id}"
 
-    added = await client.post(f"{base}/licenses", data=LICENSE | {"expires_on": "2026-12-01", "_csrf_token": token}, headers=html, follow_redirects=False)
+    added = await client.post(
+        f"{base}/licenses", data=LICENSE | {"expires_on": "2026-12-01", "_csrf_token": token}, headers=html, follow_redirects=False
+    )
     assert added.status_code in (302, 303) and added.headers["location"].endswith(f"#clinician-{rx.user_id}")
     page = await client.get(added.headers["location"], headers=html)
     assert "License added." in page.text and "01 Dec 2026" in page.text and "expires soon" in page.text
@@ -119,20 +131,31 @@ async def test_the_credentials_page_adds_renews_and_removes(client, session_fact
 
     bad = await client.post(f"{base}/licenses", data=LICENSE | {"state": "XX", "_csrf_token": token}, headers=html)
     assert bad.status_code == 422 and "State</a>: is not a US state or DC code" in bad.text
-    not_a_date = await client.post(f"{base}/licenses/{license_id}", data=LICENSE | {"expires_on": "soon", "_csrf_token": token}, headers=html)
+    not_a_date = await client.post(
+        f"{base}/licenses/{license_id}", data=LICENSE | {"expires_on": "soon", "_csrf_token": token}, headers=html
+    )
     assert not_a_date.status_code == 422 and "Expires on</a>: must be a date" in not_a_date.text
 
-    renewed = await client.post(f"{base}/licenses/{license_id}", data=LICENSE | {"expires_on": "2028-12-01", "_csrf_token": token}, headers=html)
+    renewed = await client.post(
+        f"{base}/licenses/{license_id}", data=LICENSE | {"expires_on": "2028-12-01", "_csrf_token": token}, headers=html
+    )
     assert "License saved." in renewed.text and "01 Dec 2028" in renewed.text  # followed the redirect
 
     dea = {"state": "NY", "number": "BX1234563", "schedules": ["II", "IV"], "expires_on": "2027-06-30", "_csrf_token": token}
     flagged = await client.post(f"{base}/dea-registrations", data=dea, headers=html)
-    assert "DEA registration added." in flagged.text and "Without Schedule III this registration cannot prescribe ketamine in NY." in flagged.text
+    assert (
+        "DEA registration added." in flagged.text
+        and "Without Schedule III this registration cannot prescribe ketamine in NY." in flagged.text
+    )
     registration_id = (await client.get(f"/api/v1/clinicians/{rx.user_id}")).json()["dea_registrations"][0]["id"]
-    fixed = await client.post(f"{base}/dea-registrations/{registration_id}", data=dea | {"schedules": ["II", "III", "IV", "V"]}, headers=html)
+    fixed = await client.post(
+        f"{base}/dea-registrations/{registration_id}", data=dea | {"schedules": ["II", "III", "IV", "V"]}, headers=html
+    )
     assert "DEA registration saved." in fixed.text and "cannot prescribe ketamine in NY" not in fixed.text
 
-    profile = await client.post(f"{base}/profile", data={"npi": "1234567893", "timezone": "America/Chicago", "_csrf_token": token}, headers=html)
+    profile = await client.post(
+        f"{base}/profile", data={"npi": "1234567893", "timezone": "America/Chicago", "_csrf_token": token}, headers=html
+    )
     assert "Profile saved." in profile.text and 'value="1234567893"' in profile.text
 
     removed = await client.post(f"{base}/licenses/{license_id}/remove", data={"_csrf_token": token}, headers=html)
@@ -157,7 +180,9 @@ async def _slot_days(patient_client) -> list[str]:
     return sorted({slot["starts_at"][:10] for slot in response.json()})
 
 
-async def test_renewing_a_license_through_the_api_opens_slots_after_the_old_expiry(client, patient_client, session_factory, settings, clock):
+async def test_renewing_a_license_through_the_api_opens_slots_after_the_old_expiry(
+    client, patient_client, session_factory, settings, clock
+):
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patient = await screened_patient(session_factory, settings, clock)
     await sign_in(patient_client, patient, clock)

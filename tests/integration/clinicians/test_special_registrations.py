@@ -40,8 +40,12 @@ async def test_one_per_state_prescribers_only_and_every_change_audited(client, s
     added = await post(client, base, SPECIAL)
     assert added.status_code == 201, added.text
     assert {k: added.json()[k] for k in ("state", "state_name", "number", "expires_on", "expiry_status")} == {
-        "state": "NY", "state_name": "New York", "number": "TSR-0042", "expires_on": "2027-12-31", "expiry_status": "valid",
-    }  # fmt: skip
+        "state": "NY",
+        "state_name": "New York",
+        "number": "TSR-0042",
+        "expires_on": "2027-12-31",
+        "expiry_status": "valid",
+    }
     again = await post(client, base, SPECIAL | {"number": "TSR-2"})
     assert (again.status_code, again.json()["code"]) == (409, "clinician.special_registration_exists")
     nj = await post(client, base, SPECIAL | {"state": "NJ"})
@@ -56,13 +60,19 @@ async def test_one_per_state_prescribers_only_and_every_change_audited(client, s
     assert (await remove(client, f"{base}/{added.json()['id']}")).status_code == 204
     assert (await remove(client, f"{base}/{added.json()['id']}")).status_code == 404
     async with session_factory() as session:
-        events = (await session.execute(
-            select(AuditEvent.action, AuditEvent.reason).where(AuditEvent.resource_id == str(rx.user_id), AuditEvent.action.like("clinician.%")).order_by(AuditEvent.id)
-        )).all()  # fmt: skip
+        events = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.reason)
+                .where(AuditEvent.resource_id == str(rx.user_id), AuditEvent.action.like("clinician.%"))
+                .order_by(AuditEvent.id)
+            )
+        ).all()
     assert events == [
-        ("clinician.special_registration.add", "NY 2027-12-31"), ("clinician.special_registration.add", "NJ 2027-12-31"),
-        ("clinician.special_registration.update", "NY 2028-12-31 changed=expires_on"), ("clinician.special_registration.remove", "NY 2028-12-31"),
-    ]  # fmt: skip
+        ("clinician.special_registration.add", "NY 2027-12-31"),
+        ("clinician.special_registration.add", "NJ 2027-12-31"),
+        ("clinician.special_registration.update", "NY 2028-12-31 changed=expires_on"),
+        ("clinician.special_registration.remove", "NY 2028-12-31"),
+    ]
 
 
 async def test_the_credentials_page_adds_renews_and_removes_a_special_registration(client, session_factory, settings, clock):
@@ -79,7 +89,9 @@ async def test_the_credentials_page_adds_renews_and_removes_a_special_registrati
     added = await client.post(base, data=SPECIAL | {"_csrf_token": token}, headers=html)
     assert "Special registration added." in added.text and "TSR-0042" in added.text and "31 Dec 2027" in added.text
     registration_id = (await client.get(f"/api/v1/clinicians/{rx.user_id}")).json()["special_registrations"][0]["id"]
-    renewed = await client.post(f"{base}/{registration_id}", data=SPECIAL | {"expires_on": "2029-01-31", "_csrf_token": token}, headers=html)
+    renewed = await client.post(
+        f"{base}/{registration_id}", data=SPECIAL | {"expires_on": "2029-01-31", "_csrf_token": token}, headers=html
+    )
     assert "Special registration saved." in renewed.text and "31 Jan 2029" in renewed.text
     removed = await client.post(f"{base}/{registration_id}/remove", data={"_csrf_token": token}, headers=html)
     assert "Special registration removed." in removed.text and "No special registrations on file." in removed.text

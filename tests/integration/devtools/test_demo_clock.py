@@ -48,7 +48,12 @@ async def app_client(settings, clock) -> AsyncIterator[AsyncTestClient]:
 async def move(client, step: str):
     page = await client.get("/dev/clock/")
     assert page.status_code == 200, page.text
-    return await client.post("/dev/clock/", data={"step": step, "_csrf_token": form_csrf_token(page.text)}, headers={"accept": "text/html"}, follow_redirects=False)
+    return await client.post(
+        "/dev/clock/",
+        data={"step": step, "_csrf_token": form_csrf_token(page.text)},
+        headers={"accept": "text/html"},
+        follow_redirects=False,
+    )
 
 
 async def test_moving_the_demo_clock_an_hour_lapses_a_held_slot_for_the_app_and_its_worker(settings, session_factory, clock):
@@ -116,7 +121,9 @@ async def test_a_process_follows_the_stored_offset(settings, session_factory, cl
     await refresh_offset(session_factory, elsewhere)
     assert elsewhere.now() - clock.now() == timedelta(days=1)
     async with session_factory() as session:  # the worker's SQL compares against the database's now(), moved
-        real, moved = (await session.execute(select(database_now(SystemClock()), database_now(OffsetClock(SystemClock(), timedelta(days=1)))))).one()
+        real, moved = (
+            await session.execute(select(database_now(SystemClock()), database_now(OffsetClock(SystemClock(), timedelta(days=1)))))
+        ).one()
     assert timedelta(hours=23) < moved - real <= timedelta(days=1)
 
 
@@ -132,7 +139,9 @@ async def test_refused_without_demo_clock_with_a_database_url_in_production_and_
         assert (await client.get("/dev/clock/", follow_redirects=False)).status_code in (302, 303, 401)  # nobody signed in
         await sign_in(client, patient, clock)
         assert (await client.get("/dev/clock/")).status_code == 403
-        assert (await client.post("/dev/clock/", data={"step": "hour"}, headers={"accept": "text/html", **await csrf_headers(client)})).status_code == 403
+        assert (
+            await client.post("/dev/clock/", data={"step": "hour"}, headers={"accept": "text/html", **await csrf_headers(client)})
+        ).status_code == 403
     async with session_factory() as session:
         assert (await session.execute(text("SELECT count(*) FROM demo_clock"))).scalar_one() == 0
     # Production: never, even with DEMO_CLOCK=true (refused at start) or with the embedded database.

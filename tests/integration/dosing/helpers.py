@@ -22,7 +22,15 @@ from tests.helpers import Person, csrf_headers, join_care_team, make_person, sig
 from tests.integration.billing.helpers import insert_appointment
 from tests.integration.scheduling.helpers import screened_patient
 
-GOOD_CHECK_IN = {"systolic": 122, "diastolic": 78, "pulse": 72, "mood": 6, "phq9_item9": 0, "fasted_two_hours": True, "no_alcohol_or_sedatives": True}
+GOOD_CHECK_IN = {
+    "systolic": 122,
+    "diastolic": 78,
+    "pulse": 72,
+    "mood": 6,
+    "phq9_item9": 0,
+    "fasted_two_hours": True,
+    "no_alcohol_or_sedatives": True,
+}
 GOOD_REPORT = {"completed": True, "troches_used": 2, "nausea": True, "dissociation": 4}
 SITTER = {"full_name": "Sam Rivers", "email": "sam@example.org", "relationship": "partner", "phone": "+18025550199"}
 END_LINK_SUBJECT = "Your link to close"
@@ -38,37 +46,85 @@ class Home:
 
 
 async def active_plan(
-    session_factory, settings, clock, *, doses_mg=(100, 100, 150, 150), shipment_sessions=(2, 2), strength_mg=50, delivered=1, min_hours_between=48,
-    status="active", email="pat@example.org",
+    session_factory,
+    settings,
+    clock,
+    *,
+    doses_mg=(100, 100, 150, 150),
+    shipment_sessions=(2, 2),
+    strength_mg=50,
+    delivered=1,
+    min_hours_between=48,
+    status="active",
+    email="pat@example.org",
 ) -> Home:
     """A signed plan written straight into the database (the prescribing tests prove how one is made):
     the first `delivered` batches delivered, the rest held."""
     patient = await screened_patient(session_factory, settings, clock, email=email)
-    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email=f"rx-{uuid.uuid4().hex[:6]}@example.org", now=clock.now(), settings=settings)
-    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=clock.now() - timedelta(days=3),
-                                              appointment_type="consult", status="completed", minutes=45)  # fmt: skip
+    prescriber = await make_person(
+        session_factory, role=Role.PRESCRIBER, email=f"rx-{uuid.uuid4().hex[:6]}@example.org", now=clock.now(), settings=settings
+    )
+    appointment_id = await insert_appointment(
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=clock.now() - timedelta(days=3),
+        appointment_type="consult",
+        status="completed",
+        minutes=45,
+    )
     plan_id, batch_ids = uuid.uuid4(), []
     await join_care_team(session_factory, patient, prescriber, now=clock.now(), because="plan_signed")
     async with transaction(session_factory) as session:
         pharmacy = Pharmacy(name=f"Pharmacy {plan_id.hex[:6]}", phone="+18025550111", address="1 Mill St", created_at=clock.now())
-        encounter = Encounter(appointment_id=appointment_id, patient_id=patient.patient_id, prescriber_id=prescriber.user_id, opened_at=clock.now(),
-                              location_state="NY", decision="start_plan", decided_at=clock.now())  # fmt: skip
+        encounter = Encounter(
+            appointment_id=appointment_id,
+            patient_id=patient.patient_id,
+            prescriber_id=prescriber.user_id,
+            opened_at=clock.now(),
+            location_state="NY",
+            decision="start_plan",
+            decided_at=clock.now(),
+        )
         session.add_all([pharmacy, encounter])
         await session.flush()
-        session.add(TrochePlan(
-            id=plan_id, patient_id=patient.patient_id, encounter_id=encounter.id, prescriber_id=prescriber.user_id, pharmacy_id=pharmacy.id,
-            status=status, product="Ketamine HCl sublingual troche", strength_mg=strength_mg, sessions=len(doses_mg), doses_mg=list(doses_mg),
-            min_hours_between=min_hours_between, directions="Under the tongue", shipment_sessions=list(shipment_sessions), content_sha256="a" * 64,
-            signed_at=clock.now() - timedelta(days=2), created_at=clock.now(), updated_at=clock.now(),
-        ))  # fmt: skip
+        session.add(
+            TrochePlan(
+                id=plan_id,
+                patient_id=patient.patient_id,
+                encounter_id=encounter.id,
+                prescriber_id=prescriber.user_id,
+                pharmacy_id=pharmacy.id,
+                status=status,
+                product="Ketamine HCl sublingual troche",
+                strength_mg=strength_mg,
+                sessions=len(doses_mg),
+                doses_mg=list(doses_mg),
+                min_hours_between=min_hours_between,
+                directions="Under the tongue",
+                shipment_sessions=list(shipment_sessions),
+                content_sha256="a" * 64,
+                signed_at=clock.now() - timedelta(days=2),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
         await session.flush()
         first = 1
         for sequence, count in enumerate(shipment_sessions, start=1):
             units = sum(doses_mg[first - 1 : first - 1 + count]) // strength_mg
             is_delivered = sequence <= delivered
-            batch = PlanBatch(plan_id=plan_id, sequence=sequence, first_session=first, last_session=first + count - 1, units=units,
-                              status="delivered" if is_delivered else "held", units_filled=units if is_delivered else None,
-                              delivered_at=clock.now() - timedelta(days=1) if is_delivered else None, updated_at=clock.now())  # fmt: skip
+            batch = PlanBatch(
+                plan_id=plan_id,
+                sequence=sequence,
+                first_session=first,
+                last_session=first + count - 1,
+                units=units,
+                status="delivered" if is_delivered else "held",
+                units_filled=units if is_delivered else None,
+                delivered_at=clock.now() - timedelta(days=1) if is_delivered else None,
+                updated_at=clock.now(),
+            )
             session.add(batch)
             await session.flush()
             batch_ids.append(batch.id)
@@ -103,7 +159,9 @@ _devices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def another_device(client, *, ip: str, user_agent: str) -> httpx.AsyncClient:
     """A second browser on the same app: its own cookies (none of the patient's), address and user agent."""
-    return httpx.AsyncClient(base_url=str(client.base_url), transport=FromAddress(client, ip), headers={"user-agent": user_agent}, follow_redirects=True)
+    return httpx.AsyncClient(
+        base_url=str(client.base_url), transport=FromAddress(client, ip), headers={"user-agent": user_agent}, follow_redirects=True
+    )
 
 
 def sitter_device(client) -> httpx.AsyncClient:
@@ -156,7 +214,11 @@ async def signed_sitter(client, mail: Mail, **changes) -> dict:
     added = await post(client, "/api/v1/my/sitters", details)
     assert added.status_code == 201, added.text
     token = await mail.sitter_link(details["email"])
-    signed = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", {"typed_name": details["full_name"], "adult": True, "agreed": True})
+    signed = await post(
+        sitter_device(client),
+        f"/api/v1/sitter-links/{token}/agreement",
+        {"typed_name": details["full_name"], "adult": True, "agreed": True},
+    )
     assert signed.status_code == 200, signed.text
     return signed.json()
 
@@ -165,12 +227,19 @@ async def coordinator_verifies(client, mail: Mail, sitter_id: str, *, method: st
     """A coordinator records the verification call through the API, from their own browser (a coordinator
     made for it unless one is given)."""
     if coordinator is None:
-        coordinator = await make_person(mail.session_factory, role=Role.COORDINATOR, email=f"checks-{uuid.uuid4().hex[:8]}@example.org",
-                                        now=mail.clock.now(), settings=mail.settings)  # fmt: skip
+        coordinator = await make_person(
+            mail.session_factory,
+            role=Role.COORDINATOR,
+            email=f"checks-{uuid.uuid4().hex[:8]}@example.org",
+            now=mail.clock.now(),
+            settings=mail.settings,
+        )
     desk = another_device(client, ip="192.0.2.10", user_agent="Mozilla/5.0 (the clinic's desk)")
     try:
         await sign_in(desk, coordinator, mail.clock)
-        return await post(desk, f"/api/v1/sitters/{sitter_id}/verification", {"method": method, "note": "Called; a different person from the patient."})
+        return await post(
+            desk, f"/api/v1/sitters/{sitter_id}/verification", {"method": method, "note": "Called; a different person from the patient."}
+        )
     finally:
         await desk.aclose()
 

@@ -19,12 +19,18 @@ async def test_an_open_crisis_blocks_scheduling_a_dosing_session(client, session
     await patient_signed_in(client, home, clock)
     sitter = await confirmed_sitter(client, mail)
     async with transaction(session_factory) as session:
-        assert await open_crisis_escalation(session, patient_id=home.patient.patient_id, rule_ids=["phq9.item9"], actor=Actor.system(), now=clock.now(), settings=settings)
+        assert await open_crisis_escalation(
+            session, patient_id=home.patient.patient_id, rule_ids=["phq9.item9"], actor=Actor.system(), now=clock.now(), settings=settings
+        )
     refused = await schedule(client, sitter["id"], clock.now() + timedelta(hours=2))
     assert refused.status_code == 422 and refused.json()["code"] == "dosing.crisis_contact_pending"
     assert "988" in refused.json()["detail"]
 
     async with transaction(session_factory) as session:  # a clinician recorded contact
-        await session.execute(update(Escalation).where(Escalation.patient_id == home.patient.patient_id).values(status="contact_recorded", contact_recorded_at=clock.now()))
+        await session.execute(
+            update(Escalation)
+            .where(Escalation.patient_id == home.patient.patient_id)
+            .values(status="contact_recorded", contact_recorded_at=clock.now())
+        )
     allowed = await schedule(client, sitter["id"], clock.now() + timedelta(hours=2))
     assert allowed.status_code == 201, allowed.text

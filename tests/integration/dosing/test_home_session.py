@@ -24,7 +24,9 @@ async def test_a_session_from_scheduling_to_both_reports(client, session_factory
     await patient_signed_in(client, home, clock)
     sitter, booked, end_token = await ready_session(client, mail)
     assert booked["number"] == 1 and booked["shown_as"] == "scheduled"
-    invites = [m for m in mail.smtp.messages if m["To"] == sitter["email"] and any(p.get_content_type() == "text/calendar" for p in m.walk())]
+    invites = [
+        m for m in mail.smtp.messages if m["To"] == sitter["email"] and any(p.get_content_type() == "text/calendar" for p in m.walk())
+    ]
     assert len(invites) == 1
 
     unlocked = await unlock(client, booked["id"])
@@ -43,7 +45,9 @@ async def test_a_session_from_scheduling_to_both_reports(client, session_factory
     reported = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/report", GOOD_REPORT)
     assert reported.status_code == 201, reported.text
     assert reported.json()["shown_as"] == "reported"
-    ended = await post(sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {"typed_name": sitter["full_name"], "outcome": "alert_and_safe"})
+    ended = await post(
+        sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {"typed_name": sitter["full_name"], "outcome": "alert_and_safe"}
+    )
     assert ended.status_code == 200, ended.text
     overview = (await client.get("/api/v1/my/dosing")).json()
     assert overview["inventory"] == {"delivered": 4, "used": 2, "lost": 0, "on_hand": 2}

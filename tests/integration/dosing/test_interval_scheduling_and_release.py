@@ -52,8 +52,12 @@ async def test_the_interval_counts_a_dose_unlocked_but_not_yet_reported(client, 
     assert (await check_in(client, second["id"])).status_code == 201
     await sitter_present(client, mail)
     # As if the first dose had been unlocked 47 h 59 min ago: still a dose, report or not.
-    await execute(session_factory, "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
-                  at=clock.now() - timedelta(hours=47, minutes=59), id=uuid.UUID(first["id"]))  # fmt: skip
+    await execute(
+        session_factory,
+        "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
+        at=clock.now() - timedelta(hours=47, minutes=59),
+        id=uuid.UUID(first["id"]),
+    )
     assert gate_codes(await unlock(client, second["id"])) == ["gate.too_soon"]
 
 
@@ -105,9 +109,16 @@ async def test_the_database_refuses_what_each_dosing_session_index_forbids(sessi
                         "INSERT INTO dosing_session (id, plan_id, patient_id, number, status, scheduled_at, unlocked_at, ics_sequence, created_at, updated_at) "
                         "VALUES (:id, :plan, :patient, :number, :status, :at, :unlocked_at, 0, :at, :at)"
                     ),
-                    {"id": uuid.uuid4(), "plan": home.plan_id, "patient": home.patient.patient_id, "number": number, "status": status, "at": clock.now(),
-                     "unlocked_at": clock.now() if status == "unlocked" else None},
-                )  # fmt: skip
+                    {
+                        "id": uuid.uuid4(),
+                        "plan": home.plan_id,
+                        "patient": home.patient.patient_id,
+                        "number": number,
+                        "status": status,
+                        "at": clock.now(),
+                        "unlocked_at": clock.now() if status == "unlocked" else None,
+                    },
+                )
 
 
 async def test_a_release_with_one_earlier_session_unreported_still_needs_a_reason(client, session_factory, settings, clock, mail):

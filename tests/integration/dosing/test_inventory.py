@@ -28,14 +28,17 @@ async def flags(session_factory, plan_id) -> list[tuple[str, int, bool]]:
     """(kind, troches, still open) of each flag of the plan, oldest first."""
     async with session_factory() as session:
         rows = await session.execute(
-            text("SELECT kind, troches, resolved_at IS NULL AS open FROM inventory_flag WHERE plan_id = :p ORDER BY raised_at, kind"), {"p": plan_id}
+            text("SELECT kind, troches, resolved_at IS NULL AS open FROM inventory_flag WHERE plan_id = :p ORDER BY raised_at, kind"),
+            {"p": plan_id},
         )
         return [tuple(row) for row in rows]
 
 
 async def batch_statuses(session_factory, plan_id) -> list[str]:
     async with session_factory() as session:
-        return list((await session.execute(text("SELECT status FROM plan_batch WHERE plan_id = :p ORDER BY sequence"), {"p": plan_id})).scalars())
+        return list(
+            (await session.execute(text("SELECT status FROM plan_batch WHERE plan_id = :p ORDER BY sequence"), {"p": plan_id})).scalars()
+        )
 
 
 async def on_hand(client) -> dict:
@@ -105,7 +108,9 @@ async def test_using_what_was_prescribed_raises_nothing(client, session_factory,
 
 
 @pytest.mark.parametrize(("used", "short"), [(1, 1), (0, 2)])
-async def test_a_completed_session_using_fewer_than_prescribed_is_flagged_and_alerts_the_care_team(client, session_factory, settings, clock, mail, used, short):
+async def test_a_completed_session_using_fewer_than_prescribed_is_flagged_and_alerts_the_care_team(
+    client, session_factory, settings, clock, mail, used, short
+):
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)  # session 1: 100 mg, 2 troches
@@ -123,7 +128,9 @@ async def test_a_completed_session_using_fewer_than_prescribed_is_flagged_and_al
     assert "a session used fewer troches than prescribed" in (await client.get("/prescriber/dosing")).text
 
 
-async def test_a_session_not_completed_is_flagged_when_it_leaves_more_on_hand_than_the_sessions_left_need(client, session_factory, settings, clock, mail):
+async def test_a_session_not_completed_is_flagged_when_it_leaves_more_on_hand_than_the_sessions_left_need(
+    client, session_factory, settings, clock, mail
+):
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, _ = await unlocked_session(client, mail)
@@ -191,8 +198,10 @@ async def test_the_next_batch_is_released_once_its_earlier_sessions_are_reported
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "queued"]
     assert await flags(session_factory, home.plan_id) == []
     async with session_factory() as session:
-        released_by = await session.scalar(text("SELECT actor_role FROM audit_event WHERE action = 'plan_batch.release' AND resource_id = :id"),
-                                           {"id": str(home.batch_ids[1])})  # fmt: skip
+        released_by = await session.scalar(
+            text("SELECT actor_role FROM audit_event WHERE action = 'plan_batch.release' AND resource_id = :id"),
+            {"id": str(home.batch_ids[1])},
+        )
     assert released_by == "system"
 
 
@@ -205,7 +214,9 @@ async def test_an_open_flag_holds_the_next_batch_until_the_prescriber_resolves_i
     flag = (await lose(client, 1)).json()
     second = await next_unlocked(client, home, mail, sitter["id"])
     await after_the_window(client, home, clock)
-    assert (await report(client, second["id"], troches_used=1, completed=False)).status_code == 201  # stopped early: 4 = 2 + 1 used + 1 lost, none left over
+    assert (
+        await report(client, second["id"], troches_used=1, completed=False)
+    ).status_code == 201  # stopped early: 4 = 2 + 1 used + 1 lost, none left over
     assert await flags(session_factory, home.plan_id) == [("loss_reported", 1, True)]
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]  # sessions reported, but a flag is open
     asked = await post(client, "/api/v1/my/dosing/next-batch")
@@ -239,13 +250,16 @@ async def test_resolving_one_of_two_open_flags_still_holds_the_batch(client, ses
     assert sorted(kind for kind, _, _ in await flags(session_factory, home.plan_id)) == ["early_batch_request", "loss_reported"]
 
     await prescriber_signed_in(client, home, clock)
-    assert (await post(client, f"/api/v1/plans/{home.plan_id}/inventory-flags/{lost['id']}/resolve", {"note": "Explained."})).status_code == 200
+    assert (
+        await post(client, f"/api/v1/plans/{home.plan_id}/inventory-flags/{lost['id']}/resolve", {"note": "Explained."})
+    ).status_code == 200
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]
     async with session_factory() as session:
         early_id = await session.scalar(text("SELECT id FROM inventory_flag WHERE kind = 'early_batch_request'"))
-    assert (await post(client, f"/api/v1/plans/{home.plan_id}/inventory-flags/{early_id}/resolve", {"note": "Asked early by mistake."})).status_code == 200
+    assert (
+        await post(client, f"/api/v1/plans/{home.plan_id}/inventory-flags/{early_id}/resolve", {"note": "Asked early by mistake."})
+    ).status_code == 200
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "queued"]
-
 
 
 async def test_a_batch_held_back_by_a_pause_is_released_when_the_review_resumes_the_plan(client, session_factory, settings, clock, mail):
@@ -261,7 +275,9 @@ async def test_a_batch_held_back_by_a_pause_is_released_when_the_review_resumes_
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "held"]
 
     await prescriber_signed_in(client, home, clock)
-    reviewed = await post(client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Brief faint, fully recovered; continue.", "decision": "resume"})
+    reviewed = await post(
+        client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Brief faint, fully recovered; continue.", "decision": "resume"}
+    )
     assert reviewed.status_code == 200, reviewed.text
     assert await batch_statuses(session_factory, home.plan_id) == ["delivered", "queued"]
 

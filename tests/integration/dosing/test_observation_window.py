@@ -45,7 +45,11 @@ async def row_of(session_factory, sql: str, **params) -> dict | None:
 
 
 async def end(client, token: str, **changes):
-    return await post(sitter_device(client), f"/api/v1/sitter-links/{token}/end", {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe", **changes})
+    return await post(
+        sitter_device(client),
+        f"/api/v1/sitter-links/{token}/end",
+        {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe", **changes},
+    )
 
 
 async def care_team_emails(mail, home) -> int:
@@ -99,7 +103,10 @@ async def test_a_report_once_the_window_closed_needs_no_reason_and_is_not_early(
     await patient_signed_in(client, home, clock)
     filed = await report(client, unlocked["id"], ended_early_reason="nothing to add")
     assert filed.status_code == 201, filed.text
-    assert await row_of(session_factory, "SELECT ended_early, ended_early_reason FROM dosing_report") == {"ended_early": False, "ended_early_reason": None}
+    assert await row_of(session_factory, "SELECT ended_early, ended_early_reason FROM dosing_report") == {
+        "ended_early": False,
+        "ended_early_reason": None,
+    }
     assert await care_team_emails(mail, home) == alerts_before
 
 
@@ -111,7 +118,10 @@ async def test_a_serious_answer_before_the_window_closes_is_not_held_up_for_a_re
     clock.advance(timedelta(minutes=10))
     filed = await report(client, unlocked["id"], fainting=True)
     assert filed.status_code == 201, filed.text
-    assert await row_of(session_factory, "SELECT ended_early, ended_early_reason FROM dosing_report") == {"ended_early": True, "ended_early_reason": None}
+    assert await row_of(session_factory, "SELECT ended_early, ended_early_reason FROM dosing_report") == {
+        "ended_early": True,
+        "ended_early_reason": None,
+    }
     assert await row_of(session_factory, "SELECT status FROM troche_plan") == {"status": "paused"}
     assert await care_team_emails(mail, home) == alerts_before + 1  # the serious event's alert; the early end adds none
 
@@ -142,7 +152,9 @@ async def test_the_sitters_end_before_the_window_closes_needs_a_reason_and_is_fl
     assert "ended early" in page.text and "Called away to an emergency at home" in page.text
 
 
-async def test_the_sitters_end_once_the_window_closed_needs_no_reason_and_an_event_never_does(client, session_factory, settings, clock, mail):
+async def test_the_sitters_end_once_the_window_closed_needs_no_reason_and_an_event_never_does(
+    client, session_factory, settings, clock, mail
+):
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, _, end_token = await unlocked_session(client, mail)
@@ -156,7 +168,9 @@ async def test_the_sitters_end_once_the_window_closed_needs_no_reason_and_an_eve
     clock.advance(timedelta(minutes=5))
     event = await end(client, second_token, outcome="event", event_description="Vomited twice, now resting")
     assert event.status_code == 200, event.text
-    stored = await row_of(session_factory, "SELECT ended_early, ended_early_reason FROM sitter_attestation WHERE kind = 'end' AND ended_early")
+    stored = await row_of(
+        session_factory, "SELECT ended_early, ended_early_reason FROM sitter_attestation WHERE kind = 'end' AND ended_early"
+    )
     assert stored == {"ended_early": True, "ended_early_reason": None}  # the event's description says why
 
 
@@ -225,8 +239,16 @@ async def test_end_links_used_at_once_end_the_session_once(client, session_facto
     tokens = [page_token, await mail.sitter_link(SITTER["email"], end=True)]
     async with transaction(session_factory) as session:
         for _ in range(2):
-            tokens.append(await issue_link(session, sitter_id=uuid.UUID(sitter["id"]), purpose=LinkPurpose.END, now=clock.now(),
-                                           expires_at=clock.now() + timedelta(hours=2), dosing_session_id=uuid.UUID(unlocked["id"])))  # fmt: skip
+            tokens.append(
+                await issue_link(
+                    session,
+                    sitter_id=uuid.UUID(sitter["id"]),
+                    purpose=LinkPurpose.END,
+                    now=clock.now(),
+                    expires_at=clock.now() + timedelta(hours=2),
+                    dosing_session_id=uuid.UUID(unlocked["id"]),
+                )
+            )
     phone = sitter_device(client)
     await csrf_headers(phone)  # the sitter's browser holds a CSRF cookie
     browser = httpx.Cookies(phone.cookies)
@@ -237,7 +259,9 @@ async def test_end_links_used_at_once_end_the_session_once(client, session_facto
         await holder.execute(text("SELECT 1 FROM sitter_link WHERE dosing_session_id = :id FOR UPDATE"), {"id": uuid.UUID(unlocked["id"])})
         sent = asyncio.ensure_future(at_once(phone, requests))
         for _ in range(500):  # until every submit waits on a lock (the links', or the session's behind the first)
-            waiting = await count(session_factory, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'telehealth' AND wait_event_type = 'Lock'")
+            waiting = await count(
+                session_factory, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'telehealth' AND wait_event_type = 'Lock'"
+            )
             if waiting >= len(requests) or sent.done():
                 break
             await asyncio.sleep(0.02)
@@ -252,7 +276,9 @@ async def test_end_links_used_at_once_end_the_session_once(client, session_facto
 # --- when, in the patient's zone ------------------------------------------------------------------------
 
 
-async def test_the_patient_and_the_sitter_see_when_they_may_report_and_end_in_the_patients_zone(client, session_factory, settings, clock, mail):
+async def test_the_patient_and_the_sitter_see_when_they_may_report_and_end_in_the_patients_zone(
+    client, session_factory, settings, clock, mail
+):
     home = await active_plan(session_factory, settings, clock)
     await execute(session_factory, "UPDATE patient SET timezone = 'America/Los_Angeles' WHERE id = :id", id=home.patient.patient_id)
     await patient_signed_in(client, home, clock)
@@ -282,14 +308,24 @@ async def test_the_pages_take_the_reason_for_an_early_end(client, session_factor
     _, unlocked, end_token = await unlocked_session(client, mail)
     clock.advance(timedelta(minutes=15))
     session_path = f"/dosing/sessions/{unlocked['id']}"
-    form = {"completed": "no", "troches_used": "2", "dissociation": "1", "systolic": "", "diastolic": "", "other_side_effects": "", "notes": ""}
+    form = {
+        "completed": "no",
+        "troches_used": "2",
+        "dissociation": "1",
+        "systolic": "",
+        "diastolic": "",
+        "other_side_effects": "",
+        "notes": "",
+    }
 
     async def send(path: str, action: str, data: dict, browser=client):
         page = await browser.get(path)
         return await browser.post(action, data={**data, "_csrf_token": form_csrf_token(page.text)}, headers={"accept": "text/html"})
 
     refused = await send(session_path, f"{session_path}/report", form)
-    assert refused.status_code == 422 and "Why the session ended early</strong>: is required" in refused.text, refused.text[refused.text.find('id="refusal"'):][:600]
+    assert refused.status_code == 422 and "Why the session ended early</strong>: is required" in refused.text, refused.text[
+        refused.text.find('id="refusal"') :
+    ][:600]
     assert 'name="ended_early_reason" maxlength="1000" aria-invalid="true"' in refused.text
     filed = await send(session_path, f"{session_path}/report", {**form, "ended_early_reason": "Felt too nauseous to go on"})
     assert filed.status_code == 200 and "Reported. Thank you." in filed.text
@@ -297,7 +333,12 @@ async def test_the_pages_take_the_reason_for_an_early_end(client, session_factor
     sitter_form = {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe"}
     refused = await send(f"/sitter/{end_token}", f"/sitter/{end_token}/end", sitter_form, browser=sitter_device(client))
     assert refused.status_code == 422 and 'name="ended_early_reason" maxlength="1000" aria-invalid="true"' in refused.text
-    ended = await send(f"/sitter/{end_token}", f"/sitter/{end_token}/end", {**sitter_form, "ended_early_reason": "Session stopped"}, browser=sitter_device(client))
+    ended = await send(
+        f"/sitter/{end_token}",
+        f"/sitter/{end_token}/end",
+        {**sitter_form, "ended_early_reason": "Session stopped"},
+        browser=sitter_device(client),
+    )
     assert ended.status_code == 200, ended.text
     stored = await row_of(session_factory, "SELECT ended_early_reason FROM sitter_attestation WHERE kind = 'end'")
     assert stored == {"ended_early_reason": "Session stopped"}

@@ -33,9 +33,16 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     token = await mail.sitter_link(SITTER["email"])
     agreement = await sitter_device(client).get(f"/sitter/{token}")
     assert "Sitter agreement" in agreement.text and "never hand over extra medicine" in agreement.text
-    wrong = await form_post(sitter_device(client), f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "Someone", "adult": "yes", "agreed": "yes"})
+    wrong = await form_post(
+        sitter_device(client), f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "Someone", "adult": "yes", "agreed": "yes"}
+    )
     assert wrong.status_code == 422 and "Sam Rivers" in wrong.text
-    signed = await form_post(sitter_device(client), f"/sitter/{token}", f"/sitter/{token}/agreement", {"typed_name": "sam  rivers", "adult": "yes", "agreed": "yes"})
+    signed = await form_post(
+        sitter_device(client),
+        f"/sitter/{token}",
+        f"/sitter/{token}/agreement",
+        {"typed_name": "sam  rivers", "adult": "yes", "agreed": "yes"},
+    )
     assert signed.status_code == 200 and "You have signed" in signed.text
     assert (await sitter_device(client).get(f"/sitter/{token}")).status_code == 410
 
@@ -60,9 +67,20 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     page = await client.get(session_path)
     assert "Check in" in page.text
 
-    checked = await form_post(client, session_path, f"{session_path}/check-in", {
-        "systolic": "124", "diastolic": "80", "pulse": "70", "mood": "6", "phq9_item9": "0", "fasted_two_hours": "yes", "no_alcohol_or_sedatives": "yes",
-    })  # fmt: skip
+    checked = await form_post(
+        client,
+        session_path,
+        f"{session_path}/check-in",
+        {
+            "systolic": "124",
+            "diastolic": "80",
+            "pulse": "70",
+            "mood": "6",
+            "phq9_item9": "0",
+            "fasted_two_hours": "yes",
+            "no_alcohol_or_sedatives": "yes",
+        },
+    )
     assert checked.status_code == 200 and "Check-in recorded" in checked.text
     assert 'data-gate="gate.sitter_not_present"' in checked.text
     refused = await form_post(client, session_path, f"{session_path}/unlock", {})
@@ -79,10 +97,21 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     end_page = await sitter_device(client).get(str(present.url))
     assert "Timer" in end_page.text and "data-countdown" in end_page.text
 
-    reported = await form_post(client, session_path, f"{session_path}/report", {
-        "completed": "yes", "troches_used": "2", "dissociation": "3", "side_effects": "fainting", "systolic": "", "diastolic": "",
-        "other_side_effects": "", "notes": "",
-    })  # fmt: skip
+    reported = await form_post(
+        client,
+        session_path,
+        f"{session_path}/report",
+        {
+            "completed": "yes",
+            "troches_used": "2",
+            "dissociation": "3",
+            "side_effects": "fainting",
+            "systolic": "",
+            "diastolic": "",
+            "other_side_effects": "",
+            "notes": "",
+        },
+    )
     assert reported.status_code == 200 and "Reported. Thank you." in reported.text
     assert "Your plan is paused" in (await client.get("/dosing")).text  # fainting is a serious event
 
@@ -93,5 +122,10 @@ async def test_patient_sitter_and_prescriber_pages_walk_a_session(client, sessio
     assert "124/80" in plan_page.text and "fainting" in plan_page.text
     no_note = await form_post(client, f"/plans/{home.plan_id}/dosing", f"/plans/{home.plan_id}/review", {"note": "", "decision": "resume"})
     assert no_note.status_code == 422
-    resumed = await form_post(client, f"/plans/{home.plan_id}/dosing", f"/plans/{home.plan_id}/review", {"note": "Called: vasovagal, fine now.", "decision": "resume"})
+    resumed = await form_post(
+        client,
+        f"/plans/{home.plan_id}/dosing",
+        f"/plans/{home.plan_id}/review",
+        {"note": "Called: vasovagal, fine now.", "decision": "resume"},
+    )
     assert resumed.status_code == 200 and "Plan status: <strong>active" in resumed.text

@@ -38,7 +38,9 @@ from tests.integration.dosing.helpers import (
 )
 from tests.integration.prescribing.helpers import at_once, refusal, request_as
 
-COUNTED_AS_SESSION_1 = "SELECT count(*) FROM dosing_session WHERE plan_id = :p AND number = 1 AND status IN ('scheduled', 'unlocked', 'reported')"
+COUNTED_AS_SESSION_1 = (
+    "SELECT count(*) FROM dosing_session WHERE plan_id = :p AND number = 1 AND status IN ('scheduled', 'unlocked', 'reported')"
+)
 
 
 async def test_the_minimum_interval_counts_a_dose_unlocked_but_not_yet_reported(client, session_factory, settings, clock, mail):
@@ -57,8 +59,12 @@ async def test_the_minimum_interval_counts_a_dose_unlocked_but_not_yet_reported(
     await patient_signed_in(client, home, clock)
     assert (await check_in(client, second["id"])).status_code == 201
     await sitter_present(client, mail)
-    await execute(session_factory, "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
-                  at=clock.now() - timedelta(hours=47, minutes=59), id=uuid.UUID(first["id"]))  # fmt: skip
+    await execute(
+        session_factory,
+        "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
+        at=clock.now() - timedelta(hours=47, minutes=59),
+        id=uuid.UUID(first["id"]),
+    )
     assert gate_codes(await unlock(client, second["id"])) == ["gate.too_soon"]
 
 
@@ -69,12 +75,17 @@ async def test_a_crisis_opened_after_scheduling_keeps_the_dose_locked_until_cont
     await patient_signed_in(client, home, clock)
     _, booked, _ = await ready_session(client, mail)  # scheduled, a good check-in, the sitter present
     async with transaction(session_factory) as session:  # e.g. a crisis answer in a reassessment, opened meanwhile
-        assert await open_crisis_escalation(session, patient_id=home.patient.patient_id, rule_ids=["phq9.item9"], actor=Actor.system(),
-                                            now=clock.now(), settings=settings)  # fmt: skip
+        assert await open_crisis_escalation(
+            session, patient_id=home.patient.patient_id, rule_ids=["phq9.item9"], actor=Actor.system(), now=clock.now(), settings=settings
+        )
     assert gate_codes(await unlock(client, booked["id"])) == ["gate.crisis_open"]
 
-    await execute(session_factory, "UPDATE escalation SET status = 'contact_recorded', contact_recorded_at = :now WHERE patient_id = :p",
-                  now=clock.now(), p=home.patient.patient_id)  # fmt: skip
+    await execute(
+        session_factory,
+        "UPDATE escalation SET status = 'contact_recorded', contact_recorded_at = :now WHERE patient_id = :p",
+        now=clock.now(),
+        p=home.patient.patient_id,
+    )
     assert (await unlock(client, booked["id"])).status_code == 200
 
 
@@ -96,7 +107,9 @@ async def test_two_schedulings_of_session_1_at_once_schedule_it_once(client, ses
     assert await count(session_factory, COUNTED_AS_SESSION_1, p=home.plan_id) == 1
 
 
-async def test_scheduling_while_session_1_is_being_unlocked_does_not_make_a_second_session_1(client, session_factory, settings, clock, mail):
+async def test_scheduling_while_session_1_is_being_unlocked_does_not_make_a_second_session_1(
+    client, session_factory, settings, clock, mail
+):
     """Rule 5 (uq_dosing_session_number): a scheduling that counted the doses taken before session 1's unlock
     committed computes "session 1" again; once the unlock commits that session is no longer `scheduled` (the
     one-scheduled index lets it through) and only the number index refuses a second session 1."""
@@ -108,8 +121,14 @@ async def test_scheduling_while_session_1_is_being_unlocked_does_not_make_a_seco
 
     async with session_factory() as tap:  # the unlock tap's transaction, written and not yet committed
         patient = await tap.get(Patient, home.patient.patient_id)
-        await unlock_session(tap, patient=patient, dosing_session_id=uuid.UUID(first["id"]), actor=Actor(home.patient.user_id, "patient"),
-                             now=clock.now(), settings=settings)  # fmt: skip
+        await unlock_session(
+            tap,
+            patient=patient,
+            dosing_session_id=uuid.UUID(first["id"]),
+            actor=Actor(home.patient.user_id, "patient"),
+            now=clock.now(),
+            settings=settings,
+        )
         scheduling = await send_in_thread(client, again)
         await until_lock_waiters(session_factory, 1, tasks=[scheduling])
         await tap.commit()
@@ -131,12 +150,22 @@ async def test_the_database_refuses_what_each_dosing_session_index_forbids(clien
     """Rule 5 (each index alone, whatever the application does): one row per dose number among the sessions that
     count, and one scheduled session per plan at a time."""
     home = await active_plan(session_factory, settings, clock)
-    insert = ("INSERT INTO dosing_session (id, plan_id, patient_id, number, status, scheduled_at, unlocked_at, ics_sequence, created_at, updated_at) "
-              "VALUES (:id, :plan, :patient, :number, :status, :at, :unlocked_at, 0, :now, :now)")  # fmt: skip
+    insert = (
+        "INSERT INTO dosing_session (id, plan_id, patient_id, number, status, scheduled_at, unlocked_at, ics_sequence, created_at, updated_at) "
+        "VALUES (:id, :plan, :patient, :number, :status, :at, :unlocked_at, 0, :now, :now)"
+    )
 
     def values(number, status):
-        return {"id": uuid.uuid4(), "plan": home.plan_id, "patient": home.patient.patient_id, "number": number, "status": status,
-                "at": clock.now() + timedelta(hours=number), "unlocked_at": clock.now() if status == "unlocked" else None, "now": clock.now()}  # fmt: skip
+        return {
+            "id": uuid.uuid4(),
+            "plan": home.plan_id,
+            "patient": home.patient.patient_id,
+            "number": number,
+            "status": status,
+            "at": clock.now() + timedelta(hours=number),
+            "unlocked_at": clock.now() if status == "unlocked" else None,
+            "now": clock.now(),
+        }
 
     await execute(session_factory, insert, **values(*rows[0]))
     with pytest.raises(IntegrityError, match=index):
@@ -174,7 +203,9 @@ async def test_presence_counts_only_from_the_sessions_own_sitter(client, session
     await patient_signed_in(client, home, clock)
     _, booked, _ = await ready_session(client, mail)  # sitter A named, present for this session; checked in
     sitter_b = await confirmed_sitter(client, mail, full_name="Kim Lee", email="kim@example.org", relationship="friend")
-    await execute(session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"]))
+    await execute(
+        session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"])
+    )
 
     assert gate_codes(await unlock(client, booked["id"])) == ["gate.sitter_not_present"]
 
@@ -211,5 +242,9 @@ async def test_the_next_batch_released_is_the_lowest_held_one(client, session_fa
     assert (await report(client, unlocked["id"])).status_code == 201
 
     async with session_factory() as session:
-        statuses = list((await session.execute(text("SELECT status FROM plan_batch WHERE plan_id = :p ORDER BY sequence"), {"p": home.plan_id})).scalars())
+        statuses = list(
+            (
+                await session.execute(text("SELECT status FROM plan_batch WHERE plan_id = :p ORDER BY sequence"), {"p": home.plan_id})
+            ).scalars()
+        )
     assert statuses == ["delivered", "queued", "held", "held"]

@@ -69,7 +69,12 @@ async def test_a_serious_answer_in_the_report_pauses_the_plan(client, session_fa
 
     assert await plan_status(session_factory, home.plan_id) == "paused"
     [event] = await serious_events(session_factory, home.plan_id)
-    assert (event["source"], event["reasons"], event["dosing_session_id"], event["reviewed_at"]) == ("report", [reason], uuid.UUID(unlocked["id"]), None)
+    assert (event["source"], event["reasons"], event["dosing_session_id"], event["reviewed_at"]) == (
+        "report",
+        [reason],
+        uuid.UUID(unlocked["id"]),
+        None,
+    )
     crisis = await count(session_factory, "SELECT count(*) FROM escalation WHERE kind = 'crisis' AND status = 'open'")
     assert crisis == (1 if reason == "suicidal_thoughts" else 0)
 
@@ -89,13 +94,24 @@ async def test_a_sitter_reporting_a_911_call_pauses_the_plan(client, session_fac
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, unlocked, end_token = await unlocked_session(client, mail)
-    ended = await post(sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {
-        "typed_name": SITTER["full_name"], "outcome": "event", "event_description": "Fainted in the kitchen", "emergency_services_called": True,
-    })  # fmt: skip
+    ended = await post(
+        sitter_device(client),
+        f"/api/v1/sitter-links/{end_token}/end",
+        {
+            "typed_name": SITTER["full_name"],
+            "outcome": "event",
+            "event_description": "Fainted in the kitchen",
+            "emergency_services_called": True,
+        },
+    )
     assert ended.status_code == 200, ended.text
     assert await plan_status(session_factory, home.plan_id) == "paused"
     [event] = await serious_events(session_factory, home.plan_id)
-    assert (event["source"], event["reasons"], event["dosing_session_id"]) == ("sitter", ["emergency_services_called"], uuid.UUID(unlocked["id"]))
+    assert (event["source"], event["reasons"], event["dosing_session_id"]) == (
+        "sitter",
+        ["emergency_services_called"],
+        uuid.UUID(unlocked["id"]),
+    )
 
 
 async def test_a_sitter_event_without_911_alerts_the_care_team_but_does_not_pause(client, session_factory, settings, clock, mail):
@@ -103,7 +119,11 @@ async def test_a_sitter_event_without_911_alerts_the_care_team_but_does_not_paus
     await patient_signed_in(client, home, clock)
     _, _, end_token = await unlocked_session(client, mail)
     already = len(mail.smtp.messages)
-    ended = await post(sitter_device(client), f"/api/v1/sitter-links/{end_token}/end", {"typed_name": SITTER["full_name"], "outcome": "event", "event_description": "Very sleepy"})
+    ended = await post(
+        sitter_device(client),
+        f"/api/v1/sitter-links/{end_token}/end",
+        {"typed_name": SITTER["full_name"], "outcome": "event", "event_description": "Very sleepy"},
+    )
     assert ended.status_code == 200, ended.text
     assert await plan_status(session_factory, home.plan_id) == "active"
     assert await serious_events(session_factory, home.plan_id) == []
@@ -136,7 +156,9 @@ async def test_the_prescriber_cannot_resume_without_reviewing_and_a_review_resum
         assert refusal(no_note) == (422, "request.invalid", ["note"])
     assert (await serious_events(session_factory, home.plan_id))[0]["reviewed_at"] is None
 
-    reviewed = await post(client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Spoke with the patient; vasovagal, resolved.", "decision": "resume"})
+    reviewed = await post(
+        client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Spoke with the patient; vasovagal, resolved.", "decision": "resume"}
+    )
     assert reviewed.status_code == 200, reviewed.text
     assert reviewed.json()["status"] == "active"
     assert await plan_status(session_factory, home.plan_id) == "active"
@@ -148,12 +170,16 @@ async def test_the_prescriber_cannot_resume_without_reviewing_and_a_review_resum
 
 async def test_a_review_can_discontinue_the_plan(client, session_factory, settings, clock, mail):
     home = await paused_by_a_report(client, session_factory, settings, clock, mail)
-    reviewed = await post(client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Not safe to continue at home.", "decision": "discontinue"})
+    reviewed = await post(
+        client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Not safe to continue at home.", "decision": "discontinue"}
+    )
     assert reviewed.status_code == 200, reviewed.text
     assert await plan_status(session_factory, home.plan_id) == "discontinued"
     [event] = await serious_events(session_factory, home.plan_id)
     assert event["review_decision"] == "discontinue" and event["reviewed_at"] is not None
-    assert await count(session_factory, "SELECT count(*) FROM plan_batch WHERE plan_id = :p AND status = 'cancelled'", p=home.plan_id) == 1  # the held batch 2
+    assert (
+        await count(session_factory, "SELECT count(*) FROM plan_batch WHERE plan_id = :p AND status = 'cancelled'", p=home.plan_id) == 1
+    )  # the held batch 2
 
 
 async def test_a_plan_that_is_not_paused_has_nothing_to_review(client, session_factory, settings, clock, mail):
@@ -209,7 +235,10 @@ async def test_the_last_sessions_report_completes_the_plan(client, session_facto
 
 async def test_a_missing_report_reminds_the_patient_once_then_alerts_each_coordinator_once(client, session_factory, settings, clock, mail):
     home = await active_plan(session_factory, settings, clock)
-    coordinators = [await coordinator(session_factory, settings, clock), await coordinator(session_factory, settings, clock, "coord2@example.org")]
+    coordinators = [
+        await coordinator(session_factory, settings, clock),
+        await coordinator(session_factory, settings, clock, "coord2@example.org"),
+    ]
     await patient_signed_in(client, home, clock)
     await unlocked_session(client, mail)
     unlocked_at = clock.now()
@@ -259,7 +288,9 @@ async def test_a_reported_session_is_not_chased(client, session_factory, setting
     assert emails_to(mail, member.email) == []
 
 
-async def test_a_serious_event_in_the_last_report_pauses_and_the_review_then_completes_the_plan(client, session_factory, settings, clock, mail):
+async def test_a_serious_event_in_the_last_report_pauses_and_the_review_then_completes_the_plan(
+    client, session_factory, settings, clock, mail
+):
     home = await active_plan(session_factory, settings, clock, doses_mg=(100,), shipment_sessions=(1,))
     await patient_signed_in(client, home, clock)
     _, only, _ = await unlocked_session(client, mail)
@@ -267,6 +298,8 @@ async def test_a_serious_event_in_the_last_report_pauses_and_the_review_then_com
     assert await plan_status(session_factory, home.plan_id) == "paused"  # reviewed first, even at the end
 
     await prescriber_signed_in(client, home, clock)
-    reviewed = await post(client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Brief faint, recovered; no further sessions.", "decision": "resume"})
+    reviewed = await post(
+        client, f"/api/v1/plans/{home.plan_id}/review", {"note": "Brief faint, recovered; no further sessions.", "decision": "resume"}
+    )
     assert reviewed.status_code == 200, reviewed.text
     assert await plan_status(session_factory, home.plan_id) == "completed"  # nothing left to take: not an active plan with no sessions

@@ -106,8 +106,14 @@ async def test_an_unlock_racing_a_new_crisis_escalation_loses(client, session_fa
     first = session_factory()
     try:
         transaction = await first.begin()
-        opened = await open_crisis_escalation(first, patient_id=home.patient.patient_id, rule_ids=["reassessment.phq9_9"], actor=Actor.system(),
-                                              now=clock.now(), settings=settings)  # fmt: skip
+        opened = await open_crisis_escalation(
+            first,
+            patient_id=home.patient.patient_id,
+            rule_ids=["reassessment.phq9_9"],
+            actor=Actor.system(),
+            now=clock.now(),
+            settings=settings,
+        )
         assert opened
         second = await _sent(client, f"/api/v1/my/dosing/sessions/{booked['id']}/unlock")
         await _arrives(second, session_factory)
@@ -123,7 +129,9 @@ async def test_scheduling_racing_a_pause_is_refused(client, session_factory, set
     sitter = await confirmed_sitter(client, mail)
     first, transaction = await _pause_held_open(session_factory, home, clock)
     try:
-        second = await _sent(client, "/api/v1/my/dosing/sessions", {"starts_at": (clock.now() + timedelta(hours=3)).isoformat(), "sitter_id": sitter["id"]})
+        second = await _sent(
+            client, "/api/v1/my/dosing/sessions", {"starts_at": (clock.now() + timedelta(hours=3)).isoformat(), "sitter_id": sitter["id"]}
+        )
         await _arrives(second, session_factory)
         await transaction.commit()
     finally:
@@ -139,7 +147,9 @@ async def test_signing_racing_the_removal_of_the_license_it_rests_on_is_refused(
     first = session_factory()
     try:
         transaction = await first.begin()  # a coordinator removes the NY license, not committed yet
-        removed = await first.execute(delete(StateLicense).where(StateLicense.clinician_id == consult.prescriber.user_id, StateLicense.state == "NY"))
+        removed = await first.execute(
+            delete(StateLicense).where(StateLicense.clinician_id == consult.prescriber.user_id, StateLicense.state == "NY")
+        )
         assert removed.rowcount == 1
         clock.advance(timedelta(seconds=30))  # a fresh code: the sign-in used the current one
         code = current_totp_code(consult.prescriber.totp_secret, at=clock.now())
@@ -204,7 +214,9 @@ async def test_a_sitters_step_takes_its_turn_behind_a_pause_in_flight(client, se
     token = await mail.sitter_link(SITTER["email"])
     first, transaction = await _pause_held_open(session_factory, home, clock)
     try:
-        second = await _sent(client, f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]}, browser=sitter_device(client))
+        second = await _sent(
+            client, f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]}, browser=sitter_device(client)
+        )
         await _arrives(second, session_factory)
         assert not second.done(), "the presence did not wait for the patient's lock"
         await transaction.commit()
@@ -213,7 +225,9 @@ async def test_a_sitters_step_takes_its_turn_behind_a_pause_in_flight(client, se
     assert (await second).status_code == 200
 
 
-async def test_a_signing_that_passed_every_check_still_loses_the_swap_to_one_committed_meanwhile(client, session_factory, settings, clock, stripe_fake):
+async def test_a_signing_that_passed_every_check_still_loses_the_swap_to_one_committed_meanwhile(
+    client, session_factory, settings, clock, stripe_fake
+):
     """The signature's compare-and-swap on its own, below the two-factor check: a second signing with its own
     fresh code (the next step's, which the drift window accepts) read the plan as a draft before the first one
     committed; it waits for the account, passes every check, then finds the plan signed and is refused."""
@@ -226,14 +240,31 @@ async def test_a_signing_that_passed_every_check_still_loses_the_swap_to_one_com
         session_id = await session.scalar(
             select(UserSession.id).where(UserSession.user_id == consult.prescriber.user_id).order_by(UserSession.created_at.desc()).limit(1)
         )
-    signed_in = SignedIn(user_id=consult.prescriber.user_id, session_id=session_id, role=Role.PRESCRIBER, email=consult.prescriber.email,
-                         full_name="", email_verified=True, totp_enrolled=True, two_factor_verified=True, step_up_at=None)  # fmt: skip
+    signed_in = SignedIn(
+        user_id=consult.prescriber.user_id,
+        session_id=session_id,
+        role=Role.PRESCRIBER,
+        email=consult.prescriber.email,
+        full_name="",
+        email_verified=True,
+        totp_enrolled=True,
+        two_factor_verified=True,
+        step_up_at=None,
+    )
     first = session_factory()
     try:
         transaction = await first.begin()  # the first signing, as the sign endpoint makes it, not committed yet
         draft = await first.get(TrochePlan, uuid.UUID(plan["id"]))
-        await plans.sign_plan(first, draft, signed_in=signed_in, password=PASSWORD, code=current_totp_code(secret, at=clock.now()),
-                              actor=Actor.system(), now=clock.now(), settings=settings)  # fmt: skip
+        await plans.sign_plan(
+            first,
+            draft,
+            signed_in=signed_in,
+            password=PASSWORD,
+            code=current_totp_code(secret, at=clock.now()),
+            actor=Actor.system(),
+            now=clock.now(),
+            settings=settings,
+        )
         next_code = current_totp_code(secret, at=clock.now() + timedelta(seconds=30))
         second = await _sent(client, f"/api/v1/plans/{plan['id']}/sign", {"password": PASSWORD, "code": next_code})
         await _arrives(second, session_factory)

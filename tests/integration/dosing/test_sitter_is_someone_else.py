@@ -68,8 +68,14 @@ async def test_a_sitter_at_the_patients_own_phone_is_refused_naming_phone(client
     home = await active_plan(session_factory, settings, clock)
     async with transaction(session_factory) as session:  # the mobile number the patient gave at intake
         intake = (await session.execute(text("SELECT id FROM intake WHERE patient_id = :p"), {"p": home.patient.patient_id})).scalar_one()
-        session.add(IntakeSection(intake_id=intake, section="demographics", answers={"first_name": "Pat", "last_name": "Example", "phone": "+12125550123"},
-                                  saved_at=clock.now()))  # fmt: skip
+        session.add(
+            IntakeSection(
+                intake_id=intake,
+                section="demographics",
+                answers={"first_name": "Pat", "last_name": "Example", "phone": "+12125550123"},
+                saved_at=clock.now(),
+            )
+        )
     await patient_signed_in(client, home, clock)
     for written in ("+12125550123", "(212) 555-0123", "212.555.0123"):  # digits only, the country code optional
         own = await post(client, "/api/v1/my/sitters", {**SITTER, "phone": written})
@@ -99,7 +105,11 @@ async def test_an_unverified_sitter_cannot_be_scheduled_and_holds_the_dose_at_un
     verified = await coordinator_verifies(client, mail, sitter["id"])
     assert verified.status_code == 200, verified.text
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
-    await execute(session_factory, "UPDATE sitter SET verified_at = NULL, verified_by = NULL, verification_method = NULL WHERE id = :id", id=uuid.UUID(sitter["id"]))
+    await execute(
+        session_factory,
+        "UPDATE sitter SET verified_at = NULL, verified_by = NULL, verification_method = NULL WHERE id = :id",
+        id=uuid.UUID(sitter["id"]),
+    )
     assert (await check_in(client, booked["id"])).status_code == 201
     await sitter_present(client, mail)
     assert gate_codes(await unlock(client, booked["id"])) == ["gate.sitter_not_verified"]
@@ -128,12 +138,20 @@ async def test_the_verification_is_recorded_with_method_time_and_who_and_audited
     assert (done.json()["verification_method"], done.json()["verification_pending"]) == ("phone", False)
     row = await sitter_row(session_factory, sitter["id"])
     assert (row["verification_method"], row["verified_by"], row["verified_at"], row["verification_note"]) == (
-        "phone", checker.user_id, clock.now(), "Spoke for 4 minutes."
+        "phone",
+        checker.user_id,
+        clock.now(),
+        "Spoke for 4 minutes.",
     )
     async with session_factory() as session:
-        audited = (await session.execute(text(
-            "SELECT actor_user_id, actor_role, reason, patient_id FROM audit_event WHERE action = 'sitter.verify' AND resource_id = :id"
-        ), {"id": sitter["id"]})).all()  # fmt: skip
+        audited = (
+            await session.execute(
+                text(
+                    "SELECT actor_user_id, actor_role, reason, patient_id FROM audit_event WHERE action = 'sitter.verify' AND resource_id = :id"
+                ),
+                {"id": sitter["id"]},
+            )
+        ).all()
     assert audited == [(checker.user_id, "coordinator", "phone", home.patient.patient_id)]
     assert (await desk.get("/api/v1/sitters/unverified")).json() == []
     again = await post(desk, f"/api/v1/sitters/{sitter['id']}/verification", {"method": "video"})
@@ -178,12 +196,19 @@ async def test_a_sitter_link_in_the_patients_signed_in_browser_is_refused_and_au
     assert refusal(attested)[:2] == (403, "sitter_link.patient_signed_in")
     page = await client.get(f"/sitter/{presence}", headers={"accept": "text/html"})
     assert page.status_code == 403 and PATIENTS_BROWSER.replace("'", "&#39;") in page.text and "I am here with" not in page.text
-    form = await client.post(f"/sitter/{presence}/presence", data={"typed_name": SITTER["full_name"]},
-                             headers={"accept": "text/html", **await csrf_headers(client)})  # fmt: skip
+    form = await client.post(
+        f"/sitter/{presence}/presence",
+        data={"typed_name": SITTER["full_name"]},
+        headers={"accept": "text/html", **await csrf_headers(client)},
+    )
     assert form.status_code == 403 and "This link is for the sitter" in form.text
     assert await count(session_factory, "SELECT count(*) FROM sitter_attestation") == 0
-    denied = await count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'sitter_link.open' AND outcome = 'denied' "
-                                          "AND reason = 'patient_signed_in' AND actor_user_id = :u", u=home.patient.user_id)  # fmt: skip
+    denied = await count(
+        session_factory,
+        "SELECT count(*) FROM audit_event WHERE action = 'sitter_link.open' AND outcome = 'denied' "
+        "AND reason = 'patient_signed_in' AND actor_user_id = :u",
+        u=home.patient.user_id,
+    )
     assert denied == 4  # each refusal once
 
     # Not spent: from the sitter's own phone the same link works.
@@ -194,13 +219,18 @@ async def test_a_sitter_link_in_the_patients_signed_in_browser_is_refused_and_au
 # --- 4. an attestation from the patient's address or device ----------------------------------------------
 
 
-async def test_attestations_from_the_patients_address_or_device_are_flagged_and_the_care_team_alerted(client, session_factory, settings, clock, mail):
+async def test_attestations_from_the_patients_address_or_device_are_flagged_and_the_care_team_alerted(
+    client, session_factory, settings, clock, mail
+):
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)  # the patient signs in from "testclient" with the browser "testclient"
     sitter = await confirmed_sitter(client, mail)
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     assert (await check_in(client, booked["id"])).status_code == 201
-    staff = [home.prescriber.email, *[row[0] for row in await rows(session_factory, "SELECT email FROM user_account WHERE role = 'coordinator'")]]
+    staff = [
+        home.prescriber.email,
+        *[row[0] for row in await rows(session_factory, "SELECT email FROM user_account WHERE role = 'coordinator'")],
+    ]
     presence = await mail.sitter_link(SITTER["email"])
     before = {to: len(emails_to(mail, to)) for to in staff}
 
@@ -213,7 +243,9 @@ async def test_attestations_from_the_patients_address_or_device_are_flagged_and_
     clock.advance(timedelta(minutes=61))
     own_browser = another_device(client, ip="testclient", user_agent="testclient")
     end_token = attested.json()["next_link"].rsplit("/", 1)[-1]
-    ended = await post(own_browser, f"/api/v1/sitter-links/{end_token}/end", {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe"})
+    ended = await post(
+        own_browser, f"/api/v1/sitter-links/{end_token}/end", {"typed_name": SITTER["full_name"], "outcome": "alert_and_safe"}
+    )
     assert ended.status_code == 200, ended.text
 
     flags = await rows(session_factory, "SELECT kind, same_as_patient FROM sitter_attestation ORDER BY attested_at")
@@ -221,7 +253,7 @@ async def test_attestations_from_the_patients_address_or_device_are_flagged_and_
     assert await count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'sitter_attestation.flag'") == 2
     await mail.deliver()
     for to in staff:  # one detail-free email per flagged attestation, to the prescriber and every coordinator
-        new = emails_to(mail, to)[before[to]:]
+        new = emails_to(mail, to)[before[to] :]
         assert len(new) == 2, (to, [str(m["Subject"]) for m in new])
         assert all("sitter" not in mail.smtp.text_of(m).lower() for m in new)
 
@@ -248,7 +280,9 @@ async def test_an_attestation_from_the_sitters_own_phone_is_not_flagged(client, 
 # --- 5. told of every change, and free to withdraw -------------------------------------------------------
 
 
-async def test_the_sitter_is_told_when_the_session_is_held_or_the_plan_pauses_resumes_or_stops(client, session_factory, settings, clock, mail):
+async def test_the_sitter_is_told_when_the_session_is_held_or_the_plan_pauses_resumes_or_stops(
+    client, session_factory, settings, clock, mail
+):
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     sitter = await confirmed_sitter(client, mail)
@@ -273,8 +307,14 @@ async def test_the_sitter_is_told_when_the_session_is_held_or_the_plan_pauses_re
     told = subjects(mail, SITTER["email"], since=since)
     assert [subject.split(":")[0] for subject in told] == ["On hold", "Back on", "Cancelled"], told
     assert await rows(session_factory, "SELECT status FROM dosing_session WHERE id = :id", id=uuid.UUID(later["id"])) == [("cancelled",)]
-    assert await count(session_factory, "SELECT count(*) FROM sitter_link WHERE dosing_session_id = :id AND revoked_at IS NULL AND used_at IS NULL",
-                       id=uuid.UUID(later["id"])) == 0  # fmt: skip
+    assert (
+        await count(
+            session_factory,
+            "SELECT count(*) FROM sitter_link WHERE dosing_session_id = :id AND revoked_at IS NULL AND used_at IS NULL",
+            id=uuid.UUID(later["id"]),
+        )
+        == 0
+    )
 
 
 async def test_a_sitter_who_withdraws_leaves_every_future_session_and_the_patient_is_told(client, session_factory, settings, clock, mail):
@@ -290,13 +330,21 @@ async def test_a_sitter_who_withdraws_leaves_every_future_session_and_the_patien
     assert confirm.status_code == 200 and "Withdraw as Pat" in confirm.text
     since = len(mail.smtp.messages)
 
-    withdrawn = await phone.post(f"/sitter/{excuse}/withdraw", data={"_csrf_token": form_csrf_token(confirm.text)}, headers={"accept": "text/html"})
+    withdrawn = await phone.post(
+        f"/sitter/{excuse}/withdraw", data={"_csrf_token": form_csrf_token(confirm.text)}, headers={"accept": "text/html"}
+    )
     assert withdrawn.status_code == 200 and "no longer a sitter" in withdrawn.text
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "withdrawn"
     session = (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()
     assert (session["status"], session["sitter_id"]) == ("scheduled", None)
-    assert await count(session_factory, "SELECT count(*) FROM sitter_link WHERE sitter_id = :id AND revoked_at IS NULL AND used_at IS NULL",
-                       id=uuid.UUID(sitter["id"])) == 0  # fmt: skip
+    assert (
+        await count(
+            session_factory,
+            "SELECT count(*) FROM sitter_link WHERE sitter_id = :id AND revoked_at IS NULL AND used_at IS NULL",
+            id=uuid.UUID(sitter["id"]),
+        )
+        == 0
+    )
     assert (await phone.get(f"/api/v1/sitter-links/{excuse}")).status_code == 410
     assert await count(session_factory, "SELECT count(*) FROM audit_event WHERE action = 'sitter.withdraw'") == 1
     await mail.deliver()

@@ -63,7 +63,12 @@ async def test_an_agreement_link_signs_once(client, session_factory, settings, c
     signed = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token))
     assert signed.status_code == 200 and signed.json()["status"] == "confirmed"
     row = await sitter_row(session_factory, sitter["id"])
-    assert row["agreement_version"] and len(row["agreement_sha256"]) == 64 and row["typed_name"] == SITTER["full_name"] and row["adult_confirmed"]
+    assert (
+        row["agreement_version"]
+        and len(row["agreement_sha256"]) == 64
+        and row["typed_name"] == SITTER["full_name"]
+        and row["adult_confirmed"]
+    )
 
     again = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token))
     assert refusal(again)[:2] == (410, "sitter_link.gone")
@@ -99,19 +104,30 @@ async def test_a_presence_link_cannot_sign_and_an_agreement_link_cannot_attest(c
 
     as_agreement = await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/agreement", sign(presence_token))
     assert refusal(as_agreement)[:2] == (404, "sitter_link.not_found")
-    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/decline"))[:2] == (404, "sitter_link.not_found")
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/decline"))[:2] == (
+        404,
+        "sitter_link.not_found",
+    )
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "confirmed"
 
     _, agreement_token = await invited(client, mail, OTHER)  # a live agreement link, of an invited sitter
     as_presence = await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/presence", {"typed_name": OTHER["full_name"]})
     assert refusal(as_presence)[:2] == (404, "sitter_link.not_found")
-    as_end = await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/end", {"typed_name": OTHER["full_name"], "outcome": "alert_and_safe"})
+    as_end = await post(
+        sitter_device(client),
+        f"/api/v1/sitter-links/{agreement_token}/end",
+        {"typed_name": OTHER["full_name"], "outcome": "alert_and_safe"},
+    )
     assert refusal(as_end)[:2] == (404, "sitter_link.not_found")
     assert await count(session_factory, "SELECT count(*) FROM sitter_attestation") == 0
 
     # Both links still do their own thing.
-    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]})).status_code == 200
-    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"]))).status_code == 200
+    assert (
+        await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]})
+    ).status_code == 200
+    assert (
+        await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"]))
+    ).status_code == 200
 
 
 async def test_a_presence_link_is_spent_once(client, session_factory, settings, clock, mail):
@@ -120,8 +136,12 @@ async def test_a_presence_link_is_spent_once(client, session_factory, settings, 
     sitter = await confirmed_sitter(client, mail)
     await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     token = await mail.sitter_link(SITTER["email"])
-    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]})).status_code == 200
-    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
+    assert (
+        await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]})
+    ).status_code == 200
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/presence", {"typed_name": SITTER["full_name"]}))[
+        :2
+    ] == (410, "sitter_link.gone")
     assert await count(session_factory, "SELECT count(*) FROM sitter_attestation WHERE kind = 'presence'") == 1
 
 
@@ -138,15 +158,20 @@ async def test_a_sitter_gets_no_presence_link_for_another_sitters_session(client
     await mail.deliver()
     to_a = [m for m in mail.smtp.messages[already:] if m["To"] == SITTER["email"]]
     assert to_a == []
-    to_b = [m for m in mail.smtp.messages[already:] if m["To"] == OTHER["email"] and "/sitter/" in mail.smtp.text_of(m)
-            and not str(m["Subject"]).startswith("Sitting with")]  # the invite carries B's "I cannot come" link
+    to_b = [
+        m
+        for m in mail.smtp.messages[already:]
+        if m["To"] == OTHER["email"] and "/sitter/" in mail.smtp.text_of(m) and not str(m["Subject"]).startswith("Sitting with")
+    ]  # the invite carries B's "I cannot come" link
     assert len(to_b) == 1
     token_b = re.search(r"/sitter/([\w\-]+)", mail.smtp.text_of(to_b[0])).group(1)
 
     # A cannot use B's link either: a presence link is signed with its own sitter's name.
     as_a = await post(sitter_device(client), f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": SITTER["full_name"]})
     assert refusal(as_a) == (422, "request.invalid", ["typed_name"])
-    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": OTHER["full_name"]})).status_code == 200
+    assert (
+        await post(sitter_device(client), f"/api/v1/sitter-links/{token_b}/presence", {"typed_name": OTHER["full_name"]})
+    ).status_code == 200
     assert (await check_in(client, booked["id"])).status_code == 201
     assert (await unlock(client, booked["id"])).status_code == 200
 
@@ -160,7 +185,9 @@ async def test_moving_a_session_to_another_sitter_withdraws_the_first_sitters_li
     booked = await scheduled(client, sitter_a["id"], starts_at)
     token_a = await mail.sitter_link(SITTER["email"])
 
-    moved = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": starts_at.isoformat(), "sitter_id": sitter_b["id"]})
+    moved = await post(
+        client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": starts_at.isoformat(), "sitter_id": sitter_b["id"]}
+    )
     assert moved.status_code == 200 and moved.json()["sitter_id"] == sitter_b["id"]
     refused = await post(sitter_device(client), f"/api/v1/sitter-links/{token_a}/presence", {"typed_name": SITTER["full_name"]})
     assert refusal(refused)[:2] == (410, "sitter_link.gone")
@@ -182,7 +209,9 @@ async def test_once_the_sitter_is_present_the_session_cannot_move_to_another_sit
     starts_at = clock.now() + timedelta(minutes=30)
     booked = await scheduled(client, sitter_a["id"], starts_at)
     await sitter_present(client, mail)  # A
-    moved = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": starts_at.isoformat(), "sitter_id": sitter_b["id"]})
+    moved = await post(
+        client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": starts_at.isoformat(), "sitter_id": sitter_b["id"]}
+    )
     assert refusal(moved)[:2] == (409, "dosing_session.sitter_present")
 
     assert (await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/cancel")).json()["status"] == "cancelled"
@@ -223,7 +252,9 @@ async def test_a_presence_link_kept_by_the_first_sitter_is_refused_even_unrevoke
     sitter_b = await confirmed_sitter(client, mail, **OTHER)
     booked = await scheduled(client, sitter_a["id"], clock.now() + timedelta(minutes=30))
     token_a = await mail.sitter_link(SITTER["email"])
-    await execute(session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"]))
+    await execute(
+        session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"])
+    )
     refused = await post(sitter_device(client), f"/api/v1/sitter-links/{token_a}/presence", {"typed_name": SITTER["full_name"]})
     assert refusal(refused)[:2] == (409, "sitter_link.not_this_sitter")
 
@@ -238,7 +269,9 @@ async def test_presence_given_by_the_sessions_former_sitter_does_not_open_the_do
     booked = await scheduled(client, sitter_a["id"], clock.now() + timedelta(minutes=30))
     assert (await check_in(client, booked["id"])).status_code == 201
     await sitter_present(client, mail)  # sitter A is there
-    await execute(session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"]))
+    await execute(
+        session_factory, "UPDATE dosing_session SET sitter_id = :b WHERE id = :id", b=uuid.UUID(sitter_b["id"]), id=uuid.UUID(booked["id"])
+    )
     assert gate_codes(await unlock(client, booked["id"])) == ["gate.sitter_not_present"]
 
 
@@ -276,7 +309,10 @@ async def test_declining_through_the_link(client, session_factory, settings, clo
     declined = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/decline")
     assert declined.status_code == 200 and declined.json()["status"] == "declined"
     assert (await sitter_row(session_factory, sitter["id"]))["status"] == "declined"
-    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token)))[:2] == (410, "sitter_link.gone")
+    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{token}/agreement", sign(token)))[:2] == (
+        410,
+        "sitter_link.gone",
+    )
     mine = (await client.get("/api/v1/my/sitters")).json()
     assert [s["status"] for s in mine] == ["declined"]
 
@@ -290,14 +326,21 @@ async def test_a_confirmed_sitter_who_declines_leaves_their_session_without_a_si
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
     presence_token = await mail.sitter_link(SITTER["email"])
     async with transaction(session_factory) as session:
-        token = await issue_link(session, sitter_id=uuid.UUID(sitter["id"]), purpose=LinkPurpose.AGREEMENT, now=clock.now(),
-                                 expires_at=clock.now() + timedelta(days=7))  # fmt: skip
+        token = await issue_link(
+            session,
+            sitter_id=uuid.UUID(sitter["id"]),
+            purpose=LinkPurpose.AGREEMENT,
+            now=clock.now(),
+            expires_at=clock.now() + timedelta(days=7),
+        )
 
     declined = await post(sitter_device(client), f"/api/v1/sitter-links/{token}/decline")
     assert declined.status_code == 200 and declined.json()["status"] == "declined"
     session_now = (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()
     assert (session_now["status"], session_now["sitter_id"]) == ("scheduled", None)
-    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
+    assert refusal(
+        await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]})
+    )[:2] == (410, "sitter_link.gone")
     assert (await check_in(client, booked["id"])).status_code == 201
     assert gate_codes(await unlock(client, booked["id"])) == ["gate.no_sitter"]
 
@@ -313,8 +356,12 @@ async def test_a_removed_sitters_links_stop_working(client, session_factory, set
     for removed in (sitter, other):
         answer = await post(client, f"/api/v1/my/sitters/{removed['id']}/remove")
         assert answer.status_code == 200 and answer.json()["status"] == "removed"
-    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]}))[:2] == (410, "sitter_link.gone")
-    assert refusal(await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"])))[:2] == (410, "sitter_link.gone")
+    assert refusal(
+        await post(sitter_device(client), f"/api/v1/sitter-links/{presence_token}/presence", {"typed_name": SITTER["full_name"]})
+    )[:2] == (410, "sitter_link.gone")
+    assert refusal(
+        await post(sitter_device(client), f"/api/v1/sitter-links/{agreement_token}/agreement", sign(agreement_token, OTHER["full_name"]))
+    )[:2] == (410, "sitter_link.gone")
     assert (await sitter_device(client).get(f"/api/v1/sitter-links/{agreement_token}")).status_code == 410
     assert (await client.get(f"/api/v1/my/dosing/sessions/{booked['id']}")).json()["sitter_id"] is None
     assert refusal(await post(client, f"/api/v1/my/sitters/{sitter['id']}/remove"))[:2] == (409, "sitter.already_gone")
@@ -341,7 +388,9 @@ async def test_a_sitter_who_cannot_come_says_so_from_the_invite_and_the_session_
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(days=2))
     excuse = await mail.sitter_link(SITTER["email"], invite=True)
     assert (await sitter_device(client).get(f"/api/v1/sitter-links/{excuse}")).json()["purpose"] == "excuse"
-    assert (await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/presence", {"typed_name": SITTER["full_name"]})).status_code == 404  # one purpose
+    assert (
+        await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/presence", {"typed_name": SITTER["full_name"]})
+    ).status_code == 404  # one purpose
     excused = await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/excuse")
     assert excused.status_code == 200, excused.text
     assert (await post(sitter_device(client), f"/api/v1/sitter-links/{excuse}/excuse")).status_code == 410  # once
@@ -350,6 +399,8 @@ async def test_a_sitter_who_cannot_come_says_so_from_the_invite_and_the_session_
     await mail.deliver()
     assert any("update in your" in str(m["Subject"]) for m in emails_to(mail, home.patient.email))
     # The patient gives it to a sitter again (here the same one, who can now come): a fresh invite and link.
-    moved = await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": session["scheduled_at"], "sitter_id": sitter["id"]})
+    moved = await post(
+        client, f"/api/v1/my/dosing/sessions/{booked['id']}/reschedule", {"starts_at": session["scheduled_at"], "sitter_id": sitter["id"]}
+    )
     assert moved.status_code == 200 and moved.json()["sitter_id"] == sitter["id"]
     assert await mail.sitter_link(SITTER["email"], invite=True) != excuse

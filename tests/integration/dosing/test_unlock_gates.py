@@ -219,7 +219,10 @@ async def test_only_one_re_check_is_allowed(client, session_factory, settings, c
 
 async def test_blood_pressure_180_120_takes_the_urgent_path(client, session_factory, settings, clock, mail):
     home = await active_plan(session_factory, settings, clock)
-    coordinators = [await coordinator(session_factory, settings, clock), await coordinator(session_factory, settings, clock, "coord2@example.org")]
+    coordinators = [
+        await coordinator(session_factory, settings, clock),
+        await coordinator(session_factory, settings, clock, "coord2@example.org"),
+    ]
     await patient_signed_in(client, home, clock)
     sitter = await confirmed_sitter(client, mail)
     booked = await scheduled(client, sitter["id"], clock.now() + timedelta(minutes=30))
@@ -232,8 +235,15 @@ async def test_blood_pressure_180_120_takes_the_urgent_path(client, session_fact
     assert [g["code"] for g in body["gates"]] == ["gate.blood_pressure_urgent"] and "911" in body["gates"][0]["detail"]
     assert await session_status(session_factory, booked["id"]) == "held"
     assert await plan_status(session_factory, home.plan_id) == "paused"
-    assert await count(session_factory, "SELECT count(*) FROM serious_event WHERE plan_id = :p AND source = 'check_in' AND reasons = '[\"blood_pressure_urgent\"]' "
-                       "AND reviewed_at IS NULL", p=home.plan_id) == 1  # fmt: skip
+    assert (
+        await count(
+            session_factory,
+            "SELECT count(*) FROM serious_event WHERE plan_id = :p AND source = 'check_in' AND reasons = '[\"blood_pressure_urgent\"]' "
+            "AND reviewed_at IS NULL",
+            p=home.plan_id,
+        )
+        == 1
+    )
     assert set(gate_codes(await unlock(client, booked["id"]))) >= {"gate.plan_paused", "gate.session_held", "gate.blood_pressure_urgent"}
 
     await mail.deliver()
@@ -256,8 +266,14 @@ async def test_a_crisis_answer_opens_the_escalation_and_holds_the_session(client
     body = checked.json()
     assert (body["held"], body["crisis"], body["care_team_contact"]) == (True, True, False)
     assert body["crisis_resources"] and any("988" in line for line in body["crisis_resources"])
-    assert await count(session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'crisis' AND status = 'open'",
-                       p=home.patient.patient_id) == 1  # fmt: skip
+    assert (
+        await count(
+            session_factory,
+            "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'crisis' AND status = 'open'",
+            p=home.patient.patient_id,
+        )
+        == 1
+    )
     assert await session_status(session_factory, booked["id"]) == "held"
     assert await plan_status(session_factory, home.plan_id) == "paused"
     codes = gate_codes(await unlock(client, booked["id"]))
@@ -283,7 +299,12 @@ async def test_some_days_of_such_thoughts_hold_the_dose_and_ask_the_care_team_to
     assert await session_status(session_factory, booked["id"]) == "held"
     assert await plan_status(session_factory, home.plan_id) == "active"
     patient = home.patient.patient_id
-    assert await count(session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'contact' AND status = 'open'", p=patient) == 1
+    assert (
+        await count(
+            session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'contact' AND status = 'open'", p=patient
+        )
+        == 1
+    )
     assert await count(session_factory, "SELECT count(*) FROM escalation WHERE patient_id = :p AND kind = 'crisis'", p=patient) == 0
     assert await count(session_factory, "SELECT count(*) FROM serious_event WHERE patient_id = :p", p=patient) == 0
     await mail.deliver()
@@ -295,7 +316,9 @@ async def test_some_days_of_such_thoughts_hold_the_dose_and_ask_the_care_team_to
     assert (await check_in(client, again["id"])).status_code == 201
     await sitter_present(client, mail)
     assert gate_codes(await unlock(client, again["id"])) == ["gate.care_team_contact_pending"]
-    await execute(session_factory, "UPDATE escalation SET status = 'contact_recorded', contact_recorded_at = now() WHERE patient_id = :p", p=patient)
+    await execute(
+        session_factory, "UPDATE escalation SET status = 'contact_recorded', contact_recorded_at = now() WHERE patient_id = :p", p=patient
+    )
     assert (await unlock(client, again["id"])).status_code == 200
 
 
@@ -323,15 +346,23 @@ async def test_a_dose_in_an_undelivered_batch_is_neither_scheduled_nor_unlocked(
         session_factory,
         "INSERT INTO dosing_session (id, plan_id, patient_id, sitter_id, number, status, scheduled_at, ics_sequence, created_at, updated_at) "
         "VALUES (:id, :plan, :patient, :sitter, 1, 'scheduled', :at, 0, :now, :now)",
-        id=session_id, plan=home.plan_id, patient=home.patient.patient_id, sitter=uuid.UUID(sitter["id"]),
-        at=clock.now() + timedelta(minutes=30), now=clock.now(),
-    )  # fmt: skip
+        id=session_id,
+        plan=home.plan_id,
+        patient=home.patient.patient_id,
+        sitter=uuid.UUID(sitter["id"]),
+        at=clock.now() + timedelta(minutes=30),
+        now=clock.now(),
+    )
     assert (await check_in(client, str(session_id))).status_code == 201
     await sitter_present(client, mail)
     assert gate_codes(await unlock(client, str(session_id))) == ["gate.batch_not_delivered"]
 
-    await execute(session_factory, "UPDATE plan_batch SET status = 'delivered', units_filled = units, delivered_at = :now WHERE id = :id",
-                  id=home.batch_ids[0], now=clock.now())  # fmt: skip
+    await execute(
+        session_factory,
+        "UPDATE plan_batch SET status = 'delivered', units_filled = units, delivered_at = :now WHERE id = :id",
+        id=home.batch_ids[0],
+        now=clock.now(),
+    )
     assert (await unlock(client, str(session_id))).status_code == 200
 
 
@@ -352,13 +383,22 @@ async def test_the_minimum_interval_at_scheduling_and_at_unlock(client, session_
     assert (await check_in(client, second["id"])).status_code == 201
     await sitter_present(client, mail)
     # The first dose was later than we thought (as if it had been unlocked 47 h 59 min ago).
-    await execute(session_factory, "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
-                  at=clock.now() - timedelta(hours=47, minutes=59), id=uuid.UUID(first["id"]))  # fmt: skip
+    await execute(
+        session_factory,
+        "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
+        at=clock.now() - timedelta(hours=47, minutes=59),
+        id=uuid.UUID(first["id"]),
+    )
     refused = await unlock(client, second["id"])
     assert gate_codes(refused) == ["gate.too_soon"]
     assert "48 hours" in refused.json()["gates"][0]["detail"]
 
-    await execute(session_factory, "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id", at=clock.now() - timedelta(hours=48), id=uuid.UUID(first["id"]))
+    await execute(
+        session_factory,
+        "UPDATE dosing_session SET unlocked_at = :at WHERE id = :id",
+        at=clock.now() - timedelta(hours=48),
+        id=uuid.UUID(first["id"]),
+    )
     assert (await unlock(client, second["id"])).status_code == 200
 
 
@@ -370,7 +410,12 @@ async def test_a_paused_or_discontinued_plan_unlocks_nothing(client, session_fac
     home = await active_plan(session_factory, settings, clock)
     await patient_signed_in(client, home, clock)
     _, booked, _ = await ready_session(client, mail)
-    await execute(session_factory, "UPDATE troche_plan SET status = :status, status_reason = 'by the test' WHERE id = :id", status=status, id=home.plan_id)
+    await execute(
+        session_factory,
+        "UPDATE troche_plan SET status = :status, status_reason = 'by the test' WHERE id = :id",
+        status=status,
+        id=home.plan_id,
+    )
     assert gate_codes(await unlock(client, booked["id"])) == [code]
     assert await session_status(session_factory, booked["id"]) == "scheduled" and await unlocks(session_factory) == 0
 

@@ -31,13 +31,41 @@ from tests.integration.dosing.helpers import (
 async def intake_on_file(session_factory, clock, patient_id) -> None:
     async with transaction(session_factory) as session:
         intake_id = (await session.execute(select(Intake.id).where(Intake.patient_id == patient_id))).scalar_one()
-        session.add_all([
-            IntakeSection(intake_id=intake_id, section="demographics", answers={"first_name": "Pat", "last_name": "Example", "date_of_birth": "1985-04-02"}, saved_at=clock.now()),
-            IntakeSection(intake_id=intake_id, section="address", answers={"line1": "1 Elm St", "city": "Albany", "state": "NY", "postal_code": "12207"}, saved_at=clock.now()),
-            ConsentSignature(patient_id=patient_id, document="telehealth_consent", version="2026-1", content_sha256="b" * 64, typed_name="Pat Example", signed_at=clock.now()),
-            QuestionnaireResponse(id=uuid.uuid4(), patient_id=patient_id, intake_id=intake_id, questionnaire="phq9", version="2026-1",
-                                  answers={f"phq9_{i}": 2 for i in range(1, 10)}, score=18, band="moderately severe", answered_at=clock.now() - timedelta(days=20)),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="demographics",
+                    answers={"first_name": "Pat", "last_name": "Example", "date_of_birth": "1985-04-02"},
+                    saved_at=clock.now(),
+                ),
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="address",
+                    answers={"line1": "1 Elm St", "city": "Albany", "state": "NY", "postal_code": "12207"},
+                    saved_at=clock.now(),
+                ),
+                ConsentSignature(
+                    patient_id=patient_id,
+                    document="telehealth_consent",
+                    version="2026-1",
+                    content_sha256="b" * 64,
+                    typed_name="Pat Example",
+                    signed_at=clock.now(),
+                ),
+                QuestionnaireResponse(
+                    id=uuid.uuid4(),
+                    patient_id=patient_id,
+                    intake_id=intake_id,
+                    questionnaire="phq9",
+                    version="2026-1",
+                    answers={f"phq9_{i}": 2 for i in range(1, 10)},
+                    score=18,
+                    band="moderately severe",
+                    answered_at=clock.now() - timedelta(days=20),
+                ),
+            ]
+        )
 
 
 async def test_the_patient_downloads_a_valid_fhir_bundle_and_staff_export_is_audited(client, session_factory, settings, clock, smtp):
@@ -51,7 +79,13 @@ async def test_the_patient_downloads_a_valid_fhir_bundle_and_staff_export_is_aud
 
     summary = await client.get("/record")
     assert summary.status_code == 200
-    for shown in ("1 Elm St", "Consent to telehealth care", "Ketamine HCl sublingual troche, 50 mg", "122/78, pulse 72", "<dt>Troches used</dt><dd>2</dd>"):
+    for shown in (
+        "1 Elm St",
+        "Consent to telehealth care",
+        "Ketamine HCl sublingual troche, 50 mg",
+        "122/78, pulse 72",
+        "<dt>Troches used</dt><dd>2</dd>",
+    ):
         assert shown in summary.text, shown
 
     download = await client.get("/record/fhir.json")
@@ -76,10 +110,18 @@ async def test_the_patient_downloads_a_valid_fhir_bundle_and_staff_export_is_aud
     transfer = await client.get(f"/patients/{home.patient.patient_id}/record/fhir.json")
     assert transfer.status_code == 200
     async with session_factory() as session:
-        exports = (await session.execute(text("SELECT actor_role FROM audit_event WHERE action = 'patient.record.export' ORDER BY occurred_at"))).scalars().all()
+        exports = (
+            (await session.execute(text("SELECT actor_role FROM audit_event WHERE action = 'patient.record.export' ORDER BY occurred_at")))
+            .scalars()
+            .all()
+        )
     assert exports == ["patient", "prescriber"]
 
-    for role, refused in ((Role.PHARMACIST, 403), (Role.COORDINATOR, 403), (Role.THERAPIST, 404)):  # no records; operational only; not on the team
+    for role, refused in (
+        (Role.PHARMACIST, 403),
+        (Role.COORDINATOR, 403),
+        (Role.THERAPIST, 404),
+    ):  # no records; operational only; not on the team
         client.cookies.clear()
         clock.advance(timedelta(seconds=30))
         other = await make_person(session_factory, role=role, email=f"{role.value}@example.org", now=clock.now(), settings=settings)

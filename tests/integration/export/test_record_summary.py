@@ -35,16 +35,53 @@ async def a_full_record(client, session_factory, settings, clock, smtp):
     await intake_on_file(session_factory, clock, home.patient.patient_id)
     async with transaction(session_factory) as session:
         intake_id = (await session.execute(select(Intake.id).where(Intake.patient_id == home.patient.patient_id))).scalar_one()
-        session.add_all([
-            IntakeSection(intake_id=intake_id, section="medical_history", answers={"schizophrenia": False, "uncontrolled_hypertension": True}, saved_at=clock.now()),
-            IntakeSection(intake_id=intake_id, section="medications", answers={"classes": ["benzodiazepines"], "other": None}, saved_at=clock.now()),
-            IntakeSection(intake_id=intake_id, section="emergency_contact", answers={"name": "Lee Example", "relationship": "sister", "phone": "+12125550100"}, saved_at=clock.now()),
-            QuestionnaireResponse(id=uuid.uuid4(), patient_id=home.patient.patient_id, intake_id=intake_id, questionnaire="cssrs", version="2026-1",
-                                  answers={"cssrs_1": 1, "cssrs_2": 0}, score=1, band=None, answered_at=clock.now() - timedelta(days=20)),
-            CareMessage(patient_id=home.patient.patient_id, author_user_id=home.patient.user_id, author_role="patient", body="Can I take my dose in the evening?", sent_at=clock.now()),
-            CareMessage(patient_id=home.patient.patient_id, author_user_id=home.prescriber.user_id, author_role="prescriber", body="Yes, any time with your sitter.",
-                        sent_at=clock.now() + timedelta(minutes=5)),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="medical_history",
+                    answers={"schizophrenia": False, "uncontrolled_hypertension": True},
+                    saved_at=clock.now(),
+                ),
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="medications",
+                    answers={"classes": ["benzodiazepines"], "other": None},
+                    saved_at=clock.now(),
+                ),
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="emergency_contact",
+                    answers={"name": "Lee Example", "relationship": "sister", "phone": "+12125550100"},
+                    saved_at=clock.now(),
+                ),
+                QuestionnaireResponse(
+                    id=uuid.uuid4(),
+                    patient_id=home.patient.patient_id,
+                    intake_id=intake_id,
+                    questionnaire="cssrs",
+                    version="2026-1",
+                    answers={"cssrs_1": 1, "cssrs_2": 0},
+                    score=1,
+                    band=None,
+                    answered_at=clock.now() - timedelta(days=20),
+                ),
+                CareMessage(
+                    patient_id=home.patient.patient_id,
+                    author_user_id=home.patient.user_id,
+                    author_role="patient",
+                    body="Can I take my dose in the evening?",
+                    sent_at=clock.now(),
+                ),
+                CareMessage(
+                    patient_id=home.patient.patient_id,
+                    author_user_id=home.prescriber.user_id,
+                    author_role="prescriber",
+                    body="Yes, any time with your sitter.",
+                    sent_at=clock.now() + timedelta(minutes=5),
+                ),
+            ]
+        )
     await patient_signed_in(client, home, clock)
     _, booked, _ = await ready_session(client, Mail(session_factory, settings, clock, smtp))
     assert (await unlock(client, booked["id"])).status_code == 200
@@ -67,16 +104,27 @@ async def test_the_record_page_is_words_with_messages_and_attestations(client, s
     for raw in ("null", "None,", "{", "}", "cssrs_1", "line2", "first_name", "uncontrolled_hypertension", "True", "False"):
         assert raw not in seen, raw
     for shown in (
-        "Date of birth 2 April 1985", "1 Elm St", "Albany, NY 12207", "Lee Example (sister, +12125550100)",
-        "Medical history", "I take", "Benzodiazepines",
-        QUESTIONNAIRES["cssrs"].items[0].text, QUESTIONNAIRES["phq9"].items[0].text, "Total score: 18 (moderately severe)",
+        "Date of birth 2 April 1985",
+        "1 Elm St",
+        "Albany, NY 12207",
+        "Lee Example (sister, +12125550100)",
+        "Medical history",
+        "I take",
+        "Benzodiazepines",
+        QUESTIONNAIRES["cssrs"].items[0].text,
+        QUESTIONNAIRES["phq9"].items[0].text,
+        "Total score: 18 (moderately severe)",
         "More than half the days",  # the PHQ-9 option chosen (2), by its label
-        "Consent to telehealth care", "Shipment 1: sessions 1 to 2",
-        "blood pressure 122/78, pulse 72", "Side effects nausea",
+        "Consent to telehealth care",
+        "Shipment 1: sessions 1 to 2",
+        "blood pressure 122/78, pulse 72",
+        "Side effects nausea",
         f"{SITTER['full_name']} (signed “{SITTER['full_name']}”) attested was with you before the dose",
-        "Can I take my dose in the evening?", "Yes, any time with your sitter.", "(prescriber)",
+        "Can I take my dose in the evening?",
+        "Yes, any time with your sitter.",
+        "(prescriber)",
         "Clinical notes written by the care team are not part of this page",
-    ):  # fmt: skip
+    ):
         assert shown in seen, shown
     assert "Everything we hold" not in seen  # it claims only what it holds
     assert 'id="print-record" href="/record?print=1"' in page.text and '<script src="/static/record-print.js"' in page.text
@@ -90,7 +138,13 @@ async def test_the_print_view_is_the_same_record_without_the_site_around_it(clie
     assert 'class="print-view"' in printable.text and "site-header" not in printable.text and "Sign out" not in printable.text
     seen = visible_text(printable.text)
     assert "null" not in seen and "{" not in seen
-    for shown in ("Intake answers", "Messages with the care team", "Sitters and what they attested", "Can I take my dose in the evening?", "Payments"):
+    for shown in (
+        "Intake answers",
+        "Messages with the care team",
+        "Sitters and what they attested",
+        "Can I take my dose in the evening?",
+        "Payments",
+    ):
         assert shown in seen, shown
     refused = await client.get("/record", params={"print": "sideways"})
     assert refused.status_code == 422 and "print" in refused.text

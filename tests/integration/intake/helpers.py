@@ -11,7 +11,13 @@ from telehealth.intake.screening import CONDITIONS
 from tests.helpers import csrf_headers, make_person, sign_in
 
 CLEAN: dict[str, dict] = {
-    "demographics": {"first_name": "Robin", "last_name": "Example", "date_of_birth": "1985-04-02", "phone": "+12125550123", "timezone": "America/Chicago"},
+    "demographics": {
+        "first_name": "Robin",
+        "last_name": "Example",
+        "date_of_birth": "1985-04-02",
+        "phone": "+12125550123",
+        "timezone": "America/Chicago",
+    },
     "address": {"line1": "1 Main Street", "city": "Albany", "state": "NY", "postal_code": "12207"},
     "emergency_contact": {"name": "Sam Example", "relationship": "Sibling", "phone": "+12125550199"},
     "medical_history": dict.fromkeys(CONDITIONS, "no"),
@@ -22,7 +28,7 @@ CLEAN: dict[str, dict] = {
     "phq9": {f"phq9_{i}": 1 for i in range(1, 9)} | {"phq9_9": 0},
     "gad7": {f"gad7_{i}": 1 for i in range(1, 8)},
     "cssrs": {"cssrs_1": 0, "cssrs_2": 0, "cssrs_3": 0, "cssrs_4": 0, "cssrs_5": 0, "cssrs_6": 0, "cssrs_6_recent": 0},
-}  # fmt: skip
+}
 
 
 async def new_patient(client, session_factory, settings, clock, *, email="pat@example.org", state="NY"):

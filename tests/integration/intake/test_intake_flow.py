@@ -19,15 +19,20 @@ async def test_a_clean_intake_is_eligible_and_stores_scores_with_versions(client
     result = await submit(client)
     assert result.status_code == 200
     assert result.json() == {
-        "outcome": "eligible", "headline": "You can go on to the next step", "explanations": [],
-        "next_step": "Your next step is to book a video consultation with a prescriber.", "crisis": False,
-    }  # fmt: skip
+        "outcome": "eligible",
+        "headline": "You can go on to the next step",
+        "explanations": [],
+        "next_step": "Your next step is to book a video consultation with a prescriber.",
+        "crisis": False,
+    }
     async with session_factory() as session:
         responses = {r.questionnaire: r for r in (await session.execute(select(QuestionnaireResponse))).scalars()}
         signatures = (await session.execute(select(ConsentSignature))).scalars().all()
         record = await session.get(Patient, patient.patient_id)
     assert {(k, r.version, r.score, r.band) for k, r in responses.items()} == {
-        ("phq9", "phq9-v1", 8, "mild"), ("gad7", "gad7-v1", 7, "mild"), ("cssrs", "cssrs-screener-v1", 0, None)
+        ("phq9", "phq9-v1", 8, "mild"),
+        ("gad7", "gad7-v1", 7, "mild"),
+        ("cssrs", "cssrs-screener-v1", 0, None),
     }
     assert len(signatures) == 4 and all(len(s.content_sha256) == 64 and s.ip and s.typed_name == "robin EXAMPLE" for s in signatures)
     assert record.timezone == "America/Chicago"
@@ -87,12 +92,18 @@ async def test_answers_outside_plausible_ranges_are_refused(client, session_fact
 async def test_a_consent_needs_the_full_legal_name(client, session_factory, settings, clock):
     await new_patient(client, session_factory, settings, clock)
     await save(client, "demographics", CLEAN["demographics"])
-    wrong = await client.post("/api/v1/intake/consents", json={"document": "financial_policy", "typed_name": "R. Example"}, headers=await csrf_headers(client))
+    wrong = await client.post(
+        "/api/v1/intake/consents", json={"document": "financial_policy", "typed_name": "R. Example"}, headers=await csrf_headers(client)
+    )
     assert wrong.status_code == 422
     assert wrong.json()["detail"] == "To sign, type your full name exactly: Robin Example."
-    right = await client.post("/api/v1/intake/consents", json={"document": "financial_policy", "typed_name": "Robin Example"}, headers=await csrf_headers(client))
+    right = await client.post(
+        "/api/v1/intake/consents", json={"document": "financial_policy", "typed_name": "Robin Example"}, headers=await csrf_headers(client)
+    )
     assert [c["document"] for c in right.json()["consents_to_sign"]] == [
-        "telehealth_consent", "controlled_substance_agreement", "home_safety_sitter_agreement"
+        "telehealth_consent",
+        "controlled_substance_agreement",
+        "home_safety_sitter_agreement",
     ]
 
 
@@ -106,7 +117,9 @@ async def test_a_new_document_version_asks_again(client, session_factory, settin
         shutil.copy(path, tmp_path / path.name)
     (tmp_path / "financial_policy-2027-1.html").write_text("<h3>Financial policy</h3><p>New fees.</p>")
     monkeypatch.setattr(consents, "CONSENT_DIR", tmp_path)
-    monkeypatch.setitem(consents.CONSENT_DOCUMENTS, "financial_policy", consents.ConsentDocument("financial_policy", "Financial policy", "2027-1"))
+    monkeypatch.setitem(
+        consents.CONSENT_DOCUMENTS, "financial_policy", consents.ConsentDocument("financial_policy", "Financial policy", "2027-1")
+    )
     overview = (await client.get("/api/v1/intake")).json()
     assert [(c["document"], c["version"]) for c in overview["consents_to_sign"]] == [("financial_policy", "2027-1")]
     assert overview["next_step"] == "consents"

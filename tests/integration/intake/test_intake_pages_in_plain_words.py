@@ -35,7 +35,9 @@ async def test_a_missing_answer_is_named_by_its_question_beside_it(client, sessi
 
 async def test_a_section_problem_reads_as_its_label(client, session_factory, settings, clock):
     await new_patient(client, session_factory, settings, clock)
-    refused = await post_form(client, "/intake/vitals", {"bp_systolic": "abc", "bp_diastolic": "80", "pulse": "70", "height_inches": "68", "weight_pounds": "160"})
+    refused = await post_form(
+        client, "/intake/vitals", {"bp_systolic": "abc", "bp_diastolic": "80", "pulse": "70", "height_inches": "68", "weight_pounds": "160"}
+    )
     assert refused.status_code == 422
     top = refused.text.split('id="form-error"')[1].split("</div>")[0]
     assert '<a href="#bp_systolic">' in top and "Bp systolic" not in refused.text and "bp_systolic:" not in top
@@ -45,10 +47,13 @@ async def test_a_section_problem_reads_as_its_label(client, session_factory, set
 async def test_demographics_start_from_what_the_waiting_list_knows(client, session_factory, settings, clock):
     patient = await new_patient(client, session_factory, settings, clock)
     async with session_factory() as session:
-        await session.execute(text(
-            "INSERT INTO waitlist_entry (id, status, state, first_name, last_name, email, date_of_birth, phone, consent_to_contact, joined_at, patient_id)"
-            " VALUES (gen_random_uuid(), 'enrolled', 'NY', 'Robin', 'Fresh', 'pat@example.org', :dob, '+12125550123', true, now(), :patient)"
-        ), {"dob": date(1990, 4, 2), "patient": patient.patient_id})  # fmt: skip
+        await session.execute(
+            text(
+                "INSERT INTO waitlist_entry (id, status, state, first_name, last_name, email, date_of_birth, phone, consent_to_contact, joined_at, patient_id)"
+                " VALUES (gen_random_uuid(), 'enrolled', 'NY', 'Robin', 'Fresh', 'pat@example.org', :dob, '+12125550123', true, now(), :patient)"
+            ),
+            {"dob": date(1990, 4, 2), "patient": patient.patient_id},
+        )
         await session.commit()
     page = (await client.get("/intake/demographics")).text
     for value in ('value="Robin"', 'value="Fresh"', 'value="1990-04-02"', 'value="+12125550123"'):

@@ -27,15 +27,32 @@ async def test_a_coordinator_cannot_record_crisis_contact_through_any_door(clien
     patient = await new_patient(client, session_factory, settings, clock)
     assert (await save(client, "phq9", CLEAN["phq9"] | {"phq9_9": 3})).json()["crisis"] is True
     async with session_factory() as session:
-        escalation_id = await session.scalar(text("SELECT id FROM escalation WHERE patient_id = :p AND status = 'open'"), {"p": patient.patient_id})
+        escalation_id = await session.scalar(
+            text("SELECT id FROM escalation WHERE patient_id = :p AND status = 'open'"), {"p": patient.patient_id}
+        )
 
     # The service itself, as any caller reaches it (a signed-in coordinator, two-factor done).
-    as_coordinator = SignedIn(user_id=coordinator.user_id, session_id=uuid.uuid4(), role=Role.COORDINATOR, email=coordinator.email,
-                              full_name="Co", email_verified=True, totp_enrolled=True, two_factor_verified=True, step_up_at=None)  # fmt: skip
+    as_coordinator = SignedIn(
+        user_id=coordinator.user_id,
+        session_id=uuid.uuid4(),
+        role=Role.COORDINATOR,
+        email=coordinator.email,
+        full_name="Co",
+        email_verified=True,
+        totp_enrolled=True,
+        two_factor_verified=True,
+        step_up_at=None,
+    )
     with pytest.raises(InvalidInput) as refused:
         async with transaction(session_factory) as session:
-            await record_contact(session, escalation_id=escalation_id, viewer=as_coordinator, note="Phoned the patient, all fine.",
-                                 actor=Actor(coordinator.user_id, Role.COORDINATOR.value), now=clock.now())  # fmt: skip
+            await record_contact(
+                session,
+                escalation_id=escalation_id,
+                viewer=as_coordinator,
+                note="Phoned the patient, all fine.",
+                actor=Actor(coordinator.user_id, Role.COORDINATOR.value),
+                now=clock.now(),
+            )
     assert refused.value.code == "escalation.clinician_only"
 
     # The page: the queue offers no form, and posting one anyway is refused.
@@ -43,7 +60,9 @@ async def test_a_coordinator_cannot_record_crisis_contact_through_any_door(clien
     await sign_in(client, coordinator, clock)
     queue = await client.get("/escalations")
     assert queue.status_code == 200 and f"/escalations/{escalation_id}/contact" not in queue.text
-    posted = await client.post(f"/escalations/{escalation_id}/contact", data={"note": "Phoned the patient."}, headers=await csrf_headers(client))
+    posted = await client.post(
+        f"/escalations/{escalation_id}/contact", data={"note": "Phoned the patient."}, headers=await csrf_headers(client)
+    )
     assert posted.status_code == 403, posted.text
 
     async with session_factory() as session:

@@ -50,17 +50,25 @@ async def test_a_crisis_answer_is_acted_on_the_moment_it_is_saved(client, sessio
     await sign_in(client, coordinator, clock)
     queue = (await client.get("/api/v1/escalations")).json()
     assert [(e["patient_id"], e["kind"]) for e in queue] == [(str(patient.patient_id), "crisis")]
-    not_a_clinician = await client.post(f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "called"}, headers=await csrf_headers(client))
+    not_a_clinician = await client.post(
+        f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "called"}, headers=await csrf_headers(client)
+    )
     assert not_a_clinician.status_code == 403
     outsider = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
     client.cookies.clear()
     await sign_in(client, outsider, clock)
     assert (await client.get("/api/v1/escalations")).json() == []  # not on this patient's care team
-    blocked = await client.post(f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "called"}, headers=await csrf_headers(client))
+    blocked = await client.post(
+        f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "called"}, headers=await csrf_headers(client)
+    )
     assert blocked.status_code == 404
     client.cookies.clear()
     await sign_in(client, prescriber, clock)
-    recorded = await client.post(f"/api/v1/escalations/{queue[0]['id']}/contact", json={"note": "Phoned the patient at 15:10; safe, plan made."}, headers=await csrf_headers(client))
+    recorded = await client.post(
+        f"/api/v1/escalations/{queue[0]['id']}/contact",
+        json={"note": "Phoned the patient at 15:10; safe, plan made."},
+        headers=await csrf_headers(client),
+    )
     assert (recorded.status_code, recorded.json()) == (200, [])
     async with session_factory() as session:
         assert not await has_open_crisis(session, patient_id=patient.patient_id)
@@ -98,7 +106,11 @@ async def test_the_care_team_reads_the_intake_and_each_read_is_audited(client, s
         await sign_in(client, person, clock)
         assert (await client.get(f"/api/v1/patients/{patient.patient_id}/intake")).status_code == expected
     async with session_factory() as session:
-        reads = (await session.execute(select(AuditEvent.actor_role, AuditEvent.outcome).where(AuditEvent.action == "patient.record.intake.read"))).all()
+        reads = (
+            await session.execute(
+                select(AuditEvent.actor_role, AuditEvent.outcome).where(AuditEvent.action == "patient.record.intake.read")
+            )
+        ).all()
     assert reads == [("prescriber", "success"), ("prescriber", "success"), ("therapist", "denied")]
 
 

@@ -17,8 +17,10 @@ from tests.integration.scheduling.helpers import screened_patient
 
 async def test_notes_reach_the_care_team_only(client, session_factory, settings, clock):
     patient = await screened_patient(session_factory, settings, clock)
-    people = {role: await make_person(session_factory, role=role, email=f"{role.value}@example.org", now=clock.now(), settings=settings)
-              for role in (Role.THERAPIST, Role.PRESCRIBER, Role.COORDINATOR, Role.PHARMACIST)}  # fmt: skip
+    people = {
+        role: await make_person(session_factory, role=role, email=f"{role.value}@example.org", now=clock.now(), settings=settings)
+        for role in (Role.THERAPIST, Role.PRESCRIBER, Role.COORDINATOR, Role.PHARMACIST)
+    }
     outsider = await make_person(session_factory, role=Role.THERAPIST, email="other@example.org", now=clock.now(), settings=settings)
     async with transaction(session_factory) as session:
         session.add(CareTeamMember(patient_id=patient.patient_id, clinician_id=people[Role.THERAPIST].user_id, added_at=clock.now()))
@@ -29,9 +31,13 @@ async def test_notes_reach_the_care_team_only(client, session_factory, settings,
     page = await client.get(url)
     empty = await client.post(url, data={"body": " ", "_csrf_token": form_csrf_token(page.text)}, headers={"accept": "text/html"})
     assert empty.status_code == 422
-    written = await client.post(url, data={"body": "Integration 1: grounding exercise helped.", "kind": "shared", "_csrf_token": form_csrf_token(page.text)})
+    written = await client.post(
+        url, data={"body": "Integration 1: grounding exercise helped.", "kind": "shared", "_csrf_token": form_csrf_token(page.text)}
+    )
     assert written.status_code == 200 and "grounding exercise" in written.text
-    private = await client.post(url, data={"body": "Processing grief about her father.", "kind": "psychotherapy", "_csrf_token": form_csrf_token(page.text)})
+    private = await client.post(
+        url, data={"body": "Processing grief about her father.", "kind": "psychotherapy", "_csrf_token": form_csrf_token(page.text)}
+    )
     assert private.status_code == 200 and "her father" in private.text  # the author reads their own
 
     expected = {Role.PRESCRIBER: 200, Role.COORDINATOR: 403, Role.PHARMACIST: 403}

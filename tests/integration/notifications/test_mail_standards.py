@@ -43,8 +43,16 @@ async def test_a_smuggled_address_is_refused_at_the_waiting_list_naming_the_fiel
 async def test_a_smuggled_address_is_refused_for_an_account(session_factory, settings, clock):
     with pytest.raises(InvalidInput) as refusal:
         async with transaction(session_factory) as session:
-            await create_account(session, email=SMUGGLED, full_name="Staff Person", role=Role.COORDINATOR, password="a long enough password 1",
-                                 actor=Actor(None, "system"), now=clock.now(), settings=settings)  # fmt: skip
+            await create_account(
+                session,
+                email=SMUGGLED,
+                full_name="Staff Person",
+                role=Role.COORDINATOR,
+                password="a long enough password 1",
+                actor=Actor(None, "system"),
+                now=clock.now(),
+                settings=settings,
+            )
     assert set(refusal.value.fields) == {"email"}
 
 
@@ -56,11 +64,24 @@ async def test_the_development_mailbox_lists_attachments_and_downloads_the_invit
     from telehealth.scheduling.ics import calendar_invite
     from tests.conftest import with_settings
 
-    invite = calendar_invite(uid=uuid.uuid4(), sequence=0, starts_at=clock.now() + timedelta(days=1), ends_at=clock.now() + timedelta(days=1, hours=1),
-                             summary="Appointment", description="Join from your portal", now=clock.now())  # fmt: skip
+    invite = calendar_invite(
+        uid=uuid.uuid4(),
+        sequence=0,
+        starts_at=clock.now() + timedelta(days=1),
+        ends_at=clock.now() + timedelta(days=1, hours=1),
+        summary="Appointment",
+        description="Join from your portal",
+        now=clock.now(),
+    )
     async with transaction(session_factory) as session:
-        await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(),
-                          attachments=[{"filename": "appointment.ics", "content_type": "text/calendar", "content": invite}])  # fmt: skip
+        await queue_email(
+            session,
+            to="a@example.org",
+            template="portal_update",
+            context={"recipient_name": "A"},
+            now=clock.now(),
+            attachments=[{"filename": "appointment.ics", "content_type": "text/calendar", "content": invite}],
+        )
     await drain_jobs(worker_context(session_factory, settings, clock, mailer=DatabaseMailbox(session_factory)))
     development = with_settings(settings, environment="development", smtp_url=None)
     async with AsyncTestClient(app=create_app(development, clock=clock)) as client:

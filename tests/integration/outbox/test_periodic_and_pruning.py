@@ -50,7 +50,15 @@ async def test_housekeeping_deletes_old_sign_in_data_and_finished_jobs_only(sess
         session.add(RateLimitEvent(bucket="sign_in", key="1.2.3.4", occurred_at=long_ago))
         session.add(RateLimitEvent(bucket="sign_in", key="1.2.3.4", occurred_at=clock.now()))
         session.add(AccountToken(user_id=user.id, purpose="reset_password", token_hash="a" * 64, created_at=long_ago, expires_at=long_ago))
-        session.add(AccountToken(user_id=user.id, purpose="reset_password", token_hash="b" * 64, created_at=clock.now(), expires_at=clock.now() + timedelta(minutes=30)))
+        session.add(
+            AccountToken(
+                user_id=user.id,
+                purpose="reset_password",
+                token_hash="b" * 64,
+                created_at=clock.now(),
+                expires_at=clock.now() + timedelta(minutes=30),
+            )
+        )
         await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=long_ago)
     context = worker_context(session_factory, settings, clock)
     await drain_jobs(context)  # sends the old email: a done job

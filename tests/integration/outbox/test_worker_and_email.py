@@ -20,9 +20,12 @@ async def _queue(session_factory, clock, count, *, prefix="person"):
     async with transaction(session_factory) as session:
         for index in range(count):
             await queue_email(
-                session, to=f"{prefix}{index}@example.org", template="portal_update",
-                context={"recipient_name": f"Person {index}"}, now=clock.now(),
-            )  # fmt: skip
+                session,
+                to=f"{prefix}{index}@example.org",
+                template="portal_update",
+                context={"recipient_name": f"Person {index}"},
+                now=clock.now(),
+            )
 
 
 async def test_an_email_queued_in_a_rolled_back_transaction_is_never_sent(session_factory, settings, clock, smtp):
@@ -118,6 +121,10 @@ async def test_a_lapsed_lease_is_claimed_again_and_the_old_worker_cannot_finish_
 
 async def test_a_dedupe_key_keeps_one_live_job(session_factory, clock):
     async with transaction(session_factory) as session:
-        first = await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(), dedupe_key="k1")
-        second = await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(), dedupe_key="k1")
+        first = await queue_email(
+            session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(), dedupe_key="k1"
+        )
+        second = await queue_email(
+            session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(), dedupe_key="k1"
+        )
     assert (first, second) == (True, False)

@@ -89,7 +89,9 @@ async def test_one_smtp_connection_carries_many_messages_and_is_replaced_when_th
     try:
         async with transaction(session_factory) as session:
             for index in range(6):
-                await queue_email(session, to=f"p{index}@example.org", template="portal_update", context={"recipient_name": "P"}, now=clock.now())
+                await queue_email(
+                    session, to=f"p{index}@example.org", template="portal_update", context={"recipient_name": "P"}, now=clock.now()
+                )
         while await run_due_jobs(context, batch_size=3):  # three jobs at a time share the one connection
             pass
         assert len(first_server.messages) == 6
@@ -102,7 +104,9 @@ async def test_one_smtp_connection_carries_many_messages_and_is_replaced_when_th
     try:
         async with transaction(session_factory) as session:
             for index in range(2):
-                await queue_email(session, to=f"q{index}@example.org", template="portal_update", context={"recipient_name": "Q"}, now=clock.now())
+                await queue_email(
+                    session, to=f"q{index}@example.org", template="portal_update", context={"recipient_name": "Q"}, now=clock.now()
+                )
         assert await drain_jobs(context) == 2
         assert len(second_server.messages) == 2
         assert second_server.connections_used == 1
@@ -121,7 +125,9 @@ async def test_a_kept_connection_the_server_closes_is_replaced_without_failing_t
     try:
         async with transaction(session_factory) as session:
             for index in range(5):
-                await queue_email(session, to=f"p{index}@example.org", template="portal_update", context={"recipient_name": "P"}, now=clock.now())
+                await queue_email(
+                    session, to=f"p{index}@example.org", template="portal_update", context={"recipient_name": "P"}, now=clock.now()
+                )
         assert await drain_jobs(context) == 5
         assert len(server.messages) == 5
         assert server.connections_used == 3  # 2 + 2 + 1
@@ -183,8 +189,9 @@ async def _cli(args, database_url, monkeypatch):
 async def test_operator_lists_shows_and_requeues_a_parked_job(database_url, session_factory, settings, clock, smtp, monkeypatch):
     parked = await _park_one_email(session_factory, settings, clock)
     async with transaction(session_factory) as session:
-        await queue_email(session, to="later@example.org", template="portal_update", context={"recipient_name": "L"}, now=clock.now(),
-                          dedupe_key="later")  # fmt: skip
+        await queue_email(
+            session, to="later@example.org", template="portal_update", context={"recipient_name": "L"}, now=clock.now(), dedupe_key="later"
+        )
 
     listed = await _cli(["list", "--parked"], database_url, monkeypatch)
     assert listed.exit_code == 0, listed.output
@@ -221,8 +228,9 @@ async def test_operator_lists_shows_and_requeues_a_parked_job(database_url, sess
 async def test_requeue_is_refused_while_a_live_job_holds_the_same_dedupe_key(session_factory, settings, clock):
     parked = await _park_one_email(session_factory, settings, clock, dedupe_key="reminder:1")
     async with transaction(session_factory) as session:
-        assert await queue_email(session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(),
-                                 dedupe_key="reminder:1")  # fmt: skip
+        assert await queue_email(
+            session, to="a@example.org", template="portal_update", context={"recipient_name": "A"}, now=clock.now(), dedupe_key="reminder:1"
+        )
     async with transaction(session_factory) as session:
         with pytest.raises(Conflict) as refusal:
             await requeue_parked_job(

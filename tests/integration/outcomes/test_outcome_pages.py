@@ -20,8 +20,17 @@ from tests.integration.scheduling.helpers import screened_patient
 async def answered(session_factory, patient, clock, kind: str, scores: list[int]) -> None:
     async with transaction(session_factory) as session:
         for index, score in enumerate(scores):
-            session.add(QuestionnaireResponse(id=uuid.uuid4(), patient_id=patient.patient_id, questionnaire=kind, version="2026-1", answers={},
-                                              score=score, answered_at=clock.now() - timedelta(days=60 - 20 * index)))  # fmt: skip
+            session.add(
+                QuestionnaireResponse(
+                    id=uuid.uuid4(),
+                    patient_id=patient.patient_id,
+                    questionnaire=kind,
+                    version="2026-1",
+                    answers={},
+                    score=score,
+                    answered_at=clock.now() - timedelta(days=60 - 20 * index),
+                )
+            )
 
 
 async def test_charts_for_the_patient_and_their_care_team_and_the_program_report(client, session_factory, settings, clock):
@@ -45,7 +54,9 @@ async def test_charts_for_the_patient_and_their_care_team_and_the_program_report
     staff_view = await client.get(f"/patients/{first.patient_id}/outcomes")
     assert staff_view.status_code == 200 and "Home sessions and doses" in staff_view.text
     async with session_factory() as session:
-        audited = await session.scalar(text("SELECT count(*) FROM audit_event WHERE action = 'patient.record.outcomes' AND patient_id = :p"), {"p": first.patient_id})
+        audited = await session.scalar(
+            text("SELECT count(*) FROM audit_event WHERE action = 'patient.record.outcomes' AND patient_id = :p"), {"p": first.patient_id}
+        )
     assert audited == 1
 
     client.cookies.clear()

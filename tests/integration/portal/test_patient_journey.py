@@ -43,7 +43,9 @@ async def test_the_next_step_follows_the_journey(client, session_factory, settin
     assert "paused until your prescriber reviews it" in next_step((await client.get("/patient")).text)
 
     async with transaction(session_factory) as session:
-        await open_crisis_escalation(session, patient_id=in_program.patient.patient_id, rule_ids=["test"], actor=Actor.system(), now=clock.now(), settings=settings)
+        await open_crisis_escalation(
+            session, patient_id=in_program.patient.patient_id, rule_ids=["test"], actor=Actor.system(), now=clock.now(), settings=settings
+        )
     step = next_step((await client.get("/patient")).text)
     assert "988" in step and "crisis" in (await client.get("/patient")).text.split('id="next-step"')[0][-80:]
 
@@ -61,8 +63,15 @@ async def test_a_consultation_under_way_is_not_marked_done(client, session_facto
     """A plan signed during the consult (payment due at once) must not tick "Consultation" while the consult
     is still on the patient's upcoming list."""
     in_program = await active_plan(session_factory, settings, clock)
-    await insert_appointment(session_factory, patient=in_program.patient, clinician=in_program.prescriber, starts_at=clock.now() - timedelta(minutes=10),
-                             appointment_type="consult", status="booked", minutes=45)  # fmt: skip
+    await insert_appointment(
+        session_factory,
+        patient=in_program.patient,
+        clinician=in_program.prescriber,
+        starts_at=clock.now() - timedelta(minutes=10),
+        appointment_type="consult",
+        status="booked",
+        minutes=45,
+    )
     await patient_signed_in(client, in_program, clock)
     home = (await client.get("/patient")).text
     assert current_stage(home) == "Consultation" and "Join from here" in next_step(home)

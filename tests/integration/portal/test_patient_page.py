@@ -22,9 +22,13 @@ from tests.integration.dosing.helpers import active_plan
 from tests.integration.prescribing.helpers import switch_to
 
 BP_FLAG = {
-    "rule_id": "vitals.blood_pressure_high", "outcome": "needs_review", "crisis": False, "evidence": "bp 152/96",
-    "clinician_text": "Blood pressure at or above 150/95: recheck and consider control before dosing.", "patient_text": "We will check your blood pressure.",
-}  # fmt: skip
+    "rule_id": "vitals.blood_pressure_high",
+    "outcome": "needs_review",
+    "crisis": False,
+    "evidence": "bp 152/96",
+    "clinician_text": "Blood pressure at or above 150/95: recheck and consider control before dosing.",
+    "patient_text": "We will check your blood pressure.",
+}
 
 
 async def _patient_with_history(session_factory, settings, clock):
@@ -37,25 +41,87 @@ async def _patient_with_history(session_factory, settings, clock):
     pid = home.patient.patient_id
     async with transaction(session_factory) as session:
         intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == pid))
-        await session.execute(ScreeningDecision.__table__.update().where(ScreeningDecision.patient_id == pid).values(outcome="needs_review", reasons=[BP_FLAG]))
-        session.add_all([
-            IntakeSection(intake_id=intake_id, section="demographics", answers={"first_name": "Pat", "last_name": "Doe", "date_of_birth": "1980-01-15",
-                                                                                "phone": "+12125550123"}, saved_at=clock.now()),
-            IntakeSection(intake_id=intake_id, section="vitals", answers={"bp_systolic": 152, "bp_diastolic": 96, "pulse": 70, "height_inches": 66,
-                                                                          "weight_pounds": 150}, saved_at=clock.now()),
-            QuestionnaireResponse(patient_id=pid, intake_id=intake_id, questionnaire="phq9", version="2026-1", answers={}, score=16, band="moderately_severe",
-                                  answered_at=clock.now() - timedelta(days=10)),
-            QuestionnaireResponse(patient_id=pid, questionnaire="phq9", version="2026-1", answers={}, score=7, band="mild", answered_at=clock.now()),
-            CareMessage(patient_id=pid, author_user_id=home.patient.user_id, author_role="patient", body="Is it fine to take ibuprofen?", sent_at=clock.now()),
-            ClinicalNote(patient_id=pid, author_user_id=therapist.user_id, body="Shared: grounding helps.", kind="shared", written_at=clock.now()),
-            ClinicalNote(patient_id=pid, author_user_id=therapist.user_id, body="Private: grief about her father.", kind="psychotherapy", written_at=clock.now()),
-            Escalation(id=uuid.uuid4(), patient_id=pid, kind="contact", status="open", rule_ids="dosing.check_in.phq9_9_some_days", opened_at=clock.now()),
-        ])  # fmt: skip
-        dose = DosingSession(plan_id=home.plan_id, patient_id=pid, number=1, status="reported", scheduled_at=clock.now() - timedelta(hours=30),
-                             unlocked_at=clock.now() - timedelta(hours=30), created_at=clock.now(), updated_at=clock.now())  # fmt: skip
+        await session.execute(
+            ScreeningDecision.__table__.update()
+            .where(ScreeningDecision.patient_id == pid)
+            .values(outcome="needs_review", reasons=[BP_FLAG])
+        )
+        session.add_all(
+            [
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="demographics",
+                    answers={"first_name": "Pat", "last_name": "Doe", "date_of_birth": "1980-01-15", "phone": "+12125550123"},
+                    saved_at=clock.now(),
+                ),
+                IntakeSection(
+                    intake_id=intake_id,
+                    section="vitals",
+                    answers={"bp_systolic": 152, "bp_diastolic": 96, "pulse": 70, "height_inches": 66, "weight_pounds": 150},
+                    saved_at=clock.now(),
+                ),
+                QuestionnaireResponse(
+                    patient_id=pid,
+                    intake_id=intake_id,
+                    questionnaire="phq9",
+                    version="2026-1",
+                    answers={},
+                    score=16,
+                    band="moderately_severe",
+                    answered_at=clock.now() - timedelta(days=10),
+                ),
+                QuestionnaireResponse(
+                    patient_id=pid, questionnaire="phq9", version="2026-1", answers={}, score=7, band="mild", answered_at=clock.now()
+                ),
+                CareMessage(
+                    patient_id=pid,
+                    author_user_id=home.patient.user_id,
+                    author_role="patient",
+                    body="Is it fine to take ibuprofen?",
+                    sent_at=clock.now(),
+                ),
+                ClinicalNote(
+                    patient_id=pid, author_user_id=therapist.user_id, body="Shared: grounding helps.", kind="shared", written_at=clock.now()
+                ),
+                ClinicalNote(
+                    patient_id=pid,
+                    author_user_id=therapist.user_id,
+                    body="Private: grief about her father.",
+                    kind="psychotherapy",
+                    written_at=clock.now(),
+                ),
+                Escalation(
+                    id=uuid.uuid4(),
+                    patient_id=pid,
+                    kind="contact",
+                    status="open",
+                    rule_ids="dosing.check_in.phq9_9_some_days",
+                    opened_at=clock.now(),
+                ),
+            ]
+        )
+        dose = DosingSession(
+            plan_id=home.plan_id,
+            patient_id=pid,
+            number=1,
+            status="reported",
+            scheduled_at=clock.now() - timedelta(hours=30),
+            unlocked_at=clock.now() - timedelta(hours=30),
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
         session.add(dose)
         await session.flush()
-        session.add(DosingReport(dosing_session_id=dose.id, completed=True, troches_used=2, nausea=True, dissociation=4, reported_at=clock.now() - timedelta(hours=28)))
+        session.add(
+            DosingReport(
+                dosing_session_id=dose.id,
+                completed=True,
+                troches_used=2,
+                nausea=True,
+                dissociation=4,
+                reported_at=clock.now() - timedelta(hours=28),
+            )
+        )
     return home, therapist, other_therapist
 
 
@@ -83,7 +149,15 @@ async def test_the_care_team_reads_one_page_of_the_patient(client, session_facto
     assert f'href="/plans/{home.plan_id}"' in body  # the plan's prescriber opens it
     # The timeline, newest first: the escalation (now), the delivery (24 h ago), the report (28 h ago), the signature (2 days ago).
     timeline = body.split('id="timeline-heading"')[1].split("</section>")[0]
-    order = [timeline.index(words) for words in ("Call requested: Check-in before a dose", "Delivered: shipment 1", "Home session 1 (100 mg) reported", "Plan of 4 sessions signed")]
+    order = [
+        timeline.index(words)
+        for words in (
+            "Call requested: Check-in before a dose",
+            "Delivered: shipment 1",
+            "Home session 1 (100 mg) reported",
+            "Plan of 4 sessions signed",
+        )
+    ]
     assert order == sorted(order), timeline
 
     # A therapist on the team: the same page, their own psychotherapy note, and no plan page link (not theirs).
@@ -114,14 +188,23 @@ async def test_only_the_care_team_reaches_the_page_and_every_read_is_audited(cli
     # The prescriber outside the team breaks the glass on its page: it leads to the patient's page, read under the grant.
     await switch_to(client, outsider, clock)
     form = await client.get(f"{url}/break-glass")
-    broken = await client.post(f"{url}/break-glass", data={"reason": "ER called: patient unresponsive after a dose", "_csrf_token": form_csrf_token(form.text)})
+    broken = await client.post(
+        f"{url}/break-glass", data={"reason": "ER called: patient unresponsive after a dose", "_csrf_token": form_csrf_token(form.text)}
+    )
     assert broken.status_code == 200 and "Blood pressure 152/96" in broken.text, broken.text
     async with session_factory() as session:
-        reads = (await session.execute(text(
-            "SELECT actor_user_id, outcome, reason FROM audit_event WHERE action = 'patient.record.chart' AND resource_id = :pid ORDER BY id"
-        ), {"pid": str(home.patient.patient_id)})).all()  # fmt: skip
+        reads = (
+            await session.execute(
+                text(
+                    "SELECT actor_user_id, outcome, reason FROM audit_event WHERE action = 'patient.record.chart' AND resource_id = :pid ORDER BY id"
+                ),
+                {"pid": str(home.patient.patient_id)},
+            )
+        ).all()
     assert [(row.actor_user_id, row.outcome, (row.reason or "").split(":")[0]) for row in reads] == [
-        (home.prescriber.user_id, "success", ""), (therapist.user_id, "success", ""), (outsider.user_id, "denied", "not_visible"),
+        (home.prescriber.user_id, "success", ""),
+        (therapist.user_id, "success", ""),
+        (outsider.user_id, "denied", "not_visible"),
         (outsider.user_id, "success", "break_glass"),
     ]
 

@@ -22,16 +22,50 @@ from tests.integration.scheduling.helpers import prescriber_with_hours
 async def test_staff_homes_show_the_waiting_work(client, session_factory, settings, clock):
     home = await active_plan(session_factory, settings, clock)
     booked_consult = await prescriber_with_hours(session_factory, settings, clock)
-    today = await insert_appointment(session_factory, patient=home.patient, clinician=booked_consult, starts_at=clock.now() + timedelta(hours=2),
-                                     appointment_type="consult", minutes=45)  # fmt: skip
+    today = await insert_appointment(
+        session_factory,
+        patient=home.patient,
+        clinician=booked_consult,
+        starts_at=clock.now() + timedelta(hours=2),
+        appointment_type="consult",
+        minutes=45,
+    )
     async with transaction(session_factory) as session:
-        session.add(Encounter(appointment_id=today, patient_id=home.patient.patient_id, prescriber_id=booked_consult.user_id, opened_at=clock.now()))
-        session.add(SeriousEvent(plan_id=home.plan_id, patient_id=home.patient.patient_id, source="report", reasons=["fainting"], occurred_at=clock.now()))
-        session.add(DosingSession(plan_id=home.plan_id, patient_id=home.patient.patient_id, number=1, status="unlocked", scheduled_at=clock.now() - timedelta(hours=50),
-                                  unlocked_at=clock.now() - timedelta(hours=49), created_at=clock.now(), updated_at=clock.now()))  # fmt: skip
+        session.add(
+            Encounter(appointment_id=today, patient_id=home.patient.patient_id, prescriber_id=booked_consult.user_id, opened_at=clock.now())
+        )
+        session.add(
+            SeriousEvent(
+                plan_id=home.plan_id, patient_id=home.patient.patient_id, source="report", reasons=["fainting"], occurred_at=clock.now()
+            )
+        )
+        session.add(
+            DosingSession(
+                plan_id=home.plan_id,
+                patient_id=home.patient.patient_id,
+                number=1,
+                status="unlocked",
+                scheduled_at=clock.now() - timedelta(hours=50),
+                unlocked_at=clock.now() - timedelta(hours=49),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
         for index in range(3):
-            session.add(WaitlistEntry(id=uuid.uuid4(), status="waiting", state="NY", first_name=f"W{index}", last_name="Demo", email=f"w{index}@example.org",
-                                      date_of_birth=date(1980, 1, 1), consent_to_contact=True, joined_at=clock.now(), confirmed_at=clock.now()))  # fmt: skip
+            session.add(
+                WaitlistEntry(
+                    id=uuid.uuid4(),
+                    status="waiting",
+                    state="NY",
+                    first_name=f"W{index}",
+                    last_name="Demo",
+                    email=f"w{index}@example.org",
+                    date_of_birth=date(1980, 1, 1),
+                    consent_to_contact=True,
+                    joined_at=clock.now(),
+                    confirmed_at=clock.now(),
+                )
+            )
 
     await sign_in(client, booked_consult, clock)
     page = (await client.get("/prescriber")).text
@@ -49,7 +83,7 @@ async def test_staff_homes_show_the_waiting_work(client, session_factory, settin
     await sign_in(client, coordinator, clock)
     page = (await client.get("/coordinator")).text
     assert "fainting" in page and "session 1, unlocked" in page
-    ny_row = page.split("<th scope=\"row\">New York</th>")[1].split("</tr>")[0]
+    ny_row = page.split('<th scope="row">New York</th>')[1].split("</tr>")[0]
     waiting, slots = (int(cell.split("<")[0]) for cell in ny_row.split("<td>")[1:3])
     assert waiting == 3 and slots > 0
 

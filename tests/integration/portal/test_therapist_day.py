@@ -31,8 +31,18 @@ async def _therapist(session_factory, settings, clock, email="t@example.org"):
 async def _dosed(session_factory, home, clock, *, hours_ago: float, number: int = 1, status: str = "reported") -> None:
     taken = clock.now() - timedelta(hours=hours_ago)
     async with transaction(session_factory) as session:
-        session.add(DosingSession(plan_id=home.plan_id, patient_id=home.patient.patient_id, number=number, status=status, scheduled_at=taken - timedelta(minutes=5),
-                                  unlocked_at=taken, created_at=taken, updated_at=taken))  # fmt: skip
+        session.add(
+            DosingSession(
+                plan_id=home.plan_id,
+                patient_id=home.patient.patient_id,
+                number=number,
+                status=status,
+                scheduled_at=taken - timedelta(minutes=5),
+                unlocked_at=taken,
+                created_at=taken,
+                updated_at=taken,
+            )
+        )
 
 
 def _section(page: str, section_id: str) -> str:
@@ -49,11 +59,21 @@ async def test_today_lists_the_therapists_own_integration_sessions_of_their_own_
     home = await active_plan(session_factory, settings, clock)
     therapist = await _therapist(session_factory, settings, clock)
     other = await _therapist(session_factory, settings, clock, email="other@example.org")
-    morning = await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 23, 17, tzinfo=UTC))
-    late_evening = await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 24, 4, tzinfo=UTC))
-    tomorrow = await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 24, 7, tzinfo=UTC))
-    cancelled = await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 23, 20, tzinfo=UTC), status="cancelled")
-    someone_elses = await insert_appointment(session_factory, patient=home.patient, clinician=other, starts_at=datetime(2026, 11, 23, 19, tzinfo=UTC))
+    morning = await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 23, 17, tzinfo=UTC)
+    )
+    late_evening = await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 24, 4, tzinfo=UTC)
+    )
+    tomorrow = await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 24, 7, tzinfo=UTC)
+    )
+    cancelled = await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=datetime(2026, 11, 23, 20, tzinfo=UTC), status="cancelled"
+    )
+    someone_elses = await insert_appointment(
+        session_factory, patient=home.patient, clinician=other, starts_at=datetime(2026, 11, 23, 19, tzinfo=UTC)
+    )
     await sign_in(client, therapist, clock)
     today = _section(await _home(client), "today")
     assert "Monday 23 November" in today
@@ -72,7 +92,9 @@ async def test_a_follow_up_is_due_for_72_hours_after_a_dose_until_one_is_booked(
     for home in (recent, older):
         await join_care_team(session_factory, home.patient, therapist, now=clock.now(), because="integration_booked")
     # An integration session before the dose does not cover it.
-    await insert_appointment(session_factory, patient=recent.patient, clinician=therapist, starts_at=clock.now() - timedelta(days=5), status="completed")
+    await insert_appointment(
+        session_factory, patient=recent.patient, clinician=therapist, starts_at=clock.now() - timedelta(days=5), status="completed"
+    )
     await _dosed(session_factory, recent, clock, hours_ago=71)
     await _dosed(session_factory, older, clock, hours_ago=73)
     await _dosed(session_factory, stranger, clock, hours_ago=1)  # not on this therapist's care team
@@ -93,9 +115,15 @@ async def test_a_follow_up_is_due_for_72_hours_after_a_dose_until_one_is_booked(
 async def test_notes_to_write_lists_sessions_that_took_place_until_the_note_is_written(client, session_factory, settings, clock):
     home = await active_plan(session_factory, settings, clock)
     therapist = await _therapist(session_factory, settings, clock)
-    await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() - timedelta(days=2), status="completed")
-    await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() - timedelta(hours=3))  # booked, and over
-    await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() - timedelta(days=1), status="no_show")
+    await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() - timedelta(days=2), status="completed"
+    )
+    await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() - timedelta(hours=3)
+    )  # booked, and over
+    await insert_appointment(
+        session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() - timedelta(days=1), status="no_show"
+    )
     await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=clock.now() + timedelta(hours=2))
     await sign_in(client, therapist, clock)
     to_write = _section(await _home(client), "notes-to-write")
@@ -105,7 +133,9 @@ async def test_notes_to_write_lists_sessions_that_took_place_until_the_note_is_w
 
     clock.advance(timedelta(minutes=5))
     notes = await client.get(f"/patients/{home.patient.patient_id}/notes")
-    written = await client.post(f"/patients/{home.patient.patient_id}/notes", data={"body": "Integration summary.", "_csrf_token": form_csrf_token(notes.text)})
+    written = await client.post(
+        f"/patients/{home.patient.patient_id}/notes", data={"body": "Integration summary.", "_csrf_token": form_csrf_token(notes.text)}
+    )
     assert written.status_code in (200, 302, 303), written.text
     assert "Every session has its note." in _section(await _home(client), "notes-to-write")
 

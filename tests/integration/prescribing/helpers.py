@@ -13,8 +13,13 @@ from tests.helpers import Person, book_paid, csrf_headers, make_person, sign_in,
 from tests.integration.scheduling.helpers import prescriber_with_hours, screened_patient
 
 TITRATION = [100, 150, 200, 200, 200, 200]
-PLAN = {"product": "Ketamine HCl sublingual troche", "strength_mg": 50, "doses_mg": TITRATION, "min_hours_between": 48,
-        "directions": "Dissolve under the tongue with your sitter present; do not swallow for 15 minutes."}  # fmt: skip
+PLAN = {
+    "product": "Ketamine HCl sublingual troche",
+    "strength_mg": 50,
+    "doses_mg": TITRATION,
+    "min_hours_between": 48,
+    "directions": "Dissolve under the tongue with your sitter present; do not swallow for 15 minutes.",
+}
 
 
 @dataclass
@@ -31,10 +36,14 @@ async def consult_with_encounter(client, session_factory, settings, clock, strip
     prescriber = await prescriber_with_hours(session_factory, settings, clock, state=state)
     patient = await screened_patient(session_factory, settings, clock, outcome=outcome, state=state)
     async with transaction(session_factory) as session:
-        pharmacy = Pharmacy(name="Green Mountain Compounding", phone="+18025550111", address="1 Mill St, Burlington VT", created_at=clock.now())
+        pharmacy = Pharmacy(
+            name="Green Mountain Compounding", phone="+18025550111", address="1 Mill St, Burlington VT", created_at=clock.now()
+        )
         session.add(pharmacy)
     await sign_in(client, patient, clock)
-    booked = await book_paid(client, stripe_fake, {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"})
+    booked = await book_paid(
+        client, stripe_fake, {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
+    )
     # The visit: both in the room at the start; the prescriber opens the encounter ten minutes in.
     consult_starts_at = datetime.fromisoformat(booked["starts_at"])
     await visit_took_place(session_factory, booked["id"], started_at=consult_starts_at)
@@ -48,12 +57,22 @@ async def consult_with_encounter(client, session_factory, settings, clock, strip
 
 async def ready_to_prescribe(client, consult: Consult, clock, *, state="NY") -> None:
     """Identity, location, a fresh PDMP check, vitals, and the decision to start a plan."""
-    body = {"identity_checked": True, "identity_method": "driver's license shown on video", "location_state": state,
-            "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(), "pdmp_state": state, "pdmp_reference": "PMP-1",
-            "pdmp_summary": "no controlled prescriptions in 12 months", "vitals_reviewed": True, "vitals_note": "BP 122/78 at home"}  # fmt: skip
+    body = {
+        "identity_checked": True,
+        "identity_method": "driver's license shown on video",
+        "location_state": state,
+        "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(),
+        "pdmp_state": state,
+        "pdmp_reference": "PMP-1",
+        "pdmp_summary": "no controlled prescriptions in 12 months",
+        "vitals_reviewed": True,
+        "vitals_note": "BP 122/78 at home",
+    }
     recorded = await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json=body, headers=await csrf_headers(client))
     assert recorded.status_code == 200, recorded.text
-    decided = await client.post(f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client))
+    decided = await client.post(
+        f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client)
+    )
     assert decided.status_code == 200, decided.text
 
 
@@ -99,7 +118,9 @@ async def switch_to(client, person: Person, clock) -> None:
 
 async def draft(client, consult: Consult, **changes):
     """POST a draft plan: PLAN with `changes` (the response, not asserted)."""
-    return await client.post(f"/api/v1/encounters/{consult.encounter_id}/plans", json={**PLAN, **changes}, headers=await csrf_headers(client))
+    return await client.post(
+        f"/api/v1/encounters/{consult.encounter_id}/plans", json={**PLAN, **changes}, headers=await csrf_headers(client)
+    )
 
 
 async def drafted(client, consult: Consult, **changes) -> dict:
@@ -158,7 +179,9 @@ async def set_credentials(session_factory, prescriber: Person, *, license_expire
 
     async with transaction(session_factory) as session:
         if license_expires is not None:
-            await session.execute(update(StateLicense).where(StateLicense.clinician_id == prescriber.user_id).values(expires_on=license_expires))
+            await session.execute(
+                update(StateLicense).where(StateLicense.clinician_id == prescriber.user_id).values(expires_on=license_expires)
+            )
         dea = {name: value for name, value in (("expires_on", dea_expires), ("schedules", schedules)) if value is not None}
         if dea:
             await session.execute(update(DeaRegistration).where(DeaRegistration.clinician_id == prescriber.user_id).values(**dea))
@@ -170,8 +193,15 @@ def review_reason(rule_id: str) -> dict:
     from telehealth.intake.service import _reason_dict
 
     key = rule_id.removeprefix("medication.")
-    return _reason_dict(Reason(rule_id=rule_id, outcome=Outcome.NEEDS_REVIEW, clinician_text=f"Takes {MEDICATION_CLASSES.get(key, key)}.",
-                               patient_text="A prescriber will review this.", evidence=f"reported: {key}"))  # fmt: skip
+    return _reason_dict(
+        Reason(
+            rule_id=rule_id,
+            outcome=Outcome.NEEDS_REVIEW,
+            clinician_text=f"Takes {MEDICATION_CLASSES.get(key, key)}.",
+            patient_text="A prescriber will review this.",
+            evidence=f"reported: {key}",
+        )
+    )
 
 
 async def rescreen(session_factory, clock, patient: Person, *, rule_ids: list[str]) -> None:
@@ -179,11 +209,21 @@ async def rescreen(session_factory, clock, patient: Person, *, rule_ids: list[st
     from telehealth.intake.models import Intake, ScreeningDecision
 
     async with transaction(session_factory) as session:
-        intake = Intake(id=uuid.uuid4(), patient_id=patient.patient_id, status="submitted", started_at=clock.now(), submitted_at=clock.now())
+        intake = Intake(
+            id=uuid.uuid4(), patient_id=patient.patient_id, status="submitted", started_at=clock.now(), submitted_at=clock.now()
+        )
         session.add(intake)
         await session.flush()
-        session.add(ScreeningDecision(intake_id=intake.id, patient_id=patient.patient_id, outcome="needs_review", crisis=False,
-                                      reasons=[review_reason(r) for r in rule_ids], screened_at=clock.now()))  # fmt: skip
+        session.add(
+            ScreeningDecision(
+                intake_id=intake.id,
+                patient_id=patient.patient_id,
+                outcome="needs_review",
+                crisis=False,
+                reasons=[review_reason(r) for r in rule_ids],
+                screened_at=clock.now(),
+            )
+        )
 
 
 async def audit_actions(session_factory, resource_id, *, outcome: str | None = None, prefix: str | None = None) -> list[str]:
@@ -234,9 +274,10 @@ async def flag_screening(session_factory, patient: Person, *, rule_ids: list[str
 
     async with transaction(session_factory) as session:
         await session.execute(
-            update(ScreeningDecision).where(ScreeningDecision.patient_id == patient.patient_id)
+            update(ScreeningDecision)
+            .where(ScreeningDecision.patient_id == patient.patient_id)
             .values(outcome="needs_review", reasons=[review_reason(r) for r in rule_ids])
-        )  # fmt: skip
+        )
 
 
 def not_a_current_code(secret: str, at) -> str:
@@ -266,7 +307,13 @@ async def intake_on_file(session_factory, clock, patient: Person) -> None:
     from telehealth.intake.models import Intake, IntakeSection
 
     sections = {
-        "demographics": {"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1985-12-10", "phone": "+12125550100", "timezone": "America/New_York"},
+        "demographics": {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "date_of_birth": "1985-12-10",
+            "phone": "+12125550100",
+            "timezone": "America/New_York",
+        },
         "address": {"line1": "12 Hudson St", "line2": "Apt 4", "city": "New York", "state": "NY", "postal_code": "10013"},
         "emergency_contact": {"name": "Charles Babbage", "relationship": "friend", "phone": "+12125550199"},
         "medical_history": MEDICAL_HISTORY,

@@ -9,11 +9,15 @@ from tests.helpers import csrf_headers
 from tests.integration.prescribing.helpers import consult_with_encounter, switch_to
 
 
-async def test_the_encounter_page_warns_once_the_flexibilities_have_ended_where_the_patient_is(client, session_factory, settings, clock, stripe_fake):
+async def test_the_encounter_page_warns_once_the_flexibilities_have_ended_where_the_patient_is(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
     page = f"/encounters/{consult.encounter_id}"
     assert 'id="basis-notice"' not in (await client.get(page)).text  # no location recorded yet
-    recorded = await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json={"location_state": "NY"}, headers=await csrf_headers(client))
+    recorded = await client.patch(
+        f"/api/v1/encounters/{consult.encounter_id}", json={"location_state": "NY"}, headers=await csrf_headers(client)
+    )
     assert recorded.status_code == 200, recorded.text
     assert 'id="basis-notice"' not in (await client.get(page)).text  # 24 Nov 2026: the visit is basis enough
 

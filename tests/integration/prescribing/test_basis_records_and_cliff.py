@@ -29,7 +29,9 @@ async def record(client, patient_id, body: dict):
     return await client.post(f"/api/v1/patients/{patient_id}/in-person-evaluations", json=body, headers=await csrf_headers(client))
 
 
-async def test_an_evaluation_dated_in_the_future_or_before_the_account_is_refused_naming_the_field(client, session_factory, settings, clock):
+async def test_an_evaluation_dated_in_the_future_or_before_the_account_is_refused_naming_the_field(
+    client, session_factory, settings, clock
+):
     patient = await screened_patient(session_factory, settings, clock)  # account created 23 Nov 2026, 10:00 in New York
     rx = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
     other = await make_person(session_factory, role=Role.PRESCRIBER, email="rx2@example.org", now=clock.now(), settings=settings)
@@ -43,15 +45,25 @@ async def test_an_evaluation_dated_in_the_future_or_before_the_account_is_refuse
     before = await record(client, patient.patient_id, {"evaluated_on": "2026-11-22", **place})
     assert refusal(before) == (422, "request.invalid", ["evaluated_on"])
     assert before.json()["fields"]["evaluated_on"] == "is before the patient's account was created (2026-11-23)"
-    assert refusal(await record(client, patient.patient_id, {"evaluated_on": "2026-11-23", "place": "  "})) == (422, "request.invalid", ["place"])
+    assert refusal(await record(client, patient.patient_id, {"evaluated_on": "2026-11-23", "place": "  "})) == (
+        422,
+        "request.invalid",
+        ["place"],
+    )
     not_mine = await record(client, patient.patient_id, {"evaluated_on": "2026-11-23", **place, "prescriber_id": str(other.user_id)})
     assert refusal(not_mine) == (422, "request.invalid", ["prescriber_id"])
     unknown = await record(client, uuid.uuid4(), {"evaluated_on": "2026-11-23", **place})
     assert refusal(unknown)[:2] == (404, "patient.not_found")
 
     await switch_to(client, co, clock)
-    assert refusal(await record(client, patient.patient_id, {"evaluated_on": "2026-11-23", **place})) == (422, "request.invalid", ["prescriber_id"])
-    by_therapist = await record(client, patient.patient_id, {"evaluated_on": "2026-11-23", **place, "prescriber_id": str(therapist.user_id)})
+    assert refusal(await record(client, patient.patient_id, {"evaluated_on": "2026-11-23", **place})) == (
+        422,
+        "request.invalid",
+        ["prescriber_id"],
+    )
+    by_therapist = await record(
+        client, patient.patient_id, {"evaluated_on": "2026-11-23", **place, "prescriber_id": str(therapist.user_id)}
+    )
     assert refusal(by_therapist) == (422, "request.invalid", ["prescriber_id"])
     async with session_factory() as session:
         assert (await session.execute(select(InPersonEvaluation))).first() is None
@@ -77,7 +89,9 @@ async def test_the_evaluation_form_records_one_and_shows_the_reason_of_a_refusal
     not_a_date = await client.post(path, data={"evaluated_on": "soon", "place": "Clinic", "_csrf_token": token}, headers=HTML)
     assert not_a_date.status_code == 422 and "<strong>Evaluated on</strong>: must be a date" in not_a_date.text
 
-    saved = await client.post(path, data={"evaluated_on": "2026-11-23", "place": "Evergreen clinic, Burlington", "_csrf_token": token}, headers=HTML)
+    saved = await client.post(
+        path, data={"evaluated_on": "2026-11-23", "place": "Evergreen clinic, Burlington", "_csrf_token": token}, headers=HTML
+    )
     assert saved.status_code == 200 and "Evaluation recorded." in saved.text  # followed the redirect
     assert "23 Nov 2026" in saved.text and "Evergreen clinic, Burlington" in saved.text
 
@@ -86,7 +100,9 @@ def csv_rows(body: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(body)))
 
 
-async def test_the_cliff_is_counted_on_the_homes_and_listed_by_state_with_what_each_lacks(client, session_factory, settings, clock, stripe_fake):
+async def test_the_cliff_is_counted_on_the_homes_and_listed_by_state_with_what_each_lacks(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)  # Pat, NY, consult booked with Rx
     await screened_patient(session_factory, settings, clock, email="dana@example.org", state="NJ")  # screened, no consult yet
     await screened_patient(session_factory, settings, clock, email="ivan@example.org", state="NY", outcome="ineligible")  # not active
@@ -120,11 +136,19 @@ async def test_the_cliff_is_counted_on_the_homes_and_listed_by_state_with_what_e
 
     # A special registration lapsing before the first day after the date is no basis; renewed, it is.
     registrations = f"/api/v1/clinicians/{consult.prescriber.user_id}/special-registrations"
-    added = await client.post(registrations, json={"state": "NY", "number": "TSR-9", "expires_on": "2026-12-31"}, headers=await csrf_headers(client))
+    added = await client.post(
+        registrations, json={"state": "NY", "number": "TSR-9", "expires_on": "2026-12-31"}, headers=await csrf_headers(client)
+    )
     assert added.status_code == 201, added.text
-    assert "Rx's special registration in New York expires 2026-12-31, before 2027-01-01" in (await client.get("/coordinator/prescribing-basis.csv")).text
-    renewed = await client.put(f"{registrations}/{added.json()['id']}", json={"state": "NY", "number": "TSR-9", "expires_on": "2027-06-30"},
-                               headers=await csrf_headers(client))  # fmt: skip
+    assert (
+        "Rx's special registration in New York expires 2026-12-31, before 2027-01-01"
+        in (await client.get("/coordinator/prescribing-basis.csv")).text
+    )
+    renewed = await client.put(
+        f"{registrations}/{added.json()['id']}",
+        json={"state": "NY", "number": "TSR-9", "expires_on": "2027-06-30"},
+        headers=await csrf_headers(client),
+    )
     assert renewed.status_code == 200
     assert [row[0] for row in csv_rows((await client.get("/coordinator/prescribing-basis.csv")).text)] == ["patient", "Dana"]
     assert "1 active patient needs a new plan or renewal" in (await client.get("/coordinator", headers=HTML)).text
@@ -141,7 +165,9 @@ async def test_the_cliff_is_counted_on_the_homes_and_listed_by_state_with_what_e
     assert [row[0] for row in csv_rows((await client.get("/coordinator/prescribing-basis.csv")).text)] == ["patient", "Dana"]
 
 
-async def test_a_seen_patient_counts_with_the_prescriber_who_saw_them_and_disabled_accounts_do_not(client, session_factory, settings, clock, stripe_fake):
+async def test_a_seen_patient_counts_with_the_prescriber_who_saw_them_and_disabled_accounts_do_not(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
     dana = await screened_patient(session_factory, settings, clock, email="dana@example.org", state="NJ")
     async with transaction(session_factory) as session:  # the consult is over; the encounter has no decision yet

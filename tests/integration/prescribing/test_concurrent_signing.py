@@ -26,7 +26,9 @@ from tests.integration.prescribing.helpers import (
 )
 
 
-async def test_five_simultaneous_signings_with_the_same_code_from_two_sessions_sign_once(client, session_factory, settings, clock, stripe_fake):
+async def test_five_simultaneous_signings_with_the_same_code_from_two_sessions_sign_once(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
     await ready_to_prescribe(client, consult, clock)
     plan = await drafted(client, consult)

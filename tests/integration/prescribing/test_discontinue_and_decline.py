@@ -63,7 +63,11 @@ async def test_discontinuing_before_any_shipment_cancels_the_filled_and_held_bat
     assert (await client.get("/api/v1/pharmacy/queue")).json()["batches"] == []
     await run_jobs(session_factory, settings, clock)
     assert [r["amount"] for r in watch.created("refund")] == [payment.amount_cents]
-    assert await audit_actions(session_factory, first, prefix="plan_batch.") == ["plan_batch.accept", "plan_batch.fill", "plan_batch.cancel"]
+    assert await audit_actions(session_factory, first, prefix="plan_batch.") == [
+        "plan_batch.accept",
+        "plan_batch.fill",
+        "plan_batch.cancel",
+    ]
     assert await audit_actions(session_factory, second) == ["plan_batch.cancel"]
     assert (await audit_actions(session_factory, plan["id"]))[-1] == "troche_plan.discontinue"
 
@@ -72,7 +76,11 @@ async def test_discontinuing_after_the_first_shipment_refunds_half_and_cancels_t
     client, session_factory, settings, clock, stripe_fake
 ):
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake, shipment_sessions=[2, 2, 2])
-    assert [(b["sessions"], b["units"], b["status"]) for b in plan["batches"]] == [("1-2", 5, "queued"), ("3-4", 8, "held"), ("5-6", 8, "held")]
+    assert [(b["sessions"], b["units"], b["status"]) for b in plan["batches"]] == [
+        ("1-2", 5, "queued"),
+        ("3-4", 8, "held"),
+        ("5-6", 8, "held"),
+    ]
     first, second, third = (b["id"] for b in plan["batches"])
     await pay_program_fee(client, consult, stripe_fake, clock)
     staff = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id)
@@ -95,10 +103,17 @@ async def test_discontinuing_after_the_first_shipment_refunds_half_and_cancels_t
     await switch_to(client, staff, clock)
     assert (await pharmacy_step(client, second, "fill", {**FILL, "units": 8})).status_code == 409
     assert (await pharmacy_step(client, second, "ship", SHIP)).status_code in (409, 422)
-    assert await audit_actions(session_factory, second) == ["plan_batch.release", "plan_batch.release_override", "plan_batch.accept", "plan_batch.cancel"]
+    assert await audit_actions(session_factory, second) == [
+        "plan_batch.release",
+        "plan_batch.release_override",
+        "plan_batch.accept",
+        "plan_batch.cancel",
+    ]
 
 
-async def test_discontinuing_before_the_fee_is_paid_cancels_the_queued_batch_and_the_fee(client, session_factory, settings, clock, stripe_fake):
+async def test_discontinuing_before_the_fee_is_paid_cancels_the_queued_batch_and_the_fee(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
     stopped = (await discontinue(client, plan["id"])).json()
     assert [b["status"] for b in stopped["batches"]] == ["cancelled", "cancelled"]  # queued and held
@@ -124,6 +139,8 @@ async def test_a_declined_consult_is_refunded_in_full(client, session_factory, s
     assert (await decide(client, consult, "start_plan")).status_code == 409  # decided once
 
     await run_jobs(session_factory, settings, clock)
-    assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [(payment.stripe_payment_intent_id, payment.amount_cents)]
+    assert [(r["payment_intent"], r["amount"]) for r in watch.created("refund")] == [
+        (payment.stripe_payment_intent_id, payment.amount_cents)
+    ]
     assert [(r.reason, r.status) for r in await rows(session_factory, Refund)] == [("ineligible", "succeeded")]
     assert "encounter.decline" in await audit_actions(session_factory, consult.encounter_id)

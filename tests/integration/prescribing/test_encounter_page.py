@@ -17,7 +17,11 @@ from tests.integration.prescribing.helpers import consult_with_encounter, ready_
 async def _with_intake_vitals(session_factory, consult, clock) -> None:
     async with transaction(session_factory) as session:
         intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == consult.patient.patient_id))
-        session.add(IntakeSection(intake_id=intake_id, section="vitals", answers={"bp_systolic": 148, "bp_diastolic": 94, "pulse": 81}, saved_at=clock.now()))
+        session.add(
+            IntakeSection(
+                intake_id=intake_id, section="vitals", answers={"bp_systolic": 148, "bp_diastolic": 94, "pulse": 81}, saved_at=clock.now()
+            )
+        )
 
 
 async def test_vitals_links_and_refusals_beside_their_fields(client, session_factory, settings, clock, stripe_fake):
@@ -37,10 +41,19 @@ async def test_vitals_links_and_refusals_beside_their_fields(client, session_fac
     # A plan above the dose cap: the summary at the top names it, and so does a message beside the field.
     await ready_to_prescribe(client, consult, clock)
     page = (await client.get(url)).text
-    refused = await client.post(f"{url}/plans", data={
-        "product": "Ketamine HCl sublingual troche", "strength_mg": "50", "doses_mg": "100, 5000", "min_hours_between": "48",
-        "directions": "Under the tongue", "shipment_sessions": "", "pharmacy_id": "", "_csrf_token": form_csrf_token(page),
-    })  # fmt: skip
+    refused = await client.post(
+        f"{url}/plans",
+        data={
+            "product": "Ketamine HCl sublingual troche",
+            "strength_mg": "50",
+            "doses_mg": "100, 5000",
+            "min_hours_between": "48",
+            "directions": "Under the tongue",
+            "shipment_sessions": "",
+            "pharmacy_id": "",
+            "_csrf_token": form_csrf_token(page),
+        },
+    )
     assert refused.status_code in (409, 422), refused.text
     body = refused.text
     assert 'id="refusal"' in body and "Dose per session" in body.split('id="refusal"')[1].split("</div>")[0]

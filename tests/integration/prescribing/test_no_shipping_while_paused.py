@@ -17,7 +17,9 @@ async def test_a_paused_plans_batch_does_not_ship(client, session_factory, setti
     assert (await pharmacy_step(client, first, "fill", {**FILL, "units": 9})).status_code == 200
 
     await switch_to(client, consult.prescriber, clock)
-    paused = await client.post(f"/api/v1/plans/{plan['id']}/pause", json={"reason": "Blood pressure to recheck"}, headers=await csrf_headers(client))
+    paused = await client.post(
+        f"/api/v1/plans/{plan['id']}/pause", json={"reason": "Blood pressure to recheck"}, headers=await csrf_headers(client)
+    )
     assert paused.status_code == 200, paused.text
     await switch_to(client, staff, clock)
     assert refusal(await pharmacy_step(client, first, "ship", SHIP))[:2] == (422, "batch.plan_paused")

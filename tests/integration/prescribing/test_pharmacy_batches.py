@@ -23,9 +23,20 @@ from tests.integration.prescribing.helpers import (
 )
 
 QUEUE_LINE_KEYS = {
-    "batch_id", "status", "sequence", "patient_name", "date_of_birth", "ship_to", "prescriber_name", "prescriber_dea", "product",
-    "strength_mg", "units", "sessions", "directions",
-}  # fmt: skip
+    "batch_id",
+    "status",
+    "sequence",
+    "patient_name",
+    "date_of_birth",
+    "ship_to",
+    "prescriber_name",
+    "prescriber_dea",
+    "product",
+    "strength_mg",
+    "units",
+    "sessions",
+    "directions",
+}
 
 
 async def test_the_pharmacist_sees_what_filling_needs_and_nothing_of_the_chart(client, session_factory, settings, clock, stripe_fake):
@@ -40,7 +51,13 @@ async def test_the_pharmacist_sees_what_filling_needs_and_nothing_of_the_chart(c
     [line] = queue.json()["batches"]
     assert set(line) == QUEUE_LINE_KEYS
     assert (line["patient_name"], line["date_of_birth"], line["prescriber_dea"], line["units"], line["sessions"], line["status"]) == (
-        "Ada Lovelace", "1985-12-10", "BX1", 9, "1-3", "queued")  # fmt: skip
+        "Ada Lovelace",
+        "1985-12-10",
+        "BX1",
+        9,
+        "1-3",
+        "queued",
+    )
     assert line["ship_to"] == {"line1": "12 Hudson St", "line2": "Apt 4", "city": "New York", "state": "NY", "postal_code": "10013"}
     for private in ("Clonazepam", "seizure", "Babbage", "+1212", "PMP-1", "BP 122", "doses_mg", "128"):
         assert private not in queue.text, private
@@ -48,11 +65,15 @@ async def test_the_pharmacist_sees_what_filling_needs_and_nothing_of_the_chart(c
     patient_id = consult.patient.patient_id
     for path in (f"/api/v1/patients/{patient_id}/intake", f"/api/v1/encounters/{consult.encounter_id}", f"/api/v1/plans/{plan['id']}"):
         assert (await client.get(path)).status_code == 403, path
-    patched = await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json={"vitals_note": "x"}, headers=await csrf_headers(client))
+    patched = await client.patch(
+        f"/api/v1/encounters/{consult.encounter_id}", json={"vitals_note": "x"}, headers=await csrf_headers(client)
+    )
     assert patched.status_code == 403
 
 
-async def test_batches_go_in_order_ship_only_once_paid_and_every_step_is_audited(client, session_factory, settings, clock, stripe_fake, smtp):
+async def test_batches_go_in_order_ship_only_once_paid_and_every_step_is_audited(
+    client, session_factory, settings, clock, stripe_fake, smtp
+):
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
     first, second = (b["id"] for b in plan["batches"])
     assert [b["status"] for b in plan["batches"]] == ["queued", "held"]
@@ -61,7 +82,9 @@ async def test_batches_go_in_order_ship_only_once_paid_and_every_step_is_audited
 
     staff = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id)
     await switch_to(client, staff, clock)
-    assert [line["batch_id"] for line in (await client.get("/api/v1/pharmacy/queue")).json()["batches"]] == [first]  # the held batch is not shown
+    assert [line["batch_id"] for line in (await client.get("/api/v1/pharmacy/queue")).json()["batches"]] == [
+        first
+    ]  # the held batch is not shown
     assert (await pharmacy_step(client, second, "accept")).status_code == 409  # held: nothing to accept
     assert (await release(client, second, "I am the pharmacy")).status_code == 403  # only the prescriber releases
     assert (await pharmacy_step(client, first, "accept")).status_code == 200
@@ -91,8 +114,21 @@ async def test_batches_go_in_order_ship_only_once_paid_and_every_step_is_audited
     for secret in ("etamine", "troche", "Troche", " mg", "1Z999", "L-7", "UPS", "dose"):
         assert secret not in body and secret not in shipped_mail["Subject"], secret
 
-    assert await audit_actions(session_factory, plan["id"]) == ["troche_plan.draft", "troche_plan.sign", "troche_plan.basis", "troche_plan.send", "troche_plan.activate"]
-    assert await audit_actions(session_factory, first, prefix="plan_batch.") == ["plan_batch.accept", "plan_batch.fill", "plan_batch.ship", "plan_batch.deliver"]
+    assert await audit_actions(session_factory, plan["id"]) == [
+        "troche_plan.draft",
+        "troche_plan.sign",
+        "troche_plan.basis",
+        "troche_plan.send",
+        "troche_plan.activate",
+    ]
+    assert await audit_actions(session_factory, first, prefix="plan_batch.") == [
+        "plan_batch.accept",
+        "plan_batch.fill",
+        "plan_batch.ship",
+        "plan_batch.deliver",
+    ]
     assert await audit_actions(session_factory, second) == ["plan_batch.release", "plan_batch.release_override"]
     encounter_trail = await audit_actions(session_factory, consult.encounter_id)
-    assert encounter_trail[0] == "encounter.open" and encounter_trail[-1] == "encounter.start_plan" and "encounter.record" in encounter_trail
+    assert (
+        encounter_trail[0] == "encounter.open" and encounter_trail[-1] == "encounter.start_plan" and "encounter.record" in encounter_trail
+    )

@@ -41,7 +41,9 @@ async def test_a_pharmacist_sees_their_own_pharmacys_queue_and_not_anothers(clie
     await intake_on_file(session_factory, clock, consult.patient)
     first = plan["batches"][0]["id"]
     ours = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id, email="ours@example.org")
-    theirs = await pharmacist(session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org")
+    theirs = await pharmacist(
+        session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org"
+    )
 
     await switch_to(client, ours, clock)
     mine = (await client.get("/api/v1/pharmacy/queue")).json()
@@ -66,7 +68,9 @@ async def test_another_pharmacys_batch_is_404_for_the_read_and_every_step_and_ea
     first = plan["batches"][0]["id"]
     await pay_program_fee(client, consult, stripe_fake, clock)
     ours = await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id, email="ours@example.org")
-    theirs = await pharmacist(session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org")
+    theirs = await pharmacist(
+        session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org"
+    )
 
     await switch_to(client, theirs, clock)
     read = await client.get(f"/api/v1/pharmacy/batches/{first}")
@@ -88,14 +92,25 @@ async def test_another_pharmacys_batch_is_404_for_the_read_and_every_step_and_ea
         assert done.status_code == 200, (step, done.text)
 
     denied = await audit_actions(session_factory, first, outcome="denied")
-    assert denied == ["pharmacy.batch.read", "pharmacy.batch.reject"] + [f"pharmacy.batch.{s}" for s in ("accept", "fill", "ship", "deliver") for _ in (1, 2)]
+    assert denied == ["pharmacy.batch.read", "pharmacy.batch.reject"] + [
+        f"pharmacy.batch.{s}" for s in ("accept", "fill", "ship", "deliver") for _ in (1, 2)
+    ]
     async with session_factory() as session:
-        refusals = list((await session.execute(select(AuditEvent).where(AuditEvent.resource_id == first, AuditEvent.outcome == "denied"))).scalars())
+        refusals = list(
+            (await session.execute(select(AuditEvent).where(AuditEvent.resource_id == first, AuditEvent.outcome == "denied"))).scalars()
+        )
     assert {(e.actor_user_id, e.reason, e.patient_id) for e in refusals} == {(theirs.user_id, "not_visible", None)}
-    assert await audit_actions(session_factory, first, prefix="plan_batch.") == ["plan_batch.accept", "plan_batch.fill", "plan_batch.ship", "plan_batch.deliver"]
+    assert await audit_actions(session_factory, first, prefix="plan_batch.") == [
+        "plan_batch.accept",
+        "plan_batch.fill",
+        "plan_batch.ship",
+        "plan_batch.deliver",
+    ]
 
 
-async def test_queue_and_batch_reads_leave_audit_events_naming_the_pharmacy_and_batch(client, session_factory, settings, clock, stripe_fake):
+async def test_queue_and_batch_reads_leave_audit_events_naming_the_pharmacy_and_batch(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
     await intake_on_file(session_factory, clock, consult.patient)
     first = plan["batches"][0]["id"]
@@ -120,12 +135,19 @@ async def test_queue_and_batch_reads_leave_audit_events_naming_the_pharmacy_and_
     [batch_read, held_refused] = await _events(session_factory, "pharmacy.batch.read")
     assert (held_refused.resource_id, held_refused.outcome, held_refused.patient_id) == (held, "denied", None)
     assert (batch_read.actor_user_id, batch_read.resource_id, batch_read.patient_id, batch_read.reason, batch_read.outcome) == (
-        ours.user_id, first, consult.patient.patient_id, f"pharmacy:{consult.pharmacy_id}", "success")  # fmt: skip
+        ours.user_id,
+        first,
+        consult.patient.patient_id,
+        f"pharmacy:{consult.pharmacy_id}",
+        "success",
+    )
     for event in queue_reads + lines + [batch_read]:
         assert not any(detail in (event.reason or "") for detail in PATIENT_DETAILS)
 
 
-async def test_a_pharmacist_of_no_pharmacy_sees_an_empty_queue_and_a_sentence_saying_why(client, session_factory, settings, clock, stripe_fake):
+async def test_a_pharmacist_of_no_pharmacy_sees_an_empty_queue_and_a_sentence_saying_why(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult, plan = await signed_plan(client, session_factory, settings, clock, stripe_fake)
     await intake_on_file(session_factory, clock, consult.patient)
     first = plan["batches"][0]["id"]

@@ -28,7 +28,9 @@ async def _pharmacy(session_factory, clock, name="Green Mountain Compounding") -
 
 
 async def _assign(client, pharmacist_id, pharmacy_id):
-    return await client.put(f"/api/v1/pharmacists/{pharmacist_id}/pharmacy", json={"pharmacy_id": str(pharmacy_id)}, headers=await csrf_headers(client))
+    return await client.put(
+        f"/api/v1/pharmacists/{pharmacist_id}/pharmacy", json={"pharmacy_id": str(pharmacy_id)}, headers=await csrf_headers(client)
+    )
 
 
 async def _staff_rows(session_factory) -> list[tuple]:
@@ -38,9 +40,16 @@ async def _staff_rows(session_factory) -> list[tuple]:
 
 async def _assign_events(session_factory) -> list[tuple]:
     async with session_factory() as session:
-        return [tuple(row) for row in (await session.execute(
-            select(AuditEvent.resource_id, AuditEvent.reason).where(AuditEvent.action == "pharmacy_staff.assign").order_by(AuditEvent.id)
-        )).all()]  # fmt: skip
+        return [
+            tuple(row)
+            for row in (
+                await session.execute(
+                    select(AuditEvent.resource_id, AuditEvent.reason)
+                    .where(AuditEvent.action == "pharmacy_staff.assign")
+                    .order_by(AuditEvent.id)
+                )
+            ).all()
+        ]
 
 
 @pytest.mark.parametrize("who", ["prescriber", "coordinator", "unknown account"])
@@ -48,17 +57,25 @@ async def test_placing_an_account_that_is_not_a_pharmacists_is_refused_naming_th
     pharmacy_id = await _pharmacy(session_factory, clock)
     coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
     target = {
-        "prescriber": (await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)).user_id,
+        "prescriber": (
+            await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
+        ).user_id,
         "coordinator": coordinator.user_id,
         "unknown account": uuid.uuid4(),
     }[who]
     await sign_in(client, coordinator, clock)
     refused = await _assign(client, target, pharmacy_id)
-    assert (refused.status_code, refused.json()["code"], refused.json()["fields"]) == (422, "pharmacy_staff.invalid", {"pharmacist_id": "is not a pharmacist's account"})
+    assert (refused.status_code, refused.json()["code"], refused.json()["fields"]) == (
+        422,
+        "pharmacy_staff.invalid",
+        {"pharmacist_id": "is not a pharmacist's account"},
+    )
     assert await _staff_rows(session_factory) == [] and await _assign_events(session_factory) == []
 
 
-async def test_an_unknown_pharmacy_is_refused_naming_the_field_and_a_placement_is_audited_and_moves_the_queue(client, session_factory, settings, clock):
+async def test_an_unknown_pharmacy_is_refused_naming_the_field_and_a_placement_is_audited_and_moves_the_queue(
+    client, session_factory, settings, clock
+):
     green = await _pharmacy(session_factory, clock)
     hudson = await other_pharmacy(session_factory, clock)
     staff = await pharmacist(session_factory, settings, clock, pharmacy_id=None)
@@ -94,9 +111,13 @@ async def test_the_credentials_page_places_a_pharmacist_and_names_a_bad_field(cl
     assert "no pharmacy yet" in page.text and f'action="/coordinator/clinicians/{staff.user_id}/pharmacy"' in page.text
     token = form_csrf_token(page.text)
 
-    bad = await client.post(f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": "", "_csrf_token": token}, headers=html)
+    bad = await client.post(
+        f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": "", "_csrf_token": token}, headers=html
+    )
     assert bad.status_code == 422 and "Pharmacy</a>: is not a known pharmacy" in bad.text
-    saved = await client.post(f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": str(green), "_csrf_token": token}, headers=html)
+    saved = await client.post(
+        f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": str(green), "_csrf_token": token}, headers=html
+    )
     assert saved.status_code == 200 and "Pharmacy saved." in saved.text and "no pharmacy yet" not in saved.text
     assert await _staff_rows(session_factory) == [(staff.user_id, green)]
 
@@ -110,12 +131,28 @@ async def test_create_staff_places_a_new_pharmacist_in_the_named_pharmacy(databa
     get_settings.cache_clear()
     base = ["--name", "New Pharmacist", "--role", "pharmacist", "--password", "a long staff password"]
     try:
-        made = await asyncio.to_thread(CliRunner().invoke, cli.create_staff_command, ["--email", "ph@example.org", "--pharmacy", "Green Mountain Compounding", *base])
-        unknown = await asyncio.to_thread(CliRunner().invoke, cli.create_staff_command, ["--email", "ph2@example.org", "--pharmacy", "Nowhere Rx", *base])
+        made = await asyncio.to_thread(
+            CliRunner().invoke, cli.create_staff_command, ["--email", "ph@example.org", "--pharmacy", "Green Mountain Compounding", *base]
+        )
+        unknown = await asyncio.to_thread(
+            CliRunner().invoke, cli.create_staff_command, ["--email", "ph2@example.org", "--pharmacy", "Nowhere Rx", *base]
+        )
         not_pharmacist = await asyncio.to_thread(
-            CliRunner().invoke, cli.create_staff_command,
-            ["--email", "co@example.org", "--name", "C", "--role", "coordinator", "--password", "a long staff password", "--pharmacy", str(green)],
-        )  # fmt: skip
+            CliRunner().invoke,
+            cli.create_staff_command,
+            [
+                "--email",
+                "co@example.org",
+                "--name",
+                "C",
+                "--role",
+                "coordinator",
+                "--password",
+                "a long staff password",
+                "--pharmacy",
+                str(green),
+            ],
+        )
     finally:
         get_settings.cache_clear()
     assert made.exit_code == 0, made.output
@@ -156,14 +193,18 @@ async def test_the_migration_keeps_existing_pharmacists_working_only_where_the_c
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade, "0026_pharmacy_staff-1")
-            await connection.execute(text(
-                "INSERT INTO user_account (id, email, full_name, role, password_hash, is_active, failed_login_count, created_at) "
-                "VALUES (:id, 'ph@example.org', 'Ph', 'pharmacist', 'x', true, 0, now())"
-            ), {"id": user_id})  # fmt: skip
+            await connection.execute(
+                text(
+                    "INSERT INTO user_account (id, email, full_name, role, password_hash, is_active, failed_login_count, created_at) "
+                    "VALUES (:id, 'ph@example.org', 'Ph', 'pharmacist', 'x', true, 0, now())"
+                ),
+                {"id": user_id},
+            )
             for index in range(pharmacies):
-                await connection.execute(text(
-                    "INSERT INTO pharmacy (id, name, phone, address, created_at) VALUES (:id, :name, '+1', 'a', now())"
-                ), {"id": uuid.uuid4(), "name": f"Pharmacy {index}"})  # fmt: skip
+                await connection.execute(
+                    text("INSERT INTO pharmacy (id, name, phone, address, created_at) VALUES (:id, :name, '+1', 'a', now())"),
+                    {"id": uuid.uuid4(), "name": f"Pharmacy {index}"},
+                )
             await connection.run_sync(upgrade, "head")
             rows = (await connection.execute(text("SELECT user_id FROM pharmacy_staff"))).scalars().all()
         assert rows == ([user_id] if placed else [])

@@ -82,7 +82,9 @@ async def test_a_pause_committed_while_the_ship_step_waits_stops_the_shipment(cl
         assert await session.scalar(text("SELECT status FROM plan_batch WHERE id = :id"), {"id": uuid.UUID(first)}) == "filled"
 
 
-async def test_two_signings_with_valid_codes_at_once_sign_once_by_the_compare_and_swap(client, session_factory, settings, clock, stripe_fake):
+async def test_two_signings_with_valid_codes_at_once_sign_once_by_the_compare_and_swap(
+    client, session_factory, settings, clock, stripe_fake
+):
     """Rule 6: signing is a compare-and-swap (draft -> signed, UPDATE ... WHERE status = 'draft'). Two signing
     requests of one plan, each with its own valid code (this step's and the next's, in that order, so the
     second factor passes for both), give one signature; the second is refused by the swap, not by two-factor.
@@ -123,9 +125,15 @@ async def test_two_signings_with_valid_codes_at_once_sign_once_by_the_compare_an
 
 async def encounter_facts(session_factory, consult) -> tuple:
     async with session_factory() as session:
-        row = (await session.execute(text(
-            "SELECT identity_checked, identity_method, location_state, location_recorded_at, pdmp_checked_at, pdmp_state, pdmp_reference, "
-            "pdmp_summary, vitals_reviewed, vitals_note FROM encounter WHERE id = :id"), {"id": uuid.UUID(consult.encounter_id)})).one()  # fmt: skip
+        row = (
+            await session.execute(
+                text(
+                    "SELECT identity_checked, identity_method, location_state, location_recorded_at, pdmp_checked_at, pdmp_state, pdmp_reference, "
+                    "pdmp_summary, vitals_reviewed, vitals_note FROM encounter WHERE id = :id"
+                ),
+                {"id": uuid.UUID(consult.encounter_id)},
+            )
+        ).one()
     return tuple(row)
 
 
@@ -200,8 +208,14 @@ async def test_prescribing_needs_a_license_and_a_dea_registration_both_in_the_st
     from tests.integration.prescribing.helpers import decide
 
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)  # patient and prescriber in NY
-    facts = {"identity_checked": True, "identity_method": "passport on video", "location_state": "NJ", "pdmp_state": "NJ",
-             "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(), "vitals_reviewed": True}  # fmt: skip
+    facts = {
+        "identity_checked": True,
+        "identity_method": "passport on video",
+        "location_state": "NJ",
+        "pdmp_state": "NJ",
+        "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(),
+        "vitals_reviewed": True,
+    }
     assert (await record_encounter(client, consult, **facts)).status_code == 200  # visiting New Jersey today
     not_licensed = (422, "plan.location_not_licensed", ["location_state"])
     assert refusal(await decide(client, consult)) == not_licensed  # licensed where they live, not where they are

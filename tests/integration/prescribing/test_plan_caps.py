@@ -35,13 +35,20 @@ async def test_every_cap_refuses_its_first_step_over_and_accepts_the_cap(client,
         assert await session.scalar(text("SELECT count(*) FROM troche_plan")) == 0  # nothing refused was saved
 
     at_the_caps = await drafted(client, consult, doses_mg=[400] * 12, min_hours_between=48, refills=0)
-    assert (at_the_caps["sessions"], at_the_caps["doses_mg"][0], at_the_caps["min_hours_between"], at_the_caps["refills"]) == (12, 400, 48, 0)
+    assert (at_the_caps["sessions"], at_the_caps["doses_mg"][0], at_the_caps["min_hours_between"], at_the_caps["refills"]) == (
+        12,
+        400,
+        48,
+        0,
+    )
     assert at_the_caps["shipment_sessions"] == [3, 9]  # the default split: three first, the rest after their reports
     split = await drafted(client, consult, doses_mg=TWELVE, shipment_sessions=[4, 4, 4], strength_mg=100)
     assert split["units_per_session"] == [1] * 12 and split["status"] == "draft"
 
 
-async def test_one_live_plan_per_patient_when_writing_when_signing_and_in_the_database(client, session_factory, settings, clock, stripe_fake):
+async def test_one_live_plan_per_patient_when_writing_when_signing_and_in_the_database(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
     await ready_to_prescribe(client, consult, clock)
     first = await drafted(client, consult)

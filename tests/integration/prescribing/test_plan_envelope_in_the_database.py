@@ -34,5 +34,7 @@ async def test_the_database_refuses_a_plan_outside_the_envelope(session_factory,
 async def test_the_limits_themselves_are_allowed(session_factory, settings, clock):
     home = await active_plan(session_factory, settings, clock)
     async with transaction(session_factory) as session:
-        await session.execute(update(TrochePlan).where(TrochePlan.id == home.plan_id).values(sessions=12, doses_mg=[400] * 12, min_hours_between=48))
+        await session.execute(
+            update(TrochePlan).where(TrochePlan.id == home.plan_id).values(sessions=12, doses_mg=[400] * 12, min_hours_between=48)
+        )
         assert await session.scalar(text("SELECT sessions FROM troche_plan WHERE id = :id"), {"id": home.plan_id}) == 12

@@ -8,7 +8,9 @@ from tests.helpers import csrf_headers, pay_checkout, sign_in
 from tests.integration.prescribing.helpers import PLAN, consult_with_encounter, pharmacist, ready_to_prescribe, sign
 
 
-async def test_a_prescriber_signs_a_titrated_plan_and_the_pharmacy_fills_and_ships_batch_one(client, session_factory, settings, clock, stripe_fake, smtp):
+async def test_a_prescriber_signs_a_titrated_plan_and_the_pharmacy_fills_and_ships_batch_one(
+    client, session_factory, settings, clock, stripe_fake, smtp
+):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
     await ready_to_prescribe(client, consult, clock)
     drafted = await client.post(f"/api/v1/encounters/{consult.encounter_id}/plans", json=PLAN, headers=await csrf_headers(client))
@@ -32,7 +34,9 @@ async def test_a_prescriber_signs_a_titrated_plan_and_the_pharmacy_fills_and_shi
     for step, body in (("accept", None), ("fill", {"lot_number": "L-7", "beyond_use_date": "2027-02-01", "units": 9})):
         moved = await client.post(f"/api/v1/pharmacy/batches/{batch_id}/{step}", json=body or {}, headers=await csrf_headers(client))
         assert moved.status_code == 200, moved.text
-    unpaid = await client.post(f"/api/v1/pharmacy/batches/{batch_id}/ship", json={"carrier": "UPS", "tracking_number": "1Z999"}, headers=await csrf_headers(client))
+    unpaid = await client.post(
+        f"/api/v1/pharmacy/batches/{batch_id}/ship", json={"carrier": "UPS", "tracking_number": "1Z999"}, headers=await csrf_headers(client)
+    )
     assert (unpaid.status_code, unpaid.json()["code"]) == (422, "batch.program_fee_unpaid")
 
     client.cookies.clear()
@@ -46,7 +50,9 @@ async def test_a_prescriber_signs_a_titrated_plan_and_the_pharmacy_fills_and_shi
     client.cookies.clear()
     clock.advance(timedelta(seconds=30))  # a new TOTP step: a code is never accepted twice
     await sign_in(client, staff, clock)
-    shipped = await client.post(f"/api/v1/pharmacy/batches/{batch_id}/ship", json={"carrier": "UPS", "tracking_number": "1Z999"}, headers=await csrf_headers(client))
+    shipped = await client.post(
+        f"/api/v1/pharmacy/batches/{batch_id}/ship", json={"carrier": "UPS", "tracking_number": "1Z999"}, headers=await csrf_headers(client)
+    )
     assert shipped.status_code == 200, shipped.text
     assert shipped.json()["status"] == "shipped"
     delivered = await client.post(f"/api/v1/pharmacy/batches/{batch_id}/deliver", headers=await csrf_headers(client))

@@ -121,14 +121,20 @@ async def test_an_in_person_evaluation_by_the_signing_prescriber_is_a_basis(clie
     other = await make_person(session_factory, role=Role.PRESCRIBER, email="rx2@example.org", now=clock.now(), settings=settings)
     co = await coordinator(session_factory, settings, clock)
     await switch_to(client, co, clock)
-    theirs = await client.post(evaluations, json={"evaluated_on": "2026-12-10", "place": "12 Hudson St clinic", "prescriber_id": str(other.user_id)},
-                               headers=await csrf_headers(client))  # fmt: skip
+    theirs = await client.post(
+        evaluations,
+        json={"evaluated_on": "2026-12-10", "place": "12 Hudson St clinic", "prescriber_id": str(other.user_id)},
+        headers=await csrf_headers(client),
+    )
     assert theirs.status_code == 201, theirs.text
     await switch_to(client, consult.prescriber, clock)
     assert refusal(await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=2))) == NO_BASIS
 
-    mine = await client.post(evaluations, json={"evaluated_on": "2026-12-15", "place": "Evergreen clinic, 100 Main St, Burlington VT"},
-                             headers=await csrf_headers(client))  # fmt: skip
+    mine = await client.post(
+        evaluations,
+        json={"evaluated_on": "2026-12-15", "place": "Evergreen clinic, 100 Main St, Burlington VT"},
+        headers=await csrf_headers(client),
+    )
     assert mine.status_code == 201, mine.text
     assert (mine.json()["prescriber_id"], mine.json()["recorded_by"]) == (str(consult.prescriber.user_id), str(consult.prescriber.user_id))
     signed = await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=4))
@@ -140,7 +146,9 @@ async def test_an_in_person_evaluation_by_the_signing_prescriber_is_a_basis(clie
     assert [line["prescriber_name"] for line in listed] == ["Rx", "Rx2"]  # latest first
 
 
-async def test_a_special_registration_valid_in_the_patients_state_that_day_is_a_basis(client, session_factory, settings, clock, stripe_fake):
+async def test_a_special_registration_valid_in_the_patients_state_that_day_is_a_basis(
+    client, session_factory, settings, clock, stripe_fake
+):
     consult, plan = await draft_then_wait_until(client, session_factory, settings, clock, stripe_fake, NEW_YEAR_NOON_NY)
     co = await coordinator(session_factory, settings, clock)
     registrations = f"/api/v1/clinicians/{consult.prescriber.user_id}/special-registrations"
@@ -153,13 +161,19 @@ async def test_a_special_registration_valid_in_the_patients_state_that_day_is_a_
 
     elsewhere = await as_coordinator("POST", registrations, {"state": "NJ", "number": "TSR-NJ-1", "expires_on": "2027-12-31"})
     assert elsewhere.status_code == 201, elsewhere.text
-    assert refusal(await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=3))) == NO_BASIS  # New Jersey's, not New York's
+    assert (
+        refusal(await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=3))) == NO_BASIS
+    )  # New Jersey's, not New York's
 
     lapsed = await as_coordinator("POST", registrations, {"state": "ny", "number": "tsr-ny-7", "expires_on": "2026-12-31"})
     assert (lapsed.status_code, lapsed.json()["state"], lapsed.json()["number"]) == (201, "NY", "TSR-NY-7")
-    assert refusal(await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=6))) == NO_BASIS  # good through 31 Dec only
+    assert (
+        refusal(await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=6))) == NO_BASIS
+    )  # good through 31 Dec only
 
-    renewed = await as_coordinator("PUT", f"{registrations}/{lapsed.json()['id']}", {"state": "NY", "number": "TSR-NY-7", "expires_on": "2027-12-31"})
+    renewed = await as_coordinator(
+        "PUT", f"{registrations}/{lapsed.json()['id']}", {"state": "NY", "number": "TSR-NY-7", "expires_on": "2027-12-31"}
+    )
     assert renewed.status_code == 200, renewed.text
     signed = await sign_at(client, consult, plan, clock, NEW_YEAR_NOON_NY + timedelta(minutes=9))
     assert signed.status_code == 200, signed.text
@@ -172,9 +186,11 @@ async def test_a_special_registration_valid_in_the_patients_state_that_day_is_a_
     assert (await as_coordinator("DELETE", f"{registrations}/{elsewhere.json()['id']}")).status_code == 204
     actions = await audit_actions(session_factory, consult.prescriber.user_id)
     assert [a for a in actions if a.startswith("clinician.special_registration")] == [
-        "clinician.special_registration.add", "clinician.special_registration.add", "clinician.special_registration.update",
+        "clinician.special_registration.add",
+        "clinician.special_registration.add",
+        "clinician.special_registration.update",
         "clinician.special_registration.remove",
-    ]  # fmt: skip
+    ]
 
 
 # The last instant of 31 Dec 2026 differs by zone: 05:00 UTC ends it in New York, 08:00 UTC in California.
@@ -188,7 +204,9 @@ BOUNDARY = [
 
 
 @pytest.mark.parametrize(("state", "signing_at", "status"), BOUNDARY)
-async def test_the_last_day_ends_at_midnight_where_the_patient_is(client, session_factory, settings, clock, stripe_fake, state, signing_at, status):
+async def test_the_last_day_ends_at_midnight_where_the_patient_is(
+    client, session_factory, settings, clock, stripe_fake, state, signing_at, status
+):
     # The California patient's own zone is New York's (the helper's default): not a California zone, so
     # California's main zone reads the day.
     consult, plan = await draft_then_wait_until(client, session_factory, settings, clock, stripe_fake, signing_at, state=state)
@@ -211,7 +229,11 @@ async def test_signing_holds_the_special_registration_it_relies_on(client, sessi
     consult, plan = await draft_then_wait_until(client, session_factory, settings, clock, stripe_fake, NEW_YEAR_NOON_NY)
     async with session_factory() as session, session.begin():
         registration_id = uuid.uuid4()
-        session.add(SpecialRegistration(id=registration_id, clinician_id=consult.prescriber.user_id, state="NY", number="TSR-1", expires_on=date(2027, 12, 31)))
+        session.add(
+            SpecialRegistration(
+                id=registration_id, clinician_id=consult.prescriber.user_id, state="NY", number="TSR-1", expires_on=date(2027, 12, 31)
+            )
+        )
     await csrf_headers(client)
     browser = httpx.Cookies(client.cookies)
     clock.set(NEW_YEAR_NOON_NY)
@@ -224,7 +246,9 @@ async def test_signing_holds_the_special_registration_it_relies_on(client, sessi
         return response
 
     async with session_factory() as coordinator_session, coordinator_session.begin():
-        await coordinator_session.execute(text("UPDATE special_registration SET expires_on = '2026-12-20' WHERE id = :id"), {"id": registration_id})
+        await coordinator_session.execute(
+            text("UPDATE special_registration SET expires_on = '2026-12-20' WHERE id = :id"), {"id": registration_id}
+        )
         answer = asyncio.ensure_future(asyncio.to_thread(send))
         await asyncio.sleep(1.5)
         assert not answer.done(), (await answer).text  # waiting for the coordinator's change

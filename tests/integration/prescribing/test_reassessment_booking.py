@@ -22,7 +22,9 @@ async def test_a_reassessment_needs_a_plan_that_needs_one(client, session_factor
 
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:  # an active plan with no sessions reported: not yet
-        await session.execute(update(TrochePlan).where(TrochePlan.id == plan_id).values(status="active", content_sha256="0" * 64, signed_at=clock.now()))
+        await session.execute(
+            update(TrochePlan).where(TrochePlan.id == plan_id).values(status="active", content_sha256="0" * 64, signed_at=clock.now())
+        )
     still = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
     assert still.json()["code"] == "booking.reassessment_needs_plan"
 
@@ -38,10 +40,17 @@ async def test_the_reassessment_is_booked_from_the_page_without_paying(client, s
     patient = await screened_patient(session_factory, settings, clock)
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
-        await session.execute(update(TrochePlan).where(TrochePlan.id == plan_id).values(status="completed", content_sha256="0" * 64, signed_at=clock.now()))
+        await session.execute(
+            update(TrochePlan).where(TrochePlan.id == plan_id).values(status="completed", content_sha256="0" * 64, signed_at=clock.now())
+        )
     await sign_in(client, patient, clock)
     page = await client.get("/appointments/book", params={"type": "reassessment"})
     assert page.status_code == 200 and "Book a reassessment" in page.text and "nothing to pay" in page.text
-    form = {"clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00+00:00", "type": "reassessment", "_csrf_token": client.cookies.get("csrftoken")}
+    form = {
+        "clinician_id": str(prescriber.user_id),
+        "starts_at": "2026-11-24T15:00:00+00:00",
+        "type": "reassessment",
+        "_csrf_token": client.cookies.get("csrftoken"),
+    }
     booked = await client.post("/appointments/book", data=form, headers=await csrf_headers(client), follow_redirects=False)
     assert booked.status_code in (301, 302, 303) and booked.headers["location"] == "/appointments?done=booked", booked.text

@@ -35,10 +35,18 @@ async def patient_with_baseline(client, session_factory, settings, clock, *, ema
     async with transaction(session_factory) as session:
         intake_id = await session.scalar(select(Intake.id).where(Intake.patient_id == patient.patient_id))
         for key, score, band in (("phq9", 18, "moderately severe"), ("gad7", 12, "moderate")):
-            session.add(QuestionnaireResponse(
-                patient_id=patient.patient_id, intake_id=intake_id, questionnaire=key, version=f"{key}-v1", answers=BASELINE[key],
-                score=score, band=band, answered_at=clock.now() - timedelta(days=60),
-            ))  # fmt: skip
+            session.add(
+                QuestionnaireResponse(
+                    patient_id=patient.patient_id,
+                    intake_id=intake_id,
+                    questionnaire=key,
+                    version=f"{key}-v1",
+                    answers=BASELINE[key],
+                    score=score,
+                    band=band,
+                    answered_at=clock.now() - timedelta(days=60),
+                )
+            )
     client.cookies.clear()
     await sign_in(client, patient, clock)
     return patient
@@ -47,7 +55,9 @@ async def patient_with_baseline(client, session_factory, settings, clock, *, ema
 async def completed_plan(session_factory, settings, clock, patient: Person, *, status="completed") -> uuid.UUID:
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
-        await session.execute(update(TrochePlan).where(TrochePlan.id == plan_id).values(status=status, content_sha256="0" * 64, signed_at=clock.now()))
+        await session.execute(
+            update(TrochePlan).where(TrochePlan.id == plan_id).values(status=status, content_sha256="0" * 64, signed_at=clock.now())
+        )
     return plan_id
 
 
@@ -60,8 +70,14 @@ async def test_no_reassessment_is_due_without_a_plan_or_while_it_runs(client, se
     refused = await answer(client)
     assert (refused.status_code, refused.json()["code"]) == (422, "reassessment.not_due")
     assert (await client.get(URL)).json() | {"questionnaires": []} == {
-        "due": False, "answered": False, "questionnaires": [], "score_changes": [], "booking_path": None, "crisis": False, "crisis_resources": None,
-    }  # fmt: skip
+        "due": False,
+        "answered": False,
+        "questionnaires": [],
+        "score_changes": [],
+        "booking_path": None,
+        "crisis": False,
+        "crisis_resources": None,
+    }
     await completed_plan(session_factory, settings, clock, patient, status="active")  # no session reported yet
     still = await answer(client)
     assert (still.status_code, still.json()["code"]) == (422, "reassessment.not_due")
@@ -77,7 +93,10 @@ async def test_a_completed_plan_asks_again_stores_the_scores_and_tells_baseline_
     assert 'href="/reassessment"' in home.text and "Answer the questionnaires" in home.text
     offered = (await client.get(URL)).json()
     assert (offered["due"], offered["answered"]) == (True, False)
-    assert [(q["key"], q["version"], len(q["items"])) for q in offered["questionnaires"]] == [("phq9", "phq9-v1", 9), ("gad7", "gad7-v1", 7)]
+    assert [(q["key"], q["version"], len(q["items"])) for q in offered["questionnaires"]] == [
+        ("phq9", "phq9-v1", 9),
+        ("gad7", "gad7-v1", 7),
+    ]
 
     answered = await answer(client)
     assert answered.status_code == 201, answered.text
@@ -86,15 +105,17 @@ async def test_a_completed_plan_asks_again_stores_the_scores_and_tells_baseline_
     assert body["booking_path"] == "/appointments/book?type=reassessment"
     changes = {c["questionnaire"]: c for c in body["score_changes"]}
     assert {k: (c["baseline"], c["latest"], c["latest_band"], c["response"], c["remission"]) for k, c in changes.items()} == {
-        "phq9": (18, 4, "minimal", True, True), "gad7": (12, 7, "mild", False, False),
-    }  # fmt: skip
+        "phq9": (18, 4, "minimal", True, True),
+        "gad7": (12, 7, "mild", False, False),
+    }
     assert "response to treatment" in changes["phq9"]["in_words"] and "remission" in changes["phq9"]["in_words"]
     assert "drop of 42%" in changes["gad7"]["in_words"]
 
     stored = await rows(session_factory, QuestionnaireResponse, QuestionnaireResponse.intake_id.is_(None))
     assert sorted((r.questionnaire, r.version, r.score, r.band, r.patient_id) for r in stored) == [
-        ("gad7", "gad7-v1", 7, "mild", patient.patient_id), ("phq9", "phq9-v1", 4, "minimal", patient.patient_id),
-    ]  # fmt: skip
+        ("gad7", "gad7-v1", 7, "mild", patient.patient_id),
+        ("phq9", "phq9-v1", 4, "minimal", patient.patient_id),
+    ]
     page = await client.get("/reassessment")
     assert "When you started: <strong>18</strong> (moderately severe). Now: <strong>4</strong> (minimal)" in page.text
     assert "response to treatment" in page.text and 'href="/appointments/book?type=reassessment"' in page.text
@@ -160,7 +181,7 @@ async def test_a_reassessment_is_answered_once_per_plan_checkpoint(client, sessi
     again = await answer(client)
     assert (again.status_code, again.json()["code"]) == (409, "reassessment.already_answered")
     page = await client.get("/reassessment")
-    assert "Your scores: then and now" in page.text and "<form method=\"post\" action=\"/reassessment\"" not in page.text
+    assert "Your scores: then and now" in page.text and '<form method="post" action="/reassessment"' not in page.text
     # The next plan, once completed, is a new reassessment.
     async with transaction(session_factory) as session:
         await session.execute(update(TrochePlan).values(created_at=clock.now() - timedelta(days=10)))
@@ -211,7 +232,10 @@ async def test_the_prescriber_sees_baseline_vs_now_on_the_reassessment_encounter
     opened = await client.post(f"/api/v1/appointments/{booked.json()['id']}/encounter", headers=await csrf_headers(client))
     assert opened.status_code == 200, opened.text
     chart = (await client.get(f"/api/v1/encounters/{opened.json()['id']}")).json()["chart"]
-    assert {c["questionnaire"]: (c["baseline"], c["latest"], c["change_percent"], c["response"], c["remission"]) for c in chart["score_changes"]} == {
-        "phq9": (18, 4, -78, True, True), "gad7": (12, 7, -42, False, False),
-    }  # fmt: skip
+    assert {
+        c["questionnaire"]: (c["baseline"], c["latest"], c["change_percent"], c["response"], c["remission"]) for c in chart["score_changes"]
+    } == {
+        "phq9": (18, 4, -78, True, True),
+        "gad7": (12, 7, -42, False, False),
+    }
     assert sorted((s["questionnaire"], s["score"]) for s in chart["scores"]) == [("gad7", 7), ("gad7", 12), ("phq9", 4), ("phq9", 18)]

@@ -26,7 +26,9 @@ async def test_signing_is_refused_while_the_second_factor_is_locked(client, sess
     # Someone with the password, in another browser, guesses codes until the second factor locks.
     client.cookies.clear()
     headers = await csrf_headers(client)
-    assert (await client.post("/api/v1/auth/sign-in", json={"email": consult.prescriber.email, "password": PASSWORD}, headers=headers)).status_code == 200
+    assert (
+        await client.post("/api/v1/auth/sign-in", json={"email": consult.prescriber.email, "password": PASSWORD}, headers=headers)
+    ).status_code == 200
     for _ in range(10):
         guess = not_a_current_code(consult.prescriber.totp_secret, clock.now())
         assert (await client.post("/api/v1/auth/two-factor/verify", json={"code": guess}, headers=headers)).status_code == 422
@@ -34,14 +36,25 @@ async def test_signing_is_refused_while_the_second_factor_is_locked(client, sess
     client.cookies = prescribers_browser  # the prescriber's own session, two-factor verified, still open
     assert refusal(await sign(client, consult, plan["id"], clock)) == LOCKED
     assert refusal(await sign(client, consult, plan["id"], clock, password="not the password")) == LOCKED  # no password check either
-    step_up = await client.post("/api/v1/auth/step-up", json={"code": current_totp_code(consult.prescriber.totp_secret, at=clock.now())},
-                                headers=await csrf_headers(client))  # fmt: skip
+    step_up = await client.post(
+        "/api/v1/auth/step-up",
+        json={"code": current_totp_code(consult.prescriber.totp_secret, at=clock.now())},
+        headers=await csrf_headers(client),
+    )
     assert refusal(step_up) == LOCKED
     assert (await client.get(f"/api/v1/plans/{plan['id']}")).json()["status"] == "draft"
     async with session_factory() as session:
-        denied = (await session.execute(
-            select(AuditEvent.reason).where(AuditEvent.action == "auth.signing", AuditEvent.actor_user_id == consult.prescriber.user_id)
-        )).scalars().all()  # fmt: skip
+        denied = (
+            (
+                await session.execute(
+                    select(AuditEvent.reason).where(
+                        AuditEvent.action == "auth.signing", AuditEvent.actor_user_id == consult.prescriber.user_id
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert denied == ["two_factor_locked", "two_factor_locked"]
 
     clock.advance(timedelta(minutes=15))  # the lock runs out (sign moves on another 30 s)

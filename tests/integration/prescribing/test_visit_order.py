@@ -33,7 +33,9 @@ async def _booked_consult(client, session_factory, settings, clock, stripe_fake)
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patient = await screened_patient(session_factory, settings, clock)
     await sign_in(client, patient, clock)
-    booked = await book_paid(client, stripe_fake, {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": CONSULT_AT.isoformat()})
+    booked = await book_paid(
+        client, stripe_fake, {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": CONSULT_AT.isoformat()}
+    )
     return prescriber, patient, booked["id"]
 
 
@@ -60,14 +62,31 @@ async def test_decision_and_signing_refuse_an_encounter_without_a_visit(client, 
     """An encounter from before visits were recorded (or written around the service) cannot be decided or signed."""
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patient = await screened_patient(session_factory, settings, clock)
-    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=clock.now() - timedelta(minutes=20),
-                                              appointment_type="consult", minutes=45)  # fmt: skip
+    appointment_id = await insert_appointment(
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=clock.now() - timedelta(minutes=20),
+        appointment_type="consult",
+        minutes=45,
+    )
     async with transaction(session_factory) as session:
-        encounter = Encounter(appointment_id=appointment_id, patient_id=patient.patient_id, prescriber_id=prescriber.user_id, opened_at=clock.now(),
-                              identity_checked=True, identity_method="license on video", location_state="NY", pdmp_checked_at=clock.now(), pdmp_state="NY")  # fmt: skip
+        encounter = Encounter(
+            appointment_id=appointment_id,
+            patient_id=patient.patient_id,
+            prescriber_id=prescriber.user_id,
+            opened_at=clock.now(),
+            identity_checked=True,
+            identity_method="license on video",
+            location_state="NY",
+            pdmp_checked_at=clock.now(),
+            pdmp_state="NY",
+        )
         session.add(encounter)
     await sign_in(client, prescriber, clock)
-    decided = await client.post(f"/api/v1/encounters/{encounter.id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client))
+    decided = await client.post(
+        f"/api/v1/encounters/{encounter.id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client)
+    )
     assert refusal(decided) == (422, "encounter.visit_not_started")
     recorded = await client.patch(f"/api/v1/encounters/{encounter.id}", json={"vitals_reviewed": True}, headers=await csrf_headers(client))
     assert refusal(recorded) == (422, "encounter.visit_not_started")
@@ -84,10 +103,14 @@ async def test_decision_and_signing_refuse_an_encounter_without_a_visit(client, 
 async def test_the_pdmp_check_is_not_dated_before_the_visit(client, session_factory, settings, clock, stripe_fake):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)  # the visit started at 15:00
     path = f"/api/v1/encounters/{consult.encounter_id}"
-    before = await client.patch(path, json={"pdmp_checked_at": "2026-11-24T14:59:00Z", "pdmp_state": "NY"}, headers=await csrf_headers(client))
+    before = await client.patch(
+        path, json={"pdmp_checked_at": "2026-11-24T14:59:00Z", "pdmp_state": "NY"}, headers=await csrf_headers(client)
+    )
     assert refusal(before) == (422, "request.invalid")
     assert before.json()["fields"]["pdmp_checked_at"].startswith("is before the video visit started")
-    at_start = await client.patch(path, json={"pdmp_checked_at": "2026-11-24T15:00:00Z", "pdmp_state": "NY"}, headers=await csrf_headers(client))
+    at_start = await client.patch(
+        path, json={"pdmp_checked_at": "2026-11-24T15:00:00Z", "pdmp_state": "NY"}, headers=await csrf_headers(client)
+    )
     assert at_start.status_code == 200, at_start.text
 
 
@@ -98,8 +121,11 @@ async def test_a_consult_that_led_to_a_plan_cannot_be_cancelled_for_a_refund(cli
     cancel = f"/api/v1/appointments/{consult.appointment_id}/cancel"
     refused = await client.post(cancel, json={"accept_late_fee": True}, headers=await csrf_headers(client))
     assert refusal(refused) == (409, "appointment.led_to_plan")
-    moved = await client.post(f"/api/v1/appointments/{consult.appointment_id}/reschedule", json={"starts_at": "2026-11-26T15:00:00Z", "accept_late_fee": True},
-                              headers=await csrf_headers(client))  # fmt: skip
+    moved = await client.post(
+        f"/api/v1/appointments/{consult.appointment_id}/reschedule",
+        json={"starts_at": "2026-11-26T15:00:00Z", "accept_late_fee": True},
+        headers=await csrf_headers(client),
+    )
     assert refusal(moved) == (409, "appointment.led_to_plan")
     async with session_factory() as session:
         assert await session.scalar(select(Appointment.status).where(Appointment.id == consult.appointment_id)) == "booked"
@@ -128,7 +154,9 @@ async def test_a_cancelled_consult_never_gains_a_visit_or_an_encounter(client, s
     assert refusal(opened) == (422, "encounter.appointment_not_booked")
 
 
-async def test_an_external_video_service_needs_the_clinicians_attestation_in_the_window(client, session_factory, settings, clock, stripe_fake):
+async def test_an_external_video_service_needs_the_clinicians_attestation_in_the_window(
+    client, session_factory, settings, clock, stripe_fake
+):
     prescriber, patient, appointment_id = await _booked_consult(client, session_factory, settings, clock, stripe_fake)
     await switch_to(client, prescriber, clock)
     attest = f"/api/v1/appointments/{appointment_id}/visit/attest"
@@ -148,7 +176,9 @@ async def test_an_external_video_service_needs_the_clinicians_attestation_in_the
     await switch_to(client, prescriber, clock)
     attested = await client.post(attest, headers=await csrf_headers(client))
     assert attested.status_code == 200, attested.text
-    assert attested.json()["start_evidence"] == "clinician_attested" and attested.json()["started_at"] == clock.now().isoformat().replace("+00:00", "Z")
+    assert attested.json()["start_evidence"] == "clinician_attested" and attested.json()["started_at"] == clock.now().isoformat().replace(
+        "+00:00", "Z"
+    )
     opened = await client.post(f"/api/v1/appointments/{appointment_id}/encounter", headers=await csrf_headers(client))
     assert opened.status_code == 200, opened.text
 
@@ -159,12 +189,26 @@ async def test_an_external_video_service_needs_the_clinicians_attestation_in_the
 
 async def test_a_pdmp_check_without_its_state_is_no_check(client, session_factory, settings, clock, stripe_fake):
     consult = await consult_with_encounter(client, session_factory, settings, clock, stripe_fake)
-    body = {"identity_checked": True, "identity_method": "driver's license shown on video", "location_state": "NY",
-            "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(), "pdmp_reference": "PMP-1", "vitals_reviewed": True}  # fmt: skip
-    assert (await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json=body, headers=await csrf_headers(client))).status_code == 200
-    decided = await client.post(f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client))
+    body = {
+        "identity_checked": True,
+        "identity_method": "driver's license shown on video",
+        "location_state": "NY",
+        "pdmp_checked_at": (clock.now() - timedelta(minutes=5)).isoformat(),
+        "pdmp_reference": "PMP-1",
+        "vitals_reviewed": True,
+    }
+    assert (
+        await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json=body, headers=await csrf_headers(client))
+    ).status_code == 200
+    decided = await client.post(
+        f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client)
+    )
     assert refusal(decided) == (422, "plan.pdmp_wrong_state") and decided.json()["fields"] == {"pdmp_state": "must be NY"}
-    recorded = await client.patch(f"/api/v1/encounters/{consult.encounter_id}", json={"pdmp_state": "NY"}, headers=await csrf_headers(client))
+    recorded = await client.patch(
+        f"/api/v1/encounters/{consult.encounter_id}", json={"pdmp_state": "NY"}, headers=await csrf_headers(client)
+    )
     assert recorded.status_code == 200
-    decided = await client.post(f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client))
+    decided = await client.post(
+        f"/api/v1/encounters/{consult.encounter_id}/decision", json={"decision": "start_plan"}, headers=await csrf_headers(client)
+    )
     assert decided.status_code == 200, decided.text

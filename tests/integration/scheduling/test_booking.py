@@ -80,9 +80,16 @@ async def test_fifty_concurrent_bookings_of_one_slot_give_exactly_one(database_u
             async with transaction(factory) as session:
                 record = await session.get(Patient, person.patient_id)
                 await book_appointment(
-                    session, patient=record, clinician_id=prescriber.user_id, appointment_type=AppointmentType.CONSULT,
-                    starts_at=TUESDAY_TEN_NY, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
-                )  # fmt: skip
+                    session,
+                    patient=record,
+                    clinician_id=prescriber.user_id,
+                    appointment_type=AppointmentType.CONSULT,
+                    starts_at=TUESDAY_TEN_NY,
+                    hold=False,
+                    actor=Actor.system(),
+                    now=clock.now(),
+                    settings=settings,
+                )
             return "booked"
         except Conflict as refusal:
             return refusal.code
@@ -107,15 +114,39 @@ async def test_the_database_refuses_overlap_of_different_lengths_whatever_the_co
         "md5(random()::text), 0, now())"
     )
     async with transaction(session_factory) as session:
-        await session.execute(insert, {"type": "consult", "clinician": prescriber.user_id, "patient": first.patient_id,
-                                       "start": TUESDAY_TEN_NY, "end": TUESDAY_TEN_NY + timedelta(minutes=45)})  # fmt: skip
+        await session.execute(
+            insert,
+            {
+                "type": "consult",
+                "clinician": prescriber.user_id,
+                "patient": first.patient_id,
+                "start": TUESDAY_TEN_NY,
+                "end": TUESDAY_TEN_NY + timedelta(minutes=45),
+            },
+        )
     with pytest.raises(IntegrityError, match="ex_appointment_clinician_busy"):
         async with transaction(session_factory) as session:
-            await session.execute(insert, {"type": "integration", "clinician": prescriber.user_id, "patient": second.patient_id,
-                                           "start": TUESDAY_TEN_NY + timedelta(minutes=30), "end": TUESDAY_TEN_NY + timedelta(minutes=80)})  # fmt: skip
+            await session.execute(
+                insert,
+                {
+                    "type": "integration",
+                    "clinician": prescriber.user_id,
+                    "patient": second.patient_id,
+                    "start": TUESDAY_TEN_NY + timedelta(minutes=30),
+                    "end": TUESDAY_TEN_NY + timedelta(minutes=80),
+                },
+            )
     async with transaction(session_factory) as session:  # back to back is fine: ranges are half-open
-        await session.execute(insert, {"type": "consult", "clinician": prescriber.user_id, "patient": second.patient_id,
-                                       "start": TUESDAY_TEN_NY + timedelta(minutes=45), "end": TUESDAY_TEN_NY + timedelta(minutes=90)})  # fmt: skip
+        await session.execute(
+            insert,
+            {
+                "type": "consult",
+                "clinician": prescriber.user_id,
+                "patient": second.patient_id,
+                "start": TUESDAY_TEN_NY + timedelta(minutes=45),
+                "end": TUESDAY_TEN_NY + timedelta(minutes=90),
+            },
+        )
 
 
 async def test_a_patient_cannot_hold_two_overlapping_appointments(client, session_factory, settings, clock):
@@ -124,7 +155,9 @@ async def test_a_patient_cannot_hold_two_overlapping_appointments(client, sessio
     patient = await screened_patient(session_factory, settings, clock)
     await sign_in(client, patient, clock)
     body = {"type": "consult", "starts_at": "2026-11-24T15:00:00Z"}
-    assert (await client.post("/api/v1/appointments", json=body | {"clinician_id": str(first.user_id)}, headers=await csrf_headers(client))).status_code == 201
+    assert (
+        await client.post("/api/v1/appointments", json=body | {"clinician_id": str(first.user_id)}, headers=await csrf_headers(client))
+    ).status_code == 201
     clash = await client.post("/api/v1/appointments", json=body | {"clinician_id": str(second.user_id)}, headers=await csrf_headers(client))
     assert (clash.status_code, clash.json()["code"]) == (409, "appointment.patient_overlap")
 
@@ -163,7 +196,14 @@ async def test_booking_needs_screening_and_no_open_crisis(client, session_factor
     assert (refused.status_code, refused.json()["code"]) == (422, "booking.screening_required")
     in_crisis = await screened_patient(session_factory, settings, clock, email="crisis@example.org", outcome="needs_review")
     async with transaction(session_factory) as session:
-        await open_crisis_escalation(session, patient_id=in_crisis.patient_id, rule_ids=["crisis.cssrs_intent_or_plan"], actor=Actor.system(), now=clock.now(), settings=settings)
+        await open_crisis_escalation(
+            session,
+            patient_id=in_crisis.patient_id,
+            rule_ids=["crisis.cssrs_intent_or_plan"],
+            actor=Actor.system(),
+            now=clock.now(),
+            settings=settings,
+        )
     client.cookies.clear()
     await sign_in(client, in_crisis, clock)
     blocked = await client.post("/api/v1/appointments", json=body, headers=await csrf_headers(client))
@@ -191,6 +231,7 @@ async def test_a_deadlock_between_racing_writes_is_retried_not_a_500(session_fac
             state = outcomes.pop(0)
             if state:
                 raise DBAPIError("INSERT ...", {}, Orig(state))
+
         return write
 
     async with session_factory() as session:
@@ -230,9 +271,16 @@ async def test_racing_bookings_of_overlapping_times_never_overlap_and_never_fail
             async with transaction(factory) as session:
                 record = await session.get(Patient, person.patient_id)
                 await book_appointment(
-                    session, patient=record, clinician_id=clinician_id, appointment_type=AppointmentType.CONSULT,
-                    starts_at=starts_at, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
-                )  # fmt: skip
+                    session,
+                    patient=record,
+                    clinician_id=clinician_id,
+                    appointment_type=AppointmentType.CONSULT,
+                    starts_at=starts_at,
+                    hold=False,
+                    actor=Actor.system(),
+                    now=clock.now(),
+                    settings=settings,
+                )
             return "booked", []
         except Conflict as refusal:
             return refusal.code, refusal.extra.get("slots", [])
@@ -247,7 +295,11 @@ async def test_racing_bookings_of_overlapping_times_never_overlap_and_never_fail
     codes = [code for code, _ in outcomes]
     assert set(codes) <= {"booked", "appointment.slot_taken", "appointment.patient_overlap"}, codes
     async with session_factory() as session:
-        booked = (await session.execute(select(Appointment).where(Appointment.status == "booked").order_by(Appointment.starts_at))).scalars().all()
+        booked = (
+            (await session.execute(select(Appointment).where(Appointment.status == "booked").order_by(Appointment.starts_at)))
+            .scalars()
+            .all()
+        )
     assert codes.count("booked") == len(booked) >= 1
     mine = [a for a in booked if a.clinician_id == first.user_id]
     assert all(a.busy_until <= b.busy_from for a, b in itertools.pairwise(mine))  # with buffers, never overlapping
@@ -273,9 +325,16 @@ async def test_a_patient_racing_themselves_on_two_prescribers_gets_one_and_is_to
             async with transaction(factory) as session:
                 record = await session.get(Patient, patient.patient_id)
                 await book_appointment(
-                    session, patient=record, clinician_id=clinician_id, appointment_type=AppointmentType.CONSULT,
-                    starts_at=TUESDAY_TEN_NY, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
-                )  # fmt: skip
+                    session,
+                    patient=record,
+                    clinician_id=clinician_id,
+                    appointment_type=AppointmentType.CONSULT,
+                    starts_at=TUESDAY_TEN_NY,
+                    hold=False,
+                    actor=Actor.system(),
+                    now=clock.now(),
+                    settings=settings,
+                )
             return "booked"
         except Conflict as refusal:
             return refusal.code
@@ -300,16 +359,36 @@ async def test_a_busy_span_that_began_before_the_window_still_blocks_it_and_none
     )
     start = TUESDAY_TEN_NY - timedelta(hours=3)  # 07:00 New York, busy (buffers included) until 13:00
     async with transaction(session_factory) as session:
-        await session.execute(insert, {"clinician": prescriber.user_id, "patient": patient.patient_id, "start": start,
-                                       "end": start + timedelta(minutes=45), "busy_until": start + timedelta(hours=6)})  # fmt: skip
+        await session.execute(
+            insert,
+            {
+                "clinician": prescriber.user_id,
+                "patient": patient.patient_id,
+                "start": start,
+                "end": start + timedelta(minutes=45),
+                "busy_until": start + timedelta(hours=6),
+            },
+        )
     async with session_factory() as session:
         found = await find_slots(
-            session, patient=await session.get(Patient, patient.patient_id), appointment_type=AppointmentType.CONSULT,
-            window_start=TUESDAY_TEN_NY, window_end=TUESDAY_TEN_NY + timedelta(hours=8), now=clock.now(),
-        )  # fmt: skip
+            session,
+            patient=await session.get(Patient, patient.patient_id),
+            appointment_type=AppointmentType.CONSULT,
+            window_start=TUESDAY_TEN_NY,
+            window_end=TUESDAY_TEN_NY + timedelta(hours=8),
+            now=clock.now(),
+        )
     assert found and min(slot.starts_at for slot in found) == TUESDAY_TEN_NY + timedelta(hours=3)  # 13:00, not 10:00
     with pytest.raises(IntegrityError, match="busy_within_a_day"):
         async with transaction(session_factory) as session:
             later = TUESDAY_TEN_NY + timedelta(days=2)
-            await session.execute(insert, {"clinician": prescriber.user_id, "patient": patient.patient_id, "start": later,
-                                           "end": later + timedelta(minutes=45), "busy_until": later + timedelta(hours=25)})  # fmt: skip
+            await session.execute(
+                insert,
+                {
+                    "clinician": prescriber.user_id,
+                    "patient": patient.patient_id,
+                    "start": later,
+                    "end": later + timedelta(minutes=45),
+                    "busy_until": later + timedelta(hours=25),
+                },
+            )

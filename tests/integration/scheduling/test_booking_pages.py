@@ -25,7 +25,10 @@ SLOT_START = re.compile(r'name="starts_at" value="([^"]+)"')
 
 def _days(html: str) -> dict[str, int]:
     """{day: its number of times} as the day list says it."""
-    return {day: int(re.search(r"· (\d+) times?", " ".join(re.sub("<[^>]+>", "", label).split())).group(1)) for _, day, label in DAY_LINK.findall(html)}
+    return {
+        day: int(re.search(r"· (\d+) times?", " ".join(re.sub("<[^>]+>", "", label).split())).group(1))
+        for _, day, label in DAY_LINK.findall(html)
+    }
 
 
 def _starts(html: str) -> list[datetime]:
@@ -91,11 +94,23 @@ async def test_an_integration_session_shows_its_price_or_that_the_program_includ
 
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:  # the program fee is paid: it includes one session
-        session.add(Payment(id=uuid.uuid4(), patient_id=patient.patient_id, purpose="program", status="paid", amount_cents=115800,
-                            plan_id=plan_id, created_at=clock.now(), paid_at=clock.now()))  # fmt: skip
+        session.add(
+            Payment(
+                id=uuid.uuid4(),
+                patient_id=patient.patient_id,
+                purpose="program",
+                status="paid",
+                amount_cents=115800,
+                plan_id=plan_id,
+                created_at=clock.now(),
+                paid_at=clock.now(),
+            )
+        )
     page = (await client.get("/appointments/book", params={"type": "integration"})).text
     assert "<strong>Included in your program</strong>" in page and "$75.00" not in page
-    assert "Cancel or move it 24 hours or more before the start: no charge." in page  # an included session is never refunded: it costs nothing early
+    assert (
+        "Cancel or move it 24 hours or more before the start: no charge." in page
+    )  # an included session is never refunded: it costs nothing early
 
     staff = await coordinator(session_factory, settings, clock)
     await switch_to(client, staff, clock)
@@ -140,7 +155,12 @@ async def test_a_refused_time_shows_its_day_again(client, session_factory, setti
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patient = await screened_patient(session_factory, settings, clock)
     await sign_in(client, patient, clock)
-    form = {"clinician_id": str(prescriber.user_id), "starts_at": "2026-11-26T14:05:00+00:00", "type": "consult", "_csrf_token": client.cookies.get("csrftoken")}
+    form = {
+        "clinician_id": str(prescriber.user_id),
+        "starts_at": "2026-11-26T14:05:00+00:00",
+        "type": "consult",
+        "_csrf_token": client.cookies.get("csrftoken"),
+    }
     refused = await client.post("/appointments/book", data=form, headers=await csrf_headers(client), follow_redirects=False)
     assert refused.status_code in (409, 422), refused.text  # 09:05 is not on the 15-minute grid
     starts = _starts(refused.text)
@@ -175,8 +195,18 @@ async def test_the_therapists_follow_up_page_picks_a_day_and_says_what_the_patie
 
     plan_id = await plan_row(session_factory, settings, clock, patient_id=patient.patient_id)
     async with transaction(session_factory) as session:
-        session.add(Payment(id=uuid.uuid4(), patient_id=patient.patient_id, purpose="program", status="paid", amount_cents=115800,
-                            plan_id=plan_id, created_at=clock.now(), paid_at=clock.now()))  # fmt: skip
+        session.add(
+            Payment(
+                id=uuid.uuid4(),
+                patient_id=patient.patient_id,
+                purpose="program",
+                status="paid",
+                amount_cents=115800,
+                plan_id=plan_id,
+                created_at=clock.now(),
+                paid_at=clock.now(),
+            )
+        )
     assert "Included in the patient's program" in (await client.get(path)).text
     wrong = await client.get(path, params={"day": "31/12/2026"})
     assert wrong.status_code == 400 and "not a date we can read" in wrong.text
@@ -187,11 +217,21 @@ async def test_rescheduling_picks_a_day_too(client, session_factory, settings, c
     patient = await screened_patient(session_factory, settings, clock)
     from tests.integration.billing.helpers import insert_appointment
 
-    appointment_id = await insert_appointment(session_factory, patient=patient, clinician=prescriber, starts_at=datetime(2026, 12, 1, 15, tzinfo=ZoneInfo("UTC")),
-                                              appointment_type="consult", minutes=45)  # fmt: skip
+    appointment_id = await insert_appointment(
+        session_factory,
+        patient=patient,
+        clinician=prescriber,
+        starts_at=datetime(2026, 12, 1, 15, tzinfo=ZoneInfo("UTC")),
+        appointment_type="consult",
+        minutes=45,
+    )
     await sign_in(client, patient, clock)
     page = await client.get(f"/appointments/{appointment_id}/reschedule")
-    assert page.status_code == 200 and f'href="/appointments/{appointment_id}/reschedule?day=2026-11-25"' in page.text and _starts(page.text) == []
+    assert (
+        page.status_code == 200
+        and f'href="/appointments/{appointment_id}/reschedule?day=2026-11-25"' in page.text
+        and _starts(page.text) == []
+    )
     assert "Fee:" not in page.text  # already booked: only the cancellation rule
     chosen = await client.get(f"/appointments/{appointment_id}/reschedule", params={"day": "2026-11-25"})
     assert chosen.status_code == 200 and _starts(chosen.text) and f'action="/appointments/{appointment_id}/change"' in chosen.text

@@ -47,7 +47,9 @@ async def _setup(client, session_factory, settings, clock):
 
 async def test_cancelling_is_free_until_24_hours_before_then_needs_the_fee_accepted(client, session_factory, settings, clock):
     await _setup(client, session_factory, settings, clock)
-    prescriber = (await client.get("/api/v1/slots", params={"type": "consult", "from": TUESDAY_TEN, "to": "2026-11-25T00:00:00Z"})).json()[0]
+    prescriber = (await client.get("/api/v1/slots", params={"type": "consult", "from": TUESDAY_TEN, "to": "2026-11-25T00:00:00Z"})).json()[
+        0
+    ]
     clock.advance(timedelta(minutes=-1))  # 24 h and 1 min before
     first = await book_paid(client, STRIPE[0], {"type": "consult", "clinician_id": prescriber["clinician_id"], "starts_at": TUESDAY_TEN})
     clock.advance(timedelta(minutes=1))  # exactly 24 h before: still free
@@ -58,7 +60,9 @@ async def test_cancelling_is_free_until_24_hours_before_then_needs_the_fee_accep
     told = await client.post(f"/api/v1/appointments/{second['id']}/cancel", json={}, headers=await csrf_headers(client))
     assert (told.status_code, told.json()["code"], told.json()["late_fee_cents"]) == (422, "appointment.late_fee_applies", 5000)
     assert "$50.00" in told.json()["detail"] and "$100.00 back" in told.json()["detail"]
-    accepted = await client.post(f"/api/v1/appointments/{second['id']}/cancel", json={"accept_late_fee": True}, headers=await csrf_headers(client))
+    accepted = await client.post(
+        f"/api/v1/appointments/{second['id']}/cancel", json={"accept_late_fee": True}, headers=await csrf_headers(client)
+    )
     assert accepted.json()["status"] == "cancelled"
 
 
@@ -75,17 +79,27 @@ async def test_a_clinician_cancels_any_time_without_a_fee(client, session_factor
 async def test_rescheduling_moves_the_same_appointment_and_raises_the_invite_sequence(client, session_factory, settings, clock, smtp):
     prescriber, _ = await _setup(client, session_factory, settings, clock)
     appointment_id = await _book(client, prescriber)
-    moved = await client.post(f"/api/v1/appointments/{appointment_id}/reschedule", json={"starts_at": "2026-11-25T16:00:00Z"}, headers=await csrf_headers(client))
+    moved = await client.post(
+        f"/api/v1/appointments/{appointment_id}/reschedule", json={"starts_at": "2026-11-25T16:00:00Z"}, headers=await csrf_headers(client)
+    )
     assert (moved.status_code, moved.json()["id"], moved.json()["starts_at"]) == (200, appointment_id, "2026-11-25T16:00:00Z")
-    taken_back = {s["starts_at"] for s in (await client.get("/api/v1/slots", params={"type": "consult", "from": TUESDAY_TEN, "to": "2026-11-26T00:00:00Z"})).json()}
+    taken_back = {
+        s["starts_at"]
+        for s in (await client.get("/api/v1/slots", params={"type": "consult", "from": TUESDAY_TEN, "to": "2026-11-26T00:00:00Z"})).json()
+    }
     assert TUESDAY_TEN in taken_back and "2026-11-25T16:00:00Z" not in taken_back
-    not_open = await client.post(f"/api/v1/appointments/{appointment_id}/reschedule", json={"starts_at": "2026-11-25T03:00:00Z"}, headers=await csrf_headers(client))
+    not_open = await client.post(
+        f"/api/v1/appointments/{appointment_id}/reschedule", json={"starts_at": "2026-11-25T03:00:00Z"}, headers=await csrf_headers(client)
+    )
     assert not_open.status_code == 409
     cancelled = await client.post(f"/api/v1/appointments/{appointment_id}/cancel", json={}, headers=await csrf_headers(client))
     assert cancelled.status_code == 200
     await drain_jobs(worker_context(session_factory, settings, clock))
-    events = [(cal.get("method"), ev.get("uid"), int(ev.get("sequence")), ev.decoded("dtstart").isoformat(), str(ev.get("summary")))
-              for cal in _invites(smtp) for ev in cal.walk("VEVENT")]  # fmt: skip
+    events = [
+        (cal.get("method"), ev.get("uid"), int(ev.get("sequence")), ev.decoded("dtstart").isoformat(), str(ev.get("summary")))
+        for cal in _invites(smtp)
+        for ev in cal.walk("VEVENT")
+    ]
     assert [e[0] for e in events] == ["REQUEST", "REQUEST", "CANCEL"]
     assert len({e[1] for e in events}) == 1  # one stable UID
     assert [e[2] for e in events] == [0, 1, 2]  # the cancellation outranks the move it cancels
@@ -93,7 +107,9 @@ async def test_rescheduling_moves_the_same_appointment_and_raises_the_invite_seq
     assert all(e[4] == "Appointment with Evergreen Home Program" for e in events)
     # iTIP over email (RFC 6047): the part's Content-Type carries the method; the event names who sends it
     # (the clinic's From address) and whom it invites (the recipient).
-    parts = [(message, part) for message in smtp.messages for part in message.iter_attachments() if part.get_filename() == "appointment.ics"]
+    parts = [
+        (message, part) for message in smtp.messages for part in message.iter_attachments() if part.get_filename() == "appointment.ics"
+    ]
     assert [part.get_content_type() for _, part in parts] == ["text/calendar"] * 3
     assert [part.get_param("method") for _, part in parts] == ["REQUEST", "REQUEST", "CANCEL"]
     for message, part in parts:
@@ -108,7 +124,9 @@ async def test_reminders_follow_the_appointment_and_stop_when_it_is_cancelled(cl
     kept = await _book(client, prescriber, "2026-11-25T15:00:00Z")
     dropped = await _book(client, prescriber, "2026-11-25T17:00:00Z")
     await client.post(f"/api/v1/appointments/{dropped}/cancel", json={}, headers=await csrf_headers(client))
-    await client.post(f"/api/v1/appointments/{kept}/reschedule", json={"starts_at": "2026-11-25T19:00:00Z"}, headers=await csrf_headers(client))
+    await client.post(
+        f"/api/v1/appointments/{kept}/reschedule", json={"starts_at": "2026-11-25T19:00:00Z"}, headers=await csrf_headers(client)
+    )
     context = worker_context(session_factory, settings, clock)
     await drain_jobs(context)
     before = len(smtp.messages)
@@ -186,7 +204,9 @@ async def test_a_therapist_books_a_follow_up_for_their_own_patient_only(client, 
     booked = await client.post("/api/v1/follow-ups", json=body, headers=await csrf_headers(client))
     assert booked.status_code == 201, booked.text
     assert (booked.json()["type"], booked.json()["ends_at"]) == ("integration", "2026-11-24T15:50:00Z")
-    stranger = await client.post("/api/v1/follow-ups", json=body | {"patient_id": str(other.patient_id)}, headers=await csrf_headers(client))
+    stranger = await client.post(
+        "/api/v1/follow-ups", json=body | {"patient_id": str(other.patient_id)}, headers=await csrf_headers(client)
+    )
     assert stranger.status_code == 404
     client.cookies.clear()
     await sign_in(client, other, clock)  # patients book integration sessions themselves too

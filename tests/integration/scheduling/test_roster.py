@@ -40,9 +40,14 @@ async def _local_hours(session_factory, patient_id, clock) -> set[str]:
     async with session_factory() as session:
         patient = await session.get(Patient, patient_id)
         found = await find_slots(
-            session, patient=patient, appointment_type=AppointmentType.CONSULT, window_start=clock.now(),
-            window_end=clock.now() + timedelta(days=7), now=clock.now(), limit=500,
-        )  # fmt: skip
+            session,
+            patient=patient,
+            appointment_type=AppointmentType.CONSULT,
+            window_start=clock.now(),
+            window_end=clock.now() + timedelta(days=7),
+            now=clock.now(),
+            limit=500,
+        )
     return {slot.starts_at.astimezone(NEW_YORK).strftime("%H:%M") for slot in found}
 
 
@@ -61,7 +66,9 @@ async def test_a_search_reuses_the_roster_until_any_writer_changes_it(engine, se
 
         # Another process (here: plain SQL in its own transaction) shortens the hours: the next search sees it.
         async with transaction(session_factory) as session:
-            await session.execute(text("UPDATE weekly_hours SET ends_at_local = '09:45' WHERE clinician_id = :id"), {"id": prescriber.user_id})
+            await session.execute(
+                text("UPDATE weekly_hours SET ends_at_local = '09:45' WHERE clinician_id = :id"), {"id": prescriber.user_id}
+            )
         assert await _local_hours(session_factory, patient.patient_id, clock) == {"09:00"} and reads.count == 2
 
         # A patient's own account changes move nothing; a clinician's deactivation empties the search.

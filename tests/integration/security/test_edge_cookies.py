@@ -30,7 +30,9 @@ async def test_over_https_the_session_and_csrf_cookies_are_host_prefixed(session
         assert _is_host_cookie(cookies["__Host-csrftoken"])
 
         token = client.cookies["__Host-csrftoken"]
-        signed_in = await client.post("/api/v1/auth/sign-in", json={"email": patient.email, "password": PASSWORD}, headers={"x-csrftoken": token})
+        signed_in = await client.post(
+            "/api/v1/auth/sign-in", json={"email": patient.email, "password": PASSWORD}, headers={"x-csrftoken": token}
+        )
         assert signed_in.status_code == 200, signed_in.text
         cookies = _set_cookies(signed_in)
         assert "__Host-th_session" in cookies and "th_session" not in cookies

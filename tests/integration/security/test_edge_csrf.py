@@ -35,7 +35,9 @@ async def _token(client: AsyncTestClient) -> str:
 
 
 async def _sign_in(client: AsyncTestClient, email: str) -> None:
-    response = await client.post("/api/v1/auth/sign-in", json={"email": email, "password": PASSWORD}, headers={"x-csrftoken": await _token(client)})
+    response = await client.post(
+        "/api/v1/auth/sign-in", json={"email": email, "password": PASSWORD}, headers={"x-csrftoken": await _token(client)}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -93,7 +95,13 @@ async def test_our_own_origin_and_no_origin_at_all_are_accepted(browser, session
     # Chromium's own form post under our Referrer-Policy: no-referrer says Origin: null, same-origin.
     chromium_form = {"origin": "null", "sec-fetch-site": "same-origin", "x-csrftoken": browser.cookies["csrftoken"]}
     assert (await browser.post("/api/v1/auth/sign-out", headers=chromium_form)).status_code == 200
-    assert (await browser.post("/api/v1/auth/sign-in", json={"email": patient.email, "password": PASSWORD}, headers={"x-csrftoken": browser.cookies["csrftoken"]})).status_code == 200
+    assert (
+        await browser.post(
+            "/api/v1/auth/sign-in",
+            json={"email": patient.email, "password": PASSWORD},
+            headers={"x-csrftoken": browser.cookies["csrftoken"]},
+        )
+    ).status_code == 200
     # An API client (no Origin, no Sec-Fetch-Site) with the token is fine: browsers send Origin on cross-site posts.
     assert (await browser.post("/api/v1/auth/sign-out", headers={"x-csrftoken": browser.cookies["csrftoken"]})).status_code == 200
 

@@ -26,7 +26,9 @@ async def test_the_dev_mailbox_is_for_loopback_clients_only(settings, clock, mon
         assert (await client.get("/dev/mailbox/")).status_code == 200
         real_handle = app.__call__
         for address, expected in (("127.0.0.1", 200), ("::1", 200), ("203.0.113.7", 404), ("10.0.0.5", 404)):
-            monkeypatch.setattr(type(app), "__call__", lambda self, scope, receive, send, a=address: _from_address(real_handle, a)(scope, receive, send))
+            monkeypatch.setattr(
+                type(app), "__call__", lambda self, scope, receive, send, a=address: _from_address(real_handle, a)(scope, receive, send)
+            )
             assert (await client.get("/dev/mailbox/")).status_code == expected, address
             if expected == 404:
                 assert (await client.get("/dev/mailbox/00000000-0000-0000-0000-000000000000")).status_code == 404

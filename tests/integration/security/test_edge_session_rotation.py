@@ -17,7 +17,9 @@ async def _old_token_is_dead(app, old_token: str) -> bool:
 
 async def test_the_api_rotates_the_session_token_at_the_second_factor(client, session_factory, settings, clock):
     prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings)
-    signed_in = await client.post("/api/v1/auth/sign-in", json={"email": prescriber.email, "password": PASSWORD}, headers=await csrf_headers(client))
+    signed_in = await client.post(
+        "/api/v1/auth/sign-in", json={"email": prescriber.email, "password": PASSWORD}, headers=await csrf_headers(client)
+    )
     assert signed_in.status_code == 200
     before = client.cookies["th_session"]
     code = current_totp_code(prescriber.totp_secret, at=clock.now())
@@ -36,7 +38,9 @@ async def test_the_page_rotates_it_too(client, session_factory, settings, clock)
     before = client.cookies["th_session"]
     page = await client.get("/sign-in/two-factor")
     code = current_totp_code(prescriber.totp_secret, at=clock.now())
-    done = await client.post("/sign-in/two-factor", data={"code": code, "next": "/", "_csrf_token": form_csrf_token(page.text)}, follow_redirects=False)
+    done = await client.post(
+        "/sign-in/two-factor", data={"code": code, "next": "/", "_csrf_token": form_csrf_token(page.text)}, follow_redirects=False
+    )
     assert done.status_code in (302, 303), done.text
     assert client.cookies["th_session"] != before
     assert await _old_token_is_dead(client.app, before)
@@ -45,11 +49,15 @@ async def test_the_page_rotates_it_too(client, session_factory, settings, clock)
 async def test_enrolment_rotates_it_as_well(client, session_factory, settings, clock):
     from telehealth.accounts.security import current_totp_code as code_at
 
-    pharmacist = await make_person(session_factory, role=Role.PHARMACIST, email="ph@example.org", now=clock.now(), settings=settings, enrol_two_factor=False)
+    pharmacist = await make_person(
+        session_factory, role=Role.PHARMACIST, email="ph@example.org", now=clock.now(), settings=settings, enrol_two_factor=False
+    )
     await client.post("/api/v1/auth/sign-in", json={"email": pharmacist.email, "password": PASSWORD}, headers=await csrf_headers(client))
     before = client.cookies["th_session"]
     secret = (await client.post("/api/v1/auth/two-factor/enrol", headers=await csrf_headers(client))).json()["secret"]
-    confirmed = await client.post("/api/v1/auth/two-factor/confirm", json={"code": code_at(secret, at=clock.now())}, headers=await csrf_headers(client))
+    confirmed = await client.post(
+        "/api/v1/auth/two-factor/confirm", json={"code": code_at(secret, at=clock.now())}, headers=await csrf_headers(client)
+    )
     assert confirmed.status_code == 200, confirmed.text
     assert client.cookies["th_session"] != before
     assert await _old_token_is_dead(client.app, before)

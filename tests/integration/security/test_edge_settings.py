@@ -9,11 +9,26 @@ from telehealth.lib.key_texts import new_key_text
 from telehealth.settings import DEFAULT_SECRET_KEY, SettingsError, load_settings
 
 PRODUCTION = {
-    "APP_ENV": "production", "SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://db/clinic", "SMTP_URL": "smtp://mail",
-    "STRIPE_API_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x", "AUDIT_HMAC_KEY": "a" * 40,
-    "AUDIT_ANCHOR_PATH": "/var/lib/telehealth/anchors.jsonl", "TOTP_ENCRYPTION_KEY": new_key_text("k1"),
-}  # fmt: skip
-NEWCOMER_UNSET = ("APP_ENV", "SECRET_KEY", "DATABASE_URL", "SMTP_URL", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "PUBLIC_BASE_URL", "SEED_DEMO")
+    "APP_ENV": "production",
+    "SECRET_KEY": "k" * 40,
+    "DATABASE_URL": "postgresql://db/clinic",
+    "SMTP_URL": "smtp://mail",
+    "STRIPE_API_KEY": "sk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "AUDIT_HMAC_KEY": "a" * 40,
+    "AUDIT_ANCHOR_PATH": "/var/lib/telehealth/anchors.jsonl",
+    "TOTP_ENCRYPTION_KEY": new_key_text("k1"),
+}
+NEWCOMER_UNSET = (
+    "APP_ENV",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "SMTP_URL",
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "PUBLIC_BASE_URL",
+    "SEED_DEMO",
+)
 
 
 @pytest.fixture

@@ -70,10 +70,14 @@ async def test_sitter_invitations_are_limited_per_recipient_and_per_patient(clie
     # per patient: ten invitations a day in all, whoever they go to (naming and removing sitters in a loop)
     await client.post(f"/api/v1/my/sitters/{sitter_id}/remove", headers=headers)
     for n in range(7):
-        other = await client.post("/api/v1/my/sitters", json={**SITTER, "full_name": f"Sitter Number{n}", "email": f"s{n}@example.org"}, headers=headers)
+        other = await client.post(
+            "/api/v1/my/sitters", json={**SITTER, "full_name": f"Sitter Number{n}", "email": f"s{n}@example.org"}, headers=headers
+        )
         assert other.status_code == 201, other.text
         await client.post(f"/api/v1/my/sitters/{other.json()['id']}/remove", headers=headers)
-    eleventh = await client.post("/api/v1/my/sitters", json={**SITTER, "full_name": "One Too Many", "email": "late@example.org"}, headers=headers)
+    eleventh = await client.post(
+        "/api/v1/my/sitters", json={**SITTER, "full_name": "One Too Many", "email": "late@example.org"}, headers=headers
+    )
     assert eleventh.status_code == 429
     assert eleventh.json()["fields"] == {"email": "too many invitations today"}
     assert "late@example.org" not in {s["email"] for s in (await client.get("/api/v1/my/sitters")).json()}  # nothing half-made

@@ -69,7 +69,10 @@ async def test_two_links_racing_one_reset_wins(session_factory, settings, clock)
     patient = await make_person(session_factory, role=Role.PATIENT, email="pat@example.org", now=clock.now(), settings=settings)
     async with transaction(session_factory) as session:
         user = await session.get(UserAccount, patient.user_id)
-        tokens = [await _issue_token(session, user=user, purpose="reset_password", valid_for=timedelta(minutes=30), now=clock.now()) for _ in range(2)]
+        tokens = [
+            await _issue_token(session, user=user, purpose="reset_password", valid_for=timedelta(minutes=30), now=clock.now())
+            for _ in range(2)
+        ]
 
     async def use(token: str, password: str) -> str:
         try:

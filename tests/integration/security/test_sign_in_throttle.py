@@ -37,7 +37,9 @@ async def test_a_strangers_wrong_passwords_do_not_keep_the_owner_out(client, ses
     assert (await client.get("/api/v1/auth/me")).json()["email"] == OWNER
 
 
-async def test_guessing_from_many_addresses_pauses_only_unfamiliar_ones_and_a_reset_lifts_it(client, session_factory, settings, clock, smtp):
+async def test_guessing_from_many_addresses_pauses_only_unfamiliar_ones_and_a_reset_lifts_it(
+    client, session_factory, settings, clock, smtp
+):
     owner = await make_person(session_factory, role=Role.PATIENT, email=OWNER, now=clock.now(), settings=settings)
     await sign_in(client, owner, clock)  # the owner's address is now familiar
     clock.advance(timedelta(minutes=1))
@@ -60,7 +62,9 @@ async def test_guessing_from_many_addresses_pauses_only_unfamiliar_ones_and_a_re
     await drain_jobs(worker_context(session_factory, settings, clock))
     token = link_in(smtp.text_of(smtp.messages[-1]), "/password/reset")
     new_password = "another long passphrase"
-    reset = await new_place.post("/api/v1/auth/password-reset/confirm", json={"token": token, "password": new_password}, headers=await csrf_headers(new_place))
+    reset = await new_place.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "password": new_password}, headers=await csrf_headers(new_place)
+    )
     assert reset.status_code == 200
     assert (await _try(new_place, OWNER, new_password)).status_code == 200
 

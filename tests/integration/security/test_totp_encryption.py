@@ -48,9 +48,13 @@ async def _sign_in_with_code(client, email: str, secret: str, clock) -> int:
 
 
 async def test_enrolment_stores_the_secret_encrypted(client, session_factory, settings, clock):
-    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings, enrol_two_factor=False)
+    prescriber = await make_person(
+        session_factory, role=Role.PRESCRIBER, email="rx@example.org", now=clock.now(), settings=settings, enrol_two_factor=False
+    )
     headers = await csrf_headers(client)
-    assert (await client.post("/api/v1/auth/sign-in", json={"email": prescriber.email, "password": PASSWORD}, headers=headers)).status_code == 200
+    assert (
+        await client.post("/api/v1/auth/sign-in", json={"email": prescriber.email, "password": PASSWORD}, headers=headers)
+    ).status_code == 200
     secret = (await client.post("/api/v1/auth/two-factor/enrol", headers=headers)).json()["secret"]
 
     stored = await _stored_secret(session_factory, prescriber.user_id)
@@ -60,7 +64,9 @@ async def test_enrolment_stores_the_secret_encrypted(client, session_factory, se
     assert unseal(stored, user_id=prescriber.user_id, keyring=keyring) == secret
     with pytest.raises(TotpSecretUnreadable):  # bound to its account: copied onto another, it does not open
         unseal(stored, user_id=uuid.uuid4(), keyring=keyring)
-    confirmed = await client.post("/api/v1/auth/two-factor/confirm", json={"code": current_totp_code(secret, at=clock.now())}, headers=headers)
+    confirmed = await client.post(
+        "/api/v1/auth/two-factor/confirm", json={"code": current_totp_code(secret, at=clock.now())}, headers=headers
+    )
     assert confirmed.status_code == 200
 
 
@@ -91,8 +97,13 @@ async def test_the_command_encrypts_secrets_in_clear_and_under_old_keys(database
     in_clear = await make_person(session_factory, role=Role.PRESCRIBER, email="clear@example.org", now=clock.now(), settings=settings)
     await _store(session_factory, in_clear.user_id, in_clear.totp_secret)  # as stored before migration 0030
     under_old = await make_person(session_factory, role=Role.THERAPIST, email="old@example.org", now=clock.now(), settings=old)
-    current = await make_person(session_factory, role=Role.COORDINATOR, email="new@example.org", now=clock.now(),
-                                settings=with_settings(settings, totp_encryption_key=NEW_KEY))  # fmt: skip
+    current = await make_person(
+        session_factory,
+        role=Role.COORDINATOR,
+        email="new@example.org",
+        now=clock.now(),
+        settings=with_settings(settings, totp_encryption_key=NEW_KEY),
+    )
     untouched = await _stored_secret(session_factory, current.user_id)
 
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -116,12 +127,18 @@ async def test_the_command_encrypts_secrets_in_clear_and_under_old_keys(database
     assert await _stored_secret(session_factory, current.user_id) == untouched
 
 
-AUDIT_KEYS = {"audit_hmac_key": "a" * 40, "audit_anchor_path": Path("/var/lib/telehealth/anchors.jsonl"), "public_base_url": "https://clinic.example"}  # production's other settings
+AUDIT_KEYS = {
+    "audit_hmac_key": "a" * 40,
+    "audit_anchor_path": Path("/var/lib/telehealth/anchors.jsonl"),
+    "public_base_url": "https://clinic.example",
+}  # production's other settings
 
 
 def test_keys_are_checked_like_other_secrets(settings):
     with pytest.raises(SettingsError, match="TOTP_ENCRYPTION_KEY must be set in production"):
-        with_settings(settings, environment="production", secret_key="x" * 40, totp_encryption_key=DEVELOPMENT_TOTP_KEY, **AUDIT_KEYS).validate()
+        with_settings(
+            settings, environment="production", secret_key="x" * 40, totp_encryption_key=DEVELOPMENT_TOTP_KEY, **AUDIT_KEYS
+        ).validate()
     with pytest.raises(SettingsError, match="TOTP_ENCRYPTION_KEY: key 'k1' must be 32 bytes"):
         with_settings(settings, totp_encryption_key="k1:c2hvcnQ").validate()
     with pytest.raises(SettingsError, match="TOTP_OLD_ENCRYPTION_KEYS"):

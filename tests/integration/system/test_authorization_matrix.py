@@ -323,8 +323,11 @@ async def test_every_role_against_every_guarded_route(client: AsyncTestClient, s
 # A role guard lets every pharmacist through; which pharmacy's batches they reach is the object-level rule in
 # prescribing/pharmacy.py. Generated from the same route table: every route a pharmacist may call is covered.
 
-PHARMACY_STEP_BODIES = {"reject": {"reason": "Out of stock"}, "fill": {"lot_number": "L-7", "beyond_use_date": "2027-02-01", "units": 9},
-                        "ship": {"carrier": "UPS", "tracking_number": "1Z999"}}  # fmt: skip
+PHARMACY_STEP_BODIES = {
+    "reject": {"reason": "Out of stock"},
+    "fill": {"lot_number": "L-7", "beyond_use_date": "2027-02-01", "units": 9},
+    "ship": {"carrier": "UPS", "tracking_number": "1Z999"},
+}
 PATIENT_DETAILS = ("Lovelace", "1985-12-10", "12 Hudson St", "10013")
 
 
@@ -341,7 +344,9 @@ def pharmacist_urls(route: GuardedRoute, batch_id: str) -> list[tuple[str, dict 
     return [(path, PHARMACY_STEP_BODIES.get(path.rsplit("/", 1)[-1]))]
 
 
-async def test_a_pharmacist_reaches_only_their_own_pharmacys_batches(client: AsyncTestClient, session_factory, settings, clock, stripe_fake) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pharmacist_reaches_only_their_own_pharmacys_batches(
+    client: AsyncTestClient, session_factory, settings, clock, stripe_fake
+) -> None:  # type: ignore[no-untyped-def]
     """Every route a pharmacist may call: naming a batch of another pharmacy answers 404 `batch.not_found` (as an
     unknown id would), and never 404 to the batch's own pharmacy; no answer to the other pharmacy shows the patient."""
     from tests.integration.prescribing.helpers import intake_on_file, other_pharmacy, pharmacist, signed_plan, switch_to
@@ -350,9 +355,11 @@ async def test_a_pharmacist_reaches_only_their_own_pharmacys_batches(client: Asy
     await intake_on_file(session_factory, clock, consult.patient)
     batch_id = plan["batches"][0]["id"]
     people = {
-        "other pharmacy": await pharmacist(session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org"),
+        "other pharmacy": await pharmacist(
+            session_factory, settings, clock, pharmacy_id=await other_pharmacy(session_factory, clock), email="theirs@example.org"
+        ),
         "own pharmacy": await pharmacist(session_factory, settings, clock, pharmacy_id=consult.pharmacy_id, email="ours@example.org"),
-    }  # fmt: skip
+    }
     jars = {}
     for who, person in people.items():
         await switch_to(client, person, clock)

@@ -31,7 +31,9 @@ async def run(*command: str) -> None:
     assert process.returncode == 0, (command[0], err.decode())
 
 
-async def test_a_dump_restored_into_a_fresh_database_passes_verify_audit(client, database_url, session_factory, settings, clock, tmp_path, monkeypatch):
+async def test_a_dump_restored_into_a_fresh_database_passes_verify_audit(
+    client, database_url, session_factory, settings, clock, tmp_path, monkeypatch
+):
     async with session_factory() as session:
         server_major = int(await session.scalar(text("SHOW server_version_num"))) // 10000
     pg_dump, pg_restore = client_program("pg_dump", server_major), client_program("pg_restore", server_major)
@@ -52,7 +54,9 @@ async def test_a_dump_restored_into_a_fresh_database_passes_verify_audit(client,
     restored_name = f"restore_drill_{uuid.uuid4().hex[:8]}"
     restored = source.set(database=restored_name)
     dump = tmp_path / "clinic.dump"
-    admin = create_async_engine(source.set(drivername="postgresql+asyncpg", database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(
+        source.set(drivername="postgresql+asyncpg", database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
     try:
         await run(str(pg_dump), "--format=custom", "--no-owner", f"--file={dump}", source.render_as_string(hide_password=False))
         async with admin.connect() as connection:

@@ -42,7 +42,9 @@ async def test_oversize_body(client):
 
 
 async def test_bad_totp_code_format(client):
-    response = await client.post("/api/v1/auth/password-reset/confirm", json={"token": "short", "password": "p"}, headers=await csrf_headers(client))
+    response = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": "short", "password": "p"}, headers=await csrf_headers(client)
+    )
     assert response.status_code == 422
     assert "token" in response.json()["fields"]
 

@@ -33,7 +33,9 @@ from telehealth.db.migrate import upgrade_database
 from telehealth.settings import Settings
 
 BIN = Path("/usr/lib/postgresql/15/bin")
-pytestmark = pytest.mark.skipif(not (BIN / "pg_ctl").exists() or not shutil.which("runuser"), reason="needs Debian's PostgreSQL 15 binaries")
+pytestmark = pytest.mark.skipif(
+    not (BIN / "pg_ctl").exists() or not shutil.which("runuser"), reason="needs Debian's PostgreSQL 15 binaries"
+)
 
 # The app: no rate limit on joins; a job whose worker lost the database mid-job is taken
 # again after 5 s (its lease) rather than the default 2 minutes.
@@ -77,8 +79,11 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         if (server.data / "postmaster.pid").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "-D", str(server.data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, timeout=60)  # fmt: skip
+            subprocess.run(
+                ["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "-D", str(server.data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -131,8 +136,14 @@ async def test_a_database_restart_under_load_answers_503_loses_nothing_and_recov
                     headers = {"x-csrftoken": client.cookies["csrftoken"]}
                     while not stop.is_set():
                         email = f"restart-{run}-{next(counter)}@example.org"
-                        body = {"first_name": "Rae", "last_name": "Start", "email": email, "state": "CA", "date_of_birth": "1985-01-01",
-                                "consent_to_contact": True}  # fmt: skip
+                        body = {
+                            "first_name": "Rae",
+                            "last_name": "Start",
+                            "email": email,
+                            "state": "CA",
+                            "date_of_birth": "1985-01-01",
+                            "consent_to_contact": True,
+                        }
                         response = await client.post("/api/v1/waitlist/", json=body, headers=headers)
                         joins.append((email, time.monotonic(), response.status_code, json_code(response)))
                         await asyncio.sleep(0.02)
@@ -160,7 +171,9 @@ async def test_a_database_restart_under_load_answers_503_loses_nothing_and_recov
                 """Joins answer 202 again, by themselves, after `moment` (polled; not a timing measurement)."""
                 deadline = time.monotonic() + within
                 while sum(1 for _, at, status, _ in joins if at > moment and status == 202) < 5:
-                    assert time.monotonic() < deadline, f"no recovery within {within:.0f} s: {Counter(s for _, at, s, _ in joins if at > moment)}"
+                    assert time.monotonic() < deadline, (
+                        f"no recovery within {within:.0f} s: {Counter(s for _, at, s, _ in joins if at > moment)}"
+                    )
                     await asyncio.sleep(0.2)
 
             load = [asyncio.create_task(joiner()) for _ in range(JOINERS)] + [asyncio.create_task(looker()), asyncio.create_task(prober())]
@@ -186,7 +199,9 @@ async def test_a_database_restart_under_load_answers_503_loses_nothing_and_recov
             async def emails_pending() -> int:
                 connection = await asyncpg.connect(url)
                 try:
-                    return await connection.fetchval("SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND status <> 'done'")
+                    return await connection.fetchval(
+                        "SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND status <> 'done'"
+                    )
                 finally:
                     await connection.close()
 
@@ -215,7 +230,7 @@ async def test_a_database_restart_under_load_answers_503_loses_nothing_and_recov
             " (SELECT count(*) FROM dev_mailbox_message m WHERE m.to_address = e.email) AS mails"
             " FROM waitlist_entry e WHERE e.email LIKE $1",
             f"restart-{run}-%",
-        )  # fmt: skip
+        )
     finally:
         await connection.close()
     stored = {row["email"]: (row["audits"], row["jobs"]) for row in rows}

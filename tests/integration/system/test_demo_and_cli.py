@@ -27,10 +27,17 @@ async def test_seed_demo_twice_changes_nothing(session_factory, settings, clock)
         assert await session.scalar(select(func.count()).select_from(UserAccount)) == 6  # two patients: one new, one in a home program
         assert await session.scalar(select(func.count()).select_from(TrochePlan).where(TrochePlan.status == "active")) == 1
         assert await session.scalar(select(func.count()).select_from(Sitter).where(Sitter.status == "confirmed")) == 1
-        assert await session.scalar(select(func.count()).select_from(CareTeamMember)) == 3  # the demo patient: prescriber, therapist; the home patient: prescriber
+        assert (
+            await session.scalar(select(func.count()).select_from(CareTeamMember)) == 3
+        )  # the demo patient: prescriber, therapist; the home patient: prescriber
         # The demo pharmacist works for the demo pharmacy (once, however often the seed runs).
-        staff = (await session.execute(select(UserAccount.email, Pharmacy.name).join(PharmacyStaff, PharmacyStaff.user_id == UserAccount.id)
-                                       .join(Pharmacy, Pharmacy.id == PharmacyStaff.pharmacy_id))).all()  # fmt: skip
+        staff = (
+            await session.execute(
+                select(UserAccount.email, Pharmacy.name)
+                .join(PharmacyStaff, PharmacyStaff.user_id == UserAccount.id)
+                .join(Pharmacy, Pharmacy.id == PharmacyStaff.pharmacy_id)
+            )
+        ).all()
         assert [tuple(row) for row in staff] == [("pharmacist@demo.example", "Green Mountain Compounding (demo)")]
         dea_states = set((await session.execute(select(DeaRegistration.state))).scalars())
         prescriber_license_states = set(
@@ -56,7 +63,9 @@ async def test_create_staff_command(database_url, session_factory, monkeypatch):
         made = await asyncio.to_thread(CliRunner().invoke, cli.create_staff_command, args)
         again = await asyncio.to_thread(CliRunner().invoke, cli.create_staff_command, args)
         weak = await asyncio.to_thread(
-            CliRunner().invoke, cli.create_staff_command, ["--email", "b@example.org", "--name", "B", "--role", "coordinator", "--password", "short"]
+            CliRunner().invoke,
+            cli.create_staff_command,
+            ["--email", "b@example.org", "--name", "B", "--role", "coordinator", "--password", "short"],
         )
     finally:
         get_settings.cache_clear()

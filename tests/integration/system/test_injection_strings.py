@@ -18,7 +18,9 @@ async def test_injection_strings_change_nothing(client, session_factory, setting
         searched = await client.get("/api/v1/slots", params={"type": attack, "from": attack, "to": attack})
         assert 400 <= searched.status_code < 500, searched.text
         assert (await client.get(f"/api/v1/my/dosing/sessions/{attack}")).status_code in (404, 400)
-        added = await post(client, "/api/v1/my/sitters", {"full_name": f"Sam {attack}"[:200], "email": "sam@example.org", "relationship": attack})
+        added = await post(
+            client, "/api/v1/my/sitters", {"full_name": f"Sam {attack}"[:200], "email": "sam@example.org", "relationship": attack}
+        )
         assert added.status_code in (201, 409), added.text
         page = await client.get("/messages")
         sent = await client.post("/messages", data={"body": attack, "_csrf_token": form_csrf_token(page.text)})

@@ -56,8 +56,12 @@ def test_several_processes_are_summed_through_the_multiprocess_directory(tmp_pat
     from telehealth.system.metrics import RequestMetrics, exposition
 
     for count in (2, 3):
-        subprocess.run([sys.executable, "-c", RECORD_REQUESTS, str(count)], check=True, timeout=60,
-                       env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "", "PYTHONPATH": "."})  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", RECORD_REQUESTS, str(count)],
+            check=True,
+            timeout=60,
+            env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "", "PYTHONPATH": "."},
+        )
     assert len(list(tmp_path.glob("histogram_*.db"))) == 2  # one file per process
     body = exposition(RequestMetrics(), jobs_by_status={"parked": 2}, oldest_queued_seconds=0.0, multiprocess_dir=str(tmp_path))
     assert 'http_request_duration_seconds_count{method="GET",route="/api/v1/appointments",status="2xx"} 5.0' in body

@@ -37,8 +37,8 @@ def downgrade() -> None:
     op.drop_index("ix_job_kind_lint_sample", table_name="job")
 '''
 PLAIN_INDEX = '    op.create_index("ix_job_kind_lint_sample", "job", ["kind"])'
-CONCURRENT_INDEX = '''    with op.get_context().autocommit_block():
-        op.create_index("ix_job_kind_lint_sample", "job", ["kind"], postgresql_concurrently=True, if_not_exists=True)'''
+CONCURRENT_INDEX = """    with op.get_context().autocommit_block():
+        op.create_index("ix_job_kind_lint_sample", "job", ["kind"], postgresql_concurrently=True, if_not_exists=True)"""
 
 
 def _squawk() -> str:
@@ -66,8 +66,10 @@ def lint(sql: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path.write_text(sql)
     return subprocess.run(
         [_squawk(), "--config", str(PROJECT_ROOT / ".squawk.toml"), "--reporter", "gcc", str(path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _with_new_revision(tmp_path: Path, body: str) -> tuple[Path, str]:
@@ -132,9 +134,7 @@ async def test_an_index_built_concurrently_migrates_online_and_each_revision_is_
         with caplog.at_level(logging.INFO, logger="telehealth.migrations"):
             await upgrade_database(engine, config=config)
         async with engine.connect() as connection:
-            valid = await connection.scalar(text(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_job_kind_lint_sample'::regclass"
-            ))  # fmt: skip
+            valid = await connection.scalar(text("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_job_kind_lint_sample'::regclass"))
         assert valid is True
         applied = [r.getMessage() for r in caplog.records if r.name == "telehealth.migrations" and " applied " in r.getMessage()]
         revisions = list(ScriptDirectory(str(scripts)).walk_revisions())

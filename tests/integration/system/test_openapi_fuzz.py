@@ -50,8 +50,14 @@ def generated_cases(schema: Any) -> list[Any]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             found: list[Any] = []
 
-            @hypothesis_settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                                 phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+            @hypothesis_settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=operation.as_strategy(generation_mode=mode))
             def collect(case: Any) -> None:
                 found.append(case)  # noqa: B023  (collect() runs within this iteration, on this iteration's list)
@@ -75,7 +81,9 @@ async def send(client: AsyncTestClient, case: Any, headers: dict[str, str]) -> A
     return await client.request(kwargs["method"], kwargs["url"], **request)
 
 
-async def test_every_operation_as_every_role_answers_without_5xx_and_as_documented(client: AsyncTestClient, session_factory, settings, clock):  # type: ignore[no-untyped-def]
+async def test_every_operation_as_every_role_answers_without_5xx_and_as_documented(
+    client: AsyncTestClient, session_factory, settings, clock
+):  # type: ignore[no-untyped-def]
     document = (await client.get("/schema/openapi.json")).json()
     schema = schemathesis.openapi.from_dict(document)
     cases = generated_cases(schema)
@@ -88,7 +96,9 @@ async def test_every_operation_as_every_role_answers_without_5xx_and_as_document
         client.cookies.clear()
         if role is not None:
             clock.advance(timedelta(seconds=31))  # a fresh TOTP window for each staff sign-in
-            person = await make_person(session_factory, role=role, email=f"fuzz-{role.value}@example.org", now=clock.now(), settings=settings)
+            person = await make_person(
+                session_factory, role=role, email=f"fuzz-{role.value}@example.org", now=clock.now(), settings=settings
+            )
             await sign_in(client, person, clock)
         headers = await csrf_headers(client)
         for case in cases:

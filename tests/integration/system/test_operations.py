@@ -123,8 +123,15 @@ async def test_dev_mailbox_shows_mail_in_development_only(settings, clock, sessi
         page = await client.get("/dev/mailbox/")
         assert page.status_code == 200
         assert "You have an update in your Evergreen Home Program portal" in page.text
-    production = with_settings(settings, environment="production", secret_key="x" * 40, audit_hmac_key="k" * 40, audit_anchor_path=tmp_path / "anchors.jsonl",
-                               totp_encryption_key=new_key_text("k1"), public_base_url="https://testserver.local")  # fmt: skip
+    production = with_settings(
+        settings,
+        environment="production",
+        secret_key="x" * 40,
+        audit_hmac_key="k" * 40,
+        audit_anchor_path=tmp_path / "anchors.jsonl",
+        totp_encryption_key=new_key_text("k1"),
+        public_base_url="https://testserver.local",
+    )
     async with AsyncTestClient(app=create_app(production, clock=clock)) as client:
         assert (await client.get("/dev/mailbox/")).status_code == 404
 

@@ -49,24 +49,37 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_carries_templates_migrations_static_files_and_the_stripe_stand_in(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
-    checkout = {
-        "telehealth/_templates/" + str(path.relative_to(PROJECT_ROOT / "templates"))
-        for path in (PROJECT_ROOT / "templates").rglob("*") if path.is_file() and "__pycache__" not in path.parts
-    } | {
-        "telehealth/_migrations/" + str(path.relative_to(PROJECT_ROOT / "migrations"))
-        for path in (PROJECT_ROOT / "migrations").rglob("*") if path.is_file() and "__pycache__" not in path.parts
-    } | {"telehealth/static/" + path.name for path in (PROJECT_ROOT / "telehealth" / "static").iterdir()}
+    checkout = (
+        {
+            "telehealth/_templates/" + str(path.relative_to(PROJECT_ROOT / "templates"))
+            for path in (PROJECT_ROOT / "templates").rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+        | {
+            "telehealth/_migrations/" + str(path.relative_to(PROJECT_ROOT / "migrations"))
+            for path in (PROJECT_ROOT / "migrations").rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+        | {"telehealth/static/" + path.name for path in (PROJECT_ROOT / "telehealth" / "static").iterdir()}
+    )
     assert checkout - names == set()
-    assert {"telehealth/_templates/base.html", "telehealth/_templates/email/verify_email/subject.txt",
-            "telehealth/_migrations/env.py", "telehealth/_migrations/script.py.mako",
-            "telehealth/devtools/stripe_stand_in.py", "telehealth/static/app.css"} <= names  # fmt: skip
+    assert {
+        "telehealth/_templates/base.html",
+        "telehealth/_templates/email/verify_email/subject.txt",
+        "telehealth/_migrations/env.py",
+        "telehealth/_migrations/script.py.mako",
+        "telehealth/devtools/stripe_stand_in.py",
+        "telehealth/static/app.css",
+    } <= names
     assert any(name.startswith("telehealth/_migrations/versions/") and name.endswith(".py") for name in names)
     assert not any(name.startswith("tests/") for name in names)
 
     dist_info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/METADATA"))
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "[console_scripts]" in entry_points and "telehealth = telehealth.cli:main_cli" in entry_points
-    requires = [line for line in zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode().splitlines() if line.startswith("Requires-Dist:")]
+    requires = [
+        line for line in zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode().splitlines() if line.startswith("Requires-Dist:")
+    ]
     for needed in ("msgspec", "click", "email-validator", "icalendar", "alembic"):
         assert any(line.split()[1].lower().startswith(needed) for line in requires), needed
 
@@ -75,8 +88,11 @@ async def test_the_installed_wheel_migrates_a_database_through_its_console_scrip
     # Installed into a bare folder (--no-deps: this interpreter has the dependencies), run from a folder with
     # no checkout in it, so nothing but the wheel's own files can be found.
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
-                   check=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
+        check=True,
+        timeout=120,
+    )
     name = f"telehealth_wheel_{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
@@ -88,11 +104,17 @@ async def test_the_installed_wheel_migrates_a_database_through_its_console_scrip
     try:
         where = subprocess.run(
             [sys.executable, "-c", "import telehealth.bundled as b; print(b.__file__); print(b.TEMPLATES_DIR); print(b.MIGRATIONS_DIR)"],
-            cwd=run, env=environment, capture_output=True, text=True, timeout=60, check=True,
-        ).stdout.split()  # fmt: skip
+            cwd=run,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.split()
         assert all(line.startswith(str(site)) for line in where), where
-        upgraded = subprocess.run([str(site / "bin" / "telehealth"), "db", "upgrade"], cwd=run, env=environment,
-                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+        upgraded = subprocess.run(
+            [str(site / "bin" / "telehealth"), "db", "upgrade"], cwd=run, env=environment, capture_output=True, text=True, timeout=120
+        )
         assert upgraded.returncode == 0, upgraded.stderr[-2000:]
         assert "Database schema is current." in upgraded.stdout
         check = create_async_engine(async_database_url(environment["DATABASE_URL"]))
@@ -112,8 +134,9 @@ def test_the_lock_file_pins_what_pyproject_pins():
     declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
     locked = {
         line.split("==")[0].lower().replace("_", "-").replace(".", "-"): line.split("==")[1].split()[0]
-        for line in (PROJECT_ROOT / "requirements.lock").read_text().splitlines() if "==" in line and not line.startswith((" ", "#"))
-    }  # fmt: skip
+        for line in (PROJECT_ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith((" ", "#"))
+    }
     for requirement in declared:
         name, version = requirement.split("==")
         name = name.split("[")[0].lower().replace("_", "-").replace(".", "-")

@@ -110,6 +110,7 @@ async def test_the_default_engine_breaks_through_transaction_pooling_so_the_sett
     clients' transactions share one server connection. (Also shows this PgBouncer really pools by transaction.)"""
     engine = make_engine(pgbouncer, pool_size=4)
     try:
+
         async def query(n: int) -> None:
             async with engine.connect() as connection:
                 for _ in range(5):
@@ -133,9 +134,16 @@ async def test_racing_bookings_through_pgbouncer_give_exactly_one(pgbouncer, ses
             async with transaction(factory) as session:
                 record = await session.get(Patient, person.patient_id)
                 await book_appointment(
-                    session, patient=record, clinician_id=prescriber.user_id, appointment_type=AppointmentType.CONSULT,
-                    starts_at=starts_at, hold=False, actor=Actor.system(), now=clock.now(), settings=settings,
-                )  # fmt: skip
+                    session,
+                    patient=record,
+                    clinician_id=prescriber.user_id,
+                    appointment_type=AppointmentType.CONSULT,
+                    starts_at=starts_at,
+                    hold=False,
+                    actor=Actor.system(),
+                    now=clock.now(),
+                    settings=settings,
+                )
             return "booked"
         except Conflict as refusal:
             return refusal.code
@@ -151,7 +159,9 @@ async def test_racing_bookings_through_pgbouncer_give_exactly_one(pgbouncer, ses
         assert await session.scalar(select(func.count()).select_from(Appointment)) == 2
 
 
-async def test_the_app_through_pgbouncer_signs_in_and_two_patients_race_for_one_slot(pgbouncer, database_url, session_factory, settings, clock):
+async def test_the_app_through_pgbouncer_signs_in_and_two_patients_race_for_one_slot(
+    pgbouncer, database_url, session_factory, settings, clock
+):
     """The whole app on DATABASE_URL=PgBouncer: the session middleware, sign-in, the request's transaction; two
     signed-in patients post the same slot at once and exactly one gets it."""
     from litestar.testing import AsyncTestClient
@@ -161,7 +171,9 @@ async def test_the_app_through_pgbouncer_signs_in_and_two_patients_race_for_one_
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     first = await screened_patient(session_factory, settings, clock, email="first@example.org")
     second = await screened_patient(session_factory, settings, clock, email="second@example.org")
-    pooled = with_settings(settings, database_url=pgbouncer, database_pool_mode="transaction", database_direct_url=database_url, database_pool_size=6)
+    pooled = with_settings(
+        settings, database_url=pgbouncer, database_pool_mode="transaction", database_direct_url=database_url, database_pool_size=6
+    )
     body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": "2026-11-24T15:00:00Z"}
     async with AsyncTestClient(app=create_app(pooled, clock=clock), base_url="http://testserver.local") as client:
         requests = []
@@ -182,12 +194,19 @@ async def test_the_app_through_pgbouncer_signs_in_and_two_patients_race_for_one_
 async def test_two_workers_through_pgbouncer_send_each_email_once(pgbouncer, session_factory, settings, clock, smtp):
     async with transaction(session_factory) as session:
         for index in range(60):
-            await queue_email(session, to=f"person{index}@example.org", template="portal_update",
-                              context={"recipient_name": f"Person {index}"}, now=clock.now())  # fmt: skip
+            await queue_email(
+                session,
+                to=f"person{index}@example.org",
+                template="portal_update",
+                context={"recipient_name": f"Person {index}"},
+                now=clock.now(),
+            )
     engine = make_engine(pgbouncer, pool_size=4, transaction_pooling=True)
     factory = make_session_factory(engine)
     try:
-        counts = await asyncio.gather(drain_jobs(worker_context(factory, settings, clock)), drain_jobs(worker_context(factory, settings, clock)))
+        counts = await asyncio.gather(
+            drain_jobs(worker_context(factory, settings, clock)), drain_jobs(worker_context(factory, settings, clock))
+        )
     finally:
         await engine.dispose()
     assert sum(counts) == 60

@@ -62,8 +62,14 @@ async def test_every_patient_route_follows_the_care_team(client, session_factory
     routes = patient_routes(settings)
     assert len(routes) >= 10, routes  # the walk found the patient routes
     patient = await screened_patient(session_factory, settings, clock)
-    members = {role: await make_person(session_factory, role=role, email=f"member-{role.value}@example.org", now=clock.now(), settings=settings) for role in CLINICIANS}
-    strangers = {role: await make_person(session_factory, role=role, email=f"stranger-{role.value}@example.org", now=clock.now(), settings=settings) for role in CLINICIANS}
+    members = {
+        role: await make_person(session_factory, role=role, email=f"member-{role.value}@example.org", now=clock.now(), settings=settings)
+        for role in CLINICIANS
+    }
+    strangers = {
+        role: await make_person(session_factory, role=role, email=f"stranger-{role.value}@example.org", now=clock.now(), settings=settings)
+        for role in CLINICIANS
+    }
     coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
     for member in members.values():
         await join_care_team(session_factory, patient, member, now=clock.now())
@@ -90,13 +96,17 @@ async def test_every_patient_route_follows_the_care_team(client, session_factory
                 allowed_here = allowed
             if refused(response) == allowed_here:
                 failures.append(f"{who} {path}: {response.status_code}")
+
         return check
 
     for role in CLINICIANS:
         await as_person(members[role], expect(True, f"member {role.value}"))
         await as_person(strangers[role], expect(False, f"stranger {role.value}"))
-        granted = await client.post(f"/api/v1/patients/{patient.patient_id}/break-glass", json={"reason": "urgent: the ER called"},
-                                    headers=await csrf_headers(client))  # fmt: skip
+        granted = await client.post(
+            f"/api/v1/patients/{patient.patient_id}/break-glass",
+            json={"reason": "urgent: the ER called"},
+            headers=await csrf_headers(client),
+        )
         assert granted.status_code == 201, granted.text
         await as_person(strangers[role], expect(True, f"stranger {role.value} with a grant"))
 

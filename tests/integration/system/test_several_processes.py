@@ -29,8 +29,13 @@ from tests.integration.scheduling.helpers import prescriber_with_hours, screened
 
 
 def start_worker(database_url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "litestar", "--app", "app:app", "worker"], cwd=PROJECT_ROOT,
-                            env=server_environment(database_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "litestar", "--app", "app:app", "worker"],
+        cwd=PROJECT_ROOT,
+        env=server_environment(database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def signed_in(base_url: str, email: str, *, totp_secret: str | None = None) -> httpx.AsyncClient:
@@ -41,7 +46,11 @@ async def signed_in(base_url: str, email: str, *, totp_secret: str | None = None
     assert answered.status_code == 200, answered.text
     if totp_secret:
         headers = {"x-csrftoken": client.cookies["csrftoken"]}  # the token is bound to the session signing in made
-        assert (await client.post("/api/v1/auth/two-factor/verify", json={"code": current_totp_code(totp_secret, at=datetime.now(UTC))}, headers=headers)).status_code == 200
+        assert (
+            await client.post(
+                "/api/v1/auth/two-factor/verify", json={"code": current_totp_code(totp_secret, at=datetime.now(UTC))}, headers=headers
+            )
+        ).status_code == 200
     return client
 
 
@@ -56,8 +65,14 @@ async def test_two_app_processes_and_two_workers_share_one_database(database_url
     clock = SystemClock()  # the processes run on real time
     prescriber = await prescriber_with_hours(session_factory, settings, clock)
     patients = [await screened_patient(session_factory, settings, clock, email=f"racer{i}@example.org") for i in range(10)]
-    extra = {"SMTP_URL": smtp.url, "STRIPE_API_KEY": "sk_test_fake", "STRIPE_WEBHOOK_SECRET": stripe_fake.webhook_secret,
-             "STRIPE_API_BASE": stripe_fake.base_url, "JOB_LEASE_SECONDS": "3", "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN": "100000"}  # fmt: skip
+    extra = {
+        "SMTP_URL": smtp.url,
+        "STRIPE_API_KEY": "sk_test_fake",
+        "STRIPE_WEBHOOK_SECRET": stripe_fake.webhook_secret,
+        "STRIPE_API_BASE": stripe_fake.base_url,
+        "JOB_LEASE_SECONDS": "3",
+        "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN": "100000",
+    }
     async with AsyncExitStack() as stack:
         stack.enter_context(environment(extra))
         first = await stack.enter_async_context(running_server(database_url))
@@ -78,20 +93,27 @@ async def test_two_app_processes_and_two_workers_share_one_database(database_url
         slots = (await clients[0].get("/api/v1/slots", params={"type": "consult", "clinician_id": str(prescriber.user_id)})).json()
         starts_at = slots[0]["starts_at"]
         body = {"type": "consult", "clinician_id": str(prescriber.user_id), "starts_at": starts_at, "hold": True}
-        answers = await asyncio.gather(*(c.post("/api/v1/appointments", json=body, headers={"x-csrftoken": c.cookies["csrftoken"]}) for c in clients))
+        answers = await asyncio.gather(
+            *(c.post("/api/v1/appointments", json=body, headers={"x-csrftoken": c.cookies["csrftoken"]}) for c in clients)
+        )
         codes = Counter(a.status_code for a in answers)
         assert codes == Counter({201: 1, 409: 9}), [a.text for a in answers if a.status_code not in (201, 409)]
         async with session_factory() as session:
-            held = await session.scalar(text("SELECT count(*) FROM appointment WHERE status IN ('held', 'booked') AND clinician_id = :c"), {"c": prescriber.user_id})
+            held = await session.scalar(
+                text("SELECT count(*) FROM appointment WHERE status IN ('held', 'booked') AND clinician_id = :c"), {"c": prescriber.user_id}
+            )
         assert held == 1
 
         # 1,000 emails through two workers: each sent exactly once.
         already = len(smtp.messages)
         async with transaction(session_factory) as session:
             for i in range(1000):
-                await queue_email(session, to=f"bulk{i}@example.org", template="portal_update", context={"recipient_name": f"Bulk {i}"}, now=clock.now())
+                await queue_email(
+                    session, to=f"bulk{i}@example.org", template="portal_update", context={"recipient_name": f"Bulk {i}"}, now=clock.now()
+                )
         workers = [start_worker(database_url), start_worker(database_url)]
         try:
+
             async def all_sent() -> bool:
                 return len([m for m in smtp.messages[already:] if str(m["To"]).startswith("bulk")]) >= 1000
 
@@ -104,7 +126,13 @@ async def test_two_app_processes_and_two_workers_share_one_database(database_url
             already = len(smtp.messages)
             async with transaction(session_factory) as session:
                 for i in range(300):
-                    await queue_email(session, to=f"kill{i}@example.org", template="portal_update", context={"recipient_name": f"Kill {i}"}, now=clock.now())
+                    await queue_email(
+                        session,
+                        to=f"kill{i}@example.org",
+                        template="portal_update",
+                        context={"recipient_name": f"Kill {i}"},
+                        now=clock.now(),
+                    )
 
             async def some_sent() -> bool:
                 return any(str(m["To"]).startswith("kill") for m in smtp.messages[already:])
@@ -121,7 +149,9 @@ async def test_two_app_processes_and_two_workers_share_one_database(database_url
             # retried once its 3-second lease lapses (a second copy: at least once), and then every job is done.
             async def every_job_done() -> bool:
                 async with session_factory() as session:
-                    left = await session.scalar(text("SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND status <> 'done'"))
+                    left = await session.scalar(
+                        text("SELECT count(*) FROM job WHERE kind = 'notifications.send_email' AND status <> 'done'")
+                    )
                 return left == 0
 
             await wait_for(every_job_done, timeout=60, what="every email job done after the killed worker's lease")

@@ -61,8 +61,11 @@ async def test_slow_and_silent_clients_do_not_hold_up_other_requests(database_ur
                         started = time.monotonic()
                         assert (await client.get("/health")).status_code == 200
                         assert (await client.get("/sign-in")).status_code == 200
-                        answered = await client.post("/api/v1/waitlist/status", json={"token": "not-a-link-we-issued"},
-                                                     headers={"x-csrftoken": client.cookies["csrftoken"]})  # fmt: skip
+                        answered = await client.post(
+                            "/api/v1/waitlist/status",
+                            json={"token": "not-a-link-we-issued"},
+                            headers={"x-csrftoken": client.cookies["csrftoken"]},
+                        )
                         assert answered.status_code in (404, 410), answered.text
                         assert time.monotonic() - started < 5, "ordinary requests waited behind the slow clients"
 
@@ -71,7 +74,7 @@ async def test_slow_and_silent_clients_do_not_hold_up_other_requests(database_ur
                     writer.write(
                         f"POST /api/v1/waitlist/status HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
                         f"content-length: 50000000\r\nx-csrftoken: {client.cookies['csrftoken']}\r\ncookie: csrftoken={client.cookies['csrftoken']}\r\n\r\n".encode()
-                    )  # fmt: skip
+                    )
                     writer.write(b"{" * 1000)
                     status_line = await asyncio.wait_for(reader.readline(), timeout=5)
                     assert status_line.split()[1] == b"413", status_line

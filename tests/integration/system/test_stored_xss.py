@@ -29,9 +29,18 @@ async def test_patient_text_is_escaped_on_staff_pages(client, session_factory, s
     await patient_signed_in(client, home, clock)
     mail = Mail(session_factory, settings, clock, smtp)
     _, booked, _ = await ready_session(client, mail)
-    assert (await post(client, "/api/v1/my/sitters", {"full_name": "Eve " + ATTACK[:40], "email": "eve@example.org", "relationship": ATTACK[:90]})).status_code == 201
+    assert (
+        await post(
+            client, "/api/v1/my/sitters", {"full_name": "Eve " + ATTACK[:40], "email": "eve@example.org", "relationship": ATTACK[:90]}
+        )
+    ).status_code == 201
     assert (await unlock(client, booked["id"])).status_code == 200
-    written = {**GOOD_REPORT, "notes": ATTACK, "other_side_effects": ATTACK, "ended_early_reason": ATTACK}  # reported within the observed time
+    written = {
+        **GOOD_REPORT,
+        "notes": ATTACK,
+        "other_side_effects": ATTACK,
+        "ended_early_reason": ATTACK,
+    }  # reported within the observed time
     assert (await post(client, f"/api/v1/my/dosing/sessions/{booked['id']}/report", written)).status_code == 201
     assert (await post(client, "/api/v1/my/dosing/loss", {"troches": 1, "what_happened": ATTACK})).status_code == 201
     page = await client.get("/messages")
@@ -48,5 +57,7 @@ async def test_patient_text_is_escaped_on_staff_pages(client, session_factory, s
     clock.advance(timedelta(seconds=30))
     await sign_in(client, therapist, clock)
     notes = await client.get(f"/patients/{home.patient.patient_id}/notes")
-    assert (await client.post(f"/patients/{home.patient.patient_id}/notes", data={"body": ATTACK, "_csrf_token": form_csrf_token(notes.text)})).status_code == 200
+    assert (
+        await client.post(f"/patients/{home.patient.patient_id}/notes", data={"body": ATTACK, "_csrf_token": form_csrf_token(notes.text)})
+    ).status_code == 200
     assert_escaped((await client.get(f"/patients/{home.patient.patient_id}/notes")).text)

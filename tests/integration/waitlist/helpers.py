@@ -12,9 +12,13 @@ from tests.helpers import csrf_headers, drain_jobs, link_in, make_person, worker
 
 def person(index: int = 0, state: str = "NY", **changes) -> dict:
     body = {
-        "first_name": f"Robin{index}", "last_name": "Example", "email": f"robin{index}@example.org", "state": state,
-        "date_of_birth": "1985-04-02", "consent_to_contact": True,
-    }  # fmt: skip
+        "first_name": f"Robin{index}",
+        "last_name": "Example",
+        "email": f"robin{index}@example.org",
+        "state": state,
+        "date_of_birth": "1985-04-02",
+        "consent_to_contact": True,
+    }
     body.update(changes)
     return body
 
@@ -48,11 +52,25 @@ async def status(client, token: str) -> dict:
     return response.json()
 
 
-async def credential_prescriber(session_factory, settings, clock, *, states=("NY",), license_expires=date(2028, 1, 1), dea_expires=date(2028, 1, 1)):
-    prescriber = await make_person(session_factory, role=Role.PRESCRIBER, email=f"rx{len(states)}{license_expires}@example.org", now=clock.now(), settings=settings)
+async def credential_prescriber(
+    session_factory, settings, clock, *, states=("NY",), license_expires=date(2028, 1, 1), dea_expires=date(2028, 1, 1)
+):
+    prescriber = await make_person(
+        session_factory, role=Role.PRESCRIBER, email=f"rx{len(states)}{license_expires}@example.org", now=clock.now(), settings=settings
+    )
     async with transaction(session_factory) as session:
         for state in states:
-            session.add(StateLicense(clinician_id=prescriber.user_id, state=state, number="L1", license_type="MD", expires_on=license_expires))
+            session.add(
+                StateLicense(clinician_id=prescriber.user_id, state=state, number="L1", license_type="MD", expires_on=license_expires)
+            )
             if dea_expires is not None:
-                session.add(DeaRegistration(clinician_id=prescriber.user_id, state=state, number="BX1234563", schedules="II,IIN,III,IIIN,IV,V", expires_on=dea_expires))
+                session.add(
+                    DeaRegistration(
+                        clinician_id=prescriber.user_id,
+                        state=state,
+                        number="BX1234563",
+                        schedules="II,IIN,III,IIIN,IV,V",
+                        expires_on=dea_expires,
+                    )
+                )
     return prescriber

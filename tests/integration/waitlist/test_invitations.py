@@ -89,16 +89,22 @@ async def test_an_invitation_creates_the_patient_account_once(client, session_fa
         await invite_next(session, state="NY", count=1, actor=Actor.system(), now=clock.now(), settings=settings)
     accept = (await mail_links(session_factory, settings, clock, smtp, "/invitations/accept"))["robin0@example.org"]
     headers = await csrf_headers(client)
-    no_terms = await client.post("/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": False}, headers=headers)
+    no_terms = await client.post(
+        "/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": False}, headers=headers
+    )
     assert no_terms.status_code == 422 and no_terms.json()["fields"] == {"accept_terms": "must be accepted"}
-    created = await client.post("/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": True}, headers=headers)
+    created = await client.post(
+        "/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": True}, headers=headers
+    )
     assert created.status_code == 201
     me = (await client.get("/api/v1/auth/me")).json()
     assert (me["email"], me["role"], me["email_verified"], me["full_name"]) == ("robin0@example.org", "patient", True, "Robin0 Example")
     record = (await client.get(f"/api/v1/patients/{me['patient_id']}")).json()
     assert record["state_of_residence"] == "NY"
     assert (await status(client, token))["status"] == "enrolled"
-    reused = await client.post("/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": True}, headers=headers)
+    reused = await client.post(
+        "/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": True}, headers=headers
+    )
     assert reused.status_code == 422 and reused.json()["code"] == "invitation.link_invalid"
     async with session_factory() as session:
         entry = (await session.execute(select(WaitlistEntry))).scalar_one()
@@ -111,7 +117,9 @@ async def test_an_expired_invitation_link_creates_nothing(client, session_factor
         await invite_next(session, state="NY", count=1, actor=Actor.system(), now=clock.now(), settings=settings)
     accept = (await mail_links(session_factory, settings, clock, smtp, "/invitations/accept"))["robin0@example.org"]
     clock.advance(timedelta(days=settings.thresholds.invitation_valid_days, seconds=1))
-    late = await client.post("/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": True}, headers=await csrf_headers(client))
+    late = await client.post(
+        "/api/v1/invitations/accept", json={"token": accept, "password": PASSWORD, "accept_terms": True}, headers=await csrf_headers(client)
+    )
     assert late.status_code == 422
     page = await client.get(f"/invitations/accept?token={accept}", headers={"accept": "text/html"})
     assert page.status_code == 404 and "expired or was already used" in page.text
@@ -149,5 +157,7 @@ async def test_the_waiting_list_page_offers_invite_only_for_served_states(client
 
     assert ">Invite</button>" in row("New York") and "Not served yet" not in row("New York")
     assert ">Invite</button>" not in row("Vermont") and "Not served yet" in row("Vermont")
-    refused = await client.post("/coordinator/waitlist/invitations", data={"state": "VT", "count": "1", "_csrf_token": form_csrf_token(page)})
+    refused = await client.post(
+        "/coordinator/waitlist/invitations", data={"state": "VT", "count": "1", "_csrf_token": form_csrf_token(page)}
+    )
     assert refused.status_code == 422 and "Vermont" in refused.text and "nobody there can be invited" in refused.text

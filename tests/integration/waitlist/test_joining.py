@@ -20,7 +20,9 @@ async def test_a_join_counts_only_after_the_emailed_link_is_used(client, session
     assert message["Subject"] == "Confirm your place on the Evergreen Home Program waiting list"
     before = await status(client, links["robin0@example.org"])
     assert (before["status"], before["position"], before["people_waiting_in_state"]) == ("unconfirmed", None, 0)
-    confirmed = await client.post("/api/v1/waitlist/confirm", json={"token": links["robin0@example.org"]}, headers=await csrf_headers(client))
+    confirmed = await client.post(
+        "/api/v1/waitlist/confirm", json={"token": links["robin0@example.org"]}, headers=await csrf_headers(client)
+    )
     assert (confirmed.json()["status"], confirmed.json()["position"]) == ("waiting", 1)
     again = await client.post("/api/v1/waitlist/confirm", json={"token": links["robin0@example.org"]}, headers=await csrf_headers(client))
     assert again.json()["position"] == 1  # confirming twice changes nothing
@@ -34,7 +36,8 @@ async def test_joining_again_changes_nothing_and_answers_the_same(client, sessio
     async with session_factory() as session:
         entries = (await session.execute(select(WaitlistEntry).order_by(WaitlistEntry.joined_at, WaitlistEntry.email))).scalars().all()
     assert [(e.email, e.first_name, e.state) for e in entries] == [
-        ("robin0@example.org", "Robin0", "NY"), ("robin1@example.org", "Robin1", "NY")
+        ("robin0@example.org", "Robin0", "NY"),
+        ("robin1@example.org", "Robin1", "NY"),
     ]
     assert (await status(client, token))["position"] == 1
     await mail_links(session_factory, settings, clock, smtp, "/waitlist/entry")
@@ -47,7 +50,14 @@ async def test_bad_input_names_each_field(client, clock):
     seventeen = today.replace(year=today.year - 18) + timedelta(days=1)
     response = await join(
         client,
-        person(state="XX", date_of_birth=seventeen.isoformat(), phone="555-1234", consent_to_contact=False, conditions=["insomnia"], email="not-an-email"),
+        person(
+            state="XX",
+            date_of_birth=seventeen.isoformat(),
+            phone="555-1234",
+            consent_to_contact=False,
+            conditions=["insomnia"],
+            email="not-an-email",
+        ),
     )
     assert response.status_code == 422
     assert set(response.json()["fields"]) == {"state", "date_of_birth", "phone", "consent_to_contact", "conditions", "email"}
@@ -57,7 +67,10 @@ async def test_bad_input_names_each_field(client, clock):
     typo = await join(client, {**person(index=2), "date_of_birth": "1985-13-40"})
     assert typo.status_code == 422 and "date_of_birth" in typo.json()["fields"]
     long_name = await join(client, person(index=4, first_name="x" * 100, last_name="bad\u0000name"))
-    assert long_name.json()["fields"] == {"first_name": "must be at most 99 characters", "last_name": "contains characters that are not allowed"}
+    assert long_name.json()["fields"] == {
+        "first_name": "must be at most 99 characters",
+        "last_name": "contains characters that are not allowed",
+    }
     unknown = await join(client, {**person(index=3), "favourite_colour": "green"})
     assert unknown.json()["fields"] == {"favourite_colour": "is not a known field"}
 

@@ -24,11 +24,19 @@ VISITOR = Actor.anonymous(ip="192.0.2.1")
 async def add_entries(session_factory, *, count: int, state: str = "NY", status: str = "unconfirmed", confirmed_at=None, joined_at) -> list:
     """Rows written directly (as the demo seed does): the triggers count waiting ones like any other change."""
     rows = [
-        {"id": uuid.uuid4(), "status": status, "state": state, "first_name": "Tally", "last_name": f"Person {n}",
-         "email": f"tally-{uuid.uuid4().hex[:12]}@example.org", "consent_to_contact": True, "joined_at": joined_at,
-         "confirmed_at": confirmed_at}
+        {
+            "id": uuid.uuid4(),
+            "status": status,
+            "state": state,
+            "first_name": "Tally",
+            "last_name": f"Person {n}",
+            "email": f"tally-{uuid.uuid4().hex[:12]}@example.org",
+            "consent_to_contact": True,
+            "joined_at": joined_at,
+            "confirmed_at": confirmed_at,
+        }
         for n in range(count)
-    ]  # fmt: skip
+    ]
     async with transaction(session_factory) as session:
         await session.execute(insert(WaitlistEntry), rows)
     return [row["id"] for row in rows]
@@ -67,7 +75,9 @@ async def assert_positions_as_counted(session_factory, settings, now) -> int:
 
 async def test_every_change_of_status_keeps_the_tally_and_the_positions(session_factory, settings, clock, smtp):
     await credential_prescriber(session_factory, settings, clock, states=("NY", "CA"))
-    ids = await add_entries(session_factory, count=12, joined_at=clock.now()) + await add_entries(session_factory, count=4, state="CA", joined_at=clock.now())
+    ids = await add_entries(session_factory, count=12, joined_at=clock.now()) + await add_entries(
+        session_factory, count=4, state="CA", joined_at=clock.now()
+    )
     tokens = {entry_id: await link_token(session_factory, entry_id, clock, settings) for entry_id in ids}
     # Confirmations over four days, from the last microsecond of one (two in one microsecond: the id breaks the tie).
     clock.advance(timedelta(days=1, microseconds=-1) - (clock.now() - clock.now().replace(hour=0, minute=0, second=0, microsecond=0)))
@@ -91,12 +101,17 @@ async def test_every_change_of_status_keeps_the_tally_and_the_positions(session_
     await assert_tally_is_the_count(session_factory)
     assert await assert_positions_as_counted(session_factory, settings, clock.now()) == 11
 
-    accept = (await mail_links(session_factory, settings, clock, smtp, "/invitations/accept"))
+    accept = await mail_links(session_factory, settings, clock, smtp, "/invitations/accept")
     async with transaction(session_factory) as session:  # invited -> enrolled
         await accept_invitation(
-            session, token=next(iter(accept.values())), password="my new long password", accept_terms=True, actor=VISITOR,
-            now=clock.now(), settings=settings,
-        )  # fmt: skip
+            session,
+            token=next(iter(accept.values())),
+            password="my new long password",
+            accept_terms=True,
+            actor=VISITOR,
+            now=clock.now(),
+            settings=settings,
+        )
     clock.advance(timedelta(days=settings.thresholds.invitation_valid_days, minutes=1))
     async with transaction(session_factory) as session:  # invited -> lapsed, and the next people invited in their place
         assert await expire_due_invitations(session, now=clock.now(), settings=settings) == 2
@@ -109,7 +124,11 @@ async def test_every_change_of_status_keeps_the_tally_and_the_positions(session_
 
 async def _entries(session_factory, status: str) -> list:
     async with session_factory() as session:
-        return list((await session.execute(select(WaitlistEntry.id).where(WaitlistEntry.status == status).order_by(WaitlistEntry.confirmed_at))).scalars())
+        return list(
+            (
+                await session.execute(select(WaitlistEntry.id).where(WaitlistEntry.status == status).order_by(WaitlistEntry.confirmed_at))
+            ).scalars()
+        )
 
 
 async def test_concurrent_confirmations_leaves_and_invitations_in_one_day_keep_the_tally_exact(session_factory, settings, clock):
@@ -117,7 +136,9 @@ async def test_concurrent_confirmations_leaves_and_invitations_in_one_day_keep_t
     # Everyone in the same state and day: every transaction below updates the same tally row.
     # The first ten are the front of the queue (invited below), the other ten leave.
     waiting = await add_entries(session_factory, count=10, status="waiting", confirmed_at=clock.now(), joined_at=clock.now())
-    waiting += await add_entries(session_factory, count=10, status="waiting", confirmed_at=clock.now() + timedelta(seconds=1), joined_at=clock.now())
+    waiting += await add_entries(
+        session_factory, count=10, status="waiting", confirmed_at=clock.now() + timedelta(seconds=1), joined_at=clock.now()
+    )
     newcomers = await add_entries(session_factory, count=30, joined_at=clock.now())
     tokens = {entry_id: await link_token(session_factory, entry_id, clock, settings) for entry_id in waiting[10:] + newcomers}
     await assert_tally_is_the_count(session_factory)
@@ -147,12 +168,16 @@ async def test_direct_writes_day_boundaries_and_ties(session_factory, settings, 
     await assert_tally_is_the_count(session_factory)
     async with session_factory() as session:
         assert sorted((await session.execute(select(WaitlistTally.bucket_start, WaitlistTally.waiting))).all()) == [
-            (day - timedelta(days=1), 2), (day, 6), (day + timedelta(days=1), 2)
-        ]  # fmt: skip
+            (day - timedelta(days=1), 2),
+            (day, 6),
+            (day + timedelta(days=1), 2),
+        ]
     assert await assert_positions_as_counted(session_factory, settings, clock.now()) == 10
     async with transaction(session_factory) as session:  # moved to another state, to another day, deleted
         await session.execute(text("UPDATE waitlist_entry SET state = 'CA' WHERE confirmed_at = :at"), {"at": times[0]})
-        await session.execute(text("UPDATE waitlist_entry SET confirmed_at = :to WHERE confirmed_at = :at"), {"at": times[4], "to": times[1]})
+        await session.execute(
+            text("UPDATE waitlist_entry SET confirmed_at = :to WHERE confirmed_at = :at"), {"at": times[4], "to": times[1]}
+        )
         await session.execute(text("DELETE FROM waitlist_entry WHERE confirmed_at = :at"), {"at": times[3]})
         await session.execute(text("UPDATE waitlist_entry SET note = 'no effect on the tally'"))
     await assert_tally_is_the_count(session_factory)

@@ -16,10 +16,16 @@ STARTS = datetime(2027, 1, 12, 15, 0, tzinfo=UTC)
 
 def clinic_policy(**changes) -> BillingPolicy:
     values = {
-        "consult_fee_cents": 15000, "program_fee_cents": 115800, "integration_fee_cents": 7500, "late_cancel_fee_cents": 5000, "no_show_fee_cents": 7500,
-        "free_cancel_hours": 24, "program_refund_percent_after_first_shipment": 50, "program_refund_percent_after_second_shipment": 0,
+        "consult_fee_cents": 15000,
+        "program_fee_cents": 115800,
+        "integration_fee_cents": 7500,
+        "late_cancel_fee_cents": 5000,
+        "no_show_fee_cents": 7500,
+        "free_cancel_hours": 24,
+        "program_refund_percent_after_first_shipment": 50,
+        "program_refund_percent_after_second_shipment": 0,
         "included_integration_sessions": 1,
-    }  # fmt: skip
+    }
     return BillingPolicy(**(values | changes))
 
 
@@ -34,7 +40,9 @@ def clinic_policy(**changes) -> BillingPolicy:
     ],
 )
 def test_a_patient_cancelling_gets_everything_back_until_24_hours_before_then_less_the_late_fee(before_start, refund, reason, kept):
-    decision = appointment_cancellation(15000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - before_start, policy=clinic_policy())
+    decision = appointment_cancellation(
+        15000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - before_start, policy=clinic_policy()
+    )
     assert (decision.amount_cents, decision.reason, decision.kept_cents) == (refund, reason, kept)
     assert f"{dollars(refund)}" in decision.sentence
     if kept:
@@ -42,20 +50,26 @@ def test_a_patient_cancelling_gets_everything_back_until_24_hours_before_then_le
 
 
 def test_the_clinic_cancelling_refunds_everything_even_minutes_before():
-    decision = appointment_cancellation(15000, by_patient=False, starts_at=STARTS, cancelled_at=STARTS - timedelta(minutes=1), policy=clinic_policy())
+    decision = appointment_cancellation(
+        15000, by_patient=False, starts_at=STARTS, cancelled_at=STARTS - timedelta(minutes=1), policy=clinic_policy()
+    )
     assert (decision.amount_cents, decision.reason, decision.kept_cents) == (15000, "clinician_cancelled", 0)
     assert "$150.00" in decision.sentence
 
 
 def test_the_late_fee_never_exceeds_what_is_left_to_refund():
-    decision = appointment_cancellation(3000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - timedelta(hours=1), policy=clinic_policy())
+    decision = appointment_cancellation(
+        3000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - timedelta(hours=1), policy=clinic_policy()
+    )
     assert (decision.amount_cents, decision.kept_cents) == (0, 3000)
 
 
 def test_the_free_window_follows_the_policy():
     policy = clinic_policy(free_cancel_hours=48, late_cancel_fee_cents=2500)
     early = appointment_cancellation(15000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - timedelta(hours=48), policy=policy)
-    late = appointment_cancellation(15000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - timedelta(hours=47, minutes=59), policy=policy)
+    late = appointment_cancellation(
+        15000, by_patient=True, starts_at=STARTS, cancelled_at=STARTS - timedelta(hours=47, minutes=59), policy=policy
+    )
     assert (early.amount_cents, late.amount_cents, late.kept_cents) == (15000, 12500, 2500)
     assert "48 hours" in late.sentence
 
@@ -88,15 +102,25 @@ def test_program_tiers_follow_the_policy_and_round_down_to_the_cent():
 
 
 def test_dollars_are_written_with_cents_and_thousands():
-    assert [dollars(c) for c in (0, 5, 50, 15000, 115800, 123456789)] == ["$0.00", "$0.05", "$0.50", "$150.00", "$1,158.00", "$1,234,567.89"]
+    assert [dollars(c) for c in (0, 5, 50, 15000, 115800, 123456789)] == [
+        "$0.00",
+        "$0.05",
+        "$0.50",
+        "$150.00",
+        "$1,158.00",
+        "$1,234,567.89",
+    ]
 
 
 def test_fees_come_from_the_policy():
     policy = clinic_policy(consult_fee_cents=20000)
     assert {p: fee_for(p, policy) for p in PaymentPurpose} == {
-        PaymentPurpose.CONSULT: 20000, PaymentPurpose.INTEGRATION: 7500, PaymentPurpose.PROGRAM: 115800,
-        PaymentPurpose.LATE_CANCEL_FEE: 5000, PaymentPurpose.NO_SHOW_FEE: 7500,
-    }  # fmt: skip
+        PaymentPurpose.CONSULT: 20000,
+        PaymentPurpose.INTEGRATION: 7500,
+        PaymentPurpose.PROGRAM: 115800,
+        PaymentPurpose.LATE_CANCEL_FEE: 5000,
+        PaymentPurpose.NO_SHOW_FEE: 7500,
+    }
 
 
 def test_what_a_patient_reads_before_paying_is_in_dollars():

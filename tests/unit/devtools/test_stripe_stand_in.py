@@ -42,8 +42,9 @@ async def make_client(fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> Asyn
 
     def make(*, timeout: float = 5, max_network_retries: int = 2) -> stripe.StripeClient:
         http_clients.append(stripe.HTTPXClient(timeout=timeout))
-        return stripe.StripeClient("sk_test_fake", http_client=http_clients[-1], base_addresses={"api": fake.base_url},
-                                   max_network_retries=max_network_retries)
+        return stripe.StripeClient(
+            "sk_test_fake", http_client=http_clients[-1], base_addresses={"api": fake.base_url}, max_network_retries=max_network_retries
+        )
 
     yield make
     for http_client in http_clients:
@@ -143,8 +144,9 @@ async def test_concurrent_requests_with_one_key_create_one_object(fake: FakeStri
 async def test_same_idempotency_key_with_other_params_is_an_idempotency_error(fake: FakeStripe, client: stripe.StripeClient):
     await client.v1.checkout.sessions.create_async(params=CONSULT, options={"idempotency_key": "hold-1"})
     with pytest.raises(stripe.IdempotencyError):
-        await client.v1.checkout.sessions.create_async(params={**CONSULT, "metadata": {"payment_id": "pay-2"}},
-                                                       options={"idempotency_key": "hold-1"})
+        await client.v1.checkout.sessions.create_async(
+            params={**CONSULT, "metadata": {"payment_id": "pay-2"}}, options={"idempotency_key": "hold-1"}
+        )
     assert len(fake.created("checkout.session")) == 1
 
 
@@ -174,7 +176,7 @@ async def test_fail_next_then_the_clients_retry_succeeds(fake: FakeStripe, clien
 
 async def test_complete_checkout_sends_a_correctly_signed_event(fake: FakeStripe, client: stripe.StripeClient, webhooks):
     intent = await pay(fake, client, setup_future_usage=True)
-    (payload, signature), = webhooks
+    ((payload, signature),) = webhooks
     event = stripe.Webhook.construct_event(payload, signature, fake.webhook_secret)
     assert event.type == "checkout.session.completed"
     session = event.data.object
@@ -207,8 +209,15 @@ async def test_refunds_partial_then_the_rest_then_refused(fake: FakeStripe, clie
 
 async def test_off_session_payment_succeeds_then_a_declined_one_is_a_card_error(fake: FakeStripe, client: stripe.StripeClient):
     saved = await pay(fake, client, setup_future_usage=True)
-    off_session = {"customer": saved.customer, "payment_method": saved.payment_method, "amount": 1500, "currency": "usd",
-                   "confirm": True, "off_session": True, "metadata": {"payment_id": "pay-2"}}
+    off_session = {
+        "customer": saved.customer,
+        "payment_method": saved.payment_method,
+        "amount": 1500,
+        "currency": "usd",
+        "confirm": True,
+        "off_session": True,
+        "metadata": {"payment_id": "pay-2"},
+    }
     charged = await client.v1.payment_intents.create_async(params=off_session)
     assert (charged.status, charged.amount) == ("succeeded", 1500) and charged.latest_charge.startswith("ch_")
 
@@ -222,10 +231,18 @@ async def test_off_session_payment_succeeds_then_a_declined_one_is_a_card_error(
 
 def test_pay_page_shows_the_amount_and_redirects_to_success(fake: FakeStripe):
     with httpx.Client(base_url=fake.base_url) as browser:
-        created = browser.post("/v1/checkout/sessions", headers={"Authorization": "Bearer sk_test_fake"},
-                               data={"mode": "payment", "success_url": CONSULT["success_url"], "line_items[0][quantity]": "1",
-                                     "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "5000",
-                                     "line_items[0][price_data][product_data][name]": "Consult"})
+        created = browser.post(
+            "/v1/checkout/sessions",
+            headers={"Authorization": "Bearer sk_test_fake"},
+            data={
+                "mode": "payment",
+                "success_url": CONSULT["success_url"],
+                "line_items[0][quantity]": "1",
+                "line_items[0][price_data][currency]": "usd",
+                "line_items[0][price_data][unit_amount]": "5000",
+                "line_items[0][price_data][product_data][name]": "Consult",
+            },
+        )
         session_id = created.json()["id"]
         page = browser.get(f"/pay/{session_id}")
         assert "Test checkout" in page.text and "$50.00" in page.text and ">Pay</button>" in page.text
@@ -250,8 +267,11 @@ async def test_with_a_state_file_a_restarted_fake_keeps_its_objects_and_port(tmp
             await http_client.close_async()
 
     with FakeStripe(state_path=state) as first:
+
         async def begin(client: stripe.StripeClient):  # type: ignore[no-untyped-def]
-            customer = await client.v1.customers.create_async(params={"metadata": {"patient_ref": "p"}}, options={"idempotency_key": "customer:p"})
+            customer = await client.v1.customers.create_async(
+                params={"metadata": {"patient_ref": "p"}}, options={"idempotency_key": "customer:p"}
+            )
             open_session = await client.v1.checkout.sessions.create_async(params={**CONSULT, "customer": customer.id})
             paid_session = await client.v1.checkout.sessions.create_async(params={**CONSULT, "customer": customer.id})
             return customer, open_session, paid_session
@@ -264,7 +284,9 @@ async def test_with_a_state_file_a_restarted_fake_keeps_its_objects_and_port(tmp
         assert second.port == port and open_session.url == f"{second.base_url}/pay/{open_session.id}"
 
         async def go_on(client: stripe.StripeClient):  # type: ignore[no-untyped-def]
-            again = await client.v1.customers.create_async(params={"metadata": {"patient_ref": "p"}}, options={"idempotency_key": "customer:p"})
+            again = await client.v1.customers.create_async(
+                params={"metadata": {"patient_ref": "p"}}, options={"idempotency_key": "customer:p"}
+            )
             still_open = await client.v1.checkout.sessions.retrieve_async(open_session.id)
             another = await client.v1.checkout.sessions.create_async(params={**CONSULT, "customer": customer.id})  # the customer is known
             refund = await client.v1.refunds.create_async(params={"payment_intent": paid["payment_intent"], "amount": 1000})

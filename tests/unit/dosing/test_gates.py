@@ -18,10 +18,20 @@ GOOD_CHECK_IN = CheckInFacts(
     checked_in_at=NOW - timedelta(minutes=10), systolic=122, diastolic=78, phq9_item9=0, fasted_two_hours=True, no_alcohol_or_sedatives=True
 )
 GOOD = UnlockFacts(
-    now=NOW, scheduled_at=NOW + timedelta(minutes=30), session_status="scheduled", plan_status="active", batch_delivered=True,
-    last_dose_at=NOW - timedelta(hours=72), min_hours_between=48, check_in=GOOD_CHECK_IN, sitter_confirmed=True, sitter_verified=True, sitter_present=True,
-    crisis_open=False, contact_requested=False,
-)  # fmt: skip
+    now=NOW,
+    scheduled_at=NOW + timedelta(minutes=30),
+    session_status="scheduled",
+    plan_status="active",
+    batch_delivered=True,
+    last_dose_at=NOW - timedelta(hours=72),
+    min_hours_between=48,
+    check_in=GOOD_CHECK_IN,
+    sitter_confirmed=True,
+    sitter_verified=True,
+    sitter_present=True,
+    crisis_open=False,
+    contact_requested=False,
+)
 
 
 def codes(facts: UnlockFacts) -> list[str]:
@@ -135,13 +145,23 @@ def test_a_crisis_answer_today_is_not_reported_twice_with_an_open_crisis():
 
 def test_several_bad_facts_are_all_reported():
     facts = replace(
-        GOOD, plan_status="paused", batch_delivered=False, last_dose_at=NOW - timedelta(hours=20), sitter_present=False,
+        GOOD,
+        plan_status="paused",
+        batch_delivered=False,
+        last_dose_at=NOW - timedelta(hours=20),
+        sitter_present=False,
         check_in=replace(GOOD_CHECK_IN, systolic=145, diastolic=95, fasted_two_hours=False, no_alcohol_or_sedatives=False, phq9_item9=1),
-    )  # fmt: skip
+    )
     assert codes(facts) == [
-        "gate.plan_paused", "gate.batch_not_delivered", "gate.too_soon", "gate.blood_pressure_high", "gate.care_team_contact",
-        "gate.not_fasting", "gate.alcohol_or_sedatives", "gate.sitter_not_present",
-    ]  # fmt: skip
+        "gate.plan_paused",
+        "gate.batch_not_delivered",
+        "gate.too_soon",
+        "gate.blood_pressure_high",
+        "gate.care_team_contact",
+        "gate.not_fasting",
+        "gate.alcohol_or_sedatives",
+        "gate.sitter_not_present",
+    ]
 
 
 def test_an_unverified_sitter_and_their_absence_are_both_reported():
@@ -149,5 +169,7 @@ def test_an_unverified_sitter_and_their_absence_are_both_reported():
 
 
 def test_nothing_checked_in_no_sitter_and_too_early_are_all_reported():
-    facts = replace(GOOD, scheduled_at=NOW + timedelta(hours=3), check_in=None, sitter_confirmed=False, sitter_present=False, crisis_open=True)
+    facts = replace(
+        GOOD, scheduled_at=NOW + timedelta(hours=3), check_in=None, sitter_confirmed=False, sitter_present=False, crisis_open=True
+    )
     assert codes(facts) == ["gate.too_early", "gate.check_in_missing", "gate.crisis_open", "gate.no_sitter"]

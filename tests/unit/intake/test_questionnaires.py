@@ -32,12 +32,13 @@ def test_item_sets_and_options():
     assert [item.key for item in PHQ9.items] == [f"phq9_{n}" for n in range(1, 10)]
     assert [item.key for item in GAD7.items] == [f"gad7_{n}" for n in range(1, 8)]
     assert [item.key for item in CSSRS.items] == [f"cssrs_{n}" for n in range(1, 7)] + ["cssrs_6_recent"]
-    assert PHQ9.instructions == (
-        "Over the last 2 weeks, how often have you been bothered by any of the following problems?"
-    )
+    assert PHQ9.instructions == ("Over the last 2 weeks, how often have you been bothered by any of the following problems?")
     assert PHQ9.items[8].text.startswith("Thoughts that you would be better off dead")
     assert [(o.value, o.label) for o in PHQ9.items[0].options] == [
-        (0, "Not at all"), (1, "Several days"), (2, "More than half the days"), (3, "Nearly every day"),
+        (0, "Not at all"),
+        (1, "Several days"),
+        (2, "More than half the days"),
+        (3, "Nearly every day"),
     ]
     assert sorted(o.value for o in CSSRS.items[0].options) == [0, 1]
     assert CSSRS.bands == ()
@@ -58,8 +59,18 @@ def test_cssrs_score_counts_yes_answers():
 
 @pytest.mark.parametrize(
     ("score", "label"),
-    [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"),
-     (15, "moderately severe"), (19, "moderately severe"), (20, "severe"), (27, "severe")],
+    [
+        (0, "minimal"),
+        (4, "minimal"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "moderately severe"),
+        (19, "moderately severe"),
+        (20, "severe"),
+        (27, "severe"),
+    ],
 )
 def test_phq9_bands_at_every_boundary(score, label):
     assert PHQ9.band(score).label == label
@@ -67,8 +78,7 @@ def test_phq9_bands_at_every_boundary(score, label):
 
 @pytest.mark.parametrize(
     ("score", "label"),
-    [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"),
-     (15, "severe"), (21, "severe")],
+    [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"), (15, "severe"), (21, "severe")],
 )
 def test_gad7_bands_at_every_boundary(score, label):
     assert GAD7.band(score).label == label
@@ -101,7 +111,11 @@ def test_validate_names_a_missing_answer():
 def test_validate_treats_blank_and_none_as_missing():
     with pytest.raises(InvalidInput) as caught:
         GAD7.validate(answers(GAD7, gad7_1="", gad7_2=None, gad7_3="  "))
-    assert caught.value.fields == {"gad7_1": "Please choose an answer.", "gad7_2": "Please choose an answer.", "gad7_3": "Please choose an answer."}
+    assert caught.value.fields == {
+        "gad7_1": "Please choose an answer.",
+        "gad7_2": "Please choose an answer.",
+        "gad7_3": "Please choose an answer.",
+    }
 
 
 @pytest.mark.parametrize("bad", [4, -1, "4", "-1", "two", "1.0", "²", True, 2.0, None])
@@ -138,8 +152,7 @@ def test_validate_names_every_bad_field_at_once():
 
 @pytest.mark.parametrize(
     ("baseline", "current", "responded"),
-    [(20, 10, True), (20, 11, False), (20, 0, True), (15, 7, True), (15, 8, False), (1, 0, True),
-     (0, 0, False), (10, 12, False)],
+    [(20, 10, True), (20, 11, False), (20, 0, True), (15, 7, True), (15, 8, False), (1, 0, True), (0, 0, False), (10, 12, False)],
 )
 def test_response_is_at_least_a_fifty_percent_drop(baseline, current, responded):
     assert response_rate(baseline, current) is responded

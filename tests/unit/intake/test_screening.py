@@ -67,11 +67,9 @@ def test_a_clean_intake_is_eligible_with_no_reasons():
     [
         ({"pregnant": True}, "pregnancy", "pregnant: yes"),
         ({"breastfeeding": True}, "breastfeeding", "breastfeeding: yes"),
-        ({"conditions": frozenset({"psychosis_or_schizophrenia"})}, "history.psychosis",
-         "reported: Psychosis or schizophrenia"),
+        ({"conditions": frozenset({"psychosis_or_schizophrenia"})}, "history.psychosis", "reported: Psychosis or schizophrenia"),
         ({"ketamine_misuse_ever": True}, "substance.ketamine_misuse", "ketamine misuse ever: yes"),
-        ({"substance_dependence_12_months": True}, "substance.dependence_12m",
-         "substance dependence in the last 12 months: yes"),
+        ({"substance_dependence_12_months": True}, "substance.dependence_12m", "substance dependence in the last 12 months: yes"),
         ({"conditions": frozenset({"interstitial_cystitis_or_bladder"})}, "history.bladder", None),
         ({"conditions": frozenset({"aneurysm"})}, "history.aneurysm", None),
         ({"conditions": frozenset({"coronary_disease"})}, "history.coronary_disease", None),
@@ -205,7 +203,11 @@ def test_multiple_reasons_are_all_listed_ineligible_first():
     )
     assert result.outcome == Outcome.INELIGIBLE
     assert rule_ids(result) == {
-        "pregnancy", "history.stroke", "history.liver", "medication.benzodiazepines", "bp.intake_review",
+        "pregnancy",
+        "history.stroke",
+        "history.liver",
+        "medication.benzodiazepines",
+        "bp.intake_review",
         "phq9.item9_positive",
     }
     outcomes = [r.outcome for r in result.reasons]
@@ -275,15 +277,33 @@ def test_crisis_reasons_give_the_patient_988_and_911():
 
 
 ALL_RULE_IDS = {
-    "age.under_18", "age.over_review_age", "pregnancy", "breastfeeding",
-    "substance.ketamine_misuse", "substance.dependence_12m",
-    "history.psychosis", "history.bladder", "history.aneurysm", "history.coronary_disease",
-    "history.heart_failure", "history.stroke", "history.bipolar_or_mania", "history.seizure", "history.liver",
-    "bp.intake_hard_limit", "bp.intake_review",
-    "medication.benzodiazepines", "medication.lamotrigine", "medication.maoi", "medication.opioids",
+    "age.under_18",
+    "age.over_review_age",
+    "pregnancy",
+    "breastfeeding",
+    "substance.ketamine_misuse",
+    "substance.dependence_12m",
+    "history.psychosis",
+    "history.bladder",
+    "history.aneurysm",
+    "history.coronary_disease",
+    "history.heart_failure",
+    "history.stroke",
+    "history.bipolar_or_mania",
+    "history.seizure",
+    "history.liver",
+    "bp.intake_hard_limit",
+    "bp.intake_review",
+    "medication.benzodiazepines",
+    "medication.lamotrigine",
+    "medication.maoi",
+    "medication.opioids",
     "medication.stimulants",
-    "phq9.item9_positive", "cssrs.positive",
-    "crisis.phq9_item9_nearly_every_day", "crisis.cssrs_intent_or_plan", "crisis.cssrs_recent_behavior",
+    "phq9.item9_positive",
+    "cssrs.positive",
+    "crisis.phq9_item9_nearly_every_day",
+    "crisis.cssrs_intent_or_plan",
+    "crisis.cssrs_recent_behavior",
 }
 
 

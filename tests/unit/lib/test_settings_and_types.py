@@ -30,24 +30,48 @@ def test_production_refuses_a_short_secret_and_missing_services():
         Settings(environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h").validate()
     with pytest.raises(SettingsError, match="AUDIT_HMAC_KEY"):
         Settings(
-            environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-            stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="short", audit_anchor_path=Path("/a"),
-        ).validate()  # fmt: skip
+            environment="production",
+            secret_key="s" * 40,
+            database_url="postgresql://x/y",
+            smtp_url="smtp://h",
+            stripe_api_key="sk_live_x",
+            stripe_webhook_secret="whsec_x",
+            audit_hmac_key="short",
+            audit_anchor_path=Path("/a"),
+        ).validate()
     with pytest.raises(SettingsError, match="AUDIT_ANCHOR_PATH"):
         Settings(
-            environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-            stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40,
-        ).validate()  # fmt: skip
+            environment="production",
+            secret_key="s" * 40,
+            database_url="postgresql://x/y",
+            smtp_url="smtp://h",
+            stripe_api_key="sk_live_x",
+            stripe_webhook_secret="whsec_x",
+            audit_hmac_key="k" * 40,
+        ).validate()
     with pytest.raises(SettingsError, match="TOTP_ENCRYPTION_KEY"):
         Settings(
-            environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-            stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"),
-        ).validate()  # fmt: skip
+            environment="production",
+            secret_key="s" * 40,
+            database_url="postgresql://x/y",
+            smtp_url="smtp://h",
+            stripe_api_key="sk_live_x",
+            stripe_webhook_secret="whsec_x",
+            audit_hmac_key="k" * 40,
+            audit_anchor_path=Path("/a"),
+        ).validate()
     Settings(
-        environment="production", secret_key="s" * 40, database_url="postgresql://x/y", smtp_url="smtp://h",
-        stripe_api_key="sk_live_x", stripe_webhook_secret="whsec_x", audit_hmac_key="k" * 40, audit_anchor_path=Path("/a"), public_base_url="https://clinic.example",
+        environment="production",
+        secret_key="s" * 40,
+        database_url="postgresql://x/y",
+        smtp_url="smtp://h",
+        stripe_api_key="sk_live_x",
+        stripe_webhook_secret="whsec_x",
+        audit_hmac_key="k" * 40,
+        audit_anchor_path=Path("/a"),
+        public_base_url="https://clinic.example",
         totp_encryption_key="k1:" + base64.urlsafe_b64encode(b"t" * 32).decode().rstrip("="),
-    ).validate()  # fmt: skip
+    ).validate()
 
 
 def test_settings_read_the_environment(monkeypatch):
@@ -108,7 +132,9 @@ def test_database_pool_settings(monkeypatch):
     monkeypatch.setenv("DATABASE_POOL_SIZE", "40")
     settings = load_settings()
     assert (settings.database_pool_mode, settings.database_pool_size, settings.direct_database_url) == (
-        "session", 40, "postgresql://app@pgbouncer:6432/telehealth"
+        "session",
+        40,
+        "postgresql://app@pgbouncer:6432/telehealth",
     )
     monkeypatch.setenv("DATABASE_POOL_MODE", "transaction")
     with pytest.raises(SettingsError, match="DATABASE_DIRECT_URL"):

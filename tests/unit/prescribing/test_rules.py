@@ -17,11 +17,17 @@ from telehealth.settings import ClinicalThresholds
 THRESHOLDS = ClinicalThresholds()
 STRENGTHS = (50, 100, 150, 200)
 CONTENT = PlanContent(
-    patient_id="7f6b0c1e-0000-4000-8000-000000000001", encounter_id="7f6b0c1e-0000-4000-8000-000000000002",
-    prescriber_id="7f6b0c1e-0000-4000-8000-000000000003", pharmacy_id="7f6b0c1e-0000-4000-8000-000000000004",
-    product=PRODUCTS[0], strength_mg=50, doses_mg=(100, 150, 200, 200, 200, 200), min_hours_between=48,
-    directions="Dissolve under the tongue with your sitter present.", shipment_sessions=(3, 3),
-)  # fmt: skip
+    patient_id="7f6b0c1e-0000-4000-8000-000000000001",
+    encounter_id="7f6b0c1e-0000-4000-8000-000000000002",
+    prescriber_id="7f6b0c1e-0000-4000-8000-000000000003",
+    pharmacy_id="7f6b0c1e-0000-4000-8000-000000000004",
+    product=PRODUCTS[0],
+    strength_mg=50,
+    doses_mg=(100, 150, 200, 200, 200, 200),
+    min_hours_between=48,
+    directions="Dissolve under the tongue with your sitter present.",
+    shipment_sessions=(3, 3),
+)
 
 
 def test_units_per_shipment_are_the_doses_over_the_strength():
@@ -29,7 +35,11 @@ def test_units_per_shipment_are_the_doses_over_the_strength():
 
 
 def test_custom_splits_and_other_strengths():
-    assert batches_for(replace(CONTENT, shipment_sessions=(2, 2, 2))) == [BatchPlan(1, 1, 2, 5), BatchPlan(2, 3, 4, 8), BatchPlan(3, 5, 6, 8)]
+    assert batches_for(replace(CONTENT, shipment_sessions=(2, 2, 2))) == [
+        BatchPlan(1, 1, 2, 5),
+        BatchPlan(2, 3, 4, 8),
+        BatchPlan(3, 5, 6, 8),
+    ]
     assert batches_for(replace(CONTENT, shipment_sessions=(6,))) == [BatchPlan(1, 1, 6, 21)]
     hundreds = replace(CONTENT, strength_mg=100, doses_mg=(100, 200, 200, 300), shipment_sessions=(1, 3))
     assert batches_for(hundreds) == [BatchPlan(1, 1, 1, 1), BatchPlan(2, 2, 4, 7)]
@@ -64,7 +74,9 @@ def test_each_cap_refuses_with_its_code_and_field(changes, code, field):
 
 
 def test_the_caps_themselves_pass():
-    check_plan(replace(CONTENT, doses_mg=(400,) * 12, shipment_sessions=(3, 9), min_hours_between=48), thresholds=THRESHOLDS, strengths=STRENGTHS)
+    check_plan(
+        replace(CONTENT, doses_mg=(400,) * 12, shipment_sessions=(3, 9), min_hours_between=48), thresholds=THRESHOLDS, strengths=STRENGTHS
+    )
     check_plan(replace(CONTENT, strength_mg=200, doses_mg=(200, 400), shipment_sessions=(1, 1)), thresholds=THRESHOLDS, strengths=STRENGTHS)
 
 
@@ -79,11 +91,18 @@ def test_the_canonical_content_is_sorted_compact_json_and_its_hash_is_stable():
 
 def test_the_hash_changes_with_every_field():
     changed = {
-        "patient_id": "7f6b0c1e-0000-4000-8000-000000000009", "encounter_id": "7f6b0c1e-0000-4000-8000-000000000008",
-        "prescriber_id": "7f6b0c1e-0000-4000-8000-000000000007", "pharmacy_id": "7f6b0c1e-0000-4000-8000-000000000006",
-        "product": PRODUCTS[1], "strength_mg": 100, "doses_mg": (100, 150, 200, 200, 200, 250), "min_hours_between": 72,
-        "directions": "Dissolve under the tongue with your sitter present!", "shipment_sessions": (2, 4), "refills": 1,
-    }  # fmt: skip
+        "patient_id": "7f6b0c1e-0000-4000-8000-000000000009",
+        "encounter_id": "7f6b0c1e-0000-4000-8000-000000000008",
+        "prescriber_id": "7f6b0c1e-0000-4000-8000-000000000007",
+        "pharmacy_id": "7f6b0c1e-0000-4000-8000-000000000006",
+        "product": PRODUCTS[1],
+        "strength_mg": 100,
+        "doses_mg": (100, 150, 200, 200, 200, 250),
+        "min_hours_between": 72,
+        "directions": "Dissolve under the tongue with your sitter present!",
+        "shipment_sessions": (2, 4),
+        "refills": 1,
+    }
     assert set(changed) == {f.name for f in fields(PlanContent)}  # a new field must be added here (and so be covered)
     hashes = {name: replace(CONTENT, **{name: value}).sha256() for name, value in changed.items()}
     assert CONTENT.sha256() not in hashes.values() and len(set(hashes.values())) == len(hashes)

@@ -47,8 +47,9 @@ def test_a_session_description_is_accepted(kind):
 
 def test_a_rollback_needs_no_sdp():
     assert parse_client_frame(frame({"type": "signal", "description": {"type": "rollback"}})) == {
-        "type": "signal", "description": {"type": "rollback", "sdp": ""},
-    }  # fmt: skip
+        "type": "signal",
+        "description": {"type": "rollback", "sdp": ""},
+    }
 
 
 def test_a_candidate_is_accepted_with_its_missing_fields_as_null():
@@ -57,7 +58,9 @@ def test_a_candidate_is_accepted_with_its_missing_fields_as_null():
 
 
 def test_the_end_of_candidates_is_an_empty_candidate():
-    parsed = parse_client_frame(frame({"type": "signal", "candidate": {"candidate": "", "sdpMid": "1", "sdpMLineIndex": 1, "usernameFragment": "abcd"}}))
+    parsed = parse_client_frame(
+        frame({"type": "signal", "candidate": {"candidate": "", "sdpMid": "1", "sdpMLineIndex": 1, "usernameFragment": "abcd"}})
+    )
     assert parsed["candidate"] == {"candidate": "", "sdpMid": "1", "sdpMLineIndex": 1, "usernameFragment": "abcd"}
 
 
@@ -69,10 +72,10 @@ def test_leave_is_accepted():
     ("raw", "code"),
     [
         ("hello", "not_json"),
-        ("{\"type\": \"signal\"", "not_json"),
+        ('{"type": "signal"', "not_json"),
         ("", "not_json"),
         ("[1, 2]", "not_an_object"),
-        ("\"signal\"", "not_an_object"),
+        ('"signal"', "not_an_object"),
         ("null", "not_an_object"),
         (frame({"type": "chat", "text": "I feel unsafe tonight"}), "unknown_type"),
         (frame({"type": "join"}), "unknown_type"),
@@ -82,7 +85,10 @@ def test_leave_is_accepted():
         (frame({"type": "signal", "description": {"type": "offer", "sdp": OFFER_SDP}, "text": "I feel unsafe tonight"}), "signal_fields"),
         (frame({"type": "signal", "candidate": {"candidate": CANDIDATE}, "text": "call me"}), "signal_fields"),
         (frame({"type": "signal"}), "signal_fields"),
-        (frame({"type": "signal", "description": {"type": "offer", "sdp": OFFER_SDP}, "candidate": {"candidate": CANDIDATE}}), "signal_fields"),
+        (
+            frame({"type": "signal", "description": {"type": "offer", "sdp": OFFER_SDP}, "candidate": {"candidate": CANDIDATE}}),
+            "signal_fields",
+        ),
         (frame({"type": "signal", "description": {"type": "offer", "sdp": OFFER_SDP, "text": "hi"}}), "description_fields"),
         (frame({"type": "signal", "description": {"type": "pranswer", "sdp": OFFER_SDP}}), "description_fields"),
         (frame({"type": "signal", "description": "v=0"}), "description_fields"),
@@ -130,7 +136,12 @@ def repetitive_sdp(chars: int) -> str:
     lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
     payload = 96
     while sum(len(line) + 2 for line in lines) < chars:
-        lines += [f"a=rtpmap:{payload} VP8/90000", f"a=rtcp-fb:{payload} nack pli", f"a=rtcp-fb:{payload} goog-remb", f"a=fmtp:{payload} max-fs=12288;max-fr=60"]
+        lines += [
+            f"a=rtpmap:{payload} VP8/90000",
+            f"a=rtcp-fb:{payload} nack pli",
+            f"a=rtcp-fb:{payload} goog-remb",
+            f"a=fmtp:{payload} max-fs=12288;max-fr=60",
+        ]
         payload = payload + 1 if payload < 127 else 96
     return "\r\n".join(lines) + "\r\n"
 
@@ -160,8 +171,12 @@ def test_a_large_repetitive_sdp_is_deflated_under_the_notify_limit_and_decodes_e
 
 def test_an_envelope_just_under_the_limit_stays_plain_and_one_at_it_is_deflated():
     empty = len(Envelope("patient", "0011223344556677", "signal", {"description": {"type": "offer", "sdp": "v=0"}}).encode())
-    under = Envelope("patient", "0011223344556677", "signal", {"description": {"type": "offer", "sdp": "v=0" + "a" * (NOTIFY_PAYLOAD_LIMIT - 1 - empty)}})
-    at = Envelope("patient", "0011223344556677", "signal", {"description": {"type": "offer", "sdp": "v=0" + "a" * (NOTIFY_PAYLOAD_LIMIT - empty)}})
+    under = Envelope(
+        "patient", "0011223344556677", "signal", {"description": {"type": "offer", "sdp": "v=0" + "a" * (NOTIFY_PAYLOAD_LIMIT - 1 - empty)}}
+    )
+    at = Envelope(
+        "patient", "0011223344556677", "signal", {"description": {"type": "offer", "sdp": "v=0" + "a" * (NOTIFY_PAYLOAD_LIMIT - empty)}}
+    )
     assert len(under.encode()) == NOTIFY_PAYLOAD_LIMIT - 1 and under.encode().startswith("{")
     assert at.encode().startswith("z") and Envelope.decode(at.encode()) == at
 
@@ -181,8 +196,12 @@ CLOSES_AT = datetime(2026, 11, 23, 16, 15, tzinfo=UTC)
 
 
 def test_stun_only_has_no_credentials():
-    assert ice_servers(("stun:stun.example.org:3478",), turn_secret=None, valid_until=CLOSES_AT) == [{"urls": ["stun:stun.example.org:3478"]}]
-    assert ice_servers(("stun:stun.example.org:3478",), turn_secret="s3cret", valid_until=CLOSES_AT) == [{"urls": ["stun:stun.example.org:3478"]}]
+    assert ice_servers(("stun:stun.example.org:3478",), turn_secret=None, valid_until=CLOSES_AT) == [
+        {"urls": ["stun:stun.example.org:3478"]}
+    ]
+    assert ice_servers(("stun:stun.example.org:3478",), turn_secret="s3cret", valid_until=CLOSES_AT) == [
+        {"urls": ["stun:stun.example.org:3478"]}
+    ]
 
 
 def test_no_urls_no_servers():
@@ -190,7 +209,9 @@ def test_no_urls_no_servers():
 
 
 def test_turn_without_a_secret_is_left_out():
-    assert ice_servers(("stun:s.example.org", "turn:t.example.org"), turn_secret=None, valid_until=CLOSES_AT) == [{"urls": ["stun:s.example.org"]}]
+    assert ice_servers(("stun:s.example.org", "turn:t.example.org"), turn_secret=None, valid_until=CLOSES_AT) == [
+        {"urls": ["stun:s.example.org"]}
+    ]
 
 
 def test_turn_gets_time_limited_credentials_from_the_shared_secret():

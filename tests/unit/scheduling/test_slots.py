@@ -19,7 +19,9 @@ def every_day(ranges=NINE_TO_NOON, **kwargs) -> Availability:
 
 def slots_on(day: date, availability: Availability, settings: TypeSettings = CONSULT, busy=(), now=None) -> list[datetime]:
     start = datetime.combine(day, time(0), tzinfo=availability.zone).astimezone(UTC)
-    return open_slots(availability, settings, busy, window_start=start, window_end=start + timedelta(days=1), now=now or start - timedelta(days=1))
+    return open_slots(
+        availability, settings, busy, window_start=start, window_end=start + timedelta(days=1), now=now or start - timedelta(days=1)
+    )
 
 
 def local(slots: list[datetime], zone=NEW_YORK) -> list[str]:
@@ -28,8 +30,17 @@ def local(slots: list[datetime], zone=NEW_YORK) -> list[str]:
 
 def test_nine_to_noon_in_fifteen_minute_steps():
     assert local(slots_on(date(2027, 1, 12), every_day())) == [
-        "09:00", "09:15", "09:30", "09:45", "10:00", "10:15", "10:30", "10:45", "11:00", "11:15"
-    ]  # fmt: skip
+        "09:00",
+        "09:15",
+        "09:30",
+        "09:45",
+        "10:00",
+        "10:15",
+        "10:30",
+        "10:45",
+        "11:00",
+        "11:15",
+    ]
 
 
 def test_nine_stays_nine_local_across_both_us_transitions():
@@ -43,9 +54,17 @@ def test_nine_stays_nine_local_across_both_us_transitions():
 
 def test_the_spring_gap_is_skipped_and_the_fall_hour_not_doubled():
     night = (TimeRange(time(1, 0), time(4, 0)),)
-    spring = slots_on(date(2027, 3, 14), every_day(night), TypeSettings(duration=timedelta(minutes=30), step=timedelta(minutes=30), minimum_notice=timedelta(0)))
+    spring = slots_on(
+        date(2027, 3, 14),
+        every_day(night),
+        TypeSettings(duration=timedelta(minutes=30), step=timedelta(minutes=30), minimum_notice=timedelta(0)),
+    )
     assert local(spring) == ["01:00", "01:30", "03:00", "03:30"]  # 02:00-03:00 does not exist that night
-    fall = slots_on(date(2027, 11, 7), every_day(night), TypeSettings(duration=timedelta(minutes=30), step=timedelta(minutes=30), minimum_notice=timedelta(0)))
+    fall = slots_on(
+        date(2027, 11, 7),
+        every_day(night),
+        TypeSettings(duration=timedelta(minutes=30), step=timedelta(minutes=30), minimum_notice=timedelta(0)),
+    )
     assert len(fall) == len(set(fall))
     assert (fall[-1] + timedelta(minutes=30) - fall[0]) == timedelta(hours=4)  # 01:00 to 04:00 spans 4 real hours
 
@@ -56,7 +75,9 @@ def test_a_patient_in_another_zone_sees_the_same_instants_in_their_time():
 
 
 def test_busy_times_and_both_buffers_are_respected():
-    settings = TypeSettings(duration=timedelta(minutes=45), buffer_before=timedelta(minutes=15), buffer_after=timedelta(minutes=15), minimum_notice=timedelta(0))
+    settings = TypeSettings(
+        duration=timedelta(minutes=45), buffer_before=timedelta(minutes=15), buffer_after=timedelta(minutes=15), minimum_notice=timedelta(0)
+    )
     day = date(2027, 1, 12)
     ten = datetime(2027, 1, 12, 10, 0, tzinfo=NEW_YORK)
     busy = [Busy(ten - timedelta(minutes=15), ten + timedelta(minutes=45 + 15))]  # an existing 10:00 consult with its buffers
@@ -81,7 +102,10 @@ def test_day_off_extra_hours_and_daily_limit():
     assert local(slots_on(day, extra))[-2:] == ["14:00", "14:15"]
     start = datetime.combine(day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
     limited = TypeSettings(duration=timedelta(minutes=45), minimum_notice=timedelta(0), max_per_day=3)
-    assert open_slots(every_day(), limited, [], window_start=start, window_end=start + timedelta(days=1), now=start, booked_per_day={day: 3}) == []
+    assert (
+        open_slots(every_day(), limited, [], window_start=start, window_end=start + timedelta(days=1), now=start, booked_per_day={day: 3})
+        == []
+    )
 
 
 def _reference_open_slots(availability, settings, busy, *, window_start, window_end, now, booked_per_day=None):
@@ -91,7 +115,11 @@ def _reference_open_slots(availability, settings, busy, *, window_start, window_
     day = earliest.astimezone(availability.zone).date()
     while day <= latest.astimezone(availability.zone).date():
         if settings.max_per_day is None or (booked_per_day or {}).get(day, 0) < settings.max_per_day:
-            ranges = () if day in availability.days_off else (*availability.weekly.get(day.weekday(), ()), *(availability.extra or {}).get(day, ()))
+            ranges = (
+                ()
+                if day in availability.days_off
+                else (*availability.weekly.get(day.weekday(), ()), *(availability.extra or {}).get(day, ()))
+            )
             for hours in ranges:
                 opens = datetime.combine(day, hours.start, tzinfo=availability.zone)
                 if opens.astimezone(UTC).astimezone(availability.zone).time() != hours.start:
@@ -134,15 +162,20 @@ def test_the_fast_engine_agrees_with_the_plain_rule_on_random_calendars():
         window_end = window_start + timedelta(hours=rng.randrange(1, 24 * 5))
         days = [first_day + timedelta(days=n) for n in range(6)]
         availability = Availability(
-            zone=zone, weekly=weekly, days_off=frozenset(rng.sample(days, rng.choice([0, 0, 1]))),
+            zone=zone,
+            weekly=weekly,
+            days_off=frozenset(rng.sample(days, rng.choice([0, 0, 1]))),
             extra={rng.choice(days): (TimeRange(time(rng.randrange(0, 12)), time(rng.randrange(13, 23))),)} if rng.random() < 0.4 else None,
-        )  # fmt: skip
+        )
         settings = TypeSettings(
-            duration=minutes(rng.choice([10, 30, 45, 50, 90])), buffer_before=minutes(rng.choice([0, 0, 5, 15])),
-            buffer_after=minutes(rng.choice([0, 10, 15])), minimum_notice=minutes(rng.choice([0, 60, 720])),
-            horizon=timedelta(hours=rng.choice([6, 48, 24 * 30])), max_per_day=rng.choice([None, None, 1, 3]),
+            duration=minutes(rng.choice([10, 30, 45, 50, 90])),
+            buffer_before=minutes(rng.choice([0, 0, 5, 15])),
+            buffer_after=minutes(rng.choice([0, 10, 15])),
+            minimum_notice=minutes(rng.choice([0, 60, 720])),
+            horizon=timedelta(hours=rng.choice([6, 48, 24 * 30])),
+            max_per_day=rng.choice([None, None, 1, 3]),
             step=minutes(rng.choice([5, 15, 20, 30, 60])),
-        )  # fmt: skip
+        )
         busy = []
         for _ in range(rng.randrange(0, 30)):
             start = window_start + minutes(rng.randrange(-24 * 60, 5 * 24 * 60, rng.choice([1, 5, 15])))
@@ -155,7 +188,10 @@ def test_the_fast_engine_agrees_with_the_plain_rule_on_random_calendars():
         if settings.max_per_day is None:  # spans as the database aggregates them: sorted by start only
             by_start = sorted(busy, key=lambda b: b.start)
             starts, ends = [b.start for b in by_start], [b.end for b in by_start]
-            assert open_slots_sorted(availability, settings, starts, ends, window_start=window_start, window_end=window_end, now=now) == expected, case
+            assert (
+                open_slots_sorted(availability, settings, starts, ends, window_start=window_start, window_end=window_end, now=now)
+                == expected
+            ), case
             unbooked = open_slots_sorted(availability, settings, [], [], window_start=window_start, window_end=window_end, now=now)
             assert clear_of_busy(unbooked, settings, starts, ends) == expected, case
 

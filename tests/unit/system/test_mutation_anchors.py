@@ -9,5 +9,9 @@ from tests.mutation.mutants import MUTANTS
 
 
 def test_every_mutant_finds_its_anchor_exactly_once():
-    astray = {m.id: (PROJECT_ROOT / m.file).read_text().count(m.anchor) for m in MUTANTS if (PROJECT_ROOT / m.file).read_text().count(m.anchor) != 1}
+    astray = {
+        m.id: (PROJECT_ROOT / m.file).read_text().count(m.anchor)
+        for m in MUTANTS
+        if (PROJECT_ROOT / m.file).read_text().count(m.anchor) != 1
+    }
     assert astray == {}, f"mutants whose anchor is not found exactly once (id: times found): {astray}"

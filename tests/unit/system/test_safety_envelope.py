@@ -56,10 +56,20 @@ def test_blood_pressure_thresholds_must_stay_ordered(thresholds):
 
 def test_tightening_is_allowed_and_the_defaults_sit_on_the_envelope():
     Settings().validate()
-    Settings(thresholds=ClinicalThresholds(
-        max_dose_mg_per_session=300, max_sessions_per_plan=6, default_sessions_per_plan=4, min_hours_between_sessions=72,
-        checkin_valid_minutes=30, pdmp_check_valid_hours=12, observation_minutes=90, bp_needs_review=(130, 85), intake_bp_ineligible=(150, 95), bp_urgent=(170, 110),
-    )).validate()  # fmt: skip
+    Settings(
+        thresholds=ClinicalThresholds(
+            max_dose_mg_per_session=300,
+            max_sessions_per_plan=6,
+            default_sessions_per_plan=4,
+            min_hours_between_sessions=72,
+            checkin_valid_minutes=30,
+            pdmp_check_valid_hours=12,
+            observation_minutes=90,
+            bp_needs_review=(130, 85),
+            intake_bp_ineligible=(150, 95),
+            bp_urgent=(170, 110),
+        )
+    ).validate()
 
 
 def test_the_service_does_not_start_with_a_loosened_limit():

@@ -59,10 +59,15 @@ def test_other_malformed_values_are_refused_naming_the_setting(monkeypatch, name
 
 def test_well_formed_values_are_read(monkeypatch):
     for name, value in {
-        "TROCHE_STRENGTHS_MG": " 25, 50 ,100", "CPT_CODES": "consult=90792, integration=0001F", "PORT": "65535",
-        "JOB_LEASE_SECONDS": "30", "STRIPE_TIMEOUT_SECONDS": "2.5", "AUTO_MIGRATE": "off", "WORKER_CONCURRENCY": "8",
+        "TROCHE_STRENGTHS_MG": " 25, 50 ,100",
+        "CPT_CODES": "consult=90792, integration=0001F",
+        "PORT": "65535",
+        "JOB_LEASE_SECONDS": "30",
+        "STRIPE_TIMEOUT_SECONDS": "2.5",
+        "AUTO_MIGRATE": "off",
+        "WORKER_CONCURRENCY": "8",
         "CONSULT_FEE_CENTS": "0",
-    }.items():  # fmt: skip
+    }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.troche_strengths == (25, 50, 100)
@@ -74,17 +79,42 @@ def test_well_formed_values_are_read(monkeypatch):
 # The lowest meaningful value of every whole-number setting. Fees may be 0 (free) and a Stripe call may be
 # tried once; the clinical ones below their envelope are refused by check_envelope in its own words.
 LOWEST_MEANINGFUL = {
-    "PORT": 1, "SESSION_IDLE_MINUTES": 1, "SESSION_ABSOLUTE_HOURS": 1, "LOGIN_LOCK_AFTER_FAILURES": 1,
-    "LOGIN_LOCK_MINUTES": 1, "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN": 1, "WAITLIST_JOINS_PER_IP_PER_HOUR": 1,
-    "LATE_CANCEL_FEE_CENTS": 0, "CONSULT_FEE_CENTS": 0, "PROGRAM_FEE_CENTS": 0, "INTEGRATION_FEE_CENTS": 0,
-    "NO_SHOW_FEE_CENTS": 0, "STRIPE_MAX_NETWORK_RETRIES": 0, "PASSWORD_RESET_VALID_MINUTES": 1,
-    "EMAIL_VERIFICATION_VALID_HOURS": 1, "STEP_UP_VALID_MINUTES": 1, "JOB_MAX_ATTEMPTS": 1, "JOB_LEASE_SECONDS": 1,
-    "MAX_REQUEST_BODY_BYTES": 1024, "WORKER_CONCURRENCY": 1, "DATABASE_POOL_SIZE": 1,
-    "REVIEW_AGE_OVER": 18, "MAX_DOSE_MG_PER_SESSION": 1, "MAX_SESSIONS_PER_PLAN": 1, "DEFAULT_SESSIONS_PER_PLAN": 1,
-    "MIN_HOURS_BETWEEN_SESSIONS": 48, "PDMP_CHECK_VALID_HOURS": 1, "CHECKIN_VALID_MINUTES": 1,
-    "INVITATION_VALID_DAYS": 1, "BP_RECHECK_AFTER_MINUTES": 1, "UNLOCK_LATE_MINUTES": 1,
-    "PRESENCE_LINK_MINUTES_BEFORE": 1, "REPORT_REMINDER_HOURS": 1, "REPORT_ALERT_HOURS": 1, "OBSERVATION_MINUTES": 60,
-}  # fmt: skip
+    "PORT": 1,
+    "SESSION_IDLE_MINUTES": 1,
+    "SESSION_ABSOLUTE_HOURS": 1,
+    "LOGIN_LOCK_AFTER_FAILURES": 1,
+    "LOGIN_LOCK_MINUTES": 1,
+    "LOGIN_ATTEMPTS_PER_IP_PER_15_MIN": 1,
+    "WAITLIST_JOINS_PER_IP_PER_HOUR": 1,
+    "LATE_CANCEL_FEE_CENTS": 0,
+    "CONSULT_FEE_CENTS": 0,
+    "PROGRAM_FEE_CENTS": 0,
+    "INTEGRATION_FEE_CENTS": 0,
+    "NO_SHOW_FEE_CENTS": 0,
+    "STRIPE_MAX_NETWORK_RETRIES": 0,
+    "PASSWORD_RESET_VALID_MINUTES": 1,
+    "EMAIL_VERIFICATION_VALID_HOURS": 1,
+    "STEP_UP_VALID_MINUTES": 1,
+    "JOB_MAX_ATTEMPTS": 1,
+    "JOB_LEASE_SECONDS": 1,
+    "MAX_REQUEST_BODY_BYTES": 1024,
+    "WORKER_CONCURRENCY": 1,
+    "DATABASE_POOL_SIZE": 1,
+    "REVIEW_AGE_OVER": 18,
+    "MAX_DOSE_MG_PER_SESSION": 1,
+    "MAX_SESSIONS_PER_PLAN": 1,
+    "DEFAULT_SESSIONS_PER_PLAN": 1,
+    "MIN_HOURS_BETWEEN_SESSIONS": 48,
+    "PDMP_CHECK_VALID_HOURS": 1,
+    "CHECKIN_VALID_MINUTES": 1,
+    "INVITATION_VALID_DAYS": 1,
+    "BP_RECHECK_AFTER_MINUTES": 1,
+    "UNLOCK_LATE_MINUTES": 1,
+    "PRESENCE_LINK_MINUTES_BEFORE": 1,
+    "REPORT_REMINDER_HOURS": 1,
+    "REPORT_ALERT_HOURS": 1,
+    "OBSERVATION_MINUTES": 60,
+}
 
 
 def test_every_whole_number_setting_is_declared_and_in_the_table():
