@@ -45,12 +45,14 @@ def upgrade() -> None:
         sa.Column("updated_at", telehealth.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.Uuid(), nullable=True),
         sa.CheckConstraint(
-            "consult_fee_cents > 0 AND program_fee_cents > 0 AND integration_fee_cents > 0 AND late_cancel_fee_cents >= 0 AND no_show_fee_cents >= 0 AND free_cancel_hours >= 0 AND included_integration_sessions >= 0",
+            "consult_fee_cents > 0 AND program_fee_cents > 0 AND integration_fee_cents > 0 AND late_cancel_fee_cents >= 0 AND "
+            "no_show_fee_cents >= 0 AND free_cancel_hours >= 0 AND included_integration_sessions >= 0",
             name=op.f("ck_billing_policy_amounts_valid"),
         ),
         sa.CheckConstraint("id = 1", name=op.f("ck_billing_policy_single_row")),
         sa.CheckConstraint(
-            "program_refund_percent_after_first_shipment BETWEEN 0 AND 100 AND program_refund_percent_after_second_shipment BETWEEN 0 AND 100",
+            "program_refund_percent_after_first_shipment BETWEEN 0 AND 100 AND program_refund_percent_after_second_shipment "
+            "BETWEEN 0 AND 100",
             name=op.f("ck_billing_policy_percents_valid"),
         ),
         sa.ForeignKeyConstraint(

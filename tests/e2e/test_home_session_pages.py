@@ -1,8 +1,8 @@
 """A home session in two browsers: the patient names a sitter, who signs the agreement on their own link
-(a second browser context, no account); a coordinator records the verification call (a third); the patient schedules the session and checks in; the dose stays
-locked until the sitter attests presence from their link; then it unlocks, the patient sees the dose and
-the timer, the sitter sees the same timer, and both report how it went (on a real clock, within the
-observation window: each says why it ended early)."""
+(a second browser context, no account); a coordinator records the verification call (a third); the patient
+schedules the session and checks in; the dose stays locked until the sitter attests presence from their link;
+then it unlocks, the patient sees the dose and the timer, the sitter sees the same timer, and both report how
+it went (on a real clock, within the observation window: each says why it ended early)."""
 
 from __future__ import annotations
 

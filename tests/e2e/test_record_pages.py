@@ -104,7 +104,8 @@ async def test_the_patient_reads_prints_and_downloads_their_record(browser, live
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for width, height in ((1280, 800), (390, 844)):
         context = await browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height})
-        # Stands in for the print dialog (headless has none) and counts the calls; added by DevTools, so the app's CSP still applies to its own scripts.
+        # Stands in for the print dialog (headless has none) and counts the calls; added by DevTools, so the app's
+        # CSP still applies to its own scripts.
         await context.add_init_script("window.__printed = 0; window.print = () => { window.__printed += 1; };")
         page = await context.new_page()
         await _sign_in(page, home.patient)

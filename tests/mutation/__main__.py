@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{number:3}/{len(chosen)}] {mutant.id:42} {outcome.result:9} {outcome.seconds:5.0f} s{detail}", flush=True)
     except (KeyboardInterrupt, Stop) as stop:
         print(
-            f"\ninterrupted ({stop.args[0] if stop.args else 'Ctrl-C'}); every file is restored; {len(outcomes)} of {len(chosen)} mutants were run"
+            f"\ninterrupted ({stop.args[0] if stop.args else 'Ctrl-C'}); every file is restored; {len(outcomes)} of "
+            f"{len(chosen)} mutants were run"
         )
         return 1
     finally:

@@ -419,7 +419,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "schedule.crisis_unplugged",
         SESSIONS_PY,
-        '    if await has_open_crisis(session, patient_id=patient.id):\n        raise RuleRefused(\n            "dosing.crisis_contact_pending",',
+        "    if await has_open_crisis(session, patient_id=patient.id):\n        raise RuleRefused(\n            "
+        '"dosing.crisis_contact_pending",',
         '    if False:\n        raise RuleRefused(\n            "dosing.crisis_contact_pending",',
         "an open crisis blocks scheduling a dosing session",
         CRISIS_SCHEDULING,
@@ -650,15 +651,18 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "record.facts_not_frozen",
         ENCOUNTERS_PY,
-        '    if encounter.decision is not None:\n        raise Conflict("encounter.decided", "This encounter is decided; open the next one from a new appointment.")',
-        '    if False:\n        raise Conflict("encounter.decided", "This encounter is decided; open the next one from a new appointment.")',
+        '    if encounter.decision is not None:\n        raise Conflict("encounter.decided", "This encounter is decided; open '
+        'the next one from a new appointment.")',
+        '    if False:\n        raise Conflict("encounter.decided", "This encounter is decided; open the next one from a new '
+        'appointment.")',
         "an encounter's recorded facts are frozen once it is decided",
         f"{SIGNING_RECHECKS}::test_an_encounters_facts_are_frozen_once_it_is_decided",
     ),
     m(
         "sign.blocker_not_rechecked",
         PLANS_PY,
-        "    if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings, hold_credentials=True)) is not None:\n        raise blocker\n",
+        "    if (blocker := await encounters.prescribing_blocker(session, encounter, now=now, settings=settings, "
+        "hold_credentials=True)) is not None:\n        raise blocker\n",
         "",
         "every prescribing check is made again at signing",
         f"{SIGNING}::test_the_pdmp_check_must_be_within_24_hours_of_signing",
@@ -945,7 +949,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "booking.crisis_unplugged",
         SCHEDULING_PY,
-        '    if await has_open_crisis(session, patient_id=patient.id):\n        raise RuleRefused(\n            "booking.crisis_contact_pending",',
+        "    if await has_open_crisis(session, patient_id=patient.id):\n        raise RuleRefused(\n            "
+        '"booking.crisis_contact_pending",',
         '    if False:\n        raise RuleRefused(\n            "booking.crisis_contact_pending",',
         "an open crisis blocks self-booking",
         f"{BOOKING}::test_booking_needs_screening_and_no_open_crisis",

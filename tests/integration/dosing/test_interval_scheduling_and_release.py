@@ -106,7 +106,8 @@ async def test_the_database_refuses_what_each_dosing_session_index_forbids(sessi
             for number, status in rows:
                 await session.execute(
                     text(
-                        "INSERT INTO dosing_session (id, plan_id, patient_id, number, status, scheduled_at, unlocked_at, ics_sequence, created_at, updated_at) "
+                        "INSERT INTO dosing_session (id, plan_id, patient_id, number, status, scheduled_at, unlocked_at, "
+                        "ics_sequence, created_at, updated_at) "
                         "VALUES (:id, :plan, :patient, :number, :status, :at, :unlocked_at, 0, :at, :at)"
                     ),
                     {

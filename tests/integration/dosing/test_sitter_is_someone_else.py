@@ -147,7 +147,8 @@ async def test_the_verification_is_recorded_with_method_time_and_who_and_audited
         audited = (
             await session.execute(
                 text(
-                    "SELECT actor_user_id, actor_role, reason, patient_id FROM audit_event WHERE action = 'sitter.verify' AND resource_id = :id"
+                    "SELECT actor_user_id, actor_role, reason, patient_id FROM audit_event WHERE action = 'sitter.verify' AND "
+                    "resource_id = :id"
                 ),
                 {"id": sitter["id"]},
             )

@@ -344,7 +344,8 @@ async def test_a_dose_in_an_undelivered_batch_is_neither_scheduled_nor_unlocked(
     session_id = uuid.uuid4()  # as if scheduled while it looked delivered
     await execute(
         session_factory,
-        "INSERT INTO dosing_session (id, plan_id, patient_id, sitter_id, number, status, scheduled_at, ics_sequence, created_at, updated_at) "
+        "INSERT INTO dosing_session (id, plan_id, patient_id, sitter_id, number, status, scheduled_at, ics_sequence, "
+        "created_at, updated_at) "
         "VALUES (:id, :plan, :patient, :sitter, 1, 'scheduled', :at, 0, :now, :now)",
         id=session_id,
         plan=home.plan_id,

@@ -49,8 +49,10 @@ async def test_demographics_start_from_what_the_waiting_list_knows(client, sessi
     async with session_factory() as session:
         await session.execute(
             text(
-                "INSERT INTO waitlist_entry (id, status, state, first_name, last_name, email, date_of_birth, phone, consent_to_contact, joined_at, patient_id)"
-                " VALUES (gen_random_uuid(), 'enrolled', 'NY', 'Robin', 'Fresh', 'pat@example.org', :dob, '+12125550123', true, now(), :patient)"
+                "INSERT INTO waitlist_entry (id, status, state, first_name, last_name, email, date_of_birth, phone, "
+                "consent_to_contact, joined_at, patient_id)"
+                " VALUES (gen_random_uuid(), 'enrolled', 'NY', 'Robin', 'Fresh', 'pat@example.org', :dob, '+12125550123', "
+                "true, now(), :patient)"
             ),
             {"dob": date(1990, 4, 2), "patient": patient.patient_id},
         )

@@ -196,7 +196,8 @@ async def test_only_the_care_team_reaches_the_page_and_every_read_is_audited(cli
         reads = (
             await session.execute(
                 text(
-                    "SELECT actor_user_id, outcome, reason FROM audit_event WHERE action = 'patient.record.chart' AND resource_id = :pid ORDER BY id"
+                    "SELECT actor_user_id, outcome, reason FROM audit_event WHERE action = 'patient.record.chart' AND "
+                    "resource_id = :pid ORDER BY id"
                 ),
                 {"pid": str(home.patient.patient_id)},
             )

@@ -128,7 +128,8 @@ async def encounter_facts(session_factory, consult) -> tuple:
         row = (
             await session.execute(
                 text(
-                    "SELECT identity_checked, identity_method, location_state, location_recorded_at, pdmp_checked_at, pdmp_state, pdmp_reference, "
+                    "SELECT identity_checked, identity_method, location_state, location_recorded_at, pdmp_checked_at, "
+                    "pdmp_state, pdmp_reference, "
                     "pdmp_summary, vitals_reviewed, vitals_note FROM encounter WHERE id = :id"
                 ),
                 {"id": uuid.UUID(consult.encounter_id)},

@@ -110,7 +110,8 @@ async def test_the_database_refuses_overlap_of_different_lengths_whatever_the_co
     second = await screened_patient(session_factory, settings, clock, email="b@example.org")
     insert = text(
         "INSERT INTO appointment (id, appointment_type, clinician_id, patient_id, status, starts_at, ends_at, busy_from, busy_until, "
-        "room_token, ics_sequence, created_at) VALUES (gen_random_uuid(), :type, :clinician, :patient, 'booked', :start, :end, :start, :end, "
+        "room_token, ics_sequence, created_at) VALUES (gen_random_uuid(), :type, :clinician, :patient, 'booked', :start, "
+        ":end, :start, :end, "
         "md5(random()::text), 0, now())"
     )
     async with transaction(session_factory) as session:

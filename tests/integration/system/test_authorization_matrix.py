@@ -30,8 +30,8 @@ pharmacist may call, a real batch of one pharmacy answers 404 `batch.not_found` 
 and never 404 to its own, and nothing the other pharmacy gets shows the patient.
 
 Not requested at all: /static (files), /schema (the OpenAPI documents), /dev/mailbox (development only,
-refused elsewhere in its handler), /dev/clock (the demo clock, likewise) and the Stripe webhook (no session: Stripe's signature is the check,
-covered in tests/integration/billing). See EXCLUDED.
+refused elsewhere in its handler), /dev/clock (the demo clock, likewise) and the Stripe webhook (no session:
+Stripe's signature is the check, covered in tests/integration/billing). See EXCLUDED.
 """
 
 from __future__ import annotations

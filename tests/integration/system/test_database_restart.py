@@ -225,7 +225,8 @@ async def test_a_database_restart_under_load_answers_503_loses_nothing_and_recov
     connection = await asyncpg.connect(url)
     try:
         rows = await connection.fetch(
-            "SELECT e.email, (SELECT count(*) FROM audit_event a WHERE a.resource_type = 'waitlist_entry' AND a.resource_id = e.id::text) AS audits,"
+            "SELECT e.email, (SELECT count(*) FROM audit_event a WHERE a.resource_type = 'waitlist_entry' AND a.resource_id = "
+            "e.id::text) AS audits,"
             " (SELECT count(*) FROM job j WHERE j.dedupe_key = 'waitlist:waitlist_confirm:' || e.id::text) AS jobs,"
             " (SELECT count(*) FROM dev_mailbox_message m WHERE m.to_address = e.email) AS mails"
             " FROM waitlist_entry e WHERE e.email LIKE $1",

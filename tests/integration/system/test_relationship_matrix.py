@@ -26,13 +26,15 @@ from tests.integration.system.test_authorization_matrix import allowed_roles
 OPERATIONAL = {
     "/api/v1/patients/{patient_id:uuid}": "the contact record: name, email, zone, state",
     "/api/v1/patients/{patient_id:uuid}/care-team": "who is on the team: coordinators assign it",
-    "/api/v1/patients/{patient_id:uuid}/in-person-evaluations": "that an in-person evaluation took place (date, place): the prescribing basis",
+    "/api/v1/patients/{patient_id:uuid}/in-person-evaluations": "that an in-person evaluation took place (date, place): the "
+    "prescribing basis",
     "/patients/{patient_id:uuid}/in-person-evaluations": "as the API above",
     "/patients/{patient_id:uuid}/care-team": "as the care-team API above",
 }
 # Routes any prescriber may read, member or not, and why (authz.Access.CLINIC_WIDE).
 CLINIC_WIDE_FOR_PRESCRIBERS = {
-    "/api/v1/patients/{patient_id:uuid}/in-person-evaluations": "the in-person evaluation is often recorded before any telemedicine relationship",
+    "/api/v1/patients/{patient_id:uuid}/in-person-evaluations": "the in-person evaluation is often recorded before any "
+    "telemedicine relationship",
     "/patients/{patient_id:uuid}/in-person-evaluations": "as the API above",
 }
 # GET routes with a patient id that show nothing of the patient, and why.

@@ -44,7 +44,10 @@ async def test_slow_and_silent_clients_do_not_hold_up_other_requests(database_ur
             stop = asyncio.Event()
             sockets = [await open_socket(server.base_url) for _ in range(SLOW_HEADERS + SLOW_BODIES + SILENT)]
             body = b'{"token": "' + b"x" * 400 + b'"}'
-            slow_post = f"POST /api/v1/waitlist/status HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+            slow_post = (
+                f"POST /api/v1/waitlist/status HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n\r\n"
+            )
             tasks = []
             for index, (_, writer) in enumerate(sockets):
                 if index < SLOW_HEADERS:
@@ -73,7 +76,8 @@ async def test_slow_and_silent_clients_do_not_hold_up_other_requests(database_ur
                     reader, writer = await open_socket(server.base_url)
                     writer.write(
                         f"POST /api/v1/waitlist/status HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-                        f"content-length: 50000000\r\nx-csrftoken: {client.cookies['csrftoken']}\r\ncookie: csrftoken={client.cookies['csrftoken']}\r\n\r\n".encode()
+                        f"content-length: 50000000\r\nx-csrftoken: {client.cookies['csrftoken']}\r\n"
+                        f"cookie: csrftoken={client.cookies['csrftoken']}\r\n\r\n".encode()
                     )
                     writer.write(b"{" * 1000)
                     status_line = await asyncio.wait_for(reader.readline(), timeout=5)
