@@ -25,7 +25,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, bindparam, exists, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import CareTeamMember, Patient
+from telehealth.accounts.models import BreakGlassGrant, CareTeamMember, Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import record_audit_event
@@ -62,6 +62,20 @@ def visible_patients_clause(viewer: SignedIn, access: Access = Access.CLINICAL) 
     return false()
 
 
+async def live_grant(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
+    """The clinician's break-glass grant on this patient that is live at `now` (care_teams/break_glass.py grants them)."""
+    return await session.scalar(
+        select(BreakGlassGrant.id)
+        .where(
+            BreakGlassGrant.patient_id == patient_id,
+            BreakGlassGrant.clinician_id == clinician_id,
+            BreakGlassGrant.granted_at <= now,
+            BreakGlassGrant.expires_at > now,
+        )
+        .limit(1)
+    )
+
+
 async def load_patient_for(
     session: AsyncSession,
     *,
@@ -73,8 +87,6 @@ async def load_patient_for(
     access: Access = Access.CLINICAL,
 ) -> Patient:
     """Load one patient record if `viewer` may see it for `access`; audit staff access and every refusal."""
-    from telehealth.care_teams.break_glass import live_grant
-
     patient = (
         await session.execute(select(Patient).where(Patient.id == patient_id, visible_patients_clause(viewer, access)))
     ).scalar_one_or_none()

@@ -24,19 +24,6 @@ BREAK_GLASS_FOR = timedelta(hours=4)
 MAY_BREAK_GLASS = frozenset({Role.PRESCRIBER, Role.THERAPIST})
 
 
-async def live_grant(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
-    return await session.scalar(
-        select(BreakGlassGrant.id)
-        .where(
-            BreakGlassGrant.patient_id == patient_id,
-            BreakGlassGrant.clinician_id == clinician_id,
-            BreakGlassGrant.granted_at <= now,
-            BreakGlassGrant.expires_at > now,
-        )
-        .limit(1)
-    )
-
-
 async def break_glass(
     session: AsyncSession, *, viewer: SignedIn, patient_id: uuid.UUID, reason: str, actor: Actor, now: datetime
 ) -> BreakGlassGrant:
