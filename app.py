@@ -10,10 +10,10 @@ app = create_app()
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
-        from telehealth.cli import main_cli
+        from telehealth.serve import main_cli
 
         main_cli()
     else:
-        from telehealth.cli import run_demo_server
+        from telehealth.serve import run_demo_server
 
         run_demo_server()

@@ -30,17 +30,18 @@ from telehealth.db.migrate import upgrade_database
 from telehealth.db.roles import resolve_database_urls
 from telehealth.dependencies import APP_DEPENDENCIES
 from telehealth.devtools.demo_clock import follow_offset, refresh_offset
-from telehealth.lib.clock import Clock, OffsetClock, SystemClock, forget_demo_offset
+from telehealth.lib.clock import Clock, OffsetClock
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
 from telehealth.lib.openapi import JsonDocument, YamlDocument
 from telehealth.lib.security_headers import STRIPE_CHECKOUT_ORIGIN, SecurityHeadersMiddleware
-from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
+from telehealth.notifications.mailer import Mailer
 from telehealth.outbox.worker import WorkerContext, run_worker
 from telehealth.routes import ROUTE_HANDLERS
 from telehealth.settings import Settings, get_settings
 from telehealth.system.metrics import MetricsMiddleware, RequestMetrics
 from telehealth.templating import configure_template_engine
+from telehealth.wiring import make_clock, make_mailer
 
 logger = logging.getLogger("telehealth")
 STRIPE_WEBHOOK_PATH = "/api/v1/billing/stripe/webhook"
@@ -74,21 +75,6 @@ def payment_page_origin(settings: Settings) -> str:
         parts = urlsplit(settings.stripe_api_base)
         return f"{parts.scheme}://{parts.netloc}"
     return STRIPE_CHECKOUT_ORIGIN
-
-
-def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
-    if settings.smtp_url:
-        return SmtpMailer(settings.smtp_url)
-    return DatabaseMailbox(app_state_factory)  # type: ignore[arg-type]
-
-
-def make_clock(settings: Settings, clock: Clock | None = None) -> Clock:
-    """The app's clock: the one given (tests) or the system's, made movable where the demo clock is enabled."""
-    forget_demo_offset()  # a previous app's moved clock in this process (tests) does not carry over
-    clock = clock or SystemClock()
-    if settings.demo_clock_enabled and not isinstance(clock, OffsetClock):
-        return OffsetClock(clock)
-    return clock
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, mailer: Mailer | None = None) -> Litestar:

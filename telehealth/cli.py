@@ -1,5 +1,5 @@
 """Litestar CLI commands: `litestar db upgrade`, `seed-demo`, `worker`, `jobs list|show|requeue`, `create-staff`,
-`verify-audit`, `encrypt-totp-secrets`, `new-totp-key`, `demo-totp`. Also the `python app.py` entry point (embedded database, demo data, one process)."""
+`verify-audit`, `encrypt-totp-secrets`, `new-totp-key`, `demo-totp`. `python app.py` and the `telehealth` script are serve.py."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.db.migrate import migrate_database
 from telehealth.lib.clock import SystemClock
 from telehealth.settings import Settings, get_settings
+from telehealth.wiring import make_clock, make_mailer
 
 T = TypeVar("T")
 
 
-def _run_with_database(
+def run_with_database(
     work: Callable[[AsyncEngine, async_sessionmaker[AsyncSession], Settings], Awaitable[T]], *, migrate: bool = False, pool_size: int = 4
 ) -> T:
     """Run `work` connected as the service's runtime role; with `migrate`, first upgrade the schema as the
@@ -81,11 +82,11 @@ def db_upgrade() -> None:
     async def work(_e: AsyncEngine, _f: Any, _s: Settings) -> None:
         pass
 
-    _run_with_database(work, migrate=True)
+    run_with_database(work, migrate=True)
     click.echo("Database schema is current.")
 
 
-async def _seed(engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> list[Any]:
+async def seed_demo_database(engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> list[Any]:
     from telehealth.demo import seed_demo
 
     async with transaction(factory) as session:
@@ -97,7 +98,7 @@ def seed_demo_command() -> None:
     settings = get_settings()
     if settings.is_production:
         raise click.ClickException("seed-demo refuses to run in production")
-    echo_demo_sign_ins(_run_with_database(_seed, migrate=True), settings)
+    echo_demo_sign_ins(run_with_database(seed_demo_database, migrate=True), settings)
 
 
 @click.command(name="demo-totp", help="Print the current two-factor code of each demo staff account (demo only).")
@@ -122,7 +123,7 @@ def demo_totp_command() -> None:
                     codes.append((email, current_totp_code(secret, at=SystemClock().now())))
         return codes
 
-    for email, code in _run_with_database(work):
+    for email, code in run_with_database(work):
         click.echo(f"{email:<28} {code}")
 
 
@@ -175,7 +176,7 @@ def create_staff_command(email: str, full_name: str, role: str, pharmacy_ref: st
             return str(user.id)
 
     try:
-        user_id = _run_with_database(work)
+        user_id = run_with_database(work)
     except DomainError as refusal:
         reasons = "; ".join(f"{name} {why}" for name, why in refusal.fields.items())
         raise click.ClickException(f"{refusal.detail} {reasons}".strip()) from None
@@ -193,7 +194,7 @@ def encrypt_totp_secrets_command() -> None:
     async def work(_e: AsyncEngine, factory: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[int, int]:
         return await encrypt_all_totp_secrets(factory, settings)
 
-    changed, checked = _run_with_database(work)
+    changed, checked = run_with_database(work)
     click.echo(f"TOTP secrets: {changed} of {checked} (re-)encrypted under the current key; the others already were.")
 
 
@@ -226,7 +227,7 @@ def verify_audit_command() -> None:
             append_anchor(path, chain_seq=report.head[0], row_hash=report.head[1], key_id=report.head[2], now=SystemClock().now())
         return report, path
 
-    report, path = _run_with_database(work)
+    report, path = run_with_database(work)
     if report.unreadable_anchor_lines:
         click.echo(f"Unreadable anchor lines in {path} (skipped): {', '.join(map(str, report.unreadable_anchor_lines))}", err=True)
     if not report.intact:
@@ -242,7 +243,6 @@ def verify_audit_command() -> None:
 
 @click.command(name="worker", help="Run the background worker (several may run at once).")
 def worker_command() -> None:
-    from telehealth.asgi import make_clock, make_mailer
     from telehealth.devtools.demo_clock import follow_offset, refresh_offset
     from telehealth.lib.clock import OffsetClock
     from telehealth.outbox.worker import WorkerContext, run_worker
@@ -269,7 +269,7 @@ def worker_command() -> None:
             await mailer.close()
 
     # A connection for each job running, one for claiming and scheduling, one spare: no job waits for the pool.
-    _run_with_database(work, pool_size=get_settings().worker_concurrency + 2)
+    run_with_database(work, pool_size=get_settings().worker_concurrency + 2)
 
 
 @click.group(name="jobs", help="Look at background jobs and requeue parked ones.")
@@ -293,7 +293,7 @@ def jobs_list_command(parked: bool, limit: int) -> None:
         async with transaction(factory) as session:
             return await list_jobs(session, parked_only=parked, limit=limit)
 
-    jobs = _run_with_database(work)
+    jobs = run_with_database(work)
     for job in jobs:
         click.echo(_job_line(job))
     click.echo(f"{len(jobs)} {'parked ' if parked else ''}job{'' if len(jobs) == 1 else 's'}.")
@@ -313,7 +313,7 @@ def jobs_show_command(job_id: Any, with_payload: bool) -> None:
             return await get_job(session, job_id)
 
     try:
-        job = _run_with_database(work)
+        job = run_with_database(work)
     except DomainError as refusal:
         raise click.ClickException(refusal.detail) from None
     for name in (
@@ -351,7 +351,7 @@ def jobs_requeue_command(job_id: Any) -> None:
             )
 
     try:
-        _run_with_database(work)
+        run_with_database(work)
     except DomainError as refusal:
         raise click.ClickException(refusal.detail) from None
     click.echo(f"Job {job_id} is queued again; a worker runs it within seconds.")
@@ -374,49 +374,3 @@ class TelehealthCLIPlugin(CLIPlugin):
     def on_cli_init(self, cli: click.Group) -> None:
         for command in COMMANDS:
             cli.add_command(command)
-
-
-def _with_local_stripe(settings: Settings) -> Settings:
-    """The demo has no Stripe account: it pays through the same local stand-in of Stripe's API the tests use
-    (its checkout page has a Pay button; no real money moves), which signs its webhooks to this server. Its
-    state is kept next to the embedded database, so a patient who began paying can pay after a restart."""
-    from dataclasses import replace
-
-    from telehealth.devtools.stripe_stand_in import FakeStripe
-
-    stand_in = FakeStripe(
-        webhook_url=f"{settings.public_base_url}/api/v1/billing/stripe/webhook",
-        webhook_secret=settings.stripe_webhook_secret,
-        state_path=settings.embedded_data_dir.parent / "stripe-stand-in.json",
-    )
-    stand_in.start()
-    click.echo(f"Payments: a local stand-in of Stripe's API at {stand_in.base_url} (test checkout page, no real money).")
-    return replace(settings, stripe_api_base=stand_in.base_url)
-
-
-def run_demo_server() -> None:
-    """`python app.py`: embedded PostgreSQL when no DATABASE_URL, migrations, demo data, then serve."""
-    import uvicorn
-
-    from telehealth.asgi import create_app
-
-    settings = get_settings()
-    if not settings.is_production and not settings.stripe_api_base and settings.stripe_api_key == "sk_test_placeholder":
-        settings = _with_local_stripe(settings)
-    if settings.seed_demo and not settings.is_production:
-        echo_demo_sign_ins(_run_with_database(_seed, migrate=True), settings)
-    # No access log: emailed links carry single-use tokens in their query strings.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", proxy_headers=True, access_log=False)
-
-
-@click.group(invoke_without_command=True)
-@click.pass_context
-def main_cli(context: click.Context) -> None:
-    """The `telehealth` console script and `python app.py [command]`. With no command: serve like
-    `python app.py` (embedded PostgreSQL when no DATABASE_URL, demo data unless SEED_DEMO=false)."""
-    if context.invoked_subcommand is None:
-        run_demo_server()
-
-
-for _command in COMMANDS:
-    main_cli.add_command(_command)

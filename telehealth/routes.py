@@ -35,6 +35,7 @@ from telehealth.prescribing.basis_pages import BasisPagesController
 from telehealth.prescribing.pages import EncounterPagesController, PlanPagesController
 from telehealth.prescribing.pharmacy_pages import PharmacyPagesController, ShipmentPagesController
 from telehealth.prescribing.pharmacy_staff_api import PharmacyStaffApiController
+from telehealth.prescribing.pharmacy_staff_pages import PharmacistPagesController
 from telehealth.prescribing.reassessment_pages import ReassessmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
@@ -56,7 +57,8 @@ ROUTE_HANDLERS = [
     InvitationApiController,  # /api/v1/invitations/accept
     WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
     ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}|/special-registrations/{id}]
-    ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove; each pharmacist's pharmacy)
+    ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove)
+    PharmacistPagesController,  # /coordinator/pharmacists (each pharmacist's pharmacy)
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
     StaffIntakeApiController,  # /api/v1/patients/{patient_id}/intake, /api/v1/escalations
     IntakePagesController,  # /intake, /intake/{step}, /intake/result, /staff/patients/{id}/intake, /escalations

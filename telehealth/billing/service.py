@@ -462,7 +462,7 @@ async def _confirm_appointment(session: AsyncSession, payment: Payment, *, now: 
             session,
             patient_id=appointment.patient_id,
             clinician_id=appointment.clinician_id,
-            because=care_teams.joined_because(appointment),
+            because=scheduling.care_team_reason(appointment),
             now=now,
         )
         await tell_patient(session, appointment, now=now, settings=settings)

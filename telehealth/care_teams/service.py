@@ -25,7 +25,6 @@ from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
 from telehealth.notifications.service import queue_email
-from telehealth.scheduling.models import Appointment
 
 CLINICIAN_ROLES = (Role.PRESCRIBER.value, Role.THERAPIST.value)
 
@@ -40,10 +39,6 @@ class Member:
     joined_because: str
     left_at: datetime | None
     left_because: str | None
-
-
-def joined_because(appointment: Appointment) -> str:
-    return "integration_booked" if appointment.appointment_type == "integration" else "consult_booked"
 
 
 async def join(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, because: str, now: datetime) -> bool:

@@ -1,6 +1,6 @@
 """The coordinator's credentials page: every clinician's NPI, zone, licenses, DEA registrations and telemedicine
 special registrations with their expiry dates, and forms to add, renew and remove them (the same service calls as the JSON API);
-and each pharmacist's pharmacy (prescribing.pharmacy_staff)."""
+pharmacists are placed in their pharmacy on prescribing's /coordinator/pharmacists."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields, form_list
-from telehealth.prescribing import pharmacy_staff
 from telehealth.settings import Settings
 
 PAGE = "/coordinator/clinicians"
@@ -41,7 +40,6 @@ DONE = {
     "special_added": "Special registration added.",
     "special_saved": "Special registration saved.",
     "special_removed": "Special registration removed.",
-    "pharmacy": "Pharmacy saved.",
 }
 
 
@@ -78,8 +76,6 @@ async def _page(
             "fields": error.fields if error else {},
             "error_for": error_for,
             "values": values or {},
-            "pharmacists": await pharmacy_staff.pharmacists(db_session),
-            "pharmacies": await pharmacy_staff.pharmacies(db_session),
         },
         status_code=error.status_code if error else 200,
     )
@@ -378,33 +374,6 @@ class ClinicianPagesController(Controller):
             ),
             clinician_id=clinician_id,
             done="special_removed",
-            settings=settings,
-            clock=clock,
-        )
-
-    @post("/{pharmacist_id:uuid}/pharmacy")
-    async def save_pharmacy(
-        self,
-        request: Request,
-        pharmacist_id: FromPath[uuid.UUID],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> Redirect | Template:
-        """Place a pharmacist in a pharmacy (as PUT /api/v1/pharmacists/{id}/pharmacy)."""
-        fields = await form_fields(request, "pharmacy_id", max_length=100)
-        try:
-            pharmacy_id: uuid.UUID | None = uuid.UUID(fields["pharmacy_id"])
-        except ValueError:
-            pharmacy_id = None  # the service refuses it, naming the field
-        return await _submit(
-            db_session,
-            lambda: pharmacy_staff.assign_pharmacy(
-                db_session, pharmacist_id=pharmacist_id, pharmacy_id=pharmacy_id, actor=actor, now=clock.now()
-            ),
-            clinician_id=pharmacist_id,
-            done="pharmacy",
             settings=settings,
             clock=clock,
         )

@@ -1,5 +1,5 @@
 """JSON API for coordinators: the clinic's pharmacies, its pharmacists with their pharmacy, and placing a
-pharmacist in a pharmacy (pharmacy_staff.py holds the rule). The same form is on /coordinator/clinicians."""
+pharmacist in a pharmacy (pharmacy_staff.py holds the rule). The same form is on /coordinator/pharmacists."""
 
 from __future__ import annotations
 

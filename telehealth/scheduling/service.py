@@ -52,6 +52,11 @@ HOLD_FOR = timedelta(minutes=15)
 MAX_WINDOW = timedelta(days=31)
 
 
+def care_team_reason(appointment: Appointment) -> str:
+    """Why booking this appointment puts its clinician on the patient's care team (care_team_member.joined_because)."""
+    return "integration_booked" if appointment.appointment_type == "integration" else "consult_booked"
+
+
 def slots_from_calendar(
     calendar: ClinicianCalendar,
     *,
@@ -421,9 +426,7 @@ async def book_appointment(
         now=now,
     )
     if not hold:  # a hold joins the care team and is told about when it is confirmed (by payment, in billing)
-        await care_teams.join(
-            session, patient_id=patient.id, clinician_id=clinician_id, because=care_teams.joined_because(appointment), now=now
-        )
+        await care_teams.join(session, patient_id=patient.id, clinician_id=clinician_id, because=care_team_reason(appointment), now=now)
         await tell_patient(session, appointment, now=now, settings=settings)
     return appointment
 

@@ -68,6 +68,11 @@ async def test_the_coordinator_sees_the_cliff_and_records_an_evaluation(page: Pa
     await expect(page.get_by_role("heading", name="New York")).to_have_count(0)
     await expect(page.get_by_text("1 patient in 1 state.")).to_be_visible()
 
+    # the credentials page sends pharmacist placement to its own page (prescribing owns pharmacies)
+    await page.goto("/coordinator/clinicians")
+    await page.get_by_role("link", name="Pharmacists", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Pharmacists")
+
     await page.context.clear_cookies()
     await _sign_in(page, home.prescriber)
     await expect(page.get_by_text("Every active patient of yours has a basis")).to_be_visible()

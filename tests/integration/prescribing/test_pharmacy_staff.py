@@ -101,22 +101,23 @@ async def test_an_unknown_pharmacy_is_refused_naming_the_field_and_a_placement_i
     assert (await _assign(client, staff.user_id, green)).status_code == 403  # a pharmacist cannot move themselves
 
 
-async def test_the_credentials_page_places_a_pharmacist_and_names_a_bad_field(client, session_factory, settings, clock):
+async def test_the_pharmacists_page_places_a_pharmacist_and_names_a_bad_field(client, session_factory, settings, clock):
     green = await _pharmacy(session_factory, clock)
     staff = await pharmacist(session_factory, settings, clock, pharmacy_id=None)
     coordinator = await make_person(session_factory, role=Role.COORDINATOR, email="co@example.org", now=clock.now(), settings=settings)
     await sign_in(client, coordinator, clock)
     html = {"accept": "text/html"}
-    page = await client.get("/coordinator/clinicians", headers=html)
-    assert "no pharmacy yet" in page.text and f'action="/coordinator/clinicians/{staff.user_id}/pharmacy"' in page.text
+    assert 'href="/coordinator/pharmacists"' in (await client.get("/coordinator/clinicians", headers=html)).text
+    page = await client.get("/coordinator/pharmacists", headers=html)
+    assert "no pharmacy yet" in page.text and f'action="/coordinator/pharmacists/{staff.user_id}/pharmacy"' in page.text
     token = form_csrf_token(page.text)
 
     bad = await client.post(
-        f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": "", "_csrf_token": token}, headers=html
+        f"/coordinator/pharmacists/{staff.user_id}/pharmacy", data={"pharmacy_id": "", "_csrf_token": token}, headers=html
     )
     assert bad.status_code == 422 and "Pharmacy</a>: is not a known pharmacy" in bad.text
     saved = await client.post(
-        f"/coordinator/clinicians/{staff.user_id}/pharmacy", data={"pharmacy_id": str(green), "_csrf_token": token}, headers=html
+        f"/coordinator/pharmacists/{staff.user_id}/pharmacy", data={"pharmacy_id": str(green), "_csrf_token": token}, headers=html
     )
     assert saved.status_code == 200 and "Pharmacy saved." in saved.text and "no pharmacy yet" not in saved.text
     assert await _staff_rows(session_factory) == [(staff.user_id, green)]

@@ -76,7 +76,7 @@ def test_the_wheel_carries_templates_migrations_static_files_and_the_stripe_stan
 
     dist_info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/METADATA"))
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
-    assert "[console_scripts]" in entry_points and "telehealth = telehealth.cli:main_cli" in entry_points
+    assert "[console_scripts]" in entry_points and "telehealth = telehealth.serve:main_cli" in entry_points
     requires = [
         line for line in zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode().splitlines() if line.startswith("Requires-Dist:")
     ]
