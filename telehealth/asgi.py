@@ -16,6 +16,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import telehealth.jobs  # noqa: F401  (registers every job handler: the entry owns the list, as it owns the routes)
 from telehealth.accounts.csrf import CsrfMiddleware
@@ -53,12 +54,14 @@ def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
     return urls.runtime, urls.server
 
 
-async def migrate_when_reachable(engine: object, stop: asyncio.Event, *, max_delay: float = 30.0, runtime_role: str | None = None) -> None:
+async def migrate_when_reachable(
+    engine: AsyncEngine, stop: asyncio.Event, *, max_delay: float = 30.0, runtime_role: str | None = None
+) -> None:
     """Retry migrations with backoff until the database answers (a database that starts after the app)."""
     delay = 1.0
     while not stop.is_set():
         try:
-            await upgrade_database(engine, runtime_role=runtime_role)  # type: ignore[arg-type]
+            await upgrade_database(engine, runtime_role=runtime_role)
         except Exception:  # still unreachable: wait and try again
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -76,10 +79,10 @@ def payment_page_origin(settings: Settings) -> str:
     return STRIPE_CHECKOUT_ORIGIN
 
 
-def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
+def make_mailer(settings: Settings, app_state_factory: async_sessionmaker[AsyncSession]) -> Mailer:
     if settings.smtp_url:
         return SmtpMailer(settings.smtp_url)
-    return DatabaseMailbox(app_state_factory)  # type: ignore[arg-type]
+    return DatabaseMailbox(app_state_factory)
 
 
 def make_clock(settings: Settings, clock: Clock | None = None) -> Clock:

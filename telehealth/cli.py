@@ -1,5 +1,6 @@
 """Litestar CLI commands: `litestar db upgrade`, `seed-demo`, `worker`, `jobs list|show|requeue`, `create-staff`,
-`verify-audit`, `encrypt-totp-secrets`, `new-totp-key`, `demo-totp`. Also the `python app.py` entry point (embedded database, demo data, one process)."""
+`verify-audit`, `encrypt-totp-secrets`, `new-totp-key`, `demo-totp`. Also the `python app.py` entry point (embedded
+database, demo data, one process)."""
 
 from __future__ import annotations
 
