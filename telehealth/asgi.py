@@ -16,6 +16,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import telehealth.jobs  # noqa: F401  (registers every job handler: the entry owns the list, as it owns the routes)
 from telehealth.accounts.csrf import CsrfMiddleware
@@ -54,12 +55,14 @@ def resolve_database_url(settings: Settings) -> tuple[str, object | None]:
     return urls.runtime, urls.server
 
 
-async def migrate_when_reachable(engine: object, stop: asyncio.Event, *, max_delay: float = 30.0, runtime_role: str | None = None) -> None:
+async def migrate_when_reachable(
+    engine: AsyncEngine, stop: asyncio.Event, *, max_delay: float = 30.0, runtime_role: str | None = None
+) -> None:
     """Retry migrations with backoff until the database answers (a database that starts after the app)."""
     delay = 1.0
     while not stop.is_set():
         try:
-            await upgrade_database(engine, runtime_role=runtime_role)  # type: ignore[arg-type]
+            await upgrade_database(engine, runtime_role=runtime_role)
         except Exception:  # still unreachable: wait and try again
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

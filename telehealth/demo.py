@@ -4,11 +4,12 @@ in a home program (demo_home.py). Idempotent: running it again changes nothing."
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import STAFF_ROLES, Role
@@ -127,7 +128,7 @@ async def seed_demo(session: AsyncSession, *, now: datetime, settings: Settings)
         )
         await session.flush()
     if await pharmacy_of(session, users[Role.PHARMACIST].id) is None:  # the demo pharmacist works for the demo pharmacy
-        pharmacy = (await session.execute(select(Pharmacy).order_by(Pharmacy.created_at, Pharmacy.name).limit(1))).scalar_one()
+        pharmacy = (await session.execute(select(Pharmacy).order_by(col(Pharmacy.created_at), Pharmacy.name).limit(1))).scalar_one()
         await assign_pharmacy(session, pharmacist_id=users[Role.PHARMACIST].id, pharmacy_id=pharmacy.id, actor=actor, now=now)
     await _seed_waiting_list(session, now=now)
     await _seed_hours(session, prescriber_id=prescriber.id, therapist_id=therapist.id)
@@ -173,7 +174,7 @@ async def _seed_waiting_list(session: AsyncSession, *, now: datetime) -> None:
         )
 
 
-async def _seed_hours(session: AsyncSession, *, prescriber_id: object, therapist_id: object) -> None:
+async def _seed_hours(session: AsyncSession, *, prescriber_id: uuid.UUID, therapist_id: uuid.UUID) -> None:
     """Weekday hours in each clinician's own zone, so the demo has slots to book."""
     if (await session.execute(select(WeeklyHours.id).where(WeeklyHours.clinician_id == prescriber_id).limit(1))).first():
         return

@@ -7,8 +7,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role

@@ -35,7 +35,7 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
 
 def _signed_in(request: Request[Any, Any, Any]) -> SignedInPerson:
     """accounts.sessions.SignedIn, as the auth middleware put it on the request (controllers ask for that type)."""
-    user: SignedInPerson | None = request.scope.get("user")  # type: ignore[assignment]
+    user: SignedInPerson | None = request.scope.get("user")
     if user is None:
         raise NotAuthenticated("auth.required", "Sign in to continue.")
     return user

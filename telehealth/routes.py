@@ -56,7 +56,8 @@ ROUTE_HANDLERS = [
     WaitlistApiController,  # /api/v1/waitlist, /api/v1/waitlist/invitations, /api/v1/waitlist/states
     InvitationApiController,  # /api/v1/invitations/accept
     WaitlistPagesController,  # /waitlist, /waitlist/entry, /invitations/accept, /terms, /coordinator/waitlist
-    ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}|/special-registrations/{id}]
+    ClinicianApiController,  # /api/v1/clinicians, /api/v1/clinicians/{id}[/profile|/licenses/{id}|/dea-registrations/{id}
+    #   |/special-registrations/{id}]
     ClinicianPagesController,  # /coordinator/clinicians (credentials: add, renew, remove)
     PharmacistPagesController,  # /coordinator/pharmacists (each pharmacist's pharmacy)
     IntakeApiController,  # /api/v1/intake, /api/v1/intake/steps/{step}, /api/v1/intake/consents, /api/v1/intake/submit
@@ -78,13 +79,16 @@ ROUTE_HANDLERS = [
     ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)
     ReassessmentPagesController,  # /reassessment (the same, as a page; then baseline vs now and the way to book)
     EvaluationApiController,  # /api/v1/patients/{id}/in-person-evaluations (the prescribing basis after the flexibilities end)
-    BasisPagesController,  # /patients/{id}/in-person-evaluations, /coordinator/prescribing-basis[.csv] (patients without a basis after the date)
+    BasisPagesController,  # /patients/{id}/in-person-evaluations, /coordinator/prescribing-basis[.csv]
+    #   (patients without a basis after the date)
     SitterApiController,  # /api/v1/my/sitters[/{id}/remove|/resend]
     DosingApiController,  # /api/v1/my/dosing[/sessions[/{id}[/reschedule|/cancel|/check-in|/unlock|/report]]|/loss|/next-batch]
     SitterLinkApiController,  # /api/v1/sitter-links/{token}[/agreement|/decline|/excuse|/presence|/end|/withdraw] (the token is the key)
-    SitterVerificationApiController,  # /api/v1/sitters/unverified, /api/v1/sitters/{id}/verification (coordinators' call with each new sitter)
+    SitterVerificationApiController,  # /api/v1/sitters/unverified, /api/v1/sitters/{id}/verification
+    #   (coordinators' call with each new sitter)
     PlanDosingApiController,  # /api/v1/plans/{id}/dosing, /api/v1/plans/{id}/review, /api/v1/plans/{id}/inventory-flags/{id}/resolve
-    DosingPagesController,  # /dosing, /dosing/sessions[/{id}[/check-in|/unlock|/report|/reschedule|/cancel]], /dosing/sitters, /dosing/loss, /dosing/next-batch
+    DosingPagesController,  # /dosing, /dosing/sessions[/{id}[/check-in|/unlock|/report|/reschedule|/cancel]],
+    #   /dosing/sitters, /dosing/loss, /dosing/next-batch
     SitterPagesController,  # /sitter/{token}[/agreement|/decline|/excuse|/presence|/end|/withdraw] (the sitter's own link)
     SitterVerificationPagesController,  # /coordinator/sitters[/{id}/verification] (sitters waiting for their call)
     PlanDosingPagesController,  # /prescriber/dosing, /plans/{id}/dosing, /plans/{id}/review, /plans/{id}/inventory-flags/{id}/resolve
@@ -92,7 +96,8 @@ ROUTE_HANDLERS = [
     NotePagesController,  # /patients/{id}/notes (the care team's clinical notes)
     RecordPagesController,  # /record[/fhir.json], /patients/{id}/record[/fhir.json] (transfer of care, audited)
     OutcomePagesController,  # /outcomes, /patients/{id}/outcomes, /coordinator/outcomes[.csv]
-    PatientChartPagesController,  # /patients/{id} (the care team's page of one patient: summary, timeline, flags, plan, sessions, messages, notes, scores, record)
+    PatientChartPagesController,  # /patients/{id} (the care team's page of one patient: summary, timeline, flags, plan,
+    #   sessions, messages, notes, scores, record)
     SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
     VideoPagesController,  # /appointments/{id}/join, /appointments/{id}/visit/attest, /rooms/{room_token}
     VideoRoomSocketController,  # /rooms/{room_token}/signal (WebSocket: the room's signalling)

@@ -14,6 +14,7 @@ import itertools
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -73,14 +74,14 @@ def _blood_pressure(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def _one_of(*choices: str) -> object:
+def _one_of(*choices: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}"
 
     return check
 
 
-def _url(*schemes: str) -> object:
+def _url(*schemes: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         try:
             parts = urlsplit(value)
@@ -137,12 +138,12 @@ def parse_cpt_codes(text: str) -> dict[str, str]:
     return codes
 
 
-def _format(parse: object, wanted: str) -> object:
+def _format(parse: Callable[[str], object], wanted: str) -> Callable[[str], str | None]:
     """A check that `parse` accepts the text; the reason names what it must be and what is wrong."""
 
     def check(value: str) -> str | None:
         try:
-            parse(value)  # type: ignore[operator]
+            parse(value)
         except ValueError as exc:
             return f"must be {wanted}: {exc} (got {value!r})"
         return None
@@ -211,7 +212,8 @@ class ClinicalThresholds:
         for name, (systolic, diastolic), (top_systolic, top_diastolic) in pressures:
             if not (60 <= systolic <= top_systolic and 40 <= diastolic <= top_diastolic):
                 raise SettingsError(
-                    f"{name}={systolic}/{diastolic} is outside the safety envelope: it may be at most {top_systolic}/{top_diastolic} (and at least 60/40)"
+                    f"{name}={systolic}/{diastolic} is outside the safety envelope: "
+                    f"it may be at most {top_systolic}/{top_diastolic} (and at least 60/40)"
                 )
         for (lower_name, lower, _), (upper_name, upper, _) in itertools.pairwise(pressures):
             if not (lower[0] < upper[0] and lower[1] < upper[1]):

@@ -3,15 +3,17 @@ factory (asgi.py) and the worker command (cli.py) use them, so they sit below bo
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from telehealth.lib.clock import Clock, OffsetClock, SystemClock, forget_demo_offset
 from telehealth.notifications.mailer import DatabaseMailbox, Mailer, SmtpMailer
 from telehealth.settings import Settings
 
 
-def make_mailer(settings: Settings, app_state_factory: object) -> Mailer:
+def make_mailer(settings: Settings, app_state_factory: async_sessionmaker[AsyncSession]) -> Mailer:
     if settings.smtp_url:
         return SmtpMailer(settings.smtp_url)
-    return DatabaseMailbox(app_state_factory)  # type: ignore[arg-type]
+    return DatabaseMailbox(app_state_factory)
 
 
 def make_clock(settings: Settings, clock: Clock | None = None) -> Clock:

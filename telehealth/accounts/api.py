@@ -60,7 +60,7 @@ class AccountsApiController(Controller):
             full_name=user.full_name,
             role=user.role,
             email_verified=user.email_verified_at is not None,
-            two_factor=two_factor_step(user.role, enrolled=user.totp_confirmed_at is not None, verified=False),  # type: ignore[arg-type]
+            two_factor=two_factor_step(user.role, enrolled=user.totp_confirmed_at is not None, verified=False),
             patient_id=await patient_id_for_user(db_session, user.id),
         )
         return Response(me, cookies=[cookie])
@@ -89,7 +89,7 @@ class AccountsApiController(Controller):
             full_name=signed_in.full_name,
             role=signed_in.role.value,
             email_verified=signed_in.email_verified,
-            two_factor=signed_in.two_factor,  # type: ignore[arg-type]
+            two_factor=signed_in.two_factor,
             patient_id=await patient_id_for_user(db_session, signed_in.user_id),
         )
 

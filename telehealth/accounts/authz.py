@@ -22,8 +22,9 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, bindparam, exists, false, select, true
+from sqlalchemy import ColumnElement, bindparam, exists, false, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import BreakGlassGrant, CareTeamMember, Patient
 from telehealth.accounts.roles import Role
@@ -44,7 +45,9 @@ CLINICIANS = frozenset({Role.PRESCRIBER, Role.THERAPIST})
 
 def on_care_team(clinician_id: uuid.UUID) -> ColumnElement[bool]:
     return exists().where(
-        CareTeamMember.patient_id == Patient.id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None)
+        col(CareTeamMember.patient_id) == Patient.id,
+        col(CareTeamMember.clinician_id) == clinician_id,
+        col(CareTeamMember.left_at).is_(None),
     )
 
 
@@ -52,7 +55,7 @@ def visible_patients_clause(viewer: SignedIn, access: Access = Access.CLINICAL) 
     """A WHERE clause on `patient` limiting any list query to the patients this viewer may see for `access`
     (break-glass grants open single records, never lists)."""
     if viewer.role is Role.PATIENT:
-        return Patient.user_id == viewer.user_id
+        return col(Patient.user_id) == viewer.user_id
     if viewer.role is Role.COORDINATOR:
         return false() if access is Access.CLINICAL else true()
     if viewer.role is Role.PRESCRIBER and access is Access.CLINIC_WIDE:

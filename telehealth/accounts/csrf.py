@@ -124,7 +124,7 @@ class CsrfMiddleware(ASGIMiddleware):
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)  # type: ignore[arg-type]
+                headers = MutableScopeHeaders.from_message(message)
                 new_session = [value for value in headers.getall("set-cookie", []) if value.encode("latin-1").startswith(session_name)]
                 if new_session:  # the session changes in this response: a token for the new one
                     _set_token_cookie(headers, settings, issue_token(settings.secret_key, _cookie_value(new_session[-1])))

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_
+from sqlmodel import col
 
 from telehealth.accounts.models import AccountToken, UserSession
 from telehealth.db.engine import transaction
@@ -25,10 +26,10 @@ async def prune_sign_in_data(context: WorkerContext, payload: dict[str, Any]) ->
     async with transaction(context.session_factory) as session:
         await session.execute(
             delete(UserSession).where(
-                or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff, UserSession.last_seen_at < idle_cutoff)
+                or_(col(UserSession.expires_at) < cutoff, col(UserSession.revoked_at) < cutoff, col(UserSession.last_seen_at) < idle_cutoff)
             )
         )
-        await session.execute(delete(AccountToken).where(or_(AccountToken.expires_at < cutoff, AccountToken.used_at < cutoff)))
+        await session.execute(delete(AccountToken).where(or_(col(AccountToken.expires_at) < cutoff, col(AccountToken.used_at) < cutoff)))
 
 
 run_every(PRUNE_SIGN_IN_DATA, timedelta(hours=1))

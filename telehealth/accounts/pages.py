@@ -192,7 +192,10 @@ class AccountPagesController(Controller):
             "accounts/message.html",
             context={
                 "title": "Check your email",
-                "message": f"If an account uses this email, a reset link is on its way. It works once, for {settings.password_reset_valid_minutes} minutes.",
+                "message": (
+                    "If an account uses this email, a reset link is on its way. "
+                    f"It works once, for {settings.password_reset_valid_minutes} minutes."
+                ),
             },
         )
 

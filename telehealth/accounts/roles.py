@@ -1,6 +1,7 @@
 """The five roles that sign in (sitters are contacts with tokens, not accounts)."""
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Role(StrEnum):
@@ -14,9 +15,10 @@ class Role(StrEnum):
 STAFF_ROLES = frozenset({Role.PRESCRIBER, Role.THERAPIST, Role.PHARMACIST, Role.COORDINATOR})
 # Everyone who can see more than their own record signs in with a second factor.
 TWO_FACTOR_REQUIRED_ROLES = STAFF_ROLES
+TwoFactorStep = Literal["not_needed", "enrol", "required", "done"]
 
 
-def two_factor_step(role: str, *, enrolled: bool, verified: bool) -> str:
+def two_factor_step(role: str, *, enrolled: bool, verified: bool) -> TwoFactorStep:
     """Where an account stands with the second factor at sign-in: "not_needed", "enrol" (required but not
     set up), "required" (set up, code not yet given in this session) or "done". Staff always need it; a
     patient who chose to enrol needs it too."""

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts import throttle
 from telehealth.accounts.models import AccountToken, Patient, UserAccount
@@ -238,16 +239,16 @@ async def _spend_token(session: AsyncSession, *, raw: str, purpose: str, now: da
         .where(
             AccountToken.token_hash == hash_token(raw),
             AccountToken.purpose == purpose,
-            AccountToken.used_at.is_(None),
+            col(AccountToken.used_at).is_(None),
             AccountToken.expires_at > now,
         )
         .scalar_subquery()
     )
     spent = await session.execute(
         update(AccountToken)
-        .where(AccountToken.user_id == spendable, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+        .where(col(AccountToken.user_id) == spendable, col(AccountToken.purpose) == purpose, col(AccountToken.used_at).is_(None))
         .values(used_at=now)
-        .returning(AccountToken.user_id, AccountToken.token_hash)
+        .returning(col(AccountToken.user_id), col(AccountToken.token_hash))
     )
     rows = spent.all()
     if hash_token(raw) not in {row.token_hash for row in rows}:
@@ -265,7 +266,7 @@ async def _retire_tokens(session: AsyncSession, *, user_id: uuid.UUID, purpose: 
     """Spend every live token of an account for a purpose (a new reset link replaces the older ones)."""
     await session.execute(
         update(AccountToken)
-        .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+        .where(col(AccountToken.user_id) == user_id, col(AccountToken.purpose) == purpose, col(AccountToken.used_at).is_(None))
         .values(used_at=now)
     )
 
@@ -427,7 +428,7 @@ async def patient_contact(session: AsyncSession, patient_id: uuid.UUID) -> Conta
     row = (
         await session.execute(
             select(UserAccount.email, UserAccount.full_name)
-            .join(Patient, Patient.user_id == UserAccount.id)
+            .join(Patient, col(Patient.user_id) == UserAccount.id)
             .where(Patient.id == patient_id)
         )
     ).one()

@@ -10,11 +10,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import UserAccount, UserSession
-from telehealth.accounts.roles import STAFF_ROLES, Role, two_factor_step
+from telehealth.accounts.roles import STAFF_ROLES, Role, TwoFactorStep, two_factor_step
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.settings import Settings
 
@@ -41,7 +42,7 @@ class SignedIn:
     step_up_at: datetime | None
 
     @property
-    def two_factor(self) -> str:
+    def two_factor(self) -> TwoFactorStep:
         return two_factor_step(self.role, enrolled=self.totp_enrolled, verified=self.two_factor_verified)
 
     @property
@@ -86,8 +87,8 @@ async def start_session(
 # Built once (every signed-in request runs it): building a statement costs more than the database's answer.
 _LIVE_SESSION = (
     select(UserSession, UserAccount)
-    .join(UserAccount, UserAccount.id == UserSession.user_id)
-    .where(UserSession.token_hash == bindparam("token_hash"), UserSession.revoked_at.is_(None))
+    .join(UserAccount, col(UserAccount.id) == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash"), col(UserSession.revoked_at).is_(None))
 )
 
 
@@ -119,15 +120,17 @@ async def rotate_session_token(session: AsyncSession, *, session_id: uuid.UUID) 
     """A new token for a live session (the second factor just completed): the old token stops working at once,
     so a token seen or planted before the session gained its privileges is worth nothing. Answers the raw token."""
     raw, digest = new_token()
-    await session.execute(update(UserSession).where(UserSession.id == session_id).values(token_hash=digest))
+    await session.execute(update(UserSession).where(col(UserSession.id) == session_id).values(token_hash=digest))
     return raw
 
 
 async def end_session(session: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(update(UserSession).where(UserSession.id == session_id, UserSession.revoked_at.is_(None)).values(revoked_at=now))
+    await session.execute(
+        update(UserSession).where(col(UserSession.id) == session_id, col(UserSession.revoked_at).is_(None)).values(revoked_at=now)
+    )
 
 
 async def revoke_all_sessions(session: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> None:
     await session.execute(
-        update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None)).values(revoked_at=now)
+        update(UserSession).where(col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None)).values(revoked_at=now)
     )

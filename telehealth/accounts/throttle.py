@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.security import hash_token
@@ -37,7 +38,9 @@ FAMILIAR_FOR = timedelta(days=30)
 
 REFUSALS = {
     "from_address": "Too many wrong passwords for this account from this network. Wait 15 minutes and try again, or reset your password.",
-    "unfamiliar_address": "Too many wrong passwords for this account. Try again later from where you usually sign in, or reset your password.",
+    "unfamiliar_address": (
+        "Too many wrong passwords for this account. Try again later from where you usually sign in, or reset your password."
+    ),
 }
 
 
@@ -53,7 +56,7 @@ def _from_key(email: str, ip: str) -> str:
 async def _familiar_address(session: AsyncSession, *, email: str, ip: str, now: datetime) -> bool:
     """The account behind `email` signed in from `ip` lately (false for an unknown email)."""
     signed_in_here = exists().where(
-        UserSession.user_id == UserAccount.id, UserSession.ip == ip, UserSession.created_at >= now - FAMILIAR_FOR
+        col(UserSession.user_id) == UserAccount.id, col(UserSession.ip) == ip, col(UserSession.created_at) >= now - FAMILIAR_FOR
     )
     return bool(await session.scalar(select(signed_in_here.correlate(UserAccount)).where(UserAccount.email == email)))
 
@@ -88,8 +91,8 @@ async def forget_wrong_passwords(session: AsyncSession, *, email: str) -> None:
     await session.execute(
         delete(RateLimitEvent).where(
             or_(
-                (RateLimitEvent.bucket == PASSWORDS_FOR) & (RateLimitEvent.key == digest),
-                (RateLimitEvent.bucket == PASSWORDS_FROM) & RateLimitEvent.key.startswith(f"{digest}:", autoescape=True),
+                (col(RateLimitEvent.bucket) == PASSWORDS_FOR) & (RateLimitEvent.key == digest),
+                (col(RateLimitEvent.bucket) == PASSWORDS_FROM) & col(RateLimitEvent.key).startswith(f"{digest}:", autoescape=True),
             )
         )
     )

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
 
 from telehealth.lib.key_texts import parse_keyring
 from telehealth.settings import Settings
@@ -95,7 +95,13 @@ async def encrypt_all_totp_secrets(factory: async_sessionmaker[AsyncSession], se
     after: uuid.UUID | None = None
     while True:
         async with transaction(factory) as session:
-            query = select(UserAccount).where(UserAccount.totp_secret.is_not(None)).order_by(UserAccount.id).limit(batch).with_for_update()
+            query = (
+                select(UserAccount)
+                .where(col(UserAccount.totp_secret).is_not(None))
+                .order_by(col(UserAccount.id))
+                .limit(batch)
+                .with_for_update()
+            )
             users = list((await session.execute(query.where(UserAccount.id > after) if after else query)).scalars())
             for user in users:
                 assert user.totp_secret is not None

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.audit.anchors import AnchorFile, append_anchor, last_anchored_seq
 from telehealth.audit.keys import LEGACY_KEY_ID, AuditKeys
@@ -135,14 +136,18 @@ async def seal_audit_chain(session: AsyncSession, keys: AuditKeys, *, batch_size
     last = (
         await session.execute(
             select(AuditEvent.chain_seq, AuditEvent.row_hash)
-            .where(AuditEvent.chain_seq.is_not(None))
-            .order_by(AuditEvent.chain_seq.desc())
+            .where(col(AuditEvent.chain_seq).is_not(None))
+            .order_by(col(AuditEvent.chain_seq).desc())
             .limit(1)
         )
     ).first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     pending = (
-        (await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_(None)).order_by(AuditEvent.id).limit(batch_size)))
+        (
+            await session.execute(
+                select(AuditEvent).where(col(AuditEvent.chain_seq).is_(None)).order_by(col(AuditEvent.id)).limit(batch_size)
+            )
+        )
         .scalars()
         .all()
     )
@@ -151,7 +156,7 @@ async def seal_audit_chain(session: AsyncSession, keys: AuditKeys, *, batch_size
         row_hash = compute_row_hash(event, chain_seq=seq, prev_hash=prev_hash, key=keys.current)
         await session.execute(
             update(AuditEvent)
-            .where(AuditEvent.id == event.id, AuditEvent.chain_seq.is_(None))
+            .where(col(AuditEvent.id) == event.id, col(AuditEvent.chain_seq).is_(None))
             .values(chain_seq=seq, prev_hash=prev_hash, row_hash=row_hash, key_id=keys.current_id)
             .execution_options(synchronize_session=False)
         )
@@ -191,7 +196,7 @@ async def verify_audit_chain(
 ) -> ChainReport:
     """Walk the sealed chain in order; report the first event whose place, link, key, content or anchor is
     wrong, or the first anchor past the chain's end (events cut from the end)."""
-    awaiting = await session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.chain_seq.is_(None))) or 0
+    awaiting = await session.scalar(select(func.count()).select_from(AuditEvent).where(col(AuditEvent.chain_seq).is_(None))) or 0
     anchored: dict[int, list] = {}
     for anchor in anchors.anchors if anchors else ():
         anchored.setdefault(anchor.chain_seq, []).append(anchor)
@@ -206,7 +211,10 @@ async def verify_audit_chain(
         rows = (
             (
                 await session.execute(
-                    select(AuditEvent).where(AuditEvent.chain_seq >= expected_seq).order_by(AuditEvent.chain_seq).limit(batch_size)
+                    select(AuditEvent)
+                    .where(col(AuditEvent.chain_seq) >= expected_seq)
+                    .order_by(col(AuditEvent.chain_seq))
+                    .limit(batch_size)
                 )
             )
             .scalars()
@@ -231,7 +239,8 @@ async def verify_audit_chain(
                 if anchor.row_hash != event.row_hash:
                     return broken(
                         expected_seq,
-                        f"its row_hash differs from the one anchored outside the database at {anchor.anchored_at} (anchor line {anchor.line})",
+                        f"its row_hash differs from the one anchored outside the database at {anchor.anchored_at} "
+                        f"(anchor line {anchor.line})",
                     )
             head = (expected_seq, event.row_hash or "", event.key_id)
             expected_prev, expected_seq = event.row_hash or "", expected_seq + 1
@@ -252,7 +261,9 @@ async def anchor_chain_head(session: AsyncSession, keys: AuditKeys, path: Path, 
     this service's keys made (a forged head is left for verify-audit to report, never anchored). Answers
     the chain_seq anchored, if any."""
     head = (
-        await session.execute(select(AuditEvent).where(AuditEvent.chain_seq.is_not(None)).order_by(AuditEvent.chain_seq.desc()).limit(1))
+        await session.execute(
+            select(AuditEvent).where(col(AuditEvent.chain_seq).is_not(None)).order_by(col(AuditEvent.chain_seq).desc()).limit(1)
+        )
     ).scalar_one_or_none()
     if head is None or head.chain_seq is None or head.chain_seq <= last_anchored_seq(path):
         return None

@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Any
 
 import stripe
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing import service
@@ -80,7 +81,7 @@ async def apply_event(session: AsyncSession, gateway: StripeGateway, *, event: d
         insert(StripeEvent)
         .values(id=event["id"], type=str(event.get("type", ""))[:100], received_at=now)
         .on_conflict_do_nothing()
-        .returning(StripeEvent.id)
+        .returning(col(StripeEvent.id))
     )
     if fresh.scalar_one_or_none() is None:
         return "duplicate"
@@ -257,7 +258,7 @@ async def _charge_refunded(session: AsyncSession, gateway: StripeGateway, obj: d
         await session.refresh(payment)
     ours = await session.scalar(
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-            Refund.payment_id == payment.id, Refund.status.in_([RefundStatus.PENDING, RefundStatus.SUCCEEDED])
+            Refund.payment_id == payment.id, col(Refund.status).in_([RefundStatus.PENDING, RefundStatus.SUCCEEDED])
         )
     )
     outside = int(obj.get("amount_refunded") or 0) - int(ours or 0)

@@ -32,11 +32,10 @@ class StripeGateway:
         with warnings.catch_warnings():  # stripe's httpx client trips one httpx DeprecationWarning on creation
             warnings.simplefilter("ignore", DeprecationWarning)
             self._http = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
-        addresses = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._client = stripe.StripeClient(
             settings.stripe_api_key,
             http_client=self._http,
-            base_addresses=addresses,  # type: ignore[arg-type]
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
             max_network_retries=settings.stripe_max_network_retries,
         )
 

@@ -29,7 +29,7 @@ def gateway_for(context: WorkerContext) -> StripeGateway:
     gateway = context.services.get("stripe")
     if gateway is None:
         gateway = context.services["stripe"] = StripeGateway(context.settings)
-    return gateway  # type: ignore[no-any-return]
+    return gateway
 
 
 @job_handler(SEND_REFUND_JOB)

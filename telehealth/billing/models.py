@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Uuid, text
 from sqlmodel import Field
@@ -17,7 +18,7 @@ from telehealth.db.base import SQLModel, utc_timestamp, uuid_primary_key
 LIVE_PAYMENT_SQL = "status IN ('open', 'paid')"
 
 
-def _patient_fk() -> Field:  # type: ignore[valid-type]
+def _patient_fk() -> Any:  # a Field(...), which SQLModel types as Any
     return Field(sa_column=Column(Uuid, ForeignKey("patient.id", ondelete="RESTRICT"), nullable=False, index=True))
 
 
@@ -33,7 +34,8 @@ class BillingPolicy(SQLModel, table=True):
             name="amounts_valid",
         ),
         CheckConstraint(
-            "program_refund_percent_after_first_shipment BETWEEN 0 AND 100 AND program_refund_percent_after_second_shipment BETWEEN 0 AND 100",
+            "program_refund_percent_after_first_shipment BETWEEN 0 AND 100 "
+            "AND program_refund_percent_after_second_shipment BETWEEN 0 AND 100",
             name="percents_valid",
         ),
     )

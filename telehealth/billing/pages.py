@@ -11,8 +11,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
@@ -193,7 +193,7 @@ class BillingPagesController(Controller):
         payment = await _own_payment(db_session, signed_in, payment_id)
         patient = await own_patient_record(db_session, viewer=signed_in)
         refunds = list(
-            (await db_session.execute(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.created_at))).scalars()
+            (await db_session.execute(select(Refund).where(Refund.payment_id == payment.id).order_by(col(Refund.created_at)))).scalars()
         )
         return Template(
             "billing/receipt.html",
@@ -216,15 +216,15 @@ class BillingPagesController(Controller):
         account = await db_session.get(UserAccount, signed_in.user_id)
         rows = await db_session.execute(
             select(Payment, Appointment, UserAccount.full_name, ClinicianProfile.npi)
-            .join(Appointment, Appointment.id == Payment.appointment_id)
-            .join(UserAccount, UserAccount.id == Appointment.clinician_id)
-            .outerjoin(ClinicianProfile, ClinicianProfile.user_id == Appointment.clinician_id)
+            .join(Appointment, col(Appointment.id) == Payment.appointment_id)
+            .join(UserAccount, col(UserAccount.id) == Appointment.clinician_id)
+            .outerjoin(ClinicianProfile, col(ClinicianProfile.user_id) == Appointment.clinician_id)
             .where(
                 Payment.patient_id == patient.id,
-                Payment.status.in_([PaymentStatus.PAID, PaymentStatus.REFUNDED]),
-                Appointment.status.in_(["booked", "completed"]),
+                col(Payment.status).in_([PaymentStatus.PAID, PaymentStatus.REFUNDED]),
+                col(Appointment.status).in_(["booked", "completed"]),
             )
-            .order_by(Appointment.starts_at)
+            .order_by(col(Appointment.starts_at))
         )
         lines = [
             {
@@ -270,13 +270,13 @@ class CoordinatorBillingPagesController(Controller):
         disputes = await service.disputed_payments(db_session)
         failed = list(
             (
-                await db_session.execute(select(Refund).where(Refund.status == "failed").order_by(Refund.created_at.desc()).limit(50))
+                await db_session.execute(select(Refund).where(Refund.status == "failed").order_by(col(Refund.created_at).desc()).limit(50))
             ).scalars()
         )
         recent = list(
             (
                 await db_session.execute(
-                    select(Payment).where(Payment.status.in_(["paid", "refunded"])).order_by(Payment.paid_at.desc()).limit(50)
+                    select(Payment).where(col(Payment.status).in_(["paid", "refunded"])).order_by(col(Payment.paid_at).desc()).limit(50)
                 )
             ).scalars()
         )

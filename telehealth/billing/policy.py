@@ -115,11 +115,13 @@ def before_payment(purpose: PaymentPurpose, policy: BillingPolicy) -> list[str]:
         return [
             f"This appointment costs {dollars(amount)}.",
             f"Cancel or reschedule {hours} hours or more ahead: free, and a cancellation is refunded in full.",
-            f"Cancel less than {hours} hours ahead: the late-cancellation fee of {dollars(min(amount, policy.late_cancel_fee_cents))} is kept.",
+            f"Cancel less than {hours} hours ahead: "
+            f"the late-cancellation fee of {dollars(min(amount, policy.late_cancel_fee_cents))} is kept.",
             "If the clinic cancels, or the clinician finds the program is not right for you, you get everything back.",
             *(
                 [
-                    f"Once the video visit has taken place it cannot be cancelled; if it leads to a treatment plan, its {dollars(amount)} is not refunded."
+                    "Once the video visit has taken place it cannot be cancelled; "
+                    f"if it leads to a treatment plan, its {dollars(amount)} is not refunded."
                 ]
                 if purpose is PaymentPurpose.CONSULT
                 else []

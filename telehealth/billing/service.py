@@ -13,9 +13,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.service import patient_contact
@@ -97,7 +98,7 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
     policy = await current_policy(session, settings)
     await session.execute(
         update(BillingPolicy)
-        .where(BillingPolicy.id == 1)
+        .where(col(BillingPolicy.id) == 1)
         .values(**values, updated_at=now, updated_by=actor.user_id)
         .execution_options(synchronize_session=False)
     )
@@ -123,7 +124,7 @@ async def _included_integration_sessions(session: AsyncSession, *, patient_id: u
         .where(Payment.patient_id == patient_id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.PAID)
     )
     paid_separately = select(Payment.appointment_id).where(
-        Payment.appointment_id.is_not(None), Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID])
+        col(Payment.appointment_id).is_not(None), col(Payment.status).in_([PaymentStatus.OPEN, PaymentStatus.PAID])
     )
     used = await session.scalar(
         select(func.count())
@@ -131,8 +132,8 @@ async def _included_integration_sessions(session: AsyncSession, *, patient_id: u
         .where(
             Appointment.patient_id == patient_id,
             Appointment.appointment_type == AppointmentType.INTEGRATION,
-            Appointment.status.in_([AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW]),
-            Appointment.id.not_in(paid_separately),
+            col(Appointment.status).in_([AppointmentStatus.BOOKED, AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW]),
+            col(Appointment.id).not_in(paid_separately),
         )
     )
     return used or 0, (programs or 0) * policy.included_integration_sessions
@@ -188,7 +189,7 @@ async def open_payment(
     payment = (
         await session.execute(
             select(Payment)
-            .where(key, Payment.purpose == purpose.value, Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
+            .where(key, Payment.purpose == purpose.value, col(Payment.status).in_([PaymentStatus.OPEN, PaymentStatus.PAID]))
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -527,17 +528,19 @@ async def request_refund(
             created_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(Refund.id)
+        .returning(col(Refund.id))
     )
     if inserted.scalar_one_or_none() is None:
         return None
     reserved = await session.execute(
         update(Payment)
         .where(
-            Payment.id == payment.id, Payment.status == PaymentStatus.PAID, Payment.refunded_cents + amount_cents <= Payment.amount_cents
+            col(Payment.id) == payment.id,
+            col(Payment.status) == PaymentStatus.PAID,
+            col(Payment.refunded_cents) + amount_cents <= Payment.amount_cents,
         )
         .values(refunded_cents=Payment.refunded_cents + amount_cents)
-        .returning(Payment.refunded_cents)
+        .returning(col(Payment.refunded_cents))
         .execution_options(synchronize_session=False)
     )
     if reserved.scalar_one_or_none() is None:
@@ -632,7 +635,7 @@ async def fail_refund(session: AsyncSession, refund: Refund, *, now: datetime, c
         )
     await session.execute(
         update(Payment)
-        .where(Payment.id == payment.id)
+        .where(col(Payment.id) == payment.id)
         .values(refunded_cents=Payment.refunded_cents - refund.amount_cents)
         .execution_options(synchronize_session=False)
     )
@@ -698,13 +701,13 @@ async def email_patient(session: AsyncSession, patient_id: uuid.UUID, template: 
 
 async def ledger_for(session: AsyncSession, *, patient_id: uuid.UUID) -> list[LedgerEntry]:
     rows = await session.execute(
-        select(LedgerEntry).where(LedgerEntry.patient_id == patient_id).order_by(LedgerEntry.occurred_at, LedgerEntry.kind)
+        select(LedgerEntry).where(LedgerEntry.patient_id == patient_id).order_by(col(LedgerEntry.occurred_at), LedgerEntry.kind)
     )
     return list(rows.scalars())
 
 
 async def payments_for(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Payment]:
-    rows = await session.execute(select(Payment).where(Payment.patient_id == patient_id).order_by(Payment.created_at.desc()))
+    rows = await session.execute(select(Payment).where(Payment.patient_id == patient_id).order_by(col(Payment.created_at).desc()))
     return list(rows.scalars())
 
 
@@ -726,7 +729,7 @@ async def daily_totals(session: AsyncSession, *, since: datetime, zone: str) -> 
 
 
 async def disputed_payments(session: AsyncSession) -> list[Payment]:
-    rows = await session.execute(select(Payment).where(Payment.disputed_at.is_not(None)).order_by(Payment.disputed_at.desc()))
+    rows = await session.execute(select(Payment).where(col(Payment.disputed_at).is_not(None)).order_by(col(Payment.disputed_at).desc()))
     return list(rows.scalars())
 
 

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.billing import policy as rules
 from telehealth.billing.models import Payment
@@ -44,10 +44,10 @@ async def _appointment_payment(session: AsyncSession, appointment_id: uuid.UUID)
             select(Payment)
             .where(
                 Payment.appointment_id == appointment_id,
-                Payment.purpose.in_([p.value for p in APPOINTMENT_PURPOSES]),
-                Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID, PaymentStatus.REFUNDED]),
+                col(Payment.purpose).in_([p.value for p in APPOINTMENT_PURPOSES]),
+                col(Payment.status).in_([PaymentStatus.OPEN, PaymentStatus.PAID, PaymentStatus.REFUNDED]),
             )
-            .order_by(Payment.created_at.desc())
+            .order_by(col(Payment.created_at).desc())
             .limit(1)
             .with_for_update()
         )
@@ -60,7 +60,7 @@ async def _late_fee_taken(session: AsyncSession, appointment_id: uuid.UUID) -> b
         select(Payment.id).where(
             Payment.appointment_id == appointment_id,
             Payment.purpose == PaymentPurpose.LATE_CANCEL_FEE,
-            Payment.status.in_([PaymentStatus.OPEN, PaymentStatus.PAID]),
+            col(Payment.status).in_([PaymentStatus.OPEN, PaymentStatus.PAID]),
         )
     )
     return found is not None
@@ -107,7 +107,8 @@ async def cancellation_quote(
         0,
         fee,
         fee > 0,
-        f"This is less than {policy.free_cancel_hours} hours before the start: the late-cancellation fee of {rules.dollars(fee)} will be charged.",
+        f"This is less than {policy.free_cancel_hours} hours before the start: "
+        f"the late-cancellation fee of {rules.dollars(fee)} will be charged.",
     )
 
 

@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from telehealth.accounts.models import BreakGlassGrant, CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import record_audit_event
+from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
@@ -55,8 +57,10 @@ async def break_glass(
     if await session.get(Patient, patient_id) is None:
         raise NotFound("patient.not_found", "No patient record with this id is available to you.")
     member = await session.scalar(
-        select(CareTeamMember.id).where(
-            CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == viewer.user_id, CareTeamMember.left_at.is_(None)
+        select(col(CareTeamMember.id)).where(
+            col(CareTeamMember.patient_id) == patient_id,
+            col(CareTeamMember.clinician_id) == viewer.user_id,
+            col(CareTeamMember.left_at).is_(None),
         )
     )
     if member is not None:
@@ -77,8 +81,8 @@ async def break_glass(
     )
     team = await session.execute(
         select(UserAccount)
-        .join(CareTeamMember, CareTeamMember.clinician_id == UserAccount.id)
-        .where(CareTeamMember.patient_id == patient_id, CareTeamMember.left_at.is_(None), UserAccount.is_active.is_(True))
+        .join(CareTeamMember, col(CareTeamMember.clinician_id) == UserAccount.id)
+        .where(col(CareTeamMember.patient_id) == patient_id, col(CareTeamMember.left_at).is_(None), col(UserAccount.is_active).is_(True))
     )
     for member_account in team.scalars():
         await queue_email(
@@ -104,22 +108,22 @@ class GrantToReview:
 
 
 async def grants_to_review(session: AsyncSession) -> list[GrantToReview]:
-    clinician, patient_user = UserAccount.__table__.alias("clinician"), UserAccount.__table__.alias("patient_user")
+    clinician, patient_user = table_of(UserAccount).alias("clinician"), table_of(UserAccount).alias("patient_user")
     rows = await session.execute(
         select(
-            BreakGlassGrant.id,
-            BreakGlassGrant.patient_id,
+            col(BreakGlassGrant.id),
+            col(BreakGlassGrant.patient_id),
             patient_user.c.full_name,
             clinician.c.full_name,
-            BreakGlassGrant.reason,
-            BreakGlassGrant.granted_at,
-            BreakGlassGrant.expires_at,
+            col(BreakGlassGrant.reason),
+            col(BreakGlassGrant.granted_at),
+            col(BreakGlassGrant.expires_at),
         )
         .join(clinician, clinician.c.id == BreakGlassGrant.clinician_id)
-        .join(Patient, Patient.id == BreakGlassGrant.patient_id)
+        .join(Patient, col(Patient.id) == BreakGlassGrant.patient_id)
         .join(patient_user, patient_user.c.id == Patient.user_id)
-        .where(BreakGlassGrant.reviewed_at.is_(None))
-        .order_by(BreakGlassGrant.granted_at)
+        .where(col(BreakGlassGrant.reviewed_at).is_(None))
+        .order_by(col(BreakGlassGrant.granted_at))
     )
     return [GrantToReview(*row) for row in rows.all()]
 
@@ -130,9 +134,9 @@ async def review(session: AsyncSession, *, grant_id: uuid.UUID, note: str, actor
         raise InvalidInput("request.invalid", "Write what you checked.", fields={"note": problem})
     reviewed = await session.execute(
         update(BreakGlassGrant)
-        .where(BreakGlassGrant.id == grant_id, BreakGlassGrant.reviewed_at.is_(None))
+        .where(col(BreakGlassGrant.id) == grant_id, col(BreakGlassGrant.reviewed_at).is_(None))
         .values(reviewed_at=now, reviewed_by=actor.user_id, review_note=note.strip())
-        .returning(BreakGlassGrant.patient_id)
+        .returning(col(BreakGlassGrant.patient_id))
     )
     patient_id = reviewed.scalar_one_or_none()
     if patient_id is None:

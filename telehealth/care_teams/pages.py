@@ -5,13 +5,14 @@ and the coordinators' review of break-glass grants."""
 from __future__ import annotations
 
 import uuid
+from typing import Literal, overload
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.guards import requires_role
@@ -30,6 +31,12 @@ COORDINATOR = [requires_role(Role.COORDINATOR)]
 CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
 
 
+@overload
+def _uuid(raw: str, field: str, *, optional: Literal[False] = False) -> uuid.UUID: ...
+@overload
+def _uuid(raw: str, field: str, *, optional: Literal[True]) -> uuid.UUID | None: ...
+
+
 def _uuid(raw: str, field: str, *, optional: bool = False) -> uuid.UUID | None:
     if optional and not raw.strip():
         return None
@@ -44,7 +51,7 @@ async def _clinicians(session: AsyncSession) -> list[UserAccount]:
         (
             await session.execute(
                 select(UserAccount)
-                .where(UserAccount.role.in_(service.CLINICIAN_ROLES), UserAccount.is_active.is_(True))
+                .where(col(UserAccount.role).in_(service.CLINICIAN_ROLES), col(UserAccount.is_active).is_(True))
                 .order_by(UserAccount.full_name)
             )
         ).scalars()
@@ -133,7 +140,7 @@ class CareTeamPagesController(Controller):
         rows = (
             await db_session.execute(
                 select(Patient.id, UserAccount.full_name)
-                .join(UserAccount, UserAccount.id == Patient.user_id)
+                .join(UserAccount, col(UserAccount.id) == Patient.user_id)
                 .order_by(UserAccount.full_name)
                 .limit(500)
             )

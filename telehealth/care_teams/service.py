@@ -13,9 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
@@ -47,8 +48,8 @@ async def join(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uu
     inserted = await session.execute(
         insert(CareTeamMember)
         .values(id=uuid.uuid4(), patient_id=patient_id, clinician_id=clinician_id, added_at=now, joined_because=because)
-        .on_conflict_do_nothing(index_elements=["patient_id", "clinician_id"], index_where=CareTeamMember.left_at.is_(None))
-        .returning(CareTeamMember.id)
+        .on_conflict_do_nothing(index_elements=["patient_id", "clinician_id"], index_where=col(CareTeamMember.left_at).is_(None))
+        .returning(col(CareTeamMember.id))
     )
     member_id = inserted.scalar_one_or_none()
     if member_id is not None:
@@ -69,7 +70,7 @@ async def is_member(session: AsyncSession, *, patient_id: uuid.UUID, clinician_i
     return bool(
         await session.scalar(
             select(CareTeamMember.id).where(
-                CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == clinician_id, CareTeamMember.left_at.is_(None)
+                CareTeamMember.patient_id == patient_id, CareTeamMember.clinician_id == clinician_id, col(CareTeamMember.left_at).is_(None)
             )
         )
     )
@@ -78,12 +79,12 @@ async def is_member(session: AsyncSession, *, patient_id: uuid.UUID, clinician_i
 async def members(session: AsyncSession, *, patient_id: uuid.UUID, with_history: bool = False) -> list[Member]:
     query = (
         select(CareTeamMember, UserAccount.full_name, UserAccount.role)
-        .join(UserAccount, UserAccount.id == CareTeamMember.clinician_id)
+        .join(UserAccount, col(UserAccount.id) == CareTeamMember.clinician_id)
         .where(CareTeamMember.patient_id == patient_id)
-        .order_by(CareTeamMember.added_at)
+        .order_by(col(CareTeamMember.added_at))
     )
     if not with_history:
-        query = query.where(CareTeamMember.left_at.is_(None))
+        query = query.where(col(CareTeamMember.left_at).is_(None))
     return [
         Member(row.id, row.clinician_id, name, role, row.added_at, row.joined_because, row.left_at, row.left_because)
         for row, name, role in (await session.execute(query)).all()
@@ -129,6 +130,7 @@ async def assign(
         problems["clinician_id"] = "must be an active prescriber or therapist"
     if problems:
         raise InvalidInput("request.invalid", "The care team was not changed.", fields=problems)
+    assert clinician is not None  # else problems["clinician_id"] was raised just above
     patient = await session.get(Patient, patient_id)
     if patient is None:
         raise NotFound("patient.not_found", "No patient record with this id is available to you.")
@@ -136,9 +138,9 @@ async def assign(
     if replaces is not None:
         left = await session.execute(
             update(CareTeamMember)
-            .where(CareTeamMember.id == replaces, CareTeamMember.patient_id == patient_id, CareTeamMember.left_at.is_(None))
+            .where(col(CareTeamMember.id) == replaces, col(CareTeamMember.patient_id) == patient_id, col(CareTeamMember.left_at).is_(None))
             .values(left_at=now, left_because=reason.strip(), left_by=actor.user_id)
-            .returning(CareTeamMember.clinician_id)
+            .returning(col(CareTeamMember.clinician_id))
         )
         if left.scalar_one_or_none() is None:
             raise Conflict(
@@ -166,8 +168,8 @@ async def assign(
             joined_because="assigned",
             added_by=actor.user_id,
         )
-        .on_conflict_do_nothing(index_elements=["patient_id", "clinician_id"], index_where=CareTeamMember.left_at.is_(None))
-        .returning(CareTeamMember.id)
+        .on_conflict_do_nothing(index_elements=["patient_id", "clinician_id"], index_where=col(CareTeamMember.left_at).is_(None))
+        .returning(col(CareTeamMember.id))
     )
     member_id = inserted.scalar_one_or_none()
     if member_id is None:

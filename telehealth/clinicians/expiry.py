@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import literal, select, union_all, update
+from sqlalchemy import ColumnElement, Select, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from telehealth.accounts.models import UserAccount
 from telehealth.audit.service import record_audit_event
@@ -43,15 +44,22 @@ async def expiring_credentials(session: AsyncSession, *, today: date) -> list[Ex
     soonest first (a lapsed one stays listed until it is renewed or removed)."""
     horizon = today + timedelta(days=EXPIRY_WARNING_DAYS)
 
-    def part(table: Credential, kind: str, license_type: object) -> object:
+    def part(table: Credential, kind: str, license_type: ColumnElement[str] | ColumnElement[None]) -> Select[*tuple[Any, ...]]:
         return (
-            select(table.clinician_id, UserAccount.full_name, literal(kind).label("kind"), license_type, table.state, table.expires_on)
-            .join(UserAccount, UserAccount.id == table.clinician_id)
-            .where(UserAccount.is_active.is_(True), table.expires_on <= horizon)
+            select(
+                col(table.clinician_id),
+                col(UserAccount.full_name),
+                literal(kind).label("kind"),
+                license_type,
+                col(table.state),
+                col(table.expires_on),
+            )
+            .join(UserAccount, col(UserAccount.id) == table.clinician_id)
+            .where(col(UserAccount.is_active).is_(True), col(table.expires_on) <= horizon)
         )
 
     both = union_all(
-        part(StateLicense, "license", StateLicense.license_type.label("license_type")),
+        part(StateLicense, "license", col(StateLicense.license_type).label("license_type")),
         part(DeaRegistration, "dea", literal(None).label("license_type")),
         part(SpecialRegistration, "special", literal(None).label("license_type")),
     ).subquery()
@@ -79,14 +87,21 @@ async def remind_expiring_credentials(session: AsyncSession, *, now: datetime, s
         marked = await session.execute(
             update(table)
             .where(
-                table.clinician_id == UserAccount.id,
-                UserAccount.is_active.is_(True),
-                table.expires_on >= today,
-                table.expires_on <= horizon,
-                table.reminded_for_expiry.is_distinct_from(table.expires_on),
+                col(table.clinician_id) == UserAccount.id,
+                col(UserAccount.is_active).is_(True),
+                col(table.expires_on) >= today,
+                col(table.expires_on) <= horizon,
+                col(table.reminded_for_expiry).is_distinct_from(table.expires_on),
             )
             .values(reminded_for_expiry=table.expires_on)
-            .returning(table.id, table.clinician_id, table.state, table.expires_on, UserAccount.email, UserAccount.full_name)
+            .returning(
+                col(table.id),
+                col(table.clinician_id),
+                col(table.state),
+                col(table.expires_on),
+                col(UserAccount.email),
+                col(UserAccount.full_name),
+            )
             .execution_options(synchronize_session=False)
         )
         for row in marked.all():

@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import SQLCoreOperations
+from sqlmodel import col, select
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
@@ -27,7 +29,7 @@ CLINICIAN_ROLES = (Role.PRESCRIBER.value, Role.THERAPIST.value)
 UNIQUE_VIOLATION = "23505"
 
 
-def holds_schedule_iii(schedules: ColumnElement[str]) -> ColumnElement[bool]:
+def holds_schedule_iii(schedules: SQLCoreOperations[str]) -> ColumnElement[bool]:
     # schedules is a comma list like "II,IIN,III,IIIN,IV,V": match the whole item, not "IIIN" for "III"
     return ("," + schedules + ",").contains("," + SCHEDULE_III + ",")
 
@@ -37,9 +39,11 @@ def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: date) -> Co
     DEA registration covering Schedule III in `state` on the date `on`."""
     # Aliases: callers may select from state_license themselves (served_states does).
     license, dea = aliased(StateLicense), aliased(DeaRegistration)
-    license_ok = exists().where(license.clinician_id == UserAccount.id, license.state == state, license.expires_on >= on)
-    dea_ok = exists().where(dea.clinician_id == UserAccount.id, dea.state == state, dea.expires_on >= on, holds_schedule_iii(dea.schedules))
-    return and_(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True), license_ok, dea_ok)
+    license_ok = exists().where(col(license.clinician_id) == UserAccount.id, col(license.state) == state, col(license.expires_on) >= on)
+    dea_ok = exists().where(
+        col(dea.clinician_id) == UserAccount.id, col(dea.state) == state, col(dea.expires_on) >= on, holds_schedule_iii(col(dea.schedules))
+    )
+    return and_(col(UserAccount.role) == Role.PRESCRIBER.value, col(UserAccount.is_active).is_(True), license_ok, dea_ok)
 
 
 async def hold_prescribing_credentials(session: AsyncSession, *, prescriber_id: uuid.UUID, state: str, on: date) -> bool:
@@ -49,7 +53,7 @@ async def hold_prescribing_credentials(session: AsyncSession, *, prescriber_id: 
     credential that was already gone."""
     holder = await session.scalar(
         select(UserAccount.id)
-        .where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))
+        .where(UserAccount.id == prescriber_id, UserAccount.role == Role.PRESCRIBER.value, col(UserAccount.is_active).is_(True))
         .with_for_update(read=True)
     )
     license = await session.scalar(
@@ -63,7 +67,7 @@ async def hold_prescribing_credentials(session: AsyncSession, *, prescriber_id: 
             DeaRegistration.clinician_id == prescriber_id,
             DeaRegistration.state == state,
             DeaRegistration.expires_on >= on,
-            holds_schedule_iii(DeaRegistration.schedules),
+            holds_schedule_iii(col(DeaRegistration.schedules)),
         )
         .with_for_update(read=True)
     )
@@ -74,7 +78,7 @@ async def served_states(session: AsyncSession, *, on: date) -> set[str]:
     """States where at least one active prescriber may prescribe on `on`."""
     rows = await session.execute(
         select(StateLicense.state)
-        .join(UserAccount, UserAccount.id == StateLicense.clinician_id)
+        .join(UserAccount, col(UserAccount.id) == StateLicense.clinician_id)
         .where(prescriber_may_prescribe_in(StateLicense.state, on))
         .distinct()
     )
@@ -110,7 +114,9 @@ class ClinicianCredentials:
 async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uuid.UUID | None = None) -> list[ClinicianCredentials]:
     """Every prescriber and therapist (or one) with profile, licenses, DEA and special registrations: five queries."""
     query = (
-        select(UserAccount).where(UserAccount.role.in_(CLINICIAN_ROLES)).order_by(UserAccount.role, UserAccount.full_name, UserAccount.id)
+        select(UserAccount)
+        .where(col(UserAccount.role).in_(CLINICIAN_ROLES))
+        .order_by(UserAccount.role, UserAccount.full_name, col(UserAccount.id))
     )
     if clinician_id is not None:
         query = query.where(UserAccount.id == clinician_id)
@@ -118,18 +124,20 @@ async def clinicians_with_credentials(session: AsyncSession, *, clinician_id: uu
     if clinician_id is not None and not clinicians:
         raise NotFound("clinician.not_found", "There is no prescriber or therapist with that id.")
     ids = [clinician.id for clinician in clinicians]
-    profiles = {p.user_id: p for p in (await session.execute(select(ClinicianProfile).where(ClinicianProfile.user_id.in_(ids)))).scalars()}
+    profiles = {
+        p.user_id: p for p in (await session.execute(select(ClinicianProfile).where(col(ClinicianProfile.user_id).in_(ids)))).scalars()
+    }
     licenses: dict[uuid.UUID, list[StateLicense]] = {}
     for license in (
-        await session.execute(select(StateLicense).where(StateLicense.clinician_id.in_(ids)).order_by(StateLicense.state))
+        await session.execute(select(StateLicense).where(col(StateLicense.clinician_id).in_(ids)).order_by(StateLicense.state))
     ).scalars():
         licenses.setdefault(license.clinician_id, []).append(license)
     registrations: dict[uuid.UUID, list[DeaRegistration]] = {}
-    dea_query = select(DeaRegistration).where(DeaRegistration.clinician_id.in_(ids)).order_by(DeaRegistration.state)
+    dea_query = select(DeaRegistration).where(col(DeaRegistration.clinician_id).in_(ids)).order_by(DeaRegistration.state)
     for registration in (await session.execute(dea_query)).scalars():
         registrations.setdefault(registration.clinician_id, []).append(registration)
     special: dict[uuid.UUID, list[SpecialRegistration]] = {}
-    special_query = select(SpecialRegistration).where(SpecialRegistration.clinician_id.in_(ids)).order_by(SpecialRegistration.state)
+    special_query = select(SpecialRegistration).where(col(SpecialRegistration.clinician_id).in_(ids)).order_by(SpecialRegistration.state)
     for special_registration in (await session.execute(special_query)).scalars():
         special.setdefault(special_registration.clinician_id, []).append(special_registration)
     return [
@@ -210,7 +218,7 @@ async def update_profile(
     await session.execute(
         insert(ClinicianProfile)
         .values(user_id=clinician_id, npi=npi, timezone=timezone, created_at=now)
-        .on_conflict_do_update(index_elements=[ClinicianProfile.user_id], set_={"npi": npi, "timezone": timezone})
+        .on_conflict_do_update(index_elements=[col(ClinicianProfile.user_id)], set_={"npi": npi, "timezone": timezone})
     )
     await _audit(session, action="clinician.profile.update", clinician_id=clinician_id, reason=changed, actor=actor, now=now)
     profile = await session.get(ClinicianProfile, clinician_id, populate_existing=True)
@@ -251,7 +259,7 @@ async def add_license(
         insert(StateLicense)
         .values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
         .on_conflict_do_nothing(index_elements=["clinician_id", "state", "license_type"])
-        .returning(StateLicense.id)
+        .returning(col(StateLicense.id))
     )
     if license_id is None:
         raise _license_exists(checked)
@@ -292,9 +300,9 @@ async def update_license(
     changed = _changed(await _license(session, clinician_id, license_id), asdict(checked))
     statement = (
         update(StateLicense)
-        .where(StateLicense.id == license_id, StateLicense.clinician_id == clinician_id)
+        .where(col(StateLicense.id) == license_id, col(StateLicense.clinician_id) == clinician_id)
         .values(**asdict(checked))
-        .returning(StateLicense.id)
+        .returning(col(StateLicense.id))
     )
     if await _update_or_conflict(session, statement, _license_exists(checked)) is None:
         raise _license_not_found()  # removed meanwhile
@@ -313,8 +321,8 @@ async def remove_license(session: AsyncSession, *, clinician_id: uuid.UUID, lice
     removed = (
         await session.execute(
             delete(StateLicense)
-            .where(StateLicense.id == license_id, StateLicense.clinician_id == clinician_id)
-            .returning(StateLicense.state, StateLicense.license_type, StateLicense.expires_on)
+            .where(col(StateLicense.id) == license_id, col(StateLicense.clinician_id) == clinician_id)
+            .returning(col(StateLicense.state), col(StateLicense.license_type), col(StateLicense.expires_on))
         )
     ).first()
     if removed is None:
@@ -357,7 +365,7 @@ async def add_dea_registration(
         insert(DeaRegistration)
         .values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
         .on_conflict_do_nothing(index_elements=["clinician_id", "state"])
-        .returning(DeaRegistration.id)
+        .returning(col(DeaRegistration.id))
     )
     if registration_id is None:
         raise _dea_exists(checked)
@@ -391,9 +399,9 @@ async def update_dea_registration(
     changed = _changed(await _dea(session, clinician_id, registration_id), asdict(checked))
     statement = (
         update(DeaRegistration)
-        .where(DeaRegistration.id == registration_id, DeaRegistration.clinician_id == clinician_id)
+        .where(col(DeaRegistration.id) == registration_id, col(DeaRegistration.clinician_id) == clinician_id)
         .values(**asdict(checked))
-        .returning(DeaRegistration.id)
+        .returning(col(DeaRegistration.id))
     )
     if await _update_or_conflict(session, statement, _dea_exists(checked)) is None:
         raise _dea_not_found()
@@ -414,8 +422,8 @@ async def remove_dea_registration(
     removed = (
         await session.execute(
             delete(DeaRegistration)
-            .where(DeaRegistration.id == registration_id, DeaRegistration.clinician_id == clinician_id)
-            .returning(DeaRegistration.state, DeaRegistration.expires_on, DeaRegistration.schedules)
+            .where(col(DeaRegistration.id) == registration_id, col(DeaRegistration.clinician_id) == clinician_id)
+            .returning(col(DeaRegistration.state), col(DeaRegistration.expires_on), col(DeaRegistration.schedules))
         )
     ).first()
     if removed is None:

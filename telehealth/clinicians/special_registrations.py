@@ -12,6 +12,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from telehealth.clinicians.checks import SpecialRegistrationDetails, checked_special_registration
 from telehealth.clinicians.models import SpecialRegistration
@@ -61,7 +62,7 @@ async def add_special_registration(
         insert(SpecialRegistration)
         .values(id=uuid.uuid4(), clinician_id=clinician_id, **asdict(checked))
         .on_conflict_do_nothing(index_elements=["clinician_id", "state"])
-        .returning(SpecialRegistration.id)
+        .returning(col(SpecialRegistration.id))
     )
     if registration_id is None:
         raise _exists(checked)
@@ -95,9 +96,9 @@ async def update_special_registration(
     changed = _changed(await _registration(session, clinician_id, registration_id), asdict(checked))
     statement = (
         update(SpecialRegistration)
-        .where(SpecialRegistration.id == registration_id, SpecialRegistration.clinician_id == clinician_id)
+        .where(col(SpecialRegistration.id) == registration_id, col(SpecialRegistration.clinician_id) == clinician_id)
         .values(**asdict(checked))
-        .returning(SpecialRegistration.id)
+        .returning(col(SpecialRegistration.id))
     )
     if await _update_or_conflict(session, statement, _exists(checked)) is None:
         raise _not_found()
@@ -119,8 +120,8 @@ async def remove_special_registration(
     expiry instead."""
     statement = (
         delete(SpecialRegistration)
-        .where(SpecialRegistration.id == registration_id, SpecialRegistration.clinician_id == clinician_id)
-        .returning(SpecialRegistration.state, SpecialRegistration.expires_on)
+        .where(col(SpecialRegistration.id) == registration_id, col(SpecialRegistration.clinician_id) == clinician_id)
+        .returning(col(SpecialRegistration.state), col(SpecialRegistration.expires_on))
     )
     try:
         async with session.begin_nested():

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table, inspect
 from sqlmodel import Field, SQLModel
 
 from telehealth.db.types import UTCDateTime
@@ -35,4 +36,12 @@ def utc_timestamp(*, nullable: bool = False, index: bool = False, default_now: b
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
-__all__ = ["SQLModel", "datetime", "metadata", "utc_timestamp", "uuid_primary_key"]
+def table_of(model: type[SQLModel]) -> Table:
+    """The table=True model's Core table, for statements without ORM bookkeeping. (It is the model's
+    `__table__`, which SQLModel sets when the class is made but its type does not declare.)"""
+    table = inspect(model).local_table
+    assert isinstance(table, Table), model
+    return table
+
+
+__all__ = ["SQLModel", "datetime", "metadata", "table_of", "utc_timestamp", "uuid_primary_key"]

@@ -9,6 +9,7 @@ code the database accepts is a revision this code knows (it is at least that new
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -19,6 +20,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from telehealth.bundled import MIGRATIONS_DIR
+
+if TYPE_CHECKING:  # db.roles imports db.engine, which is imported late here as well
+    from telehealth.db.roles import DatabaseUrls
 
 # Every upgrade takes this lock, so two processes starting at once never migrate twice.
 MIGRATION_LOCK_KEY = 7_461_001
@@ -68,13 +72,13 @@ async def upgrade_database(engine: AsyncEngine, *, config: Config | None = None,
         await own.dispose()
 
 
-async def migrate_database(urls: object) -> None:
+async def migrate_database(urls: DatabaseUrls) -> None:
     """Upgrade as the owner (MIGRATION_DATABASE_URL) and grant the runtime role: the CLI's way."""
     from telehealth.db.engine import make_engine
 
-    engine = make_engine(urls.migration, pool_size=1)  # type: ignore[attr-defined]
+    engine = make_engine(urls.migration, pool_size=1)
     try:
-        await upgrade_database(engine, runtime_role=urls.runtime_role)  # type: ignore[attr-defined]
+        await upgrade_database(engine, runtime_role=urls.runtime_role)
     finally:
         await engine.dispose()
 

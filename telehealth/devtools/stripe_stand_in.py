@@ -192,7 +192,7 @@ class FakeStripe:
         self.objects = saved["objects"]
         self._payment_intent_data = saved["payment_intent_data"]
         self._item_names = saved["item_names"]
-        self._idempotent = {key: tuple(answer) for key, answer in saved["idempotent"].items()}  # type: ignore[misc]
+        self._idempotent = {key: tuple(answer) for key, answer in saved["idempotent"].items()}
         for obj in self.objects.values():  # the pay page moves with the port when the old one was taken
             if obj["object"] == "checkout.session":
                 obj["url"] = f"{self.base_url}/pay/{obj['id']}"
@@ -657,6 +657,7 @@ class FakeStripe:
         params = parse_form(raw_body if method == "POST" else scope["query_string"].decode())
         with self._lock:
             self.requests.append(RecordedRequest(method, path, headers, copy.deepcopy(params), raw_body))
+        extra: dict[str, str]
         delay, content_type, extra = 0.0, "application/json", {}
         if (pay := re.fullmatch(r"/pay/([^/]+)", path)) and method == "GET":
             (status, body), content_type = self._pay_page(pay.group(1)), "text/html; charset=utf-8"

@@ -70,7 +70,8 @@ def _ended_early(
         until = closes.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z")
         raise RuleRefused(
             "dosing_session.observation_window_open",
-            f"The session is observed for {minutes} minutes after unlock, until {until}. To end it earlier, say why: the prescriber is told.",
+            f"The session is observed for {minutes} minutes after unlock, until {until}. "
+            "To end it earlier, say why: the prescriber is told.",
             fields={"ended_early_reason": f"is required before {until}"},
             extra={"window_closes_at": closes.isoformat()},
         )
@@ -214,7 +215,7 @@ async def attest_end(
     # Locked (its patient, then the row: accounts/locks.py): the link from the presence page and the one
     # emailed when the window closes are both live. Submits at once end the session once, the others answer
     # 409/410; without the lock each spent its own link, then waited to withdraw the other's (a deadlock, a 500).
-    row = await locked_session(session, opened.link.dosing_session_id)
+    row = await locked_session(session, opened.session_id)
     assert row is not None
     if row.status not in (SessionStatus.UNLOCKED, SessionStatus.REPORTED):
         raise Conflict("dosing_session.not_unlocked", "The dose has not been unlocked yet: come back to this page after it.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
@@ -20,7 +20,7 @@ async def alert_care_team(session: AsyncSession, plan: TrochePlan, *, template: 
     recipients = (
         await session.execute(
             select(UserAccount).where(
-                UserAccount.is_active.is_(True), (UserAccount.id == plan.prescriber_id) | (UserAccount.role == Role.COORDINATOR.value)
+                col(UserAccount.is_active).is_(True), (UserAccount.id == plan.prescriber_id) | (UserAccount.role == Role.COORDINATOR.value)
             )
         )
     ).scalars()

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
@@ -593,10 +593,10 @@ async def plan_dosing_body(session: AsyncSession, plan: TrochePlan, settings: Se
             )
         )
     events = (
-        await session.execute(select(SeriousEvent).where(SeriousEvent.plan_id == plan.id).order_by(SeriousEvent.occurred_at))
+        await session.execute(select(SeriousEvent).where(SeriousEvent.plan_id == plan.id).order_by(col(SeriousEvent.occurred_at)))
     ).scalars()
     flags = (
-        await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan.id).order_by(InventoryFlag.raised_at))
+        await session.execute(select(InventoryFlag).where(InventoryFlag.plan_id == plan.id).order_by(col(InventoryFlag.raised_at)))
     ).scalars()
     return PlanDosingBody(
         plan_id=plan.id,

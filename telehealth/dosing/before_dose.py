@@ -186,7 +186,7 @@ async def record_check_in(
         if requested is not None:
             await alert_care_team(session, plan, template="staff_escalation", key=f"contact_request:{requested}", now=now)
         return CheckInOutcome(check_in, gates, held=True, urgent=False, crisis=False, care_team_contact=True)
-    held_for = [code for code in ("gate.alcohol_or_sedatives", "gate.not_fasting") if code in codes]
+    held_for: list[str] = [code for code in ("gate.alcohol_or_sedatives", "gate.not_fasting") if code in codes]
     if "gate.blood_pressure_high" in codes and attempt == 2:  # still high on the one re-check: not today
         held_for.append("gate.blood_pressure_high")
     if held_for:
@@ -200,7 +200,7 @@ async def attest_presence(session: AsyncSession, *, token: str, typed_name: str,
     """The sitter, through their one-time presence link, says they are with the patient. Answers the token
     of their next link: the timer, then the end attestation."""
     opened = await open_link(session, token=token, purpose=LinkPurpose.PRESENCE, actor=actor, now=now)
-    row = await locked_session(session, opened.link.dosing_session_id)
+    row = await locked_session(session, opened.session_id)
     assert row is not None
     if row.sitter_id != opened.sitter.id or opened.sitter.status != SitterStatus.CONFIRMED:
         raise Conflict("sitter_link.not_this_sitter", "This session now has another sitter: this link no longer applies.")

@@ -10,8 +10,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.audit.service import record_audit_event
 from telehealth.dosing.alerts import alert_care_team
@@ -60,7 +61,7 @@ async def inventory(session: AsyncSession, *, plan_id: uuid.UUID) -> Inventory:
     )
     used = await session.scalar(
         select(func.coalesce(func.sum(DosingReport.troches_used), 0))
-        .join(DosingSession, DosingSession.id == DosingReport.dosing_session_id)
+        .join(DosingSession, col(DosingSession.id) == DosingReport.dosing_session_id)
         .where(DosingSession.plan_id == plan_id)
     )
     lost = await session.scalar(
@@ -96,8 +97,8 @@ async def open_flags(session: AsyncSession, *, plan_id: uuid.UUID) -> list[Inven
         (
             await session.execute(
                 select(InventoryFlag)
-                .where(InventoryFlag.plan_id == plan_id, InventoryFlag.resolved_at.is_(None))
-                .order_by(InventoryFlag.raised_at)
+                .where(InventoryFlag.plan_id == plan_id, col(InventoryFlag.resolved_at).is_(None))
+                .order_by(col(InventoryFlag.raised_at))
             )
         ).scalars()
     )
@@ -188,7 +189,7 @@ async def _next_held_batch(session: AsyncSession, plan_id: uuid.UUID) -> PlanBat
         await session.execute(
             select(PlanBatch)
             .where(PlanBatch.plan_id == plan_id, PlanBatch.status == BatchStatus.HELD)
-            .order_by(PlanBatch.sequence)
+            .order_by(col(PlanBatch.sequence))
             .limit(1)
         )
     ).scalar_one_or_none()
@@ -244,7 +245,7 @@ async def resolve_flag(
         raise InvalidInput("request.invalid", "Write what you found.", fields={"note": "is required"})
     resolved = await session.execute(
         update(InventoryFlag)
-        .where(InventoryFlag.id == flag_id, InventoryFlag.plan_id == plan.id, InventoryFlag.resolved_at.is_(None))
+        .where(col(InventoryFlag.id) == flag_id, col(InventoryFlag.plan_id) == plan.id, col(InventoryFlag.resolved_at).is_(None))
         .values(resolved_at=now, resolved_by=actor.user_id, resolution_note=note.strip()[:2000])
         .returning(InventoryFlag)
     )

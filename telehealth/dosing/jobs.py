@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -39,12 +40,12 @@ async def send_presence_links(session: AsyncSession, *, now: datetime, settings:
         SitterLink.dosing_session_id == DosingSession.id,
         SitterLink.sitter_id == DosingSession.sitter_id,
         SitterLink.purpose == LinkPurpose.PRESENCE,
-        SitterLink.revoked_at.is_(None),
+        col(SitterLink.revoked_at).is_(None),
     )
     due = (
         await session.execute(
             select(DosingSession, Sitter)
-            .join(Sitter, Sitter.id == DosingSession.sitter_id)
+            .join(Sitter, col(Sitter.id) == DosingSession.sitter_id)
             .where(
                 DosingSession.status == SessionStatus.SCHEDULED,
                 Sitter.status == SitterStatus.CONFIRMED,
@@ -83,9 +84,9 @@ async def _mark_once(session: AsyncSession, row: DosingSession, column: str, *, 
     alone stops a copy only while the first email is queued; once it is sent, the next run would send again."""
     marked = await session.execute(
         update(DosingSession)
-        .where(DosingSession.id == row.id, getattr(DosingSession, column).is_(None))
+        .where(col(DosingSession.id) == row.id, getattr(DosingSession, column).is_(None))
         .values({column: now})
-        .returning(DosingSession.id)
+        .returning(col(DosingSession.id))
     )
     return marked.scalar_one_or_none() is not None
 
@@ -98,13 +99,13 @@ async def send_end_links(session: AsyncSession, *, now: datetime, settings: Sett
     due = (
         await session.execute(
             select(DosingSession, Sitter)
-            .join(Sitter, Sitter.id == DosingSession.sitter_id)
+            .join(Sitter, col(Sitter.id) == DosingSession.sitter_id)
             .where(
-                DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
+                col(DosingSession.status).in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
                 Sitter.status == SitterStatus.CONFIRMED,
-                DosingSession.unlocked_at <= now - timedelta(minutes=settings.thresholds.observation_minutes),
+                col(DosingSession.unlocked_at) <= now - timedelta(minutes=settings.thresholds.observation_minutes),
                 DosingSession.scheduled_at > now - END_LINK_VALID_AFTER,
-                DosingSession.end_link_sent_at.is_(None),
+                col(DosingSession.end_link_sent_at).is_(None),
                 ~ended.exists(),
             )
             .with_for_update(of=DosingSession, skip_locked=True)
@@ -149,7 +150,7 @@ async def chase_reports(session: AsyncSession, *, now: datetime, settings: Setti
                 select(DosingSession)
                 .where(
                     DosingSession.status == SessionStatus.UNLOCKED,
-                    DosingSession.unlocked_at <= now - timedelta(hours=thresholds.report_reminder_hours),
+                    col(DosingSession.unlocked_at) <= now - timedelta(hours=thresholds.report_reminder_hours),
                     ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists(),
                 )
                 .with_for_update(skip_locked=True)  # two runs at once: each session is chased by one of them
@@ -159,7 +160,7 @@ async def chase_reports(session: AsyncSession, *, now: datetime, settings: Setti
         .all()
     )
     coordinators = (
-        (await session.execute(select(UserAccount).where(UserAccount.role == Role.COORDINATOR.value, UserAccount.is_active.is_(True))))
+        (await session.execute(select(UserAccount).where(UserAccount.role == Role.COORDINATOR.value, col(UserAccount.is_active).is_(True))))
         .scalars()
         .all()
     )

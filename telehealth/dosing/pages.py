@@ -13,8 +13,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
@@ -205,9 +205,10 @@ def _check_in_answers(fields: dict[str, str]) -> before_dose.CheckInAnswers:
             problems[name] = "answer yes or no"
     if problems:
         raise InvalidInput("request.invalid", "Some check-in answers need another look.", fields=problems)
+    whole = {name: number for name, number in numbers.items() if number is not None}  # all of them: a missing one is a problem
     return before_dose.CheckInAnswers(
-        **numbers, fasted_two_hours=fields["fasted_two_hours"] == "yes", no_alcohol_or_sedatives=fields["no_alcohol_or_sedatives"] == "yes"
-    )  # type: ignore[arg-type]
+        **whole, fasted_two_hours=fields["fasted_two_hours"] == "yes", no_alcohol_or_sedatives=fields["no_alcohol_or_sedatives"] == "yes"
+    )
 
 
 def _report_answers(fields: dict[str, str], ticked: list[str]) -> after_dose.ReportAnswers:
@@ -564,25 +565,27 @@ class PlanDosingPagesController(Controller):
         paused = (
             await db_session.execute(
                 select(TrochePlan, SeriousEvent)
-                .join(SeriousEvent, SeriousEvent.plan_id == TrochePlan.id)
-                .where(TrochePlan.prescriber_id == signed_in.user_id, SeriousEvent.reviewed_at.is_(None))
-                .order_by(SeriousEvent.occurred_at)
+                .join(SeriousEvent, col(SeriousEvent.plan_id) == TrochePlan.id)
+                .where(TrochePlan.prescriber_id == signed_in.user_id, col(SeriousEvent.reviewed_at).is_(None))
+                .order_by(col(SeriousEvent.occurred_at))
             )
         ).all()
         flagged = (
             await db_session.execute(
                 select(TrochePlan, InventoryFlag)
-                .join(InventoryFlag, InventoryFlag.plan_id == TrochePlan.id)
-                .where(TrochePlan.prescriber_id == signed_in.user_id, InventoryFlag.resolved_at.is_(None))
-                .order_by(InventoryFlag.raised_at)
+                .join(InventoryFlag, col(InventoryFlag.plan_id) == TrochePlan.id)
+                .where(TrochePlan.prescriber_id == signed_in.user_id, col(InventoryFlag.resolved_at).is_(None))
+                .order_by(col(InventoryFlag.raised_at))
             )
         ).all()
         live = (
             (
                 await db_session.execute(
                     select(TrochePlan)
-                    .where(TrochePlan.prescriber_id == signed_in.user_id, TrochePlan.status.in_([PlanStatus.ACTIVE, PlanStatus.PAUSED]))
-                    .order_by(TrochePlan.updated_at.desc())
+                    .where(
+                        TrochePlan.prescriber_id == signed_in.user_id, col(TrochePlan.status).in_([PlanStatus.ACTIVE, PlanStatus.PAUSED])
+                    )
+                    .order_by(col(TrochePlan.updated_at).desc())
                 )
             )
             .scalars()

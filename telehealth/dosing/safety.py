@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.audit.service import record_audit_event
@@ -77,8 +78,8 @@ async def open_serious_events(session: AsyncSession, *, plan_id: uuid.UUID) -> l
         (
             await session.execute(
                 select(SeriousEvent)
-                .where(SeriousEvent.plan_id == plan_id, SeriousEvent.reviewed_at.is_(None))
-                .order_by(SeriousEvent.occurred_at)
+                .where(SeriousEvent.plan_id == plan_id, col(SeriousEvent.reviewed_at).is_(None))
+                .order_by(col(SeriousEvent.occurred_at))
             )
         ).scalars()
     )
@@ -101,9 +102,9 @@ async def review(
         raise Conflict("plan.not_paused", "This plan is not paused: there is nothing to review.")
     reviewed = await session.execute(
         update(SeriousEvent)
-        .where(SeriousEvent.plan_id == plan.id, SeriousEvent.reviewed_at.is_(None))
+        .where(col(SeriousEvent.plan_id) == plan.id, col(SeriousEvent.reviewed_at).is_(None))
         .values(reviewed_at=now, reviewed_by=actor.user_id, review_note=note.strip(), review_decision=decision)
-        .returning(SeriousEvent.id)
+        .returning(col(SeriousEvent.id))
     )
     for event_id in reviewed.scalars():
         await record_audit_event(

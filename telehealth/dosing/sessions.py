@@ -7,9 +7,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
@@ -57,14 +58,16 @@ async def locked_session(session: AsyncSession, dosing_session_id: uuid.UUID) ->
 async def sessions_of(session: AsyncSession, *, plan_id: uuid.UUID) -> list[DosingSession]:
     return list(
         (
-            await session.execute(select(DosingSession).where(DosingSession.plan_id == plan_id).order_by(DosingSession.scheduled_at))
+            await session.execute(select(DosingSession).where(DosingSession.plan_id == plan_id).order_by(col(DosingSession.scheduled_at)))
         ).scalars()
     )
 
 
 async def check_ins_of(session: AsyncSession, *, dosing_session_id: uuid.UUID) -> list[CheckIn]:
     return list(
-        (await session.execute(select(CheckIn).where(CheckIn.dosing_session_id == dosing_session_id).order_by(CheckIn.attempt))).scalars()
+        (
+            await session.execute(select(CheckIn).where(CheckIn.dosing_session_id == dosing_session_id).order_by(col(CheckIn.attempt)))
+        ).scalars()
     )
 
 
@@ -80,10 +83,10 @@ async def last_dose_at(session: AsyncSession, *, plan_id: uuid.UUID) -> datetime
     """When the last dose was taken: the newest unlock, unless its report says no troche was used."""
     return await session.scalar(
         select(func.max(DosingSession.unlocked_at))
-        .outerjoin(DosingReport, DosingReport.dosing_session_id == DosingSession.id)
+        .outerjoin(DosingReport, col(DosingReport.dosing_session_id) == DosingSession.id)
         .where(
             DosingSession.plan_id == plan_id,
-            DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
+            col(DosingSession.status).in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),
             func.coalesce(DosingReport.troches_used, 1) > 0,
         )
     )
@@ -212,7 +215,7 @@ async def schedule_session(
     taken = await session.scalar(
         select(func.count())
         .select_from(DosingSession)
-        .where(DosingSession.plan_id == plan.id, DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
+        .where(DosingSession.plan_id == plan.id, col(DosingSession.status).in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
     )
     number = (taken or 0) + 1
     if number > plan.sessions:
@@ -326,7 +329,7 @@ async def excuse_sitter(session: AsyncSession, *, token: str, actor: Actor, now:
     """The sitter cannot come: the session loses its sitter (its other links stop working) and the patient
     is told, to choose another sitter or move the session."""
     opened = await open_link(session, token=token, purpose=LinkPurpose.EXCUSE, actor=actor, now=now)
-    row = await locked_session(session, opened.link.dosing_session_id)  # before spending: links come after the patient and the session
+    row = await locked_session(session, opened.session_id)  # before spending: links come after the patient and the session
     assert row is not None
     await spend_link(session, token=token, purpose=LinkPurpose.EXCUSE, actor=actor, now=now)
     if row.status != SessionStatus.SCHEDULED or row.sitter_id != opened.sitter.id:

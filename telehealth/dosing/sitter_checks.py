@@ -10,8 +10,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -47,7 +48,7 @@ async def patient_phones(session: AsyncSession, *, patient_id: uuid.UUID) -> set
     """Every mobile number the patient gave in an intake (a reassessment may have changed it)."""
     answers = await session.execute(
         select(IntakeSection.answers)
-        .join(Intake, Intake.id == IntakeSection.intake_id)
+        .join(Intake, col(Intake.id) == IntakeSection.intake_id)
         .where(Intake.patient_id == patient_id, IntakeSection.section == "demographics")
     )
     return {digits for (given,) in answers if (digits := phone_digits(given.get("phone")))}
@@ -78,10 +79,10 @@ async def sitters_awaiting_verification(session: AsyncSession) -> list[AwaitingV
     )
     rows = await session.execute(
         select(Sitter, UserAccount.full_name, next_session)
-        .join(Patient, Patient.id == Sitter.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))
-        .order_by(Sitter.signed_at, Sitter.id)
+        .join(Patient, col(Patient.id) == Sitter.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
+        .where(Sitter.status == SitterStatus.CONFIRMED, col(Sitter.verified_at).is_(None))
+        .order_by(col(Sitter.signed_at), col(Sitter.id))
     )
     return [AwaitingVerification(sitter, name, at) for sitter, name, at in rows.all()]
 
@@ -103,11 +104,11 @@ async def verify_sitter(session: AsyncSession, *, sitter_id: uuid.UUID, method: 
         raise Conflict("sitter.not_confirmed", "Only a sitter who has signed the agreement (and not left) can be verified.")
     verified = await session.execute(
         update(Sitter)
-        .where(Sitter.id == sitter.id, Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))
+        .where(col(Sitter.id) == sitter.id, col(Sitter.status) == SitterStatus.CONFIRMED, col(Sitter.verified_at).is_(None))
         .values(
             verified_at=now, verified_by=actor.user_id, verification_method=method, verification_note=note.strip() or None, updated_at=now
         )
-        .returning(Sitter.id)
+        .returning(col(Sitter.id))
     )
     if verified.scalar_one_or_none() is None:
         raise Conflict("sitter.already_verified", "This sitter has already been verified (or has just left).")

@@ -10,8 +10,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
@@ -84,6 +85,12 @@ class OpenLink:
     link: SitterLink
     sitter: Sitter
 
+    @property
+    def session_id(self) -> uuid.UUID:
+        """The session of a link for one (every purpose but the agreement's: ck_sitter_link_session_links_name_a_session)."""
+        assert self.link.dosing_session_id is not None, self.link.purpose
+        return self.link.dosing_session_id
+
 
 async def open_link(session: AsyncSession, *, token: str, purpose: LinkPurpose | None, actor: Actor, now: datetime) -> OpenLink:
     """The link behind a token, if it may still do `purpose` (a link never acts for another purpose); with
@@ -106,9 +113,11 @@ async def spend_link(session: AsyncSession, *, token: str, purpose: LinkPurpose,
     opened = await open_link(session, token=token, purpose=purpose, actor=actor, now=now)
     spent = await session.execute(
         update(SitterLink)
-        .where(SitterLink.token_hash == opened.link.token_hash, SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None))
+        .where(
+            col(SitterLink.token_hash) == opened.link.token_hash, col(SitterLink.used_at).is_(None), col(SitterLink.revoked_at).is_(None)
+        )
         .values(used_at=now)
-        .returning(SitterLink.token_hash)
+        .returning(col(SitterLink.token_hash))
     )
     if spent.scalar_one_or_none() is None:
         raise Gone("sitter_link.gone", "This link was already used.", fields={"token": "was already used"})
@@ -119,13 +128,15 @@ async def revoke_links(
     session: AsyncSession, *, now: datetime, sitter_id: uuid.UUID | None = None, dosing_session_id: uuid.UUID | None = None
 ) -> None:
     """Withdraw every unspent link of a sitter, or of a session."""
-    where = [SitterLink.used_at.is_(None), SitterLink.revoked_at.is_(None)]
-    where.append(SitterLink.sitter_id == sitter_id if sitter_id is not None else SitterLink.dosing_session_id == dosing_session_id)
+    where: list[ColumnElement[bool]] = [col(SitterLink.used_at).is_(None), col(SitterLink.revoked_at).is_(None)]
+    where.append(
+        col(SitterLink.sitter_id) == sitter_id if sitter_id is not None else col(SitterLink.dosing_session_id) == dosing_session_id
+    )
     await session.execute(update(SitterLink).where(*where).values(revoked_at=now))
 
 
 async def patient_sitters(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Sitter]:
-    return list((await session.execute(select(Sitter).where(Sitter.patient_id == patient_id).order_by(Sitter.created_at))).scalars())
+    return list((await session.execute(select(Sitter).where(Sitter.patient_id == patient_id).order_by(col(Sitter.created_at)))).scalars())
 
 
 async def own_sitter(session: AsyncSession, *, patient: Patient, sitter_id: uuid.UUID) -> Sitter:
@@ -249,7 +260,7 @@ async def _sitter_leaves(session: AsyncSession, sitter: Sitter, target: SitterSt
             await session.execute(
                 select(DosingSession)
                 .where(DosingSession.sitter_id == sitter.id, DosingSession.status == SessionStatus.SCHEDULED)
-                .order_by(DosingSession.scheduled_at)
+                .order_by(col(DosingSession.scheduled_at))
                 .with_for_update()
             )
         ).scalars()
@@ -281,14 +292,14 @@ async def _sitter_leaves(session: AsyncSession, sitter: Sitter, target: SitterSt
         )
         await email_sitter(session, row, sitter, change="cancelled", now=now)
     # A session already under way keeps its end link: how it ended is still theirs to tell.
-    under_way = select(DosingSession.id).where(DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
+    under_way = select(DosingSession.id).where(col(DosingSession.status).in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
     await session.execute(
         update(SitterLink)
         .where(
-            SitterLink.sitter_id == sitter.id,
-            SitterLink.used_at.is_(None),
-            SitterLink.revoked_at.is_(None),
-            ~((SitterLink.purpose == LinkPurpose.END) & SitterLink.dosing_session_id.in_(under_way)),
+            col(SitterLink.sitter_id) == sitter.id,
+            col(SitterLink.used_at).is_(None),
+            col(SitterLink.revoked_at).is_(None),
+            ~((col(SitterLink.purpose) == LinkPurpose.END) & col(SitterLink.dosing_session_id).in_(under_way)),
         )
         .values(revoked_at=now)
     )

@@ -167,7 +167,10 @@ def resources(record: PatientRecord) -> list[dict[str, Any]]:
                 "dosageInstruction": [
                     {
                         "sequence": n,
-                        "text": f"Session {n}: {dose} mg ({units[n - 1]} units), at least {plan.min_hours_between} h after the last. {plan.directions}",
+                        "text": (
+                            f"Session {n}: {dose} mg ({units[n - 1]} units), "
+                            f"at least {plan.min_hours_between} h after the last. {plan.directions}"
+                        ),
                     }
                     for n, dose in enumerate(plan.doses_mg, start=1)
                 ],

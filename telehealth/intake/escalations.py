@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from telehealth.accounts.authz import Access, load_patient_for, visible_patients_clause
 from telehealth.accounts.locks import lock_patient
@@ -43,8 +44,8 @@ async def _open(
             rule_ids=",".join(rule_ids)[:300],
             opened_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["patient_id", "kind"], index_where=Escalation.status == EscalationStatus.OPEN)
-        .returning(Escalation.id)
+        .on_conflict_do_nothing(index_elements=["patient_id", "kind"], index_where=col(Escalation.status) == EscalationStatus.OPEN)
+        .returning(col(Escalation.id))
     )
     escalation_id = inserted.scalar_one_or_none()
     if escalation_id is not None:
@@ -71,7 +72,9 @@ async def open_crisis_escalation(
     staff = (
         (
             await session.execute(
-                select(UserAccount).where(UserAccount.role.in_([role.value for role in ALERTED_ROLES]), UserAccount.is_active.is_(True))
+                select(UserAccount).where(
+                    col(UserAccount.role).in_([role.value for role in ALERTED_ROLES]), col(UserAccount.is_active).is_(True)
+                )
             )
         )
         .scalars()
@@ -98,9 +101,11 @@ async def open_contact_request(
 
 
 _OPEN_OF_KIND = (
-    select(Escalation.id)
+    select(col(Escalation.id))
     .where(
-        Escalation.patient_id == bindparam("patient_id"), Escalation.kind == bindparam("kind"), Escalation.status == EscalationStatus.OPEN
+        col(Escalation.patient_id) == bindparam("patient_id"),
+        col(Escalation.kind) == bindparam("kind"),
+        col(Escalation.status) == EscalationStatus.OPEN,
     )
     .limit(1)
 )
@@ -118,11 +123,15 @@ async def has_open_contact_request(session: AsyncSession, *, patient_id: uuid.UU
 
 # What set an escalation off, in the words a clinician on the phone needs (rule ids are for the audit).
 TRIGGER_WORDS = {
-    "crisis.phq9_item9_nearly_every_day": "Intake or reassessment: thoughts of being better off dead or of self-harm nearly every day (PHQ-9 item 9)",
+    "crisis.phq9_item9_nearly_every_day": (
+        "Intake or reassessment: thoughts of being better off dead or of self-harm nearly every day (PHQ-9 item 9)"
+    ),
     "crisis.cssrs_intent_or_plan": "Suicide screen: thoughts with some intention of acting, or a worked-out plan (C-SSRS 4 or 5)",
     "crisis.cssrs_recent_behavior": "Suicide screen: something done or prepared to end their life within the past 3 months (C-SSRS 6)",
     "dosing.check_in.phq9_9": "Check-in before a dose: thoughts of self-harm nearly every day; today's dose is held",
-    "dosing.check_in.phq9_9_some_days": "Check-in before a dose: thoughts of self-harm on some days; asked to be called before the next dose",
+    "dosing.check_in.phq9_9_some_days": (
+        "Check-in before a dose: thoughts of self-harm on some days; asked to be called before the next dose"
+    ),
     "dosing.report.suicidal_thoughts": "After a dose: the patient reported thoughts of suicide",
 }
 
@@ -150,8 +159,8 @@ async def count_open_escalations(session: AsyncSession, *, viewer: SignedIn) -> 
         await session.scalar(
             select(func.count())
             .select_from(Escalation)
-            .join(Patient, Patient.id == Escalation.patient_id)
-            .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
+            .join(Patient, col(Patient.id) == Escalation.patient_id)
+            .where(col(Escalation.status) == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
         )
         or 0
     )
@@ -161,11 +170,18 @@ async def open_escalations(session: AsyncSession, *, viewer: SignedIn, actor: Ac
     """The open escalations of the patients this viewer may see, oldest first; the listing is audited
     because it names patients."""
     rows = await session.execute(
-        select(Escalation.id, Escalation.patient_id, UserAccount.full_name, Escalation.kind, Escalation.opened_at, Escalation.rule_ids)
-        .join(Patient, Patient.id == Escalation.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Escalation.status == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
-        .order_by(Escalation.opened_at)
+        select(
+            col(Escalation.id),
+            col(Escalation.patient_id),
+            col(UserAccount.full_name),
+            col(Escalation.kind),
+            col(Escalation.opened_at),
+            col(Escalation.rule_ids),
+        )
+        .join(Patient, col(Patient.id) == Escalation.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
+        .where(col(Escalation.status) == EscalationStatus.OPEN, visible_patients_clause(viewer, Access.CLINIC_WIDE))
+        .order_by(col(Escalation.opened_at))
     )
     escalations = []
     for row in rows.all():
@@ -193,7 +209,9 @@ async def escalations_of(session: AsyncSession, *, patient_id: uuid.UUID) -> lis
     """Every escalation of one patient, open or closed, newest first (for the patient's clinician page)."""
     return list(
         (
-            await session.execute(select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.opened_at.desc()))
+            await session.execute(
+                select(Escalation).where(col(Escalation.patient_id) == patient_id).order_by(col(Escalation.opened_at).desc())
+            )
         ).scalars()
     )
 

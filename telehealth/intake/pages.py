@@ -154,7 +154,8 @@ class IntakePagesController(Controller):
             values: dict[str, Any] = await form_fields(request, *(item.key for item in QUESTIONNAIRES[step].items))
         else:
             section = SECTIONS[step]
-            values = await form_fields(request, *(f.name for f in section.fields if f.kind != "checklist"), max_length=2100)
+            # dict(): typed as the dict[str, Any] it becomes (a checklist's value is a list), not form_fields' dict[str, str]
+            values = dict(await form_fields(request, *(f.name for f in section.fields if f.kind != "checklist"), max_length=2100))
             for checklist in (f for f in section.fields if f.kind == "checklist"):
                 values[checklist.name] = await form_list(request, checklist.name)
         saved = await attempt(

@@ -95,7 +95,8 @@ def _clean(field: FormField, value: Any) -> Any:
         number = parse_whole_number(value)
         if number is None:
             raise ValueError("must be a whole number")
-        if not field.minimum <= number <= field.maximum:  # type: ignore[operator]
+        assert field.minimum is not None and field.maximum is not None, field.name  # every number field has both
+        if not field.minimum <= number <= field.maximum:
             raise ValueError(f"must be between {field.minimum} and {field.maximum}")
         return number
     if not isinstance(value, str):

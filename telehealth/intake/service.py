@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.audit.service import change_status, record_audit_event
@@ -34,7 +35,7 @@ from telehealth.settings import Settings
 
 async def latest_intake(session: AsyncSession, *, patient_id: uuid.UUID, for_update: bool = False) -> Intake | None:
     """The patient's newest intake, or None (reads only)."""
-    latest = select(Intake).where(Intake.patient_id == patient_id).order_by(Intake.started_at.desc()).limit(1)
+    latest = select(Intake).where(Intake.patient_id == patient_id).order_by(col(Intake.started_at).desc()).limit(1)
     return (await session.execute(latest.with_for_update() if for_update else latest)).scalar_one_or_none()
 
 
@@ -195,7 +196,7 @@ async def sign_consent(session: AsyncSession, *, patient: Patient, document: str
             user_agent=(actor.user_agent or "")[:400] or None,
         )
         .on_conflict_do_nothing(index_elements=["patient_id", "document", "version"])
-        .returning(ConsentSignature.id)
+        .returning(col(ConsentSignature.id))
     )
     if (signature_id := inserted.scalar_one_or_none()) is not None:
         await record_audit_event(
@@ -321,7 +322,7 @@ async def submit_intake(session: AsyncSession, *, patient: Patient, actor: Actor
 _LATEST_DECISION = (
     select(ScreeningDecision)
     .where(ScreeningDecision.patient_id == bindparam("patient_id"))
-    .order_by(ScreeningDecision.screened_at.desc())
+    .order_by(col(ScreeningDecision.screened_at).desc())
     .limit(1)
 )
 

@@ -24,7 +24,7 @@ def is_loopback_client(request: Request[Any, Any, Any]) -> bool:
 
 
 def actor_for(request: Request[Any, Any, Any]) -> Actor:
-    user: SignedInPerson | None = request.scope.get("user")  # type: ignore[assignment]
+    user: SignedInPerson | None = request.scope.get("user")
     user_agent = request.headers.get("user-agent")
     if user is None:
         return Actor.anonymous(client_ip(request), user_agent)

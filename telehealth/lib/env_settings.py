@@ -50,7 +50,8 @@ def setting(
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field read from `env`, with its bounds and format check declared in one place."""
-    bounds = {key: value for key, value in (("ge", ge), ("le", le), ("gt", gt)) if value is not None}
+    # Any: msgspec.Meta's stub spells out one overload per valid pair of bounds, which a dict of them cannot pick
+    bounds: dict[str, Any] = {key: value for key, value in (("ge", ge), ("le", le), ("gt", gt)) if value is not None}
     spec = FromEnv(env, msgspec.Meta(**bounds) if bounds else None, parse, check)
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"env": spec})
 

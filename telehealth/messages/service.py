@@ -8,8 +8,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import Access, visible_patients_clause
 from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
@@ -39,9 +40,9 @@ def business_days_before(moment: datetime, days: int) -> datetime:
 async def thread(session: AsyncSession, *, patient_id: uuid.UUID) -> list[tuple[CareMessage, str]]:
     rows = await session.execute(
         select(CareMessage, UserAccount.full_name)
-        .join(UserAccount, UserAccount.id == CareMessage.author_user_id)
+        .join(UserAccount, col(UserAccount.id) == CareMessage.author_user_id)
         .where(CareMessage.patient_id == patient_id)
-        .order_by(CareMessage.sent_at, CareMessage.id)
+        .order_by(col(CareMessage.sent_at), col(CareMessage.id))
     )
     return [(message, name) for message, name in rows.all()]
 
@@ -49,11 +50,11 @@ async def thread(session: AsyncSession, *, patient_id: uuid.UUID) -> list[tuple[
 async def _care_team(session: AsyncSession, patient_id: uuid.UUID) -> list[UserAccount]:
     """Who hears of a patient's message: the clinicians on their care team and the prescriber of their plans."""
     prescribers = select(TrochePlan.prescriber_id).where(TrochePlan.patient_id == patient_id)
-    members = select(CareTeamMember.clinician_id).where(CareTeamMember.patient_id == patient_id, CareTeamMember.left_at.is_(None))
+    members = select(CareTeamMember.clinician_id).where(CareTeamMember.patient_id == patient_id, col(CareTeamMember.left_at).is_(None))
     return list(
         (
             await session.execute(
-                select(UserAccount).where(UserAccount.is_active.is_(True), UserAccount.id.in_(prescribers.union(members)))
+                select(UserAccount).where(col(UserAccount.is_active).is_(True), col(UserAccount.id).in_(prescribers.union(members)))
             )
         ).scalars()
     )
@@ -98,12 +99,12 @@ class Waiting:
 
 async def unanswered(session: AsyncSession, *, viewer: SignedIn, now: datetime, business_days: int = 1) -> list[Waiting]:
     """Patients this viewer may see whose newest message is theirs and older than `business_days`."""
-    newest = select(CareMessage.patient_id, func.max(CareMessage.sent_at).label("last_at")).group_by(CareMessage.patient_id).subquery()
+    newest = select(CareMessage.patient_id, func.max(CareMessage.sent_at).label("last_at")).group_by(col(CareMessage.patient_id)).subquery()
     rows = await session.execute(
         select(Patient.id, UserAccount.full_name, newest.c.last_at)
         .join(newest, newest.c.patient_id == Patient.id)
-        .join(CareMessage, (CareMessage.patient_id == Patient.id) & (CareMessage.sent_at == newest.c.last_at))
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(CareMessage, (col(CareMessage.patient_id) == Patient.id) & (col(CareMessage.sent_at) == newest.c.last_at))
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(
             visible_patients_clause(viewer, Access.OPERATIONAL),
             CareMessage.author_role == Role.PATIENT.value,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -30,9 +30,9 @@ async def notes_of(session: AsyncSession, *, patient: Patient, reader: SignedIn)
     """The notes `reader` may read: every shared note, and their own psychotherapy notes."""
     rows = await session.execute(
         select(ClinicalNote, UserAccount.full_name, UserAccount.role)
-        .join(UserAccount, UserAccount.id == ClinicalNote.author_user_id)
+        .join(UserAccount, col(UserAccount.id) == ClinicalNote.author_user_id)
         .where(ClinicalNote.patient_id == patient.id, (ClinicalNote.kind == "shared") | (ClinicalNote.author_user_id == reader.user_id))
-        .order_by(ClinicalNote.written_at.desc())
+        .order_by(col(ClinicalNote.written_at).desc())
     )
     return [(note, name, role) for note, name, role in rows.all()]
 

@@ -118,7 +118,8 @@ def _kept_attachment(part: EmailMessage) -> dict[str, Any]:
     kept: dict[str, Any] = {"filename": part.get_filename() or "attachment", "content_type": part.get_content_type()}
     if part.get_content_maintype() == "text":
         return {**kept, "content": part.get_content(), "method": part.get_param("method")}
-    return {**kept, "content": base64.b64encode(part.get_payload(decode=True) or b"").decode(), "base64": True}
+    payload = part.get_payload(decode=True)  # bytes for a leaf part (None when it has no body)
+    return {**kept, "content": base64.b64encode(payload if isinstance(payload, bytes) else b"").decode(), "base64": True}
 
 
 class DatabaseMailbox:

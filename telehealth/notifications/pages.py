@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.lib.dependencies import is_loopback_client
 from telehealth.lib.errors import NotFound
@@ -34,7 +34,9 @@ class DevMailboxController(Controller):
     async def mailbox(self, request: Request, state: State, db_session: NamedDependency[AsyncSession]) -> Template:
         _only_in_development(request, state)
         messages = (
-            (await db_session.execute(select(DevMailboxMessage).order_by(DevMailboxMessage.created_at.desc()).limit(200))).scalars().all()
+            (await db_session.execute(select(DevMailboxMessage).order_by(col(DevMailboxMessage.created_at).desc()).limit(200)))
+            .scalars()
+            .all()
         )
         return Template("notifications/mailbox.html", context={"messages": messages})
 

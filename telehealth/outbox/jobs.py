@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
+from sqlmodel import col
 
 from telehealth.db.clock import database_now
 from telehealth.db.engine import transaction
@@ -23,7 +24,7 @@ async def prune_finished_jobs(context: WorkerContext, payload: dict[str, Any]) -
     """Done jobs are kept a week for troubleshooting, then deleted. Parked jobs stay until an operator acts."""
     cutoff = database_now(context.clock) - KEEP_FINISHED_JOBS  # finished_at is written in the database's clock
     async with transaction(context.session_factory) as session:
-        await session.execute(delete(Job).where(Job.status == JobStatus.DONE, Job.finished_at < cutoff))
+        await session.execute(delete(Job).where(col(Job.status) == JobStatus.DONE, Job.finished_at < cutoff))
 
 
 run_every(PRUNE_FINISHED_JOBS, timedelta(hours=1))

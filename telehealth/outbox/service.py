@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import ColumnElement, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound
@@ -52,7 +53,7 @@ async def enqueue_job(
             index_elements=["dedupe_key"],
             index_where=text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')"),
         )
-    result = await session.execute(statement.returning(Job.id))
+    result = await session.execute(statement.returning(col(Job.id)))
     return result.scalar_one_or_none() is not None
 
 
@@ -62,7 +63,7 @@ async def enqueue_job(
 async def list_jobs(session: AsyncSession, *, parked_only: bool = False, limit: int = 50) -> list[Job]:
     """Live and parked jobs (or parked ones only), newest first. Done jobs are history: the pruner's."""
     statuses = [JobStatus.PARKED] if parked_only else [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PARKED]
-    query = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    query = select(Job).where(col(Job.status).in_(statuses)).order_by(col(Job.created_at).desc(), col(Job.id)).limit(limit)
     return list((await session.execute(query)).scalars())
 
 

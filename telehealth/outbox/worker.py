@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
 
 from telehealth.db.clock import database_now
 from telehealth.lib.clock import Clock
@@ -74,23 +75,23 @@ async def claim_due_jobs(context: WorkerContext, *, limit: int = 1) -> list[Clai
         select(Job.id)
         .where(
             or_(
-                and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
-                and_(Job.status == JobStatus.RUNNING, Job.lease_until < now),
+                and_(col(Job.status) == JobStatus.QUEUED, Job.run_at <= now),
+                and_(col(Job.status) == JobStatus.RUNNING, Job.lease_until < now),
             )
         )
-        .order_by(Job.run_at)
+        .order_by(col(Job.run_at))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     claim = (
         update(Job)
-        .where(Job.id.in_(due.scalar_subquery()))
+        .where(col(Job.id).in_(due.scalar_subquery()))
         .values(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
             lease_until=now + timedelta(seconds=context.settings.job_lease_seconds),
         )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+        .returning(col(Job.id), col(Job.kind), col(Job.payload), col(Job.attempts), col(Job.max_attempts))
         .execution_options(synchronize_session=False)
     )
     async with context.session_factory() as session:
@@ -118,7 +119,7 @@ async def _finish(
     async with context.session_factory() as session:
         await session.execute(
             update(Job)
-            .where(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.attempts == job.attempts)
+            .where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING, col(Job.attempts) == job.attempts)
             .values(**values)
             .execution_options(synchronize_session=False)
         )

@@ -46,14 +46,15 @@ def score_chart(questionnaire: Questionnaire, points: list[Point], *, zone: str,
     for index, band in enumerate(questionnaire.bands):
         y_top, y_bottom = _y(band.high + 0.5 if band.high < top_score else top_score, top_score), _y(max(band.low - 0.5, 0), top_score)
         parts.append(
-            f'<rect x="{LEFT}" y="{y_top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{y_bottom - y_top:.1f}" fill="{BAND_FILLS[index % 5]}"/>'
+            f'<rect x="{LEFT}" y="{y_top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{y_bottom - y_top:.1f}" '
+            f'fill="{BAND_FILLS[index % 5]}"/>'
         )
         parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y_top + 12:.1f}" text-anchor="end" class="band">{escape(band.label)}</text>')
     for tick in range(0, top_score + 1, 5 if top_score > 15 else 3):
         parts.append(f'<text x="{LEFT - 6}" y="{_y(tick, top_score) + 4:.1f}" text-anchor="end" class="tick">{tick}</text>')
     if points:
         baseline = points[0].score
-        lines = [("baseline", baseline, f"baseline {baseline}")]
+        lines: list[tuple[str, float, str]] = [("baseline", baseline, f"baseline {baseline}")]
         if len(points) > 1 or baseline:
             lines.append(("response", baseline / 2, "response: half the baseline"))
         if questionnaire.key in REMISSION_BELOW:

@@ -10,8 +10,8 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import load_patient_for, own_patient_record
 from telehealth.accounts.guards import requires_role
@@ -55,9 +55,9 @@ async def _doses(session: AsyncSession, patient_id: uuid.UUID) -> list[tuple[Dos
     """Each session taken, with its dose: what the care team reads beside the scores."""
     rows = await session.execute(
         select(DosingSession, TrochePlan.doses_mg)
-        .join(TrochePlan, TrochePlan.id == DosingSession.plan_id)
-        .where(DosingSession.patient_id == patient_id, DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
-        .order_by(DosingSession.unlocked_at)
+        .join(TrochePlan, col(TrochePlan.id) == DosingSession.plan_id)
+        .where(DosingSession.patient_id == patient_id, col(DosingSession.status).in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]))
+        .order_by(col(DosingSession.unlocked_at))
     )
     return [(row, doses[row.number - 1]) for row, doses in rows.all()]
 

@@ -8,8 +8,8 @@ import io
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.intake.models import QuestionnaireResponse
 from telehealth.intake.questionnaires import QUESTIONNAIRES
@@ -18,13 +18,13 @@ from telehealth.prescribing.reassessment import score_change
 
 TRACKED = ("phq9", "gad7")
 # At the same instant the intake's answer is the earlier one (the baseline), as in reassessment.score_changes.
-IN_ORDER = (QuestionnaireResponse.answered_at, QuestionnaireResponse.intake_id.is_(None))
+IN_ORDER = (col(QuestionnaireResponse.answered_at), col(QuestionnaireResponse.intake_id).is_(None))
 
 
 async def score_history(session: AsyncSession, *, patient_id: uuid.UUID) -> dict[str, list[Point]]:
     rows = await session.execute(
         select(QuestionnaireResponse.questionnaire, QuestionnaireResponse.answered_at, QuestionnaireResponse.score)
-        .where(QuestionnaireResponse.patient_id == patient_id, QuestionnaireResponse.questionnaire.in_(TRACKED))
+        .where(QuestionnaireResponse.patient_id == patient_id, col(QuestionnaireResponse.questionnaire).in_(TRACKED))
         .order_by(*IN_ORDER)
     )
     history: dict[str, list[Point]] = {key: [] for key in TRACKED}
@@ -50,8 +50,8 @@ async def program_outcomes(session: AsyncSession) -> list[OutcomeRow]:
     """Counts over every patient's baseline and latest answer; no id, name or date leaves this function."""
     rows = await session.execute(
         select(QuestionnaireResponse.patient_id, QuestionnaireResponse.questionnaire, QuestionnaireResponse.score)
-        .where(QuestionnaireResponse.questionnaire.in_(TRACKED))
-        .order_by(QuestionnaireResponse.patient_id, *IN_ORDER)
+        .where(col(QuestionnaireResponse.questionnaire).in_(TRACKED))
+        .order_by(col(QuestionnaireResponse.patient_id), *IN_ORDER)
     )
     scores: dict[tuple[str, uuid.UUID], list[int]] = {}
     for patient_id, kind, score in rows.all():

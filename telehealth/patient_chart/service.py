@@ -217,15 +217,18 @@ async def patient_chart(session: AsyncSession, *, patient: Patient, viewer: Sign
                 "#flags",
             )
         )
-    for line in plan_lines:
-        plan = line.plan
-        href = f"/plans/{plan.id}" if line.own else None
+    for plan_line in plan_lines:
+        plan = plan_line.plan
+        href = f"/plans/{plan.id}" if plan_line.own else None
         if plan.signed_at:
-            events.append(Event(plan.signed_at, "plan", f"Plan of {plan.sessions} sessions signed by {line.prescriber_name}", href))
+            events.append(Event(plan.signed_at, "plan", f"Plan of {plan.sessions} sessions signed by {plan_line.prescriber_name}", href))
         if plan.status in ("paused", "discontinued", "completed"):
             events.append(
                 Event(
-                    plan.updated_at, "plan", f"Plan {line.status_words}" + (f": {plan.status_reason}" if plan.status_reason else ""), href
+                    plan.updated_at,
+                    "plan",
+                    f"Plan {plan_line.status_words}" + (f": {plan.status_reason}" if plan.status_reason else ""),
+                    href,
                 )
             )
         for batch in await plans.batches_of(session, plan_id=plan.id):

@@ -8,8 +8,9 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import visible_patients_clause
 from telehealth.accounts.models import Patient, UserAccount
@@ -40,16 +41,16 @@ async def _day_of(
     start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
     rows = await session.execute(
         select(Appointment, UserAccount.full_name)
-        .join(Patient, Patient.id == Appointment.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, col(Patient.id) == Appointment.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(
             Appointment.clinician_id == viewer.user_id,
             Appointment.status == "booked",
-            Appointment.appointment_type.in_(types),
+            col(Appointment.appointment_type).in_(types),
             Appointment.starts_at >= start,
             Appointment.starts_at < start + timedelta(days=days),
         )
-        .order_by(Appointment.starts_at)
+        .order_by(col(Appointment.starts_at))
     )
     return [(a, name) for a, name in rows.all()]
 
@@ -60,7 +61,7 @@ async def care_team_patients(session: AsyncSession, viewer: SignedIn) -> list[An
         (
             await session.execute(
                 select(Patient.id, UserAccount.full_name)
-                .join(UserAccount, UserAccount.id == Patient.user_id)
+                .join(UserAccount, col(UserAccount.id) == Patient.user_id)
                 .where(visible_patients_clause(viewer))
                 .order_by(UserAccount.full_name)
             )
@@ -71,21 +72,21 @@ async def care_team_patients(session: AsyncSession, viewer: SignedIn) -> list[An
 async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datetime, settings: Settings) -> dict[str, Any]:
     decided_without_plan = (
         select(Encounter.id, Encounter.appointment_id, Encounter.patient_id, UserAccount.full_name)
-        .join(Patient, Patient.id == Encounter.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, col(Patient.id) == Encounter.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(
             Encounter.prescriber_id == viewer.user_id,
             Encounter.decision == Decision.START_PLAN,
             ~select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.status != PlanStatus.DRAFT).exists(),
         )
-        .order_by(Encounter.decided_at)
+        .order_by(col(Encounter.decided_at))
     )
     undecided = (
         select(Encounter.id, Encounter.patient_id, UserAccount.full_name)
-        .join(Patient, Patient.id == Encounter.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
-        .where(Encounter.prescriber_id == viewer.user_id, Encounter.decision.is_(None))
-        .order_by(Encounter.opened_at)
+        .join(Patient, col(Patient.id) == Encounter.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
+        .where(Encounter.prescriber_id == viewer.user_id, col(Encounter.decision).is_(None))
+        .order_by(col(Encounter.opened_at))
     )
     own_plans = select(TrochePlan.id).where(TrochePlan.prescriber_id == viewer.user_id)
     return {
@@ -94,10 +95,14 @@ async def prescriber_home(session: AsyncSession, viewer: SignedIn, *, now: datet
         "plans_to_write": (await session.execute(decided_without_plan)).all(),
         "encounters_open": (await session.execute(undecided)).all(),
         "serious_events": await session.scalar(
-            select(func.count()).select_from(SeriousEvent).where(SeriousEvent.plan_id.in_(own_plans), SeriousEvent.reviewed_at.is_(None))
+            select(func.count())
+            .select_from(SeriousEvent)
+            .where(col(SeriousEvent.plan_id).in_(own_plans), col(SeriousEvent.reviewed_at).is_(None))
         ),
         "inventory_flags": await session.scalar(
-            select(func.count()).select_from(InventoryFlag).where(InventoryFlag.plan_id.in_(own_plans), InventoryFlag.resolved_at.is_(None))
+            select(func.count())
+            .select_from(InventoryFlag)
+            .where(col(InventoryFlag.plan_id).in_(own_plans), col(InventoryFlag.resolved_at).is_(None))
         ),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
         "patients": await care_team_patients(session, viewer),
@@ -121,7 +126,7 @@ async def pharmacist_home(session: AsyncSession, viewer: SignedIn) -> dict[str, 
         (
             await session.execute(
                 select(PlanBatch.status, func.count())
-                .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
+                .join(TrochePlan, col(TrochePlan.id) == PlanBatch.plan_id)
                 .where(TrochePlan.pharmacy_id == pharmacy.id)
                 .group_by(PlanBatch.status)
             )
@@ -132,6 +137,13 @@ async def pharmacist_home(session: AsyncSession, viewer: SignedIn) -> dict[str, 
         "notice": None,
         "queue": [(status, counts.get(status, 0)) for status in ("queued", "accepted", "filled", "shipped")],
     }
+
+
+@dataclass(frozen=True)
+class _StateProbe:
+    """A patient of a state, for asking find_slots what that state's patients could book."""
+
+    state_of_residence: str
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,7 @@ async def waitlist_capacity(session: AsyncSession, *, now: datetime) -> list[Sta
     ).all()
     lines = []
     for state, count in waiting:
-        probe = Patient(state_of_residence=state)  # never added to the session: find_slots reads only the state
+        probe = _StateProbe(state)  # find_slots reads only the state
         slots = await find_slots(
             session,
             patient=probe,
@@ -171,23 +183,23 @@ async def coordinator_home(session: AsyncSession, viewer: SignedIn, *, now: date
     serious = (
         await session.execute(
             select(SeriousEvent, UserAccount.full_name)
-            .join(Patient, Patient.id == SeriousEvent.patient_id)
-            .join(UserAccount, UserAccount.id == Patient.user_id)
-            .where(SeriousEvent.reviewed_at.is_(None))
-            .order_by(SeriousEvent.occurred_at)
+            .join(Patient, col(Patient.id) == SeriousEvent.patient_id)
+            .join(UserAccount, col(UserAccount.id) == Patient.user_id)
+            .where(col(SeriousEvent.reviewed_at).is_(None))
+            .order_by(col(SeriousEvent.occurred_at))
         )
     ).all()
     unfiled = (
         await session.execute(
             select(DosingSession, UserAccount.full_name)
-            .join(Patient, Patient.id == DosingSession.patient_id)
-            .join(UserAccount, UserAccount.id == Patient.user_id)
+            .join(Patient, col(Patient.id) == DosingSession.patient_id)
+            .join(UserAccount, col(UserAccount.id) == Patient.user_id)
             .where(
                 DosingSession.status == SessionStatus.UNLOCKED,
-                DosingSession.unlocked_at <= now - timedelta(hours=settings.thresholds.report_alert_hours),
+                col(DosingSession.unlocked_at) <= now - timedelta(hours=settings.thresholds.report_alert_hours),
                 ~select(DosingReport.dosing_session_id).where(DosingReport.dosing_session_id == DosingSession.id).exists(),
             )
-            .order_by(DosingSession.unlocked_at)
+            .order_by(col(DosingSession.unlocked_at))
         )
     ).all()
     return {
@@ -203,10 +215,10 @@ async def coordinator_home(session: AsyncSession, viewer: SignedIn, *, now: date
         "disputes": await session.scalar(
             select(func.count())
             .select_from(Payment)
-            .where(Payment.disputed_at.is_not(None), Payment.disputed_at >= now - timedelta(days=30))
+            .where(col(Payment.disputed_at).is_not(None), col(Payment.disputed_at) >= now - timedelta(days=30))
         ),
         "messages_waiting": len(await unanswered(session, viewer=viewer, now=now)),
         "sitters_to_verify": await session.scalar(
-            select(func.count()).select_from(Sitter).where(Sitter.status == SitterStatus.CONFIRMED, Sitter.verified_at.is_(None))
+            select(func.count()).select_from(Sitter).where(Sitter.status == SitterStatus.CONFIRMED, col(Sitter.verified_at).is_(None))
         ),
     }

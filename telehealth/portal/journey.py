@@ -3,11 +3,13 @@ shipment -> sessions -> reassessment) and the one next step, always the most urg
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import BindParameter, bindparam, func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient
 from telehealth.billing.models import Payment
@@ -47,26 +49,26 @@ class Journey:
 
 # The dashboard's statements, built once (every visit to the patient's home runs them; building one costs
 # more than PostgreSQL's answer to it). Parameters: patient_id, now, plan_id, intake_id.
-_PATIENT = bindparam("patient_id")
+_PATIENT: BindParameter[uuid.UUID] = bindparam("patient_id")
 _NEWEST_PLAN = (
     select(TrochePlan)
     .where(TrochePlan.patient_id == _PATIENT, TrochePlan.status != PlanStatus.DRAFT)
-    .order_by(TrochePlan.created_at.desc())
+    .order_by(col(TrochePlan.created_at).desc())
     .limit(1)
 )
 _UPCOMING = (
     select(Appointment)
-    .where(Appointment.patient_id == _PATIENT, Appointment.status.in_(["held", "booked"]), Appointment.ends_at > bindparam("now"))
-    .order_by(Appointment.starts_at)
+    .where(Appointment.patient_id == _PATIENT, col(Appointment.status).in_(["held", "booked"]), Appointment.ends_at > bindparam("now"))
+    .order_by(col(Appointment.starts_at))
     .limit(5)
 )
 _NEXT_SESSION = (
     select(DosingSession)
-    .where(DosingSession.patient_id == _PATIENT, DosingSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
-    .order_by(DosingSession.scheduled_at)
+    .where(DosingSession.patient_id == _PATIENT, col(DosingSession.status).in_([SessionStatus.SCHEDULED, SessionStatus.UNLOCKED]))
+    .order_by(col(DosingSession.scheduled_at))
     .limit(1)
 )
-_LATEST_INTAKE = select(Intake).where(Intake.patient_id == _PATIENT).order_by(Intake.started_at.desc()).limit(1)
+_LATEST_INTAKE = select(Intake).where(Intake.patient_id == _PATIENT).order_by(col(Intake.started_at).desc()).limit(1)
 _SECTIONS_SAVED = select(func.count()).select_from(IntakeSection).where(IntakeSection.intake_id == bindparam("intake_id"))
 _PAYMENT_DUE = select(Payment.id).where(Payment.patient_id == _PATIENT, Payment.status == PaymentStatus.OPEN).limit(1)
 _DELIVERED_BATCHES = (

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import visible_patients_clause
 from telehealth.accounts.models import Patient, UserAccount
@@ -73,16 +74,16 @@ async def todays_sessions(session: AsyncSession, viewer: SignedIn, *, day_start:
     own day (a day of 23 or 25 hours when the clocks change)."""
     rows = await session.execute(
         select(Appointment, UserAccount.full_name)
-        .join(Patient, Patient.id == Appointment.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, col(Patient.id) == Appointment.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(
             Appointment.clinician_id == viewer.user_id,
             Appointment.appointment_type == AppointmentType.INTEGRATION,
-            Appointment.status.in_(COVERS_A_DOSE),
+            col(Appointment.status).in_(COVERS_A_DOSE),
             Appointment.starts_at >= day_start,
             Appointment.starts_at < day_start + timedelta(days=1),
         )
-        .order_by(Appointment.starts_at)
+        .order_by(col(Appointment.starts_at))
     )
     return [TodaysSession(a.id, a.patient_id, name, a.starts_at, a.ends_at, a.status) for a, name in rows.all()]
 
@@ -92,15 +93,15 @@ async def follow_ups_due(session: AsyncSession, viewer: SignedIn, *, now: dateti
     (or completed) after it; the window closing soonest first."""
     latest_dose = (
         select(DosingSession.patient_id, DosingSession.number, DosingSession.unlocked_at)
-        .join(Patient, Patient.id == DosingSession.patient_id)
+        .join(Patient, col(Patient.id) == DosingSession.patient_id)
         .where(
-            DosingSession.status.in_(DOSED),
-            DosingSession.unlocked_at > now - FOLLOW_UP_WINDOW,
-            DosingSession.unlocked_at <= now,
+            col(DosingSession.status).in_(DOSED),
+            col(DosingSession.unlocked_at) > now - FOLLOW_UP_WINDOW,
+            col(DosingSession.unlocked_at) <= now,
             visible_patients_clause(viewer),
         )
-        .order_by(DosingSession.patient_id, DosingSession.unlocked_at.desc())
-        .ext(distinct_on(DosingSession.patient_id))
+        .order_by(col(DosingSession.patient_id), col(DosingSession.unlocked_at).desc())
+        .ext(distinct_on(col(DosingSession.patient_id)))
         .subquery()
     )
     booked_after = (
@@ -108,15 +109,15 @@ async def follow_ups_due(session: AsyncSession, viewer: SignedIn, *, now: dateti
         .where(
             Appointment.patient_id == latest_dose.c.patient_id,
             Appointment.appointment_type == AppointmentType.INTEGRATION,
-            Appointment.status.in_(COVERS_A_DOSE),
+            col(Appointment.status).in_(COVERS_A_DOSE),
             Appointment.starts_at >= latest_dose.c.unlocked_at,
         )
         .exists()
     )
     rows = await session.execute(
         select(latest_dose.c.patient_id, UserAccount.full_name, latest_dose.c.number, latest_dose.c.unlocked_at)
-        .join(Patient, Patient.id == latest_dose.c.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, col(Patient.id) == latest_dose.c.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(~booked_after)
         .order_by(latest_dose.c.unlocked_at)
     )
@@ -133,17 +134,18 @@ async def notes_to_write(session: AsyncSession, viewer: SignedIn, *, now: dateti
         .where(
             ClinicalNote.patient_id == Appointment.patient_id,
             ClinicalNote.author_user_id == viewer.user_id,
-            or_(ClinicalNote.written_at >= Appointment.starts_at, ClinicalNote.appointment_id == Appointment.id),
+            or_(col(ClinicalNote.written_at) >= Appointment.starts_at, col(ClinicalNote.appointment_id) == Appointment.id),
         )
         .exists()
     )
     took_place = or_(
-        Appointment.status == AppointmentStatus.COMPLETED, (Appointment.status == AppointmentStatus.BOOKED) & (Appointment.ends_at <= now)
+        col(Appointment.status) == AppointmentStatus.COMPLETED,
+        (col(Appointment.status) == AppointmentStatus.BOOKED) & (col(Appointment.ends_at) <= now),
     )
     rows = await session.execute(
         select(Appointment.id, Appointment.patient_id, UserAccount.full_name, Appointment.starts_at)
-        .join(Patient, Patient.id == Appointment.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, col(Patient.id) == Appointment.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(
             Appointment.clinician_id == viewer.user_id,
             Appointment.appointment_type == AppointmentType.INTEGRATION,
@@ -151,7 +153,7 @@ async def notes_to_write(session: AsyncSession, viewer: SignedIn, *, now: dateti
             visible_patients_clause(viewer),
             ~written_since,
         )
-        .order_by(Appointment.starts_at)
+        .order_by(col(Appointment.starts_at))
     )
     return [NoteToWrite(*row) for row in rows.all()]
 
@@ -159,7 +161,7 @@ async def notes_to_write(session: AsyncSession, viewer: SignedIn, *, now: dateti
 async def care_team_patients(session: AsyncSession, viewer: SignedIn) -> list[tuple[uuid.UUID, str]]:
     rows = await session.execute(
         select(Patient.id, UserAccount.full_name)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(visible_patients_clause(viewer))
         .order_by(UserAccount.full_name)
     )

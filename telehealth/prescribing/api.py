@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -47,8 +48,8 @@ PHARMACIST = [requires_role(Role.PHARMACIST)]
 
 
 async def encounter_body(
-    session: AsyncSession, encounter: Encounter, *, now, settings: Settings, chart: dict | None = None
-) -> EncounterBody:  # type: ignore[no-untyped-def,type-arg]
+    session: AsyncSession, encounter: Encounter, *, now: datetime, settings: Settings, chart: dict[str, Any] | None = None
+) -> EncounterBody:
     blocker = await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)
     return EncounterBody(
         id=encounter.id,

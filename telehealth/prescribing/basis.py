@@ -20,8 +20,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient
 from telehealth.clinicians.models import SpecialRegistration
@@ -96,7 +96,7 @@ async def basis_for_signing(
             InPersonEvaluation.prescriber_id == prescriber_id,
             InPersonEvaluation.evaluated_on <= day,
         )
-        .order_by(InPersonEvaluation.evaluated_on.desc(), InPersonEvaluation.recorded_at.desc())
+        .order_by(col(InPersonEvaluation.evaluated_on).desc(), col(InPersonEvaluation.recorded_at).desc())
         .limit(1)
         .with_for_update(read=True)
     )
@@ -122,7 +122,9 @@ async def basis_for_signing(
         f"signing needs an in-person medical evaluation of this patient by you, recorded beforehand, or your "
         f"telemedicine special registration valid in {state_name} today. Neither is on file.",
         fields={
-            "prescribing_basis": f"no in-person evaluation by you and no special registration in {location_state} valid on {day.isoformat()}"
+            "prescribing_basis": (
+                f"no in-person evaluation by you and no special registration in {location_state} valid on {day.isoformat()}"
+            )
         },
         extra={
             "day": day.isoformat(),

@@ -173,6 +173,8 @@ class BasisPagesController(Controller):
             cliff.without_basis_csv(patients, settings=settings),
             media_type="text/csv",
             headers={
-                "content-disposition": f'attachment; filename="without-prescribing-basis-after-{settings.telemedicine_flexibilities_until.isoformat()}.csv"'
+                "content-disposition": (
+                    f'attachment; filename="without-prescribing-basis-after-{settings.telemedicine_flexibilities_until.isoformat()}.csv"'
+                )
             },
         )

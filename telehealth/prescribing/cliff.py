@@ -20,11 +20,13 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, Uuid, and_, cast, exists, func, literal, null, or_, select, union_all
+from sqlalchemy import CompoundSelect, Select, Uuid, and_, cast, exists, func, literal, null, or_, select, union_all
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.clinicians.models import SpecialRegistration
@@ -75,87 +77,95 @@ class PatientWithoutBasis:
         if self.prescriber_name is None:
             return [f"no prescriber yet: book one with a special registration in {state}, or arrange an in-person evaluation"]
         registration = (
-            f"{self.prescriber_name}'s special registration in {state} expires {self.registration_expires_on.isoformat()}, before {after.isoformat()}"
+            f"{self.prescriber_name}'s special registration in {state} "
+            f"expires {self.registration_expires_on.isoformat()}, before {after.isoformat()}"
             if self.registration_expires_on
             else f"no special registration of {self.prescriber_name} in {state}"
         )
         return [f"no in-person evaluation by {self.prescriber_name}", registration]
 
 
-def _candidates(now: datetime) -> Select:  # type: ignore[type-arg]
+def _candidates(now: datetime) -> CompoundSelect[*tuple[Any, ...]]:
     """(patient_id, prescriber_id, rank, why, at): every reason a patient is active, ranked by who signs next."""
     no_prescriber = cast(null(), Uuid)
-    booked = select(
-        Appointment.patient_id,
-        Appointment.clinician_id.label("prescriber_id"),
+    booked: Select[*tuple[Any, ...]] = select(
+        col(Appointment.patient_id),
+        col(Appointment.clinician_id).label("prescriber_id"),
         literal(1).label("rank"),
-        Appointment.appointment_type.label("why"),
-        Appointment.starts_at.label("at"),
+        col(Appointment.appointment_type).label("why"),
+        col(Appointment.starts_at).label("at"),
     ).where(
-        Appointment.status == AppointmentStatus.BOOKED.value,
-        Appointment.ends_at >= now,
-        Appointment.appointment_type.in_([AppointmentType.CONSULT.value, AppointmentType.REASSESSMENT.value]),
+        col(Appointment.status) == AppointmentStatus.BOOKED.value,
+        col(Appointment.ends_at) >= now,
+        col(Appointment.appointment_type).in_([AppointmentType.CONSULT.value, AppointmentType.REASSESSMENT.value]),
     )
-    signed_from = select(TrochePlan.id).where(TrochePlan.encounter_id == Encounter.id, TrochePlan.signed_at.is_not(None))
-    decided = select(Encounter.patient_id, Encounter.prescriber_id, literal(2), literal("plan_to_sign"), Encounter.opened_at).where(
-        or_(Encounter.decision.is_(None), Encounter.decision == Decision.START_PLAN.value), ~signed_from.exists()
-    )
-    live = select(TrochePlan.patient_id, TrochePlan.prescriber_id, literal(3), literal("live_plan"), TrochePlan.signed_at).where(
-        TrochePlan.status.in_([status.value for status in LIVE])
-    )
-    completed = select(TrochePlan.patient_id, TrochePlan.prescriber_id, literal(4), literal("plan_completed"), TrochePlan.updated_at).where(
-        TrochePlan.status == PlanStatus.COMPLETED.value, TrochePlan.updated_at >= now - timedelta(days=RECENTLY_COMPLETED_DAYS)
+    signed_from = select(col(TrochePlan.id)).where(col(TrochePlan.encounter_id) == Encounter.id, col(TrochePlan.signed_at).is_not(None))
+    decided = select(
+        col(Encounter.patient_id), col(Encounter.prescriber_id), literal(2), literal("plan_to_sign"), col(Encounter.opened_at)
+    ).where(or_(col(Encounter.decision).is_(None), col(Encounter.decision) == Decision.START_PLAN.value), ~signed_from.exists())
+    live = select(
+        col(TrochePlan.patient_id), col(TrochePlan.prescriber_id), literal(3), literal("live_plan"), col(TrochePlan.signed_at)
+    ).where(col(TrochePlan.status).in_([status.value for status in LIVE]))
+    completed = select(
+        col(TrochePlan.patient_id), col(TrochePlan.prescriber_id), literal(4), literal("plan_completed"), col(TrochePlan.updated_at)
+    ).where(
+        col(TrochePlan.status) == PlanStatus.COMPLETED.value, col(TrochePlan.updated_at) >= now - timedelta(days=RECENTLY_COMPLETED_DAYS)
     )
     latest = (
-        select(ScreeningDecision.patient_id, ScreeningDecision.outcome, ScreeningDecision.screened_at)
-        .ext(distinct_on(ScreeningDecision.patient_id))
-        .order_by(ScreeningDecision.patient_id, ScreeningDecision.screened_at.desc())
+        select(col(ScreeningDecision.patient_id), col(ScreeningDecision.outcome), col(ScreeningDecision.screened_at))
+        .ext(distinct_on(col(ScreeningDecision.patient_id)))
+        .order_by(col(ScreeningDecision.patient_id), col(ScreeningDecision.screened_at).desc())
         .subquery()
     )
-    ever_signed = select(TrochePlan.id).where(TrochePlan.patient_id == latest.c.patient_id, TrochePlan.signed_at.is_not(None))
-    turned_away = select(Encounter.id).where(
-        Encounter.patient_id == latest.c.patient_id,
-        Encounter.decision.in_([Decision.DECLINE.value, Decision.REFER_OUT.value]),
+    ever_signed = select(col(TrochePlan.id)).where(
+        col(TrochePlan.patient_id) == latest.c.patient_id, col(TrochePlan.signed_at).is_not(None)
+    )
+    turned_away = select(col(Encounter.id)).where(
+        col(Encounter.patient_id) == latest.c.patient_id,
+        col(Encounter.decision).in_([Decision.DECLINE.value, Decision.REFER_OUT.value]),
         Encounter.decided_at >= latest.c.screened_at,
     )
     awaiting = select(latest.c.patient_id, no_prescriber, literal(5), literal("awaiting_plan"), latest.c.screened_at).where(
         latest.c.outcome.in_(["eligible", "needs_review"]), ~ever_signed.exists(), ~turned_away.exists()
     )
-    return union_all(booked, decided, live, completed, awaiting)  # type: ignore[return-value]
+    return union_all(booked, decided, live, completed, awaiting)
 
 
-def _without_basis(*, now: datetime, settings: Settings, prescriber_id: uuid.UUID | None) -> Select:  # type: ignore[type-arg]
+def _without_basis(*, now: datetime, settings: Settings, prescriber_id: uuid.UUID | None) -> Select[*tuple[Any, ...]]:
     every = _candidates(now).subquery()
     first = (
         select(every).ext(distinct_on(every.c.patient_id)).order_by(every.c.patient_id, every.c.rank, every.c.at).subquery()
     )  # the one who signs next
     patient_user, prescriber_user, registration = aliased(UserAccount), aliased(UserAccount), aliased(SpecialRegistration)
     evaluated = exists().where(
-        InPersonEvaluation.patient_id == first.c.patient_id, InPersonEvaluation.prescriber_id == first.c.prescriber_id
+        col(InPersonEvaluation.patient_id) == first.c.patient_id, col(InPersonEvaluation.prescriber_id) == first.c.prescriber_id
     )
     query = (
         select(
             first.c.patient_id,
-            patient_user.full_name.label("patient_name"),
-            Patient.state_of_residence,
+            col(patient_user.full_name).label("patient_name"),
+            col(Patient.state_of_residence),
             first.c.prescriber_id,
-            prescriber_user.full_name.label("prescriber_name"),
+            col(prescriber_user.full_name).label("prescriber_name"),
             first.c.why,
-            registration.expires_on,
+            col(registration.expires_on),
         )
-        .join(Patient, Patient.id == first.c.patient_id)
-        .join(patient_user, patient_user.id == Patient.user_id)
-        .outerjoin(prescriber_user, prescriber_user.id == first.c.prescriber_id)
-        .outerjoin(registration, and_(registration.clinician_id == first.c.prescriber_id, registration.state == Patient.state_of_residence))
+        .join(Patient, col(Patient.id) == first.c.patient_id)
+        .join(patient_user, col(patient_user.id) == Patient.user_id)
+        .outerjoin(prescriber_user, col(prescriber_user.id) == first.c.prescriber_id)
+        .outerjoin(
+            registration,
+            and_(col(registration.clinician_id) == first.c.prescriber_id, col(registration.state) == Patient.state_of_residence),
+        )
         .where(
-            patient_user.is_active.is_(True),
+            col(patient_user.is_active).is_(True),
             ~evaluated,
-            or_(registration.id.is_(None), registration.expires_on < first_day_after(settings)),
+            or_(col(registration.id).is_(None), col(registration.expires_on) < first_day_after(settings)),
         )
     )
     if prescriber_id is not None:
         query = query.where(first.c.prescriber_id == prescriber_id)
-    return query.order_by(Patient.state_of_residence, patient_user.full_name, first.c.patient_id)
+    return query.order_by(col(Patient.state_of_residence), col(patient_user.full_name), first.c.patient_id)
 
 
 async def patients_without_basis(

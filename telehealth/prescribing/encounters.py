@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import load_patient_for
 from telehealth.accounts.models import Patient, UserAccount
@@ -55,7 +56,7 @@ async def open_encounter(
             vitals_reviewed=False,
         )
         .on_conflict_do_nothing()
-        .returning(Encounter.id)
+        .returning(col(Encounter.id))
     )
     if (encounter_id := inserted.scalar_one_or_none()) is not None:  # the encounter's own id, like every later event on it
         await record_audit_event(
@@ -80,7 +81,9 @@ async def own_encounter(session: AsyncSession, *, encounter_id: uuid.UUID, signe
 async def encounters_of(session: AsyncSession, *, patient_id: uuid.UUID) -> list[Encounter]:
     """One patient's encounters, newest first (each opens only for its own prescriber: own_encounter)."""
     return list(
-        (await session.execute(select(Encounter).where(Encounter.patient_id == patient_id).order_by(Encounter.opened_at.desc()))).scalars()
+        (
+            await session.execute(select(Encounter).where(Encounter.patient_id == patient_id).order_by(col(Encounter.opened_at).desc()))
+        ).scalars()
     )
 
 
@@ -169,7 +172,9 @@ async def acknowledge_flag(session: AsyncSession, encounter: Encounter, *, rule_
         await session.execute(
             statement.on_conflict_do_update(index_elements=["encounter_id", "rule_id"], set_={"note": note.strip(), "acknowledged_at": now})
         )
-    elif (await session.execute(statement.on_conflict_do_nothing().returning(FlagAcknowledgement.rule_id))).scalar_one_or_none() is None:
+    elif (
+        await session.execute(statement.on_conflict_do_nothing().returning(col(FlagAcknowledgement.rule_id)))
+    ).scalar_one_or_none() is None:
         # After the decision a note that justified it stays as written; a flag that appeared since may still get one.
         raise Conflict("encounter.decided", "This flag's note was part of the decision and cannot be changed now.")
     await record_audit_event(
@@ -213,13 +218,16 @@ async def prescribing_blocker(
             "plan.location_missing", "Record the state the patient is in right now.", fields={"location_state": "is required"}
         )
     today = clinic_today(now, settings)
+    allowed: bool | None  # scalar() of a SELECT EXISTS is never None, but is typed as if it could be
     if hold_credentials:
         allowed = await hold_prescribing_credentials(
             session, prescriber_id=encounter.prescriber_id, state=encounter.location_state, on=today
         )
     else:
         allowed = await session.scalar(
-            select(exists().where(UserAccount.id == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, today)))
+            select(
+                exists().where(col(UserAccount.id) == encounter.prescriber_id, prescriber_may_prescribe_in(encounter.location_state, today))
+            )
         )
     if not allowed:
         return RuleRefused(
@@ -292,7 +300,7 @@ async def chart(session: AsyncSession, encounter: Encounter, *, signed_in: Signe
     )
     user = await session.get(UserAccount, patient.user_id)
     intake = (
-        await session.execute(select(Intake).where(Intake.patient_id == patient.id).order_by(Intake.started_at.desc()).limit(1))
+        await session.execute(select(Intake).where(Intake.patient_id == patient.id).order_by(col(Intake.started_at).desc()).limit(1))
     ).scalar_one_or_none()
     sections = {}
     if intake is not None:
@@ -306,7 +314,7 @@ async def chart(session: AsyncSession, encounter: Encounter, *, signed_in: Signe
             await session.execute(
                 select(QuestionnaireResponse)
                 .where(QuestionnaireResponse.patient_id == patient.id)
-                .order_by(QuestionnaireResponse.answered_at)
+                .order_by(col(QuestionnaireResponse.answered_at))
             )
         ).scalars()
     ]
@@ -314,14 +322,14 @@ async def chart(session: AsyncSession, encounter: Encounter, *, signed_in: Signe
         await session.execute(
             select(ScreeningDecision)
             .where(ScreeningDecision.patient_id == patient.id)
-            .order_by(ScreeningDecision.screened_at.desc())
+            .order_by(col(ScreeningDecision.screened_at).desc())
             .limit(1)
         )
     ).scalar_one_or_none()
     appointments = [
         {"id": str(a.id), "type": a.appointment_type, "status": a.status, "starts_at": a.starts_at.isoformat()}
         for a in (
-            await session.execute(select(Appointment).where(Appointment.patient_id == patient.id).order_by(Appointment.starts_at))
+            await session.execute(select(Appointment).where(Appointment.patient_id == patient.id).order_by(col(Appointment.starts_at)))
         ).scalars()
     ]
     plans = [
@@ -333,7 +341,7 @@ async def chart(session: AsyncSession, encounter: Encounter, *, signed_in: Signe
             "signed_at": p.signed_at.isoformat() if p.signed_at else None,
         }
         for p in (
-            await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient.id).order_by(TrochePlan.created_at))
+            await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient.id).order_by(col(TrochePlan.created_at)))
         ).scalars()
     ]
     acknowledged = {

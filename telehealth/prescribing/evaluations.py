@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import Access, load_patient_for
 from telehealth.accounts.models import Patient, UserAccount
@@ -115,10 +115,10 @@ async def evaluations_of(session: AsyncSession, *, patient_id: uuid.UUID) -> lis
     prescriber, recorder = aliased(UserAccount), aliased(UserAccount)
     rows = await session.execute(
         select(InPersonEvaluation, prescriber.full_name, recorder.full_name)
-        .join(prescriber, prescriber.id == InPersonEvaluation.prescriber_id)
-        .join(recorder, recorder.id == InPersonEvaluation.recorded_by)
+        .join(prescriber, col(prescriber.id) == InPersonEvaluation.prescriber_id)
+        .join(recorder, col(recorder.id) == InPersonEvaluation.recorded_by)
         .where(InPersonEvaluation.patient_id == patient_id)
-        .order_by(InPersonEvaluation.evaluated_on.desc(), InPersonEvaluation.recorded_at.desc())
+        .order_by(col(InPersonEvaluation.evaluated_on).desc(), col(InPersonEvaluation.recorded_at).desc())
     )
     return [EvaluationLine(evaluation, prescriber_name, recorder_name) for evaluation, prescriber_name, recorder_name in rows.all()]
 
@@ -127,7 +127,7 @@ async def prescribers(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
     """Active prescribers, for the coordinator's choice on the form."""
     rows = await session.execute(
         select(UserAccount.id, UserAccount.full_name)
-        .where(UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))
+        .where(UserAccount.role == Role.PRESCRIBER.value, col(UserAccount.is_active).is_(True))
         .order_by(UserAccount.full_name)
     )
     return [(row.id, row.full_name) for row in rows]

@@ -16,8 +16,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
@@ -96,7 +96,7 @@ def _whole_numbers(raw: str, *, most: int, largest: int) -> list[int] | None:
     numbers = [parse_whole_number(part) for part in re.split(r"[,\s]+", raw.strip()) if part]
     if not numbers or len(numbers) > most or any(n is None or n > largest for n in numbers):
         return None
-    return numbers  # type: ignore[return-value]
+    return [n for n in numbers if n is not None]  # all of them (checked above)
 
 
 def _bounded(raw: str, *, largest: int = 99_999) -> int | None:
@@ -221,7 +221,9 @@ async def _encounter_page(
     for row in chart["appointments"]:
         row["starts_at"] = _when(row["starts_at"])
     own_plans = list(
-        (await session.execute(select(TrochePlan).where(TrochePlan.encounter_id == encounter.id).order_by(TrochePlan.created_at))).scalars()
+        (
+            await session.execute(select(TrochePlan).where(TrochePlan.encounter_id == encounter.id).order_by(col(TrochePlan.created_at)))
+        ).scalars()
     )
     signed = any(plan.signed_at is not None for plan in own_plans)
     blocker = await encounters.prescribing_blocker(session, encounter, now=now, settings=settings)

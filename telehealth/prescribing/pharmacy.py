@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.service import patient_contact
@@ -65,7 +67,10 @@ class QueueItem:
 async def _fill_details(session: AsyncSession, patient_id: uuid.UUID) -> tuple[str, str | None, dict[str, str]]:
     """Name and date of birth as on the photo ID, and the shipping address: the intake's two sections, nothing else."""
     intake_id = await session.scalar(
-        select(Intake.id).where(Intake.patient_id == patient_id, Intake.status == "submitted").order_by(Intake.submitted_at.desc()).limit(1)
+        select(Intake.id)
+        .where(Intake.patient_id == patient_id, Intake.status == "submitted")
+        .order_by(col(Intake.submitted_at).desc())
+        .limit(1)
     )
     rows = {}
     if intake_id is not None:
@@ -74,7 +79,7 @@ async def _fill_details(session: AsyncSession, patient_id: uuid.UUID) -> tuple[s
             for row in (
                 await session.execute(
                     select(IntakeSection).where(
-                        IntakeSection.intake_id == intake_id, IntakeSection.section.in_(["demographics", "address"])
+                        IntakeSection.intake_id == intake_id, col(IntakeSection.section).in_(["demographics", "address"])
                     )
                 )
             ).scalars()
@@ -94,12 +99,12 @@ class PharmacyQueue:
     notice: str | None = None  # why the queue is empty when the pharmacist belongs to no pharmacy
 
 
-def _batch_rows() -> Select[Any]:
+def _batch_rows() -> Select[PlanBatch, TrochePlan, Encounter, str]:
     return (
         select(PlanBatch, TrochePlan, Encounter, UserAccount.full_name)
-        .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
-        .join(Encounter, Encounter.id == TrochePlan.encounter_id)
-        .join(UserAccount, UserAccount.id == TrochePlan.prescriber_id)
+        .join(TrochePlan, col(TrochePlan.id) == PlanBatch.plan_id)
+        .join(Encounter, col(Encounter.id) == TrochePlan.encounter_id)
+        .join(UserAccount, col(UserAccount.id) == TrochePlan.prescriber_id)
     )
 
 
@@ -109,7 +114,7 @@ async def _item(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, encou
         select(DeaRegistration.number).where(
             DeaRegistration.clinician_id == plan.prescriber_id,
             DeaRegistration.state == encounter.location_state,
-            holds_schedule_iii(DeaRegistration.schedules),
+            holds_schedule_iii(col(DeaRegistration.schedules)),
             DeaRegistration.expires_on >= (plan.signed_at or batch.updated_at).date(),
         )
     )
@@ -130,8 +135,8 @@ async def queue(
     rows = (
         await session.execute(
             _batch_rows()
-            .where(TrochePlan.pharmacy_id == pharmacy.id, PlanBatch.status.in_([str(s) for s in statuses]))
-            .order_by(PlanBatch.updated_at)
+            .where(col(TrochePlan.pharmacy_id) == pharmacy.id, col(PlanBatch.status).in_([str(s) for s in statuses]))
+            .order_by(col(PlanBatch.updated_at))
         )
     ).all()
     await record_audit_event(
@@ -187,7 +192,7 @@ async def _own_pharmacy_batch(
     if pharmacy is not None:
         query = (
             select(PlanBatch)
-            .join(TrochePlan, TrochePlan.id == PlanBatch.plan_id)
+            .join(TrochePlan, col(TrochePlan.id) == PlanBatch.plan_id)
             .where(PlanBatch.id == batch_id, TrochePlan.pharmacy_id == pharmacy.id)
         )
         if lock:
@@ -227,7 +232,7 @@ async def read_batch(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_i
         now=now,
         reason=f"pharmacy:{pharmacy.id}",
     )
-    _, _, encounter, prescriber_name = (await session.execute(_batch_rows().where(PlanBatch.id == batch.id))).one()
+    _, _, encounter, prescriber_name = (await session.execute(_batch_rows().where(col(PlanBatch.id) == batch.id))).one()
     return await _item(session, batch, plan, encounter, prescriber_name)
 
 

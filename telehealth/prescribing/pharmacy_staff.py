@@ -8,9 +8,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
@@ -30,7 +30,7 @@ NO_PHARMACY = (
 async def pharmacy_of(session: AsyncSession, pharmacist_id: uuid.UUID) -> Pharmacy | None:
     """The pharmacy this account works for, or None (then it sees nothing)."""
     return await session.scalar(
-        select(Pharmacy).join(PharmacyStaff, PharmacyStaff.pharmacy_id == Pharmacy.id).where(PharmacyStaff.user_id == pharmacist_id)
+        select(Pharmacy).join(PharmacyStaff, col(PharmacyStaff.pharmacy_id) == Pharmacy.id).where(PharmacyStaff.user_id == pharmacist_id)
     )
 
 
@@ -48,10 +48,10 @@ async def pharmacists(session: AsyncSession) -> list[PharmacistEntry]:
     """Every pharmacist account with its pharmacy (None when not yet assigned), by name."""
     rows = await session.execute(
         select(UserAccount, Pharmacy)
-        .outerjoin(PharmacyStaff, PharmacyStaff.user_id == UserAccount.id)
-        .outerjoin(Pharmacy, Pharmacy.id == PharmacyStaff.pharmacy_id)
+        .outerjoin(PharmacyStaff, col(PharmacyStaff.user_id) == UserAccount.id)
+        .outerjoin(Pharmacy, col(Pharmacy.id) == PharmacyStaff.pharmacy_id)
         .where(UserAccount.role == Role.PHARMACIST.value)
-        .order_by(UserAccount.full_name, UserAccount.id)
+        .order_by(UserAccount.full_name, col(UserAccount.id))
     )
     return [PharmacistEntry(account, pharmacy) for account, pharmacy in rows.all()]
 
@@ -79,7 +79,7 @@ async def assign_pharmacy(
     await session.execute(
         insert(PharmacyStaff)
         .values(user_id=pharmacist_id, pharmacy_id=pharmacy_id, assigned_at=now)
-        .on_conflict_do_update(index_elements=[PharmacyStaff.user_id], set_={"pharmacy_id": pharmacy_id, "assigned_at": now})
+        .on_conflict_do_update(index_elements=[col(PharmacyStaff.user_id)], set_={"pharmacy_id": pharmacy_id, "assigned_at": now})
     )
     await record_audit_event(
         session,

@@ -7,9 +7,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.sessions import SignedIn
@@ -66,7 +67,7 @@ async def _one_pharmacy(session: AsyncSession, pharmacy_id: uuid.UUID | None) ->
 
 async def live_plan(session: AsyncSession, *, patient_id: uuid.UUID) -> TrochePlan | None:
     return (
-        await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient_id, TrochePlan.status.in_(list(LIVE_PLAN))))
+        await session.execute(select(TrochePlan).where(TrochePlan.patient_id == patient_id, col(TrochePlan.status).in_(list(LIVE_PLAN))))
     ).scalar_one_or_none()
 
 
@@ -272,7 +273,7 @@ async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, ac
 async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> TrochePlan:
     """Resume a paused plan; one paused by a serious adverse event resumes only through its review."""
     unreviewed = await session.scalar(
-        select(SeriousEvent.id).where(SeriousEvent.plan_id == plan.id, SeriousEvent.reviewed_at.is_(None)).limit(1)
+        select(SeriousEvent.id).where(SeriousEvent.plan_id == plan.id, col(SeriousEvent.reviewed_at).is_(None)).limit(1)
     )
     if unreviewed is not None:
         raise RuleRefused(
@@ -321,7 +322,9 @@ async def discontinue_plan(
         values={"status_reason": reason.strip(), "updated_at": now},
     )
     await follow_plan(session, plan, change="discontinued", actor=actor, now=now)  # its scheduled session is cancelled, the sitter told
-    batches = list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id).order_by(PlanBatch.sequence))).scalars())
+    batches = list(
+        (await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id).order_by(col(PlanBatch.sequence)))).scalars()
+    )
     for batch in batches:
         if batch.status in UNSHIPPED:
             await change_status(
@@ -354,4 +357,4 @@ async def discontinue_plan(
 
 
 async def batches_of(session: AsyncSession, *, plan_id: uuid.UUID) -> list[PlanBatch]:
-    return list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan_id).order_by(PlanBatch.sequence))).scalars())
+    return list((await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan_id).order_by(col(PlanBatch.sequence)))).scalars())

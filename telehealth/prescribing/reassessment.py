@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
@@ -66,9 +66,9 @@ def score_change(questionnaire: str, scores: list[int]) -> ScoreChange | None:
 async def score_changes(session: AsyncSession, *, patient_id: uuid.UUID) -> list[ScoreChange]:
     rows = await session.execute(
         select(QuestionnaireResponse.questionnaire, QuestionnaireResponse.score)
-        .where(QuestionnaireResponse.patient_id == patient_id, QuestionnaireResponse.questionnaire.in_(["phq9", "gad7"]))
+        .where(QuestionnaireResponse.patient_id == patient_id, col(QuestionnaireResponse.questionnaire).in_(["phq9", "gad7"]))
         # at the same instant the intake's answer is the earlier one (the baseline)
-        .order_by(QuestionnaireResponse.answered_at, QuestionnaireResponse.intake_id.is_(None))
+        .order_by(col(QuestionnaireResponse.answered_at), col(QuestionnaireResponse.intake_id).is_(None))
     )
     by_kind: dict[str, list[int]] = {}
     for kind, score in rows.all():
@@ -98,7 +98,7 @@ async def due_reassessment(session: AsyncSession, *, patient_id: uuid.UUID, lock
     newest = (
         select(TrochePlan)
         .where(TrochePlan.patient_id == patient_id, TrochePlan.status != PlanStatus.DRAFT)
-        .order_by(TrochePlan.created_at.desc())
+        .order_by(col(TrochePlan.created_at).desc())
         .limit(1)
     )
     plan = (await session.execute(newest.with_for_update() if lock else newest)).scalar_one_or_none()
@@ -238,9 +238,9 @@ async def latest_risk_reasons(session: AsyncSession, *, patient_id: uuid.UUID) -
         .where(
             QuestionnaireResponse.patient_id == patient_id,
             QuestionnaireResponse.questionnaire == "phq9",
-            QuestionnaireResponse.intake_id.is_(None),
+            col(QuestionnaireResponse.intake_id).is_(None),
         )
-        .order_by(QuestionnaireResponse.answered_at.desc())
+        .order_by(col(QuestionnaireResponse.answered_at).desc())
         .limit(1)
     )
     return suicide_risk_reasons(phq9=answers, cssrs=None) if answers else []

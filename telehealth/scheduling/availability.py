@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from telehealth.audit.service import record_audit_event
 from telehealth.lib.actors import Actor
@@ -45,7 +46,7 @@ async def replace_weekly_hours(
             problems[f"weekday {day}"] = "has overlapping ranges"
     if problems:
         raise InvalidInput("availability.invalid", "Some hours need another look.", fields=problems)
-    await session.execute(delete(WeeklyHours).where(WeeklyHours.clinician_id == clinician_id))
+    await session.execute(delete(WeeklyHours).where(col(WeeklyHours.clinician_id) == clinician_id))
     for item in ranges:
         session.add(WeeklyHours(clinician_id=clinician_id, weekday=item.weekday, starts_at_local=item.start, ends_at_local=item.end))
     await record_audit_event(
@@ -103,8 +104,8 @@ async def save_type_settings(
     problems = {
         name: f"must be between {low} and {high}"
         for name, (low, high) in limits.items()
-        if values.get(name) is not None and not low <= values[name] <= high
-    }  # type: ignore[operator]
+        if (value := values.get(name)) is not None and not low <= value <= high
+    }
     if (cap := values.get("max_per_day")) is not None and not 1 <= cap <= 50:
         problems["max_per_day"] = "must be between 1 and 50"
     if problems:

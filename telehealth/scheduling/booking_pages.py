@@ -14,8 +14,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.authz import load_patient_for, own_patient_record, visible_patients_clause
 from telehealth.accounts.guards import requires_role
@@ -132,7 +132,7 @@ async def _hours_page(
                 await db_session.execute(
                     select(WeeklyHours)
                     .where(WeeklyHours.clinician_id == signed_in.user_id)
-                    .order_by(WeeklyHours.weekday, WeeklyHours.starts_at_local)
+                    .order_by(col(WeeklyHours.weekday), col(WeeklyHours.starts_at_local))
                 )
             )
             .scalars()
@@ -144,7 +144,7 @@ async def _hours_page(
             await db_session.execute(
                 select(DateOverride)
                 .where(DateOverride.clinician_id == signed_in.user_id, DateOverride.on_date >= today)
-                .order_by(DateOverride.on_date)
+                .order_by(col(DateOverride.on_date))
             )
         )
         .scalars()
@@ -441,7 +441,7 @@ class FollowUpPagesController(Controller):
     async def patients(self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession]) -> Template:
         rows = await db_session.execute(
             select(Patient.id, UserAccount.full_name)
-            .join(UserAccount, UserAccount.id == Patient.user_id)
+            .join(UserAccount, col(UserAccount.id) == Patient.user_id)
             .where(visible_patients_clause(signed_in))
             .order_by(UserAccount.full_name)
         )

@@ -13,10 +13,26 @@ from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Row, Uuid, any_, bindparam, func, literal_column, select, text, true, type_coerce
+from sqlalchemy import (
+    ColumnClause,
+    DateTime,
+    FromClause,
+    Result,
+    Row,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
+from sqlmodel import col
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
@@ -67,13 +83,13 @@ def _plain(column: Any) -> Any:
 @cache
 def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
     if not prescriber:  # therapists: the state's licences, the latest per clinician
-        license = select(StateLicense.clinician_id, func.max(StateLicense.expires_on).label("until")).where(
-            StateLicense.state == bindparam("state"), StateLicense.expires_on >= bindparam("on_or_after")
+        license = select(col(StateLicense.clinician_id), func.max(StateLicense.expires_on).label("until")).where(
+            col(StateLicense.state) == bindparam("state"), StateLicense.expires_on >= bindparam("on_or_after")
         )
         if one_clinician:
-            license = license.where(StateLicense.clinician_id == bindparam("clinician_id"))
-        licensed = license.group_by(StateLicense.clinician_id).subquery("licensed")
-        query = select(UserAccount.id).join(licensed, licensed.c.clinician_id == UserAccount.id)
+            license = license.where(col(StateLicense.clinician_id) == bindparam("clinician_id"))
+        licensed: FromClause = license.group_by(col(StateLicense.clinician_id)).subquery("licensed")
+        query = select(col(UserAccount.id)).join(licensed, licensed.c.clinician_id == UserAccount.id)
         valid_through: Any = licensed.c.until
     else:
         # Prescribers start from their Schedule III DEA registration in the state (one per clinician and state,
@@ -84,31 +100,31 @@ def _credentialed_statement(*, prescriber: bool, one_clinician: bool) -> Any:
         licensed = (
             select(func.max(StateLicense.expires_on).label("until"))
             .where(
-                StateLicense.clinician_id == DeaRegistration.clinician_id,
-                StateLicense.state == bindparam("state"),
+                col(StateLicense.clinician_id) == DeaRegistration.clinician_id,
+                col(StateLicense.state) == bindparam("state"),
                 StateLicense.expires_on >= bindparam("on_or_after"),
             )
             .lateral("licensed")
         )
         query = (
-            select(UserAccount.id)
+            select(col(UserAccount.id))
             .select_from(DeaRegistration)
-            .join(UserAccount, UserAccount.id == DeaRegistration.clinician_id)
+            .join(UserAccount, col(UserAccount.id) == DeaRegistration.clinician_id)
             .join(licensed, true())
             .where(
-                DeaRegistration.state == bindparam("state"),
+                col(DeaRegistration.state) == bindparam("state"),
                 DeaRegistration.expires_on >= bindparam("on_or_after"),
-                holds_schedule_iii(DeaRegistration.schedules),
+                holds_schedule_iii(col(DeaRegistration.schedules)),
                 licensed.c.until.is_not(None),
             )
         )
         if one_clinician:
-            query = query.where(DeaRegistration.clinician_id == bindparam("clinician_id"))
+            query = query.where(col(DeaRegistration.clinician_id) == bindparam("clinician_id"))
         valid_through = func.least(licensed.c.until, DeaRegistration.expires_on)
     return (
-        query.add_columns(valid_through.label("valid_through"), UserAccount.full_name, ClinicianProfile.timezone)
-        .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
-        .where(UserAccount.role == bindparam("role"), UserAccount.is_active.is_(True))
+        query.add_columns(valid_through.label("valid_through"), col(UserAccount.full_name), col(ClinicianProfile.timezone))
+        .outerjoin(ClinicianProfile, col(ClinicianProfile.user_id) == UserAccount.id)
+        .where(col(UserAccount.role) == bindparam("role"), col(UserAccount.is_active).is_(True))
     )
 
 
@@ -162,21 +178,21 @@ def _with_calendar(query: Any) -> Any:
         select(
             func.string_agg(
                 func.concat_ws(" ", WeeklyHours.weekday, WeeklyHours.starts_at_local, WeeklyHours.ends_at_local),
-                aggregate_order_by(literal_column("','"), WeeklyHours.weekday, WeeklyHours.starts_at_local),
+                aggregate_order_by(literal_column("','"), col(WeeklyHours.weekday), col(WeeklyHours.starts_at_local)),
             )
         )
-        .where(WeeklyHours.clinician_id == UserAccount.id)
+        .where(col(WeeklyHours.clinician_id) == UserAccount.id)
         .scalar_subquery()
     )
     overrides = (
         select(
             func.string_agg(
                 func.concat_ws(" ", DateOverride.on_date, DateOverride.kind, DateOverride.starts_at_local, DateOverride.ends_at_local),
-                aggregate_order_by(literal_column("','"), DateOverride.on_date, DateOverride.starts_at_local),
+                aggregate_order_by(literal_column("','"), col(DateOverride.on_date), col(DateOverride.starts_at_local)),
             )
         )
         .where(
-            DateOverride.clinician_id == UserAccount.id,
+            col(DateOverride.clinician_id) == UserAccount.id,
             DateOverride.on_date >= bindparam("first_day"),
             DateOverride.on_date <= bindparam("last_day"),
         )
@@ -196,8 +212,8 @@ def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
 
 
 _CALENDARS_BY_ID = _with_calendar(
-    select(UserAccount.id, ClinicianProfile.timezone)
-    .outerjoin(ClinicianProfile, ClinicianProfile.user_id == UserAccount.id)
+    select(col(UserAccount.id), col(ClinicianProfile.timezone))
+    .outerjoin(ClinicianProfile, col(ClinicianProfile.user_id) == UserAccount.id)
     .where(_any_id(UserAccount.id))
 )
 
@@ -280,7 +296,7 @@ def reach_of(calendars: list[ClinicianCalendar], appointment_type: AppointmentTy
 
 
 _UTC = DateTime(timezone=True)
-_HALF_OPEN = literal_column("'[)'")  # literal, so even a generic plan matches the index expression
+_HALF_OPEN: ColumnClause[str] = literal_column("'[)'")  # literal, so even a generic plan matches the index expression
 
 
 def _occupying_within(*, one_clinician: bool = False) -> list[Any]:
@@ -301,10 +317,10 @@ def _occupying_within(*, one_clinician: bool = False) -> list[Any]:
 
 
 _OCCUPYING_COLUMNS = (
-    Appointment.id,
-    Appointment.clinician_id,
-    Appointment.appointment_type,
-    Appointment.status,
+    col(Appointment.id),
+    col(Appointment.clinician_id),
+    col(Appointment.appointment_type),
+    col(Appointment.status),
     _plain(Appointment.starts_at),
     _plain(Appointment.busy_from),
     _plain(Appointment.busy_until),
@@ -316,10 +332,10 @@ _OCCUPYING_SPANS_OF_ONE = select(*_OCCUPYING_COLUMNS).where(*_occupying_within(o
 
 _BUSY_SPANS = (
     select(
-        Appointment.clinician_id,
+        col(Appointment.clinician_id),
         # Read as asyncpg decodes them (lists of UTC datetimes), without a per-item hook.
-        type_coerce(func.array_agg(aggregate_order_by(Appointment.busy_from, Appointment.busy_from)), NullType()),
-        type_coerce(func.array_agg(aggregate_order_by(Appointment.busy_until, Appointment.busy_from)), NullType()),
+        type_coerce(func.array_agg(aggregate_order_by(col(Appointment.busy_from), col(Appointment.busy_from))), NullType()),
+        type_coerce(func.array_agg(aggregate_order_by(col(Appointment.busy_until), col(Appointment.busy_from))), NullType()),
     )
     .where(
         # Overlapping [after, before), found by the start alone (no span lasts over MAX_BUSY_SPAN, a check
@@ -329,9 +345,10 @@ _BUSY_SPANS = (
         Appointment.busy_from < bindparam("before", type_=_UTC),
         Appointment.busy_from > bindparam("earliest_start", type_=_UTC),
         Appointment.busy_until > bindparam("after", type_=_UTC),
-        (Appointment.status == AppointmentStatus.BOOKED.value) | (Appointment.hold_expires_at > bindparam("now")),  # not a lapsed hold
+        (col(Appointment.status) == AppointmentStatus.BOOKED.value)
+        | (col(Appointment.hold_expires_at) > bindparam("now")),  # not a lapsed hold
     )
-    .group_by(Appointment.clinician_id)
+    .group_by(col(Appointment.clinician_id))
 )
 
 
@@ -342,7 +359,8 @@ async def load_busy_spans(
     window, lapsed holds left out, aggregated per clinician by the database: what the slot engine needs when
     no daily limit counts appointments, in one row per clinician."""
     after = window_start - reach
-    rows = await session.execute(
+    # The arrays are read as asyncpg decodes them (NullType: no hook), so SQLAlchemy cannot say what they hold.
+    rows: Result[*tuple[Any, ...]] = await session.execute(
         _BUSY_SPANS,
         {"ids": clinician_ids, "after": after, "earliest_start": after - MAX_BUSY_SPAN, "before": window_end + reach, "now": now},
     )

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
@@ -47,12 +48,11 @@ async def _confirm_cost(quote: CancellationQuote, *, accept_late_fee: bool) -> N
 async def load_for_change(session: AsyncSession, *, appointment_id: uuid.UUID, viewer: SignedIn, patient: Patient | None) -> Appointment:
     """The appointment, locked, if it is the viewer's own (as its patient or as its clinician)."""
     appointment = await session.get(Appointment, appointment_id, with_for_update=True)
-    own = appointment is not None and (
+    if appointment is None or not (
         (patient is not None and appointment.patient_id == patient.id) or appointment.clinician_id == viewer.user_id
-    )
-    if not own:
+    ):
         raise NotFound("appointment.not_found", "No appointment with this id is yours.")
-    return appointment  # type: ignore[return-value]
+    return appointment
 
 
 async def cancel(
@@ -133,7 +133,7 @@ async def reschedule(
     async def move() -> None:
         await session.execute(
             update(Appointment)
-            .where(Appointment.id == appointment.id)
+            .where(col(Appointment.id) == appointment.id)
             .values(
                 starts_at=new_start,
                 ends_at=new_end,

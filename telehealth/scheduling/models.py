@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Uuid, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
@@ -20,7 +21,7 @@ OCCUPYING_SQL = "status IN ('held', 'booked')"
 MAX_BUSY_SPAN = timedelta(days=1)  # no appointment with its buffers lasts longer (a check constraint; the settings allow 8 h)
 
 
-def _clinician_fk(primary_key: bool = False) -> Field:  # type: ignore[valid-type]
+def _clinician_fk(primary_key: bool = False) -> Any:  # a Field(...), which SQLModel types as Any
     return Field(
         sa_column=Column(
             Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=not primary_key, primary_key=primary_key

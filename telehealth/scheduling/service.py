@@ -14,18 +14,20 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Row, bindparam, select, text, update
+from sqlalchemy import Row, bindparam, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.care_teams import service as care_teams
+from telehealth.db.base import table_of
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
 from telehealth.lib.actors import Actor
@@ -126,10 +128,17 @@ class Slot(NamedTuple):
     clinician_id: uuid.UUID
 
 
+class Resident(Protocol):
+    """All find_slots reads of a patient: the state they live in (a Patient, or the dashboard's probe for a state)."""
+
+    @property
+    def state_of_residence(self) -> str | None: ...
+
+
 async def find_slots(
     session: AsyncSession,
     *,
-    patient: Patient,
+    patient: Resident,
     appointment_type: AppointmentType,
     window_start: datetime,
     window_end: datetime,
@@ -335,7 +344,7 @@ def _offered_around(
     return [Slot(start, credentials.full_name, credentials.id) for start in starts]
 
 
-_APPOINTMENT = Appointment.__table__  # Core statements on the table: no ORM bookkeeping for one row
+_APPOINTMENT = table_of(Appointment)  # Core statements on the table: no ORM bookkeeping for one row
 # The status is literal so that even the plan PostgreSQL keeps for the prepared statement can use the partial
 # index ix_appointment_hold_expiry (WHERE status = 'held'); as a parameter, it planned the UPDATE afresh on
 # every booking.
@@ -493,7 +502,7 @@ async def expire_lapsed_holds(session: AsyncSession, *, now: datetime) -> int:
     due = (
         await session.execute(
             select(Appointment.id, Appointment.patient_id)
-            .where(Appointment.status == AppointmentStatus.HELD, Appointment.hold_expires_at <= now)
+            .where(Appointment.status == AppointmentStatus.HELD, col(Appointment.hold_expires_at) <= now)
             .with_for_update(skip_locked=True)
         )
     ).all()
@@ -521,7 +530,7 @@ async def patient_appointment(session: AsyncSession, *, patient: Patient, appoin
 
 async def patient_appointments(session: AsyncSession, *, patient: Patient, since: datetime) -> list[Appointment]:
     rows = await session.execute(
-        select(Appointment).where(Appointment.patient_id == patient.id, Appointment.ends_at >= since).order_by(Appointment.starts_at)
+        select(Appointment).where(Appointment.patient_id == patient.id, Appointment.ends_at >= since).order_by(col(Appointment.starts_at))
     )
     return list(rows.scalars())
 
@@ -552,14 +561,14 @@ async def clinician_calendar(
     """A clinician's held and booked appointments in a window, with each patient's name."""
     rows = await session.execute(
         select(Appointment, UserAccount.full_name)
-        .join(Patient, Patient.id == Appointment.patient_id)
-        .join(UserAccount, UserAccount.id == Patient.user_id)
+        .join(Patient, col(Patient.id) == Appointment.patient_id)
+        .join(UserAccount, col(UserAccount.id) == Patient.user_id)
         .where(
             Appointment.clinician_id == clinician_id,
-            Appointment.status.in_([s.value for s in OCCUPYING]),
+            col(Appointment.status).in_([s.value for s in OCCUPYING]),
             Appointment.starts_at < end,
             Appointment.ends_at > start,
         )
-        .order_by(Appointment.starts_at)
+        .order_by(col(Appointment.starts_at))
     )
     return [(appointment, name) for appointment, name in rows.all()]

@@ -56,7 +56,7 @@ async def _admit(socket: WebSocket[Any, Any, Any], room_token: str) -> RoomPass 
     if not origin or urlsplit(origin).netloc != host:  # a page elsewhere cannot ride the visitor's cookie
         await _refuse(socket, RoomClose.NOT_ALLOWED, "room.cross_origin", "Open the room from the clinic's own site.")
         return None
-    viewer: SignedIn | None = socket.scope.get("user")  # type: ignore[assignment]
+    viewer: SignedIn | None = socket.scope.get("user")
     if viewer is None or viewer.must_enrol_two_factor or not viewer.two_factor_done:
         await _refuse(socket, RoomClose.NOT_SIGNED_IN, "auth.required", "Sign in again to join the visit.")
         return None
@@ -82,7 +82,7 @@ class RoomConnection:
         self.connection = secrets.token_hex(8)  # this socket, among the room's (a second tab replaces the first)
         self.closed = asyncio.Event()
         self.peer: str | None = None  # the other person's live connection, as last announced (hello or here)
-        viewer: SignedIn = socket.scope["user"]  # type: ignore[assignment]
+        viewer: SignedIn = socket.scope["user"]
         self.actor = Actor(
             viewer.user_id, viewer.role.value, socket.client.host if socket.client else None, socket.headers.get("user-agent")
         )
@@ -125,7 +125,7 @@ class RoomConnection:
             if event["type"] == "websocket.disconnect":
                 return
             raw = event.get("text")
-            if raw is None:
+            if not isinstance(raw, str):  # None: a bytes frame
                 logger.info("video room closed a connection: not_text")
                 return await self.close(RoomClose.NOT_TEXT)
             try:

@@ -13,9 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -89,12 +90,12 @@ async def record_joined(session: AsyncSession, room: RoomPass, *, now: datetime)
 async def record_left(session: AsyncSession, *, connection_id: uuid.UUID, appointment_id: uuid.UUID, now: datetime) -> None:
     """The person left: their connection ends, and a visit that started ends now (a rejoin moves it on)."""
     await session.execute(
-        update(VisitConnection).where(VisitConnection.id == connection_id, VisitConnection.left_at.is_(None)).values(left_at=now)
+        update(VisitConnection).where(col(VisitConnection.id) == connection_id, col(VisitConnection.left_at).is_(None)).values(left_at=now)
     )
     # GREATEST: two people leaving at once commit in either order; the visit ends at the later leave.
     await session.execute(
         update(VideoVisit)
-        .where(VideoVisit.appointment_id == appointment_id)
+        .where(col(VideoVisit.appointment_id) == appointment_id)
         .values(ended_at=func.greatest(func.coalesce(VideoVisit.ended_at, now), now))
     )
 
@@ -115,7 +116,7 @@ async def record_visit_started(session: AsyncSession, room: RoomPass, *, actor: 
         insert(VideoVisit)
         .values(appointment_id=room.appointment_id, modality="audio_video", started_at=now, start_evidence=BOTH_CONNECTED)
         .on_conflict_do_nothing()
-        .returning(VideoVisit.appointment_id)
+        .returning(col(VideoVisit.appointment_id))
     )
     if inserted.scalar_one_or_none() is None:
         return False
@@ -155,7 +156,7 @@ async def attest_external_visit(
             attested_by=viewer.user_id,
         )
         .on_conflict_do_nothing()
-        .returning(VideoVisit.appointment_id)
+        .returning(col(VideoVisit.appointment_id))
     )
     if inserted.scalar_one_or_none() is not None:
         await record_audit_event(
@@ -221,9 +222,9 @@ async def visit_evidence(session: AsyncSession, appointment_id: uuid.UUID) -> Vi
     """What the room recorded: the visit (start, its evidence, end) and every join and leave, in order."""
     rows = await session.execute(
         select(VisitConnection, UserAccount.full_name)
-        .join(UserAccount, UserAccount.id == VisitConnection.user_id)
+        .join(UserAccount, col(UserAccount.id) == VisitConnection.user_id)
         .where(VisitConnection.appointment_id == appointment_id)
-        .order_by(VisitConnection.joined_at)
+        .order_by(col(VisitConnection.joined_at))
     )
     return VisitEvidence(await visit_of(session, appointment_id), [(connection, name) for connection, name in rows.all()])
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
+from sqlmodel import col
 
 from telehealth.db.engine import transaction
 from telehealth.outbox.schedule import run_every
@@ -19,7 +20,7 @@ LONGEST_WINDOW = timedelta(days=1)  # no limit looks further back than a day
 @job_handler(PRUNE_RATE_LIMIT_EVENTS)
 async def prune_rate_limit_events(context: WorkerContext, payload: dict[str, Any]) -> None:
     async with transaction(context.session_factory) as session:
-        await session.execute(delete(RateLimitEvent).where(RateLimitEvent.occurred_at < context.clock.now() - LONGEST_WINDOW))
+        await session.execute(delete(RateLimitEvent).where(col(RateLimitEvent.occurred_at) < context.clock.now() - LONGEST_WINDOW))
 
 
 run_every(PRUNE_RATE_LIMIT_EVENTS, timedelta(hours=1))

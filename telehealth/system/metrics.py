@@ -74,7 +74,8 @@ class MetricsMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, remember_status)
         finally:
-            self.metrics.observe(scope.get("method", "GET"), _route_of(scope), status, time.perf_counter() - started)
+            method = scope["method"] if scope["type"] == ScopeType.HTTP else "GET"  # scopes: HTTP only
+            self.metrics.observe(method, _route_of(scope), status, time.perf_counter() - started)
 
 
 class OutboxCollector:

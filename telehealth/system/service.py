@@ -14,7 +14,7 @@ from telehealth.db.migrate import schema_state
 async def outbox_figures(engine: AsyncEngine, *, now: datetime) -> tuple[dict[str, int], float]:
     """Jobs by live status and parked, and how long the oldest due job has waited (seconds)."""
     async with engine.connect() as connection:
-        counts = dict(
+        counts: dict[str, int] = dict(
             (
                 await connection.execute(
                     text("SELECT status, count(*) FROM job WHERE status IN ('queued', 'running', 'parked') GROUP BY status")

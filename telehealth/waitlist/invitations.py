@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
@@ -50,7 +50,7 @@ async def invite_next(session: AsyncSession, *, state: str, count: int, actor: A
             await session.execute(
                 select(WaitlistEntry)
                 .where(WaitlistEntry.state == state, IS_WAITING)
-                .order_by(WaitlistEntry.confirmed_at, WaitlistEntry.id)
+                .order_by(col(WaitlistEntry.confirmed_at), col(WaitlistEntry.id))
                 .limit(count)
                 .with_for_update(skip_locked=True)
             )
@@ -143,7 +143,7 @@ async def expire_due_invitations(session: AsyncSession, *, now: datetime, settin
             await session.execute(
                 select(WaitlistInvitation)
                 .where(IS_LIVE_INVITATION, WaitlistInvitation.expires_at <= now)
-                .order_by(WaitlistInvitation.expires_at)
+                .order_by(col(WaitlistInvitation.expires_at))
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, text, tuple_
+from sqlalchemy import delete, func, literal, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email
@@ -136,7 +137,7 @@ async def join_waitlist(session: AsyncSession, request: JoinRequest, *, actor: A
             joined_at=now,
         )
         .on_conflict_do_nothing(index_elements=["email"], index_where=text("email IS NOT NULL"))
-        .returning(WaitlistEntry.id)
+        .returning(col(WaitlistEntry.id))
     )
     new_id = inserted.scalar_one_or_none()
     entry = (
@@ -168,7 +169,7 @@ async def join_waitlist(session: AsyncSession, request: JoinRequest, *, actor: A
 async def entry_for_link(session: AsyncSession, token: str, *, for_update: bool = False) -> WaitlistEntry:
     statement = (
         select(WaitlistEntry)
-        .join(WaitlistLink, WaitlistLink.entry_id == WaitlistEntry.id)
+        .join(WaitlistLink, col(WaitlistLink.entry_id) == WaitlistEntry.id)
         .where(WaitlistLink.token_hash == hash_token(token))
     )
     entry = (await session.execute(statement.with_for_update(of=WaitlistEntry) if for_update else statement)).scalar_one_or_none()
@@ -253,7 +254,7 @@ async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now
     )
     if live_invitation is not None:
         await revoke_invitation(session, invitation=live_invitation, actor=actor, now=now, settings=settings)
-    await session.execute(delete(WaitlistLink).where(WaitlistLink.entry_id == entry.id))
+    await session.execute(delete(WaitlistLink).where(col(WaitlistLink.entry_id) == entry.id))
     if email:
         await session.execute(
             text("DELETE FROM job WHERE status = 'queued' AND kind = 'notifications.send_email' AND payload->>'to' = :to"),

@@ -403,8 +403,8 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "interval.unreported_not_counted",
         SESSIONS_PY,
-        "DosingSession.plan_id == plan_id,\n            DosingSession.status.in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),",
-        "DosingSession.plan_id == plan_id,\n            DosingSession.status.in_([SessionStatus.REPORTED]),",
+        "DosingSession.plan_id == plan_id,\n            col(DosingSession.status).in_([SessionStatus.UNLOCKED, SessionStatus.REPORTED]),",
+        "DosingSession.plan_id == plan_id,\n            col(DosingSession.status).in_([SessionStatus.REPORTED]),",
         "the interval counts a dose unlocked but not yet reported",
         f"{DOSING_RULES}::test_the_interval_counts_a_dose_unlocked_but_not_yet_reported",
     ),
@@ -523,7 +523,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "credentials.inactive_prescriber_signs",
         CLINICIANS_PY,
-        "UserAccount.role == Role.PRESCRIBER.value, UserAccount.is_active.is_(True))\n        .with_for_update(read=True)",
+        "UserAccount.role == Role.PRESCRIBER.value, col(UserAccount.is_active).is_(True))\n        .with_for_update(read=True)",
         "UserAccount.role == Role.PRESCRIBER.value)\n        .with_for_update(read=True)",
         "a deactivated prescriber cannot sign (an account deactivated while the signature is in flight)",
         f"{RACES}::test_signing_racing_the_prescribers_deactivation_is_refused",
@@ -555,7 +555,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "credentials.dea_any_schedule",
         CLINICIANS_PY,
-        "DeaRegistration.expires_on >= on,\n            holds_schedule_iii(DeaRegistration.schedules),\n",
+        "DeaRegistration.expires_on >= on,\n            holds_schedule_iii(col(DeaRegistration.schedules)),\n",
         "DeaRegistration.expires_on >= on,\n",
         "the DEA registration must cover Schedule III",
         f"{SIGNING}::test_license_and_dea_are_checked_again_on_the_signing_day",
