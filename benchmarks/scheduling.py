@@ -784,7 +784,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         ms = sorted(s * 1000 for s in r["seconds"])
         lines.append(
             f"| {r['round']} | {r['statuses']} | {r['booked_rows']} | {r['wall'] * 1000:.0f} | {percentile(ms, 50):.1f} | "
-            f"{percentile(ms, 99):.1f} | {ms[-1]:.1f} | {r['locks'].get('with lock waits')} of samples, max {r['locks'].get('max lock waits')} | "
+            f"{percentile(ms, 99):.1f} | {ms[-1]:.1f} | {r['locks'].get('with lock waits')} of samples, max "
+            f"{r['locks'].get('max lock waits')} | "
             f"{r['locks'].get('max busy app connections')} | {'; '.join(r['problems']) or 'none'} |"
         )
     lines += ["", "### Targets", ""]
