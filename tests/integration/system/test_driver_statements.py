@@ -13,25 +13,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telehealth.db import driver
 from telehealth.db.engine import make_autocommit_session_factory
 
+_INSERT = (
+    "INSERT INTO audit_event (occurred_at, actor_role, action, resource_type, outcome) VALUES (now(), 'system', $1, 'probe', 'success')"
+)
+_COUNT = "SELECT count(*) FROM audit_event WHERE action = $1"
+
 
 async def test_a_driver_statement_commits_and_rolls_back_with_the_session(session_factory: async_sessionmaker[AsyncSession]) -> None:
-    marker = f"driver-{uuid.uuid4().hex[:8]}"
+    marker = f"driver.{uuid.uuid4().hex[:8]}"
     async with session_factory() as session:
-        await driver.execute(session, "CREATE TEMP TABLE IF NOT EXISTS driver_probe (tag text)")
-        await session.commit()
-    async with session_factory() as session:
-        await driver.execute(session, "INSERT INTO driver_probe VALUES ($1)", marker)
+        await driver.execute(session, _INSERT, marker)
         # the ORM's own statements in the same session see it: one transaction, one connection
-        assert (await session.execute(text("SELECT count(*) FROM driver_probe WHERE tag = :t"), {"t": marker})).scalar_one() == 1
+        assert (await session.execute(text("SELECT count(*) FROM audit_event WHERE action = :a"), {"a": marker})).scalar_one() == 1
         await session.rollback()
     async with session_factory() as session:
-        assert await driver.fetchval(session, "SELECT count(*) FROM driver_probe WHERE tag = $1", marker) == 0
-        await driver.execute(session, "INSERT INTO driver_probe VALUES ($1)", marker)
+        assert await driver.fetchval(session, _COUNT, marker) == 0
+        await driver.execute(session, _INSERT, marker)
         await session.commit()
     async with session_factory() as session:
-        rows = await driver.fetch(session, "SELECT tag FROM driver_probe WHERE tag = $1", marker)
-        assert [row["tag"] for row in rows] == [marker]
-        assert (await driver.fetchrow(session, "SELECT tag FROM driver_probe WHERE tag = $1", "absent")) is None
+        rows = await driver.fetch(session, "SELECT action FROM audit_event WHERE action = $1", marker)
+        assert [row["action"] for row in rows] == [marker]
+        assert (await driver.fetchrow(session, "SELECT action FROM audit_event WHERE action = $1", "absent")) is None
 
 
 async def test_a_driver_statement_runs_inside_a_transaction_it_begins(session_factory: async_sessionmaker[AsyncSession]) -> None:
