@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from benchmarks import growth, scheduling, suite, waitlist, webhooks
+from benchmarks import floor, growth, scheduling, suite, waitlist, webhooks
 
 # name -> (module with add_arguments, run and a docstring; the one-line help)
 BENCHMARKS = {
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "scheduling": (scheduling, "14-day slot search over 200 prescribers; 50 clients racing to book 10 slots"),
     "webhooks": (webhooks, "1,000 signed Stripe webhook deliveries (30%% repeats, shuffled) from 20 clients"),
     "suite": (suite, "every scenario against the framework's and the database's ceilings; memory under load"),
+    "floor": (floor, "the suite cut to the scenarios with a stack floor, and the floor (no soak, race or pgbench)"),
     "growth": (growth, "waiting-list position and slot search at 1x, 10x and 100x data, in-process"),
 }
 

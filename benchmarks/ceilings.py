@@ -36,10 +36,12 @@ from sqlalchemy import event
 
 from benchmarks.cpu import process_table
 from telehealth.asgi import create_app
+from telehealth.db import driver
 from telehealth.settings import Settings
 
 Statement = tuple[str, tuple[Any, ...]]
 PLACEHOLDER = re.compile(r"\$(\d+)")
+DRIVER_CALLS = ("fetch", "fetchrow", "fetchval", "execute")
 
 
 def _text(text: str) -> str:
@@ -117,12 +119,23 @@ class RequestCapture:
             else:
                 self.current.append((statement, tuple(parameters or ())))
 
+    def _recording(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def recorded(session: Any, sql: str, *args: Any) -> Any:
+            if self.current is not None:
+                self.current.append((sql, tuple(args)))
+            return await call(session, sql, *args)
+
+        return recorded
+
     @asynccontextmanager
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
         app = create_app(self.settings)
         async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
             engine = app.state.engine.sync_engine
             event.listen(engine, "before_cursor_execute", self._record)
+            saved = {name: getattr(driver, name) for name in DRIVER_CALLS}
+            for name, call in saved.items():  # statements sent on the driver (db/driver.py) pass no cursor event
+                setattr(driver, name, self._recording(call))
             try:
                 response = await client.get("/sign-in")
                 response.raise_for_status()
@@ -130,6 +143,8 @@ class RequestCapture:
                 yield client
             finally:
                 event.remove(engine, "before_cursor_execute", self._record)
+                for name, call in saved.items():
+                    setattr(driver, name, call)
 
     async def capture(self, name: str, client: httpx.AsyncClient, calls: list[Callable[[httpx.AsyncClient], Awaitable[bool]]]) -> Captured:
         """Each call is one request that must succeed; its statements become one pgbench client's transaction."""

@@ -386,7 +386,8 @@ def markdown_report(report: dict[str, Any]) -> str:
             r, f = row["results"], row["facts"]
             cells = " | ".join(f"{r[w]['p50_ms']:.2f} / {r[w]['p95_ms']:.2f}" for w in ("front", "middle", "back"))
             lines.append(
-                f"| {row['scale']}x | {f['entries']:,} | {f['waiting_in_queue']:,} | {cells} | {r['back']['count']} | {_ratio(r['back']['p50_ms'], base['back'])} |"
+                f"| {row['scale']}x | {f['entries']:,} | {f['waiting_in_queue']:,} | {cells} | {r['back']['count']} | "
+                f"{_ratio(r['back']['p50_ms'], base['back'])} |"
             )
         lines += [
             "",
@@ -407,7 +408,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     if scheduling := report.get("scheduling"):
         lines += ["", "### Slot search (`find_slots`, 14 days, first 500 slots), milliseconds", ""]
         lines += [
-            "| variant | scale | prescribers in the state / all | booked ahead / past appointments | patients | p50 | p95 | calls | p50 vs 1x | p50 per prescriber in the state |",
+            "| variant | scale | prescribers in the state / all | booked ahead / past appointments | patients | p50 | p95 | "
+            "calls | p50 vs 1x | p50 per prescriber in the state |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         base = next((row["result"]["p50_ms"] for row in scheduling if row["scale"] == min(r["scale"] for r in scheduling)), 0)
@@ -415,7 +417,8 @@ def markdown_report(report: dict[str, Any]) -> str:
             s, r = row["sizes"], row["result"]
             every = s["prescribers"] + s["other_prescribers"]
             lines.append(
-                f"| {'a, b' if row['scale'] == 1 else row['variant']} | {row['scale']}x | {s['prescribers']:,} / {every:,} | {s['appointments'] + s['other_appointments']:,} / "
+                f"| {'a, b' if row['scale'] == 1 else row['variant']} | {row['scale']}x | {s['prescribers']:,} / {every:,} | "
+                f"{s['appointments'] + s['other_appointments']:,} / "
                 f"{s['past_appointments']:,} | {s['background_patients']:,} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['count']} | "
                 f"{_ratio(r['p50_ms'], base)} | {r['p50_ms'] / s['prescribers'] * 1000:.0f} µs |"
             )
@@ -428,7 +431,8 @@ def markdown_report(report: dict[str, Any]) -> str:
             r = row["result"]
             lines.append(
                 f"| {row['variant']} | {row['scale']}x | {row['load seconds']:.0f} | {row['facts']['database size']} | "
-                f"{row['statements per call']} | {r['slots per answer']} / {r['prescribers in the answer']} | {r['load average after (1 min)']} |"
+                f"{row['statements per call']} | {r['slots per answer']} / {r['prescribers in the answer']} | "
+                f"{r['load average after (1 min)']} |"
             )
     lines += ["", "### Query plans (EXPLAIN (ANALYZE, BUFFERS), second of two runs)", ""]
     for row in report.get("waitlist", []):

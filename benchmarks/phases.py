@@ -66,6 +66,7 @@ async def drive(server: Server, name: str, requests: list[bytes], *, concurrency
         used, measured = meter.stop(), len(requests) - warmup
         series.notes["cpu"] = describe(used, measured)
         series.notes["postgres_cpu_ms"] = used["PostgreSQL"] / measured * 1000 if measured else None
+        series.notes["app_cpu_ms"] = used["app server"] / measured * 1000 if measured else None
     finally:
         await asyncio.gather(*(connection.close() for connection in connections))
     series.notes["concurrency"] = concurrency

@@ -59,12 +59,12 @@ class Server:
         return self.base_urls or (self.base_url,)
 
 
-def _uvicorn(port: int, workers: int = 1) -> list[str]:
+def _uvicorn(port: int, workers: int = 1, app: str = "app:app") -> list[str]:
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "app:app",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
@@ -79,17 +79,17 @@ def _uvicorn(port: int, workers: int = 1) -> list[str]:
 
 @asynccontextmanager
 async def running_server(
-    database_url: str, *, workers: int = 1, separate_ports: bool = False, ready_timeout: float = 60.0
+    database_url: str, *, workers: int = 1, separate_ports: bool = False, ready_timeout: float = 60.0, app: str = "app:app"
 ) -> AsyncIterator[Server]:
     """Start `workers` app processes from the project root (one `uvicorn app:app --workers N`, or with
     `separate_ports` one uvicorn per port under one shell), wait for each port's /ready, yield where they
-    listen, stop them."""
+    listen, stop them. `app`: what uvicorn serves (the stack floor's trivial app, floor_app.py, is served alike)."""
     ports = [free_port() for _ in range(workers if separate_ports else 1)]
     log_path = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
     if len(ports) == 1:
-        command = _uvicorn(ports[0], workers)
+        command = _uvicorn(ports[0], workers, app)
     else:  # a shell parent, so one pid's descendants are every app process, and one signal to the group stops them
-        command = ["sh", "-c", " & ".join(" ".join(_uvicorn(port)) for port in ports) + " & wait"]
+        command = ["sh", "-c", " & ".join(" ".join(_uvicorn(port, 1, app)) for port in ports) + " & wait"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=server_environment(database_url), stdout=log, stderr=log, start_new_session=True

@@ -22,6 +22,12 @@ load balancer does (server.py says why not `uvicorn --workers`).
 After each group's server has stopped, the statements of one request per pgbench client are captured for
 each scenario (ceilings.py) and pgbench replays them with the same number of connections for the
 database's ceiling. Each scenario's throughput is reported as a share of both ceilings.
+
+The third ceiling, the stack floor (floor.py, issue 24): the same captured statements replayed by raw asyncpg
+from a trivial Litestar endpoint (floor_app.py) under the same uvicorn settings, client and in-flight count;
+each scenario's app CPU per request is reported over the floor's ("app CPU over floor"). For the slot search
+the floor is joined by the CPU its own algorithm takes (slots.py, timed in-process while capturing).
+`python -m benchmarks floor` runs only what the floor needs.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import json
 import os
 import random
 import secrets
+import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -46,13 +54,16 @@ import httpx
 from benchmarks import scheduling, scheduling_data, waitlist, waitlist_data, webhooks, webhooks_data
 from benchmarks.ceilings import Captured, RequestCapture, database_copy, pgbench
 from benchmarks.cpu import describe
+from benchmarks.floor import SLOT_SEARCH, CpuTally, floor_capture, over_floor, save_capture
 from benchmarks.machine import machine_facts
 from benchmarks.phases import Check, drive, release_at_once, soak
 from benchmarks.rawhttp import Answer, raw_post, request_bytes
 from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series
 from benchmarks.waitlist import csrf_client, log
+from telehealth.accounts.csrf import issue_token
 from telehealth.devtools.stripe_stand_in import sign_payload
+from telehealth.scheduling import service as scheduling_service
 from telehealth.settings import PROJECT_ROOT, Settings
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -64,7 +75,10 @@ TARGETS = {  # issue 9 and issue 4
     "dashboard p95 ms": 30.0,
     "memory per app process MB": 200.0,
     "booking race p99 ms": 250.0,
+    "app CPU over floor": 2.0,  # issue 24
 }
+FLOOR_SCENARIOS = ("join", "position lookup", SLOT_SEARCH, "patient dashboard", "booking", "webhook delivery")
+SLOT_ALGORITHM = ["open_slots_sorted", "clear_of_busy", "slots_from_calendar", "soonest"]  # the service's calls into slots.py
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Markdown file whose suite section is replaced ('-': print only; default: %(default)s)",
     )
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
+    parser.set_defaults(floor_only=False)  # `python -m benchmarks floor`: only the scenarios with a floor, and the floor
 
 
 # ------------------------------------------------------------------------------------------ the phases
@@ -326,7 +341,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
             search_client = signed_in[0]
             try:
                 log("scheduling: /health, slot search, dashboard ...")
-                for concurrency in (c, len(racers)):
+                for concurrency in (c,) if args.floor_only else (c, len(racers)):
                     health = [request_bytes(base, "GET", "/health")] * (n + warm)
                     rows.append(
                         scenario(
@@ -343,7 +358,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                             ceiling=None,
                         )
                     )
-                for concurrency in (1, c):
+                for concurrency in (c,) if args.floor_only else (1, c):
                     searches = [
                         request_bytes(base, "GET", "/api/v1/slots", params=search_params(), **searchers[i % c])
                         for i in range(args.searches + warm // 5)
@@ -358,7 +373,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                             ceiling="slot search",
                         )
                     )
-                for concurrency in (1, c):
+                for concurrency in (c,) if args.floor_only else (1, c):
                     homes = [request_bytes(base, "GET", "/patient", **searchers[i % c]) for i in range(n + warm)]
                     rows.append(
                         scenario(
@@ -387,11 +402,12 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                         ceiling="booking",
                     )
                 )
-                log(f"scheduling: the race, {args.rounds} rounds of {len(racers)} clients on 10 slots ...")
-                race_series, report["race problems"] = await race(
-                    server, racers, search_client, rounds=args.rounds, slots_per_round=10, rng=rng, wins=wins
-                )
-                rows.append(scenario(race_series, group=group, concurrency=len(racers), ceiling="booking race"))
+                if not args.floor_only:
+                    log(f"scheduling: the race, {args.rounds} rounds of {len(racers)} clients on 10 slots ...")
+                    race_series, report["race problems"] = await race(
+                        server, racers, search_client, rounds=args.rounds, slots_per_round=10, rng=rng, wins=wins
+                    )
+                    rows.append(scenario(race_series, group=group, concurrency=len(racers), ceiling="booking race"))
                 capture_slots = scheduling.choose_slots(await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 8), c, rng=rng)
                 if args.soak_minutes:
                     log(f"soak: {args.soak_minutes:g} minutes of mixed load ...")
@@ -423,8 +439,15 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                     who: dict[str, Any], method: str, path: str, expected: int, **more: Any
                 ) -> Callable[[httpx.AsyncClient], Awaitable[bool]]:
                     async def call(client: httpx.AsyncClient) -> bool:
+                        # The CSRF token is bound to the session and signed with this app's secret, not the server's.
+                        token = issue_token(capture.settings.secret_key, who["cookies"]["th_session"])
+                        client.cookies.clear()
                         client.cookies.set("th_session", who["cookies"]["th_session"])
-                        return (await client.request(method, path, **more)).status_code == expected
+                        client.cookies.set("csrftoken", token)
+                        response = await client.request(method, path, headers={"x-csrftoken": token}, **more)
+                        if response.status_code != expected:
+                            log(f"  {method} {path}: {response.status_code} {response.text[:300]}")
+                        return response.status_code == expected
 
                     return call
 
@@ -442,6 +465,9 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                         ],
                     ),
                 ]
+                report["slot algorithm cpu ms"] = await slot_algorithm_cpu(
+                    [as_patient(who, "GET", "/api/v1/slots", 200, params=search_params()) for who in searchers * 5], client
+                )
     await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
 
 
@@ -518,8 +544,47 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
     await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
 
 
+async def slot_algorithm_cpu(calls: list[Callable[[httpx.AsyncClient], Awaitable[bool]]], client: httpx.AsyncClient) -> float:
+    """The median CPU ms per slot search spent in the algorithm itself (slots.py's functions as the service calls
+    them), in-process: the Python a search needs whatever carries its statements."""
+    spent = []
+    for call in calls:
+        with CpuTally(scheduling_service, SLOT_ALGORITHM) as tally:
+            if not await call(client):
+                raise RuntimeError("a slot search for the algorithm's CPU did not succeed")
+        spent.append(tally.seconds * 1000)
+    return statistics.median(spent)
+
+
+async def stack_floors(report: dict[str, Any], captures: list[Captured], *, url: str, group: str, args: argparse.Namespace) -> None:
+    """Each captured scenario's statements replayed by raw asyncpg from floor_app.py's endpoint (the stack floor),
+    under the same server settings, client and in-flight count as the app; its CPU per request is the floor."""
+    capture = floor_capture([captured for captured in captures if captured.name in FLOOR_SCENARIOS])
+    if not capture.scenarios:
+        return
+    path = Path(tempfile.mkstemp(prefix="bench-floor-", suffix=".pickle")[1])
+    save_capture(capture, path)
+    c, warm = args.concurrency, args.warmup
+    try:
+        with environment({"FLOOR_CAPTURE": str(path)}):
+            async with running_server(url, workers=args.server_workers, separate_ports=True, app="benchmarks.floor_app:app") as server:
+                for captured in captures:
+                    if captured.name not in FLOOR_SCENARIOS:
+                        continue
+                    count = args.searches if captured.name == SLOT_SEARCH else args.requests
+                    log(f"  stack floor: {captured.name} ({captured.statements_per_request:.1f} statements per request), {c} in flight ...")
+                    requests = [request_bytes(server.base_url, "GET", capture.path(captured.name, i)) for i in range(count + warm)]
+                    series = await drive(
+                        server, f"stack floor: {captured.name}", requests, concurrency=c, check=status_is(200), warmup=warm
+                    )
+                    report["floors"][captured.name] = series.summary() | {"group": group, "statements": captured.statements_per_request}
+    finally:
+        path.unlink(missing_ok=True)
+
+
 async def database_ceilings(report: dict[str, Any], captures: list[Captured], *, dsn: str, group: str, args: argparse.Namespace) -> None:
-    for captured in captures:
+    await stack_floors(report, captures, url=dsn, group=group, args=args)
+    for captured in captures if not args.floor_only else ():
         log(f"  pgbench: {captured.name} ({captured.statements_per_request:.1f} statements per request), {args.concurrency} clients ...")
         result = await pgbench(dsn, captured, clients=args.concurrency, seconds=args.pgbench_seconds)
         report["ceilings"][captured.name] = result.as_dict() | {
@@ -549,6 +614,11 @@ def ratios(report: dict[str, Any]) -> None:
         # machines of their own, one PostgreSQL), where here both share two CPUs.
         app_cpu, replay_cpu = row.get("postgres_cpu_ms"), database.get("postgres_cpu_ms") if database else None
         row["database_cpu_share"] = replay_cpu / app_cpu if same_connections and app_cpu and replay_cpu else None
+        floor = report.get("floors", {}).get(row["capture"] or "")
+        if floor and floor["concurrency"] == row["concurrency"]:
+            extra = report.get("slot algorithm cpu ms", 0.0) if row["capture"] == SLOT_SEARCH else 0.0
+            row["floor_cpu_ms"], row["algorithm_cpu_ms"] = floor["app_cpu_ms"], extra
+            row["over_floor"] = over_floor(row.get("app_cpu_ms"), floor["app_cpu_ms"], extra)
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -612,6 +682,27 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def floor_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """App CPU per request within TARGETS["app CPU over floor"] times the stack floor's, each scenario that has one."""
+    wanted = TARGETS["app CPU over floor"]
+    return [
+        {
+            "what": f"{row['operation']}, {row['concurrency']} in flight: app CPU per request over the stack floor's"
+            + (" plus the algorithm's" if row["algorithm_cpu_ms"] else ""),
+            "value": row["over_floor"],
+            "target": wanted,
+            "unit": "x",
+            "met": row["over_floor"] is not None and row["over_floor"] <= wanted,
+        }
+        for row in report["scenarios"]
+        if "over_floor" in row
+    ]
+
+
+def _ms(value: float | None, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if value is not None else "-"
+
+
 def _share(value: float | None) -> str:
     return f"{value:.0%}" if value is not None else "-"
 
@@ -635,8 +726,13 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---:|---:|---|",
     ]
     for target in report["targets"]:
-        shown = _share(target["value"]) if target["unit"] == "share" else f"{target['value']:.1f} {target['unit']}"
-        wanted = _share(target["target"]) + " or more" if target["unit"] == "share" else f"under {target['target']:g} {target['unit']}"
+        if target["unit"] == "x":
+            shown = f"{target['value']:.2f}x" if target["value"] is not None else "-"
+            wanted = f"{target['target']:g}x or less"
+        elif target["unit"] == "share":
+            shown, wanted = _share(target["value"]), _share(target["target"]) + " or more"
+        else:
+            shown, wanted = f"{target['value']:.1f} {target['unit']}", f"under {target['target']:g} {target['unit']}"
         lines.append(f"| {target['what']} | {shown} | {wanted} | {'yes' if target['met'] else '**no**'} |")
     lines += [
         "",
@@ -662,21 +758,47 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"- {row['group']}, {row['operation']}, {row['concurrency']} in flight: {row.get('cpu', '-')}" for row in report["scenarios"]]
     lines += [
         "",
-        "| pgbench ceiling | statements per transaction | connections | transactions per second | mean latency ms | PostgreSQL CPU ms per transaction | failed |",
+        "| pgbench ceiling | statements per transaction | connections | transactions per second | mean latency ms | "
+        "PostgreSQL CPU ms per transaction | failed |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, ceiling in report["ceilings"].items():
         cpu = f"{ceiling['postgres_cpu_ms']:.2f}" if ceiling.get("postgres_cpu_ms") else "-"
         lines.append(
-            f"| {name} | {ceiling['statements']:.0f} | {ceiling['clients']} | {ceiling['tps']:.0f} | {ceiling['latency_ms']:.2f} | {cpu} | {ceiling['failed']} |"
+            f"| {name} | {ceiling['statements']:.0f} | {ceiling['clients']} | {ceiling['tps']:.0f} | "
+            f"{ceiling['latency_ms']:.2f} | {cpu} | {ceiling['failed']} |"
         )
+    if report.get("floors"):
+        lines += [
+            "",
+            "### The stack floor",
+            "",
+            "Each scenario's captured statements replayed by raw asyncpg inside a trivial Litestar endpoint "
+            "(`benchmarks/floor_app.py`: BEGIN, the statements, ROLLBACK; answers a row count) on the same uvicorn settings, "
+            "client and in-flight count. App CPU is the app processes' CPU time over the measured requests, from `/proc`. "
+            "The slot search's floor is joined by its algorithm's own CPU (the service's calls into `slots.py`, "
+            "timed in-process, median of 40 searches).",
+            "",
+            "| scenario | statements | in flight | floor per second | floor app CPU ms | app CPU ms | algorithm CPU ms | app "
+            "CPU over floor |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in report["scenarios"]:
+            if "over_floor" in row:
+                floor = report["floors"][row["capture"]]
+                lines.append(
+                    f"| {row['operation']} | {floor['statements']:.0f} | {row['concurrency']} | {floor['per_second']:.0f} | "
+                    f"{_ms(row['floor_cpu_ms'])} | {_ms(row.get('app_cpu_ms'))} | {_ms(row['algorithm_cpu_ms'] or None)} | "
+                    f"{_ms(row['over_floor'])}x |"
+                )
     if "soak" in report:
         soak_ = report["soak"]
         lines += [
             "",
             f"### Memory under {soak_['minutes']:g} minutes of mixed load",
             "",
-            f"{soak_['requests']:,} requests ({soak_['errors']} failed), {report['arguments']['concurrency']} in flight, taking turns: slot search, "
+            f"{soak_['requests']:,} requests ({soak_['errors']} failed), {report['arguments']['concurrency']} in flight, "
+            "taking turns: slot search, "
             "the dashboard, a waiting-list join, GET /health and the appointments page. Resident memory (VmRSS) of each "
             "app process:",
             "",
@@ -710,6 +832,7 @@ async def run(args: argparse.Namespace) -> int:
         "data": {},
         "scenarios": [],
         "ceilings": {},
+        "floors": {},
         "race problems": [],
     }
     report["machine"]["load average before the run"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
@@ -723,12 +846,13 @@ async def run(args: argparse.Namespace) -> int:
                 log(f"{name}: FAILED: {error!r}")
                 report["failed groups"][name] = f"{type(error).__name__}: {str(error)[:300]}"
     ratios(report)
-    report["targets"] = targets(report) if not args.only and not report["failed groups"] else []
+    complete = not args.only and not report["failed groups"]
+    report["targets"] = (targets(report) if complete and not args.floor_only else []) + floor_targets(report)
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report["total_seconds"] = time.perf_counter() - began
     section = markdown(report)
     print(section)
-    if args.write != "-" and not args.only and not report["failed groups"]:
+    if args.write != "-" and complete and not args.floor_only:
         write_section(Path(args.write), section)
         log(f"wrote the suite's section of {args.write}")
     if args.json_path:

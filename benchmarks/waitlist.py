@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--serial",
         type=int,
         default=300,
-        help="requests of each HTTP operation also sent one at a time, to show the latency without queueing (0: skip; default: %(default)s)",
+        help="requests of each HTTP operation also sent one at a time, to show the latency without queueing "
+        "(0: skip; default: %(default)s)",
     )
     parser.add_argument(
         "--contention-joins",

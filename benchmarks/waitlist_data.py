@@ -159,11 +159,13 @@ SELECT
     r.status,
     r.state,
     CASE WHEN r.status <> 'left' THEN (ARRAY['Ava','Ben','Chloe','Dev','Elena','Farid','Grace','Hiro','Iris','Jamal'])[1 + r.n % 10] END,
-    CASE WHEN r.status <> 'left' THEN (ARRAY['Garcia','Smith','Nguyen','Okafor','Kowalski','Patel','Cohen','Rossi','Kim','Lopez'])[1 + (r.n / 10) % 10] END,
+    CASE WHEN r.status <> 'left'
+        THEN (ARRAY['Garcia','Smith','Nguyen','Okafor','Kowalski','Patel','Cohen','Rossi','Kim','Lopez'])[1 + (r.n / 10) % 10] END,
     CASE WHEN r.status <> 'left' THEN 'person' || r.n || '@bench.example.com' END,
     CASE WHEN r.status <> 'left' THEN DATE '1950-01-01' + ((r.n * 7919) % 18000)::int END,
     CASE WHEN r.status <> 'left' AND r.n % 3 = 0 THEN '+1555' || lpad((r.n % 10000000)::text, 7, '0') END,
-    CASE WHEN r.status <> 'left' THEN string_to_array((ARRAY['depression', 'anxiety', 'depression,anxiety', 'ptsd', 'ocd'])[1 + r.n % 5], ',') END,
+    CASE WHEN r.status <> 'left'
+        THEN string_to_array((ARRAY['depression', 'anxiety', 'depression,anxiety', 'ptsd', 'ocd'])[1 + r.n % 5], ',') END,
     true,
     r.joined,
     CASE WHEN r.status = 'unconfirmed' THEN NULL ELSE least(r.joined + r.r_confirm * interval '36 hours', now()) END,

@@ -430,7 +430,8 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
     expected_ids = set(by_event) | {e.id for e in warmup}
     if set(stored) != expected_ids:
         fail(
-            f"stripe_event holds {len(stored)} ids; {len(expected_ids - set(stored))} sent ones missing, {len(set(stored) - expected_ids)} unknown"
+            f"stripe_event holds {len(stored)} ids; {len(expected_ids - set(stored))} sent ones missing, "
+            f"{len(set(stored) - expected_ids)} unknown"
         )
     if any(n != 1 for n in stored.values()):
         fail("an event id is stored more than once")
@@ -445,7 +446,8 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
         appointment = appointments[plan.appointment_id]
         lines = ledger.get(plan.payment_id, {})
         pid = str(plan.payment_id)
-        name = f"payment {plan.index} ({'paid' if plan.paid else 'expired'}{', refunded ' + str(plan.refund_steps) if plan.refund_steps else ''}{', disputed' if plan.disputed else ''})"
+        refunded = f", refunded {plan.refund_steps}" if plan.refund_steps else ""
+        name = f"payment {plan.index} ({'paid' if plan.paid else 'expired'}{refunded}{', disputed' if plan.disputed else ''})"
         if plan.paid:
             want = "refunded" if plan.refunded_cents == plan.amount_cents else "paid"
             if row["status"] != want:
@@ -482,7 +484,8 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
                 fail(f"{name}: {audit[(pid, 'payment.complete')]} completions in the audit trail")
             if audit[(str(plan.appointment_id), "appointment.confirm")] != 1:
                 fail(
-                    f"{name}: {audit[(str(plan.appointment_id), 'appointment.confirm')]} confirmations of its appointment in the audit trail"
+                    f"{name}: {audit[(str(plan.appointment_id), 'appointment.confirm')]} confirmations of its appointment in "
+                    "the audit trail"
                 )
             if audit[(pid, "payment.refund_fully")] != (1 if want == "refunded" else 0):
                 fail(f"{name}: {audit[(pid, 'payment.refund_fully')]} full refunds in the audit trail")
@@ -497,7 +500,8 @@ async def check(dsn: str, dataset: data.Dataset, sent: list[Delivery], warmup: l
                 fail(f"{name}: appointment {appointment['status']}, expected expired")
             if audit[(pid, "payment.lapse")] != 1 or audit[(str(plan.appointment_id), "appointment.lapse")] != 1:
                 fail(
-                    f"{name}: {audit[(pid, 'payment.lapse')]} lapses of the payment, {audit[(str(plan.appointment_id), 'appointment.lapse')]} of its appointment"
+                    f"{name}: {audit[(pid, 'payment.lapse')]} lapses of the payment, "
+                    f"{audit[(str(plan.appointment_id), 'appointment.lapse')]} of its appointment"
                 )
             if confirmations[plan.email]:
                 fail(f"{name}: {confirmations[plan.email]} confirmation emails queued")
@@ -659,7 +663,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     for row in report["results"]:
         lines.append(
             f"| {row['operation']} | {row['count']} | {row['errors']} | {_ms(row['mean_ms'])} | {_ms(row['p50_ms'])} | "
-            f"{_ms(row['p95_ms'])} | {_ms(row['p99_ms'])} | {_ms(row['max_ms'])} | {_ms(row['per_second']) if row['per_second'] == row['per_second'] else ''} |"
+            f"{_ms(row['p95_ms'])} | {_ms(row['p99_ms'])} | {_ms(row['max_ms'])} | "
+            f"{_ms(row['per_second']) if row['per_second'] == row['per_second'] else ''} |"
         )
     lines += [
         "",

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from telehealth.accounts.models import UserAccount, UserSession
 from telehealth.accounts.roles import STAFF_ROLES, Role, TwoFactorStep, two_factor_step
 from telehealth.accounts.security import hash_token, new_token
+from telehealth.db import driver
 from telehealth.settings import Settings
 
 SESSION_COOKIE = "th_session"
@@ -84,35 +85,39 @@ async def start_session(
     return raw
 
 
-# Built once (every signed-in request runs it): building a statement costs more than the database's answer.
-_LIVE_SESSION = (
-    select(UserSession, UserAccount)
-    .join(UserAccount, col(UserAccount.id) == UserSession.user_id)
-    .where(UserSession.token_hash == bindparam("token_hash"), col(UserSession.revoked_at).is_(None))
-)
+# Every signed-in request runs these: on the driver (db/driver.py), the columns SignedIn needs and no ORM objects.
+_LIVE_SESSION = """
+SELECT s.id, s.expires_at, s.last_seen_at, s.two_factor_verified_at IS NOT NULL AS two_factor_verified, s.step_up_at,
+       u.id AS user_id, u.role, u.email, u.full_name, u.is_active,
+       u.email_verified_at IS NOT NULL AS email_verified, u.totp_confirmed_at IS NOT NULL AS totp_enrolled
+FROM user_session AS s JOIN user_account AS u ON u.id = s.user_id
+WHERE s.token_hash = $1 AND s.revoked_at IS NULL
+"""
+_TOUCH_SESSION = "UPDATE user_session SET last_seen_at = $1 WHERE id = $2"
 
 
 async def resolve_session(session: AsyncSession, *, raw_token: str, now: datetime, settings: Settings) -> SignedIn | None:
     """The live session for a cookie token, touched; None if unknown, revoked, idle too long or past 12 h."""
-    row = (await session.execute(_LIVE_SESSION, {"token_hash": hash_token(raw_token)})).one_or_none()
+    row = await driver.fetchrow(session, _LIVE_SESSION, hash_token(raw_token))
     if row is None:
         return None
-    user_session, user = row
+    expires_at, last_seen_at = row["expires_at"].astimezone(UTC), row["last_seen_at"].astimezone(UTC)
     idle_limit = timedelta(minutes=settings.session_idle_minutes)
-    if now >= user_session.expires_at or now - user_session.last_seen_at >= idle_limit or not user.is_active:
+    if now >= expires_at or now - last_seen_at >= idle_limit or not row["is_active"]:
         return None
-    if now - user_session.last_seen_at >= TOUCH_EVERY:
-        user_session.last_seen_at = now
+    if now - last_seen_at >= TOUCH_EVERY:
+        await driver.execute(session, _TOUCH_SESSION, now.astimezone(UTC), row["id"])
+    step_up_at = row["step_up_at"]
     return SignedIn(
-        user_id=user.id,
-        session_id=user_session.id,
-        role=Role(user.role),
-        email=user.email,
-        full_name=user.full_name,
-        email_verified=user.email_verified_at is not None,
-        totp_enrolled=user.totp_confirmed_at is not None,
-        two_factor_verified=user_session.two_factor_verified_at is not None,
-        step_up_at=user_session.step_up_at,
+        user_id=row["user_id"],
+        session_id=row["id"],
+        role=Role(row["role"]),
+        email=row["email"],
+        full_name=row["full_name"],
+        email_verified=row["email_verified"],
+        totp_enrolled=row["totp_enrolled"],
+        two_factor_verified=row["two_factor_verified"],
+        step_up_at=None if step_up_at is None else step_up_at.astimezone(UTC),
     )
 
 

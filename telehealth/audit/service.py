@@ -28,6 +28,7 @@ from sqlmodel import col, select
 from telehealth.audit.anchors import AnchorFile, append_anchor, last_anchored_seq
 from telehealth.audit.keys import LEGACY_KEY_ID, AuditKeys
 from telehealth.audit.models import AuditEvent
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.states import TransitionTable, swap_status
 
@@ -69,6 +70,14 @@ def compute_row_hash(event: AuditEvent, *, chain_seq: int, prev_hash: str, key: 
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+# Every audited change runs it (bookings, joins, Stripe events): on the driver (db/driver.py), no ORM object or flush of its own.
+_INSERT_EVENT = """
+INSERT INTO audit_event (occurred_at, actor_user_id, actor_role, action, resource_type, resource_id, patient_id, ip, user_agent, outcome,
+                         reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
+
+
 async def record_audit_event(
     session: AsyncSession,
     *,
@@ -80,24 +89,27 @@ async def record_audit_event(
     patient_id: uuid.UUID | None = None,
     outcome: str = "success",
     reason: str | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event in the caller's transaction (it commits or rolls back with the change it records)."""
-    event = AuditEvent(
-        occurred_at=now,
-        actor_user_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
-        patient_id=patient_id,
-        ip=actor.ip,
-        user_agent=(actor.user_agent or "")[:400] or None,
-        outcome=outcome,
-        reason=reason,
-    )
-    session.add(event)
+    # The caller's pending ORM changes go first, as when the event was an ORM object flushed with them.
     await session.flush()
-    return event
+    if now.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column; attach a time zone first")  # as UTCDateTime refuses it
+    await driver.execute(
+        session,
+        _INSERT_EVENT,
+        now.astimezone(UTC),
+        actor.user_id,
+        str(actor.role),
+        action,
+        resource_type,
+        None if resource_id is None else str(resource_id),
+        patient_id,
+        actor.ip,
+        (actor.user_agent or "")[:400] or None,
+        outcome,
+        reason,
+    )
 
 
 async def change_status(
