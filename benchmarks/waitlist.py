@@ -42,6 +42,7 @@ import httpx
 from sqlalchemy import event, select
 
 from benchmarks import waitlist_data as data
+from benchmarks.ceilings import DRIVER_CALLS
 from benchmarks.census import POPULATION_2020, largest
 from benchmarks.cpu import CpuMeter, describe
 from benchmarks.locks import AuditLockProbe
@@ -50,6 +51,7 @@ from benchmarks.server import Server, running_server
 from benchmarks.stats import Series, percentile
 from telehealth.accounts.roles import Role
 from telehealth.accounts.security import new_token
+from telehealth.db import driver
 from telehealth.db.engine import make_engine, make_session_factory, transaction
 from telehealth.lib.actors import Actor
 from telehealth.settings import Settings
@@ -186,12 +188,24 @@ class StatementLog:
             raise StopCapture(statement)
         self.statements.append((statement, tuple(parameters or ())))
 
+    def _recording(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def recorded(session: Any, sql: str, *args: Any) -> Any:
+            self._record(None, None, sql, args, None, False)
+            return await call(session, sql, *args)
+
+        return recorded
+
     def __enter__(self) -> StatementLog:
         event.listen(self.engine, "before_cursor_execute", self._record)
+        self._saved = {name: getattr(driver, name) for name in DRIVER_CALLS}
+        for name, call in self._saved.items():  # statements sent on the driver (db/driver.py) pass no cursor event
+            setattr(driver, name, self._recording(call))
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._record)
+        for name, call in self._saved.items():
+            setattr(driver, name, call)
 
     def find(self, *fragments: str, without: str | None = None) -> tuple[str, tuple[Any, ...]]:
         for statement, parameters in self.statements:

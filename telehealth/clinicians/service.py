@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, update
+from sqlalchemy import ColumnElement, Date, String, and_, bindparam, delete, exists, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,7 @@ from telehealth.accounts.roles import Role
 from telehealth.audit.service import record_audit_event
 from telehealth.clinicians.checks import SCHEDULE_III, DeaDetails, LicenseDetails, checked_dea, checked_license, checked_profile
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, SpecialRegistration, StateLicense
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound, RuleRefused
 from telehealth.settings import Settings
@@ -34,7 +35,7 @@ def holds_schedule_iii(schedules: SQLCoreOperations[str]) -> ColumnElement[bool]
     return ("," + schedules + ",").contains("," + SCHEDULE_III + ",")
 
 
-def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: date) -> ColumnElement[bool]:
+def prescriber_may_prescribe_in(state: ColumnElement[str] | str, on: ColumnElement[date] | date) -> ColumnElement[bool]:
     """SQL: the user_account row is an active prescriber with an unexpired license AND an unexpired
     DEA registration covering Schedule III in `state` on the date `on`."""
     # Aliases: callers may select from state_license themselves (served_states does).
@@ -85,8 +86,15 @@ async def served_states(session: AsyncSession, *, on: date) -> set[str]:
     return set(rows.scalars())
 
 
+# Every waiting-list position lookup asks it: the same rule, compiled once, on the driver (db/driver.py).
+_STATE_SERVED = driver.compiled(
+    select(exists().where(prescriber_may_prescribe_in(bindparam("state", type_=String), bindparam("on", type_=Date))))
+)
+
+
 async def is_state_served(session: AsyncSession, *, state: str, on: date) -> bool:
-    return bool(await session.scalar(select(exists().where(prescriber_may_prescribe_in(state, on)))))
+    """Whether at least one active prescriber may prescribe in `state` on `on`."""
+    return bool(await driver.fetchval(session, _STATE_SERVED.sql, *_STATE_SERVED.args(state=state, on=on)))
 
 
 async def clinician_zone(session: AsyncSession, user_id: uuid.UUID, settings: Settings) -> str:

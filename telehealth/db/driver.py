@@ -14,12 +14,19 @@ invalidated so the pool replaces it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 Record = Any  # asyncpg.Record: by name (record["id"]) or position
+_DIALECT = asyncpg_dialect()
 
 
 async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
@@ -82,3 +89,44 @@ async def execute(session: AsyncSession, sql: str, *args: Any) -> str:
     """Run a statement for its effect; answers PostgreSQL's status ("UPDATE 1")."""
     status: str = await _run(session, "execute", sql, args)
     return status
+
+
+def utc(moment: datetime) -> datetime:
+    """A timestamptz argument in UTC; a naive datetime is refused, as the ORM's UTCDateTime refuses it."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column; attach a time zone first")
+    return moment.astimezone(UTC)
+
+
+async def flush_pending(session: AsyncSession) -> None:
+    """Send the caller's pending ORM changes first, as a statement through the session would (autoflush), so
+    statements keep their order and a driver statement sees what the caller added; nothing to send, no hop."""
+    if not session.sync_session._is_clean():
+        await session.flush()
+
+
+@dataclass(frozen=True)
+class CompiledStatement:
+    """A SQLAlchemy Core statement compiled once, when its module is imported: the `$n` SQL text and the names
+    of its parameters in order, with the values the statement carries itself (literals bound by the ORM)."""
+
+    sql: str
+    names: tuple[str, ...]
+    carried: Mapping[str, Any]  # every parameter but the caller's (a bindparam without a value)
+
+    def args(self, **values: Any) -> tuple[Any, ...]:
+        """The statement's arguments in order: `values` for the caller's parameters, its own for the rest."""
+        if values.keys() != set(self.names) - self.carried.keys():
+            raise TypeError(f"the statement takes {sorted(set(self.names) - self.carried.keys())}, given {sorted(values)}")
+        return tuple(values[name] if name in values else self.carried[name] for name in self.names)
+
+
+def compiled(statement: ClauseElement) -> CompiledStatement:
+    """For a statement whose rule lives in SQLAlchemy expressions shared with other queries (so the rule has one
+    source), built once instead of on every request. Refused when a parameter needs the dialect's conversion on
+    the way in (a TypeDecorator such as UTCDateTime, an expanding IN): the driver would send the raw value."""
+    result = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+    if result._bind_processors or result.literal_execute_params or result.post_compile_params:
+        raise ValueError("the statement has parameters the driver cannot bind as they are (a type conversion or an expanding IN)")
+    callers = {bind.key for bind in result.binds.values() if bind.required}
+    return CompiledStatement(result.string, tuple(result.positiontup or ()), {k: v for k, v in result.params.items() if k not in callers})

@@ -3,6 +3,7 @@ transaction rolls back, the job was never there (an email for a booking that fai
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound
 from telehealth.lib.states import swap_status
@@ -21,6 +23,18 @@ from telehealth.outbox.models import Job
 from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus
 
 DEFAULT_MAX_ATTEMPTS = 8
+
+
+# Every queued email (joins, bookings, webhooks) inserts one: on the driver (db/driver.py), SQL text. The columns are
+# those SQLAlchemy's INSERT of a Job sent, its defaults (status queued, no attempts yet) spelled out.
+_INSERT_JOB = """
+INSERT INTO job (id, kind, payload, status, dedupe_key, run_at, attempts, max_attempts, created_at)
+VALUES ($1, $2, $3, 'queued', $4, $5, 0, $6, $7)
+RETURNING id
+"""
+_INSERT_JOB_UNLESS_LIVE = _INSERT_JOB.replace(
+    "RETURNING id", "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING\nRETURNING id"
+)
 
 
 async def enqueue_job(
@@ -39,6 +53,21 @@ async def enqueue_job(
     if kind not in JOB_HANDLERS:
         # the entry registers every handler by importing telehealth/jobs.py
         raise ValueError(f"no job handler is registered for {kind!r} (is its jobs.py in telehealth/jobs.py, and that imported?)")
+    if isinstance(now, datetime) and (run_at is None or isinstance(run_at, datetime)):
+        await driver.flush_pending(session)  # the caller's pending changes go first, as with the ORM's autoflush
+        job_id = await driver.fetchval(
+            session,
+            _INSERT_JOB if dedupe_key is None else _INSERT_JOB_UNLESS_LIVE,
+            uuid.uuid4(),
+            kind,
+            json.dumps(payload),  # jsonb: the dialect's codec takes the text (SQLAlchemy serializes with json.dumps)
+            dedupe_key,
+            driver.utc(now if run_at is None else run_at),
+            max_attempts,
+            driver.utc(now),
+        )
+        return job_id is not None
+    # The database's own now() (the worker's periodic runs): an expression, which only SQLAlchemy can bind.
     statement = insert(Job).values(
         kind=kind,
         payload=payload,

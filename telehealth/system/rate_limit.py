@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
 
+from telehealth.db import driver
 from telehealth.system.models import RateLimitEvent
+
+# Every waiting-list join and sign-in runs these: on the driver (db/driver.py), SQL text, no ORM objects.
+_LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtext($1))"
+_COUNT = "SELECT count(*) FROM rate_limit_event WHERE bucket = $1 AND key = $2 AND occurred_at >= $3"
+_INSERT = "INSERT INTO rate_limit_event (bucket, key, occurred_at) VALUES ($1, $2, $3)"
 
 
 async def count_recent(session: AsyncSession, *, bucket: str, key: str, window: timedelta, now: datetime) -> int:
@@ -22,17 +26,15 @@ async def count_recent(session: AsyncSession, *, bucket: str, key: str, window: 
     counts only after this one has recorded (or not) its event: a burst is counted one by one.
     """
     key = key[:128]
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:lock))"), {"lock": f"rate:{bucket}:{key}"})
-    recent = await session.scalar(
-        select(func.count())
-        .select_from(RateLimitEvent)
-        .where(RateLimitEvent.bucket == bucket, RateLimitEvent.key == key, RateLimitEvent.occurred_at >= now - window)
-    )
-    return recent or 0
+    await driver.flush_pending(session)  # events the caller recorded (record_event) are counted
+    await driver.execute(session, _LOCK_KEY, f"rate:{bucket}:{key}")
+    recent: int = await driver.fetchval(session, _COUNT, bucket, key, driver.utc(now - window))
+    return recent
 
 
 def record_event(session: AsyncSession, *, bucket: str, key: str, now: datetime) -> None:
-    """Count one event for `key` in `bucket` (call after count_recent, in the same transaction)."""
+    """Count one event for `key` in `bucket` (call after count_recent, in the same transaction). Written with the
+    caller's next flush; over_rate_limit, which counts and records in one go, sends its INSERT at once."""
     session.add(RateLimitEvent(bucket=bucket, key=key[:128], occurred_at=now))
 
 
@@ -43,5 +45,5 @@ async def over_rate_limit(session: AsyncSession, *, bucket: str, key: str, limit
     """
     if await count_recent(session, bucket=bucket, key=key, window=window, now=now) >= limit:
         return True
-    record_event(session, bucket=bucket, key=key, now=now)
+    await driver.execute(session, _INSERT, bucket, key[:128], driver.utc(now))
     return False

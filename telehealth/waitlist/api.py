@@ -81,7 +81,7 @@ class WaitlistApiController(Controller):
         clock: NamedDependency[Clock],
     ) -> WaitlistStatus:
         """Where the holder of an emailed link stands (the token is sent in the body, never in a URL)."""
-        entry = await service.entry_for_link(db_session, data.token)
+        entry = await service.entry_at_link(db_session, data.token)
         return status_body(await service.place_in_queue(db_session, entry, now=clock.now(), settings=settings))
 
     @post("/confirm", status_code=200)

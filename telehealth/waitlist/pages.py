@@ -41,7 +41,7 @@ def _join_form(values: dict[str, str], conditions: list[str], error: DomainError
 
 
 async def _entry_page(db_session: AsyncSession, token: str, *, clock: Clock, settings: Settings, message: str | None = None) -> Template:
-    entry = await service.entry_for_link(db_session, token)
+    entry = await service.entry_at_link(db_session, token)
     place = await service.place_in_queue(db_session, entry, now=clock.now(), settings=settings)
     return Template("waitlist/entry.html", context={"place": place, "token": token, "message": message})
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import delete, func, literal, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -21,7 +20,7 @@ from telehealth.accounts.security import hash_token, new_token
 from telehealth.accounts.service import email_problem, normalize_email
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.clinicians.service import is_state_served, served_states
-from telehealth.db.types import UTCDateTime
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.dates import age_on
 from telehealth.lib.errors import InvalidInput, NotFound, TooManyRequests
@@ -30,7 +29,7 @@ from telehealth.lib.validation import E164_PHONE, has_control_characters
 from telehealth.notifications.service import queue_email
 from telehealth.settings import Settings
 from telehealth.system.rate_limit import over_rate_limit
-from telehealth.waitlist.models import IS_WAITING, WaitlistEntry, WaitlistInvitation, WaitlistLink, WaitlistTally, tally_bucket
+from telehealth.waitlist.models import TALLY_BUCKET_ORIGIN, TALLY_BUCKET_WIDTH, WaitlistEntry, WaitlistInvitation, WaitlistLink
 from telehealth.waitlist.states import ENTRY_TRANSITIONS, EntryStatus, InvitationStatus
 
 CONDITIONS_OF_INTEREST = {
@@ -86,13 +85,30 @@ def join_problems(request: JoinRequest, *, today: date) -> dict[str, str]:
     return problems
 
 
+# The join and the position lookup run on the driver (db/driver.py): SQL text, records, no ORM objects. Every
+# join runs the entry's INSERT, the link's and (through the audit and the outbox) two more; every lookup four reads.
+_INSERT_LINK = "INSERT INTO waitlist_link (token_hash, entry_id, created_at) VALUES ($1, $2, $3)"
+
+
 async def _issue_link(session: AsyncSession, *, entry_id: uuid.UUID, now: datetime, settings: Settings) -> str:
     raw, digest = new_token()
-    session.add(WaitlistLink(token_hash=digest, entry_id=entry_id, created_at=now))
+    await driver.flush_pending(session)  # an entry the caller added is written first (the link refers to it)
+    await driver.execute(session, _INSERT_LINK, digest, entry_id, driver.utc(now))
     return f"{settings.public_base_url}/waitlist/entry?token={raw}"
 
 
-async def email_status_link(session: AsyncSession, *, entry: WaitlistEntry, template: str, now: datetime, settings: Settings) -> None:
+class Addressee(Protocol):
+    """An entry as the status-link email needs it (a WaitlistEntry, or the join's record)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def first_name(self) -> str | None: ...
+
+
+async def email_status_link(session: AsyncSession, *, entry: Addressee, template: str, now: datetime, settings: Settings) -> None:
     """Email a fresh private link to the entry's page (confirmation, already joined, invitation ended)."""
     assert entry.email and entry.first_name
     link_url = await _issue_link(session, entry_id=entry.id, now=now, settings=settings)
@@ -104,6 +120,31 @@ async def email_status_link(session: AsyncSession, *, entry: WaitlistEntry, temp
         now=now,
         dedupe_key=f"waitlist:{template}:{entry.id}",
     )
+
+
+_INSERT_ENTRY = """
+INSERT INTO waitlist_entry
+    (id, status, state, first_name, last_name, email, date_of_birth, phone, conditions, consent_to_contact, joined_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (email) WHERE email IS NOT NULL DO NOTHING
+RETURNING id, status, email, first_name
+"""
+_JOINER_BY_EMAIL = "SELECT id, status, email, first_name FROM waitlist_entry WHERE email = $1"
+
+
+@dataclass(frozen=True)
+class _Joiner:
+    """The entry a join made or found: what its audit row and its email need."""
+
+    id: uuid.UUID
+    status: str
+    email: str | None
+    first_name: str | None
+
+
+async def _joiner_by_email(session: AsyncSession, email: str) -> _Joiner | None:
+    row = await driver.fetchrow(session, _JOINER_BY_EMAIL, email)
+    return None if row is None else _Joiner(*row)
 
 
 async def join_waitlist(session: AsyncSession, request: JoinRequest, *, actor: Actor, now: datetime, settings: Settings) -> None:
@@ -121,43 +162,34 @@ async def join_waitlist(session: AsyncSession, request: JoinRequest, *, actor: A
     if problems := join_problems(request, today=now.astimezone(settings.clinic_zone).date()):
         # keep_evidence: the attempt still counts toward the rate limit (bots send bad input too)
         raise InvalidInput("waitlist.invalid", "Some details need another look.", fields=problems, keep_evidence=True)
-    inserted = await session.execute(
-        insert(WaitlistEntry)
-        .values(
-            id=uuid.uuid4(),
-            status=EntryStatus.UNCONFIRMED,
-            state=request.state.upper(),
-            first_name=request.first_name.strip(),
-            last_name=request.last_name.strip(),
-            email=normalize_email(request.email),
-            date_of_birth=request.date_of_birth,
-            phone=request.phone or None,
-            conditions=list(dict.fromkeys(request.conditions)) or None,
-            consent_to_contact=True,
-            joined_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["email"], index_where=text("email IS NOT NULL"))
-        .returning(col(WaitlistEntry.id))
+    email = normalize_email(request.email)
+    new = await driver.fetchrow(
+        session,
+        _INSERT_ENTRY,
+        uuid.uuid4(),
+        EntryStatus.UNCONFIRMED.value,
+        request.state.upper(),
+        request.first_name.strip(),
+        request.last_name.strip(),
+        email,
+        request.date_of_birth,
+        request.phone or None,
+        list(dict.fromkeys(request.conditions)) or None,
+        True,
+        driver.utc(now),
     )
-    new_id = inserted.scalar_one_or_none()
-    entry = (
-        await session.get(WaitlistEntry, new_id)
-        if new_id
-        else (
-            await session.execute(select(WaitlistEntry).where(WaitlistEntry.email == normalize_email(request.email)))
-        ).scalar_one_or_none()
-    )
+    entry = _Joiner(*new) if new is not None else await _joiner_by_email(session, email)
     if entry is None:  # the other entry was erased between our insert and our read: join afresh
         return await join_waitlist(session, request, actor=actor, now=now, settings=settings)
     await record_audit_event(
         session,
         actor=actor,
-        action="waitlist_entry.join" if new_id else "waitlist_entry.join_again",
+        action="waitlist_entry.join" if new is not None else "waitlist_entry.join_again",
         resource_type="waitlist_entry",
         resource_id=entry.id,
         now=now,
     )
-    if new_id is not None:
+    if new is not None:
         await email_status_link(session, entry=entry, template="waitlist_confirm", now=now, settings=settings)
         return
     # Already on the list: tell the owner (at most a few times a day), never the person asking.
@@ -262,9 +294,51 @@ async def leave_waitlist(session: AsyncSession, *, token: str, actor: Actor, now
         )
 
 
+class QueuedEntry(Protocol):
+    """An entry as its place in the queue needs it (a WaitlistEntry, or the lookup's EntryAtLink)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def confirmed_at(self) -> datetime | None: ...
+    @property
+    def note(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class EntryAtLink:
+    """The columns of the entry a private link leads to that its status answer shows."""
+
+    id: uuid.UUID
+    status: str
+    state: str
+    confirmed_at: datetime | None
+    note: str | None
+
+
+_ENTRY_AT_LINK = """
+SELECT waitlist_entry.id, waitlist_entry.status, waitlist_entry.state, waitlist_entry.confirmed_at, waitlist_entry.note
+FROM waitlist_entry JOIN waitlist_link ON waitlist_link.entry_id = waitlist_entry.id
+WHERE waitlist_link.token_hash = $1
+"""
+
+
+async def entry_at_link(session: AsyncSession, token: str) -> EntryAtLink:
+    """The entry of an emailed link, to read (entry_for_link gives the ORM object the writers change)."""
+    row = await driver.fetchrow(session, _ENTRY_AT_LINK, hash_token(token))
+    if row is None:
+        raise NotFound("waitlist.link_invalid", LINK_INVALID)
+    confirmed_at = row["confirmed_at"]
+    return EntryAtLink(row["id"], row["status"], row["state"], None if confirmed_at is None else confirmed_at.astimezone(UTC), row["note"])
+
+
 @dataclass(frozen=True)
 class PlaceInQueue:
-    entry: WaitlistEntry
+    entry: QueuedEntry
     state_served: bool
     position: int | None
     people_waiting: int
@@ -272,56 +346,45 @@ class PlaceInQueue:
     invitation_expires_at: datetime | None
 
 
-def _people_waiting(state: str) -> Any:
-    return select(func.coalesce(func.sum(WaitlistTally.waiting), 0)).where(WaitlistTally.state == state)
+# The day (UTC) a waiting entry is counted in by waitlist_tally: models.tally_bucket's expression, as the triggers
+# of migration 0016 write it. date_bin is immutable, so a plan folds it for a parameter.
+_DAY_OF = f"date_bin(INTERVAL '{TALLY_BUCKET_WIDTH}', $2::timestamptz, TIMESTAMPTZ '{TALLY_BUCKET_ORIGIN}')"
+# One statement (one snapshot): the people waiting in the entry's state ($1), and those ahead of it: the tally of
+# the earlier days plus a count over the queue index inside the entry's own day. The status is literal, so even a
+# cached generic plan uses the partial index ix_waitlist_entry_queue.
+_PEOPLE_WAITING_AND_AHEAD = f"""
+SELECT coalesce(sum(waitlist_tally.waiting), 0) AS people_waiting,
+       coalesce(sum(waitlist_tally.waiting) FILTER (WHERE waitlist_tally.bucket_start < {_DAY_OF}), 0)
+       + (SELECT count(*) FROM waitlist_entry
+          WHERE waitlist_entry.state = $1 AND waitlist_entry.status = 'waiting' AND waitlist_entry.confirmed_at >= {_DAY_OF}
+            AND (waitlist_entry.confirmed_at, waitlist_entry.id) < ($2::timestamptz, $3::uuid)) AS ahead
+FROM waitlist_tally WHERE waitlist_tally.state = $1
+"""
+_PEOPLE_WAITING = "SELECT coalesce(sum(waiting), 0) FROM waitlist_tally WHERE state = $1"
+_RECENT_INVITATIONS = "SELECT count(*) FROM waitlist_invitation WHERE state = $1 AND created_at >= $2"
+_LIVE_INVITATION_EXPIRES_AT = "SELECT expires_at FROM waitlist_invitation WHERE entry_id = $1 AND status = 'sent'"
 
 
-def _people_waiting_and_ahead(entry: WaitlistEntry) -> Any:
-    """One statement (one snapshot): the people waiting in the entry's state, and those ahead of it: the
-    tally of the earlier days plus a count over the queue index inside the entry's own day."""
-    day = tally_bucket(literal(entry.confirmed_at, UTCDateTime))
-    ahead_within_day = (
-        select(func.count())
-        .select_from(WaitlistEntry)
-        .where(
-            WaitlistEntry.state == entry.state,
-            IS_WAITING,
-            WaitlistEntry.confirmed_at >= day,
-            tuple_(WaitlistEntry.confirmed_at, WaitlistEntry.id) < tuple_(entry.confirmed_at, entry.id),
-        )
-        .scalar_subquery()
-    )
-    earlier_days = func.coalesce(func.sum(WaitlistTally.waiting).filter(WaitlistTally.bucket_start < day), 0)
-    return select(func.coalesce(func.sum(WaitlistTally.waiting), 0), earlier_days + ahead_within_day).where(
-        WaitlistTally.state == entry.state
-    )
-
-
-async def place_in_queue(session: AsyncSession, entry: WaitlistEntry, *, now: datetime, settings: Settings) -> PlaceInQueue:
+async def place_in_queue(session: AsyncSession, entry: QueuedEntry, *, now: datetime, settings: Settings) -> PlaceInQueue:
     """Where the person stands in their state's queue, and a wait estimate from the recent invitation rate.
     Read from waitlist_tally (kept by the database), so it costs the same however long the queue is."""
     position = None
     if entry.status == EntryStatus.WAITING:
-        people_waiting, ahead = (await session.execute(_people_waiting_and_ahead(entry))).one()
-        position = ahead + 1
+        assert entry.confirmed_at is not None  # a waiting entry has confirmed (the queue order)
+        row = await driver.fetchrow(session, _PEOPLE_WAITING_AND_AHEAD, entry.state, driver.utc(entry.confirmed_at), entry.id)
+        assert row is not None  # aggregates: always one row
+        people_waiting, position = row["people_waiting"], row["ahead"] + 1
     else:
-        people_waiting = await session.scalar(_people_waiting(entry.state))
+        people_waiting = await driver.fetchval(session, _PEOPLE_WAITING, entry.state)
     estimate = None
     if position is not None:
-        recent = await session.scalar(
-            select(func.count())
-            .select_from(WaitlistInvitation)
-            .where(WaitlistInvitation.state == entry.state, WaitlistInvitation.created_at >= now - ESTIMATE_WINDOW)
-        )
+        recent = await driver.fetchval(session, _RECENT_INVITATIONS, entry.state, driver.utc(now - ESTIMATE_WINDOW))
         per_week = (recent or 0) / (ESTIMATE_WINDOW.days / 7)
         estimate = math.ceil(position / per_week) if per_week else None
     expires_at = None
     if entry.status == EntryStatus.INVITED:
-        expires_at = await session.scalar(
-            select(WaitlistInvitation.expires_at).where(
-                WaitlistInvitation.entry_id == entry.id, WaitlistInvitation.status == InvitationStatus.SENT
-            )
-        )
+        expires_at = await driver.fetchval(session, _LIVE_INVITATION_EXPIRES_AT, entry.id)
+        expires_at = None if expires_at is None else expires_at.astimezone(UTC)
     served = await is_state_served(session, state=entry.state, on=now.astimezone(settings.clinic_zone).date())
     return PlaceInQueue(entry, served, position, people_waiting, estimate, expires_at)
 
