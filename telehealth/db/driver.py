@@ -29,15 +29,28 @@ Record = Any  # asyncpg.Record: by name (record["id"]) or position
 _DIALECT = asyncpg_dialect()
 
 
+_HELD = "telehealth.db.driver"  # session.info key: the connection held for the session's current transaction
+
+
 async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
     """The session's connection, its dialect adapter, and asyncpg's connection, with the transaction begun
-    as SQLAlchemy would begin it before its own first statement (not in an autocommit session)."""
-    connection = await session.connection()
-    fairy = await connection.get_raw_connection()
-    adapted: Any = fairy.dbapi_connection  # the dialect's adapter (AsyncAdapt_asyncpg_connection)
+    as SQLAlchemy would begin it before its own first statement (not in an autocommit session).
+
+    Kept in session.info for the session's current transaction: asking the session again (two greenlet hops)
+    was half of a statement's cost here. A new transaction (after a commit or rollback) or a failure asks again."""
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_HELD)
+    if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
+        _, connection, adapted, raw = held
+    else:
+        connection = await session.connection()
+        fairy = await connection.get_raw_connection()
+        adapted = fairy.dbapi_connection  # the dialect's adapter (AsyncAdapt_asyncpg_connection)
+        raw = fairy.driver_connection
+        session.info[_HELD] = (session.sync_session.get_transaction(), connection, adapted, raw)
     if not adapted.autocommit and adapted._transaction is None:
         await adapted._start_transaction()  # the BEGIN SQLAlchemy's cursor sends before its first statement
-    return connection, adapted, fairy.driver_connection
+    return connection, adapted, raw
 
 
 async def _failed(connection: AsyncConnection, adapted: Any, sql: str, args: tuple[Any, ...], error: Exception) -> Exception:
@@ -62,6 +75,7 @@ async def _run(session: AsyncSession, method: str, sql: str, args: tuple[Any, ..
     try:
         return await getattr(driver, method)(sql, *args)
     except Exception as error:
+        session.info.pop(_HELD, None)  # the next statement asks the session afresh, as before any failure
         failure = await _failed(connection, adapted, sql, args, error)
         if failure is error:
             raise

@@ -4,9 +4,10 @@ SQLAlchemy's would (DBAPIError with the SQLSTATE), so callers and error handlers
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Date, String, bindparam, literal, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -58,3 +59,51 @@ async def test_an_autocommit_session_sends_no_begin(engine: AsyncEngine) -> None
     async with factory() as session:
         first = await driver.fetchval(session, "SELECT txid_current()")
         assert await driver.fetchval(session, "SELECT txid_current()") != first  # each statement its own transaction
+
+
+async def test_a_new_transaction_after_commit_gets_its_own_begin(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    # the driver keeps the session's connection for its transaction: after a commit it must ask again (and BEGIN)
+    async with session_factory() as session:
+        first = await driver.fetchval(session, "SELECT txid_current()")
+        await session.commit()
+        second = await driver.fetchval(session, "SELECT txid_current()")
+        assert second != first
+        assert await driver.fetchval(session, "SELECT txid_current()") == second
+        await session.rollback()
+
+
+async def test_pending_orm_changes_are_flushed_before_a_driver_statement_reads(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    from telehealth.system.models import RateLimitEvent
+    from telehealth.system.rate_limit import count_recent
+
+    key = f"driver-{uuid.uuid4().hex[:8]}"
+    async with session_factory() as session:
+        now = datetime.now(UTC)
+        session.add(RateLimitEvent(bucket="probe", key=key, occurred_at=now))  # pending, not yet sent
+        assert await count_recent(session, bucket="probe", key=key, window=timedelta(minutes=1), now=now) == 1
+        await driver.flush_pending(session)  # nothing pending now: no flush, no error
+        await session.rollback()
+
+
+def test_a_compiled_statement_binds_the_callers_values_and_its_own_in_order() -> None:
+    statement = select(literal_column("1")).where(
+        bindparam("state", type_=String) == literal("CA"),
+        bindparam("on", type_=Date) >= literal(date(2026, 1, 1)),
+        bindparam("state", type_=String) != "",
+    )
+    compiled = driver.compiled(statement)
+    assert compiled.sql.count("$1::") == 2 and len(compiled.names) == 5  # a name used twice is one parameter
+    args = compiled.args(state="NY", on=date(2026, 12, 7))
+    assert [args[compiled.names.index(name)] for name in ("state", "on")] == ["NY", date(2026, 12, 7)]
+    assert "CA" in args and date(2026, 1, 1) in args  # the statement's own literals
+    with pytest.raises(TypeError):
+        compiled.args(state="NY")  # a parameter missing
+    with pytest.raises(TypeError):
+        compiled.args(state="NY", on=date(2026, 12, 7), extra=1)
+
+
+def test_a_statement_whose_parameter_needs_conversion_is_refused() -> None:
+    from telehealth.db.types import UTCDateTime
+
+    with pytest.raises(ValueError):
+        driver.compiled(select(literal_column("1")).where(bindparam("at", type_=UTCDateTime) > literal_column("now()")))
