@@ -10,6 +10,10 @@ statements and commit or roll back with them. Nothing here is an ORM object: cal
 Failures look like the session's: asyncpg's errors become SQLAlchemy's DBAPIError (the same class SQLAlchemy
 would raise, so 503s and constraint codes are handled as before), and a connection lost meanwhile is
 invalidated so the pool replaces it.
+
+Callers write SQL text (`$n` parameters, arguments in UTC through `utc()`), flush the session's pending ORM
+changes first where a statement must see them or follow them (`flush_pending()`), and, where a statement's rule
+is a SQLAlchemy expression other queries share, compile it once at import (`compiled()`) rather than copy it.
 """
 
 from __future__ import annotations
@@ -33,8 +37,7 @@ _HELD = "telehealth.db.driver"  # session.info key: the connection held for the 
 
 
 async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
-    """The session's connection, its dialect adapter, and asyncpg's connection, with the transaction begun
-    as SQLAlchemy would begin it before its own first statement (not in an autocommit session).
+    """The session's connection, its dialect adapter, and asyncpg's connection.
 
     Kept in session.info for the session's current transaction: asking the session again (two greenlet hops)
     was half of a statement's cost here. A new transaction (after a commit or rollback) or a failure asks again."""
@@ -48,8 +51,6 @@ async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
         adapted = fairy.dbapi_connection  # the dialect's adapter (AsyncAdapt_asyncpg_connection)
         raw = fairy.driver_connection
         session.info[_HELD] = (session.sync_session.get_transaction(), connection, adapted, raw)
-    if not adapted.autocommit and adapted._transaction is None:
-        await adapted._start_transaction()  # the BEGIN SQLAlchemy's cursor sends before its first statement
     return connection, adapted, raw
 
 
@@ -73,6 +74,10 @@ async def _failed(connection: AsyncConnection, adapted: Any, sql: str, args: tup
 async def _run(session: AsyncSession, method: str, sql: str, args: tuple[Any, ...]) -> Any:
     connection, adapted, driver = await _driver(session)
     try:
+        if not adapted.autocommit and adapted._transaction is None:
+            # The BEGIN SQLAlchemy's cursor sends before its first statement (none in an autocommit session). Inside
+            # the try: on a connection the database dropped (a restart) it is the first thing to fail, as a 503.
+            await adapted._start_transaction()
         return await getattr(driver, method)(sql, *args)
     except Exception as error:
         session.info.pop(_HELD, None)  # the next statement asks the session afresh, as before any failure

@@ -107,3 +107,16 @@ def test_a_statement_whose_parameter_needs_conversion_is_refused() -> None:
 
     with pytest.raises(ValueError):
         driver.compiled(select(literal_column("1")).where(bindparam("at", type_=UTCDateTime) > literal_column("now()")))
+
+
+async def test_a_connection_lost_before_the_begin_fails_as_sqlalchemys_error(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    # A restarted database: the BEGIN the driver sends first is what fails; it must come back as DBAPIError (a 503),
+    # never the dialect's bare error (a 500), and the connection is invalidated so the pool replaces it.
+    async with session_factory() as session:
+        connection = await session.connection()
+        (await connection.get_raw_connection()).driver_connection.terminate()
+        with pytest.raises(DBAPIError) as raised:
+            await driver.fetchval(session, "SELECT 1")
+        assert raised.value.connection_invalidated
+        await session.rollback()
+        assert await driver.fetchval(session, "SELECT 1") == 1  # a fresh connection from the pool
