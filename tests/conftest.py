@@ -14,12 +14,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import telehealth.jobs
 import telehealth.models  # noqa: F401  (completes the metadata)
+from telehealth.accounts import security
 from telehealth.db.base import metadata
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
@@ -29,6 +31,22 @@ from telehealth.settings import PROJECT_ROOT, Settings
 from tests.fakes.smtp import SmtpServer
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+# Argon2 at production's cost (argon2-cffi's defaults, RFC 9106's low-memory profile: 3 passes over 64 MiB) takes
+# 0.15-0.35 s of CPU per hash or verify here, and the suite makes and signs in thousands of accounts. In this process
+# the tests hash at the least cost instead; tests/unit/accounts/test_password_hashing.py checks PRODUCTION_HASHER,
+# what telehealth/accounts/security.py builds, and the processes the tests start (the demo server, the workers) hash
+# at production's cost.
+PRODUCTION_HASHER, PRODUCTION_DUMMY_HASH = security._hasher, security._DUMMY_HASH
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", TEST_HASHER)
+        patch.setattr(security, "_DUMMY_HASH", TEST_HASHER.hash("not-a-real-password"))
+        yield
 
 
 def _server_url() -> str:
