@@ -38,7 +38,7 @@ class StoppingQueueListenerHandler(QueueListenerHandler):
     test) kept a thread, and the atexit entry holding it, per app. Closing now drains the queue and ends the thread."""
 
     def close(self) -> None:
-        if self.listener._thread is not None:  # type: ignore[attr-defined]  # (3.11's stop() fails when called twice)
+        if self.listener._thread is not None:  # 3.11's stop() fails when called twice
             self.listener.stop()
             atexit.unregister(self.listener.stop)
         super().close()
