@@ -142,6 +142,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if migration_engine is not engine:
                 await migration_engine.dispose()
             stop_embedded_postgres(embedded_server)  # SIGTERM too: uvicorn's exit skips atexit handlers
+            # What the start froze is collectable again: a process that starts apps one after another (the tests make
+            # one per test) would otherwise keep every stopped app, and all the garbage of its time, for good.
+            gc.unfreeze()
 
     metrics = RequestMetrics()
     # Entered after `lifespan` (plugins append theirs), so the database is known when it starts listening.

@@ -14,12 +14,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import telehealth.jobs
 import telehealth.models  # noqa: F401  (completes the metadata)
+from telehealth.accounts import security
 from telehealth.db.base import metadata
 from telehealth.db.engine import async_database_url, make_engine, make_session_factory
 from telehealth.db.migrate import upgrade_database
@@ -29,6 +31,22 @@ from telehealth.settings import PROJECT_ROOT, Settings
 from tests.fakes.smtp import SmtpServer
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+# Argon2 at production's cost (argon2-cffi's defaults, RFC 9106's low-memory profile: 3 passes over 64 MiB) takes
+# 0.15-0.35 s of CPU per hash or verify here, and the suite makes and signs in thousands of accounts. In this process
+# the tests hash at the least cost instead; tests/unit/accounts/test_password_hashing.py checks PRODUCTION_HASHER,
+# what telehealth/accounts/security.py builds, and the processes the tests start (the demo server, the workers) hash
+# at production's cost.
+PRODUCTION_HASHER, PRODUCTION_DUMMY_HASH = security._hasher, security._DUMMY_HASH
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", TEST_HASHER)
+        patch.setattr(security, "_DUMMY_HASH", TEST_HASHER.hash("not-a-real-password"))
+        yield
 
 
 def _server_url() -> str:
@@ -79,15 +97,32 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # Every table of the metadata (telehealth/models.py lists them all) but the one-row tables the migrations seed and
 # the code only reads or updates: emptied, they would be missing for the next test (alembic_version is not in it).
 MIGRATION_SEEDED_TABLES = frozenset({"schema_compatibility", "calendar_version"})
-TABLES_TO_EMPTY = ", ".join(table.name for table in metadata.sorted_tables if table.name not in MIGRATION_SEEDED_TABLES)
+TABLES_TO_EMPTY = tuple(table.name for table in metadata.sorted_tables if table.name not in MIGRATION_SEEDED_TABLES)
+_TABLES_WITH_ROWS = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT FROM \"{name}\")" for name in TABLES_TO_EMPTY)
+# The sequences (identity columns) of the given tables, back to where they started, as TRUNCATE's RESTART IDENTITY does
+_RESTART_SEQUENCES = """
+    SELECT setval(sequence.seqrelid, sequence.seqstart, false)
+    FROM pg_sequence AS sequence
+    JOIN pg_depend AS owned ON owned.classid = 'pg_class'::regclass AND owned.objid = sequence.seqrelid AND owned.deptype IN ('a', 'i')
+    WHERE owned.refobjid = ANY(CAST(:tables AS regclass[]))
+"""
 
 
 async def empty_all_tables(engine: AsyncEngine) -> None:
-    """Start a test from empty tables (tests never depend on order). Integration and browser tests use it."""
+    """Start a test from empty tables (tests never depend on order). Integration and browser tests use it.
+
+    A test fills a handful of the tables with a few rows: those are emptied with DELETE, and their sequences
+    restarted. (TRUNCATE of every table gave each of them a new file and took 0.3-0.7 s a test on this machine.)"""
     async with engine.begin() as connection:
-        # replica role skips the append-only trigger: only the test harness may empty the audit trail
+        with_rows = (await connection.execute(text(_TABLES_WITH_ROWS))).scalars().all()
+        if not with_rows:
+            return
+        # replica role skips the append-only trigger (only the test harness may empty the audit trail) and the
+        # foreign keys' triggers: every table that has rows is emptied, so no reference is left dangling
         await connection.execute(text("SET LOCAL session_replication_role = replica"))
-        await connection.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} RESTART IDENTITY CASCADE"))
+        for name in with_rows:
+            await connection.execute(text(f'DELETE FROM "{name}"'))
+        await connection.execute(text(_RESTART_SEQUENCES), {"tables": list(with_rows)})
 
 
 @pytest.fixture

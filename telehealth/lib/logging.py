@@ -5,6 +5,7 @@ Messages name codes, kinds and opaque ids only; who did what to which record is 
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import logging
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar.logging.config import LoggingConfig, default_handlers
+from litestar.logging.standard import QueueListenerHandler
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -28,12 +30,28 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class StoppingQueueListenerHandler(QueueListenerHandler):
+    """Litestar's queue handler (Python before 3.12), whose listener thread stops when the handler is closed.
+
+    Litestar's starts a thread per configuration and stops it only at exit: each app a process builds configures
+    logging again (dictConfig closes the handlers it replaces), so a process that builds many (the tests build one per
+    test) kept a thread, and the atexit entry holding it, per app. Closing now drains the queue and ends the thread."""
+
+    def close(self) -> None:
+        if self.listener._thread is not None:  # 3.11's stop() fails when called twice
+            self.listener.stop()
+            atexit.unregister(self.listener.stop)
+        super().close()
+
+
 def _json_handlers() -> dict[str, dict[str, Any]]:
     """Litestar's own handler layout (it differs before and after Python 3.12), with our formatter."""
     handlers = copy.deepcopy(default_handlers)
     for handler in handlers.values():
         if "formatter" in handler:
             handler["formatter"] = "json"
+        if handler.get("class") == "litestar.logging.standard.QueueListenerHandler":
+            handler["class"] = f"{__name__}.{StoppingQueueListenerHandler.__qualname__}"
     return handlers
 
 

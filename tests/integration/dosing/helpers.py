@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -154,7 +153,6 @@ class FromAddress(TestClientTransport):
 
 
 SITTER_DEVICE = ("198.51.100.23", "Mozilla/5.0 (iPhone; the sitter's phone)")
-_devices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def another_device(client, *, ip: str, user_agent: str) -> httpx.AsyncClient:
@@ -167,10 +165,12 @@ def another_device(client, *, ip: str, user_agent: str) -> httpx.AsyncClient:
 def sitter_device(client) -> httpx.AsyncClient:
     """The sitter's phone, one per test client: sitter links are refused where the patient is signed in, and
     an attestation from the patient's address or browser is flagged, so the sitter acts from here."""
-    if client not in _devices:
+    # Kept on the client, not in a WeakKeyDictionary: the device's transport refers to the client, so an entry
+    # there kept its key, and with it the test's app, alive for the rest of the run.
+    if (device := getattr(client, "sitter_device", None)) is None:
         ip, user_agent = SITTER_DEVICE
-        _devices[client] = another_device(client, ip=ip, user_agent=user_agent)
-    return _devices[client]
+        device = client.sitter_device = another_device(client, ip=ip, user_agent=user_agent)
+    return device
 
 
 class Mail:

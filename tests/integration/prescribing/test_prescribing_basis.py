@@ -250,9 +250,20 @@ async def test_signing_holds_the_special_registration_it_relies_on(client, sessi
             text("UPDATE special_registration SET expires_on = '2026-12-20' WHERE id = :id"), {"id": registration_id}
         )
         answer = asyncio.ensure_future(asyncio.to_thread(send))
-        await asyncio.sleep(1.5)
+        await _finished_or_waiting_on_a_lock(answer, session_factory)
         assert not answer.done(), (await answer).text  # waiting for the coordinator's change
     response = await answer
     assert refusal(response) == NO_BASIS, response.text
     async with session_factory() as session:
         assert (await session.execute(select(TrochePlan.status).where(TrochePlan.id == uuid.UUID(plan["id"])))).scalar_one() == "draft"
+
+
+async def _finished_or_waiting_on_a_lock(answer: asyncio.Future, session_factory) -> None:
+    """Until the request has either finished or is waiting on a lock in the database (no fixed sleep)."""
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    async with session_factory() as watcher:
+        for _ in range(1000):
+            if answer.done() or await watcher.scalar(text(waiting)):
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the signing request neither finished nor waited on a lock")

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 
 from telehealth.accounts import security
 from telehealth.accounts.roles import Role
+from tests.conftest import TEST_HASHER
 from tests.helpers import PASSWORD, make_person
 
 
@@ -20,7 +21,8 @@ class LoopWatchingHasher(PasswordHasher):
     """Each hash or verify first announces itself, then waits (up to 5 s) for the event loop to answer."""
 
     def __init__(self) -> None:
-        super().__init__()
+        # at the test process's cost (tests/conftest.py): the account was hashed at it, so signing in rehashes nothing
+        super().__init__(time_cost=TEST_HASHER.time_cost, memory_cost=TEST_HASHER.memory_cost, parallelism=TEST_HASHER.parallelism)
         self.started, self.loop_answered = threading.Event(), threading.Event()
         self.calls: list[bool] = []  # per call: did the loop run while it hashed?
 
