@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -37,6 +36,12 @@ _INSERT_JOB_UNLESS_LIVE = _INSERT_JOB.replace(
 )
 
 
+async def _value_of(session: AsyncSession, expression: ColumnElement[datetime]) -> datetime:
+    value = await session.scalar(select(expression))
+    assert value is not None  # now(), moved or not, or an injected clock's time
+    return value
+
+
 async def enqueue_job(
     session: AsyncSession,
     *,
@@ -53,37 +58,23 @@ async def enqueue_job(
     if kind not in JOB_HANDLERS:
         # the entry registers every handler by importing telehealth/jobs.py
         raise ValueError(f"no job handler is registered for {kind!r} (is its jobs.py in telehealth/jobs.py, and that imported?)")
-    if isinstance(now, datetime) and (run_at is None or isinstance(run_at, datetime)):
-        await driver.flush_pending(session)  # the caller's pending changes go first, as with the ORM's autoflush
-        job_id = await driver.fetchval(
-            session,
-            _INSERT_JOB if dedupe_key is None else _INSERT_JOB_UNLESS_LIVE,
-            uuid.uuid4(),
-            kind,
-            json.dumps(payload),  # jsonb: the dialect's codec takes the text (SQLAlchemy serializes with json.dumps)
-            dedupe_key,
-            driver.utc(now if run_at is None else run_at),
-            max_attempts,
-            driver.utc(now),
-        )
-        return job_id is not None
-    # The database's own now() (the worker's periodic runs): an expression, which only SQLAlchemy can bind.
-    statement = insert(Job).values(
-        kind=kind,
-        payload=payload,
-        status=JobStatus.QUEUED,
-        dedupe_key=dedupe_key,
-        run_at=now if run_at is None else run_at,
-        max_attempts=max_attempts,
-        created_at=now,
+    # The database's now() (the worker's periodic runs): read in this transaction, it is the very value an INSERT in
+    # it would use (now() is the transaction's start), so one INSERT serves every caller.
+    created_at = now if isinstance(now, datetime) else await _value_of(session, now)
+    due_at = created_at if run_at is None else run_at if isinstance(run_at, datetime) else await _value_of(session, run_at)
+    await driver.flush_pending(session)  # the caller's pending changes go first, as with the ORM's autoflush
+    job_id = await driver.fetchval(
+        session,
+        _INSERT_JOB if dedupe_key is None else _INSERT_JOB_UNLESS_LIVE,
+        uuid.uuid4(),
+        kind,
+        json.dumps(payload),  # jsonb: the dialect's codec takes the text (SQLAlchemy serializes with json.dumps)
+        dedupe_key,
+        driver.utc(due_at),
+        max_attempts,
+        driver.utc(created_at),
     )
-    if dedupe_key is not None:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=["dedupe_key"],
-            index_where=text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')"),
-        )
-    result = await session.execute(statement.returning(col(Job.id)))
-    return result.scalar_one_or_none() is not None
+    return job_id is not None
 
 
 # Operator commands (`litestar jobs ...`): what a person at the command line may see and do with jobs.
