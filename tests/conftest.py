@@ -109,7 +109,8 @@ _RESTART_SEQUENCES = """
 
 
 async def empty_all_tables(engine: AsyncEngine) -> None:
-    """Start a test from empty tables (tests never depend on order). Integration and browser tests use it.
+    """Start a test from empty tables. Integration and browser tests use it. Rows come back in no set order
+    (DELETE leaves space that later rows may fill): a test that compares a list of rows orders its query.
 
     A test fills a handful of the tables with a few rows: those are emptied with DELETE, and their sequences
     restarted. (TRUNCATE of every table gave each of them a new file and took 0.3-0.7 s a test on this machine.)"""

@@ -80,12 +80,20 @@ async def test_the_therapist_day_at_a_laptop_and_a_phone(page: Page, live_server
             session.add(WeeklyHours(clinician_id=therapist.user_id, weekday=weekday, starts_at_local=time(9), ends_at_local=time(17)))
     now = clock.now()
     day_start = datetime.combine(now.astimezone(ZoneInfo(ZONE)).date(), time(0), tzinfo=ZoneInfo(ZONE))
-    # Today's session, then a dose after it (so a follow-up is due), and an earlier session still without a note.
-    await insert_appointment(session_factory, patient=home.patient, clinician=therapist, starts_at=day_start + (now - day_start) / 3)
+    # Today's session, over by a sixth of the day so far (so it needs a note even just after midnight), then a dose
+    # after it (so a follow-up is due), and an earlier session still without a note.
+    so_far = now - day_start
+    await insert_appointment(
+        session_factory,
+        patient=home.patient,
+        clinician=therapist,
+        starts_at=day_start + so_far / 3,
+        minutes=so_far.total_seconds() / 60 / 6,
+    )
     await insert_appointment(
         session_factory, patient=home.patient, clinician=therapist, starts_at=now - timedelta(days=2), status="completed"
     )
-    dosed = day_start + (now - day_start) * 2 / 3
+    dosed = day_start + so_far * 2 / 3
     async with transaction(session_factory) as session:
         session.add(
             DosingSession(

@@ -108,7 +108,9 @@ async def test_the_care_team_reads_the_intake_and_each_read_is_audited(client, s
     async with session_factory() as session:
         reads = (
             await session.execute(
-                select(AuditEvent.actor_role, AuditEvent.outcome).where(AuditEvent.action == "patient.record.intake.read")
+                select(AuditEvent.actor_role, AuditEvent.outcome)
+                .where(AuditEvent.action == "patient.record.intake.read")
+                .order_by(AuditEvent.id)
             )
         ).all()
     assert reads == [("prescriber", "success"), ("prescriber", "success"), ("therapist", "denied")]
