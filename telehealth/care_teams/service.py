@@ -22,6 +22,7 @@ from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import CareTeamMember, Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.audit.service import record_audit_event
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telehealth.lib.validation import plain_text_problem
@@ -76,19 +77,19 @@ async def is_member(session: AsyncSession, *, patient_id: uuid.UUID, clinician_i
     )
 
 
+# Every patient's home and chart lists the team: on the driver (db/driver.py).
+_MEMBERS = """
+SELECT member.id, member.clinician_id, account.full_name, account.role, member.added_at, member.joined_because,
+       member.left_at, member.left_because
+FROM care_team_member AS member JOIN user_account AS account ON account.id = member.clinician_id
+WHERE member.patient_id = $1 AND ($2 OR member.left_at IS NULL)
+ORDER BY member.added_at
+"""
+
+
 async def members(session: AsyncSession, *, patient_id: uuid.UUID, with_history: bool = False) -> list[Member]:
-    query = (
-        select(CareTeamMember, UserAccount.full_name, UserAccount.role)
-        .join(UserAccount, col(UserAccount.id) == CareTeamMember.clinician_id)
-        .where(CareTeamMember.patient_id == patient_id)
-        .order_by(col(CareTeamMember.added_at))
-    )
-    if not with_history:
-        query = query.where(col(CareTeamMember.left_at).is_(None))
-    return [
-        Member(row.id, row.clinician_id, name, role, row.added_at, row.joined_because, row.left_at, row.left_because)
-        for row, name, role in (await session.execute(query)).all()
-    ]
+    await driver.flush_pending(session)  # a member the caller has just added is on the team
+    return [Member(*row) for row in await driver.fetch(session, _MEMBERS, patient_id, with_history)]
 
 
 def _reason_problem(reason: str) -> str | None:

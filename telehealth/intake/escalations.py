@@ -18,6 +18,7 @@ from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import change_status, record_audit_event
+from telehealth.db import driver
 from telehealth.intake.models import Escalation
 from telehealth.intake.states import ESCALATION_TRANSITIONS, EscalationStatus
 from telehealth.lib.actors import Actor
@@ -100,7 +101,9 @@ async def open_contact_request(
     return await _open(session, patient_id=patient_id, kind="contact", rule_ids=rule_ids, actor=actor, now=now)
 
 
-_OPEN_OF_KIND = (
+# The booking and unlock gates and every visit to the patient's home ask this: on the driver (db/driver.py),
+# compiled once from the rule.
+_OPEN_OF_KIND = driver.compiled(
     select(col(Escalation.id))
     .where(
         col(Escalation.patient_id) == bindparam("patient_id"),
@@ -111,14 +114,19 @@ _OPEN_OF_KIND = (
 )
 
 
+async def _open_of_kind(session: AsyncSession, *, patient_id: uuid.UUID, kind: str) -> bool:
+    await driver.flush_pending(session)  # an escalation the caller has just added counts
+    return await driver.fetchval(session, _OPEN_OF_KIND.sql, *_OPEN_OF_KIND.args(patient_id=patient_id, kind=kind)) is not None
+
+
 async def has_open_crisis(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
     """The self-booking gate: True while a crisis escalation waits for a clinician's contact."""
-    return bool(await session.scalar(_OPEN_OF_KIND, {"patient_id": patient_id, "kind": "crisis"}))
+    return await _open_of_kind(session, patient_id=patient_id, kind="crisis")
 
 
 async def has_open_contact_request(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
     """An unlock gate: True while a check-in's contact request waits for a clinician's contact."""
-    return bool(await session.scalar(_OPEN_OF_KIND, {"patient_id": patient_id, "kind": "contact"}))
+    return await _open_of_kind(session, patient_id=patient_id, kind="contact")
 
 
 # What set an escalation off, in the words a clinician on the phone needs (rule ids are for the audit).
