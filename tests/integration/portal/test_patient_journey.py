@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from telehealth.accounts.roles import Role
 from telehealth.db.engine import transaction
+from telehealth.dosing.models import DosingSession
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.lib.actors import Actor
 from tests.helpers import make_person, sign_in
@@ -75,3 +76,39 @@ async def test_a_consultation_under_way_is_not_marked_done(client, session_facto
     await patient_signed_in(client, in_program, clock)
     home = (await client.get("/patient")).text
     assert current_stage(home) == "Consultation" and "Join from here" in next_step(home)
+
+
+async def test_coming_up_lists_the_next_appointments_and_home_session(client, session_factory, settings, clock):
+    """The records the journey reads (db/driver.py) reach the page: each upcoming appointment with its links,
+    then the next home session."""
+    in_program = await active_plan(session_factory, settings, clock)
+    therapist = await make_person(session_factory, role=Role.THERAPIST, email="t@example.org", now=clock.now(), settings=settings)
+    held = await insert_appointment(
+        session_factory,
+        patient=in_program.patient,
+        clinician=therapist,
+        starts_at=clock.now() + timedelta(days=2),
+        status="held",
+        hold_expires_at=clock.now() + timedelta(minutes=10),
+    )
+    booked = await insert_appointment(
+        session_factory, patient=in_program.patient, clinician=therapist, starts_at=clock.now() + timedelta(days=1)
+    )
+    async with transaction(session_factory) as session:
+        dose = DosingSession(
+            plan_id=in_program.plan_id,
+            patient_id=in_program.patient.patient_id,
+            number=1,
+            status="scheduled",
+            scheduled_at=clock.now() + timedelta(days=3),
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+        session.add(dose)
+    await patient_signed_in(client, in_program, clock)
+    coming_up = (await client.get("/patient")).text.split('id="upcoming-heading"')[1].split("</section>")[0]
+    items = coming_up.split("<li>")[1:]
+    assert len(items) == 3
+    assert items[0].startswith("Integration session") and f"/appointments/{booked}/join" in items[0] and "held" not in items[0]
+    assert "(held: waiting for payment)" in items[1] and f"/appointments/{held}/cancel" in items[1]
+    assert items[2].startswith("Home session 1") and f"/dosing/sessions/{dose.id}" in items[2]
