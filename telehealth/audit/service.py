@@ -29,8 +29,9 @@ from telehealth.audit.anchors import AnchorFile, append_anchor, last_anchored_se
 from telehealth.audit.keys import LEGACY_KEY_ID, AuditKeys
 from telehealth.audit.models import AuditEvent
 from telehealth.db import driver
+from telehealth.db.status_swap import swap_status
 from telehealth.lib.actors import Actor
-from telehealth.lib.states import TransitionTable, swap_status
+from telehealth.lib.states import TransitionTable
 
 logger = logging.getLogger("telehealth.audit")
 

@@ -30,7 +30,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 Record = Any  # asyncpg.Record: by name (record["id"]) or position
-_DIALECT = asyncpg_dialect()
+DIALECT = asyncpg_dialect()  # compiles statements as the engine would (compiled(); status_swap.py)
 
 
 _HELD = "telehealth.db.driver"  # session.info key: the connection held for the session's current transaction
@@ -144,7 +144,7 @@ def compiled(statement: ClauseElement) -> CompiledStatement:
     """For a statement whose rule lives in SQLAlchemy expressions shared with other queries (so the rule has one
     source), built once instead of on every request. Refused when a parameter needs the dialect's conversion on
     the way in (a TypeDecorator such as UTCDateTime, an expanding IN): the driver would send the raw value."""
-    result = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+    result = cast(SQLCompiler, statement.compile(dialect=DIALECT))
     if result._bind_processors or result.literal_execute_params or result.post_compile_params:
         raise ValueError("the statement has parameters the driver cannot bind as they are (a type conversion or an expanding IN)")
     callers = {bind.key for bind in result.binds.values() if bind.required}

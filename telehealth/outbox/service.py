@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from telehealth.db import driver
+from telehealth.db.status_swap import swap_status
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, NotFound
-from telehealth.lib.states import swap_status
 from telehealth.outbox.models import Job
 from telehealth.outbox.states import JOB_TRANSITIONS, JobStatus
 

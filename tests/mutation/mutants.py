@@ -57,7 +57,7 @@ BEFORE_DOSE_PY = "telehealth/dosing/before_dose.py"
 SESSIONS_PY = "telehealth/dosing/sessions.py"
 LOCKS_PY = "telehealth/accounts/locks.py"
 PLANS_PY = "telehealth/prescribing/plans.py"
-STATES_PY = "telehealth/lib/states.py"
+STATUS_SWAP_PY = "telehealth/db/status_swap.py"
 CLINICIANS_PY = "telehealth/clinicians/service.py"
 ENCOUNTERS_PY = "telehealth/prescribing/encounters.py"
 RULES_PY = "telehealth/prescribing/rules.py"
@@ -677,9 +677,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "sign.no_compare_and_swap",
-        STATES_PY,
-        ".where(model.id == row_id, model.status == source)",
-        ".where(model.id == row_id)",
+        STATUS_SWAP_PY,
+        "WHERE id = $1 AND status = $2 RETURNING id",
+        "WHERE id = $1 AND $2::text IS NOT NULL RETURNING id",
         "a status changes by compare-and-swap: a signing that read the draft before another committed is refused",
         f"{RACES}::test_a_signing_that_passed_every_check_still_loses_the_swap_to_one_committed_meanwhile",
     ),
