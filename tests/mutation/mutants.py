@@ -68,7 +68,7 @@ PHARMACY_PY = "telehealth/prescribing/pharmacy.py"
 INVENTORY_PY = "telehealth/dosing/inventory.py"
 SCREENING_PY = "telehealth/intake/screening.py"
 INTAKE_PY = "telehealth/intake/service.py"
-SCHEDULING_PY = "telehealth/scheduling/service.py"
+BOOKING_PY = "telehealth/booking/service.py"
 ESCALATIONS_PY = "telehealth/intake/escalations.py"
 INTAKE_API_PY = "telehealth/intake/api.py"
 BASIS_PY = "telehealth/prescribing/basis.py"
@@ -948,7 +948,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "booking.crisis_unplugged",
-        SCHEDULING_PY,
+        BOOKING_PY,
         "    if await has_open_crisis(session, patient_id=patient.id):\n        raise RuleRefused(\n            "
         '"booking.crisis_contact_pending",',
         '    if False:\n        raise RuleRefused(\n            "booking.crisis_contact_pending",',
