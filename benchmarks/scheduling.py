@@ -10,7 +10,7 @@ booking race on 10 slots.
    real), and eligible patients (submitted intake, screening decision `eligible`) living in the state.
    Every account shares one Argon2 hash computed once. Then VACUUM (ANALYZE).
 2. Query plans: the SQL find_slots sends (captured in-process) and the lapsed-hold UPDATE of
-   book_appointment (a whole booking captured, then rolled back) under EXPLAIN (ANALYZE, BUFFERS), with
+   take_slot (a whole booking, booking.service's gates and the slot, captured, then rolled back) under EXPLAIN (ANALYZE, BUFFERS), with
    PostgreSQL's custom plan and the generic plan a cached prepared statement may switch to.
 3. Where a slot search's time goes, in-process: find_slots timed in its parts (its queries, the Python
    slot engine, the rest), the response the API would build from it, and a cProfile; as the API calls it
@@ -63,11 +63,12 @@ from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series, percentile
 from benchmarks.waitlist import StatementLog, _ms, _plan_lines, csrf_client, log, query_plans, run_phase
 from telehealth.accounts.models import Patient, UserAccount
+from telehealth.booking.service import may_book
 from telehealth.db.engine import make_engine, make_session_factory
 from telehealth.lib.actors import Actor
 from telehealth.scheduling.roster import ROSTERS
 from telehealth.scheduling.schemas import SlotBody
-from telehealth.scheduling.service import book_appointment, find_slots
+from telehealth.scheduling.service import find_slots, take_slot
 from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
 
@@ -217,7 +218,8 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         statements["busy spans of the days read, every clinician, aggregated per clinician (calendars.load_busy_spans)"] = [
             (statement, parameters) for statement, parameters in captured.statements if re.search(r"FROM appointment\s+WHERE", statement)
         ][-1]
-        # A whole booking (book_appointment as the API calls it) of a slot two days ahead, rolled back: nothing is kept.
+        # A whole booking (the gates, then the slot, as booking.service calls them) of a slot two days ahead, rolled back:
+        # nothing is kept.
         async with factory() as session:
             later = await find_slots(
                 session,
@@ -232,7 +234,8 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         slot = later[0]
         async with factory() as session:
             with StatementLog(engine) as booking:
-                await book_appointment(
+                await may_book(session, patient=patient, appointment_type=AppointmentType.CONSULT)
+                await take_slot(
                     session,
                     patient=patient,
                     clinician_id=slot.clinician_id,
@@ -247,7 +250,7 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
         statements["the booking's check: one clinician's credentials and calendar (calendars.credentialed_calendars)"] = booking.find(
             "FROM state_license", "FROM dea_registration"
         )
-        statements["expire lapsed holds in the way (book_appointment)"] = booking.find("UPDATE appointment")
+        statements["expire lapsed holds in the way (take_slot)"] = booking.find("UPDATE appointment")
         booking_tables = [
             "SELECT FROM " + statement.rsplit("FROM", 1)[1].split()[0]
             if statement.startswith("SELECT") and "FROM" in statement
@@ -259,7 +262,7 @@ async def capture_statements(url: str, dataset: data.Dataset, *, settings: Setti
     facts = {
         "statements per search": len(captured.statements),
         "statements by table": dict(counts.most_common()),
-        "statements of a booking (book_appointment, winner)": len(booking.statements),
+        "statements of a booking (may_book and take_slot, winner)": len(booking.statements),
         "a booking's statements in order": booking_tables,
         "slots found": len(found),
     }

@@ -4,6 +4,8 @@ from telehealth.accounts.api import AccountsApiController, PatientRecordApiContr
 from telehealth.accounts.pages import AccountPagesController
 from telehealth.billing.api import BillingApiController, StripeWebhookController
 from telehealth.billing.pages import BillingPagesController, CoordinatorBillingPagesController
+from telehealth.booking.api import BookingApiController
+from telehealth.booking.pages import BookingPagesController, FollowUpPagesController
 from telehealth.care_teams.api import CareTeamApiController
 from telehealth.care_teams.pages import CareTeamPagesController
 from telehealth.clinicians.api import ClinicianApiController
@@ -38,7 +40,7 @@ from telehealth.prescribing.pharmacy_staff_api import PharmacyStaffApiController
 from telehealth.prescribing.pharmacy_staff_pages import PharmacistPagesController
 from telehealth.prescribing.reassessment_pages import ReassessmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
-from telehealth.scheduling.booking_pages import BookingPagesController, FollowUpPagesController
+from telehealth.scheduling.hours_pages import ClinicianSchedulePagesController
 from telehealth.scheduling.pages import VideoPagesController
 from telehealth.scheduling.video_room import VideoRoomSocketController
 from telehealth.system.api import HealthController
@@ -98,10 +100,12 @@ ROUTE_HANDLERS = [
     OutcomePagesController,  # /outcomes, /patients/{id}/outcomes, /coordinator/outcomes[.csv]
     PatientChartPagesController,  # /patients/{id} (the care team's page of one patient: summary, timeline, flags, plan,
     #   sessions, messages, notes, scores, record)
-    SchedulingApiController,  # /api/v1/slots, /api/v1/appointments, /api/v1/availability/...
+    SchedulingApiController,  # /api/v1/slots, /api/v1/appointments/{id}/visit[/attest], /api/v1/availability/...
+    BookingApiController,  # /api/v1/appointments, /api/v1/appointments/{id}/cancel|reschedule|no-show, /api/v1/follow-ups
     VideoPagesController,  # /appointments/{id}/join, /appointments/{id}/visit/attest, /rooms/{room_token}
     VideoRoomSocketController,  # /rooms/{room_token}/signal (WebSocket: the room's signalling)
-    BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/..., /clinician/calendar, /clinician/hours
+    BookingPagesController,  # /appointments, /appointments/book, /appointments/{id}/cancel|reschedule|change
+    ClinicianSchedulePagesController,  # /clinician/calendar, /clinician/hours, /clinician/overrides
     FollowUpPagesController,  # /clinician/follow-ups, /clinician/follow-ups/{patient_id}
     DevMailboxController,  # /dev/mailbox (not in production)
     DemoClockController,  # /dev/clock (the demo's movable clock: staff, never in production)

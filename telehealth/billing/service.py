@@ -197,41 +197,6 @@ async def open_payment(
     return payment
 
 
-async def book_for_patient(
-    session: AsyncSession,
-    *,
-    patient: Patient,
-    clinician_id: uuid.UUID,
-    appointment_type: AppointmentType,
-    starts_at: datetime,
-    hold: bool,
-    actor: Actor,
-    now: datetime,
-    settings: Settings,
-) -> tuple[Appointment, int | None]:
-    """A patient's own booking, from the pages or the API: one that costs something (every consult; an
-    integration session once the program's included ones are used) is held for CHECKOUT_HOLD and becomes
-    booked only when Stripe confirms the payment. Booking does not call Stripe: the payment and its
-    Checkout Session are made when the patient goes to pay (checkout_for_held_appointment), and a session
-    never opened leaves no payment behind when the hold lapses. Answers the appointment and its fee in
-    cents (None when free)."""
-    policy = await current_policy(session, settings)
-    paid = await appointment_needs_payment(session, patient_id=patient.id, appointment_type=appointment_type, policy=policy)
-    appointment = await scheduling.book_appointment(
-        session,
-        patient=patient,
-        clinician_id=clinician_id,
-        appointment_type=appointment_type,
-        starts_at=starts_at,
-        hold=hold or paid,
-        actor=actor,
-        now=now,
-        settings=settings,
-        hold_for=CHECKOUT_HOLD if paid else scheduling.HOLD_FOR,
-    )
-    return appointment, rules.fee_for(PURPOSE_BY_APPOINTMENT[appointment_type], policy) if paid else None
-
-
 async def _stripe_customer(session: AsyncSession, gateway: StripeGateway, *, patient_id: uuid.UUID) -> StripeCustomer:
     found = await session.get(StripeCustomer, patient_id)
     if found is not None:

@@ -1,4 +1,5 @@
-"""JSON API: open slots and booking for patients; hours, overrides and settings for clinicians."""
+"""JSON API: open slots and an appointment's video visit; hours, overrides and settings for clinicians.
+(Booking, one's appointments, cancelling, moving, no-shows and follow-ups: booking/api.py.)"""
 
 from __future__ import annotations
 
@@ -12,26 +13,19 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.authz import load_patient_for, own_patient_record
+from telehealth.accounts.authz import own_patient_record
 from telehealth.accounts.guards import requires_role
-from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.billing import service as billing
-from telehealth.billing.models import Payment
 from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.dates import instant_in_range
 from telehealth.lib.errors import InvalidInput
-from telehealth.scheduling import availability, changes, service, visits
+from telehealth.scheduling import availability, service, visits
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.schemas import (
     AppointmentBody,
-    BookAppointment,
-    CancelBody,
-    FollowUpBody,
     OverrideBody,
-    RescheduleBody,
     SlotBody,
     TypeSettingsBody,
     VisitBody,
@@ -46,11 +40,10 @@ CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
 PARTICIPANTS = [requires_role(Role.PATIENT, Role.PRESCRIBER, Role.THERAPIST)]
 
 
-async def _patient_or_none(db_session: AsyncSession, signed_in: SignedIn) -> Patient | None:
-    return await own_patient_record(db_session, viewer=signed_in) if signed_in.role is Role.PATIENT else None
-
-
-def appointment_body(appointment: Appointment, payment: Payment | None = None, *, amount_cents: int | None = None) -> AppointmentBody:
+def appointment_body(
+    appointment: Appointment, *, payment_id: uuid.UUID | None = None, checkout_url: str | None = None, amount_cents: int | None = None
+) -> AppointmentBody:
+    """An appointment as the API answers it; what it costs is filled in by booking/api.py, which knows the payment."""
     return AppointmentBody(
         id=appointment.id,
         type=appointment.appointment_type,
@@ -59,9 +52,9 @@ def appointment_body(appointment: Appointment, payment: Payment | None = None, *
         starts_at=appointment.starts_at,
         ends_at=appointment.ends_at,
         hold_expires_at=appointment.hold_expires_at,
-        payment_id=payment.id if payment else None,
-        checkout_url=payment.checkout_url if payment else None,
-        amount_cents=payment.amount_cents if payment else amount_cents,
+        payment_id=payment_id,
+        checkout_url=checkout_url,
+        amount_cents=amount_cents,
     )
 
 
@@ -80,7 +73,8 @@ def visit_body(appointment_id: uuid.UUID, evidence: visits.VisitEvidence) -> Vis
     )
 
 
-def _aware(value: datetime, field: str) -> datetime:
+def aware(value: datetime, field: str) -> datetime:
+    """A time from a request, refused (400) without a UTC offset."""
     if value.tzinfo is None:
         raise InvalidInput(
             "request.invalid", "Times need a UTC offset, e.g. 2027-01-12T14:00:00Z.", fields={field: "must include a UTC offset"}
@@ -108,8 +102,8 @@ class SchedulingApiController(Controller):
         at most `limit` slots (the first available ones)."""
         patient = await own_patient_record(db_session, viewer=signed_in)
         now = clock.now()
-        start = instant_in_range(_aware(from_, "from"), "from") if from_ else now
-        end = instant_in_range(_aware(to, "to"), "to") if to else start + timedelta(days=14)
+        start = instant_in_range(aware(from_, "from"), "from") if from_ else now
+        end = instant_in_range(aware(to, "to"), "to") if to else start + timedelta(days=14)
         found = await service.find_slots(
             db_session,
             patient=patient,
@@ -131,113 +125,6 @@ class SchedulingApiController(Controller):
             )
             for s in found
         ]
-
-    @post("/api/v1/appointments", status_code=201, guards=PATIENT)
-    async def book(
-        self,
-        data: JSONBody[BookAppointment],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> AppointmentBody:
-        """Book (or hold for 15 minutes) one open slot. A paid appointment (every consult) is held for 30 minutes
-        and answers its `amount_cents`: POST /api/v1/billing/appointments/{id}/checkout then answers the Stripe
-        Checkout URL (and `save_payment_method` there keeps the card for fees), and the appointment becomes
-        booked only when Stripe confirms the payment. Read the policy at /api/v1/billing/policy first. A slot
-        someone else just took answers 409 with fresh slots."""
-        patient = await own_patient_record(db_session, viewer=signed_in)
-        appointment, fee = await billing.book_for_patient(
-            db_session,
-            patient=patient,
-            clinician_id=data.clinician_id,
-            appointment_type=AppointmentType(data.type),
-            starts_at=_aware(data.starts_at, "starts_at"),
-            hold=data.hold,
-            actor=actor,
-            now=clock.now(),
-            settings=settings,
-        )
-        return appointment_body(appointment, amount_cents=fee)
-
-    @get("/api/v1/appointments", guards=PATIENT)
-    async def mine(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> list[AppointmentBody]:
-        patient = await own_patient_record(db_session, viewer=signed_in)
-        return [
-            appointment_body(a)
-            for a in await service.patient_appointments(db_session, patient=patient, since=clock.now() - timedelta(days=1))
-        ]
-
-    @post("/api/v1/appointments/{appointment_id:uuid}/cancel", status_code=200, guards=PARTICIPANTS)
-    async def cancel(
-        self,
-        appointment_id: FromPath[uuid.UUID],
-        data: JSONBody[CancelBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> AppointmentBody:
-        """Cancel: free for patients until 24 h before, then only with `accept_late_fee`; clinicians any time."""
-        patient = await _patient_or_none(db_session, signed_in)
-        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
-        by_patient = signed_in.role is Role.PATIENT
-        return appointment_body(
-            await changes.cancel(
-                db_session,
-                appointment,
-                by_patient=by_patient,
-                accept_late_fee=data.accept_late_fee,
-                actor=actor,
-                now=clock.now(),
-                settings=settings,
-            )
-        )
-
-    @post("/api/v1/appointments/{appointment_id:uuid}/reschedule", status_code=200, guards=PARTICIPANTS)
-    async def reschedule(
-        self,
-        appointment_id: FromPath[uuid.UUID],
-        data: JSONBody[RescheduleBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> AppointmentBody:
-        """Move the appointment to another open time of the same clinician (same rules as cancelling)."""
-        patient = await _patient_or_none(db_session, signed_in)
-        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=patient)
-        moved = await changes.reschedule(
-            db_session,
-            appointment,
-            new_start=_aware(data.starts_at, "starts_at"),
-            by_patient=signed_in.role is Role.PATIENT,
-            accept_late_fee=data.accept_late_fee,
-            actor=actor,
-            now=clock.now(),
-            settings=settings,
-        )
-        return appointment_body(moved)
-
-    @post("/api/v1/appointments/{appointment_id:uuid}/no-show", status_code=200, guards=CLINICIAN)
-    async def no_show(
-        self,
-        appointment_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> AppointmentBody:
-        appointment = await changes.load_for_change(db_session, appointment_id=appointment_id, viewer=signed_in, patient=None)
-        return appointment_body(
-            await changes.mark_no_show(db_session, appointment, viewer=signed_in, actor=actor, now=clock.now(), settings=settings)
-        )
 
     @get("/api/v1/appointments/{appointment_id:uuid}/visit", guards=PARTICIPANTS)
     async def visit(
@@ -261,34 +148,6 @@ class SchedulingApiController(Controller):
             db_session, appointment_id=appointment_id, viewer=signed_in, actor=actor, now=clock.now(), settings=settings
         )
         return visit_body(appointment_id, await visits.visit_evidence(db_session, appointment_id))
-
-    @post("/api/v1/follow-ups", status_code=201, guards=[requires_role(Role.THERAPIST)])
-    async def follow_up(
-        self,
-        data: JSONBody[FollowUpBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> AppointmentBody:
-        """Book an integration session for one of your own patients, from your own hours."""
-        patient = await load_patient_for(
-            db_session, viewer=signed_in, patient_id=data.patient_id, actor=actor, now=clock.now(), purpose="follow_up.book"
-        )
-        therapist = await db_session.get(UserAccount, signed_in.user_id)
-        assert therapist is not None
-        appointment = await service.book_follow_up(
-            db_session,
-            therapist=therapist,
-            patient=patient,
-            starts_at=_aware(data.starts_at, "starts_at"),
-            actor=actor,
-            now=clock.now(),
-            settings=settings,
-        )
-        payment = await billing.bill_follow_up(db_session, appointment=appointment, now=clock.now(), settings=settings)
-        return appointment_body(appointment, payment=payment)
 
     @put("/api/v1/availability/weekly", guards=CLINICIAN)
     async def weekly(

@@ -20,9 +20,8 @@ from telehealth.clinicians.service import clinician_zone
 from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import NotFound
-from telehealth.scheduling.changes import join_url
 from telehealth.scheduling.models import Appointment
-from telehealth.scheduling.visits import admit_to_room, attest_external_visit
+from telehealth.scheduling.visits import admit_to_room, attest_external_visit, join_url
 from telehealth.settings import Settings
 
 PARTICIPANTS = [requires_role(Role.PATIENT, Role.PRESCRIBER, Role.THERAPIST)]

@@ -1,5 +1,6 @@
 """Scheduling rules: who may see a patient (licensure on the appointment date), open slots, booking that
-cannot double-book, holds that lapse, cancelling.
+cannot double-book, holds that lapse. Whether the patient may book at all, and what it costs, is
+telehealth.booking's: it calls take_slot once its gates pass.
 
 The database decides races: an INSERT that overlaps an occupying appointment of the same clinician (with
 buffers) or of the same patient fails on an exclusion constraint and answers 409 with fresh slots.
@@ -24,12 +25,9 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
-from telehealth.accounts.roles import Role
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.care_teams import service as care_teams
 from telehealth.db.base import table_of
-from telehealth.intake.escalations import has_open_crisis
-from telehealth.intake.service import latest_decision
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.scheduling.calendars import (
@@ -257,31 +255,6 @@ class _Unbooked:
 _NOTHING_BUSY: tuple[list[datetime], list[datetime]] = ([], [])
 
 
-async def _may_book(session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType) -> None:
-    """The patient-side gates: screening allows it and no crisis waits for a clinician's contact."""
-    if await has_open_crisis(session, patient_id=patient.id):
-        raise RuleRefused(
-            "booking.crisis_contact_pending",
-            "Before booking, a clinician needs to speak with you. We will call you soon; if you need help now, call or text 988.",
-        )
-    if appointment_type is AppointmentType.CONSULT:
-        decision = await latest_decision(session, patient_id=patient.id)
-        if decision is None or decision.outcome not in ("eligible", "needs_review"):
-            raise RuleRefused("booking.screening_required", "Booking opens once your intake is complete and screening allows it.")
-    elif appointment_type is AppointmentType.REASSESSMENT:
-        from telehealth.prescribing.reassessment import needs_reassessment  # prescribing builds on scheduling
-
-        if not await needs_reassessment(session, patient_id=patient.id):
-            raise RuleRefused(
-                "booking.reassessment_needs_plan",
-                "A reassessment is booked once your plan needs one: after its last session, or every 6 sessions.",
-            )
-    else:
-        decision = await latest_decision(session, patient_id=patient.id)
-        if decision is None or decision.outcome == "ineligible":
-            raise RuleRefused("booking.not_enrolled", "Integration sessions are for patients enrolled in the program.")
-
-
 def _around(starts_at: datetime) -> tuple[datetime, datetime]:
     """The window a booking checks and offers fresh slots from: the clinician's whole day around `starts_at`
     wherever they are (14 hours before to 14 after)."""
@@ -372,7 +345,7 @@ _PATIENT_BUSY = select(
 )
 
 
-async def book_appointment(
+async def take_slot(
     session: AsyncSession,
     *,
     patient: Patient,
@@ -385,8 +358,10 @@ async def book_appointment(
     settings: Settings,
     hold_for: timedelta = HOLD_FOR,
 ) -> Appointment:
-    """Hold (15 min unless `hold_for` says otherwise) or book one slot. Losing a race to the same time answers 409 with fresh slots."""
-    await _may_book(session, patient=patient, appointment_type=appointment_type)
+    """Hold (15 min unless `hold_for` says otherwise) or book one slot. Losing a race to the same time answers 409 with fresh slots.
+
+    The caller has passed the patient-side gates: only telehealth.booking.service calls this, after its may_book
+    (no crisis waiting for contact, screening, the plan's reassessment, enrollment). Here only the slot is checked."""
     # The slot check needs only this clinician's day: their credentials, hours and busy spans around it.
     credentials, calendar = await _clinician_around(
         session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at
@@ -533,26 +508,6 @@ async def patient_appointments(session: AsyncSession, *, patient: Patient, since
         select(Appointment).where(Appointment.patient_id == patient.id, Appointment.ends_at >= since).order_by(col(Appointment.starts_at))
     )
     return list(rows.scalars())
-
-
-async def book_follow_up(
-    session: AsyncSession, *, therapist: UserAccount, patient: Patient, starts_at: datetime, actor: Actor, now: datetime, settings: Settings
-) -> Appointment:
-    """A therapist books an integration session for one of their own patients, from their own hours.
-    (The caller has checked the care team with `load_patient_for`.)"""
-    if therapist.role != Role.THERAPIST.value:
-        raise RuleRefused("booking.therapist_only", "Only therapists book integration follow-ups.")
-    return await book_appointment(
-        session,
-        patient=patient,
-        clinician_id=therapist.id,
-        appointment_type=AppointmentType.INTEGRATION,
-        starts_at=starts_at,
-        hold=False,
-        actor=actor,
-        now=now,
-        settings=settings,
-    )
 
 
 async def clinician_calendar(

@@ -5,7 +5,7 @@ person's live socket receives the other person's live join (video_room.py) and r
 compare-and-swap that the first of the two processes wins. With an external video service nothing reaches us
 from the call, so the clinician attests an audio-video visit inside the join window instead. The encounter, the
 decision and the signature follow the start (prescribing/encounters.py), and a visit that took place can no
-longer be cancelled, moved or marked missed (changes.py)."""
+longer be cancelled, moved or marked missed (booking/changes.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import record_audit_event
 from telehealth.lib.actors import Actor
-from telehealth.lib.errors import Conflict, NotFound, RuleRefused
+from telehealth.lib.errors import NotFound, RuleRefused
 from telehealth.scheduling.models import Appointment, VideoVisit, VisitConnection
 from telehealth.scheduling.states import AppointmentStatus
 from telehealth.settings import Settings
@@ -66,6 +66,12 @@ def check_may_join(appointment: Appointment, *, viewer: SignedIn, patient: Patie
     return RoomPass(appointment.id, viewer.user_id, participant, closes_at)
 
 
+def join_url(appointment: Appointment, *, viewer: SignedIn, patient: Patient | None, now: datetime, settings: Settings) -> str:
+    """The video room, for the appointment's patient and clinician only, 10 min before to 30 min after."""
+    check_may_join(appointment, viewer=viewer, patient=patient, now=now)
+    return settings.video_room_url_template.format(public_base_url=settings.public_base_url, room_token=appointment.room_token)
+
+
 async def admit_to_room(session: AsyncSession, *, room_token: str, viewer: SignedIn, now: datetime) -> RoomPass:
     appointment = await session.scalar(select(Appointment).where(Appointment.room_token == room_token))
     if appointment is None:
@@ -103,7 +109,7 @@ async def record_left(session: AsyncSession, *, connection_id: uuid.UUID, appoin
 async def record_visit_started(session: AsyncSession, room: RoomPass, *, actor: Actor, now: datetime) -> bool:
     """Both people are connected now: the visit starts (once; later meetings change nothing). True if this call
     recorded the start."""
-    # FOR SHARE waits for a cancellation that holds the row (changes.py locks it), so a cancelled appointment
+    # FOR SHARE waits for a cancellation that holds the row (booking/changes.py locks it), so a cancelled appointment
     # never gains a visit, and a cancellation after this sees the visit and is refused.
     booked = await session.scalar(
         select(Appointment.patient_id)
@@ -188,22 +194,6 @@ async def started_visit(session: AsyncSession, appointment_id: uuid.UUID, *, cod
             "(or, with an external video service, your attestation of the audio-video visit inside the join window).",
         )
     return visit
-
-
-async def refuse_change_after_visit(session: AsyncSession, appointment: Appointment) -> None:
-    """A visit that took place is part of the record: it cannot be cancelled, moved or marked missed (a consult
-    that led to a plan above all: its fee paid for the plan's assessment)."""
-    if await visit_of(session, appointment.id) is None:
-        return
-    from telehealth.prescribing.models import Encounter  # prescribing builds on scheduling, not the reverse
-
-    decision = await session.scalar(select(Encounter.decision).where(Encounter.appointment_id == appointment.id))
-    if decision == "start_plan":
-        raise Conflict(
-            "appointment.led_to_plan",
-            "This consultation led to a treatment plan, so it can no longer be cancelled or refunded.",
-        )
-    raise Conflict("appointment.visit_took_place", "This visit took place, so it can no longer be cancelled, moved or marked missed.")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ SCREENING = "tests/unit/intake/test_screening.py"
 INTAKE_CRISIS = "tests/integration/intake/test_screening_and_crisis.py"
 CONTACT_RECORDING = "tests/integration/intake/test_crisis_contact_recording.py"
 BOOKING = "tests/integration/scheduling/test_booking.py"
+BOOKING_GATES = "tests/integration/booking/test_gates.py"
 
 SETTINGS_PY = "telehealth/settings.py"
 GATES_PY = "telehealth/dosing/gates.py"
@@ -68,7 +69,7 @@ PHARMACY_PY = "telehealth/prescribing/pharmacy.py"
 INVENTORY_PY = "telehealth/dosing/inventory.py"
 SCREENING_PY = "telehealth/intake/screening.py"
 INTAKE_PY = "telehealth/intake/service.py"
-SCHEDULING_PY = "telehealth/scheduling/service.py"
+BOOKING_PY = "telehealth/booking/service.py"
 ESCALATIONS_PY = "telehealth/intake/escalations.py"
 INTAKE_API_PY = "telehealth/intake/api.py"
 BASIS_PY = "telehealth/prescribing/basis.py"
@@ -948,12 +949,13 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "booking.crisis_unplugged",
-        SCHEDULING_PY,
+        BOOKING_PY,
         "    if await has_open_crisis(session, patient_id=patient.id):\n        raise RuleRefused(\n            "
         '"booking.crisis_contact_pending",',
         '    if False:\n        raise RuleRefused(\n            "booking.crisis_contact_pending",',
-        "an open crisis blocks self-booking",
+        "an open crisis blocks every booking: the patient's own (API and page) and a therapist's follow-up",
         f"{BOOKING}::test_booking_needs_screening_and_no_open_crisis",
+        f"{BOOKING_GATES}::test_a_crisis_waiting_for_contact_blocks_every_way_to_book",
     ),
     m(
         "contact.coordinator_records_service",

@@ -148,7 +148,7 @@ async def insert_appointment(
                 busy_until=starts_at + timedelta(minutes=minutes),
                 hold_expires_at=hold_expires_at,
                 room_token=secrets.token_urlsafe(24),
-                # A hold is made with its row (book_appointment), and paying can stretch it only so far from then.
+                # A hold is made with its row (scheduling.service.take_slot), and paying can stretch it only so far from then.
                 created_at=hold_expires_at - timedelta(minutes=15)
                 if status == "held" and hold_expires_at
                 else starts_at - timedelta(days=3),

@@ -1,12 +1,12 @@
-"""HTML pages for appointments: patients book, reschedule and cancel (with the late fee shown before they
-confirm); clinicians see their calendar and edit their weekly hours."""
+"""HTML pages for booking: patients book, reschedule and cancel (with the price, and the late fee shown before
+they confirm); therapists book follow-ups for their own patients. (The clinician's calendar and weekly hours
+are scheduling/hours_pages.py.)"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from itertools import groupby
+from datetime import date, datetime
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
@@ -22,21 +22,19 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
-from telehealth.billing import service as billing
 from telehealth.billing.settlement import booking_terms, cancellation_quote
+from telehealth.booking import changes
+from telehealth.booking import service as booking
 from telehealth.clinicians.models import ClinicianProfile
 from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError
 from telehealth.lib.forms import attempt, form_fields
-from telehealth.scheduling import availability, changes, day_picker, service
-from telehealth.scheduling.models import DateOverride, WeeklyHours
+from telehealth.scheduling import day_picker, service
 from telehealth.scheduling.states import AppointmentType
 from telehealth.settings import Settings
 
 PATIENT = [requires_role(Role.PATIENT)]
-CLINICIAN = [requires_role(Role.PRESCRIBER, Role.THERAPIST)]
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 BOOKABLE = {"consult": AppointmentType.CONSULT, "integration": AppointmentType.INTEGRATION, "reassessment": AppointmentType.REASSESSMENT}
@@ -117,42 +115,6 @@ async def _slot_page(
     )
 
 
-async def _hours_page(
-    db_session: AsyncSession,
-    signed_in: SignedIn,
-    *,
-    today: date,
-    lines: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Template:
-    if lines is None:
-        rows = (
-            (
-                await db_session.execute(
-                    select(WeeklyHours)
-                    .where(WeeklyHours.clinician_id == signed_in.user_id)
-                    .order_by(col(WeeklyHours.weekday), col(WeeklyHours.starts_at_local))
-                )
-            )
-            .scalars()
-            .all()
-        )
-        lines = "\n".join(f"{WEEKDAYS[r.weekday]} {r.starts_at_local:%H:%M}-{r.ends_at_local:%H:%M}" for r in rows)
-    overrides = (
-        (
-            await db_session.execute(
-                select(DateOverride)
-                .where(DateOverride.clinician_id == signed_in.user_id, DateOverride.on_date >= today)
-                .order_by(col(DateOverride.on_date))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return Template("scheduling/hours.html", context={"lines": lines, "overrides": overrides, "error": error}, status_code=status_code)
-
-
 class BookingPagesController(Controller):
     include_in_schema = False
 
@@ -212,7 +174,7 @@ class BookingPagesController(Controller):
             )
         booked = await attempt(
             db_session,
-            billing.book_for_patient(
+            booking.book_for_patient(
                 db_session,
                 patient=patient,
                 clinician_id=clinician_id,
@@ -334,102 +296,6 @@ class BookingPagesController(Controller):
             )
         return Redirect(path=f"/appointments?done={'moved' if fields['starts_at'] else 'cancelled'}")
 
-    @get("/clinician/calendar", guards=CLINICIAN)
-    async def calendar(
-        self,
-        signed_in: NamedDependency[SignedIn],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-        days: FromQuery[int] = 7,
-    ) -> Template:
-        profile = await db_session.get(ClinicianProfile, signed_in.user_id)
-        zone = profile.timezone if profile else "America/New_York"
-        start = clock.now().astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
-        entries = await service.clinician_calendar(
-            db_session, clinician_id=signed_in.user_id, start=start, end=start + timedelta(days=max(1, min(days, 31)))
-        )
-        grouped = [
-            (label, list(group))
-            for label, group in groupby(entries, key=lambda e: e[0].starts_at.astimezone(ZoneInfo(zone)).strftime("%A %d %B"))
-        ]
-        return Template("scheduling/calendar.html", context={"days": grouped, "zone": zone})
-
-    @get("/clinician/hours", guards=CLINICIAN)
-    async def hours_form(
-        self, signed_in: NamedDependency[SignedIn], db_session: NamedDependency[AsyncSession], clock: NamedDependency[Clock]
-    ) -> Template:
-        return await _hours_page(db_session, signed_in, today=clock.now().date())
-
-    @post("/clinician/overrides", guards=CLINICIAN)
-    async def add_override(
-        self,
-        request: Request,
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        fields = await form_fields(request, "on_date", "kind", "start", "end")
-        try:
-            on_date = date.fromisoformat(fields["on_date"])
-            start = time.fromisoformat(fields["start"]) if fields["start"] else None
-            end = time.fromisoformat(fields["end"]) if fields["end"] else None
-        except ValueError:
-            return await _hours_page(
-                db_session,
-                signed_in,
-                today=clock.now().date(),
-                error="Give a date, and for extra hours a start and an end.",
-                status_code=422,
-            )
-        added = await attempt(
-            db_session,
-            availability.add_date_override(
-                db_session,
-                clinician_id=signed_in.user_id,
-                on_date=on_date,
-                kind=fields["kind"],
-                start=start,
-                end=end,
-                actor=actor,
-                now=clock.now(),
-            ),
-        )
-        if isinstance(added, DomainError):
-            return await _hours_page(db_session, signed_in, today=clock.now().date(), error=added.detail, status_code=added.status_code)
-        return Redirect(path="/clinician/hours")
-
-    @post("/clinician/hours", guards=CLINICIAN)
-    async def save_hours(
-        self,
-        request: Request,
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        lines = (await form_fields(request, "lines", max_length=4000))["lines"]
-        ranges, problems = [], []
-        for number, line in enumerate(filter(None, (raw.strip() for raw in lines.splitlines())), start=1):
-            try:
-                day, span = line.split(maxsplit=1)
-                start, end = (time.fromisoformat(part.strip()) for part in span.split("-"))
-                ranges.append(availability.WeeklyRange(WEEKDAYS.index(day.capitalize()), start, end))
-            except ValueError:
-                problems.append(f"Line {number} should look like: Monday 09:00-12:00")
-        if problems:
-            return await _hours_page(
-                db_session, signed_in, today=clock.now().date(), lines=lines, error=" ".join(problems), status_code=422
-            )
-        saved = await attempt(
-            db_session,
-            availability.replace_weekly_hours(db_session, clinician_id=signed_in.user_id, ranges=ranges, actor=actor, now=clock.now()),
-        )
-        if isinstance(saved, DomainError):
-            error = f"{saved.detail} {'; '.join(f'{k} {v}' for k, v in saved.fields.items())}"
-            return await _hours_page(db_session, signed_in, today=clock.now().date(), lines=lines, error=error, status_code=422)
-        return Redirect(path="/clinician/hours")
-
 
 class FollowUpPagesController(Controller):
     """Therapists book integration follow-ups for their own patients, from their own hours."""
@@ -514,7 +380,7 @@ class FollowUpPagesController(Controller):
             return Redirect(path=f"/clinician/follow-ups/{patient_id}?error=Choose+one+of+the+times")
         booked = await attempt(
             db_session,
-            service.book_follow_up(
+            booking.book_follow_up(
                 db_session, therapist=therapist, patient=patient, starts_at=starts_at, actor=actor, now=clock.now(), settings=settings
             ),
         )
@@ -522,5 +388,4 @@ class FollowUpPagesController(Controller):
             profile = await db_session.get(ClinicianProfile, signed_in.user_id)
             day = _local_day_of(starts_at.isoformat(), ZoneInfo(profile.timezone if profile else "America/New_York"))  # that day again
             return Redirect(path=f"/clinician/follow-ups/{patient_id}?day={day or ''}&error={quote_plus(booked.detail)}")
-        await billing.bill_follow_up(db_session, appointment=booked, now=clock.now(), settings=settings)
         return Redirect(path="/clinician/calendar")

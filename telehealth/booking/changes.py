@@ -1,6 +1,7 @@
 """Changing appointments: patients reschedule or cancel (free until 24 h before; inside that, only after
 they accept the late fee shown in dollars), clinicians cancel or reschedule any time without a fee and
-mark no-shows after the start; and who may join the video room when."""
+mark no-shows after the start; a visit that took place changes no more. Each change settles its money
+(billing/settlement.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
@@ -24,15 +25,30 @@ from telehealth.billing.settlement import (
 )
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, NotFound, RuleRefused
+from telehealth.prescribing.models import Encounter
 from telehealth.scheduling.calendars import credentials_valid_through, type_settings
 from telehealth.scheduling.models import Appointment, AppointmentTypeSettings
 from telehealth.scheduling.notices import tell_patient
 from telehealth.scheduling.service import clinician_slots, write_or_find_conflict
 from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS, AppointmentStatus, AppointmentType
-from telehealth.scheduling.visits import check_may_join, refuse_change_after_visit
+from telehealth.scheduling.visits import visit_of
 from telehealth.settings import Settings
 
 FREE_CHANGE_UNTIL = timedelta(hours=24)
+
+
+async def refuse_change_after_visit(session: AsyncSession, appointment: Appointment) -> None:
+    """A visit that took place is part of the record: it cannot be cancelled, moved or marked missed (a consult
+    that led to a plan above all: its fee paid for the plan's assessment)."""
+    if await visit_of(session, appointment.id) is None:
+        return
+    decision = await session.scalar(select(Encounter.decision).where(Encounter.appointment_id == appointment.id))
+    if decision == "start_plan":
+        raise Conflict(
+            "appointment.led_to_plan",
+            "This consultation led to a treatment plan, so it can no longer be cancelled or refunded.",
+        )
+    raise Conflict("appointment.visit_took_place", "This visit took place, so it can no longer be cancelled, moved or marked missed.")
 
 
 async def _confirm_cost(quote: CancellationQuote, *, accept_late_fee: bool) -> None:
@@ -183,9 +199,3 @@ async def mark_no_show(
     await session.refresh(appointment)
     await settle_no_show(session, appointment, now=now, settings=settings)
     return appointment
-
-
-def join_url(appointment: Appointment, *, viewer: SignedIn, patient: Patient | None, now: datetime, settings: Settings) -> str:
-    """The video room, for the appointment's patient and clinician only, 10 min before to 30 min after."""
-    check_may_join(appointment, viewer=viewer, patient=patient, now=now)
-    return settings.video_room_url_template.format(public_base_url=settings.public_base_url, room_token=appointment.room_token)
