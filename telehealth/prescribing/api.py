@@ -259,48 +259,6 @@ class PlanApiController(Controller):
         )
         return await plan_body(db_session, signed)
 
-    @post("/api/v1/plans/{plan_id:uuid}/pause", status_code=200)
-    async def pause(
-        self,
-        plan_id: FromPath[uuid.UUID],
-        data: JSONBody[ReasonBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> PlanBody:
-        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
-        return await plan_body(db_session, await plans.pause_plan(db_session, plan, reason=data.reason, actor=actor, now=clock.now()))
-
-    @post("/api/v1/plans/{plan_id:uuid}/resume", status_code=200)
-    async def resume(
-        self,
-        plan_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> PlanBody:
-        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
-        return await plan_body(db_session, await plans.resume_plan(db_session, plan, actor=actor, now=clock.now()))
-
-    @post("/api/v1/plans/{plan_id:uuid}/discontinue", status_code=200)
-    async def discontinue(
-        self,
-        plan_id: FromPath[uuid.UUID],
-        data: JSONBody[ReasonBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> PlanBody:
-        """Stop the plan: unshipped batches are cancelled and the program fee refunded by the policy."""
-        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
-        return await plan_body(
-            db_session, await plans.discontinue_plan(db_session, plan, reason=data.reason, actor=actor, now=clock.now(), settings=settings)
-        )
-
     @post("/api/v1/batches/{batch_id:uuid}/release", status_code=200)
     async def release(
         self,

@@ -57,6 +57,7 @@ BEFORE_DOSE_PY = "telehealth/dosing/before_dose.py"
 SESSIONS_PY = "telehealth/dosing/sessions.py"
 LOCKS_PY = "telehealth/accounts/locks.py"
 PLANS_PY = "telehealth/prescribing/plans.py"
+PLAN_CHANGES_PY = "telehealth/dosing/plan_changes.py"
 STATES_PY = "telehealth/lib/states.py"
 CLINICIANS_PY = "telehealth/clinicians/service.py"
 ENCOUNTERS_PY = "telehealth/prescribing/encounters.py"
@@ -752,7 +753,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "resume.unreviewed_event",
-        PLANS_PY,
+        PLAN_CHANGES_PY,
         "    if unreviewed is not None:",
         "    if False:",
         "a plan paused by a serious event resumes only through its review",
