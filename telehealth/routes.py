@@ -70,14 +70,14 @@ ROUTE_HANDLERS = [
     BillingPagesController,  # /billing, /billing/.../pay, /billing/return, /billing/payments/{id}/receipt, /billing/superbill
     CoordinatorBillingPagesController,  # /coordinator/billing
     EncounterApiController,  # /api/v1/appointments/{id}/encounter, /api/v1/encounters/{id}[/acknowledgements|/decision|/plans]
-    PlanApiController,  # /api/v1/plans/{id}[/sign], /api/v1/batches/{id}/release
-    PlanChangeApiController,  # /api/v1/plans/{id}/pause|resume|discontinue (dosing: what a change causes is dosing's)
+    PlanApiController,  # /api/v1/plans/{id}[/sign]
+    PlanChangeApiController,  # /api/v1/plans/{id}/pause|resume|discontinue, /api/v1/batches/{id}/release (dosing's rules)
     PharmacyApiController,  # /api/v1/pharmacy/queue, /api/v1/pharmacy/batches/{id}[/accept|reject|fill|ship|deliver] (own pharmacy only)
     PharmacyStaffApiController,  # /api/v1/pharmacies, /api/v1/pharmacists, /api/v1/pharmacists/{id}/pharmacy (coordinators)
     PatientShipmentsApiController,  # /api/v1/my/shipments
     EncounterPagesController,  # /appointments/{id}/encounter (POST, from the calendar), /encounters/{id}[/flags|/decision|/plans]
-    PlanPagesController,  # /plans/{id}[/sign], /plans/{id}/batches/{batch_id}/release
-    PlanChangePagesController,  # /plans/{id}/pause|resume|discontinue (the plan page's forms, in dosing)
+    PlanPagesController,  # /plans/{id}[/sign]
+    PlanChangePagesController,  # /plans/{id}/pause|resume|discontinue, /plans/{id}/batches/{batch_id}/release (dosing's rules)
     PharmacyPagesController,  # /pharmacy, /pharmacy/batches/{id}/accept|reject|fill|ship|deliver (own pharmacy only)
     ShipmentPagesController,  # /shipments (the patient's)
     ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)

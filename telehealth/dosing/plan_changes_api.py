@@ -1,5 +1,6 @@
-"""JSON API of a signed plan's changes: pause, resume, discontinue (the prescriber's own plan, locked
-patient first). The rules are in plan_changes.py; the plan's body is prescribing's."""
+"""JSON API of the prescriber's changes to a signed plan: pause, resume, discontinue (their own plan, the
+patient locked first), and a held batch released before its turn. The rules are in plan_changes.py and
+inventory.py; the plan's and the batch's bodies are prescribing's."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.sessions import SignedIn
-from telehealth.dosing import plan_changes
+from telehealth.dosing import inventory, plan_changes
 from telehealth.lib.actors import Actor
 from telehealth.lib.clock import Clock
 from telehealth.prescribing import plans
-from telehealth.prescribing.api import PRESCRIBER, plan_body
-from telehealth.prescribing.schemas import PlanBody, ReasonBody
+from telehealth.prescribing.api import PRESCRIBER, batch_body, plan_body
+from telehealth.prescribing.schemas import BatchBody, PlanBody, ReasonBody, ReleaseBody
 from telehealth.settings import Settings
 
 
@@ -68,3 +69,24 @@ class PlanChangeApiController(Controller):
             db_session, plan, reason=data.reason, actor=actor, now=clock.now(), settings=settings
         )
         return await plan_body(db_session, discontinued)
+
+    @post("/api/v1/batches/{batch_id:uuid}/release", status_code=200)
+    async def release(
+        self,
+        batch_id: FromPath[uuid.UUID],
+        data: JSONBody[ReleaseBody],
+        signed_in: NamedDependency[SignedIn],
+        actor: NamedDependency[Actor],
+        db_session: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+    ) -> BatchBody:
+        """Send a later batch to the pharmacy (after the earlier sessions are reported, or with your reason)."""
+        batch = await inventory.release_by_prescriber(
+            db_session,
+            batch_id=batch_id,
+            prescriber_id=signed_in.user_id,
+            override_reason=data.override_reason,
+            actor=actor,
+            now=clock.now(),
+        )
+        return batch_body(batch)

@@ -35,7 +35,6 @@ from telehealth.prescribing.schemas import (
     PlanRequest,
     QueueLine,
     ReasonBody,
-    ReleaseBody,
     ShipmentBody,
     ShipRequest,
     SignRequest,
@@ -258,27 +257,6 @@ class PlanApiController(Controller):
             db_session, plan, signed_in=signed_in, password=data.password, code=data.code, actor=actor, now=clock.now(), settings=settings
         )
         return await plan_body(db_session, signed)
-
-    @post("/api/v1/batches/{batch_id:uuid}/release", status_code=200)
-    async def release(
-        self,
-        batch_id: FromPath[uuid.UUID],
-        data: JSONBody[ReleaseBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> BatchBody:
-        """Send a later batch to the pharmacy (after the earlier sessions are reported, or with your reason)."""
-        batch = await pharmacy.release(
-            db_session,
-            batch_id=batch_id,
-            prescriber_id=signed_in.user_id,
-            override_reason=data.override_reason,
-            actor=actor,
-            now=clock.now(),
-        )
-        return batch_body(batch)
 
 
 def queue_line(item: pharmacy.QueueItem) -> QueueLine:

@@ -1,6 +1,6 @@
 """HTML pages for prescribing: the prescriber's encounter (chart, checks, flag notes, decision, plan writer),
-and the plan page (sign with password + code on the same form, release a batch). Its forms to pause, resume
-and discontinue post to dosing's `plan_changes_pages.py`, through `act_on_plan` here. The pharmacist's
+and the plan page (sign with password + code on the same form). Its other forms (pause, resume, discontinue,
+release a batch) post to dosing's `plan_changes_pages.py`, through `act_on_plan` here. The pharmacist's
 queue and the patient's shipments are in `pharmacy_pages.py`. Each page calls the same service functions
 as api.py."""
 
@@ -32,7 +32,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.lib.validation import parse_whole_number
-from telehealth.prescribing import basis, encounters, pharmacy, plans
+from telehealth.prescribing import basis, encounters, plans
 from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
 from telehealth.prescribing.rules import PRODUCTS, batches_for
 from telehealth.prescribing.states import LIVE_PLAN, Decision, PlanStatus
@@ -594,39 +594,4 @@ class PlanPagesController(Controller):
 
         return await act_on_plan(
             request, db_session, plan_id, form="sign", names=("password", "code"), signed_in=signed_in, settings=settings, work=work
-        )
-
-    @post("/plans/{plan_id:uuid}/batches/{batch_id:uuid}/release")
-    async def release(
-        self,
-        request: Request,
-        plan_id: FromPath[uuid.UUID],
-        batch_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        """Send a later batch to the pharmacy: after the earlier sessions are reported, or now with a reason (audited)."""
-
-        async def work(plan: TrochePlan, fields: dict[str, str]) -> Any:
-            return await pharmacy.release(
-                db_session,
-                batch_id=batch_id,
-                prescriber_id=signed_in.user_id,
-                override_reason=fields["override_reason"],
-                actor=actor,
-                now=clock.now(),
-            )
-
-        return await act_on_plan(
-            request,
-            db_session,
-            plan_id,
-            form=f"release:{batch_id}",
-            names=("override_reason",),
-            signed_in=signed_in,
-            settings=settings,
-            work=work,
         )

@@ -777,7 +777,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "release.out_of_order",
-        PHARMACY_PY,
+        INVENTORY_PY,
         "    if previous is not None and previous.status != BatchStatus.DELIVERED:\n        raise RuleRefused(",
         "    if False:\n        raise RuleRefused(",
         "a batch is released only after the one before it was delivered",
@@ -785,7 +785,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "release.unreported_without_reason",
-        PHARMACY_PY,
+        INVENTORY_PY,
         'if reported < batch.first_session - 1 and not (override_reason or "").strip():',
         'if reported < batch.first_session - 2 and not (override_reason or "").strip():',
         "releasing before every earlier session is reported needs an override reason",
