@@ -13,6 +13,8 @@ from telehealth.clinicians.pages import ClinicianPagesController
 from telehealth.devtools.clock_pages import DemoClockController
 from telehealth.dosing.api import DosingApiController, PlanDosingApiController, SitterApiController, SitterLinkApiController
 from telehealth.dosing.pages import DosingPagesController, PlanDosingPagesController
+from telehealth.dosing.plan_changes_api import PlanChangeApiController
+from telehealth.dosing.plan_changes_pages import PlanChangePagesController
 from telehealth.dosing.sitter_checks_api import SitterVerificationApiController
 from telehealth.dosing.sitter_checks_pages import SitterVerificationPagesController
 from telehealth.dosing.sitter_pages import SitterPagesController
@@ -70,12 +72,14 @@ ROUTE_HANDLERS = [
     BillingPagesController,  # /billing, /billing/.../pay, /billing/return, /billing/payments/{id}/receipt, /billing/superbill
     CoordinatorBillingPagesController,  # /coordinator/billing
     EncounterApiController,  # /api/v1/appointments/{id}/encounter, /api/v1/encounters/{id}[/acknowledgements|/decision|/plans]
-    PlanApiController,  # /api/v1/plans/{id}[/sign|/pause|/resume|/discontinue], /api/v1/batches/{id}/release
+    PlanApiController,  # /api/v1/plans/{id}[/sign]
+    PlanChangeApiController,  # /api/v1/plans/{id}/pause|resume|discontinue, /api/v1/batches/{id}/release (dosing's rules)
     PharmacyApiController,  # /api/v1/pharmacy/queue, /api/v1/pharmacy/batches/{id}[/accept|reject|fill|ship|deliver] (own pharmacy only)
     PharmacyStaffApiController,  # /api/v1/pharmacies, /api/v1/pharmacists, /api/v1/pharmacists/{id}/pharmacy (coordinators)
     PatientShipmentsApiController,  # /api/v1/my/shipments
     EncounterPagesController,  # /appointments/{id}/encounter (POST, from the calendar), /encounters/{id}[/flags|/decision|/plans]
-    PlanPagesController,  # /plans/{id}[/sign|/pause|/resume|/discontinue], /plans/{id}/batches/{batch_id}/release
+    PlanPagesController,  # /plans/{id}[/sign]
+    PlanChangePagesController,  # /plans/{id}/pause|resume|discontinue, /plans/{id}/batches/{batch_id}/release (dosing's rules)
     PharmacyPagesController,  # /pharmacy, /pharmacy/batches/{id}/accept|reject|fill|ship|deliver (own pharmacy only)
     ShipmentPagesController,  # /shipments (the patient's)
     ReassessmentApiController,  # /api/v1/reassessment/questionnaires (the patient's PHQ-9 and GAD-7 again, when due)

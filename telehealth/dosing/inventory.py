@@ -1,8 +1,9 @@
 """Troches on hand, per plan: delivered minus reported used minus reported lost. Diversion control flags
 the prescriber when a loss is reported, the count falls below zero, a session used more than prescribed,
 or fewer (on a session reported completed, or leaving more on hand than the sessions left need), or the
-next batch is asked for early; a batch whose earlier sessions are all reported is released by itself (the
-pharmacy rule) unless a flag is open."""
+next batch is asked for early. A held batch whose earlier sessions are all reported is released by itself
+(the pharmacy rule) unless a flag is open; the plan's prescriber may release it sooner only with a reason
+(audited). Prescribing's pharmacy.move_batch moves it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
 from telehealth.dosing.sessions import units_for
 from telehealth.dosing.states import SessionStatus
 from telehealth.lib.actors import Actor
-from telehealth.lib.errors import Conflict, InvalidInput, NotFound
+from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.lib.validation import plain_text_problem
 from telehealth.prescribing import pharmacy
 from telehealth.prescribing.models import PlanBatch, TrochePlan
@@ -206,7 +207,53 @@ async def release_if_reported(session: AsyncSession, plan: TrochePlan, *, now: d
     previous = await session.scalar(select(PlanBatch.status).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))
     if previous is not None and previous != BatchStatus.DELIVERED:
         return None
-    return await pharmacy.release_by_rule(session, batch, plan, now=now)
+    return await pharmacy.move_batch(session, batch, plan, BatchStatus.QUEUED, actor=Actor.system(), now=now)  # no override, no person
+
+
+async def release_by_prescriber(
+    session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: uuid.UUID, override_reason: str | None, actor: Actor, now: datetime
+) -> PlanBatch:
+    """Send a later batch to the pharmacy: the batch before it was delivered and its sessions reported, or
+    the plan's prescriber overrides with a reason (audited with it)."""
+    batch, plan = await pharmacy.lock_batch(session, batch_id)
+    if plan.prescriber_id != prescriber_id:
+        raise NotFound("batch.not_found", "No batch with this id is yours.")
+    if plan.status not in (PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE):
+        raise RuleRefused("batch.plan_not_live", "Only a batch of a live, unpaused plan can be released.")
+    previous = (
+        await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))
+    ).scalar_one_or_none()
+    if previous is not None and previous.status != BatchStatus.DELIVERED:
+        raise RuleRefused("batch.previous_not_delivered", "The batch before this one has not been delivered yet.")
+    reported = await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
+    if reported < batch.first_session - 1 and not (override_reason or "").strip():
+        raise RuleRefused(
+            "batch.sessions_not_reported",
+            f"Sessions 1 to {batch.first_session - 1} are not all reported yet ({reported} are). Release it anyway only with a reason.",
+            fields={"override_reason": "is required to release before the earlier sessions are reported"},
+        )
+    overridden = reported < batch.first_session - 1
+    released = await pharmacy.move_batch(
+        session,
+        batch,
+        plan,
+        BatchStatus.QUEUED,
+        actor=actor,
+        now=now,
+        release_override_reason=(override_reason or "").strip() if overridden else None,
+    )
+    if overridden:
+        await record_audit_event(
+            session,
+            actor=actor,
+            action="plan_batch.release_override",
+            resource_type="plan_batch",
+            resource_id=batch.id,
+            patient_id=plan.patient_id,
+            now=now,
+            reason="override",
+        )
+    return released
 
 
 async def request_next_batch(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> tuple[PlanBatch | None, bool]:

@@ -13,12 +13,11 @@ from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.audit.service import record_audit_event
-from telehealth.dosing import progress
+from telehealth.dosing import plan_changes, progress
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.models import SeriousEvent
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput
-from telehealth.prescribing import plans
 from telehealth.prescribing.models import TrochePlan
 from telehealth.prescribing.states import PlanStatus
 from telehealth.settings import Settings
@@ -65,7 +64,7 @@ async def record_serious_event(
     )
     await session.refresh(plan, with_for_update=True)  # the plan's status now, not when this request read it
     if plan.status in PAUSABLE:
-        await plans.pause_plan(
+        await plan_changes.pause_plan(
             session, plan, reason="A serious adverse event was reported; a prescriber must review it.", actor=Actor.system(), now=now
         )
     if alert:
@@ -118,9 +117,9 @@ async def review(
             reason=decision,
         )
     if decision == "resume":
-        resumed = await plans.resume_plan(session, plan, actor=actor, now=now)
+        resumed = await plan_changes.resume_plan(session, plan, actor=actor, now=now)
         # A pause holds back what a report would have done (complete the plan, release the next batch):
         # do it now, or the plan waits with nothing to take.
         await progress.advance(session, resumed, now=now)
         return resumed
-    return await plans.discontinue_plan(session, plan, reason=note.strip(), actor=actor, now=now, settings=settings)
+    return await plan_changes.discontinue_plan(session, plan, reason=note.strip(), actor=actor, now=now, settings=settings)

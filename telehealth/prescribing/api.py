@@ -35,7 +35,6 @@ from telehealth.prescribing.schemas import (
     PlanRequest,
     QueueLine,
     ReasonBody,
-    ReleaseBody,
     ShipmentBody,
     ShipRequest,
     SignRequest,
@@ -258,69 +257,6 @@ class PlanApiController(Controller):
             db_session, plan, signed_in=signed_in, password=data.password, code=data.code, actor=actor, now=clock.now(), settings=settings
         )
         return await plan_body(db_session, signed)
-
-    @post("/api/v1/plans/{plan_id:uuid}/pause", status_code=200)
-    async def pause(
-        self,
-        plan_id: FromPath[uuid.UUID],
-        data: JSONBody[ReasonBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> PlanBody:
-        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
-        return await plan_body(db_session, await plans.pause_plan(db_session, plan, reason=data.reason, actor=actor, now=clock.now()))
-
-    @post("/api/v1/plans/{plan_id:uuid}/resume", status_code=200)
-    async def resume(
-        self,
-        plan_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> PlanBody:
-        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
-        return await plan_body(db_session, await plans.resume_plan(db_session, plan, actor=actor, now=clock.now()))
-
-    @post("/api/v1/plans/{plan_id:uuid}/discontinue", status_code=200)
-    async def discontinue(
-        self,
-        plan_id: FromPath[uuid.UUID],
-        data: JSONBody[ReasonBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> PlanBody:
-        """Stop the plan: unshipped batches are cancelled and the program fee refunded by the policy."""
-        plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in, lock=True)
-        return await plan_body(
-            db_session, await plans.discontinue_plan(db_session, plan, reason=data.reason, actor=actor, now=clock.now(), settings=settings)
-        )
-
-    @post("/api/v1/batches/{batch_id:uuid}/release", status_code=200)
-    async def release(
-        self,
-        batch_id: FromPath[uuid.UUID],
-        data: JSONBody[ReleaseBody],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-    ) -> BatchBody:
-        """Send a later batch to the pharmacy (after the earlier sessions are reported, or with your reason)."""
-        batch = await pharmacy.release(
-            db_session,
-            batch_id=batch_id,
-            prescriber_id=signed_in.user_id,
-            override_reason=data.override_reason,
-            actor=actor,
-            now=clock.now(),
-        )
-        return batch_body(batch)
 
 
 def queue_line(item: pharmacy.QueueItem) -> QueueLine:

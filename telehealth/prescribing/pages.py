@@ -1,7 +1,8 @@
 """HTML pages for prescribing: the prescriber's encounter (chart, checks, flag notes, decision, plan writer),
-and the plan page (sign with password + code on the same form, pause, resume, discontinue, release a batch).
-The pharmacist's queue and the patient's shipments are in `pharmacy_pages.py`. Each page calls the same
-service functions as api.py."""
+and the plan page (sign with password + code on the same form). Its other forms (pause, resume, discontinue,
+release a batch) post to dosing's `plan_changes_pages.py`, through `act_on_plan` here. The pharmacist's
+queue and the patient's shipments are in `pharmacy_pages.py`. Each page calls the same service functions
+as api.py."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from telehealth.lib.clock import Clock
 from telehealth.lib.errors import DomainError, InvalidInput
 from telehealth.lib.forms import attempt, form_fields
 from telehealth.lib.validation import parse_whole_number
-from telehealth.prescribing import basis, encounters, pharmacy, plans
+from telehealth.prescribing import basis, encounters, plans
 from telehealth.prescribing.models import Encounter, Pharmacy, TrochePlan
 from telehealth.prescribing.rules import PRODUCTS, batches_for
 from telehealth.prescribing.states import LIVE_PLAN, Decision, PlanStatus
@@ -521,6 +522,35 @@ async def _plan_page(
     )
 
 
+async def act_on_plan(
+    request: Request,
+    session: AsyncSession,
+    plan_id: uuid.UUID,
+    *,
+    form: str,
+    names: tuple[str, ...],
+    signed_in: SignedIn,
+    settings: Settings,
+    work: Callable[[TrochePlan, dict[str, str]], Awaitable[Any]],
+) -> Template | Redirect:
+    """One form posted on the plan page (here and dosing's plan changes): the prescriber's own plan, locked
+    but for signing; a refusal shows the page again with the form's values, success goes back to it."""
+    fields = await form_fields(request, *names, max_length=4000)
+    plan = await plans.own_plan(session, plan_id=plan_id, signed_in=signed_in, lock=form != "sign")  # signing is its own compare-and-swap
+
+    async def checked() -> Any:
+        if problems := _check_lengths(fields):
+            raise _refused(problems)
+        return await work(plan, fields)
+
+    result = await attempt(session, checked())
+    if isinstance(result, DomainError):
+        await session.refresh(plan)
+        values = {name: value for name, value in fields.items() if name != "password"}  # never echo a password
+        return await _plan_page(session, plan, settings=settings, refusal=result, form=form, values=values)
+    return Redirect(path=f"/plans/{plan_id}?done={form}", status_code=303)
+
+
 class PlanPagesController(Controller):
     include_in_schema = False
     guards = PRESCRIBER
@@ -536,35 +566,6 @@ class PlanPagesController(Controller):
     ) -> Template:
         plan = await plans.own_plan(db_session, plan_id=plan_id, signed_in=signed_in)
         return await _plan_page(db_session, plan, settings=settings, done=done)
-
-    async def _act(
-        self,
-        request: Request,
-        session: AsyncSession,
-        plan_id: uuid.UUID,
-        *,
-        form: str,
-        names: tuple[str, ...],
-        signed_in: SignedIn,
-        settings: Settings,
-        work: Callable[[TrochePlan, dict[str, str]], Awaitable[Any]],
-    ) -> Template | Redirect:
-        fields = await form_fields(request, *names, max_length=4000)
-        plan = await plans.own_plan(
-            session, plan_id=plan_id, signed_in=signed_in, lock=form != "sign"
-        )  # signing is its own compare-and-swap
-
-        async def checked() -> Any:
-            if problems := _check_lengths(fields):
-                raise _refused(problems)
-            return await work(plan, fields)
-
-        result = await attempt(session, checked())
-        if isinstance(result, DomainError):
-            await session.refresh(plan)
-            values = {name: value for name, value in fields.items() if name != "password"}  # never echo a password
-            return await _plan_page(session, plan, settings=settings, refusal=result, form=form, values=values)
-        return Redirect(path=f"/plans/{plan_id}?done={form}", status_code=303)
 
     @post("/plans/{plan_id:uuid}/sign")
     async def sign(
@@ -591,95 +592,6 @@ class PlanPagesController(Controller):
                 settings=settings,
             )
 
-        return await self._act(
+        return await act_on_plan(
             request, db_session, plan_id, form="sign", names=("password", "code"), signed_in=signed_in, settings=settings, work=work
-        )
-
-    @post("/plans/{plan_id:uuid}/pause")
-    async def pause(
-        self,
-        request: Request,
-        plan_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
-            return await plans.pause_plan(db_session, plan, reason=fields["reason"], actor=actor, now=clock.now())
-
-        return await self._act(
-            request, db_session, plan_id, form="pause", names=("reason",), signed_in=signed_in, settings=settings, work=work
-        )
-
-    @post("/plans/{plan_id:uuid}/resume")
-    async def resume(
-        self,
-        request: Request,
-        plan_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
-            return await plans.resume_plan(db_session, plan, actor=actor, now=clock.now())
-
-        return await self._act(request, db_session, plan_id, form="resume", names=(), signed_in=signed_in, settings=settings, work=work)
-
-    @post("/plans/{plan_id:uuid}/discontinue")
-    async def discontinue(
-        self,
-        request: Request,
-        plan_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        """Unshipped batches are cancelled and the program fee refunded by the policy."""
-
-        async def work(plan: TrochePlan, fields: dict[str, str]) -> TrochePlan:
-            return await plans.discontinue_plan(db_session, plan, reason=fields["reason"], actor=actor, now=clock.now(), settings=settings)
-
-        return await self._act(
-            request, db_session, plan_id, form="discontinue", names=("reason",), signed_in=signed_in, settings=settings, work=work
-        )
-
-    @post("/plans/{plan_id:uuid}/batches/{batch_id:uuid}/release")
-    async def release(
-        self,
-        request: Request,
-        plan_id: FromPath[uuid.UUID],
-        batch_id: FromPath[uuid.UUID],
-        signed_in: NamedDependency[SignedIn],
-        actor: NamedDependency[Actor],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        clock: NamedDependency[Clock],
-    ) -> Template | Redirect:
-        """Send a later batch to the pharmacy: after the earlier sessions are reported, or now with a reason (audited)."""
-
-        async def work(plan: TrochePlan, fields: dict[str, str]) -> Any:
-            return await pharmacy.release(
-                db_session,
-                batch_id=batch_id,
-                prescriber_id=signed_in.user_id,
-                override_reason=fields["override_reason"],
-                actor=actor,
-                now=clock.now(),
-            )
-
-        return await self._act(
-            request,
-            db_session,
-            plan_id,
-            form=f"release:{batch_id}",
-            names=("override_reason",),
-            signed_in=signed_in,
-            settings=settings,
-            work=work,
         )

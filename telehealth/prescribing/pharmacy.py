@@ -1,9 +1,10 @@
 """The pharmacy's side: a queue showing only what filling needs (minimum necessary: who, born when, where
 to ship, the prescriber and DEA number, the medication lines), and each batch's steps. A pharmacist sees and
 works only their own pharmacy's batches (pharmacy_staff): another pharmacy's batch answers 404 like one that
-does not exist, and the refusal is audited; every queue and batch read is audited. Batch 2 is released
-only after batch 1's sessions are reported, or by a prescriber's override with a reason; nothing ships
-before the program fee is paid."""
+does not exist, and the refusal is audited; every queue and batch read is audited. Nothing ships before the
+program fee is paid. A held batch goes to the pharmacy once the sessions before it are reported, or by a
+prescriber's override with a reason: those rules are dosing's (dosing/inventory.py), which moves the batch
+with `move_batch` here."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ QUEUE_STATUSES = (BatchStatus.QUEUED, BatchStatus.ACCEPTED, BatchStatus.FILLED, 
 
 async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
     """How many of the plan's sessions up to `through_session` the patient has reported."""
+    # It reads dosing's sessions: the one arrow back up left here. The reassessment's checkpoint counts with it
+    # (reassessment.py), and scheduling's booking gate asks that, so it moves up with them, not alone.
     return (
         await session.scalar(
             select(func.count())
@@ -165,7 +168,9 @@ async def queue(
     return PharmacyQueue(pharmacy, items)
 
 
-async def _batch(session: AsyncSession, batch_id: uuid.UUID) -> tuple[PlanBatch, TrochePlan]:
+async def lock_batch(session: AsyncSession, batch_id: uuid.UUID) -> tuple[PlanBatch, TrochePlan]:
+    """The batch (FOR UPDATE) and its plan (FOR SHARE, as for a pharmacy step), for a step outside the
+    pharmacy's queue: dosing's release by a prescriber. 404 `batch.not_found` when no batch has this id."""
     batch = await session.get(PlanBatch, batch_id, with_for_update=True, populate_existing=True)
     if batch is None:
         raise NotFound("batch.not_found", "No batch with this id.")
@@ -236,9 +241,12 @@ async def read_batch(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_i
     return await _item(session, batch, plan, encounter, prescriber_name)
 
 
-async def _move(
+async def move_batch(
     session: AsyncSession, batch: PlanBatch, plan: TrochePlan, target: BatchStatus, *, actor: Actor, now: datetime, **values: Any
 ) -> PlanBatch:
+    """Move a batch the caller holds (locked, with its plan) to `target` through the batch transition table,
+    audited with the plan's patient; `values` are the step's own columns. Each pharmacy step here ends with
+    it, and dosing's release (held -> queued, by the rule or by a prescriber) calls it."""
     await change_status(
         session,
         PlanBatch,
@@ -259,7 +267,7 @@ async def accept(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: u
     batch, plan, _ = await _own_pharmacy_batch(
         session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="accept", actor=actor, now=now
     )
-    return await _move(session, batch, plan, BatchStatus.ACCEPTED, actor=actor, now=now)
+    return await move_batch(session, batch, plan, BatchStatus.ACCEPTED, actor=actor, now=now)
 
 
 async def reject(
@@ -271,7 +279,7 @@ async def reject(
     )
     if not reason.strip():
         raise InvalidInput("request.invalid", "Give the reason for the prescriber.", fields={"reason": "is required"})
-    return await _move(session, batch, plan, BatchStatus.REJECTED, actor=actor, now=now, rejected_reason=reason.strip()[:1000])
+    return await move_batch(session, batch, plan, BatchStatus.REJECTED, actor=actor, now=now, rejected_reason=reason.strip()[:1000])
 
 
 async def fill(
@@ -297,7 +305,7 @@ async def fill(
         problems["units"] = f"must be {batch.units}, the units this batch's doses need"
     if problems:
         raise InvalidInput("request.invalid", "Some fill details need another look.", fields=problems)
-    return await _move(
+    return await move_batch(
         session,
         batch,
         plan,
@@ -341,7 +349,7 @@ async def ship(
     )
     if paid is None:
         raise RuleRefused("batch.program_fee_unpaid", "The program fee is not paid yet; shipping waits for it.")
-    shipped = await _move(
+    shipped = await move_batch(
         session,
         batch,
         plan,
@@ -370,7 +378,7 @@ async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: 
     batch, plan, _ = await _own_pharmacy_batch(
         session, batch_id=batch_id, pharmacist_id=pharmacist_id, purpose="deliver", actor=actor, now=now
     )
-    delivered = await _move(session, batch, plan, BatchStatus.DELIVERED, actor=actor, now=now, delivered_at=now)
+    delivered = await move_batch(session, batch, plan, BatchStatus.DELIVERED, actor=actor, now=now, delivered_at=now)
     if plan.status == PlanStatus.SENT_TO_PHARMACY:
         await change_status(
             session,
@@ -385,54 +393,3 @@ async def deliver(session: AsyncSession, *, batch_id: uuid.UUID, pharmacist_id: 
             values={"updated_at": now},
         )
     return delivered
-
-
-async def release_by_rule(session: AsyncSession, batch: PlanBatch, plan: TrochePlan, *, now: datetime) -> PlanBatch:
-    """Release a batch whose earlier sessions are all reported (the caller checked): no override, no person."""
-    return await _move(session, batch, plan, BatchStatus.QUEUED, actor=Actor.system(), now=now)
-
-
-async def release(
-    session: AsyncSession, *, batch_id: uuid.UUID, prescriber_id: uuid.UUID, override_reason: str | None, actor: Actor, now: datetime
-) -> PlanBatch:
-    """Send a later batch to the pharmacy: the batch before it was delivered and its sessions reported, or
-    the plan's prescriber overrides with a reason (audited with it)."""
-    batch, plan = await _batch(session, batch_id)
-    if plan.prescriber_id != prescriber_id:
-        raise NotFound("batch.not_found", "No batch with this id is yours.")
-    if plan.status not in (PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE):
-        raise RuleRefused("batch.plan_not_live", "Only a batch of a live, unpaused plan can be released.")
-    previous = (
-        await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))
-    ).scalar_one_or_none()
-    if previous is not None and previous.status != BatchStatus.DELIVERED:
-        raise RuleRefused("batch.previous_not_delivered", "The batch before this one has not been delivered yet.")
-    reported = await sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
-    if reported < batch.first_session - 1 and not (override_reason or "").strip():
-        raise RuleRefused(
-            "batch.sessions_not_reported",
-            f"Sessions 1 to {batch.first_session - 1} are not all reported yet ({reported} are). Release it anyway only with a reason.",
-            fields={"override_reason": "is required to release before the earlier sessions are reported"},
-        )
-    overridden = reported < batch.first_session - 1
-    released = await _move(
-        session,
-        batch,
-        plan,
-        BatchStatus.QUEUED,
-        actor=actor,
-        now=now,
-        release_override_reason=(override_reason or "").strip() if overridden else None,
-    )
-    if overridden:
-        await record_audit_event(
-            session,
-            actor=actor,
-            action="plan_batch.release_override",
-            resource_type="plan_batch",
-            resource_id=batch.id,
-            patient_id=plan.patient_id,
-            now=now,
-            reason="override",
-        )
-    return released

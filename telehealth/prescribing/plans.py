@@ -1,13 +1,13 @@
 """Troche plans: written as a draft in an encounter, signed with the password and a TOTP code on the signing
 request itself, then sent to the pharmacy in batches. Signing is a compare-and-swap; one live plan per
-patient is a unique index. A signed plan never changes: any change is a new plan."""
+patient is a unique index. A signed plan never changes: any change is a new plan. Its pause, resume and
+discontinuation are dosing's (dosing/plan_changes.py), which does what they cause to the sessions."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -16,20 +16,16 @@ from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.sessions import SignedIn
 from telehealth.accounts.two_factor import confirm_signature
 from telehealth.audit.service import change_status, record_audit_event
-from telehealth.billing.models import Payment
-from telehealth.billing.service import payment_due, release_payment
-from telehealth.billing.settlement import refund_program
-from telehealth.billing.states import PaymentPurpose, PaymentStatus
+from telehealth.billing.service import payment_due
+from telehealth.billing.states import PaymentPurpose
 from telehealth.care_teams import service as care_teams
-from telehealth.dosing.models import SeriousEvent
-from telehealth.dosing.plan_changes import follow_plan
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.prescribing import encounters
 from telehealth.prescribing.basis import basis_for_signing
 from telehealth.prescribing.models import Encounter, Pharmacy, PlanBatch, TrochePlan
 from telehealth.prescribing.rules import PlanContent, batches_for, check_plan, default_shipments
-from telehealth.prescribing.states import BATCH_TRANSITIONS, LIVE_PLAN, PLAN_TRANSITIONS, UNSHIPPED, BatchStatus, Decision, PlanStatus
+from telehealth.prescribing.states import LIVE_PLAN, PLAN_TRANSITIONS, BatchStatus, Decision, PlanStatus
 from telehealth.settings import Settings
 
 
@@ -248,112 +244,6 @@ async def sign_plan(
 def verify_signature(plan: TrochePlan) -> bool:
     """The stored hash still matches the plan's content (nothing changed after signing)."""
     return plan.content_sha256 is not None and plan.content_sha256 == content_of(plan).sha256()
-
-
-async def pause_plan(session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime) -> TrochePlan:
-    if not reason.strip():
-        raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
-    await change_status(
-        session,
-        TrochePlan,
-        plan.id,
-        table=PLAN_TRANSITIONS,
-        source=plan.status,
-        target=PlanStatus.PAUSED,
-        actor=actor,
-        now=now,
-        patient_id=plan.patient_id,
-        values={"status_reason": reason.strip(), "updated_at": now},
-    )
-    await session.refresh(plan)
-    await follow_plan(session, plan, change="paused", actor=actor, now=now)  # the sitter of a scheduled session hears it is on hold
-    return plan
-
-
-async def resume_plan(session: AsyncSession, plan: TrochePlan, *, actor: Actor, now: datetime) -> TrochePlan:
-    """Resume a paused plan; one paused by a serious adverse event resumes only through its review."""
-    unreviewed = await session.scalar(
-        select(SeriousEvent.id).where(SeriousEvent.plan_id == plan.id, col(SeriousEvent.reviewed_at).is_(None)).limit(1)
-    )
-    if unreviewed is not None:
-        raise RuleRefused(
-            "plan.serious_event_unreviewed",
-            "A serious adverse event paused this plan: review it (with a note) to resume or discontinue.",
-            fields={"review": "is required before the plan resumes"},
-        )
-    delivered = await session.scalar(
-        select(func.count()).select_from(PlanBatch).where(PlanBatch.plan_id == plan.id, PlanBatch.status == BatchStatus.DELIVERED)
-    )
-    target = PlanStatus.ACTIVE if delivered else PlanStatus.SENT_TO_PHARMACY
-    await change_status(
-        session,
-        TrochePlan,
-        plan.id,
-        table=PLAN_TRANSITIONS,
-        source=plan.status,
-        target=target,
-        actor=actor,
-        now=now,
-        patient_id=plan.patient_id,
-        values={"status_reason": None, "updated_at": now},
-    )
-    await session.refresh(plan)
-    await follow_plan(session, plan, change="resumed", actor=actor, now=now)
-    return plan
-
-
-async def discontinue_plan(
-    session: AsyncSession, plan: TrochePlan, *, reason: str, actor: Actor, now: datetime, settings: Settings
-) -> TrochePlan:
-    """Stop the plan: batches not shipped are cancelled (nothing more ships, no more sessions unlock), the
-    program fee is refunded by how many shipments have left, or, not paid yet, is no longer due."""
-    if not reason.strip():
-        raise InvalidInput("request.invalid", "Give the reason.", fields={"reason": "is required"})
-    await change_status(
-        session,
-        TrochePlan,
-        plan.id,
-        table=PLAN_TRANSITIONS,
-        source=plan.status,
-        target=PlanStatus.DISCONTINUED,
-        actor=actor,
-        now=now,
-        patient_id=plan.patient_id,
-        values={"status_reason": reason.strip(), "updated_at": now},
-    )
-    await follow_plan(session, plan, change="discontinued", actor=actor, now=now)  # its scheduled session is cancelled, the sitter told
-    batches = list(
-        (await session.execute(select(PlanBatch).where(PlanBatch.plan_id == plan.id).order_by(col(PlanBatch.sequence)))).scalars()
-    )
-    for batch in batches:
-        if batch.status in UNSHIPPED:
-            await change_status(
-                session,
-                PlanBatch,
-                batch.id,
-                table=BATCH_TRANSITIONS,
-                source=batch.status,
-                target=BatchStatus.CANCELLED,
-                actor=actor,
-                now=now,
-                patient_id=plan.patient_id,
-                values={"updated_at": now},
-            )
-    shipped = sum(1 for batch in batches if batch.status in (BatchStatus.SHIPPED, BatchStatus.DELIVERED))
-    if plan.signed_at is not None:
-        await refund_program(session, plan_id=plan.id, shipments_sent=shipped, actor=actor, now=now, settings=settings)
-        # A fee not paid yet is no longer due: nothing more will ship (its Checkout Session is expired too).
-        unpaid = (
-            await session.execute(
-                select(Payment)
-                .where(Payment.plan_id == plan.id, Payment.purpose == PaymentPurpose.PROGRAM, Payment.status == PaymentStatus.OPEN)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if unpaid is not None:
-            await release_payment(session, unpaid, target=PaymentStatus.CANCELLED, now=now)
-    await session.refresh(plan)
-    return plan
 
 
 async def batches_of(session: AsyncSession, *, plan_id: uuid.UUID) -> list[PlanBatch]:

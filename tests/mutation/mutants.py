@@ -59,6 +59,7 @@ SESSIONS_PY = "telehealth/dosing/sessions.py"
 LOCKS_PY = "telehealth/accounts/locks.py"
 PLANS_PY = "telehealth/prescribing/plans.py"
 STATUS_SWAP_PY = "telehealth/db/status_swap.py"
+PLAN_CHANGES_PY = "telehealth/dosing/plan_changes.py"
 CLINICIANS_PY = "telehealth/clinicians/service.py"
 ENCOUNTERS_PY = "telehealth/prescribing/encounters.py"
 RULES_PY = "telehealth/prescribing/rules.py"
@@ -753,7 +754,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "resume.unreviewed_event",
-        PLANS_PY,
+        PLAN_CHANGES_PY,
         "    if unreviewed is not None:",
         "    if False:",
         "a plan paused by a serious event resumes only through its review",
@@ -777,7 +778,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "release.out_of_order",
-        PHARMACY_PY,
+        INVENTORY_PY,
         "    if previous is not None and previous.status != BatchStatus.DELIVERED:\n        raise RuleRefused(",
         "    if False:\n        raise RuleRefused(",
         "a batch is released only after the one before it was delivered",
@@ -785,7 +786,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     m(
         "release.unreported_without_reason",
-        PHARMACY_PY,
+        INVENTORY_PY,
         'if reported < batch.first_session - 1 and not (override_reason or "").strip():',
         'if reported < batch.first_session - 2 and not (override_reason or "").strip():',
         "releasing before every earlier session is reported needs an override reason",

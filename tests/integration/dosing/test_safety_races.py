@@ -19,6 +19,7 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.security import current_totp_code
 from telehealth.accounts.sessions import SignedIn
 from telehealth.clinicians.models import StateLicense
+from telehealth.dosing import plan_changes
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.lib.actors import Actor
 from telehealth.prescribing import plans
@@ -81,7 +82,7 @@ async def _pause_held_open(session_factory, home, clock):
     first = session_factory()
     transaction = await first.begin()
     plan = await plans.own_plan(first, plan_id=home.plan_id, signed_in=SimpleNamespace(user_id=home.prescriber.user_id), lock=True)
-    await plans.pause_plan(first, plan, reason="Reviewing a new medication", actor=Actor.system(), now=clock.now())
+    await plan_changes.pause_plan(first, plan, reason="Reviewing a new medication", actor=Actor.system(), now=clock.now())
     return first, transaction
 
 

@@ -11,9 +11,9 @@ import httpx
 from sqlalchemy import text
 
 from telehealth.accounts.security import current_totp_code
+from telehealth.dosing.plan_changes import pause_plan
 from telehealth.lib.actors import Actor
 from telehealth.prescribing.models import TrochePlan
-from telehealth.prescribing.plans import pause_plan
 from tests.helpers import PASSWORD, csrf_headers, send_in_thread, until_lock_waiters
 from tests.integration.prescribing.helpers import (
     FILL,
