@@ -15,6 +15,8 @@ from telehealth.dosing.api import DosingApiController, PlanDosingApiController, 
 from telehealth.dosing.pages import DosingPagesController, PlanDosingPagesController
 from telehealth.dosing.plan_changes_api import PlanChangeApiController
 from telehealth.dosing.plan_changes_pages import PlanChangePagesController
+from telehealth.dosing.reassessment_api import ReassessmentApiController
+from telehealth.dosing.reassessment_pages import ReassessmentPagesController
 from telehealth.dosing.sitter_checks_api import SitterVerificationApiController
 from telehealth.dosing.sitter_checks_pages import SitterVerificationPagesController
 from telehealth.dosing.sitter_pages import SitterPagesController
@@ -32,7 +34,6 @@ from telehealth.prescribing.api import (
     PatientShipmentsApiController,
     PharmacyApiController,
     PlanApiController,
-    ReassessmentApiController,
 )
 from telehealth.prescribing.basis_api import EvaluationApiController
 from telehealth.prescribing.basis_pages import BasisPagesController
@@ -40,7 +41,6 @@ from telehealth.prescribing.pages import EncounterPagesController, PlanPagesCont
 from telehealth.prescribing.pharmacy_pages import PharmacyPagesController, ShipmentPagesController
 from telehealth.prescribing.pharmacy_staff_api import PharmacyStaffApiController
 from telehealth.prescribing.pharmacy_staff_pages import PharmacistPagesController
-from telehealth.prescribing.reassessment_pages import ReassessmentPagesController
 from telehealth.scheduling.api import SchedulingApiController
 from telehealth.scheduling.hours_pages import ClinicianSchedulePagesController
 from telehealth.scheduling.pages import VideoPagesController

@@ -3,8 +3,8 @@ screening, the plan's reassessment, enrollment), then what it costs, then the sl
 
 Every booking goes through here: a patient's own (pages and API) and a therapist's follow-up. The slot itself is
 scheduling's (take_slot: the check of the time, the race under exclusion constraints, the hold); the fee is
-billing's; when a reassessment is due is prescribing's. This area sits above all three, so none of them imports
-another to book.
+billing's; when a reassessment is due is dosing's (it counts reported sessions). This area sits above all of them,
+so none of them imports another to book.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from telehealth.accounts.roles import Role
 from telehealth.billing import policy as rules
 from telehealth.billing import service as billing
 from telehealth.billing.models import Payment
+from telehealth.dosing.reassessment_due import needs_reassessment
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import RuleRefused
-from telehealth.prescribing.reassessment import needs_reassessment
 from telehealth.scheduling import service as scheduling
 from telehealth.scheduling.models import Appointment
 from telehealth.scheduling.states import AppointmentType

@@ -43,6 +43,22 @@ FLAG_WORDS = {
 UNDER_USE_TOLERANCE_TROCHES = 1
 
 
+async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
+    """How many of the plan's sessions up to `through_session` the patient has reported."""
+    # It reads dosing's sessions: the one arrow back up left here. The reassessment's checkpoint counts with it
+    # (reassessment.py), and scheduling's booking gate asks that, so it moves up with them, not alone.
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(DosingSession)
+            .where(
+                DosingSession.plan_id == plan_id, DosingSession.status == SessionStatus.REPORTED, DosingSession.number <= through_session
+            )
+        )
+        or 0
+    )
+
+
 @dataclass(frozen=True)
 class Inventory:
     delivered: int
@@ -202,7 +218,7 @@ async def release_if_reported(session: AsyncSession, plan: TrochePlan, *, now: d
     batch = await _next_held_batch(session, plan.id)
     if batch is None or plan.status not in (PlanStatus.SENT_TO_PHARMACY, PlanStatus.ACTIVE) or await open_flags(session, plan_id=plan.id):
         return None
-    if await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1) < batch.first_session - 1:
+    if await sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1) < batch.first_session - 1:
         return None
     previous = await session.scalar(select(PlanBatch.status).where(PlanBatch.plan_id == plan.id, PlanBatch.sequence == batch.sequence - 1))
     if previous is not None and previous != BatchStatus.DELIVERED:
@@ -225,7 +241,7 @@ async def release_by_prescriber(
     ).scalar_one_or_none()
     if previous is not None and previous.status != BatchStatus.DELIVERED:
         raise RuleRefused("batch.previous_not_delivered", "The batch before this one has not been delivered yet.")
-    reported = await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
+    reported = await sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
     if reported < batch.first_session - 1 and not (override_reason or "").strip():
         raise RuleRefused(
             "batch.sessions_not_reported",
@@ -271,7 +287,7 @@ async def request_next_batch(session: AsyncSession, plan: TrochePlan, *, actor: 
         patient_id=plan.patient_id,
         now=now,
     )
-    reported = await pharmacy.sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
+    reported = await sessions_reported(session, plan_id=plan.id, through_session=batch.first_session - 1)
     if reported < batch.first_session - 1:
         await raise_flag(
             session,

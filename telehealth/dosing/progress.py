@@ -11,14 +11,13 @@ from telehealth.audit.service import change_status
 from telehealth.dosing import inventory
 from telehealth.lib.actors import Actor
 from telehealth.prescribing.models import TrochePlan
-from telehealth.prescribing.pharmacy import sessions_reported
 from telehealth.prescribing.states import PLAN_TRANSITIONS, PlanStatus
 
 
 async def advance(session: AsyncSession, plan: TrochePlan, *, now: datetime) -> None:
     if plan.status != PlanStatus.ACTIVE:
         return
-    if await sessions_reported(session, plan_id=plan.id, through_session=plan.sessions) >= plan.sessions:
+    if await inventory.sessions_reported(session, plan_id=plan.id, through_session=plan.sessions) >= plan.sessions:
         await change_status(
             session,
             TrochePlan,

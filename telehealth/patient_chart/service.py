@@ -17,6 +17,7 @@ from telehealth.accounts.models import Patient
 from telehealth.accounts.sessions import SignedIn
 from telehealth.care_teams import service as care_teams
 from telehealth.dosing import after_dose
+from telehealth.dosing.inventory import sessions_reported
 from telehealth.dosing.models import DosingReport, DosingSession
 from telehealth.export.record import collect
 from telehealth.intake import escalations
@@ -29,7 +30,6 @@ from telehealth.notes.service import notes_of
 from telehealth.outcomes.service import TRACKED, score_history
 from telehealth.prescribing import encounters, plans
 from telehealth.prescribing.models import TrochePlan
-from telehealth.prescribing.pharmacy import sessions_reported
 from telehealth.prescribing.reassessment import score_change
 
 LATEST_SHOWN = 3  # messages and notes: the newest few; their own pages hold the rest

@@ -12,10 +12,10 @@ from telehealth.accounts.models import Patient
 from telehealth.billing.states import PaymentStatus
 from telehealth.db import driver
 from telehealth.db.driver import Record
+from telehealth.dosing.reassessment_due import due_reassessment
 from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_decision
-from telehealth.prescribing.reassessment import due_reassessment
 from telehealth.prescribing.states import BatchStatus, PlanStatus
 
 STAGES = ("Waiting list", "Intake", "Consultation", "Plan", "Shipment", "Home sessions", "Reassessment")

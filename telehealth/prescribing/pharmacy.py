@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
@@ -25,8 +24,6 @@ from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus
 from telehealth.clinicians.models import DeaRegistration
 from telehealth.clinicians.service import holds_schedule_iii
-from telehealth.dosing.models import DosingSession
-from telehealth.dosing.states import SessionStatus
 from telehealth.intake.models import Intake, IntakeSection
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import InvalidInput, NotFound, RuleRefused
@@ -36,22 +33,6 @@ from telehealth.prescribing.pharmacy_staff import NO_PHARMACY, pharmacy_of
 from telehealth.prescribing.states import BATCH_TRANSITIONS, PLAN_TRANSITIONS, BatchStatus, PlanStatus
 
 QUEUE_STATUSES = (BatchStatus.QUEUED, BatchStatus.ACCEPTED, BatchStatus.FILLED, BatchStatus.SHIPPED)
-
-
-async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
-    """How many of the plan's sessions up to `through_session` the patient has reported."""
-    # It reads dosing's sessions: the one arrow back up left here. The reassessment's checkpoint counts with it
-    # (reassessment.py), and scheduling's booking gate asks that, so it moves up with them, not alone.
-    return (
-        await session.scalar(
-            select(func.count())
-            .select_from(DosingSession)
-            .where(
-                DosingSession.plan_id == plan_id, DosingSession.status == SessionStatus.REPORTED, DosingSession.number <= through_session
-            )
-        )
-        or 0
-    )
 
 
 @dataclass(frozen=True)

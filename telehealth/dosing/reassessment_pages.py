@@ -15,6 +15,7 @@ from telehealth.accounts.guards import requires_role
 from telehealth.accounts.models import Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
+from telehealth.dosing import reassessment_due
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.results import CRISIS_RESOURCES
 from telehealth.lib.actors import Actor
@@ -37,7 +38,7 @@ def _question_label(key: str) -> str:
 async def _page(
     db_session: AsyncSession, patient: Patient, *, values: dict[str, dict[str, str]] | None = None, error: DomainError | None = None
 ) -> Template:
-    due = await reassessment.due_reassessment(db_session, patient_id=patient.id)
+    due = await reassessment_due.due_reassessment(db_session, patient_id=patient.id)
     fields = error.fields if error else {}
     context: dict[str, Any] = {
         "due": due,
@@ -82,7 +83,9 @@ class ReassessmentPagesController(Controller):
         values = {q.key: await form_fields(request, *(item.key for item in q.items)) for q in reassessment.REASSESSMENT_QUESTIONNAIRES}
         answered = await attempt(
             db_session,
-            reassessment.answer_reassessment(db_session, patient=patient, answers=values, actor=actor, now=clock.now(), settings=settings),
+            reassessment_due.answer_reassessment(
+                db_session, patient=patient, answers=values, actor=actor, now=clock.now(), settings=settings
+            ),
         )
         if isinstance(answered, DomainError):
             return await _page(db_session, patient, values=values, error=answered)
