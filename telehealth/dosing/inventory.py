@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from telehealth.audit.service import record_audit_event
+from telehealth.db import driver
 from telehealth.dosing.alerts import alert_care_team
 from telehealth.dosing.models import DosingReport, DosingSession, InventoryFlag
 from telehealth.dosing.sessions import units_for
@@ -43,20 +44,17 @@ FLAG_WORDS = {
 UNDER_USE_TOLERANCE_TROCHES = 1
 
 
+_SESSIONS_REPORTED = (
+    f"SELECT count(*) FROM dosing_session WHERE plan_id = $1 AND status = '{SessionStatus.REPORTED.value}' AND number <= $2"
+)
+
+
 async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
-    """How many of the plan's sessions up to `through_session` the patient has reported."""
-    # It reads dosing's sessions: the one arrow back up left here. The reassessment's checkpoint counts with it
-    # (reassessment.py), and scheduling's booking gate asks that, so it moves up with them, not alone.
-    return (
-        await session.scalar(
-            select(func.count())
-            .select_from(DosingSession)
-            .where(
-                DosingSession.plan_id == plan_id, DosingSession.status == SessionStatus.REPORTED, DosingSession.number <= through_session
-            )
-        )
-        or 0
-    )
+    """How many of the plan's sessions up to `through_session` the patient has reported. On the driver: the
+    patient's home asks it on every visit (the reassessment's checkpoint), as do the batch releases."""
+    await driver.flush_pending(session)  # a report the caller has just recorded counts
+    reported: int = await driver.fetchval(session, _SESSIONS_REPORTED, plan_id, through_session)
+    return reported
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from telehealth.accounts.locks import lock_patient
 from telehealth.accounts.models import Patient
 from telehealth.audit.service import record_audit_event
+from telehealth.db import driver
+from telehealth.db.driver import Record
 from telehealth.dosing.inventory import sessions_reported
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import QuestionnaireResponse
 from telehealth.intake.screening import suicide_risk_reasons
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
-from telehealth.prescribing.models import ReassessmentAnswer, TrochePlan
+from telehealth.prescribing.models import ReassessmentAnswer
 from telehealth.prescribing.reassessment import ANSWERED_ACTION, REASSESSMENT_QUESTIONNAIRES
 from telehealth.prescribing.states import PlanStatus
 from telehealth.settings import Settings
@@ -35,29 +36,31 @@ class DueReassessment:
     answered: bool  # the questionnaires of this checkpoint are already in
 
 
-async def _checkpoint(session: AsyncSession, plan: TrochePlan) -> int | None:
-    if plan.status == PlanStatus.COMPLETED:
-        return plan.sessions
-    if plan.status not in (PlanStatus.ACTIVE, PlanStatus.PAUSED):
+# The patient's home and the booking gate ask this on every visit: on the driver (db/driver.py), as records.
+_NEWEST_PLAN = f"""
+SELECT id, status, sessions FROM troche_plan
+WHERE patient_id = $1 AND status != '{PlanStatus.DRAFT.value}' ORDER BY created_at DESC LIMIT 1
+"""
+_ANSWERED = "SELECT EXISTS (SELECT FROM reassessment_answer WHERE plan_id = $1 AND checkpoint = $2)"
+
+
+async def _checkpoint(session: AsyncSession, plan: Record) -> int | None:
+    if plan["status"] == PlanStatus.COMPLETED:
+        return int(plan["sessions"])
+    if plan["status"] not in (PlanStatus.ACTIVE, PlanStatus.PAUSED):
         return None
-    reported = await sessions_reported(session, plan_id=plan.id, through_session=plan.sessions)
+    reported = await sessions_reported(session, plan_id=plan["id"], through_session=plan["sessions"])
     return reported // REASSESS_EVERY_SESSIONS * REASSESS_EVERY_SESSIONS or None
 
 
 async def due_reassessment(session: AsyncSession, *, patient_id: uuid.UUID, lock: bool = False) -> DueReassessment | None:
     """The reassessment the patient's newest plan needs now, or None. `lock` holds the plan row, so two
     answers to the same checkpoint take turns and the second sees the first."""
-    newest = (
-        select(TrochePlan)
-        .where(TrochePlan.patient_id == patient_id, TrochePlan.status != PlanStatus.DRAFT)
-        .order_by(col(TrochePlan.created_at).desc())
-        .limit(1)
-    )
-    plan = (await session.execute(newest.with_for_update() if lock else newest)).scalar_one_or_none()
+    await driver.flush_pending(session)  # an answer or a report the caller has just added counts
+    plan = await driver.fetchrow(session, _NEWEST_PLAN + (" FOR UPDATE" if lock else ""), patient_id)
     if plan is None or (checkpoint := await _checkpoint(session, plan)) is None:
         return None
-    answered = await session.get(ReassessmentAnswer, (plan.id, checkpoint))
-    return DueReassessment(plan.id, checkpoint, answered is not None)
+    return DueReassessment(plan["id"], checkpoint, bool(await driver.fetchval(session, _ANSWERED, plan["id"], checkpoint)))
 
 
 async def needs_reassessment(session: AsyncSession, *, patient_id: uuid.UUID) -> bool:
