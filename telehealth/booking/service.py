@@ -21,7 +21,7 @@ from telehealth.billing import service as billing
 from telehealth.billing.models import Payment
 from telehealth.dosing.reassessment_due import needs_reassessment
 from telehealth.intake.escalations import has_open_crisis
-from telehealth.intake.service import latest_decision
+from telehealth.intake.service import latest_outcome
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import RuleRefused
 from telehealth.scheduling import service as scheduling
@@ -38,8 +38,7 @@ async def may_book(session: AsyncSession, *, patient: Patient, appointment_type:
             "Before booking, a clinician needs to speak with you. We will call you soon; if you need help now, call or text 988.",
         )
     if appointment_type is AppointmentType.CONSULT:
-        decision = await latest_decision(session, patient_id=patient.id)
-        if decision is None or decision.outcome not in ("eligible", "needs_review"):
+        if await latest_outcome(session, patient_id=patient.id) not in ("eligible", "needs_review"):
             raise RuleRefused("booking.screening_required", "Booking opens once your intake is complete and screening allows it.")
     elif appointment_type is AppointmentType.REASSESSMENT:
         if not await needs_reassessment(session, patient_id=patient.id):
@@ -48,8 +47,7 @@ async def may_book(session: AsyncSession, *, patient: Patient, appointment_type:
                 "A reassessment is booked once your plan needs one: after its last session, or every 6 sessions.",
             )
     else:
-        decision = await latest_decision(session, patient_id=patient.id)
-        if decision is None or decision.outcome == "ineligible":
+        if await latest_outcome(session, patient_id=patient.id) in (None, "ineligible"):
             raise RuleRefused("booking.not_enrolled", "Integration sessions are for patients enrolled in the program.")
 
 

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.audit.service import change_status, record_audit_event
+from telehealth.db import driver
 from telehealth.intake.consents import CONSENT_DOCUMENTS, ConsentDocument
 from telehealth.intake.escalations import open_crisis_escalation
 from telehealth.intake.models import ConsentSignature, Intake, IntakeSection, QuestionnaireResponse, ScreeningDecision
@@ -329,3 +330,15 @@ _LATEST_DECISION = (
 
 async def latest_decision(session: AsyncSession, *, patient_id: uuid.UUID) -> ScreeningDecision | None:
     return await session.scalar(_LATEST_DECISION, {"patient_id": patient_id})
+
+
+# Only the outcome, for the booking gate and the patient's home (every booking, every visit): on the driver,
+# compiled once from the same rule.
+_LATEST_OUTCOME = driver.compiled(_LATEST_DECISION.with_only_columns(col(ScreeningDecision.outcome)))
+
+
+async def latest_outcome(session: AsyncSession, *, patient_id: uuid.UUID) -> str | None:
+    """The latest screening's outcome (eligible, needs_review, ineligible), or None before any."""
+    await driver.flush_pending(session)  # a decision the caller has just recorded counts
+    outcome: str | None = await driver.fetchval(session, _LATEST_OUTCOME.sql, *_LATEST_OUTCOME.args(patient_id=patient_id))
+    return outcome

@@ -15,7 +15,7 @@ from telehealth.db.driver import Record
 from telehealth.dosing.reassessment_due import due_reassessment
 from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_crisis
-from telehealth.intake.service import latest_decision
+from telehealth.intake.service import latest_outcome
 from telehealth.prescribing.states import BatchStatus, PlanStatus
 
 STAGES = ("Waiting list", "Intake", "Consultation", "Plan", "Shipment", "Home sessions", "Reassessment")
@@ -111,8 +111,7 @@ async def _before_plan(session: AsyncSession, patient: Patient, *, upcoming: lis
             "Continue my intake" if started else "Start my intake",
             "/intake",
         )
-    decision = await latest_decision(session, patient_id=patient.id)
-    if decision is not None and decision.outcome == "ineligible":
+    if await latest_outcome(session, patient_id=patient.id) == "ineligible":
         return 1, NextStep(
             "This program is not a safe fit for you right now. See why, and other kinds of care.", "See the details", "/intake/result"
         )
