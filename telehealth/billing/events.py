@@ -21,15 +21,15 @@ from typing import Any
 
 import stripe
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing import service
 from telehealth.billing.gateway import StripeGateway
-from telehealth.billing.models import Payment, Refund, StripeEvent
+from telehealth.billing.models import Payment, Refund
 from telehealth.billing.states import PaymentPurpose, PaymentStatus, RefundStatus
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import BadRequest
 from telehealth.scheduling.models import Appointment
@@ -75,15 +75,13 @@ def verified_event(payload: bytes, signature: str | None, *, secret: str, wall_n
     return event
 
 
+# Each delivery's first statement, on the driver (db/driver.py): a repeat finds the event's id and does nothing.
+_FIRST_DELIVERY = "INSERT INTO stripe_event (id, type, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id"
+
+
 async def apply_event(session: AsyncSession, gateway: StripeGateway, *, event: dict[str, Any], now: datetime, settings: Settings) -> str:
     """Act on one verified event; answers what happened ("duplicate", "ignored", or the handler's outcome)."""
-    fresh = await session.execute(
-        insert(StripeEvent)
-        .values(id=event["id"], type=str(event.get("type", ""))[:100], received_at=now)
-        .on_conflict_do_nothing()
-        .returning(col(StripeEvent.id))
-    )
-    if fresh.scalar_one_or_none() is None:
+    if await driver.fetchval(session, _FIRST_DELIVERY, event["id"], str(event.get("type", ""))[:100], driver.utc(now)) is None:
         return "duplicate"
     handler = HANDLERS.get(str(event.get("type")))
     if handler is None:

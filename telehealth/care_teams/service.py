@@ -43,16 +43,19 @@ class Member:
     left_because: str | None
 
 
+# Every booking confirmed and every plan signed: on the driver (db/driver.py). A current member already (the
+# partial unique index) is a no-op.
+_JOIN = """
+INSERT INTO care_team_member (id, patient_id, clinician_id, added_at, joined_because) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (patient_id, clinician_id) WHERE left_at IS NULL DO NOTHING RETURNING id
+"""
+
+
 async def join(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, because: str, now: datetime) -> bool:
     """The clinician joins the patient's care team because of what just happened (no-op when a current
     member already); answers whether they are new."""
-    inserted = await session.execute(
-        insert(CareTeamMember)
-        .values(id=uuid.uuid4(), patient_id=patient_id, clinician_id=clinician_id, added_at=now, joined_because=because)
-        .on_conflict_do_nothing(index_elements=["patient_id", "clinician_id"], index_where=col(CareTeamMember.left_at).is_(None))
-        .returning(col(CareTeamMember.id))
-    )
-    member_id = inserted.scalar_one_or_none()
+    await driver.flush_pending(session)  # statements keep their order (an appointment the caller has just added)
+    member_id = await driver.fetchval(session, _JOIN, uuid.uuid4(), patient_id, clinician_id, driver.utc(now), because)
     if member_id is not None:
         await record_audit_event(
             session,
