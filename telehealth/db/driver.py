@@ -18,7 +18,7 @@ is a SQLAlchemy expression other queries share, compile it once at import (`comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,7 +27,9 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, ColumnElement
+
+from telehealth.db.types import UTCDateTime
 
 Record = Any  # asyncpg.Record: by name (record["id"]) or position
 DIALECT = asyncpg_dialect()  # compiles statements as the engine would (compiled(); status_swap.py)
@@ -115,6 +117,25 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column; attach a time zone first")
     return moment.astimezone(UTC)
+
+
+def bind_converter(column: ColumnElement[Any]) -> Callable[[Any], Any] | None:
+    """How a value for `column` goes to asyncpg: as it is, or in UTC for a UTCDateTime (a naive one refused, as
+    the type refuses it); None when the column's type converts its value otherwise (JSON, a boolean), so the
+    statement that writes it stays SQLAlchemy's and no value is sent unconverted."""
+    if isinstance(column.type, UTCDateTime):
+        return _utc_or_none
+    if column.type.dialect_impl(DIALECT).bind_processor(DIALECT) is None:
+        return _as_is
+    return None
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 async def flush_pending(session: AsyncSession) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -19,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.db import driver
 from telehealth.db.base import table_of
-from telehealth.db.types import UTCDateTime
 from telehealth.lib.errors import Conflict
 from telehealth.lib.states import TransitionTable
 
@@ -27,28 +25,14 @@ _Convert = Callable[[Any], Any]
 _SWAPS: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[_Convert, ...]] | None] = {}
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else driver.utc(value)
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
 def _swap_sql(model: type[Any], keys: tuple[str, ...]) -> tuple[str, tuple[_Convert, ...]] | None:
     """The UPDATE's text and each value's conversion, or None when a column needs SQLAlchemy's."""
     table = table_of(model)
-    converts: list[_Convert] = []
-    for key in keys:
-        column_type = table.c[key].type
-        if isinstance(column_type, UTCDateTime):
-            converts.append(_as_utc)
-        elif column_type.dialect_impl(driver.DIALECT).bind_processor(driver.DIALECT) is None:
-            converts.append(_as_is)
-        else:
-            return None
+    converts = [driver.bind_converter(table.c[key]) for key in keys]
+    if any(convert is None for convert in converts):
+        return None
     sets = "".join(f', "{table.c[key].name}" = ${n}' for n, key in enumerate(keys, start=4))
-    return f'UPDATE "{table.name}" SET status = $3{sets} WHERE id = $1 AND status = $2 RETURNING id', tuple(converts)
+    return f'UPDATE "{table.name}" SET status = $3{sets} WHERE id = $1 AND status = $2 RETURNING id', tuple(c for c in converts if c)
 
 
 async def swap_status(

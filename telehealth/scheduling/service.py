@@ -17,8 +17,7 @@ from datetime import date, datetime, timedelta
 from itertools import chain
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Row, bindparam, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Row, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -27,6 +26,7 @@ from sqlmodel import col, select
 from telehealth.accounts.models import Patient, UserAccount
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.care_teams import service as care_teams
+from telehealth.db import driver
 from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
@@ -318,21 +318,23 @@ def _offered_around(
 
 
 _APPOINTMENT = table_of(Appointment)  # Core statements on the table: no ORM bookkeeping for one row
-# The status is literal so that even the plan PostgreSQL keeps for the prepared statement can use the partial
-# index ix_appointment_hold_expiry (WHERE status = 'held'); as a parameter, it planned the UPDATE afresh on
-# every booking.
-_EXPIRE_LAPSED_HOLDS_IN_THE_WAY = (
-    update(_APPOINTMENT)
-    .where(
-        text("appointment.status = 'held'"),
-        _APPOINTMENT.c.hold_expires_at <= bindparam("now"),
-        (_APPOINTMENT.c.clinician_id == bindparam("the_clinician")) | (_APPOINTMENT.c.patient_id == bindparam("the_patient")),
-        _APPOINTMENT.c.busy_from < bindparam("span_end"),
-        _APPOINTMENT.c.busy_until > bindparam("span_start"),
-    )
-    .values(status=AppointmentStatus.EXPIRED.value)
+# Every booking's two writes, on the driver (db/driver.py). The status is literal so that even the plan
+# PostgreSQL keeps for the prepared statement can use the partial index ix_appointment_hold_expiry (WHERE
+# status = 'held'); as a parameter, it planned the UPDATE afresh on every booking.
+_EXPIRE_LAPSED_HOLDS_IN_THE_WAY = f"""
+UPDATE appointment SET status = '{AppointmentStatus.EXPIRED.value}'
+WHERE status = 'held' AND hold_expires_at <= $1 AND (clinician_id = $2 OR patient_id = $3)
+  AND busy_until > $4 AND busy_from < $5  -- overlaps the span [$4, $5)
+"""
+# Every column of the row, each value as its type sends it (a column whose type would need SQLAlchemy's own
+# conversion fails here, at import, rather than ever being sent unconverted).
+_INSERT_CONVERTS = tuple((column.key, driver.bind_converter(column)) for column in _APPOINTMENT.columns)
+if not all(convert for _, convert in _INSERT_CONVERTS):
+    raise RuntimeError("an appointment column the driver cannot send as it is: write it through SQLAlchemy")
+_INSERT_UNLESS_TAKEN = (
+    f"INSERT INTO appointment ({', '.join(column.name for column in _APPOINTMENT.columns)})"
+    f" VALUES ({', '.join(f'${n}' for n in range(1, len(_APPOINTMENT.columns) + 1))}) ON CONFLICT DO NOTHING RETURNING id"
 )
-_INSERT_UNLESS_TAKEN = pg_insert(_APPOINTMENT).on_conflict_do_nothing().returning(_APPOINTMENT.c.id)
 _PATIENT_BUSY = select(
     select(_APPOINTMENT.c.id)
     .where(
@@ -374,9 +376,14 @@ async def take_slot(
     ends_at = starts_at + timing.duration
     busy_from, busy_until = starts_at - timing.buffer_before, ends_at + timing.buffer_after
     # Lapsed holds in the way give their time back now, not only when the sweep comes by.
-    await session.execute(
+    await driver.execute(
+        session,
         _EXPIRE_LAPSED_HOLDS_IN_THE_WAY,
-        {"now": now, "the_clinician": clinician_id, "the_patient": patient.id, "span_start": busy_from, "span_end": busy_until},
+        driver.utc(now),
+        clinician_id,
+        patient.id,
+        driver.utc(busy_from),
+        driver.utc(busy_until),
     )
     appointment = Appointment(
         appointment_type=appointment_type.value,
@@ -422,11 +429,11 @@ async def _insert_unless_taken(session: AsyncSession, appointment: Appointment) 
     deadlock_timeout, 1 s). A plain write racing it (a reschedule's UPDATE) can still deadlock with it, so
     it runs in write_or_find_conflict's savepoint and retry. Answers whether the row was stored; then
     `appointment` is in the session as that row."""
-    values = {column.key: getattr(appointment, column.key) for column in _APPOINTMENT.columns}
+    values = [convert(getattr(appointment, key)) for key, convert in _INSERT_CONVERTS if convert]
     stored: list[uuid.UUID | None] = []
 
     async def insert() -> None:
-        stored[:] = [await session.scalar(_INSERT_UNLESS_TAKEN, values)]
+        stored[:] = [await driver.fetchval(session, _INSERT_UNLESS_TAKEN, *values)]
 
     if await write_or_find_conflict(session, insert) is not None or not stored or stored[0] is None:
         return False
