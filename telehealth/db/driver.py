@@ -38,12 +38,20 @@ DIALECT = asyncpg_dialect()  # compiles statements as the engine would (compiled
 _HELD = "telehealth.db.driver"  # session.info key: the connection held for the session's current transaction
 
 
+def _innermost(session: AsyncSession) -> Any:
+    """The session's savepoint in progress, or else its transaction (None outside one)."""
+    sync = session.sync_session
+    return sync.get_nested_transaction() or sync.get_transaction()
+
+
 async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
     """The session's connection, its dialect adapter, and asyncpg's connection.
 
     Kept in session.info for the session's current transaction: asking the session again (two greenlet hops)
-    was half of a statement's cost here. A new transaction (after a commit or rollback) or a failure asks again."""
-    transaction = session.sync_session.get_transaction()
+    was half of a statement's cost here. A new transaction (after a commit or rollback), a failure, and entering
+    or leaving a nested one (`begin_nested()`) ask again: asking is what makes SQLAlchemy send the SAVEPOINT, so
+    a failure inside rolls back to it and leaves the transaction usable, as for the session's own statements."""
+    transaction = _innermost(session)
     held = session.info.get(_HELD)
     if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
         _, connection, adapted, raw = held
@@ -52,7 +60,7 @@ async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
         fairy = await connection.get_raw_connection()
         adapted = fairy.dbapi_connection  # the dialect's adapter (AsyncAdapt_asyncpg_connection)
         raw = fairy.driver_connection
-        session.info[_HELD] = (session.sync_session.get_transaction(), connection, adapted, raw)
+        session.info[_HELD] = (_innermost(session), connection, adapted, raw)
     return connection, adapted, raw
 
 

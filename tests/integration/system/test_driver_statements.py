@@ -45,6 +45,24 @@ async def test_a_driver_statement_runs_inside_a_transaction_it_begins(session_fa
         await session.rollback()
 
 
+async def test_a_failure_inside_a_savepoint_rolls_back_to_it(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """begin_nested(): the driver's first statement inside it has SQLAlchemy send the SAVEPOINT (the booking's
+    INSERT and its deadlock retry rely on it), so a failure there leaves the transaction usable."""
+    outer, inner = f"driver.{uuid.uuid4().hex[:8]}", f"driver.{uuid.uuid4().hex[:8]}"
+    async with session_factory() as session:
+        await driver.execute(session, _INSERT, outer)
+        with pytest.raises(DBAPIError):
+            async with session.begin_nested():
+                await driver.execute(session, _INSERT, inner)
+                await driver.execute(session, "SELECT 1 / $1::int", 0)
+        assert await driver.fetchval(session, _COUNT, outer) == 1  # the transaction goes on, the outer row in it
+        assert await driver.fetchval(session, _COUNT, inner) == 0  # the savepoint's row rolled back
+        async with session.begin_nested():  # and a savepoint that succeeds keeps its row
+            await driver.execute(session, _INSERT, inner)
+        assert await driver.fetchval(session, _COUNT, inner) == 1
+        await session.rollback()
+
+
 async def test_failures_are_sqlalchemy_errors_with_their_sqlstate(session_factory: async_sessionmaker[AsyncSession]) -> None:
     async with session_factory() as session:
         with pytest.raises(DBAPIError) as raised:
