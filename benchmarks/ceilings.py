@@ -104,6 +104,17 @@ class Captured:
         return "\n".join(lines) + "\n"
 
 
+async def typed_parameters(session: Any, sql: str) -> str:
+    """A driver statement's SQL with each `$n` cast to the type PostgreSQL gave it (`$3::pg_catalog.jsonb`).
+
+    SQLAlchemy's statements carry their own casts; the driver's SQL text does not, and a literal written in for
+    pgbench (JSON with a colon goes in as `convert_from(...)`, a text) would not fit a jsonb or uuid column.
+    asyncpg knows each parameter's type from the statement's preparation (cached per connection)."""
+    _, _, raw = await driver._driver(session)
+    types = [f"{kind.schema}.{kind.name}" for kind in (await raw.prepare(sql)).get_parameters()]  # an array's name is text[]
+    return PLACEHOLDER.sub(lambda match: f"{match.group(0)}::{types[int(match.group(1)) - 1]}", sql)
+
+
 class RequestCapture:
     """The app in-process against `database_url`, recording every statement its engine sends per request."""
 
@@ -122,7 +133,7 @@ class RequestCapture:
     def _recording(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def recorded(session: Any, sql: str, *args: Any) -> Any:
             if self.current is not None:
-                self.current.append((sql, tuple(args)))
+                self.current.append((await typed_parameters(session, sql), tuple(args)))
             return await call(session, sql, *args)
 
         return recorded

@@ -321,10 +321,10 @@ _APPOINTMENT = table_of(Appointment)  # Core statements on the table: no ORM boo
 # Every booking's two writes, on the driver (db/driver.py). The status is literal so that even the plan
 # PostgreSQL keeps for the prepared statement can use the partial index ix_appointment_hold_expiry (WHERE
 # status = 'held'); as a parameter, it planned the UPDATE afresh on every booking.
+# Their busy span overlaps the new one's, [$4, $5).
 _EXPIRE_LAPSED_HOLDS_IN_THE_WAY = f"""
 UPDATE appointment SET status = '{AppointmentStatus.EXPIRED.value}'
-WHERE status = 'held' AND hold_expires_at <= $1 AND (clinician_id = $2 OR patient_id = $3)
-  AND busy_until > $4 AND busy_from < $5  -- overlaps the span [$4, $5)
+WHERE status = 'held' AND hold_expires_at <= $1 AND (clinician_id = $2 OR patient_id = $3) AND busy_until > $4 AND busy_from < $5
 """
 # Every column of the row, each value as its type sends it (a column whose type would need SQLAlchemy's own
 # conversion fails here, at import, rather than ever being sent unconverted).
