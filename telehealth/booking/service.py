@@ -31,7 +31,8 @@ from telehealth.settings import Settings
 
 
 async def may_book(session: AsyncSession, *, patient: Patient, appointment_type: AppointmentType) -> None:
-    """The patient-side gates: screening allows it and no crisis waits for a clinician's contact."""
+    """The patient-side gates, for every way to book: no crisis waits for a clinician's contact; a consult needs a
+    screening that allows it, a reassessment a plan that needs one, an integration session an enrolled patient."""
     if await has_open_crisis(session, patient_id=patient.id):
         raise RuleRefused(
             "booking.crisis_contact_pending",
