@@ -22,6 +22,7 @@ from telehealth.intake.screening import suicide_risk_reasons
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, RuleRefused
 from telehealth.prescribing.models import ReassessmentAnswer
+from telehealth.prescribing.plans import newest_signed_plan
 from telehealth.prescribing.reassessment import ANSWERED_ACTION, REASSESSMENT_QUESTIONNAIRES
 from telehealth.prescribing.states import PlanStatus
 from telehealth.settings import Settings
@@ -36,11 +37,6 @@ class DueReassessment:
     answered: bool  # the questionnaires of this checkpoint are already in
 
 
-# The patient's home and the booking gate ask this on every visit: on the driver (db/driver.py), as records.
-_NEWEST_PLAN = f"""
-SELECT id, status, sessions FROM troche_plan
-WHERE patient_id = $1 AND status != '{PlanStatus.DRAFT.value}' ORDER BY created_at DESC LIMIT 1
-"""
 _ANSWERED = "SELECT EXISTS (SELECT FROM reassessment_answer WHERE plan_id = $1 AND checkpoint = $2)"
 
 
@@ -56,8 +52,12 @@ async def _checkpoint(session: AsyncSession, plan: Record) -> int | None:
 async def due_reassessment(session: AsyncSession, *, patient_id: uuid.UUID, lock: bool = False) -> DueReassessment | None:
     """The reassessment the patient's newest plan needs now, or None. `lock` holds the plan row, so two
     answers to the same checkpoint take turns and the second sees the first."""
-    await driver.flush_pending(session)  # an answer or a report the caller has just added counts
-    plan = await driver.fetchrow(session, _NEWEST_PLAN + (" FOR UPDATE" if lock else ""), patient_id)
+    return await due_for_plan(session, await newest_signed_plan(session, patient_id=patient_id, lock=lock))
+
+
+async def due_for_plan(session: AsyncSession, plan: Record | None) -> DueReassessment | None:
+    """The same for a plan the caller has read already (prescribing.plans.newest_signed_plan): the patient's
+    home reads it for its own steps first. The home and the booking gate ask on every visit: on the driver."""
     if plan is None or (checkpoint := await _checkpoint(session, plan)) is None:
         return None
     return DueReassessment(plan["id"], checkpoint, bool(await driver.fetchval(session, _ANSWERED, plan["id"], checkpoint)))

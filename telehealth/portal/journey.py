@@ -12,10 +12,11 @@ from telehealth.accounts.models import Patient
 from telehealth.billing.states import PaymentStatus
 from telehealth.db import driver
 from telehealth.db.driver import Record
-from telehealth.dosing.reassessment_due import due_reassessment
+from telehealth.dosing.reassessment_due import due_for_plan
 from telehealth.dosing.states import SessionStatus, SitterStatus
 from telehealth.intake.escalations import has_open_crisis
 from telehealth.intake.service import latest_outcome
+from telehealth.prescribing.plans import newest_signed_plan
 from telehealth.prescribing.states import BatchStatus, PlanStatus
 
 STAGES = ("Waiting list", "Intake", "Consultation", "Plan", "Shipment", "Home sessions", "Reassessment")
@@ -52,9 +53,6 @@ _NEXT_SESSION = f"""
 SELECT id, number, status, scheduled_at FROM dosing_session
 WHERE patient_id = $1 AND status IN ('{SessionStatus.SCHEDULED.value}', '{SessionStatus.UNLOCKED.value}') ORDER BY scheduled_at LIMIT 1
 """
-_NEWEST_PLAN = f"""
-SELECT id, status FROM troche_plan WHERE patient_id = $1 AND status != '{PlanStatus.DRAFT.value}' ORDER BY created_at DESC LIMIT 1
-"""
 _LATEST_INTAKE = "SELECT id, status FROM intake WHERE patient_id = $1 ORDER BY started_at DESC LIMIT 1"
 _SECTIONS_SAVED = "SELECT EXISTS (SELECT FROM intake_section WHERE intake_id = $1)"
 _PAYMENT_DUE = f"SELECT EXISTS (SELECT FROM payment WHERE patient_id = $1 AND status = '{PaymentStatus.OPEN.value}')"
@@ -78,7 +76,7 @@ async def _where(
     """The stage is read from the furthest evidence first: a patient with a signed plan is past intake even
     when no intake is on file here (a transfer, the demo), and a consultation still ahead or under way is
     the stage in progress, never marked done because a plan was signed during it."""
-    plan = await driver.fetchrow(session, _NEWEST_PLAN, patient.id)
+    plan = await newest_signed_plan(session, patient_id=patient.id)
     if plan is None:
         return await _before_plan(session, patient, upcoming=upcoming)
     consult = next((a for a in upcoming if a["appointment_type"] == "consult"), None)
@@ -86,7 +84,7 @@ async def _where(
         return 2, NextStep("Your consultation is booked. Join from here when it is time.", "See my appointments", "/appointments")
     if await driver.fetchval(session, _PAYMENT_DUE, patient.id):
         return 3, NextStep("A payment is due: your first shipment leaves once it is paid.", "Go to billing", "/billing")
-    reassessment = await due_reassessment(session, patient_id=patient.id)
+    reassessment = await due_for_plan(session, plan)
     if reassessment is not None and not reassessment.answered:
         return 6, NextStep(
             "Time for your reassessment: answer the mood and anxiety questionnaires again.", "Answer the questionnaires", "/reassessment"

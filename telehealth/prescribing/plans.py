@@ -19,6 +19,8 @@ from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing.service import payment_due
 from telehealth.billing.states import PaymentPurpose
 from telehealth.care_teams import service as care_teams
+from telehealth.db import driver
+from telehealth.db.driver import Record
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.prescribing import encounters
@@ -59,6 +61,20 @@ async def _one_pharmacy(session: AsyncSession, pharmacy_id: uuid.UUID | None) ->
             "request.invalid", "Choose the pharmacy.", fields={"pharmacy_id": "is required when the clinic has several (or none is set up)"}
         )
     return rows[0]
+
+
+# The patient's newest signed plan (any status but draft): the patient's home and the reassessment's checkpoint
+# read it on every visit, so on the driver (db/driver.py), as a record.
+_NEWEST_SIGNED_PLAN = f"""
+SELECT id, status, sessions FROM troche_plan
+WHERE patient_id = $1 AND status != '{PlanStatus.DRAFT.value}' ORDER BY created_at DESC LIMIT 1
+"""
+
+
+async def newest_signed_plan(session: AsyncSession, *, patient_id: uuid.UUID, lock: bool = False) -> Record | None:
+    """(id, status, sessions) of the patient's newest plan but a draft, or None; `lock` holds its row."""
+    await driver.flush_pending(session)  # a plan the caller has just changed is read as changed
+    return await driver.fetchrow(session, _NEWEST_SIGNED_PLAN + (" FOR UPDATE" if lock else ""), patient_id)
 
 
 async def live_plan(session: AsyncSession, *, patient_id: uuid.UUID) -> TrochePlan | None:
