@@ -93,7 +93,6 @@ async def record_audit_event(
 ) -> None:
     """Append one event in the caller's transaction (it commits or rolls back with the change it records)."""
     # The caller's pending ORM changes go first, as when the event was an ORM object flushed with them.
-    await driver.flush_pending(session)
     if now.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column; attach a time zone first")  # as UTCDateTime refuses it
     await driver.execute(

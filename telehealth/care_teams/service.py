@@ -54,7 +54,6 @@ ON CONFLICT (patient_id, clinician_id) WHERE left_at IS NULL DO NOTHING RETURNIN
 async def join(session: AsyncSession, *, patient_id: uuid.UUID, clinician_id: uuid.UUID, because: str, now: datetime) -> bool:
     """The clinician joins the patient's care team because of what just happened (no-op when a current
     member already); answers whether they are new."""
-    await driver.flush_pending(session)  # statements keep their order (an appointment the caller has just added)
     member_id = await driver.fetchval(session, _JOIN, uuid.uuid4(), patient_id, clinician_id, driver.utc(now), because)
     if member_id is not None:
         await record_audit_event(
@@ -91,7 +90,6 @@ ORDER BY member.added_at
 
 
 async def members(session: AsyncSession, *, patient_id: uuid.UUID, with_history: bool = False) -> list[Member]:
-    await driver.flush_pending(session)  # a member the caller has just added is on the team
     return [Member(*row) for row in await driver.fetch(session, _MEMBERS, patient_id, with_history)]
 
 

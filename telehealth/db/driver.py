@@ -11,9 +11,10 @@ Failures look like the session's: asyncpg's errors become SQLAlchemy's DBAPIErro
 would raise, so 503s and constraint codes are handled as before), and a connection lost meanwhile is
 invalidated so the pool replaces it.
 
-Callers write SQL text (`$n` parameters, arguments in UTC through `utc()`), flush the session's pending ORM
-changes first where a statement must see them or follow them (`flush_pending()`), and, where a statement's rule
-is a SQLAlchemy expression other queries share, compile it once at import (`compiled()`) rather than copy it.
+Callers write SQL text (`$n` parameters, arguments in UTC through `utc()`) and, where a statement's rule is a
+SQLAlchemy expression other queries share, compile it once at import (`compiled()`) rather than copy it. Every
+statement first sends the session's pending ORM changes, as the session's autoflush does, so a driver statement
+sees what the caller added and statements keep their order.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ async def _failed(connection: AsyncConnection, adapted: Any, sql: str, args: tup
 
 
 async def _run(session: AsyncSession, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    await _flush_pending(session)
     connection, adapted, driver = await _driver(session)
     try:
         if not adapted.autocommit and adapted._transaction is None:
@@ -146,8 +148,8 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-async def flush_pending(session: AsyncSession) -> None:
-    """Send the caller's pending ORM changes first, as a statement through the session would (autoflush), so
+async def _flush_pending(session: AsyncSession) -> None:
+    """Send the caller's pending ORM changes before every statement, as the session's autoflush does, so
     statements keep their order and a driver statement sees what the caller added; nothing to send, no hop."""
     if not session.sync_session._is_clean():
         await session.flush()

@@ -69,7 +69,6 @@ async def swap_status(
         ).scalar_one_or_none()
     else:
         sql, converts = swap
-        await driver.flush_pending(session)  # the row's pending changes go first, as the session's UPDATE would send them
         moved = await driver.fetchval(
             session, sql, row_id, source, target, *(convert(values[key]) for convert, key in zip(converts, keys, strict=True))
         )

@@ -52,7 +52,6 @@ _SESSIONS_REPORTED = (
 async def sessions_reported(session: AsyncSession, *, plan_id: uuid.UUID, through_session: int) -> int:
     """How many of the plan's sessions up to `through_session` the patient has reported. On the driver: the
     patient's home asks it on every visit (the reassessment's checkpoint), as do the batch releases."""
-    await driver.flush_pending(session)  # a report the caller has just recorded counts
     reported: int = await driver.fetchval(session, _SESSIONS_REPORTED, plan_id, through_session)
     return reported
 

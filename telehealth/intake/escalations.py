@@ -115,7 +115,6 @@ _OPEN_OF_KIND = driver.compiled(
 
 
 async def _open_of_kind(session: AsyncSession, *, patient_id: uuid.UUID, kind: str) -> bool:
-    await driver.flush_pending(session)  # an escalation the caller has just added counts
     return await driver.fetchval(session, _OPEN_OF_KIND.sql, *_OPEN_OF_KIND.args(patient_id=patient_id, kind=kind)) is not None
 
 

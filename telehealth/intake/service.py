@@ -339,6 +339,5 @@ _LATEST_OUTCOME = driver.compiled(_LATEST_DECISION.with_only_columns(col(Screeni
 
 async def latest_outcome(session: AsyncSession, *, patient_id: uuid.UUID) -> str | None:
     """The latest screening's outcome (eligible, needs_review, ineligible), or None before any."""
-    await driver.flush_pending(session)  # a decision the caller has just recorded counts
     outcome: str | None = await driver.fetchval(session, _LATEST_OUTCOME.sql, *_LATEST_OUTCOME.args(patient_id=patient_id))
     return outcome

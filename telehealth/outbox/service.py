@@ -62,7 +62,6 @@ async def enqueue_job(
     # it would use (now() is the transaction's start), so one INSERT serves every caller.
     created_at = now if isinstance(now, datetime) else await _value_of(session, now)
     due_at = created_at if run_at is None else run_at if isinstance(run_at, datetime) else await _value_of(session, run_at)
-    await driver.flush_pending(session)  # the caller's pending changes go first, as with the ORM's autoflush
     job_id = await driver.fetchval(
         session,
         _INSERT_JOB if dedupe_key is None else _INSERT_JOB_UNLESS_LIVE,

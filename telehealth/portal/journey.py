@@ -61,7 +61,6 @@ _CONFIRMED_SITTER = f"SELECT EXISTS (SELECT FROM sitter WHERE patient_id = $1 AN
 
 
 async def patient_journey(session: AsyncSession, patient: Patient, *, now: datetime) -> Journey:
-    await driver.flush_pending(session)
     upcoming = await driver.fetch(session, _UPCOMING, patient.id, driver.utc(now))
     next_session = await driver.fetchrow(session, _NEXT_SESSION, patient.id)
     reached, step = await _where(session, patient, now=now, upcoming=upcoming, next_session=next_session)

@@ -73,7 +73,6 @@ WHERE patient_id = $1 AND status != '{PlanStatus.DRAFT.value}' ORDER BY created_
 
 async def newest_signed_plan(session: AsyncSession, *, patient_id: uuid.UUID, lock: bool = False) -> Record | None:
     """(id, status, sessions) of the patient's newest plan but a draft, or None; `lock` holds its row."""
-    await driver.flush_pending(session)  # a plan the caller has just changed is read as changed
     return await driver.fetchrow(session, _NEWEST_SIGNED_PLAN + (" FOR UPDATE" if lock else ""), patient_id)
 
 

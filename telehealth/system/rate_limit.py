@@ -26,7 +26,6 @@ async def count_recent(session: AsyncSession, *, bucket: str, key: str, window: 
     counts only after this one has recorded (or not) its event: a burst is counted one by one.
     """
     key = key[:128]
-    await driver.flush_pending(session)  # events the caller recorded (record_event) are counted
     await driver.execute(session, _LOCK_KEY, f"rate:{bucket}:{key}")
     recent: int = await driver.fetchval(session, _COUNT, bucket, key, driver.utc(now - window))
     return recent

@@ -92,7 +92,6 @@ _INSERT_LINK = "INSERT INTO waitlist_link (token_hash, entry_id, created_at) VAL
 
 async def _issue_link(session: AsyncSession, *, entry_id: uuid.UUID, now: datetime, settings: Settings) -> str:
     raw, digest = new_token()
-    await driver.flush_pending(session)  # an entry the caller added is written first (the link refers to it)
     await driver.execute(session, _INSERT_LINK, digest, entry_id, driver.utc(now))
     return f"{settings.public_base_url}/waitlist/entry?token={raw}"
 

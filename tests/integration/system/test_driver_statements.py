@@ -99,7 +99,7 @@ async def test_pending_orm_changes_are_flushed_before_a_driver_statement_reads(s
         now = datetime.now(UTC)
         session.add(RateLimitEvent(bucket="probe", key=key, occurred_at=now))  # pending, not yet sent
         assert await count_recent(session, bucket="probe", key=key, window=timedelta(minutes=1), now=now) == 1
-        await driver.flush_pending(session)  # nothing pending now: no flush, no error
+        assert await count_recent(session, bucket="probe", key=key, window=timedelta(minutes=1), now=now) == 1  # nothing pending now
         await session.rollback()
 
 
