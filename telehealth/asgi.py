@@ -32,6 +32,7 @@ from telehealth.db.roles import resolve_database_urls
 from telehealth.dependencies import APP_DEPENDENCIES
 from telehealth.devtools.demo_clock import follow_offset, refresh_offset
 from telehealth.lib.clock import Clock, OffsetClock
+from telehealth.lib.dependency_order import resolve_dependencies_in_turn
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
 from telehealth.lib.logging import logging_config
 from telehealth.lib.openapi import JsonDocument, YamlDocument
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     settings = settings or get_settings()
     settings.validate()
     clock = make_clock(settings, clock)
+    resolve_dependencies_in_turn()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -1,0 +1,88 @@
+"""Dependencies resolved in turn, in the request's own task (telehealth/lib/dependency_order.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from litestar import Litestar, get
+from litestar.di import NamedDependency, Provide
+from litestar.testing import AsyncTestClient
+
+from telehealth.lib.dependency_order import resolve_dependencies_in_turn
+
+resolve_dependencies_in_turn()
+
+
+async def test_a_depths_dependencies_run_in_the_requests_own_task() -> None:
+    tasks: dict[str, asyncio.Task[object] | None] = {}
+
+    def first() -> int:
+        tasks["first"] = asyncio.current_task()
+        return 1
+
+    def second() -> int:
+        tasks["second"] = asyncio.current_task()
+        return 2
+
+    async def opened() -> AsyncIterator[int]:
+        tasks["opened"] = asyncio.current_task()
+        yield 3
+
+    @get(
+        "/",
+        dependencies={
+            "first": Provide(first, sync_to_thread=False),
+            "second": Provide(second, sync_to_thread=False),
+            "opened": Provide(opened),
+        },
+    )
+    async def handler(first: NamedDependency[int], second: NamedDependency[int], opened: NamedDependency[int]) -> dict[str, int]:
+        tasks["handler"] = asyncio.current_task()
+        return {"sum": first + second + opened}
+
+    async with AsyncTestClient(Litestar([handler])) as client:
+        response = await client.get("/")
+    assert response.json() == {"sum": 6}
+    assert len({id(task) for task in tasks.values()}) == 1, tasks  # Litestar's own: a task per dependency
+
+
+async def test_a_refusal_among_the_plain_dependencies_opens_no_generator() -> None:
+    started: list[str] = []
+
+    def refuse() -> int:
+        raise PermissionError("no")
+
+    async def session() -> AsyncIterator[int]:
+        started.append("session")
+        yield 1
+
+    @get("/", dependencies={"refuse": Provide(refuse, sync_to_thread=False), "session": Provide(session)})
+    async def handler(refuse: NamedDependency[int], session: NamedDependency[int]) -> None:
+        raise AssertionError("not reached")
+
+    async with AsyncTestClient(Litestar([handler])) as client:
+        assert (await client.get("/")).status_code == 500
+    assert started == []
+
+
+async def test_a_failure_after_a_generator_started_is_thrown_into_it() -> None:
+    seen: list[BaseException] = []
+
+    async def session() -> AsyncIterator[int]:
+        try:
+            yield 1
+        except BaseException as error:
+            seen.append(error)
+            raise
+
+    def needs_session(session: NamedDependency[int]) -> int:
+        raise LookupError("later")
+
+    @get("/", dependencies={"session": Provide(session), "needs_session": Provide(needs_session, sync_to_thread=False)})
+    async def handler(needs_session: NamedDependency[int]) -> None:
+        raise AssertionError("not reached")
+
+    async with AsyncTestClient(Litestar([handler])) as client:
+        assert (await client.get("/")).status_code == 500
+    assert [type(error) for error in seen] == [LookupError]
