@@ -19,7 +19,8 @@ sees what the caller added and statements keep their order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -37,6 +38,7 @@ DIALECT = asyncpg_dialect()  # compiles statements as the engine would (compiled
 
 
 _HELD = "telehealth.db.driver"  # session.info key: the connection held for the session's current transaction
+_SAVEPOINTS = "telehealth.db.driver.savepoints"  # session.info key: how many of savepoint()'s are open
 
 
 def _innermost(session: AsyncSession) -> Any:
@@ -152,7 +154,28 @@ async def _flush_pending(session: AsyncSession) -> None:
     """Send the caller's pending ORM changes before every statement, as the session's autoflush does, so
     statements keep their order and a driver statement sees what the caller added; nothing to send, no hop."""
     if not session.sync_session._is_clean():
+        if session.info.get(_SAVEPOINTS):
+            raise RuntimeError("ORM changes inside driver.savepoint(): the session would not know they were rolled back")
         await session.flush()
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """SAVEPOINT, then RELEASE, or ROLLBACK TO it when the block fails: for a block of driver statements (or Core
+    statements that change no ORM object) that may fail and be tried again, as the booking's INSERT is. SQLAlchemy's
+    begin_nested() does the same through the session's greenlets and asks for the connection again entering and
+    leaving it. The session's pending ORM changes are sent before the SAVEPOINT; one made inside is refused, as the
+    ORM would not know its row was rolled back."""
+    await execute(session, "SAVEPOINT driver_savepoint")
+    session.info[_SAVEPOINTS] = session.info.get(_SAVEPOINTS, 0) + 1
+    try:
+        yield
+    except BaseException:
+        session.info[_SAVEPOINTS] -= 1
+        await execute(session, "ROLLBACK TO SAVEPOINT driver_savepoint")
+        raise
+    session.info[_SAVEPOINTS] -= 1
+    await execute(session, "RELEASE SAVEPOINT driver_savepoint")
 
 
 @dataclass(frozen=True)

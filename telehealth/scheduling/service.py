@@ -457,7 +457,7 @@ async def write_or_find_conflict(session: AsyncSession, write: Callable[[], Awai
     winner's row as an ordinary conflict, so a race never answers 500."""
     for attempt in range(attempts):
         try:
-            async with session.begin_nested():
+            async with driver.savepoint(session):
                 await write()
             return None
         except DBAPIError as error:

@@ -63,6 +63,53 @@ async def test_a_failure_inside_a_savepoint_rolls_back_to_it(session_factory: as
         await session.rollback()
 
 
+async def test_the_drivers_savepoint_rolls_back_to_itself_and_keeps_what_succeeds(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """driver.savepoint(): the booking's INSERT and its deadlock retry; a failure inside leaves the transaction
+    usable with everything before it, nested ones unwind to their own, and a block that succeeds keeps its rows."""
+    outer, inner, nested = (f"driver.{uuid.uuid4().hex[:8]}" for _ in range(3))
+    async with session_factory() as session:
+        await driver.execute(session, _INSERT, outer)
+        with pytest.raises(DBAPIError):
+            async with driver.savepoint(session):
+                await driver.execute(session, _INSERT, inner)
+                await driver.execute(session, "SELECT 1 / $1::int", 0)
+        assert await driver.fetchval(session, _COUNT, outer) == 1
+        assert await driver.fetchval(session, _COUNT, inner) == 0
+        async with driver.savepoint(session):
+            await driver.execute(session, _INSERT, inner)
+            with pytest.raises(DBAPIError):
+                async with driver.savepoint(session):
+                    await driver.execute(session, _INSERT, nested)
+                    await driver.execute(session, "SELECT 1 / $1::int", 0)
+        assert [await driver.fetchval(session, _COUNT, marker) for marker in (outer, inner, nested)] == [1, 1, 0]
+        await session.rollback()
+
+
+async def test_the_drivers_savepoint_sends_pending_orm_changes_first_and_refuses_them_inside(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    from telehealth.system.models import RateLimitEvent
+
+    key = f"driver-{uuid.uuid4().hex[:8]}"
+    count = "SELECT count(*) FROM rate_limit_event WHERE key = $1"
+    async with session_factory() as session:
+        now = datetime.now(UTC)
+        session.add(RateLimitEvent(bucket="probe", key=key, occurred_at=now))  # pending: sent before the SAVEPOINT
+        with pytest.raises(DBAPIError):
+            async with driver.savepoint(session):
+                await driver.execute(session, "SELECT 1 / $1::int", 0)
+        assert await driver.fetchval(session, count, key) == 1  # not rolled back with the savepoint
+        with pytest.raises(RuntimeError):
+            async with driver.savepoint(session):
+                session.add(RateLimitEvent(bucket="probe", key=key, occurred_at=now))
+                await driver.execute(session, "SELECT 1")
+        session.expunge_all()
+        assert await driver.fetchval(session, count, key) == 1
+        await session.rollback()
+
+
 async def test_failures_are_sqlalchemy_errors_with_their_sqlstate(session_factory: async_sessionmaker[AsyncSession]) -> None:
     async with session_factory() as session:
         with pytest.raises(DBAPIError) as raised:
