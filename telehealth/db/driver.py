@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
+from sqlalchemy.types import ARRAY, TypeEngine
 
 from telehealth.db.types import UTCDateTime
 
@@ -178,6 +179,15 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
     await execute(session, "RELEASE SAVEPOINT driver_savepoint")
 
 
+def _converts(kind: TypeEngine[Any]) -> bool:
+    """Whether a value of this type goes to asyncpg otherwise than as it is (an array: whether its items do; its
+    own conversion only makes a list of a tuple, which asyncpg takes as it is)."""
+    impl = kind.dialect_impl(DIALECT)
+    if isinstance(impl, ARRAY):
+        return _converts(impl.item_type)
+    return impl.bind_processor(DIALECT) is not None
+
+
 @dataclass(frozen=True)
 class CompiledStatement:
     """A SQLAlchemy Core statement compiled once, when its module is imported: the `$n` SQL text and the names
@@ -194,12 +204,20 @@ class CompiledStatement:
         return tuple(values[name] if name in values else self.carried[name] for name in self.names)
 
 
-def compiled(statement: ClauseElement) -> CompiledStatement:
+def compiled(statement: ClauseElement, *, columns: tuple[str, ...] | None = None) -> CompiledStatement:
     """For a statement whose rule lives in SQLAlchemy expressions shared with other queries (so the rule has one
     source), built once instead of on every request. Refused when a parameter needs the dialect's conversion on
-    the way in (a TypeDecorator such as UTCDateTime, an expanding IN): the driver would send the raw value."""
+    the way in (a TypeDecorator such as UTCDateTime, an expanding IN): the driver would send the raw value; with
+    `columns`, when the statement does not answer those columns in that order (a record type's fields), or one of
+    them needs the dialect's conversion on the way out (its raw value would be read)."""
     result = cast(SQLCompiler, statement.compile(dialect=DIALECT))
-    if result._bind_processors or result.literal_execute_params or result.post_compile_params:
+    if any(_converts(bind.type) for bind in result.binds.values()) or result.literal_execute_params or result.post_compile_params:
         raise ValueError("the statement has parameters the driver cannot bind as they are (a type conversion or an expanding IN)")
+    if columns is not None:
+        answered = tuple(column[0] for column in result._result_columns)
+        if answered != columns:
+            raise ValueError(f"the statement answers {answered}, not {columns}")
+        if any(column[3].dialect_impl(DIALECT).result_processor(DIALECT, None) is not None for column in result._result_columns):
+            raise ValueError("a column of the statement needs the dialect's conversion on the way out")
     callers = {bind.key for bind in result.binds.values() if bind.required}
     return CompiledStatement(result.string, tuple(result.positiontup or ()), {k: v for k, v in result.params.items() if k not in callers})

@@ -10,14 +10,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnClause,
     DateTime,
     FromClause,
-    Result,
     Row,
     Uuid,
     any_,
@@ -38,6 +37,7 @@ from telehealth.accounts.models import UserAccount
 from telehealth.accounts.roles import Role
 from telehealth.clinicians.models import ClinicianProfile, DeaRegistration, StateLicense
 from telehealth.clinicians.service import holds_schedule_iii
+from telehealth.db import driver
 from telehealth.scheduling.models import MAX_BUSY_SPAN, OCCUPYING_SQL, Appointment, AppointmentTypeSettings, DateOverride, WeeklyHours
 from telehealth.scheduling.slots import Availability, TimeRange, TypeSettings
 from telehealth.scheduling.states import AppointmentStatus, AppointmentType
@@ -156,7 +156,7 @@ class ClinicianCalendar:
 
     availability: Availability
     settings_row: AppointmentTypeSettings | None
-    occupying: list[Row[Any]]  # id, clinician_id, appointment_type, status, starts_at, busy_from, busy_until, hold_expires_at
+    occupying: list[OccupyingRow]
 
 
 _SETTINGS_COLUMNS = (
@@ -206,9 +206,35 @@ def _with_calendar(query: Any) -> Any:
     )
 
 
+class CredentialedRow(NamedTuple):
+    """A clinician who may see the patient, with their calendar's texts and type settings: the columns of
+    _calendars_statement, in its order (checked when the statement is compiled)."""
+
+    id: uuid.UUID
+    valid_through: date
+    full_name: str
+    timezone: str | None
+    week: str | None
+    overrides: str | None
+    duration_minutes: int | None
+    buffer_before_minutes: int | None
+    buffer_after_minutes: int | None
+    minimum_notice_minutes: int | None
+    horizon_days: int | None
+    max_per_day: int | None
+    step_minutes: int | None
+
+
 @cache
 def _calendars_statement(*, prescriber: bool, one_clinician: bool) -> Any:
     return _with_calendar(_credentialed_statement(prescriber=prescriber, one_clinician=one_clinician))
+
+
+@cache
+def _calendars_on_the_driver(*, prescriber: bool, one_clinician: bool) -> driver.CompiledStatement:
+    """The statement compiled once for the driver (db/driver.py): every booking's slot check runs it."""
+    statement = _calendars_statement(prescriber=prescriber, one_clinician=one_clinician)
+    return driver.compiled(statement, columns=CredentialedRow._fields)
 
 
 _CALENDARS_BY_ID = _with_calendar(
@@ -226,7 +252,7 @@ def _calendar_parameters(appointment_type: AppointmentType, window_start: dateti
     }
 
 
-def _calendar_from(row: Row[Any], appointment_type: AppointmentType) -> ClinicianCalendar:
+def _calendar_from(row: CredentialedRow | Row[Any], appointment_type: AppointmentType) -> ClinicianCalendar:
     settings_row = None
     if row.duration_minutes is not None:  # the clinician has their own settings for this type
         values = {name: getattr(row, name) for name in _SETTINGS_COLUMNS}
@@ -242,17 +268,18 @@ async def credentialed_calendars(
     window_start: datetime,
     window_end: datetime,
     clinician_id: uuid.UUID | None = None,
-) -> list[tuple[Row[Any], ClinicianCalendar]]:
+) -> list[tuple[CredentialedRow, ClinicianCalendar]]:
     """Every clinician who may see a patient of `state` for this type from the window's first day (or that
     one clinician), with their calendar (nothing occupying yet): one statement."""
     role = CLINICIAN_ROLE[appointment_type]
-    statement = _calendars_statement(prescriber=role is Role.PRESCRIBER, one_clinician=clinician_id is not None)
+    statement = _calendars_on_the_driver(prescriber=role is Role.PRESCRIBER, one_clinician=clinician_id is not None)
     parameters = {"state": state, "on_or_after": window_start.date(), "role": role.value} | _calendar_parameters(
         appointment_type, window_start, window_end
     )
     if clinician_id is not None:
         parameters["clinician_id"] = clinician_id
-    return [(row, _calendar_from(row, appointment_type)) for row in (await session.execute(statement, parameters)).all()]
+    rows = [CredentialedRow(*record) for record in await driver.fetch(session, statement.sql, *statement.args(**parameters))]
+    return [(row, _calendar_from(row, appointment_type)) for row in rows]
 
 
 @lru_cache(maxsize=1024)
@@ -326,8 +353,26 @@ _OCCUPYING_COLUMNS = (
     _plain(Appointment.busy_until),
     _plain(Appointment.hold_expires_at),
 )
-_OCCUPYING_SPANS = select(*_OCCUPYING_COLUMNS).where(*_occupying_within())
-_OCCUPYING_SPANS_OF_ONE = select(*_OCCUPYING_COLUMNS).where(*_occupying_within(one_clinician=True))
+
+
+class OccupyingRow(NamedTuple):
+    """A held or booked appointment as the slot engine reads it (_OCCUPYING_COLUMNS, in order)."""
+
+    id: uuid.UUID
+    clinician_id: uuid.UUID
+    appointment_type: str
+    status: str
+    starts_at: datetime
+    busy_from: datetime
+    busy_until: datetime
+    hold_expires_at: datetime | None
+
+
+# On the driver (db/driver.py), compiled once: every booking reads one clinician's, every search the limited ones'.
+_OCCUPYING_SPANS = driver.compiled(select(*_OCCUPYING_COLUMNS).where(*_occupying_within()), columns=OccupyingRow._fields)
+_OCCUPYING_SPANS_OF_ONE = driver.compiled(
+    select(*_OCCUPYING_COLUMNS).where(*_occupying_within(one_clinician=True)), columns=OccupyingRow._fields
+)
 
 
 _BUSY_SPANS = (
@@ -346,10 +391,11 @@ _BUSY_SPANS = (
         Appointment.busy_from > bindparam("earliest_start", type_=_UTC),
         Appointment.busy_until > bindparam("after", type_=_UTC),
         (col(Appointment.status) == AppointmentStatus.BOOKED.value)
-        | (col(Appointment.hold_expires_at) > bindparam("now")),  # not a lapsed hold
+        | (col(Appointment.hold_expires_at) > bindparam("now", type_=_UTC)),  # not a lapsed hold
     )
     .group_by(col(Appointment.clinician_id))
 )
+_BUSY_SPANS_ON_THE_DRIVER = driver.compiled(_BUSY_SPANS)  # every slot search's one read of busy times
 
 
 async def load_busy_spans(
@@ -358,13 +404,15 @@ async def load_busy_spans(
     """The busy spans (starts, ends, sorted by start) of held and booked appointments reaching into the
     window, lapsed holds left out, aggregated per clinician by the database: what the slot engine needs when
     no daily limit counts appointments, in one row per clinician."""
-    after = window_start - reach
-    # The arrays are read as asyncpg decodes them (NullType: no hook), so SQLAlchemy cannot say what they hold.
-    rows: Result[*tuple[Any, ...]] = await session.execute(
-        _BUSY_SPANS,
-        {"ids": clinician_ids, "after": after, "earliest_start": after - MAX_BUSY_SPAN, "before": window_end + reach, "now": now},
+    after = driver.utc(window_start - reach)
+    records = await driver.fetch(
+        session,
+        _BUSY_SPANS_ON_THE_DRIVER.sql,
+        *_BUSY_SPANS_ON_THE_DRIVER.args(
+            ids=clinician_ids, after=after, earliest_start=after - MAX_BUSY_SPAN, before=driver.utc(window_end + reach), now=driver.utc(now)
+        ),
     )
-    return {cid: (starts, ends) for cid, starts, ends in rows.all()}
+    return {cid: (starts, ends) for cid, starts, ends in records}
 
 
 async def load_occupying(
@@ -374,16 +422,19 @@ async def load_occupying(
     window_start: datetime,
     window_end: datetime,
     reach: timedelta = timedelta(days=1),
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[OccupyingRow]]:
     """The held and booked appointments of these clinicians that reach into the window (by `reach`; a day
     unless the caller knows better), as plain rows: thousands load several times faster than ORM objects."""
-    bounds = {"after": window_start - reach, "before": window_end + reach}
+    bounds = {"after": driver.utc(window_start - reach), "before": driver.utc(window_end + reach)}
     if len(clinician_ids) == 1:
-        rows = await session.execute(_OCCUPYING_SPANS_OF_ONE, {"clinician_id": clinician_ids[0]} | bounds)
+        records = await driver.fetch(
+            session, _OCCUPYING_SPANS_OF_ONE.sql, *_OCCUPYING_SPANS_OF_ONE.args(clinician_id=clinician_ids[0], **bounds)
+        )
     else:
-        rows = await session.execute(_OCCUPYING_SPANS, {"ids": clinician_ids} | bounds)
-    occupying: dict[uuid.UUID, list[Row[Any]]] = {}
-    for appointment in rows.all():
+        records = await driver.fetch(session, _OCCUPYING_SPANS.sql, *_OCCUPYING_SPANS.args(ids=clinician_ids, **bounds))
+    occupying: dict[uuid.UUID, list[OccupyingRow]] = {}
+    for record in records:
+        appointment = OccupyingRow(*record)
         occupying.setdefault(appointment.clinician_id, []).append(appointment)
     return occupying
 

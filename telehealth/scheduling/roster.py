@@ -22,18 +22,17 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.scheduling.calendars import ClinicianCalendar, credentialed_calendars, lapse_instant, reach_of, timing_for
+from telehealth.db import driver
+from telehealth.scheduling.calendars import ClinicianCalendar, CredentialedRow, credentialed_calendars, lapse_instant, reach_of, timing_for
 from telehealth.scheduling.slots import TypeSettings
 from telehealth.scheduling.states import AppointmentType
 
 MAX_AGE_SECONDS = 300.0
 MAX_ENTRIES = 256
-_CALENDAR_VERSION = text("SELECT token, n FROM calendar_version")
+_CALENDAR_VERSION = "SELECT token, n FROM calendar_version"  # on the driver (db/driver.py): every search reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +99,8 @@ async def roster_for(
 ) -> Roster:
     """Who may see a patient of `state` for this type in the window (or that one clinician), with their
     calendars: from this process's rosters while the calendar version is unchanged, else one statement."""
-    row = (await session.execute(_CALENDAR_VERSION)).one_or_none()  # before the roster: see the module's note
-    version = (row.token, row.n) if row is not None else None  # no row (an operator deleted it): nothing is kept
+    row = await driver.fetchrow(session, _CALENDAR_VERSION)  # before the roster: see the module's note
+    version = (row["token"], row["n"]) if row is not None else None  # no row (an operator deleted it): nothing is kept
     # The roster's statement depends on the window through its first and last dates only.
     key: RosterKey = (state, appointment_type, clinician_id, window_start.date(), window_end.date())
     roster = ROSTERS.get(key, version) if version is not None else None
@@ -122,7 +121,7 @@ async def roster_for(
     return roster
 
 
-def _roster_from(loaded: list[tuple[Row[Any], ClinicianCalendar]], appointment_type: AppointmentType) -> Roster:
+def _roster_from(loaded: list[tuple[CredentialedRow, ClinicianCalendar]], appointment_type: AppointmentType) -> Roster:
     offerings: list[Offering] = []
     groups: dict[tuple[int, int, datetime], int] = {}  # (Availability, TypeSettings, lapse) -> group; calendars.py shares those objects
     members: list[int] = []

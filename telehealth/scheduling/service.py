@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from itertools import chain
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-from sqlalchemy import Row, bindparam
+from sqlalchemy import bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -32,6 +32,7 @@ from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.scheduling.calendars import (
     ClinicianCalendar,
+    CredentialedRow,
     credentialed_calendars,
     lapse_instant,
     load_busy_spans,
@@ -264,7 +265,7 @@ def _around(starts_at: datetime) -> tuple[datetime, datetime]:
 
 async def _clinician_around(
     session: AsyncSession, *, patient: Patient, clinician_id: uuid.UUID, appointment_type: AppointmentType, starts_at: datetime
-) -> tuple[Row[Any] | None, ClinicianCalendar | None]:
+) -> tuple[CredentialedRow | None, ClinicianCalendar | None]:
     """One clinician's credentials for this patient and calendar around `starts_at` (two statements), or
     (None, None) when they may not see the patient then."""
     if not patient.state_of_residence:
@@ -296,7 +297,7 @@ async def _reload_occupying(
 
 
 def _offered_around(
-    credentials: Row[Any] | None,
+    credentials: CredentialedRow | None,
     calendar: ClinicianCalendar | None,
     *,
     appointment_type: AppointmentType,

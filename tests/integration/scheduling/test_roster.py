@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, text
 
 from telehealth.accounts.models import Patient
+from telehealth.db import driver
 from telehealth.db.engine import transaction
 from telehealth.scheduling.service import find_slots
 from telehealth.scheduling.states import AppointmentType
@@ -18,20 +19,32 @@ NEW_YORK = ZoneInfo("America/New_York")  # the helpers' patient and prescriber z
 
 
 class RosterReads:
-    """Counts the roster statement (the one that starts from the state's DEA registrations)."""
+    """Counts the roster statement (the one that starts from the state's DEA registrations), sent through
+    SQLAlchemy or on the driver (db/driver.py, whose statements pass no cursor event)."""
 
     def __init__(self, engine) -> None:
         self.count = 0
         self._engine = engine.sync_engine
+        self._run = driver._run
 
     def __enter__(self) -> RosterReads:
         event.listen(self._engine, "before_cursor_execute", self._seen)
+
+        async def counted(session, method, sql, args):
+            self._count(sql)
+            return await self._run(session, method, sql, args)
+
+        driver._run = counted
         return self
 
     def __exit__(self, *exc) -> None:
         event.remove(self._engine, "before_cursor_execute", self._seen)
+        driver._run = self._run
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self._count(statement)
+
+    def _count(self, statement: str) -> None:
         if "FROM dea_registration JOIN user_account" in statement:
             self.count += 1
 
