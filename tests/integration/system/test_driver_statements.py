@@ -185,3 +185,23 @@ async def test_a_connection_lost_before_the_begin_fails_as_sqlalchemys_error(ses
         assert raised.value.connection_invalidated
         await session.rollback()
         assert await driver.fetchval(session, "SELECT 1") == 1  # a fresh connection from the pool
+
+
+def test_a_compiled_statement_must_answer_the_record_types_columns_in_order() -> None:
+    from sqlalchemy import ARRAY, Uuid, any_, column
+
+    statement = select(literal_column("1").label("a"), literal_column("2").label("b"))
+    assert driver.compiled(statement, columns=("a", "b")).sql
+    with pytest.raises(ValueError):
+        driver.compiled(statement, columns=("b", "a"))
+    ids = select(literal_column("1").label("a")).where(column("id") == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+    assert driver.compiled(ids).names == ("ids",)  # a list of uuids goes to asyncpg as it is
+
+
+def test_an_array_whose_items_need_conversion_is_refused() -> None:
+    from sqlalchemy import ARRAY, any_, column
+
+    from telehealth.db.types import UTCDateTime
+
+    with pytest.raises(ValueError):
+        driver.compiled(select(literal_column("1")).where(column("at") == any_(bindparam("moments", type_=ARRAY(UTCDateTime())))))
