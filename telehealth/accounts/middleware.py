@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telehealth.accounts.models import UserAccount
 from telehealth.accounts.sessions import SignedIn, resolve_session, rotate_session_token, session_cookie_name, start_session
+from telehealth.db.engine import OPENED_SESSION, end_opened_session
 from telehealth.settings import Settings
 
 
@@ -26,10 +27,22 @@ class SessionAuthMiddleware(ASGIMiddleware):
         scope["user"] = None
         state = scope["litestar_app"].state
         raw = request_cookie(scope, session_cookie_name(state.settings))
+        if raw and scope["type"] == ScopeType.HTTP:
+            # One SELECT (and now and then one UPDATE touching the session) as the first statements of the request's
+            # own transaction, in the session its handler takes over (db/engine.py, provide_db_session): one checkout
+            # of a connection per request, not two. A handler that asks for no session leaves it to be ended here.
+            scope[OPENED_SESSION] = session = state.session_factory()  # type: ignore[literal-required]
+            try:
+                scope["user"] = await resolve_session(session, raw_token=raw, now=state.clock.now(), settings=state.settings)
+                await next_app(scope, receive, send)
+            except BaseException:
+                await end_opened_session(scope, failed=True)
+                raise
+            await end_opened_session(scope, failed=False)
+            return
         if raw:
-            # One SELECT (and now and then one UPDATE touching the session), each committing by itself: no
-            # BEGIN and COMMIT round trips, and the connection goes back to the pool before the handler runs.
-            # (Behind PgBouncer in transaction mode the factory's sessions are transactions: hence commit.)
+            # The video room's socket lives as long as the visit: its lookup commits by itself and gives the
+            # connection back at once. (Behind PgBouncer in transaction mode the factory's sessions are transactions.)
             async with state.autocommit_session_factory() as session:
                 scope["user"] = await resolve_session(session, raw_token=raw, now=state.clock.now(), settings=state.settings)
                 await session.commit()

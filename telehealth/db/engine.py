@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar.datastructures import State
+from litestar.types import Scope
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -98,7 +99,12 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
-async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+# scope key: the request's session, opened by a middleware before the handler (accounts/middleware.py reads the
+# session cookie in it); provide_db_session takes it over, and the middleware ends it only if no handler did.
+OPENED_SESSION = "telehealth.opened_session"
+
+
+async def provide_db_session(state: State, scope: Scope) -> AsyncGenerator[AsyncSession, None]:
     """The request owns the transaction: services never commit; this commits after the handler succeeds.
 
     Litestar runs the code after `yield` once the response is built and before it is sent, so a failed
@@ -106,7 +112,7 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
     """
     from telehealth.lib.errors import DomainError
 
-    async with state.session_factory() as session:
+    async with scope.pop(OPENED_SESSION, None) or state.session_factory() as session:  # type: ignore[misc]
         try:
             yield session
         except DomainError as refusal:
@@ -117,6 +123,16 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
             raise
         else:
             await session.commit()
+
+
+async def end_opened_session(scope: Scope, *, failed: bool) -> None:
+    """The middleware's end of a session no handler took over: its statements (the session cookie's lookup and
+    touch) committed, or rolled back after a failure."""
+    session: AsyncSession | None = scope.pop(OPENED_SESSION, None)  # type: ignore[misc]
+    if session is None:
+        return
+    async with session:
+        await (_roll_back_after_failure(session) if failed else session.commit())
 
 
 async def _roll_back_after_failure(session: AsyncSession) -> None:

@@ -14,7 +14,7 @@ from telehealth.db.engine import make_engine, make_session_factory, provide_db_s
 async def test_a_killed_connection_raises_the_handlers_error_not_the_rollbacks(database_url, engine):
     victim_engine = make_engine(database_url, pool_size=1)
     try:
-        cleanup = provide_db_session(State({"session_factory": make_session_factory(victim_engine)}))
+        cleanup = provide_db_session(State({"session_factory": make_session_factory(victim_engine)}), {})  # type: ignore[arg-type]
         session = await cleanup.__anext__()
         pid = await session.scalar(text("SELECT pg_backend_pid()"))
         async with engine.connect() as admin:
