@@ -33,6 +33,8 @@ from telehealth.billing.states import (
     RefundStatus,
 )
 from telehealth.care_teams import service as care_teams
+from telehealth.db import driver
+from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.notifications.service import queue_email
@@ -63,11 +65,16 @@ POLICY_FIELDS = (
 PURPOSE_BY_APPOINTMENT = {AppointmentType.CONSULT: PaymentPurpose.CONSULT, AppointmentType.INTEGRATION: PaymentPurpose.INTEGRATION}
 
 
+# Every booking and fee reads the policy: on the driver (db/driver.py), every column by name.
+_POLICY = f"SELECT {', '.join(column.name for column in table_of(BillingPolicy).columns)} FROM billing_policy WHERE id = 1"
+
+
 async def current_policy(session: AsyncSession, settings: Settings) -> BillingPolicy:
-    """The clinic's policy row; made from the settings' defaults the first time it is read."""
-    found = await session.get(BillingPolicy, 1)
+    """The clinic's policy as it is now, to read (an object of no session: update_policy changes the row); made
+    from the settings' defaults the first time it is read."""
+    found = await driver.fetchrow(session, _POLICY)
     if found is not None:
-        return found
+        return BillingPolicy(**dict(found.items()))
     defaults = {
         "consult_fee_cents": settings.consult_fee_cents,
         "program_fee_cents": settings.program_fee_cents,
@@ -80,9 +87,9 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
         "included_integration_sessions": 1,
     }
     await session.execute(insert(BillingPolicy).values(id=1, updated_at=func.now(), **defaults).on_conflict_do_nothing())
-    found = await session.get(BillingPolicy, 1)
-    assert found is not None
-    return found
+    made = await driver.fetchrow(session, _POLICY)
+    assert made is not None
+    return BillingPolicy(**dict(made.items()))
 
 
 async def update_policy(session: AsyncSession, *, values: dict[str, int], actor: Actor, now: datetime, settings: Settings) -> BillingPolicy:
@@ -95,7 +102,7 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
     for name, value in values.items():
         if value < 0 or (name.endswith("_fee_cents") and name.split("_")[0] in ("consult", "program", "integration") and value == 0):
             raise InvalidInput("request.invalid", "Fees are positive whole cents.", fields={name: "must be a positive number of cents"})
-    policy = await current_policy(session, settings)
+    await current_policy(session, settings)  # the row, made from the defaults if it was never read
     await session.execute(
         update(BillingPolicy)
         .where(col(BillingPolicy.id) == 1)
@@ -112,8 +119,7 @@ async def update_policy(session: AsyncSession, *, values: dict[str, int], actor:
             now=now,
             reason=f"{name}={value}",
         )
-    await session.refresh(policy)
-    return policy
+    return await current_policy(session, settings)
 
 
 async def _included_integration_sessions(session: AsyncSession, *, patient_id: uuid.UUID, policy: BillingPolicy) -> tuple[int, int]:
