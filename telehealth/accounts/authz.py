@@ -22,7 +22,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, bindparam, exists, false, true
+from sqlalchemy import ColumnElement, exists, false, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -30,6 +30,8 @@ from telehealth.accounts.models import BreakGlassGrant, CareTeamMember, Patient
 from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import record_audit_event
+from telehealth.db import driver
+from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import NotFound
 
@@ -130,12 +132,13 @@ async def patient_id_for_user(session: AsyncSession, user_id: uuid.UUID) -> uuid
     return await session.scalar(select(Patient.id).where(Patient.user_id == user_id))
 
 
-_PATIENT_OF_USER = select(Patient).where(Patient.user_id == bindparam("user_id"))  # built once: nearly every patient request runs it
+# On the driver (db/driver.py): nearly every patient request runs it.
+_PATIENT_OF_USER = f"SELECT {', '.join(column.name for column in table_of(Patient).columns)} FROM patient WHERE user_id = $1"
 
 
 async def own_patient_record(session: AsyncSession, *, viewer: SignedIn) -> Patient:
-    """The signed-in patient's own record (for the patient's own pages and API)."""
-    patient = (await session.execute(_PATIENT_OF_USER, {"user_id": viewer.user_id})).scalar_one_or_none()
-    if patient is None:
+    """The signed-in patient's own record (for the patient's own pages and API), in the session as if loaded."""
+    row = await driver.fetchrow(session, _PATIENT_OF_USER, viewer.user_id)
+    if row is None:
         raise NotFound("patient.not_found", "This account has no patient record.")
-    return patient
+    return driver.loaded(session, Patient, row)

@@ -23,11 +23,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from sqlalchemy import inspect
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine
@@ -35,6 +37,7 @@ from sqlalchemy.types import ARRAY, TypeEngine
 from telehealth.db.types import UTCDateTime
 
 Record = Any  # asyncpg.Record: by name (record["id"]) or position
+Loaded = TypeVar("Loaded")
 DIALECT = asyncpg_dialect()  # compiles statements as the engine would (compiled(); status_swap.py)
 
 
@@ -123,6 +126,21 @@ async def execute(session: AsyncSession, sql: str, *args: Any) -> str:
     """Run a statement for its effect; answers PostgreSQL's status ("UPDATE 1")."""
     status: str = await _run(session, "execute", sql, args)
     return status
+
+
+def loaded(session: AsyncSession, model: type[Loaded], record: Record) -> Loaded:
+    """An ORM object for a row the driver read (every column of `model`, by name), in the session as if the ORM had
+    loaded it: persistent, unchanged, so later ORM work on it (a change, a refresh) goes as usual. When the session
+    already holds that row, its own object, as a load would answer (a load does not overwrite it either)."""
+    mapper = inspect(model)
+    key = mapper.identity_key_from_primary_key([record[column.key] for column in mapper.primary_key])
+    held = session.sync_session.identity_map.get(key)
+    if held is not None:
+        return cast(Loaded, held)
+    instance = model(**dict(record.items()))
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
 
 
 def utc(moment: datetime) -> datetime:

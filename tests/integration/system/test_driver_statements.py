@@ -205,3 +205,24 @@ def test_an_array_whose_items_need_conversion_is_refused() -> None:
 
     with pytest.raises(ValueError):
         driver.compiled(select(literal_column("1")).where(column("at") == any_(bindparam("moments", type_=ARRAY(UTCDateTime())))))
+
+
+async def test_a_row_read_on_the_driver_is_in_the_session_as_if_loaded(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    from sqlalchemy import event
+
+    from telehealth.system.models import RateLimitEvent
+
+    key = f"driver-{uuid.uuid4().hex[:8]}"
+    row = "SELECT id, bucket, key, occurred_at FROM rate_limit_event WHERE key = $1"
+    async with session_factory() as session:
+        await driver.execute(session, "INSERT INTO rate_limit_event (bucket, key, occurred_at) VALUES ('probe', $1, now())", key)
+        event_row = driver.loaded(session, RateLimitEvent, await driver.fetchrow(session, row, key))
+        updates: list[str] = []
+        event.listen(session.sync_session, "after_flush", lambda s, _: updates.extend(repr(o) for o in s.dirty))
+        await session.flush()
+        assert updates == [] and event_row in session  # persistent and unchanged: nothing to write
+        assert driver.loaded(session, RateLimitEvent, await driver.fetchrow(session, row, key)) is event_row  # the session's own
+        event_row.bucket = "changed"  # changed as any loaded object: the ORM writes it
+        await session.flush()
+        assert (await driver.fetchrow(session, row, key))["bucket"] == "changed"
+        await session.rollback()
