@@ -318,6 +318,22 @@ def _offered_around(
     return [Slot(start, credentials.full_name, credentials.id) for start in starts]
 
 
+def _open_at(
+    credentials: CredentialedRow, calendar: ClinicianCalendar, *, appointment_type: AppointmentType, starts_at: datetime, now: datetime
+) -> bool:
+    """Whether `starts_at` is one of the clinician's open starts: the slot rules over a minute's window (starts are
+    aligned from the hours' start, not the window's, and the day's limit counts every occupying appointment loaded),
+    instead of every start of their day; the day's are worked out only to offer others when it is not."""
+    return starts_at in slots_from_calendar(
+        calendar,
+        appointment_type=appointment_type,
+        window_start=starts_at,
+        window_end=starts_at + timedelta(minutes=1),
+        now=now,
+        valid_through=credentials.valid_through,
+    )
+
+
 _APPOINTMENT = table_of(Appointment)  # Core statements on the table: no ORM bookkeeping for one row
 # Every booking's two writes, on the driver (db/driver.py). The status is literal so that even the plan
 # PostgreSQL keeps for the prepared statement can use the partial index ix_appointment_hold_expiry (WHERE
@@ -369,10 +385,12 @@ async def take_slot(
     credentials, calendar = await _clinician_around(
         session, patient=patient, clinician_id=clinician_id, appointment_type=appointment_type, starts_at=starts_at
     )
-    offered = _offered_around(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now)
-    if starts_at not in {slot.starts_at for slot in offered}:
-        raise _slot_taken(offered)
-    assert calendar is not None
+    if (
+        credentials is None
+        or calendar is None
+        or not _open_at(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now)
+    ):
+        raise _slot_taken(_offered_around(credentials, calendar, appointment_type=appointment_type, starts_at=starts_at, now=now))
     timing = type_settings(calendar.settings_row, appointment_type)
     ends_at = starts_at + timing.duration
     busy_from, busy_until = starts_at - timing.buffer_before, ends_at + timing.buffer_after
