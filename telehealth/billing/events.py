@@ -99,7 +99,7 @@ async def _payment_from_metadata(session: AsyncSession, obj: dict[str, Any]) -> 
         payment_id = uuid.UUID(str(reference))
     except ValueError:
         return None
-    return await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    return await driver.load(session, Payment, payment_id, for_update=True)
 
 
 async def _payment_for_intent(session: AsyncSession, gateway: StripeGateway, payment_intent_id: str | None) -> Payment | None:

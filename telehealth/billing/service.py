@@ -365,9 +365,8 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, payment_intent_i
     """Stripe says the money arrived (payment locked by the caller). Answers False if it was already paid.
     A held appointment becomes booked; one whose hold lapsed first is refunded in full."""
     if payment_intent_id and not payment.stripe_payment_intent_id:
-        payment.stripe_payment_intent_id = payment_intent_id
-        session.add(payment)
-        await session.flush()
+        await driver.execute(session, _STORE_PAYMENT_INTENT, payment_intent_id, payment.id)
+        driver.stored(payment, stripe_payment_intent_id=payment_intent_id)
     if payment.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
         return False
     let_go = payment.status in (PaymentStatus.CANCELLED, PaymentStatus.EXPIRED)
@@ -383,7 +382,7 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, payment_intent_i
         patient_id=payment.patient_id,
         values={"paid_at": now, "failure_code": None},
     )
-    await session.refresh(payment)
+    await driver.refresh(session, payment)
     await _ledger(
         session,
         payment=payment,
@@ -413,7 +412,7 @@ async def _confirm_appointment(session: AsyncSession, payment: Payment, *, now: 
     from telehealth.scheduling.notices import tell_patient
     from telehealth.scheduling.states import APPOINTMENT_TRANSITIONS
 
-    appointment = await session.get(Appointment, payment.appointment_id, with_for_update=True)
+    appointment = await driver.load(session, Appointment, payment.appointment_id, for_update=True)
     assert appointment is not None
     if appointment.status == AppointmentStatus.HELD:
         # Still held (even a little past its expiry): nobody else can have its time, the constraint saw to that.
@@ -429,7 +428,7 @@ async def _confirm_appointment(session: AsyncSession, payment: Payment, *, now: 
             patient_id=appointment.patient_id,
             values={"hold_expires_at": None},
         )
-        await session.refresh(appointment)
+        await driver.refresh(session, appointment)
         await care_teams.join(
             session,
             patient_id=appointment.patient_id,
@@ -638,23 +637,20 @@ async def manual_refund(
     return refund
 
 
+# Every payment's statements, on the driver (db/driver.py): the intent Stripe made for it, and its ledger lines.
+_STORE_PAYMENT_INTENT = "UPDATE payment SET stripe_payment_intent_id = $1 WHERE id = $2"
+_LEDGER_LINE = (
+    "INSERT INTO ledger_entry (id, patient_id, payment_id, refund_id, kind, amount_cents, label, occurred_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+)
+
+
 async def _ledger(
     session: AsyncSession, *, payment: Payment, kind: str, amount_cents: int, label: str, now: datetime, refund_id: uuid.UUID | None = None
 ) -> None:
     """One line on the statement; the unique indexes keep each charge, refund and dispute to one line."""
-    await session.execute(
-        insert(LedgerEntry)
-        .values(
-            id=uuid.uuid4(),
-            patient_id=payment.patient_id,
-            payment_id=payment.id,
-            refund_id=refund_id,
-            kind=kind,
-            amount_cents=amount_cents,
-            label=label,
-            occurred_at=now,
-        )
-        .on_conflict_do_nothing()
+    await driver.execute(
+        session, _LEDGER_LINE, uuid.uuid4(), payment.patient_id, payment.id, refund_id, kind, amount_cents, label, driver.utc(now)
     )
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine
@@ -128,19 +129,65 @@ async def execute(session: AsyncSession, sql: str, *args: Any) -> str:
     return status
 
 
-def loaded(session: AsyncSession, model: type[Loaded], record: Record) -> Loaded:
+def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh: bool = False) -> Loaded:
     """An ORM object for a row the driver read (every column of `model`, by name), in the session as if the ORM had
     loaded it: persistent, unchanged, so later ORM work on it (a change, a refresh) goes as usual. When the session
-    already holds that row, its own object, as a load would answer (a load does not overwrite it either)."""
+    already holds that row, its own object, as a load would answer: left as it is, or with `fresh` given the row's
+    values (the ORM's populate_existing)."""
     mapper = inspect(model)
-    key = mapper.identity_key_from_primary_key([record[column.key] for column in mapper.primary_key])
+    key = mapper.identity_key_from_primary_key([record[mapper.get_property_by_column(column).key] for column in mapper.primary_key])
     held = session.sync_session.identity_map.get(key)
     if held is not None:
+        if fresh:
+            _stored(held, record)
         return cast(Loaded, held)
     instance = model(**dict(record.items()))
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
+
+
+async def load(session: AsyncSession, model: type[Loaded], key: Any, *, for_update: bool = False) -> Loaded | None:
+    """session.get(model, key) on the driver, the row locked with `for_update` and then always read afresh (as
+    with populate_existing: a lock is taken to read the row as it is now); None when there is no such row."""
+    record = await fetchrow(session, _select_by_key(model, for_update), key)
+    return None if record is None else loaded(session, model, record, fresh=for_update)
+
+
+async def refresh(session: AsyncSession, instance: Any) -> None:
+    """session.refresh(instance) on the driver: every column read again, the object left unchanged (not dirty)."""
+    mapper = inspect(type(instance))
+    record = await fetchrow(session, _select_by_key(type(instance), False), *mapper.primary_key_from_instance(instance))
+    if record is None:
+        raise LookupError(f"{mapper.class_.__name__} {mapper.primary_key_from_instance(instance)} is gone")
+    _stored(instance, record)
+
+
+def stored(instance: Any, **values: Any) -> None:
+    """Tell the session that `instance`'s row now holds these values (written by a driver statement): set, and
+    not changes of the object's own to write back."""
+    for name, value in values.items():
+        set_committed_value(instance, name, value)
+
+
+def _stored(instance: Any, record: Record) -> None:
+    stored(instance, **dict(record.items()))
+
+
+_BY_KEY: dict[tuple[type[Any], bool], str] = {}
+
+
+def _select_by_key(model: type[Any], for_update: bool) -> str:
+    """SELECT every column of the model's table by its one-column primary key (made once per model)."""
+    sql = _BY_KEY.get((model, for_update))
+    if sql is None:
+        mapper = inspect(model)
+        (key,) = mapper.local_table.primary_key.columns
+        # each column under its attribute's name, as loaded() and _stored() set them
+        columns = ", ".join(f'"{prop.columns[0].name}" AS "{prop.key}"' for prop in mapper.column_attrs)
+        sql = f'SELECT {columns} FROM "{mapper.local_table.name}" WHERE "{key.name}" = $1' + (" FOR UPDATE" if for_update else "")
+        _BY_KEY[(model, for_update)] = sql
+    return sql
 
 
 def utc(moment: datetime) -> datetime:

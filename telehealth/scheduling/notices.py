@@ -4,11 +4,12 @@ invite) and reminders 24 h and 1 h before, which re-read the appointment when th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.accounts.models import Patient, UserAccount
+from telehealth.db import driver
 from telehealth.notifications.service import queue_email
 from telehealth.outbox.service import enqueue_job
 from telehealth.scheduling.ics import appointment_ics
@@ -23,27 +24,35 @@ def when_local(appointment: Appointment, zone: str) -> str:
     return appointment.starts_at.astimezone(ZoneInfo(zone)).strftime("%A %d %B %Y at %H:%M %Z")
 
 
-async def _recipient(session: AsyncSession, patient_id: object) -> tuple[Patient, UserAccount]:
-    patient = await session.get(Patient, patient_id)
-    assert patient is not None
-    user = await session.get(UserAccount, patient.user_id)
-    assert user is not None
-    return patient, user
+# Whom to tell and in which zone, on the driver (db/driver.py): every booking and confirmation reads it.
+_RECIPIENT = "SELECT p.timezone, u.email, u.full_name FROM patient p JOIN user_account u ON u.id = p.user_id WHERE p.id = $1"
+
+
+class Recipient(NamedTuple):
+    timezone: str
+    email: str
+    full_name: str
+
+
+async def _recipient(session: AsyncSession, patient_id: object) -> Recipient:
+    row = await driver.fetchrow(session, _RECIPIENT, patient_id)
+    assert row is not None
+    return Recipient(*row)
 
 
 async def tell_patient(
     session: AsyncSession, appointment: Appointment, *, now: datetime, settings: Settings, cancelled: bool = False
 ) -> None:
     """Email the confirmation (or cancellation) with the invite, and (re)schedule the reminders."""
-    patient, user = await _recipient(session, appointment.patient_id)
+    recipient = await _recipient(session, appointment.patient_id)
     invite = appointment_ics(
         appointment, clinic_name=settings.clinic_name, portal_url=settings.public_base_url + "/", now=now, cancel=cancelled
     )
     await queue_email(
         session,
-        to=user.email,
+        to=recipient.email,
         template="appointment_cancelled" if cancelled else "appointment_confirmed",
-        context={"recipient_name": user.full_name, "when_local": when_local(appointment, patient.timezone)},
+        context={"recipient_name": recipient.full_name, "when_local": when_local(appointment, recipient.timezone)},
         now=now,
         attachments=[{"filename": "appointment.ics", "content_type": "text/calendar", "content": invite}],
     )
@@ -72,12 +81,12 @@ async def send_reminder_if_still_due(session: AsyncSession, payload: dict[str, o
         or appointment.starts_at <= now
     ):
         return False
-    patient, user = await _recipient(session, appointment.patient_id)
+    recipient = await _recipient(session, appointment.patient_id)
     await queue_email(
         session,
-        to=user.email,
+        to=recipient.email,
         template="appointment_reminder",
-        context={"recipient_name": user.full_name, "when_local": when_local(appointment, patient.timezone)},
+        context={"recipient_name": recipient.full_name, "when_local": when_local(appointment, recipient.timezone)},
         now=now,
     )
     return True

@@ -226,3 +226,35 @@ async def test_a_row_read_on_the_driver_is_in_the_session_as_if_loaded(session_f
         await session.flush()
         assert (await driver.fetchrow(session, row, key))["bucket"] == "changed"
         await session.rollback()
+
+
+async def test_load_locks_the_row_and_refresh_reads_it_again_unchanged(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    from sqlalchemy import event
+
+    from telehealth.system.models import RateLimitEvent
+
+    key = f"driver-{uuid.uuid4().hex[:8]}"
+    async with session_factory() as writer:
+        await driver.execute(writer, "INSERT INTO rate_limit_event (bucket, key, occurred_at) VALUES ('probe', $1, now())", key)
+        row_id = await driver.fetchval(writer, "SELECT id FROM rate_limit_event WHERE key = $1", key)
+        await writer.commit()
+    async with session_factory() as session, session_factory() as other:
+        assert await driver.load(session, RateLimitEvent, -1) is None
+        locked = await driver.load(session, RateLimitEvent, row_id, for_update=True)
+        assert locked is not None and locked.key == key and locked in session
+        with pytest.raises(DBAPIError) as raised:  # another transaction cannot have it meanwhile
+            await driver.fetchval(other, "SELECT id FROM rate_limit_event WHERE id = $1 FOR UPDATE NOWAIT", row_id)
+        assert getattr(raised.value.orig, "sqlstate", None) == "55P03"  # lock_not_available
+        await other.rollback()
+        await driver.execute(session, "UPDATE rate_limit_event SET bucket = 'moved' WHERE id = $1", row_id)
+        await driver.refresh(session, locked)
+        assert locked.bucket == "moved"
+        driver.stored(locked, bucket="told")
+        assert locked.bucket == "told"
+        written: list[object] = []
+        event.listen(session.sync_session, "before_flush", lambda s, *_: written.extend(s.dirty))
+        await session.flush()
+        assert written == []  # refresh() and stored() leave nothing to write back
+        assert (await driver.load(session, RateLimitEvent, row_id, for_update=True)) is locked
+        assert locked.bucket == "moved"  # a lock reads the row as it is now
+        await session.rollback()
