@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
@@ -26,6 +27,7 @@ from telehealth.accounts.security import (
     verify_password_in_thread,
 )
 from telehealth.audit.service import record_audit_event
+from telehealth.db import driver
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
 from telehealth.notifications.service import queue_email
@@ -417,19 +419,19 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> UserAccount | N
     return await session.get(UserAccount, user_id)
 
 
-@dataclass(frozen=True)
-class Contact:
+class Contact(NamedTuple):
     email: str
     full_name: str
+    timezone: str  # the patient's: the zone their emails give times in
+
+
+# On the driver (db/driver.py): every email to a patient (a booking's, a payment's, a refund's) reads it.
+_PATIENT_CONTACT = "SELECT u.email, u.full_name, p.timezone FROM patient p JOIN user_account u ON u.id = p.user_id WHERE p.id = $1"
 
 
 async def patient_contact(session: AsyncSession, patient_id: uuid.UUID) -> Contact:
-    """The email and name of a patient's account: whom to write to, and how to greet them."""
-    row = (
-        await session.execute(
-            select(UserAccount.email, UserAccount.full_name)
-            .join(Patient, col(Patient.user_id) == UserAccount.id)
-            .where(Patient.id == patient_id)
-        )
-    ).one()
-    return Contact(row.email, row.full_name)
+    """The email and name of a patient's account, and their zone: whom to write to, how to greet them, and when."""
+    row = await driver.fetchrow(session, _PATIENT_CONTACT, patient_id)
+    if row is None:
+        raise LookupError(f"no patient {patient_id}")
+    return Contact(*row)

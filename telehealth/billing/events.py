@@ -20,16 +20,15 @@ from datetime import datetime
 from typing import Any
 
 import stripe
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from telehealth.audit.service import change_status, record_audit_event
 from telehealth.billing import service
 from telehealth.billing.gateway import StripeGateway
-from telehealth.billing.models import Payment, Refund
+from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus, RefundStatus
 from telehealth.db import driver
+from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import BadRequest
 from telehealth.scheduling.models import Appointment
@@ -102,21 +101,25 @@ async def _payment_from_metadata(session: AsyncSession, obj: dict[str, Any]) -> 
     return await driver.load(session, Payment, payment_id, for_update=True)
 
 
+# Locked and read afresh, on the driver (db/driver.py): refunds and disputes name the payment by its intent.
+_PAYMENT_OF_INTENT = (
+    f"SELECT {', '.join(column.name for column in table_of(Payment).columns)} FROM payment WHERE stripe_payment_intent_id = $1 FOR UPDATE"
+)
+# What our own refunds of a payment add up to (pending or done), to tell Stripe's total from refunds made elsewhere.
+_OUR_REFUNDS = (
+    "SELECT coalesce(sum(amount_cents), 0) FROM refund"
+    f" WHERE payment_id = $1 AND status IN ('{RefundStatus.PENDING.value}', '{RefundStatus.SUCCEEDED.value}')"
+)
+
+
 async def _payment_for_intent(session: AsyncSession, gateway: StripeGateway, payment_intent_id: str | None) -> Payment | None:
     """By the PaymentIntent we stored, or (an event that overtook the completion) by re-reading the intent
     from Stripe for our payment id."""
     if not payment_intent_id:
         return None
-    found = (
-        await session.execute(
-            select(Payment)
-            .where(Payment.stripe_payment_intent_id == payment_intent_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
+    found = await driver.fetchrow(session, _PAYMENT_OF_INTENT, payment_intent_id)
     if found is not None:
-        return found
+        return driver.loaded(session, Payment, found, fresh=True)
     intent = await gateway.retrieve_payment_intent(payment_intent_id)
     return await _payment_from_metadata(session, intent)
 
@@ -180,7 +183,7 @@ async def _checkout_async_succeeded(
 async def _lapse_hold(session: AsyncSession, payment: Payment, now: datetime) -> None:
     if payment.appointment_id is None:
         return
-    appointment = await session.get(Appointment, payment.appointment_id, with_for_update=True)
+    appointment = await driver.load(session, Appointment, payment.appointment_id, for_update=True)
     if appointment is not None and appointment.status == AppointmentStatus.HELD:
         await change_status(
             session,
@@ -200,7 +203,7 @@ async def _pays_for_a_hold(session: AsyncSession, payment: Payment) -> bool:
     program, or a session already booked or attended stays due when a session for it closes unpaid."""
     if payment.appointment_id is None or payment.purpose not in (PaymentPurpose.CONSULT, PaymentPurpose.INTEGRATION):
         return False
-    appointment = await session.get(Appointment, payment.appointment_id)
+    appointment = await driver.load(session, Appointment, payment.appointment_id)
     return appointment is not None and appointment.status in (
         AppointmentStatus.HELD,
         AppointmentStatus.EXPIRED,
@@ -253,12 +256,8 @@ async def _charge_refunded(session: AsyncSession, gateway: StripeGateway, obj: d
         return "ignored"
     if payment.status in (PaymentStatus.OPEN, PaymentStatus.FAILED):
         await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings)
-        await session.refresh(payment)
-    ours = await session.scalar(
-        select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-            Refund.payment_id == payment.id, col(Refund.status).in_([RefundStatus.PENDING, RefundStatus.SUCCEEDED])
-        )
-    )
+        await driver.refresh(session, payment)
+    ours = await driver.fetchval(session, _OUR_REFUNDS, payment.id)
     outside = int(obj.get("amount_refunded") or 0) - int(ours or 0)
     if outside <= 0:
         return "matched"  # our own refunds: their jobs record them
@@ -283,7 +282,7 @@ async def _dispute_created(session: AsyncSession, gateway: StripeGateway, obj: d
         return "ignored"
     if payment.status in (PaymentStatus.OPEN, PaymentStatus.FAILED):  # a dispute proves the charge, like a refund
         await service.mark_paid(session, payment, payment_intent_id=obj.get("payment_intent"), now=now, settings=settings)
-        await session.refresh(payment)
+        await driver.refresh(session, payment)
     if payment.disputed_at is None:
         payment.disputed_at = now
         session.add(payment)

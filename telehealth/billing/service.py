@@ -469,6 +469,18 @@ async def release_payment(session: AsyncSession, payment: Payment, *, target: Pa
         )
 
 
+# A refund's two writes, on the driver (db/driver.py): the row (once per payment and policy reason, by the unique
+# index), then the amount reserved on the payment only while what is left covers it.
+_NEW_REFUND = (
+    "INSERT INTO refund (id, payment_id, amount_cents, reason, note, status, requested_by, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id"
+)
+_RESERVE_REFUND = (
+    "UPDATE payment SET refunded_cents = refunded_cents + $2"
+    f" WHERE id = $1 AND status = '{PaymentStatus.PAID.value}' AND refunded_cents + $2 <= amount_cents RETURNING refunded_cents"
+)
+
+
 async def request_refund(
     session: AsyncSession,
     payment: Payment,
@@ -485,43 +497,20 @@ async def request_refund(
     if amount_cents <= 0:
         return None
     refund_id = uuid.uuid4()
-    inserted = await session.execute(
-        insert(Refund)
-        .values(
-            id=refund_id,
-            payment_id=payment.id,
-            amount_cents=amount_cents,
-            reason=reason,
-            note=note,
-            status=RefundStatus.PENDING.value,
-            requested_by=actor.user_id,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(col(Refund.id))
+    inserted = await driver.fetchval(
+        session, _NEW_REFUND, refund_id, payment.id, amount_cents, reason, note, RefundStatus.PENDING.value, actor.user_id, driver.utc(now)
     )
-    if inserted.scalar_one_or_none() is None:
+    if inserted is None:
         return None
-    reserved = await session.execute(
-        update(Payment)
-        .where(
-            col(Payment.id) == payment.id,
-            col(Payment.status) == PaymentStatus.PAID,
-            col(Payment.refunded_cents) + amount_cents <= Payment.amount_cents,
-        )
-        .values(refunded_cents=Payment.refunded_cents + amount_cents)
-        .returning(col(Payment.refunded_cents))
-        .execution_options(synchronize_session=False)
-    )
-    if reserved.scalar_one_or_none() is None:
-        await session.refresh(payment)
+    if await driver.fetchval(session, _RESERVE_REFUND, payment.id, amount_cents) is None:
+        await driver.refresh(session, payment)
         left = payment.amount_cents - payment.refunded_cents if payment.status == PaymentStatus.PAID else 0
         raise RuleRefused(
             "refund.exceeds_balance",
             f"At most {rules.dollars(left)} of this payment can still be refunded.",
             fields={"amount_cents": f"must be at most {left}"},
         )
-    await session.refresh(payment)
+    await driver.refresh(session, payment)
     if payment.refunded_cents == payment.amount_cents:
         await change_status(
             session,
@@ -534,7 +523,7 @@ async def request_refund(
             now=now,
             patient_id=payment.patient_id,
         )
-        await session.refresh(payment)
+        await driver.refresh(session, payment)
     # The audit reason is a short machine code; a coordinator's free-text note stays on the refund row it names.
     await record_audit_event(
         session,
@@ -547,7 +536,7 @@ async def request_refund(
     )
     if send:
         await enqueue_job(session, kind=SEND_REFUND_JOB, payload={"refund_id": str(refund_id)}, now=now, dedupe_key=f"refund:{refund_id}")
-    return await session.get(Refund, refund_id)
+    return await driver.load(session, Refund, refund_id)
 
 
 async def finish_refund(session: AsyncSession, refund: Refund, *, stripe_refund_id: str | None, now: datetime) -> None:

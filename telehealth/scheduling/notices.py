@@ -4,12 +4,11 @@ invite) and reminders 24 h and 1 h before, which re-read the appointment when th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telehealth.db import driver
+from telehealth.accounts.service import patient_contact
 from telehealth.notifications.service import queue_email
 from telehealth.outbox.service import enqueue_job
 from telehealth.scheduling.ics import appointment_ics
@@ -24,27 +23,11 @@ def when_local(appointment: Appointment, zone: str) -> str:
     return appointment.starts_at.astimezone(ZoneInfo(zone)).strftime("%A %d %B %Y at %H:%M %Z")
 
 
-# Whom to tell and in which zone, on the driver (db/driver.py): every booking and confirmation reads it.
-_RECIPIENT = "SELECT p.timezone, u.email, u.full_name FROM patient p JOIN user_account u ON u.id = p.user_id WHERE p.id = $1"
-
-
-class Recipient(NamedTuple):
-    timezone: str
-    email: str
-    full_name: str
-
-
-async def _recipient(session: AsyncSession, patient_id: object) -> Recipient:
-    row = await driver.fetchrow(session, _RECIPIENT, patient_id)
-    assert row is not None
-    return Recipient(*row)
-
-
 async def tell_patient(
     session: AsyncSession, appointment: Appointment, *, now: datetime, settings: Settings, cancelled: bool = False
 ) -> None:
     """Email the confirmation (or cancellation) with the invite, and (re)schedule the reminders."""
-    recipient = await _recipient(session, appointment.patient_id)
+    recipient = await patient_contact(session, appointment.patient_id)
     invite = appointment_ics(
         appointment, clinic_name=settings.clinic_name, portal_url=settings.public_base_url + "/", now=now, cancel=cancelled
     )
@@ -81,7 +64,7 @@ async def send_reminder_if_still_due(session: AsyncSession, payload: dict[str, o
         or appointment.starts_at <= now
     ):
         return False
-    recipient = await _recipient(session, appointment.patient_id)
+    recipient = await patient_contact(session, appointment.patient_id)
     await queue_email(
         session,
         to=recipient.email,
