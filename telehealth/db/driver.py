@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import inspect
@@ -134,7 +135,7 @@ def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh:
     loaded it: persistent, unchanged, so later ORM work on it (a change, a refresh) goes as usual. When the session
     already holds that row, its own object, as a load would answer: left as it is, or with `fresh` given the row's
     values (the ORM's populate_existing)."""
-    mapper = inspect(model)
+    mapper = _readable(model)
     key = mapper.identity_key_from_primary_key([record[mapper.get_property_by_column(column).key] for column in mapper.primary_key])
     held = session.sync_session.identity_map.get(key)
     if held is not None:
@@ -172,6 +173,18 @@ def stored(instance: Any, **values: Any) -> None:
 
 def _stored(instance: Any, record: Record) -> None:
     stored(instance, **dict(record.items()))
+
+
+@cache
+def _readable(model: type[Any]) -> Any:
+    """The model's mapper, once it is known that asyncpg's values are the ORM's for every column: refused when one
+    needs the dialect's conversion on the way out (UTCDateTime's is not: asyncpg answers timestamptz in UTC)."""
+    mapper = inspect(model)
+    for prop in mapper.column_attrs:
+        kind = prop.columns[0].type
+        if not isinstance(kind, UTCDateTime) and kind.dialect_impl(DIALECT).result_processor(DIALECT, None) is not None:
+            raise ValueError(f"{model.__name__}.{prop.key} needs the dialect's conversion: load it through the ORM")
+    return mapper
 
 
 _BY_KEY: dict[tuple[type[Any], bool], str] = {}

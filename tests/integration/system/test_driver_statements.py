@@ -258,3 +258,10 @@ async def test_load_locks_the_row_and_refresh_reads_it_again_unchanged(session_f
         assert (await driver.load(session, RateLimitEvent, row_id, for_update=True)) is locked
         assert locked.bucket == "moved"  # a lock reads the row as it is now
         await session.rollback()
+
+
+def test_a_model_with_a_column_the_dialect_converts_on_the_way_out_is_not_loaded_from_driver_rows() -> None:
+    from telehealth.waitlist.models import WaitlistEntry  # its conditions are an ARRAY SQLAlchemy converts on reading
+
+    with pytest.raises(ValueError):
+        driver.loaded(None, WaitlistEntry, {})  # type: ignore[arg-type]
