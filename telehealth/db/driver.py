@@ -135,7 +135,7 @@ def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh:
     loaded it: persistent, unchanged, so later ORM work on it (a change, a refresh) goes as usual. When the session
     already holds that row, its own object, as a load would answer: left as it is, or with `fresh` given the row's
     values (the ORM's populate_existing)."""
-    mapper = _readable(model)
+    mapper = _readable(cast(type[Any], model))
     key = mapper.identity_key_from_primary_key([record[mapper.get_property_by_column(column).key] for column in mapper.primary_key])
     held = session.sync_session.identity_map.get(key)
     if held is not None:
