@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import inspect
@@ -135,7 +134,7 @@ def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh:
     loaded it: persistent, unchanged, so later ORM work on it (a change, a refresh) goes as usual. When the session
     already holds that row, its own object, as a load would answer: left as it is, or with `fresh` given the row's
     values (the ORM's populate_existing)."""
-    mapper = _readable(cast(type[Any], model))
+    mapper = _readable(model)
     key = mapper.identity_key_from_primary_key([record[mapper.get_property_by_column(column).key] for column in mapper.primary_key])
     held = session.sync_session.identity_map.get(key)
     if held is not None:
@@ -175,15 +174,20 @@ def _stored(instance: Any, record: Record) -> None:
     stored(instance, **dict(record.items()))
 
 
-@cache
+_READABLE: set[type[Any]] = set()
+
+
 def _readable(model: type[Any]) -> Any:
-    """The model's mapper, once it is known that asyncpg's values are the ORM's for every column: refused when one
-    needs the dialect's conversion on the way out (UTCDateTime's is not: asyncpg answers timestamptz in UTC)."""
+    """The model's mapper, once it is known that asyncpg's values are the ORM's for every column (checked once per
+    model): refused when one needs the dialect's conversion on the way out (UTCDateTime's is not: asyncpg answers
+    timestamptz in UTC)."""
     mapper = inspect(model)
-    for prop in mapper.column_attrs:
-        kind = prop.columns[0].type
-        if not isinstance(kind, UTCDateTime) and kind.dialect_impl(DIALECT).result_processor(DIALECT, None) is not None:
-            raise ValueError(f"{model.__name__}.{prop.key} needs the dialect's conversion: load it through the ORM")
+    if model not in _READABLE:
+        for prop in mapper.column_attrs:
+            kind = prop.columns[0].type
+            if not isinstance(kind, UTCDateTime) and kind.dialect_impl(DIALECT).result_processor(DIALECT, None) is not None:
+                raise ValueError(f"{model.__name__}.{prop.key} needs the dialect's conversion: load it through the ORM")
+        _READABLE.add(model)
     return mapper
 
 
