@@ -31,7 +31,6 @@ from telehealth.accounts.roles import Role
 from telehealth.accounts.sessions import SignedIn
 from telehealth.audit.service import record_audit_event
 from telehealth.db import driver
-from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import NotFound
 
@@ -132,13 +131,10 @@ async def patient_id_for_user(session: AsyncSession, user_id: uuid.UUID) -> uuid
     return await session.scalar(select(Patient.id).where(Patient.user_id == user_id))
 
 
-# On the driver (db/driver.py): nearly every patient request runs it.
-_PATIENT_OF_USER = f"SELECT {', '.join(column.name for column in table_of(Patient).columns)} FROM patient WHERE user_id = $1"
-
-
 async def own_patient_record(session: AsyncSession, *, viewer: SignedIn) -> Patient:
-    """The signed-in patient's own record (for the patient's own pages and API), in the session as if loaded."""
-    row = await driver.fetchrow(session, _PATIENT_OF_USER, viewer.user_id)
-    if row is None:
+    """The signed-in patient's own record (for the patient's own pages and API), read on the driver (db/driver.py):
+    nearly every patient request reads it."""
+    patient = await driver.load(session, Patient, viewer.user_id, by="user_id")
+    if patient is None:
         raise NotFound("patient.not_found", "This account has no patient record.")
-    return driver.loaded(session, Patient, row)
+    return patient

@@ -28,7 +28,6 @@ from telehealth.billing.gateway import StripeGateway
 from telehealth.billing.models import Payment
 from telehealth.billing.states import PaymentPurpose, PaymentStatus, RefundStatus
 from telehealth.db import driver
-from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import BadRequest
 from telehealth.scheduling.models import Appointment
@@ -101,10 +100,6 @@ async def _payment_from_metadata(session: AsyncSession, obj: dict[str, Any]) -> 
     return await driver.load(session, Payment, payment_id, for_update=True)
 
 
-# Locked and read afresh, on the driver (db/driver.py): refunds and disputes name the payment by its intent.
-_PAYMENT_OF_INTENT = (
-    f"SELECT {', '.join(column.name for column in table_of(Payment).columns)} FROM payment WHERE stripe_payment_intent_id = $1 FOR UPDATE"
-)
 # What our own refunds of a payment add up to (pending or done), to tell Stripe's total from refunds made elsewhere.
 _OUR_REFUNDS = (
     "SELECT coalesce(sum(amount_cents), 0) FROM refund"
@@ -117,9 +112,9 @@ async def _payment_for_intent(session: AsyncSession, gateway: StripeGateway, pay
     from Stripe for our payment id."""
     if not payment_intent_id:
         return None
-    found = await driver.fetchrow(session, _PAYMENT_OF_INTENT, payment_intent_id)
+    found = await driver.load(session, Payment, payment_intent_id, by="stripe_payment_intent_id", for_update=True)
     if found is not None:
-        return driver.loaded(session, Payment, found, fresh=True)
+        return found
     intent = await gateway.retrieve_payment_intent(payment_intent_id)
     return await _payment_from_metadata(session, intent)
 

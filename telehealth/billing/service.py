@@ -34,7 +34,6 @@ from telehealth.billing.states import (
 )
 from telehealth.care_teams import service as care_teams
 from telehealth.db import driver
-from telehealth.db.base import table_of
 from telehealth.lib.actors import Actor
 from telehealth.lib.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from telehealth.notifications.service import queue_email
@@ -65,8 +64,8 @@ POLICY_FIELDS = (
 PURPOSE_BY_APPOINTMENT = {AppointmentType.CONSULT: PaymentPurpose.CONSULT, AppointmentType.INTEGRATION: PaymentPurpose.INTEGRATION}
 
 
-# Every booking and fee reads the policy: on the driver (db/driver.py), every column by name.
-_POLICY = f"SELECT {', '.join(column.name for column in table_of(BillingPolicy).columns)} FROM billing_policy WHERE id = 1"
+# Every booking and fee reads the policy: on the driver (db/driver.py).
+_POLICY = f"SELECT {driver.columns_of(BillingPolicy)} FROM billing_policy WHERE id = 1"
 
 
 async def current_policy(session: AsyncSession, settings: Settings) -> BillingPolicy:
@@ -74,7 +73,7 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
     from the settings' defaults the first time it is read."""
     found = await driver.fetchrow(session, _POLICY)
     if found is not None:
-        return BillingPolicy(**dict(found.items()))
+        return BillingPolicy(**found)
     defaults = {
         "consult_fee_cents": settings.consult_fee_cents,
         "program_fee_cents": settings.program_fee_cents,
@@ -89,7 +88,7 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
     await session.execute(insert(BillingPolicy).values(id=1, updated_at=func.now(), **defaults).on_conflict_do_nothing())
     made = await driver.fetchrow(session, _POLICY)
     assert made is not None
-    return BillingPolicy(**dict(made.items()))
+    return BillingPolicy(**made)
 
 
 async def update_policy(session: AsyncSession, *, values: dict[str, int], actor: Actor, now: datetime, settings: Settings) -> BillingPolicy:

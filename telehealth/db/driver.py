@@ -147,17 +147,18 @@ def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh:
     return instance
 
 
-async def load(session: AsyncSession, model: type[Loaded], key: Any, *, for_update: bool = False) -> Loaded | None:
-    """session.get(model, key) on the driver, the row locked with `for_update` and then always read afresh (as
-    with populate_existing: a lock is taken to read the row as it is now); None when there is no such row."""
-    record = await fetchrow(session, _select_by_key(model, for_update), key)
+async def load(session: AsyncSession, model: type[Loaded], key: Any, *, by: str | None = None, for_update: bool = False) -> Loaded | None:
+    """session.get(model, key) on the driver, or with `by` the row whose unique column of that name holds `key`;
+    locked with `for_update` and then always read afresh (as with populate_existing: a lock is taken to read the
+    row as it is now); None when there is no such row."""
+    record = await fetchrow(session, _select_by(model, by, for_update), key)
     return None if record is None else loaded(session, model, record, fresh=for_update)
 
 
 async def refresh(session: AsyncSession, instance: Any) -> None:
     """session.refresh(instance) on the driver: every column read again, the object left unchanged (not dirty)."""
     mapper = inspect(type(instance))
-    record = await fetchrow(session, _select_by_key(type(instance), False), *mapper.primary_key_from_instance(instance))
+    record = await fetchrow(session, _select_by(type(instance), None, False), *mapper.primary_key_from_instance(instance))
     if record is None:
         raise LookupError(f"{mapper.class_.__name__} {mapper.primary_key_from_instance(instance)} is gone")
     _stored(instance, record)
@@ -191,19 +192,28 @@ def _readable(model: type[Any]) -> Any:
     return mapper
 
 
-_BY_KEY: dict[tuple[type[Any], bool], str] = {}
+def columns_of(model: type[Any]) -> str:
+    """Every column of the model's table for a SELECT, each under its attribute's name: what loaded() reads."""
+    return ", ".join(f'"{prop.columns[0].name}" AS "{prop.key}"' for prop in _readable(model).column_attrs)
 
 
-def _select_by_key(model: type[Any], for_update: bool) -> str:
-    """SELECT every column of the model's table by its one-column primary key (made once per model)."""
-    sql = _BY_KEY.get((model, for_update))
+_BY: dict[tuple[type[Any], str | None, bool], str] = {}
+
+
+def _select_by(model: type[Any], by: str | None, for_update: bool) -> str:
+    """SELECT every column of one row: by the one-column primary key, or by the unique column `by` (made once)."""
+    sql = _BY.get((model, by, for_update))
     if sql is None:
-        mapper = inspect(model)
-        (key,) = mapper.local_table.primary_key.columns
-        # each column under its attribute's name, as loaded() and _stored() set them
-        columns = ", ".join(f'"{prop.columns[0].name}" AS "{prop.key}"' for prop in mapper.column_attrs)
-        sql = f'SELECT {columns} FROM "{mapper.local_table.name}" WHERE "{key.name}" = $1' + (" FOR UPDATE" if for_update else "")
-        _BY_KEY[(model, for_update)] = sql
+        mapper = _readable(model)
+        if by is None:
+            (column,) = mapper.local_table.primary_key.columns
+        else:
+            column = mapper.get_property(by).columns[0]
+            if not (column.unique or column.primary_key):
+                raise ValueError(f"{model.__name__}.{by} is not unique: load() answers one row")
+        sql = f'SELECT {columns_of(model)} FROM "{mapper.local_table.name}" WHERE "{column.name}" = $1'
+        sql += " FOR UPDATE" if for_update else ""
+        _BY[(model, by, for_update)] = sql
     return sql
 
 

@@ -257,6 +257,9 @@ async def test_load_locks_the_row_and_refresh_reads_it_again_unchanged(session_f
         assert written == []  # refresh() and stored() leave nothing to write back
         assert (await driver.load(session, RateLimitEvent, row_id, for_update=True)) is locked
         assert locked.bucket == "moved"  # a lock reads the row as it is now
+        assert (await driver.load(session, RateLimitEvent, row_id, by="id")) is locked
+        with pytest.raises(ValueError):
+            await driver.load(session, RateLimitEvent, key, by="key")  # not unique: which row would it be?
         await session.rollback()
 
 
