@@ -73,7 +73,7 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
     from the settings' defaults the first time it is read."""
     found = await driver.fetchrow(session, _POLICY)
     if found is not None:
-        return BillingPolicy(**found)
+        return driver.built(BillingPolicy, found)
     defaults = {
         "consult_fee_cents": settings.consult_fee_cents,
         "program_fee_cents": settings.program_fee_cents,
@@ -88,7 +88,7 @@ async def current_policy(session: AsyncSession, settings: Settings) -> BillingPo
     await session.execute(insert(BillingPolicy).values(id=1, updated_at=func.now(), **defaults).on_conflict_do_nothing())
     made = await driver.fetchrow(session, _POLICY)
     assert made is not None
-    return BillingPolicy(**made)
+    return driver.built(BillingPolicy, made)
 
 
 async def update_policy(session: AsyncSession, *, values: dict[str, int], actor: Actor, now: datetime, settings: Settings) -> BillingPolicy:

@@ -141,10 +141,58 @@ def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh:
         if fresh:
             _stored(held, record)
         return cast(Loaded, held)
-    instance = model(**dict(record.items()))
+    instance = built(model, record)
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
+
+
+def built(model: type[Loaded], values: Mapping[str, Any] | Record) -> Loaded:
+    """An object of `model` holding `values` (by attribute name) and the model's defaults for its other columns, built
+    as the ORM builds an object it loads: the class's own `__new__`, the values put in place. SQLModel's constructor
+    sets each field through the ORM's attribute events, 40-50 us more per object (docs/benchmarks.md, the seventh
+    session). A table model's constructor validates nothing either; the object is transient until added. A name
+    that is not a column is refused, and so is a column with no default left out (the constructor would leave it
+    unset, and reading it would then try to load it)."""
+    defaults = _defaults(model)
+    unknown = values.keys() - defaults.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column {sorted(unknown)}")
+    instance = cast(Loaded, inspect(model).class_manager.new_instance())
+    state = instance.__dict__  # what the ORM's instrumented attributes read
+    for name, default in defaults.items():
+        if name in values:
+            state[name] = values[name]
+        elif default is _REQUIRED:
+            raise TypeError(f"{model.__name__}.{name} is required")
+        else:
+            state[name] = default() if callable(default) else default
+    return instance
+
+
+_REQUIRED = object()
+_IMMUTABLE = (type(None), bool, int, float, str, bytes)
+_DEFAULTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _defaults(model: type[Any]) -> dict[str, Any]:
+    """Each column's default as built() uses it, once per model: the value itself when immutable, else something to
+    call for a fresh one (a default_factory, or pydantic's copy of a mutable default), or _REQUIRED."""
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = {}
+        for prop in inspect(model).column_attrs:
+            field = model.model_fields[prop.key]
+            if field.default_factory is not None:
+                found[prop.key] = field.default_factory
+            elif field.is_required():
+                found[prop.key] = _REQUIRED
+            elif isinstance(field.default, _IMMUTABLE):
+                found[prop.key] = field.default
+            else:
+                found[prop.key] = lambda field=field: field.get_default(call_default_factory=True)
+        _DEFAULTS[model] = found
+    return found
 
 
 async def load(session: AsyncSession, model: type[Loaded], key: Any, *, by: str | None = None, for_update: bool = False) -> Loaded | None:

@@ -404,18 +404,21 @@ async def take_slot(
         driver.utc(busy_from),
         driver.utc(busy_until),
     )
-    appointment = Appointment(
-        appointment_type=appointment_type.value,
-        clinician_id=clinician_id,
-        patient_id=patient.id,
-        status=AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        busy_from=busy_from,
-        busy_until=busy_until,
-        hold_expires_at=now + hold_for if hold else None,
-        room_token=secrets.token_urlsafe(24),
-        created_at=now,
+    appointment = driver.built(
+        Appointment,
+        {
+            "appointment_type": appointment_type.value,
+            "clinician_id": clinician_id,
+            "patient_id": patient.id,
+            "status": AppointmentStatus.HELD if hold else AppointmentStatus.BOOKED,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "busy_from": busy_from,
+            "busy_until": busy_until,
+            "hold_expires_at": now + hold_for if hold else None,
+            "room_token": secrets.token_urlsafe(24),
+            "created_at": now,
+        },
     )
     if not await _insert_unless_taken(session, appointment):
         # Someone else's appointment took the time first (their transaction has ended: the INSERT waited for it).

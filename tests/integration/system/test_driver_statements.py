@@ -268,3 +268,33 @@ def test_a_model_with_a_column_the_dialect_converts_on_the_way_out_is_not_loaded
 
     with pytest.raises(ValueError):
         driver.loaded(None, WaitlistEntry, {})  # type: ignore[arg-type]
+
+
+def test_built_holds_what_the_constructor_would_and_refuses_what_it_would_leave_unset() -> None:
+    from sqlalchemy import inspect
+
+    from telehealth.scheduling.models import Appointment
+
+    now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    values = {
+        "appointment_type": "consult",
+        "clinician_id": uuid.uuid4(),
+        "patient_id": uuid.uuid4(),
+        "status": "held",
+        "starts_at": now,
+        "ends_at": now + timedelta(minutes=30),
+        "busy_from": now,
+        "busy_until": now + timedelta(minutes=30),
+        "hold_expires_at": now,
+        "room_token": "token",
+        "created_at": now,
+    }
+    made, built = Appointment(**values), driver.built(Appointment, values)
+    columns = [prop.key for prop in inspect(Appointment).column_attrs]
+    assert {c: getattr(built, c) for c in columns if c != "id"} == {c: getattr(made, c) for c in columns if c != "id"}
+    assert isinstance(built.id, uuid.UUID) and built.id != driver.built(Appointment, values).id  # a fresh default each time
+    assert inspect(built).transient
+    with pytest.raises(TypeError, match="no column"):
+        driver.built(Appointment, values | {"colour": "red"})
+    with pytest.raises(TypeError, match="required"):
+        driver.built(Appointment, {k: v for k, v in values.items() if k != "clinician_id"})
