@@ -385,18 +385,22 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                             ceiling="patient dashboard",
                         )
                     )
-                log(f"scheduling: {args.bookings} bookings of distinct free slots, {c} at once ...")
+                log(f"scheduling: {args.bookings} bookings of distinct free slots, {c} at once, after {warm} unmeasured ...")
+                # The warm-up books slots days after the measured ones, as every other phase warms up: each pooled
+                # connection prepares the booking's statements on its first booking, and the floor's are warm.
+                later = await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 12)
+                warm_slots = scheduling.choose_slots(later, warm, rng=rng)
                 slots = scheduling.choose_slots(
                     await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 4), args.bookings, rng=rng
                 )
-                who = booking_plan(slots, wins)
+                booked = [*warm_slots, *slots]
                 bookings = [
                     request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
-                    for slot, k in zip(slots, who, strict=True)
+                    for slot, k in zip(booked, booking_plan(booked, wins), strict=True)
                 ]
                 rows.append(
                     scenario(
-                        await drive(server, "booking, distinct free slots", bookings, concurrency=c, check=status_is(201), warmup=0),
+                        await drive(server, "booking, distinct free slots", bookings, concurrency=c, check=status_is(201), warmup=warm),
                         group=group,
                         concurrency=c,
                         ceiling="booking",
