@@ -26,7 +26,13 @@ from telehealth.bundled import STATIC_DIR, TEMPLATES_DIR
 from telehealth.cli import TelehealthCLIPlugin
 from telehealth.db.channels import PostgresChannelsBackend, driver_dsn
 from telehealth.db.embedded import stop_embedded_postgres
-from telehealth.db.engine import async_database_url, make_autocommit_session_factory, make_engine, make_session_factory
+from telehealth.db.engine import (
+    async_database_url,
+    make_autocommit_session_factory,
+    make_engine,
+    make_request_session_factory,
+    make_session_factory,
+)
 from telehealth.db.migrate import upgrade_database
 from telehealth.db.roles import resolve_database_urls
 from telehealth.dependencies import APP_DEPENDENCIES
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         app.state.engine = engine
         app.state.database_dsn = driver_dsn(async_database_url(direct_url))
         app.state.session_factory = factory
+        app.state.request_session_factory = make_request_session_factory(engine)
         app.state.autocommit_session_factory = make_autocommit_session_factory(engine, transaction_pooling=settings.transaction_pooling)
         app.state.embedded_server = embedded_server
         app.state.mailer = mailer or make_mailer(settings, factory)

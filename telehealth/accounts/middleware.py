@@ -31,7 +31,7 @@ class SessionAuthMiddleware(ASGIMiddleware):
             # One SELECT (and now and then one UPDATE touching the session) as the first statements of the request's
             # own transaction, in the session its handler takes over (db/engine.py, provide_db_session): one checkout
             # of a connection per request, not two. A handler that asks for no session leaves it to be ended here.
-            scope[OPENED_SESSION] = session = state.session_factory()  # type: ignore[literal-required]
+            scope[OPENED_SESSION] = session = state.request_session_factory()  # type: ignore[literal-required]
             try:
                 scope["user"] = await resolve_session(session, raw_token=raw, now=state.clock.now(), settings=state.settings)
                 await next_app(scope, receive, send)

@@ -19,7 +19,7 @@ sees what the caller added and statements keep their order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,13 +28,14 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import inspect
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine
 
+from telehealth.db.request_connection import OWN_CONNECTION, RequestConnection, RequestSession, dbapi_error_for
 from telehealth.db.types import UTCDateTime
 
 Record = Any  # asyncpg.Record: by name (record["id"]) or position
@@ -52,46 +53,43 @@ def _innermost(session: AsyncSession) -> Any:
     return sync.get_nested_transaction() or sync.get_transaction()
 
 
-async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any, Any]:
-    """The session's connection, its dialect adapter, and asyncpg's connection.
+async def _driver(session: AsyncSession) -> tuple[Callable[[], Awaitable[None]], Any, Any]:
+    """How to discard the connection (it was lost), its dialect adapter, and asyncpg's connection.
 
-    Kept in session.info for the session's current transaction: asking the session again (two greenlet hops)
-    was half of a statement's cost here. A new transaction (after a commit or rollback), a failure, and entering
-    or leaving a nested one (`begin_nested()`) ask again: asking is what makes SQLAlchemy send the SAVEPOINT, so
-    a failure inside rolls back to it and leaves the transaction usable, as for the session's own statements."""
+    A request's session (db/request_connection.py) whose ORM has no transaction open runs on the pool connection
+    the driver holds for it. Otherwise the session's connection, kept in session.info for the session's current
+    transaction: asking the session again (two greenlet hops) was half of a statement's cost here. A new transaction
+    (after a commit or rollback), a failure, and entering or leaving a nested one (`begin_nested()`) ask again:
+    asking is what makes SQLAlchemy send the SAVEPOINT, so a failure inside rolls back to it and leaves the
+    transaction usable, as for the session's own statements."""
     transaction = _innermost(session)
     held = session.info.get(_HELD)
     if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
-        _, connection, adapted, raw = held
-    else:
-        connection = await session.connection()
-        fairy = await connection.get_raw_connection()
-        adapted = fairy.dbapi_connection  # the dialect's adapter (AsyncAdapt_asyncpg_connection)
-        raw = fairy.driver_connection
-        session.info[_HELD] = (_innermost(session), connection, adapted, raw)
-    return connection, adapted, raw
+        _, invalidate, adapted, raw = held
+        return invalidate, adapted, raw
+    if transaction is None and isinstance(session.sync_session, RequestSession):
+        own = session.info.get(OWN_CONNECTION) or await RequestConnection.check_out(session.sync_session)
+        return own.invalidate, own.adapted, own.raw
+    connection = await session.connection()
+    fairy = await connection.get_raw_connection()
+    adapted = fairy.dbapi_connection  # the dialect's adapter (AsyncAdapt_asyncpg_connection)
+    raw = fairy.driver_connection
+    session.info[_HELD] = (_innermost(session), connection.invalidate, adapted, raw)
+    return connection.invalidate, adapted, raw
 
 
-async def _failed(connection: AsyncConnection, adapted: Any, sql: str, args: tuple[Any, ...], error: Exception) -> Exception:
+async def _failed(invalidate: Callable[[], Awaitable[None]], adapted: Any, sql: str, args: tuple[Any, ...], error: Exception) -> Exception:
     """What to raise for `error`: a driver error as SQLAlchemy's DBAPIError (with the dialect's DB-API error,
     SQLSTATE and all, as `orig`), anything else (a Python error binding the arguments) as it is."""
-    try:
-        adapted._handle_exception(error)  # asyncpg's error as the dialect's DB-API error (and forget a dead transaction)
-    except Exception as translated:
-        dbapi_error: Exception = translated
-    else:  # pragma: no cover (the adapter always raises)
-        dbapi_error = error
-    if not isinstance(dbapi_error, adapted.dbapi.Error):
-        return error
-    closed = adapted._connection.is_closed()
-    if closed:
-        await connection.invalidate()
-    return cast(DBAPIError, DBAPIError.instance(sql, args, dbapi_error, adapted.dbapi.Error, connection_invalidated=closed))
+    failure = dbapi_error_for(adapted, sql, args, error)
+    if isinstance(failure, DBAPIError) and failure.connection_invalidated:
+        await invalidate()
+    return failure
 
 
 async def _run(session: AsyncSession, method: str, sql: str, args: tuple[Any, ...]) -> Any:
     await _flush_pending(session)
-    connection, adapted, driver = await _driver(session)
+    invalidate, adapted, driver = await _driver(session)
     try:
         if not adapted.autocommit and adapted._transaction is None:
             # The BEGIN SQLAlchemy's cursor sends before its first statement (none in an autocommit session). Inside
@@ -100,7 +98,7 @@ async def _run(session: AsyncSession, method: str, sql: str, args: tuple[Any, ..
         return await getattr(driver, method)(sql, *args)
     except Exception as error:
         session.info.pop(_HELD, None)  # the next statement asks the session afresh, as before any failure
-        failure = await _failed(connection, adapted, sql, args, error)
+        failure = await _failed(invalidate, adapted, sql, args, error)
         if failure is error:
             raise
         raise failure from error

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
+from telehealth.db.request_connection import OWN_CONNECTION, RequestConnection, RequestSession
+
 # A connection back in the pool for less than this was working a moment ago: it is used without a ping.
 IDLE_BEFORE_PING_SECONDS = 5.0
 
@@ -78,6 +80,14 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def make_request_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Requests' sessions (db/request_connection.py): the driver holds the connection until the ORM needs it, and
+    the ORM then takes the transaction over on that very connection."""
+    return async_sessionmaker(
+        engine, class_=AsyncSession, sync_session_class=RequestSession, expire_on_commit=False, join_transaction_mode="control_fully"
+    )
+
+
 def make_autocommit_session_factory(engine: AsyncEngine, *, transaction_pooling: bool = False) -> async_sessionmaker[AsyncSession]:
     """Sessions whose every statement commits by itself, with no BEGIN or COMMIT around it: for a lookup
     of one row (and at most one single-statement write) outside the request's transaction. Callers end with
@@ -115,24 +125,44 @@ async def provide_db_session(state: State, scope: Scope) -> AsyncGenerator[Async
     """
     from telehealth.lib.errors import DomainError
 
-    session: AsyncSession = scope.pop(OPENED_SESSION, None) or state.session_factory()  # type: ignore[misc]
+    session: AsyncSession = scope.pop(OPENED_SESSION, None) or state.request_session_factory()  # type: ignore[misc]
     try:
         yield session
     except DomainError as refusal:
-        try:
-            await (session.commit() if refusal.keep_evidence else _roll_back_after_failure(session))
-        finally:
-            await asyncio.shield(session.close())
+        await asyncio.shield(end_request_session(session, commit=refusal.keep_evidence))
         raise
     except BaseException:
-        try:
-            await _roll_back_after_failure(session)
-        finally:
-            await asyncio.shield(session.close())
+        await asyncio.shield(end_request_session(session, commit=False))
         raise
-    # Commit and close in one pass into SQLAlchemy's synchronous side: a greenlet each cost every request 75 us of
-    # CPU (measured in-process).
-    await greenlet_spawn(_commit_and_close, session.sync_session)
+    await end_request_session(session, commit=True)
+
+
+async def end_opened_session(scope: Scope, *, failed: bool) -> None:
+    """The middleware's end of a session no handler took over: its statements (the session cookie's lookup and
+    touch) committed, or rolled back after a failure."""
+    session: AsyncSession | None = scope.pop(OPENED_SESSION, None)  # type: ignore[misc]
+    if session is not None:
+        await end_request_session(session, commit=not failed)
+
+
+async def end_request_session(session: AsyncSession, *, commit: bool) -> None:
+    """Commit (or roll back) a request's transaction and close its session; its connection goes back to the pool.
+    A rollback that fails (the database went away) is not raised: the error that led to it is the one to answer.
+
+    A session whose ORM never needed the connection and has nothing to send (db/request_connection.py) ends on the
+    driver's connection; any other ends through the session, in one pass into SQLAlchemy's synchronous side (a
+    greenlet each for commit and close cost every request 75 us of CPU)."""
+    sync = session.sync_session
+    held: RequestConnection | None = sync.info.get(OWN_CONNECTION)
+    if held is None or held.joined or (commit and not sync._is_clean()):
+        await greenlet_spawn(_commit_and_close if commit else _roll_back_and_close, sync)
+        return
+    del sync.info[OWN_CONNECTION]
+    try:
+        await (held.commit() if commit else held.rollback())
+    finally:
+        sync.close()  # no transaction and no connection of its own: nothing to send
+        await held.release()
 
 
 def _commit_and_close(session: Session) -> None:
@@ -142,21 +172,13 @@ def _commit_and_close(session: Session) -> None:
         session.close()
 
 
-async def end_opened_session(scope: Scope, *, failed: bool) -> None:
-    """The middleware's end of a session no handler took over: its statements (the session cookie's lookup and
-    touch) committed, or rolled back after a failure."""
-    session: AsyncSession | None = scope.pop(OPENED_SESSION, None)  # type: ignore[misc]
-    if session is None:
-        return
-    async with session:
-        await (_roll_back_after_failure(session) if failed else session.commit())
-
-
-async def _roll_back_after_failure(session: AsyncSession) -> None:
+def _roll_back_and_close(session: Session) -> None:
     """When the failure was the database going away, the rollback fails too ("connection was closed in the
     middle of operation"); raised from the dependency's cleanup it became an ExceptionGroup and a 500. The
     first error is the one to answer (a 503); a connection that cannot roll back is discarded by the pool."""
     try:
-        await session.rollback()
+        session.rollback()
     except DBAPIError:
         pass
+    finally:
+        session.close()
