@@ -9,7 +9,8 @@ settings, no access log, no in-process worker), the load generator being this pr
    joins and position lookups, with 8 in flight.
 2. Scheduling (scheduling_data.py: 200 prescribers in the state, 5,000 appointments; the fake Stripe API
    in a subprocess): GET /health at 8 and 50 in flight, slot search, the patient's home page (the
-   dashboard), bookings of distinct free slots by 8 clients at once, the 50-client race for 10 slots, and
+   dashboard), bookings of distinct free slots by 8 clients at once (after --warmup unmeasured ones, as every
+   phase warms up), the 50-client race for 10 slots, and
    then a mixed load for --soak-minutes while each app process's resident memory is sampled.
 3. Stripe webhooks (webhooks_data.py: payments made in the fake Stripe API): --events distinct signed
    events plus 30% repeats, shuffled, 8 in flight.
