@@ -63,10 +63,15 @@ class RequestConnection:
         """Whether the session's ORM has used the connection: then the session ends the transaction."""
         return self.orm is not None
 
+    @property
+    def _open_transaction(self) -> bool:
+        """Whether a statement began a transaction on the adapter that has not ended (none on a discarded connection)."""
+        return self.fairy.dbapi_connection is not None and self.adapted._transaction is not None
+
     async def commit(self) -> None:
         """COMMIT on the adapter (nothing when no statement began a transaction); a failure is SQLAlchemy's
         DBAPIError, as through the session."""
-        if self.fairy.dbapi_connection is not None and self.adapted._transaction is not None:
+        if self._open_transaction:
             try:
                 await self.adapted._call_and_discard(self.adapted._transaction.commit)
             except Exception as error:
@@ -75,7 +80,7 @@ class RequestConnection:
     async def rollback(self) -> None:
         """ROLLBACK on the adapter; a failure (the database went away) is not raised: the error that led here is
         the one to answer, and release() discards the connection."""
-        if self.fairy.dbapi_connection is not None and self.adapted._transaction is not None:
+        if self._open_transaction:
             try:
                 await self.adapted._call_and_discard(self.adapted._transaction.rollback)
             except Exception:  # the connection is lost: release() discards it
@@ -87,28 +92,32 @@ class RequestConnection:
             await greenlet_spawn(self.fairy.invalidate)
 
     async def release(self) -> None:
-        """Give the connection back to the pool, or discard it when the database dropped it (its transaction ended)."""
+        """release_in_session() from outside the greenlet: with no transaction left, no ORM Connection and the
+        connection alive, the pool's check-in sends nothing, so it needs no greenlet pass."""
         if self.fairy.dbapi_connection is None:  # already discarded
             return
-        if self.adapted._connection.is_closed():
-            await self.invalidate()
-        else:
-            self.fairy.close()  # no transaction is left: the pool's reset has nothing to send
+        if self.orm is None and self.adapted._transaction is None and not self.adapted._connection.is_closed():
+            self.fairy.close()
+            return
+        await greenlet_spawn(self.release_in_session)
 
     # Inside SQLAlchemy's greenlet (RequestSession's commit, rollback and close), where the adapter may await.
 
     def end_in_session(self, *, commit: bool) -> None:
-        """End what the driver began on the adapter after the session's own transaction ended (or without one)."""
-        if self.fairy.dbapi_connection is None or self.adapted._transaction is None:
+        """End what the driver began on the adapter after the session's own transaction ended (or without one); a
+        failed COMMIT raises as commit() does, a failed ROLLBACK is left to release_in_session()."""
+        if not self._open_transaction:
             return
         try:
             self.adapted.commit() if commit else self.adapted.rollback()
-        except self.adapted.dbapi.Error as error:
+        except Exception as error:
             if commit:
-                raise cast(DBAPIError, DBAPIError.instance("COMMIT", (), error, self.adapted.dbapi.Error)) from error
+                raise dbapi_error_for(self.adapted, "COMMIT", (), error) from error
 
     def release_in_session(self) -> None:
-        if self.fairy.dbapi_connection is None:
+        """Give the connection back to the pool (rolling back what is left open), or discard it when the database
+        dropped it."""
+        if self.fairy.dbapi_connection is None:  # already discarded
             return
         if self.adapted._connection.is_closed():
             self.fairy.invalidate()
