@@ -73,6 +73,39 @@ async def drive(server: Server, name: str, requests: list[bytes], *, concurrency
     return series
 
 
+async def drive_in_turns(sides: list[tuple[Server, str, list[bytes], Check]], *, concurrency: int, warmup: int, turns: int) -> list[Series]:
+    """Two (or more) servers' requests in alternating batches: each side's first `warmup` unmeasured, then its
+    measured requests cut into `turns` batches, side after side, batch after batch. A ratio of two sides' CPU per
+    request is then taken over the same minutes: this machine's speed drifts (it is shared), and the same two
+    figures taken minutes apart moved by a quarter from run to run. Each side's CPU meter runs over every turn
+    (an idle uvicorn spends next to nothing, and one reading over the whole phase keeps /proc's 10 ms ticks
+    from adding up per batch); its wall time is its own batches'."""
+    connections = [await _connections(server, concurrency) for server, _, _, _ in sides]
+    try:
+        for lanes, (_, name, requests, check) in zip(connections, sides, strict=True):
+            await _lanes(lanes, requests[:warmup], check, Series(f"{name} (warm-up)"))
+        series = [Series(name) for _, name, _, _ in sides]
+        meters = [CpuMeter(server.pid) for server, _, _, _ in sides]
+        for meter in meters:
+            meter.start()
+        for turn in range(turns):
+            for lanes, (_, _, requests, check), measured in zip(connections, sides, series, strict=True):
+                batch = requests[warmup:]
+                started = time.perf_counter()
+                await _lanes(lanes, batch[turn * len(batch) // turns : (turn + 1) * len(batch) // turns], check, measured)
+                measured.wall_seconds += time.perf_counter() - started
+        for meter, measured, (_, _, requests, _) in zip(meters, series, sides, strict=True):
+            used, count = meter.stop(), len(requests) - warmup
+            measured.notes["cpu"] = describe(used, count)
+            measured.notes["postgres_cpu_ms"] = used["PostgreSQL"] / count * 1000 if count else None
+            measured.notes["app_cpu_ms"] = used["app server"] / count * 1000 if count else None
+            measured.notes["concurrency"] = concurrency
+            measured.notes["turns"] = turns
+    finally:
+        await asyncio.gather(*(connection.close() for lanes in connections for connection in lanes))
+    return series
+
+
 async def release_at_once(server: Server, requests: list[bytes]) -> tuple[list[tuple[int, float, bytes]], dict[str, float], float]:
     """Every request on its own connected connection, all written at the same moment; (status, seconds, body) each,
     the CPU split and the wall time."""

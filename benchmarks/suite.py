@@ -45,7 +45,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from benchmarks.ceilings import Captured, RequestCapture, database_copy, pgbench
 from benchmarks.cpu import describe
 from benchmarks.floor import SLOT_SEARCH, CpuTally, floor_capture, over_floor, save_capture
 from benchmarks.machine import machine_facts
-from benchmarks.phases import Check, drive, release_at_once, soak
+from benchmarks.phases import Check, drive, drive_in_turns, release_at_once, soak
 from benchmarks.rawhttp import Answer, raw_post, request_bytes
 from benchmarks.server import Server, environment, fake_stripe, running_server
 from benchmarks.stats import Series
@@ -96,8 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=190,
         help="measured bookings of distinct free slots, one per prescriber (at most 200; default: %(default)s)",
     )
-    parser.add_argument("--events", type=int, default=1000, help="distinct Stripe events for the webhook deliveries (default: %(default)s)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=1500,
+        help="distinct Stripe events: two thirds of the payments' for the webhook phase, a third's for its turns with the "
+        "floor (default: %(default)s)",
+    )
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests before each phase (default: %(default)s)")
+    parser.add_argument("--turns", type=int, default=5, help="batches the app and its stack floor take in turns (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 50-client booking race (default: %(default)s)")
     parser.add_argument("--pgbench-seconds", type=int, default=15, help="length of each pgbench run (default: %(default)s)")
     parser.add_argument(
@@ -304,7 +311,17 @@ async def waiting_list_group(args: argparse.Namespace, report: dict[str, Any]) -
                 await capture.capture("join", client, [join(i) for i in range(c)]),
                 await capture.capture("position lookup", client, [lookup(token) for token in tokens[:c]]),
             ]
-    await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
+    app = AppTurns(
+        url,
+        {
+            "join": lambda base: [join_request(base, who, tag + "t", i) for i in range(n + warm)],
+            "position lookup": lambda base: [
+                request_bytes(base, "POST", "/api/v1/waitlist/status", json_body={"token": token}, **who) for token in tokens[c:]
+            ],
+        },
+        {"join": status_is(202), "position lookup": status_is(200)},
+    )
+    await database_ceilings(report, captures, dsn=dsn, group=group, args=args, app=app)
 
 
 async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -407,6 +424,20 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                         ceiling="booking",
                     )
                 )
+                # Free slots for the booking's turns with its stack floor (stack_floors), days after every other phase's,
+                # the measured ones over two windows: 190 in one would put too many at the same hours for 50 patients.
+                turn_slots = [
+                    *scheduling.choose_slots(await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 22), warm, rng=rng),
+                    *scheduling.choose_slots(
+                        await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 16), args.bookings // 2, rng=rng
+                    ),
+                    *scheduling.choose_slots(
+                        await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 19),
+                        args.bookings - args.bookings // 2,
+                        rng=rng,
+                    ),
+                ]
+                turn_bookers = booking_plan(turn_slots, wins)
                 if not args.floor_only:
                     log(f"scheduling: the race, {args.rounds} rounds of {len(racers)} clients on 10 slots ...")
                     race_series, report["race problems"] = await race(
@@ -473,7 +504,22 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                 report["slot algorithm cpu ms"] = await slot_algorithm_cpu(
                     [as_patient(who, "GET", "/api/v1/slots", 200, params=search_params()) for who in searchers * 5], client
                 )
-    await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
+        app = AppTurns(
+            url,
+            {
+                "slot search": lambda base: [
+                    request_bytes(base, "GET", "/api/v1/slots", params=search_params(), **searchers[i % c])
+                    for i in range(args.searches + warm)
+                ],
+                "patient dashboard": lambda base: [request_bytes(base, "GET", "/patient", **searchers[i % c]) for i in range(n + warm)],
+                "booking": lambda base: [
+                    request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
+                    for slot, k in zip(turn_slots, turn_bookers, strict=True)
+                ],
+            },
+            {"slot search": status_is(200), "patient dashboard": is_page, "booking": status_is(201)},
+        )
+        await database_ceilings(report, captures, dsn=dsn, group=group, args=args, app=app)
 
 
 async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -503,10 +549,16 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
             log=log,
         )
         report["data"]["webhooks"] = dataset.facts
-        kept = list(dict.fromkeys(event.payment for event in dataset.events))[:c]
+        payments = list(dict.fromkeys(event.payment for event in dataset.events))
+        kept = payments[:c]
         kept_back = [next(e for e in dataset.events if e.payment == payment) for payment in sorted(kept)]
-        events = [event for event in dataset.events if event.payment not in kept]
+        # A third of the other payments' events are kept for the app's turns with its stack floor (stack_floors),
+        # delivered the same way: every event once, 30% repeated, shuffled.
+        for_turns = set(payments[c:][::3])
+        events = [event for event in dataset.events if event.payment not in kept and event.payment not in for_turns]
+        turn_events = [event for event in dataset.events if event.payment in for_turns]
         sent = webhooks.deliveries(events, repeats=round(len(events) * 0.3), rng=rng)
+        turns_sent = webhooks.deliveries(turn_events, repeats=round(len(turn_events) * 0.3), rng=rng)
         warm = webhooks.warmup_events(args.warmup)
 
         def signed(event: webhooks_data.Event) -> tuple[bytes, dict[str, str]]:
@@ -546,7 +598,13 @@ async def webhooks_group(args: argparse.Namespace, report: dict[str, Any]) -> No
                     return call
 
                 captures = [await capture.capture("webhook delivery", client, [deliver(event) for event in kept_back])]
-    await database_ceilings(report, captures, dsn=dsn, group=group, args=args)
+
+        def turn_requests(base: str) -> list[bytes]:
+            return [raw_post(base, webhooks.WEBHOOK, *signed(event)) for event in [*warm, *(d.event for d in turns_sent)]]
+
+        with environment({"STRIPE_API_BASE": stripe_base, "STRIPE_API_KEY": "sk_test_benchmark", "STRIPE_WEBHOOK_SECRET": secret}):
+            app = AppTurns(url, {"webhook delivery": turn_requests}, {"webhook delivery": status_is(200)})
+            await database_ceilings(report, captures, dsn=dsn, group=group, args=args, app=app)
 
 
 async def slot_algorithm_cpu(calls: list[Callable[[httpx.AsyncClient], Awaitable[bool]]], client: httpx.AsyncClient) -> float:
@@ -561,9 +619,24 @@ async def slot_algorithm_cpu(calls: list[Callable[[httpx.AsyncClient], Awaitable
     return statistics.median(spent)
 
 
-async def stack_floors(report: dict[str, Any], captures: list[Captured], *, url: str, group: str, args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class AppTurns:
+    """The app's side of the floor's phase: per captured scenario, its requests (warm-up first) for a server at
+    the given base URL, and the answer that counts as done. Requests that change data are fresh ones: joins
+    under a tag of their own, free slots and Stripe events the app's own phase never touched."""
+
+    url: str
+    requests: dict[str, Callable[[str], list[bytes]]]
+    checks: dict[str, Check]
+
+
+async def stack_floors(
+    report: dict[str, Any], captures: list[Captured], *, url: str, group: str, args: argparse.Namespace, app: AppTurns
+) -> None:
     """Each captured scenario's statements replayed by raw asyncpg from floor_app.py's endpoint (the stack floor),
-    under the same server settings, client and in-flight count as the app; its CPU per request is the floor."""
+    under the same server settings, client and in-flight count as the app, in turns with the app's own requests
+    of the scenario (phases.drive_in_turns): the app's CPU per request over the floor's is taken over the same
+    minutes."""
     capture = floor_capture([captured for captured in captures if captured.name in FLOOR_SCENARIOS])
     if not capture.scenarios:
         return
@@ -571,24 +644,41 @@ async def stack_floors(report: dict[str, Any], captures: list[Captured], *, url:
     save_capture(capture, path)
     c, warm = args.concurrency, args.warmup
     try:
-        with environment({"FLOOR_CAPTURE": str(path)}):
-            async with running_server(url, workers=args.server_workers, separate_ports=True, app="benchmarks.floor_app:app") as server:
-                for captured in captures:
-                    if captured.name not in FLOOR_SCENARIOS:
-                        continue
-                    count = args.searches if captured.name == SLOT_SEARCH else args.requests
-                    log(f"  stack floor: {captured.name} ({captured.statements_per_request:.1f} statements per request), {c} in flight ...")
-                    requests = [request_bytes(server.base_url, "GET", capture.path(captured.name, i)) for i in range(count + warm)]
-                    series = await drive(
-                        server, f"stack floor: {captured.name}", requests, concurrency=c, check=status_is(200), warmup=warm
-                    )
-                    report["floors"][captured.name] = series.summary() | {"group": group, "statements": captured.statements_per_request}
+        async with running_server(app.url, workers=args.server_workers, separate_ports=True) as app_server:
+            with environment({"FLOOR_CAPTURE": str(path)}):
+                async with running_server(url, workers=args.server_workers, separate_ports=True, app="benchmarks.floor_app:app") as server:
+                    for captured in captures:
+                        if captured.name not in FLOOR_SCENARIOS:
+                            continue
+                        own = app.requests[captured.name](app_server.base_url)
+                        count = len(own) - warm
+                        log(
+                            f"  stack floor: {captured.name} ({captured.statements_per_request:.1f} statements per request), "
+                            f"{c} in flight, in {args.turns} turns with the app's ..."
+                        )
+                        replays = [request_bytes(server.base_url, "GET", capture.path(captured.name, i)) for i in range(count + warm)]
+                        mine, floor = await drive_in_turns(
+                            [
+                                (app_server, captured.name, own, app.checks[captured.name]),
+                                (server, f"stack floor: {captured.name}", replays, status_is(200)),
+                            ],
+                            concurrency=c,
+                            warmup=warm,
+                            turns=args.turns,
+                        )
+                        report["floors"][captured.name] = floor.summary() | {
+                            "group": group,
+                            "statements": captured.statements_per_request,
+                            "app": mine.summary(),
+                        }
     finally:
         path.unlink(missing_ok=True)
 
 
-async def database_ceilings(report: dict[str, Any], captures: list[Captured], *, dsn: str, group: str, args: argparse.Namespace) -> None:
-    await stack_floors(report, captures, url=dsn, group=group, args=args)
+async def database_ceilings(
+    report: dict[str, Any], captures: list[Captured], *, dsn: str, group: str, args: argparse.Namespace, app: AppTurns
+) -> None:
+    await stack_floors(report, captures, url=dsn, group=group, args=args, app=app)
     for captured in captures if not args.floor_only else ():
         log(f"  pgbench: {captured.name} ({captured.statements_per_request:.1f} statements per request), {args.concurrency} clients ...")
         result = await pgbench(dsn, captured, clients=args.concurrency, seconds=args.pgbench_seconds)
@@ -621,9 +711,11 @@ def ratios(report: dict[str, Any]) -> None:
         row["database_cpu_share"] = replay_cpu / app_cpu if same_connections and app_cpu and replay_cpu else None
         floor = report.get("floors", {}).get(row["capture"] or "")
         if floor and floor["concurrency"] == row["concurrency"]:
+            # The app's CPU from its turns beside the floor, not from its own phase minutes before.
             extra = report.get("slot algorithm cpu ms", 0.0) if row["capture"] == SLOT_SEARCH else 0.0
             row["floor_cpu_ms"], row["algorithm_cpu_ms"] = floor["app_cpu_ms"], extra
-            row["over_floor"] = over_floor(row.get("app_cpu_ms"), floor["app_cpu_ms"], extra)
+            row["app_cpu_ms_in_turns"] = floor["app"]["app_cpu_ms"]
+            row["over_floor"] = over_floor(row["app_cpu_ms_in_turns"], floor["app_cpu_ms"], extra)
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -781,20 +873,23 @@ def markdown(report: dict[str, Any]) -> str:
             "Each scenario's captured statements replayed by raw asyncpg inside a trivial Litestar endpoint "
             "(`benchmarks/floor_app.py`: BEGIN, the statements, ROLLBACK; answers a row count) on the same uvicorn settings, "
             "client and in-flight count. App CPU is the app processes' CPU time over the measured requests, from `/proc`. "
+            f"The floor and the app's own requests of the scenario (fresh ones where they change data) take turns, "
+            f"{report['arguments']['turns']} batches each, so both are measured over the same minutes; the app's CPU in its own "
+            "phase (the table above) is beside it. "
             "The slot search's floor is joined by its algorithm's own CPU (the service's calls into `slots.py`, "
             "timed in-process, median of 40 searches).",
             "",
-            "| scenario | statements | in flight | floor per second | floor app CPU ms | app CPU ms | algorithm CPU ms | app "
-            "CPU over floor |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | statements | in flight | floor per second | floor app CPU ms | app CPU ms in turns | app CPU ms in its "
+            "phase | algorithm CPU ms | app CPU over floor |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in report["scenarios"]:
             if "over_floor" in row:
                 floor = report["floors"][row["capture"]]
                 lines.append(
                     f"| {row['operation']} | {floor['statements']:.0f} | {row['concurrency']} | {floor['per_second']:.0f} | "
-                    f"{_ms(row['floor_cpu_ms'])} | {_ms(row.get('app_cpu_ms'))} | {_ms(row['algorithm_cpu_ms'] or None)} | "
-                    f"{_ms(row['over_floor'])}x |"
+                    f"{_ms(row['floor_cpu_ms'])} | {_ms(row['app_cpu_ms_in_turns'])} | {_ms(row.get('app_cpu_ms'))} | "
+                    f"{_ms(row['algorithm_cpu_ms'] or None)} | {_ms(row['over_floor'])}x |"
                 )
     if "soak" in report:
         soak_ = report["soak"]
