@@ -56,8 +56,8 @@ def _innermost(session: AsyncSession) -> Any:
 async def _driver(session: AsyncSession) -> tuple[Callable[[], Awaitable[None]], Any, Any]:
     """How to discard the connection (it was lost), its dialect adapter, and asyncpg's connection.
 
-    A request's session (db/request_connection.py) whose ORM has no transaction open runs on the pool connection
-    the driver holds for it. Otherwise the session's connection, kept in session.info for the session's current
+    A request's session (db/request_connection.py) whose ORM has no connection yet runs on the pool connection the
+    driver holds for it. Otherwise the session's connection, kept in session.info for the session's current
     transaction: asking the session again (two greenlet hops) was half of a statement's cost here. A new transaction
     (after a commit or rollback), a failure, and entering or leaving a nested one (`begin_nested()`) ask again:
     asking is what makes SQLAlchemy send the SAVEPOINT, so a failure inside rolls back to it and leaves the
@@ -67,7 +67,9 @@ async def _driver(session: AsyncSession) -> tuple[Callable[[], Awaitable[None]],
     if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
         _, invalidate, adapted, raw = held
         return invalidate, adapted, raw
-    if transaction is None and isinstance(session.sync_session, RequestSession):
+    if isinstance(session.sync_session, RequestSession) and (transaction is None or not transaction._connections):
+        # No transaction, or one the session began without a connection yet: Session.add() begins one (a row
+        # loaded on the driver is added to the session), and only a flush or a query makes it take a connection.
         own = session.info.get(OWN_CONNECTION) or await RequestConnection.check_out(session.sync_session)
         return own.invalidate, own.adapted, own.raw
     connection = await session.connection()

@@ -74,6 +74,30 @@ async def test_the_orm_joins_the_drivers_transaction_on_the_same_connection(
     assert await stored(pool_engine, key) == (2 if commit else 0)
 
 
+async def test_a_row_loaded_on_the_driver_keeps_the_request_on_its_connection(
+    pool_engine: AsyncEngine, requests: async_sessionmaker[AsyncSession]
+) -> None:
+    """Putting a loaded row in the session begins the ORM's transaction (Session.add) but takes no connection: the
+    statements after it stay on the driver's, and the request ends there; a change to the row still reaches the
+    database, through the session."""
+    key = uuid.uuid4().hex
+    for change in (False, True):
+        session = requests()
+        inserted = await driver.fetchval(session, INSERT + " RETURNING id", key)
+        event = await driver.load(session, RateLimitEvent, inserted)
+        assert event is not None and session.sync_session.get_transaction() is not None
+        assert await driver.fetchval(session, COUNT, key) == 1 + change
+        assert not session.info[OWN_CONNECTION].joined  # the ORM has not asked for a connection
+        if change:
+            event.bucket = "probe-changed"
+        await end_request_session(session, commit=True)
+        assert checked_out(pool_engine) == 0
+    assert await stored(pool_engine, key) == 2
+    async with make_request_session_factory(pool_engine)() as reader:
+        changed = "SELECT count(*) FROM rate_limit_event WHERE key = $1 AND bucket = 'probe-changed'"
+        assert await driver.fetchval(reader, changed, key) == 1
+
+
 async def test_pending_orm_changes_are_sent_and_committed_with_the_drivers_statements(
     pool_engine: AsyncEngine, requests: async_sessionmaker[AsyncSession]
 ) -> None:
