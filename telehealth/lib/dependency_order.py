@@ -4,6 +4,11 @@ bought nothing and cost every request 0.1-0.2 ms of CPU: a tenth of a booking's 
 "The sixth session"). Here each depth's dependencies are resolved in turn, in the request's own task, the plain
 ones first and generators (the database session) last, so a refusal (not signed in) opens nothing to close.
 
+A dependency whose parameters are only Litestar's own values (the request, the app's state, the ASGI scope: every
+one of the app's, telehealth/dependencies.py) gets them as they are. Litestar passes every dependency's arguments
+through its signature model (msgspec's convert, built for values from the client) even then: 20-25 us of CPU a
+dependency, five of them on a booking.
+
 This replaces one method of Litestar's KwargsModel (a private class: tests/unit/lib/test_dependency_order.py fails
 if a Litestar upgrade moves it or changes what the method must do).
 """
@@ -16,6 +21,11 @@ from litestar._kwargs.cleanup import DependencyCleanupGroup
 from litestar._kwargs.dependencies import DependencyContainer, resolve_dependency
 from litestar._kwargs.kwargs_model import KwargsModel
 from litestar.connection import ASGIConnection
+from litestar.datastructures.state import ImmutableState
+from litestar.utils.compat import async_next
+
+# Litestar's reserved parameters that it fills from the connection itself, never from what the client sent.
+_FROM_CONNECTION = frozenset({"request", "state", "scope"})
 
 
 def _order(dependency: DependencyContainer) -> tuple[bool, str]:
@@ -30,12 +40,43 @@ async def _resolve_in_turn(
     try:
         for batch in self.dependency_batches:
             for dependency in sorted(batch, key=_order):
-                await resolve_dependency(dependency, connection, kwargs, cleanup_group)
+                await _resolve(dependency, connection, kwargs, cleanup_group)
     except BaseException as error:
         # A generator already started (a session opened in an earlier depth) sees the failure, as the handler's would.
         await cleanup_group.close(error)
         raise
     return cleanup_group
+
+
+async def _resolve(
+    dependency: DependencyContainer,
+    connection: ASGIConnection[Any, Any, Any, Any],
+    kwargs: dict[str, Any],
+    cleanup_group: DependencyCleanupGroup,
+) -> None:
+    """Litestar's resolve_dependency, without the signature model for a dependency that takes only Litestar's own
+    values (nothing in them to parse or to refuse)."""
+    provide = dependency.provide
+    fields = provide.signature_model._fields
+    if not fields.keys() <= _FROM_CONNECTION:
+        await resolve_dependency(dependency, connection, kwargs, cleanup_group)
+        return
+    value = await provide(**{name: _as_declared(kwargs[name], fields[name].annotation) for name in fields})
+    if provide.has_sync_generator_dependency:
+        cleanup_group.add(value)
+        value = next(value)
+    elif provide.has_async_generator_dependency:
+        cleanup_group.add(value)
+        value = await async_next(value)
+    kwargs[dependency.key] = value
+
+
+def _as_declared(value: Any, annotation: Any) -> Any:
+    """Litestar hands the app's state as its dict, and its signature model makes it the State class the parameter
+    declares (State(dict) wraps it, no copy); the request and the scope are passed as they are."""
+    if isinstance(annotation, type) and issubclass(annotation, ImmutableState) and not isinstance(value, annotation):
+        return annotation(value)
+    return value
 
 
 def resolve_dependencies_in_turn() -> None:

@@ -1,13 +1,18 @@
-"""Dependencies resolved in turn, in the request's own task (telehealth/lib/dependency_order.py)."""
+"""Dependencies resolved in turn, in the request's own task, Litestar's own values passed as they are
+(telehealth/lib/dependency_order.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any, NoReturn
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery
 from litestar.testing import AsyncTestClient
+from litestar.types import Scope
 
 from telehealth.lib.dependency_order import resolve_dependencies_in_turn
 
@@ -86,3 +91,31 @@ async def test_a_failure_after_a_generator_started_is_thrown_into_it() -> None:
     async with AsyncTestClient(Litestar([handler])) as client:
         assert (await client.get("/")).status_code == 500
     assert [type(error) for error in seen] == [LookupError]
+
+
+async def test_litestars_own_values_reach_a_dependency_as_they_are_and_the_clients_are_still_parsed() -> None:
+    seen: dict[str, object] = {}
+
+    def own(request: Request[Any, Any, Any], state: State, scope: Scope) -> int:
+        seen.update(request=request.scope is scope, state=type(state) is State)
+        return 1
+
+    def number(n: FromQuery[int]) -> int:  # a query parameter: the client's, parsed and refused as ever
+        return n
+
+    provided = Provide(own, sync_to_thread=False)
+
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("the signature model parsed Litestar's own values")
+
+    @get("/", dependencies={"own": provided, "number": Provide(number, sync_to_thread=False)})
+    async def handler(own: NamedDependency[int], number: NamedDependency[int]) -> dict[str, int]:
+        return {"sum": own + number}
+
+    app = Litestar([handler])
+    provided.signature_model.parse_values_from_connection_kwargs = refuse  # type: ignore[method-assign]
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/", params={"n": "2"})).json() == {"sum": 3}
+        refused = await client.get("/", params={"n": "two"})
+    assert seen == {"request": True, "state": True}
+    assert refused.status_code == 400 and "n" in refused.text
