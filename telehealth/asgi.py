@@ -40,6 +40,7 @@ from telehealth.devtools.demo_clock import follow_offset, refresh_offset
 from telehealth.lib.clock import Clock, OffsetClock
 from telehealth.lib.dependency_order import resolve_dependencies_in_turn
 from telehealth.lib.error_handlers import EXCEPTION_HANDLERS
+from telehealth.lib.guard_calls import guards_get_the_handler_itself
 from telehealth.lib.logging import logging_config
 from telehealth.lib.openapi import JsonDocument, YamlDocument
 from telehealth.lib.security_headers import STRIPE_CHECKOUT_ORIGIN, SecurityHeadersMiddleware
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     settings.validate()
     clock = make_clock(settings, clock)
     resolve_dependencies_in_turn()
+    guards_get_the_handler_itself()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
