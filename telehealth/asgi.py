@@ -49,7 +49,7 @@ from telehealth.outbox.worker import WorkerContext, run_worker
 from telehealth.routes import ROUTE_HANDLERS
 from telehealth.settings import Settings, get_settings
 from telehealth.system.metrics import MetricsMiddleware, RequestMetrics
-from telehealth.templating import configure_template_engine
+from telehealth.templating import configure_template_engine, pages_are_html
 from telehealth.wiring import make_clock, make_mailer
 
 logger = logging.getLogger("telehealth")
@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             SessionAuthMiddleware(),
             CsrfMiddleware(),  # the origin check and a token bound to the session (accounts/csrf.py)
         ],
+        after_request=pages_are_html,
         template_config=TemplateConfig(
             directory=TEMPLATES_DIR,
             engine=JinjaTemplateEngine,
