@@ -3,7 +3,8 @@ pages that may hold health data."""
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
+from collections.abc import Iterable
+
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,23 +30,33 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
     def __init__(self, *, hsts: bool, payment_page_origin: str = STRIPE_CHECKOUT_ORIGIN) -> None:
         self.hsts = hsts
         self.policy = content_security_policy(payment_page_origin)
+        ours = [
+            ("content-security-policy", self.policy),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("x-content-type-options", "nosniff"),
+            ("permissions-policy", "geolocation=(), microphone=(self), camera=(self), interest-cohort=()"),
+            ("cross-origin-opener-policy", "same-origin"),
+        ]
+        if hsts:
+            ours.append(("strict-transport-security", "max-age=63072000; includeSubDomains"))
+        # Encoded once: setting each through MutableScopeHeaders encoded and searched the list again per response.
+        self._static = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in ours]
+        self._pages = [*self._static, (b"cache-control", b"no-store")]
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        is_static = scope["path"].startswith("/static/")
+        ours = self._static if scope["path"].startswith("/static/") else self._pages
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                headers["Content-Security-Policy"] = self.policy
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "no-referrer"
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["Permissions-Policy"] = "geolocation=(), microphone=(self), camera=(self), interest-cohort=()"
-                headers["Cross-Origin-Opener-Policy"] = "same-origin"
-                if not is_static:
-                    headers["Cache-Control"] = "no-store"
-                if self.hsts:
-                    headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+                message["headers"] = with_ours(message.get("headers", ()), ours)
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
+
+
+def with_ours(headers: Iterable[tuple[bytes, bytes]], ours: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers with ours in place of any of the same names: a handler's own Cache-Control or policy
+    gives way to ours, as it always has."""
+    names = {name for name, _ in ours}
+    return [header for header in headers if header[0].lower() not in names] + ours
