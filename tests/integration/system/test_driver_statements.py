@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Date, String, bindparam, literal, literal_column, select, text
+from sqlalchemy import Date, String, bindparam, inspect, literal, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -221,11 +221,14 @@ async def test_a_row_read_on_the_driver_is_in_the_session_as_if_loaded(session_f
         event.listen(session.sync_session, "after_flush", lambda s, _: updates.extend(repr(o) for o in s.dirty))
         await session.flush()
         assert updates == [] and event_row in session  # persistent and unchanged: nothing to write
+        state = inspect(event_row)
+        assert state.persistent and state.session is session.sync_session and not state.modified
         assert driver.loaded(session, RateLimitEvent, await driver.fetchrow(session, row, key)) is event_row  # the session's own
         event_row.bucket = "changed"  # changed as any loaded object: the ORM writes it
         await session.flush()
         assert (await driver.fetchrow(session, row, key))["bucket"] == "changed"
         await session.rollback()
+    assert inspect(event_row).detached  # the session's close lets it go, as any loaded object
 
 
 async def test_load_locks_the_row_and_refresh_reads_it_again_unchanged(session_factory: async_sessionmaker[AsyncSession]) -> None:

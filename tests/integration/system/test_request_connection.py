@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
 
 from telehealth.db import driver
 from telehealth.db.engine import end_request_session, make_engine, make_request_session_factory
@@ -74,28 +76,35 @@ async def test_the_orm_joins_the_drivers_transaction_on_the_same_connection(
     assert await stored(pool_engine, key) == (2 if commit else 0)
 
 
-async def test_a_row_loaded_on_the_driver_keeps_the_request_on_its_connection(
+async def test_a_row_put_in_the_session_keeps_the_request_on_its_connection(
     pool_engine: AsyncEngine, requests: async_sessionmaker[AsyncSession]
 ) -> None:
-    """Putting a loaded row in the session begins the ORM's transaction (Session.add) but takes no connection: the
-    statements after it stay on the driver's, and the request ends there; a change to the row still reaches the
-    database, through the session."""
+    """A row written on the driver and put in the session as stored (make_transient_to_detached and add, as the
+    booking's new appointment is) begins the session's transaction but takes no connection; a row loaded on the
+    driver begins none. The statements after either stay on the driver's connection, and the request ends there;
+    a change to such a row still reaches the database, through the session."""
     key = uuid.uuid4().hex
     for change in (False, True):
         session = requests()
         inserted = await driver.fetchval(session, INSERT + " RETURNING id", key)
-        event = await driver.load(session, RateLimitEvent, inserted)
-        assert event is not None and session.sync_session.get_transaction() is not None
+        written = driver.built(RateLimitEvent, {"id": inserted, "bucket": "probe", "key": key, "occurred_at": datetime.now(UTC)})
+        make_transient_to_detached(written)
+        session.add(written)
+        assert session.sync_session.get_transaction() is not None  # Session.add() began it
+        assert await driver.load(session, RateLimitEvent, inserted) is written
         assert await driver.fetchval(session, COUNT, key) == 1 + change
         assert not session.info[OWN_CONNECTION].joined  # the ORM has not asked for a connection
         if change:
-            event.bucket = "probe-changed"
+            written.bucket = "probe-changed"
         await end_request_session(session, commit=True)
         assert checked_out(pool_engine) == 0
     assert await stored(pool_engine, key) == 2
     async with make_request_session_factory(pool_engine)() as reader:
         changed = "SELECT count(*) FROM rate_limit_event WHERE key = $1 AND bucket = 'probe-changed'"
         assert await driver.fetchval(reader, changed, key) == 1
+        loaded = await driver.load(reader, RateLimitEvent, inserted)
+        assert loaded is not None and reader.sync_session.get_transaction() is None  # loading begins no transaction
+        assert await driver.fetchval(reader, COUNT, key) == 2 and not reader.info[OWN_CONNECTION].joined
 
 
 async def test_pending_orm_changes_are_sent_and_committed_with_the_drivers_statements(
