@@ -145,6 +145,16 @@ def loaded(session: AsyncSession, model: type[Loaded], record: Record, *, fresh:
     return instance
 
 
+def as_stored(session: AsyncSession, instance: Any) -> None:
+    """An object made by built() whose row a driver statement has just written, put in the session as that row (as
+    if loaded: persistent, unchanged), so no SELECT loads it back. make_transient_to_detached() and Session.add()
+    did the same with the extra passes _as_loaded() explains."""
+    state = inspect(instance)
+    if state.key is not None or state.session_id is not None or state.modified:
+        raise ValueError("as_stored() takes an object built() and not yet in a session")
+    _as_loaded(session.sync_session, instance, state.mapper.identity_key_from_instance(instance))
+
+
 def _as_loaded(sync: Any, instance: Any, key: Any) -> None:
     """In the session's identity map the way SQLAlchemy's loading puts a row it read (orm/loading.py,
     `_instance`): the identity key, the session's id, the map. make_transient_to_detached() and Session.add()

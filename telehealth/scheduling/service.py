@@ -20,7 +20,6 @@ from typing import NamedTuple, Protocol
 from sqlalchemy import bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 
 from telehealth.accounts.models import Patient, UserAccount
@@ -459,8 +458,7 @@ async def _insert_unless_taken(session: AsyncSession, appointment: Appointment) 
 
     if await write_or_find_conflict(session, insert) is not None or not stored or stored[0] is None:
         return False
-    make_transient_to_detached(appointment)  # the row as written: no SELECT to load it back
-    session.add(appointment)
+    driver.as_stored(session, appointment)  # the row as written: no SELECT to load it back
     return True
 
 

@@ -301,3 +301,27 @@ def test_built_holds_what_the_constructor_would_and_refuses_what_it_would_leave_
         driver.built(Appointment, values | {"colour": "red"})
     with pytest.raises(TypeError, match="required"):
         driver.built(Appointment, {k: v for k, v in values.items() if k != "clinician_id"})
+
+
+async def test_a_row_written_on_the_driver_is_in_the_session_as_stored(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    from datetime import UTC, datetime
+
+    from telehealth.system.models import RateLimitEvent
+
+    key = f"driver-{uuid.uuid4().hex[:8]}"
+    async with session_factory() as session:
+        values = {"bucket": "probe", "key": key, "occurred_at": datetime.now(UTC)}
+        row_id = await driver.fetchval(
+            session, "INSERT INTO rate_limit_event (bucket, key, occurred_at) VALUES ($1, $2, $3) RETURNING id", *values.values()
+        )
+        written = driver.built(RateLimitEvent, {"id": row_id, **values})
+        driver.as_stored(session, written)
+        state = inspect(written)
+        assert state.persistent and state.session is session.sync_session and not state.modified
+        assert await driver.load(session, RateLimitEvent, row_id) is written  # the session's own, no second object
+        with pytest.raises(ValueError):
+            driver.as_stored(session, written)  # already in a session
+        written.bucket = "changed"  # changed as any loaded object: the ORM writes it
+        await session.flush()
+        assert await driver.fetchval(session, "SELECT bucket FROM rate_limit_event WHERE id = $1", row_id) == "changed"
+        await session.rollback()
