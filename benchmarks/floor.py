@@ -4,7 +4,8 @@ in-flight count as the app. The app's CPU per request over the floor's is how mu
 
     python -m benchmarks floor [--only scheduling]    # only what the floor needs: no soak, race or pgbench
 
-The suite (suite.py) runs the floor after each group's capture; `floor` is the suite cut down to the
+The suite (suite.py) runs the floor after each group's capture, in turns with the app's own requests of the
+scenario (batch by batch, so both are measured over the same minutes); `floor` is the suite cut down to the
 scenarios that have a floor, for iterating on the app's CPU cheaply (nothing is written).
 """
 

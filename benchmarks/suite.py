@@ -26,7 +26,8 @@ database's ceiling. Each scenario's throughput is reported as a share of both ce
 
 The third ceiling, the stack floor (floor.py, issue 24): the same captured statements replayed by raw asyncpg
 from a trivial Litestar endpoint (floor_app.py) under the same uvicorn settings, client and in-flight count;
-each scenario's app CPU per request is reported over the floor's ("app CPU over floor"). For the slot search
+each scenario's app CPU per request is reported over the floor's ("app CPU over floor"), both measured while the
+app (started again) and the floor take turns, batch by batch (phases.drive_in_turns). For the slot search
 the floor is joined by the CPU its own algorithm takes (slots.py, timed in-process while capturing).
 `python -m benchmarks floor` runs only what the floor needs.
 """
