@@ -28,10 +28,8 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     def __init__(self, *, hsts: bool, payment_page_origin: str = STRIPE_CHECKOUT_ORIGIN) -> None:
-        self.hsts = hsts
-        self.policy = content_security_policy(payment_page_origin)
         ours = [
-            ("content-security-policy", self.policy),
+            ("content-security-policy", content_security_policy(payment_page_origin)),
             ("x-frame-options", "DENY"),
             ("referrer-policy", "no-referrer"),
             ("x-content-type-options", "nosniff"),
