@@ -1,4 +1,5 @@
-"""The app served by uvicorn in subprocesses, as in production (no access log, no in-process worker).
+"""The app served by uvicorn in subprocesses, as in production (no access log, no in-process worker, templates not
+checked for edits on each render).
 
 With `separate_ports`, several app processes are separate uvicorns on ports of their own, and the load
 generator (phases.py) spreads its connections over them in turn, as the load balancer in front of
@@ -42,6 +43,7 @@ def server_environment(database_url: str) -> dict[str, str]:
         SEED_DEMO="false",
         AUTO_MIGRATE="false",
         RUN_WORKER_IN_PROCESS="false",
+        TEMPLATE_AUTO_RELOAD="false",  # pages rendered as production renders them: no check of the files for edits
         WAITLIST_JOINS_PER_IP_PER_HOUR="100000000",
     )
     return env

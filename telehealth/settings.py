@@ -311,10 +311,17 @@ class Settings:
     # The demo's movable clock (/dev/clock): on by itself for the embedded database; with a DATABASE_URL only when
     # DEMO_CLOCK=true; never in production (demo_clock_enabled).
     demo_clock: bool = setting(False, "DEMO_CLOCK")
+    # Whether a page render first checks its template files for edits: unset, outside production only. Benchmarks
+    # set it false to measure pages as production serves them (benchmarks/server.py).
+    template_auto_reload: bool | None = setting(None, "TEMPLATE_AUTO_RELOAD")
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def reloads_templates(self) -> bool:
+        return not self.is_production if self.template_auto_reload is None else self.template_auto_reload
 
     @property
     def demo_clock_enabled(self) -> bool:

@@ -27,7 +27,7 @@ async def pages_are_html(response: Response[Any]) -> Response[Any]:
 
 def configure_template_engine(engine: JinjaTemplateEngine, settings: Settings) -> None:
     env = engine.engine
-    env.auto_reload = not settings.is_production  # production never stats template files on each render
+    env.auto_reload = settings.reloads_templates  # production never stats template files on each render
     env.globals["clinic_name"] = settings.clinic_name
     env.globals["is_production"] = settings.is_production
     env.globals["us_states"] = US_STATES
