@@ -9,8 +9,13 @@ one of the app's, telehealth/dependencies.py) gets them as they are. Litestar pa
 through its signature model (msgspec's convert, built for values from the client) even then: 20-25 us of CPU a
 dependency, five of them on a booking.
 
-This replaces one method of Litestar's KwargsModel (a private class: tests/unit/lib/test_dependency_order.py fails
-if a Litestar upgrade moves it or changes what the method must do).
+The same holds for a route handler whose parameters are all dependencies or Litestar's own values (the dashboard's,
+every page's that reads nothing from the query): its signature model would convert values our own dependencies
+made, about 20 us a request. A handler with anything from the client (a path or query parameter, a body, a header)
+is parsed and refused as ever, and so is one whose dependency is missing (Litestar's error).
+
+This replaces one method of Litestar's KwargsModel and wraps one of its SignatureModel (private classes:
+tests/unit/lib/test_dependency_order.py fails if a Litestar upgrade moves them or changes what they must do).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from litestar._kwargs.cleanup import DependencyCleanupGroup
 from litestar._kwargs.dependencies import DependencyContainer, resolve_dependency
 from litestar._kwargs.kwargs_model import KwargsModel
+from litestar._signature.model import SignatureModel
 from litestar.connection import ASGIConnection
 from litestar.datastructures.state import ImmutableState
 from litestar.utils.compat import async_next
@@ -79,6 +85,23 @@ def _as_declared(value: Any, annotation: Any) -> Any:
     return value
 
 
+_litestar_parse = SignatureModel.parse_values_from_connection_kwargs.__func__  # type: ignore[attr-defined]
+_ALL_GIVEN: dict[type[SignatureModel], bool] = {}  # per handler's signature model: every parameter ours or Litestar's
+
+
+def _parse_unless_all_given(cls: type[SignatureModel], connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Litestar's parse, unless every parameter is a dependency or Litestar's own value and every one was given."""
+    all_given = _ALL_GIVEN.get(cls)
+    if all_given is None:
+        all_given = _ALL_GIVEN[cls] = cls._fields.keys() <= cls._dependency_name_set | _FROM_CONNECTION
+    if not all_given or not cls._fields.keys() <= kwargs.keys():
+        parsed: dict[str, Any] = _litestar_parse(cls, connection, kwargs)
+        return parsed
+    return {name: _as_declared(kwargs[name], field.annotation) for name, field in cls._fields.items()}
+
+
 def resolve_dependencies_in_turn() -> None:
-    """Make every Litestar app of this process resolve dependencies in turn (idempotent)."""
+    """Make every Litestar app of this process resolve dependencies in turn, and hand a handler that takes nothing
+    from the client its arguments as they are (idempotent)."""
     KwargsModel.resolve_dependencies = _resolve_in_turn  # type: ignore[method-assign]
+    SignatureModel.parse_values_from_connection_kwargs = classmethod(_parse_unless_all_given)  # type: ignore[method-assign,assignment]

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
+import pytest
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -14,6 +15,7 @@ from litestar.params import FromQuery
 from litestar.testing import AsyncTestClient
 from litestar.types import Scope
 
+from telehealth.lib import dependency_order
 from telehealth.lib.dependency_order import resolve_dependencies_in_turn
 
 resolve_dependencies_in_turn()
@@ -119,3 +121,41 @@ async def test_litestars_own_values_reach_a_dependency_as_they_are_and_the_clien
         refused = await client.get("/", params={"n": "two"})
     assert seen == {"request": True, "state": True}
     assert refused.status_code == 400 and "n" in refused.text
+
+
+async def test_a_handler_taking_nothing_from_the_client_gets_its_arguments_as_given_and_one_that_does_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    litestar_parse = dependency_order._litestar_parse
+
+    def counted(cls: Any, connection: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        parsed.append(cls.__name__)
+        result: dict[str, Any] = litestar_parse(cls, connection, kwargs)
+        return result
+
+    monkeypatch.setattr(dependency_order, "_litestar_parse", counted)
+    marker = object()
+
+    def made() -> object:
+        return marker
+
+    seen: dict[str, object] = {}
+
+    @get("/given", dependencies={"made": Provide(made, sync_to_thread=False)})
+    async def given(made: NamedDependency[object], request: Request[Any, Any, Any], state: State) -> dict[str, bool]:
+        seen.update(same=made is marker, state=type(state) is State, request=isinstance(request, Request))
+        return {"ok": True}
+
+    @get("/items", dependencies={"made": Provide(made, sync_to_thread=False)})
+    async def item(number: FromQuery[int], made: NamedDependency[object]) -> dict[str, int]:
+        return {"number": number}
+
+    async with AsyncTestClient(Litestar([given, item])) as client:
+        assert (await client.get("/given")).json() == {"ok": True}
+        assert parsed == []  # no signature model ran: the handler's parameters were all ours
+        assert (await client.get("/items", params={"number": "7"})).json() == {"number": 7}
+        refused = await client.get("/items", params={"number": "seven"})
+    assert seen == {"same": True, "state": True, "request": True}
+    assert parsed == ["item_signature_model"] * 2  # the query parameter is the client's: parsed and refused as ever
+    assert refused.status_code == 400 and "number" in refused.text
