@@ -29,7 +29,7 @@ from sqlalchemy import inspect
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, manager_of_class, set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine
@@ -61,15 +61,23 @@ async def _driver(session: AsyncSession) -> tuple[Callable[[], Awaitable[None]],
     (after a commit or rollback), a failure, and entering or leaving a nested one (`begin_nested()`) ask again:
     asking is what makes SQLAlchemy send the SAVEPOINT, so a failure inside rolls back to it and leaves the
     transaction usable, as for the session's own statements."""
-    transaction = _innermost(session)
+    sync = session.sync_session
+    own: RequestConnection | None = sync.info.get(OWN_CONNECTION)
+    nested = sync.get_nested_transaction()
+    if own is not None and own.orm is None and nested is None:
+        # A request's connection the ORM has not joined (its get_bind would have: RequestSession), outside any
+        # savepoint: every statement so far ran here. The common case, asked first.
+        return own.invalidate, own.adapted, own.raw
+    transaction = nested or sync.get_transaction()
     held = session.info.get(_HELD)
     if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
         _, invalidate, adapted, raw = held
         return invalidate, adapted, raw
-    if isinstance(session.sync_session, RequestSession) and (transaction is None or not transaction._connections):
+    if isinstance(sync, RequestSession) and nested is None and (transaction is None or not transaction._connections):
         # No transaction, or one the session began without a connection yet: Session.add() begins one (a row
         # loaded on the driver is added to the session), and only a flush or a query makes it take a connection.
-        own = session.info.get(OWN_CONNECTION) or await RequestConnection.check_out(session.sync_session)
+        # Inside begin_nested() the session is asked instead: asking is what sends the SAVEPOINT.
+        own = own or await RequestConnection.check_out(sync)
         return own.invalidate, own.adapted, own.raw
     connection = await session.connection()
     fairy = await connection.get_raw_connection()
@@ -161,7 +169,7 @@ def _as_loaded(sync: Any, instance: Any, key: Any) -> None:
     reach the same state with a committed-state pass, a cascade walk and attach events (about 40 us a row; the
     app listens to no ORM event). The dict was filled directly, so there is nothing to commit, and no transaction
     begins: reading a row begins none."""
-    state = inspect(instance)
+    state = instance_state(instance)
     state.key, state.identity_token = key, key[2]
     state.session_id = sync.hash_key
     sync.identity_map._add_unpresent(state, key)
@@ -178,7 +186,7 @@ def built(model: type[Loaded], values: Mapping[str, Any] | Record) -> Loaded:
     unknown = values.keys() - defaults.keys()
     if unknown:
         raise TypeError(f"{model.__name__} has no column {sorted(unknown)}")
-    instance = cast(Loaded, inspect(model).class_manager.new_instance())
+    instance = cast(Loaded, manager_of_class(model).new_instance())
     state = instance.__dict__  # what the ORM's instrumented attributes read
     for name, default in defaults.items():
         if name in values:
@@ -243,20 +251,21 @@ def _stored(instance: Any, record: Record) -> None:
     stored(instance, **dict(record.items()))
 
 
-_READABLE: set[type[Any]] = set()
+_READABLE: dict[type[Any], Any] = {}  # model -> its mapper, once checked
 
 
 def _readable(model: type[Any]) -> Any:
     """The model's mapper, once it is known that asyncpg's values are the ORM's for every column (checked once per
     model): refused when one needs the dialect's conversion on the way out (UTCDateTime's is not: asyncpg answers
     timestamptz in UTC)."""
-    mapper = inspect(model)
-    if model not in _READABLE:
+    mapper = _READABLE.get(model)
+    if mapper is None:
+        mapper = inspect(model)
         for prop in mapper.column_attrs:
             kind = prop.columns[0].type
             if not isinstance(kind, UTCDateTime) and kind.dialect_impl(DIALECT).result_processor(DIALECT, None) is not None:
                 raise ValueError(f"{model.__name__}.{prop.key} needs the dialect's conversion: load it through the ORM")
-        _READABLE.add(model)
+        _READABLE[model] = mapper
     return mapper
 
 

@@ -20,7 +20,9 @@ tests/unit/lib/test_dependency_order.py fails if a Litestar upgrade moves them o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from litestar._kwargs.cleanup import DependencyCleanupGroup
 from litestar._kwargs.dependencies import DependencyContainer, resolve_dependency
@@ -63,11 +65,16 @@ async def _resolve(
     """Litestar's resolve_dependency, without the signature model for a dependency that takes only Litestar's own
     values (nothing in them to parse or to refuse)."""
     provide = dependency.provide
-    fields = provide.signature_model._fields
-    if not fields.keys() <= _FROM_CONNECTION:
+    given = _GIVEN_AS.get(provide.signature_model)
+    if given is None:
+        fields = provide.signature_model._fields
+        given = _GIVEN_AS[provide.signature_model] = (
+            tuple((name, _wrapper(field.annotation)) for name, field in fields.items()) if fields.keys() <= _FROM_CONNECTION else ()
+        )
+    if not given:
         await resolve_dependency(dependency, connection, kwargs, cleanup_group)
         return
-    value = await provide(**{name: _as_declared(kwargs[name], fields[name].annotation) for name in fields})
+    value = await provide(**{name: kwargs[name] if wrap is None else wrap(kwargs[name]) for name, wrap in given})
     if provide.has_sync_generator_dependency:
         cleanup_group.add(value)
         value = next(value)
@@ -77,16 +84,27 @@ async def _resolve(
     kwargs[dependency.key] = value
 
 
-def _as_declared(value: Any, annotation: Any) -> Any:
+# Per dependency taking only Litestar's own values: each parameter's name and how its value is made what it declares
+# (None: as it is); an empty tuple for a dependency Litestar's own resolve_dependency handles. Worked out once.
+_GIVEN_AS: WeakKeyDictionary[type[SignatureModel], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = WeakKeyDictionary()
+
+
+def _wrapper(annotation: Any) -> Callable[[Any], Any] | None:
     """Litestar hands the app's state as its dict, and its signature model makes it the State class the parameter
     declares (State(dict) wraps it, no copy); the request and the scope are passed as they are."""
-    if isinstance(annotation, type) and issubclass(annotation, ImmutableState) and not isinstance(value, annotation):
-        return annotation(value)
-    return value
+    if isinstance(annotation, type) and issubclass(annotation, ImmutableState):
+        return lambda value: value if isinstance(value, annotation) else annotation(value)
+    return None
+
+
+def _as_declared(value: Any, annotation: Any) -> Any:
+    wrap = _wrapper(annotation)
+    return value if wrap is None else wrap(value)
 
 
 _litestar_parse = SignatureModel.parse_values_from_connection_kwargs.__func__  # type: ignore[attr-defined]
-_ALL_GIVEN: dict[type[SignatureModel], bool] = {}  # per handler's signature model: every parameter ours or Litestar's
+# Per handler's signature model (each app's own, let go with it): whether every parameter is ours or Litestar's.
+_ALL_GIVEN: WeakKeyDictionary[type[SignatureModel], bool] = WeakKeyDictionary()
 
 
 def _parse_unless_all_given(cls: type[SignatureModel], connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]) -> dict[str, Any]:

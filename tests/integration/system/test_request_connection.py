@@ -164,3 +164,30 @@ async def test_a_failed_statement_rolls_back_with_the_request(pool_engine: Async
         await driver.execute(session, "SELECT 1 / 0")
     await end_request_session(session, commit=False)
     assert checked_out(pool_engine) == 0 and await stored(pool_engine, key) == 0
+
+
+@pytest.mark.parametrize("orm_joined_first", [False, True])
+async def test_a_failure_inside_begin_nested_rolls_back_to_the_savepoint_and_the_request_goes_on(
+    pool_engine: AsyncEngine, requests: async_sessionmaker[AsyncSession], orm_joined_first: bool
+) -> None:
+    """A driver statement inside begin_nested() asks the session for its connection, which is what sends the
+    SAVEPOINT (the ORM then joins the request's connection if it had not): a failure inside rolls back to it and the
+    request's transaction goes on with what came before (the outbox's requeue relies on it). The held connection
+    alone would have sent no SAVEPOINT, and the failure would have aborted the whole transaction."""
+    outer, inner, after = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    session = requests()
+    await driver.execute(session, INSERT, outer)  # on the driver's own connection
+    if orm_joined_first:
+        await session.execute(text("SELECT 1"))
+        assert session.info[OWN_CONNECTION].joined
+    with pytest.raises(DBAPIError):
+        async with session.begin_nested():
+            await driver.execute(session, INSERT, inner)
+            await driver.execute(session, "SELECT 1 / $1::int", 0)
+    assert await driver.fetchval(session, COUNT, outer) == 1
+    assert await driver.fetchval(session, COUNT, inner) == 0
+    async with session.begin_nested():  # a savepoint that succeeds keeps its row
+        await driver.execute(session, INSERT, after)
+    await end_request_session(session, commit=True)
+    assert [await stored(pool_engine, key) for key in (outer, inner, after)] == [1, 0, 1]
+    assert checked_out(pool_engine) == 0
