@@ -186,7 +186,7 @@ def built(model: type[Loaded], values: Mapping[str, Any] | Record) -> Loaded:
     unknown = values.keys() - defaults.keys()
     if unknown:
         raise TypeError(f"{model.__name__} has no column {sorted(unknown)}")
-    instance = cast(Loaded, manager_of_class(model).new_instance())
+    instance: Loaded = manager_of_class(model).new_instance()
     state = instance.__dict__  # what the ORM's instrumented attributes read
     for name, default in defaults.items():
         if name in values:

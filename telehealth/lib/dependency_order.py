@@ -20,7 +20,7 @@ tests/unit/lib/test_dependency_order.py fails if a Litestar upgrade moves them o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -65,13 +65,8 @@ async def _resolve(
     """Litestar's resolve_dependency, without the signature model for a dependency that takes only Litestar's own
     values (nothing in them to parse or to refuse)."""
     provide = dependency.provide
-    given = _GIVEN_AS.get(provide.signature_model)
+    given = _as_given(provide.signature_model)
     if given is None:
-        fields = provide.signature_model._fields
-        given = _GIVEN_AS[provide.signature_model] = (
-            tuple((name, _wrapper(field.annotation)) for name, field in fields.items()) if fields.keys() <= _FROM_CONNECTION else ()
-        )
-    if not given:
         await resolve_dependency(dependency, connection, kwargs, cleanup_group)
         return
     value = await provide(**{name: kwargs[name] if wrap is None else wrap(kwargs[name]) for name, wrap in given})
@@ -84,9 +79,24 @@ async def _resolve(
     kwargs[dependency.key] = value
 
 
-# Per dependency taking only Litestar's own values: each parameter's name and how its value is made what it declares
-# (None: as it is); an empty tuple for a dependency Litestar's own resolve_dependency handles. Worked out once.
-_GIVEN_AS: WeakKeyDictionary[type[SignatureModel], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = WeakKeyDictionary()
+Given = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+# Per signature model (a dependency's or a route handler's, each app's own and let go with it): each parameter's name
+# and how its value becomes what it declares (None: as it is), or False when one comes from the client. Worked out once.
+_GIVEN: WeakKeyDictionary[type[SignatureModel], Given | bool] = WeakKeyDictionary()
+
+
+def _as_given(model: type[SignatureModel], dependencies: Collection[str] = ()) -> Given | None:
+    """How to hand over `model`'s arguments as they are, when every parameter is one of `dependencies` or Litestar's
+    own values; None when any comes from the client (Litestar's parse then)."""
+    found = _GIVEN.get(model)
+    if found is None:
+        fields = model._fields
+        found = _GIVEN[model] = (
+            tuple((name, _wrapper(field.annotation)) for name, field in fields.items())
+            if fields.keys() <= _FROM_CONNECTION.union(dependencies)
+            else False
+        )
+    return found if isinstance(found, tuple) else None
 
 
 def _wrapper(annotation: Any) -> Callable[[Any], Any] | None:
@@ -97,25 +107,18 @@ def _wrapper(annotation: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-def _as_declared(value: Any, annotation: Any) -> Any:
-    wrap = _wrapper(annotation)
-    return value if wrap is None else wrap(value)
-
-
 _litestar_parse = SignatureModel.parse_values_from_connection_kwargs.__func__  # type: ignore[attr-defined]
-# Per handler's signature model (each app's own, let go with it): whether every parameter is ours or Litestar's.
-_ALL_GIVEN: WeakKeyDictionary[type[SignatureModel], bool] = WeakKeyDictionary()
 
 
-def _parse_unless_all_given(cls: type[SignatureModel], connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _parse_unless_all_given(
+    cls: type[SignatureModel], connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """Litestar's parse, unless every parameter is a dependency or Litestar's own value and every one was given."""
-    all_given = _ALL_GIVEN.get(cls)
-    if all_given is None:
-        all_given = _ALL_GIVEN[cls] = cls._fields.keys() <= cls._dependency_name_set | _FROM_CONNECTION
-    if not all_given or not cls._fields.keys() <= kwargs.keys():
+    given = _as_given(cls, cls._dependency_name_set)
+    if given is None or any(name not in kwargs for name, _ in given):
         parsed: dict[str, Any] = _litestar_parse(cls, connection, kwargs)
         return parsed
-    return {name: _as_declared(kwargs[name], field.annotation) for name, field in cls._fields.items()}
+    return {name: kwargs[name] if wrap is None else wrap(kwargs[name]) for name, wrap in given}
 
 
 def resolve_dependencies_in_turn() -> None:

@@ -34,7 +34,9 @@ def _rendered_after_an_edit(tmp_path: Path, settings: Settings) -> str:
         ("production", True, "after"),
     ],
 )
-def test_an_edited_template_shows_only_where_templates_reload(tmp_path: Path, environment: str, auto_reload: bool | None, shown: str) -> None:
+def test_an_edited_template_shows_only_where_templates_reload(
+    tmp_path: Path, environment: str, auto_reload: bool | None, shown: str
+) -> None:
     settings = Settings(environment=environment, template_auto_reload=auto_reload)
     assert _rendered_after_an_edit(tmp_path, settings) == shown
 
