@@ -157,7 +157,7 @@ def as_stored(session: AsyncSession, instance: Any) -> None:
     """An object made by built() whose row a driver statement has just written, put in the session as that row (as
     if loaded: persistent, unchanged), so no SELECT loads it back. make_transient_to_detached() and Session.add()
     did the same with the extra passes _as_loaded() explains."""
-    state = inspect(instance)
+    state = instance_state(instance)
     if state.key is not None or state.session_id is not None or state.modified:
         raise ValueError("as_stored() takes an object built() and not yet in a session")
     _as_loaded(session.sync_session, instance, state.mapper.identity_key_from_instance(instance))

@@ -39,22 +39,31 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
         if hsts:
             ours.append(("strict-transport-security", "max-age=63072000; includeSubDomains"))
         # Encoded once: setting each through MutableScopeHeaders encoded and searched the list again per response.
-        self._static = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in ours]
-        self._pages = [*self._static, (b"cache-control", b"no-store")]
+        static = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in ours]
+        self._static = Ours(static)
+        self._pages = Ours([*static, (b"cache-control", b"no-store")])
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         ours = self._static if scope["path"].startswith("/static/") else self._pages
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = with_ours(message.get("headers", ()), ours)
+                message["headers"] = ours.put_on(message.get("headers", ()))
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
 
 
-def with_ours(headers: Iterable[tuple[bytes, bytes]], ours: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The response's headers with ours in place of any of the same names: a handler's own Cache-Control or policy
-    gives way to ours, as it always has."""
-    names = {name for name, _ in ours}
-    return [header for header in headers if header[0].lower() not in names] + ours
+class Ours:
+    """Our encoded headers for one kind of answer, with their names (lower case) worked out once."""
+
+    __slots__ = ("headers", "names")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.headers = headers
+        self.names = frozenset(name for name, _ in headers)
+
+    def put_on(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The response's headers with ours in place of any of the same names: a handler's own Cache-Control or
+        policy gives way to ours, as it always has."""
+        return [header for header in headers if header[0].lower() not in self.names] + self.headers
