@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Index, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
@@ -20,8 +20,8 @@ class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
         CheckConstraint(f"status IN ({STATUS_VALUES})", name="status_known"),
-        # The worker's claim query reads only live jobs, in due order.
-        Index("ix_job_due", "run_at", postgresql_where=text("status IN ('queued', 'running')")),
+        # The worker's claim query reads only live jobs, in due order, then in the order they were queued.
+        Index("ix_job_due_in_order", "run_at", "queued_seq", postgresql_where=text("status IN ('queued', 'running')")),
         # A job with a dedupe key exists once while it is live (e.g. one reminder per appointment).
         Index(
             "uq_job_live_dedupe_key",
@@ -43,6 +43,10 @@ class Job(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime = utc_timestamp(default_now=True)
     finished_at: datetime | None = utc_timestamp(nullable=True)
+    # Jobs due at the same moment run in the order they were queued (run_at and created_at are the caller's
+    # clock and tie within a request): the database numbers each row as it is inserted. NULL only on jobs queued
+    # before migration 0033.
+    queued_seq: int | None = Field(default=None, sa_column=Column(BigInteger, server_default=text("nextval('job_queued_seq')")))
 
 
 class PeriodicTask(SQLModel, table=True):

@@ -68,7 +68,8 @@ def retry_delay(attempts: int) -> timedelta:
 
 async def claim_due_jobs(context: WorkerContext, *, limit: int = 1) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (queued and due, or running with a lapsed lease), skipping rows another
-    worker is claiming. Due times and leases are read and written in the database's clock (db/clock.py)."""
+    worker is claiming, in due order and then in the order they were queued. Due times and leases are read and
+    written in the database's clock (db/clock.py)."""
     JOB_TRANSITIONS.action(JobStatus.QUEUED, JobStatus.RUNNING)
     now = database_now(context.clock)
     due = (
@@ -79,7 +80,7 @@ async def claim_due_jobs(context: WorkerContext, *, limit: int = 1) -> list[Clai
                 and_(col(Job.status) == JobStatus.RUNNING, Job.lease_until < now),
             )
         )
-        .order_by(col(Job.run_at))
+        .order_by(col(Job.run_at), col(Job.queued_seq))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

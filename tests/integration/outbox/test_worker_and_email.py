@@ -49,6 +49,18 @@ async def test_a_committed_email_is_delivered_with_text_and_html(session_factory
     assert (job.status, job.payload) == ("done", {})  # the address and links do not outlive the send
 
 
+async def test_jobs_due_at_the_same_moment_run_in_the_order_they_were_queued(session_factory, settings, clock, smtp):
+    await _queue(session_factory, clock, 3)  # one request's emails: the same run_at, the clock being frozen
+    async with transaction(session_factory) as session:
+        # The first job's row rewritten (a change to an indexed column is never a HOT update): its new version lies after
+        # the others in the table and in ix_job_due, so an order by run_at alone meets it last.
+        await session.execute(
+            text("UPDATE job SET dedupe_key = 'moved' WHERE payload->>'to' = 'person0@example.org'"),
+        )
+    assert await drain_jobs(worker_context(session_factory, settings, clock)) == 3
+    assert [str(m["To"]) for m in smtp.messages] == [f"person{i}@example.org" for i in range(3)]
+
+
 async def test_two_workers_over_200_jobs_send_each_exactly_once(session_factory, settings, clock, smtp):
     await _queue(session_factory, clock, 200)
     first, second = worker_context(session_factory, settings, clock), worker_context(session_factory, settings, clock)
