@@ -219,7 +219,7 @@ async def test_migration_0029_marks_the_events_sealed_before_it_as_legacy(databa
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from telehealth.db.engine import async_database_url, make_engine, make_session_factory
-    from telehealth.db.migrate import alembic_config
+    from telehealth.db.migrate import alembic_config, upgrade_database
 
     name = make_url(async_database_url(database_url)).database + "_legacy"
     admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
@@ -257,7 +257,7 @@ async def test_migration_0029_marks_the_events_sealed_before_it_as_legacy(databa
                     {"seq": seq, "prev": prev, "hash": row_hash, "id": event_id},
                 )
                 prev = row_hash
-            await connection.run_sync(upgrade_to("head"))
+        await upgrade_database(engine)  # as a release does: revisions that build an index CONCURRENTLY commit mid-way
         factory = make_session_factory(engine)
         async with transaction(factory) as session:
             await record_audit_event(session, actor=Actor.system(), action="new.event", resource_type="thing", now=datetime.now(UTC))

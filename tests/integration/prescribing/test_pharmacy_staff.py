@@ -176,7 +176,7 @@ async def test_the_migration_keeps_existing_pharmacists_working_only_where_the_c
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from telehealth.db.engine import async_database_url, make_engine
-    from telehealth.db.migrate import alembic_config
+    from telehealth.db.migrate import alembic_config, upgrade_database
 
     name = make_url(async_database_url(database_url)).database + f"_staff{pharmacies}"
     admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
@@ -206,7 +206,8 @@ async def test_the_migration_keeps_existing_pharmacists_working_only_where_the_c
                     text("INSERT INTO pharmacy (id, name, phone, address, created_at) VALUES (:id, :name, '+1', 'a', now())"),
                     {"id": uuid.uuid4(), "name": f"Pharmacy {index}"},
                 )
-            await connection.run_sync(upgrade, "head")
+        await upgrade_database(engine)  # as a release does: revisions that build an index CONCURRENTLY commit mid-way
+        async with engine.connect() as connection:
             rows = (await connection.execute(text("SELECT user_id FROM pharmacy_staff"))).scalars().all()
         assert rows == ([user_id] if placed else [])
     finally:
