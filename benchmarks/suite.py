@@ -533,10 +533,11 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
         )
 
         async def share_bookings(base: str) -> list[bytes]:
-            # Chosen when the turns start, from what is free then (every earlier phase has booked), in three windows
-            # apart from each other so no slot is offered twice.
+            # Chosen when the turns start, from what is free then (every earlier phase has booked), in windows apart
+            # from each other so no slot is offered twice. A window's soonest 2,000 free slots are a morning's 2.5
+            # hours of each prescriber: 50 patients fit about 165 consults in one, so the bookings take eight.
             async with httpx.AsyncClient(base_url=base, timeout=60, **searchers[0]) as client:
-                offered = [slot for days in (6, 13, 26) for slot in await scheduling.fresh_slots(client, days_ahead=days)]
+                offered = [slot for days in range(5, 27, 3) for slot in await scheduling.fresh_slots(client, days_ahead=days)]
             slots = spread_slots(offered, args.share_bookings + warm, rng=rng)
             return [
                 request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
