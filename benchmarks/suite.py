@@ -189,6 +189,14 @@ def booking_body(slot: scheduling.OpenSlot) -> dict[str, str]:
     return {"type": "consult", "clinician_id": slot.clinician_id, "starts_at": scheduling.iso(slot.starts_at)}
 
 
+def booking_requests(base: str, slots: list[scheduling.OpenSlot], bookers: list[int], racers: list[dict[str, Any]]) -> list[bytes]:
+    """Each slot's booking by its patient (booking_plan's choice, one of the racers)."""
+    return [
+        request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
+        for slot, k in zip(slots, bookers, strict=True)
+    ]
+
+
 def booking_plan(slots: list[scheduling.OpenSlot], wins: list[list[datetime]]) -> list[int]:
     """For each slot, a client it overlaps nothing of (round robin), recording the win."""
     who: list[int] = []
@@ -424,10 +432,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                     await scheduling.fresh_slots(search_client, days_ahead=args.rounds + 4), args.bookings, rng=rng
                 )
                 booked = [*warm_slots, *slots]
-                bookings = [
-                    request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
-                    for slot, k in zip(booked, booking_plan(booked, wins), strict=True)
-                ]
+                bookings = booking_requests(base, booked, booking_plan(booked, wins), racers)
                 rows.append(
                     scenario(
                         await drive(server, "booking, distinct free slots", bookings, concurrency=c, check=status_is(201), warmup=warm),
@@ -524,10 +529,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
                     for i in range(args.searches + warm)
                 ],
                 "patient dashboard": lambda base: [request_bytes(base, "GET", "/patient", **searchers[i % c]) for i in range(n + warm)],
-                "booking": lambda base: [
-                    request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
-                    for slot, k in zip(turn_slots, turn_bookers, strict=True)
-                ],
+                "booking": lambda base: booking_requests(base, turn_slots, turn_bookers, racers),
             },
             {"slot search": status_is(200), "patient dashboard": is_page, "booking": status_is(201)},
         )
@@ -539,10 +541,7 @@ async def scheduling_group(args: argparse.Namespace, report: dict[str, Any]) -> 
             async with httpx.AsyncClient(base_url=base, timeout=60, **searchers[0]) as client:
                 offered = [slot for days in range(5, 27, 3) for slot in await scheduling.fresh_slots(client, days_ahead=days)]
             slots = spread_slots(offered, args.share_bookings + warm, rng=rng)
-            return [
-                request_bytes(base, "POST", "/api/v1/appointments", json_body=booking_body(slot), **racers[k])
-                for slot, k in zip(slots, booking_plan(slots, wins), strict=True)
-            ]
+            return booking_requests(base, slots, booking_plan(slots, wins), racers)
 
         share = BookingShare(url, share_bookings, status_is(201))
         await database_ceilings(report, captures, dsn=dsn, group=group, args=args, app=app, share=share)

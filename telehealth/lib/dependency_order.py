@@ -4,15 +4,13 @@ bought nothing and cost every request 0.1-0.2 ms of CPU: a tenth of a booking's 
 "The sixth session"). Here each depth's dependencies are resolved in turn, in the request's own task, the plain
 ones first and generators (the database session) last, so a refusal (not signed in) opens nothing to close.
 
-A dependency whose parameters are only Litestar's own values (the request, the app's state, the ASGI scope: every
-one of the app's, telehealth/dependencies.py) gets them as they are. Litestar passes every dependency's arguments
-through its signature model (msgspec's convert, built for values from the client) even then: 20-25 us of CPU a
-dependency, five of them on a booking.
-
-The same holds for a route handler whose parameters are all dependencies or Litestar's own values (the dashboard's,
-every page's that reads nothing from the query): its signature model would convert values our own dependencies
-made, about 20 us a request. A handler with anything from the client (a path or query parameter, a body, a header)
-is parsed and refused as ever, and so is one whose dependency is missing (Litestar's error).
+A dependency or route handler whose parameters are all Litestar's own values (the request, the app's state, the
+ASGI scope) or other dependencies gets them as they are: every one of the app's dependencies
+(telehealth/dependencies.py), the dashboard, every page that reads nothing from the query. Litestar passes them
+through the signature model (msgspec's convert, built for values from the client) even then: 20-25 us of CPU a
+dependency, five of them on a booking, and about 20 us a handler. One with anything from the client (a path or
+query parameter, a body, a header) is parsed and refused as ever, and so is one whose dependency is missing
+(Litestar's error).
 
 This replaces one method of Litestar's KwargsModel and wraps one of its SignatureModel (private classes:
 tests/unit/lib/test_dependency_order.py fails if a Litestar upgrade moves them or changes what they must do).
@@ -20,7 +18,7 @@ tests/unit/lib/test_dependency_order.py fails if a Litestar upgrade moves them o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -62,14 +60,14 @@ async def _resolve(
     kwargs: dict[str, Any],
     cleanup_group: DependencyCleanupGroup,
 ) -> None:
-    """Litestar's resolve_dependency, without the signature model for a dependency that takes only Litestar's own
-    values (nothing in them to parse or to refuse)."""
+    """Litestar's resolve_dependency, without the signature model for a dependency whose arguments are all given
+    (nothing in them to parse or to refuse)."""
     provide = dependency.provide
-    given = _as_given(provide.signature_model)
-    if given is None:
+    arguments = _given(provide.signature_model, kwargs)
+    if arguments is None:
         await resolve_dependency(dependency, connection, kwargs, cleanup_group)
         return
-    value = await provide(**{name: kwargs[name] if wrap is None else wrap(kwargs[name]) for name, wrap in given})
+    value = await provide(**arguments)
     if provide.has_sync_generator_dependency:
         cleanup_group.add(value)
         value = next(value)
@@ -85,18 +83,19 @@ Given = tuple[tuple[str, Callable[[Any], Any] | None], ...]
 _GIVEN: WeakKeyDictionary[type[SignatureModel], Given | bool] = WeakKeyDictionary()
 
 
-def _as_given(model: type[SignatureModel], dependencies: Collection[str] = ()) -> Given | None:
-    """How to hand over `model`'s arguments as they are, when every parameter is one of `dependencies` or Litestar's
-    own values; None when any comes from the client (Litestar's parse then)."""
+def _given(model: type[SignatureModel], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """`model`'s arguments as they are in `kwargs`, when every parameter is Litestar's own value or a dependency (the
+    model's own set) and each was given; None when any comes from the client or is missing (Litestar's parse then)."""
     found = _GIVEN.get(model)
     if found is None:
         fields = model._fields
+        allowed = _FROM_CONNECTION.union(model._dependency_name_set)
         found = _GIVEN[model] = (
-            tuple((name, _wrapper(field.annotation)) for name, field in fields.items())
-            if fields.keys() <= _FROM_CONNECTION.union(dependencies)
-            else False
+            tuple((name, _wrapper(field.annotation)) for name, field in fields.items()) if fields.keys() <= allowed else False
         )
-    return found if isinstance(found, tuple) else None
+    if not isinstance(found, tuple) or any(name not in kwargs for name, _ in found):
+        return None
+    return {name: kwargs[name] if wrap is None else wrap(kwargs[name]) for name, wrap in found}
 
 
 def _wrapper(annotation: Any) -> Callable[[Any], Any] | None:
@@ -114,11 +113,11 @@ def _parse_unless_all_given(
     cls: type[SignatureModel], connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """Litestar's parse, unless every parameter is a dependency or Litestar's own value and every one was given."""
-    given = _as_given(cls, cls._dependency_name_set)
-    if given is None or any(name not in kwargs for name, _ in given):
+    arguments = _given(cls, kwargs)
+    if arguments is None:
         parsed: dict[str, Any] = _litestar_parse(cls, connection, kwargs)
         return parsed
-    return {name: kwargs[name] if wrap is None else wrap(kwargs[name]) for name, wrap in given}
+    return arguments
 
 
 def resolve_dependencies_in_turn() -> None:
