@@ -6,22 +6,28 @@ This machine is shared and its speed drifts: pgbench's ceiling for the same stat
 transactions a second across sessions, and the share so taken moved between 22% and 38% on the same code
 (docs/benchmarks.md, "The tenth session"). Here the app (started again) books fresh free slots and pgbench
 replays the booking's captured statements in alternating turns; the share is the app's bookings per second
-over all its batches over pgbench's transactions per second over all its runs."""
+over all its batches over pgbench's transactions per second over all its runs. The stack floor (floor_app.py) takes
+its turn too: on a machine whose PostgreSQL is fast beside its Python, even the floor stays near the target."""
 
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from benchmarks import scheduling
 from benchmarks import scheduling_data as data
 from benchmarks.ceilings import Captured, pgbench
+from benchmarks.floor import floor_capture, save_capture
 from benchmarks.phases import Check, drive
-from benchmarks.server import running_server
+from benchmarks.rawhttp import Answer, request_bytes
+from benchmarks.server import environment, running_server
 
+FLOOR_APP = "benchmarks.floor_app:app"
 BUSY = data.DURATION + data.BUFFER_AFTER  # a consult's busy span: two of one prescriber's this far apart never collide
 
 
@@ -30,6 +36,8 @@ class ShareTurn:
     app_bookings: int
     app_seconds: float
     app_errors: int
+    floor_requests: int
+    floor_seconds: float
     pgbench_transactions: int
     pgbench_tps: float
 
@@ -64,33 +72,69 @@ def spread_slots(offered: list[scheduling.OpenSlot], count: int, *, rng: random.
 async def booking_share_in_turns(
     share: BookingShare, captured: Captured, *, dsn: str, workers: int, concurrency: int, warmup: int, turns: int, pgbench_seconds: int
 ) -> dict[str, Any]:
-    """`turns` batches of the app's bookings, each followed by pgbench replaying the booking for `pgbench_seconds`."""
-    async with running_server(share.url, workers=workers, separate_ports=True, app=share.app) as server:
-        requests = await share.bookings(server.base_url)
-        measured = requests[warmup:]
-        done: list[ShareTurn] = []
-        for turn in range(turns):
-            batch = measured[turn * len(measured) // turns : (turn + 1) * len(measured) // turns]
-            series = await drive(
-                server,
-                "booking, in turns with pgbench",
-                (requests[:warmup] if turn == 0 else []) + batch,
-                concurrency=concurrency,
-                check=share.check,
-                warmup=warmup if turn == 0 else 0,
-            )
-            replayed = await pgbench(dsn, captured, clients=concurrency, seconds=pgbench_seconds)
-            done.append(
-                ShareTurn(len(series.seconds), series.wall_seconds, series.errors, replayed.transactions, replayed.transactions_per_second)
-            )
+    """`turns` batches of the app's bookings, each followed by as many of the stack floor's replays of the booking
+    (floor_app.py: the same statements by raw asyncpg from a trivial endpoint, ending in ROLLBACK) and then by pgbench
+    replaying them for `pgbench_seconds`. The floor's share of the same ceiling is the most an app on this stack could
+    reach in those minutes (docs/benchmarks.md, "The eleventh session")."""
+    capture = floor_capture([captured])
+    with tempfile.TemporaryDirectory(prefix="bench-share-") as folder:
+        path = Path(folder) / "capture.pickle"
+        save_capture(capture, path)
+        with environment({"FLOOR_CAPTURE": str(path)}):
+            async with (
+                running_server(share.url, workers=workers, separate_ports=True, app=share.app) as server,
+                running_server(share.url, workers=workers, separate_ports=True, app=FLOOR_APP) as floor,
+            ):
+                requests = await share.bookings(server.base_url)
+                replays = [request_bytes(floor.base_url, "GET", capture.path(captured.name, k)) for k in range(len(requests))]
+                done: list[ShareTurn] = []
+                measured = len(requests) - warmup
+                for turn in range(turns):
+                    first = turn == 0
+                    batch = slice(warmup + turn * measured // turns, warmup + (turn + 1) * measured // turns)
+                    series = await drive(
+                        server,
+                        "booking, in turns with pgbench",
+                        (requests[:warmup] if first else []) + requests[batch],
+                        concurrency=concurrency,
+                        check=share.check,
+                        warmup=warmup if first else 0,
+                    )
+                    floored = await drive(
+                        floor,
+                        "the booking's stack floor, in turns with pgbench",
+                        (replays[:warmup] if first else []) + replays[batch],
+                        concurrency=concurrency,
+                        check=_answered,
+                        warmup=warmup if first else 0,
+                    )
+                    replayed = await pgbench(dsn, captured, clients=concurrency, seconds=pgbench_seconds)
+                    done.append(
+                        ShareTurn(
+                            len(series.seconds),
+                            series.wall_seconds,
+                            series.errors,
+                            len(floored.seconds),
+                            floored.wall_seconds,
+                            replayed.transactions,
+                            replayed.transactions_per_second,
+                        )
+                    )
     app_per_second = sum(t.app_bookings for t in done) / sum(t.app_seconds for t in done)
+    floor_per_second = sum(t.floor_requests for t in done) / sum(t.floor_seconds for t in done)
     pgbench_tps = sum(t.pgbench_transactions for t in done) / sum(t.pgbench_transactions / t.pgbench_tps for t in done)
     return {
         "turns": [asdict(t) for t in done],
         "app_per_second": app_per_second,
+        "floor_per_second": floor_per_second,
         "pgbench_tps": pgbench_tps,
         "share": app_per_second / pgbench_tps,
+        "floor_share": floor_per_second / pgbench_tps,
         "errors": sum(t.app_errors for t in done),
         "concurrency": concurrency,
         "pgbench_seconds": pgbench_seconds,
     }
+
+
+def _answered(answer: Answer) -> bool:
+    return answer.status == 200

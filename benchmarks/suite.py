@@ -63,7 +63,7 @@ from benchmarks.machine import machine_facts
 from benchmarks.phases import Check, drive, drive_in_turns, release_at_once, soak
 from benchmarks.rawhttp import Answer, raw_post, request_bytes
 from benchmarks.server import Server, environment, fake_stripe, running_server
-from benchmarks.share import BookingShare, booking_share_in_turns, spread_slots
+from benchmarks.share import FLOOR_APP, BookingShare, booking_share_in_turns, spread_slots
 from benchmarks.stats import Series
 from benchmarks.waitlist import csrf_client, log
 from telehealth.accounts.csrf import issue_token
@@ -671,7 +671,7 @@ async def stack_floors(
     try:
         async with running_server(app.url, workers=args.server_workers, separate_ports=True) as app_server:
             with environment({"FLOOR_CAPTURE": str(path)}):
-                async with running_server(url, workers=args.server_workers, separate_ports=True, app="benchmarks.floor_app:app") as server:
+                async with running_server(url, workers=args.server_workers, separate_ports=True, app=FLOOR_APP) as server:
                     for captured in captures:
                         if captured.name not in FLOOR_SCENARIOS:
                             continue
@@ -917,15 +917,21 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"The booking's share of its database ceiling, both taken over the same minutes (`benchmarks/share.py`): the app "
-            f"books fresh free slots, {in_turns['concurrency']} in flight, and pgbench replays the booking's statements for "
+            f"books fresh free slots, {in_turns['concurrency']} in flight, the stack floor replays the booking's statements as "
+            f"many times (raw asyncpg from a trivial endpoint, `benchmarks/floor_app.py`), and pgbench replays them for "
             f"{in_turns['pgbench_seconds']} s, in turns: {in_turns['app_per_second']:.0f} bookings a second over "
-            f"{in_turns['pgbench_tps']:.0f} replays a second, {_share(in_turns['share'])} ({in_turns['errors']} failed bookings).",
+            f"{in_turns['pgbench_tps']:.0f} replays a second, {_share(in_turns['share'])} ({in_turns['errors']} failed bookings). "
+            f"The stack floor's {in_turns['floor_per_second']:.0f} a second make {_share(in_turns['floor_share'])} of the same "
+            "ceiling: the most an app on this stack could reach in these minutes.",
             "",
-            "| turn | app bookings | app per second | pgbench transactions | pgbench per second | share |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| turn | app bookings | app per second | floor per second | pgbench transactions | pgbench per second | share | "
+            "floor's share |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
             *[
-                f"| {k + 1} | {t['app_bookings']} | {t['app_bookings'] / t['app_seconds']:.0f} | {t['pgbench_transactions']} | "
-                f"{t['pgbench_tps']:.0f} | {_share(t['app_bookings'] / t['app_seconds'] / t['pgbench_tps'])} |"
+                f"| {k + 1} | {t['app_bookings']} | {t['app_bookings'] / t['app_seconds']:.0f} | "
+                f"{t['floor_requests'] / t['floor_seconds']:.0f} | {t['pgbench_transactions']} | {t['pgbench_tps']:.0f} | "
+                f"{_share(t['app_bookings'] / t['app_seconds'] / t['pgbench_tps'])} | "
+                f"{_share(t['floor_requests'] / t['floor_seconds'] / t['pgbench_tps'])} |"
                 for k, t in enumerate(in_turns["turns"])
             ],
         ]

@@ -1,6 +1,7 @@
 """benchmarks/share.py: the booking's share of its database ceiling, the app's batches and pgbench's runs in
-turns over the same minutes (a real uvicorn serving the stack floor's app, a real pgbench). What is checked is
-what each turn counts and how the share is made of them, not how fast anything is."""
+turns over the same minutes, with the stack floor's replays of the booking between them (a real uvicorn serving the
+stack floor's app on both sides, a real pgbench). What is checked is what each turn counts and how the shares are
+made of them, not how fast anything is."""
 
 from __future__ import annotations
 
@@ -39,14 +40,18 @@ async def test_the_app_and_pgbench_take_turns_and_the_share_is_the_ratio_of_thei
 
     assert answered == [200] * 13  # the warm-up once, then every measured request
     assert [turn["app_bookings"] for turn in found["turns"]] == [3, 3, 4]
-    assert all(turn["pgbench_transactions"] > 0 and turn["app_seconds"] > 0 for turn in found["turns"])
+    assert [turn["floor_requests"] for turn in found["turns"]] == [3, 3, 4]  # the stack floor's turn: as many replays
+    assert all(turn["pgbench_transactions"] > 0 and turn["app_seconds"] > 0 and turn["floor_seconds"] > 0 for turn in found["turns"])
     app = 10 / sum(turn["app_seconds"] for turn in found["turns"])
+    floor = 10 / sum(turn["floor_seconds"] for turn in found["turns"])
     replays = sum(t["pgbench_transactions"] for t in found["turns"]) / sum(
         t["pgbench_transactions"] / t["pgbench_tps"] for t in found["turns"]
     )
     assert found["app_per_second"] == pytest.approx(app)
     assert found["pgbench_tps"] == pytest.approx(replays)
     assert found["share"] == pytest.approx(app / replays)
+    assert found["floor_per_second"] == pytest.approx(floor)
+    assert found["floor_share"] == pytest.approx(floor / replays)
     assert found["errors"] == 0
 
 
