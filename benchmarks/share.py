@@ -38,6 +38,7 @@ class ShareTurn:
     app_errors: int
     floor_requests: int
     floor_seconds: float
+    floor_errors: int
     pgbench_transactions: int
     pgbench_tps: float
 
@@ -116,6 +117,7 @@ async def booking_share_in_turns(
                             series.errors,
                             len(floored.seconds),
                             floored.wall_seconds,
+                            floored.errors,
                             replayed.transactions,
                             replayed.transactions_per_second,
                         )
@@ -131,6 +133,7 @@ async def booking_share_in_turns(
         "share": app_per_second / pgbench_tps,
         "floor_share": floor_per_second / pgbench_tps,
         "errors": sum(t.app_errors for t in done),
+        "floor_errors": sum(t.floor_errors for t in done),
         "concurrency": concurrency,
         "pgbench_seconds": pgbench_seconds,
     }

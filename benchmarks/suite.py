@@ -922,7 +922,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{in_turns['pgbench_seconds']} s, in turns: {in_turns['app_per_second']:.0f} bookings a second over "
             f"{in_turns['pgbench_tps']:.0f} replays a second, {_share(in_turns['share'])} ({in_turns['errors']} failed bookings). "
             f"The stack floor's {in_turns['floor_per_second']:.0f} a second make {_share(in_turns['floor_share'])} of the same "
-            "ceiling: the most an app on this stack could reach in these minutes.",
+            f"ceiling ({in_turns['floor_errors']} failed replays): the most an app on this stack could reach in these minutes.",
             "",
             "| turn | app bookings | app per second | floor per second | pgbench transactions | pgbench per second | share | "
             "floor's share |",
