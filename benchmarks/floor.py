@@ -25,6 +25,8 @@ from benchmarks.ceilings import Captured, Statement
 
 SLOT_SEARCH = "slot search"
 
+FLOOR_APP = "benchmarks.floor_app:app"  # what uvicorn serves for the stack floor
+
 
 @dataclass(frozen=True)
 class FloorCapture:

@@ -17,6 +17,12 @@ from benchmarks.stats import Series
 from benchmarks.waitlist import log
 
 Check = Callable[[Answer], bool]
+
+
+def status_is(*expected: int) -> Check:
+    return lambda answer: answer.status in expected
+
+
 TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, ValueError)
 
 

@@ -22,12 +22,11 @@ from typing import Any
 from benchmarks import scheduling
 from benchmarks import scheduling_data as data
 from benchmarks.ceilings import Captured, pgbench
-from benchmarks.floor import floor_capture, save_capture
-from benchmarks.phases import Check, drive
-from benchmarks.rawhttp import Answer, request_bytes
+from benchmarks.floor import FLOOR_APP, floor_capture, save_capture
+from benchmarks.phases import Check, drive, status_is
+from benchmarks.rawhttp import request_bytes
 from benchmarks.server import environment, running_server
 
-FLOOR_APP = "benchmarks.floor_app:app"
 BUSY = data.DURATION + data.BUFFER_AFTER  # a consult's busy span: two of one prescriber's this far apart never collide
 
 
@@ -106,7 +105,7 @@ async def booking_share_in_turns(
                         "the booking's stack floor, in turns with pgbench",
                         (replays[:warmup] if first else []) + replays[batch],
                         concurrency=concurrency,
-                        check=_answered,
+                        check=status_is(200),
                         warmup=warmup if first else 0,
                     )
                     replayed = await pgbench(dsn, captured, clients=concurrency, seconds=pgbench_seconds)
@@ -137,7 +136,3 @@ async def booking_share_in_turns(
         "concurrency": concurrency,
         "pgbench_seconds": pgbench_seconds,
     }
-
-
-def _answered(answer: Answer) -> bool:
-    return answer.status == 200

@@ -58,12 +58,12 @@ import httpx
 from benchmarks import scheduling, scheduling_data, waitlist, waitlist_data, webhooks, webhooks_data
 from benchmarks.ceilings import Captured, RequestCapture, database_copy, pgbench
 from benchmarks.cpu import describe
-from benchmarks.floor import SLOT_SEARCH, CpuTally, floor_capture, over_floor, save_capture
+from benchmarks.floor import FLOOR_APP, SLOT_SEARCH, CpuTally, floor_capture, over_floor, save_capture
 from benchmarks.machine import machine_facts
-from benchmarks.phases import Check, drive, drive_in_turns, release_at_once, soak
+from benchmarks.phases import Check, drive, drive_in_turns, release_at_once, soak, status_is
 from benchmarks.rawhttp import Answer, raw_post, request_bytes
 from benchmarks.server import Server, environment, fake_stripe, running_server
-from benchmarks.share import FLOOR_APP, BookingShare, booking_share_in_turns, spread_slots
+from benchmarks.share import BookingShare, booking_share_in_turns, spread_slots
 from benchmarks.stats import Series
 from benchmarks.waitlist import csrf_client, log
 from telehealth.accounts.csrf import issue_token
@@ -151,10 +151,6 @@ def identity(client: httpx.AsyncClient) -> dict[str, Any]:
     """A signed-in (or only CSRF-holding) httpx client's cookies and CSRF header, for prepared raw requests."""
     cookies = {name: value for name, value in client.cookies.items() if name in {"csrftoken", "th_session"}}
     return {"cookies": cookies, "headers": {"x-csrftoken": cookies["csrftoken"]}}
-
-
-def status_is(*expected: int) -> Check:
-    return lambda answer: answer.status in expected
 
 
 def is_page(answer: Answer) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.ceilings import Captured
-from benchmarks.floor import driver_dsn, floor_capture, save_capture
+from benchmarks.floor import FLOOR_APP, driver_dsn, floor_capture, save_capture
 from benchmarks.rawhttp import Answer, request_bytes
 from benchmarks.scheduling import OpenSlot
 from benchmarks.server import environment
@@ -32,7 +32,7 @@ async def test_the_app_and_pgbench_take_turns_and_the_share_is_the_ratio_of_thei
         answered.append(answer.status)
         return answer.status == 200
 
-    share = BookingShare(driver_dsn(database_url), bookings, check, app="benchmarks.floor_app:app")
+    share = BookingShare(driver_dsn(database_url), bookings, check, app=FLOOR_APP)
     with environment({"FLOOR_CAPTURE": str(tmp_path / "capture.pickle")}):
         found = await booking_share_in_turns(
             share, captured, dsn=driver_dsn(database_url), workers=1, concurrency=2, warmup=3, turns=3, pgbench_seconds=1

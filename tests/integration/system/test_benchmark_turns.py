@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.ceilings import Captured
-from benchmarks.floor import driver_dsn, floor_capture, save_capture
+from benchmarks.floor import FLOOR_APP, driver_dsn, floor_capture, save_capture
 from benchmarks.phases import Check, drive_in_turns
 from benchmarks.rawhttp import Answer, request_bytes
 from benchmarks.server import environment, running_server
@@ -27,8 +27,8 @@ async def test_two_servers_take_turns_batch_by_batch(database_url: str, tmp_path
 
     with environment({"FLOOR_CAPTURE": str(tmp_path / "capture.pickle")}):
         async with (
-            running_server(driver_dsn(database_url), app="benchmarks.floor_app:app") as first,
-            running_server(driver_dsn(database_url), app="benchmarks.floor_app:app") as second,
+            running_server(driver_dsn(database_url), app=FLOOR_APP) as first,
+            running_server(driver_dsn(database_url), app=FLOOR_APP) as second,
         ):
             sides = [
                 (server, name, [request_bytes(server.base_url, "GET", capture.path("one", i)) for i in range(2 + count)], noted(name))
